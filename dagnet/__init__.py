@@ -1,0 +1,22 @@
+"""dagnet: a graph-compiled neural-network framework.
+
+    import dagnet
+    g = dagnet.Graph()
+    x = g.input("x", (1, 28, 28)); y = g.input("y", (), dtype="int64")
+    h = g.relu(g.conv2d(x, filters=8, size=3, pad=1)) ...
+    plan = dagnet.compile(g)
+    loss, grads = plan.loss_and_grads(x_batch, y_batch)
+"""
+from dagnet import ops  # noqa: F401  (registers every op)
+from dagnet.errors import DagnetError
+from dagnet.gradcheck import numerical_gradient, numerical_gradient_array, rel_error
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DagnetError",
+    "numerical_gradient",
+    "numerical_gradient_array",
+    "rel_error",
+    "__version__",
+]

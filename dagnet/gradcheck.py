@@ -1,0 +1,74 @@
+"""Numerical gradients by centered differences, for checking ops, graphs and your own code.
+
+    num = numerical_gradient(lambda: loss(x), x)            # scalar function of x
+    num = numerical_gradient_array(lambda: layer(x), x, dout) # array function, upstream dout
+    rel_error(num, analytic) < 1e-7
+
+Both functions perturb `x` in place and restore it, so closures that read `x` see the change.
+Use float64: in float32 the differences are dominated by rounding.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def numerical_gradient(f, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    """d f() / d x for a scalar-valued f, by centered differences. x: any shape, perturbed in place."""
+    grad = np.zeros_like(x, dtype=np.float64)
+    flat = x.reshape(-1)  # a view: x must be contiguous so perturbations reach f
+    if not np.shares_memory(flat, x):
+        raise ValueError("numerical_gradient needs a contiguous array (use np.ascontiguousarray)")
+    g = grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        fp = float(np.sum(f()))
+        flat[i] = old - h
+        fm = float(np.sum(f()))
+        flat[i] = old
+        g[i] = (fp - fm) / (2 * h)
+    return grad
+
+
+def numerical_gradient_array(f, x: np.ndarray, dout: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    """Gradient of sum(f() * dout) w.r.t. x: the backward pass of an array-valued f.
+
+    The two outputs are subtracted element-wise before weighting by dout, so rounding in a
+    long sum does not swamp small gradient entries.
+    """
+    grad = np.zeros_like(x, dtype=np.float64)
+    flat = x.reshape(-1)
+    if not np.shares_memory(flat, x):
+        raise ValueError("numerical_gradient_array needs a contiguous array")
+    g = grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        fp = np.array(f(), dtype=np.float64)
+        flat[i] = old - h
+        fm = np.array(f(), dtype=np.float64)
+        flat[i] = old
+        g[i] = np.sum((fp - fm) * dout) / (2 * h)
+    return grad
+
+
+def rel_error(a, b) -> float:
+    """max |a - b| / max(1e-8, |a| + |b|), element-wise: the classic gradient-check score."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"rel_error: shapes differ, {a.shape} vs {b.shape}")
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
+
+
+def norm_error(a, b) -> float:
+    """max |a - b| / max |b|: the norm-wise comparison to use for float32 results."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"norm_error: shapes differ, {a.shape} vs {b.shape}")
+    scale = np.max(np.abs(b)) if b.size else 0.0
+    diff = np.max(np.abs(a - b)) if a.size else 0.0
+    return float(diff / scale) if scale > 0 else float(diff)

@@ -1,0 +1,18 @@
+"""The op library: one module per op family; importing this package registers every op."""
+from dagnet.ops.base import Op, get_op, register, registered_ops
+
+# Importing the family modules registers their ops (explicit list: no star imports).
+from dagnet.ops import (  # noqa: F401,E402
+    activation,
+    conv,
+    dense,
+    dropout,
+    fused,
+    loss,
+    merge,
+    norm,
+    pool,
+    shape,
+)
+
+__all__ = ["Op", "get_op", "register", "registered_ops"]

@@ -1,0 +1,129 @@
+"""Element-wise activations: relu, leaky_relu, sigmoid, tanh, elu.  x: any shape -> same shape.
+
+Each supports `out=` (the memory pass uses it to run in place) and declares whether its
+backward reads its input or its output, so in-place runs are only planned where safe.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dagnet.errors import AttrError
+from dagnet.ops.base import Op, check_float, register
+
+
+class _Elementwise(Op):
+    arity = 1
+    input_names = ("x",)
+    fusion_kind = "elementwise"
+    supports_out = True
+
+    def infer_shape(self, in_shapes, attrs):
+        return tuple(in_shapes[0])
+
+    def flops(self, in_shapes, out_shape, attrs):
+        return int(np.prod(out_shape, dtype=np.int64))
+
+
+@register
+class ReLU(_Elementwise):
+    """max(x, 0); backward reads only the output (out > 0 iff x > 0)."""
+
+    name = "relu"
+    saves = frozenset({"output"})
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        (x,) = inputs
+        check_float(self.name, "x", x)
+        y = np.maximum(x, 0, out=out)
+        return y, y
+
+    def backward(self, dout, cache, attrs, needs=None):
+        return (dout * (cache > 0),)
+
+
+@register
+class LeakyReLU(_Elementwise):
+    """x if x > 0 else alpha * x (alpha default 0.01); backward reads the output (alpha > 0)."""
+
+    name = "leaky_relu"
+    saves = frozenset({"output"})
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        (x,) = inputs
+        check_float(self.name, "x", x)
+        alpha = float(attrs.get("alpha", 0.01))
+        if alpha <= 0:
+            raise AttrError(f"leaky_relu: alpha must be > 0, got {alpha}")
+        y = np.where(x > 0, x, x * x.dtype.type(alpha))
+        if out is not None:
+            out[...] = y
+            y = out
+        return y, y
+
+    def backward(self, dout, cache, attrs, needs=None):
+        alpha = float(attrs.get("alpha", 0.01))
+        return (np.where(cache > 0, dout, dout * dout.dtype.type(alpha)),)
+
+
+@register
+class Sigmoid(_Elementwise):
+    """1 / (1 + exp(-x)), computed without overflow; backward reads the output."""
+
+    name = "sigmoid"
+    saves = frozenset({"output"})
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        (x,) = inputs
+        check_float(self.name, "x", x)
+        # exp of -|x| never overflows; split by sign for a stable sigmoid.
+        e = np.exp(-np.abs(x))
+        y = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+        if out is not None:
+            out[...] = y
+            y = out
+        return y, y
+
+    def backward(self, dout, cache, attrs, needs=None):
+        return (dout * cache * (1 - cache),)
+
+
+@register
+class Tanh(_Elementwise):
+    """tanh(x); backward reads the output (1 - y^2)."""
+
+    name = "tanh"
+    saves = frozenset({"output"})
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        (x,) = inputs
+        check_float(self.name, "x", x)
+        y = np.tanh(x, out=out)
+        return y, y
+
+    def backward(self, dout, cache, attrs, needs=None):
+        return (dout * (1 - cache * cache),)
+
+
+@register
+class ELU(_Elementwise):
+    """x if x > 0 else alpha * (exp(x) - 1) (alpha default 1.0); backward reads the output."""
+
+    name = "elu"
+    saves = frozenset({"output"})
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        (x,) = inputs
+        check_float(self.name, "x", x)
+        alpha = float(attrs.get("alpha", 1.0))
+        if alpha <= 0:
+            raise AttrError(f"elu: alpha must be > 0, got {alpha}")
+        y = np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
+        if out is not None:
+            out[...] = y
+            y = out
+        return y, y
+
+    def backward(self, dout, cache, attrs, needs=None):
+        alpha = float(attrs.get("alpha", 1.0))
+        # for y <= 0: dy/dx = alpha * exp(x) = y + alpha
+        return (np.where(cache > 0, dout, dout * (cache + alpha)),)

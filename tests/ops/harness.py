@@ -1,0 +1,85 @@
+"""One generic op-test harness (in the spirit of Chainer's FunctionTestCase).
+
+check_op(name, inputs, attrs) runs an op in float64 and checks:
+  * the output shape equals infer_shape of the per-example input shapes;
+  * forward does not modify its inputs, backward does not modify dout;
+  * every differentiable input's analytic gradient against centered differences
+    (rel_error < tol; choose inputs away from kinks for relu/max);
+  * float32 forward and backward agree with float64 norm-wise (< 1e-5) and stay float32;
+  * `expected` (if given) equals the float64 forward output.
+It returns (out, grads) in float64 so tests can add their own checks.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from dagnet.gradcheck import norm_error, numerical_gradient_array, rel_error
+from dagnet.ops import get_op
+
+
+def _in_shapes(op, inputs):
+    return [
+        tuple(x.shape[1:]) if i in op.batched_inputs else tuple(np.shape(x))
+        for i, x in enumerate(inputs)
+    ]
+
+
+def run_forward(op, inputs, attrs, mode="train", state=None, seed=0):
+    """Forward with a fresh copy of the state and a freshly seeded rng (repeatable)."""
+    st = copy.deepcopy(state) if state is not None else None
+    rng = np.random.default_rng(seed)
+    return op.forward(list(inputs), attrs, mode=mode, state=st, rng=rng)
+
+
+def check_op(name, inputs, attrs=None, *, mode="train", state=None, expected=None,
+             tol=1e-7, h=1e-5, f32_tol=1e-5, seed=0, dout=None):
+    op = get_op(name)
+    attrs = dict(attrs or {})
+    x64 = [np.array(x, dtype=np.float64) if np.asarray(x).dtype.kind == "f" else np.array(x)
+           for x in inputs]
+    originals = [x.copy() for x in x64]
+
+    out, cache = run_forward(op, x64, attrs, mode, state, seed)
+    out = np.asarray(out)
+    for i, (x, x0) in enumerate(zip(x64, originals)):
+        assert np.array_equal(x, x0), f"{name}: forward modified input {i}"
+
+    if op.kind == "loss":
+        assert out.shape == (), f"{name}: a loss must return a scalar, got {out.shape}"
+    else:
+        want = op.infer_shape(_in_shapes(op, x64), attrs)
+        assert out.shape[1:] == tuple(want), f"{name}: out {out.shape}, infer_shape {want}"
+    if expected is not None:
+        np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-8)
+
+    rng = np.random.default_rng(seed + 1)
+    if dout is None:
+        dout = np.float64(1.0) if op.kind == "loss" else rng.standard_normal(out.shape)
+    dout_copy = np.array(dout, copy=True)
+    grads = op.backward(dout, cache, attrs)
+    assert np.array_equal(dout, dout_copy), f"{name}: backward modified dout"
+    assert len(grads) == len(x64), f"{name}: backward returned {len(grads)} grads for {len(x64)} inputs"
+
+    for i, x in enumerate(x64):
+        if not op.needs_grad(i):
+            continue
+        assert grads[i] is not None, f"{name}: no gradient for input {i}"
+        assert grads[i].shape == x.shape, f"{name}: grad {i} shape {grads[i].shape} != {x.shape}"
+        num = numerical_gradient_array(
+            lambda: run_forward(op, x64, attrs, mode, state, seed)[0], x, dout, h)
+        err = rel_error(num, grads[i])
+        assert err < tol, f"{name}: gradient of input {i} ({op.input_names[min(i, len(op.input_names)-1)]}) rel_error {err:.2e} >= {tol:g}"
+
+    # float32: same numbers to float32 precision, dtype preserved.
+    x32 = [x.astype(np.float32) if x.dtype.kind == "f" else x for x in x64]
+    out32, cache32 = run_forward(op, x32, attrs, mode, state, seed)
+    assert np.asarray(out32).dtype == np.float32, f"{name}: float32 forward gave {np.asarray(out32).dtype}"
+    assert norm_error(out32, out) < f32_tol, f"{name}: float32 forward differs {norm_error(out32, out):.2e}"
+    g32 = op.backward(np.asarray(dout, dtype=np.float32), cache32, attrs)
+    for i, g in enumerate(g32):
+        if op.needs_grad(i):
+            assert g.dtype == np.float32, f"{name}: float32 grad {i} is {g.dtype}"
+            assert norm_error(g, grads[i]) < 10 * f32_tol, f"{name}: float32 grad {i} differs"
+    return out, grads

@@ -11,6 +11,17 @@ Shapes given to and returned by `infer_shape` are *per example* for batched valu
 dimension, e.g. (C, H, W)) and full shapes for params (e.g. (F, C, kh, kw)); `batched_inputs`
 says which input ports carry a batch dimension. Arrays given to `forward` always carry it.
 The numeric work lives in plain kernel functions that the class calls.
+
+Rules every op follows:
+  * forward never modifies its inputs (unless given `out=inputs[0]` and `supports_out`);
+    backward never modifies `dout` (it may be shared by several consumers).
+  * `needs` is a tuple of bools, one per input port: False means that gradient is not wanted
+    (e.g. the first conv's input, which is data) and may be returned as None without computing it.
+    None means every differentiable port.
+  * `mode` is "train" or "eval"; `state` is the node's explicit state dict (batchnorm running
+    statistics, updated in place in train mode); `rng` is a numpy Generator (dropout).
+  * A loss op takes (scores, labels) and returns the mean over the batch as a 0-d array;
+    its backward gets a scalar dout.
 """
 from __future__ import annotations
 
@@ -49,16 +60,13 @@ class Op:
     stateful: bool = False
     #: True for ops whose forward draws random numbers (dropout): they get an explicit rng
     random: bool = False
-    #: param ports and their default initializers, used by the builder: {port: init-name}
-    param_inits: dict = {}
+    #: True when forward may return a view of (or the very array of) an input, e.g. flatten
+    #: or dropout in eval mode; the memory pass never runs an op in place over such a value.
+    may_alias: bool = False
 
     # -- shape -----------------------------------------------------------------------------
     def infer_shape(self, in_shapes: list[tuple], attrs: dict) -> tuple:
         raise NotImplementedError
-
-    def param_shapes(self, x_shape: tuple, attrs: dict) -> dict:
-        """Shapes of the params the builder must create, given the data input's shape."""
-        return {}
 
     def init_state(self, in_shapes: list[tuple], attrs: dict, dtype) -> dict:
         """Initial explicit state (e.g. running mean/var) for a stateful op."""

@@ -20,3 +20,9 @@ __all__ = [
     "rel_error",
     "__version__",
 ]
+
+# The facade re-exports the graph and the compiler (core modules never import the compiler).
+from dagnet.graph import Graph, Node  # noqa: E402
+from dagnet.compiler import ExecutionPlan, compile  # noqa: E402
+
+__all__ += ["ExecutionPlan", "Graph", "Node", "compile"]

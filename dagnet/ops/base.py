@@ -56,6 +56,8 @@ class Op:
     saves: frozenset = frozenset({"input"})
     #: forward can write its result into `out` (same shape/dtype as inputs[0]) - the in-place hook
     supports_out: bool = False
+    #: True when the backward cache keeps the op's workspace (e.g. conv's im2col columns)
+    saves_workspace: bool = False
     #: True for ops with explicit state (batchnorm running statistics)
     stateful: bool = False
     #: True for ops whose forward draws random numbers (dropout): they get an explicit rng
@@ -82,6 +84,10 @@ class Op:
     def flops(self, in_shapes: list[tuple], out_shape: tuple, attrs: dict) -> int:
         """Forward multiply-adds*2 per example (rough; for plan.describe())."""
         return int(np.prod(out_shape, dtype=np.int64)) if out_shape else 1
+
+    def workspace(self, in_shapes: list[tuple], out_shape: tuple, attrs: dict) -> int:
+        """Scratch elements per example the forward allocates besides its output (e.g. im2col)."""
+        return 0
 
     # -- helpers ---------------------------------------------------------------------------
     def check_arity(self, n: int, node: str = "?") -> None:

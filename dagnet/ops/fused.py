@@ -1,1 +1,270 @@
-"""(being written)"""
+"""Fused ops: one kernel call for a chain found by the compiler's fuse pass (compiler/patterns.py).
+
+Each is registered under its chain's name joined by '+' (e.g. "conv2d+relu+max_pool2d"), takes
+the first member's inputs followed by the other members' params, and gets
+attrs = {"members": [{"name", "op", "attrs"}, ...]}. Forward and backward are written once per
+pattern and do the epilogue in place on buffers the step owns; they must give the numbers of
+the unfused chain (the compiler's check=True and the tests compare them).
+
+Why relu can follow the pool: max-pooling and relu commute (relu is monotone), and the gradient
+agrees too: where a window's max is <= 0 both orders give zero. Doing relu after the pool
+touches a quarter of the memory for 2x2 pools.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dagnet.errors import DagnetError
+from dagnet.ops.base import Op, get_op, register
+from dagnet.ops.conv import conv_backward, conv_forward
+from dagnet.ops.dense import affine_backward, affine_forward
+from dagnet.ops.norm import batchnorm_backward, batchnorm_forward
+from dagnet.ops.pool import maxpool_backward, maxpool_forward
+
+
+class _Fused(Op):
+    """Shared metadata and shape logic: members' shapes are inferred in chain order."""
+
+    chain: tuple = ()
+    fusion_kind = "opaque"
+    batched_inputs = (0,)
+    supports_out = False
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if not cls.chain:
+            return
+        cls.name = "+".join(cls.chain)
+        ops = [get_op(o) for o in cls.chain]
+        names = list(ops[0].input_names) + [f"{o.name}.{p}" for o in ops[1:] for p in o.input_names[1:]]
+        cls.input_names = tuple(names)
+        cls.arity = len(names)
+        cls.stateful = any(o.stateful for o in ops)
+        cls.saves_workspace = any(o.saves_workspace for o in ops) or len(ops) > 1
+
+    def _split(self, items, attrs):
+        """Items per member: the first member takes its arity, the others one less (port 0 is
+        the previous member's output)."""
+        ops = [get_op(o) for o in self.chain]
+        first = ops[0].arity if isinstance(ops[0].arity, int) else ops[0].arity[0]
+        out = [list(items[:first])]
+        i = first
+        for o in ops[1:]:
+            k = (o.arity if isinstance(o.arity, int) else o.arity[0]) - 1
+            out.append(list(items[i:i + k]))
+            i += k
+        return ops, out
+
+    def member_attrs(self, attrs, op_name):
+        for m in attrs["members"]:
+            if m["op"] == op_name:
+                return m["attrs"]
+        raise DagnetError(f"{self.name}: attrs have no member '{op_name}'")
+
+    def infer_shape(self, in_shapes, attrs):
+        ops, parts = self._split(in_shapes, attrs)
+        shape = None
+        for op, m, part in zip(ops, attrs["members"], parts):
+            shapes = part if shape is None else [shape] + part
+            shape = tuple(op.infer_shape(shapes, m["attrs"]))
+        return shape
+
+    def flops(self, in_shapes, out_shape, attrs):
+        ops, parts = self._split(in_shapes, attrs)
+        total, shape = 0, None
+        for op, m, part in zip(ops, attrs["members"], parts):
+            shapes = part if shape is None else [shape] + part
+            nxt = tuple(op.infer_shape(shapes, m["attrs"]))
+            total += op.flops(shapes, nxt, m["attrs"])
+            shape = nxt
+        return total
+
+    def workspace(self, in_shapes, out_shape, attrs):
+        """Member workspaces plus the inner values the step materialises."""
+        ops, parts = self._split(in_shapes, attrs)
+        total, shape = 0, None
+        for i, (op, m, part) in enumerate(zip(ops, attrs["members"], parts)):
+            shapes = part if shape is None else [shape] + part
+            nxt = tuple(op.infer_shape(shapes, m["attrs"]))
+            total += op.workspace(shapes, nxt, m["attrs"])
+            if i < len(ops) - 1:
+                total += int(np.prod(nxt, dtype=np.int64))
+            shape = nxt
+        return total
+
+    def init_state(self, in_shapes, attrs, dtype):
+        ops, parts = self._split(in_shapes, attrs)
+        shape = None
+        for op, m, part in zip(ops, attrs["members"], parts):
+            shapes = part if shape is None else [shape] + part
+            if op.stateful:
+                return op.init_state(shapes, m["attrs"], dtype)
+            shape = tuple(op.infer_shape(shapes, m["attrs"]))
+        return {}
+
+
+def _conv_args(a):
+    return a.get("stride", 1), a.get("pad", 0)
+
+
+def _pool_args(a):
+    return a.get("size", 2), a.get("stride", a.get("size", 2)), a.get("pad", 0)
+
+
+def _bn_args(a):
+    return float(a.get("eps", 1e-5)), float(a.get("momentum", 0.9))
+
+
+def _relu_mask_grad(dout, out):
+    """dout where the relu output is positive (a new array: dout may be shared)."""
+    return dout * (out > 0)
+
+
+# -- conv chains ---------------------------------------------------------------------------
+@register
+class ConvReLU(_Fused):
+    """conv2d then relu in place on the conv's output."""
+
+    chain = ("conv2d", "relu")
+    saves = frozenset({"output"})
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        x, w, b = inputs
+        y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")))
+        np.maximum(y, 0, out=y)
+        return y, (ccache, y)
+
+    def backward(self, dout, cache, attrs, needs=None):
+        ccache, y = cache
+        need_dx = needs is None or needs[0]
+        return conv_backward(_relu_mask_grad(dout, y), ccache, need_dx=need_dx)
+
+
+@register
+class ConvReLUPool(_Fused):
+    """conv2d, max-pool, then relu in place on the (4x smaller) pooled output."""
+
+    chain = ("conv2d", "relu", "max_pool2d")
+    saves = frozenset({"output"})
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        x, w, b = inputs
+        y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")))
+        p, pcache = maxpool_forward(y, *_pool_args(self.member_attrs(attrs, "max_pool2d")))
+        np.maximum(p, 0, out=p)
+        return p, (ccache, pcache, p)
+
+    def backward(self, dout, cache, attrs, needs=None):
+        ccache, pcache, p = cache
+        dy = maxpool_backward(_relu_mask_grad(dout, p), pcache)
+        return conv_backward(dy, ccache, need_dx=needs is None or needs[0])
+
+
+@register
+class ConvBNReLU(_Fused):
+    """conv2d, batchnorm, relu in place on the normalised output."""
+
+    chain = ("conv2d", "batchnorm", "relu")
+    saves = frozenset({"output"})
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        x, w, b, gamma, beta = inputs
+        y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")))
+        z, bcache = batchnorm_forward(y, gamma, beta, mode, state,
+                                      *_bn_args(self.member_attrs(attrs, "batchnorm")))
+        np.maximum(z, 0, out=z)
+        return z, (ccache, bcache, z)
+
+    def backward(self, dout, cache, attrs, needs=None):
+        ccache, bcache, z = cache
+        dy, dgamma, dbeta = batchnorm_backward(_relu_mask_grad(dout, z), bcache)
+        dx, dw, db = conv_backward(dy, ccache, need_dx=needs is None or needs[0])
+        return dx, dw, db, dgamma, dbeta
+
+
+@register
+class ConvBNReLUPool(_Fused):
+    """conv2d, batchnorm, max-pool, then relu in place on the pooled output."""
+
+    chain = ("conv2d", "batchnorm", "relu", "max_pool2d")
+    saves = frozenset({"output"})
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        x, w, b, gamma, beta = inputs
+        y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")))
+        z, bcache = batchnorm_forward(y, gamma, beta, mode, state,
+                                      *_bn_args(self.member_attrs(attrs, "batchnorm")))
+        p, pcache = maxpool_forward(z, *_pool_args(self.member_attrs(attrs, "max_pool2d")))
+        np.maximum(p, 0, out=p)
+        return p, (ccache, bcache, pcache, p)
+
+    def backward(self, dout, cache, attrs, needs=None):
+        ccache, bcache, pcache, p = cache
+        dz = maxpool_backward(_relu_mask_grad(dout, p), pcache)
+        dy, dgamma, dbeta = batchnorm_backward(dz, bcache)
+        dx, dw, db = conv_backward(dy, ccache, need_dx=needs is None or needs[0])
+        return dx, dw, db, dgamma, dbeta
+
+
+@register
+class ConvBNFolded(_Fused):
+    """Eval only: batchnorm folded into the conv's weights and bias (one conv call)."""
+
+    chain = ("conv2d", "batchnorm")
+    saves = frozenset()
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        x, w, b, gamma, beta = inputs
+        if mode != "eval":
+            raise DagnetError(f"{self.name} folds batchnorm's running statistics into the conv and "
+                              f"runs only in eval mode; compile with mode='eval'")
+        eps, _ = _bn_args(self.member_attrs(attrs, "batchnorm"))
+        scale = gamma / np.sqrt(state["running_var"] + eps)
+        wf = (w * scale[:, None, None, None]).astype(w.dtype, copy=False)
+        bf = ((b - state["running_mean"]) * scale + beta).astype(b.dtype, copy=False)
+        y, _ = conv_forward(x, wf, bf, *_conv_args(self.member_attrs(attrs, "conv2d")))
+        return y, None
+
+    def backward(self, dout, cache, attrs, needs=None):
+        raise DagnetError(f"{self.name} is an eval-only fusion and has no backward")
+
+
+# -- affine chains -------------------------------------------------------------------------
+@register
+class AffineReLU(_Fused):
+    """affine then relu in place on its output."""
+
+    chain = ("affine", "relu")
+    saves = frozenset({"input", "output"})
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        x, w, b = inputs
+        y, acache = affine_forward(x, w, b)
+        np.maximum(y, 0, out=y)
+        return y, (acache, y)
+
+    def backward(self, dout, cache, attrs, needs=None):
+        acache, y = cache
+        return affine_backward(_relu_mask_grad(dout, y), acache, need_dx=needs is None or needs[0])
+
+
+@register
+class AffineBNReLU(_Fused):
+    """affine, batchnorm, relu in place on the normalised output."""
+
+    chain = ("affine", "batchnorm", "relu")
+    saves = frozenset({"input", "output"})
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        x, w, b, gamma, beta = inputs
+        y, acache = affine_forward(x, w, b)
+        z, bcache = batchnorm_forward(y, gamma, beta, mode, state,
+                                      *_bn_args(self.member_attrs(attrs, "batchnorm")))
+        np.maximum(z, 0, out=z)
+        return z, (acache, bcache, z)
+
+    def backward(self, dout, cache, attrs, needs=None):
+        acache, bcache, z = cache
+        dy, dgamma, dbeta = batchnorm_backward(_relu_mask_grad(dout, z), bcache)
+        dx, dw, db = affine_backward(dy, acache, need_dx=needs is None or needs[0])
+        return dx, dw, db, dgamma, dbeta

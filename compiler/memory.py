@@ -1,0 +1,150 @@
+"""Pass: liveness, in-place decisions and buffer assignment. Graph -> annotated copy.
+
+Time runs over the forward steps 0..S-1 and, in train mode, the backward steps S..2S-1 (the
+backward of forward step t happens at 2S-1-t). A value lives from the step that makes it to its
+last forward use; in train mode a value that backward reads (the producer saves its output, or a
+consumer saves its input) lives until that backward step. Op workspace (e.g. im2col columns)
+lives during its step, or until the step's backward when the cache keeps it.
+
+In place: an element-wise op that supports `out=` overwrites its input when that is provably
+safe - the input is an op output (never a feed or param) that no view aliases, this op is its
+only consumer, it is not a requested output, and (in train mode) neither this op's backward reads
+its input nor the producer's backward reads its output. Nothing else runs in place.
+
+Buffers: values are given buffers greedily; a buffer whose value is dead is reused by the next
+value (best fit by size). Sizes are bytes per example (batched values scale with the batch;
+unbatched ones, such as losses, are fixed).
+graph.meta["memory"] = {"buffers": {id: bytes/example}, "fixed_bytes", "timeline": S or 2S,
+"activations": {"peak", "no_reuse", "peak_step"}, "total": the same with workspaces,
+"workspaces": {step: (start, end, bytes)}}; node.meta: "buffer", "live" (start, end), "inplace".
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.ops import get_op
+
+WS = ":workspace"  # suffix of workspace entries in the liveness table
+
+
+def can_run_inplace(g: Graph, n, outputs: set, mode: str) -> bool:
+    """Whether op node `n` may write its output over its (only) input."""
+    op = get_op(n.op, n.name)
+    if not (op.supports_out and op.fusion_kind == "elementwise" and len(n.inputs) == 1):
+        return False
+    src = g.node(n.inputs[0])
+    if src.op in (INPUT, PARAM) or src.name in outputs:
+        return False
+    src_op = get_op(src.op, src.name)
+    if src_op.may_alias or g.consumers(src.name) != [(n.name, 0)]:
+        return False
+    if tuple(src.meta.get("shape", ())) != tuple(n.meta.get("shape", ())):
+        return False
+    if mode == "train" and ("input" in op.saves or "output" in src_op.saves):
+        return False
+    return True
+
+
+def plan_memory(graph: Graph, mode: str = "train", itemsize: int = 4, inplace: bool = True) -> Graph:
+    g = graph.copy()
+    outputs = set(g.outputs)
+    steps = [n for n in g if n.op not in (INPUT, PARAM)]
+    S = len(steps)
+    t_of = {n.name: t for t, n in enumerate(steps)}
+    train = mode == "train"
+    bwd = set(g.meta.get("backward", {}).get("order", [])) if train else set()
+
+    def back_time(name):
+        return 2 * S - 1 - t_of[name]
+
+    values = []  # (name, start, end, bytes_per_example, batched, alias_of)
+    for n in steps:
+        op = get_op(n.op, n.name)
+        n.meta["inplace"] = inplace and can_run_inplace(g, n, outputs, mode)
+        users = g.consumers(n.name)
+        end = max([t_of[u] for u, _ in users] + [t_of[n.name]])
+        if n.name in outputs:
+            end = max(end, S - 1)
+        if train:
+            if n.name in bwd and "output" in op.saves:
+                end = max(end, back_time(n.name))
+            for u, _ in users:
+                if u in bwd and "input" in get_op(g.node(u).op).saves:
+                    end = max(end, back_time(u))
+        shape = n.meta.get("shape", ())
+        size = int(np.prod(shape, dtype=np.int64)) * itemsize
+        n.meta["live"] = (t_of[n.name], end)
+        alias = n.inputs[0] if n.meta["inplace"] else None
+        values.append((n.name, t_of[n.name], end, size, bool(n.meta.get("batched", True)), alias))
+        ws = _workspace(g, n, op) * itemsize
+        if ws:
+            ws_end = back_time(n.name) if (train and n.name in bwd and op.saves_workspace) else t_of[n.name]
+            values.append((f"{n.name}{WS}", t_of[n.name], ws_end, ws, True, None))
+
+    buffers, fixed, assign = _assign_buffers([v for v in values if not v[0].endswith(WS)])
+    for n in steps:
+        n.meta["buffer"] = assign[n.name]
+    timeline = 2 * S if train else S
+    g.meta["memory"] = {
+        "buffers": buffers,
+        "fixed_bytes": fixed,
+        "timeline": timeline,
+        "mode": mode,
+        "activations": _peaks([v for v in values if not v[0].endswith(WS)], timeline),
+        "total": _peaks(values, timeline),
+        "workspaces": {v[0][:-len(WS)]: (v[1], v[2], v[3]) for v in values if v[0].endswith(WS)},
+    }
+    return g
+
+
+def _peaks(values, timeline) -> dict:
+    """Bytes per example: the peak of live values over time, and the sum of all values (every
+    value in its own buffer: no reuse, no in-place)."""
+    live = np.zeros(timeline + 1, dtype=np.int64)
+    total = 0
+    for name, start, end, size, batched, alias in values:
+        if batched:
+            # an in-place value takes over its input's buffer at `start`, where the input is
+            # still counted: count it from the next step on
+            live[start + (alias is not None):end + 1] += size
+            total += size
+    return {"peak": int(live.max()), "no_reuse": int(total), "peak_step": int(live.argmax())}
+
+
+def _workspace(g: Graph, n, op) -> int:
+    in_shapes = [g.node(s).meta.get("shape", ()) for s in n.inputs]
+    return int(op.workspace(in_shapes, n.meta.get("shape", ()), n.attrs))
+
+
+def _assign_buffers(values):
+    """Greedy interval allocation: returns ({buffer: bytes}, fixed bytes, {value: buffer})."""
+    buffers: dict[int, int] = {}
+    busy_until: dict[int, int] = {}
+    assign: dict[str, int] = {}
+    fixed = 0
+    # at equal start times the largest value picks first, so small ones do not take (and
+    # then grow) the big free buffers
+    for name, start, end, size, batched, alias in sorted(values, key=lambda v: (v[1], -v[3], v[0])):
+        if not batched:
+            fixed += size
+            assign[name] = -1
+            continue
+        if alias is not None and alias in assign:
+            b = assign[alias]
+            busy_until[b] = max(busy_until[b], end)
+            assign[name] = b
+            continue
+        free = [b for b, until in busy_until.items() if until < start]
+        fits = [b for b in free if buffers[b] >= size]
+        if fits:
+            b = min(fits, key=lambda b: buffers[b])
+        elif free:
+            b = max(free, key=lambda b: buffers[b])
+            buffers[b] = size
+        else:
+            b = len(buffers)
+            buffers[b] = size
+        busy_until[b] = end
+        assign[name] = b
+    return buffers, fixed, assign

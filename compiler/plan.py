@@ -1,0 +1,262 @@
+"""ExecutionPlan: the compiler's product. Ordered Steps (one kernel call each, fused or single),
+initialised params and state, the backward order and the memory plan; executed by
+dagnet.runtime.
+
+    plan = dagnet.compile(graph)
+    loss, grads = plan.loss_and_grads(x, y)     # train step numbers
+    scores = plan.predict(x)                    # eval-mode forward up to the scores
+    print(plan.describe()); print(plan.fusion_report())
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dagnet import runtime
+from dagnet.errors import DagnetError, FeedError
+from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.ops import Op, get_op
+
+
+@dataclass
+class Step:
+    """One kernel call of the plan."""
+
+    index: int
+    name: str
+    op_name: str
+    op: Op = field(repr=False)
+    inputs: list
+    attrs: dict = field(repr=False)
+    shape: tuple
+    members: list  # original node names (one unless fused)
+    pattern: str | None = None
+    needs: tuple = ()
+    inplace: bool = False
+    state_key: str | None = None
+    params: int = 0
+    flops: int = 0
+    buffer: int = -1
+    frees: list = field(default_factory=list, repr=False)
+
+    @property
+    def fused(self) -> bool:
+        return self.pattern is not None
+
+
+class ExecutionPlan:
+    """A compiled graph ready to run: steps, params, state; forward/backward over them."""
+
+    def __init__(self, graph: Graph, source: Graph, mode: str, dtype, params: dict, state: dict,
+                 seed: int, outputs: list[str], aliases: dict, wrt=()):
+        self.graph = graph  # the compiled (pruned, fused, scheduled, annotated) graph
+        self.source = source  # the graph as declared
+        self.mode = mode
+        self.dtype = np.dtype(dtype)
+        self.params = params
+        self.state = state
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.outputs = list(outputs)  # names as requested (original node names)
+        self.aliases = dict(aliases)  # original output name -> fused node name
+        self.output_values = [self.aliases.get(o, o) for o in self.outputs]
+        self.wrt = list(wrt)
+        self.input_specs = {n.name: {"shape": tuple(n.attrs["shape"]), "dtype": n.attrs["dtype"]}
+                            for n in graph if n.op == INPUT}
+        self.steps = self._make_steps()
+        by_name = {s.name: s for s in self.steps}
+        self.backward_steps = [by_name[n] for n in graph.meta.get("backward", {}).get("order", [])]
+        self.losses = [s.name for s in self.steps if s.op.kind == "loss"]
+        self._caches: dict = {}
+        self._values: dict = {}
+        self._needed: dict = {}
+
+    def _make_steps(self) -> list[Step]:
+        steps = []
+        last_use = {}
+        for n in self.graph:
+            if n.op in (INPUT, PARAM):
+                continue
+            m = n.meta
+            steps.append(Step(
+                index=len(steps), name=n.name, op_name=n.op, op=get_op(n.op, n.name), inputs=list(n.inputs),
+                attrs=n.attrs, shape=tuple(m.get("shape", ())),
+                members=list(m.get("fused_group", [n.name])), pattern=m.get("pattern"),
+                needs=tuple(m.get("needs", (False,) * len(n.inputs))), inplace=bool(m.get("inplace")),
+                state_key=m.get("state_key", n.name), params=m.get("params", 0),
+                flops=m.get("flops", 0), buffer=m.get("buffer", -1)))
+            for s in n.inputs:
+                last_use[s] = len(steps) - 1
+        for v, i in last_use.items():
+            if v not in self.params and v not in self.input_specs:
+                steps[i].frees.append(v)
+        return steps
+
+    # -- running ----------------------------------------------------------------------------
+    def _steps_for(self, values: tuple) -> list[Step]:
+        """The steps needed to compute `values` (cached per request)."""
+        if values not in self._needed:
+            need = set(values)
+            chosen = []
+            for step in reversed(self.steps):
+                if step.name in need:
+                    chosen.append(step)
+                    need.update(step.inputs)
+            self._needed[values] = chosen[::-1]
+        return self._needed[values]
+
+    def forward(self, feeds: dict, mode: str | None = None, outputs=None) -> dict:
+        """Run the forward sweep; returns {output name: array} for the requested outputs
+        (default: the plan's outputs). mode: "train" (default for train plans) or "eval"."""
+        mode = mode or self.mode
+        if mode not in ("train", "eval"):
+            raise DagnetError(f"mode must be 'train' or 'eval', got {mode!r}")
+        if mode == "train" and self.mode == "eval":
+            raise DagnetError("this plan was compiled with mode='eval'; compile with "
+                              "mode='train' to run training steps")
+        names = self.outputs if outputs is None else [getattr(o, "name", o) for o in outputs]
+        values = tuple(self._resolve(o) for o in names)
+        vals = runtime.run_forward(self, feeds, mode, self._steps_for(values))
+        return {o: vals[v] for o, v in zip(names, values)}
+
+    def _resolve(self, name: str) -> str:
+        name = self.aliases.get(name, name)
+        if name in self.params or name in self.input_specs or any(s.name == name for s in self.steps):
+            return name
+        inner = [s.name for s in self.steps if name in s.members]
+        if inner:
+            raise DagnetError(f"'{name}' is inside the fused step '{inner[0]}', so its value is "
+                              f"never materialised; compile with outputs=[..., '{name}'] or fuse=False")
+        raise DagnetError(f"'{name}' is not a value of this plan (pruned, or not in the graph)")
+
+    def backward(self, douts: dict | None = None) -> dict:
+        """Gradients {param: grad} (plus requested inputs) after a train-mode forward().
+
+        Losses are seeded with 1 (several losses are summed); pass `douts` {output: array} to
+        seed other outputs."""
+        if self.mode == "eval":
+            raise DagnetError("this plan was compiled with mode='eval' and keeps nothing for "
+                              "backward; compile with mode='train'")
+        seeds = {}
+        if douts:
+            for name, d in douts.items():
+                v = self._resolve(name)
+                seeds[v] = np.asarray(d, dtype=self.dtype)
+        else:
+            if not self.losses:
+                raise DagnetError("the plan has no loss; pass douts={output: dout} to backward()")
+            for v in self.losses:
+                seeds[v] = np.asarray(1.0, dtype=self.dtype)
+        return runtime.run_backward(self, seeds)
+
+    def feeds_for(self, x, y=None) -> dict:
+        """{input: array} from positional data: x for the float input, y for the integer one."""
+        if isinstance(x, dict):
+            return x
+        floats = [n for n, s in self.input_specs.items() if np.dtype(s["dtype"]).kind == "f"]
+        ints = [n for n, s in self.input_specs.items() if np.dtype(s["dtype"]).kind != "f"]
+        if len(floats) != 1:
+            raise FeedError(f"the plan has float inputs {floats}; pass a dict of feeds")
+        feeds = {floats[0]: x}
+        if y is not None:
+            if len(ints) != 1:
+                raise FeedError(f"the plan has integer inputs {ints}; pass a dict of feeds")
+            feeds[ints[0]] = y
+        return feeds
+
+    def regularization(self, reg: float) -> float:
+        """0.5 * reg * sum of squared weights (params whose node has decay=True)."""
+        return 0.5 * reg * sum(float(np.sum(self.params[p] * self.params[p])) for p in self.decayed)
+
+    @property
+    def decayed(self) -> list[str]:
+        """Params that L2 weight decay applies to (weights, not biases or batchnorm's gamma/beta)."""
+        return [n.name for n in self.graph if n.op == PARAM and n.attrs.get("decay", True)]
+
+    def loss_and_grads(self, x, y=None, reg: float = 0.0):
+        """(loss, {param: grad}) for one batch; reg adds 0.5*reg*||W||^2 over weights."""
+        if not self.losses:
+            raise DagnetError("the plan has no loss node; add one (e.g. softmax_cross_entropy)")
+        out = self.forward(self.feeds_for(x, y), mode="train",
+                           outputs=[self._original(l) for l in self.losses])
+        loss = float(sum(np.sum(v) for v in out.values()))
+        grads = self.backward()
+        if reg:
+            loss += self.regularization(reg)
+            for p in self.decayed:
+                grads[p] = grads[p] + reg * self.params[p]
+        return loss, grads
+
+    def _original(self, value: str) -> str:
+        for k, v in self.aliases.items():
+            if v == value:
+                return k
+        return value
+
+    @property
+    def scores_name(self) -> str:
+        """The value the (first) loss reads its scores from."""
+        if not self.losses:
+            return self.output_values[0]
+        return next(s for s in self.steps if s.name == self.losses[0]).inputs[0]
+
+    def predict(self, x, batch_size: int = 256) -> np.ndarray:
+        """Eval-mode scores for x (N, ...), computed in batches."""
+        x = x if isinstance(x, dict) else self.feeds_for(x)
+        (name, data), = x.items() if len(x) == 1 else (None, None)
+        if name is None:
+            raise FeedError("predict() takes one input array")
+        outs = []
+        for i in range(0, len(data), batch_size):
+            out = self.forward({name: data[i:i + batch_size]}, mode="eval", outputs=[self.scores_name])
+            outs.append(out[self.scores_name])
+        return np.concatenate(outs) if outs else np.zeros((0,), self.dtype)
+
+    # -- reports ----------------------------------------------------------------------------
+    def peak_bytes(self, batch_size: int, reuse: bool = True, workspace: bool = True) -> int:
+        """Planned peak bytes for a batch: values (and, with workspace, kernel scratch such as
+        im2col columns) live at once when dead ones are released (reuse) or never (not reuse).
+        Params are not counted."""
+        mem = self.graph.meta["memory"]
+        entry = mem["total" if workspace else "activations"]
+        return int(entry["peak" if reuse else "no_reuse"] * batch_size + mem["fixed_bytes"])
+
+    def fusion_report(self) -> str:
+        """What fused (pattern and members) and what nearly did (and why not)."""
+        fusion = self.graph.meta.get("fusion", {"fused": [], "near_misses": []})
+        lines = [f"fused groups ({len(fusion['fused'])}):"]
+        for f in fusion["fused"]:
+            lines.append(f"  {f['node']}  <- pattern {f['pattern']}")
+        lines.append(f"near misses ({len(fusion['near_misses'])}):")
+        for nm in fusion["near_misses"]:
+            lines.append(f"  {' -> '.join(nm['nodes'])}  (pattern {nm['pattern']}): {nm['reason']}")
+        return "\n".join(lines)
+
+    def describe(self) -> str:
+        """A text table of the steps: op(s), output shape, params, FLOPs and bytes per example."""
+        rows = [("#", "step", "op", "output", "params", "MFLOPs", "KB/ex", "notes")]
+        for s in self.steps:
+            notes = []
+            if s.inplace:
+                notes.append("in-place")
+            if s.index in {b.index for b in self.backward_steps}:
+                skipped = [p for p, need in zip(s.inputs, s.needs) if not need and
+                           p not in self.params]
+                if skipped:
+                    notes.append("no grad: " + ",".join(skipped))
+            size = int(np.prod(s.shape, dtype=np.int64)) * self.dtype.itemsize / 1024
+            rows.append((str(s.index), s.name, s.op_name, str(s.shape), f"{s.params:,}",
+                         f"{s.flops / 1e6:.2f}", f"{size:.1f}", "; ".join(notes)))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        out = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        total = sum(int(np.prod(self.params[p].shape)) for p in self.params)
+        pruned = self.graph.meta.get("pruned", [])
+        out.append(f"{len(self.steps)} steps, {total:,} params, mode {self.mode}, {self.dtype}; "
+                   f"peak {self.peak_bytes(1) / 1024:.1f} KB per example"
+                   + (f"; pruned: {', '.join(pruned)}" if pruned else ""))
+        return "\n".join(out)
+
+    def __repr__(self) -> str:
+        return (f"<ExecutionPlan '{self.graph.name}': {len(self.steps)} steps, "
+                f"{sum(1 for s in self.steps if s.fused)} fused, mode {self.mode}>")

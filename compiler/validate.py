@@ -1,0 +1,50 @@
+"""Pass: validate the structure of a graph. Graph -> Graph (the same graph; raises on error).
+
+Checks: unknown ops, arity, dangling inputs, inputs/params with inputs, cycles (the error prints
+the cycle), outputs that do not exist, param and input attrs.
+"""
+from __future__ import annotations
+
+import networkx as nx
+
+from dagnet.errors import CycleError, GraphError
+from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.ops import get_op
+
+
+def validate(graph: Graph) -> Graph:
+    """Raise a GraphError subclass naming the node and the fix, or return `graph` unchanged."""
+    if len(graph) == 0:
+        raise GraphError(f"graph '{graph.name}' is empty: add an input and some ops")
+    for n in graph:
+        _check_node(graph, n)
+    view = graph.nx
+    if not nx.is_directed_acyclic_graph(view):
+        cycle = [u for u, _, _ in nx.find_cycle(view)]
+        raise CycleError(f"cycle: {' -> '.join(cycle + [cycle[0]])}; a graph must be acyclic "
+                         f"(remove one of these edges)")
+    for out in graph.outputs:
+        if out not in graph:
+            raise GraphError(f"requested output '{out}' is not a node of graph '{graph.name}'")
+    if not graph.outputs:
+        raise GraphError(f"graph '{graph.name}' has no outputs: add an op or a loss")
+    return graph
+
+
+def _check_node(graph: Graph, n) -> None:
+    if n.op in (INPUT, PARAM):
+        if n.inputs:
+            raise GraphError(f"{n.name}: an {n.op} node takes no inputs, got {n.inputs}")
+        shape = n.attrs.get("shape")
+        if shape is None:
+            raise GraphError(f"{n.name}: {n.op} node needs a 'shape'")
+        if any(not isinstance(d, int) or d <= 0 for d in shape):
+            raise GraphError(f"{n.name}: {n.op} shape must be positive integers, got {shape}")
+        return
+    op = get_op(n.op, n.name)
+    op.check_arity(len(n.inputs), n.name)
+    for port, src in enumerate(n.inputs):
+        if src not in graph:
+            pname = op.input_names[min(port, len(op.input_names) - 1)]
+            raise GraphError(f"{n.name}: input {port} ('{pname}') names '{src}', which is not a "
+                             f"node of the graph; add it or fix the name")

@@ -1,0 +1,59 @@
+"""A reference interpreter: evaluates a Graph op by op in topological order, forward and
+backward, with no fusion, pruning, in-place or memory planning (like fx's Interpreter or JAX's
+eval_jaxpr). Short on purpose: the compiled ExecutionPlan must always agree with it.
+"""
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.ops import get_op
+
+
+def _order(graph: Graph) -> list:
+    view = graph.nx
+    index = nx.get_node_attributes(view, "index")
+    return [graph.node(n) for n in nx.lexicographical_topological_sort(view, key=index.__getitem__)]
+
+
+def interpret(graph: Graph, feeds: dict, params: dict, state: dict | None = None,
+              mode: str = "train", seed: int = 0):
+    """Forward: returns (values {node: array}, caches {node: cache})."""
+    state = {} if state is None else state
+    rng = np.random.default_rng(seed)
+    values, caches = {}, {}
+    for n in _order(graph):
+        if n.op == INPUT:
+            values[n.name] = feeds[n.name]
+        elif n.op == PARAM:
+            values[n.name] = params[n.name]
+        else:
+            op = get_op(n.op, n.name)
+            values[n.name], caches[n.name] = op.forward(
+                [values[s] for s in n.inputs], n.attrs, mode=mode, state=state.get(n.name), rng=rng)
+    return values, caches
+
+
+def interpret_backward(graph: Graph, caches: dict, seeds: dict) -> dict:
+    """Backward from seed gradients {node: dout}; returns the gradient of every value reached."""
+    grads = dict(seeds)
+    for n in reversed(_order(graph)):
+        if n.op in (INPUT, PARAM) or n.name not in grads:
+            continue
+        op = get_op(n.op, n.name)
+        for port, (src, g) in enumerate(zip(n.inputs, op.backward(grads[n.name], caches[n.name], n.attrs))):
+            if g is not None and op.needs_grad(port):
+                grads[src] = grads[src] + g if src in grads else g
+    return grads
+
+
+def loss_and_grads(graph: Graph, feeds: dict, params: dict, state: dict | None = None,
+                   seed: int = 0):
+    """(total loss, {param: grad}) for graphs with loss nodes: the ground truth for plans."""
+    values, caches = interpret(graph, feeds, params, state, "train", seed)
+    losses = [n.name for n in graph.losses]
+    seeds = {name: np.asarray(1.0, dtype=values[name].dtype) for name in losses}
+    grads = interpret_backward(graph, caches, seeds)
+    loss = float(sum(np.sum(values[name]) for name in losses))
+    return loss, {p: grads.get(p, np.zeros_like(v)) for p, v in params.items()}

@@ -1,0 +1,37 @@
+"""The import arrows of DESIGN.md: core never imports the compiler, models or viz; the
+compiler never imports models or viz; models never import viz or the compiler."""
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RULES = {
+    "dagnet": ("dagnet.compiler", "dagnet.models", "dagnet.viz", "compiler", "models", "viz"),
+    "compiler": ("dagnet.models", "dagnet.viz", "models", "viz"),
+    "models": ("dagnet.viz", "dagnet.compiler", "viz", "compiler"),
+}
+# The facade re-exports the compiler and the CLI drives everything: both sit on top.
+EXEMPT = {"dagnet/__init__.py", "dagnet/cli.py"}
+
+
+def imports(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module
+
+
+@pytest.mark.parametrize("folder", list(RULES))
+def test_import_arrows(folder):
+    bad = []
+    for path in (ROOT / folder).rglob("*.py"):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in EXEMPT:
+            continue
+        for mod in imports(path):
+            if any(mod == f or mod.startswith(f + ".") for f in RULES[folder]):
+                bad.append(f"{rel} imports {mod}")
+    assert not bad, "\n".join(bad)

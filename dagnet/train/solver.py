@@ -15,6 +15,7 @@ state and histories are all restored).
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -71,12 +72,18 @@ class Solver:
     def _reset(self):
         self.epoch = 0
         self.best_val_acc = -1.0
-        self.best_params = {k: v.copy() for k, v in self.model.params.items()}
+        self._keep_best()
         self.loss_history: list[float] = []
         self.train_acc_history: list[float] = []
         self.val_acc_history: list[float] = []
         self.epoch_times: list[float] = []
-        self.optim_configs = {p: dict(self.optim_config) for p in self.model.params}
+        # deep copies: state arrays in a user's optim_config must not be shared between params
+        self.optim_configs = {p: copy.deepcopy(self.optim_config) for p in self.model.params}
+
+    def _keep_best(self):
+        """Copy the current params and state (batchnorm statistics belong with their params)."""
+        self.best_params = {k: v.copy() for k, v in self.model.params.items()}
+        self.best_state = {n: {k: v.copy() for k, v in st.items()} for n, st in self.model.state.items()}
 
     # -- one step ---------------------------------------------------------------------------
     def _step(self, idx) -> float:
@@ -107,14 +114,15 @@ class Solver:
         from tqdm.auto import tqdm
 
         while self.epoch < self.num_epochs:
-            lr = self.schedule(self.epoch)
-            for cfg in self.optim_configs.values():
-                cfg["learning_rate"] = lr
+            per_step = self.schedule.per == "step"
+            lr = None if per_step else self._set_learning_rate(self.epoch)
             batches = batch_indices(len(self.X_train), self.batch_size, self.rng)
             start = time.perf_counter()
             bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{self.num_epochs}", unit="batch",
                        disable=not self.progress, leave=True, dynamic_ncols=True)
             for i, idx in enumerate(bar):
+                if per_step:
+                    lr = self._set_learning_rate(len(self.loss_history))
                 loss = self._step(idx)
                 self.loss_history.append(loss)
                 if i % 10 == 0:
@@ -128,7 +136,17 @@ class Solver:
             self._end_of_epoch()
         for k, v in self.best_params.items():
             self.model.params[k][...] = v
+        for n, st in self.best_state.items():
+            for k, v in st.items():
+                self.model.state[n][k][...] = v
         return self
+
+    def _set_learning_rate(self, t: int) -> float:
+        """The schedule's rate at t (epoch or step, as the schedule counts) into every config."""
+        lr = self.schedule(t)
+        for cfg in self.optim_configs.values():
+            cfg["learning_rate"] = lr
+        return lr
 
     def _end_of_epoch(self):
         train_acc = self.check_accuracy(self.X_train, self.y_train, self.num_train_samples)
@@ -140,7 +158,7 @@ class Solver:
         score = val_acc if val_acc is not None else train_acc
         if score > self.best_val_acc:
             self.best_val_acc = score
-            self.best_params = {k: v.copy() for k, v in self.model.params.items()}
+            self._keep_best()
         if self.verbose:
             n = len(self.X_train) / self.epoch_times[-1]
             val = f", val acc {val_acc:.4f}" if val_acc is not None else ""
@@ -170,7 +188,8 @@ class Solver:
         }
         save_checkpoint(path, params=self.model.params, state=self.model.state,
                         optimizer=optim.state_to_arrays(self.optim_configs), solver=solver,
-                        spec=self.model.source.to_spec(), extra={"best_params": self.best_params})
+                        spec=self.model.source.to_spec(),
+                        extra={"best_params": self.best_params, "best_state": self.best_state})
 
     def load(self, path: str) -> None:
         """Restore a run saved by save(): continue with train()."""
@@ -183,7 +202,7 @@ class Solver:
                 self.model.state[node][key][...] = v
         self.optim_configs = optim.state_from_arrays(ck.optimizer)
         for p in self.model.params:
-            self.optim_configs.setdefault(p, dict(self.optim_config))
+            self.optim_configs.setdefault(p, copy.deepcopy(self.optim_config))
         s = ck.solver
         self.epoch = int(s["epoch"])
         self.loss_history = [float(v) for v in s["loss_history"]]
@@ -191,7 +210,8 @@ class Solver:
         self.val_acc_history = list(s["val_acc_history"])
         self.epoch_times = list(s["epoch_times"])
         self.best_val_acc = float(s["best_val_acc"])
-        self.best_params = {k: np.array(v) for k, v in ck.extra.get("best_params", {}).items()} \
-            or {k: v.copy() for k, v in self.model.params.items()}
+        self.best_params = {k: np.array(v) for k, v in ck.extra["best_params"].items()}
+        self.best_state = {n: {k: np.array(v) for k, v in st.items()}
+                           for n, st in ck.extra.get("best_state", {}).items()}
         self.rng.bit_generator.state = s["rng"]
         self.model.rng.bit_generator.state = s["plan_rng"]

@@ -1,0 +1,182 @@
+"""First-order update rules, in the classic course style: `rule(w, dw, config) -> (next_w, config)`.
+
+    w, config = adam(w, dw, config)          # config: hyperparameters plus the rule's state
+
+`config` holds the hyperparameters (learning_rate, momentum, ...) and the rule's state
+(velocity, cache, m, v, t); missing hyperparameters get the defaults in `DEFAULTS`, missing
+state starts at zero. Keep one config per parameter. Every rule updates `w` and its state
+arrays in place and returns the same `w` object (the plan's params are updated in place); a
+read-only `w` is copied instead, since writing through it would fail.
+
+`state_to_arrays` / `state_from_arrays` turn the per-parameter configs into a flat dict of
+arrays and back, for checkpoints.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dagnet.errors import CheckpointError, DTypeError, ShapeError, TrainingError
+
+#: hyperparameter defaults per rule (those of the well-known course code)
+DEFAULTS: dict[str, dict[str, float]] = {
+    "sgd": {"learning_rate": 1e-2},
+    "sgd_momentum": {"learning_rate": 1e-2, "momentum": 0.9},
+    "nesterov": {"learning_rate": 1e-2, "momentum": 0.9},
+    "rmsprop": {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8},
+    "adam": {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
+    "adagrad": {"learning_rate": 1e-2, "epsilon": 1e-8},
+}
+
+
+def _prepare(rule: str, w, dw, config: dict | None):
+    """Check w and dw, fill in default hyperparameters; returns (w to write into, dw, config)."""
+    if not isinstance(w, np.ndarray) or not np.issubdtype(w.dtype, np.floating):
+        raise DTypeError(f"{rule}: w must be a floating-point numpy array, got "
+                         f"{getattr(w, 'dtype', type(w).__name__)}; convert it with w.astype(np.float32)")
+    dw = np.asarray(dw)
+    if dw.shape != w.shape:
+        raise ShapeError(f"{rule}: gradient shape {dw.shape} differs from parameter shape {w.shape}")
+    if not np.issubdtype(dw.dtype, np.floating):
+        raise DTypeError(f"{rule}: gradient dtype is {dw.dtype}; it must be floating-point")
+    config = {} if config is None else config
+    for key, value in DEFAULTS[rule].items():
+        config.setdefault(key, value)
+    return (w if w.flags.writeable else w.copy()), dw, config
+
+
+#: config keys that hold state arrays shaped like w (kept arrays on restore, even when 0-d)
+ARRAY_STATE_KEYS = frozenset({"velocity", "cache", "m", "v"})
+
+
+def _state(config: dict, key: str, w: np.ndarray) -> np.ndarray:
+    """The state array `key` of config, created as zeros like w on first use."""
+    if key not in config:
+        config[key] = np.zeros_like(w)
+    return config[key]
+
+
+def sgd(w, dw, config=None):
+    """Vanilla SGD: w -= learning_rate * dw. w, dw: any shape (the same)."""
+    w, dw, config = _prepare("sgd", w, dw, config)
+    w -= config["learning_rate"] * dw
+    return w, config
+
+
+def sgd_momentum(w, dw, config=None):
+    """SGD with momentum: v = momentum * v - learning_rate * dw; w += v. State: velocity."""
+    w, dw, config = _prepare("sgd_momentum", w, dw, config)
+    v = _state(config, "velocity", w)
+    v *= config["momentum"]
+    v -= config["learning_rate"] * dw
+    w += v
+    return w, config
+
+
+def nesterov(w, dw, config=None):
+    """Nesterov momentum (CS231n form): v' = mu*v - lr*dw; w += -mu*v + (1 + mu)*v'. State: velocity."""
+    w, dw, config = _prepare("nesterov", w, dw, config)
+    mu = config["momentum"]
+    v = _state(config, "velocity", w)
+    v_prev = v.copy()
+    v *= mu
+    v -= config["learning_rate"] * dw
+    w += (1 + mu) * v - mu * v_prev
+    return w, config
+
+
+def rmsprop(w, dw, config=None):
+    """RMSProp: cache = d*cache + (1-d)*dw^2; w -= lr*dw / (sqrt(cache) + eps). State: cache."""
+    w, dw, config = _prepare("rmsprop", w, dw, config)
+    decay = config["decay_rate"]
+    cache = _state(config, "cache", w)
+    cache *= decay
+    cache += (1 - decay) * dw * dw
+    w -= config["learning_rate"] * dw / (np.sqrt(cache) + config["epsilon"])
+    return w, config
+
+
+def adam(w, dw, config=None):
+    """Adam with bias correction; state m, v (moments) and t (steps taken so far, 0 at start)."""
+    w, dw, config = _prepare("adam", w, dw, config)
+    beta1, beta2 = config["beta1"], config["beta2"]
+    m = _state(config, "m", w)
+    v = _state(config, "v", w)
+    t = int(config.get("t", 0)) + 1
+    config["t"] = t
+    m *= beta1
+    m += (1 - beta1) * dw
+    v *= beta2
+    v += (1 - beta2) * dw * dw
+    m_hat = m / (1 - beta1**t)
+    v_hat = v / (1 - beta2**t)
+    w -= config["learning_rate"] * m_hat / (np.sqrt(v_hat) + config["epsilon"])
+    return w, config
+
+
+def adagrad(w, dw, config=None):
+    """AdaGrad: cache += dw^2; w -= lr*dw / (sqrt(cache) + eps). State: cache."""
+    w, dw, config = _prepare("adagrad", w, dw, config)
+    cache = _state(config, "cache", w)
+    cache += dw * dw
+    w -= config["learning_rate"] * dw / (np.sqrt(cache) + config["epsilon"])
+    return w, config
+
+
+UPDATE_RULES = {
+    "sgd": sgd,
+    "sgd_momentum": sgd_momentum,
+    "nesterov": nesterov,
+    "rmsprop": rmsprop,
+    "adam": adam,
+    "adagrad": adagrad,
+}
+
+
+def get_update_rule(name: str):
+    """The update rule registered as `name` (one of UPDATE_RULES)."""
+    try:
+        return UPDATE_RULES[name]
+    except (KeyError, TypeError):
+        raise TrainingError(f"unknown update rule {name!r}; known rules: "
+                            f"{', '.join(UPDATE_RULES)}") from None
+
+
+# Param names are graph node names and may contain anything, but config keys never hold a
+# "/", so splitting a flat key at its last "/" always recovers (param, key).
+_SEP = "/"
+
+
+def state_to_arrays(configs: dict[str, dict]) -> dict[str, np.ndarray]:
+    """Flatten per-param configs {param: {key: array | number}} to {"param/key": array} (copies)."""
+    flat = {}
+    for param, config in configs.items():
+        for key, value in config.items():
+            if _SEP in key:
+                raise CheckpointError(f"optimizer state of {param!r}: key {key!r} contains "
+                                      f"{_SEP!r}; rename it")
+            if isinstance(value, np.ndarray):
+                if value.dtype.hasobject:
+                    raise CheckpointError(f"optimizer state {param}{_SEP}{key} is an object array; "
+                                          "only numeric arrays can be saved")
+                flat[f"{param}{_SEP}{key}"] = value.copy()
+            elif isinstance(value, (bool, int, float, np.number, np.bool_)):
+                # 0-d arrays keep the Python type apart (int t vs float rates) for the way back
+                flat[f"{param}{_SEP}{key}"] = np.array(value)
+            else:
+                raise CheckpointError(f"optimizer state {param}{_SEP}{key} is a "
+                                      f"{type(value).__name__}; only numbers and arrays can be saved")
+    return flat
+
+
+def state_from_arrays(arrays: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Inverse of state_to_arrays: scalars (learning_rate, t, ...) become Python numbers again."""
+    configs: dict[str, dict] = {}
+    for flat_key, value in arrays.items():
+        param, sep, key = flat_key.rpartition(_SEP)
+        if not sep:
+            raise CheckpointError(f"optimizer state key {flat_key!r} is not of the form "
+                                  "'param/key'; was it written by state_to_arrays?")
+        value = np.asarray(value)
+        is_scalar = value.ndim == 0 and key not in ARRAY_STATE_KEYS
+        configs.setdefault(param, {})[key] = value.item() if is_scalar else value
+    return configs

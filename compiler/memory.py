@@ -28,8 +28,8 @@ from dagnet.ops import get_op
 WS = ":workspace"  # suffix of workspace entries in the liveness table
 
 
-def can_run_inplace(g: Graph, n, outputs: set, mode: str) -> bool:
-    """Whether op node `n` may write its output over its (only) input."""
+def can_run_inplace(g: Graph, users: dict, n, outputs: set, mode: str) -> bool:
+    """Whether op node `n` may write its output over its (only) input; users = consumer_map."""
     op = get_op(n.op, n.name)
     if not (op.supports_out and op.fusion_kind == "elementwise" and len(n.inputs) == 1):
         return False
@@ -37,7 +37,7 @@ def can_run_inplace(g: Graph, n, outputs: set, mode: str) -> bool:
     if src.op in (INPUT, PARAM) or src.name in outputs:
         return False
     src_op = get_op(src.op, src.name)
-    if src_op.may_alias or g.consumers(src.name) != [(n.name, 0)]:
+    if src_op.may_alias or users.get(src.name) != [(n.name, 0)]:
         return False
     if tuple(src.meta.get("shape", ())) != tuple(n.meta.get("shape", ())):
         return False
@@ -59,10 +59,13 @@ def plan_memory(graph: Graph, mode: str = "train", itemsize: int = 4, inplace: b
         return 2 * S - 1 - t_of[name]
 
     values = []  # (name, start, end, bytes_per_example, batched, alias_of)
+    consumer_map = g.consumer_map()
+    view_root: dict[str, str] = {}  # value -> the value owning its buffer (op outputs only)
+    ends: dict[str, int] = {}
     for n in steps:
         op = get_op(n.op, n.name)
-        n.meta["inplace"] = inplace and can_run_inplace(g, n, outputs, mode)
-        users = g.consumers(n.name)
+        n.meta["inplace"] = inplace and can_run_inplace(g, consumer_map, n, outputs, mode)
+        users = consumer_map.get(n.name, [])
         end = max([t_of[u] for u, _ in users] + [t_of[n.name]])
         if n.name in outputs:
             end = max(end, S - 1)
@@ -76,12 +79,25 @@ def plan_memory(graph: Graph, mode: str = "train", itemsize: int = 4, inplace: b
         size = int(np.prod(shape, dtype=np.int64)) * itemsize
         n.meta["live"] = (t_of[n.name], end)
         alias = n.inputs[0] if n.meta["inplace"] else None
+        if op.may_alias and n.inputs[0] in view_root:
+            # a view (flatten, reshape) holds its input's buffer: no bytes of its own, and the
+            # buffer lives as long as the view does
+            root = view_root[n.inputs[0]]
+            view_root[n.name] = root
+            ends[root] = max(ends[root], end)
+            size, alias = 0, n.inputs[0]
+        else:
+            view_root[n.name] = n.name
+        ends[n.name] = end
         values.append((n.name, t_of[n.name], end, size, bool(n.meta.get("batched", True)), alias))
         ws = _workspace(g, n, op) * itemsize
         if ws:
             ws_end = back_time(n.name) if (train and n.name in bwd and op.saves_workspace) else t_of[n.name]
             values.append((f"{n.name}{WS}", t_of[n.name], ws_end, ws, True, None))
 
+    values = [(v[0], v[1], ends.get(v[0], v[2])) + v[3:] for v in values]  # views extended roots
+    for n in steps:
+        n.meta["live"] = (t_of[n.name], ends[n.name])
     buffers, fixed, assign = _assign_buffers([v for v in values if not v[0].endswith(WS)])
     for n in steps:
         n.meta["buffer"] = assign[n.name]

@@ -14,7 +14,9 @@ The numeric work lives in plain kernel functions that the class calls.
 
 Rules every op follows:
   * forward never modifies its inputs (unless given `out=inputs[0]` and `supports_out`);
-    backward never modifies `dout` (it may be shared by several consumers).
+    backward never modifies `dout` (it may be shared by several consumers), and the gradients
+    it returns may be `dout` itself or views of it (add, flatten): callers must not add into
+    them in place.
   * `needs` is a tuple of bools, one per input port: False means that gradient is not wanted
     (e.g. the first conv's input, which is data) and may be returned as None without computing it.
     None means every differentiable port.
@@ -34,6 +36,23 @@ FUSION_KINDS = ("elementwise", "injective", "reduction", "opaque")
 _REGISTRY: dict[str, "Op"] = {}
 
 
+class _EveryPort:
+    """`port in EVERY_PORT` is True for any port: every input of a variadic op is batched.
+
+    Not iterable on purpose: code that lists the batched ports of a variadic op must ask its
+    arity first, and fails loudly here instead of seeing no ports.
+    """
+
+    def __contains__(self, port):
+        return True
+
+    def __repr__(self):
+        return "EVERY_PORT"
+
+
+EVERY_PORT = _EveryPort()
+
+
 class Op:
     """Base class of every op; subclasses set the class attributes and the three methods."""
 
@@ -43,7 +62,8 @@ class Op:
     arity: int | tuple = 1
     #: names of the input ports, for messages and specs, e.g. ("x", "w", "b")
     input_names: tuple = ("x",)
-    #: ports whose values carry the batch dimension; others are params (or unbatched)
+    #: ports whose values carry the batch dimension (EVERY_PORT for variadic ops); the others
+    #: are params
     batched_inputs: tuple = (0,)
     #: ports that get a gradient (labels do not)
     differentiable_inputs: tuple | None = None  # None: all ports
@@ -51,8 +71,10 @@ class Op:
     kind: str = "op"
     #: TVM-style pattern kind, drives fusion grouping and in-place planning
     fusion_kind: str = "opaque"
-    #: what backward reads from forward's arrays: subset of {"input", "output"}. The memory
-    #: pass never overwrites such an array in place; declare it truthfully or gradients break.
+    #: what backward reads from forward's arrays: subset of {"input", "output"}, where "input"
+    #: means a batched (data) input array - params and labels are never overwritten, and copies
+    #: the cache owns (im2col columns, normalised x) are workspace, not inputs. The memory pass
+    #: never overwrites such an array in place; declare it truthfully or gradients break.
     saves: frozenset = frozenset({"input"})
     #: forward can write its result into `out` (same shape/dtype as inputs[0]) - the in-place hook
     supports_out: bool = False

@@ -1,1 +1,75 @@
-"""(being written)"""
+"""Fully connected layer: affine.  x: (N, d1, ..., dk) flattened to (N, D), w: (D, M), b: (M,) -> (N, M).
+
+`affine_forward` / `affine_backward` are the numeric kernels; the fused ops (affine + relu)
+call them directly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dagnet.errors import DTypeError, ShapeError
+from dagnet.ops.base import Op, check_float, register
+
+
+def affine_forward(x, w, b):
+    """x @ w + b with x flattened per example.  x: (N, d1, ..., dk), w: (D, M), b: (M,) -> (N, M)."""
+    x2 = x.reshape(x.shape[0], -1)
+    out = x2 @ w
+    out += b
+    return out, (x2, w, x.shape)
+
+
+def affine_backward(dout, cache, need_dx=True):
+    """Gradients of affine_forward.  dout: (N, M) -> (dx (N, d1, ..., dk) or None, dw (D, M), db (M,))."""
+    x2, w, x_shape = cache
+    # The first layer's input is data: skipping its gradient saves a GEMM.
+    dx = (dout @ w.T).reshape(x_shape) if need_dx else None
+    return dx, x2.T @ dout, dout.sum(axis=0)
+
+
+@register
+class Affine(Op):
+    """x @ w + b, x flattened per example.  x: (N, d1, ..., dk), w: (D, M), b: (M,) -> (N, M)."""
+
+    name = "affine"
+    arity = 3
+    input_names = ("x", "w", "b")
+    batched_inputs = (0,)
+    fusion_kind = "opaque"
+    saves = frozenset({"input"})
+
+    def infer_shape(self, in_shapes, attrs):
+        x_shape, w_shape, b_shape = (tuple(s) for s in in_shapes)
+        if len(w_shape) != 2:
+            raise ShapeError(f"affine: weight 'w' must have 2 dims (D, M), got shape {w_shape}")
+        features = int(np.prod(x_shape, dtype=np.int64))
+        d, m = w_shape
+        if features != d:
+            raise ShapeError(
+                f"affine: input has {features} features (shape {x_shape}) but weight expects {d} "
+                f"(w shape {w_shape}); give w shape ({features}, {m})"
+            )
+        if b_shape != (m,):
+            raise ShapeError(
+                f"affine: bias 'b' has shape {b_shape} but w shape {w_shape} has {m} outputs; "
+                f"give b shape ({m},)"
+            )
+        return (m,)
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        x, w, b = inputs
+        for port, a in zip(self.input_names, inputs):
+            check_float(self.name, port, a)
+        if not x.dtype == w.dtype == b.dtype:
+            raise DTypeError(
+                f"affine: x, w, b must share one dtype, got {x.dtype}, {w.dtype}, {b.dtype}; "
+                f"convert them with .astype({x.dtype})"
+            )
+        self.infer_shape([x.shape[1:], w.shape, b.shape], attrs)
+        return affine_forward(x, w, b)
+
+    def backward(self, dout, cache, attrs, needs=None):
+        return affine_backward(dout, cache, need_dx=needs is None or needs[0])
+
+    def flops(self, in_shapes, out_shape, attrs):
+        return 2 * int(np.prod(in_shapes[1], dtype=np.int64))

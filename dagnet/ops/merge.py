@@ -1,1 +1,125 @@
-"""(being written)"""
+"""Ops that merge several values: add (skip connections) and concat (along the channel axis).
+
+    add:    x0, x1, ... all (N, d1, ..., dk) -> (N, d1, ..., dk), no broadcasting
+    concat: x0 (N, c0, ...), x1 (N, c1, ...), ... -> (N, c0 + c1 + ..., ...) along attrs["axis"]
+
+Their backward passes return dout itself (add) or views of it (concat): no copies.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dagnet.errors import AttrError, DTypeError, ShapeError
+from dagnet.ops.base import EVERY_PORT, Op, check_float, register
+
+
+def _check_inputs(op, inputs):
+    """Every input float, all of one dtype."""
+    for i, x in enumerate(inputs):
+        check_float(op, f"x{i}", x)
+    dtypes = [x.dtype for x in inputs]
+    if len(set(dtypes)) > 1:
+        raise DTypeError(
+            f"{op}: inputs must share one dtype, got {', '.join(map(str, dtypes))}; "
+            f"convert them with .astype({dtypes[0]})"
+        )
+
+
+class _Merge(Op):
+    arity = (2, None)
+    input_names = ("x0", "x1", "...")
+    batched_inputs = EVERY_PORT
+    saves = frozenset()  # backward needs only the input shapes
+
+
+@register
+class Add(_Merge):
+    """Element-wise sum of two or more same-shape values.  x0, x1, ...: (N, ...) -> (N, ...)."""
+
+    name = "add"
+    fusion_kind = "elementwise"
+    supports_out = True
+
+    def infer_shape(self, in_shapes, attrs):
+        shapes = [tuple(s) for s in in_shapes]
+        if len(set(shapes)) > 1:
+            listed = ", ".join(f"x{i} {s}" for i, s in enumerate(shapes))
+            raise ShapeError(
+                f"add: inputs must all have the same shape (no broadcasting), got {listed}"
+            )
+        return shapes[0]
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        _check_inputs(self.name, inputs)
+        self.infer_shape([x.shape for x in inputs], attrs)  # full shapes: batch sizes too
+        y = np.add(inputs[0], inputs[1], out=out)
+        for x in inputs[2:]:
+            y += x
+        return y, len(inputs)
+
+    def backward(self, dout, cache, attrs, needs=None):
+        return tuple(dout if needs is None or needs[i] else None for i in range(cache))
+
+
+def _concat_shape(shapes, axis, first_axis):
+    """Shape of the concatenation of arrays of `shapes` along `axis`.
+
+    Axes are named in messages counting the batch axis as 0: `first_axis` is 1 for per-example
+    shapes and 0 for full ones.
+    """
+    ref = shapes[0]
+    for i, s in enumerate(shapes[1:], start=1):
+        if len(s) != len(ref):
+            raise ShapeError(
+                f"concat: input x{i} has shape {s} but x0 has {ref}: all inputs need the same "
+                f"number of dims"
+            )
+        for a, (d, d0) in enumerate(zip(s, ref)):
+            if a != axis and d != d0:
+                raise ShapeError(
+                    f"concat: input x{i} has shape {s} but x0 has {ref}: they differ on axis "
+                    f"{a + first_axis}, and only the concat axis {axis + first_axis} may differ"
+                )
+    return ref[:axis] + (sum(s[axis] for s in shapes),) + ref[axis + 1:]
+
+
+@register
+class Concat(_Merge):
+    """Join two or more values along attrs["axis"] (default 1, the channel axis; batch is axis 0).
+
+    x0: (N, c0, ...), x1: (N, c1, ...), ... -> (N, c0 + c1 + ..., ...) for axis 1.
+    """
+
+    name = "concat"
+    fusion_kind = "injective"
+
+    def _per_example_axis(self, attrs, rank):
+        """attrs["axis"] (batch = 0, negatives count from the end) as an axis of a per-example shape."""
+        axis = int(attrs.get("axis", 1))
+        full = axis if axis >= 0 else axis + rank + 1
+        if full == 0:
+            raise AttrError(
+                f"concat: axis {axis} is the batch axis; concat joins the features of each "
+                f"example, give axis >= 1 (1 is the channel axis)"
+            )
+        if not 1 <= full <= rank:
+            raise AttrError(
+                f"concat: axis {axis} is out of range for inputs with {rank} dims per example "
+                f"(batch axis 0 plus axes 1..{rank})"
+            )
+        return full - 1
+
+    def infer_shape(self, in_shapes, attrs):
+        shapes = [tuple(s) for s in in_shapes]
+        return _concat_shape(shapes, self._per_example_axis(attrs, len(shapes[0])), 1)
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        _check_inputs(self.name, inputs)
+        axis = self._per_example_axis(attrs, inputs[0].ndim - 1) + 1
+        _concat_shape([x.shape for x in inputs], axis, 0)  # full shapes: batch sizes too
+        return np.concatenate(inputs, axis=axis), (axis, [x.shape[axis] for x in inputs])
+
+    def backward(self, dout, cache, attrs, needs=None):
+        axis, sizes = cache
+        parts = np.split(dout, np.cumsum(sizes)[:-1], axis=axis)
+        return tuple(g if needs is None or needs[i] else None for i, g in enumerate(parts))

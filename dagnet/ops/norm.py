@@ -1,1 +1,165 @@
-"""(being written)"""
+"""Batch normalisation over features and spatial batch normalisation, as one op: batchnorm.
+
+    x: (N, D),       gamma, beta: (D,)  statistics over N, per feature
+    x: (N, C, H, W), gamma, beta: (C,)  statistics over N, H, W, per channel
+
+Attributes: eps (default 1e-5) and momentum (default 0.9). The running statistics follow the
+course convention
+
+    running = momentum * running + (1 - momentum) * batch_statistic
+
+so PyTorch's `momentum` is 1 - this one (dagnet 0.9 == PyTorch 0.1). As in PyTorch, the running
+variance tracks the unbiased batch variance while train mode normalises with the biased one;
+eval mode normalises with the running statistics.
+
+The running statistics are the node's explicit state ({"running_mean", "running_var"}, shape
+(C,)), updated in place in train mode. `batchnorm_forward` / `batchnorm_backward` are the
+numeric kernels; the fused ops (conv2d + batchnorm + relu) call them directly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dagnet.errors import AttrError, DTypeError, FeedError, ShapeError
+from dagnet.ops.base import Op, check_float, register
+
+_AXES = {2: (0,), 4: (0, 2, 3)}  # full rank of x -> axes the statistics reduce over
+
+
+def _per_channel(v, ndim):
+    """A (C,) vector shaped to broadcast against x of rank ndim."""
+    return v if ndim == 2 else v.reshape(1, -1, 1, 1)
+
+
+def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum):
+    """Normalise x per feature/channel, then scale and shift.  x: (N, D) or (N, C, H, W) -> same shape.
+
+    mode "train" uses the batch statistics and updates `state` in place (if not None); mode
+    "eval" uses state["running_mean"] and state["running_var"].
+    """
+    axes = _AXES[x.ndim]
+    if mode == "train":
+        count = x.size // x.shape[1]
+        if count < 2:
+            raise ShapeError(
+                f"batchnorm: train mode needs more than one value per channel to estimate the "
+                f"variance, got input shape {x.shape}; use a batch of at least 2 or eval mode"
+            )
+        mean = x.mean(axis=axes)
+        xhat = x - _per_channel(mean, x.ndim)
+        var = np.mean(xhat * xhat, axis=axes)
+        if state is not None:
+            rm, rv = state["running_mean"], state["running_var"]
+            rm[...] = momentum * rm + (1 - momentum) * mean
+            rv[...] = momentum * rv + (1 - momentum) * var * (count / (count - 1))
+    elif mode == "eval":
+        if state is None:
+            raise FeedError(
+                "batchnorm: eval mode needs the running statistics; pass "
+                "state=op.init_state(...) (a compiled plan does this for you)"
+            )
+        mean = state["running_mean"].astype(x.dtype, copy=False)
+        var = state["running_var"].astype(x.dtype, copy=False)
+        xhat = x - _per_channel(mean, x.ndim)
+    else:
+        raise AttrError(f"batchnorm: mode must be 'train' or 'eval', got {mode!r}")
+    inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
+    xhat *= _per_channel(inv_std, x.ndim)
+    out = _per_channel(gamma, x.ndim) * xhat
+    out += _per_channel(beta, x.ndim)
+    return out, (mode, xhat, gamma, inv_std)
+
+
+def batchnorm_backward(dout, cache, need_dx=True):
+    """Gradients of batchnorm_forward.  dout: like x -> (dx like x or None, dgamma (C,), dbeta (C,)).
+
+    Train mode uses the closed form
+        dx = gamma * inv_std / m * (m * dout - sum(dout) - xhat * sum(dout * xhat))
+    (sums per channel over its m values), which reuses dbeta = sum(dout) and
+    dgamma = sum(dout * xhat); eval mode is an affine map: dx = dout * gamma * inv_std.
+    """
+    mode, xhat, gamma, inv_std = cache
+    axes = _AXES[dout.ndim]
+    dbeta = dout.sum(axis=axes)
+    dgamma = np.sum(dout * xhat, axis=axes)
+    if not need_dx:
+        return None, dgamma, dbeta
+    scale = _per_channel(gamma * inv_std, dout.ndim)
+    if mode == "eval":
+        return dout * scale, dgamma, dbeta
+    m = dout.size // dout.shape[1]
+    dx = m * dout - _per_channel(dbeta, dout.ndim)
+    dx -= xhat * _per_channel(dgamma, dout.ndim)
+    dx *= scale / m
+    return dx, dgamma, dbeta
+
+
+def _eps_momentum(attrs):
+    eps = float(attrs.get("eps", 1e-5))
+    momentum = float(attrs.get("momentum", 0.9))
+    if eps <= 0:
+        raise AttrError(f"batchnorm: eps must be > 0, got {eps}")
+    if not 0 <= momentum <= 1:
+        raise AttrError(
+            f"batchnorm: momentum must be in [0, 1], got {momentum} (dagnet keeps "
+            f"momentum * running + (1 - momentum) * batch; PyTorch's momentum 0.1 is 0.9 here)"
+        )
+    return eps, momentum
+
+
+@register
+class BatchNorm(Op):
+    """Batch normalisation.  x: (N, D) or (N, C, H, W), gamma, beta: (D,) or (C,) -> like x."""
+
+    name = "batchnorm"
+    arity = 3
+    input_names = ("x", "gamma", "beta")
+    batched_inputs = (0,)
+    fusion_kind = "opaque"
+    # backward reads gamma (a param) and the normalised x its cache keeps (workspace), never x
+    saves = frozenset()
+    saves_workspace = True
+    stateful = True
+
+    def infer_shape(self, in_shapes, attrs):
+        x_shape, g_shape, b_shape = (tuple(s) for s in in_shapes)
+        _eps_momentum(attrs)
+        if len(x_shape) not in (1, 3):
+            raise ShapeError(
+                f"batchnorm: input 'x' must have 1 dim (D) or 3 dims (C, H, W) per example, "
+                f"got shape {x_shape}"
+            )
+        c = x_shape[0]
+        for port, shape in (("gamma", g_shape), ("beta", b_shape)):
+            if shape != (c,):
+                raise ShapeError(
+                    f"batchnorm: {port} has shape {shape} but the input has {c} "
+                    f"{'features' if len(x_shape) == 1 else 'channels'} (x shape {x_shape}); "
+                    f"give {port} shape ({c},)"
+                )
+        return x_shape
+
+    def workspace(self, in_shapes, out_shape, attrs):
+        """xhat, the normalised input: one value per input value."""
+        return int(np.prod(in_shapes[0], dtype=np.int64))
+
+    def init_state(self, in_shapes, attrs, dtype):
+        """running_mean = 0 and running_var = 1, shape (C,)."""
+        c = in_shapes[0][0]
+        return {"running_mean": np.zeros(c, dtype=dtype), "running_var": np.ones(c, dtype=dtype)}
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        x, gamma, beta = inputs
+        for port, a in zip(self.input_names, inputs):
+            check_float(self.name, port, a)
+        if not x.dtype == gamma.dtype == beta.dtype:
+            raise DTypeError(
+                f"batchnorm: x, gamma, beta must share one dtype, got {x.dtype}, {gamma.dtype}, "
+                f"{beta.dtype}; convert them with .astype({x.dtype})"
+            )
+        self.infer_shape([x.shape[1:], gamma.shape, beta.shape], attrs)
+        eps, momentum = _eps_momentum(attrs)
+        return batchnorm_forward(x, gamma, beta, mode, state, eps, momentum)
+
+    def backward(self, dout, cache, attrs, needs=None):
+        return batchnorm_backward(dout, cache, need_dx=needs is None or needs[0])

@@ -1,4 +1,4 @@
-"""Training: update rules, learning-rate schedules, checkpoints."""
+"""Training: the Solver, update rules, learning-rate schedules, checkpoints."""
 from dagnet.train.checkpoint import Checkpoint, check_compatible, load_checkpoint, save_checkpoint
 from dagnet.train.optim import (
     UPDATE_RULES,
@@ -13,10 +13,12 @@ from dagnet.train.optim import (
     state_to_arrays,
 )
 from dagnet.train.schedules import Schedule, make_schedule
+from dagnet.train.solver import Solver
 
 __all__ = [
     "Checkpoint",
     "Schedule",
+    "Solver",
     "UPDATE_RULES",
     "adagrad",
     "adam",

@@ -16,12 +16,12 @@ from dagnet.compiler.patterns import PATTERNS
 from dagnet.compiler.shapes import topological_order
 
 
-def _chain(graph: Graph, start: Node, ops: tuple):
+def _chain(graph: Graph, users: dict, start: Node, ops: tuple):
     """Follow port-0 consumers from `start` matching `ops`; returns the member nodes (possibly
     shorter than ops when the chain stops) - the first consumer with the right op is followed."""
     members = [start]
     for op in ops[1:]:
-        nxt = [graph.node(c) for c, port in graph.consumers(members[-1].name)
+        nxt = [graph.node(c) for c, port in users.get(members[-1].name, [])
                if port == 0 and graph.node(c).op == op]
         if not nxt:
             break
@@ -29,15 +29,15 @@ def _chain(graph: Graph, start: Node, ops: tuple):
     return members
 
 
-def _blocker(graph: Graph, members: list[Node], outputs: set, pattern, mode: str) -> str | None:
+def _blocker(users: dict, members: list[Node], outputs: set, pattern, mode: str) -> str | None:
     """Why this complete chain cannot fuse, or None."""
     if mode not in pattern.modes:
         return f"mode '{mode}' forbids it: {pattern.mode_reason}"
     for inner in members[:-1]:
-        users = graph.consumers(inner.name)
-        if len(users) != 1:
-            names = ", ".join(sorted({u for u, _ in users}))
-            return f"'{inner.name}' has {len(users)} users ({names}); its value must be kept"
+        used_by = users.get(inner.name, [])
+        if len(used_by) != 1:
+            names = ", ".join(sorted({u for u, _ in used_by}))
+            return f"'{inner.name}' has {len(used_by)} users ({names}); its value must be kept"
         if inner.name in outputs:
             return f"'{inner.name}' is a requested output"
     return None
@@ -49,6 +49,7 @@ def fuse(graph: Graph, outputs: list[str] | None = None, mode: str = "train",
     patterns = sorted(patterns, key=lambda p: -len(p.ops))
     taken: set[str] = set()
     groups, near_misses = [], []
+    users = graph.consumer_map()
     for name in topological_order(graph):
         start = graph.node(name)
         if start.op in (INPUT, PARAM) or name in taken:
@@ -57,10 +58,10 @@ def fuse(graph: Graph, outputs: list[str] | None = None, mode: str = "train",
         for pattern in patterns:
             if start.op != pattern.ops[0]:
                 continue
-            members = _chain(graph, start, pattern.ops)
+            members = _chain(graph, users, start, pattern.ops)
             if len(members) != len(pattern.ops) or any(m.name in taken for m in members):
                 continue
-            reason = _blocker(graph, members, outputs, pattern, mode)
+            reason = _blocker(users, members, outputs, pattern, mode)
             if reason is None:
                 fired = (pattern, members)
                 break

@@ -17,7 +17,6 @@ so `add(x, x)` keeps both edges).
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -50,8 +49,9 @@ class Node:
         return "loss" if get_op(self.op, self.name).kind == "loss" else "op"
 
     def copy(self) -> "Node":
-        return Node(self.name, self.op, copy.deepcopy(self.attrs), list(self.inputs),
-                    copy.deepcopy(self.meta))
+        """A copy whose attrs, inputs and meta containers are new. Nested values are shared:
+        passes replace meta/attrs entries, they never mutate them in place."""
+        return Node(self.name, self.op, dict(self.attrs), list(self.inputs), dict(self.meta))
 
 
 def _name_of(v) -> str:
@@ -100,7 +100,7 @@ class Graph:
         g = Graph(self.name)
         g._nodes = {k: n.copy() for k, n in self._nodes.items()}
         g._outputs = None if self._outputs is None else list(self._outputs)
-        g.meta = copy.deepcopy(self.meta)
+        g.meta = dict(self.meta)
         return g
 
     def remove_node(self, name) -> None:
@@ -120,8 +120,16 @@ class Graph:
 
     def consumers(self, name) -> list[tuple[str, int]]:
         """(consumer name, port) for every edge leaving `name`, in node order."""
-        name = _name_of(name)
-        return [(n.name, i) for n in self for i, s in enumerate(n.inputs) if s == name]
+        return self.consumer_map().get(_name_of(name), [])
+
+    def consumer_map(self) -> dict[str, list[tuple[str, int]]]:
+        """{value: [(consumer name, port), ...]} for every value with a consumer (one O(edges)
+        sweep; passes call it once rather than asking node by node)."""
+        users: dict[str, list] = {}
+        for n in self:
+            for i, s in enumerate(n.inputs):
+                users.setdefault(s, []).append((n.name, i))
+        return users
 
     @property
     def inputs(self) -> list[Node]:

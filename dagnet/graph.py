@@ -154,6 +154,11 @@ class Graph:
         used = {s for n in self for s in n.inputs}
         return [n.name for n in self if n.op not in (INPUT, PARAM) and n.name not in used]
 
+    @property
+    def declared_outputs(self) -> list[str] | None:
+        """The outputs set explicitly, or None when the defaults (losses, else sinks) apply."""
+        return None if self._outputs is None else list(self._outputs)
+
     @outputs.setter
     def outputs(self, names) -> None:
         self._outputs = None if names is None else [_name_of(v) for v in names]

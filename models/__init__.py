@@ -1,0 +1,64 @@
+"""The model zoo: functions returning a Graph, and the same models as YAML specs in specs/.
+
+    from dagnet.models import lenet, get_model, spec_path
+    g = lenet()                                  # Fashion-MNIST sized: (1, 28, 28), 10 classes
+    g = get_model("fc_net", hidden_dims=[200, 100], dropout=0.2)
+    assert Graph.from_spec(spec_path("lenet")) == lenet()
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+from pathlib import Path
+
+from dagnet.errors import DagnetError
+from dagnet.graph import Graph
+from dagnet.models.zoo import (
+    convnet_deep,
+    fc_net,
+    lenet,
+    lenet_bn,
+    resnet_small,
+    three_layer_convnet,
+    two_layer_net,
+)
+
+MODELS = {
+    "two_layer_net": two_layer_net,
+    "fc_net": fc_net,
+    "three_layer_convnet": three_layer_convnet,
+    "lenet": lenet,
+    "lenet_bn": lenet_bn,
+    "convnet_deep": convnet_deep,
+    "resnet_small": resnet_small,
+}
+
+SPEC_DIR = Path(__file__).resolve().parent / "specs"
+
+
+def _known(name: str) -> None:
+    if name not in MODELS:
+        close = difflib.get_close_matches(str(name), MODELS, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise DagnetError(f"unknown model '{name}'.{hint} Known models: {', '.join(MODELS)}")
+
+
+def get_model(name: str, **kwargs) -> Graph:
+    """The zoo model `name` built with `kwargs` (e.g. input_shape, num_classes)."""
+    _known(name)
+    fn = MODELS[name]
+    try:
+        inspect.signature(fn).bind(**kwargs)
+    except TypeError as e:
+        takes = ", ".join(inspect.signature(fn).parameters)
+        raise DagnetError(f"{name}: {e}; it takes {takes}") from None
+    return fn(**kwargs)
+
+
+def spec_path(name: str) -> Path:
+    """The YAML spec file of a zoo model (it builds the same graph as the default call)."""
+    _known(name)
+    return SPEC_DIR / f"{name}.yaml"
+
+
+__all__ = ["MODELS", "SPEC_DIR", "get_model", "spec_path", *MODELS]

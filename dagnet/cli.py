@@ -1,0 +1,263 @@
+"""The `dagnet` command: train, evaluate, summary, gradcheck, render, plot, maps.
+
+    dagnet train lenet --data fashion-mnist --epochs 2 --out runs/lenet
+    dagnet evaluate runs/lenet --json
+    dagnet summary lenet
+
+A user's mistake (bad path, unknown model, bad flag value) prints one line and exits with 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from dagnet.errors import DagnetError
+
+DATA_HELP = ("fashion-mnist (Debian's dataset-fashion-mnist), mnist:DIR, fashion-mnist:DIR, "
+             "or cifar10:DIR (the CIFAR-10 python batches)")
+
+
+class UsageError(DagnetError):
+    """A bad command line: printed as one line, exit code 2."""
+
+
+# -- what to train ---------------------------------------------------------------------------
+def resolve_graph(target: str, input_shape=None, num_classes=None):
+    """A Graph from a spec file path or a model-zoo name (sized for the data when given)."""
+    from dagnet.graph import Graph
+    from dagnet.models import MODELS, get_model
+
+    if os.path.exists(target):
+        return Graph.from_spec(target)
+    if target.endswith((".yaml", ".yml", ".json")):
+        raise UsageError(f"spec file not found: {target}")
+    if target not in MODELS:
+        raise UsageError(f"unknown model '{target}': give a spec file or one of {', '.join(MODELS)}")
+    kw = {}
+    if input_shape is not None:
+        kw.update(input_shape=tuple(input_shape), num_classes=num_classes)
+    return get_model(target, **kw)
+
+
+def load_data(spec: str, num_val: int, seed: int):
+    """Train/val/test arrays standardised per channel with train statistics, and a JSON-able
+    description (to reload the same data for `evaluate`)."""
+    from dagnet.data.idx import load_mnist_like
+    from dagnet.data.preprocess import fit_normalization, normalize, split_train_val
+
+    kind, _, directory = spec.partition(":")
+    if kind in ("fashion-mnist", "mnist"):
+        raw = load_mnist_like(directory or None, kind)
+    elif kind == "cifar10":
+        from dagnet.data.cifar import load_cifar10
+
+        if not directory:
+            raise UsageError("cifar10 needs a directory: --data cifar10:DIR")
+        raw = load_cifar10(directory)
+    else:
+        raise UsageError(f"unknown dataset '{spec}': use {DATA_HELP}")
+    X, y, Xv, yv = split_train_val(raw["X_train"], raw["y_train"], num_val, seed)
+    stats = fit_normalization(X, "channel")
+    data = {"X_train": normalize(X, stats), "y_train": y, "X_val": normalize(Xv, stats), "y_val": yv,
+            "X_test": normalize(raw["X_test"], stats), "y_test": raw["y_test"]}
+    info = {"data": spec, "num_val": num_val, "split_seed": seed,
+            "normalization": {k: np.asarray(v).tolist() for k, v in stats.items()}}
+    return data, info
+
+
+# -- commands --------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    import dagnet
+    from dagnet.train.evaluate import evaluate_arrays
+    from dagnet.train.solver import Solver
+
+    if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
+        raise UsageError("--epochs and --batch-size must be >= 1 and --lr > 0")
+    ckpt = os.path.join(args.out, "checkpoint.npz")
+    if os.path.exists(ckpt) and not args.resume:
+        raise UsageError(f"{args.out} already holds a run: pass --resume to continue it, or "
+                         f"choose another --out")
+    data, info = load_data(args.data, args.val, args.seed)
+    shape = data["X_train"].shape[1:]
+    classes = int(max(data["y_train"].max(), data["y_test"].max())) + 1
+    graph = resolve_graph(args.model, shape, classes)
+    plan = dagnet.compile(graph, seed=args.seed, dtype=args.dtype)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "data.json"), "w") as f:
+        json.dump(info, f)
+    if not args.quiet:
+        print(f"{graph.name}: {sum(p.size for p in plan.params.values()):,} params, "
+              f"{len(plan.steps)} steps ({sum(s.fused for s in plan.steps)} fused); "
+              f"{len(data['X_train']):,} train / {len(data['X_val']):,} val / "
+              f"{len(data['X_test']):,} test examples")
+    solver = Solver(plan, data, update_rule=args.update_rule,
+                    optim_config={"learning_rate": args.lr}, lr_decay=args.lr_decay,
+                    batch_size=args.batch_size, num_epochs=args.epochs,
+                    weight_decay=args.weight_decay, num_train_samples=5000, verbose=not args.quiet,
+                    checkpoint=ckpt, resume=args.resume, seed=args.seed,
+                    on_epoch=lambda s: _write_history(args.out, s))
+    solver.train()  # leaves the best-validation params in the plan
+    test = evaluate_arrays(plan, data["X_test"], data["y_test"])
+    _write_pictures(args.out, graph, plan, solver, args.quiet)
+    if not args.quiet:
+        images = len(data["X_train"]) * len(solver.epoch_times) / max(sum(solver.epoch_times), 1e-9)
+        print(f"test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}); "
+              f"{np.mean(solver.epoch_times):.1f} s/epoch, {images:,.0f} images/s; run in {args.out}")
+    return 0
+
+
+def _write_history(out: str, solver) -> None:
+    tmp = os.path.join(out, "history.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(solver.history(), f)
+    os.replace(tmp, os.path.join(out, "history.json"))
+
+
+def _write_pictures(out: str, graph, plan, solver, quiet: bool) -> None:
+    """The graph diagram and the training curves, when the viz extras work here."""
+    try:
+        from dagnet.viz import plot_history, render_graph
+    except ImportError:
+        return
+    try:
+        render_graph(graph, os.path.join(out, "graph.svg"))
+        plot_history(solver.history(), os.path.join(out, "curves.png"))
+    except DagnetError as e:  # e.g. graphviz's dot missing: training still succeeded
+        if not quiet:
+            print(f"note: pictures not written: {e}", file=sys.stderr)
+
+
+def load_run(run_dir: str, mode: str = "eval", best: bool = True):
+    """(graph, plan, checkpoint) of a run directory written by `dagnet train`; the plan holds
+    the best-validation params (or the last epoch's with best=False)."""
+    import dagnet
+    from dagnet.graph import Graph
+    from dagnet.train.checkpoint import load_checkpoint
+
+    if not os.path.isdir(run_dir):
+        raise UsageError(f"no run directory {run_dir}")
+    ck = load_checkpoint(os.path.join(run_dir, "checkpoint.npz"))
+    params, state = ck.params, ck.state
+    if best and ck.extra.get("best_params"):
+        params, state = ck.extra["best_params"], ck.extra.get("best_state", state)
+    graph = Graph.from_spec(ck.spec)
+    plan = dagnet.compile(graph, mode=mode, params=params, state=state,
+                          dtype=next(iter(params.values())).dtype)
+    return graph, plan, ck
+
+
+def cmd_evaluate(args) -> int:
+    from dagnet.train.evaluate import evaluate_arrays
+
+    _, plan, _ = load_run(args.run_dir)
+    with open(os.path.join(args.run_dir, "data.json")) as f:
+        info = json.load(f)
+    data, _ = load_data(info["data"], info["num_val"], info["split_seed"])
+    result = {split: evaluate_arrays(plan, data[f"X_{split}"], data[f"y_{split}"])
+              for split in ("train", "val", "test")}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{'split':6s} {'loss':>8s} {'accuracy':>9s}")
+        for split, r in result.items():
+            print(f"{split:6s} {r['loss']:8.4f} {r['accuracy']:9.4f}")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from dagnet.summary import summary_table
+
+    graph = resolve_graph(args.model)
+    print(summary_table(graph))
+    return 0
+
+
+def cmd_gradcheck(args) -> int:
+    import dagnet
+    from dagnet.compiler.pipeline import random_feeds
+    from dagnet.gradcheck import gradcheck_plan
+
+    graph = resolve_graph(args.model)
+    plan = dagnet.compile(graph, dtype="float64", seed=args.seed)
+    feeds = random_feeds(plan, batch=args.batch, seed=args.seed)
+    errors = gradcheck_plan(plan, feeds, max_entries=args.entries)
+    worst = max(errors.values())
+    for name, err in errors.items():
+        print(f"{name:30s} rel_error {err:.2e}")
+    ok = worst < args.tol
+    print(f"{'ok' if ok else 'FAILED'}: worst relative error {worst:.2e} (tolerance {args.tol:g})")
+    return 0 if ok else 1
+
+
+# -- parser ----------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line (not usage + error) and exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="dagnet", description="Graph-compiled neural networks: "
+                "train, evaluate, inspect and render models.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model on a dataset, writing a run directory")
+    t.add_argument("model", help="a model-zoo name (lenet, ...) or a spec file (.yaml/.json)")
+    t.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
+    t.add_argument("--epochs", type=int, default=2)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--update-rule", default="sgd_momentum",
+                   choices=["sgd", "sgd_momentum", "nesterov", "rmsprop", "adam", "adagrad"])
+    t.add_argument("--lr", type=float, default=1e-2, help="learning rate")
+    t.add_argument("--lr-decay", type=float, default=0.9, help="per-epoch learning-rate factor")
+    t.add_argument("--weight-decay", type=float, default=0.0, help="L2 on weights (not biases)")
+    t.add_argument("--val", type=int, default=5000, help="validation examples split off train")
+    t.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default=None, help="run directory (default runs/MODEL)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="loss and accuracy of a run on train, val and test")
+    e.add_argument("run_dir")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("summary", help="per layer: output shape, params, connections")
+    s.add_argument("model", help="a model-zoo name or a spec file")
+    s.set_defaults(func=cmd_summary)
+
+    gc = sub.add_parser("gradcheck", help="numerical gradient check of a model (float64)")
+    gc.add_argument("model", help="a model-zoo name or a spec file")
+    gc.add_argument("--batch", type=int, default=2)
+    gc.add_argument("--entries", type=int, default=10, help="entries checked per param")
+    gc.add_argument("--tol", type=float, default=1e-5)
+    gc.add_argument("--seed", type=int, default=0)
+    gc.set_defaults(func=cmd_gradcheck)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "out", "") is None:
+        args.out = os.path.join("runs", os.path.splitext(os.path.basename(args.model))[0])
+    try:
+        return args.func(args)
+    except DagnetError as e:
+        print(f"dagnet {args.command}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint is kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

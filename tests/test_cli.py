@@ -1,0 +1,118 @@
+"""The dagnet command, run as a user would (subprocess) on tiny data the test writes."""
+import gzip
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+def write_idx(path, array):
+    codes = {np.uint8: 0x08}
+    header = struct.pack(">BBBB", 0, 0, codes[array.dtype.type], array.ndim)
+    header += struct.pack(">" + "I" * array.ndim, *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(">u1").tobytes())
+
+
+@pytest.fixture(scope="module")
+def tiny_mnist(tmp_path_factory):
+    """200 train / 60 test 28x28 images whose class is readable from a bright square."""
+    d = tmp_path_factory.mktemp("mnist")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 200), ("t10k", 60)):
+        y = rng.integers(0, 10, n).astype(np.uint8)
+        X = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(y):
+            X[i, 2 * c:2 * c + 6, 4:10] = 255
+        write_idx(d / f"{split}-images-idx3-ubyte.gz", X)
+        write_idx(d / f"{split}-labels-idx1-ubyte.gz", y)
+    return d
+
+
+def dagnet(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "dagnet.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_mnist, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "lenet"
+    r = dagnet("train", "lenet", "--data", f"mnist:{tiny_mnist}", "--epochs", 2, "--val", 40,
+               "--batch-size", 20, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "test accuracy" in r.stdout
+    return out
+
+
+def test_train_writes_the_run(run_dir):
+    names = set(os.listdir(run_dir))
+    assert {"checkpoint.npz", "history.json", "data.json"} <= names
+    history = json.loads((run_dir / "history.json").read_text())
+    assert len(history["train_acc_history"]) == 2 and len(history["loss_history"]) == 16
+
+
+def test_evaluate_json(run_dir):
+    r = dagnet("evaluate", run_dir, "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert set(result) == {"train", "val", "test"}
+    for split in result.values():
+        assert 0 <= split["accuracy"] <= 1 and split["loss"] > 0
+    table = dagnet("evaluate", run_dir)
+    assert "accuracy" in table.stdout and "test" in table.stdout
+
+
+def test_resume_refuses_to_overwrite_and_continues(run_dir, tiny_mnist):
+    r = dagnet("train", "lenet", "--data", f"mnist:{tiny_mnist}", "--epochs", 2, "--out", run_dir)
+    assert r.returncode == 2 and "--resume" in r.stderr
+    r = dagnet("train", "lenet", "--data", f"mnist:{tiny_mnist}", "--epochs", 3, "--val", 40,
+               "--batch-size", 20, "--out", run_dir, "--resume", "--quiet")
+    assert r.returncode == 0, r.stderr
+    history = json.loads((run_dir / "history.json").read_text())
+    assert len(history["train_acc_history"]) == 3
+
+
+def test_summary_lenet():
+    r = dagnet("summary", "lenet")
+    assert r.returncode == 0, r.stderr
+    assert "(20, 24, 24)" in r.stdout and "431,080" in r.stdout
+    # LeNet-paper connection counting: conv1 (5*5*1 + 1) * 20 * 24 * 24
+    assert f"{26 * 20 * 24 * 24:,}" in r.stdout
+
+
+def test_gradcheck_command():
+    r = dagnet("gradcheck", "two_layer_net", "--entries", 5)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ok: worst relative error" in r.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("train", "nosuchmodel"), "unknown model 'nosuchmodel'"),
+    (("train", "missing.yaml"), "spec file not found"),
+    (("train", "lenet", "--epochs", "zero"), "invalid int value"),
+    (("train", "lenet", "--data", "imagenet"), "unknown dataset 'imagenet'"),
+    (("train", "lenet", "--data", "mnist:/nonexistent"), "not found in /nonexistent"),
+    (("evaluate", "/nonexistent"), "no run directory"),
+])
+def test_user_mistakes_give_one_line_and_exit_2(args, needle, tmp_path):
+    r = dagnet(*args, cwd=tmp_path)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+def test_help_everywhere():
+    for cmd in ([], ["train"], ["evaluate"], ["summary"], ["gradcheck"]):
+        r = dagnet(*cmd, "--help")
+        assert r.returncode == 0 and "usage: dagnet" in r.stdout
+
+
+def test_console_script_is_installed():
+    script = os.path.join(os.path.dirname(sys.executable), "dagnet")
+    assert os.path.exists(script), "pip install -e . should install the dagnet command"
+    r = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "train" in r.stdout

@@ -1,0 +1,26 @@
+"""dagnet.viz: pictures of graphs, compiled plans and training runs.
+
+graphviz diagrams (each function returns a graphviz.Digraph and writes a file when given a
+path; `.source` is the DOT text):
+    render_graph(graph, "net.svg")                 the declared DAG
+    render_plan(plan, "plan.svg", show_backward=True, show_memory=True, timings=...)
+    diff(a, b, "ab.svg"); film_strip(graph, "passes/")    what changed; what each pass did
+matplotlib figures (each returns a Figure and writes a file when given a path):
+    plot_memory(plan, "memory.png")                buffer lifetimes and the memory peak
+    plot_history(history, "curves.png"); plot_filters(w, "filters.png")
+    plot_feature_maps(feature_maps(plan, x, "conv1"), "maps.png")
+profile_plan(plan, x, y) times every step for render_plan(timings=...).
+"""
+from dagnet.viz.fold import Repeat, find_repeats
+from dagnet.viz.graph import render_graph, save
+from dagnet.viz.memory import live_bytes, plot_memory
+from dagnet.viz.passes import diff, film_strip, pass_frames
+from dagnet.viz.plan import render_plan
+from dagnet.viz.plots import feature_maps, plot_feature_maps, plot_filters, plot_history, save_figure
+from dagnet.viz.profile import profile_plan
+
+__all__ = [
+    "Repeat", "diff", "feature_maps", "film_strip", "find_repeats", "live_bytes", "pass_frames",
+    "plot_feature_maps", "plot_filters", "plot_history", "plot_memory", "profile_plan",
+    "render_graph", "render_plan", "save", "save_figure",
+]

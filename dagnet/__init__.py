@@ -26,3 +26,23 @@ from dagnet.graph import Graph, Node  # noqa: E402
 from dagnet.compiler import ExecutionPlan, compile  # noqa: E402
 
 __all__ += ["ExecutionPlan", "Graph", "Node", "compile"]
+
+
+def _svg(render):
+    """A Jupyter `_repr_svg_` that draws with dagnet.viz (imported only when a notebook asks)."""
+
+    def _repr_svg_(self):
+        from dagnet.errors import DagnetError
+        from dagnet import viz
+
+        try:
+            return getattr(viz, render)(self).pipe(format="svg", encoding="utf-8")
+        except (DagnetError, OSError):  # no graphviz `dot`: the notebook falls back to repr
+            return None
+
+    return _repr_svg_
+
+
+# Core modules never import viz; the facade wires inline display for notebooks.
+Graph._repr_svg_ = _svg("render_graph")
+ExecutionPlan._repr_svg_ = _svg("render_plan")

@@ -116,3 +116,41 @@ def test_console_script_is_installed():
     assert os.path.exists(script), "pip install -e . should install the dagnet command"
     r = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "train" in r.stdout
+
+
+def test_render_graph_plan_memory_and_passes(tmp_path):
+    r = dagnet("render", "lenet", "-o", tmp_path / "g.svg")
+    assert r.returncode == 0, r.stderr
+    svg = (tmp_path / "g.svg").read_text()
+    assert all(f">{name}</text>" in svg for name in ("conv1", "pool2", "fc1", "scores", "loss"))
+    r = dagnet("render", "lenet", "--plan", "--backward", "--memory", "-o", tmp_path / "p.png")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "p_memory.png").stat().st_size > 10_000
+    r = dagnet("render", "models/specs/resnet_small.yaml", "--passes", tmp_path / "strip",
+               cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert r.returncode == 0, r.stderr
+    frames = sorted(os.listdir(tmp_path / "strip"))
+    assert frames[0].startswith("00_declared") and any("fuse" in f for f in frames)
+
+
+def test_diff_command(tmp_path):
+    r = dagnet("diff", "lenet", "lenet_bn", "-o", tmp_path / "d.svg")
+    assert r.returncode == 0, r.stderr
+    assert "bn1" in (tmp_path / "d.svg").read_text()
+
+
+def test_plot_and_maps_of_a_run(run_dir, tmp_path):
+    r = dagnet("plot", run_dir)
+    assert r.returncode == 0, r.stderr
+    assert (run_dir / "curves.png").stat().st_size > 10_000
+    assert (run_dir / "filters.png").exists()
+    r = dagnet("maps", run_dir, "--node", "conv1", "--index", 3, "-o", tmp_path / "m.png")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+    r = dagnet("maps", run_dir, "--node", "nope")
+    assert r.returncode == 2 and "no node 'nope'" in r.stderr
+
+
+def test_train_writes_pictures(run_dir):
+    assert (run_dir / "graph.svg").exists() and (run_dir / "curves.png").exists()

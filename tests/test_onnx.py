@@ -1,0 +1,573 @@
+"""ONNX export and import: onnxruntime and torch agree with dagnet's eval-mode forward."""
+import contextlib
+import io
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import dagnet  # noqa: E402
+from dagnet import Graph  # noqa: E402
+from dagnet.errors import DagnetError  # noqa: E402
+from dagnet.gradcheck import norm_error  # noqa: E402
+from dagnet.onnx import OnnxError, OnnxModel, UnsupportedOnnxError, export, load  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+TOL = 1e-5
+
+
+# -- helpers -------------------------------------------------------------------------------
+def run_ort(model, feeds: dict) -> list:
+    """onnxruntime's outputs, in the model's output order."""
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def run_dagnet(graph, params, state, feeds: dict, outputs=None, dtype="float32") -> list:
+    """dagnet's eval-mode outputs (default: graph.outputs), in order."""
+    plan = dagnet.compile(graph, mode="eval", params=params, state=state, dtype=dtype)
+    names = outputs or graph.outputs
+    out = plan.forward(feeds, mode="eval", outputs=names)
+    return [out[n] for n in names]
+
+
+def randomized_plan(graph, seed=0):
+    """An eval plan whose params, biases and batchnorm statistics are all non-trivial."""
+    plan = dagnet.compile(graph, mode="eval", seed=seed)
+    rng = np.random.default_rng(seed)
+    for p in plan.params.values():
+        p += (0.1 * rng.standard_normal(p.shape)).astype(p.dtype)
+    for st in plan.state.values():
+        st["running_mean"][...] = 0.1 * rng.standard_normal(st["running_mean"].shape)
+        st["running_var"][...] = rng.uniform(0.5, 2.0, st["running_var"].shape)
+    return plan
+
+
+def float_feeds(graph, batch=3, seed=1) -> dict:
+    rng = np.random.default_rng(seed)
+    return {n.name: rng.standard_normal((batch, *n.attrs["shape"])).astype(np.float32)
+            for n in graph.inputs if np.dtype(n.attrs["dtype"]).kind == "f"}
+
+
+def structure(graph):
+    """(non-param nodes without losses and label inputs, {param: shape}, outputs)."""
+    nodes = [(n.name, n.op, n.inputs, n.attrs) for n in graph
+             if n.op != "param" and n.kind != "loss"
+             and not (n.op == "input" and np.dtype(n.attrs["dtype"]).kind != "f")]
+    params = {n.name: tuple(n.attrs["shape"]) for n in graph.params}
+    return nodes, params
+
+
+def scores_of(graph):
+    """What export makes the model's outputs: the scores each loss reads, else the outputs."""
+    return [l.inputs[0] for l in graph.losses] or graph.outputs
+
+
+def make_model(nodes, inputs, outputs, initializers=None, opset=17, check=True):
+    """A model from onnx.helper pieces; inputs/outputs as {name: shape} (None: unknown)."""
+    f = TensorProto.FLOAT
+    g = helper.make_graph(
+        nodes, "helper_model",
+        [helper.make_tensor_value_info(k, f, s) for k, s in inputs.items()],
+        [helper.make_tensor_value_info(k, f, s) for k, s in outputs.items()],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in (initializers or {}).items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = helper.find_min_ir_version_for(list(m.opset_import))
+    if check:
+        onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def arr(*shape, seed=0, scale=0.5):
+    return (scale * np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
+
+
+def check_against_ort(model, input_shapes=None, batch=3):
+    """Import `model`, run both, compare every output; returns the OnnxModel."""
+    m = load(model, input_shapes=input_shapes)
+    feeds = float_feeds(m.graph, batch)
+    want = run_ort(model, feeds)
+    got = run_dagnet(m.graph, m.params, m.state, feeds)
+    assert [w.shape for w in want] == [g.shape for g in got]
+    for w, g in zip(want, got):
+        assert norm_error(g, w) < TOL
+    return m
+
+
+# -- graphs with every op ------------------------------------------------------------------
+def convs_graph():
+    g = Graph("convs")
+    x = g.input("x", (3, 10, 10))
+    h = g.relu(g.batchnorm(g.conv2d(x, 6, 3, pad=1, name="c1"), name="bn1"), name="r1")
+    p = g.max_pool2d(h, 2, name="mp")                                               # (6, 5, 5)
+    s = g.add(p, g.leaky_relu(g.conv2d(p, 6, 3, pad=1, name="c2"), 0.1, name="lr"), name="skip")
+    a = g.avg_pool2d(s, size=3, stride=2, pad=1, name="ap")                          # (6, 3, 3)
+    c = g.elu(g.conv2d(s, 4, (3, 1), stride=2, pad=(1, 0), name="c3"), alpha=0.5, name="e3")
+    cat = g.concat(a, c, name="cat")                                                 # (10, 3, 3)
+    gp = g.global_avg_pool(g.max_pool2d(cat, 3, stride=2, pad=1, name="mp2"), name="gap")
+    t = g.flatten(g.tanh(g.conv2d(cat, 10, 2, stride=2, pad=1, floor=True, name="c4"),
+                         name="t4"), name="flat")                                    # (40,)
+    cc = g.concat(gp, t, name="cat2")                                                # (50,)
+    fc = g.affine(g.add(cc, g.relu(cc, name="r2"), cc, name="sum3"), 5, name="fc")
+    g.softmax_cross_entropy(fc, g.input("y", (), dtype="int64"))
+    return g
+
+
+def dense_graph():
+    g = Graph("dense")
+    x = g.input("x", (4, 5))
+    h = g.sigmoid(g.batchnorm(g.affine(x, 16, name="fc1"), eps=1e-3, name="bn1"), name="sg")
+    r = g.tanh(g.reshape(g.dropout(h, p=0.3, name="drop"), (4, 4), name="rs"), name="th")
+    g.softmax(g.affine(r, 6, name="fc2"), name="probs")
+    return g
+
+
+def two_inputs_graph():
+    g = Graph("two_inputs")
+    cat = g.concat(g.input("a", (2, 6, 6)), g.input("b", (3, 6, 6)), name="cat")
+    p = g.avg_pool2d(g.relu(g.conv2d(cat, 4, 3, pad=1, name="conv"), name="relu"), 2, name="pool")
+    g.outputs = [g.global_avg_pool(p, name="gap"), p]
+    return g
+
+
+GRAPHS = {"convs": convs_graph, "dense": dense_graph, "two_inputs": two_inputs_graph}
+
+
+def roundtrip(graph, tmp_path, opset=17):
+    """Export a randomized plan of graph, check it, compare onnxruntime, load it back and
+    compare the structure and the numbers; returns the model."""
+    plan = randomized_plan(graph)
+    path = tmp_path / f"{graph.name}.onnx"
+    model = export(plan, path, opset=opset)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    feeds = float_feeds(graph)
+    outputs = scores_of(graph)
+    want = run_dagnet(graph, plan.params, plan.state, feeds, outputs)
+    for got, w in zip(run_ort(model, feeds), want):
+        assert norm_error(got, w) < TOL
+    m = load(path)
+    assert structure(m.graph) == structure(graph)
+    assert set(m.params) == set(plan.params)
+    for k, v in m.params.items():
+        np.testing.assert_array_equal(v, plan.params[k])
+    back = run_dagnet(m.graph, m.params, m.state, feeds, outputs)
+    for got, w in zip(back, want):
+        assert norm_error(got, w) < TOL
+    return model
+
+
+@pytest.mark.parametrize("name", list(GRAPHS))
+def test_every_op_round_trips_and_matches_onnxruntime(name, tmp_path):
+    roundtrip(GRAPHS[name](), tmp_path)
+
+
+def test_flatten_feeding_affine_is_dropped_on_import(tmp_path):
+    """affine flattens each example itself, so load() skips a Flatten that only feeds Gemms."""
+    g = Graph("flat_fc")
+    g.affine(g.flatten(g.relu(g.input("x", (2, 3, 3)), name="r"), name="flat"), 4, name="fc")
+    plan = randomized_plan(g)
+    export(plan, tmp_path / "m.onnx")
+    m = load(tmp_path / "m.onnx")
+    assert "flat" not in m.graph and m.graph.node("fc").inputs[0] == "r"
+    feeds = float_feeds(g)
+    (got,), (want,) = run_dagnet(m.graph, m.params, m.state, feeds), run_dagnet(g, plan.params,
+                                                                                plan.state, feeds)
+    assert norm_error(got, want) < TOL
+
+
+def test_every_op_is_covered_by_the_test_graphs():
+    from dagnet.onnx import EXPORTERS
+
+    used = {n.op for f in GRAPHS.values() for n in f()}
+    assert set(EXPORTERS) <= used
+
+
+def zoo():
+    models = pytest.importorskip("dagnet.models")
+    return models.MODELS
+
+
+@pytest.mark.parametrize("name", ["two_layer_net", "fc_net", "three_layer_convnet", "lenet",
+                                  "lenet_bn", "convnet_deep", "resnet_small"])
+def test_zoo_model_matches_onnxruntime_and_round_trips(name, tmp_path):
+    models = zoo()
+    if name not in models:
+        pytest.skip(f"{name} is not in the zoo")
+    roundtrip(models[name](), tmp_path)
+
+
+def test_every_zoo_model_is_tested():
+    assert set(zoo()) <= {"two_layer_net", "fc_net", "three_layer_convnet", "lenet", "lenet_bn",
+                          "convnet_deep", "resnet_small"}
+
+
+# -- export details ------------------------------------------------------------------------
+def test_loss_and_labels_are_not_exported_and_batch_is_dynamic(tmp_path):
+    g = convs_graph()
+    model = export(randomized_plan(g), tmp_path / "m.onnx")
+    assert [i.name for i in model.graph.input] == ["x"]
+    assert [o.name for o in model.graph.output] == ["fc"]
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
+    assert "softmax_cross_entropy" not in str(model)
+    for batch in (1, 7):
+        (out,) = run_ort(model, float_feeds(g, batch))
+        assert out.shape == (batch, 5)
+
+
+def test_export_uses_standard_ops(tmp_path):
+    model = export(randomized_plan(convs_graph()), tmp_path / "m.onnx")
+    ops = {n.op_type for n in model.graph.node}
+    assert ops == {"Conv", "BatchNormalization", "Relu", "MaxPool", "LeakyRelu", "Add", "Sum",
+                   "AveragePool", "Elu", "Concat", "GlobalAveragePool", "Flatten", "Tanh", "Gemm"}
+    avg = next(n for n in model.graph.node if n.op_type == "AveragePool")
+    assert helper.get_attribute_value(next(a for a in avg.attribute
+                                           if a.name == "count_include_pad")) == 1
+    gemm = next(n for n in model.graph.node if n.op_type == "Gemm")
+    assert helper.get_attribute_value(next(a for a in gemm.attribute if a.name == "transB")) == 0
+    inits = {i.name for i in model.graph.initializer}
+    assert {"bn1.running_mean", "bn1.running_var", "c1.w", "c1.b", "fc.w"} <= inits
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_fused_graph_exports_as_its_original_ops(mode, tmp_path):
+    g = convs_graph()
+    plan = dagnet.compile(g, mode=mode)
+    assert any(s.fused for s in plan.steps)
+
+    def nodes(model):
+        return sorted((n.op_type, list(n.input), list(n.output), str(n.attribute))
+                      for n in model.graph.node)
+
+    declared = export(plan, tmp_path / "a.onnx")
+    compiled = export(plan.graph, tmp_path / "b.onnx", params=plan.params, state=plan.state)
+    assert nodes(compiled) == nodes(declared)
+
+
+@pytest.mark.parametrize("opset", [13, 17, onnx.defs.onnx_opset_version()])
+def test_export_opsets(opset, tmp_path):
+    model = roundtrip(dense_graph(), tmp_path, opset=opset)
+    assert model.opset_import[0].version == opset
+
+
+def test_float64_plan_exports_doubles(tmp_path):
+    g = dense_graph()
+    plan = dagnet.compile(g, mode="eval", dtype="float64")
+    model = export(plan, tmp_path / "m.onnx")
+    assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.DOUBLE
+    feeds = {k: v.astype(np.float64) for k, v in float_feeds(g).items()}
+    (got,) = run_ort(model, feeds)
+    (want,) = run_dagnet(g, plan.params, plan.state, feeds, dtype="float64")
+    assert norm_error(got, want) < 1e-10
+    m = load(tmp_path / "m.onnx")
+    assert m.params["fc1.w"].dtype == np.float64
+    (back,) = run_dagnet(m.graph, m.params, m.state, feeds, dtype="float64")
+    assert norm_error(back, want) < 1e-10
+
+
+def test_export_errors(tmp_path):
+    g, path = dense_graph(), tmp_path / "m.onnx"
+    with pytest.raises(OnnxError, match="export needs the params"):
+        export(g, path)
+    with pytest.raises(OnnxError, match="'fc1.w' is missing"):
+        export(g, path, params={})
+    with pytest.raises(OnnxError, match="opset must be in"):
+        export(randomized_plan(g), path, opset=11)
+    with pytest.raises(OnnxError, match="takes a Graph or an ExecutionPlan"):
+        export("model.yaml", path)
+
+
+# -- optional dependency -------------------------------------------------------------------
+def test_importing_dagnet_does_not_import_onnx():
+    code = "import sys, dagnet, dagnet.onnx; assert 'onnx' not in sys.modules, 'onnx imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_onnx_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # makes `import onnx` raise ImportError
+    with pytest.raises(OnnxError, match=r"pip install dagnet\[onnx\]"):
+        load("model.onnx")
+    with pytest.raises(OnnxError, match=r"pip install dagnet\[onnx\]"):
+        export(dense_graph(), "model.onnx")
+
+
+# -- import of models built with onnx.helper -----------------------------------------------
+def test_import_dense_ops():
+    """MatMul + Add (bias first), Gemm with transB/alpha/beta and without C, a 2-D
+    BatchNormalization, Dropout, Identity, a Constant shape for Reshape, and activations."""
+    mk = helper.make_node
+    nodes = [
+        mk("MatMul", ["x", "W1"], ["mm1"]),
+        mk("Add", ["b1", "mm1"], ["a1"]),
+        mk("LeakyRelu", ["a1"], ["l1"], alpha=0.2),
+        mk("Dropout", ["l1", "ratio"], ["d1"]),
+        mk("Gemm", ["d1", "W2", "C2"], ["g2"], transB=1, alpha=0.5, beta=2.0),
+        mk("BatchNormalization", ["g2", "s", "b", "m", "v"], ["bn2"], epsilon=1e-3),
+        mk("Elu", ["bn2"], ["e2"], alpha=0.7),
+        mk("Identity", ["e2"], ["i2"]),
+        mk("Constant", [], ["shape"], value=numpy_helper.from_array(np.array([0, 2, 5]))),
+        mk("Reshape", ["i2", "shape"], ["r2"]),
+        mk("Sigmoid", ["r2"], ["s2"]),
+        mk("Flatten", ["s2"], ["f2"]),
+        mk("Gemm", ["f2", "W3"], ["g3"]),
+        mk("Tanh", ["g3"], ["t3"]),
+        mk("MatMul", ["t3", "W4"], ["m4"]),
+        mk("Softmax", ["m4"], ["y"]),
+    ]
+    inits = {"W1": arr(12, 16), "b1": arr(16, seed=1), "ratio": np.float32(0.25),
+             "W2": arr(10, 16, seed=2), "C2": arr(10, seed=3), "s": arr(10, seed=4) + 1,
+             "b": arr(10, seed=5), "m": arr(10, seed=6), "v": np.abs(arr(10, seed=7)) + 0.5,
+             "W3": arr(10, 4, seed=8), "W4": arr(4, 3, seed=9)}
+    model = make_model(nodes, {"x": ["N", 12]}, {"y": ["N", 3]}, inits)
+    m = check_against_ort(model)
+    ops = [n.op for n in m.graph if n.op not in ("input", "param")]
+    assert ops == ["affine", "leaky_relu", "dropout", "affine", "batchnorm", "elu", "reshape",
+                   "sigmoid", "affine", "tanh", "affine", "softmax"]
+    assert m.graph.node("d1").attrs == {"p": 0.25}
+    assert m.graph.node("a1").inputs == ["x", "W1", "b1"]  # MatMul + Add became one affine
+    np.testing.assert_allclose(m.params["W2"], 0.5 * inits["W2"].T)
+    assert set(m.state) == {"bn2"}
+
+
+def test_import_conv_ops():
+    """Conv without bias and with SAME padding, MaxPool with an exact ceil_mode, AveragePool
+    counting padding, a Conv whose stride does not tile, Sum, Concat, GlobalAveragePool feeding
+    an Add and a graph output (its (N, C, 1, 1) shape kept), ReduceMean over (H, W)."""
+    mk = helper.make_node
+    nodes = [
+        mk("Conv", ["x", "Wc1"], ["c1"], auto_pad="SAME_UPPER", strides=[2, 2]),
+        mk("BatchNormalization", ["c1", "s", "b", "m", "v"], ["bn1"]),
+        mk("Relu", ["bn1"], ["r1"]),
+        mk("MaxPool", ["r1"], ["p1"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+        mk("AveragePool", ["r1"], ["a1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+           count_include_pad=1),
+        mk("Conv", ["a1", "Wc2", "Bc2"], ["c2"], strides=[2, 2]),
+        mk("Sum", ["p1", "c2", "c2"], ["s1"]),
+        mk("Concat", ["s1", "p1"], ["cat"], axis=1),
+        mk("GlobalAveragePool", ["cat"], ["gap"]),
+        mk("Add", ["gap", "gap"], ["g2"]),
+        mk("ReduceMean", ["g2", "axes"], ["rm"], keepdims=0),
+        mk("Add", ["rm", "rm"], ["y"]),
+    ]
+    inits = {"Wc1": arr(4, 3, 3, 3), "s": arr(4, seed=1) + 1, "b": arr(4, seed=2),
+             "m": arr(4, seed=3), "v": np.abs(arr(4, seed=4)) + 0.5, "Wc2": arr(4, 4, 2, 2, seed=5),
+             "Bc2": arr(4, seed=6), "axes": np.array([2, 3])}
+    model = make_model(nodes, {"x": ["N", 3, 9, 9]}, {"y": ["N", 8], "gap": ["N", 8, 1, 1]},
+                       inits, opset=18)
+    m = check_against_ort(model)
+    g = m.graph
+    assert g.node("c1").attrs == {"stride": 2, "pad": 1}
+    assert g.node("c2").attrs == {"stride": 2, "pad": 0, "floor": True}
+    assert g.node("gap").op == "global_avg_pool" and g.node("rm").op == "global_avg_pool"
+    assert np.all(m.params["c1.b"] == 0)  # a Conv without bias gets a zero one
+
+
+def test_shared_initializer_is_one_param():
+    mk = helper.make_node
+    nodes = [mk("Gemm", ["x", "W"], ["h"]), mk("Relu", ["h"], ["r"]), mk("Gemm", ["r", "W"], ["y"])]
+    m = check_against_ort(make_model(nodes, {"x": ["N", 6]}, {"y": ["N", 6]}, {"W": arr(6, 6)}))
+    assert m.graph.node("h").inputs[1] == m.graph.node("y").inputs[1] == "W"
+    assert [p.name for p in m.graph.params].count("W") == 1
+
+
+def test_load_returns_an_unpackable_model(tmp_path):
+    path = tmp_path / "m.onnx"
+    export(randomized_plan(dense_graph()), path)
+    m = load(path)
+    assert isinstance(m, OnnxModel)
+    graph, params, state = m
+    assert graph is m.graph and params is m.params and state is m.state
+    assert set(state) == {"bn1"}
+
+
+def test_unsupported_ops_are_listed_in_one_error():
+    mk = helper.make_node
+    nodes = [
+        mk("Pad", ["x", "pads"], ["padded"], name="pad0"),
+        mk("Conv", ["padded", "W"], ["c"], name="conv"),
+        mk("Mul", ["c", "c"], ["sq"], name="square"),
+        mk("MyOp", ["sq"], ["z"], domain="com.example", name="custom"),
+        mk("Gather", ["z", "idx"], ["y"]),  # unnamed: the error names its output
+    ]
+    inits = {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1]), "W": arr(2, 1, 3, 3), "idx": np.array(0)}
+    model = make_model(nodes, {"x": ["N", 1, 5, 5]}, {"y": None}, inits, check=False)
+    with pytest.raises(UnsupportedOnnxError) as e:
+        load(model)
+    msg = str(e.value)
+    for item in ("Pad (node 'pad0')", "Mul (node 'square')", "com.example.MyOp (node 'custom')",
+                 "Gather (node 'y')"):
+        assert item in msg
+    assert "Conv (node" not in msg
+    assert isinstance(e.value, DagnetError)
+
+
+def _conv(**attrs):
+    return helper.make_node("Conv", ["x", "W"], ["y"], name="conv7", **attrs)
+
+
+@pytest.mark.parametrize("node, inits, fragment", [
+    (_conv(pads=[0, 0, 1, 1]), {}, r"Conv node 'conv7': pads \[0, 0, 1, 1\].*asymmetric"),
+    (_conv(group=2), {"W": arr(2, 1, 3, 3)}, "group=2"),
+    (_conv(dilations=[2, 2]), {}, "dilations"),
+    (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]), {},
+     "count_include_pad=0"),
+    (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
+     {}, "ceil_mode=1"),
+    (helper.make_node("Gemm", ["x", "W"], ["y"], transA=1), {"W": arr(2, 4)}, "transA=1"),
+    (helper.make_node("Reshape", ["x", "shape"], ["y"]), {"shape": np.array([5, -1])},
+     "must keep the batch"),
+    (helper.make_node("Flatten", ["x"], ["y"], axis=2), {}, "axis=2"),
+    (helper.make_node("Add", ["x", "W"], ["y"]), {}, "constant add only as the bias"),
+    (helper.make_node("Relu", ["W"], ["y"]), {}, "'W' is a constant"),
+    (helper.make_node("LeakyRelu", ["x"], ["y"], alpha=-0.1), {}, "alpha > 0"),
+    (helper.make_node("BatchNormalization", ["x", "s", "s", "s", "s"], ["y"], training_mode=1),
+     {"s": np.ones(2, np.float32)}, "training_mode=1"),
+])
+def test_import_errors_name_the_node_and_the_fix(node, inits, fragment):
+    inits = {"W": arr(2, 2, 3, 3), **inits}
+    shape = ["N", 2, 5, 5] if node.op_type != "Gemm" else ["N", 2]
+    model = make_model([node], {"x": shape}, {"y": None}, inits, check=False)
+    with pytest.raises(OnnxError, match=fragment):
+        load(model)
+
+
+def test_maxpool_indices_cannot_be_used():
+    nodes = [helper.make_node("MaxPool", ["x"], ["y", "idx"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Identity", ["idx"], ["z"])]
+    model = make_model(nodes, {"x": ["N", 1, 4, 4]}, {"y": None, "z": None}, check=False)
+    with pytest.raises(OnnxError, match="output 'idx' is used"):
+        load(model)
+
+
+def test_symbolic_input_dims_need_input_shapes():
+    model = make_model([helper.make_node("Relu", ["x"], ["y"])], {"x": ["N", 3, "H", "W"]},
+                       {"y": ["N", 3, "H", "W"]})
+    with pytest.raises(OnnxError, match=r"input_shapes=\{'x'"):
+        load(model)
+    m = check_against_ort(model, input_shapes={"x": (3, 4, 5)})
+    assert m.graph.node("x").attrs["shape"] == [3, 4, 5]
+
+
+# -- torch.onnx.export ---------------------------------------------------------------------
+def torch_models():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.b1 = nn.BatchNorm2d(cout)
+            self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.b2 = nn.BatchNorm2d(cout)
+            self.down = None
+            if stride != 1 or cin != cout:  # the 1x1 downsampling projection
+                self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                          nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            h = self.b2(self.c2(torch.relu(self.b1(self.c1(x)))))
+            return torch.relu(h + (x if self.down is None else self.down(x)))
+
+    class ResNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False),
+                                      nn.BatchNorm2d(8), nn.ReLU())
+            self.blocks = nn.Sequential(Block(8, 8, 1), Block(8, 16, 2))
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
+
+    def lenet():
+        return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                             nn.Linear(84, 10))
+
+    return torch, {"lenet": (lenet, (1, 28, 28)), "resnet": (ResNet, (3, 16, 16))}
+
+
+# torchscript folds BatchNorm into the convs in eval mode; "torchscript_bn" keeps
+# BatchNormalization nodes; "dynamo" is torch's default exporter (needs onnxscript).
+TORCH_EXPORTERS = ("torchscript", "torchscript_bn", "dynamo")
+
+
+def torch_export(name, exporter, path):
+    """(torch model in eval mode with random batchnorm statistics, input shape) after writing
+    it to path with the given exporter."""
+    torch, models = torch_models()
+    make, shape = models[name]
+    torch.manual_seed(0)
+    model = make()
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.5, 0.5)
+            mod.running_var.uniform_(0.5, 2.0)
+            mod.weight.data.uniform_(0.5, 1.5)
+            mod.bias.data.uniform_(-0.5, 0.5)
+    model.eval()
+    x = torch.randn(2, *shape)
+    names = dict(input_names=["x"], output_names=["scores"])
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            pytest.importorskip("onnxscript")
+            torch.onnx.export(model, (x,), str(path), dynamo=True, verbose=False,
+                              dynamic_shapes=({0: torch.export.Dim("N")},), **names)
+        else:
+            keep_bn = dict(training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+            torch.onnx.export(model, (x,), str(path), dynamo=False,
+                              dynamic_axes={"x": {0: "N"}, "scores": {0: "N"}},
+                              **(keep_bn if exporter == "torchscript_bn" else {}), **names)
+    return torch, model, shape
+
+
+@pytest.mark.parametrize("exporter", TORCH_EXPORTERS)
+@pytest.mark.parametrize("name", ["lenet", "resnet"])
+def test_torch_export_imports_with_equal_forward(name, exporter, tmp_path):
+    torch, model, shape = torch_export(name, exporter, tmp_path / "m.onnx")
+    m = load(tmp_path / "m.onnx")
+    x = np.random.default_rng(0).standard_normal((5, *shape)).astype(np.float32)
+    (got,) = run_dagnet(m.graph, m.params, m.state, {"x": x})
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert norm_error(got, want) < TOL
+    ops = {n.op for n in m.graph}
+    if name == "resnet":
+        assert {"add", "global_avg_pool"} <= ops
+        assert ("batchnorm" in ops) == (exporter == "torchscript_bn")
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "torchscript_bn"])
+def test_imported_resnet_compiles_with_fusion_and_fine_tunes(exporter, tmp_path):
+    torch_export("resnet", exporter, tmp_path / "m.onnx")
+    graph, params, state = load(tmp_path / "m.onnx")
+    graph.softmax_cross_entropy("scores", graph.input("y", (), dtype="int64"))
+    plan = dagnet.compile(graph, mode="train", params=params, state=state, check=True)
+    patterns = {s.pattern for s in plan.steps if s.fused}
+    assert ("conv2d+batchnorm+relu" if exporter == "torchscript_bn" else "conv2d+relu") in patterns
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 3, 16, 16)).astype(np.float32)
+    y = rng.integers(0, 10, 16)
+    losses = []
+    for _ in range(10):
+        loss, grads = plan.loss_and_grads(x, y)
+        losses.append(loss)
+        for k, g in grads.items():
+            plan.params[k] -= 0.1 * g
+    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    assert losses[-1] < losses[0] - 0.05
+
+
+def test_imported_lenet_renders(tmp_path):
+    viz = pytest.importorskip("dagnet.viz")
+    torch_export("lenet", "torchscript", tmp_path / "m.onnx")
+    dot = viz.render_graph(load(tmp_path / "m.onnx").graph)
+    assert "conv2d" in dot.source

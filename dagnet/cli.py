@@ -1,4 +1,5 @@
-"""The `dagnet` command: train, evaluate, summary, gradcheck, render, diff, plot, maps.
+"""The `dagnet` command: train, evaluate, summary, gradcheck, render, diff, plot, maps,
+import, export.
 
     dagnet train lenet --data fashion-mnist --epochs 2 --out runs/lenet
     dagnet evaluate runs/lenet --json
@@ -31,6 +32,8 @@ def resolve_graph(target: str, input_shape=None, num_classes=None):
     from dagnet.graph import Graph
     from dagnet.models import MODELS, get_model
 
+    if target.endswith(".onnx"):
+        return _load_onnx(target).graph
     if os.path.exists(target):
         return Graph.from_spec(target)
     if target.endswith((".yaml", ".yml", ".json")):
@@ -41,6 +44,14 @@ def resolve_graph(target: str, input_shape=None, num_classes=None):
     if input_shape is not None:
         kw.update(input_shape=tuple(input_shape), num_classes=num_classes)
     return get_model(target, **kw)
+
+
+def _load_onnx(path: str, input_shapes=None):
+    from dagnet import onnx
+
+    if not os.path.exists(path):
+        raise UsageError(f"ONNX file not found: {path}")
+    return onnx.load(path, input_shapes=input_shapes or None)
 
 
 def load_data(spec: str, num_val: int, seed: int):
@@ -84,8 +95,17 @@ def cmd_train(args) -> int:
     data, info = load_data(args.data, args.val, args.seed)
     shape = data["X_train"].shape[1:]
     classes = int(max(data["y_train"].max(), data["y_test"].max())) + 1
-    graph = resolve_graph(args.model, shape, classes)
-    plan = dagnet.compile(graph, seed=args.seed, dtype=args.dtype)
+    graph = _with_loss(resolve_graph(args.model, shape, classes))
+    params = state = None
+    if args.weights:
+        from dagnet.train.checkpoint import check_compatible, load_checkpoint
+
+        ck = load_checkpoint(args.weights)
+        shapes = {n.name: tuple(n.attrs["shape"]) for n in graph.params}
+        check_compatible(ck, shapes)
+        params = {k: v.astype(args.dtype) for k, v in ck.params.items()}
+        state = {n: {k: v.astype(args.dtype) for k, v in st.items()} for n, st in ck.state.items()}
+    plan = dagnet.compile(graph, seed=args.seed, dtype=args.dtype, params=params, state=state)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "data.json"), "w") as f:
         json.dump(info, f)
@@ -108,6 +128,21 @@ def cmd_train(args) -> int:
         print(f"test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}); "
               f"{np.mean(solver.epoch_times):.1f} s/epoch, {images:,.0f} images/s; run in {args.out}")
     return 0
+
+
+def _with_loss(graph):
+    """The graph itself if it has a loss; else (e.g. an imported ONNX model) a softmax
+    cross-entropy loss on its single output, with an int64 label input `y`."""
+    if graph.losses:
+        return graph
+    outs = graph.outputs
+    if len(outs) != 1 or len(graph.shape_of(outs[0])) != 1:
+        raise UsageError(f"the model has no loss and its outputs {outs} are not one vector of "
+                         f"class scores; add a loss node (e.g. softmax_cross_entropy) to the spec")
+    labels = "y" if "y" not in graph else "labels"
+    graph.softmax_cross_entropy(outs[0], graph.input(labels, (), dtype="int64"), name="loss")
+    graph.outputs = None
+    return graph
 
 
 def _write_history(out: str, solver) -> None:
@@ -201,6 +236,9 @@ def _load_graph_or_plan(target: str, plan: bool, mode: str = "train"):
     if os.path.isdir(target):
         graph, run_plan, _ = load_run(target, mode="eval")
         return run_plan if plan else graph
+    if target.endswith(".onnx"):
+        m = _load_onnx(target)
+        return dagnet.compile(m.graph, mode=mode, params=m.params, state=m.state) if plan else m.graph
     graph = resolve_graph(target)
     return dagnet.compile(graph, mode=mode) if plan else graph
 
@@ -289,6 +327,44 @@ def cmd_maps(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from dagnet.spec import save_spec
+    from dagnet.train.checkpoint import save_checkpoint
+
+    shapes = {}
+    for item in args.input_shape or []:
+        name, _, dims = item.partition("=")
+        try:
+            shapes[name] = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            raise UsageError(f"--input-shape takes NAME=C,H,W, got '{item}'") from None
+    m = _load_onnx(args.model, shapes)
+    out = args.output or os.path.splitext(os.path.basename(args.model))[0] + ".yaml"
+    save_spec(m.graph, out)
+    weights = os.path.splitext(out)[0] + ".weights.npz"
+    save_checkpoint(weights, params=m.params, state=m.state, optimizer={}, solver={},
+                    spec=m.graph.to_spec())
+    print(f"wrote {out} ({len(m.graph)} nodes) and {weights} ({len(m.params)} params); "
+          f"fine-tune with: dagnet train {out} --weights {weights} ...")
+    return 0
+
+
+def cmd_export(args) -> int:
+    import dagnet
+    from dagnet import onnx
+
+    if os.path.isdir(args.model):
+        _, plan, _ = load_run(args.model)
+    else:
+        plan = dagnet.compile(resolve_graph(args.model), mode="eval")
+        print("note: exporting freshly initialised weights (give a run directory for trained ones)",
+              file=sys.stderr)
+    out = args.output or "model.onnx"
+    onnx.export(plan, out, opset=args.opset)
+    print(f"wrote {out}")
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad command line is one line (not usage + error) and exit code 2."""
@@ -318,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, help="run directory (default runs/MODEL)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--weights", help="start from these params (a checkpoint, e.g. from "
+                   "`dagnet import`) instead of fresh ones: fine-tuning")
     t.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     t.set_defaults(func=cmd_train)
 
@@ -362,6 +440,19 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="training curves and first-layer filters of a run")
     pl.add_argument("run_dir")
     pl.set_defaults(func=cmd_plot)
+
+    im = sub.add_parser("import", help="an ONNX model as a spec (YAML/JSON) plus its weights")
+    im.add_argument("model", help="a .onnx file")
+    im.add_argument("-o", "--output", help="spec file to write (.yaml or .json)")
+    im.add_argument("--input-shape", action="append", metavar="NAME=C,H,W",
+                    help="fix a symbolic input shape (repeatable)")
+    im.set_defaults(func=cmd_import)
+
+    ex = sub.add_parser("export", help="a model, spec or trained run as ONNX")
+    ex.add_argument("model", help="a model-zoo name, a spec file or a run directory")
+    ex.add_argument("-o", "--output", help="the .onnx file to write")
+    ex.add_argument("--opset", type=int, default=17)
+    ex.set_defaults(func=cmd_export)
 
     m = sub.add_parser("maps", help="feature maps of a node for one test image")
     m.add_argument("run_dir")

@@ -154,3 +154,24 @@ def test_plot_and_maps_of_a_run(run_dir, tmp_path):
 
 def test_train_writes_pictures(run_dir):
     assert (run_dir / "graph.svg").exists() and (run_dir / "curves.png").exists()
+
+
+def test_export_import_render_and_finetune_onnx(run_dir, tiny_mnist, tmp_path):
+    pytest.importorskip("onnx")
+    r = dagnet("export", run_dir, "-o", tmp_path / "lenet.onnx")
+    assert r.returncode == 0, r.stderr
+    r = dagnet("import", tmp_path / "lenet.onnx", "-o", tmp_path / "lenet.yaml")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "lenet.weights.npz").exists()
+    r = dagnet("render", tmp_path / "lenet.onnx", "-o", tmp_path / "onnx.svg")
+    assert r.returncode == 0, r.stderr
+    spec = (tmp_path / "lenet.yaml").read_text()
+    assert "conv2d" in spec and "Gemm" not in spec
+    # fine-tune the imported model (train adds a softmax loss to a graph that has none)
+    r = dagnet("train", tmp_path / "lenet.yaml", "--weights", tmp_path / "lenet.weights.npz",
+               "--data", f"mnist:{tiny_mnist}", "--epochs", 1, "--val", 40, "--batch-size", 20,
+               "--out", tmp_path / "ft", "--quiet")
+    assert r.returncode == 0, r.stderr
+    fresh = json.loads((run_dir / "history.json").read_text())["loss_history"][0]
+    tuned = json.loads((tmp_path / "ft" / "history.json").read_text())["loss_history"][0]
+    assert tuned < 0.8 * fresh, (tuned, fresh)  # it started from the trained weights

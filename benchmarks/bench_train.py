@@ -1,0 +1,249 @@
+"""Training-step benchmark: prints one JSON object.
+
+Images/s of a full training step (forward, backward, SGD-momentum update), float32, batch 64,
+for LeNet (1x28x28), the three-layer convnet (3x32x32, 32 filters 7x7, hidden 100) and
+resnet_small: dagnet's fused plan, its unfused plan and PyTorch eager with the same
+architecture (built from the same Graph), in one process, alternating, medians after warm-up.
+Also the planned peak memory, the wall time of one Fashion-MNIST LeNet epoch, and scaling
+series (batch 8..512; convnet_deep depth 1..8) plotted into benchmarks/plots/.
+
+    python benchmarks/bench_train.py [--quick] [--no-epoch] [--no-scaling]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+import numpy as np
+
+import dagnet
+from dagnet.models import convnet_deep, lenet, resnet_small, three_layer_convnet
+from dagnet.train.optim import sgd_momentum
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# -- dagnet ------------------------------------------------------------------------------------
+def dagnet_stepper(plan, x, y, lr=1e-3):
+    configs = {p: {"learning_rate": lr} for p in plan.params}
+
+    def step():
+        _, grads = plan.loss_and_grads(x, y)
+        for p, w in plan.params.items():
+            sgd_momentum(w, grads[p], configs[p])
+    return step
+
+
+# -- torch, built from the same graph ----------------------------------------------------------
+def torch_module(graph, plan):
+    """An eager torch.nn.Module that computes the graph's loss with the plan's initial params."""
+    import torch
+    import torch.nn.functional as F
+
+    params = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in plan.params.items()}
+
+    def pair(v):
+        return (v, v) if isinstance(v, int) else tuple(v)
+
+    def run(n, ins):
+        a = n.attrs
+        if n.op == "conv2d":
+            return F.conv2d(ins[0], ins[1], ins[2], stride=pair(a.get("stride", 1)), padding=pair(a.get("pad", 0)))
+        if n.op == "affine":
+            return ins[0].flatten(1) @ ins[1] + ins[2]
+        if n.op == "relu":
+            return F.relu(ins[0])
+        if n.op == "max_pool2d":
+            return F.max_pool2d(ins[0], pair(a.get("size", 2)), pair(a.get("stride", a.get("size", 2))),
+                                pair(a.get("pad", 0)))
+        if n.op == "avg_pool2d":
+            return F.avg_pool2d(ins[0], pair(a.get("size", 2)), pair(a.get("stride", a.get("size", 2))),
+                                pair(a.get("pad", 0)))
+        if n.op == "batchnorm":
+            return F.batch_norm(ins[0], None, None, ins[1], ins[2], training=True, eps=a.get("eps", 1e-5))
+        if n.op == "global_avg_pool":
+            return ins[0].mean(dim=(2, 3))
+        if n.op == "add":
+            return sum(ins[1:], ins[0])
+        if n.op == "concat":
+            return torch.cat(ins, dim=a.get("axis", 1))
+        if n.op == "flatten":
+            return ins[0].flatten(1)
+        if n.op == "dropout":
+            return F.dropout(ins[0], a.get("p", 0.5))
+        if n.op == "softmax_cross_entropy":
+            return F.cross_entropy(ins[0], ins[1])
+        raise NotImplementedError(n.op)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.ParameterList(params.values())
+
+        def forward(self, feeds):
+            vals = dict(feeds)
+            vals.update(params)
+            for n in graph:
+                if n.op not in ("input", "param"):
+                    vals[n.name] = run(n, [vals[s] for s in n.inputs])
+            return vals[graph.losses[0].name]
+
+    return Net()
+
+
+def torch_stepper(graph, plan, x, y, lr=1e-3):
+    import torch
+
+    net = torch_module(graph, plan)
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    feeds = {graph.inputs[0].name: xt, graph.inputs[1].name: yt}
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        net(feeds).backward()
+        opt.step()
+    return step
+
+
+def median_times(steppers: dict, repeats: int, warmup: int = 3) -> dict:
+    for s in steppers.values():
+        for _ in range(warmup):
+            s()
+    times = {k: [] for k in steppers}
+    for _ in range(repeats):
+        for k, s in steppers.items():  # alternate, so drifts hit every contender alike
+            t = time.perf_counter()
+            s()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def have_torch() -> bool:
+    try:
+        import torch
+
+        torch.set_num_threads(2)
+        return True
+    except ImportError:
+        return False
+
+
+def bench_model(graph, shape, batch, repeats, torch_ok):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch,) + shape).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+    fused = dagnet.compile(graph, seed=0)
+    unfused = dagnet.compile(graph, seed=0, fuse=False)
+    steppers = {"dagnet_fused": dagnet_stepper(fused, x, y), "dagnet_unfused": dagnet_stepper(unfused, x, y)}
+    if torch_ok:
+        steppers["torch"] = torch_stepper(graph, dagnet.compile(graph, seed=0), x, y)
+    t = median_times(steppers, repeats)
+    out = {k + "_img_s": batch / v for k, v in t.items()}
+    out["peak_bytes_planned"] = {"fused": fused.peak_bytes(batch), "unfused": unfused.peak_bytes(batch)}
+    out["batch"] = batch
+    return out
+
+
+def lenet_epoch_seconds(batch=64) -> float:
+    """Wall time of one epoch of LeNet on the 60,000 Fashion-MNIST training images."""
+    from dagnet.data.idx import load_mnist_like
+
+    data = load_mnist_like()
+    X, y = data["X_train"], data["y_train"]
+    plan = dagnet.compile(lenet(), seed=0)
+    configs = {p: {"learning_rate": 1e-2} for p in plan.params}
+    order = np.random.default_rng(0).permutation(len(X))
+    t = time.perf_counter()
+    for i in range(0, len(X), batch):
+        idx = order[i:i + batch]
+        _, grads = plan.loss_and_grads(X[idx], y[idx])
+        for p, w in plan.params.items():
+            sgd_momentum(w, grads[p], configs[p])
+    return time.perf_counter() - t
+
+
+def scaling(torch_ok, quick) -> dict:
+    batches = [8, 32] if quick else [8, 16, 32, 64, 128, 256, 512]
+    # each block halves H and W: a 32x32 input allows 5 blocks (N = 6..8 would need 256x256)
+    depths = [1, 2] if quick else [1, 2, 3, 4, 5]
+    series = {"batch": batches, "lenet_img_s": {}, "depth": depths, "convnet_deep_img_s": {}}
+    for b in batches:
+        r = bench_model(lenet(), (1, 28, 28), b, 2 if quick else 5, torch_ok)
+        for k, v in r.items():
+            if k.endswith("_img_s"):
+                series["lenet_img_s"].setdefault(k[:-6], []).append(v)
+    for d in depths:
+        g = convnet_deep(input_shape=(1, 32, 32), n=d, m=1, filters=16)
+        r = bench_model(g, (1, 32, 32), 32, 2 if quick else 5, torch_ok)
+        for k, v in r.items():
+            if k.endswith("_img_s"):
+                series["convnet_deep_img_s"].setdefault(k[:-6], []).append(v)
+    return series
+
+
+def plot_scaling(series, directory) -> list[str]:
+    from matplotlib.figure import Figure
+
+    os.makedirs(directory, exist_ok=True)
+    fig = Figure(figsize=(11, 4), dpi=100)
+    a, b = fig.subplots(1, 2)
+    for k, v in series["lenet_img_s"].items():
+        a.plot(series["batch"], v, marker="o", label=k)
+    a.set(xscale="log", xlabel="batch size", ylabel="images / s", title="LeNet training step")
+    for k, v in series["convnet_deep_img_s"].items():
+        b.plot(series["depth"], v, marker="o", label=k)
+    b.set(xlabel="blocks N", ylabel="images / s", title="convnet_deep (1x32x32, 16 filters), batch 32")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    path = os.path.join(directory, "scaling.png")
+    fig.savefig(path)
+    return [path]
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny run to check the script works")
+    ap.add_argument("--no-epoch", action="store_true", help="skip the full Fashion-MNIST epoch")
+    ap.add_argument("--no-scaling", action="store_true", help="skip the scaling series")
+    ap.add_argument("--plots", default=os.path.join(HERE, "plots"), help="where scaling.png goes")
+    args = ap.parse_args(argv)
+    torch_ok = have_torch()
+    batch, repeats = (8, 2) if args.quick else (64, 9)
+    models = {
+        "lenet": (lenet(), (1, 28, 28)),
+        "three_layer_convnet": (three_layer_convnet(), (3, 32, 32)),
+        "resnet_small": (resnet_small(), (1, 28, 28)),
+    }
+    results = {name: bench_model(g, s, batch, repeats, torch_ok) for name, (g, s) in models.items()}
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [{k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+                for i in threadpool_info()]
+    except ImportError:
+        blas = "threadpoolctl not installed"
+    report = {"quick": args.quick, "torch": torch_ok, "blas": blas, "models": results,
+              "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+                                                      "DAGNET_NUM_THREADS")}}
+    if not args.no_epoch and not args.quick:
+        report["lenet_epoch_s"] = lenet_epoch_seconds()
+    if not args.no_scaling:
+        report["scaling"] = scaling(torch_ok, args.quick)
+        report["plots"] = plot_scaling(report["scaling"], args.plots)
+    le = results["lenet"]
+    report["summary"] = {
+        "lenet_ratio_vs_torch": le["dagnet_fused_img_s"] / le["torch_img_s"] if torch_ok else None,
+        "fused_speedup_lenet": le["dagnet_fused_img_s"] / le["dagnet_unfused_img_s"],
+        "lenet_epoch_s": report.get("lenet_epoch_s"),
+    }
+    print(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,1 +1,200 @@
-"""(being written)"""
+"""2-D convolution (cross-correlation, as in every DL framework): conv2d.
+
+    x: (N, C, H, W), w: (F, C, kh, kw), b: (F,) -> (N, F, Ho, Wo),
+    Ho = 1 + (H + 2*ph - kh) / sh  (an integer unless attrs floor=True), likewise Wo.
+
+`conv_forward` / `conv_backward` are the numeric kernels (the fused ops call them): im2col in
+Cython, then BLAS GEMMs. With enough output pixels per sample there is one GEMM per sample,
+(w | b) @ cols[n] = out[n], already NCHW; for small outputs one GEMM over the batch is faster
+even with the transposes it needs. The row of ones in cols folds the bias add into the GEMM
+and, in backward, makes db the last column of dout @ cols.T: no separate bias or reduction
+pass over the output.
+`pair_attr` and `out_extent` are shared with the pooling ops.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dagnet import kernels
+from dagnet.errors import AttrError, DTypeError, ShapeError
+from dagnet.ops.base import Op, as_pair, check_float, check_rank, register
+
+_AXES = ("height", "width")
+
+
+def pair_attr(op: str, attrs: dict, key: str, default, minimum: int) -> tuple[int, int]:
+    """attrs[key] (int or pair) as a (height, width) pair; AttrError if below `minimum`."""
+    value = attrs.get(key, default)
+    if value is None:
+        raise AttrError(f"{op}: attr '{key}' is required, e.g. {key}=2")
+    try:
+        pair = as_pair(value)
+    except (TypeError, ValueError, ShapeError):
+        raise AttrError(f"{op}: {key} must be an int or a pair of ints, got {value!r}") from None
+    if min(pair) < minimum:
+        raise AttrError(f"{op}: {key} must be >= {minimum}, got {value!r}")
+    return pair
+
+
+def out_extent(op: str, in_shape: tuple, ksize, stride, pad, floor: bool,
+               max_pad=(None, None)) -> tuple[int, int]:
+    """Output (Ho, Wo) of a window op on a per-example (C, H, W) input; ShapeError if the
+    window does not fit the padded input or (unless floor) the stride does not tile it.
+    max_pad bounds the pads the message may suggest (pools allow at most half the window)."""
+    size = tuple(in_shape[-2:])
+    padded = tuple(s + 2 * p for s, p in zip(size, pad))
+    if ksize[0] > padded[0] or ksize[1] > padded[1]:
+        raise ShapeError(
+            f"{op}: kernel {ksize[0]}x{ksize[1]} is larger than the padded input "
+            f"{padded[0]}x{padded[1]} (input {tuple(in_shape)}, pad {pad}); use a kernel of at "
+            f"most {padded[0]}x{padded[1]} or pad at least "
+            f"{max(0, -(-(ksize[0] - size[0]) // 2))}x{max(0, -(-(ksize[1] - size[1]) // 2))}"
+        )
+    out = []
+    for axis, s, k, st, p, top in zip(_AXES, size, ksize, stride, pad, max_pad):
+        span = s + 2 * p - k
+        if span % st and not floor:
+            raise ShapeError(_tiling_message(op, in_shape, axis, s, k, st, p, top))
+        out.append(span // st + 1)
+    return tuple(out)
+
+
+def _tiling_message(op, in_shape, axis, s, k, st, p, max_pad) -> str:
+    """Explain 1 + (W - F + 2P)/S is not an integer and say which pad or stride would fit."""
+    span = s + 2 * p - k
+    fits = []
+    top = p + st if max_pad is None else min(p + st, max_pad)
+    pads = [q for q in range(max(0, p - st), top + 1) if (s + 2 * q - k) % st == 0]
+    if pads:
+        fits.append(f"pad {min(pads, key=lambda q: abs(q - p))}")
+    fits.append(f"stride {max(d for d in range(1, st) if span % d == 0)}")
+    dim = "H" if axis == "height" else "W"
+    return (
+        f"{op}: stride {st} does not tile the input {axis}: 1 + ({dim} - F + 2P)/S = "
+        f"1 + ({s} - {k} + 2*{p})/{st} = {1 + span / st:g} is not an integer "
+        f"(input {tuple(in_shape)}, kernel {k}, pad {p}, stride {st}); "
+        f"{' or '.join(fits)} would fit, or set floor=True to drop the last {span % st} "
+        f"{'row' if axis == 'height' else 'column'}(s)"
+    )
+
+
+def _geometry(x_shape, w_shape, stride, pad):
+    """(ksize, stride, pad, out_size) pairs of a conv with int-or-pair stride and pad."""
+    stride, pad, ksize = as_pair(stride), as_pair(pad), tuple(w_shape[2:])
+    out_size = tuple((s + 2 * p - k) // st + 1
+                     for s, k, st, p in zip(x_shape[2:], ksize, stride, pad))
+    return ksize, stride, pad, out_size
+
+
+# Below this many output pixels per sample, per-sample GEMMs are too thin for BLAS and one GEMM
+# over the whole batch wins, transposes included (measured on the benchmark's shapes).
+BATCH_GEMM_BELOW = 256
+
+
+def conv_forward(x, w, b, stride, pad):
+    """Convolution by im2col and GEMM.  x: (N, C, H, W), w: (F, C, kh, kw), b: (F,)
+    -> (out (N, F, Ho, Wo), cache); a stride that does not tile the input is floored."""
+    n, f = x.shape[0], w.shape[0]
+    ksize, stride, pad, out_size = _geometry(x.shape, w.shape, stride, pad)
+    p = out_size[0] * out_size[1]
+    layout = "KNP" if p < BATCH_GEMM_BELOW else "NKP"
+    cols = kernels.im2col(x, ksize, stride, pad, out_size, ones_row=True, layout=layout)
+    wb = np.empty((f, w[0].size + 1), dtype=x.dtype)  # (w | b): the ones row adds the bias
+    wb[:, :-1] = w.reshape(f, -1)
+    wb[:, -1] = b
+    out = np.empty((n, f, *out_size), dtype=x.dtype)
+    if layout == "NKP":  # one GEMM per sample writes NCHW directly
+        np.matmul(wb, cols, out=out.reshape(n, f, p))
+    else:  # one GEMM for the batch gives (F, N, P): transpose the (small) output
+        out.reshape(n, f, p)[...] = (wb @ cols.reshape(-1, n * p)).reshape(f, n, p).transpose(1, 0, 2)
+    return out, (cols, layout, w, x.shape, stride, pad)
+
+
+def conv_backward(dout, cache, need_dx=True):
+    """Gradients of conv_forward.  dout: (N, F, Ho, Wo) -> (dx (N, C, H, W) or None,
+    dw (F, C, kh, kw), db (F,))."""
+    cols, layout, w, x_shape, stride, pad = cache
+    n, f = dout.shape[:2]
+    p = dout.shape[2] * dout.shape[3]
+    w2 = w.reshape(f, -1)
+    if layout == "NKP":
+        d3 = dout.reshape(n, f, p)
+        # per sample dout[n] @ cols[n].T is (F, K + 1): its last column, against the ones row, is db
+        dwb = np.matmul(d3, cols.transpose(0, 2, 1)).sum(axis=0)
+    else:
+        d3 = np.ascontiguousarray(dout.reshape(n, f, p).transpose(1, 0, 2)).reshape(f, n * p)
+        dwb = d3 @ cols.reshape(-1, n * p).T
+    dw = dwb[:, :-1].reshape(w.shape)
+    db = np.ascontiguousarray(dwb[:, -1])
+    if not need_dx:
+        return None, dw, db
+    dcols = np.matmul(w2.T, d3)  # (N, K, P) per sample, or (K, N*P) for the batch
+    dx = kernels.col2im(dcols.reshape(-1, n, p) if layout == "KNP" else dcols, x_shape,
+                        w.shape[2:], stride, pad, dout.shape[2:], layout=layout)
+    return dx, dw, db
+
+
+@register
+class Conv2D(Op):
+    """2-D convolution.  x: (N, C, H, W), w: (F, C, kh, kw), b: (F,) -> (N, F, Ho, Wo);
+    attrs stride (int or pair, 1), pad (int or pair, 0), floor (bool, False)."""
+
+    name = "conv2d"
+    arity = 3
+    input_names = ("x", "w", "b")
+    batched_inputs = (0,)
+    fusion_kind = "opaque"
+    # backward reads the im2col columns (its workspace) and w, never x itself or the output
+    saves = frozenset()
+    saves_workspace = True
+
+    def _attrs(self, attrs):
+        return (pair_attr(self.name, attrs, "stride", 1, 1), pair_attr(self.name, attrs, "pad", 0, 0),
+                bool(attrs.get("floor", False)))
+
+    def infer_shape(self, in_shapes, attrs):
+        x_shape, w_shape, b_shape = (tuple(s) for s in in_shapes)
+        stride, pad, floor = self._attrs(attrs)
+        check_rank(self.name, "x", x_shape, 3, "C, H, W")
+        if len(w_shape) != 4:
+            raise ShapeError(
+                f"conv2d: weight 'w' must have 4 dims (F, C, kh, kw), got shape {w_shape}")
+        f, c = w_shape[:2]
+        if x_shape[0] != c:
+            raise ShapeError(
+                f"conv2d: input has {x_shape[0]} channels but weight expects {c} "
+                f"(w shape {w_shape}); give w shape ({f}, {x_shape[0]}, {w_shape[2]}, {w_shape[3]})"
+            )
+        if b_shape != (f,):
+            raise ShapeError(
+                f"conv2d: bias 'b' has shape {b_shape} but w shape {w_shape} has {f} filters; "
+                f"give b shape ({f},)")
+        if min(w_shape[2:]) < 1:
+            raise ShapeError(f"conv2d: kernel must be at least 1x1, got w shape {w_shape}")
+        return (f, *out_extent(self.name, x_shape, w_shape[2:], stride, pad, floor))
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        x, w, b = inputs
+        for port, a in zip(self.input_names, inputs):
+            check_float(self.name, port, a)
+        if not x.dtype == w.dtype == b.dtype:
+            raise DTypeError(
+                f"conv2d: x, w, b must share one dtype, got {x.dtype}, {w.dtype}, {b.dtype}; "
+                f"convert them with .astype({x.dtype})")
+        if x.ndim != 4:
+            raise ShapeError(f"conv2d: input 'x' must be (N, C, H, W), got shape {x.shape}")
+        self.infer_shape([x.shape[1:], w.shape, b.shape], attrs)
+        stride, pad, _ = self._attrs(attrs)
+        return conv_forward(x, w, b, stride, pad)
+
+    def backward(self, dout, cache, attrs, needs=None):
+        return conv_backward(dout, cache, need_dx=needs is None or bool(needs[0]))
+
+    def flops(self, in_shapes, out_shape, attrs):
+        w_shape = in_shapes[1]
+        return 2 * int(np.prod(w_shape[1:], dtype=np.int64)) * int(np.prod(out_shape, dtype=np.int64))
+
+    def workspace(self, in_shapes, out_shape, attrs):
+        """The im2col columns of one example: (C*kh*kw + 1) x (Ho*Wo)."""
+        w_shape = in_shapes[1]
+        return (int(np.prod(w_shape[1:], dtype=np.int64)) + 1) * int(np.prod(out_shape[1:]))

@@ -1,0 +1,198 @@
+"""The heavy loops of conv and max-pool: compiled Cython kernels, with numpy fallbacks.
+
+    cols = im2col(x, (kh, kw), stride, pad, (ho, wo), ones_row=True)   # (N, K + 1, ho*wo)
+    dx = col2im(dcols, x.shape, (kh, kw), stride, pad, (ho, wo))       # (N, C, H, W)
+    (layout="KNP" stores cols as (K, N, ho*wo), for one GEMM over the whole batch)
+    out, argmax = maxpool_forward(x, (kh, kw), stride, pad, (ho, wo))  # (N, C, ho, wo) each
+    dx = maxpool_backward(dout, argmax, x.shape, (kh, kw), stride, pad)
+
+`stride`, `pad` and sizes are (height, width) pairs. `HAVE_CYTHON` says whether the compiled
+kernels in dagnet/_kernels are loaded; without them dagnet warns once and runs the numpy
+versions (`*_numpy`, same results, several times slower). The compiled kernels split the
+batch over `NUM_THREADS` OpenMP threads: the env var DAGNET_NUM_THREADS, default the cores
+this process may use. Importing this module sets OMP_WAIT_POLICY=PASSIVE unless it is set
+(see below for why).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+# libgomp's default wait policy keeps idle OpenMP threads spinning for milliseconds after each
+# parallel region; on a machine with few cores they steal a core from the OpenBLAS threads of
+# the GEMM that follows (conv ran 2-10x slower here). Passive waiting costs microseconds per
+# region. libgomp reads this when it loads: a libgomp loaded before dagnet (torch ships one)
+# keeps its own policy. An explicit OMP_WAIT_POLICY wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+try:
+    from dagnet._kernels import im2col as _im2col_ext
+    from dagnet._kernels import pool as _pool_ext
+
+    HAVE_CYTHON = True
+except ImportError as exc:
+    _im2col_ext = _pool_ext = None
+    HAVE_CYTHON = False
+    warnings.warn(
+        f"dagnet: the compiled Cython kernels are missing ({exc}); conv and pooling fall back to "
+        f"numpy and run several times slower. Build them with `pip install -e .` in the dagnet "
+        f"checkout (or `python setup.py build_ext --inplace`).",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+
+def _threads_from_env() -> int:
+    raw = os.environ.get("DAGNET_NUM_THREADS", "").strip()
+    if not raw:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"DAGNET_NUM_THREADS must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+NUM_THREADS: int = _threads_from_env()
+
+
+def argmax_dtype(window: int):
+    """uint8 indices for windows of at most 256 cells (a quarter of int32's traffic), else int32."""
+    return np.uint8 if window <= 256 else np.int32
+
+
+# -- im2col / col2im -----------------------------------------------------------------------
+def _as_samples(cols, layout):
+    """The (N, rows, P) view of cols stored as layout "NKP" (N, rows, P) or "KNP" (rows, N, P)."""
+    if layout not in ("NKP", "KNP"):
+        raise ValueError(f"layout must be 'NKP' or 'KNP', got {layout!r}")
+    return cols if layout == "NKP" else cols.transpose(1, 0, 2)
+
+
+def im2col(x, ksize, stride, pad, out_size, ones_row=False, layout="NKP"):
+    """Patches of x as columns.  x: (N, C, H, W) -> cols (N, K, ho*wo), K = C*kh*kw [+ 1].
+
+    Row (c*kh + i)*kw + j of sample n holds x[n, c, oh*sh + i - ph, ow*sw + j - pw] (0 in the
+    padding); with ones_row a last row of ones lets the GEMM add the bias. layout "KNP" stores
+    the same numbers as (K, N, ho*wo): one GEMM (F, K) @ (K, N*ho*wo) for the whole batch.
+    """
+    n, c = x.shape[:2]
+    rows = c * ksize[0] * ksize[1] + int(ones_row)
+    p = out_size[0] * out_size[1]
+    cols = np.empty((n, rows, p) if layout == "NKP" else (rows, n, p), dtype=x.dtype)
+    samples = _as_samples(cols, layout)
+    if HAVE_CYTHON:
+        _im2col_ext.im2col(np.ascontiguousarray(x), samples, *ksize, *stride, *pad, *out_size,
+                           ones_row, NUM_THREADS)
+    else:
+        samples[...] = im2col_numpy(x, ksize, stride, pad, out_size, ones_row)
+    return cols
+
+
+def col2im(cols, x_shape, ksize, stride, pad, out_size, layout="NKP"):
+    """The adjoint of im2col: sum each column entry back into its pixel.  -> dx (N, C, H, W).
+
+    cols: (N, K or more, ho*wo), or (K or more, N, ho*wo) for layout "KNP"; rows after
+    K = C*kh*kw (a bias row) are ignored.
+    """
+    samples = _as_samples(cols, layout)
+    if not HAVE_CYTHON:
+        return col2im_numpy(samples, x_shape, ksize, stride, pad, out_size)
+    if samples.strides[2] != samples.itemsize:
+        samples = np.ascontiguousarray(samples)
+    dx = np.empty(x_shape, dtype=cols.dtype)
+    _im2col_ext.col2im(samples, dx, *ksize, *stride, *pad, *out_size, NUM_THREADS)
+    return dx
+
+
+def _windows(xp, ksize, stride, out_size):
+    """Read-only view (N, C, ho, wo, kh, kw) of the windows of an already padded xp."""
+    view = sliding_window_view(xp, ksize, axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
+    return view[:, :, :out_size[0], :out_size[1]]
+
+
+def im2col_numpy(x, ksize, stride, pad, out_size, ones_row=False):
+    """numpy version of im2col (a strided window view, then one copy)."""
+    (ph, pw), (n, c) = pad, x.shape[:2]
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    k = c * ksize[0] * ksize[1]
+    p = out_size[0] * out_size[1]
+    cols = np.empty((n, k + int(ones_row), p), dtype=x.dtype)
+    # (N, C, ho, wo, kh, kw) -> (N, C, kh, kw, ho, wo): rows (c, i, j), columns (oh, ow)
+    cols[:, :k].reshape(n, c, *ksize, *out_size)[...] = (
+        _windows(xp, ksize, stride, out_size).transpose(0, 1, 4, 5, 2, 3))
+    if ones_row:
+        cols[:, k] = 1
+    return cols
+
+
+def col2im_numpy(cols, x_shape, ksize, stride, pad, out_size):
+    """numpy version of col2im: one strided add per kernel tap."""
+    (n, c, h, w), (kh, kw), (sh, sw), (ph, pw), (ho, wo) = x_shape, ksize, stride, pad, out_size
+    dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    taps = cols[:, :c * kh * kw].reshape(n, c, kh, kw, ho, wo)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, :, i:i + sh * ho:sh, j:j + sw * wo:sw] += taps[:, :, i, j]
+    return dxp[:, :, ph:ph + h, pw:pw + w].copy()
+
+
+# -- max-pool ------------------------------------------------------------------------------
+def maxpool_forward(x, ksize, stride, pad, out_size):
+    """Window maxima and where they are.  x: (N, C, H, W) -> out, argmax: (N, C, ho, wo).
+
+    argmax is the index i*kw + j of the max inside its window (the first max on ties; a NaN
+    propagates, the last NaN in the window wins, as in PyTorch); padding counts as -inf.
+    """
+    if not HAVE_CYTHON:
+        return maxpool_forward_numpy(x, ksize, stride, pad, out_size)
+    x = np.ascontiguousarray(x)
+    n, c, h, w = x.shape
+    out = np.empty((n, c, *out_size), dtype=x.dtype)
+    argmax = np.empty((n, c, *out_size), dtype=argmax_dtype(ksize[0] * ksize[1]))
+    _pool_ext.maxpool_forward(x.reshape(n * c, h, w), out.reshape(n * c, *out_size),
+                              argmax.reshape(n * c, *out_size), *ksize, *stride, *pad,
+                              NUM_THREADS)
+    return out, argmax
+
+
+def maxpool_backward(dout, argmax, x_shape, ksize, stride, pad):
+    """Route each dout entry to its window's argmax.  dout: (N, C, ho, wo) -> dx (N, C, H, W)."""
+    if not HAVE_CYTHON:
+        return maxpool_backward_numpy(dout, argmax, x_shape, ksize, stride, pad)
+    n, c, h, w = x_shape
+    dout = np.ascontiguousarray(dout)
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    _pool_ext.maxpool_backward(dout.reshape(n * c, *dout.shape[2:]),
+                               argmax.reshape(n * c, *argmax.shape[2:]), dx.reshape(n * c, h, w),
+                               *ksize, *stride, *pad, NUM_THREADS)
+    return dx
+
+
+def maxpool_forward_numpy(x, ksize, stride, pad, out_size):
+    """numpy version of maxpool_forward (argmax over a window view)."""
+    (ph, pw), (kh, kw) = pad, ksize
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    windows = _windows(xp, ksize, stride, out_size).reshape(*x.shape[:2], *out_size, kh * kw)
+    argmax = np.argmax(windows, axis=-1)
+    nan = np.isnan(windows)
+    if nan.any():  # np.argmax picks the first NaN; the compiled kernel (and PyTorch) the last
+        last = kh * kw - 1 - np.argmax(nan[..., ::-1], axis=-1)
+        argmax = np.where(nan.any(axis=-1), last, argmax)
+    argmax = argmax.astype(argmax_dtype(kh * kw))
+    out = np.take_along_axis(windows, argmax[..., None].astype(np.intp), axis=-1)[..., 0]
+    return out, argmax
+
+
+def maxpool_backward_numpy(dout, argmax, x_shape, ksize, stride, pad):
+    """numpy version of maxpool_backward (np.add.at sums where windows overlap)."""
+    (n, c, h, w), (kh, kw), (sh, sw), (ph, pw) = x_shape, ksize, stride, pad
+    ho, wo = dout.shape[2:]
+    k = argmax.astype(np.intp)
+    rows = np.arange(ho)[:, None] * sh + k // kw
+    cols = np.arange(wo) * sw + k % kw
+    dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dout.dtype)
+    ni, ci = np.ogrid[:n, :c]
+    np.add.at(dxp, (ni[..., None, None], ci[..., None, None], rows, cols), dout)
+    return dxp[:, :, ph:ph + h, pw:pw + w].copy()

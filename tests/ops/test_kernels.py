@@ -1,0 +1,171 @@
+"""The fast kernels (Cython, and their numpy fallbacks) against the loop-based reference."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dagnet import kernels
+from dagnet import reference as ref
+from dagnet.gradcheck import norm_error
+from dagnet.ops.base import as_pair
+from dagnet.ops import conv as conv_module
+from dagnet.ops.conv import conv_backward, conv_forward
+from dagnet.ops.pool import maxpool_backward, maxpool_forward
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CONV_CASES = [  # (x shape, w shape, stride, pad)
+    ((2, 3, 7, 7), (4, 3, 3, 3), 1, 1),
+    ((2, 3, 7, 7), (4, 3, 3, 3), 2, 1),
+    ((1, 2, 8, 6), (3, 2, 5, 5), 1, 2),                # batch 1, non-square input
+    ((2, 3, 9, 9), (2, 3, 7, 7), 1, 0),
+    ((2, 3, 9, 9), (2, 3, 7, 7), 2, 2),
+    ((2, 4, 5, 6), (3, 4, 1, 1), 1, 0),                # 1x1
+    ((2, 4, 5, 5), (3, 4, 1, 1), 2, 0),
+    ((2, 2, 5, 5), (3, 2, 1, 1), 1, 1),                # pad wider than the kernel
+    ((2, 2, 7, 9), (3, 2, 3, 5), (2, 1), (1, 2)),      # non-square kernel, stride and pad
+    ((1, 1, 6, 6), (2, 1, 3, 3), 2, 0),                # floored: last row/column dropped
+    ((3, 3, 11, 10), (5, 3, 3, 2), (1, 2), (0, 1)),
+    ((1, 3, 13, 13), (2, 3, 5, 5), 2, 2),
+]
+
+POOL_CASES = [  # (x shape, size, stride, pad)
+    ((2, 3, 8, 8), 2, 2, 0),                           # the 2x2 fast path
+    ((1, 2, 7, 9), 2, 2, 0),                           # fast path, floored odd sizes
+    ((2, 2, 9, 9), 3, 3, 0),                           # non-overlapping, general forward
+    ((2, 2, 7, 7), 3, 2, 1),                           # overlapping and padded
+    ((1, 3, 6, 5), 3, 1, 1),
+    ((2, 1, 7, 8), (2, 3), (1, 2), (1, 1)),
+    ((1, 1, 5, 5), 5, 1, 2),
+    ((1, 1, 20, 20), 17, 1, 0),                        # a 289-cell window: int32 argmax
+]
+
+
+def unique_values(shape, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    return (rng.permutation(int(np.prod(shape))) * 0.01 - 1.0).reshape(shape).astype(dtype)
+
+
+def test_cython_extension_is_loaded():
+    assert kernels.HAVE_CYTHON, "build the kernels: pip install -e . (or setup.py build_ext --inplace)"
+    assert kernels.NUM_THREADS >= 1
+
+
+@pytest.mark.parametrize("gemm", ["per_sample", "batch"])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", CONV_CASES)
+def test_conv_matches_reference(x_shape, w_shape, stride, pad, dtype, tol, gemm, monkeypatch):
+    monkeypatch.setattr(conv_module, "BATCH_GEMM_BELOW", 0 if gemm == "per_sample" else 10**9)
+    rng = np.random.default_rng(0)
+    x, w, b = (rng.standard_normal(s) for s in (x_shape, w_shape, w_shape[:1]))
+    want = ref.conv_forward(x, w, b, stride, pad)
+    dout = rng.standard_normal(want.shape)
+    want_grads = ref.conv_backward(dout, x, w, stride, pad)
+    out, cache = conv_forward(*(a.astype(dtype) for a in (x, w, b)), stride, pad)
+    grads = conv_backward(dout.astype(dtype), cache)
+    assert out.dtype == dtype and norm_error(out, want) < tol
+    for g, g0 in zip(grads, want_grads):
+        assert g.dtype == dtype and norm_error(g, g0) < tol
+
+
+@pytest.mark.parametrize("layout", ["NKP", "KNP"])
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", CONV_CASES)
+def test_im2col_col2im_match_numpy_versions(x_shape, w_shape, stride, pad, layout):
+    x = np.random.default_rng(0).standard_normal(x_shape)
+    ksize, stride, pad = w_shape[2:], as_pair(stride), as_pair(pad)
+    out_size = tuple((s + 2 * p - k) // st + 1 for s, k, st, p in zip(x_shape[2:], ksize, stride, pad))
+    cols = kernels.im2col(x, ksize, stride, pad, out_size, ones_row=True, layout=layout)
+    want = kernels.im2col_numpy(x, ksize, stride, pad, out_size, True)
+    np.testing.assert_array_equal(cols if layout == "NKP" else cols.transpose(1, 0, 2), want)
+    np.testing.assert_allclose(kernels.col2im(cols, x_shape, ksize, stride, pad, out_size, layout),
+                               kernels.col2im_numpy(want, x_shape, ksize, stride, pad, out_size),
+                               rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("x_shape,size,stride,pad", POOL_CASES)
+def test_maxpool_matches_reference_and_numpy_version(x_shape, size, stride, pad, dtype):
+    x = unique_values(x_shape, dtype=dtype)
+    out, cache = maxpool_forward(x, size, stride, pad)
+    want = ref.maxpool_forward(x, size, stride, pad)
+    np.testing.assert_array_equal(out, want)
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
+    dx = maxpool_backward(dout, cache)
+    assert out.dtype == dx.dtype == dtype
+    np.testing.assert_allclose(dx, ref.maxpool_backward(dout, x, size, stride, pad), rtol=1e-6)
+    argmax, _, ksize, stride2, pad2 = cache
+    out_np, argmax_np = kernels.maxpool_forward_numpy(x, ksize, stride2, pad2, out.shape[2:])
+    np.testing.assert_array_equal(out_np, out)
+    np.testing.assert_array_equal(argmax_np, argmax)
+    assert argmax.dtype == (np.uint8 if ksize[0] * ksize[1] <= 256 else np.int32)
+    np.testing.assert_allclose(
+        kernels.maxpool_backward_numpy(dout, argmax, x.shape, ksize, stride2, pad2), dx, rtol=1e-6)
+
+
+def test_maxpool_ties_and_nan_agree_with_numpy_version():
+    x = np.round(np.random.default_rng(0).standard_normal((2, 3, 8, 8)))  # many ties
+    x[0, 0, 2, 3] = x[1, 2, 5, 5] = x[1, 2, 4, 4] = np.nan
+    for size, stride, pad in [(2, 2, 0), (3, 1, 1)]:
+        out, (argmax, *_) = maxpool_forward(x, size, stride, pad)
+        s, st, p = (as_pair(v) for v in (size, stride, pad))
+        out_np, argmax_np = kernels.maxpool_forward_numpy(x, s, st, p, out.shape[2:])
+        np.testing.assert_array_equal(argmax, argmax_np)
+        np.testing.assert_array_equal(out, out_np)  # NaNs in the same places
+
+
+@pytest.mark.parametrize("batch_gemm_below", [0, 10**9])
+def test_kernels_are_deterministic_and_independent_of_thread_count(batch_gemm_below, monkeypatch):
+    monkeypatch.setattr(conv_module, "BATCH_GEMM_BELOW", batch_gemm_below)
+    rng = np.random.default_rng(0)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((8, 3, 12, 12), (6, 3, 3, 3), (6,)))
+    dout = rng.standard_normal((8, 6, 12, 12)).astype(np.float32)
+
+    def run():
+        out, cache = conv_forward(x, w, b, 1, 1)
+        pooled, pcache = maxpool_forward(out, 3, 1, 1)
+        return (out, *conv_backward(dout, cache), pooled, maxpool_backward(dout, pcache))
+
+    first = run()
+    for threads in (kernels.NUM_THREADS, 1, 3):
+        monkeypatch.setattr(kernels, "NUM_THREADS", threads)
+        for a, a0 in zip(run(), first):
+            np.testing.assert_array_equal(a, a0)
+
+
+def run_python(code, **env):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_missing_extension_warns_once_and_falls_back_to_numpy():
+    code = (
+        "import sys, warnings\n"
+        "sys.modules['dagnet._kernels.im2col'] = None  # as if it had never been built\n"
+        "warnings.simplefilter('always')\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    import numpy as np, dagnet\n"
+        "    from dagnet import kernels\n"
+        "    import dagnet.kernels\n"
+        "    from dagnet.ops import get_op\n"
+        "    out, cache = get_op('conv2d').forward([np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)),\n"
+        "                                           np.zeros(1)], {'pad': 1})\n"
+        "    get_op('conv2d').backward(out, cache, {'pad': 1})\n"
+        "    get_op('max_pool2d').forward([out], {'size': 2})\n"
+        "msgs = [str(w.message) for w in caught if 'Cython' in str(w.message)]\n"
+        "print(kernels.HAVE_CYTHON, len(msgs), out[0, 0, 0, 0], msgs[0])\n"
+    )
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    have, count, corner, msg = proc.stdout.split(" ", 3)
+    assert (have, count, corner) == ("False", "1", "4.0")
+    assert "pip install -e ." in msg
+
+
+def test_num_threads_from_env():
+    proc = run_python("from dagnet import kernels; print(kernels.NUM_THREADS)", DAGNET_NUM_THREADS="3")
+    assert proc.stdout.strip() == "3", proc.stderr
+    proc = run_python("import dagnet.kernels", DAGNET_NUM_THREADS="zero")
+    assert "DAGNET_NUM_THREADS must be a positive integer, got 'zero'" in proc.stderr

@@ -17,6 +17,7 @@ import numpy as np
 
 import dagnet
 from dagnet import Graph
+from dagnet.models import lenet
 
 
 def chain_graph(n: int) -> Graph:
@@ -42,17 +43,6 @@ def residual_graph(n: int) -> Graph:
         h = g.relu(g.add(h, t, name=f"b{i}.add"), name=f"b{i}.relu2")
         i += 1
     g.softmax_cross_entropy(g.affine(h, 4, name="head"), y)
-    return g
-
-
-def lenet() -> Graph:
-    g = Graph("lenet")
-    x = g.input("x", (1, 28, 28))
-    y = g.input("y", (), dtype="int64")
-    h = g.max_pool2d(g.relu(g.conv2d(x, 20, 5, name="conv1"), name="relu1"), 2, name="pool1")
-    h = g.max_pool2d(g.relu(g.conv2d(h, 50, 5, name="conv2"), name="relu2"), 2, name="pool2")
-    h = g.relu(g.affine(h, 500, name="fc1"), name="relu3")
-    g.softmax_cross_entropy(g.affine(h, 10, name="fc2"), y)
     return g
 
 

@@ -12,22 +12,29 @@ from __future__ import annotations
 import numpy as np
 
 
-def numerical_gradient(f, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
-    """d f() / d x for a scalar-valued f, by centered differences. x: any shape, perturbed in place."""
-    grad = np.zeros_like(x, dtype=np.float64)
+def _centered(x: np.ndarray, h: float, evaluate, difference) -> np.ndarray:
+    """Entry by entry: difference(evaluate() at x[i] + h, evaluate() at x[i] - h) / 2h.
+
+    x is perturbed in place (and restored), so closures that read x see each change."""
     flat = x.reshape(-1)  # a view: x must be contiguous so perturbations reach f
     if not np.shares_memory(flat, x):
-        raise ValueError("numerical_gradient needs a contiguous array (use np.ascontiguousarray)")
+        raise ValueError("numerical gradients need a contiguous array (np.ascontiguousarray)")
+    grad = np.zeros(x.shape, dtype=np.float64)
     g = grad.reshape(-1)
     for i in range(flat.size):
         old = flat[i]
         flat[i] = old + h
-        fp = float(np.sum(f()))
+        fp = evaluate()
         flat[i] = old - h
-        fm = float(np.sum(f()))
+        fm = evaluate()
         flat[i] = old
-        g[i] = (fp - fm) / (2 * h)
+        g[i] = difference(fp, fm) / (2 * h)
     return grad
+
+
+def numerical_gradient(f, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    """d f() / d x for a scalar-valued f, by centered differences. x: any shape, perturbed in place."""
+    return _centered(x, h, lambda: float(np.sum(f())), lambda fp, fm: fp - fm)
 
 
 def numerical_gradient_array(f, x: np.ndarray, dout: np.ndarray, h: float = 1e-5) -> np.ndarray:
@@ -36,20 +43,8 @@ def numerical_gradient_array(f, x: np.ndarray, dout: np.ndarray, h: float = 1e-5
     The two outputs are subtracted element-wise before weighting by dout, so rounding in a
     long sum does not swamp small gradient entries.
     """
-    grad = np.zeros_like(x, dtype=np.float64)
-    flat = x.reshape(-1)
-    if not np.shares_memory(flat, x):
-        raise ValueError("numerical_gradient_array needs a contiguous array")
-    g = grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + h
-        fp = np.array(f(), dtype=np.float64)
-        flat[i] = old - h
-        fm = np.array(f(), dtype=np.float64)
-        flat[i] = old
-        g[i] = np.sum((fp - fm) * dout) / (2 * h)
-    return grad
+    return _centered(x, h, lambda: np.array(f(), dtype=np.float64),
+                     lambda fp, fm: np.sum((fp - fm) * dout))
 
 
 def rel_error(a, b) -> float:

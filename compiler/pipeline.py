@@ -5,7 +5,7 @@ import copy
 
 import numpy as np
 
-from dagnet.errors import DagnetError, FusionMismatchError
+from dagnet.errors import DagnetError, DTypeError, FusionMismatchError, GraphError, ShapeError
 from dagnet.gradcheck import norm_error
 from dagnet.graph import INPUT, PARAM, Graph
 from dagnet.init import init_param
@@ -17,7 +17,7 @@ from dagnet.compiler.plan import ExecutionPlan
 from dagnet.compiler.prune import prune
 from dagnet.compiler.schedule import schedule
 from dagnet.compiler.shapes import infer_shapes
-from dagnet.compiler.validate import validate
+from dagnet.compiler.validate import check_outputs, validate
 
 MODES = ("train", "eval")
 
@@ -27,9 +27,13 @@ def run_passes(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train
     """Every pass in order; `trace(name, graph)` (optional) sees the graph after each one."""
     if mode not in MODES:
         raise DagnetError(f"mode must be one of {MODES}, got {mode!r}")
-    outputs = [getattr(o, "name", o) for o in outputs] if outputs else graph.outputs
+    if not isinstance(graph, Graph):
+        raise GraphError(f"compile() needs a dagnet Graph, got {type(graph).__name__}; build one "
+                         f"with dagnet.Graph() or Graph.from_spec(path)")
+    outputs = _output_names(outputs, graph)
     trace = trace or (lambda name, g: None)
     g = validate(graph)
+    check_outputs(graph, outputs)
     trace("validate", g)
     g = infer_shapes(g)
     trace("infer_shapes", g)
@@ -48,11 +52,93 @@ def run_passes(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train
     return g
 
 
+def _output_names(outputs, graph: Graph) -> list:
+    if not outputs:
+        return graph.outputs
+    if isinstance(outputs, str) or not hasattr(outputs, "__iter__"):
+        outputs = [outputs]  # one name (or node) instead of a list: what was meant is clear
+    return [getattr(o, "name", o) for o in outputs]
+
+
+def _float_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.float32, np.float64):
+        raise DTypeError(f"dtype must be float32 or float64, got {dtype!r}")
+    return dt
+
+
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DagnetError(f"seed must be a non-negative integer, got {seed!r}")
+
+
 def init_params(graph: Graph, seed: int = 0, dtype="float32") -> dict:
     """Fresh params for every param node, drawn in declaration order from one seeded rng, so
     fused, unfused and pruned plans of one graph start from identical numbers."""
+    _check_seed(seed)
     rng = np.random.default_rng(seed)
-    return {n.name: init_param(n.name, n.attrs, rng, np.dtype(dtype)) for n in graph if n.op == PARAM}
+    dtype = np.dtype(dtype)
+    params = {}
+    for n in graph:
+        if n.op != PARAM:
+            continue
+        try:
+            params[n.name] = init_param(n.name, n.attrs, rng, dtype)
+        except (MemoryError, ValueError) as e:
+            # A typo such as units: 10000000 should not end in a numpy traceback.
+            size = int(np.prod(n.attrs["shape"], dtype=np.float64)) * dtype.itemsize
+            raise ShapeError(f"{n.name}: param of shape {tuple(n.attrs['shape'])} needs "
+                             f"{_bytes(size)} of {dtype}, which cannot be allocated "
+                             f"({type(e).__name__}); use smaller layers") from None
+    return params
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.4g} {unit}"
+        n /= 1024
+    return f"{n:.4g} PiB"
+
+
+def check_given(graph: Graph, compiled: Graph, params: dict, state: dict | None,
+                dtype: np.dtype) -> None:
+    """ShapeError/DTypeError/GraphError when arrays passed to compile(params=, state=) do not
+    fit the graph (they would otherwise fail deep inside a kernel)."""
+    if not isinstance(params, dict):
+        raise DagnetError(f"params must be a dict {{param name: array}}, got {type(params).__name__}")
+    kept = {n.name: n for n in compiled if n.op == PARAM}
+    missing = sorted(set(kept) - set(params))
+    if missing:
+        raise DagnetError(f"params missing for {missing}; pass every param or none")
+    for name, n in kept.items():
+        a = params[name]
+        want = tuple(n.attrs["shape"])
+        if not isinstance(a, np.ndarray):
+            raise DTypeError(f"param '{name}': expected a numpy array of shape {want}, got "
+                             f"{type(a).__name__}")
+        if a.shape != want:
+            raise ShapeError(f"param '{name}': the graph needs shape {want}, the given array "
+                             f"has {a.shape}; build the graph that made these params (for a "
+                             f"checkpoint: Graph.from_spec(checkpoint.spec))")
+        if a.dtype != dtype:
+            raise DTypeError(f"param '{name}' is {a.dtype} but the plan is compiled for {dtype}; "
+                             f"pass dtype={a.dtype} to compile() or convert the params")
+    if state is None:
+        return
+    if not isinstance(state, dict):
+        raise DagnetError(f"state must be a dict {{node: {{key: array}}}}, got {type(state).__name__}")
+    for n in compiled:
+        for member in n.meta.get("fused_group", [n.name]):
+            src = graph.node(member) if member in graph else None
+            if src is None or src.op in (INPUT, PARAM) or not get_op(src.op, src.name).stateful:
+                continue
+            if member not in state or not isinstance(state[member], dict):
+                raise DagnetError(f"state for node '{member}' ({src.op}) is missing; pass the "
+                                  f"state saved with the params (or state=None for fresh state)")
 
 
 def init_state(graph: Graph, dtype="float32") -> dict:
@@ -82,16 +168,16 @@ def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
     and the unfused plan on a random batch and raise FusionMismatchError naming the first
     fused group whose outputs or gradients differ.
     """
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise DagnetError(f"dtype must be float32 or float64, got {dtype}")
-    outputs = [getattr(o, "name", o) for o in outputs] if outputs else graph.outputs
+    dtype = _float_dtype(dtype)
+    _check_seed(seed)
+    outputs = _output_names(outputs, graph)
     g = run_passes(graph, outputs, fuse, mode, dtype, wrt, inplace)
     kept = {n.name for n in g if n.op == PARAM}
-    fresh = init_params(graph, seed, dtype) if params is None else params
-    missing = kept - set(fresh)
-    if missing:
-        raise DagnetError(f"params missing for {sorted(missing)}; pass every param or none")
+    if params is None:
+        fresh = init_params(graph, seed, dtype)
+    else:
+        check_given(graph, g, params, state, dtype)
+        fresh = params
     plan_params = {k: fresh[k] for k in fresh if k in kept}
     plan_state = init_state(graph, dtype) if state is None else state
     aliases = g.meta.get("fusion", {}).get("aliases", {})

@@ -121,6 +121,8 @@ class ExecutionPlan:
         return {o: vals[v] for o, v in zip(names, values)}
 
     def _resolve(self, name: str) -> str:
+        if not isinstance(name, str):
+            raise DagnetError(f"outputs must be node names (str), got {name!r}")
         name = self.aliases.get(name, name)
         if name in self.params or name in self.input_specs or any(s.name == name for s in self.steps):
             return name
@@ -204,9 +206,12 @@ class ExecutionPlan:
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
         """Eval-mode scores for x (N, ...), computed in batches."""
         x = x if isinstance(x, dict) else self.feeds_for(x)
-        (name, data), = x.items() if len(x) == 1 else (None, None)
-        if name is None:
-            raise FeedError("predict() takes one input array")
+        if len(x) != 1:
+            raise FeedError(f"predict() takes one input array (the plan's float input), got "
+                            f"feeds for {sorted(x)}; labels are not needed")
+        (name, data), = x.items()
+        if not isinstance(data, np.ndarray) or data.ndim == 0:
+            data = runtime.check_feeds(self, {name: data})[name]  # a clear FeedError if unusable
         outs = []
         for i in range(0, len(data), batch_size):
             out = self.forward({name: data[i:i + batch_size]}, mode="eval", outputs=[self.scores_name])

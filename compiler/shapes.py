@@ -10,8 +10,8 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from dagnet.errors import DagnetError, ShapeError
-from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.errors import AttrError, DagnetError, DTypeError, ShapeError
+from dagnet.graph import INPUT, PARAM, Graph, check_size, check_window_attrs
 from dagnet.ops import get_op
 
 
@@ -20,6 +20,24 @@ def topological_order(graph: Graph) -> list[str]:
     view = graph.nx
     index = nx.get_node_attributes(view, "index")
     return list(nx.lexicographical_topological_sort(view, key=index.__getitem__))
+
+
+def _check_kind(n, op, port: int, src) -> None:
+    """DTypeError when an integer input feeds a float port or a float value feeds a port that
+    takes class indices (a loss's labels): found at compile time, not in the first batch."""
+    labels = (op.differentiable_inputs is not None and port not in op.differentiable_inputs
+              and port in op.batched_inputs)
+    is_int = src.op == INPUT and np.dtype(src.attrs["dtype"]).kind in "iu"
+    pname = op.input_names[min(port, len(op.input_names) - 1)]
+    if is_int and not labels:
+        raise DTypeError(f"{n.name}: op '{n.op}' input {port} ('{pname}') needs floats, but "
+                         f"'{src.name}' is an {src.attrs['dtype']} input; only a loss's labels "
+                         f"are integers: declare '{src.name}' with dtype float32")
+    if labels and not is_int:
+        what = f"a {src.attrs['dtype']} input" if src.op == INPUT else "an op output (floats)"
+        raise DTypeError(f"{n.name}: op '{n.op}' input {port} ('{pname}') takes integer class "
+                         f"indices, but '{src.name}' is {what}; feed it from an input declared "
+                         f"with dtype int64")
 
 
 def infer_shapes(graph: Graph) -> Graph:
@@ -40,12 +58,19 @@ def infer_shapes(graph: Graph) -> Graph:
                 what = "a batched value (an input or an op output)" if want else "a param"
                 raise ShapeError(f"{n.name}: op '{n.op}' input {port} ('{pname}') must be {what}, "
                                  f"but '{s.name}' is {'batched' if s.meta['batched'] else 'a param'}")
+            _check_kind(n, op, port, s)
         in_shapes = [s.meta["shape"] for s in srcs]
+        check_window_attrs(n)
         try:
             out = tuple(op.infer_shape(in_shapes, n.attrs))
         except DagnetError as e:
             shapes = ", ".join(f"{s.name} {tuple(sh)}" for s, sh in zip(srcs, in_shapes))
             raise type(e)(f"{n.name} ({n.op}, inputs {shapes}): {e}") from None
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError) as e:
+            # attrs of the wrong type (a graph built with add_node, not the checked builder)
+            raise AttrError(f"{n.name}: op '{n.op}' cannot use its attrs {n.attrs} "
+                            f"({type(e).__name__}: {e}); check the attr names and types") from None
+        check_size(n.name, "output", out)
         n.meta["shape"] = out
         n.meta["batched"] = op.kind != "loss"
         n.meta["params"] = sum(s.meta["params"] for s in srcs if s.op == PARAM)

@@ -5,10 +5,13 @@ the cycle), outputs that do not exist, param and input attrs.
 """
 from __future__ import annotations
 
+import difflib
+
 import networkx as nx
+import numpy as np
 
 from dagnet.errors import CycleError, GraphError
-from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.graph import INITIALIZERS, INPUT, PARAM, Graph, check_size
 from dagnet.ops import get_op
 
 
@@ -23,12 +26,46 @@ def validate(graph: Graph) -> Graph:
         cycle = [u for u, _, _ in nx.find_cycle(view)]
         raise CycleError(f"cycle: {' -> '.join(cycle + [cycle[0]])}; a graph must be acyclic "
                          f"(remove one of these edges)")
-    for out in graph.outputs:
-        if out not in graph:
-            raise GraphError(f"requested output '{out}' is not a node of graph '{graph.name}'")
+    check_outputs(graph, graph.outputs)
     if not graph.outputs:
         raise GraphError(f"graph '{graph.name}' has no outputs: add an op or a loss")
     return graph
+
+
+def check_outputs(graph: Graph, outputs) -> None:
+    """GraphError for the first requested output that is not a node of the graph."""
+    for out in outputs:
+        if not isinstance(out, str) or out not in graph:
+            close = difflib.get_close_matches(str(out), [n.name for n in graph], n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise GraphError(f"requested output {out!r} is not a node of graph "
+                             f"'{graph.name}'{hint}")
+
+
+def _check_input_dtype(n) -> None:
+    dtype = n.attrs.get("dtype")
+    try:
+        ok = isinstance(dtype, str) and np.dtype(dtype).kind in "fiu"
+    except TypeError:
+        ok = False
+    if not ok:
+        raise GraphError(f"{n.name}: input node needs a 'dtype' that is a float or integer type "
+                         f"such as float32 or int64, got {dtype!r}")
+
+
+def _check_param_attrs(n) -> None:
+    init = n.attrs.get("init", "gaussian")
+    if not isinstance(init, str) or init not in INITIALIZERS:
+        raise GraphError(f"{n.name}: unknown initializer {init!r}; use one of "
+                         f"{', '.join(INITIALIZERS)}")
+    for key in ("scale", "value"):
+        v = n.attrs.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise GraphError(f"{n.name}: param attr '{key}' must be a number, got {v!r}")
+    for key in ("fan_in", "fan_out"):
+        v = n.attrs.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
+            raise GraphError(f"{n.name}: param attr '{key}' must be a positive integer, got {v!r}")
 
 
 def _check_node(graph: Graph, n) -> None:
@@ -38,8 +75,14 @@ def _check_node(graph: Graph, n) -> None:
         shape = n.attrs.get("shape")
         if shape is None:
             raise GraphError(f"{n.name}: {n.op} node needs a 'shape'")
-        if any(not isinstance(d, int) or d <= 0 for d in shape):
+        if not isinstance(shape, (list, tuple)) or any(
+                not isinstance(d, int) or isinstance(d, bool) or d <= 0 for d in shape):
             raise GraphError(f"{n.name}: {n.op} shape must be positive integers, got {shape}")
+        check_size(n.name, n.op, shape)
+        if n.op == INPUT:
+            _check_input_dtype(n)
+        else:
+            _check_param_attrs(n)
         return
     op = get_op(n.op, n.name)
     op.check_arity(len(n.inputs), n.name)

@@ -106,9 +106,11 @@ def cmd_train(args) -> int:
         params = {k: v.astype(args.dtype) for k, v in ck.params.items()}
         state = {n: {k: v.astype(args.dtype) for k, v in st.items()} for n, st in ck.state.items()}
     plan = dagnet.compile(graph, seed=args.seed, dtype=args.dtype, params=params, state=state)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "data.json"), "w") as f:
-        json.dump(info, f)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot use --out {args.out}: {e.strerror}") from None
+    _write_json(os.path.join(args.out, "data.json"), info)
     if not args.quiet:
         print(f"{graph.name}: {sum(p.size for p in plan.params.values()):,} params, "
               f"{len(plan.steps)} steps ({sum(s.fused for s in plan.steps)} fused); "
@@ -145,11 +147,26 @@ def _with_loss(graph):
     return graph
 
 
-def _write_history(out: str, solver) -> None:
-    tmp = os.path.join(out, "history.json.tmp")
+def _write_json(path: str, obj) -> None:
+    """Write JSON atomically: a kill mid-write leaves the old file, never half of one."""
+    tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(solver.history(), f)
-    os.replace(tmp, os.path.join(out, "history.json"))
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
+def _read_json(path: str, what: str):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing: is this a run directory of `dagnet train`?") from None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{path} cannot be read ({e}); {what}") from None
+
+
+def _write_history(out: str, solver) -> None:
+    _write_json(os.path.join(out, "history.json"), solver.history())
 
 
 def _write_pictures(out: str, graph, plan, solver, quiet: bool) -> None:
@@ -179,6 +196,8 @@ def load_run(run_dir: str, mode: str = "eval", best: bool = True):
     params, state = ck.params, ck.state
     if best and ck.extra.get("best_params"):
         params, state = ck.extra["best_params"], ck.extra.get("best_state", state)
+    if not params:
+        raise UsageError(f"{run_dir}/checkpoint.npz holds no params: it is not a training checkpoint")
     graph = Graph.from_spec(ck.spec)
     plan = dagnet.compile(graph, mode=mode, params=params, state=state,
                           dtype=next(iter(params.values())).dtype)
@@ -189,8 +208,7 @@ def cmd_evaluate(args) -> int:
     from dagnet.train.evaluate import evaluate_arrays
 
     _, plan, _ = load_run(args.run_dir)
-    with open(os.path.join(args.run_dir, "data.json")) as f:
-        info = json.load(f)
+    info = _read_json(os.path.join(args.run_dir, "data.json"), "re-run `dagnet train` to rewrite it")
     data, _ = load_data(info["data"], info["num_val"], info["split_seed"])
     result = {split: evaluate_arrays(plan, data[f"X_{split}"], data[f"y_{split}"])
               for split in ("train", "val", "test")}
@@ -288,11 +306,7 @@ def cmd_diff(args) -> int:
 def cmd_plot(args) -> int:
     from dagnet import viz
 
-    path = os.path.join(args.run_dir, "history.json")
-    if not os.path.exists(path):
-        raise UsageError(f"no history.json in {args.run_dir}: is it a run directory of `dagnet train`?")
-    with open(path) as f:
-        history = json.load(f)
+    history = _read_json(os.path.join(args.run_dir, "history.json"), "the run may still be in its first epoch")
     curves = os.path.join(args.run_dir, "curves.png")
     viz.plot_history(history, curves)
     graph, plan, _ = load_run(args.run_dir)
@@ -313,8 +327,7 @@ def cmd_maps(args) -> int:
     if args.node not in graph:
         raise UsageError(f"no node '{args.node}' in the model; nodes: "
                          f"{', '.join(n.name for n in graph if n.op not in ('input', 'param'))}")
-    with open(os.path.join(args.run_dir, "data.json")) as f:
-        info = json.load(f)
+    info = _read_json(os.path.join(args.run_dir, "data.json"), "re-run `dagnet train` to rewrite it")
     data, _ = load_data(info["data"], info["num_val"], info["split_seed"])
     X = data["X_test"]
     if not 0 <= args.index < len(X):

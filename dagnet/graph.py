@@ -17,18 +17,25 @@ so `add(x, x)` keeps both edges).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
 
-from dagnet.errors import DagnetError, GraphError, ShapeError
+from dagnet.errors import AttrError, DagnetError, GraphError, ShapeError
 from dagnet.ops import get_op
 
 INPUT, PARAM = "input", "param"
 INITIALIZERS = ("gaussian", "he", "xavier", "zeros", "ones", "constant")
 # Characters reserved by the compiler: '+' joins the names of a fused group.
 _RESERVED = "+"
+#: Most values one example (or one param) may hold: 2**40 float32s are 4 TiB. Beyond it a size
+#: is a typo, and checking here keeps every later product of sizes inside int64.
+MAX_ELEMENTS = 2 ** 40
+#: Largest window attr (size, stride, pad) accepted: no image is this large.
+MAX_WINDOW = 2 ** 16 - 1
+_WINDOW_ATTRS = ("size", "stride", "pad")
 
 
 @dataclass
@@ -217,10 +224,7 @@ class Graph:
                 op = get_op(n.op, n.name)
                 op.check_arity(len(n.inputs), n.name)
                 shapes = [self.shape_of(s) for s in n.inputs]
-                try:
-                    n.meta["shape"] = tuple(op.infer_shape(shapes, n.attrs))
-                except DagnetError as e:
-                    raise type(e)(f"{n.name}: {e}") from None
+                n.meta["shape"] = infer_node_shape(op, n, shapes)
         return n.meta["shape"]
 
     def _op(self, op: str, inputs, attrs, name) -> Node:
@@ -235,11 +239,17 @@ class Graph:
     # -- builder: placeholders and params ---------------------------------------------------
     def input(self, name: str, shape, dtype: str = "float32") -> Node:
         """A placeholder fed at run time; `shape` excludes the batch dimension."""
-        shape = tuple(int(d) for d in shape)
+        shape = _dims(name, "input", shape)
         if any(d <= 0 for d in shape):
             raise ShapeError(f"{name}: input shape must be positive, got {shape}")
-        if np.dtype(dtype).kind not in "fiu":
-            raise GraphError(f"{name}: input dtype must be a float or integer type, got {dtype}")
+        check_size(name, "input", shape)
+        try:
+            kind = np.dtype(dtype).kind
+        except TypeError:
+            kind = None
+        if kind is None or kind not in "fiu":
+            raise GraphError(f"{name}: input dtype must be a float or integer type such as "
+                             f"float32 or int64, got {dtype!r}")
         return self.add_node(INPUT, (), {"shape": list(shape), "dtype": str(np.dtype(dtype))}, name)
 
     def param(self, name: str, shape, init: str = "gaussian", scale: float | None = None,
@@ -247,18 +257,22 @@ class Graph:
               fan_out: int | None = None) -> Node:
         """A trainable array; `init` one of gaussian (std `scale`), he, xavier, zeros, ones,
         constant (`value`); `decay` says whether L2 weight decay applies (weights yes, biases no)."""
-        shape = tuple(int(d) for d in shape)
+        shape = _dims(name, "param", shape)
         if any(d <= 0 for d in shape):
             raise ShapeError(f"{name}: param shape must be positive, got {shape}")
-        if init not in INITIALIZERS:
+        check_size(name, "param", shape)
+        if not isinstance(init, str) or init not in INITIALIZERS:
             raise GraphError(f"{name}: unknown initializer '{init}'; use one of {', '.join(INITIALIZERS)}")
         attrs = {"shape": list(shape), "init": init, "decay": bool(decay)}
         if scale is not None:
-            attrs["scale"] = float(scale)
+            attrs["scale"] = _real(name, "scale", scale, positive=True)
         if value is not None:
-            attrs["value"] = float(value)
-        if fan_in is not None:
-            attrs["fan_in"], attrs["fan_out"] = int(fan_in), int(fan_out)
+            attrs["value"] = _real(name, "value", value)
+        if fan_in is not None or fan_out is not None:
+            if fan_in is None or fan_out is None:
+                raise GraphError(f"{name}: give both fan_in and fan_out, or neither")
+            attrs["fan_in"] = _count(name, "fan_in", fan_in)
+            attrs["fan_out"] = _count(name, "fan_out", fan_out)
         return self.add_node(PARAM, (), attrs, name)
 
     def _weight(self, owner: str, port: str, shape, init, weight_scale, given, fans=(None, None)):
@@ -284,9 +298,10 @@ class Graph:
                name=None, w=None, b=None) -> Node:
         """Fully connected: (N, *) -> (N, units), w (D, units), b (units,)."""
         name = self._owner_name("affine", name)
-        d = int(np.prod(self.shape_of(x), dtype=np.int64))
-        wn = self._weight(name, "w", (d, int(units)), init, weight_scale, w, (d, int(units)))
-        bn = self._weight(name, "b", (int(units),), "zeros", None, b)
+        units = _count(name, "units", units)
+        d = math.prod(self.shape_of(x))
+        wn = self._weight(name, "w", (d, units), init, weight_scale, w, (d, units))
+        bn = self._weight(name, "b", (units,), "zeros", None, b)
         return self._op("affine", [x, wn, bn], {}, name)
 
     def conv2d(self, x, filters: int, size, stride=1, pad=0, init: str = "he",
@@ -298,11 +313,11 @@ class Graph:
         if len(xs) != 3:
             raise ShapeError(f"{name}: conv2d needs a (C, H, W) input per example, "
                              f"'{_name_of(x)}' has shape {tuple(xs)}")
-        kh, kw = (size, size) if np.isscalar(size) else tuple(size)
-        fans = (xs[0] * int(kh) * int(kw), int(filters) * int(kh) * int(kw))
-        wn = self._weight(name, "w", (int(filters), xs[0], int(kh), int(kw)), init, weight_scale,
-                          w, fans)
-        bn = self._weight(name, "b", (int(filters),), "zeros", None, b)
+        filters = _count(name, "filters", filters)
+        kh, kw = _pair(name, "size", size)
+        fans = (xs[0] * kh * kw, filters * kh * kw)
+        wn = self._weight(name, "w", (filters, xs[0], kh, kw), init, weight_scale, w, fans)
+        bn = self._weight(name, "b", (filters,), "zeros", None, b)
         attrs = {"stride": stride, "pad": pad}
         if floor:
             attrs["floor"] = True
@@ -312,7 +327,11 @@ class Graph:
                   gamma=None, beta=None) -> Node:
         """Batch normalisation per feature (N, D) or per channel over (N, H, W) for (N, C, H, W)."""
         name = self._owner_name("bn", name)
-        c = self.shape_of(x)[0]
+        xs = self.shape_of(x)
+        if len(xs) not in (1, 3):
+            raise ShapeError(f"{name}: batchnorm needs a (D,) or (C, H, W) input per example, "
+                             f"'{_name_of(x)}' has shape {tuple(xs)}")
+        c = xs[0]
         gn = self._weight(name, "gamma", (c,), "ones", None, gamma)
         bn = self._weight(name, "beta", (c,), "zeros", None, beta)
         return self._op("batchnorm", [x, gn, bn], {"eps": eps, "momentum": momentum}, name)
@@ -358,7 +377,12 @@ class Graph:
         return self._op("flatten", [x], {}, name)
 
     def reshape(self, x, shape, name=None) -> Node:
-        return self._op("reshape", [x], {"shape": [int(d) for d in shape]}, name)
+        try:
+            target = [_as_int(d) for d in shape]
+        except TypeError:
+            raise AttrError(f"{name or 'reshape'}: reshape needs a per-example target shape (a "
+                            f"list of integers, at most one -1), got {shape!r}") from None
+        return self._op("reshape", [x], {"shape": target}, name)
 
     def add(self, *xs, name=None) -> Node:
         return self._op("add", list(xs), {}, name)
@@ -385,6 +409,105 @@ class Graph:
         from dagnet.spec import graph_to_spec
 
         return graph_to_spec(self)
+
+
+def infer_node_shape(op, n: Node, in_shapes: list) -> tuple:
+    """op.infer_shape for node n; errors name the node. An attr of the wrong type (say a
+    string where a number belongs) is an AttrError, not a Python TypeError/ValueError."""
+    check_window_attrs(n)
+    try:
+        out = tuple(op.infer_shape(in_shapes, n.attrs))
+    except DagnetError as e:
+        raise type(e)(f"{n.name}: {e}") from None
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError) as e:
+        raise AttrError(f"{n.name}: op '{n.op}' cannot use its attrs {n.attrs} with input "
+                        f"shapes {[tuple(s) for s in in_shapes]} ({type(e).__name__}: {e}); "
+                        f"check the attr names and types (numbers, not strings)") from None
+    check_size(n.name, "output", out)
+    return out
+
+
+def check_size(owner: str, what: str, shape) -> None:
+    """ShapeError if a shape holds more than MAX_ELEMENTS values (per example for values)."""
+    try:
+        count = math.prod(int(d) for d in shape)
+    except (TypeError, ValueError):
+        return  # not a shape of integers: the caller's own checks report it
+    if count > MAX_ELEMENTS:
+        raise ShapeError(f"{owner}: {what} shape {tuple(shape)} holds {count:.3g} values"
+                         f"{' per example' if what != 'param' else ''}, more than any machine "
+                         f"can hold (limit {MAX_ELEMENTS:.3g}); check the sizes, strides and pads")
+
+
+def check_window_attrs(n: Node) -> None:
+    """AttrError for a size/stride/pad attr beyond MAX_WINDOW: no image is that large, and the
+    ops' shape arithmetic (and its help text, which searches for a fitting stride) would
+    crawl through numbers that big."""
+    for key in _WINDOW_ATTRS:
+        v = n.attrs.get(key)
+        items = v if isinstance(v, (list, tuple)) else [v]
+        if any(isinstance(a, (int, np.integer)) and not isinstance(a, bool) and a > MAX_WINDOW
+               for a in items):
+            raise AttrError(f"{n.name}: {n.op} {key} {v!r} is larger than any image "
+                            f"(at most {MAX_WINDOW}); check the value")
+
+
+def _as_int(v) -> int:
+    """v as an int if it is an integer (int, numpy integer, or a float such as 3.0); else TypeError."""
+    if isinstance(v, (bool, np.bool_)):
+        raise TypeError(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return int(v)
+    raise TypeError(v)
+
+
+def _dims(owner: str, what: str, shape) -> tuple:
+    """A shape as a tuple of ints; ShapeError naming the owner if it is not a sequence of integers."""
+    try:
+        return tuple(_as_int(d) for d in shape)
+    except TypeError:
+        hint = " (per example: without the batch dimension)" if what == "input" else ""
+        raise ShapeError(f"{owner}: {what} shape must be a sequence of positive integers"
+                         f"{hint}, got {shape!r}") from None
+
+
+def _count(owner: str, key: str, v) -> int:
+    """A positive integer builder argument (units, filters, ...); AttrError otherwise."""
+    try:
+        n = _as_int(v)
+    except TypeError:
+        n = 0
+    if n <= 0:
+        raise AttrError(f"{owner}: {key} must be a positive integer, got {v!r}")
+    return n
+
+
+def _pair(owner: str, key: str, v) -> tuple[int, int]:
+    """An int or an (int, int) pair of positive integers (kernel sizes); AttrError otherwise."""
+    items = [v, v] if np.isscalar(v) else v
+    try:
+        items = list(items)
+        pair = tuple(_as_int(a) for a in items)
+    except TypeError:
+        pair = ()
+    if len(pair) != 2 or min(pair) <= 0:
+        raise AttrError(f"{owner}: {key} must be a positive integer or a pair of them, got {v!r}")
+    return pair
+
+
+def _real(owner: str, key: str, v, positive: bool = False) -> float:
+    """A number builder argument; AttrError otherwise (and when positive, unless > 0)."""
+    ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+    try:
+        x = float(v) if ok else None
+    except OverflowError:
+        x = None
+    if x is None or not np.isfinite(x) or (positive and x <= 0):
+        raise AttrError(f"{owner}: {key} must be a {'positive ' if positive else ''}finite "
+                        f"number, got {v!r}")
+    return x
 
 
 def _plain(v):

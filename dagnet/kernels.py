@@ -21,6 +21,8 @@ import warnings
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from dagnet.errors import DagnetError
+
 # libgomp's default wait policy keeps idle OpenMP threads spinning for milliseconds after each
 # parallel region; on a machine with few cores they steal a core from the OpenBLAS threads of
 # the GEMM that follows (conv ran 2-10x slower here). Passive waiting costs microseconds per
@@ -50,7 +52,7 @@ def _threads_from_env() -> int:
     if not raw:
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"DAGNET_NUM_THREADS must be a positive integer, got {raw!r}")
+        raise DagnetError(f"DAGNET_NUM_THREADS must be a positive integer, got {raw!r}")
     return int(raw)
 
 

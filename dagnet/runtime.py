@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet.errors import FeedError
+from dagnet.errors import DagnetError, FeedError
 
 
 def check_feeds(plan, feeds: dict) -> dict:
@@ -21,7 +21,12 @@ def check_feeds(plan, feeds: dict) -> dict:
     for name, spec in plan.input_specs.items():
         if name not in feeds:
             continue
-        a = np.asarray(feeds[name])
+        try:
+            a = np.asarray(feeds[name])
+        except (TypeError, ValueError) as e:
+            raise FeedError(f"feed '{name}': cannot be made into an array ({e}); give a numpy "
+                            f"array of shape (N, {', '.join(map(str, spec['shape']))})"
+                            .replace(", )", ")")) from None
         want = tuple(spec["shape"])
         if a.ndim != len(want) + 1 or tuple(a.shape[1:]) != want:
             raise FeedError(f"feed '{name}': expected shape (N, {', '.join(map(str, want))})"
@@ -33,7 +38,10 @@ def check_feeds(plan, feeds: dict) -> dict:
                                 f"convert, e.g. x.astype(np.float32) / 255")
             a = a.astype(plan.dtype, copy=False)
         elif a.dtype.kind not in "iu":
-            raise FeedError(f"feed '{name}': expected integers (e.g. class labels), got {a.dtype}")
+            raise FeedError(f"feed '{name}': expected integers (e.g. class labels), got {a.dtype}; "
+                            f"convert with y.astype(np.int64)")
+        if a.shape[0] == 0:
+            raise FeedError(f"feed '{name}' holds no examples (batch size 0); give at least one")
         if batch is not None and a.shape[0] != batch:
             raise FeedError(f"feeds disagree on the batch size: '{name}' has {a.shape[0]}, "
                             f"others {batch}")
@@ -62,9 +70,17 @@ def run_forward(plan, feeds: dict, mode: str, steps) -> dict:
                             f"not given; the plan's inputs are {sorted(plan.input_specs)}")
         ins = [values[s] for s in step.inputs]
         out_buf = ins[0] if step.inplace else None
-        y, cache = step.op.forward(ins, step.attrs, mode=mode,
-                                   state=plan.state.get(step.state_key),
-                                   rng=plan.rng, out=out_buf)
+        try:
+            y, cache = step.op.forward(ins, step.attrs, mode=mode,
+                                       state=plan.state.get(step.state_key),
+                                       rng=plan.rng, out=out_buf)
+        except DagnetError as e:
+            raise _in_step(e, step) from None
+        except MemoryError:
+            n = len(ins[0]) if ins and getattr(ins[0], "ndim", 0) else "?"
+            raise FeedError(f"step {step.index} '{step.name}' ({step.op_name}): out of memory "
+                            f"for a batch of {n} examples; use a smaller batch (plan.peak_bytes(1) "
+                            f"says how many bytes one example needs)") from None
         values[step.name] = y
         if mode == "train":
             caches[step.name] = cache
@@ -75,6 +91,15 @@ def run_forward(plan, feeds: dict, mode: str, steps) -> dict:
     plan._caches = caches
     plan._values = values
     return values
+
+
+def _in_step(e: DagnetError, step) -> DagnetError:
+    """The same error with the step (node name and op) in front, so a run-time message says where."""
+    where = f"step {step.index} '{step.name}' ({step.op_name})"
+    message = str(e)
+    if message.startswith(step.op_name + ": "):  # ops name themselves; say it once
+        message = message[len(step.op_name) + 2:]
+    return type(e)(f"{where}: {message}")
 
 
 def run_backward(plan, douts: dict) -> dict:
@@ -108,3 +133,142 @@ def run_backward(plan, douts: dict) -> dict:
     for name in plan.wrt:
         result[name] = grads.get(name)
     return result
+
+
+# -- finding where a NaN or Inf starts -------------------------------------------------------
+# The training loop only looks at the loss and at one sum per gradient (free, or nearly); when
+# they are not finite it calls locate_nonfinite, which re-runs that batch step by step and
+# checks every value. The normal path pays nothing for the diagnosis.
+
+def _what(a) -> str:
+    a = np.asarray(a)
+    nan, inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
+    parts = ([f"{nan} NaN"] if nan else []) + ([f"{inf} Inf"] if inf else [])
+    return " and ".join(parts) + f" of {a.size} values"
+
+
+def _finite(a) -> bool:
+    return bool(np.isfinite(a).all())
+
+
+def _largest(arrays) -> str:
+    sizes = [float(np.max(np.abs(a))) for a in arrays
+             if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.size and _finite(a)]
+    return f"{max(sizes):.3g}" if sizes else "n/a"
+
+
+def _step_label(step) -> str:
+    label = f"step {step.index} '{step.name}' ({step.op_name})"
+    if step.fused:
+        label += f", fused from {', '.join(step.members)}"
+    return label
+
+
+def _members(step, ins):
+    """[(member name, op, attrs, member inputs)] of a fused step (port 0 of later members is
+    the previous member's output, given as None)."""
+    ops, parts = step.op._split(list(ins), step.attrs)
+    return [(m["name"], op, m["attrs"], part if i == 0 else [None] + part)
+            for i, (op, m, part) in enumerate(zip(ops, step.attrs["members"], parts))]
+
+
+def _refine_forward(step, ins):
+    """Inside a fused step: the first member whose forward output is not finite. (Fusion
+    patterns hold no random ops; state=None leaves batchnorm statistics alone.)"""
+    h = None
+    for name, op, attrs, part in _members(step, ins):
+        part = [h if a is None else a for a in part]
+        h, _ = op.forward(part, attrs, mode="train", state=None, rng=None)
+        if not _finite(h):
+            return name, op.name, part, h
+    return None
+
+
+def _refine_backward(step, ins, dout):
+    """Inside a fused step: (member, op, port name, grad) of the first non-finite gradient,
+    running the members' own backward passes from the last member to the first."""
+    members = _members(step, ins)
+    h, caches = None, []
+    for name, op, attrs, part in members:
+        part = [h if a is None else a for a in part]
+        h, cache = op.forward(part, attrs, mode="train", state=None, rng=None)
+        caches.append(cache)
+    d = dout
+    for (name, op, attrs, part), cache in zip(reversed(members), reversed(caches)):
+        grads = op.backward(d, cache, attrs)
+        for port, g in enumerate(grads):
+            if g is not None and op.needs_grad(port) and not _finite(g):
+                return name, op.name, op.input_names[min(port, len(op.input_names) - 1)], g
+        d = grads[0]
+    return None
+
+
+def locate_nonfinite(plan, feeds: dict, rng_state=None) -> str | None:
+    """Re-run one train-mode forward and backward of `plan` on `feeds`, checking every value
+    as it is made; say where the first NaN/Inf appears (None if none does).
+
+    rng_state: the plan's rng state before the failing step (so dropout draws the same
+    masks). The plan itself is left untouched: its rng, state, params and caches.
+    """
+    with np.errstate(all="ignore"):  # the overflow is expected here; the result says where
+        return _locate_nonfinite(plan, feeds, rng_state)
+
+
+def _locate_nonfinite(plan, feeds: dict, rng_state) -> str | None:
+    feeds = check_feeds(plan, feeds)
+    for name, a in feeds.items():
+        if a.dtype.kind == "f" and not _finite(a):
+            bad = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(axis=1))
+            return (f"the feed '{name}' itself holds {_what(a)} (first in example {int(bad[0])} "
+                    f"of the batch); clean the data (e.g. np.nan_to_num) before training")
+    for name, p in plan.params.items():
+        if not _finite(p):
+            return (f"param '{name}' already holds {_what(p)} before this step: an earlier "
+                    f"update overflowed; lower the learning rate")
+    rng = np.random.Generator(type(plan.rng.bit_generator)())
+    rng.bit_generator.state = plan.rng.bit_generator.state if rng_state is None else rng_state
+    state = {k: {kk: np.array(vv) for kk, vv in st.items()} for k, st in plan.state.items()}
+    values = dict(plan.params)
+    values.update(feeds)
+    caches = {}
+    steps = plan._steps_for(tuple(plan.losses))
+    for step in steps:
+        ins = [values[s] for s in step.inputs]
+        y, cache = step.op.forward(ins, step.attrs, mode="train",
+                                   state=state.get(step.state_key), rng=rng)
+        if not _finite(y):
+            where = _step_label(step)
+            if step.fused:
+                inner = _refine_forward(step, ins)
+                if inner:
+                    where += f"; inside it, node '{inner[0]}' ({inner[1]})"
+            return (f"forward of {where} produced {_what(y)} from finite inputs (largest "
+                    f"|input| {_largest(ins)}); the values grew too large: lower the learning "
+                    f"rate, normalise the inputs or clip the gradients")
+        values[step.name] = y
+        caches[step.name] = (cache, ins)
+    grads = {v: np.asarray(1.0, dtype=plan.dtype) for v in plan.losses}
+    for step in plan.backward_steps:
+        dout = grads.pop(step.name, None)
+        if dout is None or step.name not in caches:
+            continue
+        cache, ins = caches[step.name]
+        gin = step.op.backward(dout, cache, step.attrs, needs=step.needs)
+        for port, (src, need, g) in enumerate(zip(step.inputs, step.needs, gin)):
+            if not need or g is None:
+                continue
+            total = g if src not in grads else grads[src] + g
+            if not _finite(total):
+                where = _step_label(step)
+                pname = step.op.input_names[min(port, len(step.op.input_names) - 1)]
+                if step.fused:
+                    inner = _refine_backward(step, ins, dout)
+                    if inner:
+                        where += f"; inside it, node '{inner[0]}' ({inner[1]}), input '{inner[2]}'"
+                what = (f"its gradient for input '{pname}' ('{src}')" if not _finite(g)
+                        else f"the summed gradient of '{src}' (several consumers)")
+                return (f"backward of {where}: {what} holds {_what(total)} while the incoming "
+                        f"gradient is finite (largest |dout| {_largest([dout])}); lower the "
+                        f"learning rate or clip the gradients")
+            grads[src] = total
+    return None

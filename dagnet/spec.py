@@ -35,7 +35,8 @@ added as is, its other keys being its attrs. `input` nodes take shape/dtype, `pa
 shape/init/scale/value/decay/fan_in/fan_out. `graph_to_spec` writes every node that way, so
 Graph -> spec -> Graph is exact, through YAML or JSON text too.
 
-Files are read with yaml.safe_load only: a spec is data and never runs code. Every mistake is a
+Files are read with a yaml.SafeLoader only (as yaml.safe_load, plus refusing duplicate keys): a
+spec is data and never runs code. Every mistake is a
 SpecError naming the key path (`layers[3].num_filters: must be a positive integer, got -2`);
 shape and attr errors found while building keep their class with the key path prefixed.
 """
@@ -283,16 +284,61 @@ def _build(path: str, call, *args, **kwargs):
 
 
 # -- reading -----------------------------------------------------------------------------
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """yaml.SafeLoader (plain data only, never code) that refuses duplicate keys, which
+    PyYAML would otherwise silently resolve to the last value."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                dup = key in seen
+            except TypeError:  # an unhashable key: construct_mapping reports it
+                break
+            if dup:
+                raise _DuplicateKey(f"line {key_node.start_mark.line + 1}: duplicate key {key!r} "
+                                   f"(first at line {seen[key] + 1}); keep one")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _json_pairs(pairs):
+    keys = [k for k, _ in pairs]
+    dup = next((k for k in keys if keys.count(k) > 1), None)
+    if dup is not None:
+        raise ValueError(f"duplicate key {dup!r}; keep one")
+    return dict(pairs)
+
+
+def _json_loads(text: str):
+    """json.loads refusing duplicate keys (ValueError), as the YAML loader does."""
+    return json.loads(text, object_pairs_hook=_json_pairs)
+
+
 def _parse(text: str, where: str, fmt: str) -> object:
     try:
         if fmt == "json":
-            return json.loads(text)
-        return yaml.safe_load(text)
+            return _json_loads(text)
+        return yaml.load(text, Loader=_SpecLoader)  # a SafeLoader: plain data only
+    except RecursionError:
+        raise SpecError(f"{where}: nested too deeply to be a spec") from None
     except ValueError as e:
         raise SpecError(f"{where}: not valid JSON: {e}") from None
+    except _DuplicateKey as e:
+        raise SpecError(f"{where}: {e}") from None
     except yaml.YAMLError as e:
+        # One line: the problem and where (PyYAML's own text spans several, with a caret).
+        detail = getattr(e, "problem", None) or str(e).splitlines()[0]
+        mark = getattr(e, "problem_mark", None)
+        if mark is not None:
+            detail += f" (line {mark.line + 1}, column {mark.column + 1})"
         raise SpecError(f"{where}: not valid YAML (plain data only: tags such as !!python/... "
-                        f"are refused): {e}") from None
+                        f"are refused): {detail}") from None
 
 
 def _read_file(path: str) -> object:
@@ -322,7 +368,9 @@ def _read(source) -> dict:
         elif source.lstrip().startswith(("{", "[")):
             # JSON first: YAML 1.1 would read JSON's 1e-05 as a string.
             try:
-                data = json.loads(source)
+                data = _json_loads(source)
+            except RecursionError:
+                raise SpecError("spec text: nested too deeply to be a spec") from None
             except ValueError:
                 data = _parse(source, "spec text", "yaml")
         else:

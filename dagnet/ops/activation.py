@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.errors import AttrError
-from dagnet.ops.base import Op, check_float, register
+from dagnet.ops.base import Op, attr_number, check_float, register
 
 
 class _Elementwise(Op):
@@ -18,6 +18,22 @@ class _Elementwise(Op):
     supports_out = True
 
     def infer_shape(self, in_shapes, attrs):
+        return tuple(in_shapes[0])
+
+
+class _WithAlpha(_Elementwise):
+    """An activation with a positive slope/scale attr `alpha` (checked when shapes are)."""
+
+    default_alpha = 1.0
+
+    def _alpha(self, attrs) -> float:
+        alpha = attr_number(self.name, attrs, "alpha", self.default_alpha)
+        if alpha <= 0:
+            raise AttrError(f"{self.name}: alpha must be > 0, got {alpha}")
+        return alpha
+
+    def infer_shape(self, in_shapes, attrs):
+        self._alpha(attrs)
         return tuple(in_shapes[0])
 
     def flops(self, in_shapes, out_shape, attrs):
@@ -42,18 +58,17 @@ class ReLU(_Elementwise):
 
 
 @register
-class LeakyReLU(_Elementwise):
+class LeakyReLU(_WithAlpha):
     """x if x > 0 else alpha * x (alpha default 0.01); backward reads the output (alpha > 0)."""
 
     name = "leaky_relu"
     saves = frozenset({"output"})
+    default_alpha = 0.01
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         (x,) = inputs
         check_float(self.name, "x", x)
-        alpha = float(attrs.get("alpha", 0.01))
-        if alpha <= 0:
-            raise AttrError(f"leaky_relu: alpha must be > 0, got {alpha}")
+        alpha = self._alpha(attrs)
         y = np.where(x > 0, x, x * x.dtype.type(alpha))
         if out is not None:
             out[...] = y
@@ -61,7 +76,7 @@ class LeakyReLU(_Elementwise):
         return y, y
 
     def backward(self, dout, cache, attrs, needs=None):
-        alpha = float(attrs.get("alpha", 0.01))
+        alpha = self._alpha(attrs)
         return (np.where(cache > 0, dout, dout * dout.dtype.type(alpha)),)
 
 
@@ -105,7 +120,7 @@ class Tanh(_Elementwise):
 
 
 @register
-class ELU(_Elementwise):
+class ELU(_WithAlpha):
     """x if x > 0 else alpha * (exp(x) - 1) (alpha default 1.0); backward reads the output."""
 
     name = "elu"
@@ -114,9 +129,7 @@ class ELU(_Elementwise):
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         (x,) = inputs
         check_float(self.name, "x", x)
-        alpha = float(attrs.get("alpha", 1.0))
-        if alpha <= 0:
-            raise AttrError(f"elu: alpha must be > 0, got {alpha}")
+        alpha = self._alpha(attrs)
         y = np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
         if out is not None:
             out[...] = y
@@ -124,6 +137,6 @@ class ELU(_Elementwise):
         return y, y
 
     def backward(self, dout, cache, attrs, needs=None):
-        alpha = float(attrs.get("alpha", 1.0))
+        alpha = self._alpha(attrs)
         # for y <= 0: dy/dx = alpha * exp(x) = y + alpha
         return (np.where(cache > 0, dout, dout * (cache + alpha)),)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet.errors import DTypeError, GraphError, ShapeError, UnknownOpError
+from dagnet.errors import AttrError, DTypeError, GraphError, ShapeError, UnknownOpError
 
 FUSION_KINDS = ("elementwise", "injective", "reduction", "opaque")
 
@@ -178,6 +178,27 @@ def check_rank(op: str, port: str, shape: tuple, rank: int, layout: str) -> None
             f"{op}: input '{port}' must have {rank} dims ({layout}) per example, "
             f"got shape {tuple(shape)}"
         )
+
+
+def attr_number(op: str, attrs: dict, key: str, default) -> float:
+    """attrs[key] (default if absent) as a finite float; AttrError if it is not a number."""
+    v = attrs.get(key, default)
+    ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+    try:
+        x = float(v) if ok else None
+    except OverflowError:
+        x = None
+    if x is None or not np.isfinite(x):
+        raise AttrError(f"{op}: attr '{key}' must be a finite number, got {v!r}")
+    return x
+
+
+def attr_int(op: str, attrs: dict, key: str, default) -> int:
+    """attrs[key] (default if absent) as an int; AttrError if it is not an integer."""
+    v = attrs.get(key, default)
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise AttrError(f"{op}: attr '{key}' must be an integer, got {v!r}")
+    return int(v)
 
 
 def as_pair(v, what: str = "value") -> tuple[int, int]:

@@ -67,7 +67,8 @@ def _tiling_message(op, in_shape, axis, s, k, st, p, max_pad) -> str:
     pads = [q for q in range(max(0, p - st), top + 1) if (s + 2 * q - k) % st == 0]
     if pads:
         fits.append(f"pad {min(pads, key=lambda q: abs(q - p))}")
-    fits.append(f"stride {max(d for d in range(1, st) if span % d == 0)}")
+    # span % st != 0 implies span > 0; the divisors of span below st are all candidates
+    fits.append(f"stride {max(d for d in range(1, min(st, span + 1)) if span % d == 0)}")
     dim = "H" if axis == "height" else "W"
     return (
         f"{op}: stride {st} does not tile the input {axis}: 1 + ({dim} - F + 2P)/S = "

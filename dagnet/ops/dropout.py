@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.errors import AttrError, FeedError
-from dagnet.ops.base import Op, check_float, register
+from dagnet.ops.base import Op, attr_number, check_float, register
 
 
 def _drop_probability(attrs):
-    p = float(attrs.get("p", 0.5))
+    p = attr_number("dropout", attrs, "p", 0.5)
     if not 0 <= p < 1:
         raise AttrError(f"dropout: p (the drop probability) must be in [0, 1), got {p}")
     return p

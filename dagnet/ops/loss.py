@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.errors import AttrError, DTypeError, FeedError, ShapeError
-from dagnet.ops.base import Op, check_float, check_rank, register
+from dagnet.ops.base import Op, attr_number, check_float, check_rank, register
 
 
 def _shifted(x):
@@ -38,7 +38,8 @@ def _check_labels(op, scores, labels):
         i = int(bad[0])
         raise FeedError(
             f"{op}: label {labels[i]} at index {i} is not a class index in [0, {c}) "
-            f"(scores have {c} classes); {bad.size} of {n} labels are out of range"
+            f"(scores have {c} classes); {bad.size} of {n} labels are out of range: fix the "
+            f"labels or build the model with num_classes={max(int(labels.max()) + 1, c)}"
         )
 
 
@@ -102,7 +103,7 @@ class SVMLoss(_Loss):
     name = "svm_loss"
 
     def _delta(self, attrs):
-        delta = float(attrs.get("delta", 1.0))
+        delta = attr_number("svm_loss", attrs, "delta", 1.0)
         if delta < 0:
             raise AttrError(f"svm_loss: delta (the margin) must be >= 0, got {delta}")
         return delta

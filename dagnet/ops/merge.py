@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.errors import AttrError, DTypeError, ShapeError
-from dagnet.ops.base import EVERY_PORT, Op, check_float, register
+from dagnet.ops.base import EVERY_PORT, Op, attr_int, check_float, register
 
 
 def _check_inputs(op, inputs):
@@ -95,7 +95,7 @@ class Concat(_Merge):
 
     def _per_example_axis(self, attrs, rank):
         """attrs["axis"] (batch = 0, negatives count from the end) as an axis of a per-example shape."""
-        axis = int(attrs.get("axis", 1))
+        axis = attr_int(self.name, attrs, "axis", 1)
         full = axis if axis >= 0 else axis + rank + 1
         if full == 0:
             raise AttrError(

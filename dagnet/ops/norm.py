@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.errors import AttrError, DTypeError, FeedError, ShapeError
-from dagnet.ops.base import Op, check_float, register
+from dagnet.ops.base import Op, attr_number, check_float, register
 
 _AXES = {2: (0,), 4: (0, 2, 3)}  # full rank of x -> axes the statistics reduce over
 
@@ -95,8 +95,8 @@ def batchnorm_backward(dout, cache, need_dx=True):
 
 
 def _eps_momentum(attrs):
-    eps = float(attrs.get("eps", 1e-5))
-    momentum = float(attrs.get("momentum", 0.9))
+    eps = attr_number("batchnorm", attrs, "eps", 1e-5)
+    momentum = attr_number("batchnorm", attrs, "momentum", 0.9)
     if eps <= 0:
         raise AttrError(f"batchnorm: eps must be > 0, got {eps}")
     if not 0 <= momentum <= 1:

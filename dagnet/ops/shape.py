@@ -49,7 +49,12 @@ class Reshape(_Reshaping):
         in_shape = tuple(in_shapes[0])
         if "shape" not in attrs:
             raise AttrError("reshape: attribute 'shape' (the per-example target shape) is missing")
-        target = tuple(int(d) for d in attrs["shape"])
+        raw = attrs["shape"]
+        if not isinstance(raw, (list, tuple)) or not all(
+                isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)) for d in raw):
+            raise AttrError(f"reshape: attribute 'shape' must be a list of integers (at most one "
+                            f"-1), got {raw!r}")
+        target = tuple(int(d) for d in raw)
         if target.count(-1) > 1 or any(d < -1 for d in target):
             raise AttrError(
                 f"reshape: shape {target} may hold non-negative sizes and at most one -1"

@@ -11,7 +11,8 @@ dtype and shape per entry, the solver and spec dicts, and a SHA-256 of all of it
 
 Safety: the file is written to a temp file in the same directory, fsynced, renamed over the old
 one with os.replace (atomic on POSIX) and the directory fsynced, so a crash at any moment
-leaves either the old or the new checkpoint, both complete. Loading uses allow_pickle=False
+leaves either the old or the new checkpoint, both complete. The temp file of a killed save is
+removed by a later save once it is a minute old. Loading uses allow_pickle=False
 and refuses object arrays before reading them: a checkpoint never executes code.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -156,6 +158,25 @@ def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
                                   "if any, is unchanged") from e
         raise
     _fsync_directory(directory)
+    _remove_stale_temps(directory, path)
+
+
+#: temp files of this age (seconds) are leftovers of a save that was killed, not one under way
+STALE_TEMP_AGE = 60.0
+
+
+def _remove_stale_temps(directory: str, path: str) -> None:
+    """Delete the temp files that killed saves of `path` left behind (older than
+    STALE_TEMP_AGE), so that crashes do not pile up checkpoint-sized garbage."""
+    prefix = "." + os.path.basename(path) + "."
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(directory):
+            if name.startswith(prefix) and name.endswith(".tmp"):
+                temp = os.path.join(directory, name)
+                with contextlib.suppress(OSError):
+                    if now - os.path.getmtime(temp) > STALE_TEMP_AGE:
+                        os.unlink(temp)
 
 
 def _fsync_directory(directory: str) -> None:
@@ -262,8 +283,9 @@ def _unflatten(skeleton, arrays: dict):
 
 # -- compatibility -----------------------------------------------------------------------------
 
-def check_compatible(checkpoint: Checkpoint, param_shapes: dict) -> None:
-    """Raise CheckpointError listing params missing, extra or of another shape than the graph's."""
+def check_compatible(checkpoint: Checkpoint, param_shapes: dict, param_dtypes: dict | None = None) -> None:
+    """Raise CheckpointError listing params missing, extra or of another shape than the graph's
+    (and, given param_dtypes {name: dtype}, of another dtype than the plan's)."""
     saved = {name: tuple(np.shape(a)) for name, a in checkpoint.params.items()}
     wanted = {name: tuple(shape) for name, shape in param_shapes.items()}
     missing = [name for name in wanted if name not in saved]
@@ -281,3 +303,11 @@ def check_compatible(checkpoint: Checkpoint, param_shapes: dict) -> None:
         raise CheckpointError("checkpoint does not fit this graph: " + "; ".join(problems)
                               + ". Build the graph from the spec saved with it (checkpoint.spec) "
                               "or train from scratch")
+    if param_dtypes:
+        dtypes = [f"{name} checkpoint {np.asarray(a).dtype} vs plan {np.dtype(param_dtypes[name])}"
+                  for name, a in checkpoint.params.items()
+                  if name in param_dtypes and np.asarray(a).dtype != np.dtype(param_dtypes[name])]
+        if dtypes:
+            more = f"; and {len(dtypes) - 3} more" if len(dtypes) > 3 else ""
+            raise CheckpointError(f"checkpoint dtype differs from the plan's: {'; '.join(dtypes[:3])}{more}. "
+                                  f"Compile with the checkpoint's dtype (--dtype) to resume it")

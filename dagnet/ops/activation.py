@@ -11,6 +11,14 @@ from dagnet.errors import AttrError
 from dagnet.ops.base import Op, attr_number, check_float, register
 
 
+def _into(y: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """y, written into `out` when the memory plan gave a buffer (an in-place step)."""
+    if out is None:
+        return y
+    out[...] = y
+    return out
+
+
 class _Elementwise(Op):
     arity = 1
     input_names = ("x",)
@@ -35,9 +43,6 @@ class _WithAlpha(_Elementwise):
     def infer_shape(self, in_shapes, attrs):
         self._alpha(attrs)
         return tuple(in_shapes[0])
-
-    def flops(self, in_shapes, out_shape, attrs):
-        return int(np.prod(out_shape, dtype=np.int64))
 
 
 @register
@@ -70,9 +75,7 @@ class LeakyReLU(_WithAlpha):
         check_float(self.name, "x", x)
         alpha = self._alpha(attrs)
         y = np.where(x > 0, x, x * x.dtype.type(alpha))
-        if out is not None:
-            out[...] = y
-            y = out
+        y = _into(y, out)
         return y, y
 
     def backward(self, dout, cache, attrs, needs=None):
@@ -93,9 +96,7 @@ class Sigmoid(_Elementwise):
         # exp of -|x| never overflows; split by sign for a stable sigmoid.
         e = np.exp(-np.abs(x))
         y = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
-        if out is not None:
-            out[...] = y
-            y = out
+        y = _into(y, out)
         return y, y
 
     def backward(self, dout, cache, attrs, needs=None):
@@ -131,9 +132,7 @@ class ELU(_WithAlpha):
         check_float(self.name, "x", x)
         alpha = self._alpha(attrs)
         y = np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
-        if out is not None:
-            out[...] = y
-            y = out
+        y = _into(y, out)
         return y, y
 
     def backward(self, dout, cache, attrs, needs=None):

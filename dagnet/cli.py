@@ -262,7 +262,6 @@ def _load_graph_or_plan(target: str, plan: bool, mode: str = "train"):
 
 
 def cmd_render(args) -> int:
-    import dagnet
     from dagnet import viz
 
     if args.passes:

@@ -189,7 +189,7 @@ def maxpool_forward_numpy(x, ksize, stride, pad, out_size):
 
 def maxpool_backward_numpy(dout, argmax, x_shape, ksize, stride, pad):
     """numpy version of maxpool_backward (np.add.at sums where windows overlap)."""
-    (n, c, h, w), (kh, kw), (sh, sw), (ph, pw) = x_shape, ksize, stride, pad
+    (n, c, h, w), (_, kw), (sh, sw), (ph, pw) = x_shape, ksize, stride, pad
     ho, wo = dout.shape[2:]
     k = argmax.astype(np.intp)
     rows = np.arange(ho)[:, None] * sh + k // kw

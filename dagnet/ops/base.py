@@ -171,6 +171,19 @@ def check_float(op: str, port: str, x: np.ndarray) -> None:
         )
 
 
+def check_floats(op: str, ports, arrays) -> None:
+    """Raise DTypeError unless every array is float32/float64 and all share one dtype (ops never
+    upcast silently)."""
+    for port, a in zip(ports, arrays):
+        check_float(op, port, a)
+    dtypes = [a.dtype for a in arrays]
+    if len(set(dtypes)) > 1:
+        raise DTypeError(
+            f"{op}: {', '.join(ports)} must share one dtype, got {', '.join(map(str, dtypes))}; "
+            f"convert them with .astype({dtypes[0]})"
+        )
+
+
 def check_rank(op: str, port: str, shape: tuple, rank: int, layout: str) -> None:
     """Raise ShapeError unless len(shape) == rank (layout names the axes, e.g. 'C, H, W')."""
     if len(shape) != rank:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet import kernels
-from dagnet.errors import AttrError, DTypeError, ShapeError
-from dagnet.ops.base import Op, as_pair, check_float, check_rank, register
+from dagnet.errors import AttrError, ShapeError
+from dagnet.ops.base import Op, as_pair, check_floats, check_rank, register
 
 _AXES = ("height", "width")
 
@@ -176,12 +176,7 @@ class Conv2D(Op):
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         x, w, b = inputs
-        for port, a in zip(self.input_names, inputs):
-            check_float(self.name, port, a)
-        if not x.dtype == w.dtype == b.dtype:
-            raise DTypeError(
-                f"conv2d: x, w, b must share one dtype, got {x.dtype}, {w.dtype}, {b.dtype}; "
-                f"convert them with .astype({x.dtype})")
+        check_floats(self.name, self.input_names, inputs)
         if x.ndim != 4:
             raise ShapeError(f"conv2d: input 'x' must be (N, C, H, W), got shape {x.shape}")
         self.infer_shape([x.shape[1:], w.shape, b.shape], attrs)

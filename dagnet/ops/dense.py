@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet.errors import DTypeError, ShapeError
-from dagnet.ops.base import Op, check_float, register
+from dagnet.errors import ShapeError
+from dagnet.ops.base import Op, check_floats, register
 
 
 def affine_forward(x, w, b):
@@ -58,13 +58,7 @@ class Affine(Op):
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         x, w, b = inputs
-        for port, a in zip(self.input_names, inputs):
-            check_float(self.name, port, a)
-        if not x.dtype == w.dtype == b.dtype:
-            raise DTypeError(
-                f"affine: x, w, b must share one dtype, got {x.dtype}, {w.dtype}, {b.dtype}; "
-                f"convert them with .astype({x.dtype})"
-            )
+        check_floats(self.name, self.input_names, inputs)
         self.infer_shape([x.shape[1:], w.shape, b.shape], attrs)
         return affine_forward(x, w, b)
 

@@ -9,20 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet.errors import AttrError, DTypeError, ShapeError
-from dagnet.ops.base import EVERY_PORT, Op, attr_int, check_float, register
-
-
-def _check_inputs(op, inputs):
-    """Every input float, all of one dtype."""
-    for i, x in enumerate(inputs):
-        check_float(op, f"x{i}", x)
-    dtypes = [x.dtype for x in inputs]
-    if len(set(dtypes)) > 1:
-        raise DTypeError(
-            f"{op}: inputs must share one dtype, got {', '.join(map(str, dtypes))}; "
-            f"convert them with .astype({dtypes[0]})"
-        )
+from dagnet.errors import AttrError, ShapeError
+from dagnet.ops.base import EVERY_PORT, Op, attr_int, check_floats, register
 
 
 class _Merge(Op):
@@ -50,7 +38,7 @@ class Add(_Merge):
         return shapes[0]
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
-        _check_inputs(self.name, inputs)
+        check_floats(self.name, [f"x{i}" for i in range(len(inputs))], inputs)
         self.infer_shape([x.shape for x in inputs], attrs)  # full shapes: batch sizes too
         y = np.add(inputs[0], inputs[1], out=out)
         for x in inputs[2:]:
@@ -114,7 +102,7 @@ class Concat(_Merge):
         return _concat_shape(shapes, self._per_example_axis(attrs, len(shapes[0])), 1)
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
-        _check_inputs(self.name, inputs)
+        check_floats(self.name, [f"x{i}" for i in range(len(inputs))], inputs)
         axis = self._per_example_axis(attrs, inputs[0].ndim - 1) + 1
         _concat_shape([x.shape for x in inputs], axis, 0)  # full shapes: batch sizes too
         return np.concatenate(inputs, axis=axis), (axis, [x.shape[axis] for x in inputs])

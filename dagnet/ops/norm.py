@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet.errors import AttrError, DTypeError, FeedError, ShapeError
-from dagnet.ops.base import Op, attr_number, check_float, register
+from dagnet.errors import AttrError, FeedError, ShapeError
+from dagnet.ops.base import Op, attr_number, check_floats, register
 
 _AXES = {2: (0,), 4: (0, 2, 3)}  # full rank of x -> axes the statistics reduce over
 
@@ -150,13 +150,7 @@ class BatchNorm(Op):
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         x, gamma, beta = inputs
-        for port, a in zip(self.input_names, inputs):
-            check_float(self.name, port, a)
-        if not x.dtype == gamma.dtype == beta.dtype:
-            raise DTypeError(
-                f"batchnorm: x, gamma, beta must share one dtype, got {x.dtype}, {gamma.dtype}, "
-                f"{beta.dtype}; convert them with .astype({x.dtype})"
-            )
+        check_floats(self.name, self.input_names, inputs)
         self.infer_shape([x.shape[1:], gamma.shape, beta.shape], attrs)
         eps, momentum = _eps_momentum(attrs)
         return batchnorm_forward(x, gamma, beta, mode, state, eps, momentum)

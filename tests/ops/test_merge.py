@@ -89,7 +89,7 @@ def test_concat_bad_axis(axis, match):
 @pytest.mark.parametrize("op", [ADD, CONCAT])
 def test_merge_dtypes_and_arity(op):
     a, b = randn((2, 3), (2, 3))
-    with pytest.raises(DTypeError, match=f"{op.name}: inputs must share one dtype, got float64, float32"):
+    with pytest.raises(DTypeError, match=f"{op.name}: x0, x1 must share one dtype, got float64, float32"):
         op.forward([a, b.astype(np.float32)], {})
     with pytest.raises(DTypeError, match=f"{op.name}: input 'x1' must be a float32 or float64 array, got int64"):
         op.forward([a, b.astype(np.int64)], {})

@@ -23,6 +23,7 @@ def test_bench_plan_quick():
 
 def test_bench_train_quick(tmp_path):
     out = run("bench_train.py", "--plots", str(tmp_path))
-    assert set(out["summary"]) == {"lenet_ratio_vs_torch", "fused_speedup_lenet", "lenet_epoch_s"}
+    assert set(out["summary"]) == {"lenet_ratio_vs_torch", "lenet_ratio_vs_torch_own_process",
+                                   "fused_speedup_lenet", "lenet_epoch_s"}
     assert set(out["models"]) == {"lenet", "three_layer_convnet", "resnet_small"}
     assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"

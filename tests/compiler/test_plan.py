@@ -240,3 +240,19 @@ def test_describe_and_peak_bytes():
     ev = dagnet.compile(g, mode="eval")
     assert ev.peak_bytes(64) <= ev.peak_bytes(64, reuse=False)
     assert ev.peak_bytes(64) <= plan.peak_bytes(64)
+
+
+def test_profile_times_every_step_and_changes_nothing():
+    g = nets.fc_bn_dropout()
+    plan = dagnet.compile(g, dtype="float64")
+    feeds = nets.feeds_for(g, n=8)
+    state0 = copy.deepcopy(plan.state)
+    rng0 = plan.rng.bit_generator.state
+    t = plan.profile(feeds, repeats=2)
+    assert set(t) == {s.name for s in plan.steps}
+    assert all(v["forward"] > 0 for v in t.values())
+    assert all(t[s.name]["backward"] > 0 for s in plan.backward_steps)
+    assert plan.rng.bit_generator.state == rng0
+    for n in state0:
+        for k in state0[n]:
+            assert np.array_equal(state0[n][k], plan.state[n][k])

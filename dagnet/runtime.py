@@ -143,7 +143,8 @@ def run_backward(plan, douts: dict) -> dict:
 # they are not finite it calls locate_nonfinite, which re-runs that batch step by step and
 # checks every value. The normal path pays nothing for the diagnosis.
 
-def _what(a) -> str:
+def nonfinite_kind(a) -> str:
+    """How many NaN and Inf values an array holds, e.g. '3 NaN of 640 values'."""
     a = np.asarray(a)
     nan, inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
     parts = ([f"{nan} NaN"] if nan else []) + ([f"{inf} Inf"] if inf else [])
@@ -222,11 +223,11 @@ def _locate_nonfinite(plan, feeds: dict, rng_state) -> str | None:
     for name, a in feeds.items():
         if a.dtype.kind == "f" and not _finite(a):
             bad = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(axis=1))
-            return (f"the feed '{name}' itself holds {_what(a)} (first in example {int(bad[0])} "
+            return (f"the feed '{name}' itself holds {nonfinite_kind(a)} (first in example {int(bad[0])} "
                     f"of the batch); clean the data (e.g. np.nan_to_num) before training")
     for name, p in plan.params.items():
         if not _finite(p):
-            return (f"param '{name}' already holds {_what(p)} before this step: an earlier "
+            return (f"param '{name}' already holds {nonfinite_kind(p)} before this step: an earlier "
                     f"update overflowed; lower the learning rate")
     rng = np.random.Generator(type(plan.rng.bit_generator)())
     rng.bit_generator.state = plan.rng.bit_generator.state if rng_state is None else rng_state
@@ -245,7 +246,7 @@ def _locate_nonfinite(plan, feeds: dict, rng_state) -> str | None:
                 inner = _refine_forward(step, ins)
                 if inner:
                     where += f"; inside it, node '{inner[0]}' ({inner[1]})"
-            return (f"forward of {where} produced {_what(y)} from finite inputs (largest "
+            return (f"forward of {where} produced {nonfinite_kind(y)} from finite inputs (largest "
                     f"|input| {_largest(ins)}); the values grew too large: lower the learning "
                     f"rate, normalise the inputs or clip the gradients")
         values[step.name] = y
@@ -270,7 +271,7 @@ def _locate_nonfinite(plan, feeds: dict, rng_state) -> str | None:
                         where += f"; inside it, node '{inner[0]}' ({inner[1]}), input '{inner[2]}'"
                 what = (f"its gradient for input '{pname}' ('{src}')" if not _finite(g)
                         else f"the summed gradient of '{src}' (several consumers)")
-                return (f"backward of {where}: {what} holds {_what(total)} while the incoming "
+                return (f"backward of {where}: {what} holds {nonfinite_kind(total)} while the incoming "
                         f"gradient is finite (largest |dout| {_largest([dout])}); lower the "
                         f"learning rate or clip the gradients")
             grads[src] = total

@@ -116,7 +116,7 @@ class Solver:
             what = f"loss is {loss} {where}"
         else:
             p = _first_nonfinite(grads, self.model.params)
-            what = (f"gradient of '{p}' holds {runtime._what(grads[p])} {where} (the loss, "
+            what = (f"gradient of '{p}' holds {runtime.nonfinite_kind(grads[p])} {where} (the loss, "
                     f"{loss:.6g}, is finite)")
         try:
             found = runtime.locate_nonfinite(self.model, self.model.feeds_for(X, y), rng_state)

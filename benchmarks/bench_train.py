@@ -221,11 +221,12 @@ def plot_scaling(series, directory) -> list[str]:
     os.makedirs(directory, exist_ok=True)
     fig = Figure(figsize=(11, 4), dpi=100)
     a, b = fig.subplots(1, 2)
+    label = {"torch": "torch (same process)"}.get
     for k, v in series["lenet_img_s"].items():
-        a.plot(series["batch"], v, marker="o", label=k)
+        a.plot(series["batch"], v, marker="o", label=label(k, k))
     a.set(xscale="log", xlabel="batch size", ylabel="images / s", title="LeNet training step")
     for k, v in series["convnet_deep_img_s"].items():
-        b.plot(series["depth"], v, marker="o", label=k)
+        b.plot(series["depth"], v, marker="o", label=label(k, k))
     b.set(xlabel="blocks N", ylabel="images / s", title="convnet_deep (1x32x32, 16 filters), batch 32")
     for ax in (a, b):
         ax.grid(alpha=0.3)

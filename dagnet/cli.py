@@ -117,7 +117,8 @@ def cmd_train(args) -> int:
               f"{len(data['X_train']):,} train / {len(data['X_val']):,} val / "
               f"{len(data['X_test']):,} test examples")
     solver = Solver(plan, data, update_rule=args.update_rule,
-                    optim_config={"learning_rate": args.lr}, lr_decay=args.lr_decay,
+                    optim_config={"learning_rate": args.lr},
+                    lr_schedule=_schedule(args, len(data["X_train"])),
                     batch_size=args.batch_size, num_epochs=args.epochs,
                     weight_decay=args.weight_decay, num_train_samples=5000, verbose=not args.quiet,
                     checkpoint=ckpt, resume=args.resume, seed=args.seed,
@@ -130,6 +131,17 @@ def cmd_train(args) -> int:
         print(f"test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}); "
               f"{np.mean(solver.epoch_times):.1f} s/epoch, {images:,.0f} images/s; run in {args.out}")
     return 0
+
+
+def _schedule(args, n_train: int) -> dict:
+    """The learning-rate schedule of --lr-schedule: cosine decays per step to 0 over the whole
+    run; step multiplies by --lr-decay each epoch; constant keeps --lr."""
+    if args.lr_schedule == "cosine":
+        steps = args.epochs * -(-n_train // args.batch_size)
+        return {"name": "cosine", "per": "step", "total": steps}
+    if args.lr_schedule == "step":
+        return {"name": "step", "lr_decay": args.lr_decay}
+    return {"name": "constant"}
 
 
 def _with_loss(graph):
@@ -398,8 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--update-rule", default="sgd_momentum",
                    choices=["sgd", "sgd_momentum", "nesterov", "rmsprop", "adam", "adagrad"])
-    t.add_argument("--lr", type=float, default=1e-2, help="learning rate")
-    t.add_argument("--lr-decay", type=float, default=0.9, help="per-epoch learning-rate factor")
+    t.add_argument("--lr", type=float, default=2e-2, help="(initial) learning rate")
+    t.add_argument("--lr-schedule", default="cosine", choices=["cosine", "step", "constant"],
+                   help="cosine: per step down to 0 over the run; step: times --lr-decay per epoch")
+    t.add_argument("--lr-decay", type=float, default=0.9,
+                   help="per-epoch learning-rate factor (with --lr-schedule step)")
     t.add_argument("--weight-decay", type=float, default=0.0, help="L2 on weights (not biases)")
     t.add_argument("--val", type=int, default=5000, help="validation examples split off train")
     t.add_argument("--dtype", default="float32", choices=["float32", "float64"])

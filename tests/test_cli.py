@@ -150,3 +150,15 @@ def test_export_import_render_and_finetune_onnx(run_dir, tiny_mnist, tmp_path):
     fresh = json.loads((run_dir / "history.json").read_text())["loss_history"][0]
     tuned = json.loads((tmp_path / "ft" / "history.json").read_text())["loss_history"][0]
     assert tuned < 0.8 * fresh, (tuned, fresh)  # it started from the trained weights
+
+
+def test_learning_rate_schedules_from_flags():
+    from dagnet.cli import _schedule, build_parser
+    from dagnet.train.schedules import make_schedule
+
+    args = build_parser().parse_args(["train", "lenet", "--epochs", "2", "--batch-size", "10"])
+    cos = make_schedule(_schedule(args, 95), args.lr)
+    assert cos.per == "step" and cos(0) == args.lr and cos(20) == pytest.approx(0.0, abs=1e-12)
+    args = build_parser().parse_args(["train", "lenet", "--lr-schedule", "step", "--lr-decay", "0.5"])
+    step = make_schedule(_schedule(args, 95), args.lr)
+    assert step(2) == pytest.approx(args.lr * 0.25)

@@ -8,6 +8,7 @@ import pytest
 
 from dagnet.data.cifar import load_cifar10, load_cifar_batch
 from dagnet.errors import DatasetError
+from tests.payloads import Payload, ShellPayload
 
 
 def s(b: bytes) -> bytes:
@@ -94,27 +95,6 @@ def test_missing_directory_and_files(tmp_path):
         load_cifar10(tmp_path)
     with pytest.raises(DatasetError, match="not found"):
         load_cifar_batch(tmp_path / "data_batch_3")
-
-
-class Payload:
-    """Unpickling this creates the marker file: proof that code ran."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
-def test_payload_is_live(tmp_path):
-    marker = tmp_path / "ran"
-    pickle.loads(pickle.dumps(Payload(marker))).close()
-    assert marker.exists()
-
-
-class ShellPayload(Payload):
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
 
 
 @pytest.mark.parametrize("payload", [Payload, ShellPayload])

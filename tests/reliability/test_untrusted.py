@@ -15,16 +15,7 @@ import pytest
 from dagnet.spec import _SpecLoader, graph_from_spec
 from dagnet.train.checkpoint import save_checkpoint
 from tests.reliability.helpers import ROOT, write_mnist_like
-
-
-class Payload:
-    """Unpickling this creates the marker file: proof that code ran."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
+from tests.payloads import Payload
 
 
 def dagnet(*args, cwd):

@@ -11,6 +11,7 @@ from dagnet.errors import CheckpointError
 from dagnet.train import checkpoint as ckpt_module
 from dagnet.train.checkpoint import Checkpoint, check_compatible, load_checkpoint, save_checkpoint
 from dagnet.train.optim import state_to_arrays
+from tests.payloads import Payload
 
 
 def content(seed=0):
@@ -187,24 +188,6 @@ def test_newer_format_version(tmp_path, monkeypatch):
     monkeypatch.undo()
     with pytest.raises(CheckpointError, match="format version 2.*reads version 1"):
         load_checkpoint(tmp_path / "c.npz")
-
-
-class Payload:
-    """Unpickling this creates the marker file: proof that code ran."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
-def test_payload_is_live(tmp_path):
-    """The payload really would run if unpickled, so the refusal tests below mean something."""
-    import pickle
-    marker = tmp_path / "ran"
-    pickle.loads(pickle.dumps(Payload(marker))).close()
-    assert marker.exists()
 
 
 def test_pickled_object_array_in_checkpoint_is_refused(saved, tmp_path):

@@ -13,9 +13,9 @@ import json
 import statistics
 import time
 
+import dagnet  # before numpy: it tunes OpenBLAS's threads (dagnet/threadenv.py)
 import numpy as np
 
-import dagnet
 from dagnet import Graph
 from dagnet.models import lenet
 

@@ -17,9 +17,9 @@ import os
 import statistics
 import time
 
+import dagnet  # before numpy: it tunes OpenBLAS's threads (dagnet/threadenv.py)
 import numpy as np
 
-import dagnet
 from dagnet.models import convnet_deep, lenet, resnet_small, three_layer_convnet
 from dagnet.train.optim import sgd_momentum
 

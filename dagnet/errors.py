@@ -54,3 +54,7 @@ class TrainingError(DagnetError):
 
 class AttrError(DagnetError):
     """An op attribute has a value the op cannot take (e.g. a negative stride)."""
+
+
+class PerformanceWarning(UserWarning):
+    """dagnet will run, but slower than it could (e.g. numpy was imported before dagnet)."""

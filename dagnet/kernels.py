@@ -4,14 +4,14 @@
     dx = col2im(dcols, x.shape, (kh, kw), stride, pad, (ho, wo))       # (N, C, H, W)
     (layout="KNP" stores cols as (K, N, ho*wo), for one GEMM over the whole batch)
     out, argmax = maxpool_forward(x, (kh, kw), stride, pad, (ho, wo))  # (N, C, ho, wo) each
-    dx = maxpool_backward(dout, argmax, x.shape, (kh, kw), stride, pad)
+    dx = maxpool_backward(dout, argmax, x.shape, (kh, kw), stride, pad, dx=None)
 
 `stride`, `pad` and sizes are (height, width) pairs. `HAVE_CYTHON` says whether the compiled
 kernels in dagnet/_kernels are loaded; without them dagnet warns once and runs the numpy
 versions (`*_numpy`, same results, several times slower). The compiled kernels split the
 batch over `NUM_THREADS` OpenMP threads: the env var DAGNET_NUM_THREADS, default the cores
-this process may use. Importing this module sets OMP_WAIT_POLICY=PASSIVE unless it is set
-(see below for why).
+this process may use (dagnet/threadenv.py tunes how the two thread pools, libgomp's and
+OpenBLAS's, share the cores).
 """
 from __future__ import annotations
 
@@ -23,12 +23,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from dagnet.errors import DagnetError
 
-# libgomp's default wait policy keeps idle OpenMP threads spinning for milliseconds after each
-# parallel region; on a machine with few cores they steal a core from the OpenBLAS threads of
-# the GEMM that follows (conv ran 2-10x slower here). Passive waiting costs microseconds per
-# region. libgomp reads this when it loads: a libgomp loaded before dagnet (torch ships one)
-# keeps its own policy. An explicit OMP_WAIT_POLICY wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     from dagnet._kernels import im2col as _im2col_ext
@@ -141,34 +135,49 @@ def col2im_numpy(cols, x_shape, ksize, stride, pad, out_size):
 
 
 # -- max-pool ------------------------------------------------------------------------------
+def _plane_view(a):
+    """a itself when each (H, W) plane is contiguous (any strides on N and C), else a copy."""
+    if (a.shape[3] < 2 or a.strides[3] == a.itemsize) and \
+            (a.shape[2] < 2 or a.strides[2] == a.shape[3] * a.itemsize):
+        return a
+    return np.ascontiguousarray(a)
+
+
 def maxpool_forward(x, ksize, stride, pad, out_size):
     """Window maxima and where they are.  x: (N, C, H, W) -> out, argmax: (N, C, ho, wo).
 
     argmax is the index i*kw + j of the max inside its window (the first max on ties; a NaN
     propagates, the last NaN in the window wins, as in PyTorch); padding counts as -inf.
+    x may be any view whose (H, W) planes are contiguous, e.g. the (N, C, H, W) view of a
+    conv's GEMM output stored channel-major: it is read in place, not copied.
     """
     if not HAVE_CYTHON:
         return maxpool_forward_numpy(x, ksize, stride, pad, out_size)
-    x = np.ascontiguousarray(x)
-    n, c, h, w = x.shape
+    n, c = x.shape[:2]
     out = np.empty((n, c, *out_size), dtype=x.dtype)
     argmax = np.empty((n, c, *out_size), dtype=argmax_dtype(ksize[0] * ksize[1]))
-    _pool_ext.maxpool_forward(x.reshape(n * c, h, w), out.reshape(n * c, *out_size),
-                              argmax.reshape(n * c, *out_size), *ksize, *stride, *pad,
-                              NUM_THREADS)
+    _pool_ext.maxpool_forward(_plane_view(x), out, argmax, *ksize, *stride, *pad, NUM_THREADS)
     return out, argmax
 
 
-def maxpool_backward(dout, argmax, x_shape, ksize, stride, pad):
-    """Route each dout entry to its window's argmax.  dout: (N, C, ho, wo) -> dx (N, C, H, W)."""
+def maxpool_backward(dout, argmax, x_shape, ksize, stride, pad, dx=None):
+    """Route each dout entry to its window's argmax.  dout: (N, C, ho, wo) -> dx (N, C, H, W).
+
+    dx, if given, is overwritten and returned: any (N, C, H, W) view with contiguous planes
+    (a fused conv passes the view of its GEMM-layout gradient buffer)."""
     if not HAVE_CYTHON:
-        return maxpool_backward_numpy(dout, argmax, x_shape, ksize, stride, pad)
-    n, c, h, w = x_shape
-    dout = np.ascontiguousarray(dout)
-    dx = np.empty(x_shape, dtype=dout.dtype)
-    _pool_ext.maxpool_backward(dout.reshape(n * c, *dout.shape[2:]),
-                               argmax.reshape(n * c, *argmax.shape[2:]), dx.reshape(n * c, h, w),
-                               *ksize, *stride, *pad, NUM_THREADS)
+        g = maxpool_backward_numpy(dout, argmax, x_shape, ksize, stride, pad)
+        if dx is None:
+            return g
+        dx[...] = g
+        return dx
+    if dx is None:
+        dx = np.empty(x_shape, dtype=dout.dtype)
+    elif tuple(dx.shape) != tuple(x_shape) or _plane_view(dx) is not dx:
+        raise ValueError(f"maxpool_backward: dx must have shape {tuple(x_shape)} and contiguous "
+                         f"(H, W) planes, got shape {dx.shape}, strides {dx.strides}")
+    _pool_ext.maxpool_backward(np.ascontiguousarray(dout), argmax, dx, *ksize, *stride, *pad,
+                               NUM_THREADS)
     return dx
 
 

@@ -9,9 +9,9 @@ Every picture it writes is linked from the README.
 import argparse
 import os
 
+import dagnet  # before numpy: it tunes OpenBLAS's threads (dagnet/threadenv.py)
 import numpy as np
 
-import dagnet
 from dagnet import viz
 from dagnet.data.idx import load_mnist_like
 from dagnet.data.preprocess import fit_normalization, normalize

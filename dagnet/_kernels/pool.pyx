@@ -1,5 +1,9 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Max-pool forward/backward over planes: x (M, H, W) with M = N*C, windows kh x kw.
+"""Max-pool forward/backward over planes: x (N, C, H, W), windows kh x kw.
+
+Each (H, W) plane must be contiguous, but the planes may lie anywhere: x (and dx in backward)
+may be the (N, C, H, W) view of a conv's GEMM output stored as (C, N, H, W), so a fused
+conv + pool reads and writes the GEMM's own layout and never transposes it.
 
 Forward stores, for each output, the index of the max inside its window (i*kw + j), as
 uint8 when the window has at most 256 entries (the common case, a quarter of int32's memory
@@ -150,44 +154,63 @@ cdef void _unpool_plane(const real* dout, const index_t* arg, real* dx, Py_ssize
             dx[(oh * sh - ph + k // kw) * W + ow * sw - pw + k % kw] += dout[oh * wo + ow]
 
 
-def maxpool_forward(const real[:, :, ::1] x, real[:, :, ::1] out, index_t[:, :, ::1] argmax,
-                    int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
-    """Fill out and argmax (M, ho, wo) from x (M, H, W)."""
-    cdef Py_ssize_t M = x.shape[0], H = x.shape[1], W = x.shape[2]
-    cdef Py_ssize_t ho = out.shape[1], wo = out.shape[2], m
+def _check_planes(name, Py_ssize_t H, Py_ssize_t row_stride, Py_ssize_t W, Py_ssize_t col_stride,
+                  Py_ssize_t itemsize):
+    # the memoryviews take any strides (Cython's ::1 would demand a C-contiguous whole)
+    if (W > 1 and col_stride != itemsize) or (H > 1 and row_stride != W * itemsize):
+        raise ValueError(f"{name}: each (H, W) plane must be contiguous")
+
+
+def maxpool_forward(const real[:, :, :, :] x, real[:, :, :, ::1] out,
+                    index_t[:, :, :, ::1] argmax, int kh, int kw, int sh, int sw, int ph, int pw,
+                    int num_threads):
+    """Fill out and argmax (N, C, ho, wo), both contiguous, from x (N, C, H, W) whose planes
+    are contiguous (any strides on N and C)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t ho = out.shape[2], wo = out.shape[3], m, n, c
     cdef bint fast = kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
-    if argmax.shape[0] != M or out.shape[0] != M or argmax.shape[1] != ho or argmax.shape[2] != wo:
-        raise ValueError("maxpool_forward: out and argmax must both have shape (M, ho, wo)")
-    if M == 0 or ho == 0 or wo == 0:
+    _check_planes("maxpool_forward", H, x.strides[2], W, x.strides[3], sizeof(real))
+    if (out.shape[0] != N or out.shape[1] != C or argmax.shape[0] != N or argmax.shape[1] != C
+            or argmax.shape[2] != ho or argmax.shape[3] != wo):
+        raise ValueError("maxpool_forward: out and argmax must both have shape (N, C, ho, wo)")
+    if N == 0 or C == 0 or ho == 0 or wo == 0:
         return
     with nogil:
-        for m in prange(M, schedule="static", num_threads=num_threads):
+        for m in prange(N * C, schedule="static", num_threads=num_threads):
+            n = m // C
+            c = m % C
             if fast:
-                _max_2x2_plane(&x[m, 0, 0], &out[m, 0, 0], &argmax[m, 0, 0], W, ho, wo)
+                _max_2x2_plane(&x[n, c, 0, 0], &out[n, c, 0, 0], &argmax[n, c, 0, 0], W, ho, wo)
             else:
-                _max_plane(&x[m, 0, 0], &out[m, 0, 0], &argmax[m, 0, 0], H, W,
+                _max_plane(&x[n, c, 0, 0], &out[n, c, 0, 0], &argmax[n, c, 0, 0], H, W,
                            kh, kw, sh, sw, ph, pw, ho, wo)
 
 
-def maxpool_backward(const real[:, :, ::1] dout, const index_t[:, :, ::1] argmax,
-                     real[:, :, ::1] dx, int kh, int kw, int sh, int sw, int ph, int pw,
+def maxpool_backward(const real[:, :, :, ::1] dout, const index_t[:, :, :, ::1] argmax,
+                     real[:, :, :, :] dx, int kh, int kw, int sh, int sw, int ph, int pw,
                      int num_threads):
-    """Overwrite dx (M, H, W) with dout (M, ho, wo) routed to each window's argmax."""
-    cdef Py_ssize_t M = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
-    cdef Py_ssize_t ho = dout.shape[1], wo = dout.shape[2], m
+    """Overwrite dx (N, C, H, W), whose planes are contiguous (any strides on N and C), with
+    dout (N, C, ho, wo) routed to each window's argmax."""
+    cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t ho = dout.shape[2], wo = dout.shape[3], m, n, c
     cdef bint tiled = kh == sh and kw == sw and ph == 0 and pw == 0
     cdef bint fast = tiled and kh == 2 and kw == 2
-    if dout.shape[0] != M or argmax.shape[0] != M or argmax.shape[1] != ho or argmax.shape[2] != wo:
-        raise ValueError("maxpool_backward: dout and argmax must both have shape (M, ho, wo)")
-    if M == 0:
+    _check_planes("maxpool_backward", H, dx.strides[2], W, dx.strides[3], sizeof(real))
+    if (dout.shape[0] != N or dout.shape[1] != C or argmax.shape[0] != N or argmax.shape[1] != C
+            or argmax.shape[2] != ho or argmax.shape[3] != wo):
+        raise ValueError("maxpool_backward: dout and argmax must both have shape (N, C, ho, wo)")
+    if N == 0 or C == 0:
         return
     with nogil:
-        for m in prange(M, schedule="static", num_threads=num_threads):
+        for m in prange(N * C, schedule="static", num_threads=num_threads):
+            n = m // C
+            c = m % C
             if fast:
-                _unpool_2x2_plane(&dout[m, 0, 0], &argmax[m, 0, 0], &dx[m, 0, 0], H, W, ho, wo)
+                _unpool_2x2_plane(&dout[n, c, 0, 0], &argmax[n, c, 0, 0], &dx[n, c, 0, 0], H, W,
+                                  ho, wo)
             elif tiled:
-                _unpool_tiled_plane(&dout[m, 0, 0], &argmax[m, 0, 0], &dx[m, 0, 0], H, W,
-                                    kh, kw, ho, wo)
+                _unpool_tiled_plane(&dout[n, c, 0, 0], &argmax[n, c, 0, 0], &dx[n, c, 0, 0],
+                                    H, W, kh, kw, ho, wo)
             else:
-                _unpool_plane(&dout[m, 0, 0], &argmax[m, 0, 0], &dx[m, 0, 0], H, W,
+                _unpool_plane(&dout[n, c, 0, 0], &argmax[n, c, 0, 0], &dx[n, c, 0, 0], H, W,
                               kw, sh, sw, ph, pw, ho, wo)

@@ -92,9 +92,14 @@ def _geometry(x_shape, w_shape, stride, pad):
 BATCH_GEMM_BELOW = 256
 
 
-def conv_forward(x, w, b, stride, pad):
+def conv_forward(x, w, b, stride, pad, contiguous=True):
     """Convolution by im2col and GEMM.  x: (N, C, H, W), w: (F, C, kh, kw), b: (F,)
-    -> (out (N, F, Ho, Wo), cache); a stride that does not tile the input is floored."""
+    -> (out (N, F, Ho, Wo), cache); a stride that does not tile the input is floored.
+
+    contiguous=False returns the GEMM's output as it lies: for the batch GEMM that is the
+    (N, F, Ho, Wo) view of an (F, N, Ho, Wo) array (planes contiguous). A fused epilogue reads
+    it in place instead of paying for the transpose to NCHW; `grad_buffer` gives the matching
+    layout for the gradient."""
     n, f = x.shape[0], w.shape[0]
     ksize, stride, pad, out_size = _geometry(x.shape, w.shape, stride, pad)
     p = out_size[0] * out_size[1]
@@ -103,17 +108,30 @@ def conv_forward(x, w, b, stride, pad):
     wb = np.empty((f, w[0].size + 1), dtype=x.dtype)  # (w | b): the ones row adds the bias
     wb[:, :-1] = w.reshape(f, -1)
     wb[:, -1] = b
-    out = np.empty((n, f, *out_size), dtype=x.dtype)
+    cache = (cols, layout, w, x.shape, stride, pad)
     if layout == "NKP":  # one GEMM per sample writes NCHW directly
+        out = np.empty((n, f, *out_size), dtype=x.dtype)
         np.matmul(wb, cols, out=out.reshape(n, f, p))
-    else:  # one GEMM for the batch gives (F, N, P): transpose the (small) output
-        out.reshape(n, f, p)[...] = (wb @ cols.reshape(-1, n * p)).reshape(f, n, p).transpose(1, 0, 2)
-    return out, (cols, layout, w, x.shape, stride, pad)
+        return out, cache
+    # one GEMM for the batch gives (F, N, P)
+    fnp = (wb @ cols.reshape(-1, n * p)).reshape(f, n, *out_size)
+    view = fnp.transpose(1, 0, 2, 3)
+    return (np.ascontiguousarray(view) if contiguous else view), cache
+
+
+def grad_buffer(cache, dout_shape, dtype):
+    """An empty (N, F, Ho, Wo) gradient laid out as conv_forward's GEMM output (the transposed
+    view of an (F, N, Ho, Wo) array for the batch GEMM): a fused epilogue writes dout there
+    and conv_backward reads it without a transpose."""
+    if cache[1] == "NKP":
+        return np.empty(dout_shape, dtype=dtype)
+    n, f = dout_shape[:2]
+    return np.empty((f, n, *dout_shape[2:]), dtype=dtype).transpose(1, 0, 2, 3)
 
 
 def conv_backward(dout, cache, need_dx=True):
     """Gradients of conv_forward.  dout: (N, F, Ho, Wo) -> (dx (N, C, H, W) or None,
-    dw (F, C, kh, kw), db (F,))."""
+    dw (F, C, kh, kw), db (F,)). A dout from grad_buffer is used as it lies (no copy)."""
     cols, layout, w, x_shape, stride, pad = cache
     n, f = dout.shape[:2]
     p = dout.shape[2] * dout.shape[3]

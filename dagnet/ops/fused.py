@@ -16,7 +16,8 @@ import numpy as np
 
 from dagnet.errors import DagnetError
 from dagnet.ops.base import Op, get_op, register
-from dagnet.ops.conv import conv_backward, conv_forward
+from dagnet import kernels
+from dagnet.ops.conv import conv_backward, conv_forward, grad_buffer
 from dagnet.ops.dense import affine_backward, affine_forward
 from dagnet.ops.norm import batchnorm_backward, batchnorm_forward
 from dagnet.ops.pool import maxpool_backward, maxpool_forward
@@ -123,40 +124,48 @@ def _relu_mask_grad(dout, out):
 # -- conv chains ---------------------------------------------------------------------------
 @register
 class ConvReLU(_Fused):
-    """conv2d then relu in place on the conv's output."""
+    """conv2d then relu, applied in the same pass that lays the GEMM output out as NCHW."""
 
     chain = ("conv2d", "relu")
     saves = frozenset({"output"})
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         x, w, b = inputs
-        y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")))
-        np.maximum(y, 0, out=y)
+        y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")),
+                                 contiguous=False)
+        if y.flags.c_contiguous:
+            np.maximum(y, 0, out=y)
+        else:
+            y = np.maximum(y, 0)  # reads the GEMM layout, writes NCHW: one pass, not two
         return y, (ccache, y)
 
     def backward(self, dout, cache, attrs, needs=None):
         ccache, y = cache
-        need_dx = needs is None or needs[0]
-        return conv_backward(_relu_mask_grad(dout, y), ccache, need_dx=need_dx)
+        dy = grad_buffer(ccache, dout.shape, dout.dtype)
+        np.multiply(dout, y > 0, out=dy)  # masked and laid out for the GEMMs in one pass
+        return conv_backward(dy, ccache, need_dx=needs is None or needs[0])
 
 
 @register
 class ConvReLUPool(_Fused):
-    """conv2d, max-pool, then relu in place on the (4x smaller) pooled output."""
+    """conv2d, max-pool straight from the GEMM's output layout, then relu in place on the
+    (4x smaller) pooled output; backward routes the gradient straight into the GEMM layout."""
 
     chain = ("conv2d", "relu", "max_pool2d")
     saves = frozenset({"output"})
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         x, w, b = inputs
-        y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")))
+        y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")),
+                                 contiguous=False)
         p, pcache = maxpool_forward(y, *_pool_args(self.member_attrs(attrs, "max_pool2d")))
         np.maximum(p, 0, out=p)
         return p, (ccache, pcache, p)
 
     def backward(self, dout, cache, attrs, needs=None):
-        ccache, pcache, p = cache
-        dy = maxpool_backward(_relu_mask_grad(dout, p), pcache)
+        ccache, (argmax, y_shape, ksize, stride, pad), p = cache
+        dy = kernels.maxpool_backward(_relu_mask_grad(dout, p), argmax, y_shape, ksize, stride,
+                                      pad, dx=grad_buffer(ccache, y_shape, dout.dtype))
         return conv_backward(dy, ccache, need_dx=needs is None or needs[0])
 
 

@@ -53,6 +53,16 @@ def _threads_from_env() -> int:
 NUM_THREADS: int = _threads_from_env()
 
 
+# Waking a sleeping (passive) OpenMP thread costs tens of microseconds: below this many
+# outputs a max-pool runs faster on one thread (measured: 51,200 outputs took 0.14 ms on one
+# thread, 0.17 ms on two; 184,320 took 0.42 ms on one, 0.33 ms on two).
+POOL_OUTPUTS_PER_THREAD = 65536
+
+
+def _pool_threads(outputs: int) -> int:
+    return max(1, min(NUM_THREADS, outputs // POOL_OUTPUTS_PER_THREAD))
+
+
 def argmax_dtype(window: int):
     """uint8 indices for windows of at most 256 cells (a quarter of int32's traffic), else int32."""
     return np.uint8 if window <= 256 else np.int32
@@ -156,7 +166,8 @@ def maxpool_forward(x, ksize, stride, pad, out_size):
     n, c = x.shape[:2]
     out = np.empty((n, c, *out_size), dtype=x.dtype)
     argmax = np.empty((n, c, *out_size), dtype=argmax_dtype(ksize[0] * ksize[1]))
-    _pool_ext.maxpool_forward(_plane_view(x), out, argmax, *ksize, *stride, *pad, NUM_THREADS)
+    _pool_ext.maxpool_forward(_plane_view(x), out, argmax, *ksize, *stride, *pad,
+                              _pool_threads(out.size))
     return out, argmax
 
 
@@ -177,7 +188,7 @@ def maxpool_backward(dout, argmax, x_shape, ksize, stride, pad, dx=None):
         raise ValueError(f"maxpool_backward: dx must have shape {tuple(x_shape)} and contiguous "
                          f"(H, W) planes, got shape {dx.shape}, strides {dx.strides}")
     _pool_ext.maxpool_backward(np.ascontiguousarray(dout), argmax, dx, *ksize, *stride, *pad,
-                               NUM_THREADS)
+                               _pool_threads(dout.size))
     return dx
 
 

@@ -116,9 +116,36 @@ def test_maxpool_ties_and_nan_agree_with_numpy_version():
         np.testing.assert_array_equal(out, out_np)  # NaNs in the same places
 
 
+@pytest.mark.parametrize("size,stride,pad", [(2, 2, 0), (3, 2, 1)])
+def test_maxpool_reads_and_writes_planes_in_any_layout(size, stride, pad, monkeypatch):
+    """A fused conv pools its GEMM output as it lies, the (N, C, H, W) view of a (C, N, H, W)
+    array, and routes the gradient back into such a view: same numbers as contiguous arrays."""
+    monkeypatch.setattr(kernels, "POOL_OUTPUTS_PER_THREAD", 1)
+    rng = np.random.default_rng(3)
+    cnhw = rng.standard_normal((5, 4, 8, 8)).astype(np.float32)
+    cnhw[2, 1, 3, 4] = np.nan  # one plane takes the NaN path of the 2x2 kernel
+    view = cnhw.transpose(1, 0, 2, 3)
+    k, s_, p = as_pair(size), as_pair(stride), as_pair(pad)
+    o = tuple((8 + 2 * p[0] - k[0]) // s_[0] + 1 for _ in range(2))
+    out_v, arg_v = kernels.maxpool_forward(view, k, s_, p, o)
+    out_c, arg_c = kernels.maxpool_forward(np.ascontiguousarray(view), k, s_, p, o)
+    np.testing.assert_array_equal(out_v, out_c)
+    np.testing.assert_array_equal(arg_v, arg_c)
+    assert np.isnan(out_v[1, 2]).any() and not np.isnan(np.delete(out_v[1], 2, axis=0)).any()
+    dout = rng.standard_normal(out_v.shape).astype(np.float32)
+    dx_buf = np.full((5, 4, 8, 8), np.nan, np.float32)  # every cell must be overwritten
+    dx = kernels.maxpool_backward(dout, arg_v, view.shape, k, s_, p, dx=dx_buf.transpose(1, 0, 2, 3))
+    assert dx.base is dx_buf or np.shares_memory(dx, dx_buf)
+    np.testing.assert_array_equal(dx, kernels.maxpool_backward(dout, arg_c, view.shape, k, s_, p))
+    with pytest.raises(ValueError, match="contiguous"):
+        kernels.maxpool_backward(dout, arg_v, view.shape, k, s_, p,
+                                 dx=np.empty((4, 5, 8, 16), np.float32)[..., ::2])
+
+
 @pytest.mark.parametrize("batch_gemm_below", [0, 10**9])
 def test_kernels_are_deterministic_and_independent_of_thread_count(batch_gemm_below, monkeypatch):
     monkeypatch.setattr(conv_module, "BATCH_GEMM_BELOW", batch_gemm_below)
+    monkeypatch.setattr(kernels, "POOL_OUTPUTS_PER_THREAD", 1)  # small pools use every thread too
     rng = np.random.default_rng(0)
     x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((8, 3, 12, 12), (6, 3, 3, 3), (6,)))
     dout = rng.standard_normal((8, 6, 12, 12)).astype(np.float32)

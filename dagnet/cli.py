@@ -88,6 +88,9 @@ def cmd_train(args) -> int:
 
     if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
         raise UsageError("--epochs and --batch-size must be >= 1 and --lr > 0")
+    if not 0 <= args.warmup < args.epochs:
+        raise UsageError(f"--warmup must be at least 0 and less than --epochs ({args.epochs}), "
+                         f"got {args.warmup}")
     ckpt = os.path.join(args.out, "checkpoint.npz")
     if os.path.exists(ckpt) and not args.resume:
         raise UsageError(f"{args.out} already holds a run: pass --resume to continue it, or "
@@ -134,11 +137,13 @@ def cmd_train(args) -> int:
 
 
 def _schedule(args, n_train: int) -> dict:
-    """The learning-rate schedule of --lr-schedule: cosine decays per step to 0 over the whole
-    run; step multiplies by --lr-decay each epoch; constant keeps --lr."""
+    """The learning-rate schedule of --lr-schedule: cosine climbs linearly for --warmup epochs,
+    then decays per step to 0 over the rest of the run; step multiplies by --lr-decay each
+    epoch; constant keeps --lr."""
     if args.lr_schedule == "cosine":
-        steps = args.epochs * -(-n_train // args.batch_size)
-        return {"name": "cosine", "per": "step", "total": steps}
+        per_epoch = -(-n_train // args.batch_size)
+        return {"name": "cosine", "per": "step", "total": args.epochs * per_epoch,
+                "warmup": int(round(args.warmup * per_epoch))}
     if args.lr_schedule == "step":
         return {"name": "step", "lr_decay": args.lr_decay}
     return {"name": "constant"}
@@ -410,9 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--update-rule", default="sgd_momentum",
                    choices=["sgd", "sgd_momentum", "nesterov", "rmsprop", "adam", "adagrad"])
-    t.add_argument("--lr", type=float, default=2e-2, help="(initial) learning rate")
+    t.add_argument("--lr", type=float, default=4e-2, help="(peak) learning rate")
     t.add_argument("--lr-schedule", default="cosine", choices=["cosine", "step", "constant"],
                    help="cosine: per step down to 0 over the run; step: times --lr-decay per epoch")
+    t.add_argument("--warmup", type=float, default=0.1,
+                   help="epochs (a fraction is fine) over which the rate climbs linearly to --lr "
+                        "before the cosine decay (with --lr-schedule cosine; 0: none)")
     t.add_argument("--lr-decay", type=float, default=0.9,
                    help="per-epoch learning-rate factor (with --lr-schedule step)")
     t.add_argument("--weight-decay", type=float, default=0.0, help="L2 on weights (not biases)")

@@ -72,6 +72,7 @@ def test_gradcheck_command():
     (("train", "lenet", "--data", "imagenet"), "unknown dataset 'imagenet'"),
     (("train", "lenet", "--data", "mnist:/nonexistent"), "not found in /nonexistent"),
     (("evaluate", "/nonexistent"), "no run directory"),
+    (("train", "lenet", "--epochs", "1", "--warmup", "1"), "--warmup must be at least 0 and less"),
 ])
 def test_user_mistakes_give_one_line_and_exit_2(args, needle, tmp_path):
     r = dagnet(*args, cwd=tmp_path)
@@ -157,8 +158,14 @@ def test_learning_rate_schedules_from_flags():
     from dagnet.train.schedules import make_schedule
 
     args = build_parser().parse_args(["train", "lenet", "--epochs", "2", "--batch-size", "10"])
+    cos = make_schedule(_schedule(args, 95), args.lr)  # 10 steps per epoch, warm-up 0.1 epoch
+    assert cos.per == "step" and cos.warmup == 1 and cos(0) == args.lr and cos(1) == args.lr
+    assert cos(20) == pytest.approx(0.0, abs=1e-12)
+    args = build_parser().parse_args(["train", "lenet", "--epochs", "2", "--batch-size", "10",
+                                      "--warmup", "0.5"])
     cos = make_schedule(_schedule(args, 95), args.lr)
-    assert cos.per == "step" and cos(0) == args.lr and cos(20) == pytest.approx(0.0, abs=1e-12)
+    assert cos.warmup == 5 and [cos(t) for t in range(5)] == pytest.approx(
+        [args.lr * k / 5 for k in range(1, 6)])
     args = build_parser().parse_args(["train", "lenet", "--lr-schedule", "step", "--lr-decay", "0.5"])
     step = make_schedule(_schedule(args, 95), args.lr)
     assert step(2) == pytest.approx(args.lr * 0.25)

@@ -97,10 +97,15 @@ class InverseDecay(Schedule):
 
 @dataclass(frozen=True)
 class Cosine(Schedule):
-    """lr_t = lr_min + (lr0 - lr_min) * (1 + cos(pi * t / total)) / 2, held at lr_min after total."""
+    """lr_t = lr_min + (lr0 - lr_min) * (1 + cos(pi * t / total)) / 2, held at lr_min after total.
+
+    With warmup = W > 0 the rate first climbs linearly, lr0 * (t + 1) / W for t < W, and the
+    cosine then spans the remaining total - W: fresh weights take a large rate badly, and a
+    short climb lets the run use a larger lr0 without diverging."""
 
     total: int = 0
     lr_min: float = 0.0
+    warmup: int = 0
 
     name = "cosine"
 
@@ -111,9 +116,14 @@ class Cosine(Schedule):
         _check(self.name, "lr_min", self.lr_min,
                isinstance(self.lr_min, (int, float)) and 0 <= self.lr_min <= self.learning_rate,
                f"a number in [0, learning_rate = {self.learning_rate}]")
+        _check(self.name, "warmup", self.warmup,
+               isinstance(self.warmup, int) and 0 <= self.warmup < self.total,
+               f"an integer in [0, total = {self.total})")
 
     def __call__(self, t: int) -> float:
-        progress = min(t, self.total) / self.total
+        if t < self.warmup:
+            return float(self.learning_rate * (t + 1) / self.warmup)
+        progress = min(t - self.warmup, self.total - self.warmup) / (self.total - self.warmup)
         cosine = 0.5 * (1 + math.cos(math.pi * progress))
         return float(self.lr_min + (self.learning_rate - self.lr_min) * cosine)
 

@@ -42,6 +42,15 @@ def test_cosine():
     assert s(25) == pytest.approx(0.01, rel=1e-12)  # held at lr_min after total
 
 
+def test_cosine_with_warmup_climbs_linearly_then_spans_the_rest():
+    s = make_schedule({"name": "cosine", "total": 14, "warmup": 4}, 0.1)
+    assert [s(t) for t in range(4)] == pytest.approx([0.025, 0.05, 0.075, 0.1], rel=1e-15)
+    assert s(4) == pytest.approx(0.1, rel=1e-15)  # the cosine starts where the climb ends
+    assert s(9) == pytest.approx(0.05, rel=1e-12)  # halfway through its 10 steps
+    assert s(14) == pytest.approx(0.0, abs=1e-15) and s(20) == pytest.approx(0.0, abs=1e-15)
+    assert make_schedule(s.to_dict(), 1.0) == s
+
+
 def test_cosine_total_from_the_run():
     s = make_schedule("cosine", 1e-3, total=4)
     assert isinstance(s, Cosine) and s.total == 4 and s(4) == 0.0
@@ -72,6 +81,7 @@ def test_to_dict_round_trip(spec):
     ({"name": "step", "lr_decay": -1}, 0.1, "lr_decay = -1"),
     ({"name": "step", "every": 0}, 0.1, "every = 0"),
     ({"name": "cosine", "total": 5, "lr_min": 1.0}, 0.1, "lr_min"),
+    ({"name": "cosine", "total": 5, "warmup": 5}, 0.1, r"warmup = 5; it must be an integer in \[0, total = 5\)"),
     ({"name": "constant", "per": "batch"}, 0.1, "per = 'batch'"),
     ("constant", 0.0, "learning_rate = 0.0"),
     (3, 0.1, "a name or a dict"),

@@ -140,15 +140,20 @@ def have_torch() -> bool:
 def torch_own_process(model: str, batch: int, repeats: int):
     """img/s of the torch step measured in a child process that loads torch before dagnet.
 
-    dagnet's kernels set OMP_WAIT_POLICY=PASSIVE when they load first, and torch shares that
-    OpenMP runtime; in its own process torch keeps its default (spinning) policy, its best case."""
+    In this process dagnet set OMP_WAIT_POLICY=PASSIVE and OPENBLAS_THREAD_TIMEOUT before
+    torch loaded, and torch shares that OpenMP runtime; the child gets the environment without
+    what dagnet set, so torch keeps its own defaults (spinning threads), its best case."""
     import subprocess
     import sys
+
+    from dagnet import threadenv
 
     argv = [__file__, "--torch-only", model, "--batch", str(batch), "--repeats", str(repeats)]
     # torch is imported before this script (and so before dagnet) in the child
     code = f"import torch, runpy, sys; sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    env = {k: v for k, v in os.environ.items() if k not in threadenv.SET_BY_DAGNET}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
+                       env=env)
     return json.loads(r.stdout)["torch_img_s"] if r.returncode == 0 else None
 
 

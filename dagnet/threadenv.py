@@ -35,8 +35,11 @@ def _numpy_openblas_loaded() -> bool:
 #: True when numpy (so OpenBLAS) loaded before this module could set OPENBLAS_THREAD_TIMEOUT
 LATE: bool = "OPENBLAS_THREAD_TIMEOUT" not in os.environ and _numpy_openblas_loaded()
 
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "14")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+#: the variables dagnet set itself (not the user); child processes inherit them
+SET_BY_DAGNET: dict[str, str] = {}
+for _key, _value in (("OPENBLAS_THREAD_TIMEOUT", "14"), ("OMP_WAIT_POLICY", "PASSIVE")):
+    if _key not in os.environ:
+        os.environ[_key] = SET_BY_DAGNET[_key] = _value
 
 if LATE:
     warnings.warn(

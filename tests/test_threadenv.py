@@ -15,9 +15,10 @@ def _run(code: str, **env) -> subprocess.CompletedProcess:
 
 def test_import_dagnet_first_sets_the_variables_and_stays_quiet():
     r = _run("import os, dagnet; print(os.environ['OPENBLAS_THREAD_TIMEOUT'], "
-             "os.environ['OMP_WAIT_POLICY'], dagnet.threadenv.LATE)")
+             "os.environ['OMP_WAIT_POLICY'], dagnet.threadenv.LATE, "
+             "'+'.join(sorted(dagnet.threadenv.SET_BY_DAGNET)))")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["14", "PASSIVE", "False"]
+    assert r.stdout.split() == ["14", "PASSIVE", "False", "OMP_WAIT_POLICY+OPENBLAS_THREAD_TIMEOUT"]
     assert "PerformanceWarning" not in r.stderr
 
 
@@ -31,8 +32,9 @@ def test_numpy_first_warns_once_with_the_fix():
 
 @pytest.mark.parametrize("order", ["import numpy, dagnet", "import dagnet"])
 def test_a_value_the_user_set_wins_and_silences_the_warning(order):
-    r = _run(f"{order}; import os; print(os.environ['OPENBLAS_THREAD_TIMEOUT'], "
-             f"os.environ['OMP_WAIT_POLICY'])", OPENBLAS_THREAD_TIMEOUT="20", OMP_WAIT_POLICY="ACTIVE")
+    r = _run(f"{order}; import os, dagnet.threadenv as t; print(os.environ['OPENBLAS_THREAD_TIMEOUT'], "
+             f"os.environ['OMP_WAIT_POLICY'], len(t.SET_BY_DAGNET))",
+             OPENBLAS_THREAD_TIMEOUT="20", OMP_WAIT_POLICY="ACTIVE")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["20", "ACTIVE"]
+    assert r.stdout.split() == ["20", "ACTIVE", "0"]
     assert "PerformanceWarning" not in r.stderr

@@ -69,8 +69,13 @@ class ExecutionPlan:
         self.backward_steps = [by_name[n] for n in graph.meta.get("backward", {}).get("order", [])]
         self.losses = [s.name for s in self.steps if s.op.kind == "loss"]
         self._caches: dict = {}
-        self._values: dict = {}
         self._needed: dict = {}
+        # the memory plan's buffers (bytes per example), given to ops as `out=` by the runtime;
+        # False gives every value a fresh array (for debugging a suspected overwrite)
+        self.buffer_bytes = dict(graph.meta.get("memory", {}).get("buffers", {}))
+        self.use_planned_buffers = True
+        self._arena: dict = {}
+        self._arena_batch = 0
 
     def _make_steps(self) -> list[Step]:
         steps = []
@@ -117,7 +122,7 @@ class ExecutionPlan:
                               "mode='train' to run training steps")
         names = self.outputs if outputs is None else [getattr(o, "name", o) for o in outputs]
         values = tuple(self._resolve(o) for o in names)
-        vals = runtime.run_forward(self, feeds, mode, self._steps_for(values))
+        vals = runtime.run_forward(self, feeds, mode, self._steps_for(values), requested=values)
         return {o: vals[v] for o, v in zip(names, values)}
 
     def _resolve(self, name: str) -> str:

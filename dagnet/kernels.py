@@ -153,18 +153,28 @@ def _plane_view(a):
     return np.ascontiguousarray(a)
 
 
-def maxpool_forward(x, ksize, stride, pad, out_size):
+def maxpool_forward(x, ksize, stride, pad, out_size, out=None):
     """Window maxima and where they are.  x: (N, C, H, W) -> out, argmax: (N, C, ho, wo).
 
     argmax is the index i*kw + j of the max inside its window (the first max on ties; a NaN
     propagates, the last NaN in the window wins, as in PyTorch); padding counts as -inf.
     x may be any view whose (H, W) planes are contiguous, e.g. the (N, C, H, W) view of a
-    conv's GEMM output stored channel-major: it is read in place, not copied.
+    conv's GEMM output stored channel-major: it is read in place, not copied. out: a
+    C-contiguous (N, C, ho, wo) array to write the maxima into.
     """
-    if not HAVE_CYTHON:
-        return maxpool_forward_numpy(x, ksize, stride, pad, out_size)
     n, c = x.shape[:2]
-    out = np.empty((n, c, *out_size), dtype=x.dtype)
+    if out is not None and (out.shape != (n, c, *out_size) or out.dtype != x.dtype
+                            or not out.flags.c_contiguous):
+        raise ValueError(f"maxpool_forward: out must be a C-contiguous {x.dtype} array of shape "
+                         f"{(n, c, *out_size)}, got {out.dtype} {out.shape}")
+    if not HAVE_CYTHON:
+        y, argmax = maxpool_forward_numpy(x, ksize, stride, pad, out_size)
+        if out is None:
+            return y, argmax
+        out[...] = y
+        return out, argmax
+    if out is None:
+        out = np.empty((n, c, *out_size), dtype=x.dtype)
     argmax = np.empty((n, c, *out_size), dtype=argmax_dtype(ksize[0] * ksize[1]))
     _pool_ext.maxpool_forward(_plane_view(x), out, argmax, *ksize, *stride, *pad,
                               _pool_threads(out.size))

@@ -57,22 +57,32 @@ def check_feeds(plan, feeds: dict) -> dict:
     return out
 
 
-def run_forward(plan, feeds: dict, mode: str, steps) -> dict:
+def run_forward(plan, feeds: dict, mode: str, steps, requested=()) -> dict:
     """Evaluate `steps` (a subset of plan.steps, in order); returns every value computed.
 
     Caches are kept on the plan for backward in train mode; in eval mode a value is dropped
-    at its last use so its memory is freed for the next ones."""
+    at its last use so its memory is freed for the next ones. Ops that can write into a given
+    array get a view of their planned buffer (see `planned_buffers`); the plan's outputs and
+    the `requested` values are always fresh arrays the caller may keep."""
     values = dict(plan.params)
     values.update(check_feeds(plan, feeds))
     caches = {}
-    keep = set(plan.output_values)
+    keep = set(plan.output_values) | set(requested)
+    batch = _batch_size(plan, values)
+    arena = planned_buffers(plan, batch) if batch and plan.use_planned_buffers else None
+    in_arena: set[str] = set()  # values that live in a planned buffer
     for step in steps:
         missing = [s for s in step.inputs if s not in values]
         if missing:
             raise FeedError(f"step {step.index} '{step.name}' needs feed(s) {missing}, which were "
                             f"not given; the plan's inputs are {sorted(plan.input_specs)}")
         ins = [values[s] for s in step.inputs]
-        out_buf = ins[0] if step.inplace else None
+        out_buf = None
+        if step.inplace and step.inputs[0] not in keep:  # never over a value asked for
+            out_buf = ins[0]
+        elif arena is not None and step.buffer in arena and step.op.supports_out \
+                and step.name not in keep:
+            out_buf = _view(arena[step.buffer], batch, step.shape, plan.dtype)
         try:
             y, cache = step.op.forward(ins, step.attrs, mode=mode,
                                        state=plan.state.get(step.state_key),
@@ -84,6 +94,12 @@ def run_forward(plan, feeds: dict, mode: str, steps) -> dict:
             raise FeedError(f"step {step.index} '{step.name}' ({step.op_name}): out of memory "
                             f"for a batch of {n} examples; use a smaller batch (plan.peak_bytes(1) "
                             f"says how many bytes one example needs)") from None
+        if (out_buf is not None and not step.inplace) or \
+                (step.inputs[:1] and step.inputs[0] in in_arena and (out_buf is not None or step.op.may_alias)):
+            if step.name in keep:  # a value asked for, made in place or as a view: copy it now,
+                y = y.copy()  # before a later step reuses the buffer
+            else:
+                in_arena.add(step.name)
         values[step.name] = y
         if mode == "train":
             caches[step.name] = cache
@@ -92,8 +108,34 @@ def run_forward(plan, feeds: dict, mode: str, steps) -> dict:
                 if v not in keep:
                     values.pop(v, None)
     plan._caches = caches
-    plan._values = values
     return values
+
+
+def _batch_size(plan, values) -> int:
+    for name in plan.input_specs:
+        a = values.get(name)
+        if a is not None and a.ndim:
+            return len(a)
+    return 0
+
+
+def planned_buffers(plan, batch: int) -> dict:
+    """The memory plan's buffers as byte arrays for `batch` examples: {buffer id: array}.
+
+    Allocated once and grown when a larger batch comes (a smaller batch uses the front of
+    each), so a training loop allocates no activations after its first step, and values the
+    memory pass proved dead share memory, as the plan's peak_bytes says."""
+    if batch > plan._arena_batch:
+        plan._arena = {b: np.empty(size * batch, dtype=np.uint8)
+                       for b, size in plan.buffer_bytes.items() if size}
+        plan._arena_batch = batch
+    return plan._arena
+
+
+def _view(buf: np.ndarray, batch: int, shape: tuple, dtype) -> np.ndarray:
+    """The (batch, *shape) array of dtype at the front of the byte buffer buf."""
+    count = batch * int(np.prod(shape, dtype=np.int64))
+    return buf[:count * dtype.itemsize].view(dtype).reshape((batch, *shape))
 
 
 def _in_step(e: DagnetError, step) -> DagnetError:

@@ -14,6 +14,9 @@ The numeric work lives in plain kernel functions that the class calls.
 
 Rules every op follows:
   * forward never modifies its inputs (unless given `out=inputs[0]` and `supports_out`);
+    with `supports_out`, `out` is an array of the output's shape and dtype to write the result
+    into (the memory plan's buffer, or inputs[0] for an element-wise op run in place), and
+    forward returns it;
     backward never modifies `dout` (it may be shared by several consumers), and the gradients
     it returns may be `dout` itself or views of it (add, flatten): callers must not add into
     them in place.
@@ -76,7 +79,8 @@ class Op:
     #: the cache owns (im2col columns, normalised x) are workspace, not inputs. The memory pass
     #: never overwrites such an array in place; declare it truthfully or gradients break.
     saves: frozenset = frozenset({"input"})
-    #: forward can write its result into `out` (same shape/dtype as inputs[0]) - the in-place hook
+    #: forward can write its result into `out` (an array of the output's shape and dtype): the
+    #: runtime passes the memory plan's buffer, or inputs[0] for an in-place element-wise op
     supports_out: bool = False
     #: True when the backward cache keeps the op's workspace (e.g. conv's im2col columns)
     saves_workspace: bool = False

@@ -92,14 +92,15 @@ def _geometry(x_shape, w_shape, stride, pad):
 BATCH_GEMM_BELOW = 256
 
 
-def conv_forward(x, w, b, stride, pad, contiguous=True):
+def conv_forward(x, w, b, stride, pad, contiguous=True, out=None):
     """Convolution by im2col and GEMM.  x: (N, C, H, W), w: (F, C, kh, kw), b: (F,)
     -> (out (N, F, Ho, Wo), cache); a stride that does not tile the input is floored.
 
     contiguous=False returns the GEMM's output as it lies: for the batch GEMM that is the
     (N, F, Ho, Wo) view of an (F, N, Ho, Wo) array (planes contiguous). A fused epilogue reads
     it in place instead of paying for the transpose to NCHW; `grad_buffer` gives the matching
-    layout for the gradient."""
+    layout for the gradient. out: an (N, F, Ho, Wo) array to write into (the memory plan's
+    buffer), used unless contiguous=False asks for the GEMM's own layout."""
     n, f = x.shape[0], w.shape[0]
     ksize, stride, pad, out_size = _geometry(x.shape, w.shape, stride, pad)
     p = out_size[0] * out_size[1]
@@ -110,13 +111,19 @@ def conv_forward(x, w, b, stride, pad, contiguous=True):
     wb[:, -1] = b
     cache = (cols, layout, w, x.shape, stride, pad)
     if layout == "NKP":  # one GEMM per sample writes NCHW directly
-        out = np.empty((n, f, *out_size), dtype=x.dtype)
+        if out is None:
+            out = np.empty((n, f, *out_size), dtype=x.dtype)
         np.matmul(wb, cols, out=out.reshape(n, f, p))
         return out, cache
     # one GEMM for the batch gives (F, N, P)
     fnp = (wb @ cols.reshape(-1, n * p)).reshape(f, n, *out_size)
     view = fnp.transpose(1, 0, 2, 3)
-    return (np.ascontiguousarray(view) if contiguous else view), cache
+    if not contiguous:
+        return view, cache
+    if out is None:
+        return np.ascontiguousarray(view), cache
+    out[...] = view
+    return out, cache
 
 
 def grad_buffer(cache, dout_shape, dtype):
@@ -163,6 +170,7 @@ class Conv2D(Op):
     input_names = ("x", "w", "b")
     batched_inputs = (0,)
     fusion_kind = "opaque"
+    supports_out = True
     # backward reads the im2col columns (its workspace) and w, never x itself or the output
     saves = frozenset()
     saves_workspace = True
@@ -199,7 +207,7 @@ class Conv2D(Op):
             raise ShapeError(f"conv2d: input 'x' must be (N, C, H, W), got shape {x.shape}")
         self.infer_shape([x.shape[1:], w.shape, b.shape], attrs)
         stride, pad, _ = self._attrs(attrs)
-        return conv_forward(x, w, b, stride, pad)
+        return conv_forward(x, w, b, stride, pad, out=out)
 
     def backward(self, dout, cache, attrs, needs=None):
         return conv_backward(dout, cache, need_dx=needs is None or bool(needs[0]))

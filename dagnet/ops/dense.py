@@ -11,10 +11,11 @@ from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, check_floats, register
 
 
-def affine_forward(x, w, b):
-    """x @ w + b with x flattened per example.  x: (N, d1, ..., dk), w: (D, M), b: (M,) -> (N, M)."""
+def affine_forward(x, w, b, out=None):
+    """x @ w + b with x flattened per example.  x: (N, d1, ..., dk), w: (D, M), b: (M,) -> (N, M).
+    out: an (N, M) array to write into."""
     x2 = x.reshape(x.shape[0], -1)
-    out = x2 @ w
+    out = np.matmul(x2, w, out=out)
     out += b
     return out, (x2, w, x.shape)
 
@@ -36,6 +37,7 @@ class Affine(Op):
     input_names = ("x", "w", "b")
     batched_inputs = (0,)
     fusion_kind = "opaque"
+    supports_out = True
     saves = frozenset({"input"})
 
     def infer_shape(self, in_shapes, attrs):
@@ -60,7 +62,7 @@ class Affine(Op):
         x, w, b = inputs
         check_floats(self.name, self.input_names, inputs)
         self.infer_shape([x.shape[1:], w.shape, b.shape], attrs)
-        return affine_forward(x, w, b)
+        return affine_forward(x, w, b, out=out)
 
     def backward(self, dout, cache, attrs, needs=None):
         return affine_backward(dout, cache, need_dx=needs is None or needs[0])

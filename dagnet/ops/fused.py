@@ -29,7 +29,8 @@ class _Fused(Op):
     chain: tuple = ()
     fusion_kind = "opaque"
     batched_inputs = (0,)
-    supports_out = False
+    # the last member writes the step's result into the planned buffer
+    supports_out = True
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -132,11 +133,9 @@ class ConvReLU(_Fused):
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         x, w, b = inputs
         y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")),
-                                 contiguous=False)
-        if y.flags.c_contiguous:
-            np.maximum(y, 0, out=y)
-        else:
-            y = np.maximum(y, 0)  # reads the GEMM layout, writes NCHW: one pass, not two
+                                 contiguous=False, out=out)
+        # in place on NCHW output, or one pass that reads the GEMM layout and writes NCHW
+        y = np.maximum(y, 0, out=y if y.flags.c_contiguous else out)
         return y, (ccache, y)
 
     def backward(self, dout, cache, attrs, needs=None):
@@ -158,7 +157,7 @@ class ConvReLUPool(_Fused):
         x, w, b = inputs
         y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")),
                                  contiguous=False)
-        p, pcache = maxpool_forward(y, *_pool_args(self.member_attrs(attrs, "max_pool2d")))
+        p, pcache = maxpool_forward(y, *_pool_args(self.member_attrs(attrs, "max_pool2d")), out=out)
         np.maximum(p, 0, out=p)
         return p, (ccache, pcache, p)
 
@@ -180,7 +179,7 @@ class ConvBNReLU(_Fused):
         x, w, b, gamma, beta = inputs
         y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")))
         z, bcache = batchnorm_forward(y, gamma, beta, mode, state,
-                                      *_bn_args(self.member_attrs(attrs, "batchnorm")))
+                                      *_bn_args(self.member_attrs(attrs, "batchnorm")), out=out)
         np.maximum(z, 0, out=z)
         return z, (ccache, bcache, z)
 
@@ -203,7 +202,7 @@ class ConvBNReLUPool(_Fused):
         y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")))
         z, bcache = batchnorm_forward(y, gamma, beta, mode, state,
                                       *_bn_args(self.member_attrs(attrs, "batchnorm")))
-        p, pcache = maxpool_forward(z, *_pool_args(self.member_attrs(attrs, "max_pool2d")))
+        p, pcache = maxpool_forward(z, *_pool_args(self.member_attrs(attrs, "max_pool2d")), out=out)
         np.maximum(p, 0, out=p)
         return p, (ccache, bcache, pcache, p)
 
@@ -231,7 +230,7 @@ class ConvBNFolded(_Fused):
         scale = gamma / np.sqrt(state["running_var"] + eps)
         wf = (w * scale[:, None, None, None]).astype(w.dtype, copy=False)
         bf = ((b - state["running_mean"]) * scale + beta).astype(b.dtype, copy=False)
-        y, _ = conv_forward(x, wf, bf, *_conv_args(self.member_attrs(attrs, "conv2d")))
+        y, _ = conv_forward(x, wf, bf, *_conv_args(self.member_attrs(attrs, "conv2d")), out=out)
         return y, None
 
     def backward(self, dout, cache, attrs, needs=None):
@@ -248,7 +247,7 @@ class AffineReLU(_Fused):
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         x, w, b = inputs
-        y, acache = affine_forward(x, w, b)
+        y, acache = affine_forward(x, w, b, out=out)
         np.maximum(y, 0, out=y)
         return y, (acache, y)
 
@@ -268,7 +267,7 @@ class AffineBNReLU(_Fused):
         x, w, b, gamma, beta = inputs
         y, acache = affine_forward(x, w, b)
         z, bcache = batchnorm_forward(y, gamma, beta, mode, state,
-                                      *_bn_args(self.member_attrs(attrs, "batchnorm")))
+                                      *_bn_args(self.member_attrs(attrs, "batchnorm")), out=out)
         np.maximum(z, 0, out=z)
         return z, (acache, bcache, z)
 

@@ -80,6 +80,7 @@ class Concat(_Merge):
 
     name = "concat"
     fusion_kind = "injective"
+    supports_out = True
 
     def _per_example_axis(self, attrs, rank):
         """attrs["axis"] (batch = 0, negatives count from the end) as an axis of a per-example shape."""
@@ -105,7 +106,8 @@ class Concat(_Merge):
         check_floats(self.name, [f"x{i}" for i in range(len(inputs))], inputs)
         axis = self._per_example_axis(attrs, inputs[0].ndim - 1) + 1
         _concat_shape([x.shape for x in inputs], axis, 0)  # full shapes: batch sizes too
-        return np.concatenate(inputs, axis=axis), (axis, [x.shape[axis] for x in inputs])
+        return (np.concatenate(inputs, axis=axis, out=out),
+                (axis, [x.shape[axis] for x in inputs]))
 
     def backward(self, dout, cache, attrs, needs=None):
         axis, sizes = cache

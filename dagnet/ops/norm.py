@@ -31,11 +31,12 @@ def _per_channel(v, ndim):
     return v if ndim == 2 else v.reshape(1, -1, 1, 1)
 
 
-def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum):
+def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=None):
     """Normalise x per feature/channel, then scale and shift.  x: (N, D) or (N, C, H, W) -> same shape.
 
     mode "train" uses the batch statistics and updates `state` in place (if not None); mode
-    "eval" uses state["running_mean"] and state["running_var"].
+    "eval" uses state["running_mean"] and state["running_var"]. out: an array like x to write
+    the result into.
     """
     axes = _AXES[x.ndim]
     if mode == "train":
@@ -65,7 +66,7 @@ def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum):
         raise AttrError(f"batchnorm: mode must be 'train' or 'eval', got {mode!r}")
     inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
     xhat *= _per_channel(inv_std, x.ndim)
-    out = _per_channel(gamma, x.ndim) * xhat
+    out = np.multiply(_per_channel(gamma, x.ndim), xhat, out=out)
     out += _per_channel(beta, x.ndim)
     return out, (mode, xhat, gamma, inv_std)
 
@@ -116,6 +117,7 @@ class BatchNorm(Op):
     input_names = ("x", "gamma", "beta")
     batched_inputs = (0,)
     fusion_kind = "opaque"
+    supports_out = True
     # backward reads gamma (a param) and the normalised x its cache keeps (workspace), never x
     saves = frozenset()
     saves_workspace = True
@@ -153,7 +155,7 @@ class BatchNorm(Op):
         check_floats(self.name, self.input_names, inputs)
         self.infer_shape([x.shape[1:], gamma.shape, beta.shape], attrs)
         eps, momentum = _eps_momentum(attrs)
-        return batchnorm_forward(x, gamma, beta, mode, state, eps, momentum)
+        return batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=out)
 
     def backward(self, dout, cache, attrs, needs=None):
         return batchnorm_backward(dout, cache, need_dx=needs is None or needs[0])

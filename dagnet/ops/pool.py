@@ -25,10 +25,12 @@ def _out_size(shape, ksize, stride, pad):
     return tuple((s + 2 * p - k) // st + 1 for s, k, st, p in zip(shape[-2:], ksize, stride, pad))
 
 
-def maxpool_forward(x, size, stride, pad):
-    """Window maxima.  x: (N, C, H, W) -> (out (N, C, Ho, Wo), cache); floors a partial tiling."""
+def maxpool_forward(x, size, stride, pad, out=None):
+    """Window maxima.  x: (N, C, H, W) -> (out (N, C, Ho, Wo), cache); floors a partial tiling.
+    out: an array to write the maxima into."""
     ksize, stride, pad = as_pair(size), as_pair(stride), as_pair(pad)
-    out, argmax = kernels.maxpool_forward(x, ksize, stride, pad, _out_size(x.shape, ksize, stride, pad))
+    out, argmax = kernels.maxpool_forward(x, ksize, stride, pad,
+                                          _out_size(x.shape, ksize, stride, pad), out=out)
     return out, (argmax, x.shape, ksize, stride, pad)
 
 
@@ -38,14 +40,18 @@ def maxpool_backward(dout, cache):
     return kernels.maxpool_backward(dout, argmax, x_shape, ksize, stride, pad)
 
 
-def avgpool_forward(x, size, stride, pad):
-    """Window means, zero padding included.  x: (N, C, H, W) -> (out (N, C, Ho, Wo), cache)."""
+def avgpool_forward(x, size, stride, pad, out=None):
+    """Window means, zero padding included.  x: (N, C, H, W) -> (out (N, C, Ho, Wo), cache).
+    out: an array to write the means into."""
     ksize, stride, pad = as_pair(size), as_pair(stride), as_pair(pad)
     (kh, kw), (sh, sw), (ph, pw) = ksize, stride, pad
     ho, wo = _out_size(x.shape, ksize, stride, pad)
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
     # one strided slice per window tap: kh*kw vectorised adds instead of a loop over windows
-    out = np.zeros((*x.shape[:2], ho, wo), dtype=x.dtype)
+    if out is None:
+        out = np.zeros((*x.shape[:2], ho, wo), dtype=x.dtype)
+    else:
+        out[...] = 0
     for i in range(kh):
         for j in range(kw):
             out += xp[:, :, i:i + sh * ho:sh, j:j + sw * wo:sw]
@@ -71,6 +77,7 @@ class _Pool2D(Op):
     arity = 1
     input_names = ("x",)
     fusion_kind = "opaque"
+    supports_out = True
 
     def _attrs(self, attrs):
         size = pair_attr(self.name, attrs, "size", None, 1)
@@ -115,7 +122,7 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         x, geometry = self._checked(inputs, attrs)
-        return maxpool_forward(x, *geometry)
+        return maxpool_forward(x, *geometry, out=out)
 
     def backward(self, dout, cache, attrs, needs=None):
         return (maxpool_backward(dout, cache),)
@@ -134,7 +141,7 @@ class AvgPool2D(_Pool2D):
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         x, geometry = self._checked(inputs, attrs)
-        return avgpool_forward(x, *geometry)
+        return avgpool_forward(x, *geometry, out=out)
 
     def backward(self, dout, cache, attrs, needs=None):
         return (avgpool_backward(dout, cache),)

@@ -1,0 +1,84 @@
+"""The runtime hands ops views of the memory plan's buffers (`out=`): values the plan proved
+dead share memory, nothing a caller or backward still needs is overwritten."""
+import numpy as np
+import pytest
+
+import dagnet
+from dagnet.interpreter import interpret
+from tests.compiler import nets
+
+
+def _compile(name, **kw):
+    g = nets.ALL[name]()
+    return g, dagnet.compile(g, dtype="float64", seed=0, **kw)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_values_live_in_the_planned_buffers(mode):
+    g, plan = _compile("residual", fuse=False, mode=mode)
+    feeds = nets.feeds_for(g, n=5)
+    plan.forward(feeds, mode=mode)
+    arena = plan._arena
+    assert plan._arena_batch == 5 and set(arena) == set(plan.buffer_bytes)
+    assert sum(a.nbytes for a in arena.values()) == 5 * sum(plan.buffer_bytes.values())
+    # the buffers hold less than every value in its own array (reuse), and in eval mode no
+    # more than the planned peak of activations plus what best-fit reuse leaves unused
+    no_reuse = plan.peak_bytes(5, reuse=False, workspace=False)
+    assert sum(a.nbytes for a in arena.values()) < no_reuse
+    shared = {}
+    for s in plan.steps:
+        if s.buffer >= 0 and s.op.supports_out and s.name not in plan.output_values:
+            shared.setdefault(s.buffer, []).append(s.name)
+    assert any(len(v) > 1 for v in shared.values()), "the plan reuses no buffer: a weak test"
+
+
+@pytest.mark.parametrize("name", sorted(nets.ALL))
+@pytest.mark.parametrize("fuse", [True, False])
+def test_train_steps_over_planned_buffers_equal_fresh_arrays(name, fuse):
+    """Three steps in a row (the buffers are reused across calls) with a smaller batch in
+    between (the front of each buffer): loss and every gradient as the interpreter's."""
+    g, plan = _compile(name, fuse=fuse)
+    for n, seed in ((6, 0), (3, 1), (6, 2)):
+        feeds = nets.feeds_for(g, n=n, seed=seed)
+        ref = dagnet.compile(g, dtype="float64", seed=0, fuse=False, inplace=False,
+                             params={k: v.copy() for k, v in plan.params.items()})
+        ref.use_planned_buffers = False  # every value in a fresh array
+        ref.rng.bit_generator.state = plan.rng.bit_generator.state  # the same dropout masks
+        loss, grads = plan.loss_and_grads(feeds)
+        want_loss, want = ref.loss_and_grads(feeds)
+        assert loss == pytest.approx(want_loss, rel=1e-12)
+        for k in grads:
+            np.testing.assert_allclose(grads[k], want[k], rtol=1e-10, atol=1e-12)
+    assert plan._arena_batch == 6
+
+
+def test_requested_intermediates_are_never_overwritten():
+    """An eval plan reuses conv1's buffer for later values; asking for conv1 by name gives its
+    own array with conv1's numbers (not what later steps wrote over it), also when relu1 would
+    have run in place over it."""
+    g, plan = _compile("lenet_tiny", fuse=False, mode="eval")
+    assert any(s.inplace for s in plan.steps if s.name == "relu1")
+    feeds = nets.feeds_for(g, n=4)
+    got = plan.forward(feeds, outputs=["conv1", "relu1", "pool2", "fc2"])
+    values, _ = interpret(g, feeds, plan.params, plan.state, mode="eval")
+    for k, v in got.items():
+        np.testing.assert_allclose(v, values[k], rtol=1e-12, atol=1e-12)
+        assert not any(np.shares_memory(v, a) for a in plan._arena.values())
+
+
+def test_returned_outputs_survive_the_next_call():
+    g, plan = _compile("three_layer_convnet", mode="eval")
+    first = plan.forward(nets.feeds_for(g, n=4, seed=0))
+    kept = {k: v.copy() for k, v in first.items()}
+    plan.forward(nets.feeds_for(g, n=4, seed=1))
+    for k in first:
+        np.testing.assert_array_equal(first[k], kept[k])
+
+
+def test_a_larger_batch_grows_the_buffers():
+    g, plan = _compile("two_layer")
+    plan.loss_and_grads(nets.feeds_for(g, n=2))
+    small = {b: a.nbytes for b, a in plan._arena.items()}
+    plan.loss_and_grads(nets.feeds_for(g, n=8))
+    assert plan._arena_batch == 8
+    assert all(plan._arena[b].nbytes == 4 * small[b] for b in small)

@@ -13,7 +13,8 @@ its input nor the producer's backward reads its output. Nothing else runs in pla
 
 Buffers: values are given buffers greedily; a buffer whose value is dead is reused by the next
 value (best fit by size). Sizes are bytes per example (batched values scale with the batch;
-unbatched ones, such as losses, are fixed).
+unbatched ones, such as losses, are fixed). The runtime allocates these buffers once per plan
+and hands ops views of them as `out=` (dagnet/runtime.py, planned_buffers).
 graph.meta["memory"] = {"buffers": {id: bytes/example}, "fixed_bytes", "timeline": S or 2S,
 "activations": {"peak", "no_reuse", "peak_step"}, "total": the same with workspaces,
 "workspaces": {step: (start, end, bytes)}}; node.meta: "buffer", "live" (start, end), "inplace".

@@ -13,11 +13,13 @@ its input nor the producer's backward reads its output. Nothing else runs in pla
 
 Buffers: values are given buffers greedily; a buffer whose value is dead is reused by the next
 value (best fit by size). Sizes are bytes per example (batched values scale with the batch;
-unbatched ones, such as losses, are fixed). The runtime allocates these buffers once per plan
-and hands ops views of them as `out=` (dagnet/runtime.py, planned_buffers).
+unbatched ones, such as losses, are fixed). Op workspaces get buffers the same way, by their
+own liveness. The runtime allocates these buffers once per plan and hands ops views of them,
+as `out=` for values and `workspace=` for scratch (dagnet/runtime.py, planned_buffers).
 graph.meta["memory"] = {"buffers": {id: bytes/example}, "fixed_bytes", "timeline": S or 2S,
 "activations": {"peak", "no_reuse", "peak_step"}, "total": the same with workspaces,
-"workspaces": {step: (start, end, bytes)}}; node.meta: "buffer", "live" (start, end), "inplace".
+"workspaces": {step: (start, end, bytes)}}; node.meta: "buffer", "workspace_buffer" (-1 when the
+op has no workspace), "live" (start, end), "inplace".
 """
 from __future__ import annotations
 
@@ -99,9 +101,10 @@ def plan_memory(graph: Graph, mode: str = "train", itemsize: int = 4, inplace: b
     values = [(v[0], v[1], ends.get(v[0], v[2])) + v[3:] for v in values]  # views extended roots
     for n in steps:
         n.meta["live"] = (t_of[n.name], ends[n.name])
-    buffers, fixed, assign = _assign_buffers([v for v in values if not v[0].endswith(WS)])
+    buffers, fixed, assign = _assign_buffers(values)
     for n in steps:
         n.meta["buffer"] = assign[n.name]
+        n.meta["workspace_buffer"] = assign.get(f"{n.name}{WS}", -1)
     timeline = 2 * S if train else S
     g.meta["memory"] = {
         "buffers": buffers,

@@ -38,6 +38,7 @@ class Step:
     params: int = 0
     flops: int = 0
     buffer: int = -1
+    workspace_buffer: int = -1
     frees: list = field(default_factory=list, repr=False)
 
     @property
@@ -90,7 +91,8 @@ class ExecutionPlan:
                 members=list(m.get("fused_group", [n.name])), pattern=m.get("pattern"),
                 needs=tuple(m.get("needs", (False,) * len(n.inputs))), inplace=bool(m.get("inplace")),
                 state_key=m.get("state_key", n.name), params=m.get("params", 0),
-                flops=m.get("flops", 0), buffer=m.get("buffer", -1)))
+                flops=m.get("flops", 0), buffer=m.get("buffer", -1),
+                workspace_buffer=m.get("workspace_buffer", -1)))
             for s in n.inputs:
                 last_use[s] = len(steps) - 1
         for v, i in last_use.items():

@@ -76,17 +76,19 @@ def _as_samples(cols, layout):
     return cols if layout == "NKP" else cols.transpose(1, 0, 2)
 
 
-def im2col(x, ksize, stride, pad, out_size, ones_row=False, layout="NKP"):
+def im2col(x, ksize, stride, pad, out_size, ones_row=False, layout="NKP", buffer=None):
     """Patches of x as columns.  x: (N, C, H, W) -> cols (N, K, ho*wo), K = C*kh*kw [+ 1].
 
     Row (c*kh + i)*kw + j of sample n holds x[n, c, oh*sh + i - ph, ow*sw + j - pw] (0 in the
     padding); with ones_row a last row of ones lets the GEMM add the bias. layout "KNP" stores
     the same numbers as (K, N, ho*wo): one GEMM (F, K) @ (K, N*ho*wo) for the whole batch.
+    buffer: a byte array to build cols in (at its front) instead of a fresh allocation.
     """
     n, c = x.shape[:2]
     rows = c * ksize[0] * ksize[1] + int(ones_row)
     p = out_size[0] * out_size[1]
-    cols = np.empty((n, rows, p) if layout == "NKP" else (rows, n, p), dtype=x.dtype)
+    shape = (n, rows, p) if layout == "NKP" else (rows, n, p)
+    cols = np.empty(shape, dtype=x.dtype) if buffer is None else typed_view(buffer, shape, x.dtype)
     samples = _as_samples(cols, layout)
     if HAVE_CYTHON:
         _im2col_ext.im2col(np.ascontiguousarray(x), samples, *ksize, *stride, *pad, *out_size,
@@ -94,6 +96,16 @@ def im2col(x, ksize, stride, pad, out_size, ones_row=False, layout="NKP"):
     else:
         samples[...] = im2col_numpy(x, ksize, stride, pad, out_size, ones_row)
     return cols
+
+
+def typed_view(buffer: np.ndarray, shape: tuple, dtype) -> np.ndarray:
+    """The C-contiguous array of `shape` and `dtype` at the front of the byte array `buffer`."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if buffer.dtype != np.uint8 or buffer.ndim != 1 or buffer.nbytes < nbytes:
+        raise ValueError(f"a workspace of {nbytes} bytes is needed, got {buffer.dtype} "
+                         f"{buffer.shape}")
+    return buffer[:nbytes].view(dtype).reshape(shape)
 
 
 def col2im(cols, x_shape, ksize, stride, pad, out_size, layout="NKP"):

@@ -62,8 +62,9 @@ def run_forward(plan, feeds: dict, mode: str, steps, requested=()) -> dict:
 
     Caches are kept on the plan for backward in train mode; in eval mode a value is dropped
     at its last use so its memory is freed for the next ones. Ops that can write into a given
-    array get a view of their planned buffer (see `planned_buffers`); the plan's outputs and
-    the `requested` values are always fresh arrays the caller may keep."""
+    array get a view of their planned buffer (see `planned_buffers`), and ops that take one
+    their planned workspace; the plan's outputs and the `requested` values are always fresh
+    arrays the caller may keep."""
     values = dict(plan.params)
     values.update(check_feeds(plan, feeds))
     caches = {}
@@ -83,10 +84,13 @@ def run_forward(plan, feeds: dict, mode: str, steps, requested=()) -> dict:
         elif arena is not None and step.buffer in arena and step.op.supports_out \
                 and step.name not in keep:
             out_buf = _view(arena[step.buffer], batch, step.shape, plan.dtype)
+        extra = {}
+        if arena is not None and step.workspace_buffer in arena and step.op.takes_workspace:
+            extra["workspace"] = arena[step.workspace_buffer]
         try:
             y, cache = step.op.forward(ins, step.attrs, mode=mode,
                                        state=plan.state.get(step.state_key),
-                                       rng=plan.rng, out=out_buf)
+                                       rng=plan.rng, out=out_buf, **extra)
         except DagnetError as e:
             raise _in_step(e, step) from None
         except MemoryError:

@@ -84,6 +84,10 @@ class Op:
     supports_out: bool = False
     #: True when the backward cache keeps the op's workspace (e.g. conv's im2col columns)
     saves_workspace: bool = False
+    #: forward accepts `workspace=`: a byte array of at least workspace() x itemsize x batch
+    #: bytes for its scratch, the memory plan's buffer (reused across steps, so a large one is
+    #: not a fresh allocation, and its page faults, every time)
+    takes_workspace: bool = False
     #: True for ops with explicit state (batchnorm running statistics)
     stateful: bool = False
     #: True for ops whose forward draws random numbers (dropout): they get an explicit rng

@@ -128,12 +128,14 @@ class ConvReLU(_Fused):
     """conv2d then relu, applied in the same pass that lays the GEMM output out as NCHW."""
 
     chain = ("conv2d", "relu")
+    takes_workspace = True  # the conv's im2col columns, at the front of the step's workspace
     saves = frozenset({"output"})
 
-    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
+                workspace=None):
         x, w, b = inputs
         y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")),
-                                 contiguous=False, out=out)
+                                 contiguous=False, out=out, workspace=workspace)
         # in place on NCHW output, or one pass that reads the GEMM layout and writes NCHW
         y = np.maximum(y, 0, out=y if y.flags.c_contiguous else out)
         return y, (ccache, y)
@@ -151,12 +153,14 @@ class ConvReLUPool(_Fused):
     (4x smaller) pooled output; backward routes the gradient straight into the GEMM layout."""
 
     chain = ("conv2d", "relu", "max_pool2d")
+    takes_workspace = True  # the conv's im2col columns, at the front of the step's workspace
     saves = frozenset({"output"})
 
-    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
+                workspace=None):
         x, w, b = inputs
         y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")),
-                                 contiguous=False)
+                                 contiguous=False, workspace=workspace)
         p, pcache = maxpool_forward(y, *_pool_args(self.member_attrs(attrs, "max_pool2d")), out=out)
         np.maximum(p, 0, out=p)
         return p, (ccache, pcache, p)
@@ -173,11 +177,14 @@ class ConvBNReLU(_Fused):
     """conv2d, batchnorm, relu in place on the normalised output."""
 
     chain = ("conv2d", "batchnorm", "relu")
+    takes_workspace = True  # the conv's im2col columns, at the front of the step's workspace
     saves = frozenset({"output"})
 
-    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
+                workspace=None):
         x, w, b, gamma, beta = inputs
-        y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")))
+        y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")),
+                                 workspace=workspace)
         z, bcache = batchnorm_forward(y, gamma, beta, mode, state,
                                       *_bn_args(self.member_attrs(attrs, "batchnorm")), out=out)
         np.maximum(z, 0, out=z)
@@ -195,11 +202,14 @@ class ConvBNReLUPool(_Fused):
     """conv2d, batchnorm, max-pool, then relu in place on the pooled output."""
 
     chain = ("conv2d", "batchnorm", "relu", "max_pool2d")
+    takes_workspace = True  # the conv's im2col columns, at the front of the step's workspace
     saves = frozenset({"output"})
 
-    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
+                workspace=None):
         x, w, b, gamma, beta = inputs
-        y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")))
+        y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")),
+                                 workspace=workspace)
         z, bcache = batchnorm_forward(y, gamma, beta, mode, state,
                                       *_bn_args(self.member_attrs(attrs, "batchnorm")))
         p, pcache = maxpool_forward(z, *_pool_args(self.member_attrs(attrs, "max_pool2d")), out=out)
@@ -219,9 +229,11 @@ class ConvBNFolded(_Fused):
     """Eval only: batchnorm folded into the conv's weights and bias (one conv call)."""
 
     chain = ("conv2d", "batchnorm")
+    takes_workspace = True  # the conv's im2col columns, at the front of the step's workspace
     saves = frozenset()
 
-    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
+                workspace=None):
         x, w, b, gamma, beta = inputs
         if mode != "eval":
             raise DagnetError(f"{self.name} folds batchnorm's running statistics into the conv and "
@@ -230,7 +242,8 @@ class ConvBNFolded(_Fused):
         scale = gamma / np.sqrt(state["running_var"] + eps)
         wf = (w * scale[:, None, None, None]).astype(w.dtype, copy=False)
         bf = ((b - state["running_mean"]) * scale + beta).astype(b.dtype, copy=False)
-        y, _ = conv_forward(x, wf, bf, *_conv_args(self.member_attrs(attrs, "conv2d")), out=out)
+        y, _ = conv_forward(x, wf, bf, *_conv_args(self.member_attrs(attrs, "conv2d")),
+                            out=out, workspace=workspace)
         return y, None
 
     def backward(self, dout, cache, attrs, needs=None):

@@ -20,7 +20,7 @@ extensions = [
     Extension(
         "dagnet._kernels." + os.path.splitext(os.path.basename(path))[0],
         [path],
-        include_dirs=[np.get_include()],
+        include_dirs=[np.get_include(), "dagnet/_kernels"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         extra_link_args=openmp,
@@ -40,7 +40,7 @@ setup(
     python_requires=">=3.11",
     packages=core + list(mapped),
     package_dir={**mapped},
-    package_data={"dagnet.models": ["specs/*.yaml"], "dagnet._kernels": ["*.pyx"]},
+    package_data={"dagnet.models": ["specs/*.yaml"], "dagnet._kernels": ["*.pyx", "*.pxd", "*.h"]},
     ext_modules=cythonize(
         extensions,
         language_level=3,

@@ -58,13 +58,17 @@ def rel_error(a, b) -> float:
     return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
 
 
-def norm_error(a, b) -> float:
-    """max |a - b| / max |b|: the norm-wise comparison to use for float32 results."""
+def norm_error(a, b, floor: float = 0.0) -> float:
+    """max |a - b| / max(max |b|, floor): the norm-wise comparison to use for float32 results.
+
+    floor: a scale to measure against when b itself is near zero for a reason, e.g. the bias
+    gradient of a conv followed by batchnorm (the normalisation cancels it: only rounding
+    noise is left, which two valid summation orders give differently)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"norm_error: shapes differ, {a.shape} vs {b.shape}")
-    scale = np.max(np.abs(b)) if b.size else 0.0
+    scale = max(np.max(np.abs(b)) if b.size else 0.0, floor)
     diff = np.max(np.abs(a - b)) if a.size else 0.0
     return float(diff / scale) if scale > 0 else float(diff)
 

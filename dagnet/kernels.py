@@ -26,11 +26,12 @@ from dagnet.errors import DagnetError
 
 try:
     from dagnet._kernels import im2col as _im2col_ext
+    from dagnet._kernels import norm as _norm_ext
     from dagnet._kernels import pool as _pool_ext
 
     HAVE_CYTHON = True
 except ImportError as exc:
-    _im2col_ext = _pool_ext = None
+    _im2col_ext = _norm_ext = _pool_ext = None
     HAVE_CYTHON = False
     warnings.warn(
         f"dagnet: the compiled Cython kernels are missing ({exc}); conv and pooling fall back to "
@@ -240,3 +241,77 @@ def maxpool_backward_numpy(dout, argmax, x_shape, ksize, stride, pad):
     ni, ci = np.ogrid[:n, :c]
     np.add.at(dxp, (ni[..., None, None], ci[..., None, None], rows, cols), dout)
     return dxp[:, :, ph:ph + h, pw:pw + w].copy()
+
+
+# -- spatial batchnorm ---------------------------------------------------------------------
+def _planes(a):
+    """(N, C, H*W) view of a C-contiguous copy of a (N, C, H, W) array."""
+    a = np.ascontiguousarray(a)
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def bn_stats(x):
+    """Per-channel mean and biased variance of x (N, C, H, W) over N, H, W, summed in float64:
+    (mean, var), each (C,) float64."""
+    c = x.shape[1]
+    if not HAVE_CYTHON:
+        mean = x.mean(axis=(0, 2, 3), dtype=np.float64)
+        d = x - mean.reshape(1, c, 1, 1)
+        return mean, np.mean(d * d, axis=(0, 2, 3), dtype=np.float64)
+    mean, var = np.empty(c), np.empty(c)
+    _norm_ext.channel_stats(_planes(x), mean, var, NUM_THREADS)
+    return mean, var
+
+
+def bn_normalize(x, mean, inv_std, gamma, beta, relu=False, out=None):
+    """xhat = (x - mean) * inv_std, out = gamma * xhat + beta per channel (then max(out, 0) if
+    relu) in one pass.  x: (N, C, H, W); mean, inv_std, gamma, beta: (C,) of x's dtype.
+    -> (out, xhat); out: an array like x to write into."""
+    out = np.empty_like(x) if out is None else out
+    if not HAVE_CYTHON or not out.flags.c_contiguous:
+        def b(v):
+            return v.reshape(1, -1, 1, 1)
+        xhat = (x - b(mean)) * b(inv_std)
+        np.multiply(b(gamma), xhat, out=out)
+        out += b(beta)
+        if relu:
+            np.maximum(out, 0, out=out)
+        return out, xhat
+    xhat = np.empty_like(out)
+    _norm_ext.normalize(_planes(x), mean, inv_std, gamma, beta, _planes(xhat), _planes(out),
+                        relu, NUM_THREADS)
+    return out, xhat
+
+
+def bn_backward(dout, xhat, gamma, inv_std, relu_out=None, need_dx=True):
+    """Train-mode gradients of bn_normalize (with statistics of the batch), the relu's mask
+    from its output relu_out when given: -> (dx or None, dgamma, dbeta).
+
+        g = dout (* (relu_out > 0));  dbeta = sum g, dgamma = sum g * xhat per channel;
+        dx = gamma * inv_std / m * (m * g - dbeta - xhat * dgamma),  m = N*H*W
+    """
+    n, c = dout.shape[:2]
+    dtype = dout.dtype
+    m = dtype.type(dout.size // c)
+    k = (gamma * inv_std) / m
+    if not HAVE_CYTHON:
+        g = dout if relu_out is None else dout * (relu_out > 0)
+        dbeta = g.sum(axis=(0, 2, 3), dtype=np.float64).astype(dtype)
+        dgamma = np.sum(g * xhat, axis=(0, 2, 3), dtype=np.float64).astype(dtype)
+        if not need_dx:
+            return None, dgamma, dbeta
+        dx = m * g - dbeta.reshape(1, c, 1, 1)
+        dx -= xhat * dgamma.reshape(1, c, 1, 1)
+        dx *= k.reshape(1, c, 1, 1)
+        return dx, dgamma, dbeta
+    d3, h3 = _planes(dout), _planes(xhat)
+    mask = h3 if relu_out is None else _planes(relu_out)
+    dbeta64, dgamma64 = np.empty(c), np.empty(c)
+    _norm_ext.backward_sums(d3, h3, mask, dbeta64, dgamma64, relu_out is not None, NUM_THREADS)
+    dbeta, dgamma = dbeta64.astype(dtype), dgamma64.astype(dtype)
+    if not need_dx:
+        return None, dgamma, dbeta
+    dx = np.empty(dout.shape, dtype=dtype)
+    _norm_ext.backward_dx(d3, h3, mask, k, dbeta, dgamma, m, _planes(dx), relu_out is not None,
+                          NUM_THREADS)
+    return dx, dgamma, dbeta

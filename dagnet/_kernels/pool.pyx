@@ -17,23 +17,7 @@ from cython.parallel import prange
 from libc.stdint cimport int32_t, uint8_t
 from libc.string cimport memset
 
-cdef extern from *:
-    """
-    #include <stdint.h>
-    #include <string.h>
-    /* v where keep is 1 and +0.0 where it is 0, by a bit mask: no jump for the CPU to
-       mispredict (a ternary here compiled to a branch in the short, scalar loops) */
-    static inline float dn_keep_f(int keep, float v) {
-        uint32_t u; memcpy(&u, &v, 4); u &= (uint32_t)0 - (uint32_t)keep; memcpy(&v, &u, 4);
-        return v;
-    }
-    static inline double dn_keep_d(int keep, double v) {
-        uint64_t u; memcpy(&u, &v, 8); u &= (uint64_t)0 - (uint64_t)keep; memcpy(&v, &u, 8);
-        return v;
-    }
-    """
-    float dn_keep_f(int keep, float v) nogil
-    double dn_keep_d(int keep, double v) nogil
+from dagnet._kernels.branchless cimport dn_keep_d, dn_keep_f
 
 ctypedef fused real:
     float

@@ -174,7 +174,7 @@ class ConvReLUPool(_Fused):
 
 @register
 class ConvBNReLU(_Fused):
-    """conv2d, batchnorm, relu in place on the normalised output."""
+    """conv2d, then batchnorm and relu in one pass (and one pass for their backward sums)."""
 
     chain = ("conv2d", "batchnorm", "relu")
     takes_workspace = True  # the conv's im2col columns, at the front of the step's workspace
@@ -186,13 +186,13 @@ class ConvBNReLU(_Fused):
         y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")),
                                  workspace=workspace)
         z, bcache = batchnorm_forward(y, gamma, beta, mode, state,
-                                      *_bn_args(self.member_attrs(attrs, "batchnorm")), out=out)
-        np.maximum(z, 0, out=z)
+                                      *_bn_args(self.member_attrs(attrs, "batchnorm")), out=out,
+                                      relu=True)
         return z, (ccache, bcache, z)
 
     def backward(self, dout, cache, attrs, needs=None):
         ccache, bcache, z = cache
-        dy, dgamma, dbeta = batchnorm_backward(_relu_mask_grad(dout, z), bcache)
+        dy, dgamma, dbeta = batchnorm_backward(dout, bcache, relu_out=z)
         dx, dw, db = conv_backward(dy, ccache, need_dx=needs is None or needs[0])
         return dx, dw, db, dgamma, dbeta
 
@@ -271,7 +271,7 @@ class AffineReLU(_Fused):
 
 @register
 class AffineBNReLU(_Fused):
-    """affine, batchnorm, relu in place on the normalised output."""
+    """affine, then batchnorm and relu in one expression."""
 
     chain = ("affine", "batchnorm", "relu")
     saves = frozenset({"input", "output"})
@@ -280,12 +280,12 @@ class AffineBNReLU(_Fused):
         x, w, b, gamma, beta = inputs
         y, acache = affine_forward(x, w, b)
         z, bcache = batchnorm_forward(y, gamma, beta, mode, state,
-                                      *_bn_args(self.member_attrs(attrs, "batchnorm")), out=out)
-        np.maximum(z, 0, out=z)
+                                      *_bn_args(self.member_attrs(attrs, "batchnorm")), out=out,
+                                      relu=True)
         return z, (acache, bcache, z)
 
     def backward(self, dout, cache, attrs, needs=None):
         acache, bcache, z = cache
-        dy, dgamma, dbeta = batchnorm_backward(_relu_mask_grad(dout, z), bcache)
+        dy, dgamma, dbeta = batchnorm_backward(dout, bcache, relu_out=z)
         dx, dw, db = affine_backward(dy, acache, need_dx=needs is None or needs[0])
         return dx, dw, db, dgamma, dbeta

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dagnet import kernels
 from dagnet.errors import AttrError, FeedError, ShapeError
 from dagnet.ops.base import Op, attr_number, check_floats, register
 
@@ -31,14 +32,15 @@ def _per_channel(v, ndim):
     return v if ndim == 2 else v.reshape(1, -1, 1, 1)
 
 
-def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=None):
+def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=None, relu=False):
     """Normalise x per feature/channel, then scale and shift.  x: (N, D) or (N, C, H, W) -> same shape.
 
     mode "train" uses the batch statistics and updates `state` in place (if not None); mode
     "eval" uses state["running_mean"] and state["running_var"]. out: an array like x to write
-    the result into.
+    the result into. relu: apply max(., 0) in the same pass (the fused conv+batchnorm+relu).
+    (N, C, H, W) inputs run on the compiled kernels (kernels.bn_*), one pass per step.
     """
-    axes = _AXES[x.ndim]
+    spatial = x.ndim == 4
     if mode == "train":
         count = x.size // x.shape[1]
         if count < 2:
@@ -46,9 +48,12 @@ def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=None):
                 f"batchnorm: train mode needs more than one value per channel to estimate the "
                 f"variance, got input shape {x.shape}; use a batch of at least 2 or eval mode"
             )
-        mean = x.mean(axis=axes)
-        xhat = x - _per_channel(mean, x.ndim)
-        var = np.mean(xhat * xhat, axis=axes)
+        if spatial:
+            mean, var = (v.astype(x.dtype) for v in kernels.bn_stats(x))
+        else:
+            mean = x.mean(axis=0)
+            d = x - mean
+            var = np.mean(d * d, axis=0)
         if state is not None:
             rm, rv = state["running_mean"], state["running_var"]
             rm[...] = momentum * rm + (1 - momentum) * mean
@@ -61,25 +66,35 @@ def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=None):
             )
         mean = state["running_mean"].astype(x.dtype, copy=False)
         var = state["running_var"].astype(x.dtype, copy=False)
-        xhat = x - _per_channel(mean, x.ndim)
     else:
         raise AttrError(f"batchnorm: mode must be 'train' or 'eval', got {mode!r}")
     inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
-    xhat *= _per_channel(inv_std, x.ndim)
-    out = np.multiply(_per_channel(gamma, x.ndim), xhat, out=out)
-    out += _per_channel(beta, x.ndim)
+    if spatial:
+        out, xhat = kernels.bn_normalize(x, mean, inv_std, gamma, beta, relu, out)
+    else:
+        xhat = (x - mean) * inv_std
+        out = np.multiply(gamma, xhat, out=out)
+        out += beta
+        if relu:
+            np.maximum(out, 0, out=out)
     return out, (mode, xhat, gamma, inv_std)
 
 
-def batchnorm_backward(dout, cache, need_dx=True):
+def batchnorm_backward(dout, cache, need_dx=True, relu_out=None):
     """Gradients of batchnorm_forward.  dout: like x -> (dx like x or None, dgamma (C,), dbeta (C,)).
 
     Train mode uses the closed form
         dx = gamma * inv_std / m * (m * dout - sum(dout) - xhat * sum(dout * xhat))
     (sums per channel over its m values), which reuses dbeta = sum(dout) and
     dgamma = sum(dout * xhat); eval mode is an affine map: dx = dout * gamma * inv_std.
+    relu_out: the output of a relu fused after the batchnorm (relu=True in forward); dout is
+    then the relu's incoming gradient, masked where relu_out is not positive.
     """
     mode, xhat, gamma, inv_std = cache
+    if mode == "train" and dout.ndim == 4:
+        return kernels.bn_backward(dout, xhat, gamma, inv_std, relu_out, need_dx)
+    if relu_out is not None:
+        dout = dout * (relu_out > 0)
     axes = _AXES[dout.ndim]
     dbeta = dout.sum(axis=axes)
     dgamma = np.sum(dout * xhat, axis=axes)

@@ -196,3 +196,37 @@ def test_num_threads_from_env():
     assert proc.stdout.strip() == "3", proc.stderr
     proc = run_python("import dagnet.kernels", DAGNET_NUM_THREADS="zero")
     assert "DAGNET_NUM_THREADS must be a positive integer, got 'zero'" in proc.stderr
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_batchnorm_kernels_match_their_numpy_versions(dtype, tol, relu, monkeypatch):
+    """Spatial batchnorm (+ relu) in the compiled kernels against the numpy code of the same
+    formulas; every thread count gives bitwise the same numbers."""
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((5, 3, 6, 7)) * 3 + 1).astype(dtype)
+    gamma, beta = (rng.standard_normal(3).astype(dtype) for _ in range(2))
+    dout = rng.standard_normal(x.shape).astype(dtype)
+
+    def run():
+        mean, var = kernels.bn_stats(x)
+        m, v = mean.astype(dtype), var.astype(dtype)
+        inv_std = 1 / np.sqrt(v + dtype(1e-5))
+        out, xhat = kernels.bn_normalize(x, m, inv_std, gamma, beta, relu)
+        grads = kernels.bn_backward(dout, xhat, gamma, inv_std, out if relu else None)
+        return mean, var, out, xhat, *grads
+
+    fast = run()
+    for threads in (1, 3):
+        monkeypatch.setattr(kernels, "NUM_THREADS", threads)
+        for a, a0 in zip(run(), fast):
+            np.testing.assert_array_equal(a, a0)
+    monkeypatch.setattr(kernels, "HAVE_CYTHON", False)
+    for a, b in zip(fast, run()):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * 10)
+    mean, var = fast[:2]
+    np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=(0, 2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2, 3)), rtol=1e-5)
+    if relu:
+        assert (fast[2] >= 0).all()

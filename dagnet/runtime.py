@@ -70,7 +70,11 @@ def run_forward(plan, feeds: dict, mode: str, steps, requested=()) -> dict:
     caches = {}
     keep = set(plan.output_values) | set(requested)
     batch = _batch_size(plan, values)
-    arena = planned_buffers(plan, batch) if batch and plan.use_planned_buffers else None
+    # a train plan in eval mode (a solver's accuracy check, often at a larger batch) gives its
+    # values fresh arrays, freed at their last use: its buffers, sized for train-mode liveness,
+    # would otherwise grow to that batch and stay
+    arena = planned_buffers(plan, batch) \
+        if batch and plan.use_planned_buffers and mode == plan.mode else None
     in_arena: set[str] = set()  # values that live in a planned buffer
     for step in steps:
         missing = [s for s in step.inputs if s not in values]

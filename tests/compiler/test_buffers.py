@@ -101,3 +101,15 @@ def test_conv_columns_are_built_in_the_planned_workspace():
     # convs' columns, both kept for backward, never share a buffer
     kept = [s.workspace_buffer for s in convs]
     assert len(set(kept)) == len(kept)
+
+
+def test_eval_on_a_train_plan_leaves_its_buffers_alone():
+    """A solver checks accuracy in eval mode, at a larger batch, on the plan it trains: that
+    must not grow the train-sized buffers (nor use them)."""
+    g, plan = _compile("lenet_tiny")
+    plan.loss_and_grads(nets.feeds_for(g, n=4))
+    before = {b: a.copy() for b, a in plan._arena.items()}
+    plan.forward(nets.feeds_for(g, n=16), mode="eval")
+    assert plan._arena_batch == 4
+    for b, a in plan._arena.items():
+        np.testing.assert_array_equal(a, before[b])

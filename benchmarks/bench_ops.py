@@ -18,7 +18,7 @@ import os
 import platform
 import time
 
-import dagnet  # noqa: F401  (before numpy: it tunes OpenBLAS's threads, see dagnet/threadenv.py)
+import dagnet  # noqa: F401  (before numpy: it tunes OpenBLAS's threads, see dagnet/procenv.py)
 import numpy as np
 
 from dagnet import kernels

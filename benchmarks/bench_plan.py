@@ -13,7 +13,7 @@ import json
 import statistics
 import time
 
-import dagnet  # before numpy: it tunes OpenBLAS's threads (dagnet/threadenv.py)
+import dagnet  # before numpy: it tunes OpenBLAS's threads (dagnet/procenv.py)
 import numpy as np
 
 from dagnet import Graph

@@ -17,7 +17,7 @@ import os
 import statistics
 import time
 
-import dagnet  # before numpy: it tunes OpenBLAS's threads (dagnet/threadenv.py)
+import dagnet  # before numpy: it tunes OpenBLAS's threads (dagnet/procenv.py)
 import numpy as np
 
 from dagnet.models import convnet_deep, lenet, resnet_small, three_layer_convnet
@@ -146,12 +146,12 @@ def torch_own_process(model: str, batch: int, repeats: int):
     import subprocess
     import sys
 
-    from dagnet import threadenv
+    from dagnet import procenv
 
     argv = [__file__, "--torch-only", model, "--batch", str(batch), "--repeats", str(repeats)]
     # torch is imported before this script (and so before dagnet) in the child
     code = f"import torch, runpy, sys; sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
-    env = {k: v for k, v in os.environ.items() if k not in threadenv.SET_BY_DAGNET}
+    env = {k: v for k, v in os.environ.items() if k not in procenv.SET_BY_DAGNET}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
                        env=env)
     return json.loads(r.stdout)["torch_img_s"] if r.returncode == 0 else None

@@ -7,7 +7,7 @@
     plan = dagnet.compile(g)
     loss, grads = plan.loss_and_grads(x_batch, y_batch)
 """
-from dagnet import threadenv  # noqa: F401  (first: it must run before numpy loads)
+from dagnet import procenv  # noqa: F401  (first: it must run before numpy loads)
 from dagnet import ops  # noqa: F401  (registers every op)
 from dagnet.errors import DagnetError
 from dagnet.gradcheck import numerical_gradient, numerical_gradient_array, rel_error

@@ -10,7 +10,7 @@
 kernels in dagnet/_kernels are loaded; without them dagnet warns once and runs the numpy
 versions (`*_numpy`, same results, several times slower). The compiled kernels split the
 batch over `NUM_THREADS` OpenMP threads: the env var DAGNET_NUM_THREADS, default the cores
-this process may use (dagnet/threadenv.py tunes how the two thread pools, libgomp's and
+this process may use (dagnet/procenv.py tunes how the two thread pools, libgomp's and
 OpenBLAS's, share the cores).
 """
 from __future__ import annotations

@@ -9,7 +9,7 @@ Every picture it writes is linked from the README.
 import argparse
 import os
 
-import dagnet  # before numpy: it tunes OpenBLAS's threads (dagnet/threadenv.py)
+import dagnet  # before numpy: it tunes OpenBLAS's threads (dagnet/procenv.py)
 import numpy as np
 
 from dagnet import viz

@@ -2,7 +2,7 @@
 import gzip
 import struct
 
-import dagnet  # noqa: F401  (before numpy: it tunes OpenBLAS's threads, see dagnet/threadenv.py)
+import dagnet  # noqa: F401  (before numpy: it tunes OpenBLAS's threads, see dagnet/procenv.py)
 import numpy as np
 import pytest
 

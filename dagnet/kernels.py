@@ -244,10 +244,16 @@ def maxpool_backward_numpy(dout, argmax, x_shape, ksize, stride, pad):
 
 
 # -- spatial batchnorm ---------------------------------------------------------------------
-def _planes(a):
-    """(N, C, H*W) view of a C-contiguous copy of a (N, C, H, W) array."""
-    a = np.ascontiguousarray(a)
-    return a.reshape(a.shape[0], a.shape[1], -1)
+def _planes(a, writable=False):
+    """The (N, C, H*W) view of an (N, C, H, W) array whose (H, W) planes are contiguous (any
+    strides on N and C, e.g. a conv's GEMM layout); a contiguous copy for other inputs."""
+    a3 = a.reshape(a.shape[0], a.shape[1], -1)
+    if a3.shape[2] > 1 and a3.strides[2] != a3.itemsize or not np.may_share_memory(a3, a):
+        if writable:
+            raise ValueError(f"the output array (shape {a.shape}, strides {a.strides}) needs "
+                             f"contiguous (H, W) planes")
+        a3 = np.ascontiguousarray(a).reshape(a3.shape)
+    return a3
 
 
 def bn_stats(x):
@@ -267,7 +273,7 @@ def bn_normalize(x, mean, inv_std, gamma, beta, relu=False, out=None):
     """xhat = (x - mean) * inv_std, out = gamma * xhat + beta per channel (then max(out, 0) if
     relu) in one pass.  x: (N, C, H, W); mean, inv_std, gamma, beta: (C,) of x's dtype.
     -> (out, xhat); out: an array like x to write into."""
-    out = np.empty_like(x) if out is None else out
+    out = np.empty(x.shape, dtype=x.dtype) if out is None else out
     if not HAVE_CYTHON or not out.flags.c_contiguous:
         def b(v):
             return v.reshape(1, -1, 1, 1)
@@ -277,15 +283,16 @@ def bn_normalize(x, mean, inv_std, gamma, beta, relu=False, out=None):
         if relu:
             np.maximum(out, 0, out=out)
         return out, xhat
-    xhat = np.empty_like(out)
-    _norm_ext.normalize(_planes(x), mean, inv_std, gamma, beta, _planes(xhat), _planes(out),
-                        relu, NUM_THREADS)
+    xhat = np.empty(x.shape, dtype=x.dtype)
+    _norm_ext.normalize(_planes(x), mean, inv_std, gamma, beta, _planes(xhat, True),
+                        _planes(out, True), relu, NUM_THREADS)
     return out, xhat
 
 
-def bn_backward(dout, xhat, gamma, inv_std, relu_out=None, need_dx=True):
+def bn_backward(dout, xhat, gamma, inv_std, relu_out=None, need_dx=True, dx=None):
     """Train-mode gradients of bn_normalize (with statistics of the batch), the relu's mask
-    from its output relu_out when given: -> (dx or None, dgamma, dbeta).
+    from its output relu_out when given: -> (dx or None, dgamma, dbeta). dx: an array like
+    dout with contiguous (H, W) planes to write into (a conv's GEMM-layout gradient buffer).
 
         g = dout (* (relu_out > 0));  dbeta = sum g, dgamma = sum g * xhat per channel;
         dx = gamma * inv_std / m * (m * g - dbeta - xhat * dgamma),  m = N*H*W
@@ -300,9 +307,12 @@ def bn_backward(dout, xhat, gamma, inv_std, relu_out=None, need_dx=True):
         dgamma = np.sum(g * xhat, axis=(0, 2, 3), dtype=np.float64).astype(dtype)
         if not need_dx:
             return None, dgamma, dbeta
-        dx = m * g - dbeta.reshape(1, c, 1, 1)
-        dx -= xhat * dgamma.reshape(1, c, 1, 1)
-        dx *= k.reshape(1, c, 1, 1)
+        grad = m * g - dbeta.reshape(1, c, 1, 1)
+        grad -= xhat * dgamma.reshape(1, c, 1, 1)
+        grad *= k.reshape(1, c, 1, 1)
+        if dx is None:
+            return grad, dgamma, dbeta
+        dx[...] = grad
         return dx, dgamma, dbeta
     d3, h3 = _planes(dout), _planes(xhat)
     mask = h3 if relu_out is None else _planes(relu_out)
@@ -311,7 +321,7 @@ def bn_backward(dout, xhat, gamma, inv_std, relu_out=None, need_dx=True):
     dbeta, dgamma = dbeta64.astype(dtype), dgamma64.astype(dtype)
     if not need_dx:
         return None, dgamma, dbeta
-    dx = np.empty(dout.shape, dtype=dtype)
-    _norm_ext.backward_dx(d3, h3, mask, k, dbeta, dgamma, m, _planes(dx), relu_out is not None,
-                          NUM_THREADS)
+    dx = np.empty(dout.shape, dtype=dtype) if dx is None else dx
+    _norm_ext.backward_dx(d3, h3, mask, k, dbeta, dgamma, m, _planes(dx, True),
+                          relu_out is not None, NUM_THREADS)
     return dx, dgamma, dbeta

@@ -1,6 +1,9 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Spatial batchnorm over x (N, C, P) (P = H*W, C-contiguous), optionally with the relu after it.
+"""Spatial batchnorm over x (N, C, P) (P = H*W), optionally with the relu after it.
 
+Each (n, c) plane of P values must be contiguous; the planes may lie anywhere, so x can be
+the (N, C, P) view of a conv's GEMM output stored as (C, N, P), and dx can be written straight
+into that layout for the conv's backward (no transposes).
 numpy's per-channel reductions over axes (0, 2, 3) walk NCHW with strides and its elementwise
 passes each sweep the whole tensor; here the statistics take two passes per channel (sums in
 double, so float32 loses nothing), normalise + scale + shift (+ relu) one pass, and backward
@@ -25,36 +28,56 @@ cdef inline real _keep(bint keep, real v) noexcept nogil:
         return dn_keep_d(keep, v)
 
 
-def channel_stats(const real[:, :, ::1] x, double[::1] mean, double[::1] var, int num_threads):
+def _check(name, arrays):
+    """Every array is (N, C, P) like the first, with contiguous planes."""
+    shape = tuple(arrays[0].shape[:3])
+    for a in arrays:
+        if tuple(a.shape[:3]) != shape:
+            raise ValueError(f"{name}: arrays must all have shape {shape}, got {tuple(a.shape[:3])}")
+        if shape[2] > 1 and a.strides[2] != a.itemsize:
+            raise ValueError(f"{name}: each (n, c) plane must be contiguous")
+
+
+def channel_stats(const real[:, :, :] x, double[::1] mean, double[::1] var, int num_threads):
     """mean[c] and the biased variance var[c] of x[:, c, :]."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], P = x.shape[2], n, c, p
-    cdef double s, d, count = N * P
+    cdef double s, d, mu, count = N * P
     cdef const real* row
+    _check("channel_stats", [x])
     if mean.shape[0] != C or var.shape[0] != C:
         raise ValueError("channel_stats: mean and var must have one entry per channel")
+    if N == 0 or P == 0:
+        return
     for c in prange(C, nogil=True, schedule="static", num_threads=num_threads):
         s = 0
         for n in range(N):
             row = &x[n, c, 0]
             for p in range(P):
                 s = s + row[p]
-        mean[c] = s / count
+        mu = s / count
         s = 0
         for n in range(N):
             row = &x[n, c, 0]
             for p in range(P):
-                d = row[p] - mean[c]
+                d = row[p] - mu
                 s = s + d * d
+        mean[c] = mu
         var[c] = s / count
 
 
-def normalize(const real[:, :, ::1] x, const real[::1] mean, const real[::1] inv_std,
-              const real[::1] gamma, const real[::1] beta, real[:, :, ::1] xhat,
-              real[:, :, ::1] out, bint relu, int num_threads):
+def normalize(const real[:, :, :] x, const real[::1] mean, const real[::1] inv_std,
+              const real[::1] gamma, const real[::1] beta, real[:, :, :] xhat,
+              real[:, :, :] out, bint relu, int num_threads):
     """xhat = (x - mean) * inv_std and out = gamma * xhat + beta per channel, then
     max(out, 0) if relu (a NaN stays NaN, as in np.maximum)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], P = x.shape[2], m, n, c, p
     cdef real mu, s, g, b, h, y
+    cdef const real* xr
+    cdef real* hr
+    cdef real* orow
+    _check("normalize", [x, xhat, out])
+    if N == 0 or P == 0:
+        return
     for m in prange(N * C, nogil=True, schedule="static", num_threads=num_threads):
         n = m // C
         c = m % C
@@ -62,48 +85,73 @@ def normalize(const real[:, :, ::1] x, const real[::1] mean, const real[::1] inv
         s = inv_std[c]
         g = gamma[c]
         b = beta[c]
+        xr = &x[n, c, 0]
+        hr = &xhat[n, c, 0]
+        orow = &out[n, c, 0]
         for p in range(P):
-            h = (x[n, c, p] - mu) * s
-            xhat[n, c, p] = h
+            h = (xr[p] - mu) * s
+            hr[p] = h
             y = g * h + b
             if relu:
                 y = 0 if y < 0 else y
-            out[n, c, p] = y
+            orow[p] = y
 
 
-def backward_sums(const real[:, :, ::1] dout, const real[:, :, ::1] xhat,
-                  const real[:, :, ::1] mask_src, double[::1] dbeta, double[::1] dgamma,
+def backward_sums(const real[:, :, :] dout, const real[:, :, :] xhat,
+                  const real[:, :, :] mask_src, double[::1] dbeta, double[::1] dgamma,
                   bint relu, int num_threads):
     """dbeta[c] = sum of g, dgamma[c] = sum of g * xhat over channel c, where g is dout, or
     with relu dout where mask_src (the relu's output) is > 0."""
     cdef Py_ssize_t N = dout.shape[0], C = dout.shape[1], P = dout.shape[2], n, c, p
     cdef double sb, sg, g
+    cdef const real* dr
+    cdef const real* hr
+    cdef const real* mr
+    _check("backward_sums", [dout, xhat, mask_src])
+    if N == 0 or P == 0:
+        dbeta[:] = 0
+        dgamma[:] = 0
+        return
     for c in prange(C, nogil=True, schedule="static", num_threads=num_threads):
         sb = 0
         sg = 0
         for n in range(N):
+            dr = &dout[n, c, 0]
+            hr = &xhat[n, c, 0]
+            mr = &mask_src[n, c, 0]
             for p in range(P):
-                g = _keep(mask_src[n, c, p] > 0, dout[n, c, p]) if relu else dout[n, c, p]
+                g = _keep(mr[p] > 0, dr[p]) if relu else dr[p]
                 sb = sb + g
-                sg = sg + g * xhat[n, c, p]
+                sg = sg + g * hr[p]
         dbeta[c] = sb
         dgamma[c] = sg
 
 
-def backward_dx(const real[:, :, ::1] dout, const real[:, :, ::1] xhat,
-                const real[:, :, ::1] mask_src, const real[::1] k, const real[::1] dbeta,
-                const real[::1] dgamma, real count, real[:, :, ::1] dx, bint relu,
+def backward_dx(const real[:, :, :] dout, const real[:, :, :] xhat,
+                const real[:, :, :] mask_src, const real[::1] k, const real[::1] dbeta,
+                const real[::1] dgamma, real count, real[:, :, :] dx, bint relu,
                 int num_threads):
     """dx = k * (count * g - dbeta - xhat * dgamma) per channel, k = gamma * inv_std / count
     (the train-mode closed form), g as in backward_sums."""
     cdef Py_ssize_t N = dout.shape[0], C = dout.shape[1], P = dout.shape[2], m, n, c, p
     cdef real kc, db, dg, g
+    cdef const real* dr
+    cdef const real* hr
+    cdef const real* mr
+    cdef real* xr
+    _check("backward_dx", [dout, xhat, mask_src, dx])
+    if N == 0 or P == 0:
+        return
     for m in prange(N * C, nogil=True, schedule="static", num_threads=num_threads):
         n = m // C
         c = m % C
         kc = k[c]
         db = dbeta[c]
         dg = dgamma[c]
+        dr = &dout[n, c, 0]
+        hr = &xhat[n, c, 0]
+        mr = &mask_src[n, c, 0]
+        xr = &dx[n, c, 0]
         for p in range(P):
-            g = _keep(mask_src[n, c, p] > 0, dout[n, c, p]) if relu else dout[n, c, p]
-            dx[n, c, p] = (count * g - db - xhat[n, c, p] * dg) * kc
+            g = _keep(mr[p] > 0, dr[p]) if relu else dr[p]
+            xr[p] = (count * g - db - hr[p] * dg) * kc

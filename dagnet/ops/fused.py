@@ -183,8 +183,9 @@ class ConvBNReLU(_Fused):
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
                 workspace=None):
         x, w, b, gamma, beta = inputs
+        # batchnorm reads the conv's GEMM layout as it lies, and writes NCHW
         y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")),
-                                 workspace=workspace)
+                                 contiguous=False, workspace=workspace)
         z, bcache = batchnorm_forward(y, gamma, beta, mode, state,
                                       *_bn_args(self.member_attrs(attrs, "batchnorm")), out=out,
                                       relu=True)
@@ -192,7 +193,8 @@ class ConvBNReLU(_Fused):
 
     def backward(self, dout, cache, attrs, needs=None):
         ccache, bcache, z = cache
-        dy, dgamma, dbeta = batchnorm_backward(dout, bcache, relu_out=z)
+        dy, dgamma, dbeta = batchnorm_backward(dout, bcache, relu_out=z,
+                                               dx=grad_buffer(ccache, dout.shape, dout.dtype))
         dx, dw, db = conv_backward(dy, ccache, need_dx=needs is None or needs[0])
         return dx, dw, db, dgamma, dbeta
 
@@ -209,7 +211,7 @@ class ConvBNReLUPool(_Fused):
                 workspace=None):
         x, w, b, gamma, beta = inputs
         y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")),
-                                 workspace=workspace)
+                                 contiguous=False, workspace=workspace)
         z, bcache = batchnorm_forward(y, gamma, beta, mode, state,
                                       *_bn_args(self.member_attrs(attrs, "batchnorm")))
         p, pcache = maxpool_forward(z, *_pool_args(self.member_attrs(attrs, "max_pool2d")), out=out)
@@ -219,7 +221,8 @@ class ConvBNReLUPool(_Fused):
     def backward(self, dout, cache, attrs, needs=None):
         ccache, bcache, pcache, p = cache
         dz = maxpool_backward(_relu_mask_grad(dout, p), pcache)
-        dy, dgamma, dbeta = batchnorm_backward(dz, bcache)
+        dy, dgamma, dbeta = batchnorm_backward(dz, bcache,
+                                               dx=grad_buffer(ccache, dz.shape, dz.dtype))
         dx, dw, db = conv_backward(dy, ccache, need_dx=needs is None or needs[0])
         return dx, dw, db, dgamma, dbeta
 

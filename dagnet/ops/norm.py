@@ -80,7 +80,7 @@ def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=None, relu
     return out, (mode, xhat, gamma, inv_std)
 
 
-def batchnorm_backward(dout, cache, need_dx=True, relu_out=None):
+def batchnorm_backward(dout, cache, need_dx=True, relu_out=None, dx=None):
     """Gradients of batchnorm_forward.  dout: like x -> (dx like x or None, dgamma (C,), dbeta (C,)).
 
     Train mode uses the closed form
@@ -88,11 +88,12 @@ def batchnorm_backward(dout, cache, need_dx=True, relu_out=None):
     (sums per channel over its m values), which reuses dbeta = sum(dout) and
     dgamma = sum(dout * xhat); eval mode is an affine map: dx = dout * gamma * inv_std.
     relu_out: the output of a relu fused after the batchnorm (relu=True in forward); dout is
-    then the relu's incoming gradient, masked where relu_out is not positive.
+    then the relu's incoming gradient, masked where relu_out is not positive. dx: an array
+    like dout (with contiguous (H, W) planes) to write the input gradient into.
     """
     mode, xhat, gamma, inv_std = cache
     if mode == "train" and dout.ndim == 4:
-        return kernels.bn_backward(dout, xhat, gamma, inv_std, relu_out, need_dx)
+        return kernels.bn_backward(dout, xhat, gamma, inv_std, relu_out, need_dx, dx)
     if relu_out is not None:
         dout = dout * (relu_out > 0)
     axes = _AXES[dout.ndim]
@@ -102,11 +103,14 @@ def batchnorm_backward(dout, cache, need_dx=True, relu_out=None):
         return None, dgamma, dbeta
     scale = _per_channel(gamma * inv_std, dout.ndim)
     if mode == "eval":
-        return dout * scale, dgamma, dbeta
+        return np.multiply(dout, scale, out=dx), dgamma, dbeta
     m = dout.size // dout.shape[1]
-    dx = m * dout - _per_channel(dbeta, dout.ndim)
-    dx -= xhat * _per_channel(dgamma, dout.ndim)
-    dx *= scale / m
+    grad = m * dout - _per_channel(dbeta, dout.ndim)
+    grad -= xhat * _per_channel(dgamma, dout.ndim)
+    grad *= scale / m
+    if dx is None:
+        return grad, dgamma, dbeta
+    dx[...] = grad
     return dx, dgamma, dbeta
 
 

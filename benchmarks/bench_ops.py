@@ -208,6 +208,8 @@ def main(argv=None):
                     "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
                     "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE"),
                     "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+                    "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
+                    "malloc_tuned": dagnet.procenv.MALLOC_TUNED,
                     "blas": blas_info()},
         "shapes": results,
         "summary": {

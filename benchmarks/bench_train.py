@@ -269,8 +269,10 @@ def main(argv=None) -> dict:
     except ImportError:
         blas = "threadpoolctl not installed"
     report = {"quick": args.quick, "torch": torch_ok, "blas": blas, "models": results,
-              "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-                                                      "DAGNET_NUM_THREADS")}}
+              "env": {**{k: os.environ.get(k) for k in (
+                  "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "DAGNET_NUM_THREADS",
+                  "OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY")},
+                  "malloc_tuned": dagnet.procenv.MALLOC_TUNED}}
     if not args.no_epoch and not args.quick:
         report["lenet_epoch_s"] = lenet_epoch_seconds()
     if not args.no_scaling:

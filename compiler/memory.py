@@ -13,8 +13,8 @@ its input nor the producer's backward reads its output. Nothing else runs in pla
 
 Buffers: values are given buffers greedily; a buffer whose value is dead is reused by the next
 value (best fit by size). Sizes are bytes per example (batched values scale with the batch;
-unbatched ones, such as losses, are fixed). Op workspaces get buffers the same way, by their
-own liveness. The runtime allocates these buffers once per plan and hands ops views of them,
+unbatched ones, such as losses, are fixed). Ops that take a workspace buffer (conv's im2col
+columns) get one the same way, by the workspace's liveness and of the size they build in it. The runtime allocates these buffers once per plan and hands ops views of them,
 as `out=` for values and `workspace=` for scratch (dagnet/runtime.py, planned_buffers).
 graph.meta["memory"] = {"buffers": {id: bytes/example}, "fixed_bytes", "timeline": S or 2S,
 "activations": {"peak", "no_reuse", "peak_step"}, "total": the same with workspaces,
@@ -62,6 +62,7 @@ def plan_memory(graph: Graph, mode: str = "train", itemsize: int = 4, inplace: b
         return 2 * S - 1 - t_of[name]
 
     values = []  # (name, start, end, bytes_per_example, batched, alias_of)
+    planned = []  # the same for the workspaces of ops that take a planned buffer
     consumer_map = g.consumer_map()
     view_root: dict[str, str] = {}  # value -> the value owning its buffer (op outputs only)
     ends: dict[str, int] = {}
@@ -97,11 +98,16 @@ def plan_memory(graph: Graph, mode: str = "train", itemsize: int = 4, inplace: b
         if ws:
             ws_end = back_time(n.name) if (train and n.name in bwd and op.saves_workspace) else t_of[n.name]
             values.append((f"{n.name}{WS}", t_of[n.name], ws_end, ws, True, None))
+            if op.takes_workspace:  # the part the op builds in a planned buffer
+                in_shapes = [g.node(s).meta.get("shape", ()) for s in n.inputs]
+                size = int(op.workspace_buffer(in_shapes, n.meta.get("shape", ()), n.attrs))
+                planned.append((f"{n.name}{WS}", t_of[n.name], ws_end, size * itemsize, True, None))
 
     values = [(v[0], v[1], ends.get(v[0], v[2])) + v[3:] for v in values]  # views extended roots
     for n in steps:
         n.meta["live"] = (t_of[n.name], ends[n.name])
-    buffers, fixed, assign = _assign_buffers(values)
+    # buffers for the values and for the scratch ops build in one (the peaks count all scratch)
+    buffers, fixed, assign = _assign_buffers([v for v in values if not v[0].endswith(WS)] + planned)
     for n in steps:
         n.meta["buffer"] = assign[n.name]
         n.meta["workspace_buffer"] = assign.get(f"{n.name}{WS}", -1)

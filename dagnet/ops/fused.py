@@ -94,6 +94,12 @@ class _Fused(Op):
             shape = nxt
         return total
 
+    def workspace_buffer(self, in_shapes, out_shape, attrs):
+        """The first member's scratch (a conv's columns): the part built in a planned buffer."""
+        ops, parts = self._split(in_shapes, attrs)
+        first = tuple(ops[0].infer_shape(parts[0], attrs["members"][0]["attrs"]))
+        return ops[0].workspace(parts[0], first, attrs["members"][0]["attrs"])
+
     def init_state(self, in_shapes, attrs, dtype):
         ops, parts = self._split(in_shapes, attrs)
         shape = None

@@ -113,3 +113,20 @@ def test_eval_on_a_train_plan_leaves_its_buffers_alone():
     assert plan._arena_batch == 4
     for b, a in plan._arena.items():
         np.testing.assert_array_equal(a, before[b])
+
+
+def test_only_ops_that_take_a_workspace_get_a_buffer_and_of_the_size_they_use():
+    """A fused conv + relu + pool builds just its conv's columns in its planned buffer (the
+    pooling indices and the inner values it allocates itself); a max-pool gets none."""
+    g, plan = _compile("lenet_tiny", fuse=True)
+    plan.loss_and_grads(nets.feeds_for(g, n=4))
+    for s in plan.steps:
+        if s.op.takes_workspace:
+            cols = plan._caches[s.name][0][0]  # the conv member's cache: columns first
+            assert plan.buffer_bytes[s.workspace_buffer] * 4 >= cols.nbytes
+            assert plan.buffer_bytes[s.workspace_buffer] * 4 == cols.nbytes or \
+                any(t.buffer == s.workspace_buffer for t in plan.steps)  # shared with a value
+        else:
+            assert s.workspace_buffer == -1
+    g, plan = _compile("lenet_tiny", fuse=False)
+    assert next(s for s in plan.steps if s.op_name == "max_pool2d").workspace_buffer == -1

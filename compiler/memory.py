@@ -18,7 +18,7 @@ columns) get one the same way, by the workspace's liveness and of the size they 
 as `out=` for values and `workspace=` for scratch (dagnet/runtime.py, planned_buffers).
 graph.meta["memory"] = {"buffers": {id: bytes/example}, "fixed_bytes", "timeline": S or 2S,
 "activations": {"peak", "no_reuse", "peak_step"}, "total": the same with workspaces,
-"workspaces": {step: (start, end, bytes)}}; node.meta: "buffer", "workspace_buffer" (-1 when the
+"workspaces": {step or "step:transient": (start, end, bytes)}}; node.meta: "buffer", "workspace_buffer" (-1 when the
 op has no workspace), "live" (start, end), "inplace".
 """
 from __future__ import annotations
@@ -94,14 +94,22 @@ def plan_memory(graph: Graph, mode: str = "train", itemsize: int = 4, inplace: b
             view_root[n.name] = n.name
         ends[n.name] = end
         values.append((n.name, t_of[n.name], end, size, bool(n.meta.get("batched", True)), alias))
-        ws = _workspace(g, n, op) * itemsize
+        in_shapes = [g.node(s).meta.get("shape", ()) for s in n.inputs]
+        out_shape = n.meta.get("shape", ())
+        ws = int(op.workspace(in_shapes, out_shape, n.attrs)) * itemsize
         if ws:
-            ws_end = back_time(n.name) if (train and n.name in bwd and op.saves_workspace) else t_of[n.name]
-            values.append((f"{n.name}{WS}", t_of[n.name], ws_end, ws, True, None))
+            # the scratch backward keeps lives until then; the rest only during the step
+            kept = int(op.workspace_saved(in_shapes, out_shape, n.attrs)) * itemsize \
+                if train and n.name in bwd else 0
+            t = t_of[n.name]
+            ws_end = back_time(n.name) if kept else t
+            if kept:
+                values.append((f"{n.name}{WS}", t, ws_end, kept, True, None))
+            if ws > kept:
+                values.append((f"{n.name}:transient{WS}", t, t, ws - kept, True, None))
             if op.takes_workspace:  # the part the op builds in a planned buffer
-                in_shapes = [g.node(s).meta.get("shape", ()) for s in n.inputs]
-                size = int(op.workspace_buffer(in_shapes, n.meta.get("shape", ()), n.attrs))
-                planned.append((f"{n.name}{WS}", t_of[n.name], ws_end, size * itemsize, True, None))
+                size = int(op.workspace_buffer(in_shapes, out_shape, n.attrs)) * itemsize
+                planned.append((f"{n.name}{WS}", t, ws_end, size, True, None))
 
     values = [(v[0], v[1], ends.get(v[0], v[2])) + v[3:] for v in values]  # views extended roots
     for n in steps:

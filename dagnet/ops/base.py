@@ -119,6 +119,11 @@ class Op:
         """Scratch elements per example the forward allocates besides its output (e.g. im2col)."""
         return 0
 
+    def workspace_saved(self, in_shapes: list[tuple], out_shape: tuple, attrs: dict) -> int:
+        """Of that scratch, the elements per example the backward cache keeps (all of it when
+        saves_workspace); the rest is gone when forward returns."""
+        return self.workspace(in_shapes, out_shape, attrs) if self.saves_workspace else 0
+
     def workspace_buffer(self, in_shapes: list[tuple], out_shape: tuple, attrs: dict) -> int:
         """Of that scratch, the elements per example forward builds in the planned buffer it
         takes (takes_workspace); the rest it allocates itself."""

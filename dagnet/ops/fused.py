@@ -27,6 +27,9 @@ class _Fused(Op):
     """Shared metadata and shape logic: members' shapes are inferred in chain order."""
 
     chain: tuple = ()
+    #: members whose output the step materialises besides its own (the others run in place
+    #: or on the pooled output), counted as transient scratch by the memory pass
+    inner_values: tuple = ()
     fusion_kind = "opaque"
     batched_inputs = (0,)
     # the last member writes the step's result into the planned buffer
@@ -42,7 +45,7 @@ class _Fused(Op):
         cls.input_names = tuple(names)
         cls.arity = len(names)
         cls.stateful = any(o.stateful for o in ops)
-        cls.saves_workspace = any(o.saves_workspace for o in ops) or len(ops) > 1
+        cls.saves_workspace = any(o.saves_workspace for o in ops)
 
     def _split(self, items, attrs):
         """Items per member: the first member takes its arity, the others one less (port 0 is
@@ -89,8 +92,20 @@ class _Fused(Op):
             shapes = part if shape is None else [shape] + part
             nxt = tuple(op.infer_shape(shapes, m["attrs"]))
             total += op.workspace(shapes, nxt, m["attrs"])
-            if i < len(ops) - 1:
+            if i in self.inner_values:
                 total += int(np.prod(nxt, dtype=np.int64))
+            shape = nxt
+        return total
+
+    def workspace_saved(self, in_shapes, out_shape, attrs):
+        """The members' kept scratch (columns, pooling indices, batchnorm's normalised x); the
+        inner values between members are transient (a step's cache keeps only its output)."""
+        ops, parts = self._split(in_shapes, attrs)
+        total, shape = 0, None
+        for op, m, part in zip(ops, attrs["members"], parts):
+            shapes = part if shape is None else [shape] + part
+            nxt = tuple(op.infer_shape(shapes, m["attrs"]))
+            total += op.workspace_saved(shapes, nxt, m["attrs"])
             shape = nxt
         return total
 
@@ -134,6 +149,7 @@ class ConvReLU(_Fused):
     """conv2d then relu, applied in the same pass that lays the GEMM output out as NCHW."""
 
     chain = ("conv2d", "relu")
+    inner_values = (0,)  # the GEMM output, before relu writes NCHW
     takes_workspace = True  # the conv's im2col columns, at the front of the step's workspace
     saves = frozenset({"output"})
 
@@ -159,6 +175,7 @@ class ConvReLUPool(_Fused):
     (4x smaller) pooled output; backward routes the gradient straight into the GEMM layout."""
 
     chain = ("conv2d", "relu", "max_pool2d")
+    inner_values = (0,)  # the conv output the pool reads
     takes_workspace = True  # the conv's im2col columns, at the front of the step's workspace
     saves = frozenset({"output"})
 
@@ -183,6 +200,7 @@ class ConvBNReLU(_Fused):
     """conv2d, then batchnorm and relu in one pass (and one pass for their backward sums)."""
 
     chain = ("conv2d", "batchnorm", "relu")
+    inner_values = (0,)  # the conv output batchnorm reads
     takes_workspace = True  # the conv's im2col columns, at the front of the step's workspace
     saves = frozenset({"output"})
 
@@ -210,6 +228,7 @@ class ConvBNReLUPool(_Fused):
     """conv2d, batchnorm, max-pool, then relu in place on the pooled output."""
 
     chain = ("conv2d", "batchnorm", "relu", "max_pool2d")
+    inner_values = (0, 1)  # the conv and the batchnorm outputs
     takes_workspace = True  # the conv's im2col columns, at the front of the step's workspace
     saves = frozenset({"output"})
 
@@ -283,6 +302,7 @@ class AffineBNReLU(_Fused):
     """affine, then batchnorm and relu in one expression."""
 
     chain = ("affine", "batchnorm", "relu")
+    inner_values = (0,)  # the affine output batchnorm reads
     saves = frozenset({"input", "output"})
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):

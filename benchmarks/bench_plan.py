@@ -85,7 +85,7 @@ def main(argv=None) -> dict:
     y = rng.integers(0, 10, batch)
     fused = dagnet.compile(g, seed=0)
     unfused = dagnet.compile(g, seed=0, fuse=False)
-    steps = time_steps({"fused": fused, "unfused": unfused}, x, y, 3 if args.quick else 15)
+    steps = time_steps({"fused": fused, "unfused": unfused}, x, y, 3 if args.quick else 61)
 
     peaks = {}
     for name, fuse in (("fused", True), ("unfused", False)):

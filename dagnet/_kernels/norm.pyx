@@ -13,19 +13,11 @@ reduced entirely by one thread in a fixed order: bitwise the same for any thread
 """
 from cython.parallel import prange
 
-from dagnet._kernels.branchless cimport dn_keep_d, dn_keep_f
+from dagnet._kernels.branchless cimport keep as _keep
 
 ctypedef fused real:
     float
     double
-
-
-cdef inline real _keep(bint keep, real v) noexcept nogil:
-    """v if keep else 0, branch-free (the relu mask is random data)."""
-    if real is float:
-        return dn_keep_f(keep, v)
-    else:
-        return dn_keep_d(keep, v)
 
 
 def _check(name, arrays):

@@ -17,7 +17,7 @@ from cython.parallel import prange
 from libc.stdint cimport int32_t, uint8_t
 from libc.string cimport memset
 
-from dagnet._kernels.branchless cimport dn_keep_d, dn_keep_f
+from dagnet._kernels.branchless cimport keep as _keep
 
 ctypedef fused real:
     float
@@ -26,14 +26,6 @@ ctypedef fused real:
 ctypedef fused index_t:
     uint8_t
     int32_t
-
-
-cdef inline real _keep(int keep, real v) noexcept nogil:
-    """v if keep (0 or 1) else 0, branch-free."""
-    if real is float:
-        return dn_keep_f(keep, v)
-    else:
-        return dn_keep_d(keep, v)
 
 
 cdef inline int _beats(real v, real m) noexcept nogil:

@@ -66,63 +66,42 @@ class _Fused(Op):
                 return m["attrs"]
         raise DagnetError(f"{self.name}: attrs have no member '{op_name}'")
 
-    def infer_shape(self, in_shapes, attrs):
+    def _walk(self, in_shapes, attrs):
+        """(index, op, member attrs, its input shapes, its output shape) per member, in chain
+        order: each member's port 0 is the previous member's output."""
         ops, parts = self._split(in_shapes, attrs)
         shape = None
-        for op, m, part in zip(ops, attrs["members"], parts):
+        for i, (op, m, part) in enumerate(zip(ops, attrs["members"], parts)):
             shapes = part if shape is None else [shape] + part
             shape = tuple(op.infer_shape(shapes, m["attrs"]))
-        return shape
+            yield i, op, m["attrs"], shapes, shape
+
+    def infer_shape(self, in_shapes, attrs):
+        return [out for *_, out in self._walk(in_shapes, attrs)][-1]
 
     def flops(self, in_shapes, out_shape, attrs):
-        ops, parts = self._split(in_shapes, attrs)
-        total, shape = 0, None
-        for op, m, part in zip(ops, attrs["members"], parts):
-            shapes = part if shape is None else [shape] + part
-            nxt = tuple(op.infer_shape(shapes, m["attrs"]))
-            total += op.flops(shapes, nxt, m["attrs"])
-            shape = nxt
-        return total
+        return sum(op.flops(ins, out, a) for _, op, a, ins, out in self._walk(in_shapes, attrs))
 
     def workspace(self, in_shapes, out_shape, attrs):
         """Member workspaces plus the inner values the step materialises."""
-        ops, parts = self._split(in_shapes, attrs)
-        total, shape = 0, None
-        for i, (op, m, part) in enumerate(zip(ops, attrs["members"], parts)):
-            shapes = part if shape is None else [shape] + part
-            nxt = tuple(op.infer_shape(shapes, m["attrs"]))
-            total += op.workspace(shapes, nxt, m["attrs"])
-            if i in self.inner_values:
-                total += int(np.prod(nxt, dtype=np.int64))
-            shape = nxt
-        return total
+        return sum(op.workspace(ins, out, a) + (int(np.prod(out, dtype=np.int64))
+                                                if i in self.inner_values else 0)
+                   for i, op, a, ins, out in self._walk(in_shapes, attrs))
 
     def workspace_saved(self, in_shapes, out_shape, attrs):
         """The members' kept scratch (columns, pooling indices, batchnorm's normalised x); the
         inner values between members are transient (a step's cache keeps only its output)."""
-        ops, parts = self._split(in_shapes, attrs)
-        total, shape = 0, None
-        for op, m, part in zip(ops, attrs["members"], parts):
-            shapes = part if shape is None else [shape] + part
-            nxt = tuple(op.infer_shape(shapes, m["attrs"]))
-            total += op.workspace_saved(shapes, nxt, m["attrs"])
-            shape = nxt
-        return total
+        return sum(op.workspace_saved(ins, out, a) for _, op, a, ins, out in self._walk(in_shapes, attrs))
 
     def workspace_buffer(self, in_shapes, out_shape, attrs):
         """The first member's scratch (a conv's columns): the part built in a planned buffer."""
-        ops, parts = self._split(in_shapes, attrs)
-        first = tuple(ops[0].infer_shape(parts[0], attrs["members"][0]["attrs"]))
-        return ops[0].workspace(parts[0], first, attrs["members"][0]["attrs"])
+        _, op, a, ins, out = next(self._walk(in_shapes, attrs))
+        return op.workspace(ins, out, a)
 
     def init_state(self, in_shapes, attrs, dtype):
-        ops, parts = self._split(in_shapes, attrs)
-        shape = None
-        for op, m, part in zip(ops, attrs["members"], parts):
-            shapes = part if shape is None else [shape] + part
+        for _, op, a, ins, _ in self._walk(in_shapes, attrs):
             if op.stateful:
-                return op.init_state(shapes, m["attrs"], dtype)
-            shape = tuple(op.infer_shape(shapes, m["attrs"]))
+                return op.init_state(ins, a, dtype)
         return {}
 
 

@@ -14,12 +14,14 @@ its input nor the producer's backward reads its output. Nothing else runs in pla
 Buffers: values are given buffers greedily; a buffer whose value is dead is reused by the next
 value (best fit by size). Sizes are bytes per example (batched values scale with the batch;
 unbatched ones, such as losses, are fixed). Ops that take a workspace buffer (conv's im2col
-columns) get one the same way, by the workspace's liveness and of the size they build in it. The runtime allocates these buffers once per plan and hands ops views of them,
-as `out=` for values and `workspace=` for scratch (dagnet/runtime.py, planned_buffers).
+columns) get one the same way, by the workspace's liveness and of the size they build in it.
+The runtime allocates these buffers once per plan and hands ops views of them, as `out=` for
+values and `workspace=` for scratch (dagnet/runtime.py, planned_buffers). Workspace a step's
+backward keeps lives until then; the rest ("transient") only during the step.
 graph.meta["memory"] = {"buffers": {id: bytes/example}, "fixed_bytes", "timeline": S or 2S,
 "activations": {"peak", "no_reuse", "peak_step"}, "total": the same with workspaces,
-"workspaces": {step or "step:transient": (start, end, bytes)}}; node.meta: "buffer", "workspace_buffer" (-1 when the
-op has no workspace), "live" (start, end), "inplace".
+"workspaces": {step or "step:transient": (start, end, bytes)}}; node.meta: "buffer",
+"workspace_buffer" (-1 when the op takes none), "live" (start, end), "inplace".
 """
 from __future__ import annotations
 
@@ -144,11 +146,6 @@ def _peaks(values, timeline) -> dict:
             live[start + (alias is not None):end + 1] += size
             total += size
     return {"peak": int(live.max()), "no_reuse": int(total), "peak_step": int(live.argmax())}
-
-
-def _workspace(g: Graph, n, op) -> int:
-    in_shapes = [g.node(s).meta.get("shape", ()) for s in n.inputs]
-    return int(op.workspace(in_shapes, n.meta.get("shape", ()), n.attrs))
 
 
 def _assign_buffers(values):

@@ -158,11 +158,16 @@ def col2im_numpy(cols, x_shape, ksize, stride, pad, out_size):
 
 
 # -- max-pool ------------------------------------------------------------------------------
-def _plane_view(a):
-    """a itself when each (H, W) plane is contiguous (any strides on N and C), else a copy."""
+def _plane_view(a, writable=False):
+    """a itself when each (H, W) plane of the (N, C, H, W) array is contiguous (any strides on
+    N and C, e.g. a conv's GEMM layout), else a contiguous copy - or, for an array the kernel
+    must write into (writable), a ValueError."""
     if (a.shape[3] < 2 or a.strides[3] == a.itemsize) and \
             (a.shape[2] < 2 or a.strides[2] == a.shape[3] * a.itemsize):
         return a
+    if writable:
+        raise ValueError(f"an output array of shape {a.shape} needs contiguous (H, W) planes, "
+                         f"got strides {a.strides}")
     return np.ascontiguousarray(a)
 
 
@@ -207,11 +212,10 @@ def maxpool_backward(dout, argmax, x_shape, ksize, stride, pad, dx=None):
         return dx
     if dx is None:
         dx = np.empty(x_shape, dtype=dout.dtype)
-    elif tuple(dx.shape) != tuple(x_shape) or _plane_view(dx) is not dx:
-        raise ValueError(f"maxpool_backward: dx must have shape {tuple(x_shape)} and contiguous "
-                         f"(H, W) planes, got shape {dx.shape}, strides {dx.strides}")
-    _pool_ext.maxpool_backward(np.ascontiguousarray(dout), argmax, dx, *ksize, *stride, *pad,
-                               _pool_threads(dout.size))
+    elif tuple(dx.shape) != tuple(x_shape):
+        raise ValueError(f"maxpool_backward: dx must have shape {tuple(x_shape)}, got {dx.shape}")
+    _pool_ext.maxpool_backward(np.ascontiguousarray(dout), argmax, _plane_view(dx, True),
+                               *ksize, *stride, *pad, _pool_threads(dout.size))
     return dx
 
 
@@ -245,15 +249,8 @@ def maxpool_backward_numpy(dout, argmax, x_shape, ksize, stride, pad):
 
 # -- spatial batchnorm ---------------------------------------------------------------------
 def _planes(a, writable=False):
-    """The (N, C, H*W) view of an (N, C, H, W) array whose (H, W) planes are contiguous (any
-    strides on N and C, e.g. a conv's GEMM layout); a contiguous copy for other inputs."""
-    a3 = a.reshape(a.shape[0], a.shape[1], -1)
-    if a3.shape[2] > 1 and a3.strides[2] != a3.itemsize or not np.may_share_memory(a3, a):
-        if writable:
-            raise ValueError(f"the output array (shape {a.shape}, strides {a.strides}) needs "
-                             f"contiguous (H, W) planes")
-        a3 = np.ascontiguousarray(a).reshape(a3.shape)
-    return a3
+    """_plane_view(a) as (N, C, H*W): its contiguous planes merge into one axis, a view."""
+    return _plane_view(a, writable).reshape(a.shape[0], a.shape[1], -1)
 
 
 def bn_stats(x):

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from dagnet import kernels
 from dagnet.errors import DagnetError, FeedError
 
 
@@ -87,7 +88,7 @@ def run_forward(plan, feeds: dict, mode: str, steps, requested=()) -> dict:
             out_buf = ins[0]
         elif arena is not None and step.buffer in arena and step.op.supports_out \
                 and step.name not in keep:
-            out_buf = _view(arena[step.buffer], batch, step.shape, plan.dtype)
+            out_buf = kernels.typed_view(arena[step.buffer], (batch, *step.shape), plan.dtype)
         extra = {}
         if arena is not None and step.workspace_buffer in arena and step.op.takes_workspace:
             extra["workspace"] = arena[step.workspace_buffer]
@@ -102,8 +103,10 @@ def run_forward(plan, feeds: dict, mode: str, steps, requested=()) -> dict:
             raise FeedError(f"step {step.index} '{step.name}' ({step.op_name}): out of memory "
                             f"for a batch of {n} examples; use a smaller batch (plan.peak_bytes(1) "
                             f"says how many bytes one example needs)") from None
-        if (out_buf is not None and not step.inplace) or \
-                (step.inputs[:1] and step.inputs[0] in in_arena and (out_buf is not None or step.op.may_alias)):
+        # in a planned buffer: written there, or in place over / a view of a value that is
+        over_arena = step.inputs[:1] and step.inputs[0] in in_arena and \
+            (out_buf is not None or step.op.may_alias)
+        if (out_buf is not None and not step.inplace) or over_arena:
             if step.name in keep:  # a value asked for, made in place or as a view: copy it now,
                 y = y.copy()  # before a later step reuses the buffer
             else:
@@ -138,12 +141,6 @@ def planned_buffers(plan, batch: int) -> dict:
                        for b, size in plan.buffer_bytes.items() if size}
         plan._arena_batch = batch
     return plan._arena
-
-
-def _view(buf: np.ndarray, batch: int, shape: tuple, dtype) -> np.ndarray:
-    """The (batch, *shape) array of dtype at the front of the byte buffer buf."""
-    count = batch * int(np.prod(shape, dtype=np.int64))
-    return buf[:count * dtype.itemsize].view(dtype).reshape((batch, *shape))
 
 
 def _in_step(e: DagnetError, step) -> DagnetError:

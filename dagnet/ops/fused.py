@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from dagnet import kernels
 from dagnet.errors import DagnetError
 from dagnet.ops.base import Op, get_op, register
-from dagnet import kernels
 from dagnet.ops.conv import conv_backward, conv_forward, grad_buffer
 from dagnet.ops.dense import affine_backward, affine_forward
 from dagnet.ops.norm import batchnorm_backward, batchnorm_forward

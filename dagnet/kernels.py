@@ -255,12 +255,11 @@ def _planes(a, writable=False):
 
 def bn_stats(x):
     """Per-channel mean and biased variance of x (N, C, H, W) over N, H, W, summed in float64:
-    (mean, var), each (C,) float64."""
+    (mean, var), each (C,) float64.
+
+    The bn_* functions need the compiled kernels: batchnorm_forward / batchnorm_backward
+    (ops/norm.py) hold the same formulas in numpy and choose."""
     c = x.shape[1]
-    if not HAVE_CYTHON:
-        mean = x.mean(axis=(0, 2, 3), dtype=np.float64)
-        d = x - mean.reshape(1, c, 1, 1)
-        return mean, np.mean(d * d, axis=(0, 2, 3), dtype=np.float64)
     mean, var = np.empty(c), np.empty(c)
     _norm_ext.channel_stats(_planes(x), mean, var, NUM_THREADS)
     return mean, var
@@ -269,17 +268,8 @@ def bn_stats(x):
 def bn_normalize(x, mean, inv_std, gamma, beta, relu=False, out=None):
     """xhat = (x - mean) * inv_std, out = gamma * xhat + beta per channel (then max(out, 0) if
     relu) in one pass.  x: (N, C, H, W); mean, inv_std, gamma, beta: (C,) of x's dtype.
-    -> (out, xhat); out: an array like x to write into."""
+    -> (out, xhat); out: an array like x with contiguous (H, W) planes to write into."""
     out = np.empty(x.shape, dtype=x.dtype) if out is None else out
-    if not HAVE_CYTHON or not out.flags.c_contiguous:
-        def b(v):
-            return v.reshape(1, -1, 1, 1)
-        xhat = (x - b(mean)) * b(inv_std)
-        np.multiply(b(gamma), xhat, out=out)
-        out += b(beta)
-        if relu:
-            np.maximum(out, 0, out=out)
-        return out, xhat
     xhat = np.empty(x.shape, dtype=x.dtype)
     _norm_ext.normalize(_planes(x), mean, inv_std, gamma, beta, _planes(xhat, True),
                         _planes(out, True), relu, NUM_THREADS)
@@ -294,23 +284,8 @@ def bn_backward(dout, xhat, gamma, inv_std, relu_out=None, need_dx=True, dx=None
         g = dout (* (relu_out > 0));  dbeta = sum g, dgamma = sum g * xhat per channel;
         dx = gamma * inv_std / m * (m * g - dbeta - xhat * dgamma),  m = N*H*W
     """
-    n, c = dout.shape[:2]
-    dtype = dout.dtype
+    c, dtype = dout.shape[1], dout.dtype
     m = dtype.type(dout.size // c)
-    k = (gamma * inv_std) / m
-    if not HAVE_CYTHON:
-        g = dout if relu_out is None else dout * (relu_out > 0)
-        dbeta = g.sum(axis=(0, 2, 3), dtype=np.float64).astype(dtype)
-        dgamma = np.sum(g * xhat, axis=(0, 2, 3), dtype=np.float64).astype(dtype)
-        if not need_dx:
-            return None, dgamma, dbeta
-        grad = m * g - dbeta.reshape(1, c, 1, 1)
-        grad -= xhat * dgamma.reshape(1, c, 1, 1)
-        grad *= k.reshape(1, c, 1, 1)
-        if dx is None:
-            return grad, dgamma, dbeta
-        dx[...] = grad
-        return dx, dgamma, dbeta
     d3, h3 = _planes(dout), _planes(xhat)
     mask = h3 if relu_out is None else _planes(relu_out)
     dbeta64, dgamma64 = np.empty(c), np.empty(c)
@@ -319,6 +294,6 @@ def bn_backward(dout, xhat, gamma, inv_std, relu_out=None, need_dx=True, dx=None
     if not need_dx:
         return None, dgamma, dbeta
     dx = np.empty(dout.shape, dtype=dtype) if dx is None else dx
-    _norm_ext.backward_dx(d3, h3, mask, k, dbeta, dgamma, m, _planes(dx, True),
-                          relu_out is not None, NUM_THREADS)
+    _norm_ext.backward_dx(d3, h3, mask, (gamma * inv_std) / m, dbeta, dgamma, m,
+                          _planes(dx, True), relu_out is not None, NUM_THREADS)
     return dx, dgamma, dbeta

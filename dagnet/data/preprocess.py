@@ -37,7 +37,7 @@ def fit_normalization(X_train: np.ndarray, method: str = "channel") -> dict[str,
     if method == "mean_image":
         return {"mean": X_train.mean(axis=0, keepdims=True, dtype=np.float64).astype(dtype)}
     if method == "channel":
-        if np.issubdtype(X_train.dtype, np.floating):
+        if np.issubdtype(X_train.dtype, np.floating) and kernels.HAVE_CYTHON:
             # the batchnorm kernel's per-channel float64 sums: numpy's std would first make a
             # float64 copy of the whole set (345 MB and 1 s for Fashion-MNIST)
             m, v = kernels.bn_stats(X_train)

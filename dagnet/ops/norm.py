@@ -38,9 +38,11 @@ def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=None, relu
     mode "train" uses the batch statistics and updates `state` in place (if not None); mode
     "eval" uses state["running_mean"] and state["running_var"]. out: an array like x to write
     the result into. relu: apply max(., 0) in the same pass (the fused conv+batchnorm+relu).
-    (N, C, H, W) inputs run on the compiled kernels (kernels.bn_*), one pass per step.
+    (N, C, H, W) inputs run on the compiled kernels (kernels.bn_*), one pass per step; the
+    numpy code here is the same formulas, for 2-D inputs and for a build without them.
     """
-    spatial = x.ndim == 4
+    compiled = x.ndim == 4 and kernels.HAVE_CYTHON and (out is None or out.flags.c_contiguous)
+    axes = _AXES[x.ndim]
     if mode == "train":
         count = x.size // x.shape[1]
         if count < 2:
@@ -48,12 +50,12 @@ def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=None, relu
                 f"batchnorm: train mode needs more than one value per channel to estimate the "
                 f"variance, got input shape {x.shape}; use a batch of at least 2 or eval mode"
             )
-        if spatial:
+        if compiled:
             mean, var = (v.astype(x.dtype) for v in kernels.bn_stats(x))
         else:
-            mean = x.mean(axis=0)
-            d = x - mean
-            var = np.mean(d * d, axis=0)
+            mean = x.mean(axis=axes)
+            d = x - _per_channel(mean, x.ndim)
+            var = np.mean(d * d, axis=axes)
         if state is not None:
             rm, rv = state["running_mean"], state["running_var"]
             rm[...] = momentum * rm + (1 - momentum) * mean
@@ -69,12 +71,12 @@ def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=None, relu
     else:
         raise AttrError(f"batchnorm: mode must be 'train' or 'eval', got {mode!r}")
     inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
-    if spatial:
+    if compiled:
         out, xhat = kernels.bn_normalize(x, mean, inv_std, gamma, beta, relu, out)
     else:
-        xhat = (x - mean) * inv_std
-        out = np.multiply(gamma, xhat, out=out)
-        out += beta
+        xhat = (x - _per_channel(mean, x.ndim)) * _per_channel(inv_std, x.ndim)
+        out = np.multiply(_per_channel(gamma, x.ndim), xhat, out=out)
+        out += _per_channel(beta, x.ndim)
         if relu:
             np.maximum(out, 0, out=out)
     return out, (mode, xhat, gamma, inv_std)
@@ -92,7 +94,7 @@ def batchnorm_backward(dout, cache, need_dx=True, relu_out=None, dx=None):
     like dout (with contiguous (H, W) planes) to write the input gradient into.
     """
     mode, xhat, gamma, inv_std = cache
-    if mode == "train" and dout.ndim == 4:
+    if mode == "train" and dout.ndim == 4 and kernels.HAVE_CYTHON:
         return kernels.bn_backward(dout, xhat, gamma, inv_std, relu_out, need_dx, dx)
     if relu_out is not None:
         dout = dout * (relu_out > 0)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet import kernels
 from dagnet.errors import DagnetError
 from dagnet.ops.base import Op, get_op, register
 from dagnet.ops.conv import conv_backward, conv_forward, grad_buffer
@@ -168,9 +167,10 @@ class ConvReLUPool(_Fused):
         return p, (ccache, pcache, p)
 
     def backward(self, dout, cache, attrs, needs=None):
-        ccache, (argmax, y_shape, ksize, stride, pad), p = cache
-        dy = kernels.maxpool_backward(_relu_mask_grad(dout, p), argmax, y_shape, ksize, stride,
-                                      pad, dx=grad_buffer(ccache, y_shape, dout.dtype))
+        ccache, pcache, p = cache
+        y_shape = pcache[1]
+        dy = maxpool_backward(_relu_mask_grad(dout, p), pcache,
+                              dx=grad_buffer(ccache, y_shape, dout.dtype))
         return conv_backward(dy, ccache, need_dx=needs is None or needs[0])
 
 

@@ -34,10 +34,11 @@ def maxpool_forward(x, size, stride, pad, out=None):
     return out, (argmax, x.shape, ksize, stride, pad)
 
 
-def maxpool_backward(dout, cache):
-    """Gradient of maxpool_forward.  dout: (N, C, Ho, Wo) -> dx (N, C, H, W)."""
+def maxpool_backward(dout, cache, dx=None):
+    """Gradient of maxpool_forward.  dout: (N, C, Ho, Wo) -> dx (N, C, H, W); dx: an array
+    with contiguous (H, W) planes to write it into (a conv's GEMM-layout gradient buffer)."""
     argmax, x_shape, ksize, stride, pad = cache
-    return kernels.maxpool_backward(dout, argmax, x_shape, ksize, stride, pad)
+    return kernels.maxpool_backward(dout, argmax, x_shape, ksize, stride, pad, dx=dx)
 
 
 def avgpool_forward(x, size, stride, pad, out=None):

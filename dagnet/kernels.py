@@ -6,6 +6,12 @@
     out, argmax = maxpool_forward(x, (kh, kw), stride, pad, (ho, wo))  # (N, C, ho, wo) each
     dx = maxpool_backward(dout, argmax, x.shape, (kh, kw), stride, pad, dx=None)
 
+The fused conv + relu + max-pool (ops/convpool.py) works on patches stored as rows:
+    rows = im2row(x, (kh, kw), stride, pad, (ho, wo), ones_row=True)   # (N, ho*wo, R)
+    out, argmax = maxpool_rows(y, (ho, wo), psize, pstride, ppad, (po, qo), relu=True)
+        # y = the conv output channels-last (N, ho*wo, F); out, argmax (N, F, po, qo)
+    dx, dwb = conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool)
+
 `stride`, `pad` and sizes are (height, width) pairs. `HAVE_CYTHON` says whether the compiled
 kernels in dagnet/_kernels are loaded; without them dagnet warns once and runs the numpy
 versions (`*_numpy`, same results, several times slower). The compiled kernels split the
@@ -25,13 +31,14 @@ from dagnet.errors import DagnetError
 
 
 try:
+    from dagnet._kernels import convpool as _convpool_ext
     from dagnet._kernels import im2col as _im2col_ext
     from dagnet._kernels import norm as _norm_ext
     from dagnet._kernels import pool as _pool_ext
 
     HAVE_CYTHON = True
 except ImportError as exc:
-    _im2col_ext = _norm_ext = _pool_ext = None
+    _convpool_ext = _im2col_ext = _norm_ext = _pool_ext = None
     HAVE_CYTHON = False
     warnings.warn(
         f"dagnet: the compiled Cython kernels are missing ({exc}); conv and pooling fall back to "
@@ -245,6 +252,89 @@ def maxpool_backward_numpy(dout, argmax, x_shape, ksize, stride, pad):
     ni, ci = np.ogrid[:n, :c]
     np.add.at(dxp, (ni[..., None, None], ci[..., None, None], rows, cols), dout)
     return dxp[:, :, ph:ph + h, pw:pw + w].copy()
+
+
+# -- conv + relu + max-pool in row layout (the fused step) -------------------------------
+def row_width(values: int) -> int:
+    """values rounded up to a multiple of 16: rows of float32 (or float64) that width apart
+    start on a 64-byte cache line, so no vector load of one straddles two lines (the sparse
+    row sums ran 1.5x faster so)."""
+    return -(-values // 16) * 16
+
+
+def im2row(x, ksize, stride, pad, out_size, ones_row=False, buffer=None):
+    """Patches of x as rows.  x: (N, C, H, W) -> rows (N, ho*wo, R): im2col's numbers
+    transposed, each output pixel's patch contiguous (K = C*kh*kw values, then a 1 with
+    ones_row), zero-padded to R = row_width(K [+ 1]). buffer: a byte array to build rows in
+    (at its front) instead of a fresh allocation."""
+    n, c = x.shape[:2]
+    k = c * ksize[0] * ksize[1]
+    shape = (n, out_size[0] * out_size[1], row_width(k + int(ones_row)))
+    rows = np.empty(shape, dtype=x.dtype) if buffer is None else typed_view(buffer, shape, x.dtype)
+    if HAVE_CYTHON:
+        _convpool_ext.im2row(np.ascontiguousarray(x), rows, *ksize, *stride, *pad, *out_size,
+                             ones_row, NUM_THREADS)
+    else:
+        rows[:, :, k + int(ones_row):] = 0
+        rows[:, :, :k + int(ones_row)] = im2col_numpy(x, ksize, stride, pad, out_size,
+                                                      ones_row).transpose(0, 2, 1)
+    return rows
+
+
+def maxpool_rows(y, conv_size, ksize, stride, pad, out_size, relu=False, out=None):
+    """Max-pool (then relu) of a conv output stored channels-last, y (N, ho*wo, F) with
+    conv_size = (ho, wo) -> out, argmax (N, F, po, qo) as maxpool_forward gives them."""
+    n, _, f = y.shape
+    if out is None:
+        out = np.empty((n, f, *out_size), dtype=y.dtype)
+    if not HAVE_CYTHON:
+        planes = y.reshape(n, *conv_size, f).transpose(0, 3, 1, 2)
+        m, argmax = maxpool_forward_numpy(planes, ksize, stride, pad, out_size)
+        out[...] = np.maximum(m, 0) if relu else m  # maximum keeps a NaN
+        return out, argmax
+    argmax = np.empty(out.shape, dtype=argmax_dtype(ksize[0] * ksize[1]))
+    threads = _pool_threads(out.size)
+    scratch = out[0].size
+    _convpool_ext.maxpool_rows(y, out, argmax, np.empty((threads, scratch), dtype=y.dtype),
+                               np.empty((threads, scratch), dtype=np.int32), *conv_size, *ksize,
+                               *stride, *pad, relu, threads)
+    return out, argmax
+
+
+def conv_pool_backward(g, argmax, rows, w2, x_shape, conv, pool, need_dx=True):
+    """Gradients of rows @ w2b.T followed by a max-pool, from the pooled gradient g
+    (N, F, po, qo) (relu's mask applied) and the pool's argmax: -> (dx or None, dwb), dwb
+    (F, R) as wide as rows, dw | db in its first K + 1 columns when rows carry the ones
+    column. w2: (F, K).
+
+    conv = (ksize, stride, pad, (ho, wo)) and pool = (ksize, stride, pad) pairs. Only the
+    conv outputs that won their window get a gradient, so the kernel visits those alone (one
+    row axpy each); the numpy version is the dense computation it must match."""
+    n, f = g.shape[:2]
+    (kh, kw), cstride, cpad, (ho, wo) = conv
+    pksize, pstride, ppad = pool
+    if not HAVE_CYTHON:
+        dconv = maxpool_backward_numpy(g, argmax, (n, f, ho, wo), pksize, pstride, ppad)
+        d2 = dconv.transpose(0, 2, 3, 1).reshape(n * ho * wo, f)
+        dwb = d2.T @ rows.reshape(n * ho * wo, -1)
+        if not need_dx:
+            return None, dwb
+        dcols = (d2 @ w2).reshape(n, ho * wo, -1).transpose(0, 2, 1)
+        return col2im_numpy(dcols, x_shape, (kh, kw), cstride, cpad, (ho, wo)), dwb
+    threads = max(1, min(NUM_THREADS, n))
+    dw_part = np.zeros((threads, f, rows.shape[2]), dtype=g.dtype)
+    k = w2.shape[1]
+    if need_dx:  # w2 as wide as a whole number of lines, as the rows are
+        w2 = np.pad(w2, ((0, 0), (0, row_width(k) - k)))
+    dcols = np.empty((threads, ho * wo, w2.shape[1]), dtype=g.dtype) if need_dx else None
+    dx = np.empty(x_shape, dtype=g.dtype) if need_dx else None
+    fq = f * g.shape[2] * g.shape[3]
+    iscratch = np.empty((threads, 2 * fq + ho * wo + 1), dtype=np.int32)
+    rscratch = np.empty((threads, fq), dtype=g.dtype)
+    _convpool_ext.backward(rows, np.ascontiguousarray(g), argmax, np.ascontiguousarray(w2),
+                           dw_part, dcols, dx, iscratch, rscratch, ho, wo, pksize[1], *pstride, *ppad, kh, kw,
+                           *cstride, *cpad, threads)
+    return dx, dw_part.sum(axis=0)
 
 
 # -- spatial batchnorm ---------------------------------------------------------------------

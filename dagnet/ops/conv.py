@@ -79,12 +79,25 @@ def _tiling_message(op, in_shape, axis, s, k, st, p, max_pad) -> str:
     )
 
 
-def _geometry(x_shape, w_shape, stride, pad):
+def window_out_size(shape, ksize, stride, pad) -> tuple[int, int]:
+    """(Ho, Wo) of a window op (conv or pool) over the last two axes of `shape`, floored."""
+    return tuple((s + 2 * p - k) // st + 1 for s, k, st, p in zip(shape[-2:], ksize, stride, pad))
+
+
+def conv_geometry(x_shape, w_shape, stride, pad):
     """(ksize, stride, pad, out_size) pairs of a conv with int-or-pair stride and pad."""
     stride, pad, ksize = as_pair(stride), as_pair(pad), tuple(w_shape[2:])
-    out_size = tuple((s + 2 * p - k) // st + 1
-                     for s, k, st, p in zip(x_shape[2:], ksize, stride, pad))
-    return ksize, stride, pad, out_size
+    return ksize, stride, pad, window_out_size(x_shape, ksize, stride, pad)
+
+
+def weights_with_bias(w, b, dtype):
+    """(w | b): (F, C*kh*kw + 1), the GEMM operand whose last column meets im2col's row of
+    ones and adds the bias."""
+    f = w.shape[0]
+    wb = np.empty((f, w[0].size + 1), dtype=dtype)
+    wb[:, :-1] = w.reshape(f, -1)
+    wb[:, -1] = b
+    return wb
 
 
 # Below this many output pixels per sample, per-sample GEMMs are too thin for BLAS and one GEMM
@@ -103,17 +116,15 @@ def conv_forward(x, w, b, stride, pad, contiguous=True, out=None, workspace=None
     buffer), used unless contiguous=False asks for the GEMM's own layout. workspace: a byte
     array to build the im2col columns in (the memory plan's buffer)."""
     n, f = x.shape[0], w.shape[0]
-    ksize, stride, pad, out_size = _geometry(x.shape, w.shape, stride, pad)
+    ksize, stride, pad, out_size = conv_geometry(x.shape, w.shape, stride, pad)
     p = out_size[0] * out_size[1]
-    # a caller that takes the GEMM's own layout (a fused epilogue) never pays the transposes
-    # that make the batch GEMM lose for large outputs: it gets the batch GEMM, which then wins
-    # (three-layer convnet step 18-20 -> 16 ms, LeNet 10.9 -> 10.2 ms)
-    layout = "KNP" if p < BATCH_GEMM_BELOW or not contiguous else "NKP"
+    # the same rule for a fused epilogue reading the GEMM's own layout: giving it the batch
+    # GEMM for large outputs too (no transposes to pay) measured slower on LeNet's conv1
+    # (fused step 10.4 vs 10.9 ms) and lenet_bn, equal on resnet_small
+    layout = "KNP" if p < BATCH_GEMM_BELOW else "NKP"
     cols = kernels.im2col(x, ksize, stride, pad, out_size, ones_row=True, layout=layout,
                           buffer=workspace)
-    wb = np.empty((f, w[0].size + 1), dtype=x.dtype)  # (w | b): the ones row adds the bias
-    wb[:, :-1] = w.reshape(f, -1)
-    wb[:, -1] = b
+    wb = weights_with_bias(w, b, x.dtype)
     cache = (cols, layout, w, x.shape, stride, pad)
     if layout == "NKP":  # one GEMM per sample writes NCHW directly
         if out is None:

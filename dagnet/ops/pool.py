@@ -18,11 +18,7 @@ import numpy as np
 from dagnet import kernels
 from dagnet.errors import AttrError, ShapeError
 from dagnet.ops.base import Op, as_pair, check_float, check_rank, register
-from dagnet.ops.conv import out_extent, pair_attr
-
-
-def _out_size(shape, ksize, stride, pad):
-    return tuple((s + 2 * p - k) // st + 1 for s, k, st, p in zip(shape[-2:], ksize, stride, pad))
+from dagnet.ops.conv import out_extent, pair_attr, window_out_size
 
 
 def maxpool_forward(x, size, stride, pad, out=None):
@@ -30,7 +26,7 @@ def maxpool_forward(x, size, stride, pad, out=None):
     out: an array to write the maxima into."""
     ksize, stride, pad = as_pair(size), as_pair(stride), as_pair(pad)
     out, argmax = kernels.maxpool_forward(x, ksize, stride, pad,
-                                          _out_size(x.shape, ksize, stride, pad), out=out)
+                                          window_out_size(x.shape, ksize, stride, pad), out=out)
     return out, (argmax, x.shape, ksize, stride, pad)
 
 
@@ -46,7 +42,7 @@ def avgpool_forward(x, size, stride, pad, out=None):
     out: an array to write the means into."""
     ksize, stride, pad = as_pair(size), as_pair(stride), as_pair(pad)
     (kh, kw), (sh, sw), (ph, pw) = ksize, stride, pad
-    ho, wo = _out_size(x.shape, ksize, stride, pad)
+    ho, wo = window_out_size(x.shape, ksize, stride, pad)
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
     # one strided slice per window tap: kh*kw vectorised adds instead of a loop over windows
     if out is None:

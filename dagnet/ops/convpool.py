@@ -1,0 +1,52 @@
+"""Conv, relu and max-pool as one step around one GEMM: the numbers of the fused op
+conv2d+relu+max_pool2d (ops/fused.py).
+
+Forward: the input's patches as rows (kernels.im2row), one GEMM rows @ (w | b).T gives the
+conv output channels-last, and one pass pools it, applies relu to the pooled maxima (relu and
+max commute) and writes them NCHW with each window's argmax.
+
+Backward: the gradient reaching the conv is zero except at each window's argmax, and there
+only where relu passed the max: a quarter or less of the conv's outputs for 2x2 pools. The
+kernel visits those alone: each adds its patch row, scaled, to dw | db and (when the plan
+needs dx) the filter to the patch's column gradient, then col2im. The dense GEMMs that an
+unfused conv must run do four times the work, three-quarters of it on zeros. The numpy
+version of kernels.conv_pool_backward is that dense computation; the tests hold the two
+together.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dagnet import kernels
+from dagnet.ops.base import as_pair
+from dagnet.ops.conv import conv_geometry, weights_with_bias, window_out_size
+
+
+def conv_relu_pool_forward(x, w, b, stride, pad, pool_size, pool_stride, pool_pad, out=None,
+                           workspace=None):
+    """relu(max_pool(conv(x))).  x: (N, C, H, W), w: (F, C, kh, kw), b: (F,) -> (out
+    (N, F, Po, Qo), cache). out: an array to write into (the memory plan's buffer);
+    workspace: a byte array to build the patch rows in."""
+    n, f = x.shape[0], w.shape[0]
+    ksize, stride, pad, conv_size = conv_geometry(x.shape, w.shape, stride, pad)
+    pool = (as_pair(pool_size), as_pair(pool_stride), as_pair(pool_pad))
+    p = conv_size[0] * conv_size[1]
+    rows = kernels.im2row(x, ksize, stride, pad, conv_size, ones_row=True, buffer=workspace)
+    wb = weights_with_bias(w, b, x.dtype)
+    if rows.shape[2] > wb.shape[1]:  # zeros meet the rows' zero padding
+        wb = np.pad(wb, ((0, 0), (0, rows.shape[2] - wb.shape[1])))
+    y = rows.reshape(n * p, -1) @ wb.T  # (N*P, F), channels-last
+    pooled, argmax = kernels.maxpool_rows(y.reshape(n, p, f), conv_size, *pool,
+                                          window_out_size(conv_size, *pool), relu=True, out=out)
+    return pooled, (rows, argmax, pooled, w, x.shape, (ksize, stride, pad, conv_size), pool)
+
+
+def conv_relu_pool_backward(dout, cache, need_dx=True):
+    """Gradients of conv_relu_pool_forward.  dout: (N, F, Po, Qo) -> (dx (N, C, H, W) or None,
+    dw (F, C, kh, kw), db (F,))."""
+    rows, argmax, pooled, w, x_shape, conv, pool = cache
+    g = dout * (pooled > 0)  # relu's mask (a new array: dout may be shared)
+    dx, dwb = kernels.conv_pool_backward(g, argmax, rows, w.reshape(w.shape[0], -1), x_shape,
+                                         conv, pool, need_dx)
+    k = w[0].size
+    return dx, dwb[:, :k].reshape(w.shape), np.ascontiguousarray(dwb[:, k])

@@ -1,0 +1,163 @@
+"""The fused conv + relu + max-pool in row layout (dagnet/_kernels/convpool.pyx,
+ops/convpool.py): each kernel against its numpy version or the unfused ops, and the fused op's
+two kernels against the unfused chain."""
+import numpy as np
+import pytest
+
+import dagnet
+from dagnet import Graph, kernels
+from dagnet.gradcheck import norm_error
+from dagnet.ops import fused as fused_module
+from dagnet.ops.base import as_pair
+from dagnet.ops.conv import conv_forward, window_out_size
+from dagnet.ops.pool import maxpool_backward, maxpool_forward
+from tests.ops.test_kernels import CONV_CASES
+
+POOLS = [(2, 2, 0), (3, 2, 1), (2, 1, 0), ((2, 3), (1, 2), (1, 1))]  # size, stride, pad
+
+
+def geometry(x_shape, w_shape, stride, pad):
+    ksize, stride, pad = tuple(w_shape[2:]), as_pair(stride), as_pair(pad)
+    return ksize, stride, pad, window_out_size(x_shape, ksize, stride, pad)
+
+
+def numpy_kernels(monkeypatch):
+    monkeypatch.setattr(kernels, "HAVE_CYTHON", False)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", CONV_CASES)
+def test_im2row_is_im2col_transposed_and_zero_padded(x_shape, w_shape, stride, pad, dtype,
+                                                      monkeypatch):
+    x = np.random.default_rng(0).standard_normal(x_shape).astype(dtype)
+    ksize, stride, pad, out_size = geometry(x_shape, w_shape, stride, pad)
+    k1 = int(np.prod(w_shape[1:])) + 1
+    junk = np.full(x_shape[0] * out_size[0] * out_size[1] * kernels.row_width(k1)
+                   * np.dtype(dtype).itemsize + 64, 0xFF, np.uint8)  # NaN bytes: all overwritten
+    rows = kernels.im2row(x, ksize, stride, pad, out_size, ones_row=True, buffer=junk)
+    assert rows.shape[2] == kernels.row_width(k1) and rows.shape[2] % 16 == 0
+    cols = kernels.im2col(x, ksize, stride, pad, out_size, ones_row=True)
+    np.testing.assert_array_equal(rows[:, :, :k1], cols.transpose(0, 2, 1))
+    assert not rows[:, :, k1:].any()
+    numpy_kernels(monkeypatch)
+    np.testing.assert_array_equal(kernels.im2row(x, ksize, stride, pad, out_size, True), rows)
+
+
+def channels_last(planes):
+    """(N, C, H, W) -> the (N, H*W, C) layout of the GEMM's output in row layout."""
+    n, c = planes.shape[:2]
+    return np.ascontiguousarray(planes.transpose(0, 2, 3, 1).reshape(n, -1, c))
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("size,stride,pad", POOLS)
+def test_maxpool_rows_matches_the_planar_pool(size, stride, pad, relu, monkeypatch):
+    monkeypatch.setattr(kernels, "POOL_OUTPUTS_PER_THREAD", 1)  # every thread, even here
+    x = np.round(np.random.default_rng(0).standard_normal((3, 5, 8, 9)) * 2)  # many ties
+    x[0, 1, 2, 3] = x[2, 4, 5, 5] = x[2, 4, 4, 4] = np.nan
+    k, s, p = as_pair(size), as_pair(stride), as_pair(pad)
+    out_size = window_out_size(x.shape, k, s, p)
+    want, argmax = maxpool_forward(x, size, stride, pad)
+    want = np.maximum(want, 0) if relu else want  # maximum keeps NaN, as the kernel must
+    got, got_arg = kernels.maxpool_rows(channels_last(x), x.shape[2:], k, s, p, out_size, relu)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_arg, argmax[0])
+    numpy_kernels(monkeypatch)
+    got_np, arg_np = kernels.maxpool_rows(channels_last(x), x.shape[2:], k, s, p, out_size, relu)
+    np.testing.assert_array_equal(got_np, want)
+    np.testing.assert_array_equal(arg_np, argmax[0])
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("need_dx", [True, False])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("size,stride,pad", POOLS)
+@pytest.mark.parametrize("x_shape,w_shape,cstride,cpad", CONV_CASES[:6] + CONV_CASES[8:9])
+def test_sparse_backward_matches_the_dense_one(x_shape, w_shape, cstride, cpad, size, stride,
+                                               pad, dtype, tol, need_dx, threads, monkeypatch):
+    """The kernel visits only each window's argmax (and skips relu's zeros); the numpy version
+    scatters the gradient to the full conv output and runs the dense GEMMs and col2im."""
+    conv = geometry(x_shape, w_shape, cstride, cpad)
+    pool = (as_pair(size), as_pair(stride), as_pair(pad))
+    if min(window_out_size(conv[3], *pool)) < 1 or min(pool[0]) > min(conv[3]):
+        pytest.skip("the pool does not fit the conv output")
+    monkeypatch.setattr(kernels, "NUM_THREADS", threads)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w2 = rng.standard_normal((w_shape[0], int(np.prod(w_shape[1:])))).astype(dtype)
+    rows = kernels.im2row(x, *conv, ones_row=True)
+    y = (rows[:, :, :w2.shape[1]] @ w2.T).astype(dtype)  # the conv output, channels-last
+    out, argmax = kernels.maxpool_rows(y, conv[3], *pool, window_out_size(conv[3], *pool), True)
+    g = (rng.standard_normal(out.shape) * (out > 0)).astype(dtype)  # relu's zeros included
+    dx, dwb = kernels.conv_pool_backward(g, argmax, rows, w2, x_shape, conv, pool, need_dx)
+    numpy_kernels(monkeypatch)
+    dx0, dwb0 = kernels.conv_pool_backward(g, argmax, rows, w2, x_shape, conv, pool, need_dx)
+    assert dwb.dtype == dtype and norm_error(dwb, dwb0) < tol
+    if need_dx:
+        assert dx.dtype == dtype and dx.shape == x_shape and norm_error(dx, dx0) < tol
+    else:
+        assert dx is None and dx0 is None
+
+
+def conv_relu_pool_net(c, hw, filters, size, conv_stride, conv_pad, pool):
+    g = Graph("crp")
+    x = g.input("x", (c, hw, hw))
+    y = g.input("y", (), dtype="int64")
+    h = g.conv2d(x, filters=filters, size=size, stride=conv_stride, pad=conv_pad, name="conv")
+    h = g.max_pool2d(g.relu(h, name="relu"), size=pool[0], stride=pool[1], pad=pool[2],
+                     name="pool")
+    h = g.conv2d(h, filters=3, size=1, name="conv_b")  # conv gets a gradient for its input
+    h = g.max_pool2d(g.relu(h, name="relu_b"), size=1, name="pool_b")
+    g.softmax_cross_entropy(g.affine(h, 4, name="fc"), y)
+    return g
+
+
+@pytest.mark.parametrize("rows_from_k", [0, 10**9], ids=["rows", "columns"])
+@pytest.mark.parametrize("net", [
+    (1, 12, 4, 5, 1, 0, (2, 2, 0)),   # LeNet's conv1 shape, smaller
+    (3, 9, 5, 3, 1, 1, (3, 2, 1)),    # overlapping, padded windows
+    (2, 11, 3, 3, 2, 1, (2, 1, 0)),   # strided conv, stride-1 pool
+    (8, 8, 6, 3, 1, 1, (2, 2, 0)),    # K = 72: the rows path by default
+])
+def test_fused_conv_relu_pool_matches_unfused(net, rows_from_k, monkeypatch):
+    """Both kernels of the fused op give the unfused chain's loss and gradients (float64,
+    1e-10), run by the plan with its planned buffers (sized for the padded rows)."""
+    monkeypatch.setattr(fused_module.ConvReLUPool, "ROWS_FROM_K", rows_from_k)
+    g = conv_relu_pool_net(*net)
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((5, net[0], net[1], net[1])), "y": rng.integers(0, 4, 5)}
+    a = dagnet.compile(g, dtype="float64", seed=1)
+    b = dagnet.compile(g, dtype="float64", seed=1, fuse=False)
+    assert "conv2d+relu+max_pool2d" in {s.pattern for s in a.steps}
+    for _ in range(2):  # again on the same planned buffers
+        la, ga = a.loss_and_grads(feeds)
+        lb, gb = b.loss_and_grads(feeds)
+        assert abs(la - lb) <= 1e-10 * abs(lb)
+        for p in gb:
+            np.testing.assert_allclose(ga[p], gb[p], rtol=1e-10, atol=1e-13)
+
+
+def test_rows_path_is_taken_for_large_patches_and_its_workspace_is_planned():
+    g = conv_relu_pool_net(8, 8, 6, 3, 1, 1, (2, 2, 0))  # K = 8*3*3 = 72 >= ROWS_FROM_K
+    plan = dagnet.compile(g, seed=0)
+    step = next(s for s in plan.steps if s.pattern == "conv2d+relu+max_pool2d")
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 8)).astype(np.float32)
+    out, cache = step.op.forward([x, plan.params["conv.w"], plan.params["conv.b"]], step.attrs)
+    rows = cache[0]
+    assert rows.shape == (2, 64, kernels.row_width(73))  # the row layout, not (cols, layout, ...)
+    w_shape = plan.params["conv.w"].shape
+    per_example = step.op.workspace_buffer([(8, 8, 8), w_shape, (6,)], out.shape[1:], step.attrs)
+    assert per_example == rows[0].size  # what the memory plan sets aside is what im2row fills
+    want, _ = conv_forward(x, plan.params["conv.w"], plan.params["conv.b"], 1, 1)
+    np.testing.assert_allclose(out, maxpool_forward(np.maximum(want, 0), 2, 2, 0)[0],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_pooled_gradient_reaches_only_the_window_maxima():
+    """What the sparse backward relies on: the unfused chain's conv-output gradient is zero
+    except at one argmax per window (2x2 windows: a quarter of the outputs at most)."""
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((2, 3, 8, 8))
+    out, cache = maxpool_forward(y, 2, 2, 0)
+    dy = maxpool_backward(rng.standard_normal(out.shape) * (out > 0), cache) * (y > 0)
+    assert np.count_nonzero(dy) <= y.size // 4

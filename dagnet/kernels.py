@@ -332,8 +332,8 @@ def conv_pool_backward(g, argmax, rows, w2, x_shape, conv, pool, need_dx=True):
     iscratch = np.empty((threads, 2 * fq + ho * wo + 1), dtype=np.int32)
     rscratch = np.empty((threads, fq), dtype=g.dtype)
     _convpool_ext.backward(rows, np.ascontiguousarray(g), argmax, np.ascontiguousarray(w2),
-                           dw_part, dcols, dx, iscratch, rscratch, ho, wo, pksize[1], *pstride, *ppad, kh, kw,
-                           *cstride, *cpad, threads)
+                           dw_part, dcols, dx, iscratch, rscratch, ho, wo, pksize[1], *pstride,
+                           *ppad, kh, kw, *cstride, *cpad, threads)
     return dx, dw_part.sum(axis=0)
 
 

@@ -279,8 +279,8 @@ def backward(const real[:, :, ::1] rows, const real[:, :, :, ::1] g,
     (zeros after them: widths rounded up for aligned loads). dw_part (num_threads, F, R),
     zeroed by the caller: thread t adds its samples' dw | db into dw_part[t]. dcols
     (num_threads, ho*wo, Kw) is scratch and dx (N, C, H, W) is overwritten with the input's
-    gradient; pass both as None to skip it (the plan needs no gradient for x). iscratch (num_threads, 2*F*Q + P + 1) and rscratch (num_threads, F*Q)
-    are scratch, Q = po*qo."""
+    gradient; pass both as None to skip it (the plan needs no gradient for x). iscratch
+    (num_threads, 2*F*Q + P + 1) and rscratch (num_threads, F*Q) are scratch, Q = po*qo."""
     cdef Py_ssize_t N = g.shape[0], F = g.shape[1], qo = g.shape[3], Q = g.shape[2] * g.shape[3]
     cdef Py_ssize_t P = rows.shape[1], R = rows.shape[2], Kw = w2.shape[1], n, t
     cdef Py_ssize_t C = 0, H = 0, W = 0

@@ -160,12 +160,12 @@ class ConvReLUPool(_Fused):
     - smaller K: conv_forward's GEMM output pooled as it lies, the gradient routed straight
       into that layout for conv_backward's dense GEMMs. With so few values per patch the row
       layout costs more in forward (LeNet's conv1, K = 25: 1.8 -> 2.2 ms) than its backward
-      saves, and LeNet's whole step measured 3-7% slower with it.
+      saves: LeNet's whole step measured 2-6% slower with it.
     """
 
     chain = ("conv2d", "relu", "max_pool2d")
     inner_values = (0,)  # the conv output the pool reads
-    takes_workspace = True  # the conv's im2col columns or patch rows, at the step's workspace front
+    takes_workspace = True  # the conv's columns or patch rows, at the front of the workspace
     saves = frozenset({"output"})
     ROWS_FROM_K = 64
 
@@ -195,15 +195,17 @@ class ConvReLUPool(_Fused):
         conv = _conv_args(self.member_attrs(attrs, "conv2d"))
         pool = _pool_args(self.member_attrs(attrs, "max_pool2d"))
         if w[0].size >= self.ROWS_FROM_K:
-            return conv_relu_pool_forward(x, w, b, *conv, *pool, out=out, workspace=workspace)
+            p, cache = conv_relu_pool_forward(x, w, b, *conv, *pool, out=out, workspace=workspace)
+            return p, ("rows", cache)
         y, ccache = conv_forward(x, w, b, *conv, contiguous=False, workspace=workspace)
         p, pcache = maxpool_forward(y, *pool, out=out)
         np.maximum(p, 0, out=p)
-        return p, (ccache, pcache, p)
+        return p, ("columns", (ccache, pcache, p))
 
     def backward(self, dout, cache, attrs, needs=None):
         need_dx = needs is None or needs[0]
-        if len(cache) != 3:
+        kernel, cache = cache
+        if kernel == "rows":
             return conv_relu_pool_backward(dout, cache, need_dx=need_dx)
         ccache, pcache, p = cache
         dy = maxpool_backward(_relu_mask_grad(dout, p), pcache,

@@ -143,8 +143,8 @@ def test_rows_path_is_taken_for_large_patches_and_its_workspace_is_planned():
     step = next(s for s in plan.steps if s.pattern == "conv2d+relu+max_pool2d")
     x = np.random.default_rng(0).standard_normal((2, 8, 8, 8)).astype(np.float32)
     out, cache = step.op.forward([x, plan.params["conv.w"], plan.params["conv.b"]], step.attrs)
-    rows = cache[0]
-    assert rows.shape == (2, 64, kernels.row_width(73))  # the row layout, not (cols, layout, ...)
+    kernel, (rows, *_) = cache
+    assert kernel == "rows" and rows.shape == (2, 64, kernels.row_width(73))
     w_shape = plan.params["conv.w"].shape
     per_example = step.op.workspace_buffer([(8, 8, 8), w_shape, (6,)], out.shape[1:], step.attrs)
     assert per_example == rows[0].size  # what the memory plan sets aside is what im2row fills

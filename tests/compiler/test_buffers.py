@@ -5,6 +5,7 @@ import pytest
 
 import dagnet
 from dagnet.interpreter import interpret
+from dagnet.ops.fused import ConvReLUPool
 from tests.compiler import nets
 
 
@@ -115,14 +116,20 @@ def test_eval_on_a_train_plan_leaves_its_buffers_alone():
         np.testing.assert_array_equal(a, before[b])
 
 
-def test_only_ops_that_take_a_workspace_get_a_buffer_and_of_the_size_they_use():
-    """A fused conv + relu + pool builds just its conv's columns in its planned buffer (the
-    pooling indices and the inner values it allocates itself); a max-pool gets none."""
+@pytest.mark.parametrize("rows_from_k", [0, 10**9], ids=["rows", "columns"])
+def test_only_ops_that_take_a_workspace_get_a_buffer_and_of_the_size_they_use(rows_from_k,
+                                                                                monkeypatch):
+    """A fused conv + relu + pool builds just its conv's columns (or its patch rows) in its
+    planned buffer (the pooling indices and the inner values it allocates itself); a max-pool
+    gets none."""
+    monkeypatch.setattr(ConvReLUPool, "ROWS_FROM_K", rows_from_k)
     g, plan = _compile("lenet_tiny", fuse=True)
     plan.loss_and_grads(nets.feeds_for(g, n=4))
     for s in plan.steps:
         if s.op.takes_workspace:
-            cols = plan._caches[s.name][0][0]  # the conv member's cache: columns first
+            kernel, cache = plan._caches[s.name]
+            # the patch rows, or the conv member's cache, columns first
+            cols = cache[0] if kernel == "rows" else cache[0][0]
             assert plan.buffer_bytes[s.workspace_buffer] * 4 >= cols.nbytes
             assert plan.buffer_bytes[s.workspace_buffer] * 4 == cols.nbytes or \
                 any(t.buffer == s.workspace_buffer for t in plan.steps)  # shared with a value

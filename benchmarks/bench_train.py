@@ -119,10 +119,14 @@ def median_times(steppers: dict, repeats: int, warmup: int = 3) -> dict:
         for _ in range(warmup):
             s()
     times = {k: [] for k in steppers}
-    for _ in range(repeats):
-        for k, s in steppers.items():  # alternate, so drifts hit every contender alike
+    names = list(steppers)
+    for r in range(repeats):
+        # alternate, so drifts hit every contender alike, and rotate the order each round, so
+        # that none always runs right after the same other one (after a torch step the next
+        # step ran slower: the caches hold torch's data and its threads are still winding down)
+        for k in names[r % len(names):] + names[:r % len(names)]:
             t = time.perf_counter()
-            s()
+            steppers[k]()
             times[k].append(time.perf_counter() - t)
     return {k: statistics.median(v) for k, v in times.items()}
 

@@ -255,29 +255,19 @@ def maxpool_backward_numpy(dout, argmax, x_shape, ksize, stride, pad):
 
 
 # -- conv + relu + max-pool in row layout (the fused step) -------------------------------
-def row_width(values: int) -> int:
-    """values rounded up to a multiple of 16: rows of float32 (or float64) that width apart
-    start on a 64-byte cache line, so no vector load of one straddles two lines (the sparse
-    row sums ran 1.5x faster so)."""
-    return -(-values // 16) * 16
-
-
 def im2row(x, ksize, stride, pad, out_size, ones_row=False, buffer=None):
-    """Patches of x as rows.  x: (N, C, H, W) -> rows (N, ho*wo, R): im2col's numbers
-    transposed, each output pixel's patch contiguous (K = C*kh*kw values, then a 1 with
-    ones_row), zero-padded to R = row_width(K [+ 1]). buffer: a byte array to build rows in
-    (at its front) instead of a fresh allocation."""
+    """Patches of x as rows.  x: (N, C, H, W) -> rows (N, ho*wo, K [+ 1]), K = C*kh*kw:
+    im2col's numbers transposed, each output pixel's patch contiguous (then a 1 with
+    ones_row). buffer: a byte array to build rows in (at its front) instead of a fresh
+    allocation."""
     n, c = x.shape[:2]
-    k = c * ksize[0] * ksize[1]
-    shape = (n, out_size[0] * out_size[1], row_width(k + int(ones_row)))
+    shape = (n, out_size[0] * out_size[1], c * ksize[0] * ksize[1] + int(ones_row))
     rows = np.empty(shape, dtype=x.dtype) if buffer is None else typed_view(buffer, shape, x.dtype)
     if HAVE_CYTHON:
         _convpool_ext.im2row(np.ascontiguousarray(x), rows, *ksize, *stride, *pad, *out_size,
                              ones_row, NUM_THREADS)
     else:
-        rows[:, :, k + int(ones_row):] = 0
-        rows[:, :, :k + int(ones_row)] = im2col_numpy(x, ksize, stride, pad, out_size,
-                                                      ones_row).transpose(0, 2, 1)
+        rows[...] = im2col_numpy(x, ksize, stride, pad, out_size, ones_row).transpose(0, 2, 1)
     return rows
 
 
@@ -302,14 +292,14 @@ def maxpool_rows(y, conv_size, ksize, stride, pad, out_size, relu=False, out=Non
 
 
 def conv_pool_backward(g, argmax, rows, w2, x_shape, conv, pool, need_dx=True):
-    """Gradients of rows @ w2b.T followed by a max-pool, from the pooled gradient g
+    """Gradients of y = rows @ (w2 | b).T followed by a max-pool, from the pooled gradient g
     (N, F, po, qo) (relu's mask applied) and the pool's argmax: -> (dx or None, dwb), dwb
-    (F, R) as wide as rows, dw | db in its first K + 1 columns when rows carry the ones
-    column. w2: (F, K).
+    (F, K + 1) being dw | db when rows carry the ones column. w2: (F, K).
 
     conv = (ksize, stride, pad, (ho, wo)) and pool = (ksize, stride, pad) pairs. Only the
-    conv outputs that won their window get a gradient, so the kernel visits those alone (one
-    row axpy each); the numpy version is the dense computation it must match."""
+    conv outputs that won their window get a gradient, so the kernel visits those alone, their
+    rows summed per filter and their filters per row; the numpy version is the dense
+    computation it must match."""
     n, f = g.shape[:2]
     (kh, kw), cstride, cpad, (ho, wo) = conv
     pksize, pstride, ppad = pool
@@ -323,9 +313,6 @@ def conv_pool_backward(g, argmax, rows, w2, x_shape, conv, pool, need_dx=True):
         return col2im_numpy(dcols, x_shape, (kh, kw), cstride, cpad, (ho, wo)), dwb
     threads = max(1, min(NUM_THREADS, n))
     dw_part = np.zeros((threads, f, rows.shape[2]), dtype=g.dtype)
-    k = w2.shape[1]
-    if need_dx:  # w2 as wide as a whole number of lines, as the rows are
-        w2 = np.pad(w2, ((0, 0), (0, row_width(k) - k)))
     dcols = np.empty((threads, ho * wo, w2.shape[1]), dtype=g.dtype) if need_dx else None
     dx = np.empty(x_shape, dtype=g.dtype) if need_dx else None
     fq = f * g.shape[2] * g.shape[3]

@@ -1,9 +1,9 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """The fused conv + relu + max-pool step around one GEMM in row layout.
 
-    rows (N, P, R): row p of sample n is the patch under output pixel p (K = C*kh*kw values),
-        then a 1 for the bias, then zeros up to R, a multiple of 16 (aligned vector loads)
-    y = rows @ (w | b | 0).T: (N, P, F), the conv output channels-last
+    rows (N, P, K + 1): row p of sample n is the patch under output pixel p (K = C*kh*kw
+        values), then a 1 for the bias
+    y = rows @ (w | b).T: (N, P, F), the conv output channels-last
     out, argmax (N, F, Po, Qo) = relu(max-pool(y)) and the window index of each max
 
 Why rows: the backward only needs the conv outputs that won their pool window (a quarter of
@@ -83,8 +83,8 @@ cdef void _im2row_one(const real* x, real* rows, Py_ssize_t R, Py_ssize_t C, Py_
                       Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                       Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t ho, Py_ssize_t wo,
                       bint ones_row) noexcept nogil:
-    """One sample: row oh*wo + ow (R values) gets x[c, oh*sh + i - ph, ow*sw + j - pw] at
-    column (c*kh + i)*kw + j, 0 in the padding, then a 1 if ones_row, then zeros up to R."""
+    """One sample: row oh*wo + ow (R values apart) gets x[c, oh*sh + i - ph, ow*sw + j - pw]
+    at column (c*kh + i)*kw + j, 0 in the padding, then a 1 if ones_row."""
     cdef Py_ssize_t oh, ow, c, i, j, top, left, j0, j1, K = C * kh * kw
     cdef real* dst
     cdef real* d
@@ -112,8 +112,6 @@ cdef void _im2row_one(const real* x, real* rows, Py_ssize_t R, Py_ssize_t C, Py_
                         d[j] = src[j]
                     for j in range(j1, kw):
                         d[j] = 0
-            for j in range(K, R):
-                dst[j] = 0
             if ones_row:
                 dst[K] = 1
 
@@ -124,8 +122,8 @@ cdef void _row2im_one(const real* dcols, Py_ssize_t ld, real* dx, Py_ssize_t C, 
     """One sample, the adjoint of _im2row_one (rows ld apart): each row's entries summed back
     into their pixels; entries in the padding are dropped. Neighbouring output pixels' windows
     overlap, and adding them one after the other made every add wait for the previous one's
-    store (a 3x slower loop): the pixels go in `step` interleaved passes whose windows in one
-    pass do not overlap."""
+    store (about 2x slower on LeNet's conv2): the pixels go in `step` interleaved passes, and
+    the windows within one pass do not overlap."""
     cdef Py_ssize_t oh, ow, c, i, j, top, left, j0, j1, phase, step = (kw + sw - 1) // sw
     cdef const real* src
     cdef const real* s
@@ -153,14 +151,14 @@ cdef void _row2im_one(const real* dcols, Py_ssize_t ld, real* dx, Py_ssize_t C, 
 
 def im2row(const real[:, :, :, ::1] x, real[:, :, ::1] rows, int kh, int kw, int sh, int sw,
            int ph, int pw, int ho, int wo, bint ones_row, int num_threads):
-    """Fill rows (N, ho*wo, R) with the patches of x (N, C, H, W): K = C*kh*kw values, a 1
-    if ones_row, zeros up to R (a row width the caller may round up for aligned loads)."""
+    """Fill rows (N, ho*wo, K or K + 1) with the patches of x (N, C, H, W), K = C*kh*kw, and a
+    1 if ones_row."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t R = rows.shape[2], n
     if (rows.shape[0] != N or rows.shape[1] != ho * wo
-            or R < C * kh * kw + (1 if ones_row else 0)):
+            or R != C * kh * kw + (1 if ones_row else 0)):
         raise ValueError(f"im2row: rows has shape {(rows.shape[0], rows.shape[1], R)}, expected "
-                         f"({N}, {ho * wo}, at least {C * kh * kw + (1 if ones_row else 0)})")
+                         f"({N}, {ho * wo}, {C * kh * kw + (1 if ones_row else 0)})")
     if N == 0 or ho * wo == 0:
         return
     with nogil:
@@ -275,9 +273,9 @@ def backward(const real[:, :, ::1] rows, const real[:, :, :, ::1] g,
     """Gradients of rows @ (w | b).T -> max-pool, given the pooled gradient g (N, F, po, qo)
     with relu's mask already applied, and the pool's argmax.
 
-    rows (N, ho*wo, R) and w2 (F, Kw) may be wider than their K + 1 and K = C*kh*kw values
-    (zeros after them: widths rounded up for aligned loads). dw_part (num_threads, F, R),
-    zeroed by the caller: thread t adds its samples' dw | db into dw_part[t]. dcols
+    rows: (N, ho*wo, R), R = K + 1 with the ones column (or K), K = C*kh*kw; w2: (F, Kw),
+    Kw = K. dw_part (num_threads, F, R), zeroed by the caller: thread t adds its samples'
+    dw | db into dw_part[t]. dcols
     (num_threads, ho*wo, Kw) is scratch and dx (N, C, H, W) is overwritten with the input's
     gradient; pass both as None to skip it (the plan needs no gradient for x). iscratch
     (num_threads, 2*F*Q + P + 1) and rscratch (num_threads, F*Q) are scratch, Q = po*qo."""
@@ -296,7 +294,7 @@ def backward(const real[:, :, ::1] rows, const real[:, :, :, ::1] g,
     if need_dx:
         C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
         if (dcols is None or dcols.shape[0] < num_threads or dcols.shape[1] != P
-                or dcols.shape[2] != Kw or dx.shape[0] != N or C * kh * kw > Kw):
+                or dcols.shape[2] != Kw or dx.shape[0] != N or C * kh * kw != Kw):
             raise ValueError("convpool.backward: dcols or dx disagree in shape")
     if N == 0:
         return

@@ -4,7 +4,7 @@
    rows, the backward's inner loop. It is one sparse row of a matrix product, so it is blocked
    as a GEMM is: each block of y stays in registers while every chosen row adds to it, one load
    and one multiply-add per value instead of an axpy's two loads, multiply-add and store per
-   row (3x slower, measured).
+   row (1.8x slower, measured on LeNet's conv2).
    dn_pool_rows: the max-pool of one sample stored channels-last.
 
    The extension is built for baseline x86_64 (SSE2), where a vector holds 4 floats. On Linux

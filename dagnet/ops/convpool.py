@@ -32,10 +32,7 @@ def conv_relu_pool_forward(x, w, b, stride, pad, pool_size, pool_stride, pool_pa
     pool = (as_pair(pool_size), as_pair(pool_stride), as_pair(pool_pad))
     p = conv_size[0] * conv_size[1]
     rows = kernels.im2row(x, ksize, stride, pad, conv_size, ones_row=True, buffer=workspace)
-    wb = weights_with_bias(w, b, x.dtype)
-    if rows.shape[2] > wb.shape[1]:  # zeros meet the rows' zero padding
-        wb = np.pad(wb, ((0, 0), (0, rows.shape[2] - wb.shape[1])))
-    y = rows.reshape(n * p, -1) @ wb.T  # (N*P, F), channels-last
+    y = rows.reshape(n * p, -1) @ weights_with_bias(w, b, x.dtype).T  # (N*P, F), channels-last
     pooled, argmax = kernels.maxpool_rows(y.reshape(n, p, f), conv_size, *pool,
                                           window_out_size(conv_size, *pool), relu=True, out=out)
     return pooled, (rows, argmax, pooled, w, x.shape, (ksize, stride, pad, conv_size), pool)
@@ -48,5 +45,4 @@ def conv_relu_pool_backward(dout, cache, need_dx=True):
     g = dout * (pooled > 0)  # relu's mask (a new array: dout may be shared)
     dx, dwb = kernels.conv_pool_backward(g, argmax, rows, w.reshape(w.shape[0], -1), x_shape,
                                          conv, pool, need_dx)
-    k = w[0].size
-    return dx, dwb[:, :k].reshape(w.shape), np.ascontiguousarray(dwb[:, k])
+    return dx, dwb[:, :-1].reshape(w.shape), np.ascontiguousarray(dwb[:, -1])

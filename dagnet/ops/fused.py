@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet import kernels
 from dagnet.errors import DagnetError
 from dagnet.ops.base import Op, get_op, register
 from dagnet.ops.conv import conv_backward, conv_forward, grad_buffer
@@ -165,29 +164,9 @@ class ConvReLUPool(_Fused):
 
     chain = ("conv2d", "relu", "max_pool2d")
     inner_values = (0,)  # the conv output the pool reads
-    takes_workspace = True  # the conv's columns or patch rows, at the front of the workspace
+    takes_workspace = True  # the conv's columns or patch rows (as many values), in the workspace
     saves = frozenset({"output"})
     ROWS_FROM_K = 64
-
-    def _row_padding(self, in_shapes, attrs) -> int:
-        """Elements per example by which the patch rows, rounded up to whole cache lines,
-        outgrow the im2col columns the conv member counts (0 on the columns path)."""
-        _, _, _, ins, out = next(self._walk(in_shapes, attrs))
-        k1 = int(np.prod(ins[1][1:], dtype=np.int64)) + 1
-        if k1 - 1 < self.ROWS_FROM_K:
-            return 0
-        return (kernels.row_width(k1) - k1) * int(np.prod(out[1:], dtype=np.int64))
-
-    def workspace(self, in_shapes, out_shape, attrs):
-        return super().workspace(in_shapes, out_shape, attrs) + self._row_padding(in_shapes, attrs)
-
-    def workspace_saved(self, in_shapes, out_shape, attrs):
-        return (super().workspace_saved(in_shapes, out_shape, attrs)
-                + self._row_padding(in_shapes, attrs))
-
-    def workspace_buffer(self, in_shapes, out_shape, attrs):
-        return (super().workspace_buffer(in_shapes, out_shape, attrs)
-                + self._row_padding(in_shapes, attrs))
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
                 workspace=None):

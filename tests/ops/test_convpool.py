@@ -27,18 +27,16 @@ def numpy_kernels(monkeypatch):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("x_shape,w_shape,stride,pad", CONV_CASES)
-def test_im2row_is_im2col_transposed_and_zero_padded(x_shape, w_shape, stride, pad, dtype,
-                                                      monkeypatch):
+def test_im2row_is_im2col_transposed(x_shape, w_shape, stride, pad, dtype, monkeypatch):
     x = np.random.default_rng(0).standard_normal(x_shape).astype(dtype)
     ksize, stride, pad, out_size = geometry(x_shape, w_shape, stride, pad)
     k1 = int(np.prod(w_shape[1:])) + 1
-    junk = np.full(x_shape[0] * out_size[0] * out_size[1] * kernels.row_width(k1)
-                   * np.dtype(dtype).itemsize + 64, 0xFF, np.uint8)  # NaN bytes: all overwritten
+    junk = np.full(x_shape[0] * out_size[0] * out_size[1] * k1 * np.dtype(dtype).itemsize + 64,
+                   0xFF, np.uint8)  # NaN bytes: the padding's zeros must be written too
     rows = kernels.im2row(x, ksize, stride, pad, out_size, ones_row=True, buffer=junk)
-    assert rows.shape[2] == kernels.row_width(k1) and rows.shape[2] % 16 == 0
+    assert np.shares_memory(rows, junk)
     cols = kernels.im2col(x, ksize, stride, pad, out_size, ones_row=True)
-    np.testing.assert_array_equal(rows[:, :, :k1], cols.transpose(0, 2, 1))
-    assert not rows[:, :, k1:].any()
+    np.testing.assert_array_equal(rows, cols.transpose(0, 2, 1))
     numpy_kernels(monkeypatch)
     np.testing.assert_array_equal(kernels.im2row(x, ksize, stride, pad, out_size, True), rows)
 
@@ -86,7 +84,7 @@ def test_sparse_backward_matches_the_dense_one(x_shape, w_shape, cstride, cpad, 
     x = rng.standard_normal(x_shape).astype(dtype)
     w2 = rng.standard_normal((w_shape[0], int(np.prod(w_shape[1:])))).astype(dtype)
     rows = kernels.im2row(x, *conv, ones_row=True)
-    y = (rows[:, :, :w2.shape[1]] @ w2.T).astype(dtype)  # the conv output, channels-last
+    y = (rows[:, :, :-1] @ w2.T).astype(dtype)  # the conv output, channels-last
     out, argmax = kernels.maxpool_rows(y, conv[3], *pool, window_out_size(conv[3], *pool), True)
     g = (rng.standard_normal(out.shape) * (out > 0)).astype(dtype)  # relu's zeros included
     dx, dwb = kernels.conv_pool_backward(g, argmax, rows, w2, x_shape, conv, pool, need_dx)
@@ -121,7 +119,7 @@ def conv_relu_pool_net(c, hw, filters, size, conv_stride, conv_pad, pool):
 ])
 def test_fused_conv_relu_pool_matches_unfused(net, rows_from_k, monkeypatch):
     """Both kernels of the fused op give the unfused chain's loss and gradients (float64,
-    1e-10), run by the plan with its planned buffers (sized for the padded rows)."""
+    1e-10), run by the plan with its planned buffers."""
     monkeypatch.setattr(fused_module.ConvReLUPool, "ROWS_FROM_K", rows_from_k)
     g = conv_relu_pool_net(*net)
     rng = np.random.default_rng(0)
@@ -144,7 +142,7 @@ def test_rows_path_is_taken_for_large_patches_and_its_workspace_is_planned():
     x = np.random.default_rng(0).standard_normal((2, 8, 8, 8)).astype(np.float32)
     out, cache = step.op.forward([x, plan.params["conv.w"], plan.params["conv.b"]], step.attrs)
     kernel, (rows, *_) = cache
-    assert kernel == "rows" and rows.shape == (2, 64, kernels.row_width(73))
+    assert kernel == "rows" and rows.shape == (2, 64, 73)
     w_shape = plan.params["conv.w"].shape
     per_example = step.op.workspace_buffer([(8, 8, 8), w_shape, (6,)], out.shape[1:], step.attrs)
     assert per_example == rows[0].size  # what the memory plan sets aside is what im2row fills

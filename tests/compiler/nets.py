@@ -79,5 +79,15 @@ def feeds_for(g, n=4, seed=0, classes=None):
     return feeds
 
 
+def assert_plans_agree(a, b, feeds, rtol=1e-10, atol=1e-13):
+    """Plans a and b (e.g. fused and unfused, float64) give the same loss and gradients."""
+    la, ga = a.loss_and_grads(feeds)
+    lb, gb = b.loss_and_grads(feeds)
+    assert abs(la - lb) <= rtol * abs(lb), (la, lb)
+    assert set(ga) == set(gb)
+    for p in gb:
+        np.testing.assert_allclose(ga[p], gb[p], rtol=rtol, atol=atol, err_msg=p)
+
+
 ALL = {"two_layer": two_layer, "fc_bn_dropout": fc_bn_dropout,
        "three_layer_convnet": three_layer_convnet, "lenet_tiny": lenet_tiny, "residual": residual}

@@ -3,15 +3,13 @@ cdef extern from "branchless.h":
     float dn_keep_f(int keep, float v) nogil
     double dn_keep_d(int keep, double v) nogil
 
-ctypedef fused floating:
-    float
-    double
+from dagnet._kernels.types cimport real
 
 
-cdef inline floating keep(bint cond, floating v) noexcept nogil:
+cdef inline real keep(bint cond, real v) noexcept nogil:
     """v if cond else 0 by a bit mask, not a jump (the condition is data: a relu mask, an
     argmax match)."""
-    if floating is float:
+    if real is float:
         return dn_keep_f(cond, v)
     else:
         return dn_keep_d(cond, v)

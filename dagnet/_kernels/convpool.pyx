@@ -18,8 +18,10 @@ deterministic for a given thread count (static schedule: the same samples in the
 and differs in rounding between thread counts.
 """
 from cython.parallel import prange, threadid
-from libc.stdint cimport int32_t, uint8_t
+from libc.stdint cimport int32_t
 from libc.string cimport memcpy, memset
+
+from dagnet._kernels.types cimport index_t, real
 
 cdef extern from "rowops.h" nogil:
     void dn_pool_rows_f(const float* y, Py_ssize_t ho, Py_ssize_t wo, Py_ssize_t F,
@@ -32,14 +34,6 @@ cdef extern from "rowops.h" nogil:
                        Py_ssize_t stride, const int32_t* idx, float* y)
     void dn_rows_sum_d(Py_ssize_t n, Py_ssize_t count, const double* coef, const double* base,
                        Py_ssize_t stride, const int32_t* idx, double* y)
-
-ctypedef fused real:
-    float
-    double
-
-ctypedef fused index_t:
-    uint8_t
-    int32_t
 
 
 cdef inline void _rows_sum(Py_ssize_t n, Py_ssize_t count, const real* coef, const real* base,

@@ -11,9 +11,7 @@ the batch; each thread owns its samples' rows, which keeps results bitwise deter
 from cython.parallel import prange
 from libc.string cimport memset
 
-ctypedef fused real:
-    float
-    double
+from dagnet._kernels.types cimport real
 
 
 cdef inline Py_ssize_t _first_inside(Py_ssize_t offset, Py_ssize_t stride) noexcept nogil:

@@ -14,10 +14,7 @@ reduced entirely by one thread in a fixed order: bitwise the same for any thread
 from cython.parallel import prange
 
 from dagnet._kernels.branchless cimport keep as _keep
-
-ctypedef fused real:
-    float
-    double
+from dagnet._kernels.types cimport real
 
 
 def _check(name, arrays):

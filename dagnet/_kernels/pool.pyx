@@ -14,18 +14,10 @@ Padding acts as -inf: padded cells are skipped, never chosen. Planes are indepen
 splits them; every output is written by one thread in a fixed order: bitwise deterministic.
 """
 from cython.parallel import prange
-from libc.stdint cimport int32_t, uint8_t
 from libc.string cimport memset
 
 from dagnet._kernels.branchless cimport keep as _keep
-
-ctypedef fused real:
-    float
-    double
-
-ctypedef fused index_t:
-    uint8_t
-    int32_t
+from dagnet._kernels.types cimport index_t, real
 
 
 cdef inline int _beats(real v, real m) noexcept nogil:

@@ -151,29 +151,39 @@ class ConvReLU(_Fused):
 @register
 class ConvReLUPool(_Fused):
     """conv2d, relu and max-pool in one step, relu on the (4x smaller) pooled maxima (max and
-    relu commute). Two kernels, chosen by the patch size K = C*kh*kw:
+    relu commute). Two kernels, chosen by the patch size K = C*kh*kw and the filter count F:
 
-    - K >= ROWS_FROM_K: around one GEMM in row layout (ops/convpool.py), whose backward visits
-      only the conv outputs that won their window. LeNet's conv2 (K = 500): backward 6.8 ->
-      4.4 ms, forward level (3.8 ms); the three-layer convnet's conv (K = 147): 22.7 -> 21.2 ms.
-    - smaller K: conv_forward's GEMM output pooled as it lies, the gradient routed straight
-      into that layout for conv_backward's dense GEMMs. With so few values per patch the row
-      layout costs more in forward (LeNet's conv1, K = 25: 1.8 -> 2.2 ms) than its backward
-      saves: LeNet's whole step measured 2-6% slower with it.
+    - K*F / (K + F) >= ROWS_FROM: around one GEMM in row layout (ops/convpool.py), whose
+      backward visits only the conv outputs that won their window. The work that saves grows
+      with K*F per conv output, the row layout's extra forward work (im2row, pooling
+      channels-last) with K + F.
+    - below: conv_forward's GEMM output pooled as it lies, the gradient routed straight into
+      that layout for conv_backward's dense GEMMs.
+
+    Measured (whole train steps, fused speedup over the unfused plan, rows vs columns, the
+    plans alternating in one process): LeNet conv2 (K = 500, F = 50: 45) and the three-layer
+    convnet (147, 32: 26) gain with rows; convnet_deep with 32 filters (288, 32: 29) 1.39 vs
+    1.03, with 64 (576, 64: 58) 1.08 vs 1.02; with 16 filters (144, 16: 14) rows lose, 0.99
+    vs 1.08, and LeNet's conv1 (25, 20: 11) loses 2-6% of the step with rows.
     """
 
     chain = ("conv2d", "relu", "max_pool2d")
     inner_values = (0,)  # the conv output the pool reads
     takes_workspace = True  # the conv's columns or patch rows (as many values), in the workspace
     saves = frozenset({"output"})
-    ROWS_FROM_K = 64
+    ROWS_FROM = 20
+
+    def uses_rows(self, w_shape) -> bool:
+        """Whether a conv with weights of w_shape (F, C, kh, kw) gets the row-layout kernel."""
+        f, k = w_shape[0], int(np.prod(w_shape[1:]))
+        return k * f >= self.ROWS_FROM * (k + f)
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
                 workspace=None):
         x, w, b = inputs
         conv = _conv_args(self.member_attrs(attrs, "conv2d"))
         pool = _pool_args(self.member_attrs(attrs, "max_pool2d"))
-        if w[0].size >= self.ROWS_FROM_K:
+        if self.uses_rows(w.shape):
             p, cache = conv_relu_pool_forward(x, w, b, *conv, *pool, out=out, workspace=workspace)
             return p, ("rows", cache)
         y, ccache = conv_forward(x, w, b, *conv, contiguous=False, workspace=workspace)

@@ -116,13 +116,13 @@ def test_eval_on_a_train_plan_leaves_its_buffers_alone():
         np.testing.assert_array_equal(a, before[b])
 
 
-@pytest.mark.parametrize("rows_from_k", [0, 10**9], ids=["rows", "columns"])
-def test_only_ops_that_take_a_workspace_get_a_buffer_and_of_the_size_they_use(rows_from_k,
+@pytest.mark.parametrize("rows_from", [0, 10**9], ids=["rows", "columns"])
+def test_only_ops_that_take_a_workspace_get_a_buffer_and_of_the_size_they_use(rows_from,
                                                                                 monkeypatch):
     """A fused conv + relu + pool builds just its conv's columns (or its patch rows) in its
     planned buffer (the pooling indices and the inner values it allocates itself); a max-pool
     gets none."""
-    monkeypatch.setattr(ConvReLUPool, "ROWS_FROM_K", rows_from_k)
+    monkeypatch.setattr(ConvReLUPool, "ROWS_FROM", rows_from)
     g, plan = _compile("lenet_tiny", fuse=True)
     plan.loss_and_grads(nets.feeds_for(g, n=4))
     for s in plan.steps:

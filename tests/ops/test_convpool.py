@@ -111,17 +111,17 @@ def conv_relu_pool_net(c, hw, filters, size, conv_stride, conv_pad, pool):
     return g
 
 
-@pytest.mark.parametrize("rows_from_k", [0, 10**9], ids=["rows", "columns"])
+@pytest.mark.parametrize("rows_from", [0, 10**9], ids=["rows", "columns"])
 @pytest.mark.parametrize("net", [
     (1, 12, 4, 5, 1, 0, (2, 2, 0)),   # LeNet's conv1 shape, smaller
     (3, 9, 5, 3, 1, 1, (3, 2, 1)),    # overlapping, padded windows
     (2, 11, 3, 3, 2, 1, (2, 1, 0)),   # strided conv, stride-1 pool
-    (8, 8, 6, 3, 1, 1, (2, 2, 0)),    # K = 72: the rows path by default
+    (8, 8, 32, 3, 1, 1, (2, 2, 0)),   # K = 72, F = 32: the rows path by default
 ])
-def test_fused_conv_relu_pool_matches_unfused(net, rows_from_k, monkeypatch):
+def test_fused_conv_relu_pool_matches_unfused(net, rows_from, monkeypatch):
     """Both kernels of the fused op give the unfused chain's loss and gradients (float64,
     1e-10), run by the plan with its planned buffers."""
-    monkeypatch.setattr(fused_module.ConvReLUPool, "ROWS_FROM_K", rows_from_k)
+    monkeypatch.setattr(fused_module.ConvReLUPool, "ROWS_FROM", rows_from)
     g = conv_relu_pool_net(*net)
     rng = np.random.default_rng(0)
     feeds = {"x": rng.standard_normal((5, net[0], net[1], net[1])), "y": rng.integers(0, 4, 5)}
@@ -132,8 +132,8 @@ def test_fused_conv_relu_pool_matches_unfused(net, rows_from_k, monkeypatch):
         nets.assert_plans_agree(a, b, feeds)
 
 
-def test_rows_path_is_taken_for_large_patches_and_its_workspace_is_planned():
-    g = conv_relu_pool_net(8, 8, 6, 3, 1, 1, (2, 2, 0))  # K = 8*3*3 = 72 >= ROWS_FROM_K
+def test_rows_path_is_taken_where_it_pays_and_its_workspace_is_planned():
+    g = conv_relu_pool_net(8, 8, 32, 3, 1, 1, (2, 2, 0))  # K = 72, F = 32: 72*32/104 = 22
     plan = dagnet.compile(g, seed=0)
     step = next(s for s in plan.steps if s.pattern == "conv2d+relu+max_pool2d")
     x = np.random.default_rng(0).standard_normal((2, 8, 8, 8)).astype(np.float32)
@@ -141,11 +141,20 @@ def test_rows_path_is_taken_for_large_patches_and_its_workspace_is_planned():
     kernel, (rows, *_) = cache
     assert kernel == "rows" and rows.shape == (2, 64, 73)
     w_shape = plan.params["conv.w"].shape
-    per_example = step.op.workspace_buffer([(8, 8, 8), w_shape, (6,)], out.shape[1:], step.attrs)
+    per_example = step.op.workspace_buffer([(8, 8, 8), w_shape, (32,)], out.shape[1:], step.attrs)
     assert per_example == rows[0].size  # what the memory plan sets aside is what im2row fills
     want, _ = conv_forward(x, plan.params["conv.w"], plan.params["conv.b"], 1, 1)
     np.testing.assert_allclose(out, maxpool_forward(np.maximum(want, 0), 2, 2, 0)[0],
                                rtol=1e-5, atol=1e-6)
+
+
+def test_rows_kernel_choice_follows_patch_size_and_filter_count():
+    op = fused_module.ConvReLUPool()
+    assert op.uses_rows((50, 20, 5, 5))        # LeNet's conv2: K = 500, F = 50
+    assert op.uses_rows((32, 3, 7, 7))         # the three-layer convnet: K = 147, F = 32
+    assert not op.uses_rows((20, 1, 5, 5))     # LeNet's conv1: K = 25
+    assert not op.uses_rows((16, 16, 3, 3))    # many values per patch, but only 16 filters
+    assert not op.uses_rows((512, 1, 3, 3))    # many filters, but 9 values per patch
 
 
 def test_pooled_gradient_reaches_only_the_window_maxima():

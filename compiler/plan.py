@@ -253,8 +253,12 @@ class ExecutionPlan:
     def describe(self) -> str:
         """A text table of the steps: op(s), output shape, params, FLOPs and bytes per example."""
         rows = [("#", "step", "op", "output", "params", "MFLOPs", "KB/ex", "notes")]
+        shapes = {n: spec["shape"] for n, spec in self.input_specs.items()}
+        shapes.update({p: v.shape for p, v in self.params.items()})
         for s in self.steps:
-            notes = []
+            shapes[s.name] = s.shape
+            notes = [s.op.kernel_note([shapes.get(v) for v in s.inputs], s.attrs)]
+            notes = [n for n in notes if n]
             if s.inplace:
                 notes.append("in-place")
             if s.index in {b.index for b in self.backward_steps}:

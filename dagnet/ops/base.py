@@ -129,6 +129,11 @@ class Op:
         takes (takes_workspace); the rest it allocates itself."""
         return self.workspace(in_shapes, out_shape, attrs)
 
+    def kernel_note(self, in_shapes: list[tuple], attrs: dict) -> str:
+        """Which of its kernels the op runs for these shapes, for plan.describe(); "" for ops
+        with one kernel."""
+        return ""
+
     # -- helpers ---------------------------------------------------------------------------
     def check_arity(self, n: int, node: str = "?") -> None:
         lo, hi = (self.arity, self.arity) if isinstance(self.arity, int) else self.arity

@@ -178,6 +178,11 @@ class ConvReLUPool(_Fused):
         f, k = w_shape[0], int(np.prod(w_shape[1:]))
         return k * f >= self.ROWS_FROM * (k + f)
 
+    def kernel_note(self, in_shapes, attrs):
+        if self.uses_rows(in_shapes[1]):
+            return "patch rows: sparse backward"
+        return "im2col columns: dense backward"
+
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
                 workspace=None):
         x, w, b = inputs

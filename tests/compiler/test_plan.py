@@ -242,6 +242,15 @@ def test_describe_and_peak_bytes():
     assert ev.peak_bytes(64) <= plan.peak_bytes(64)
 
 
+def test_describe_names_the_kernel_a_fused_conv_relu_pool_runs():
+    from dagnet.models import lenet
+
+    rows = {r.split()[1]: r for r in dagnet.compile(lenet()).describe().splitlines()[1:-1]}
+    assert "im2col columns: dense backward" in rows["conv1+relu1+pool1"]  # K = 25, F = 20
+    assert "patch rows: sparse backward" in rows["conv2+relu2+pool2"]     # K = 500, F = 50
+    assert "columns" not in rows["fc1+relu3"] and "rows" not in rows["fc1+relu3"]
+
+
 def test_profile_times_every_step_and_changes_nothing():
     g = nets.fc_bn_dropout()
     plan = dagnet.compile(g, dtype="float64")

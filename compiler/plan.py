@@ -250,15 +250,18 @@ class ExecutionPlan:
             lines.append(f"  {' -> '.join(nm['nodes'])}  (pattern {nm['pattern']}): {nm['reason']}")
         return "\n".join(lines)
 
+    def kernel_note(self, step) -> str:
+        """Which of its kernels the step's op runs at the plan's shapes ("" for ops with one)."""
+        shapes = {n: spec["shape"] for n, spec in self.input_specs.items()}
+        shapes.update({s.name: s.shape for s in self.steps})
+        shapes.update({p: v.shape for p, v in self.params.items()})
+        return step.op.kernel_note([shapes.get(v) for v in step.inputs], step.attrs)
+
     def describe(self) -> str:
         """A text table of the steps: op(s), output shape, params, FLOPs and bytes per example."""
         rows = [("#", "step", "op", "output", "params", "MFLOPs", "KB/ex", "notes")]
-        shapes = {n: spec["shape"] for n, spec in self.input_specs.items()}
-        shapes.update({p: v.shape for p, v in self.params.items()})
         for s in self.steps:
-            shapes[s.name] = s.shape
-            notes = [s.op.kernel_note([shapes.get(v) for v in s.inputs], s.attrs)]
-            notes = [n for n in notes if n]
+            notes = [self.kernel_note(s)] if self.kernel_note(s) else []
             if s.inplace:
                 notes.append("in-place")
             if s.index in {b.index for b in self.backward_steps}:

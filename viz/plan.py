@@ -164,7 +164,9 @@ class _Drawing:
         for step in self.plan.steps:
             if not step.fused or any(m in self.run_of for m in step.members):
                 continue
-            lines = ["one fused kernel"] + ([self._time_line(step)] if self.timings else [])
+            note = self.plan.kernel_note(step)
+            lines = ["one fused kernel" + (f": {note}" if note else "")]
+            lines += [self._time_line(step)] if self.timings else []
             head = f'<font color="{style.STEP_MARK}"><b>#{step.index}</b></font> <b>{esc(step.pattern)}</b>'
             attrs = {**style.FUSED_CLUSTER, "tooltip": f"{step.name} <- pattern {step.pattern}",
                      "label": "<" + "<br/>".join([head] + [f'<font point-size="9">{esc(x)}</font>'

@@ -37,6 +37,12 @@ def test_fused_plan_svg_has_one_cluster_per_fused_step(tmp_path):
     assert {n.name for n in plan.source if n.op != "param"} == set(nodes)
 
 
+def test_fused_conv_relu_pool_boxes_name_their_kernel():
+    src = render_plan(dagnet.compile(lenet())).source
+    assert src.count("one fused kernel: im2col columns: dense backward") == 1  # conv1
+    assert src.count("one fused kernel: patch rows: sparse backward") == 1     # conv2
+
+
 def test_unfused_steps_are_numbered_in_execution_order():
     plan = dagnet.compile(lenet(), fuse=False)
     src = render_plan(plan).source

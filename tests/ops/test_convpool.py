@@ -148,6 +148,29 @@ def test_rows_path_is_taken_where_it_pays_and_its_workspace_is_planned():
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_windows_of_more_than_256_cells_take_int32_indices(need_dx, monkeypatch):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 2, 20, 20))
+    w2 = rng.standard_normal((3, 2))                  # a 1x1 conv: the conv output is 20x20
+    conv = geometry(x.shape, (3, 2, 1, 1), 1, 0)
+    pool = ((17, 17), (1, 1), (0, 0))                 # 289 cells: int32 argmax
+    rows = kernels.im2row(x, *conv, ones_row=True)
+    y = rows[:, :, :-1] @ w2.T
+    out, argmax = kernels.maxpool_rows(y, conv[3], *pool, (4, 4), relu=True)
+    assert argmax.dtype == np.int32
+    want, _ = maxpool_forward(np.ascontiguousarray(y.reshape(2, 20, 20, 3).transpose(0, 3, 1, 2)),
+                              17, 1, 0)
+    np.testing.assert_array_equal(out, np.maximum(want, 0))
+    g = rng.standard_normal(out.shape) * (out > 0)
+    got = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool, need_dx)
+    numpy_kernels(monkeypatch)
+    for a, b in zip(got, kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool,
+                                                    need_dx)):
+        if b is not None:
+            assert norm_error(a, b) < 1e-12
+
+
 def test_rows_kernel_choice_follows_patch_size_and_filter_count():
     op = fused_module.ConvReLUPool()
     assert op.uses_rows((50, 20, 5, 5))        # LeNet's conv2: K = 500, F = 50

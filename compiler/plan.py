@@ -252,16 +252,14 @@ class ExecutionPlan:
 
     def kernel_note(self, step) -> str:
         """Which of its kernels the step's op runs at the plan's shapes ("" for ops with one)."""
-        shapes = {n: spec["shape"] for n, spec in self.input_specs.items()}
-        shapes.update({s.name: s.shape for s in self.steps})
-        shapes.update({p: v.shape for p, v in self.params.items()})
-        return step.op.kernel_note([shapes.get(v) for v in step.inputs], step.attrs)
+        in_shapes = [self.graph.node(v).meta.get("shape", ()) for v in step.inputs]
+        return step.op.kernel_note(in_shapes, step.attrs)
 
     def describe(self) -> str:
         """A text table of the steps: op(s), output shape, params, FLOPs and bytes per example."""
         rows = [("#", "step", "op", "output", "params", "MFLOPs", "KB/ex", "notes")]
         for s in self.steps:
-            notes = [self.kernel_note(s)] if self.kernel_note(s) else []
+            notes = [n for n in [self.kernel_note(s)] if n]
             if s.inplace:
                 notes.append("in-place")
             if s.index in {b.index for b in self.backward_steps}:

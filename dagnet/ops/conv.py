@@ -113,8 +113,8 @@ def conv_forward(x, w, b, stride, pad, contiguous=True, out=None, workspace=None
     (N, F, Ho, Wo) view of an (F, N, Ho, Wo) array (planes contiguous). A fused epilogue reads
     it in place instead of paying for the transpose to NCHW; `grad_buffer` gives the matching
     layout for the gradient. out: an (N, F, Ho, Wo) array to write into (the memory plan's
-    buffer), used unless contiguous=False asks for the GEMM's own layout. workspace: a byte
-    array to build the im2col columns in (the memory plan's buffer)."""
+    buffer); the batch GEMM with contiguous=False ignores it and returns its own layout.
+    workspace: a byte array to build the im2col columns in (the memory plan's buffer)."""
     n, f = x.shape[0], w.shape[0]
     ksize, stride, pad, out_size = conv_geometry(x.shape, w.shape, stride, pad)
     p = out_size[0] * out_size[1]

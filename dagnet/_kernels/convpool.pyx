@@ -22,6 +22,7 @@ from libc.stdint cimport int32_t
 from libc.string cimport memcpy, memset
 
 from dagnet._kernels.types cimport index_t, real
+from dagnet._kernels.window cimport end_tap, first_tap
 
 cdef extern from "rowops.h" nogil:
     void dn_pool_rows_f(const float* y, Py_ssize_t ho, Py_ssize_t wo, Py_ssize_t F,
@@ -47,16 +48,6 @@ cdef inline void _rows_sum(Py_ssize_t n, Py_ssize_t count, const real* coef, con
 
 cdef inline bint _same4(Py_ssize_t* a, Py_ssize_t* b) noexcept:
     return a[0] == b[0] and a[1] == b[1] and a[2] == b[2] and a[3] == b[3]
-
-
-cdef inline Py_ssize_t _lo(Py_ssize_t start) noexcept nogil:
-    """First tap inside the image for a window starting at `start` (negative in the padding)."""
-    return -start if start < 0 else 0
-
-
-cdef inline Py_ssize_t _hi(Py_ssize_t start, Py_ssize_t k, Py_ssize_t size) noexcept nogil:
-    """One past the last tap inside the image for a window of k starting at `start`."""
-    return size - start if start + k > size else k
 
 
 cdef inline void _copy(real* d, const real* s, Py_ssize_t n) noexcept nogil:
@@ -87,8 +78,8 @@ cdef void _im2row_one(const real* x, real* rows, Py_ssize_t R, Py_ssize_t C, Py_
         top = oh * sh - ph
         for ow in range(wo):
             left = ow * sw - pw
-            j0 = _lo(left)
-            j1 = _hi(left, kw, W)
+            j0 = first_tap(left)
+            j1 = end_tap(left, kw, W)
             dst = rows + (oh * wo + ow) * R
             for c in range(C):
                 for i in range(kh):
@@ -129,8 +120,8 @@ cdef void _row2im_one(const real* dcols, Py_ssize_t ld, real* dx, Py_ssize_t C, 
             ow = phase
             while ow < wo:  # phase, phase + step, ...: range() with a variable step needs the GIL
                 left = ow * sw - pw
-                j0 = _lo(left)
-                j1 = _hi(left, kw, W)
+                j0 = first_tap(left)
+                j1 = end_tap(left, kw, W)
                 src = dcols + (oh * wo + ow) * ld
                 for c in range(C):
                     for i in range(kh):

@@ -18,6 +18,7 @@ from libc.string cimport memset
 
 from dagnet._kernels.branchless cimport keep as _keep
 from dagnet._kernels.types cimport index_t, real
+from dagnet._kernels.window cimport end_tap, first_tap
 
 
 cdef inline int _beats(real v, real m) noexcept nogil:
@@ -77,12 +78,12 @@ cdef void _max_plane(const real* x, real* out, index_t* arg, Py_ssize_t H, Py_ss
     cdef index_t k
     for oh in range(ho):
         top = oh * sh - ph
-        i0 = -top if top < 0 else 0
-        i1 = H - top if top + kh > H else kh
+        i0 = first_tap(top)
+        i1 = end_tap(top, kh, H)
         for ow in range(wo):
             left = ow * sw - pw
-            j0 = -left if left < 0 else 0
-            j1 = W - left if left + kw > W else kw
+            j0 = first_tap(left)
+            j1 = end_tap(left, kw, W)
             # the op keeps pad <= size // 2, so every window holds at least one real cell
             m = x[(top + i0) * W + left + j0]
             k = <index_t>(i0 * kw + j0)

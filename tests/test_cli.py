@@ -154,7 +154,8 @@ def test_export_import_render_and_finetune_onnx(run_dir, tiny_mnist, tmp_path):
 
 
 def test_learning_rate_schedules_from_flags():
-    from dagnet.cli import _schedule, build_parser
+    from dagnet.cli import build_parser
+    from dagnet.cli.train import lr_schedule as _schedule
     from dagnet.train.schedules import make_schedule
 
     args = build_parser().parse_args(["train", "lenet", "--epochs", "2", "--batch-size", "10"])

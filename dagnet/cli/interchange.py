@@ -1,0 +1,61 @@
+"""`dagnet import` and `export`: ONNX in and out."""
+from __future__ import annotations
+
+import os
+import sys
+
+from dagnet.cli.common import UsageError, load_onnx, load_run, resolve_graph
+
+
+def cmd_import(args) -> int:
+    from dagnet.spec import save_spec
+    from dagnet.train.checkpoint import save_checkpoint
+
+    shapes = {}
+    for item in args.input_shape or []:
+        name, _, dims = item.partition("=")
+        try:
+            shapes[name] = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            raise UsageError(f"--input-shape takes NAME=C,H,W, got '{item}'") from None
+    m = load_onnx(args.model, shapes)
+    out = args.output or os.path.splitext(os.path.basename(args.model))[0] + ".yaml"
+    save_spec(m.graph, out)
+    weights = os.path.splitext(out)[0] + ".weights.npz"
+    save_checkpoint(weights, params=m.params, state=m.state, optimizer={}, solver={},
+                    spec=m.graph.to_spec())
+    print(f"wrote {out} ({len(m.graph)} nodes) and {weights} ({len(m.params)} params); "
+          f"fine-tune with: dagnet train {out} --weights {weights} ...")
+    return 0
+
+
+def cmd_export(args) -> int:
+    import dagnet
+    from dagnet import onnx
+
+    if os.path.isdir(args.model):
+        _, plan, _ = load_run(args.model)
+    else:
+        plan = dagnet.compile(resolve_graph(args.model), mode="eval")
+        print("note: exporting freshly initialised weights (give a run directory for trained ones)",
+              file=sys.stderr)
+    out = args.output or "model.onnx"
+    onnx.export(plan, out, opset=args.opset)
+    print(f"wrote {out}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add this module's commands to the `dagnet` parser."""
+    im = sub.add_parser("import", help="an ONNX model as a spec (YAML/JSON) plus its weights")
+    im.add_argument("model", help="a .onnx file")
+    im.add_argument("-o", "--output", help="spec file to write (.yaml or .json)")
+    im.add_argument("--input-shape", action="append", metavar="NAME=C,H,W",
+                    help="fix a symbolic input shape (repeatable)")
+    im.set_defaults(func=cmd_import)
+
+    ex = sub.add_parser("export", help="a model, spec or trained run as ONNX")
+    ex.add_argument("model", help="a model-zoo name, a spec file or a run directory")
+    ex.add_argument("-o", "--output", help="the .onnx file to write")
+    ex.add_argument("--opset", type=int, default=17)
+    ex.set_defaults(func=cmd_export)

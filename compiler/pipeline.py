@@ -11,6 +11,7 @@ from dagnet.graph import INPUT, PARAM, Graph
 from dagnet.init import init_param
 from dagnet.ops import get_op
 from dagnet.compiler.autodiff import plan_backward
+from dagnet.compiler.buckets import MB, plan_buckets
 from dagnet.compiler.fuse import fuse as fuse_pass
 from dagnet.compiler.memory import plan_memory
 from dagnet.compiler.plan import ExecutionPlan
@@ -23,8 +24,10 @@ MODES = ("train", "eval")
 
 
 def run_passes(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
-               dtype="float32", wrt=(), inplace: bool = True, trace=None) -> Graph:
-    """Every pass in order; `trace(name, graph)` (optional) sees the graph after each one."""
+               dtype="float32", wrt=(), inplace: bool = True, trace=None,
+               bucket_mb: float | None = None) -> Graph:
+    """Every pass in order; `trace(name, graph)` (optional) sees the graph after each one.
+    bucket_mb: plan the data-parallel gradient allreduce in buckets of that many MiB."""
     if mode not in MODES:
         raise DagnetError(f"mode must be one of {MODES}, got {mode!r}")
     if not isinstance(graph, Graph):
@@ -49,6 +52,9 @@ def run_passes(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train
         trace("autodiff", g)
     g = plan_memory(g, mode, np.dtype(dtype).itemsize, inplace)
     trace("memory", g)
+    if bucket_mb is not None and mode == "train":
+        g = plan_buckets(g, int(bucket_mb * MB), np.dtype(dtype).itemsize)
+        trace("buckets", g)
     return g
 
 
@@ -158,7 +164,7 @@ def init_state(graph: Graph, dtype="float32") -> dict:
 def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
             dtype="float32", seed: int = 0, params: dict | None = None,
             state: dict | None = None, wrt=(), inplace: bool = True,
-            check: bool = False) -> ExecutionPlan:
+            check: bool = False, bucket_mb: float | None = None) -> ExecutionPlan:
     """Compile a graph into an ExecutionPlan.
 
     outputs: values to compute (default: the graph's losses, else its sinks); everything else
@@ -171,7 +177,7 @@ def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
     dtype = _float_dtype(dtype)
     _check_seed(seed)
     outputs = _output_names(outputs, graph)
-    g = run_passes(graph, outputs, fuse, mode, dtype, wrt, inplace)
+    g = run_passes(graph, outputs, fuse, mode, dtype, wrt, inplace, bucket_mb=bucket_mb)
     kept = {n.name for n in g if n.op == PARAM}
     if params is None:
         fresh = init_params(graph, seed, dtype)

@@ -152,11 +152,13 @@ def _in_step(e: DagnetError, step) -> DagnetError:
     return type(e)(f"{where}: {message}")
 
 
-def run_backward(plan, douts: dict) -> dict:
+def run_backward(plan, douts: dict, after_step=None) -> dict:
     """Sweep the planned backward order from the seed gradients `douts` {value: dout}.
 
     Gradients of a value that fans out are summed; returns {name: grad} for every param and for
-    the inputs the plan was compiled to differentiate."""
+    the inputs the plan was compiled to differentiate. after_step(step, grads), when given, is
+    called after each step's backward with the gradients so far (data-parallel training starts
+    the allreduce of the gradients a step finished there)."""
     if not plan._caches:
         raise FeedError("backward() needs a train-mode forward() first (eval mode keeps no caches)")
     grads: dict[str, np.ndarray] = dict(douts)
@@ -176,6 +178,8 @@ def run_backward(plan, douts: dict) -> dict:
             else:
                 grads[src] = grads[src] + gr
                 owned.add(src)
+        if after_step is not None:
+            after_step(step, grads)
     result = {}
     for name, p in plan.params.items():
         g = grads.get(name)

@@ -57,6 +57,9 @@ setup(
     extras_require={
         "dev": ["pytest>=7", "hypothesis>=6", "pytest-xdist>=3", "threadpoolctl>=3"],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+        # data-parallel training: mpi4py's wheels load the MPI library at run time, and the
+        # `mpich` wheel is one (with mpiexec); an installed Open MPI or MPICH works as well
+        "dist": ["mpi4py>=4.0", "mpich>=4.2"],
     },
     entry_points={"console_scripts": ["dagnet=dagnet.cli:main"]},
     zip_safe=False,

@@ -42,7 +42,8 @@ def plan_buckets(graph: Graph, bucket_bytes: int = int(DEFAULT_BUCKET_MB * MB),
         raise DagnetError("plan_buckets needs the backward plan: run it after plan_backward "
                           "(compile with mode='train')")
     if bucket_bytes <= 0:
-        raise DagnetError(f"the allreduce bucket size must be > 0 bytes, got {bucket_bytes}")
+        raise DagnetError(f"the allreduce bucket size must be > 0 bytes, got {bucket_bytes} "
+                          f"(bucket_mb / --bucket-mb must be positive)")
     first_bytes = min(bucket_bytes, int(DEFAULT_FIRST_MB * MB)) if first_bytes is None \
         else first_bytes
     g = graph.copy()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 
@@ -53,7 +54,7 @@ def run_passes(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train
     g = plan_memory(g, mode, np.dtype(dtype).itemsize, inplace)
     trace("memory", g)
     if bucket_mb is not None and mode == "train":
-        g = plan_buckets(g, int(bucket_mb * MB), np.dtype(dtype).itemsize)
+        g = plan_buckets(g, math.ceil(bucket_mb * MB), np.dtype(dtype).itemsize)
         trace("buckets", g)
     return g
 

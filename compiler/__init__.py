@@ -1,8 +1,10 @@
 """The dagnet compiler: one module per pass, each a pure function, and the ExecutionPlan.
 
     validate -> infer_shapes -> prune -> fuse -> schedule -> plan_backward -> plan_memory
+    (-> plan_buckets: the data-parallel gradient allreduce, with compile(bucket_mb=...))
 """
 from dagnet.compiler.autodiff import plan_backward
+from dagnet.compiler.buckets import plan_buckets
 from dagnet.compiler.fuse import fuse
 from dagnet.compiler.memory import plan_memory
 from dagnet.compiler.patterns import PATTERNS, Pattern
@@ -15,6 +17,7 @@ from dagnet.compiler.validate import validate
 
 __all__ = [
     "ExecutionPlan", "PATTERNS", "Pattern", "Step", "check_fusion", "compile", "fuse",
-    "infer_shapes", "init_params", "plan_backward", "plan_memory", "prune", "run_passes",
+    "infer_shapes", "init_params", "plan_backward", "plan_buckets", "plan_memory", "prune",
+    "run_passes",
     "schedule", "validate",
 ]

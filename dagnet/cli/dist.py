@@ -115,8 +115,8 @@ class World:
         if r["backward_s"] is None:
             return None
         return (f"{self.size} ranks: {r['buckets']} allreduce bucket(s) of {r['bytes'] / 2**20:.2f} "
-                f"MiB per step; median backward {r['backward_s'] * 1e3:.1f} ms, then "
-                f"{r['exposed_wait_s'] * 1e3:.2f} ms waiting for the allreduce")
+                f"MiB per step; median backward {r['backward_s'] * 1e3:.1f} ms, then rank 0 "
+                f"waited {r['wait_s'] * 1e3:.2f} ms for the allreduce and the other ranks")
 
 
 def run(args, train) -> int:

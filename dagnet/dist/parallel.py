@@ -142,16 +142,22 @@ class DataParallel:
 
     # -- what the overlap bought -------------------------------------------------------------
     def comm_report(self, blocking_repeats: int = 0) -> dict:
-        """Medians over the recent steps: backward seconds, exposed allreduce wait, the bucket
-        start offsets; with blocking_repeats, also the blocking allreduce time and the overlap
-        fraction 1 - exposed / blocking (collective: every rank must call it then)."""
+        """Medians over the recent steps: backward seconds and this rank's wait after it
+        (allreduce not hidden, plus waiting for slower ranks). With blocking_repeats
+        (collective: every rank must call it): also `exposed_wait_s`, per step the smallest
+        wait over the ranks (the last rank to finish backward waits only for the network),
+        `skew_s` (the largest minus the smallest wait: imbalance between the ranks), the
+        blocking allreduce time and overlap = 1 - exposed / blocking."""
         b = self.buckets
         report = {"buckets": len(b.flat), "bytes": b.nbytes, "steps": len(b.exposed),
                   "backward_s": float(np.median(b.backward)) if b.backward else None,
-                  "exposed_wait_s": float(np.median(b.exposed)) if b.exposed else None}
-        if blocking_repeats:
+                  "wait_s": float(np.median(b.exposed)) if b.exposed else None}
+        if blocking_repeats and b.exposed:
+            waits = self.comm.allgather(np.array(b.exposed), "comparing the ranks' waits")
+            report["exposed_wait_s"] = float(np.median(waits.min(axis=0)))
+            report["skew_s"] = float(np.median(waits.max(axis=0) - waits.min(axis=0)))
             blocking = b.time_blocking(blocking_repeats)
             report["blocking_allreduce_s"] = blocking
-            if report["exposed_wait_s"] is not None and blocking > 0:
-                report["overlap_fraction"] = max(0.0, 1.0 - report["exposed_wait_s"] / blocking)
+            report["overlap_fraction"] = max(0.0, 1.0 - report["exposed_wait_s"] / blocking) \
+                if blocking > 0 else 1.0
         return report

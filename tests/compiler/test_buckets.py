@@ -105,3 +105,14 @@ def test_describe_shows_buckets_and_where_they_start():
     row = next(line for line in text.splitlines() if line.startswith("2 "))
     assert "allreduce bucket 0 starts after its backward" in row
     assert "allreduce" not in dagnet.compile(get_model("lenet")).describe()
+
+
+def test_plan_diagram_marks_where_each_allreduce_starts():
+    from dagnet.viz import render_plan
+
+    plan = dagnet.compile(get_model("lenet"), bucket_mb=4.0)
+    source = render_plan(plan, show_backward=True).source
+    assert "2 allreduce buckets" in source
+    assert "starts allreduce of bucket 0 (1.5 MB)" in source
+    assert "starts allreduce of bucket 1" in source
+    assert "allreduce" not in render_plan(dagnet.compile(get_model("lenet")), show_backward=True).source

@@ -14,16 +14,26 @@ measured backward times, bucket i's allreduce can start at t_i (seconds into bac
 allreduces run one after the other on the network: f_i = max(t_i, f_{i-1}) + T(P, n_i). The
 communication not hidden is max(0, f_last - B) (B: the backward's length), and the scaling
 efficiency is C / (C + exposed).
+
+Where the bucket size should go: k buckets of s = G/k bytes (G: all gradients) keep the
+network busy for k 2(P-1) alpha + 2 G beta (P large); as long as that fits in the backward
+(B), only the last bucket is exposed, 2(P-1) alpha + 2 s beta, so the best s is the smallest
+that still fits: s* = 2(P-1) alpha G / (B - 2 G beta). It grows linearly with the number of
+ranks (each bucket pays the latency 2(P-1) times), and without bound once 2 G beta nears B:
+then the network, not the overlap, is the limit, and one bucket (the fewest latencies) is best.
+`predict` reports s* beside the simulated sweep over bucket sizes (gradients are never split,
+so the sweep's steps are coarser than s*).
 """
 from __future__ import annotations
 
 import argparse
 import json
 
+import dagnet  # noqa: F401  (before numpy: dagnet/procenv.py)
 import numpy as np
 
 RANKS = (2, 8, 64, 512)
-BUCKET_MB = (0.25, 0.5, 1, 2, 4, 8, 16, 64)
+BUCKET_MB = (1 / 64, 1 / 16, 1 / 4, 1, 4, 16, 64)
 
 
 def fit(sizes, seconds) -> tuple[float, float]:
@@ -54,6 +64,15 @@ def step_time(profile: dict, buckets: list, p: int, alpha: float, beta: float) -
     return {"compute_s": compute, "exposed_s": exposed, "efficiency": compute / (compute + exposed)}
 
 
+def s_star(profile: dict, grad_bytes: int, p: int, alpha: float, beta: float):
+    """The analytic bucket size (MiB) of the module docstring; "all" when bandwidth-bound."""
+    backward = sum(t for _, t in profile["backward"])
+    room = backward - 2 * grad_bytes * beta
+    if room <= 0:
+        return "all"
+    return round(min(grad_bytes, 2 * (p - 1) * alpha * grad_bytes / room) / 2**20, 4)
+
+
 def buckets_for(plan_graph, bucket_mb: float, itemsize: int) -> list:
     """The bucket pass's buckets for a compiled train graph at another threshold."""
     from dagnet.compiler.buckets import MB, plan_buckets
@@ -63,8 +82,9 @@ def buckets_for(plan_graph, bucket_mb: float, itemsize: int) -> list:
 
 
 def predict(models: dict, alpha: float, beta: float, ranks=RANKS, sizes=BUCKET_MB) -> dict:
-    """{model: {P: {"default": efficiency at the default bucket size, "best_mb", "best"}}}.
-    models: {name: {"profile": ..., "graph": compiled train graph, "itemsize": int}}."""
+    """{model: {P: {"default": efficiency at the default bucket size, "best_mb", "best",
+    "s_star_mb"}}}. models: {name: {"profile": ..., "graph": compiled train graph, "itemsize":
+    int, "params_bytes": int}} (see profile_model)."""
     from dagnet.compiler.buckets import DEFAULT_BUCKET_MB
 
     out = {}
@@ -73,9 +93,11 @@ def predict(models: dict, alpha: float, beta: float, ranks=RANKS, sizes=BUCKET_M
         for p in ranks:
             eff = {mb: step_time(m["profile"], buckets_for(m["graph"], mb, m["itemsize"]), p,
                                  alpha, beta)["efficiency"] for mb in sizes}
-            best = max(eff, key=lambda mb: (round(eff[mb], 4), -mb))
+            # the default unless another size does better (in the 4th decimal)
+            best = max(eff, key=lambda mb: (round(eff[mb], 4), mb == DEFAULT_BUCKET_MB, -mb))
             rows[p] = {"default": round(eff[DEFAULT_BUCKET_MB], 4), "best_mb": best,
-                       "best": round(eff[best], 4)}
+                       "best": round(eff[best], 4),
+                       "s_star_mb": s_star(m["profile"], m["params_bytes"], p, alpha, beta)}
         out[name] = rows
     return out
 

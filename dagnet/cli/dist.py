@@ -146,7 +146,7 @@ def run(args, train) -> int:
 def _launch(args) -> int:
     from dagnet.dist import launch
 
-    code = launch.run(args.ranks, args.argv)
+    code = launch.run(args.ranks, getattr(args, "argv", None) or sys.argv[1:])
     problem = launch.explain(code)
     if problem:
         _say(f"dagnet train: {problem}; {checkpoint_note(os.path.join(args.out, 'checkpoint.npz'))}")

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from dagnet import compiler
-from dagnet.errors import DagnetError
+from dagnet.errors import DagnetError, ShapeError
 from dagnet.viz.plots import DPI, finish_figure
 
 SIDE = 8.0  # inches: the grid's longer side
@@ -33,7 +33,7 @@ def plot_filters(weights: np.ndarray, path=None, title: str | None = None, figsi
     scale: "shared" or "each" (each tile its own min to max) overrides that choice."""
     w = np.asarray(weights, dtype=float)
     if w.ndim != 4:
-        raise DagnetError(f"filters must be (F, C, kh, kw), got shape {w.shape}")
+        raise ShapeError(f"filters must be (F, C, kh, kw), got shape {w.shape}")
     f, c = w.shape[:2]
     what = title or f"{f} filters, {c}×{w.shape[2]}×{w.shape[3]}"
     if c == 3:
@@ -61,8 +61,12 @@ def plot_affine_weights(weights: np.ndarray, image_shape, path=None, title: str 
     if len(shape) == 2:
         shape = (1,) + shape
     if w.ndim != 2 or len(shape) != 3 or shape[0] not in (1, 3) or math.prod(shape) != w.shape[0]:
-        raise DagnetError(f"affine weights {w.shape} cannot be drawn as images of shape {tuple(image_shape)}: "
-                          f"need weights (C*H*W, units) with C 1 or 3")
+        rows = w.shape[0] if w.ndim == 2 else "?"
+        side = [f"({c}, {r}, {r})" for c in (1, 3) for r in [math.isqrt(rows // c)] if w.ndim == 2
+                and c * r * r == rows]
+        raise ShapeError(f"affine weights {w.shape} cannot be drawn as images of shape "
+                         f"{tuple(image_shape)}: give the shape (C, H, W) of the image the layer reads, "
+                         f"C 1 or 3 and C*H*W == {rows} rows" + (f", e.g. {side[0]}" if side else ""))
     units = min(w.shape[1], limit)
     shown = f"{units} of {w.shape[1]}" if units < w.shape[1] else f"{units}"
     what = title or f"{shown} hidden units' weights as {shape[1]}×{shape[2]} images"
@@ -78,7 +82,8 @@ def plot_feature_maps(maps: np.ndarray, path=None, title: str | None = None, cma
     so channels compare) or "each" (every map stretched to its own range)."""
     m = np.asarray(maps, dtype=float)
     if m.ndim != 3:
-        raise DagnetError(f"feature maps must be (C, H, W) for one example, got shape {m.shape}")
+        raise ShapeError(f"feature maps must be (C, H, W) for one example, got shape {m.shape}: "
+                         f"pass one example's maps, e.g. maps[0]")
     what = title or f"{m.shape[0]} feature maps, {m.shape[1]}×{m.shape[2]}"
     return _grid(m, _square(m.shape[0]), [str(i) for i in range(m.shape[0])], what, path, figsize,
                  scale, cmap=cmap, unit="activation", image=image, image_title=image_title)
@@ -176,8 +181,8 @@ def _show_input(ax, image, title: str) -> None:
     if x.ndim == 3 and x.shape[0] in (1, 3):
         x = x[0] if x.shape[0] == 1 else x.transpose(1, 2, 0)
     if x.ndim != 2 and x.shape[-1:] != (3,):
-        raise DagnetError(f"the input image must be (C, H, W) with C 1 or 3, or (H, W); got shape "
-                          f"{np.shape(image)}")
+        raise ShapeError(f"the input image must be (C, H, W) with C 1 or 3, or (H, W); got shape "
+                         f"{np.shape(image)}")
     ax.imshow(_stretch(x, x.min(), x.max()), cmap="gray", interpolation="nearest")
     ax.set_anchor("N")
     ax.set_axis_off()

@@ -610,6 +610,18 @@ def _(tmp):
 
 
 # -- training -----------------------------------------------------------------------------------
+P = "pictures"
+
+
+@case("plot-affine-not-an-image", P, ShapeError,
+      "an affine layer's weights are drawn as images of a shape its rows are not",
+      "give the (C, H, W) of the image the layer reads", "(1, 20, 20)")
+def _(tmp):
+    from dagnet.viz import plot_affine_weights
+
+    plot_affine_weights(np.zeros((784, 10)), (1, 20, 20))
+
+
 T = "training"
 
 

@@ -204,8 +204,11 @@ class Solver:
 
         if self.stopped_early and self.verbose:  # a resumed run that had stopped
             print(f"nothing to train: {self.stop_note()}")
-        while self.epoch < self.num_epochs and not self.stopped_early:
-            self._epoch(tqdm)
+        # Every step checks for NaN/Inf and stops with one TrainingError naming where it arose:
+        # numpy's overflow warnings on the way there would only bury that message.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            while self.epoch < self.num_epochs and not self.stopped_early:
+                self._epoch(tqdm)
         for k, v in self.best_params.items():
             self.model.params[k][...] = v
         for n, st in self.best_state.items():

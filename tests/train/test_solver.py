@@ -226,3 +226,20 @@ def test_adamw_decays_weights_but_not_biases():
     assert {"fc1.w", "scores.w"} <= {p for p, d in decay.items() if d}
     solver.train()
     assert solver.optim_configs["fc1.b"]["weight_decay"] == 0.0
+
+
+def test_a_diverging_run_gives_the_error_without_numpy_warnings():
+    """The Solver checks every step for NaN/Inf itself: numpy's overflow warnings before its
+    one-line error are noise (issue 15.7: --lr 1e6 printed 15 lines of them)."""
+    import warnings
+
+    data = tiny_data(20, (1, 28, 28))
+    plan = dagnet.compile(fc_net(hidden_dims=[10]), seed=0)
+    solver = Solver(plan, data, update_rule="sgd", optim_config={"learning_rate": 1e9},
+                    batch_size=10, num_epochs=5, verbose=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(TrainingError, match="loss is (nan|inf)"):
+            solver.train()
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], caught
+    assert np.geterr()["over"] == "warn"  # the caller's numpy settings are left as they were

@@ -20,13 +20,13 @@ from dagnet.train.hyperparams import did_you_mean
 DATA_KEYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
 
 
-def _bad(name: str, value, want: str) -> TrainingError:
-    return TrainingError(f"Solver: {name} = {value!r}; it must be {want}")
+def _bad(name: str, value, want: str, owner: str = "Solver") -> TrainingError:
+    return TrainingError(f"{owner}: {name} = {value!r}; it must be {want}")
 
 
-def count(name: str, value, low: int = 1, optional: str = "") -> int | None:
+def count(name: str, value, low: int = 1, optional: str = "", owner: str = "Solver") -> int | None:
     """An integer >= low (an integer-valued float such as 2.0 is fine); None allowed when
-    `optional` says what None means."""
+    `optional` says what None means. `owner` (the function checked) starts the message."""
     if value is None and optional:
         return None
     ok = not isinstance(value, (bool, np.bool_)) and (
@@ -34,7 +34,7 @@ def count(name: str, value, low: int = 1, optional: str = "") -> int | None:
         or (isinstance(value, (float, np.floating)) and float(value).is_integer()))
     if not ok or int(value) < low:
         none = f"None ({optional}) or " if optional else ""
-        raise _bad(name, value, f"{none}an integer >= {low}")
+        raise _bad(name, value, f"{none}an integer >= {low}", owner)
     return int(value)
 
 
@@ -72,6 +72,13 @@ def function(name: str, value):
     if value is not None and not callable(value):
         raise _bad(name, value, "None or a function (called with the solver after each epoch)")
     return value
+
+
+def check_examples(owner: str, X, y) -> None:
+    """DatasetError unless X and y have one label per example."""
+    if len(X) != len(y):
+        raise DatasetError(f"{owner}: X has {len(X)} examples but {len(y)} labels; give one label "
+                           f"per example")
 
 
 def check_model(model) -> None:

@@ -190,8 +190,14 @@ _SEP = "/"
 
 def state_to_arrays(configs: dict[str, dict]) -> dict[str, np.ndarray]:
     """Flatten per-param configs {param: {key: array | number}} to {"param/key": array} (copies)."""
+    if not isinstance(configs, dict):
+        raise CheckpointError(f"optimizer state must be a dict {{param: config dict}}, got "
+                              f"{type(configs).__name__}")
     flat = {}
     for param, config in configs.items():
+        if not isinstance(config, dict):
+            raise CheckpointError(f"optimizer state of {param!r} must be a dict of hyperparameters "
+                                  f"and state arrays, got {type(config).__name__}")
         for key, value in config.items():
             if _SEP in key:
                 raise CheckpointError(f"optimizer state of {param!r}: key {key!r} contains "
@@ -212,6 +218,9 @@ def state_to_arrays(configs: dict[str, dict]) -> dict[str, np.ndarray]:
 
 def state_from_arrays(arrays: dict[str, np.ndarray]) -> dict[str, dict]:
     """Inverse of state_to_arrays: scalars (learning_rate, t, ...) become Python numbers again."""
+    if not isinstance(arrays, dict):
+        raise CheckpointError(f"optimizer state must be a dict {{'param/key': array}}, got "
+                              f"{type(arrays).__name__}")
     configs: dict[str, dict] = {}
     for flat_key, value in arrays.items():
         param, sep, key = flat_key.rpartition(_SEP)

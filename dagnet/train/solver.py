@@ -176,6 +176,9 @@ class Solver:
 
     def check_accuracy(self, X, y, num_samples: int | None = None, batch_size: int = 256) -> float:
         """Accuracy of eval-mode predictions, in batches; subsample (seeded) if num_samples."""
+        checks.count("batch_size", batch_size, owner="check_accuracy")
+        checks.count("num_samples", num_samples, optional="all examples", owner="check_accuracy")
+        checks.check_examples("check_accuracy", X, y)
         X, y = self._subsample(X, y, num_samples)
         scores = self.model.predict(X, batch_size=batch_size)
         return float(np.mean(np.argmax(scores, axis=1) == y))

@@ -114,3 +114,37 @@ def test_integer_valued_numbers_are_fine(plan):
 def test_numpy_learning_rate(plan):
     s = Solver(plan, data(), optim_config={"learning_rate": np.float32(0.5)}, verbose=False)
     assert s.schedule(0) == 0.5
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, "64"])
+def test_accuracy_and_evaluation_batch_sizes(plan, batch_size):
+    from dagnet.train.evaluate import evaluate_arrays
+
+    d = data()
+    s = Solver(plan, d, verbose=False)
+    with pytest.raises(TrainingError, match=f"batch_size = {batch_size!r}; it must be an integer >= 1"):
+        s.check_accuracy(d["X_val"], d["y_val"], batch_size=batch_size)
+    with pytest.raises(TrainingError, match=f"batch_size = {batch_size!r}; it must be an integer >= 1"):
+        evaluate_arrays(plan, d["X_val"], d["y_val"], batch_size=batch_size)
+
+
+def test_evaluation_with_labels_of_another_length(plan):
+    from dagnet.train.evaluate import evaluate_arrays
+
+    d = data()
+    with pytest.raises(DatasetError, match="10 examples but 9 labels"):
+        evaluate_arrays(plan, d["X_val"], d["y_val"][:9])
+    with pytest.raises(DatasetError, match="10 examples but 9 labels"):
+        Solver(plan, d, verbose=False).check_accuracy(d["X_val"], d["y_val"][:9])
+
+
+def test_optimizer_state_must_be_dicts():
+    from dagnet.errors import CheckpointError
+    from dagnet.train.optim import state_from_arrays, state_to_arrays
+
+    with pytest.raises(CheckpointError, match="optimizer state of 'w' must be a dict"):
+        state_to_arrays({"w": 0.1})
+    with pytest.raises(CheckpointError, match="must be a dict"):
+        state_to_arrays([{"learning_rate": 0.1}])
+    with pytest.raises(CheckpointError, match="must be a dict"):
+        state_from_arrays(None)

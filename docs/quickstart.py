@@ -1,10 +1,12 @@
 """dagnet in one script: declare LeNet, render it, compile it, look at the plan and its fusions,
 train briefly, plot the curves and LeNet's feature maps.
 
-    python docs/quickstart.py                       # Fashion-MNIST, pictures into docs/quickstart/
-    python docs/quickstart.py --data mnist:DIR --train 2000 --out /tmp/qs
+    .venv/bin/python docs/quickstart.py                  # Fashion-MNIST, pictures into runs/quickstart/
+    .venv/bin/python docs/quickstart.py --data mnist:DIR --train 2000 --out /tmp/qs
+    .venv/bin/python docs/quickstart.py --out docs/quickstart   # regenerate the README's pictures
 
-Every picture it writes is linked from the README.
+The pictures go to an untracked folder (runs/ is gitignored) unless --out says otherwise, so
+running the tour never rewrites the tracked pictures the README links.
 """
 import argparse
 import os
@@ -17,13 +19,17 @@ from dagnet.data.idx import load_mnist_like
 from dagnet.data.preprocess import fit_normalization, normalize
 from dagnet.train import Solver
 
+DEFAULT_OUT = os.path.join("runs", "quickstart")  # like `dagnet train`'s runs/MODEL; runs/ is gitignored
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="fashion-mnist", help="fashion-mnist, or mnist:DIR / fashion-mnist:DIR")
     ap.add_argument("--train", type=int, default=10000, help="training examples to use")
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "quickstart"))
+    ap.add_argument("--out", default=DEFAULT_OUT,
+                    help=f"folder for the pictures (default: {DEFAULT_OUT}, untracked; docs/quickstart "
+                         f"holds the README's)")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     out = lambda name: os.path.join(args.out, name)  # noqa: E731
@@ -65,9 +71,11 @@ def main(argv=None):
     # 4. Look at what it learned: curves, the first layer's filters, feature maps of one image.
     viz.plot_history(solver.history(), out("curves.png"))
     viz.plot_filters(plan.params["conv1.w"], out("filters.png"), title="conv1 filters")
+    image = f"test image 0 (label {raw['y_test'][0]})"
     for node in ("conv1", "pool1"):
         maps = viz.feature_maps(plan, X_test[0], node)
-        viz.plot_feature_maps(maps, out(f"maps_{node}.png"), title=f"{node} of test image 0")
+        viz.plot_feature_maps(maps, out(f"maps_{node}.png"), title=f"{node} of test image 0",
+                              image=X_test[0], image_title=image)
     print(f"pictures in {args.out}")
     return acc
 

@@ -192,8 +192,17 @@ def emit(name: str, title: str, rankdir: str, nodes: dict, edges, clusters=(), s
                 container.node(nid, **attrs)
 
     fill(dot, None)
+    boxes = {nid: _boxes(owner.get(nid), parents) for nid in nodes}
+    clipped = False
     for tail, head, attrs in edges:
+        # an edge into a titled box ends at the box: drawn on to the node inside, it would run
+        # through the title, which graphviz puts at the top, where edges come in
+        into = [k for k in boxes.get(head, []) if k not in boxes.get(tail, []) and "label" in clusters[k].attrs]
+        if into:
+            attrs, clipped = {"lhead": f"cluster_{into[-1]}", **attrs}, True
         dot.edge(tail, head, **attrs)
+    if clipped:
+        dot.attr(compound="true")
     for group in same_rank:
         with dot.subgraph() as sub:
             sub.attr(rank="same")
@@ -202,6 +211,15 @@ def emit(name: str, title: str, rankdir: str, nodes: dict, edges, clusters=(), s
     # set last: a root label set before the clusters would be inherited by them
     dot.attr(label=title)
     return dot
+
+
+def _boxes(key, parents) -> list:
+    """Cluster `key` and the boxes around it, innermost first ([] for None)."""
+    out = []
+    while key is not None:
+        out.append(key)
+        key = parents[key]
+    return out
 
 
 def title_label(title: str, subtitle: str = "") -> str:

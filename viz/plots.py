@@ -1,21 +1,22 @@
-"""matplotlib pictures of training: loss and accuracy curves, first-layer filters, feature maps.
+"""matplotlib pictures of training: one run's loss and accuracy curves, several runs' overlaid,
+and the figure helpers every dagnet chart shares.
 
 Figures are made with matplotlib.figure.Figure, never pyplot: no window, no global state, and
 saving renders with Agg; in Jupyter a returned Figure still displays inline.
 
-    plot_history(solver_history, "curves.png")
-    plot_filters(plan.params["conv1.w"], "filters.png")
-    plot_feature_maps(feature_maps(plan, x[0], "conv1"), "conv1.png")
+    plot_history(solver.history(), "curves.png")
+    plot_histories({"sgd": h1, "momentum": h2}, "compare.png")
 """
 from __future__ import annotations
 
-import math
 import os
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
-from dagnet import compiler
 from dagnet.errors import DagnetError
 
 DPI = 100
@@ -77,76 +78,68 @@ def plot_history(history: dict, path=None, smooth: int | None = None,
                             xytext=(0, 8), ha="center", fontsize=9, color="#31A354")
         ax_acc.legend(frameon=False, loc="lower right")
     ax_acc.set(title="accuracy", xlabel="epoch", ylabel="accuracy")
+    whole_epochs(ax_acc, max(train.size, val.size))
+    ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in (ax_loss, ax_acc):
         tidy_axes(ax)
     return finish_figure(fig, path)
 
 
-def _mosaic(tiles: np.ndarray, cols: int, pad: int = 1) -> np.ndarray:
-    """Tiles (K, h, w[, 3]) each scaled to [0, 1], laid out in a grid with NaN gutters."""
-    k, h, w = tiles.shape[:3]
-    rows = math.ceil(k / cols)
-    grid = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad) + tiles.shape[3:], np.nan)
-    for i, t in enumerate(tiles):
-        lo, hi = np.nanmin(t), np.nanmax(t)
-        r, c = divmod(i, cols)
-        grid[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = \
-            (t - lo) / (hi - lo) if hi > lo else 0.5
-    return grid
+def whole_epochs(ax, epochs: int) -> None:
+    """Ticks on whole epochs only (a 2-epoch run has no epoch 1.5); epochs 1..n with half an
+    epoch of margin when there are few."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if 0 < epochs <= 30:
+        ax.set_xlim(0.5, epochs + 0.5)
 
 
-def _grid_figure(grid: np.ndarray, title: str, cmap, path, figsize) -> Figure:
-    # default: 8 inches wide (or tall), the other side following the grid, plus the title
-    scale = 8 / max(grid.shape[:2])
-    # whole pixels, so that the saved image is exactly figsize * dpi
-    fitted = (round(grid.shape[1] * scale * DPI) / DPI, round((grid.shape[0] * scale + 0.5) * DPI) / DPI)
-    fig = Figure(figsize=figsize or fitted, dpi=DPI, layout="constrained")
-    ax = fig.subplots()
-    image = grid if grid.ndim == 2 else np.nan_to_num(grid, nan=1.0)  # RGB: white gutters
-    ax.imshow(image, cmap=cmap, interpolation="nearest", vmin=0, vmax=1)
-    ax.set_facecolor("white")  # NaN gutters of single-channel grids show the background
-    ax.set_axis_off()
-    ax.set_title(title)
-    return finish_figure(fig, path)
+def plot_histories(histories: dict, path=None, smooth: int | None = None, figsize=(12, 4.6)) -> Figure:
+    """Several runs overlaid, one colour per run: the loss (smoothed, raw faint) and the train
+    (dashed) and validation (solid) accuracy, against epochs, with a legend naming the runs.
 
-
-def plot_filters(weights: np.ndarray, path=None, title: str | None = None, figsize=None) -> Figure:
-    """First-layer filters as a grid of small images, each scaled to its own range.
-
-    weights: (F, C, kh, kw). C == 3 is drawn in RGB, C == 1 in grey; other C as one row of
-    C grey tiles per filter."""
-    w = np.asarray(weights, dtype=float)
-    if w.ndim != 4:
-        raise DagnetError(f"filters must be (F, C, kh, kw), got shape {w.shape}")
-    f, c = w.shape[:2]
-    if c == 3:
-        tiles, cols = w.transpose(0, 2, 3, 1), math.ceil(math.sqrt(f))
-    elif c == 1:
-        tiles, cols = w[:, 0], math.ceil(math.sqrt(f))
+    histories: {run name: history as plot_history takes it}; a history with "epoch" (as
+    Solver.history() and history.json have) puts its loss on the epoch axis too, so runs of
+    different batch sizes line up; otherwise the loss is per iteration."""
+    if not histories:
+        raise DagnetError("no runs to compare: give {name: history} for one run or more")
+    runs = {name: {k: np.asarray(h.get(k, []), dtype=float) for k in
+                   ("loss_history", "train_acc_history", "val_acc_history")} | {"epoch": h.get("epoch")}
+            for name, h in histories.items()}
+    by_epoch = all(r["epoch"] for r in runs.values() if r["loss_history"].size)
+    fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    colors = matplotlib.colormaps["tab10"]
+    handles, epochs = [], 0
+    for i, (name, r) in enumerate(runs.items()):
+        color = colors(i % 10)
+        loss, train, val = r["loss_history"], r["train_acc_history"], r["val_acc_history"]
+        if loss.size:
+            x = np.arange(1, loss.size + 1) * (r["epoch"] / loss.size if by_epoch else 1.0)
+            ax_loss.plot(x, loss, color=color, linewidth=0.6, alpha=0.25, label=f"_{name} raw")
+            window = smooth or max(1, loss.size // 50)
+            if window > 1 and loss.size > window:
+                x, loss = x[window - 1:], np.convolve(loss, np.ones(window) / window, mode="valid")
+            ax_loss.plot(x, loss, color=color, linewidth=1.8, label=name)
+        for acc, kind, dash in ((train, "train", "--"), (val, "validation", "-")):
+            if acc.size:
+                ax_acc.plot(np.arange(1, acc.size + 1), acc, linestyle=dash, marker="o", color=color,
+                            markersize=3.5 if acc.size < 60 else 0, label=f"{name} {kind}")
+        epochs = max(epochs, train.size, val.size, int(r["epoch"] or 0) if by_epoch else 0)
+        best = f" (best val {val.max():.3f})" if val.size else ""
+        handles.append(Line2D([], [], color=color, linewidth=2.5, label=f"{name}{best}"))
+    ax_loss.set(title="training loss (moving average; raw faint)", ylabel="loss",
+                xlabel="epoch" if by_epoch else "iteration")
+    ax_acc.set(title="accuracy", xlabel="epoch", ylabel="accuracy")
+    ax_acc.legend(handles=[Line2D([], [], color="#555555", linestyle="--", label="train"),
+                           Line2D([], [], color="#555555", label="validation")],
+                  frameon=False, loc="lower right")
+    for ax in (ax_loss, ax_acc):
+        tidy_axes(ax)
+    if by_epoch:
+        ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax_loss.set_xlim(0, epochs + 0.05)
     else:
-        tiles, cols = w.reshape(f * c, *w.shape[2:]), c
-    what = title or f"{f} filters, {c}×{w.shape[2]}×{w.shape[3]}"
-    return _grid_figure(_mosaic(tiles, cols), what, "gray", path, figsize)
-
-
-def plot_feature_maps(maps: np.ndarray, path=None, title: str | None = None, cmap: str = "viridis",
-                      figsize=None) -> Figure:
-    """Every channel of one example's activations as a grid, each scaled to its own range.
-
-    maps: (C, H, W)."""
-    m = np.asarray(maps, dtype=float)
-    if m.ndim != 3:
-        raise DagnetError(f"feature maps must be (C, H, W) for one example, got shape {m.shape}")
-    what = title or f"{m.shape[0]} feature maps, {m.shape[1]}×{m.shape[2]}"
-    return _grid_figure(_mosaic(m, math.ceil(math.sqrt(m.shape[0]))), what, cmap, path, figsize)
-
-
-def feature_maps(plan, x: np.ndarray, node: str) -> np.ndarray:
-    """The value of any node of the plan's declared graph for one example (eval mode).
-
-    x: one example (C, H, W), without the batch dimension. A node inside a fused step is
-    computed by an eval plan that asks for it as an output, with the plan's params and state."""
-    probe = compiler.compile(plan.source, outputs=[node], mode="eval", dtype=plan.dtype,
-                    params=plan.params, state=plan.state)
-    out = probe.forward(probe.feeds_for(np.asarray(x)[None]), mode="eval")
-    return out[node][0]
+        ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
+    whole_epochs(ax_acc, epochs)
+    fig.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 4), frameon=False)
+    return finish_figure(fig, path)

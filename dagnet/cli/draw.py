@@ -1,6 +1,7 @@
 """`dagnet render`, `diff`, `plot` and `maps`: pictures of graphs, plans and runs."""
 from __future__ import annotations
 
+import math
 import os
 
 from dagnet.cli.common import (UsageError, load_data, load_graph_or_plan, load_run, read_json,
@@ -51,18 +52,50 @@ def cmd_diff(args) -> int:
 def cmd_plot(args) -> int:
     from dagnet import viz
 
-    history = read_json(os.path.join(args.run_dir, "history.json"), "the run may still be in its first epoch")
-    curves = os.path.join(args.run_dir, "curves.png")
+    histories = {name: read_json(os.path.join(d, "history.json"), "the run may still be in its first epoch")
+                 for name, d in zip(run_names(args.run_dirs), args.run_dirs)}
+    if len(histories) > 1:
+        out = args.output or "compare.png"
+        viz.plot_histories(histories, out)
+        print(f"wrote {out}")
+        return 0
+    run_dir, history = args.run_dirs[0], next(iter(histories.values()))
+    curves = args.output or os.path.join(run_dir, "curves.png")
     viz.plot_history(history, curves)
-    graph, plan, _ = load_run(args.run_dir)
-    conv = next((n for n in graph if n.op == "conv2d"), None)
+    graph, plan, _ = load_run(run_dir)
     written = [curves]
+    conv = next((n for n in graph if n.op == "conv2d"), None)
+    affine = next((n for n in graph if n.op == "affine"), None)
     if conv is not None:
-        filters = os.path.join(args.run_dir, "filters.png")
+        filters = os.path.join(run_dir, "filters.png")
         viz.plot_filters(plan.params[conv.inputs[1]], filters, title=f"{conv.name} filters")
         written.append(filters)
+    elif affine is not None:
+        w = plan.params[affine.inputs[1]]
+        shape = image_shape(graph, affine, w.shape[0])
+        if shape is None:
+            print(f"note: no conv, and {affine.name} does not read an image (1 or 3 channels): "
+                  f"no weight picture")
+        else:
+            weights = os.path.join(run_dir, "weights.png")
+            viz.plot_affine_weights(w, shape, weights, title=f"{affine.name} weights, one image per "
+                                    f"hidden unit" + (f" (first 100 of {w.shape[1]})" if w.shape[1] > 100 else ""))
+            written.append(weights)
     print("wrote " + ", ".join(written))
     return 0
+
+
+def run_names(run_dirs) -> list[str]:
+    """Legend names of runs: their folder names, or the paths as given where two share one."""
+    names = [os.path.basename(os.path.normpath(d)) for d in run_dirs]
+    return [n if names.count(n) == 1 else os.path.normpath(d) for n, d in zip(names, run_dirs)]
+
+
+def image_shape(graph, affine, features: int):
+    """The image (C, H, W) with C 1 or 3 whose pixels an affine layer's `features` rows weigh:
+    its input's shape, or a graph input's when the input is that image flattened; else None."""
+    shapes = [graph.shape_of(affine.inputs[0])] + [tuple(n.attrs["shape"]) for n in graph.inputs]
+    return next((s for s in shapes if len(s) == 3 and s[0] in (1, 3) and math.prod(s) == features), None)
 
 
 def cmd_maps(args) -> int:
@@ -79,8 +112,8 @@ def cmd_maps(args) -> int:
         raise UsageError(f"--index must be in [0, {len(X) - 1}]")
     maps = viz.feature_maps(plan, X[args.index], args.node)
     out = args.output or f"{args.node}_{args.index}.png"
-    viz.plot_feature_maps(maps, out, title=f"{args.node} of test image {args.index} "
-                          f"(label {data['y_test'][args.index]})")
+    viz.plot_feature_maps(maps, out, title=f"{args.node} of test image {args.index}", image=X[args.index],
+                          image_title=f"test image {args.index} (label {data['y_test'][args.index]})")
     print(f"wrote {out}")
     return 0
 
@@ -108,8 +141,11 @@ def register(sub) -> None:
     d.add_argument("-o", "--output")
     d.set_defaults(func=cmd_diff)
 
-    pl = sub.add_parser("plot", help="training curves and first-layer filters of a run")
-    pl.add_argument("run_dir")
+    pl = sub.add_parser("plot", help="training curves and first-layer filters (or weights) of a run; "
+                        "several runs: their curves overlaid in one picture")
+    pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories of `dagnet train`")
+    pl.add_argument("-o", "--output", help="the curves picture (default: RUN_DIR/curves.png for one "
+                    "run, compare.png for several)")
     pl.set_defaults(func=cmd_plot)
 
     m = sub.add_parser("maps", help="feature maps of a node for one test image")

@@ -485,6 +485,13 @@ def _(tmp):
     quiet_solver(mlp_plan(), {"X_train": X(4, d=5), "y_train": np.zeros(4, int)})
 
 
+@case("data-unknown-key", R, DatasetError, "the data dict has a key the Solver does not read "
+      "(a typo such as X_valid)", "use the key suggested", "'X_valid'")
+def _(tmp):
+    quiet_solver(mlp_plan(), {"X_train": X(4), "y_train": np.zeros(4, int), "X_valid": X(4),
+                              "y_val": np.zeros(4, int)})
+
+
 @case("data-missing-split", R, DatasetError, "the data dict lacks y_train", "give X_train and y_train",
       "'y_train'")
 def _(tmp):
@@ -610,6 +617,18 @@ def _(tmp):
 
 
 # -- training -----------------------------------------------------------------------------------
+P = "pictures"
+
+
+@case("plot-affine-not-an-image", P, ShapeError,
+      "an affine layer's weights are drawn as images of a shape its rows are not",
+      "give the (C, H, W) of the image the layer reads", "(1, 20, 20)")
+def _(tmp):
+    from dagnet.viz import plot_affine_weights
+
+    plot_affine_weights(np.zeros((784, 10)), (1, 20, 20))
+
+
 T = "training"
 
 
@@ -667,9 +686,77 @@ def _(tmp):
 
 
 @case("train-bad-update-rule", T, TrainingError, "an unknown update rule", "use a listed rule",
-      "'adamw'")
+      "'adamx'")
 def _(tmp):
-    quiet_solver(mlp_plan(), tiny_data(8, (6,)), update_rule="adamw")
+    quiet_solver(mlp_plan(), tiny_data(8, (6,)), update_rule="adamx")
+
+
+@case("optim-unknown-key", T, TrainingError,
+      "an optim_config key the update rule does not take (a typo, or another rule's key)",
+      "use one of the keys listed ('lr' is accepted for learning_rate)", "'learnig_rate'")
+def _(tmp):
+    quiet_solver(mlp_plan(), tiny_data(8, (6,)), update_rule="sgd_momentum",
+                 optim_config={"learnig_rate": 0.1})
+
+
+@case("optim-out-of-range", T, TrainingError,
+      "a hyperparameter outside its valid range (momentum 5.0, beta1 2.0, a learning rate <= 0)",
+      "use a value in the range given", "['momentum'] = 5.0")
+def _(tmp):
+    quiet_solver(mlp_plan(), tiny_data(8, (6,)), update_rule="sgd_momentum",
+                 optim_config={"momentum": 5.0})
+
+
+@case("optim-config-not-dict", T, TrainingError, "optim_config is not a dict",
+      "pass a dict such as {'learning_rate': 1e-2}", "optim_config")
+def _(tmp):
+    quiet_solver(mlp_plan(), tiny_data(8, (6,)), optim_config="fast")
+
+
+@case("optim-state-shape", T, ShapeError,
+      "an update rule given a state array (velocity, cache, m, v) of another shape than w",
+      "keep one config per parameter", "'velocity'")
+def _(tmp):
+    from dagnet.train.optim import sgd_momentum
+    sgd_momentum(np.ones((3, 4)), np.ones((3, 4)), {"velocity": np.zeros(4)})
+
+
+@case("solver-bad-argument", T, TrainingError,
+      "a Solver argument of the wrong type or out of range (num_epochs=-1, batch_size=0, ...)",
+      "use a value in the range given", "num_epochs = -1")
+def _(tmp):
+    quiet_solver(mlp_plan(), tiny_data(8, (6,)), num_epochs=-1)
+
+
+@case("solver-not-a-plan", T, TrainingError, "a Graph given to the Solver instead of a plan",
+      "compile the graph first: dagnet.compile(graph)", "Graph")
+def _(tmp):
+    quiet_solver(tiny_mlp(), tiny_data(8, (6,)))
+
+
+@case("solver-two-schedules", T, TrainingError, "both lr_decay and lr_schedule given",
+      "give one of them", "lr_decay = 0.9")
+def _(tmp):
+    quiet_solver(mlp_plan(), tiny_data(8, (6,)), lr_decay=0.9, lr_schedule="cosine")
+
+
+@case("solver-adamw-l2", T, TrainingError, "AdamW with the Solver's L2 weight_decay",
+      "give AdamW's decoupled decay in optim_config", "weight_decay = 0.01")
+def _(tmp):
+    quiet_solver(mlp_plan(), tiny_data(8, (6,)), update_rule="adamw", weight_decay=0.01)
+
+
+@case("solver-patience-without-val", T, TrainingError,
+      "early stopping (patience, or monitor='val_loss') without a validation set",
+      "give X_val and y_val", "patience = 3")
+def _(tmp):
+    quiet_solver(mlp_plan(), {"X_train": X(4), "y_train": np.zeros(4, int)}, patience=3)
+
+
+@case("solver-bad-monitor", T, TrainingError, "an unknown monitor for early stopping",
+      "monitor 'val_acc' or 'val_loss'", "'val_accuracy'")
+def _(tmp):
+    quiet_solver(mlp_plan(), tiny_data(8, (6,)), monitor="val_accuracy", patience=2)
 
 
 # -- distributed training -------------------------------------------------------------------------

@@ -58,3 +58,55 @@ def png_size(path) -> tuple[int, int]:
         head = f.read(24)
     assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
     return struct.unpack(">II", head[16:24])
+
+
+def _bezier_points(pos: str, samples: int = 12) -> list[tuple[float, float]]:
+    """Points along an edge from its `pos` spline (graphviz json: 'e,x,y p0 p1 p2 p3 ...',
+    cubic Bezier control points), the arrowhead's line to the end point included."""
+    ends, ctrl = [], []
+    for tok in pos.split():
+        if tok.startswith(("e,", "s,")):
+            ends.append(tuple(map(float, tok[2:].split(","))))
+        else:
+            ctrl.append(tuple(map(float, tok.split(","))))
+    pts = []
+    for i in range(0, len(ctrl) - 3, 3):
+        p0, p1, p2, p3 = ctrl[i:i + 4]
+        for k in range(samples + 1):
+            t = k / samples
+            a, b, c, d = (1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t * t * (1 - t), t ** 3
+            pts.append((a * p0[0] + b * p1[0] + c * p2[0] + d * p3[0],
+                        a * p0[1] + b * p1[1] + c * p2[1] + d * p3[1]))
+    for end in ends:  # the arrowhead: a straight line from the last control point
+        near = ctrl[-1] if end in ends[-1:] else ctrl[0]
+        pts += [(near[0] + (end[0] - near[0]) * k / 4, near[1] + (end[1] - near[1]) * k / 4) for k in range(5)]
+    return pts
+
+
+def crossed_titles(dot) -> list[tuple[str, str]]:
+    """(cluster, edge) pairs where a visible edge runs through a cluster's title, from graphviz's
+    own layout (`dot -Tjson`): the cluster label's box, or a title node's box (id 'title/...')."""
+    import json
+
+    layout = json.loads(dot.pipe(format="json"))
+    objects = layout.get("objects", [])
+    boxes = {}
+    for o in objects:
+        if o["name"].startswith("cluster") and "lp" in o:
+            x, y = map(float, o["lp"].split(","))
+            w, h = float(o["lwidth"]) * 72, float(o["lheight"]) * 72
+            boxes[o["name"]] = (x - w / 2, y - h / 2, x + w / 2, y + h / 2)
+        elif o["name"].startswith("title/") and "pos" in o:
+            x, y = map(float, o["pos"].split(","))
+            w, h = float(o["width"]) * 72, float(o["height"]) * 72
+            boxes[o["name"]] = (x - w / 2, y - h / 2, x + w / 2, y + h / 2)
+    out = []
+    for e in layout.get("edges", []):
+        if e.get("style") == "invis" or "pos" not in e:
+            continue
+        name = f"{objects[e['tail']]['name']}->{objects[e['head']]['name']}"
+        pts = _bezier_points(e["pos"])
+        for key, (x0, y0, x1, y1) in boxes.items():
+            if any(x0 <= px <= x1 and y0 <= py <= y1 for px, py in pts):
+                out.append((key, name))
+    return out

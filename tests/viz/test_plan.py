@@ -10,7 +10,7 @@ from dagnet.viz import render_plan, style
 from dagnet.viz.plan import GRAD
 from dagnet.viz.style import PRUNED, heat_color
 from tests.compiler.nets import residual
-from tests.viz import lenet, needs_dot, resnet, svg_groups, svg_text
+from tests.viz import crossed_titles, lenet, needs_dot, resnet, svg_groups, svg_text
 
 
 def lenet_with_probe():
@@ -147,3 +147,13 @@ def test_big_plan_folds_repeated_blocks_but_shows_the_first(tmp_path):
     unfolded = render_plan(plan, blocks=None).source
     assert "b5.conv1" in unfolded and "more" not in unfolded
     assert "subgraph cluster_run0" in render_plan(plan, blocks="cluster").source
+
+
+@needs_dot
+@pytest.mark.parametrize("make, kw", [(lenet, {"show_backward": True}), (residual, {}),
+                                      (residual, {"show_memory": True, "rankdir": "LR"}),
+                                      (lambda: resnet(blocks=3), {"blocks": "cluster"})])
+def test_no_edge_runs_through_a_group_title(make, kw):
+    plan = dagnet.compile(make())
+    dot = render_plan(plan, **kw)
+    assert crossed_titles(dot) == []

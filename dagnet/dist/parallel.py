@@ -10,8 +10,9 @@ It is the plan (every attribute not defined here is the plan's), except that
     allreduce right after the backward step that finishes it (buckets.py) and returns the
     global batch's loss and gradients - the same on every rank, so every rank applies the same
     update and the params stay identical;
-  * predict(X) runs this rank's shard of X and gathers the scores (collective: every rank
-    calls it, as the Solver's accuracy checks do);
+  * predict(X) runs this rank's shard of X and gathers the scores, and an eval-mode forward
+    first takes rank 0's batchnorm statistics (collective: every rank calls them, as the
+    Solver's accuracy and validation-loss checks do);
   * the params and state start as rank 0's (broadcast), and every `check_every` steps a
     checksum of the params is compared across the ranks: a rank whose params differ means
     a bug or a broken node, and training stops with DistributedError naming the params.
@@ -48,6 +49,7 @@ class DataParallel:
         self.buckets = GradientBuckets(plan, comm)
         self.stats_sync = StatisticsSync(comm) if sync_bn else None
         self.steps_done = 0
+        self._state_synced = False  # rank 0's batchnorm state broadcast since the last step
         # dropout: each rank its own stream (the same stream would drop the same units of
         # rows that differ only by rank)
         if comm.rank:
@@ -74,6 +76,14 @@ class DataParallel:
         for node, st in self.plan.state.items():
             for key, a in st.items():
                 self.comm.bcast(a, f"broadcasting {node}.{key} from rank 0")
+        self._state_synced = True
+
+    def forward(self, feeds: dict, mode: str | None = None, outputs=None) -> dict:
+        """The plan's forward; in eval mode every rank first takes rank 0's running statistics
+        (once after training steps), so that evaluations agree across the ranks."""
+        if (mode or self.plan.mode) == "eval" and not self._state_synced:
+            self.broadcast_state()
+        return self.plan.forward(feeds, mode=mode, outputs=outputs)
 
     def reseed(self, epoch: int) -> None:
         """After resuming at `epoch`: ranks > 0 take fresh dropout streams (the checkpoint
@@ -120,6 +130,7 @@ class DataParallel:
         self.buckets.finish(grads)
         self.comm.wait([loss_request], "summing the loss")
         self.steps_done += 1
+        self._state_synced = not plan.state
         value = float(loss[0])
         if reg:
             value += plan.regularization(reg)
@@ -130,7 +141,8 @@ class DataParallel:
     # -- predictions -------------------------------------------------------------------------
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
         """Eval-mode scores for x (N, ...): each rank scores its shard, every rank gets all."""
-        self.broadcast_state()
+        if not self._state_synced:
+            self.broadcast_state()
         n = len(x)
         if n == 0:
             return self.plan.predict(x, batch_size)

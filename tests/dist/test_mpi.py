@@ -59,6 +59,7 @@ def max_rel_diff(a: dict, b: dict) -> float:
 
 
 def load(path):
+    """The params a worker saved (and its validation losses under "val_loss_history")."""
     with np.load(path) as f:
         return {k: f[k] for k in f.files}
 
@@ -68,16 +69,30 @@ def test_two_ranks_equal_one_process_and_repeat_bitwise(model, sync, tmp_path):
     mode = "sync" if sync else "nosync"
     assert worker.main(model, sync, str(tmp_path / "one")) == 0  # this process: no MPI
     one = load(tmp_path / "one.rank0.npz")
+    one_val = one.pop("val_loss_history")
     runs = 2 if sync else 1
     for k in range(runs):
         r = mpiexec(2, "-m", "tests.dist.worker", model, mode, str(tmp_path / f"two{k}"))
         assert r.returncode == 0, r.stdout + r.stderr
     two = load(tmp_path / "two0.rank0.npz")
+    np.testing.assert_allclose(two.pop("val_loss_history"), one_val, rtol=1e-9)
     assert max_rel_diff(two, one) < 1e-6  # 100 steps, float64: only the summation order differs
     assert max_rel_diff(two, one) > 0 or model == "fc"
     for name in [f"two0.rank1.npz"] + [f"two{k}.rank0.npz" for k in range(1, runs)]:
         again = load(tmp_path / name)  # the other rank, and a second run: bitwise the same
+        again.pop("val_loss_history")
         assert all(np.array_equal(again[p], two[p]) for p in two), name
+
+
+def test_per_rank_batchnorm_ranks_still_agree(tmp_path):
+    """Default batchnorm (each rank its shard's statistics): the running statistics differ
+    between the ranks, yet params, evaluations and so early-stopping decisions agree: an
+    evaluation takes rank 0's statistics first."""
+    r = mpiexec(2, "-m", "tests.dist.worker", "convbn", "nosync", str(tmp_path / "bn"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    zero, one = load(tmp_path / "bn.rank0.npz"), load(tmp_path / "bn.rank1.npz")
+    assert len(zero["val_loss_history"]) == worker.EPOCHS
+    assert all(np.array_equal(zero[k], one[k]) for k in zero), "ranks disagree"
 
 
 def test_diverged_params_stop_every_rank():

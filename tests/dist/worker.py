@@ -5,7 +5,8 @@
     mpiexec -n 2 python -m tests.dist.worker diverge - OUT      # rank 1's params drift
 
 Trains 100 steps (4 epochs of 25 global batches of 32) in float64 with the Solver, momentum
-SGD and weight decay; writes the params after the last epoch to OUT.rank{r}.npz.
+SGD and weight decay; writes the params after the last epoch and the validation losses to
+OUT.rank{r}.npz.
 """
 import os
 import sys
@@ -65,6 +66,7 @@ def main(name: str, sync: bool, out: str) -> int:
     except dagnet.DagnetError as e:
         print(f"rank {rank}: {type(e).__name__}: {e}", flush=True)
         return 2
+    final["val_loss_history"] = np.array(solver.val_loss_history)  # must agree across ranks
     np.savez(f"{out}.rank{rank}.npz", **final)
     return 0
 

@@ -9,8 +9,6 @@ key on the nodes that must carry it once a pass that writes it has run.
 """
 from __future__ import annotations
 
-import networkx as nx
-
 from dagnet.graph import INPUT, PARAM, Graph
 from dagnet.ops import get_op
 from dagnet.ops.fusion import FusedOp
@@ -57,7 +55,7 @@ def _structure(graph: Graph, ran) -> list[str]:
     missing = [o for o in graph.outputs if o not in position]
     if missing:
         problems.append(f"outputs {missing} are not nodes of the graph")
-    if not problems and not nx.is_directed_acyclic_graph(graph.nx):
+    if not problems and "schedule" not in ran and _has_cycle(graph):  # scheduled: ordered above
         problems.append("the graph has a cycle")
     if "schedule" in ran:
         steps = [n.meta.get("step") for n in graph if n.op not in (INPUT, PARAM)]
@@ -66,18 +64,41 @@ def _structure(graph: Graph, ran) -> list[str]:
     return problems
 
 
+def _has_cycle(graph: Graph) -> bool:
+    """Kahn's algorithm over the inputs lists: a cycle leaves nodes never freed."""
+    waiting = {n.name: len(set(n.inputs)) for n in graph}
+    users: dict[str, list] = {}
+    for n in graph:
+        for s in set(n.inputs):
+            users.setdefault(s, []).append(n.name)
+    ready = [name for name, k in waiting.items() if k == 0]
+    freed = 0
+    while ready:
+        name = ready.pop()
+        freed += 1
+        for u in users.get(name, ()):
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                ready.append(u)
+    return freed != len(waiting)
+
+
 def _meta(graph: Graph, ran: set) -> list[str]:
     problems = [f"graph.meta key '{k}' is not declared in compiler/meta.py"
                 for k in graph.meta if k not in GRAPH_KEYS]
     problems += [f"graph.meta lacks '{k}', which pass '{m.writers[0]}' writes"
                  for k, m in GRAPH_KEYS.items() if m.writers[0] in ran and k not in graph.meta]
+    # the keys each kind of node must carry by now: those a pass that ran writes
+    due = {kind: {k for k, m in NODE_KEYS.items() if m.nodes == kind and ran & set(m.writers)}
+           for kind in ("all", "op", "fused")}
+    declared = NODE_KEYS.keys()
     for n in graph:
-        undeclared = sorted(set(n.meta) - set(NODE_KEYS))
+        undeclared = n.meta.keys() - declared
         if undeclared:
-            problems.append(f"'{n.name}' has meta keys {undeclared} not declared in compiler/meta.py")
-        fused = "fused_group" in n.meta
-        for k, m in NODE_KEYS.items():
-            carried = {"all": True, "op": n.op not in (INPUT, PARAM), "fused": fused}.get(m.nodes, False)
-            if carried and k not in n.meta and any(w in ran for w in m.writers):
-                problems.append(f"'{n.name}' lacks meta '{k}' (written by {', '.join(m.writers)})")
+            problems.append(f"'{n.name}' has meta keys {sorted(undeclared)} not declared in "
+                            f"compiler/meta.py")
+        must = due["all"] | (due["op"] if n.op not in (INPUT, PARAM) else set()) \
+            | (due["fused"] if "fused_group" in n.meta else set())
+        for k in sorted(must - n.meta.keys()):
+            problems.append(f"'{n.name}' lacks meta '{k}' (written by {', '.join(NODE_KEYS[k].writers)})")
     return problems

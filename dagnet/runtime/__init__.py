@@ -6,10 +6,10 @@
     nonfinite.py  NonfiniteLocator: the executor with each value checked for NaN/Inf
     members.py    a fused step run member by member (the unfused chain)
 """
-from dagnet.runtime.executor import Executor, in_step
-from dagnet.runtime.feeds import batch_size, check_feeds
+from dagnet.runtime.executor import Executor
+from dagnet.runtime.feeds import check_feeds
 from dagnet.runtime.nonfinite import NonfiniteLocator, locate_nonfinite, nonfinite_kind
 from dagnet.runtime.profiler import Profiler, profile
 
-__all__ = ["Executor", "NonfiniteLocator", "Profiler", "batch_size", "check_feeds", "in_step",
-           "locate_nonfinite", "nonfinite_kind", "profile"]
+__all__ = ["Executor", "NonfiniteLocator", "Profiler", "check_feeds", "locate_nonfinite",
+           "nonfinite_kind", "profile"]

@@ -68,9 +68,9 @@ class Executor:
         wanted = tuple(plan.output_values) if wanted is None else tuple(wanted)
         self.state = plan.state if self.given_state is None else self.given_state
         self.rng = plan.rng if self.given_rng is None else self.given_rng
+        self.caches = caches = {}  # a failed run leaves none for backward to misuse
         values = dict(plan.params)
         values.update(check_feeds(plan, feeds))
-        caches = {}
         keep = set(plan.output_values)
         keep.update(wanted)
         batch = batch_size(plan, values)
@@ -118,7 +118,6 @@ class Executor:
                 for v in step.frees:
                     if v not in keep:
                         values.pop(v, None)
-        self.caches = caches
         return values
 
     def backward(self, douts: dict) -> dict:
@@ -146,6 +145,7 @@ class Executor:
                 else:
                     grads[src] = grads[src] + gr
                     owned.add(src)
+        self.grads = {}  # the sweep is over: hold no arrays
         result = {}
         for name, p in plan.params.items():
             g = grads.get(name)

@@ -116,3 +116,10 @@ def test_the_meta_table_lists_each_key_once_with_its_writers_and_renders():
         assert m.scope in ("node", "graph") and m.holds and set(m.writers) <= names, m
         assert (m.scope == "graph") == (m.nodes == "")
         assert f"| `{m.key}` |" in table()
+
+
+def test_lint_finds_a_cycle_before_the_schedule():
+    g = run_passes(nets.two_layer(), fuse=False)
+    g.node("fc1").inputs[0] = "relu1"  # fc1 -> relu1 -> fc1
+    with pytest.raises(LintError, match="after pass 'prune': the graph has a cycle"):
+        lint(g, ["validate", "infer_shapes", "prune"])

@@ -1,6 +1,11 @@
 """A reference interpreter: evaluates a Graph op by op in topological order, forward and
 backward, with no fusion, pruning, in-place or memory planning (like fx's Interpreter or JAX's
-eval_jaxpr). Short on purpose: the compiled ExecutionPlan must always agree with it.
+eval_jaxpr).
+
+It is the oracle the compiled ExecutionPlan is tested against, so it is deliberately a tiny
+loop of its own and shares nothing with the plan's Executor (dagnet/runtime/executor.py): a bug
+in the executor, the passes or a fused kernel cannot hide by being in both. Keep it short and
+obvious; do not make it reuse the runtime.
 """
 from __future__ import annotations
 

@@ -3,14 +3,16 @@ nonblocking allreduce that starts right after the backward step that finishes it
 gradient, all waited for before the update.
 
     buckets = GradientBuckets(plan, comm)     # plan compiled with bucket_mb=...
-    buckets.begin()
-    grads = runtime.run_backward(plan, seeds, after_step=buckets.after_step)
-    buckets.finish(grads)                     # grads now hold the sums over the ranks
+    executor = BucketedExecutor(plan, buckets)
+    executor.forward(feeds, "train"); buckets.begin()
+    grads = buckets.finish(executor.backward(seeds))   # the sums over the ranks
 
 The plan says where each Iallreduce starts (compiler/buckets.py, shown by plan.describe());
-this module only executes that schedule. After each backward step it also polls the requests
-in flight, which is what moves them along (see comm.py). Timings per step: `exposed` is the
-wait after the backward sweep ended (communication not hidden behind compute).
+this module only executes that schedule, through the executor's per-step backward hook: before
+a step's backward runs, every bucket whose last gradient an earlier step finished is started
+(the moment that earlier step's gradients were summed in), and the requests in flight are
+polled, which is what moves them along (see comm.py). Timings per step: `exposed` is the wait
+after the backward sweep ended (communication not hidden behind compute).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import time
 import numpy as np
 
 from dagnet.errors import DistributedError
+from dagnet.runtime import Executor
 
 _KEEP = 1000  # steps of timings kept for medians
 
@@ -45,9 +48,8 @@ class GradientBuckets:
                 offset += a.size
             self.layout.append(entries)
             self.flat.append(np.zeros(offset, dtype=plan.dtype))
-        self.starts: dict[str, list] = {}
-        for i, b in enumerate(meta["buckets"]):
-            self.starts.setdefault(b["after"], []).append(i)
+        self.position = {s.name: k for k, s in enumerate(plan.backward_steps)}
+        self.after = [b["position"] for b in meta["buckets"]]  # start once past this step
         self.requests: list = [None] * len(self.flat)
         self.exposed = collections.deque(maxlen=_KEEP)  # seconds waited after backward
         self.backward = collections.deque(maxlen=_KEEP)  # seconds of the backward sweep
@@ -65,10 +67,13 @@ class GradientBuckets:
         self._starts_now = [None] * len(self.flat)
         self._t0 = time.perf_counter()
 
-    def after_step(self, step, grads: dict) -> None:
-        """The runtime's hook: start the buckets this step completes; poll those in flight."""
-        for i in self.starts.get(step.name, ()):
-            self._start(i, grads)
+    def before_step(self, step, grads: dict) -> None:
+        """Before `step`'s backward: start the buckets whose gradients the steps before it
+        finished (grads: the sums so far); poll those in flight."""
+        here = self.position[step.name]
+        for i, after in enumerate(self.after):
+            if after < here and self.requests[i] is None:
+                self._start(i, grads)
         active = [r for r in self.requests if r is not None]
         if active:
             self.comm.progress(active)
@@ -111,3 +116,15 @@ class GradientBuckets:
                 self.comm.wait([self.comm.iallreduce(flat)], "timing the allreduce")
             times.append(time.perf_counter() - t)
         return float(np.median(times))
+
+
+class BucketedExecutor(Executor):
+    """The executor, starting the gradient buckets' allreduces as the backward sweep goes."""
+
+    def __init__(self, plan, buckets: GradientBuckets):
+        super().__init__(plan)
+        self.buckets = buckets
+
+    def step_backward(self, step, dout, cache):
+        self.buckets.before_step(step, self.grads)
+        return super().step_backward(step, dout, cache)

@@ -28,7 +28,7 @@ import zlib
 import numpy as np
 
 from dagnet import runtime
-from dagnet.dist.buckets import GradientBuckets
+from dagnet.dist.buckets import BucketedExecutor, GradientBuckets
 from dagnet.dist.sharding import counts, shard
 from dagnet.dist.syncbn import StatisticsSync
 from dagnet.errors import DistributedError
@@ -47,6 +47,7 @@ class DataParallel:
         self.sync_bn = bool(sync_bn)
         self.check_every = int(check_every)
         self.buckets = GradientBuckets(plan, comm)
+        self.executor = BucketedExecutor(plan, self.buckets)  # its own caches and buffers
         self.stats_sync = StatisticsSync(comm) if sync_bn else None
         self.steps_done = 0
         self._state_synced = False  # rank 0's batchnorm state broadcast since the last step
@@ -122,11 +123,11 @@ class DataParallel:
         if self.stats_sync is not None:
             self.stats_sync.filler = part.filler
         with synchronised_statistics(self.stats_sync):
-            out = plan.forward(local, mode="train", outputs=[plan._original(v) for v in plan.losses])
-            loss[0] = part.weight * float(sum(np.sum(v) for v in out.values()))
+            values = self.executor.forward(local, "train", plan.losses)
+            loss[0] = part.weight * float(sum(np.sum(values[v]) for v in plan.losses))
             loss_request = self.comm.iallreduce(loss)  # hidden behind the backward sweep
             self.buckets.begin()
-            grads = runtime.run_backward(plan, seeds, after_step=self.buckets.after_step)
+            grads = self.executor.backward(seeds)
         self.buckets.finish(grads)
         self.comm.wait([loss_request], "summing the loss")
         self.steps_done += 1

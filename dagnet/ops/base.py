@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.errors import AttrError, DTypeError, GraphError, ShapeError, UnknownOpError
+from dagnet.ops.workspace import NONE as NO_WORKSPACE, Workspace
 
 FUSION_KINDS = ("elementwise", "injective", "reduction", "opaque")
 
@@ -82,12 +83,6 @@ class Op:
     #: forward can write its result into `out` (an array of the output's shape and dtype): the
     #: runtime passes the memory plan's buffer, or inputs[0] for an in-place element-wise op
     supports_out: bool = False
-    #: True when the backward cache keeps the op's workspace (e.g. conv's im2col columns)
-    saves_workspace: bool = False
-    #: forward accepts `workspace=`: a byte array of at least workspace() x itemsize x batch
-    #: bytes for its scratch, the memory plan's buffer (reused across steps, so a large one is
-    #: not a fresh allocation, and its page faults, every time)
-    takes_workspace: bool = False
     #: True for ops with explicit state (batchnorm running statistics)
     stateful: bool = False
     #: True for ops whose forward draws random numbers (dropout): they get an explicit rng
@@ -115,19 +110,12 @@ class Op:
         """Forward multiply-adds*2 per example (rough; for plan.describe())."""
         return int(np.prod(out_shape, dtype=np.int64)) if out_shape else 1
 
-    def workspace(self, in_shapes: list[tuple], out_shape: tuple, attrs: dict) -> int:
-        """Scratch elements per example the forward allocates besides its output (e.g. im2col)."""
-        return 0
-
-    def workspace_saved(self, in_shapes: list[tuple], out_shape: tuple, attrs: dict) -> int:
-        """Of that scratch, the elements per example the backward cache keeps (all of it when
-        saves_workspace); the rest is gone when forward returns."""
-        return self.workspace(in_shapes, out_shape, attrs) if self.saves_workspace else 0
-
-    def workspace_buffer(self, in_shapes: list[tuple], out_shape: tuple, attrs: dict) -> int:
-        """Of that scratch, the elements per example forward builds in the planned buffer it
-        takes (takes_workspace); the rest it allocates itself."""
-        return self.workspace(in_shapes, out_shape, attrs)
+    def workspace(self, in_shapes: list[tuple], out_shape: tuple, attrs: dict) -> Workspace:
+        """The scratch the forward uses besides its output, per example: how much, how much
+        of it the backward cache keeps, and how much it builds in a planned buffer given as
+        `workspace=` (a byte array, reused across steps: a large scratch is then not a fresh
+        allocation, and its page faults, every time). See dagnet/ops/workspace.py."""
+        return NO_WORKSPACE
 
     def kernel_note(self, in_shapes: list[tuple], attrs: dict) -> str:
         """Which of its kernels the op runs for these shapes, for plan.describe(); "" for ops

@@ -18,6 +18,7 @@ import numpy as np
 from dagnet import kernels
 from dagnet.errors import AttrError, ShapeError
 from dagnet.ops.base import Op, as_pair, check_floats, check_rank, register
+from dagnet.ops.workspace import Workspace
 
 _AXES = ("height", "width")
 
@@ -188,10 +189,8 @@ class Conv2D(Op):
     batched_inputs = (0,)
     fusion_kind = "opaque"
     supports_out = True
-    takes_workspace = True
     # backward reads the im2col columns (its workspace) and w, never x itself or the output
     saves = frozenset()
-    saves_workspace = True
 
     def _attrs(self, attrs):
         return (pair_attr(self.name, attrs, "stride", 1, 1), pair_attr(self.name, attrs, "pad", 0, 0),
@@ -236,6 +235,8 @@ class Conv2D(Op):
         return 2 * int(np.prod(w_shape[1:], dtype=np.int64)) * int(np.prod(out_shape, dtype=np.int64))
 
     def workspace(self, in_shapes, out_shape, attrs):
-        """The im2col columns of one example: (C*kh*kw + 1) x (Ho*Wo)."""
+        """The im2col columns of one example, (C*kh*kw + 1) x (Ho*Wo): built in the planned
+        buffer, kept for backward."""
         w_shape = in_shapes[1]
-        return (int(np.prod(w_shape[1:], dtype=np.int64)) + 1) * int(np.prod(out_shape[1:]))
+        cols = (int(np.prod(w_shape[1:], dtype=np.int64)) + 1) * int(np.prod(out_shape[1:]))
+        return Workspace(cols, saved=cols, planned=cols)

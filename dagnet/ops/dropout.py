@@ -11,6 +11,7 @@ import numpy as np
 
 from dagnet.errors import AttrError, FeedError
 from dagnet.ops.base import Op, attr_number, check_float, register
+from dagnet.ops.workspace import Workspace
 
 
 def _drop_probability(attrs):
@@ -29,7 +30,6 @@ class Dropout(Op):
     input_names = ("x",)
     fusion_kind = "elementwise"
     saves = frozenset()  # backward reads only the mask it keeps in the cache
-    saves_workspace = True
     random = True
     may_alias = True
 
@@ -38,8 +38,9 @@ class Dropout(Op):
         return tuple(in_shapes[0])
 
     def workspace(self, in_shapes, out_shape, attrs):
-        """The keep mask, one bool per value (counted as a full element: an upper bound)."""
-        return int(np.prod(in_shapes[0], dtype=np.int64))
+        """The keep mask the cache keeps, one bool per value (counted as a full element: an
+        upper bound)."""
+        return Workspace.kept(int(np.prod(in_shapes[0], dtype=np.int64)))
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         (x,) = inputs

@@ -12,6 +12,7 @@ import numpy as np
 
 from dagnet.errors import AttrError, DTypeError, FeedError, ShapeError
 from dagnet.ops.base import Op, attr_number, check_float, check_rank, register
+from dagnet.ops.workspace import Workspace
 
 
 def _shifted(x):
@@ -52,11 +53,10 @@ class _Loss(Op):
     fusion_kind = "opaque"
     # backward reads the labels (a feed, never overwritten) and its cached probabilities
     saves = frozenset()
-    saves_workspace = True
 
     def workspace(self, in_shapes, out_shape, attrs):
-        """The cached per-class probabilities (or hinge mask): one value per score."""
-        return int(np.prod(in_shapes[0], dtype=np.int64))
+        """The per-class probabilities (or hinge mask) the cache keeps: one value per score."""
+        return Workspace.kept(int(np.prod(in_shapes[0], dtype=np.int64)))
 
     def infer_shape(self, in_shapes, attrs):
         scores, labels = (tuple(s) for s in in_shapes)

@@ -32,6 +32,7 @@ import numpy as np
 from dagnet import kernels
 from dagnet.errors import AttrError, FeedError, ShapeError
 from dagnet.ops.base import Op, attr_number, check_floats, register
+from dagnet.ops.workspace import Workspace
 
 _AXES = {2: (0,), 4: (0, 2, 3)}  # full rank of x -> axes the statistics reduce over
 _sync = None  # the cross-process reducer of synchronised batchnorm, or None
@@ -191,7 +192,6 @@ class BatchNorm(Op):
     supports_out = True
     # backward reads gamma (a param) and the normalised x its cache keeps (workspace), never x
     saves = frozenset()
-    saves_workspace = True
     stateful = True
 
     def infer_shape(self, in_shapes, attrs):
@@ -213,8 +213,8 @@ class BatchNorm(Op):
         return x_shape
 
     def workspace(self, in_shapes, out_shape, attrs):
-        """xhat, the normalised input: one value per input value."""
-        return int(np.prod(in_shapes[0], dtype=np.int64))
+        """xhat, the normalised input, kept for backward: one value per input value."""
+        return Workspace.kept(int(np.prod(in_shapes[0], dtype=np.int64)))
 
     def init_state(self, in_shapes, attrs, dtype):
         """running_mean = 0 and running_var = 1, shape (C,)."""

@@ -19,6 +19,7 @@ from dagnet import kernels
 from dagnet.errors import AttrError, ShapeError
 from dagnet.ops.base import Op, as_pair, check_float, check_rank, register
 from dagnet.ops.conv import out_extent, pair_attr, window_out_size
+from dagnet.ops.workspace import Workspace
 
 
 def maxpool_forward(x, size, stride, pad, out=None):
@@ -115,7 +116,6 @@ class MaxPool2D(_Pool2D):
     name = "max_pool2d"
     # backward reads only the argmax indices (its workspace), never x or the output
     saves = frozenset()
-    saves_workspace = True
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         x, geometry = self._checked(inputs, attrs)
@@ -125,8 +125,9 @@ class MaxPool2D(_Pool2D):
         return (maxpool_backward(dout, cache),)
 
     def workspace(self, in_shapes, out_shape, attrs):
-        """The argmax of one example: one (uint8 or int32) index per output element."""
-        return int(np.prod(out_shape, dtype=np.int64))
+        """The argmax of one example, kept for backward: one (uint8 or int32) index per
+        output element."""
+        return Workspace.kept(int(np.prod(out_shape, dtype=np.int64)))
 
 
 @register

@@ -73,16 +73,22 @@ def test_shared_param_waits_for_its_last_use():
     where = {p: b["after"] for b in plan.bucket_plan["buckets"] for p in b["params"]}
     # fc2 runs after fc1 in forward, so fc1 is the later of the two in backward
     assert where["fc1.w"] == "fc1" and where["fc2.b"] == "fc2"
-    # and the bucketed sum is the full gradient: both contributions are in before it starts
-    seen = {}
-    from dagnet import runtime
+    # before fc1's backward (fc1 is the last step: its bucket starts after the sweep), fc1.w's
+    # gradient holds fc2's part alone: a bucket started there would reduce half of it
+    from dagnet.runtime import Executor
 
-    plan.forward(nets.feeds_for(g))
-    runtime.run_backward(plan, {plan.losses[0]: np.asarray(1.0)},
-                         after_step=lambda s, grads: seen.setdefault(s.name, grads.get("fc1.w", 0) + 0))
-    full = plan.backward()["fc1.w"]
-    np.testing.assert_array_equal(seen["fc1"], full)
-    assert not np.array_equal(seen["fc2"], full)
+    class Watch(Executor):
+        seen = {}
+
+        def step_backward(self, step, dout, cache):
+            self.seen[step.name] = np.array(self.grads.get("fc1.w", 0.0))  # before this step
+            return super().step_backward(step, dout, cache)
+
+    ex = Watch(plan)
+    ex.forward(nets.feeds_for(g), "train", plan.losses)
+    full = ex.backward({plan.losses[0]: np.asarray(1.0)})["fc1.w"]
+    assert [s.name for s in plan.backward_steps][-1] == "fc1"
+    assert np.abs(Watch.seen["fc1"]).sum() > 0 and not np.allclose(Watch.seen["fc1"], full)
 
 
 def test_pass_is_pure_and_needs_autodiff():

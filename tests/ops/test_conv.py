@@ -62,7 +62,8 @@ def test_needs_skips_dx_and_keeps_dw_db():
 
 def test_cache_does_not_keep_x_or_output():
     """saves is empty: overwriting x or the output after forward leaves the gradients alone."""
-    assert conv.saves == frozenset() and conv.saves_workspace
+    ws = conv.workspace([(2, 5, 5), (3, 2, 3, 3), (3,)], (3, 5, 5), {"pad": 1})
+    assert conv.saves == frozenset() and ws.saved == ws.elements == 19 * 25  # the columns
     x, w, b = conv_inputs((2, 2, 5, 5), (3, 2, 3, 3))
     dout = np.random.default_rng(1).standard_normal((2, 3, 5, 5))
     out, cache = conv.forward([x, w, b], {"pad": 1})
@@ -93,7 +94,7 @@ def test_infer_shape_and_flops():
     assert conv.infer_shape([(3, 31, 31), (25, 3, 3, 3), (25,)], {"stride": 2, "pad": 1}) == (25, 16, 16)
     assert conv.infer_shape([(1, 7, 7), (2, 1, 3, 3), (2,)], {"stride": 2, "floor": True}) == (2, 3, 3)
     assert conv.flops([(3, 8, 8), (4, 3, 3, 3), (4,)], (4, 8, 8), {"pad": 1}) == 2 * 27 * 4 * 64
-    assert conv.workspace([(3, 8, 8), (4, 3, 3, 3), (4,)], (4, 8, 8), {"pad": 1}) == 28 * 64
+    assert conv.workspace([(3, 8, 8), (4, 3, 3, 3), (4,)], (4, 8, 8), {"pad": 1}).elements == 28 * 64
 
 
 # -- bad input -----------------------------------------------------------------------------

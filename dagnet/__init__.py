@@ -24,6 +24,7 @@ __all__ = [
 
 # The facade re-exports the graph and the compiler (core modules never import the compiler).
 from dagnet.graph import Graph, Node  # noqa: E402
+from dagnet import spec  # noqa: E402,F401  (plugs the spec reader into Graph.from_spec)
 from dagnet.compiler import ExecutionPlan, compile  # noqa: E402
 
 __all__ += ["ExecutionPlan", "Graph", "Node", "compile"]

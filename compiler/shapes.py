@@ -5,14 +5,15 @@ meta["batched"]: whether the value has a leading batch dimension.
 meta["params"]: number of parameter scalars an op node reads (params feeding it directly).
 meta["flops"]: forward FLOPs per example (rough, for plan.describe()).
 
-The shape of one node is dagnet.ir.infer_node's, the function the builder runs as it goes.
+The shape of one node is dagnet.infer.infer_node's, the function the builder runs as it goes.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from dagnet.graph import INPUT, PARAM, Graph
-from dagnet.ir import infer_node, is_batched, topological_order
+from dagnet.infer import infer_node, is_batched
+from dagnet.ir import topological_order
 from dagnet.ops import get_op
 
 __all__ = ["infer_shapes", "topological_order"]

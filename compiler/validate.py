@@ -12,7 +12,7 @@ import networkx as nx
 
 from dagnet.errors import CycleError, GraphError
 from dagnet.graph import INPUT, PARAM, Graph
-from dagnet.ir import check_leaf_attrs, check_node_attrs
+from dagnet.infer import check_leaf_attrs, check_node_attrs
 from dagnet.ops import get_op
 
 

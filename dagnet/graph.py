@@ -22,7 +22,8 @@ import inspect
 
 from dagnet.errors import AttrError, DagnetError, GraphError, ShapeError
 from dagnet.init import CONSTANT_INITS, fans
-from dagnet.ir import INPUT, PARAM, Graph as IRGraph, Node, check_leaf_attrs, name_of
+from dagnet.infer import check_leaf_attrs, infer_node
+from dagnet.ir import INPUT, PARAM, Graph as IRGraph, Node, name_of
 from dagnet.ops import get_op, registered_ops
 from dagnet.ops.declare import REQUIRED, Same, resolve_default
 
@@ -41,6 +42,19 @@ class Graph(IRGraph):
     def from_spec(cls, spec) -> "Graph":
         """Build from a YAML/JSON file path, a YAML/JSON string, or a dict (see dagnet.spec)."""
         return cls.spec_reader(spec, cls)
+
+    # -- shapes while building ---------------------------------------------------------------
+    def shape_of(self, v) -> tuple:
+        """Per-example output shape of a node (params: full shape), inferred on demand."""
+        n = self.node(v)
+        if "shape" not in n.meta:
+            if n.op in (INPUT, PARAM):
+                n.meta["shape"] = tuple(n.attrs["shape"])
+            else:
+                get_op(n.op, n.name).check_arity(len(n.inputs), n.name)
+                srcs = [self.node(s) for s in n.inputs]
+                n.meta["shape"] = infer_node(n, srcs, [self.shape_of(s) for s in srcs])
+        return n.meta["shape"]
 
     # -- placeholders and params -----------------------------------------------------------
     def input(self, name: str, shape, dtype: str = "float32") -> Node:

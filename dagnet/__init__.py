@@ -11,8 +11,7 @@ from dagnet import procenv  # noqa: F401  (first: it must run before numpy loads
 from dagnet import ops  # noqa: F401  (registers every op)
 from dagnet.errors import DagnetError
 from dagnet.gradcheck import numerical_gradient, numerical_gradient_array, rel_error
-
-__version__ = "0.1.0"
+from dagnet.version import __version__
 
 __all__ = [
     "DagnetError",

@@ -72,6 +72,13 @@ class _EveryPort:
 EVERY_PORT = _EveryPort()
 
 
+def _frozen(v):
+    """v as a hashable key that tells 1, 1.0 and True apart (they hash alike)."""
+    if isinstance(v, (list, tuple)):
+        return type(v), tuple(_frozen(x) for x in v)
+    return type(v), v
+
+
 class Op:
     """Base class of every op; subclasses set the class attributes and the three methods."""
 
@@ -167,6 +174,24 @@ class Op:
         An op without declarations gets `attrs` back as it is."""
         if self.attributes is None:
             return attrs
+        # forward calls this every step with the same few attrs: remember each answer (the
+        # check costs 10-30 us, the lookup well under 1)
+        try:
+            key = (builder, *((k, _frozen(v)) for k, v in attrs.items()))
+            cache = self.__dict__.setdefault("_read_cache", {})
+            hit = cache.get(key)
+        except TypeError:  # an unhashable value: a bad one, which the check below reports
+            key = hit = None
+        if hit is not None:
+            return dict(hit)
+        out = self._read_attrs(attrs, builder)
+        if key is not None:
+            if len(cache) > 1024:
+                cache.clear()
+            cache[key] = dict(out)
+        return out
+
+    def _read_attrs(self, attrs: dict, builder: bool) -> dict:
         out = {}
         for a in self.attributes:
             if not (a.node or builder):

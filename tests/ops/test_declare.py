@@ -129,3 +129,16 @@ def test_param_decay_defaults_by_initializer():
     assert g.param("w", (2, 2)).attrs["decay"] is True
     assert g.param("b", (2,), init="zeros").attrs["decay"] is False
     assert g.param("c", (2,), init="zeros", decay=True).attrs["decay"] is True
+
+
+def test_read_attrs_remembers_answers_but_tells_equal_looking_values_apart():
+    conv, pool = get_op("conv2d"), get_op("max_pool2d")
+    assert conv.read_attrs({"floor": True})["floor"] is True
+    with pytest.raises(AttrError, match="floor must be true or false, got 1"):
+        conv.read_attrs({"floor": 1})
+    assert pool.read_attrs({"size": [2, 3]})["size"] == (2, 3)
+    with pytest.raises(AttrError, match=r"size must be .*, got \[2, 3.0\]"):
+        pool.read_attrs({"size": [2, 3.0]})
+    got = pool.read_attrs({"size": 2})
+    got["size"] = "changed"  # a caller's copy: the remembered answer stays
+    assert pool.read_attrs({"size": 2})["size"] == (2, 2)

@@ -142,3 +142,41 @@ def test_read_attrs_remembers_answers_but_tells_equal_looking_values_apart():
     got = pool.read_attrs({"size": 2})
     got["size"] = "changed"  # a caller's copy: the remembered answer stays
     assert pool.read_attrs({"size": 2})["size"] == (2, 2)
+
+
+def test_your_own_declared_op_gets_a_builder_method_and_both_spec_forms():
+    from dagnet.ops import base, register
+    from dagnet.spec import graph_from_spec
+
+    @register
+    class Scale(Op):
+        """x times a constant factor.  x: any shape -> same shape."""
+
+        name = "scale_for_test"
+        short = "scale"
+        aliases = ("times_for_test",)
+        ports = (data("x", "any shape"),)
+        attributes = (Attr("factor", "number", 2.0, doc="the factor", aliases=("k",)),)
+        fusion_kind = "elementwise"
+
+        def infer_shape(self, in_shapes, attrs):
+            self.read_attrs(attrs)
+            return tuple(in_shapes[0])
+
+    try:
+        g = Graph()
+        x = g.input("x", (3,))
+        s = g.scale_for_test(x, k=3.0)
+        assert (s.name, s.attrs) == ("scale1", {"factor": 3.0})
+        assert "scale_for_test" in dir(g)
+        with pytest.raises(AttrError, match=r"scale2 \(scale_for_test\): factor must be a number"):
+            g.scale_for_test(x, factor="3")
+        seq = graph_from_spec({"input": {"shape": [3]}, "loss": "none",
+                               "layers": [{"type": "times_for_test", "k": 3.0}]})
+        nodes = graph_from_spec({"nodes": [{"name": "x", "op": "input", "shape": [3]},
+                                           {"name": "scale1", "op": "scale_for_test",
+                                            "inputs": ["x"], "factor": 3.0}]})
+        assert seq == nodes == g == Graph.from_spec(g.to_spec())
+        assert seq.node("scale1").attrs == nodes.node("scale1").attrs == {"factor": 3.0}
+    finally:
+        del base._REGISTRY["scale_for_test"]

@@ -9,17 +9,15 @@ obvious; do not make it reuse the runtime.
 """
 from __future__ import annotations
 
-import networkx as nx
 import numpy as np
 
 from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.ir import topological_order
 from dagnet.ops import get_op
 
 
 def _order(graph: Graph) -> list:
-    view = graph.nx
-    index = nx.get_node_attributes(view, "index")
-    return [graph.node(n) for n in nx.lexicographical_topological_sort(view, key=index.__getitem__)]
+    return [graph.node(n) for n in topological_order(graph)]
 
 
 def interpret(graph: Graph, feeds: dict, params: dict, state: dict | None = None,

@@ -144,10 +144,11 @@ def test_wrong_ranks_and_bias(in_shapes, match):
 
 
 @pytest.mark.parametrize("attrs,match", [
-    ({"stride": 0}, r"conv2d: stride must be >= 1, got 0"),
-    ({"stride": (1, -1)}, r"conv2d: stride must be >= 1"),
-    ({"pad": -1}, r"conv2d: pad must be >= 0, got -1"),
-    ({"stride": (1, 2, 3)}, r"conv2d: stride must be an int or a pair of ints"),
+    ({"stride": 0}, r"conv2d: stride must be a positive integer or a pair of them, up to 65535, got 0"),
+    ({"stride": (1, -1)}, r"conv2d: stride must be a positive integer or a pair"),
+    ({"pad": -1}, r"conv2d: pad must be a non-negative integer or a pair of them, up to 65535, got -1"),
+    ({"stride": (1, 2, 3)}, r"conv2d: stride must be a positive integer or a pair of them"),
+    ({"stride": 70000}, r"conv2d: stride must be .*up to 65535, got 70000"),
 ])
 def test_bad_attrs(attrs, match):
     with pytest.raises(AttrError, match=match):

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import dagnet
 from dagnet.compiler.feeds import random_feeds
 from dagnet.errors import DagnetError
-from dagnet.graph import INITIALIZERS
+from dagnet.ops.declare import INITIALIZERS
 from dagnet.spec import graph_from_spec
 
 COUNTS = Counter()

@@ -7,7 +7,8 @@ import sys
 
 import numpy as np
 
-from dagnet.cli.common import DATA_HELP, UsageError, load_data, resolve_graph, with_loss, write_json
+from dagnet.cli.common import (DATA_HELP, MODEL_HELP, UsageError, load_data, resolve_graph,
+                               with_loss, write_json)
 from dagnet.errors import DagnetError
 
 
@@ -100,12 +101,13 @@ def write_pictures(out: str, graph, plan, solver, quiet: bool) -> None:
 def register(sub) -> None:
     """Add this module's commands to the `dagnet` parser."""
     t = sub.add_parser("train", help="train a model on a dataset, writing a run directory")
-    t.add_argument("model", help="a model-zoo name (lenet, ...) or a spec file (.yaml/.json)")
+    t.add_argument("model", help=MODEL_HELP + " (a run's graph, fresh weights; see --weights)")
     t.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
-    t.add_argument("--epochs", type=int, default=2)
-    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--epochs", type=int, default=2, help="passes over the training set")
+    t.add_argument("--batch-size", type=int, default=64, help="examples per update")
     t.add_argument("--update-rule", default="sgd_momentum",
-                   choices=["sgd", "sgd_momentum", "nesterov", "rmsprop", "adam", "adagrad"])
+                   choices=["sgd", "sgd_momentum", "nesterov", "rmsprop", "adam", "adagrad"],
+                   help="the optimizer")
     t.add_argument("--lr", type=float, default=4e-2, help="(peak) learning rate")
     t.add_argument("--lr-schedule", default="cosine", choices=["cosine", "step", "constant"],
                    help="cosine: per step down to 0 over the run; step: times --lr-decay per epoch")
@@ -116,8 +118,10 @@ def register(sub) -> None:
                    help="per-epoch learning-rate factor (with --lr-schedule step)")
     t.add_argument("--weight-decay", type=float, default=0.0, help="L2 on weights (not biases)")
     t.add_argument("--val", type=int, default=5000, help="validation examples split off train")
-    t.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                   help="float type of params and activations")
+    t.add_argument("--seed", type=int, default=0,
+                   help="seed of the initial weights, the train/val split and the batch order")
     t.add_argument("--out", default=None, help="run directory (default runs/MODEL)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--weights", help="start from these params (a checkpoint, e.g. from "

@@ -12,7 +12,7 @@ from dagnet.graph import INPUT, PARAM
 from dagnet.viz import style
 from dagnet.viz.html.explorer import explorer_html
 
-HEIGHT = 560  # px: the explorer's frame in the notebook
+HEIGHT = 640  # px: the explorer's frame in the notebook
 
 
 def notebook_html(obj) -> str:

@@ -119,7 +119,7 @@ function startExplorer(root, data) {
     if (!state.lay) return;
     const r = svg.getBoundingClientRect();
     const k = Math.min((r.width - 48) / Math.max(state.lay.width, 1), (r.height - 48) / Math.max(state.lay.height, 1));
-    if (k < 0.45) pz.top(state.lay, 0.3); else pz.fit(state.lay);
+    if (k < 0.3) pz.top(state.lay, 0.3); else pz.fit(state.lay);  // tall graphs: readable from the top
   }
   function switchView(view) {
     state.view = view;
@@ -262,7 +262,7 @@ function startExplorer(root, data) {
     if (pz.state.justDragged) return;
     const head = ev.target.closest("[data-toggle]");
     if (head) {
-      const id = head.parentNode.dataset.id.slice(2);
+      const id = head.dataset.cluster.slice(2);
       const before = state.lay.clusters.get("c:" + id);
       collapsed[state.view].add(id);
       keepInPlace(before, "g:" + id);
@@ -270,7 +270,12 @@ function startExplorer(root, data) {
       return;
     }
     const box = ev.target.closest(".box");
-    if (!box) { if (ev.target === svg) select(null); return; }
+    if (!box) {
+      const cluster = ev.target.closest(".cluster"), header = ev.target.closest(".chead");
+      const id = header ? header.dataset.cluster : cluster ? cluster.dataset.id : null;
+      select(id ? {kind: "group", id: id.slice(2)} : null);
+      return;
+    }
     const id = box.dataset.id;
     if (id.startsWith("g:")) {
       const before = state.lay.items.get(id);

@@ -77,7 +77,10 @@ function layoutGraph(items, edges, clusters, options) {
     const ra = rank.get(l.a), rb = rank.get(l.b);
     l.path = [l.a];
     const cl = common(nodes.get(l.a).cluster, nodes.get(l.b).cluster);
-    for (let r = ra + 1; r < rb; r++) {
+    // between two items that sit beside others (∇ boxes) the edge runs straight down their side
+    // column: dummies would be placed among the hosts and pull it across them
+    const beside = l.edge.from !== l.a && l.edge.to !== l.b;
+    for (let r = ra + 1; r < rb && !beside; r++) {
       const id = `~${dummies++}`;
       nodes.set(id, {id, items: [], w: 4, h: 0, cluster: cl, up: [], down: [], dummy: true});
       rank.set(id, r);

@@ -11,7 +11,9 @@ function memoryChart(host, mem, steps, styles, onHover) {
   const rowKeys = rows.slice();
   if (mem.bars.some(b => rowOf(b) === "fixed")) rowKeys.push("fixed");
   if (mem.bars.some(b => rowOf(b) === "scratch")) rowKeys.push("scratch");
-  const left = 150, right = 14, top = 22, curveH = 74, rowH = 12, gap = 3;
+  const rowLabel = key => key === "fixed" ? "fixed (not batched)" : key === "scratch" ? "scratch (not planned)" : `buffer ${key} · ${bytesText(mem.buffers[key])}`;
+  const left = Math.max(60, ...rowKeys.map(k => textWidth(rowLabel(k), 10, false))) + 14;
+  const right = 14, top = 44, curveH = 70, rowH = 12, gap = 3;
   const width = Math.max(host.clientWidth - 4, 480);
   const dx = (width - left - right) / Math.max(T, 1);
   const X = t => left + (t + 0.5) * dx;
@@ -21,7 +23,7 @@ function memoryChart(host, mem, steps, styles, onHover) {
   const Y = v => top + curveH - v / maxY * curveH;
   const color = b => b === "fixed" ? "#BBBBBB" : b === "scratch" ? "#FDAE6B" : styles.buffers[b % styles.buffers.length];
   const p = [];
-  p.push(`<svg class="memsvg" width="${width}" height="${height}" xmlns="${SVGNS}">`);
+  p.push(`<svg class="memsvg" data-left="${left}" width="${width}" height="${height}" xmlns="${SVGNS}">`);
   // the stacked curve: values, then workspace on top
   const area = (lo, hi) => {
     let d = `M${X(-0.5).toFixed(1)},${Y(lo[0]).toFixed(1)}`;
@@ -36,19 +38,17 @@ function memoryChart(host, mem, steps, styles, onHover) {
   p.push(`<line x1="${left}" x2="${width - right}" y1="${top + curveH}" y2="${top + curveH}" stroke="#999"/>`);
   const px = X(mem.peak_step), py = Y(mem.peak);
   p.push(`<path d="M${(px - 5).toFixed(1)},${(py - 9).toFixed(1)}h10l-5,8z" fill="${styles.peak}"/>`);
-  p.push(`<text x="8" y="${top + 10}" class="mlabel">live bytes / example</text>`);
-  p.push(`<text x="8" y="${top + 24}" class="mlabel"><tspan fill="#3182bd">■</tspan> values <tspan fill="#e6550d">■</tspan> workspace</text>`);
-  p.push(`<text x="8" y="${top + 38}" class="mlabel" fill="${styles.peak}">peak ${bytesText(mem.peak)} at ${esc(timeName(mem.peak_step))}</text>`);
-  p.push(`<text x="8" y="${top + 52}" class="mlabel">- - no reuse: ${bytesText(mem.no_reuse)}</text>`);
+  p.push(`<text x="8" y="13" class="mlabel"><tspan font-weight="bold">live bytes per example</tspan>  <tspan fill="#3182bd">■</tspan> values  <tspan fill="#e6550d">■</tspan> workspace  <tspan fill="${styles.peak}">▼ peak ${bytesText(mem.peak)} at ${esc(timeName(mem.peak_step))}</tspan>  - - - no reuse: ${bytesText(mem.no_reuse)}</text>`);
+  p.push(`<text x="${left - 6}" y="${top + 8}" class="mlabel" text-anchor="end">${bytesText(maxY / 1.12)}</text>`);
+  p.push(`<text x="${left - 6}" y="${top + curveH}" class="mlabel" text-anchor="end">0</text>`);
   if (T > S) {
     p.push(`<line x1="${(left + S * dx).toFixed(1)}" x2="${(left + S * dx).toFixed(1)}" y1="${top - 4}" y2="${height}" stroke="#444"/>`);
-    p.push(`<text x="${(left + S * dx / 2).toFixed(1)}" y="${top - 8}" class="mlabel" text-anchor="middle">forward</text>`);
-    p.push(`<text x="${(left + S * dx * 1.5).toFixed(1)}" y="${top - 8}" class="mlabel" text-anchor="middle">backward</text>`);
+    p.push(`<text x="${(left + S * dx - 6).toFixed(1)}" y="${top + 2}" class="mlabel" text-anchor="end">forward ◀</text>`);
+    p.push(`<text x="${(left + S * dx + 6).toFixed(1)}" y="${top + 2}" class="mlabel">▶ backward</text>`);
   }
   rowKeys.forEach((key, i) => {
     const y = gTop + i * (rowH + gap);
-    const label = key === "fixed" ? "fixed (not batched)" : key === "scratch" ? "scratch (not planned)" : `buffer ${key} · ${bytesText(mem.buffers[key])}`;
-    p.push(`<text x="${left - 6}" y="${y + rowH - 2}" class="mrow" text-anchor="end">${esc(label)}</text>`);
+    p.push(`<text x="${left - 6}" y="${y + rowH - 2}" class="mrow" text-anchor="end">${esc(rowLabel(key))}</text>`);
   });
   mem.bars.forEach((bar, i) => {
     const row = rowKeys.indexOf(rowOf(bar)), y = gTop + row * (rowH + gap);
@@ -57,7 +57,7 @@ function memoryChart(host, mem, steps, styles, onHover) {
     p.push(`<rect class="mbar${ws ? " ws" : ""}" data-i="${i}" x="${x0.toFixed(1)}" y="${y}" width="${Math.max(x1 - x0, 1).toFixed(1)}" height="${rowH}" rx="2" fill="${color(rowOf(bar))}"${ws ? ' fill-opacity="0.45" stroke="' + color(rowOf(bar)) + '"' : ""}><title>${esc((ws ? "workspace of " : "") + bar.name)}: ${esc(timeName(bar.start))} → ${esc(timeName(bar.end))}${bar.bytes ? " · " + bytesText(bar.bytes) : ""}</title></rect>`);
   });
   p.push(`<line class="mcursor" x1="0" x2="0" y1="${top - 4}" y2="${height}" stroke="#222" stroke-width="1" visibility="hidden"/>`);
-  p.push(`<text class="mreadout" x="${width - right}" y="12" text-anchor="end"></text>`);
+  p.push(`<text class="mreadout" x="8" y="28"></text>`);
   p.push(`<rect class="mhit" x="${left}" y="0" width="${width - left - right}" height="${height}" fill="transparent"/>`);
   p.push("</svg>");
   host.innerHTML = p.join("");

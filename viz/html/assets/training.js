@@ -2,7 +2,7 @@
 // and its final metrics, all from the run folder.
 
 function lineChart(title, series, opt) {
-  const W = opt.width || 560, H = opt.height || 250, L = 52, R = 16, T = 28, B = 38;
+  const W = opt.width || 470, H = opt.height || 250, L = 52, R = 16, T = 30, B = 38;
   const xs = [].concat(...series.map(s => s.x)), ys = [].concat(...series.map(s => s.y)).filter(Number.isFinite);
   const x0 = opt.xmin !== undefined ? opt.xmin : Math.min(...xs), x1 = Math.max(...xs, x0 + 1e-9);
   let y0 = opt.ymin !== undefined ? opt.ymin : Math.min(...ys), y1 = opt.ymax !== undefined ? opt.ymax : Math.max(...ys);
@@ -16,13 +16,17 @@ function lineChart(title, series, opt) {
   const xt = opt.integerX ? integerTicks(x0, x1, 8) : niceTicks(x0, x1, 6);
   for (const t of xt) p.push(`<line x1="${X(t).toFixed(1)}" x2="${X(t).toFixed(1)}" y1="${H - B}" y2="${H - B + 4}" stroke="#777"/><text x="${X(t).toFixed(1)}" y="${H - B + 16}" text-anchor="middle" class="tick">${+t.toFixed(2)}</text>`);
   p.push(`<line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#777"/><text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle" class="tick">${esc(opt.xlabel || "")}</text>`);
-  let ly = T + 4;
+  let lx = L + textWidth(title, 12, true) + 18;
+  for (const s of series) {  // the legend, after the title
+    if (!s.label) continue;
+    p.push(`<line x1="${lx}" x2="${lx + 14}" y1="12" y2="12" stroke="${s.color}" stroke-width="2.5"/><text x="${lx + 18}" y="16" class="tick">${esc(s.label)}</text>`);
+    lx += 26 + textWidth(s.label, 10, false);
+  }
   for (const s of series) {
     const pts = s.x.map((x, i) => [x, s.y[i]]).filter(q => Number.isFinite(q[1]));
     if (!pts.length) continue;
     p.push(`<path d="${pts.map((q, i) => `${i ? "L" : "M"}${X(q[0]).toFixed(1)},${Y(q[1]).toFixed(1)}`).join("")}" fill="none" stroke="${s.color}" stroke-width="${s.width || 1.6}" opacity="${s.opacity || 1}"/>`);
     if (s.dots) for (const q of pts) p.push(`<circle cx="${X(q[0]).toFixed(1)}" cy="${Y(q[1]).toFixed(1)}" r="3" fill="${s.color}"/>`);
-    if (s.label) { p.push(`<text x="${W - R - 4}" y="${ly + 8}" text-anchor="end" class="tick" fill="${s.color}">${esc(s.label)}</text>`); ly += 14; }
   }
   p.push("</svg>");
   const box = h("div", {class: "chartbox"});

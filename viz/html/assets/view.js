@@ -152,8 +152,8 @@ function groupBox(ctx, g) {
       lines.push({text: timeLine(t), color: "#7a2b0c"});
       if (ctx.heat) fill = t.heat;
     }
-    return Object.assign(widen(boxSize(step.members.join("+"), lines, marks)),
-                         {kind: "group", title: step.members.join("+"), lines, marks, fill, klass: klass + " fam-fused"});
+    const title = fitText(step.name, TITLE, 360);  // imported models' names are long
+    return Object.assign(widen(boxSize(title, lines, marks)), {kind: "group", title, lines, marks, fill, klass: klass + " fam-fused"});
   }
   for (const t of g.lines) lines.push({text: t});
   return Object.assign(widen(boxSize(g.label, lines, marks)), {kind: "group", title: g.label, lines, marks, fill, klass, stack: true});
@@ -228,7 +228,7 @@ function edgeMeets(points, win) {
 // The SVG markup of a laid-out view: only what meets the window `win` (the screen and a margin
 // around it; all when null), and without text when it is zoomed out too far to read (win.low).
 function drawGraph(g, lay, ctx, win) {
-  const st = ctx.styles, parts = [], low = win && win.low;
+  const st = ctx.styles, parts = [], heads = [], low = win && win.low;
   const clusterIds = [...lay.clusters.keys()].filter(id => meets(lay.clusters.get(id), win))
     .sort((a, b) => chainDepth(g.clusters, a) - chainDepth(g.clusters, b));
   for (const id of clusterIds) {
@@ -237,18 +237,19 @@ function drawGraph(g, lay, ctx, win) {
     const x = box.x - box.w / 2, y = box.y - box.h / 2;
     const dash = look.dashed ? ' stroke-dasharray="6,4"' : look.dotted ? ' stroke-dasharray="2,3"' : "";
     const fill = ctx.heat && ctx.timings && grp.kind === "fused" ? ctx.timings.steps[ctx.plan.steps[grp.step].name].heat : look.fill;
-    parts.push(`<g class="cluster kind-${grp.kind}" data-id="${esc(id)}"><rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${box.w.toFixed(1)}" height="${box.h.toFixed(1)}" rx="8" fill="${fill}" stroke="${look.stroke}" stroke-width="${look.bold ? 1.6 : 1.1}"${dash}/>`);
-    if (low) { parts.push("</g>"); continue; }
-    parts.push(`<g class="chead"${grp.collapsible ? ' data-toggle="1"' : ""}><rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${box.w.toFixed(1)}" height="${cl.head + 4}" fill="transparent"/>`);
+    parts.push(`<g class="cluster kind-${grp.kind}" data-id="${esc(id)}"><rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${box.w.toFixed(1)}" height="${box.h.toFixed(1)}" rx="8" fill="${fill}" stroke="${look.stroke}" stroke-width="${look.bold ? 1.6 : 1.1}"${dash}/></g>`);
+    if (low) continue;
+    // headers go above the edges (drawn later): an edge into the box passes behind its title
+    const head = [`<g class="chead" data-cluster="${esc(id)}"${grp.collapsible ? ' data-toggle="1"' : ""}>`];
+    const texts = cl.label.map((l, i) => i ? fitText(l.text, LINE, box.w - 14) : (grp.collapsible ? "⊟ " : "") + l.text);
+    const wide = Math.min(box.w - 4, Math.max(...texts.map((t, i) => textWidth(t, i ? LINE : 11, !i))) + 12);
+    head.push(`<rect x="${(x + 2).toFixed(1)}" y="${(y + 2).toFixed(1)}" width="${wide.toFixed(1)}" height="${cl.head}" rx="6" fill="${fill}" opacity="0.9"/>`);
     let ty = y + 14;
-    cl.label.forEach((l, i) => {
-      const icon = i === 0 && grp.collapsible ? "⊟ " : "";
-      const color = i === 0 ? look.text : "#555";
-      const text = i ? fitText(l.text, LINE, box.w - 14) : icon + l.text;
-      parts.push(`<text x="${(x + 8).toFixed(1)}" y="${ty.toFixed(1)}" class="${i ? "cline" : "ctitle"}" fill="${color}">${esc(text)}</text>`);
+    texts.forEach((text, i) => {
+      head.push(`<text x="${(x + 8).toFixed(1)}" y="${ty.toFixed(1)}" class="${i ? "cline" : "ctitle"}" fill="${i ? "#555" : look.text}">${esc(text)}</text>`);
       ty += i ? LINE_H : TITLE_H - 2;
     });
-    parts.push("</g></g>");
+    heads.push(head.join("") + "</g>");
   }
   for (const e of lay.edges) if (edgeMeets(e.points, win)) parts.push(edgeMarkup(e, ctx));
   for (const e of g.edges.filter(e => e.seed)) {
@@ -256,6 +257,7 @@ function drawGraph(g, lay, ctx, win) {
     if (!a || !b) continue;
     parts.push(`<path class="edge seed" d="M${(a.x + a.w / 2).toFixed(1)},${a.y.toFixed(1)}L${(b.x - b.w / 2).toFixed(1)},${b.y.toFixed(1)}" stroke="${st.gradient}" stroke-dasharray="2,3" marker-end="url(#arrow-grad)"/>`);
   }
+  parts.push(...heads);
   for (const it of g.items) {
     const p = lay.items.get(it.id);
     if (p && meets(p, win)) parts.push(boxMarkup(it, p, ctx, low));

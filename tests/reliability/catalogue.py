@@ -26,6 +26,7 @@ from dagnet import Graph
 from dagnet.errors import (AttrError, CheckpointError, CycleError, DagnetError, DatasetError,
                            DTypeError, FeedError, FusionMismatchError, GraphError, ShapeError,
                            SpecError, TrainingError, UnknownOpError)
+from dagnet.cli.common import UsageError
 from dagnet.spec import graph_from_spec, load_spec
 from dagnet.train.checkpoint import load_checkpoint, save_checkpoint
 from dagnet.train.solver import Solver
@@ -670,6 +671,27 @@ def _(tmp):
       "'adamw'")
 def _(tmp):
     quiet_solver(mlp_plan(), tiny_data(8, (6,)), update_rule="adamw")
+
+
+# -- pictures and pages ---------------------------------------------------------------------------
+P = "pictures and pages"
+
+
+@case("explorer-not-a-graph", P, DagnetError, "the explorer is given something that is not a graph",
+      "pass a Graph or the ExecutionPlan that dagnet.compile returns", "got a dict")
+def _(tmp):
+    from dagnet.viz.html import explorer_html
+
+    explorer_html({"name": "lenet"})
+
+
+@case("explorer-not-html", P, UsageError, "`dagnet render --html` or `dagnet report` is given an "
+      "output name that is not .html", "give -o NAME.html", "plan.svg")
+def _(tmp):
+    from dagnet.cli.main import build_parser
+
+    args = build_parser().parse_args(["render", "lenet", "--html", "-o", str(tmp / "plan.svg")])
+    args.func(args)
 
 
 # -- running the catalogue ------------------------------------------------------------------------

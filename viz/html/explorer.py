@@ -68,7 +68,8 @@ def _plan_and_graph(obj):
             return None, obj, str(e)
     if hasattr(obj, "steps") and hasattr(obj, "source"):
         return obj, obj.source, None
-    raise DagnetError(f"the explorer draws a dagnet Graph or ExecutionPlan, got {type(obj).__name__}")
+    raise DagnetError(f"the explorer draws a dagnet Graph or ExecutionPlan, got a {type(obj).__name__}; "
+                      f"pass the graph, or the plan that dagnet.compile(graph) returns")
 
 
 def _subtitle(g: dict, plan, problem, timings) -> str:

@@ -119,7 +119,8 @@ function startExplorer(root, data) {
     if (!state.lay) return;
     const r = svg.getBoundingClientRect();
     const k = Math.min((r.width - 48) / Math.max(state.lay.width, 1), (r.height - 48) / Math.max(state.lay.height, 1));
-    if (k < 0.3) pz.top(state.lay, 0.3); else pz.fit(state.lay);  // tall graphs: readable from the top
+    if (k < 0.3) pz.top(state.lay, 0.3);  // tall graphs: readable from the top
+    else pz.fit(state.lay, 1.2, state.view === "passes" ? 70 : 24);  // clear of the slider, the legend
   }
   function switchView(view) {
     state.view = view;

@@ -41,9 +41,9 @@ function panZoom(svg, scene, onChange) {
   });
   return {
     state,
-    fit(bounds, maxScale) {
+    fit(bounds, maxScale, below) {  // below: pixels at the bottom that something covers
       const r = svg.getBoundingClientRect(), m = 24;
-      const k = Math.min((r.width - 2 * m) / Math.max(bounds.width, 1), (r.height - 2 * m) / Math.max(bounds.height, 1), maxScale || 1.2);
+      const k = Math.min((r.width - 2 * m) / Math.max(bounds.width, 1), (r.height - 2 * m - (below || 0)) / Math.max(bounds.height, 1), maxScale || 1.2);
       state.k = Math.max(k, 0.02);
       state.x = (r.width - bounds.width * state.k) / 2 - bounds.x0 * state.k;
       state.y = m - bounds.y0 * state.k;

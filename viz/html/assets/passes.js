@@ -47,12 +47,17 @@ function frameGraph(strip, k, families, styles) {
       lines, marks: [], fill: n.status === "removed" ? "#FFFFFF" : null, klass: `fam-${family} st-${n.status || "none"}`,
       frameNode: n, status: n.status}));
   }
-  const removed = new Set(nodes.filter(n => n.status === "removed").map(n => n.name));
+  const removed = new Set(nodes.filter(n => n.status === "removed").map(n => n.name)), now = new Set();
   for (const n of nodes) for (const u of n.inputs) {
     if (!names.has(u)) continue;
     const key = u + ">" + n.name;
     const status = removed.has(n.name) || removed.has(u) ? "removed" : k > 0 && !before.has(key) ? "added" : null;
     edges.push({from: "f:" + u, to: "f:" + n.name, value: u, status});
+    now.add(key);
+  }
+  for (const key of before) {  // what the pass cut: e.g. relu3 -> scores, now fc1+relu3 -> scores
+    const [u, v] = key.split(">");
+    if (!now.has(key) && names.has(u) && names.has(v)) edges.push({from: "f:" + u, to: "f:" + v, value: u, status: "removed"});
   }
   return {items, edges, clusters: {}};
 }

@@ -2,13 +2,14 @@
 plan with per-step time as heat and a fused step's details, resnet_small's plan with its
 memory chart following the pointer, and the compiler passes on the slider.
 
-    python docs/explorer.py --out /tmp/explorer        # pages and screenshots into a folder
-    python docs/explorer.py --out docs/explorer         # the committed ones
+    python docs/explorer.py --out docs/explorer          # the committed screenshots
+    python docs/explorer.py --out /tmp/explorer --pages  # the HTML pages beside them
 
 Needs the `browser` extra (pip install -e '.[browser]') and a Chromium (apt-get install chromium).
 """
 import argparse
 import os
+import tempfile
 
 import dagnet  # before numpy: it tunes OpenBLAS's threads (dagnet/procenv.py)
 from dagnet.compiler.pipeline import random_feeds
@@ -45,10 +46,12 @@ def passes(page):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True, help="folder for the pages and the PNGs")
+    ap.add_argument("--out", required=True, help="folder for the PNGs")
+    ap.add_argument("--pages", action="store_true", help="keep the HTML pages there too")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    at = lambda name: os.path.join(args.out, name)  # noqa: E731
+    pages = args.out if args.pages else tempfile.mkdtemp(prefix="explorer_pages_")
+    at = lambda name: os.path.join(pages if name.endswith(".html") else args.out, name)  # noqa: E731
     plan = dagnet.compile(get_model("lenet"))
     timings = plan.profile(random_feeds(plan, batch=64), repeats=20)  # best of 20
     write_html(explorer_html(plan, timings=timings), at("lenet.html"))

@@ -13,6 +13,7 @@ download is never used. DAGNET_CHROMIUM names another Chromium binary.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import pathlib
 import shutil
@@ -37,9 +38,7 @@ def find_chromium() -> str | None:
 
 def missing() -> str | None:
     """Why pages cannot be opened here (for a test's skip reason), or None."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("playwright") is None:
         return "Playwright is not installed: pip install -e '.[browser]'"
     if find_chromium() is None:
         return "no Chromium on this machine: apt-get install chromium (or set DAGNET_CHROMIUM)"

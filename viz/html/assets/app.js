@@ -300,6 +300,10 @@ function startExplorer(root, data) {
     const items = [chip(fam.conv, "conv"), chip(fam.pool, "pool"), chip(fam.dense, "dense"), chip(fam.activation, "activation"),
       chip(fam.norm, "norm"), chip(fam.merge, "merge"), chip(fam.loss, "loss"), chip(styles.clusters.fused, "fused step"),
       chip(styles.clusters.miss, "near miss", ";border-style:dashed"), chip(styles.clusters.folded, "folded run")];
+    for (const [status, text] of Object.entries(MARKS)) {
+      const c = styles.diff[status];
+      items.push(h("span", {class: "chip passes-only"}, [h("i", {style: `background:#fff;border:2px ${status === "removed" ? "dashed" : "solid"} ${c}`}), text]));
+    }
     if (plan && plan.timings) items.push(h("span", {class: "chip heat"}, ["fast ", ...styles.heat.map(c => h("i", {style: `background:${c};border-color:${c}`})), " slow"]));
     return h("div", {class: "legend"}, items);
   }

@@ -192,7 +192,7 @@ function layoutGraph(items, edges, clusters, options) {
     for (let r = layers.length - 2; r >= 0; r--) place(layers[r], wish("down"));
   }
   for (let it = 0; it < 2; it++) for (const layer of layers) place(layer, wish("both"));
-  clearClusters(layers, nodes, rank, minRank, chain, Object.keys(clusters), opt, x);
+  clearClusters(layers, nodes, rank, minRank, chain, clusters, opt, x);
 
   // -- y: ranks, with room above for cluster headers and below for their padding --------------
   const top = new Map(), bottom = new Map();  // cluster -> first and last rank it holds
@@ -308,9 +308,9 @@ function edgePath(points) {
 // A cluster's box is a rectangle over all its ranks: push every node that is not in it out of
 // that rectangle, on the side where the ordering put it (with all the nodes beyond it on that
 // rank, so the order stays). Innermost clusters first, a few rounds, since outer boxes move.
-function clearClusters(layers, nodes, rank, minRank, chain, ids, opt, x) {
+function clearClusters(layers, nodes, rank, minRank, chain, clusters, opt, x) {
   const depth = c => chain(c).length;
-  ids = ids.slice().sort((a, b) => depth(b) - depth(a));
+  const ids = Object.keys(clusters).sort((a, b) => depth(b) - depth(a));
   const members = new Map(ids.map(c => [c, []]));  // cluster -> [[node, levels inside it]]
   for (const n of nodes.values()) {
     const cs = chain(n.cluster);
@@ -328,6 +328,8 @@ function clearClusters(layers, nodes, rank, minRank, chain, ids, opt, x) {
         bottom = Math.max(bottom, rank.get(n.id));
       }
       if (!isFinite(L)) continue;
+      const extra = (clusters[c].minWidth || 0) - (R - L);  // a wide title widens the box both ways
+      if (extra > 0) { L -= extra / 2; R += extra / 2; }
       const centre = (L + R) / 2;
       for (let r = top; r <= bottom; r++) {
         const layer = layers[r - minRank];

@@ -49,9 +49,20 @@ def _svg(render):
     return _repr_svg_
 
 
+def _repr_html_(self):
+    """Notebooks: a summary table beside the interactive explorer (dagnet.viz.html)."""
+    from dagnet.viz.html import notebook_html
+
+    try:
+        return notebook_html(self)
+    except DagnetError:  # e.g. shapes that do not infer: the notebook falls back to the SVG or repr
+        return None
+
+
 # Core modules never import viz; the facade wires inline display for notebooks.
 Graph._repr_svg_ = _svg("render_graph")
 ExecutionPlan._repr_svg_ = _svg("render_plan")
+Graph._repr_html_ = ExecutionPlan._repr_html_ = _repr_html_
 
 
 #: loaded on first attribute access: {name: module}; a submodule is its own module

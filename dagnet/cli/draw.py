@@ -11,6 +11,10 @@ from dagnet.cli.common import (MODEL_HELP, UsageError, load_data, load_graph_or_
 def cmd_render(args) -> int:
     from dagnet import viz
 
+    if args.html:
+        from dagnet.cli.report import render_html
+
+        return render_html(args)
     if args.passes:
         graph = resolve_graph(args.model)
         files = viz.film_strip(graph, args.passes, format=args.format or "svg", mode=args.mode)
@@ -134,6 +138,8 @@ def register(sub) -> None:
     r.add_argument("--rankdir", default="TB", choices=["TB", "LR"],
                    help="layout direction: top to bottom or left to right")
     r.add_argument("--passes", metavar="DIR", help="write the graph after every compiler pass")
+    r.add_argument("--html", action="store_true", help="write the interactive explorer instead: one "
+                   "offline HTML page (declared graph, plan, memory, passes; with --timings, heat)")
     r.set_defaults(func=cmd_render)
 
     d = sub.add_parser("diff", help="draw two graphs (or plans) with changes colored")

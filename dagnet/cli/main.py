@@ -8,11 +8,11 @@ import argparse
 import os
 import sys
 
-from dagnet.cli import draw, inspect, interchange, predict, train
+from dagnet.cli import draw, inspect, interchange, predict, report, train
 from dagnet.errors import DagnetError
 
 #: the modules whose `register(sub)` adds their commands, in the order --help lists them
-COMMAND_MODULES = (train, inspect, predict, draw, interchange)
+COMMAND_MODULES = (train, inspect, predict, draw, interchange, report)
 
 
 class HelpFormatter(argparse.HelpFormatter):

@@ -862,6 +862,27 @@ def _(tmp):
     resolve_model("lenett")
 
 
+# -- the plan explorer (HTML pages) ------------------------------------------------------------
+P = "the plan explorer (HTML pages)"
+
+
+@case("explorer-not-a-graph", P, DagnetError, "the explorer is given something that is not a graph",
+      "pass a Graph or the ExecutionPlan that dagnet.compile returns", "got a dict")
+def _(tmp):
+    from dagnet.viz.html import explorer_html
+
+    explorer_html({"name": "lenet"})
+
+
+@case("explorer-not-html", P, UsageError, "`dagnet render --html` or `dagnet report` is given an "
+      "output name that is not .html", "give -o NAME.html", "plan.svg")
+def _(tmp):
+    from dagnet.cli.main import build_parser
+
+    args = build_parser().parse_args(["render", "lenet", "--html", "-o", str(tmp / "plan.svg")])
+    args.func(args)
+
+
 # -- running the catalogue ------------------------------------------------------------------------
 def run_case(c: Case, tmp: pathlib.Path) -> BaseException | None:
     """The exception the case raises (None if it raises nothing)."""

@@ -12,7 +12,7 @@ import os
 import tempfile
 
 import dagnet  # before numpy: it tunes OpenBLAS's threads (dagnet/procenv.py)
-from dagnet.compiler.pipeline import random_feeds
+from dagnet.compiler.feeds import random_feeds
 from dagnet.models import get_model
 from dagnet.viz.html import browser, explorer_html, write_html
 

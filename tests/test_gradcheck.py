@@ -6,7 +6,7 @@ import pytest
 
 import dagnet
 from dagnet.cli.main import main
-from dagnet.compiler.pipeline import random_feeds
+from dagnet.compiler.feeds import random_feeds
 from dagnet.errors import DagnetError, DTypeError
 from dagnet.gradcheck import gradcheck_plan
 from dagnet.models import MODELS, lenet_bn

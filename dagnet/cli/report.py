@@ -69,7 +69,7 @@ def _evaluate(plan, info: dict, notes: list):
 def _timings(plan, args):
     if not getattr(args, "timings", False):
         return None
-    from dagnet.compiler.pipeline import random_feeds
+    from dagnet.compiler.feeds import random_feeds
     from dagnet.viz import profile_plan
 
     return profile_plan(plan, random_feeds(plan, batch=args.batch))

@@ -29,7 +29,8 @@ extensions = [
 ]
 
 core = [p for p in find_packages(include=["dagnet", "dagnet.*"])]
-mapped = {"dagnet.compiler": "compiler", "dagnet.models": "models", "dagnet.viz": "viz"}
+mapped = {"dagnet.compiler": "compiler", "dagnet.models": "models", "dagnet.viz": "viz",
+          "dagnet.viz.html": "viz/html"}
 
 setup(
     name="dagnet",
@@ -40,7 +41,8 @@ setup(
     python_requires=">=3.11",
     packages=core + list(mapped),
     package_dir={**mapped},
-    package_data={"dagnet.models": ["specs/*.yaml"], "dagnet._kernels": ["*.pyx", "*.pxd", "*.h"]},
+    package_data={"dagnet.models": ["specs/*.yaml"], "dagnet._kernels": ["*.pyx", "*.pxd", "*.h"],
+                  "dagnet.viz.html": ["assets/*"]},
     ext_modules=cythonize(
         extensions,
         language_level=3,
@@ -60,6 +62,8 @@ setup(
         # data-parallel training: mpi4py's wheels load the MPI library at run time, and the
         # `mpich` wheel is one (with mpiexec); an installed Open MPI or MPICH works as well
         "dist": ["mpi4py>=4.0", "mpich>=4.2"],
+        # the explorer's browser tests drive the system's Chromium (Debian: apt-get install chromium)
+        "browser": ["playwright>=1.40"],
     },
     entry_points={"console_scripts": ["dagnet=dagnet.cli:main"]},
     zip_safe=False,

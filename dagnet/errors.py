@@ -65,5 +65,9 @@ class AttrError(DagnetError):
     """An op attribute has a value the op cannot take (e.g. a negative stride)."""
 
 
+class MissingDependencyError(DagnetError, ImportError):
+    """A dagnet submodule needs a Python package that is not installed; the message names it."""
+
+
 class PerformanceWarning(UserWarning):
     """dagnet will run, but slower than it could (e.g. numpy was imported before dagnet)."""

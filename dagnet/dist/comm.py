@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from dagnet.errors import DistributedError, PeerLostError
+from dagnet.errors import DistributedError, MissingDependencyError, PeerLostError
 
 #: seconds a rank waits for the others before it declares them dead or hung
 DEFAULT_TIMEOUT = 120.0
@@ -38,7 +38,7 @@ _SPIN, _DOZE = 0.002, 0.05
 
 
 def mpi():
-    """The mpi4py MPI module (initialises MPI on first import); DistributedError without it."""
+    """The mpi4py MPI module (initialises MPI on first import); MissingDependencyError without."""
     # MPICH's default UCX network module took 0.6 ms (blocking) to 8 ms (nonblocking) for an
     # 8-byte allreduce between two ranks of this machine, its OFI (libfabric) module 7 us:
     # OFI unless the user chose (Open MPI ignores the variable)
@@ -46,8 +46,8 @@ def mpi():
     try:
         from mpi4py import MPI
     except ImportError as e:
-        raise DistributedError(f"distributed training needs mpi4py and an MPI library ({e}); "
-                               f"{INSTALL}") from None
+        raise MissingDependencyError(f"distributed training needs mpi4py and an MPI library "
+                                     f"({e}); {INSTALL}") from None
     return MPI
 
 

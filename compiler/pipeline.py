@@ -155,8 +155,9 @@ def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
         params = graph.params if params is None else params
         state = graph.state if state is None and params is graph.params else state
         graph = graph.graph
+    g = run_passes(graph, outputs, fuse, mode, dtype, wrt, inplace,  # checks `graph` first
+                   bucket_mb=bucket_mb)
     outputs = _output_names(outputs, graph)
-    g = run_passes(graph, outputs, fuse, mode, dtype, wrt, inplace, bucket_mb=bucket_mb)
     kept = {n.name for n in g if n.op == PARAM}
     if params is None:
         fresh = init_params(graph, seed, dtype)

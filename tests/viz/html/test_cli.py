@@ -36,7 +36,11 @@ def test_render_html_of_a_run_and_an_onnx_file(run_dir, tmp_path):
     pytest.importorskip("onnx")
     r = dagnet("render", run_dir, "--html", "-o", tmp_path / "run.html")
     assert r.returncode == 0, r.stderr
-    assert page_data((tmp_path / "run.html").read_text())["plan"]["mode"] == "eval"  # as `render RUN_DIR`
+    # a run folder is compiled in the --mode asked for, as every other kind of model is
+    assert page_data((tmp_path / "run.html").read_text())["plan"]["mode"] == "train"
+    r = dagnet("render", run_dir, "--html", "--mode", "eval", "-o", tmp_path / "run_eval.html")
+    assert r.returncode == 0, r.stderr
+    assert page_data((tmp_path / "run_eval.html").read_text())["plan"]["mode"] == "eval"
     assert dagnet("export", run_dir, "-o", tmp_path / "lenet.onnx").returncode == 0
     r = dagnet("render", tmp_path / "lenet.onnx", "--html", cwd=tmp_path)  # default name: lenet.html
     assert (tmp_path / "lenet.html").exists()

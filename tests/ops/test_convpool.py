@@ -188,3 +188,70 @@ def test_pooled_gradient_reaches_only_the_window_maxima():
     out, cache = maxpool_forward(y, 2, 2, 0)
     dy = maxpool_backward(rng.standard_normal(out.shape) * (out > 0), cache) * (y > 0)
     assert np.count_nonzero(dy) <= y.size // 4
+
+
+ISAS = list(range(kernels.ROW_ISA + 1))  # every variant of the sparse sums this CPU runs
+
+
+@pytest.mark.parametrize("isa", ISAS, ids=lambda i: kernels.ROW_ISAS[i])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_rows_sum_matches_numpy(isa, dtype):
+    """Every variant, every length around the vector widths (blocks of 8, 4, 2 and 1 vectors,
+    the last partial vector, rows shorter than one vector), summing into Y or over it."""
+    from dagnet._kernels import convpool
+
+    rng = np.random.default_rng(isa)
+    for n in [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 24, 31, 33, 47, 63, 64, 65, 96, 127, 128, 129,
+              255, 256, 257, 501, 512]:
+        x = rng.standard_normal((11, n)).astype(dtype)
+        counts = rng.integers(0, 6, 9)
+        start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+        idx = rng.integers(0, 11, start[-1]).astype(np.int32)
+        coef = rng.standard_normal(start[-1]).astype(dtype)
+        y0 = rng.standard_normal((9, n)).astype(dtype)
+        dense = np.zeros((9, 11))  # the sparse matrix, dense
+        np.add.at(dense, (np.repeat(np.arange(9), counts), idx), coef)
+        for accumulate in (False, True):
+            y = y0.copy()
+            convpool.sparse_rows_sum(x, y, start, idx, coef, accumulate, isa)
+            want = dense @ x.astype(np.float64) + (y0 if accumulate else 0)
+            assert norm_error(y, want) < (1e-6 if dtype == np.float32 else 1e-14), (n, accumulate)
+
+
+def test_sparse_rows_sum_refuses_bad_input():
+    from dagnet._kernels import convpool
+
+    x, y = np.ones((3, 4)), np.zeros((2, 4))
+    start, coef = np.array([0, 1, 2], np.int32), np.ones(2)
+    with pytest.raises(ValueError, match="not a row of X"):
+        convpool.sparse_rows_sum(x, y, start, np.array([0, 3], np.int32), coef, False, 0)
+    with pytest.raises(ValueError, match="must not decrease"):
+        convpool.sparse_rows_sum(x, y, np.array([0, 2, 1], np.int32), np.zeros(2, np.int32),
+                                 coef, False, 0)
+    with pytest.raises(ValueError, match="isa 3"):
+        convpool.sparse_rows_sum(x, y, start, np.zeros(2, np.int32), coef, False, 3)
+
+
+@pytest.mark.parametrize("isa", ISAS, ids=lambda i: kernels.ROW_ISAS[i])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_sparse_backward_in_every_variant_matches_the_dense_one_and_repeats_bitwise(
+        isa, dtype, tol, monkeypatch):
+    """LeNet's conv2 shape (K + 1 = 501: partial vectors in both products), batch 6 on 2
+    threads: each variant equals the numpy version, and a second run is bitwise the same."""
+    monkeypatch.setattr(kernels, "ROW_ISA", isa)
+    monkeypatch.setattr(kernels, "NUM_THREADS", 2)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 20, 12, 12)).astype(dtype)
+    w2 = rng.standard_normal((50, 500)).astype(dtype)
+    conv = geometry(x.shape, (50, 20, 5, 5), 1, 0)
+    pool = ((2, 2), (2, 2), (0, 0))
+    rows = kernels.im2row(x, *conv, ones_row=True)
+    out, argmax = kernels.maxpool_rows((rows[:, :, :-1] @ w2.T).astype(dtype), conv[3], *pool,
+                                       (4, 4), relu=True)
+    g = (rng.standard_normal(out.shape) * (out > 0)).astype(dtype)
+    dx, dwb = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool)
+    dx2, dwb2 = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool)
+    assert np.array_equal(dx, dx2) and np.array_equal(dwb, dwb2)
+    numpy_kernels(monkeypatch)
+    dx0, dwb0 = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool)
+    assert norm_error(dwb, dwb0) < tol and norm_error(dx, dx0) < tol

@@ -327,10 +327,11 @@ def conv_pool_backward(g, argmax, rows, w2, x_shape, conv, pool, need_dx=True):
     dcols = _aligned_zeros((threads, ho * wo, kp), g.dtype) if need_dx else None
     dx = np.empty(x_shape, dtype=g.dtype) if need_dx else None
     fq = f * g.shape[2] * g.shape[3]
-    iscratch = np.empty((threads, 2 * fq + f + ho * wo + 3), dtype=np.int32)
+    iscratch = np.empty((threads, _convpool_ext.int_scratch(f, fq // f, ho * wo)),
+                        dtype=np.int32)
     rscratch = np.empty((threads, 2 * fq), dtype=g.dtype)
     _convpool_ext.backward(rows, np.ascontiguousarray(g), argmax, w2p, dw_part, dcols, dx,
-                           iscratch, rscratch, ho, wo, pksize[1], *pstride, *ppad, kh, kw,
+                           iscratch, rscratch, ho, wo, *pksize, *pstride, *ppad, kh, kw,
                            *cstride, *cpad, ROW_ISA, threads)
     return dx, dw_part.sum(axis=0)
 

@@ -21,6 +21,8 @@ from cython.parallel import prange, threadid
 from libc.stdint cimport int32_t
 from libc.string cimport memset
 
+import numpy as np
+
 from dagnet._kernels.types cimport index_t, real
 
 cdef extern from "rowops.h" nogil:
@@ -49,6 +51,10 @@ cdef extern from "rowops.h" nogil:
     void dn_spmm_d(int isa, Py_ssize_t n, Py_ssize_t m, const int32_t* start,
                    const int32_t* idx, const double* coef, const double* X, Py_ssize_t ldx,
                    double* Y, Py_ssize_t ldy, int accumulate)
+
+
+cdef enum:
+    ROW_CHUNK = 64  # conv outputs per chunk of dw's product (see _backward_one)
 
 
 cdef inline void _spmm(int isa, Py_ssize_t n, Py_ssize_t m, const int32_t* start,
@@ -191,22 +197,31 @@ def maxpool_rows(const real[:, :, ::1] y, real[:, :, :, ::1] out, index_t[:, :, 
 
 cdef void _backward_one(const real* rows, const real* g, const index_t* arg, const real* w2,
                         real* dw, real* dcols, int32_t* iscratch, real* rscratch,
-                        Py_ssize_t F, Py_ssize_t Kw, Py_ssize_t R, Py_ssize_t wo, Py_ssize_t P,
-                        Py_ssize_t qo, Py_ssize_t Q, Py_ssize_t pkw, Py_ssize_t psh,
-                        Py_ssize_t psw, Py_ssize_t pph, Py_ssize_t ppw, int isa) noexcept nogil:
+                        Py_ssize_t F, Py_ssize_t Kw, Py_ssize_t R, Py_ssize_t P,
+                        Py_ssize_t Q, const Py_ssize_t* corner, const Py_ssize_t* cell,
+                        int isa) noexcept nogil:
     """One sample. Each pooled gradient g[f, q] that is not 0 belongs to one conv output: row
     r of rows (R values each), the window's argmax. dw[f] (| db) adds g * rows[r] over filter
     f's windows; then, if dcols is given, dcols[r] = the sum of g * w2[f] (Kw values each) over
-    the gradients landing on r. Both are sparse products (rowops.h's dn_spmm): the first with
+    the gradients landing on r = corner[q] + cell[argmax] (where window q starts, and where
+    its cell lies from there: tables, not the four integer divisions per gradient that cost
+    a fifth of this function on the three-layer convnet). Both are sparse products (rowops.h's dn_spmm): the first with
     the gradients listed by filter, the second with the same list regrouped by row with a
-    counting sort. iscratch holds 2*F*Q + F + P + 3 ints, rscratch 2*F*Q values."""
-    cdef Py_ssize_t f, q, r, a, c, i, nnz
+    counting sort. iscratch holds 2*F*Q + F + P + 3 + F*ceil(P / ROW_CHUNK) + 2 ints, rscratch
+    2*F*Q values.
+
+    Past ROW_CHUNK conv outputs, dw's product runs chunk by chunk of rows: the rows of a
+    large output (the three-layer convnet's 1,024 x 148 values, 606 KB) do not stay in L2
+    while every filter reads its own of them, column block by column block; one chunk's
+    column block does, in L1 (64 rows x 8 vectors of 8 floats: 16 KB)."""
+    cdef Py_ssize_t f, q, a, c, i, nnz, nb
     cdef real gv
     # by filter: entries fstart[f] .. fstart[f + 1] - 1 of (frow, fcoef)
     cdef int32_t* frow = iscratch
     cdef int32_t* rfilter = iscratch + F * Q
     cdef int32_t* fstart = iscratch + 2 * F * Q
     cdef int32_t* rstart = fstart + F + 1
+    cdef int32_t* cstart = rstart + P + 2
     cdef real* fcoef = rscratch
     cdef real* rcoef = rscratch + F * Q
     c = 0
@@ -216,14 +231,31 @@ cdef void _backward_one(const real* rows, const real* g, const index_t* arg, con
             gv = g[f * Q + q]
             if gv == 0:  # relu's zeros, and gradients that are 0 anyway: no work
                 continue
-            a = arg[f * Q + q]
-            r = ((q // qo) * psh - pph + a // pkw) * wo + (q % qo) * psw - ppw + a % pkw
-            frow[c] = <int32_t>r
+            frow[c] = <int32_t>(corner[q] + cell[arg[f * Q + q]])
             fcoef[c] = gv
             c += 1
     fstart[F] = <int32_t>c
     nnz = c
-    _spmm(isa, R, F, fstart, frow, fcoef, rows, R, dw, R, True)
+    if P <= ROW_CHUNK:
+        _spmm(isa, R, F, fstart, frow, fcoef, rows, R, dw, R, True)
+    else:
+        # by chunk of ROW_CHUNK rows, then filter: bucket b = (r // ROW_CHUNK) * F + f spans
+        # cstart[b] .. cstart[b + 1] - 1 of (rfilter, rcoef), here holding rows
+        nb = (P + ROW_CHUNK - 1) // ROW_CHUNK * F
+        memset(cstart, 0, (nb + 2) * sizeof(int32_t))
+        for f in range(F):
+            for c in range(fstart[f], fstart[f + 1]):
+                cstart[frow[c] // ROW_CHUNK * F + f + 2] += 1
+        for i in range(2, nb + 2):
+            cstart[i] += cstart[i - 1]
+        for f in range(F):
+            for c in range(fstart[f], fstart[f + 1]):
+                i = frow[c] // ROW_CHUNK * F + f + 1
+                rfilter[cstart[i]] = frow[c]
+                rcoef[cstart[i]] = fcoef[c]
+                cstart[i] += 1
+        for a in range(nb // F):
+            _spmm(isa, R, F, cstart + a * F, rfilter, rcoef, rows, R, dw, R, True)
     if dcols == NULL:
         return
     # by row: rstart[r + 1] counts row r's entries, then (prefix sums) is where they begin
@@ -243,11 +275,16 @@ cdef void _backward_one(const real* rows, const real* g, const index_t* arg, con
     _spmm(isa, Kw, P, rstart, rfilter, rcoef, w2, Kw, dcols, Kw, False)
 
 
+def int_scratch(Py_ssize_t F, Py_ssize_t Q, Py_ssize_t P):
+    """The int32 scratch backward needs per thread, for F filters, Q pooled and P conv outputs."""
+    return 2 * F * Q + F + P + 3 + F * ((P + ROW_CHUNK - 1) // ROW_CHUNK) + 2
+
+
 def backward(const real[:, :, ::1] rows, const real[:, :, :, ::1] g,
              const index_t[:, :, :, ::1] argmax, const real[:, ::1] w2,
              real[:, :, ::1] dw_part, real[:, :, ::1] dcols, real[:, :, :, ::1] dx,
              int32_t[:, ::1] iscratch, real[:, ::1] rscratch,
-             int ho, int wo, int pkw, int psh, int psw, int pph, int ppw,
+             int ho, int wo, int pkh, int pkw, int psh, int psw, int pph, int ppw,
              int kh, int kw, int sh, int sw, int ph, int pw, int isa, int num_threads):
     """Gradients of rows @ (w | b).T -> max-pool, given the pooled gradient g (N, F, po, qo)
     with relu's mask already applied, and the pool's argmax.
@@ -258,7 +295,7 @@ def backward(const real[:, :, ::1] rows, const real[:, :, :, ::1] g,
     aligned vectors). dw_part (num_threads, F, R), zeroed by the caller: thread t adds its
     samples' dw | db into dw_part[t]. dcols (num_threads, ho*wo, Kw) is scratch and dx
     (N, C, H, W) is overwritten with the input's gradient; pass both as None to skip it (the
-    plan needs no gradient for x). iscratch (num_threads, 2*F*Q + F + P + 3) and rscratch
+    plan needs no gradient for x). iscratch (num_threads, int_scratch(F, Q, P)) and rscratch
     (num_threads, 2*F*Q) are scratch, Q = po*qo, P = ho*wo. isa: the variant of the sparse
     sums (an index into ISA_NAMES, at most best_isa())."""
     cdef Py_ssize_t N = g.shape[0], F = g.shape[1], qo = g.shape[3], Q = g.shape[2] * g.shape[3]
@@ -270,7 +307,7 @@ def backward(const real[:, :, ::1] rows, const real[:, :, :, ::1] g,
     if (rows.shape[0] != N or P != ho * wo or w2.shape[0] != F
             or not _same4(argmax.shape, g.shape) or dw_part.shape[0] < num_threads
             or dw_part.shape[1] != F or dw_part.shape[2] != R
-            or iscratch.shape[0] < num_threads or iscratch.shape[1] < 2 * F * Q + F + P + 3
+            or iscratch.shape[0] < num_threads or iscratch.shape[1] < int_scratch(F, Q, P)
             or rscratch.shape[0] < num_threads or rscratch.shape[1] < 2 * F * Q):
         raise ValueError("convpool.backward: rows, g, argmax, w2, dw_part or the scratch "
                          "disagree in shape")
@@ -282,8 +319,17 @@ def backward(const real[:, :, ::1] rows, const real[:, :, :, ::1] g,
         if (dcols is None or dcols.shape[0] < num_threads or dcols.shape[1] != P
                 or dcols.shape[2] != Kw or dx.shape[0] != N or C * kh * kw > Kw):
             raise ValueError("convpool.backward: dcols or dx disagree in shape")
-    if N == 0:
+    if N == 0 or F == 0 or Q == 0:
         return
+    # r = corner[q] + cell[a]: pooled output q's window starts at conv output corner[q] (in
+    # the padding, maybe), and its cell a = i*pkw + j lies i*wo + j further on
+    cdef Py_ssize_t[::1] corner = np.empty(Q, dtype=np.intp)
+    cdef Py_ssize_t[::1] cell = np.empty(pkh * pkw, dtype=np.intp)
+    cdef Py_ssize_t a
+    for a in range(Q):
+        corner[a] = ((a // qo) * psh - pph) * wo + (a % qo) * psw - ppw
+    for a in range(pkh * pkw):
+        cell[a] = (a // pkw) * wo + a % pkw
     with nogil:
         for n in prange(N, schedule="static", num_threads=num_threads):
             t = threadid()
@@ -292,6 +338,6 @@ def backward(const real[:, :, ::1] rows, const real[:, :, :, ::1] g,
                 dxp = &dx[n, 0, 0, 0]
             _backward_one(&rows[n, 0, 0], &g[n, 0, 0, 0], &argmax[n, 0, 0, 0], &w2[0, 0],
                           &dw_part[t, 0, 0], dcp, &iscratch[t, 0], &rscratch[t, 0], F, Kw, R,
-                          wo, P, qo, Q, pkw, psh, psw, pph, ppw, isa)
+                          P, Q, &corner[0], &cell[0], isa)
             if need_dx:
                 _row2im_one(dcp, Kw, dxp, C, H, W, kh, kw, sh, sw, ph, pw, ho, wo)

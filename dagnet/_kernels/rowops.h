@@ -65,23 +65,45 @@ static int dn_best_isa(void) {
 
    Blocks of 8 vectors: a multiply-add takes 4 cycles and 2 start per cycle, so the sum over
    c, a chain of dependent multiply-adds per vector, needs 8 chains in flight to keep both
-   units busy (4 ran at half speed on LeNet's conv2). Then blocks of 4, 2 and 1 vectors, and
-   the last n % L values as one vector ending at n, of which only those values are stored:
-   value by value they were chains of scalar multiply-adds, a third of the time for n = 501. */
-#define DN_SPMM_BLOCK(T, V, VU, L, U)                                                       \
+   units busy (4 ran at half speed on LeNet's conv2). What is left after them, fewer than 8L
+   values, is one more block of as many vectors as it takes, the last one ending at n where n
+   is no multiple of L: of that one, only the values past the whole vectors are stored. As
+   smaller blocks and value by value, the rest were short chains one after the other: a third
+   of the time for n = 501. */
+/* where vector u of a block at i starts, from i: the last one of a TAIL block ends at n */
+#define DN_SPMM_AT(L, U, TAIL, u) ((TAIL) && (u) == (U) - 1 ? n - L - i : (u) * L)
+#define DN_SPMM_BLOCK(T, V, VU, L, U, TAIL)                                                 \
     for (j = 0; j < m; j++) {                                                               \
         T* y = Y + j * ldy + i;                                                             \
         V a[U];                                                                             \
         for (u = 0; u < U; u++)                                                             \
-            a[u] = accumulate ? *(const VU*)(y + u * L) : (V){0};                           \
+            a[u] = accumulate ? *(const VU*)(y + DN_SPMM_AT(L, U, TAIL, u)) : (V){0};       \
         for (c = start[j]; c < start[j + 1]; c++) {                                         \
             const T* x = X + (ptrdiff_t)idx[c] * ldx + i;                                   \
             const T k = coef[c];                                                            \
             for (u = 0; u < U; u++)                                                         \
-                a[u] += k * *(const VU*)(x + u * L);                                        \
+                a[u] += k * *(const VU*)(x + DN_SPMM_AT(L, U, TAIL, u));                    \
         }                                                                                   \
-        for (u = 0; u < U; u++)                                                             \
-            *(VU*)(y + u * L) = a[u];                                                       \
+        for (u = 0; u < U - TAIL; u++)                                                      \
+            *(VU*)(y + u * L) = a[u];                                                   \
+        if (TAIL) {                                                                         \
+            union { V v; T t[L]; } last = {a[U - 1]};                                       \
+            for (u = L - n % L; u < L; u++)                                                 \
+                y[n - L - i + u] = last.t[u];                                                   \
+        }                                                                                   \
+    }
+
+/* the block of the last U vectors (TAIL: the last one ends at n) */
+#define DN_SPMM_REST(T, V, VU, L, TAIL)                                                     \
+    switch ((n - i + L - 1) / L) {                                                          \
+    case 1: DN_SPMM_BLOCK(T, V, VU, L, 1, TAIL) break;                                      \
+    case 2: DN_SPMM_BLOCK(T, V, VU, L, 2, TAIL) break;                                      \
+    case 3: DN_SPMM_BLOCK(T, V, VU, L, 3, TAIL) break;                                      \
+    case 4: DN_SPMM_BLOCK(T, V, VU, L, 4, TAIL) break;                                      \
+    case 5: DN_SPMM_BLOCK(T, V, VU, L, 5, TAIL) break;                                      \
+    case 6: DN_SPMM_BLOCK(T, V, VU, L, 6, TAIL) break;                                      \
+    case 7: DN_SPMM_BLOCK(T, V, VU, L, 7, TAIL) break;                                      \
+    case 8: DN_SPMM_BLOCK(T, V, VU, L, 8, TAIL) break;                                      \
     }
 
 #define DN_SPMM(NAME, ATTR, T, V, VU, L)                                                    \
@@ -91,41 +113,22 @@ ATTR static void NAME(ptrdiff_t n, ptrdiff_t m, const int32_t* __restrict start,
                       int accumulate) {                                                     \
     ptrdiff_t i = 0, j, c, u;                                                               \
     for (; i + 8 * L <= n; i += 8 * L)                                                      \
-        DN_SPMM_BLOCK(T, V, VU, L, 8)                                                       \
-    if (i + 4 * L <= n) {                                                                   \
-        DN_SPMM_BLOCK(T, V, VU, L, 4)                                                       \
-        i += 4 * L;                                                                         \
-    }                                                                                       \
-    if (i + 2 * L <= n) {                                                                   \
-        DN_SPMM_BLOCK(T, V, VU, L, 2)                                                       \
-        i += 2 * L;                                                                         \
-    }                                                                                       \
-    if (i + L <= n) {                                                                       \
-        DN_SPMM_BLOCK(T, V, VU, L, 1)                                                       \
-        i += L;                                                                             \
-    }                                                                                       \
+        DN_SPMM_BLOCK(T, V, VU, L, 8, 0)                                                    \
     if (i == n)                                                                             \
         return;                                                                             \
-    if (n >= L) {  /* the vector X[.][n - L : n]; its first L - (n - i) values are done */  \
-        i = n - L;                                                                          \
-        for (j = 0; j < m; j++) {                                                           \
-            T* y = Y + j * ldy + i;                                                         \
-            union { V v; T t[L]; } a;                                                       \
-            a.v = accumulate ? *(const VU*)y : (V){0};                                      \
-            for (c = start[j]; c < start[j + 1]; c++)                                       \
-                a.v += coef[c] * *(const VU*)(X + (ptrdiff_t)idx[c] * ldx + i);             \
-            for (u = L - n % L; u < L; u++)                                                 \
-                y[u] = a.t[u];                                                              \
-        }                                                                                   \
-        return;                                                                             \
+    if (n % L == 0) {                                                                       \
+        DN_SPMM_REST(T, V, VU, L, 0)                                                        \
+    } else if (n >= L) {                                                                    \
+        DN_SPMM_REST(T, V, VU, L, 1)                                                        \
+    } else {                                                                                \
+        for (j = 0; j < m; j++)  /* n < L: value by value */                                \
+            for (u = 0; u < n; u++) {                                                       \
+                T a0 = accumulate ? Y[j * ldy + u] : 0;                                     \
+                for (c = start[j]; c < start[j + 1]; c++)                                   \
+                    a0 += coef[c] * X[(ptrdiff_t)idx[c] * ldx + u];                         \
+                Y[j * ldy + u] = a0;                                                        \
+            }                                                                               \
     }                                                                                       \
-    for (j = 0; j < m; j++)  /* n < L: value by value */                                    \
-        for (u = 0; u < n; u++) {                                                           \
-            T a0 = accumulate ? Y[j * ldy + u] : 0;                                         \
-            for (c = start[j]; c < start[j + 1]; c++)                                       \
-                a0 += coef[c] * X[(ptrdiff_t)idx[c] * ldx + u];                             \
-            Y[j * ldy + u] = a0;                                                            \
-        }                                                                                   \
 }
 
 #define DN_VECTORS(T, B, NAME) typedef T NAME __attribute__((vector_size(B)));              \

@@ -32,7 +32,10 @@ def conv_relu_pool_forward(x, w, b, stride, pad, pool_size, pool_stride, pool_pa
     pool = (as_pair(pool_size), as_pair(pool_stride), as_pair(pool_pad))
     p = conv_size[0] * conv_size[1]
     rows = kernels.im2row(x, ksize, stride, pad, conv_size, ones_row=True, buffer=workspace)
-    y = rows.reshape(n * p, -1) @ weights_with_bias(w, b, x.dtype).T  # (N*P, F), channels-last
+    # (w | b) transposed into a contiguous (K + 1, F): OpenBLAS then packs the patch rows
+    # faster than through the transposed view (LeNet's conv2 GEMM 12.0 vs 15.5 ms, 1 thread)
+    wbt = np.ascontiguousarray(weights_with_bias(w, b, x.dtype).T)
+    y = rows.reshape(n * p, -1) @ wbt  # (N*P, F): the conv output channels-last
     pooled, argmax = kernels.maxpool_rows(y.reshape(n, p, f), conv_size, *pool,
                                           window_out_size(conv_size, *pool), relu=True, out=out)
     return pooled, (rows, argmax, pooled, w, x.shape, (ksize, stride, pad, conv_size), pool)

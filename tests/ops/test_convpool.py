@@ -234,20 +234,24 @@ def test_sparse_rows_sum_refuses_bad_input():
 
 @pytest.mark.parametrize("isa", ISAS, ids=lambda i: kernels.ROW_ISAS[i])
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("x_shape,w_shape,pad", [
+    ((6, 20, 12, 12), (50, 20, 5, 5), 0),  # LeNet's conv2: K + 1 = 501, partial vectors
+    ((3, 2, 14, 14), (7, 2, 3, 3), 1),     # 196 conv outputs: dw's product in 4 row chunks
+])
 def test_sparse_backward_in_every_variant_matches_the_dense_one_and_repeats_bitwise(
-        isa, dtype, tol, monkeypatch):
-    """LeNet's conv2 shape (K + 1 = 501: partial vectors in both products), batch 6 on 2
-    threads: each variant equals the numpy version, and a second run is bitwise the same."""
+        isa, dtype, tol, x_shape, w_shape, pad, monkeypatch):
+    """Each variant of the sums, on 2 threads, equals the numpy version, and a second run is
+    bitwise the same."""
     monkeypatch.setattr(kernels, "ROW_ISA", isa)
     monkeypatch.setattr(kernels, "NUM_THREADS", 2)
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((6, 20, 12, 12)).astype(dtype)
-    w2 = rng.standard_normal((50, 500)).astype(dtype)
-    conv = geometry(x.shape, (50, 20, 5, 5), 1, 0)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w2 = rng.standard_normal((w_shape[0], int(np.prod(w_shape[1:])))).astype(dtype)
+    conv = geometry(x.shape, w_shape, 1, pad)
     pool = ((2, 2), (2, 2), (0, 0))
     rows = kernels.im2row(x, *conv, ones_row=True)
     out, argmax = kernels.maxpool_rows((rows[:, :, :-1] @ w2.T).astype(dtype), conv[3], *pool,
-                                       (4, 4), relu=True)
+                                       window_out_size(conv[3], *pool), relu=True)
     g = (rng.standard_normal(out.shape) * (out > 0)).astype(dtype)
     dx, dwb = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool)
     dx2, dwb2 = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool)

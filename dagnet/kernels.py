@@ -65,29 +65,6 @@ NUM_THREADS: int = _threads_from_env()
 ROW_ISAS = _convpool_ext.ISA_NAMES if HAVE_CYTHON else ("portable",)
 ROW_ISA: int = _convpool_ext.best_isa() if HAVE_CYTHON else 0
 
-# Where the fused conv + relu + max-pool's row kernel pays (ops/fused.py ConvReLUPool.uses_rows:
-# from K*F/(K + F) = rows_from() on, K = C*kh*kw, F = filters), by the variant of its sums this
-# CPU runs: it was measured per variant, as benchmarks/bench_rows.py does (the fused step's
-# forward + backward with either kernel, alternating in one process, zoo layers at batch 64):
-# - avx512 (AMD EPYC with AVX-512, before the variants): rows paid from LeNet's conv2 (45) and
-#   convnet_deep with 32 filters (29) on, lost 2-6% on LeNet's conv1 (11) and with 16 (14).
-# - avx2 (AMD EPYC with AVX2 and FMA, 1 thread; columns/rows): LeNet conv2 (45) 1.09,
-#   convnet_deep 64 filters (58) 1.22, 32 (29) 1.15, the three-layer convnet (26) 1.01;
-#   convnet_deep 16 filters (14) 0.88; LeNet conv1 (11) 1.28 in one run, 0.81 in another.
-# - portable (4-wide, no FMA), against OpenBLAS's AVX kernel (OPENBLAS_CORETYPE=Sandybridge on
-#   that EPYC: a CPU with AVX but not AVX2): 0.82 to 1.03 on all six layers. Rows never
-#   paid clearly, so without AVX2 the fused step keeps the dense columns.
-ROWS_FROM_BY_ISA = {"portable": float("inf"), "avx2": 20.0, "avx512": 20.0}
-
-
-def rows_from(isa: int | None = None) -> float:
-    """The K*F/(K + F) from which the row kernel pays with the sums in variant isa (default:
-    the one this CPU runs); inf where it never does (kernels missing included)."""
-    if not HAVE_CYTHON:
-        return float("inf")
-    return ROWS_FROM_BY_ISA[ROW_ISAS[ROW_ISA if isa is None else isa]]
-
-
 # Waking a sleeping (passive) OpenMP thread costs tens of microseconds: below this many
 # outputs a max-pool runs faster on one thread (measured: 51,200 outputs took 0.14 ms on one
 # thread, 0.17 ms on two; 184,320 took 0.42 ms on one, 0.33 ms on two).
@@ -360,11 +337,8 @@ def conv_pool_backward(g, argmax, rows, w2, x_shape, conv, pool, need_dx=True):
 
 def _aligned_zeros(shape, dtype, align=64):
     """np.zeros(shape, dtype) starting at a multiple of align bytes."""
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    raw = np.zeros(nbytes + align, dtype=np.uint8)
-    skip = -raw.ctypes.data % align
-    return raw[skip:skip + nbytes].view(dtype).reshape(shape)
+    raw = np.zeros(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize + align, np.uint8)
+    return typed_view(raw[-raw.ctypes.data % align:], shape, dtype)
 
 
 # -- spatial batchnorm ---------------------------------------------------------------------

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet import kernels
 from dagnet.errors import DagnetError
 from dagnet.ops.base import Op, get_op, register
 from dagnet.ops.conv import conv_backward, conv_forward, grad_buffer
-from dagnet.ops.convpool import conv_relu_pool_backward, conv_relu_pool_forward
+from dagnet.ops.convpool import conv_relu_pool_backward, conv_relu_pool_forward, rows_from
 from dagnet.ops.dense import affine_backward, affine_forward
 from dagnet.ops.norm import batchnorm_backward, batchnorm_forward
 from dagnet.ops.pool import maxpool_backward, maxpool_forward
@@ -162,7 +161,7 @@ class ConvReLUPool(_Fused):
       that layout for conv_backward's dense GEMMs.
 
     ROWS_FROM is what was measured to pay with the vector instructions this CPU runs
-    (kernels.rows_from: 20 with AVX2 or AVX-512; without AVX2 never, the columns' dense GEMMs
+    (ops/convpool.py rows_from: 20 with AVX2 or AVX-512; without AVX2 never, the columns' dense GEMMs
     won); benchmarks/bench_rows.py measures it on any machine.
     """
 
@@ -170,7 +169,7 @@ class ConvReLUPool(_Fused):
     inner_values = (0,)  # the conv output the pool reads
     takes_workspace = True  # the conv's columns or patch rows (as many values), in the workspace
     saves = frozenset({"output"})
-    ROWS_FROM = kernels.rows_from()
+    ROWS_FROM = rows_from()
 
     def uses_rows(self, w_shape) -> bool:
         """Whether a conv with weights of w_shape (F, C, kh, kw) gets the row-layout kernel."""

@@ -7,6 +7,7 @@ import pytest
 import dagnet
 from dagnet import Graph, kernels
 from dagnet.gradcheck import norm_error
+from dagnet.ops import convpool
 from dagnet.ops import fused as fused_module
 from dagnet.ops.base import as_pair
 from dagnet.ops.conv import conv_forward, window_out_size
@@ -133,7 +134,7 @@ def test_fused_conv_relu_pool_matches_unfused(net, rows_from, monkeypatch):
 
 
 def test_rows_path_is_taken_where_it_pays_and_its_workspace_is_planned(monkeypatch):
-    monkeypatch.setattr(fused_module.ConvReLUPool, "ROWS_FROM", kernels.ROWS_FROM_BY_ISA["avx2"])
+    monkeypatch.setattr(fused_module.ConvReLUPool, "ROWS_FROM", convpool.ROWS_FROM_BY_ISA["avx2"])
     g = conv_relu_pool_net(8, 8, 32, 3, 1, 1, (2, 2, 0))  # K = 72, F = 32: 72*32/104 = 22
     plan = dagnet.compile(g, seed=0)
     step = next(s for s in plan.steps if s.pattern == "conv2d+relu+max_pool2d")
@@ -173,7 +174,7 @@ def test_windows_of_more_than_256_cells_take_int32_indices(need_dx, monkeypatch)
 
 
 def test_rows_kernel_choice_follows_patch_size_and_filter_count(monkeypatch):
-    monkeypatch.setattr(fused_module.ConvReLUPool, "ROWS_FROM", kernels.ROWS_FROM_BY_ISA["avx2"])
+    monkeypatch.setattr(fused_module.ConvReLUPool, "ROWS_FROM", convpool.ROWS_FROM_BY_ISA["avx2"])
     op = fused_module.ConvReLUPool()
     assert op.uses_rows((50, 20, 5, 5))        # LeNet's conv2: K = 500, F = 50
     assert op.uses_rows((32, 3, 7, 7))         # the three-layer convnet: K = 147, F = 32
@@ -186,17 +187,17 @@ def test_where_rows_pay_depends_on_the_vector_instructions_that_run(monkeypatch)
     """With AVX2 or AVX-512 the rows pay from K*F/(K + F) = 20 on; with the portable 4-wide
     sums they never paid against the dense GEMMs, so no shape takes them; the op follows
     what this CPU runs, and without the compiled kernels it keeps the columns."""
-    assert kernels.rows_from(kernels.ROW_ISAS.index("avx2")) == 20
-    assert kernels.rows_from(kernels.ROW_ISAS.index("avx512")) == 20
-    assert kernels.rows_from(kernels.ROW_ISAS.index("portable")) == float("inf")
-    assert fused_module.ConvReLUPool.ROWS_FROM == kernels.rows_from() == \
-        kernels.rows_from(kernels.ROW_ISA)
-    monkeypatch.setattr(fused_module.ConvReLUPool, "ROWS_FROM", kernels.rows_from(0))
+    assert convpool.rows_from(kernels.ROW_ISAS.index("avx2")) == 20
+    assert convpool.rows_from(kernels.ROW_ISAS.index("avx512")) == 20
+    assert convpool.rows_from(kernels.ROW_ISAS.index("portable")) == float("inf")
+    assert fused_module.ConvReLUPool.ROWS_FROM == convpool.rows_from() == \
+        convpool.rows_from(kernels.ROW_ISA)
+    monkeypatch.setattr(fused_module.ConvReLUPool, "ROWS_FROM", convpool.rows_from(0))
     op = fused_module.ConvReLUPool()
     assert not any(op.uses_rows(s) for s in [(50, 20, 5, 5), (512, 512, 3, 3), (4096, 64, 7, 7)])
     assert op.kernel_note([(20, 12, 12), (50, 20, 5, 5), (50,)], {}).startswith("im2col")
     monkeypatch.setattr(kernels, "HAVE_CYTHON", False)
-    assert kernels.rows_from() == float("inf")
+    assert convpool.rows_from() == float("inf")
 
 
 def test_pooled_gradient_reaches_only_the_window_maxima():

@@ -59,6 +59,9 @@ setup(
     extras_require={
         "dev": ["pytest>=7", "hypothesis>=6", "pytest-xdist>=3", "threadpoolctl>=3"],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+        # data-parallel training: mpi4py's wheels load the MPI library at run time, and the
+        # `mpich` wheel is one (with mpiexec); an installed Open MPI or MPICH works as well
+        "dist": ["mpi4py>=4.0", "mpich>=4.2"],
         # the explorer's browser tests drive the system's Chromium (Debian: apt-get install chromium)
         "browser": ["playwright>=1.40"],
     },

@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --ranks N` reruns it
     if getattr(args, "out", "") is None:
         args.out = os.path.join("runs", os.path.splitext(os.path.basename(args.model))[0])
     try:

@@ -24,9 +24,9 @@ import dagnet
 from dagnet import Graph
 from dagnet.cli.common import UsageError
 from dagnet.errors import (AttrError, CheckpointError, CycleError, DagnetError, DatasetError,
-                           DTypeError, FeedError, FusionMismatchError, GraphError,
-                           MissingDependencyError, ShapeError, SpecError, TrainingError,
-                           UnknownOpError)
+                           DistributedError, DTypeError, FeedError, FusionMismatchError, GraphError,
+                           MissingDependencyError, PeerLostError, ShapeError, SpecError,
+                           TrainingError, UnknownOpError)
 from dagnet.spec import graph_from_spec, load_spec
 from dagnet.train.checkpoint import load_checkpoint, save_checkpoint
 from dagnet.train.solver import Solver
@@ -880,6 +880,72 @@ def _(tmp):
 
     args = build_parser().parse_args(["render", "lenet", "--html", "-o", str(tmp / "plan.svg")])
     args.func(args)
+
+
+# -- distributed training -------------------------------------------------------------------------
+D = "distributed training (dagnet.dist, dagnet train --ranks)"
+
+
+class OneRankComm:
+    """A stand-in for dagnet.dist.Comm as rank 0 of `size` whose peers' params differ by
+    `drift` (in the checksum exchange); every other collective returns its input."""
+
+    def __init__(self, size=2, drift=False):
+        self.rank, self.size, self.drift = 0, size, drift
+
+    def bcast(self, a, what, root=0):
+        return a
+
+    def allgather(self, a, what):
+        out = np.stack([a] * self.size)
+        if self.drift:
+            out[1, 0] += 1
+        return out
+
+
+@case("dist-no-mpi", D, MissingDependencyError, "data-parallel training without mpi4py or an MPI",
+      "pip install -e '.[dist]'", "pip install")
+def _(tmp):
+    from dagnet.dist.comm import Comm
+
+    with mock.patch.dict(sys.modules, {"mpi4py": None}):
+        Comm()
+
+
+@case("dist-no-buckets", D, DistributedError, "DataParallel over a plan compiled without buckets",
+      "compile with bucket_mb=... (e.g. 4)", "bucket_mb")
+def _(tmp):
+    from dagnet.dist import DataParallel
+
+    DataParallel(mlp_plan(), OneRankComm())
+
+
+@case("dist-bad-bucket-size", D, DagnetError, "a bucket size of 0 or less",
+      "give a positive --bucket-mb", "--bucket-mb")
+def _(tmp):
+    mlp_plan(bucket_mb=0)
+
+
+@case("dist-diverged", D, DistributedError,
+      "the ranks' params differ (found by the periodic checksum)",
+      "restart from the last checkpoint; look for a rank that changes params on its own", "fc1.w")
+def _(tmp):
+    from dagnet.dist import DataParallel
+
+    DataParallel(mlp_plan(bucket_mb=1), OneRankComm(drift=True)).check_params()
+
+
+@case("dist-peer-lost", D, PeerLostError,
+      "a rank died or hangs: no answer within --comm-timeout (or MPI reports a failure)",
+      "look for the other rank's error; resume from the last checkpoint", "rank 0 of 2")
+def _(tmp):
+    from dagnet.dist.comm import Comm
+
+    comm = Comm.__new__(Comm)  # a communicator whose peer never answers
+    comm.MPI = mock.Mock()
+    comm.MPI.Request.Testall.return_value = False
+    comm.rank, comm.size, comm.host, comm.timeout = 0, 2, "node1", 0.05
+    comm.wait([object()], "summing the gradients (allreduce)")
 
 
 # -- running the catalogue ------------------------------------------------------------------------

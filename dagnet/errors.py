@@ -56,5 +56,10 @@ class AttrError(DagnetError):
     """An op attribute has a value the op cannot take (e.g. a negative stride)."""
 
 
+class TuneError(DagnetError):
+    """A hyperparameter search cannot run: a bad search space (names the file and key), an
+    unknown study or an unusable storage URL."""
+
+
 class PerformanceWarning(UserWarning):
     """dagnet will run, but slower than it could (e.g. numpy was imported before dagnet)."""

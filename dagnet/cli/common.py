@@ -4,6 +4,7 @@ A user's mistake (bad path, unknown model, bad flag value) is a UsageError: one 
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -46,6 +47,7 @@ def load_onnx(path: str, input_shapes=None):
     return onnx.load(path, input_shapes=input_shapes or None)
 
 
+@functools.lru_cache(maxsize=1)  # a tune's trials in one worker share the arrays
 def load_data(spec: str, num_val: int, seed: int):
     """Train/val/test arrays standardised per channel with train statistics, and a JSON-able
     description (to reload the same data for `evaluate`)."""

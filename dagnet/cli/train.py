@@ -11,7 +11,7 @@ from dagnet.cli.common import DATA_HELP, UsageError, load_data, resolve_graph, w
 from dagnet.errors import DagnetError
 
 
-def cmd_train(args) -> int:
+def cmd_train(args, callbacks=()) -> int:
     import dagnet
     from dagnet.train.evaluate import evaluate_arrays
     from dagnet.train.solver import Solver
@@ -55,7 +55,7 @@ def cmd_train(args) -> int:
                     batch_size=args.batch_size, num_epochs=args.epochs,
                     weight_decay=args.weight_decay, num_train_samples=5000, verbose=not args.quiet,
                     checkpoint=ckpt, resume=args.resume, seed=args.seed,
-                    on_epoch=lambda s: write_history(args.out, s))
+                    on_epoch=lambda s: write_history(args.out, s), callbacks=callbacks)
     solver.train()  # leaves the best-validation params in the plan
     test = evaluate_arrays(plan, data["X_test"], data["y_test"])
     write_pictures(args.out, graph, plan, solver, args.quiet)

@@ -36,6 +36,7 @@ from dagnet import runtime
 from dagnet.data.preprocess import batch_indices
 from dagnet.errors import CheckpointError, DatasetError, TrainingError
 from dagnet.train import optim
+from dagnet.train.callbacks import augment_rng, notify
 from dagnet.train.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from dagnet.train.schedules import make_schedule
 
@@ -48,7 +49,7 @@ class Solver:
                  weight_decay: float = 0.0, num_train_samples: int | None = 1000,
                  num_val_samples: int | None = None, print_every: int = 10, verbose: bool = True,
                  progress: bool | None = None, checkpoint: str | None = None, resume: bool = False,
-                 seed: int = 0, on_epoch=None):
+                 seed: int = 0, on_epoch=None, callbacks=(), augment=None):
         self.model = model
         self.X_train, self.y_train, self.X_val, self.y_val = _check_data(model, data)
         self.update_rule_name = update_rule
@@ -64,6 +65,8 @@ class Solver:
         self.progress = verbose if progress is None else progress
         self.checkpoint = checkpoint
         self.on_epoch = on_epoch
+        self.callbacks = list(callbacks)  # see dagnet.train.callbacks
+        self.augment = augment  # X_batch, rng -> X_batch (dagnet.data.augment.Augment)
         lr0 = self.optim_config.get("learning_rate", 1e-2)
         if lr_schedule is None:
             lr_schedule = {"name": "step", "lr_decay": lr_decay} if lr_decay != 1.0 else "constant"
@@ -98,6 +101,8 @@ class Solver:
     def _step(self, idx) -> float:
         rng_state = self.model.rng.bit_generator.state  # to replay the batch if it goes wrong
         X, y = self.X_train[idx], self.y_train[idx]
+        if self.augment is not None:
+            X = self.augment(X, augment_rng(self.seed, len(self.loss_history)))
         loss, grads = self.model.loss_and_grads(X, y, reg=self.weight_decay)
         if not math.isfinite(loss) or _first_nonfinite(grads, self.model.params) is not None:
             # Nothing is updated: the params (and the checkpoint on disk) stay the last good ones.
@@ -106,6 +111,7 @@ class Solver:
             next_w, self.optim_configs[p] = self.update_rule(w, grads[p], self.optim_configs[p])
             if next_w is not w:
                 w[...] = next_w  # the plan holds these arrays: update them in place
+        self.last_grads = grads  # for callbacks (e.g. TensorBoard's gradient histograms)
         return loss
 
     def _nonfinite_error(self, loss, grads, X, y, rng_state) -> TrainingError:
@@ -172,6 +178,7 @@ class Solver:
                     lr = self._set_learning_rate(len(self.loss_history))
                 loss = self._step(idx)
                 self.loss_history.append(loss)
+                notify(self.callbacks, "on_step_end", self)
                 if i % 10 == 0:
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
                 if self.verbose and not self.progress and self.print_every and \
@@ -210,6 +217,7 @@ class Solver:
             self.save(self.checkpoint)
         if self.on_epoch:
             self.on_epoch(self)
+        notify(self.callbacks, "on_epoch_end", self)
 
     # -- checkpoints ------------------------------------------------------------------------
     def history(self) -> dict:

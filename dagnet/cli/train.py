@@ -7,11 +7,12 @@ import sys
 
 import numpy as np
 
+from dagnet.cli import run_logs
 from dagnet.cli.common import DATA_HELP, UsageError, load_data, resolve_graph, with_loss, write_json
 from dagnet.errors import DagnetError
 
 
-def cmd_train(args, callbacks=()) -> int:
+def cmd_train(args, callbacks=(), hparams=None) -> int:
     import dagnet
     from dagnet.train.evaluate import evaluate_arrays
     from dagnet.train.solver import Solver
@@ -49,14 +50,17 @@ def cmd_train(args, callbacks=()) -> int:
               f"{len(plan.steps)} steps ({sum(s.fused for s in plan.steps)} fused); "
               f"{len(data['X_train']):,} train / {len(data['X_val']):,} val / "
               f"{len(data['X_test']):,} test examples")
+    tensorboard = run_logs.tensorboard_logger(args, hparams)
     solver = Solver(plan, data, update_rule=args.update_rule,
                     optim_config={"learning_rate": args.lr},
                     lr_schedule=lr_schedule(args, len(data["X_train"])),
                     batch_size=args.batch_size, num_epochs=args.epochs,
                     weight_decay=args.weight_decay, num_train_samples=5000, verbose=not args.quiet,
                     checkpoint=ckpt, resume=args.resume, seed=args.seed,
-                    on_epoch=lambda s: write_history(args.out, s), callbacks=callbacks)
-    solver.train()  # leaves the best-validation params in the plan
+                    on_epoch=lambda s: write_history(args.out, s),
+                    callbacks=[*callbacks, tensorboard])
+    with run_logs.logging_to(tensorboard):
+        solver.train()  # leaves the best-validation params in the plan
     test = evaluate_arrays(plan, data["X_test"], data["y_test"])
     write_pictures(args.out, graph, plan, solver, args.quiet)
     if not args.quiet:

@@ -84,6 +84,9 @@ def run_stage(args, storage, name: str, space, base, out: str) -> None:
         raise TuneError(f"{study_dir} holds trial folders, but study {name!r} in this storage has "
                         f"no trials: they belong to another storage; choose another --out or --study")
     report.atomic_write_text(os.path.join(study_dir, "space.yaml"), sp.to_yaml(space))
+    from dagnet.tensorboard.callback import write_experiment
+
+    write_experiment(study_dir, [p for p in space if p.kind != "fixed"], name=name)
     runner = TrialRunner(args, base, space, study, study_dir, say)
     start = time.perf_counter()
     ran = st.run_worker(study, runner, args.trials, say)

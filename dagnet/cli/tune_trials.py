@@ -140,7 +140,7 @@ class TrialRunner:
         reporter = ReportToTrial(trial, self.say)
         start = time.perf_counter()
         try:
-            cmd_train(targs, callbacks=[reporter])
+            cmd_train(targs, callbacks=[reporter], hparams=_hparams(values))
         except optuna.TrialPruned as e:
             trial.set_user_attr("note", str(e).split(":")[0])  # "pruned after epoch k"
             self.say(f"trial {trial.number}: {e}")
@@ -193,6 +193,11 @@ class TrialRunner:
             graph = Graph.from_spec(spec)
         save_spec(with_loss(graph), path)
         return path
+
+
+def _hparams(values: dict) -> dict:
+    """The sampled values as the hparams dashboard takes them (strings for anything else)."""
+    return {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in values.items()}
 
 
 def _short(v) -> str:

@@ -61,8 +61,16 @@ def open_storage(url: str, heartbeat: int = 20):
         retry = {"failed_trial_callback": storages.RetryFailedTrialCallback(
             max_retry=1, inherit_intermediate_values=True)}
     try:
-        return storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
-                                   grace_period=3 * heartbeat, **retry)
+        for attempt in range(3):
+            try:
+                return storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
+                                           grace_period=3 * heartbeat, **retry)
+            except Exception as e:
+                # workers started together race to create the tables of a new storage: the
+                # loser's CREATE fails, and a moment later the tables are there
+                if attempt == 2 or not type(e).__module__.startswith("sqlalchemy"):
+                    raise
+                time.sleep(1 + attempt)
     except ImportError as e:
         raise TuneError(f"storage {_safe(url)}: its database driver is missing ({e}); for "
                         f"PostgreSQL pip install 'dagnet[postgres]'") from None

@@ -76,6 +76,28 @@ def test_one_worker_then_narrow(tiny_mnist, space, tmp_path):
     for t in fine.trials:
         assert narrowed["lr"]["low"] <= t.params["lr"] <= narrowed["lr"]["high"]
     assert "two_layer_net-narrow" in text and (out / "two_layer_net-narrow" / "trials.csv").exists()
+    check_tensorboard(folder, first.trials[0])
+
+
+def check_tensorboard(folder, trial):
+    """The study's hparams experiment, and each trial's run as a session of it."""
+    ea = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    pb = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
+
+    def plugin(run):
+        acc = ea.EventAccumulator(str(run))
+        acc.Reload()
+        return {k: pb.HParamsPluginData.FromString(v)
+                for k, v in acc.PluginTagToContent("hparams").items()}, acc
+
+    exp, _ = plugin(folder)
+    names = {h.name for h in exp["_hparams_/experiment"].experiment.hparam_infos}
+    assert names == {"lr", "weight_decay", "update_rule"}
+    session, acc = plugin(folder / f"trial_{trial.number:04d}")
+    hp = session["_hparams_/session_start_info"].session_start_info.hparams
+    assert hp["lr"].number_value == trial.params["lr"]
+    assert hp["update_rule"].string_value == trial.params["update_rule"]
+    assert acc.Scalars("epoch/val_acc")[-1].value == pytest.approx(trial.value)
 
 
 def test_two_workers_share_one_sqlite_study(tiny_mnist, space, tmp_path):

@@ -8,11 +8,11 @@ import argparse
 import os
 import sys
 
-from dagnet.cli import draw, inspect, interchange, train, tune
+from dagnet.cli import batches, draw, inspect, interchange, train, tune
 from dagnet.errors import DagnetError
 
 #: the modules whose `register(sub)` adds their commands, in the order --help lists them
-COMMAND_MODULES = (train, inspect, draw, interchange, tune)
+COMMAND_MODULES = (train, inspect, draw, interchange, tune, batches)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from dagnet.cli import run_logs
+from dagnet.cli import augment_flags, run_logs
 from dagnet.cli.common import DATA_HELP, UsageError, load_data, resolve_graph, with_loss, write_json
 from dagnet.errors import DagnetError
 
@@ -58,7 +58,7 @@ def cmd_train(args, callbacks=(), hparams=None) -> int:
                     weight_decay=args.weight_decay, num_train_samples=5000, verbose=not args.quiet,
                     checkpoint=ckpt, resume=args.resume, seed=args.seed,
                     on_epoch=lambda s: write_history(args.out, s),
-                    callbacks=[*callbacks, tensorboard])
+                    callbacks=[*callbacks, tensorboard], augment=augment_flags.from_args(args))
     with run_logs.logging_to(tensorboard):
         solver.train()  # leaves the best-validation params in the plan
     test = evaluate_arrays(plan, data["X_test"], data["y_test"])
@@ -127,4 +127,5 @@ def register(sub) -> None:
     t.add_argument("--weights", help="start from these params (a checkpoint, e.g. from "
                    "`dagnet import`) instead of fresh ones: fine-tuning")
     t.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    augment_flags.add_arguments(t)
     t.set_defaults(func=cmd_train)

@@ -1,4 +1,4 @@
-"""What a Solver calls back during training, and the seed of each step's augmentation.
+"""What a Solver calls back during training.
 
     class Printer:
         def on_step_end(self, solver):                  # after each update
@@ -14,12 +14,6 @@ raised by a callback stops training, as from the loop itself (an Optuna pruner d
 """
 from __future__ import annotations
 
-import numpy as np
-
-#: a constant mixed into every augmentation seed, so that the augmentation stream never
-#: coincides with the batch-order or init streams of the same --seed
-_AUGMENT_STREAM = 0x617567  # "aug"
-
 
 def notify(callbacks, event: str, solver) -> None:
     """Call `event` on every callback that defines it."""
@@ -28,9 +22,3 @@ def notify(callbacks, event: str, solver) -> None:
         if method is not None:
             method(solver)
 
-
-def augment_rng(seed: int, step: int) -> np.random.Generator:
-    """The generator of global step `step`'s augmentation: a pure function of (seed, step),
-    so a resumed run draws exactly what an uninterrupted one does, and switching augmentation
-    on or off leaves the batch order (the solver's own rng) unchanged."""
-    return np.random.default_rng((_AUGMENT_STREAM, int(seed), int(step)))

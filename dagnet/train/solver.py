@@ -33,10 +33,11 @@ import time
 import numpy as np
 
 from dagnet import runtime
+from dagnet.data.augment import augment_key, augment_rng
 from dagnet.data.preprocess import batch_indices
 from dagnet.errors import CheckpointError, DatasetError, TrainingError
 from dagnet.train import optim
-from dagnet.train.callbacks import augment_rng, notify
+from dagnet.train.callbacks import notify
 from dagnet.train.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from dagnet.train.schedules import make_schedule
 
@@ -101,7 +102,7 @@ class Solver:
     def _step(self, idx) -> float:
         rng_state = self.model.rng.bit_generator.state  # to replay the batch if it goes wrong
         X, y = self.X_train[idx], self.y_train[idx]
-        if self.augment is not None:
+        if self.augment:
             X = self.augment(X, augment_rng(self.seed, len(self.loss_history)))
         loss, grads = self.model.loss_and_grads(X, y, reg=self.weight_decay)
         if not math.isfinite(loss) or _first_nonfinite(grads, self.model.params) is not None:
@@ -245,6 +246,7 @@ class Solver:
             "schedule": self.schedule.to_dict(),
             "batch_size": self.batch_size, "num_epochs": self.num_epochs,
             "weight_decay": self.weight_decay, "seed": self.seed,
+            "augment": augment_key(self.augment),
             "rng": self.rng.bit_generator.state,
             "plan_rng": self.model.rng.bit_generator.state,
         }
@@ -300,7 +302,8 @@ class Solver:
                 f"(nodes {sorted(mine)}); build the graph from the spec saved with it "
                 f"(checkpoint.spec) or train from scratch")
         wanted = {"update_rule": self.update_rule_name, "batch_size": self.batch_size,
-                  "weight_decay": self.weight_decay, "seed": self.seed}
+                  "weight_decay": self.weight_decay, "seed": self.seed,
+                  "augment": augment_key(self.augment)}
         differ = [f"{k} {s[k]!r} in the checkpoint vs {v!r} now" for k, v in wanted.items()
                   if k in s and s[k] != v]
         if differ:

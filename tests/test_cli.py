@@ -73,6 +73,12 @@ def test_gradcheck_command():
     (("train", "lenet", "--data", "mnist:/nonexistent"), "not found in /nonexistent"),
     (("evaluate", "/nonexistent"), "no run directory"),
     (("train", "lenet", "--epochs", "1", "--warmup", "1"), "--warmup must be at least 0 and less"),
+    (("train", "lenet", "--lr", "0"), "--lr must be a number > 0, got 0.0"),
+    (("train", "lenet", "--lr", "nan"), "--lr must be a number > 0, got nan"),
+    (("train", "lenet", "--patience", "0"), "--patience must be an integer >= 1, got 0"),
+    (("train", "lenet", "--weight-decay", "-1"), "--weight-decay must be a number >= 0"),
+    (("train", "lenet", "--seed", "-1"), "--seed must be an integer >= 0, got -1"),
+    (("train", "lenet", "--update-rule", "adamx"), "invalid choice: 'adamx'"),
 ])
 def test_user_mistakes_give_one_line_and_exit_2(args, needle, tmp_path):
     r = dagnet(*args, cwd=tmp_path)
@@ -158,15 +164,95 @@ def test_learning_rate_schedules_from_flags():
     from dagnet.cli.train import lr_schedule as _schedule
     from dagnet.train.schedules import make_schedule
 
-    args = build_parser().parse_args(["train", "lenet", "--epochs", "2", "--batch-size", "10"])
+    args = build_parser().parse_args(["train", "lenet", "--epochs", "2", "--batch-size", "10",
+                                      "--lr", "0.04"])
     cos = make_schedule(_schedule(args, 95), args.lr)  # 10 steps per epoch, warm-up 0.1 epoch
     assert cos.per == "step" and cos.warmup == 1 and cos(0) == args.lr and cos(1) == args.lr
     assert cos(20) == pytest.approx(0.0, abs=1e-12)
     args = build_parser().parse_args(["train", "lenet", "--epochs", "2", "--batch-size", "10",
-                                      "--warmup", "0.5"])
+                                      "--warmup", "0.5", "--lr", "0.04"])
     cos = make_schedule(_schedule(args, 95), args.lr)
     assert cos.warmup == 5 and [cos(t) for t in range(5)] == pytest.approx(
         [args.lr * k / 5 for k in range(1, 6)])
-    args = build_parser().parse_args(["train", "lenet", "--lr-schedule", "step", "--lr-decay", "0.5"])
+    args = build_parser().parse_args(["train", "lenet", "--lr-schedule", "step", "--lr-decay", "0.5",
+                                      "--lr", "0.04"])
     step = make_schedule(_schedule(args, 95), args.lr)
     assert step(2) == pytest.approx(args.lr * 0.25)
+
+
+def train_args(tiny_mnist, out, *extra):
+    return ["train", "two_layer_net", "--data", f"mnist:{tiny_mnist}", "--val", 40,
+            "--batch-size", 20, "--out", out, *extra]
+
+
+def test_train_off_a_terminal_prints_one_line_per_epoch(tiny_mnist, tmp_path):
+    r = dagnet(*train_args(tiny_mnist, tmp_path / "run", "--epochs", 3))
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr and "\r" not in r.stdout  # no progress bar in a log file
+    lines = [line for line in r.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert "iteration" not in r.stdout
+
+
+def test_resumed_run_reports_the_speed_of_its_own_epochs(tiny_mnist, tmp_path, capsys):
+    """After --resume, s/epoch and images/s count only the epochs this run trained."""
+    from dagnet.cli.main import main
+    from dagnet.train.checkpoint import load_checkpoint, save_checkpoint
+
+    out = tmp_path / "run"
+    assert main([*map(str, train_args(tiny_mnist, out, "--epochs", 1))]) == 0
+    ck_path = out / "checkpoint.npz"
+    ck = load_checkpoint(ck_path)
+    ck.solver["epoch_times"] = [1000.0]  # as if the first run had been very slow
+    save_checkpoint(ck_path, ck.params, ck.state, ck.optimizer, ck.solver, ck.spec, ck.extra)
+    capsys.readouterr()
+    assert main([*map(str, train_args(tiny_mnist, out, "--epochs", 2, "--resume"))]) == 0
+    summary = [line for line in capsys.readouterr().out.splitlines() if "s/epoch" in line][-1]
+    seconds = float(summary.split(" s/epoch")[0].rsplit(" ", 1)[1])
+    assert seconds < 100, summary  # one fast epoch, not the mean with the 1000 s one
+    assert "1 epoch" in summary
+
+
+@pytest.mark.parametrize("flags,options", [
+    ([], {"update_rule": "sgd_momentum", "optim_config": {"learning_rate": 4e-2},
+          "weight_decay": 0.0, "patience": None, "monitor": "val_acc", "min_delta": 0.0}),
+    (["--update-rule", "adam"], {"optim_config": {"learning_rate": 1e-3}}),
+    (["--update-rule", "adadelta"], {"optim_config": {"learning_rate": 1.0}}),
+    (["--update-rule", "adamw"], {"optim_config": {"learning_rate": 1e-3, "weight_decay": 1e-2},
+                                  "weight_decay": 0.0}),
+    (["--update-rule", "adamw", "--weight-decay", "0.1", "--lr", "3e-3"],
+     {"optim_config": {"learning_rate": 3e-3, "weight_decay": 0.1}, "weight_decay": 0.0}),
+    (["--update-rule", "rmsprop", "--weight-decay", "1e-4"],
+     {"optim_config": {"learning_rate": 1e-2}, "weight_decay": 1e-4}),
+    (["--patience", "3", "--monitor", "val_loss", "--min-delta", "0.01"],
+     {"patience": 3, "monitor": "val_loss", "min_delta": 0.01}),
+])
+def test_train_flags_become_solver_options(flags, options):
+    from dagnet.cli import build_parser
+    from dagnet.cli.train import solver_options
+
+    args = build_parser().parse_args(["train", "lenet", *flags])
+    got = solver_options(args)
+    for key, want in options.items():
+        assert got[key] == want, key
+
+
+def test_every_train_flag_has_help_text():
+    from dagnet.cli import build_parser
+
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    for action in train._actions:
+        if action.dest != "help":
+            assert action.help, action.dest
+    choices = next(a for a in train._actions if a.dest == "update_rule").choices
+    assert {"adamw", "adadelta", "rmsprop"} <= set(choices)
+
+
+def test_train_with_early_stopping(tiny_mnist, tmp_path):
+    r = dagnet(*train_args(tiny_mnist, tmp_path / "run", "--epochs", 20, "--update-rule",
+                           "adadelta", "--lr", "1e-9", "--patience", 2))
+    assert r.returncode == 0, r.stderr
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history["val_acc_history"]) == 3 and history["stopped_early"]
+    assert "stopped early" in r.stdout and "epoch 1" in r.stdout

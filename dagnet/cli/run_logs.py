@@ -10,10 +10,17 @@ HPARAMS = ("update_rule", "lr", "lr_schedule", "warmup", "lr_decay", "batch_size
 
 
 def train_hparams(args) -> dict:
-    """The run's settings as hparams: numbers, strings and booleans only."""
+    """The run's settings as hparams (numbers, strings and booleans); lr and weight_decay as
+    the run uses them when their flags were left out."""
+    from dagnet.cli.train import solver_options
+
+    options = solver_options(args)
+    effective = {"lr": options["optim_config"]["learning_rate"],
+                 "weight_decay": options["optim_config"].get("weight_decay", options["weight_decay"])}
     out = {}
     for key in HPARAMS:
         value = getattr(args, key, None)
+        value = effective.get(key, value) if value is None else value
         if isinstance(value, (bool, int, float, str)):
             out[key] = value
     return out

@@ -17,11 +17,7 @@ def cmd_train(args, callbacks=(), hparams=None) -> int:
     from dagnet.train.evaluate import evaluate_arrays
     from dagnet.train.solver import Solver
 
-    if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
-        raise UsageError("--epochs and --batch-size must be >= 1 and --lr > 0")
-    if not 0 <= args.warmup < args.epochs:
-        raise UsageError(f"--warmup must be at least 0 and less than --epochs ({args.epochs}), "
-                         f"got {args.warmup}")
+    check_flags(args)
     ckpt = os.path.join(args.out, "checkpoint.npz")
     if os.path.exists(ckpt) and not args.resume:
         raise UsageError(f"{args.out} already holds a run: pass --resume to continue it, or "
@@ -50,24 +46,80 @@ def cmd_train(args, callbacks=(), hparams=None) -> int:
               f"{len(plan.steps)} steps ({sum(s.fused for s in plan.steps)} fused); "
               f"{len(data['X_train']):,} train / {len(data['X_val']):,} val / "
               f"{len(data['X_test']):,} test examples")
+    # Off a terminal (a log, CI) the Solver prints one line per epoch and no bar; the course's
+    # per-iteration lines (print_every) would add hundreds more.
     tensorboard = run_logs.tensorboard_logger(args, hparams)
-    solver = Solver(plan, data, update_rule=args.update_rule,
-                    optim_config={"learning_rate": args.lr},
+    solver = Solver(plan, data, **solver_options(args),
                     lr_schedule=lr_schedule(args, len(data["X_train"])),
-                    batch_size=args.batch_size, num_epochs=args.epochs,
-                    weight_decay=args.weight_decay, num_train_samples=5000, verbose=not args.quiet,
-                    checkpoint=ckpt, resume=args.resume, seed=args.seed,
-                    on_epoch=lambda s: write_history(args.out, s),
+                    batch_size=args.batch_size, num_epochs=args.epochs, num_train_samples=5000,
+                    verbose=not args.quiet, print_every=0, checkpoint=ckpt, resume=args.resume,
+                    seed=args.seed, on_epoch=lambda s: write_history(args.out, s),
                     callbacks=[*callbacks, tensorboard], augment=augment_flags.from_args(args))
+    first_epoch = solver.epoch  # > 0 when resumed: the speed below is this run's alone
     with run_logs.logging_to(tensorboard):
-        solver.train()  # leaves the best-validation params in the plan
+        solver.train()  # leaves the best epoch's params in the plan
     test = evaluate_arrays(plan, data["X_test"], data["y_test"])
     write_pictures(args.out, graph, plan, solver, args.quiet)
     if not args.quiet:
-        images = len(data["X_train"]) * len(solver.epoch_times) / max(sum(solver.epoch_times), 1e-9)
         print(f"test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}); "
-              f"{np.mean(solver.epoch_times):.1f} s/epoch, {images:,.0f} images/s; run in {args.out}")
+              f"{run_speed(solver.epoch_times[first_epoch:], len(data['X_train']), first_epoch)}; "
+              f"run in {args.out}")
     return 0
+
+
+#: the learning rate tuned for LeNet-sized nets with the SGD rules and the cosine schedule
+SGD_LR = 4e-2
+
+
+def solver_options(args) -> dict:
+    """The update rule's Solver keywords from the flags: --lr (default: SGD_LR for the SGD
+    rules, the rule's own default otherwise), --weight-decay as AdamW's decoupled decay or as
+    the L2 term of the other rules, and early stopping."""
+    from dagnet.train.optim import DEFAULTS
+
+    rule = args.update_rule
+    lr = args.lr
+    if lr is None:
+        lr = SGD_LR if rule in ("sgd", "sgd_momentum", "nesterov") else DEFAULTS[rule]["learning_rate"]
+    config = {"learning_rate": lr}
+    decay = args.weight_decay
+    if rule == "adamw":
+        config["weight_decay"] = DEFAULTS["adamw"]["weight_decay"] if decay is None else decay
+        decay = 0.0
+    return {"update_rule": rule, "optim_config": config, "weight_decay": decay or 0.0,
+            "patience": args.patience, "monitor": args.monitor, "min_delta": args.min_delta}
+
+
+def check_flags(args) -> None:
+    """UsageError naming the flag for values out of range (before any data is loaded)."""
+    for flag, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
+                             ("--val", args.val, 0), ("--seed", args.seed, 0)):
+        if value < low:
+            raise UsageError(f"{flag} must be an integer >= {low}, got {value}")
+    for flag, value, ok in (("--lr", args.lr, lambda v: v > 0),
+                            ("--weight-decay", args.weight_decay, lambda v: v >= 0),
+                            ("--patience", args.patience, lambda v: v >= 1),
+                            ("--min-delta", args.min_delta, lambda v: v >= 0)):
+        if value is not None and not (np.isfinite(value) and ok(value)):
+            want = "an integer >= 1" if flag == "--patience" else (
+                "a number > 0" if flag == "--lr" else "a number >= 0")
+            raise UsageError(f"{flag} must be {want}, got {value}")
+    if not 0 <= args.warmup < args.epochs:
+        raise UsageError(f"--warmup must be at least 0 and less than --epochs ({args.epochs}), "
+                         f"got {args.warmup}")
+
+
+def run_speed(epoch_times: list, n_train: int, resumed_at: int = 0) -> str:
+    """'s/epoch, images/s' over the epochs this run trained (not a resumed run's earlier ones)."""
+    if not epoch_times:
+        return "no epochs left to train"
+    seconds = sum(epoch_times)
+    text = (f"{seconds / len(epoch_times):.1f} s/epoch, "
+            f"{n_train * len(epoch_times) / max(seconds, 1e-9):,.0f} images/s")
+    if resumed_at:
+        k = len(epoch_times)
+        text += f" (this run's {k} epoch{'s' if k != 1 else ''}, resumed after epoch {resumed_at})"
+    return text
 
 
 def lr_schedule(args, n_train: int) -> dict:
@@ -103,26 +155,54 @@ def write_pictures(out: str, graph, plan, solver, quiet: bool) -> None:
 
 def register(sub) -> None:
     """Add this module's commands to the `dagnet` parser."""
+    from dagnet.train.optim import UPDATE_RULES
+    from dagnet.train.stopping import MONITORS
+
     t = sub.add_parser("train", help="train a model on a dataset, writing a run directory")
     t.add_argument("model", help="a model-zoo name (lenet, ...) or a spec file (.yaml/.json)")
-    t.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
-    t.add_argument("--epochs", type=int, default=2)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--update-rule", default="sgd_momentum",
-                   choices=["sgd", "sgd_momentum", "nesterov", "rmsprop", "adam", "adagrad"])
-    t.add_argument("--lr", type=float, default=4e-2, help="(peak) learning rate")
+    t.add_argument("--data", default="fashion-mnist", help=DATA_HELP + " (default: %(default)s)")
+    t.add_argument("--epochs", type=int, default=2,
+                   help="passes over the training set (default: %(default)s)")
+    t.add_argument("--batch-size", type=int, default=64,
+                   help="examples per step (default: %(default)s)")
+    t.add_argument("--update-rule", default="sgd_momentum", choices=list(UPDATE_RULES),
+                   help="the optimizer; adamw: Adam with decoupled weight decay (PyTorch's "
+                        "AdamW), adadelta: AdaDelta (PyTorch's) (default: %(default)s)")
+    t.add_argument("--lr", type=float, default=None,
+                   help=f"(peak) learning rate (default: {SGD_LR} for sgd, sgd_momentum and "
+                        f"nesterov; the rule's own otherwise: adam/adamw 1e-3, rmsprop and "
+                        f"adagrad 1e-2, adadelta 1.0)")
     t.add_argument("--lr-schedule", default="cosine", choices=["cosine", "step", "constant"],
-                   help="cosine: per step down to 0 over the run; step: times --lr-decay per epoch")
+                   help="cosine: per step down to 0 over the run; step: times --lr-decay per "
+                        "epoch; constant: --lr throughout (default: %(default)s)")
     t.add_argument("--warmup", type=float, default=0.1,
                    help="epochs (a fraction is fine) over which the rate climbs linearly to --lr "
-                        "before the cosine decay (with --lr-schedule cosine; 0: none)")
+                        "before the cosine decay (with --lr-schedule cosine; 0: none) "
+                        "(default: %(default)s)")
     t.add_argument("--lr-decay", type=float, default=0.9,
-                   help="per-epoch learning-rate factor (with --lr-schedule step)")
-    t.add_argument("--weight-decay", type=float, default=0.0, help="L2 on weights (not biases)")
-    t.add_argument("--val", type=int, default=5000, help="validation examples split off train")
-    t.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", default=None, help="run directory (default runs/MODEL)")
+                   help="per-epoch learning-rate factor (with --lr-schedule step) "
+                        "(default: %(default)s)")
+    t.add_argument("--weight-decay", type=float, default=None,
+                   help="weight decay on weights (not biases): an L2 term 0.5*wd*||W||^2 in the "
+                        "loss, or with --update-rule adamw AdamW's decoupled decay (default: 0; "
+                        "with adamw 0.01, PyTorch's)")
+    t.add_argument("--patience", type=int, default=None,
+                   help="stop early after this many epochs without the --monitor value "
+                        "improving, keeping the best epoch's params (default: never stop early)")
+    t.add_argument("--monitor", default="val_acc", choices=list(MONITORS),
+                   help="what picks the best epoch (whose params are kept) and drives "
+                        "--patience (default: %(default)s)")
+    t.add_argument("--min-delta", type=float, default=0.0,
+                   help="how much the --monitor value must improve by to count as an "
+                        "improvement (default: %(default)s)")
+    t.add_argument("--val", type=int, default=5000,
+                   help="validation examples split off train (default: %(default)s)")
+    t.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                   help="float type of params and activations (default: %(default)s)")
+    t.add_argument("--seed", type=int, default=0,
+                   help="seed of the init, the split, the batch order and dropout "
+                        "(default: %(default)s)")
+    t.add_argument("--out", default=None, help="run directory (default: runs/MODEL)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--weights", help="start from these params (a checkpoint, e.g. from "
                    "`dagnet import`) instead of fresh ones: fine-tuning")

@@ -1,9 +1,12 @@
-"""Training: the Solver, update rules, learning-rate schedules, checkpoints."""
+"""Training: the Solver, update rules, learning-rate schedules, early stopping, checkpoints."""
 from dagnet.train.checkpoint import Checkpoint, check_compatible, load_checkpoint, save_checkpoint
 from dagnet.train.optim import (
     UPDATE_RULES,
+    adadelta,
     adagrad,
     adam,
+    adamw,
+    check_config,
     get_update_rule,
     nesterov,
     rmsprop,
@@ -14,15 +17,20 @@ from dagnet.train.optim import (
 )
 from dagnet.train.schedules import Schedule, make_schedule
 from dagnet.train.solver import Solver
+from dagnet.train.stopping import EarlyStopping
 
 __all__ = [
     "Checkpoint",
+    "EarlyStopping",
     "Schedule",
     "Solver",
     "UPDATE_RULES",
+    "adadelta",
     "adagrad",
     "adam",
+    "adamw",
     "check_compatible",
+    "check_config",
     "get_update_rule",
     "load_checkpoint",
     "make_schedule",

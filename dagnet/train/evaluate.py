@@ -4,10 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.errors import DatasetError
+from dagnet.train import checks
 
 
 def evaluate_arrays(plan, X: np.ndarray, y: np.ndarray, batch_size: int = 256) -> dict:
     """{"loss": mean softmax cross-entropy, "accuracy": fraction correct} for X (N, ...), y (N,)."""
+    checks.count("batch_size", batch_size, owner="evaluate_arrays")
+    checks.check_examples("evaluate_arrays", X, y)
     if len(X) == 0:
         raise DatasetError("cannot evaluate on an empty dataset")
     scores = plan.predict(X, batch_size=batch_size).astype(np.float64)

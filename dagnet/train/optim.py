@@ -4,9 +4,17 @@
 
 `config` holds the hyperparameters (learning_rate, momentum, ...) and the rule's state
 (velocity, cache, m, v, t); missing hyperparameters get the defaults in `DEFAULTS`, missing
-state starts at zero. Keep one config per parameter. Every rule updates `w` and its state
-arrays in place and returns the same `w` object (the plan's params are updated in place); a
-read-only `w` is copied instead, since writing through it would fail.
+state starts at zero. `lr` is accepted for learning_rate; any other key the rule does not
+know, or a value out of range (momentum 5.0, beta1 2.0, a learning rate <= 0), raises a
+TrainingError saying what is valid (see dagnet.train.hyperparams). Keep one config per
+parameter. Every rule updates `w` and its state arrays in place and returns the same `w`
+object (the plan's params are updated in place); a read-only `w` is copied instead, since
+writing through it would fail.
+
+Conventions where frameworks differ: RMSProp divides by sqrt(cache) + eps (Keras, PyTorch,
+cs231n 2016+), or with epsilon_in_sqrt=True by sqrt(cache + eps) (TensorFlow 1, the cs231n
+2015 / CS7643 toy trainer); AdamW and AdaDelta follow PyTorch (decoupled weight decay
+w *= 1 - lr*weight_decay before the Adam step; AdaDelta with learning_rate 1.0).
 
 `state_to_arrays` / `state_from_arrays` turn the per-parameter configs into a flat dict of
 arrays and back, for checkpoints.
@@ -16,20 +24,16 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.errors import CheckpointError, DTypeError, ShapeError, TrainingError
+from dagnet.train.hyperparams import ARRAY_STATE_KEYS, DEFAULTS, check_config, did_you_mean
 
-#: hyperparameter defaults per rule (those of the well-known course code)
-DEFAULTS: dict[str, dict[str, float]] = {
-    "sgd": {"learning_rate": 1e-2},
-    "sgd_momentum": {"learning_rate": 1e-2, "momentum": 0.9},
-    "nesterov": {"learning_rate": 1e-2, "momentum": 0.9},
-    "rmsprop": {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8},
-    "adam": {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
-    "adagrad": {"learning_rate": 1e-2, "epsilon": 1e-8},
-}
+__all__ = ["ARRAY_STATE_KEYS", "DEFAULTS", "UPDATE_RULES", "adadelta", "adagrad", "adam", "adamw",
+           "check_config", "get_update_rule", "nesterov", "rmsprop", "sgd", "sgd_momentum",
+           "state_from_arrays", "state_to_arrays"]
 
 
 def _prepare(rule: str, w, dw, config: dict | None):
-    """Check w and dw, fill in default hyperparameters; returns (w to write into, dw, config)."""
+    """Check w, dw and config, fill in default hyperparameters; returns (w to write into, dw,
+    config)."""
     if not isinstance(w, np.ndarray) or not np.issubdtype(w.dtype, np.floating):
         raise DTypeError(f"{rule}: w must be a floating-point numpy array, got "
                          f"{getattr(w, 'dtype', type(w).__name__)}; convert it with w.astype(np.float32)")
@@ -38,14 +42,10 @@ def _prepare(rule: str, w, dw, config: dict | None):
         raise ShapeError(f"{rule}: gradient shape {dw.shape} differs from parameter shape {w.shape}")
     if not np.issubdtype(dw.dtype, np.floating):
         raise DTypeError(f"{rule}: gradient dtype is {dw.dtype}; it must be floating-point")
-    config = {} if config is None else config
+    config = check_config(rule, {} if config is None else config, w)
     for key, value in DEFAULTS[rule].items():
         config.setdefault(key, value)
     return (w if w.flags.writeable else w.copy()), dw, config
-
-
-#: config keys that hold state arrays shaped like w (kept arrays on restore, even when 0-d)
-ARRAY_STATE_KEYS = frozenset({"velocity", "cache", "m", "v"})
 
 
 def _state(config: dict, key: str, w: np.ndarray) -> np.ndarray:
@@ -85,19 +85,41 @@ def nesterov(w, dw, config=None):
 
 
 def rmsprop(w, dw, config=None):
-    """RMSProp: cache = d*cache + (1-d)*dw^2; w -= lr*dw / (sqrt(cache) + eps). State: cache."""
+    """RMSProp: cache = d*cache + (1-d)*dw^2; w -= lr*dw / (sqrt(cache) + eps). State: cache.
+
+    epsilon_in_sqrt=True divides by sqrt(cache + eps) instead (TensorFlow 1's form, and the
+    toy trainer of the cs231n 2015 / CS7643 notebooks whose published losses assume it)."""
     w, dw, config = _prepare("rmsprop", w, dw, config)
     decay = config["decay_rate"]
     cache = _state(config, "cache", w)
     cache *= decay
     cache += (1 - decay) * dw * dw
-    w -= config["learning_rate"] * dw / (np.sqrt(cache) + config["epsilon"])
+    if config["epsilon_in_sqrt"]:
+        w -= config["learning_rate"] * dw / np.sqrt(cache + config["epsilon"])
+    else:
+        w -= config["learning_rate"] * dw / (np.sqrt(cache) + config["epsilon"])
     return w, config
 
 
 def adam(w, dw, config=None):
     """Adam with bias correction; state m, v (moments) and t (steps taken so far, 0 at start)."""
     w, dw, config = _prepare("adam", w, dw, config)
+    return _adam_step(w, dw, config), config
+
+
+def adamw(w, dw, config=None):
+    """AdamW (Loshchilov & Hutter), PyTorch's form: w *= 1 - lr*weight_decay, then the Adam
+    step on dw alone, so the decay is not scaled by Adam's per-weight rates as an L2 term in
+    the loss would be. State as Adam's. The Solver applies weight_decay to the params the plan
+    decays (weights, not biases or batchnorm's gamma/beta)."""
+    w, dw, config = _prepare("adamw", w, dw, config)
+    if config["weight_decay"]:
+        w *= 1 - config["learning_rate"] * config["weight_decay"]
+    return _adam_step(w, dw, config), config
+
+
+def _adam_step(w, dw, config):
+    """The Adam update of w (in place) and its state m, v, t in config."""
     beta1, beta2 = config["beta1"], config["beta2"]
     m = _state(config, "m", w)
     v = _state(config, "v", w)
@@ -110,7 +132,7 @@ def adam(w, dw, config=None):
     m_hat = m / (1 - beta1**t)
     v_hat = v / (1 - beta2**t)
     w -= config["learning_rate"] * m_hat / (np.sqrt(v_hat) + config["epsilon"])
-    return w, config
+    return w
 
 
 def adagrad(w, dw, config=None):
@@ -122,13 +144,33 @@ def adagrad(w, dw, config=None):
     return w, config
 
 
+def adadelta(w, dw, config=None):
+    """AdaDelta (Zeiler 2012), PyTorch's form: cache = rho*cache + (1-rho)*dw^2;
+    step = sqrt(delta_cache + eps) / sqrt(cache + eps) * dw; delta_cache = rho*delta_cache +
+    (1-rho)*step^2; w -= lr*step (learning_rate 1.0 is the paper's rule). State: cache,
+    delta_cache."""
+    w, dw, config = _prepare("adadelta", w, dw, config)
+    rho, eps = config["rho"], config["epsilon"]
+    cache = _state(config, "cache", w)
+    delta_cache = _state(config, "delta_cache", w)
+    cache *= rho
+    cache += (1 - rho) * dw * dw
+    step = np.sqrt(delta_cache + eps) / np.sqrt(cache + eps) * dw
+    delta_cache *= rho
+    delta_cache += (1 - rho) * step * step
+    w -= config["learning_rate"] * step
+    return w, config
+
+
 UPDATE_RULES = {
     "sgd": sgd,
     "sgd_momentum": sgd_momentum,
     "nesterov": nesterov,
     "rmsprop": rmsprop,
     "adam": adam,
+    "adamw": adamw,
     "adagrad": adagrad,
+    "adadelta": adadelta,
 }
 
 
@@ -138,7 +180,7 @@ def get_update_rule(name: str):
         return UPDATE_RULES[name]
     except (KeyError, TypeError):
         raise TrainingError(f"unknown update rule {name!r}; known rules: "
-                            f"{', '.join(UPDATE_RULES)}") from None
+                            f"{', '.join(UPDATE_RULES)}{did_you_mean(name, UPDATE_RULES)}") from None
 
 
 # Param names are graph node names and may contain anything, but config keys never hold a
@@ -148,8 +190,14 @@ _SEP = "/"
 
 def state_to_arrays(configs: dict[str, dict]) -> dict[str, np.ndarray]:
     """Flatten per-param configs {param: {key: array | number}} to {"param/key": array} (copies)."""
+    if not isinstance(configs, dict):
+        raise CheckpointError(f"optimizer state must be a dict {{param: config dict}}, got "
+                              f"{type(configs).__name__}")
     flat = {}
     for param, config in configs.items():
+        if not isinstance(config, dict):
+            raise CheckpointError(f"optimizer state of {param!r} must be a dict of hyperparameters "
+                                  f"and state arrays, got {type(config).__name__}")
         for key, value in config.items():
             if _SEP in key:
                 raise CheckpointError(f"optimizer state of {param!r}: key {key!r} contains "
@@ -170,6 +218,9 @@ def state_to_arrays(configs: dict[str, dict]) -> dict[str, np.ndarray]:
 
 def state_from_arrays(arrays: dict[str, np.ndarray]) -> dict[str, dict]:
     """Inverse of state_to_arrays: scalars (learning_rate, t, ...) become Python numbers again."""
+    if not isinstance(arrays, dict):
+        raise CheckpointError(f"optimizer state must be a dict {{'param/key': array}}, got "
+                              f"{type(arrays).__name__}")
     configs: dict[str, dict] = {}
     for flat_key, value in arrays.items():
         param, sep, key = flat_key.rpartition(_SEP)

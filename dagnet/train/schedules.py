@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 from dagnet.errors import TrainingError
+from dagnet.train.hyperparams import did_you_mean
 
 UNITS = ("epoch", "step")
 
@@ -21,6 +22,15 @@ UNITS = ("epoch", "step")
 def _check(name: str, key: str, value, ok: bool, want: str) -> None:
     if not ok:
         raise TrainingError(f"schedule {name!r}: {key} = {value!r}; it must be {want}")
+
+
+def _is_number(v) -> bool:
+    """A finite int or float, not a bool (True would pass for 1 silently)."""
+    return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+
+
+def _is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,7 @@ class Schedule:
 
     def __post_init__(self):
         _check(self.name, "learning_rate", self.learning_rate,
-               isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0, "a number > 0")
+               _is_number(self.learning_rate) and self.learning_rate > 0, "a finite number > 0")
         _check(self.name, "per", self.per, self.per in UNITS, f"one of {UNITS}")
 
     def __call__(self, t: int) -> float:
@@ -67,8 +77,8 @@ class StepDecay(Schedule):
     def __post_init__(self):
         super().__post_init__()
         _check(self.name, "lr_decay", self.lr_decay,
-               isinstance(self.lr_decay, (int, float)) and self.lr_decay > 0, "a number > 0")
-        _check(self.name, "every", self.every, isinstance(self.every, int) and self.every >= 1,
+               _is_number(self.lr_decay) and self.lr_decay > 0, "a finite number > 0")
+        _check(self.name, "every", self.every, _is_count(self.every) and self.every >= 1,
                "an integer >= 1")
 
     def __call__(self, t: int) -> float:
@@ -89,7 +99,7 @@ class InverseDecay(Schedule):
         super().__post_init__()
         for key in ("gamma", "power"):
             value = getattr(self, key)
-            _check(self.name, key, value, isinstance(value, (int, float)) and value >= 0, "a number >= 0")
+            _check(self.name, key, value, _is_number(value) and value >= 0, "a finite number >= 0")
 
     def __call__(self, t: int) -> float:
         return float(self.learning_rate * (1 + self.gamma * t) ** -self.power)
@@ -111,13 +121,13 @@ class Cosine(Schedule):
 
     def __post_init__(self):
         super().__post_init__()
-        _check(self.name, "total", self.total, isinstance(self.total, int) and self.total >= 1,
+        _check(self.name, "total", self.total, _is_count(self.total) and self.total >= 1,
                f"an integer >= 1 (the number of {self.per}s the rate takes to reach lr_min)")
         _check(self.name, "lr_min", self.lr_min,
-               isinstance(self.lr_min, (int, float)) and 0 <= self.lr_min <= self.learning_rate,
+               _is_number(self.lr_min) and 0 <= self.lr_min <= self.learning_rate,
                f"a number in [0, learning_rate = {self.learning_rate}]")
         _check(self.name, "warmup", self.warmup,
-               isinstance(self.warmup, int) and 0 <= self.warmup < self.total,
+               _is_count(self.warmup) and 0 <= self.warmup < self.total,
                f"an integer in [0, total = {self.total})")
 
     def __call__(self, t: int) -> float:
@@ -142,7 +152,8 @@ def make_schedule(spec: str | dict, learning_rate: float, total: int | None = No
     fields = {"name": spec} if isinstance(spec, str) else dict(spec)
     name = fields.pop("name", None)
     if name not in SCHEDULES:
-        raise TrainingError(f"unknown learning-rate schedule {name!r}; known: {', '.join(SCHEDULES)}")
+        raise TrainingError(f"unknown learning-rate schedule {name!r}; known: {', '.join(SCHEDULES)}"
+                            f"{did_you_mean(name, SCHEDULES)}")
     cls = SCHEDULES[name]
     fields.setdefault("learning_rate", learning_rate)
     if cls is Cosine and "total" not in fields:
@@ -154,5 +165,6 @@ def make_schedule(spec: str | dict, learning_rate: float, total: int | None = No
     unknown = sorted(set(fields) - known)
     if unknown:
         raise TrainingError(f"schedule {name!r}: unknown key(s) {', '.join(unknown)}; "
-                            f"it takes {', '.join(sorted(known))}")
+                            f"it takes name, {', '.join(sorted(known))}"
+                            f"{did_you_mean(unknown[0], known)}")
     return cls(**fields)

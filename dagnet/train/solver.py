@@ -8,73 +8,126 @@ The constructor takes the classic course keyword names, so notebooks port with f
     solver.train()
     solver.loss_history, solver.train_acc_history, solver.val_acc_history, solver.best_params
 
-Each epoch visits every training example once in a seeded shuffled order. With `checkpoint`
-set, the run is written atomically after every epoch and `resume=True` continues it ending
-with bitwise the same params as an uninterrupted run (the batch order, dropout rng, optimizer
-state and histories are all restored).
+Each epoch visits every training example once in a seeded shuffled order. At the end the model
+holds the params of the best epoch: the highest validation accuracy, or with
+monitor="val_loss" the lowest validation loss (the training accuracy when there is no
+validation set). With patience=P training stops early once P epochs pass without the monitored
+value improving by more than min_delta (Keras's EarlyStopping with restore_best_weights).
+With `checkpoint` set, the run is written atomically after every epoch and `resume=True`
+continues it ending with bitwise the same params as an uninterrupted run (the batch order,
+dropout rng, optimizer state, histories and early-stopping state are all restored).
 
-Reliability: the data is checked against the plan before the first step (DatasetError for
-missing or empty splits, X/y length or shape mismatches, labels outside the model's classes).
-Every step checks the loss and one sum per gradient for NaN/Inf; on the first non-finite one
+Output: with verbose, one line per epoch (the epoch's mean training loss, accuracies, val loss,
+time). progress=None shows a tqdm bar per epoch on a terminal or in a notebook; off a terminal
+(a log file, CI) there is no bar - only the epoch lines, plus the course's
+"(iteration k) loss" line every print_every steps.
+
+Reliability: every argument is checked before training (TrainingError naming the argument and
+its valid range; optim_config keys must be the update rule's, with `lr` accepted for
+learning_rate). The data is checked against the plan (DatasetError for unknown keys, missing
+or empty splits, X/y length or shape mismatches, labels outside the model's classes). Every
+step checks the loss and one sum per gradient for NaN/Inf; on the first non-finite one
 training stops with a TrainingError before any param is updated, naming the iteration and -
 found by replaying that batch with every value checked (runtime.locate_nonfinite) - the first
 step and node that produced it. A checkpoint is never written with non-finite params, so the
 file on disk always holds the last good epoch. Resuming refuses (CheckpointError) a checkpoint
-of another graph, dtype or state, or trained with another update rule, batch size, weight decay
-or seed.
+of another graph, dtype or state, or trained with another update rule, batch size, weight decay,
+seed or monitor.
 """
 from __future__ import annotations
 
 import copy
 import math
 import os
+import sys
 import time
 
 import numpy as np
 
-from dagnet import runtime
 from dagnet.data.augment import augment_key, augment_rng
 from dagnet.data.preprocess import batch_indices
-from dagnet.errors import CheckpointError, DatasetError, TrainingError
-from dagnet.train import optim
+from dagnet.errors import CheckpointError, TrainingError
+from dagnet.train import checks, optim
 from dagnet.train.callbacks import notify
 from dagnet.train.checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from dagnet.train.nonfinite import first_nonfinite, nonfinite_error
 from dagnet.train.schedules import make_schedule
+from dagnet.train.stopping import MONITORS, EarlyStopping
 
 
 class Solver:
-    """Minibatch training of a compiled train-mode plan with a chosen update rule."""
+    """Minibatch training of a compiled train-mode plan with a chosen update rule.
+
+    update_rule: one of optim.UPDATE_RULES; optim_config: its hyperparameters (see
+    optim.DEFAULTS; the learning rate defaults to the rule's); lr_decay or lr_schedule (not
+    both): the learning-rate schedule; weight_decay: 0.5*wd*||W||^2 added to the loss over
+    the weights (for AdamW give its decoupled decay as optim_config={"weight_decay": ...}
+    instead); patience / monitor / min_delta: early stopping (see the module docstring)."""
 
     def __init__(self, model, data: dict, *, update_rule: str = "sgd", optim_config: dict | None = None,
                  lr_decay: float = 1.0, lr_schedule=None, batch_size: int = 100, num_epochs: int = 10,
                  weight_decay: float = 0.0, num_train_samples: int | None = 1000,
-                 num_val_samples: int | None = None, print_every: int = 10, verbose: bool = True,
-                 progress: bool | None = None, checkpoint: str | None = None, resume: bool = False,
-                 seed: int = 0, on_epoch=None, callbacks=(), augment=None):
+                 num_val_samples: int | None = None, print_every: int | None = 10,
+                 verbose: bool = True, progress: bool | None = None, checkpoint: str | None = None,
+                 resume: bool = False, seed: int = 0, on_epoch=None, patience: int | None = None,
+                 monitor: str = "val_acc", min_delta: float = 0.0, callbacks=(), augment=None):
+        checks.check_model(model)
         self.model = model
-        self.X_train, self.y_train, self.X_val, self.y_val = _check_data(model, data)
+        self.X_train, self.y_train, self.X_val, self.y_val = checks.check_data(model, data)
         self.update_rule_name = update_rule
         self.update_rule = optim.get_update_rule(update_rule)
-        self.optim_config = dict(optim_config or {})
-        self.batch_size = int(batch_size)
-        self.num_epochs = int(num_epochs)
-        self.weight_decay = float(weight_decay)
-        self.num_train_samples = num_train_samples
-        self.num_val_samples = num_val_samples
-        self.print_every = print_every
-        self.verbose = verbose
-        self.progress = verbose if progress is None else progress
-        self.checkpoint = checkpoint
-        self.on_epoch = on_epoch
+        self.optim_config = optim.check_config(
+            update_rule, {} if optim_config is None else copy.copy(optim_config),
+            where="optim_config")
+        self.batch_size = checks.count("batch_size", batch_size)
+        self.num_epochs = checks.count("num_epochs", num_epochs)
+        self.weight_decay = checks.number("weight_decay", weight_decay)
+        if update_rule == "adamw" and self.weight_decay:
+            raise TrainingError(
+                f"Solver: weight_decay = {weight_decay!r} adds an L2 term to the loss, which AdamW "
+                f"exists to replace; give AdamW's decoupled decay as optim_config="
+                f"{{'weight_decay': {weight_decay!r}}} and leave weight_decay at 0")
+        self.num_train_samples = checks.count("num_train_samples", num_train_samples,
+                                              optional="all examples")
+        self.num_val_samples = checks.count("num_val_samples", num_val_samples,
+                                            optional="all examples")
+        self.print_every = checks.count("print_every", print_every, low=0, optional="never") or 0
+        self.verbose = checks.flag("verbose", verbose)
+        self.progress = checks.flag("progress", progress, optional="a bar on a terminal")
+        self.checkpoint = checks.path("checkpoint", checkpoint)
+        resume = checks.flag("resume", resume)
+        self.seed = checks.count("seed", seed, low=0)
+        self.on_epoch = checks.function("on_epoch", on_epoch)
         self.callbacks = list(callbacks)  # see dagnet.train.callbacks
-        self.augment = augment  # X_batch, rng -> X_batch (dagnet.data.augment.Augment)
-        lr0 = self.optim_config.get("learning_rate", 1e-2)
+        if augment is not None and not callable(augment):
+            raise TrainingError(f"Solver: augment = {augment!r}; give None or a function "
+                                f"(X_batch, rng) -> X_batch, e.g. dagnet.data.augment.Augment(flip=True)")
+        self.augment = augment
+        for cb in self.callbacks:
+            if not any(hasattr(cb, e) for e in ("on_step_end", "on_epoch_end")):
+                raise TrainingError(f"Solver: callback {cb!r} has neither on_step_end nor "
+                                    f"on_epoch_end; see dagnet.train.callbacks")
+        self.stopping = EarlyStopping(
+            checks.choice("monitor", monitor, MONITORS),
+            checks.count("patience", patience, optional="never stop early"),
+            checks.number("min_delta", min_delta))
+        if self.X_val is None and (self.stopping.patience or self.stopping.monitor == "val_loss"):
+            what = (f"patience = {patience}" if self.stopping.patience
+                    else f"monitor={monitor!r}")
+            raise TrainingError(f"Solver: {what} watches the validation set, but data has no "
+                                f"X_val/y_val; give a validation split")
+        lr_decay = checks.number("lr_decay", lr_decay, positive=True)
         if lr_schedule is None:
             lr_schedule = {"name": "step", "lr_decay": lr_decay} if lr_decay != 1.0 else "constant"
+        elif lr_decay != 1.0:
+            raise TrainingError(f"Solver: both lr_decay = {lr_decay!r} and lr_schedule = "
+                                f"{lr_schedule!r} given; give one (lr_decay=d is lr_schedule="
+                                f"{{'name': 'step', 'lr_decay': d}})")
+        lr0 = float(self.optim_config.get("learning_rate",
+                                          optim.DEFAULTS[update_rule]["learning_rate"]))
         self.schedule = make_schedule(lr_schedule, lr0, total=self.num_epochs)
-        self.seed = seed
-        self.rng = np.random.default_rng(seed)
-        self._saved_epoch = None  # the epoch the checkpoint file holds (None: none written/read)
+        self.rng = np.random.default_rng(self.seed)
+        self.saved_epoch = None  # the epoch the checkpoint file holds (None: none written/read)
         self._reset()
         if resume:
             if not checkpoint:
@@ -85,13 +138,25 @@ class Solver:
     def _reset(self):
         self.epoch = 0
         self.best_val_acc = -1.0
+        self.best_epoch = 0  # 1-based; 0: the params before training
+        self.stopped_early = False
         self._keep_best()
         self.loss_history: list[float] = []
         self.train_acc_history: list[float] = []
         self.val_acc_history: list[float] = []
+        self.val_loss_history: list[float] = []
         self.epoch_times: list[float] = []
-        # deep copies: state arrays in a user's optim_config must not be shared between params
-        self.optim_configs = {p: copy.deepcopy(self.optim_config) for p in self.model.params}
+        self.optim_configs = {p: self._fresh_config(p) for p in self.model.params}
+
+    def _fresh_config(self, param: str) -> dict:
+        """A deep copy of optim_config (state arrays in it must not be shared between params);
+        AdamW's decoupled decay only on the params the plan decays, as the L2 term would be."""
+        config = copy.deepcopy(self.optim_config)
+        if self.update_rule_name == "adamw":
+            decayed = getattr(self.model, "decayed", self.model.params)
+            default = optim.DEFAULTS["adamw"]["weight_decay"]
+            config["weight_decay"] = config.get("weight_decay", default) if param in decayed else 0.0
+        return config
 
     def _keep_best(self):
         """Copy the current params and state (batchnorm statistics belong with their params)."""
@@ -105,9 +170,9 @@ class Solver:
         if self.augment:
             X = self.augment(X, augment_rng(self.seed, len(self.loss_history)))
         loss, grads = self.model.loss_and_grads(X, y, reg=self.weight_decay)
-        if not math.isfinite(loss) or _first_nonfinite(grads, self.model.params) is not None:
+        if not math.isfinite(loss) or first_nonfinite(grads, self.model.params) is not None:
             # Nothing is updated: the params (and the checkpoint on disk) stay the last good ones.
-            raise self._nonfinite_error(loss, grads, X, y, rng_state)
+            raise nonfinite_error(self, loss, grads, X, y, rng_state)
         for p, w in self.model.params.items():
             next_w, self.optim_configs[p] = self.update_rule(w, grads[p], self.optim_configs[p])
             if next_w is not w:
@@ -115,49 +180,52 @@ class Solver:
         self.last_grads = grads  # for callbacks (e.g. TensorBoard's gradient histograms)
         return loss
 
-    def _nonfinite_error(self, loss, grads, X, y, rng_state) -> TrainingError:
-        """A TrainingError naming the iteration, what was not finite, and (by replaying the
-        batch with every value checked) the first step and node that produced a NaN/Inf."""
-        where = f"at epoch {self.epoch + 1}, iteration {len(self.loss_history) + 1}"
-        if not math.isfinite(loss):
-            what = f"loss is {loss} {where}"
-        else:
-            p = _first_nonfinite(grads, self.model.params)
-            what = (f"gradient of '{p}' holds {runtime.nonfinite_kind(grads[p])} {where} (the loss, "
-                    f"{loss:.6g}, is finite)")
-        try:
-            found = runtime.locate_nonfinite(self.model, self.model.feeds_for(X, y), rng_state)
-        except Exception as e:  # the diagnosis must never hide the error it explains
-            found = f"(the batch could not be replayed: {type(e).__name__}: {e})"
-        if found is None:
-            found = ("replaying the batch gave only finite values: the weight-decay term "
-                     "overflowed, or a kernel is not deterministic")
-        if self._saved_epoch is not None:
-            kept = (f"the checkpoint {self.checkpoint} still holds the last good params (after "
-                    f"epoch {self._saved_epoch}): resume from it with a lower learning rate")
-        elif self.checkpoint:
-            kept = "no checkpoint was written yet (the first epoch had not ended)"
-        else:
-            kept = "no checkpoint is kept (pass checkpoint=PATH to keep one per epoch)"
-        return TrainingError(f"{what}; training stopped, the params were not updated. First "
-                             f"non-finite value: {found}. {kept[0].upper() + kept[1:]}")
-
-    # -- accuracy ---------------------------------------------------------------------------
-    def check_accuracy(self, X, y, num_samples: int | None = None, batch_size: int = 256) -> float:
-        """Accuracy of eval-mode predictions, in batches; subsample (seeded) if num_samples."""
+    # -- accuracy and loss ------------------------------------------------------------------
+    def _subsample(self, X, y, num_samples):
+        """A seeded subsample of num_samples examples (all of them if None or fewer)."""
         if num_samples is not None and len(X) > num_samples:
             idx = np.random.default_rng(self.seed + self.epoch).choice(len(X), num_samples, replace=False)
             X, y = X[idx], y[idx]
+        return X, y
+
+    def check_accuracy(self, X, y, num_samples: int | None = None, batch_size: int = 256) -> float:
+        """Accuracy of eval-mode predictions, in batches; subsample (seeded) if num_samples."""
+        checks.count("batch_size", batch_size, owner="check_accuracy")
+        checks.count("num_samples", num_samples, optional="all examples", owner="check_accuracy")
+        checks.check_examples("check_accuracy", X, y)
+        X, y = self._subsample(X, y, num_samples)
         scores = self.model.predict(X, batch_size=batch_size)
         return float(np.mean(np.argmax(scores, axis=1) == y))
 
+    def check_accuracy_and_loss(self, X, y, num_samples: int | None = None,
+                                batch_size: int = 256) -> tuple[float, float]:
+        """(accuracy, loss) of eval-mode passes in batches: the loss is the plan's own (its
+        mean over the examples) plus the weight-decay term, as the training loss is."""
+        X, y = self._subsample(X, y, num_samples)
+        plan = self.model
+        names = [plan.scores_name, *plan.losses]
+        correct, total = 0, 0.0
+        for i in range(0, len(X), batch_size):
+            xb, yb = X[i:i + batch_size], y[i:i + batch_size]
+            out = plan.forward(plan.feeds_for(xb, yb), mode="eval", outputs=names)
+            correct += int(np.sum(np.argmax(out[names[0]], axis=1) == yb))
+            total += len(xb) * float(sum(np.sum(out[n]) for n in names[1:]))
+        reg = plan.regularization(self.weight_decay) if self.weight_decay else 0.0
+        return correct / len(X), total / len(X) + reg
+
     # -- training ---------------------------------------------------------------------------
     def train(self):
-        """Run the remaining epochs; at the end the model holds the best-validation params."""
+        """Run the remaining epochs (or until patience runs out); at the end the model holds
+        the params of the best epoch."""
         from tqdm.auto import tqdm
 
-        while self.epoch < self.num_epochs:
-            self._epoch(tqdm)
+        if self.stopped_early and self.verbose:  # a resumed run that had stopped
+            print(f"nothing to train: {self.stop_note()}")
+        # Every step checks for NaN/Inf and stops with one TrainingError naming where it arose:
+        # numpy's overflow warnings on the way there would only bury that message.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            while self.epoch < self.num_epochs and not self.stopped_early:
+                self._epoch(tqdm)
         for k, v in self.best_params.items():
             self.model.params[k][...] = v
         for n, st in self.best_state.items():
@@ -165,14 +233,24 @@ class Solver:
                 self.model.state[n][k][...] = v
         return self
 
+    def _show_bar(self, tqdm) -> bool:
+        """progress=None: a bar when verbose on a terminal or in a notebook; off a terminal
+        (a log file, CI) a bar's carriage-return updates would pile up as thousands of lines."""
+        if self.progress is not None:
+            return self.progress
+        notebook = any(c.__module__.startswith("tqdm.notebook") for c in tqdm.__mro__)
+        isatty = getattr(sys.stderr, "isatty", None)
+        return self.verbose and (notebook or bool(isatty and isatty()))
+
     def _epoch(self, tqdm):
         """One epoch: its minibatch steps, then accuracy, best params and the checkpoint."""
         per_step = self.schedule.per == "step"
         lr = None if per_step else self._set_learning_rate(self.epoch)
         batches = batch_indices(len(self.X_train), self.batch_size, self.rng)
+        show_bar = self._show_bar(tqdm)
         start = time.perf_counter()
         bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{self.num_epochs}", unit="batch",
-                   disable=not self.progress, leave=True, dynamic_ncols=True)
+                   disable=not show_bar, leave=True, dynamic_ncols=True)
         try:
             for i, idx in enumerate(bar):
                 if per_step:
@@ -182,14 +260,14 @@ class Solver:
                 notify(self.callbacks, "on_step_end", self)
                 if i % 10 == 0:
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
-                if self.verbose and not self.progress and self.print_every and \
+                if self.verbose and not show_bar and self.print_every and \
                         len(self.loss_history) % self.print_every == 0:
                     print(f"(iteration {len(self.loss_history)}) loss: {loss:.6f}")
         finally:
             bar.close()
         self.epoch_times.append(time.perf_counter() - start)
         self.epoch += 1
-        self._end_of_epoch()
+        self._end_of_epoch(float(np.mean(self.loss_history[-len(batches):])))
 
     def _set_learning_rate(self, t: int) -> float:
         """The schedule's rate at t (epoch or step, as the schedule counts) into every config."""
@@ -198,33 +276,58 @@ class Solver:
             cfg["learning_rate"] = lr
         return lr
 
-    def _end_of_epoch(self):
+    def _monitored(self) -> list[float]:
+        """The per-epoch history the best epoch is chosen from."""
+        if self.stopping.monitor == "val_loss":
+            return self.val_loss_history
+        return self.val_acc_history if self.X_val is not None else self.train_acc_history
+
+    def _end_of_epoch(self, mean_loss: float):
         train_acc = self.check_accuracy(self.X_train, self.y_train, self.num_train_samples)
         self.train_acc_history.append(train_acc)
-        val_acc = None
-        if self.X_val is not None and len(self.X_val):
-            val_acc = self.check_accuracy(self.X_val, self.y_val, self.num_val_samples)
+        val = ""
+        if self.X_val is not None:
+            val_acc, val_loss = self.check_accuracy_and_loss(self.X_val, self.y_val,
+                                                             self.num_val_samples)
             self.val_acc_history.append(val_acc)
-        score = val_acc if val_acc is not None else train_acc
-        if score > self.best_val_acc:
-            self.best_val_acc = score
+            self.val_loss_history.append(val_loss)
+            val = f", val acc {val_acc:.4f}, val loss {val_loss:.4f}"
+        values = self._monitored()
+        best = values[self.best_epoch - 1] if self.best_epoch else None
+        if self.stopping.improved(values[-1], best):
+            self.best_epoch = self.epoch
+            accs = self.val_acc_history if self.X_val is not None else self.train_acc_history
+            self.best_val_acc = accs[-1]
             self._keep_best()
+        self.stopped_early = self.stopping.exhausted(self.epoch, self.best_epoch)
         if self.verbose:
             n = len(self.X_train) / self.epoch_times[-1]
-            val = f", val acc {val_acc:.4f}" if val_acc is not None else ""
-            print(f"epoch {self.epoch}/{self.num_epochs}: loss {self.loss_history[-1]:.4f}, "
-                  f"train acc {train_acc:.4f}{val}, {self.epoch_times[-1]:.1f} s ({n:,.0f} images/s)")
+            print(f"epoch {self.epoch}/{self.num_epochs}: loss {mean_loss:.4f}, train acc "
+                  f"{train_acc:.4f}{val}, {self.epoch_times[-1]:.1f} s ({n:,.0f} images/s)")
+            if self.stopped_early:
+                print(self.stop_note())
         if self.checkpoint:
             self.save(self.checkpoint)
         if self.on_epoch:
             self.on_epoch(self)
         notify(self.callbacks, "on_epoch_end", self)
 
+    def stop_note(self) -> str:
+        """One line on why training stopped early and whose params are kept."""
+        what = self.stopping.describe()
+        best = self._monitored()[self.best_epoch - 1]
+        return (f"stopped early after epoch {self.epoch}: {what} has not improved on epoch "
+                f"{self.best_epoch}'s {best:.4f} for {self.stopping.patience} epochs "
+                f"(patience {self.stopping.patience}); keeping the params of epoch {self.best_epoch}")
+
     # -- checkpoints ------------------------------------------------------------------------
     def history(self) -> dict:
+        """The per-step losses and per-epoch figures (JSON-able; history.json of a run)."""
         return {"loss_history": self.loss_history, "train_acc_history": self.train_acc_history,
-                "val_acc_history": self.val_acc_history, "epoch_times": self.epoch_times,
-                "best_val_acc": self.best_val_acc, "epoch": self.epoch}
+                "val_acc_history": self.val_acc_history, "val_loss_history": self.val_loss_history,
+                "epoch_times": self.epoch_times, "best_val_acc": self.best_val_acc,
+                "best_epoch": self.best_epoch, "monitor": self.stopping.monitor,
+                "stopped_early": self.stopped_early, "epoch": self.epoch}
 
     def save(self, path: str) -> None:
         """Write params, state, optimizer, solver state and the graph spec atomically.
@@ -235,7 +338,7 @@ class Solver:
         bad += [f"{node}.{key}" for node, st in self.model.state.items() for key, a in st.items()
                 if not np.isfinite(a).all()]
         if bad:
-            kept = (f"{path} still holds epoch {self._saved_epoch}" if self._saved_epoch is not None
+            kept = (f"{path} still holds epoch {self.saved_epoch}" if self.saved_epoch is not None
                     else f"nothing was written to {path}")
             raise TrainingError(f"NaN/Inf in {', '.join(bad)} after epoch {self.epoch}: an update "
                                 f"overflowed (learning rate too high?); the checkpoint was not "
@@ -254,14 +357,14 @@ class Solver:
                         optimizer=optim.state_to_arrays(self.optim_configs), solver=solver,
                         spec=self.model.source.to_spec(),
                         extra={"best_params": self.best_params, "best_state": self.best_state})
-        self._saved_epoch = self.epoch
+        self.saved_epoch = self.epoch
 
     def load(self, path: str) -> None:
         """Restore a run saved by save(): continue with train()."""
         ck = load_checkpoint(path)
         check_compatible(ck, {k: v.shape for k, v in self.model.params.items()},
                          {k: v.dtype for k, v in self.model.params.items()})
-        self._check_resumable(path, ck)
+        checks.check_resumable(self, path, ck)
         for k, v in ck.params.items():
             self.model.params[k][...] = v
         for node, st in ck.state.items():
@@ -269,125 +372,22 @@ class Solver:
                 self.model.state[node][key][...] = v
         self.optim_configs = optim.state_from_arrays(ck.optimizer)
         for p in self.model.params:
-            self.optim_configs.setdefault(p, copy.deepcopy(self.optim_config))
+            if p not in self.optim_configs:
+                self.optim_configs[p] = self._fresh_config(p)
         s = ck.solver
         self.epoch = int(s["epoch"])
         self.loss_history = [float(v) for v in s["loss_history"]]
         self.train_acc_history = list(s["train_acc_history"])
         self.val_acc_history = list(s["val_acc_history"])
+        self.val_loss_history = list(s.get("val_loss_history", []))
         self.epoch_times = list(s["epoch_times"])
         self.best_val_acc = float(s["best_val_acc"])
+        # checkpoints from before early stopping: the best epoch as the selection picked it
+        self.best_epoch = int(s.get("best_epoch", self.stopping.best_of(self._monitored())[1]))
+        self.stopped_early = self.stopping.exhausted(self.epoch, self.best_epoch)
         self.best_params = {k: np.array(v) for k, v in ck.extra["best_params"].items()}
         self.best_state = {n: {k: np.array(v) for k, v in st.items()}
                            for n, st in ck.extra.get("best_state", {}).items()}
         self.rng.bit_generator.state = s["rng"]
         self.model.rng.bit_generator.state = s["plan_rng"]
-        self._saved_epoch = self.epoch
-
-    def _check_resumable(self, path: str, ck) -> None:
-        """CheckpointError unless `ck` is a Solver checkpoint of this model and these settings."""
-        s = ck.solver
-        missing = [k for k in _SOLVER_KEYS if k not in s]
-        if missing or "best_params" not in ck.extra:
-            raise CheckpointError(
-                f"{path} holds no solver state (missing {', '.join(missing or ['best_params'])}): "
-                f"it was not written by Solver.save, so it cannot be resumed; load its params "
-                f"with load_checkpoint() and compile(graph, params=...) instead")
-        mine = {n: {k: (v.shape, v.dtype) for k, v in st.items()} for n, st in self.model.state.items()}
-        theirs = {n: {k: (np.shape(v), np.asarray(v).dtype) for k, v in st.items()}
-                  for n, st in ck.state.items()}
-        if mine != theirs:
-            raise CheckpointError(
-                f"{path}: its state (nodes {sorted(theirs)}) does not fit this plan's state "
-                f"(nodes {sorted(mine)}); build the graph from the spec saved with it "
-                f"(checkpoint.spec) or train from scratch")
-        wanted = {"update_rule": self.update_rule_name, "batch_size": self.batch_size,
-                  "weight_decay": self.weight_decay, "seed": self.seed,
-                  "augment": augment_key(self.augment)}
-        differ = [f"{k} {s[k]!r} in the checkpoint vs {v!r} now" for k, v in wanted.items()
-                  if k in s and s[k] != v]
-        if differ:
-            raise CheckpointError(
-                f"{path} was trained with other settings ({'; '.join(differ)}); resume with "
-                f"the same settings to continue that run, or choose another checkpoint path "
-                f"to start a new one")
-
-
-#: what Solver.save writes into the checkpoint's solver section and load needs back
-_SOLVER_KEYS = ("epoch", "loss_history", "train_acc_history", "val_acc_history", "epoch_times",
-                "best_val_acc", "rng", "plan_rng")
-
-
-def _first_nonfinite(grads: dict, params: dict) -> str | None:
-    """The first param whose gradient holds a NaN or Inf, else None. One sum per gradient
-    (NaN/Inf propagate into it); only a non-finite sum, which a huge finite gradient can also
-    give, pays for the exact element-wise test."""
-    for p in params:
-        g = grads[p]
-        if not math.isfinite(float(np.sum(g))) and not np.isfinite(g).all():
-            return p
-    return None
-
-
-def _check_data(model, data) -> tuple:
-    """(X_train, y_train, X_val, y_val) as arrays, checked against the plan: DatasetError for
-    missing or empty splits, X/y length mismatches, per-example shapes the plan cannot take,
-    and labels that are not class indices of the model's loss."""
-    if not isinstance(data, dict):
-        raise DatasetError(f"data must be a dict with 'X_train' and 'y_train' (and optionally "
-                           f"'X_val', 'y_val'), got {type(data).__name__}")
-    missing = [k for k in ("X_train", "y_train") if k not in data]
-    if missing:
-        raise DatasetError(f"data has no {' or '.join(repr(k) for k in missing)}; give a dict with "
-                           f"'X_train' and 'y_train' (and optionally 'X_val', 'y_val')")
-    if ("X_val" in data) != ("y_val" in data):
-        raise DatasetError("data gives one of 'X_val' and 'y_val' but not the other; give both or "
-                           "neither")
-    specs = getattr(model, "input_specs", {})
-    floats = [s for s in specs.values() if np.dtype(s["dtype"]).kind == "f"]
-    classes = _num_classes(model)
-    out = []
-    for split in ("train", "val"):
-        X, y = data.get(f"X_{split}"), data.get(f"y_{split}")
-        if X is None and split == "val":
-            out += [None, None]
-            continue
-        try:
-            X, y = np.asarray(X), np.asarray(y)
-        except (TypeError, ValueError) as e:
-            raise DatasetError(f"X_{split}/y_{split} cannot be made into arrays ({e})") from None
-        if X.ndim == 0 or y.ndim != 1:
-            raise DatasetError(f"X_{split} must be (N, ...) and y_{split} (N,), got shapes "
-                               f"{X.shape} and {y.shape}")
-        if len(X) != len(y):
-            raise DatasetError(f"X_{split} has {len(X)} examples but y_{split} has {len(y)} "
-                               f"labels; they must match")
-        if split == "train" and len(X) == 0:
-            raise DatasetError("the training set is empty (X_train has 0 examples): nothing to "
-                               "train on; check the data files and the train/val split")
-        if len(floats) == 1 and X.shape[1:] != tuple(floats[0]["shape"]):
-            raise DatasetError(f"X_{split} examples have shape {X.shape[1:]} but the model's input "
-                               f"takes {tuple(floats[0]['shape'])}; resize the data or build the "
-                               f"model for this input shape")
-        if len(y) and y.dtype.kind not in "iu":
-            raise DatasetError(f"y_{split} must hold integer class indices, got {y.dtype}; convert "
-                               f"with y.astype(np.int64)")
-        if classes and len(y):
-            bad = np.flatnonzero((y < 0) | (y >= classes))
-            if bad.size:
-                raise DatasetError(
-                    f"y_{split}[{int(bad[0])}] = {y[bad[0]]} is not a class index in [0, "
-                    f"{classes}): the model has {classes} classes ({bad.size} of {len(y)} labels "
-                    f"out of range); build the model with num_classes={int(y.max()) + 1} or "
-                    f"fix the labels")
-        out += [X, y]
-    return tuple(out)
-
-
-def _num_classes(model) -> int | None:
-    """How many classes the (first) loss of a plan scores, or None."""
-    try:
-        step = next(s for s in model.steps if s.op.kind == "loss")
-        return int(model.graph.node(step.inputs[0]).meta["shape"][-1])
-    except (AttributeError, StopIteration, KeyError, IndexError):
-        return None
+        self.saved_epoch = self.epoch

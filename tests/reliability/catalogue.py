@@ -198,8 +198,8 @@ def _(tmp):
     graph_from_spec(seq({"type": "fc", "hidden": 10 ** 13}, {"type": "fc", "hidden": 3}))
 
 
-@case("spec-absurd-window", S, AttrError, "a size, stride or pad larger than any image",
-      "check the value", "layers[0]: conv1")
+@case("spec-absurd-window", S, SpecError, "a size, stride or pad larger than any image",
+      "check the value", "layers[0].stride")
 def _(tmp):
     graph_from_spec(seq({"type": "conv", "num_filters": 2, "filter_size": 3, "stride": 10 ** 9},
                         loss="none"))
@@ -312,7 +312,7 @@ def _(tmp):
 
 
 @case("graph-bad-builder-arg", G, AttrError, "a builder argument of the wrong type",
-      "pass a positive integer", "fc1: units")
+      "pass a positive integer", "fc1 (affine): units")
 def _(tmp):
     g = Graph()
     x = g.input("x", (4,))
@@ -320,17 +320,26 @@ def _(tmp):
 
 
 @case("graph-bad-shape-arg", G, ShapeError, "an input shape that is not a list of integers",
-      "give the per-example shape as a tuple of ints", "x: input shape")
+      "give the per-example shape as a tuple of ints", "x (input): shape")
 def _(tmp):
     Graph().input("x", 784)
 
 
 @case("graph-bad-attr-type", G, AttrError, "an attr of the wrong type given to add_node/op",
-      "give a number", "drop: dropout")
+      "give a number", "drop (dropout): p")
 def _(tmp):
     g = Graph()
     x = g.input("x", (4,))
     g.op("dropout", x, p="0.5", name="drop")
+
+
+@case("graph-unknown-attr", G, AttrError, "an attr the op does not declare (a typo)",
+      "use the suggested attr; the message lists the op's attrs", "pool (max_pool2d): no attr")
+def _(tmp):
+    g = Graph()
+    g.input("x", (1, 8, 8))
+    g.add_node("max_pool2d", ["x"], {"size": 2, "strdie": 2}, name="pool")
+    dagnet.compile(g)
 
 
 @case("graph-empty", G, GraphError, "compiling a graph without nodes", "add an input and some ops",
@@ -483,6 +492,13 @@ def _(tmp):
       "resize the data or build the model for it", "X_train")
 def _(tmp):
     quiet_solver(mlp_plan(), {"X_train": X(4, d=5), "y_train": np.zeros(4, int)})
+
+
+@case("data-unknown-key", R, DatasetError, "the data dict has a key the Solver does not read "
+      "(a typo such as X_valid)", "use the key suggested", "'X_valid'")
+def _(tmp):
+    quiet_solver(mlp_plan(), {"X_train": X(4), "y_train": np.zeros(4, int), "X_valid": X(4),
+                              "y_val": np.zeros(4, int)})
 
 
 @case("data-missing-split", R, DatasetError, "the data dict lacks y_train", "give X_train and y_train",
@@ -679,9 +695,77 @@ def _(tmp):
 
 
 @case("train-bad-update-rule", T, TrainingError, "an unknown update rule", "use a listed rule",
-      "'adamw'")
+      "'adamx'")
 def _(tmp):
-    quiet_solver(mlp_plan(), tiny_data(8, (6,)), update_rule="adamw")
+    quiet_solver(mlp_plan(), tiny_data(8, (6,)), update_rule="adamx")
+
+
+@case("optim-unknown-key", T, TrainingError,
+      "an optim_config key the update rule does not take (a typo, or another rule's key)",
+      "use one of the keys listed ('lr' is accepted for learning_rate)", "'learnig_rate'")
+def _(tmp):
+    quiet_solver(mlp_plan(), tiny_data(8, (6,)), update_rule="sgd_momentum",
+                 optim_config={"learnig_rate": 0.1})
+
+
+@case("optim-out-of-range", T, TrainingError,
+      "a hyperparameter outside its valid range (momentum 5.0, beta1 2.0, a learning rate <= 0)",
+      "use a value in the range given", "['momentum'] = 5.0")
+def _(tmp):
+    quiet_solver(mlp_plan(), tiny_data(8, (6,)), update_rule="sgd_momentum",
+                 optim_config={"momentum": 5.0})
+
+
+@case("optim-config-not-dict", T, TrainingError, "optim_config is not a dict",
+      "pass a dict such as {'learning_rate': 1e-2}", "optim_config")
+def _(tmp):
+    quiet_solver(mlp_plan(), tiny_data(8, (6,)), optim_config="fast")
+
+
+@case("optim-state-shape", T, ShapeError,
+      "an update rule given a state array (velocity, cache, m, v) of another shape than w",
+      "keep one config per parameter", "'velocity'")
+def _(tmp):
+    from dagnet.train.optim import sgd_momentum
+    sgd_momentum(np.ones((3, 4)), np.ones((3, 4)), {"velocity": np.zeros(4)})
+
+
+@case("solver-bad-argument", T, TrainingError,
+      "a Solver argument of the wrong type or out of range (num_epochs=-1, batch_size=0, ...)",
+      "use a value in the range given", "num_epochs = -1")
+def _(tmp):
+    quiet_solver(mlp_plan(), tiny_data(8, (6,)), num_epochs=-1)
+
+
+@case("solver-not-a-plan", T, TrainingError, "a Graph given to the Solver instead of a plan",
+      "compile the graph first: dagnet.compile(graph)", "Graph")
+def _(tmp):
+    quiet_solver(tiny_mlp(), tiny_data(8, (6,)))
+
+
+@case("solver-two-schedules", T, TrainingError, "both lr_decay and lr_schedule given",
+      "give one of them", "lr_decay = 0.9")
+def _(tmp):
+    quiet_solver(mlp_plan(), tiny_data(8, (6,)), lr_decay=0.9, lr_schedule="cosine")
+
+
+@case("solver-adamw-l2", T, TrainingError, "AdamW with the Solver's L2 weight_decay",
+      "give AdamW's decoupled decay in optim_config", "weight_decay = 0.01")
+def _(tmp):
+    quiet_solver(mlp_plan(), tiny_data(8, (6,)), update_rule="adamw", weight_decay=0.01)
+
+
+@case("solver-patience-without-val", T, TrainingError,
+      "early stopping (patience, or monitor='val_loss') without a validation set",
+      "give X_val and y_val", "patience = 3")
+def _(tmp):
+    quiet_solver(mlp_plan(), {"X_train": X(4), "y_train": np.zeros(4, int)}, patience=3)
+
+
+@case("solver-bad-monitor", T, TrainingError, "an unknown monitor for early stopping",
+      "monitor 'val_acc' or 'val_loss'", "'val_accuracy'")
+def _(tmp):
+    quiet_solver(mlp_plan(), tiny_data(8, (6,)), monitor="val_accuracy", patience=2)
 
 
 # -- running the catalogue ------------------------------------------------------------------------

@@ -8,8 +8,10 @@ from dagnet.errors import DTypeError, ShapeError, TrainingError
 from dagnet.train.optim import (
     DEFAULTS,
     UPDATE_RULES,
+    adadelta,
     adagrad,
     adam,
+    adamw,
     get_update_rule,
     nesterov,
     rmsprop,
@@ -93,6 +95,53 @@ def test_adam_course_check():
     assert config["t"] == 6
 
 
+def test_rmsprop_epsilon_inside_the_square_root():
+    """epsilon_in_sqrt=True: w -= lr*dw / sqrt(cache + eps) (the TF1 / CS7643 toy-trainer form)."""
+    w, dw, cache = course_arrays()
+    exp_cache = 0.99 * cache + 0.01 * dw**2
+    exp_w = w - 1e-2 * dw / np.sqrt(exp_cache + 1e-8)
+    next_w, config = rmsprop(w.copy(), dw, {"learning_rate": 1e-2, "cache": cache.copy(),
+                                            "epsilon_in_sqrt": True})
+    assert max_abs(next_w, exp_w) < 1e-12
+    # the conventions differ most where the cache is small: eps 1e-2 makes that visible here
+    small = np.array([1e-3])
+    inside, _ = rmsprop(np.zeros(1), small, {"epsilon": 1e-2, "epsilon_in_sqrt": True})
+    outside, _ = rmsprop(np.zeros(1), small, {"epsilon": 1e-2})
+    c = 0.01 * 1e-6
+    assert inside[0] == pytest.approx(-1e-2 * 1e-3 / np.sqrt(c + 1e-2), rel=1e-12)
+    assert outside[0] == pytest.approx(-1e-2 * 1e-3 / (np.sqrt(c) + 1e-2), rel=1e-12)
+
+
+def test_adamw_decays_the_weights_apart_from_the_gradient():
+    """AdamW: w *= 1 - lr*wd, then the Adam step; a zero gradient still shrinks w."""
+    w, dw, _ = course_arrays()
+    lr, wd = 1e-2, 0.1
+    m = 0.1 * dw
+    v = 0.001 * dw**2
+    exp_w = w * (1 - lr * wd) - lr * (m / 0.1) / (np.sqrt(v / 0.001) + 1e-8)
+    next_w, config = adamw(w.copy(), dw, {"learning_rate": lr, "weight_decay": wd})
+    assert max_abs(next_w, exp_w) < 1e-12 and config["t"] == 1
+    still, _ = adamw(np.ones(2), np.zeros(2), {"learning_rate": 0.5, "weight_decay": 0.2})
+    np.testing.assert_allclose(still, 0.9)
+
+
+def test_adadelta_two_steps_by_hand():
+    """AdaDelta (Zeiler 2012, PyTorch's form): the step is sqrt(E[dx^2]+eps)/sqrt(E[g^2]+eps)*g."""
+    w, dw, _ = course_arrays()
+    rho, eps, lr = 0.9, 1e-6, 1.0
+    sq, acc, exp_w = np.zeros_like(w), np.zeros_like(w), w.copy()
+    got, config = w.copy(), None
+    for k in range(2):
+        g = dw * (k + 1)
+        sq = rho * sq + (1 - rho) * g * g
+        delta = np.sqrt(acc + eps) / np.sqrt(sq + eps) * g
+        acc = rho * acc + (1 - rho) * delta * delta
+        exp_w = exp_w - lr * delta
+        got, config = adadelta(got, g, config)
+    assert max_abs(got, exp_w) < 1e-12
+    assert max_abs(config["cache"], sq) < 1e-12 and max_abs(config["delta_cache"], acc) < 1e-12
+
+
 def adam_by_hand(w0, grads, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
     """Adam on one scalar, in Python floats, from zero state."""
     w, m, v = w0, 0.0, 0.0
@@ -161,8 +210,9 @@ def test_bad_inputs():
         sgd(np.ones(3), np.ones(2))
     with pytest.raises(DTypeError, match="floating"):
         adam(np.arange(3), np.ones(3))
-    with pytest.raises(TrainingError, match="unknown update rule 'adamw'.*sgd, sgd_momentum, nesterov"):
-        get_update_rule("adamw")
+    with pytest.raises(TrainingError, match="unknown update rule 'adamx'.*sgd, sgd_momentum, "
+                       "nesterov.*did you mean 'adam'"):
+        get_update_rule("adamx")
 
 
 def run(configs, params, grads, rule):

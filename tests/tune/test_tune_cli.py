@@ -122,10 +122,13 @@ def test_a_killed_worker_loses_only_its_running_trial(tiny_mnist, space, tmp_pat
     args = common(tiny_mnist, space, out, 3, "--sampler", "random", "--epochs", 3,
                   "--heartbeat", 1)
     a = tune(*args, start_new_session=True)
-    wait_for(lambda: (out / "study.db").exists() and running(out), a)
+    # killed mid-run: after its first epoch's checkpoint, before its last
+    wait_for(lambda: (out / "study.db").exists() and running(out) and
+             (out / "two_layer_net" / "trial_0000" / "checkpoint.npz").exists(), a)
     os.killpg(a.pid, signal.SIGKILL)
     a.communicate()
     killed = running(out)[0]
+    assert killed.number == 0 and killed.params
     text = finish(tune(*args))
     trials = load(out).trials
     states = {t.number: t.state.name for t in trials}
@@ -134,7 +137,11 @@ def test_a_killed_worker_loses_only_its_running_trial(tiny_mnist, space, tmp_pat
     assert len(done) == 3
     retry = [t for t in done if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retry) == 1 and retry[0].params == killed.params  # run again, same settings
-    assert f"trial {killed.number} again" in text
+    assert f"trial {killed.number} again, its worker died: resuming its run" in text
+    # the retry continued the killed run in its folder: 3 epochs in all, not 3 more
+    assert retry[0].user_attrs["run_dir"] == killed.user_attrs["run_dir"]
+    history = json.loads((out / "two_layer_net" / "trial_0000" / "history.json").read_text())
+    assert len(history["val_acc_history"]) == 3 and retry[0].value == history["best_val_acc"]
 
 
 def running(out):

@@ -4,12 +4,16 @@ from __future__ import annotations
 import json
 import os
 
+from dagnet.cli import ensemble
 from dagnet.cli.common import load_data, load_run, read_json, resolve_graph
 
 
 def cmd_evaluate(args) -> int:
     from dagnet.train.evaluate import evaluate_arrays
 
+    if ensemble.wanted(args):
+        return ensemble.cmd_ensemble(args)
+    args.run_dir = args.run_dirs[0]
     _, plan, _ = load_run(args.run_dir)
     info = read_json(os.path.join(args.run_dir, "data.json"), "re-run `dagnet train` to rewrite it")
     data, _ = load_data(info["data"], info["num_val"], info["split_seed"])
@@ -52,7 +56,9 @@ def cmd_gradcheck(args) -> int:
 def register(sub) -> None:
     """Add this module's commands to the `dagnet` parser."""
     e = sub.add_parser("evaluate", help="loss and accuracy of a run on train, val and test")
-    e.add_argument("run_dir")
+    e.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a run directory of `dagnet "
+                   "train`; several with --ensemble")
+    ensemble.add_arguments(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_evaluate)
 

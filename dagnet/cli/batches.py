@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet.cli import augment_flags
+from dagnet.cli import data_flags
 from dagnet.cli.common import DATA_HELP, UsageError, load_data
 
 
@@ -14,8 +14,8 @@ def cmd_show_batch(args) -> int:
 
     if args.count < 1 or args.draws < 1:
         raise UsageError("--count and --draws must be >= 1")
-    augment = augment_flags.from_args(args)
-    data, info = load_data(args.data, args.val, args.seed)
+    augment = data_flags.from_args(args)
+    data, info = load_data(args.data, args.val, args.seed, args.preprocessing)
     X, y = data["X_train"], data["y_train"]
     # the first examples of the first training batch, in the order the Solver draws them
     idx = batch_indices(len(X), max(args.count, 1), np.random.default_rng(args.seed))[0][:args.count]
@@ -47,5 +47,5 @@ def register(sub) -> None:
     s.add_argument("--draws", type=int, default=7, help="augmented draws per example "
                    "(default: %(default)s)")
     s.add_argument("-o", "--output", default="batch.png", help="the picture (default: %(default)s)")
-    augment_flags.add_arguments(s)
+    data_flags.add_arguments(s)
     s.set_defaults(func=cmd_show_batch)

@@ -32,9 +32,12 @@ def cmd_ensemble(args) -> int:
              for d in args.run_dirs]
     first = infos[0]
     for d, info in zip(args.run_dirs[1:], infos[1:]):
-        if info.get("data") != first.get("data"):
-            raise UsageError(f"{d} was trained on {info.get('data')}, {args.run_dirs[0]} on "
-                             f"{first.get('data')}: an ensemble's members must share the data")
+        mine, theirs = (first.get("data"), first.get("preprocessing", "channel")), \
+            (info.get("data"), info.get("preprocessing", "channel"))
+        if mine != theirs:
+            raise UsageError(f"{d} was trained on {theirs[0]} ({theirs[1]} preprocessing), "
+                             f"{args.run_dirs[0]} on {mine[0]} ({mine[1]}): an ensemble's members "
+                             f"must share the data and its preprocessing")
     splits = SPLITS
     if len({(i.get("num_val"), i.get("split_seed")) for i in infos}) > 1:
         # members split train/val with different seeds (--seed): each one's validation set
@@ -45,7 +48,8 @@ def cmd_ensemble(args) -> int:
                   "one's validation examples are others' training examples, so only the test "
                   "set is scored")
     plans = [load_run(d)[1] for d in args.run_dirs]
-    data, _ = load_data(first["data"], first["num_val"], first["split_seed"])
+    data, _ = load_data(first["data"], first["num_val"], first["split_seed"],
+                        first.get("preprocessing", "channel"))
     result = {split: evaluate_ensemble(plans, data[f"X_{split}"], data[f"y_{split}"])
               for split in splits}
     if args.json:

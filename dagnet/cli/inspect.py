@@ -16,7 +16,8 @@ def cmd_evaluate(args) -> int:
     args.run_dir = args.run_dirs[0]
     _, plan, _ = load_run(args.run_dir)
     info = read_json(os.path.join(args.run_dir, "data.json"), "re-run `dagnet train` to rewrite it")
-    data, _ = load_data(info["data"], info["num_val"], info["split_seed"])
+    data, _ = load_data(info["data"], info["num_val"], info["split_seed"],
+                        info.get("preprocessing", "channel"))
     result = {split: evaluate_arrays(plan, data[f"X_{split}"], data[f"y_{split}"])
               for split in ("train", "val", "test")}
     if args.json:

@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from dagnet.cli import batches, draw, inspect, interchange, train, tune
+from dagnet.cli import batches, draw, inspect, interchange, recipe, train, tune
 from dagnet.errors import DagnetError
 
 #: the modules whose `register(sub)` adds their commands, in the order --help lists them
@@ -29,15 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
                            parser_class=_Parser)
     for module in COMMAND_MODULES:
         module.register(sub)
+    p.commands = sub.choices  # {name: sub-parser}: a spec's recipe sets `train`'s defaults
     return p
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "out", "") is None:
-        args.out = os.path.join("runs", os.path.splitext(os.path.basename(args.model))[0])
     try:
+        args = recipe.reparse(parser, args, argv)
+        if getattr(args, "out", "") is None:
+            args.out = os.path.join("runs", os.path.splitext(os.path.basename(args.model))[0])
         return args.func(args)
     except DagnetError as e:
         print(f"dagnet {args.command}: {e}", file=sys.stderr)

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from dagnet.cli import augment_flags, run_logs
+from dagnet.cli import data_flags, recipe, run_logs
 from dagnet.cli.common import DATA_HELP, UsageError, load_data, resolve_graph, with_loss, write_json
 from dagnet.errors import DagnetError
 
@@ -22,7 +22,7 @@ def cmd_train(args, callbacks=(), hparams=None) -> int:
     if os.path.exists(ckpt) and not args.resume:
         raise UsageError(f"{args.out} already holds a run: pass --resume to continue it, or "
                          f"choose another --out")
-    data, info = load_data(args.data, args.val, args.seed)
+    data, info = load_data(args.data, args.val, args.seed, args.preprocessing)
     shape = data["X_train"].shape[1:]
     classes = int(max(data["y_train"].max(), data["y_test"].max())) + 1
     graph = with_loss(resolve_graph(args.model, shape, classes))
@@ -41,6 +41,8 @@ def cmd_train(args, callbacks=(), hparams=None) -> int:
     except OSError as e:
         raise UsageError(f"cannot use --out {args.out}: {e.strerror}") from None
     write_json(os.path.join(args.out, "data.json"), info)
+    augment = data_flags.from_args(args)
+    recipe.write_spec(os.path.join(args.out, "spec.yaml"), graph, recipe.resolved_recipe(args, augment))
     if not args.quiet:
         print(f"{graph.name}: {sum(p.size for p in plan.params.values()):,} params, "
               f"{len(plan.steps)} steps ({sum(s.fused for s in plan.steps)} fused); "
@@ -49,12 +51,14 @@ def cmd_train(args, callbacks=(), hparams=None) -> int:
     # Off a terminal (a log, CI) the Solver prints one line per epoch and no bar; the course's
     # per-iteration lines (print_every) would add hundreds more.
     tensorboard = run_logs.tensorboard_logger(args, hparams)
-    solver = Solver(plan, data, **solver_options(args),
+    options = solver_options(args)
+    options["optim_config"].update(getattr(args, "optim", None) or {})  # a recipe's optim:
+    solver = Solver(plan, data, **options,
                     lr_schedule=lr_schedule(args, len(data["X_train"])),
                     batch_size=args.batch_size, num_epochs=args.epochs, num_train_samples=5000,
                     verbose=not args.quiet, print_every=0, checkpoint=ckpt, resume=args.resume,
                     seed=args.seed, on_epoch=lambda s: write_history(args.out, s),
-                    callbacks=[*callbacks, tensorboard], augment=augment_flags.from_args(args))
+                    callbacks=[*callbacks, tensorboard], augment=augment)
     first_epoch = solver.epoch  # > 0 when resumed: the speed below is this run's alone
     with run_logs.logging_to(tensorboard):
         solver.train()  # leaves the best epoch's params in the plan
@@ -207,5 +211,5 @@ def register(sub) -> None:
     t.add_argument("--weights", help="start from these params (a checkpoint, e.g. from "
                    "`dagnet import`) instead of fresh ones: fine-tuning")
     t.add_argument("--quiet", action="store_true", help="no progress bar or messages")
-    augment_flags.add_arguments(t)
+    data_flags.add_arguments(t)
     t.set_defaults(func=cmd_train)

@@ -173,7 +173,7 @@ class TrialRunner:
         from dagnet.graph import Graph
         from dagnet.spec import save_spec
 
-        data, _ = load_data(self.base.data, self.base.val, self.base.seed)
+        data, _ = load_data(self.base.data, self.base.val, self.base.seed, self.base.preprocessing)
         shape = data["X_train"].shape[1:]
         classes = int(max(data["y_train"].max(), data["y_test"].max())) + 1
         kwargs = {k.split(".", 1)[1]: v for k, v in edits.items() if k.startswith("model.")}

@@ -1,4 +1,5 @@
-"""The augmentation flags that `dagnet train` and `dagnet show-batch` share."""
+"""The data flags that `dagnet train` and `dagnet show-batch` share: preprocessing and
+augmentation."""
 from __future__ import annotations
 
 from dagnet.cli.common import UsageError
@@ -8,6 +9,10 @@ FLAGS = ("crop", "translate", "flip", "erase", "cutout")
 
 
 def add_arguments(parser) -> None:
+    parser.add_argument("--preprocessing", default="channel",
+                        choices=["channel", "mean_image", "none"],
+                        help="standardise with the training set's per-channel mean and std, "
+                             "subtract its mean image, or neither (default: %(default)s)")
     g = parser.add_argument_group("augmentation (training batches only; seeded per step)")
     g.add_argument("--crop", type=int, default=None, metavar="PAD",
                    help="pad PAD zero pixels on each side, crop back at a random offset")

@@ -21,6 +21,32 @@ from dagnet.viz.plots import DPI, finish_figure, tidy_axes
 _DONE, _PRUNED, _FAILED = "#2171B5", "#BDBDBD", "#E6550D"
 
 
+def _floor(values: np.ndarray) -> float | None:
+    """A y-axis floor that keeps the range of the good trials readable: the lower Tukey fence
+    (Q1 - 1.5 IQR) when trials lie below it (diverged ones at chance level would squash the
+    rest into a line), else None."""
+    if len(values) < 4:
+        return None
+    q1, q3 = np.percentile(values, [25, 75])
+    fence = q1 - 1.5 * max(q3 - q1, 1e-3)
+    return float(fence) if (values < fence).any() else None
+
+
+def _draw_clipped(ax, x, v, floor, **style):
+    """Scatter (x, v); with a floor, the points below it as down-triangles on it, labelled."""
+    if floor is None:
+        return ax.scatter(x, v, **style)
+    low = v < floor
+    sc = ax.scatter(x[~low], v[~low], **{k: (a[~low] if k == "c" else a) for k, a in style.items()})
+    if low.any():
+        ax.scatter(x[low], np.full(low.sum(), floor), marker="v", color="#6A51A3", zorder=3)
+        for xi, vi in zip(x[low], v[low]):
+            ax.annotate(f"{vi:.2f}", (xi, floor), textcoords="offset points", xytext=(0, 6),
+                        ha="center", fontsize=7, color="#6A51A3")
+        ax.set_ylim(bottom=floor - 0.02 * (v.max() - floor))
+    return sc
+
+
 def _finished(rows):
     return [r for r in rows if r["state"] == "complete" and r["value"] is not None]
 
@@ -35,11 +61,16 @@ def plot_optimization_history(rows: list[dict], path=None, title: str = "") -> F
     ax = fig.subplots()
     n = np.array([r["number"] for r in done])
     v = np.array([r["value"] for r in done])
-    ax.scatter(n, v, color=_DONE, zorder=3, label="completed trial")
+    floor = _floor(v)
+    _draw_clipped(ax, n, v, floor, color=_DONE, zorder=3, label="completed trial")
+    if floor is not None:
+        ax.scatter([], [], marker="v", color="#6A51A3", label="far below (value shown)")
     pruned = [(r["number"], list(r["intermediate"].values())[-1]) for r in rows
               if r["state"] == "pruned" and r["intermediate"]]
     if pruned:
-        ax.scatter(*zip(*pruned), color=_PRUNED, marker="v", zorder=2,
+        px, pv = (np.array(a) for a in zip(*pruned))
+        keep = pv >= floor if floor is not None else np.ones(len(pv), bool)
+        ax.scatter(px[keep], pv[keep], color=_PRUNED, marker="X", zorder=2,
                    label="pruned (its last reported val acc)")
     failed = [r["number"] for r in rows if r["state"] in ("fail", "pruned") and not r["intermediate"]]
     if failed:
@@ -91,6 +122,7 @@ def plot_param_scatter(rows: list[dict], space, path=None, title: str = "") -> F
     axes = np.atleast_1d(fig.subplots(rows_n, cols)).ravel()
     acc = np.array([r["value"] for r in done])
     number = np.array([r["number"] for r in done])
+    floor = _floor(acc)
     jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(done))
     for ax, p in zip(axes, params):
         have = [i for i, r in enumerate(done) if p.name in r["params"]]
@@ -105,8 +137,9 @@ def plot_param_scatter(rows: list[dict], space, path=None, title: str = "") -> F
         else:
             pad = 0.04 * (p.high - p.low)
             ax.set_xlim(p.low - pad, p.high + pad)
-        sc = ax.scatter(x, acc[have], c=number[have], cmap="viridis", edgecolor="white",
-                        linewidth=0.5, s=40)
+        sc = _draw_clipped(ax, x, acc[have], floor, c=number[have], cmap="viridis",
+                           edgecolor="white", linewidth=0.5, s=40, vmin=number.min(),
+                           vmax=number.max())
         ax.set(xlabel=p.name, ylabel="validation accuracy")
         tidy_axes(ax)
     if len(params):
@@ -118,14 +151,16 @@ def plot_param_scatter(rows: list[dict], space, path=None, title: str = "") -> F
         xs = np.array([done[i]["params"][a.name] for i in both], dtype=float)
         ys = np.array([done[i]["params"][b.name] for i in both], dtype=float)
         order = np.argsort(acc[both])  # the best drawn last, on top
+        # the colour scale spans the good trials; those below the floor take its bottom colour
         sc2 = ax.scatter(xs[order], ys[order], c=acc[both][order], cmap="coolwarm", s=70,
-                         edgecolor="black", linewidth=0.4)
+                         edgecolor="black", linewidth=0.4,
+                         vmin=floor if floor is not None else None)
         ax.set(xlabel=a.name, ylabel=b.name, title="coloured by validation accuracy")
         if a.log:
             _log_axis(ax.xaxis, ax.set_xscale)
         if b.log:
             _log_axis(ax.yaxis, ax.set_yscale)
-        fig.colorbar(sc2, ax=ax, label="val acc")
+        fig.colorbar(sc2, ax=ax, label="val acc", extend="min" if floor is not None else "neither")
         tidy_axes(ax)
     for ax in axes[panels:]:
         ax.set_visible(False)

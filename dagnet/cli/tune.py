@@ -30,7 +30,7 @@ def cmd_tune(args) -> int:
     for flag, value, low in (("--trials", args.trials, 0), ("--epochs", args.epochs, 1),
                              ("--heartbeat", args.heartbeat, 1), ("--val", args.val, 1),
                              ("--seed", args.seed, 0)):
-        if value < low:
+        if value is not None and value < low:
             raise UsageError(f"{flag} must be an integer >= {low}, got {value}")
     stem = os.path.splitext(os.path.basename(args.model.rstrip("/")))[0]
     out = args.out or os.path.join("runs", f"{stem}-tune")
@@ -44,10 +44,10 @@ def cmd_tune(args) -> int:
         raise UsageError(f"cannot use --out {out}: {e.strerror}") from None
     storage = st.open_storage(args.storage or st.default_storage(out), args.heartbeat)
     say(f"study {name!r} in {args.storage or st.default_storage(out)}; {args.trials} trials of "
-        f"{args.epochs} epoch(s) over: " + "; ".join(p.describe() for p in space))
+        f"{base.epochs} epoch(s) over: " + "; ".join(p.describe() for p in space))
     run_stage(args, storage, name, space, base, out)
     if args.narrow:
-        first = st.open_study(storage, name, args.sampler, args.seed, args.prune, args.trials)
+        first = st.open_study(storage, name, args.sampler, base.seed, args.prune, args.trials)
         st.wait_until_finished(first, say)
         fine = narrowed_space(first, space, name)
         say(f"study {name + '-narrow'!r}, narrowed around the best trials of {name!r}: "
@@ -77,7 +77,7 @@ def run_stage(args, storage, name: str, space, base, out: str) -> None:
     from dagnet.tune import space as sp
     from dagnet.tune import study as st
 
-    study = st.open_study(storage, name, args.sampler, args.seed, args.prune, args.trials)
+    study = st.open_study(storage, name, args.sampler, base.seed, args.prune, args.trials)
     study_dir = os.path.join(out, name)
     os.makedirs(study_dir, exist_ok=True)
     if not study.get_trials(deepcopy=False) and any(f.startswith("trial_") for f in os.listdir(study_dir)):
@@ -133,18 +133,19 @@ def register(sub) -> None:
                         "(lr, weight_decay, update_rule, batch_size, lr_schedule, warmup, ...), "
                         "model.KWARG (a zoo model's keyword, e.g. model.dropout) or NODE.ATTR "
                         "(a node's attribute, e.g. drop1.p)")
-    t.add_argument("--data", default="fashion-mnist", help=DATA_HELP + " (default: %(default)s)")
+    t.add_argument("--data", help=DATA_HELP + " (default: the spec's recipe, else fashion-mnist)")
     t.add_argument("--trials", type=int, default=12,
                    help="trials in the study, all workers together (default: %(default)s; 0: "
                         "only write the table and pictures of the study as it stands)")
-    t.add_argument("--epochs", type=int, default=1, help="epochs per trial, unless the space "
-                   "names epochs (default: %(default)s)")
-    t.add_argument("--val", type=int, default=5000,
+    t.add_argument("--epochs", type=int, help="epochs per trial, unless the space names epochs "
+                   "(default: the spec's recipe, else 1)")
+    t.add_argument("--val", type=int,
                    help="validation examples split off train; trials are ranked by their best "
-                        "validation accuracy (default: %(default)s)")
-    t.add_argument("--seed", type=int, default=0,
+                        "validation accuracy (default: the spec's recipe, else 5000)")
+    t.add_argument("--seed", type=int,
                    help="every trial's seed (init, split, batch order: trials differ only in "
-                        "their hyperparameters) and the sampler's (default: %(default)s)")
+                        "their hyperparameters) and the sampler's (default: the spec's recipe, "
+                        "else 0)")
     t.add_argument("--out", default="", help="the tune's folder (default: runs/MODEL-tune)")
     t.add_argument("--storage", metavar="URL",
                    help="Optuna RDB storage shared by the workers (default: sqlite:///OUT/study.db; "

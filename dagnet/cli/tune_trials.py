@@ -3,7 +3,9 @@ argument namespace (so every setting means what its flag means), the run written
 OUT/STUDY/trial_NNNN, validation accuracy reported to Optuna after every epoch.
 
 What a space key may name:
-    a `dagnet train` setting, by its flag's name with underscores (lr, weight_decay, ...);
+    a `dagnet train` setting, by its flag's name with underscores (lr, weight_decay, crop,
+                 flip, ...);
+    optim.KEY    a setting of the update rule (optim.momentum, optim.beta2);
     model.KWARG  a keyword of a model-zoo function (fc_net's model.dropout, model.hidden_dims);
     NODE.ATTR    an attribute of a node of the model (drop1.p), through its spec.
 A trial that edits the model trains the spec it writes to its run folder (model.yaml).
@@ -25,16 +27,26 @@ from dagnet.errors import TrainingError, TuneError
 _PER_STUDY = {"model", "data", "val", "seed", "out", "resume", "weights", "quiet", "func", "command"}
 
 
+#: what a tune's trials use where neither its flags nor the spec's recipe say
+TUNE_DEFAULTS = {"data": "fashion-mnist", "epochs": 1, "val": 5000, "seed": 0}
+
+
 def train_namespace(args) -> argparse.Namespace:
-    """The namespace `dagnet train MODEL --data ... --epochs ... --val ... --seed ...` gets:
-    every other setting at its `dagnet train` default."""
-    from dagnet.cli import train
+    """The namespace `dagnet train MODEL` gets with the tune's --data, --epochs, --val and
+    --seed: each from the tune's flag, else the spec's recipe, else TUNE_DEFAULTS; every other
+    setting from the recipe, else its `dagnet train` default."""
+    from dagnet.cli import recipe, train
 
     parser = argparse.ArgumentParser(prog="dagnet")
-    train.register(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["train", args.model, "--data", args.data, "--epochs",
-                              str(args.epochs), "--val", str(args.val), "--seed", str(args.seed),
-                              "--quiet"])
+    sub = parser.add_subparsers(dest="command")
+    train.register(sub)
+    found = recipe.spec_recipe(args.model)
+    sub.choices["train"].set_defaults(**{**TUNE_DEFAULTS, **recipe.as_flag_defaults(found)})
+    argv = ["train", args.model, "--quiet"]
+    for key in TUNE_DEFAULTS:
+        if getattr(args, key) is not None:
+            argv += [f"--{key}", str(getattr(args, key))]
+    return parser.parse_args(argv)
 
 
 def _train_actions():
@@ -61,12 +73,19 @@ def check_space(space, base, path: str = "space") -> None:
                 close = difflib.get_close_matches(p.name, known, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 why = "set for the whole study by its flag" if p.name in _PER_STUDY else \
-                    "not a `dagnet train` setting, model.KWARG or NODE.ATTR"
+                    "not a `dagnet train` setting, optim.KEY, model.KWARG or NODE.ATTR"
                 raise TuneError(f"{where}: {why}{hint}; tunable settings: {', '.join(known)}")
             _check_values(where, actions[p.name], values)
             continue
         head, attr = p.name.split(".", 1)
-        if head == "model":
+        if head == "optim":
+            from dagnet.train.optim import DEFAULTS
+
+            known = sorted({k for d in DEFAULTS.values() for k in d} - {"learning_rate"})
+            if attr not in known:
+                raise TuneError(f"{where}: no update rule takes {attr!r}; their settings: "
+                                f"{', '.join(known)} (the learning rate is lr)")
+        elif head == "model":
             _check_zoo_keyword(where, base.model, attr)
         else:
             graph = graph or resolve_graph(base.model)
@@ -157,8 +176,11 @@ class TrialRunner:
         """The train namespace of one trial; a model edit writes run_dir/model.yaml."""
         targs = copy.copy(self.base)
         edits = {}
+        targs.optim = dict(getattr(self.base, "optim", None) or {})
         for key, value in values.items():
-            if "." in key:
+            if key.startswith("optim."):
+                targs.optim[key.split(".", 1)[1]] = value
+            elif "." in key:
                 edits[key] = value
             else:
                 setattr(targs, key, value)

@@ -175,3 +175,25 @@ def test_space_mistakes_are_one_line(tiny_mnist, tmp_path, entry, needle):
     p = tune(*common(tiny_mnist, path, tmp_path / "t", 2))
     out, err = p.communicate(timeout=120)
     assert p.returncode == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_spec_recipe_and_optim_and_augment_keys(tiny_mnist, tmp_path):
+    spec = tmp_path / "net.yaml"
+    spec.write_text("name: net\ninput: {shape: [1, 28, 28]}\nlayers:\n  - {type: affine, hidden: 10}\n"
+                    f"train: {{data: 'mnist:{tiny_mnist}', val: 40, batch_size: 32, epochs: 2}}\n")
+    space = tmp_path / "space.yaml"
+    space.write_text("optim.momentum: {low: 0.5, high: 0.95}\nflip: {choices: [true, false]}\n"
+                     "crop: {low: 0, high: 2}\n")
+    finish(tune(spec, "--space", space, "--trials", 2, "--out", tmp_path / "t", "--sampler", "random"))
+    from dagnet.train.checkpoint import load_checkpoint
+
+    for t in load(tmp_path / "t", "net").trials:
+        ck = load_checkpoint(os.path.join(t.user_attrs["run_dir"], "checkpoint.npz"))
+        assert (ck.solver["batch_size"], ck.solver["epoch"]) == (32, 2)  # the recipe's
+        assert float(ck.optimizer["scores.w/momentum"]) == t.params["optim.momentum"]
+        assert ck.solver["augment"]["flip"] == t.params["flip"]
+        assert ck.solver["augment"]["crop"] == t.params["crop"]
+    space.write_text("optim.momentumm: {low: 0.5, high: 0.95}\n")
+    p = tune(spec, "--space", space, "--trials", 2, "--out", tmp_path / "u")
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and "no update rule takes 'momentumm'" in err

@@ -73,12 +73,22 @@ def resolved_recipe(args, augment) -> dict:
 
 
 def write_spec(path: str, graph, recipe: dict) -> None:
-    """The graph (general form, lossless) and the recipe, as one YAML file."""
+    """The graph (general form, lossless) and the recipe, as one YAML file written atomically
+    (a run killed at any moment leaves a whole spec.yaml or none)."""
+    import tempfile
+
     from dagnet.spec.write import save_spec
 
-    save_spec(graph, path)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write("# the recipe this run resolved: `dagnet train " + path + " --out DIR` repeats it\n")
-        f.write(yaml.safe_dump({"train": recipe}, sort_keys=False, default_flow_style=None))
+    with tempfile.TemporaryDirectory() as scratch:
+        draft = os.path.join(scratch, "spec.yaml")
+        save_spec(graph, draft)
+        with open(draft, encoding="utf-8") as f:
+            text = f.read()
+    text += ("# the recipe this run resolved: `dagnet train " + path + " --out DIR` repeats it\n"
+             + yaml.safe_dump({"train": recipe}, sort_keys=False, default_flow_style=None))
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 

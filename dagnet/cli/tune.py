@@ -116,7 +116,7 @@ def write_results(study, space, study_dir: str) -> None:
     if best and best[0]["run_dir"]:
         link = os.path.join(study_dir, "best")
         report.point_best(best[0]["run_dir"], link)
-        params = ", ".join(f"{k}={report._fmt(v)}" for k, v in best[0]["params"].items())
+        params = ", ".join(f"{k}={report.fmt(v)}" for k, v in best[0]["params"].items())
         say(f"best: trial {best[0]['number']}, val acc {best[0]['value']:.4f} ({params}); its run "
             f"folder: {best[0]['run_dir']} (linked as {link})")
     say("wrote " + ", ".join(written))
@@ -130,7 +130,8 @@ def register(sub) -> None:
     t.add_argument("--space", required=True, metavar="SPACE.yaml",
                    help="the search space: NAME: {low: L, high: H[, log: true][, step: S]} | "
                         "{choices: [...]} | a fixed value; NAME is a `dagnet train` setting "
-                        "(lr, weight_decay, update_rule, batch_size, lr_schedule, warmup, ...), "
+                        "(lr, weight_decay, update_rule, batch_size, lr_schedule, warmup, crop, "
+                        "flip, ...), optim.KEY (an update rule's setting, e.g. optim.momentum), "
                         "model.KWARG (a zoo model's keyword, e.g. model.dropout) or NODE.ATTR "
                         "(a node's attribute, e.g. drop1.p)")
     t.add_argument("--data", help=DATA_HELP + " (default: the spec's recipe, else fashion-mnist)")

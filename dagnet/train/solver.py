@@ -62,7 +62,9 @@ class Solver:
     optim.DEFAULTS; the learning rate defaults to the rule's); lr_decay or lr_schedule (not
     both): the learning-rate schedule; weight_decay: 0.5*wd*||W||^2 added to the loss over
     the weights (for AdamW give its decoupled decay as optim_config={"weight_decay": ...}
-    instead); patience / monitor / min_delta: early stopping (see the module docstring)."""
+    instead); patience / monitor / min_delta: early stopping (see the module docstring);
+    callbacks: see dagnet.train.callbacks (TensorBoard, Optuna pruning); augment: a function
+    (X_batch, rng) -> X_batch, e.g. dagnet.data.augment.Augment, seeded per step."""
 
     def __init__(self, model, data: dict, *, update_rule: str = "sgd", optim_config: dict | None = None,
                  lr_decay: float = 1.0, lr_schedule=None, batch_size: int = 100, num_epochs: int = 10,

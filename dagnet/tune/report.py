@@ -36,7 +36,7 @@ def ranked(rows: list[dict]) -> list[dict]:
     return sorted(done, key=lambda r: (-r["value"], r["number"]))
 
 
-def _fmt(v) -> str:
+def fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.3g}" if (v != 0 and (abs(v) < 1e-2 or abs(v) >= 1e4)) else f"{v:.4g}"
     return str(v)
@@ -54,7 +54,7 @@ def format_table(rows: list[dict], names: list[str]) -> str:
         if r["value"] is None and r["intermediate"]:  # a pruned trial: its last report
             value = f"({list(r['intermediate'].values())[-1]:.4f})"
         body.append([str(r["number"]), value, r["state"],
-                     *(_fmt(r["params"][n]) if n in r["params"] else "-" for n in names),
+                     *(fmt(r["params"][n]) if n in r["params"] else "-" for n in names),
                      f"{r['seconds']:.0f}" if r["seconds"] is not None else "-", r["note"]])
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     lines = ["  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip() for line in [head, *body]]

@@ -68,7 +68,8 @@ def open_storage(url: str, heartbeat: int = 20):
             except Exception as e:
                 # workers started together race to create the tables of a new storage: the
                 # loser's CREATE fails, and a moment later the tables are there
-                race = any(w in str(e) for w in ("already exists", "duplicate key", "locked"))
+                race = type(e).__name__ == "IntegrityError" or any(
+                    w in str(e) for w in ("already exists", "duplicate key", "locked"))
                 if attempt == 2 or not race or not type(e).__module__.startswith("sqlalchemy"):
                     raise
                 time.sleep(1 + attempt)

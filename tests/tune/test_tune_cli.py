@@ -102,11 +102,9 @@ def check_tensorboard(folder, trial):
 
 def test_two_workers_share_one_sqlite_study(tiny_mnist, space, tmp_path):
     out = tmp_path / "t"
-    args = common(tiny_mnist, space, out, 6, "--sampler", "random")
-    # the first worker creates the storage; the second joins while trials are running
-    a = tune(*args)
-    wait_for(lambda: (out / "study.db").exists() and running(out), a)
-    b = tune(*args)
+    args = common(tiny_mnist, space, out, 6, "--sampler", "random", "--epochs", 2)
+    # started together: they race to create the storage's tables, then share the trials
+    a, b = tune(*args), tune(*args)
     finish(a), finish(b)
     trials = load(out).trials
     done = [t for t in trials if t.state.name == "COMPLETE"]

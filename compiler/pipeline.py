@@ -127,6 +127,7 @@ def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
             check: bool = False) -> ExecutionPlan:
     """Compile a graph into an ExecutionPlan.
 
+    graph: a Graph, or a model loaded by dagnet.onnx.load (its params and state come along).
     outputs: values to compute (default: the graph's losses, else its sinks); everything else
     is pruned. fuse: apply the fusion patterns. mode: "train" (plans backward; keeps what it
     needs) or "eval" (forward only; reuses dead buffers). params/state: arrays to use instead
@@ -136,8 +137,13 @@ def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
     """
     dtype = float_dtype(dtype)
     check_seed(seed)
+    if not isinstance(graph, (Graph, ExecutionPlan)) and isinstance(getattr(graph, "graph", None), Graph):
+        # a loaded model (dagnet.onnx.load): its graph with its params and state, unless given
+        params = graph.params if params is None else params
+        state = graph.state if state is None and params is graph.params else state
+        graph = graph.graph
+    g = run_passes(graph, outputs, fuse, mode, dtype, wrt, inplace)  # checks `graph` first
     outputs = _output_names(outputs, graph)
-    g = run_passes(graph, outputs, fuse, mode, dtype, wrt, inplace)
     kept = {n.name for n in g if n.op == PARAM}
     if params is None:
         fresh = init_params(graph, seed, dtype)

@@ -56,6 +56,10 @@ class AttrError(DagnetError):
     """An op attribute has a value the op cannot take (e.g. a negative stride)."""
 
 
+class MissingDependencyError(DagnetError, ImportError):
+    """A dagnet submodule needs a Python package that is not installed; the message names it."""
+
+
 class TuneError(DagnetError):
     """A hyperparameter search cannot run: a bad search space (names the file and key), an
     unknown study or an unusable storage URL."""

@@ -8,15 +8,31 @@ import argparse
 import os
 import sys
 
-from dagnet.cli import batches, draw, inspect, interchange, recipe, train, tune
+from dagnet.cli import batches, draw, inspect, interchange, predict, recipe, report, train, tune
 from dagnet.errors import DagnetError
 
 #: the modules whose `register(sub)` adds their commands, in the order --help lists them
-COMMAND_MODULES = (train, inspect, draw, interchange, tune, batches)
+COMMAND_MODULES = (train, inspect, predict, draw, interchange, report, tune, batches)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, where it has one worth showing."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if "%(default)" in text or default is None or default is False or default == argparse.SUPPRESS:
+            return text  # `is`: a default of 0 is worth showing, though 0 == False
+        return f"{text} (default: %(default)s)"
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad command line is one line (not usage + error) and exit code 2."""
+    """argparse, but a bad command line is one line (not usage + error) and exit code 2, and
+    every command's --help shows the defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
@@ -50,10 +66,6 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is kept", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 if __name__ == "__main__":

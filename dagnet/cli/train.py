@@ -8,7 +8,8 @@ import sys
 import numpy as np
 
 from dagnet.cli import data_flags, recipe, run_logs
-from dagnet.cli.common import DATA_HELP, UsageError, load_data, resolve_graph, with_loss, write_json
+from dagnet.cli.common import (DATA_HELP, MODEL_HELP, UsageError, load_data, resolve_graph,
+                               with_loss, write_json)
 from dagnet.errors import DagnetError
 
 
@@ -163,15 +164,15 @@ def register(sub) -> None:
     from dagnet.train.stopping import MONITORS
 
     t = sub.add_parser("train", help="train a model on a dataset, writing a run directory")
-    t.add_argument("model", help="a model-zoo name (lenet, ...) or a spec file (.yaml/.json)")
-    t.add_argument("--data", default="fashion-mnist", help=DATA_HELP + " (default: %(default)s)")
+    t.add_argument("model", help=MODEL_HELP + " (a run's graph, fresh weights; see --weights)")
+    t.add_argument("--data", default="fashion-mnist", help=DATA_HELP + "")
     t.add_argument("--epochs", type=int, default=2,
-                   help="passes over the training set (default: %(default)s)")
+                   help="passes over the training set")
     t.add_argument("--batch-size", type=int, default=64,
-                   help="examples per step (default: %(default)s)")
+                   help="examples per step")
     t.add_argument("--update-rule", default="sgd_momentum", choices=list(UPDATE_RULES),
                    help="the optimizer; adamw: Adam with decoupled weight decay (PyTorch's "
-                        "AdamW), adadelta: AdaDelta (PyTorch's) (default: %(default)s)")
+                        "AdamW), adadelta: AdaDelta (PyTorch's)")
     t.add_argument("--lr", type=float, default=None,
                    help=f"(peak) learning rate (default: {SGD_LR} for sgd, sgd_momentum and "
                         f"nesterov; the rule's own otherwise: adam/adamw 1e-3, rmsprop and "
@@ -185,7 +186,7 @@ def register(sub) -> None:
                         "(default: %(default)s)")
     t.add_argument("--lr-decay", type=float, default=0.9,
                    help="per-epoch learning-rate factor (with --lr-schedule step) "
-                        "(default: %(default)s)")
+                        "")
     t.add_argument("--weight-decay", type=float, default=None,
                    help="weight decay on weights (not biases): an L2 term 0.5*wd*||W||^2 in the "
                         "loss, or with --update-rule adamw AdamW's decoupled decay (default: 0; "
@@ -195,17 +196,17 @@ def register(sub) -> None:
                         "improving, keeping the best epoch's params (default: never stop early)")
     t.add_argument("--monitor", default="val_acc", choices=list(MONITORS),
                    help="what picks the best epoch (whose params are kept) and drives "
-                        "--patience (default: %(default)s)")
+                        "--patience")
     t.add_argument("--min-delta", type=float, default=0.0,
                    help="how much the --monitor value must improve by to count as an "
-                        "improvement (default: %(default)s)")
+                        "improvement")
     t.add_argument("--val", type=int, default=5000,
-                   help="validation examples split off train (default: %(default)s)")
+                   help="validation examples split off train")
     t.add_argument("--dtype", default="float32", choices=["float32", "float64"],
-                   help="float type of params and activations (default: %(default)s)")
+                   help="float type of params and activations")
     t.add_argument("--seed", type=int, default=0,
                    help="seed of the init, the split, the batch order and dropout "
-                        "(default: %(default)s)")
+                        "")
     t.add_argument("--out", default=None, help="run directory (default: runs/MODEL)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--weights", help="start from these params (a checkpoint, e.g. from "

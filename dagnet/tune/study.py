@@ -18,7 +18,7 @@ import os
 import time
 import warnings
 
-from dagnet.errors import TuneError
+from dagnet.errors import MissingDependencyError, TuneError
 
 SAMPLERS = ("random", "tpe")
 
@@ -27,12 +27,12 @@ _COUNTED = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
 
 
 def optuna_module():
-    """optuna, or a TuneError saying how to install it."""
+    """optuna, or a MissingDependencyError saying how to install it."""
     try:
         import optuna
     except ImportError:
-        raise TuneError("dagnet tune needs Optuna: pip install 'dagnet[tune]' (or pip install "
-                        "optuna)") from None
+        raise MissingDependencyError("dagnet tune needs the Python package 'optuna', which is "
+                                     "not installed: pip install 'dagnet[tune]'") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # dagnet prints one line per trial
     # heartbeats and retries are marked experimental (since v2.8/2.9) but are the documented
     # way to recover the trials of a dead worker
@@ -74,8 +74,8 @@ def open_storage(url: str, heartbeat: int = 20):
                     raise
                 time.sleep(1 + attempt)
     except ImportError as e:
-        raise TuneError(f"storage {_safe(url)}: its database driver is missing ({e}); for "
-                        f"PostgreSQL pip install 'dagnet[postgres]'") from None
+        raise MissingDependencyError(f"storage {_safe(url)}: its database driver is missing ({e}); "
+                                     f"for PostgreSQL pip install 'dagnet[postgres]'") from None
     except Exception as e:  # sqlalchemy's errors: bad URL, server down, no such file
         if isinstance(e, optuna.exceptions.OptunaError) or type(e).__module__.startswith("sqlalchemy"):
             first = str(e).splitlines()[0] if str(e) else type(e).__name__

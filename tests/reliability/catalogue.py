@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import pathlib
 import re
 import sys
@@ -23,13 +22,15 @@ import numpy as np
 
 import dagnet
 from dagnet import Graph
+from dagnet.cli.common import UsageError
 from dagnet.errors import (AttrError, CheckpointError, CycleError, DagnetError, DatasetError,
-                           DTypeError, FeedError, FusionMismatchError, GraphError, ShapeError,
-                           SpecError, TrainingError, TuneError, UnknownOpError)
+                           DTypeError, FeedError, FusionMismatchError, GraphError,
+                           MissingDependencyError, ShapeError, SpecError, TrainingError,
+                           TuneError, UnknownOpError)
 from dagnet.spec import graph_from_spec, load_spec
 from dagnet.train.checkpoint import load_checkpoint, save_checkpoint
 from dagnet.train.solver import Solver
-from tests.reliability.helpers import tiny_data, tiny_mlp, write_idx
+from tests.reliability.helpers import tiny_convnet, tiny_data, tiny_mlp, write_idx
 
 
 @dataclass
@@ -766,6 +767,119 @@ def _(tmp):
       "monitor 'val_acc' or 'val_loss'", "'val_accuracy'")
 def _(tmp):
     quiet_solver(mlp_plan(), tiny_data(8, (6,)), monitor="val_accuracy", patience=2)
+
+
+# -- saving, loading, predicting -------------------------------------------------------------------
+P = "saving, loading and predicting"
+
+
+def conv_plan():
+    return dagnet.compile(tiny_convnet(), seed=0)
+
+
+@case("save-bad-normalization", P, DatasetError,
+      "dagnet.save is given normalisation stats of another image shape",
+      "pass the stats fit_normalization gave for the training images", "(1, 3, 1, 1)")
+def _(tmp):
+    dagnet.save(tmp / "run", conv_plan(), normalization={"mean": np.zeros((1, 3, 1, 1))})
+
+
+@case("save-class-names", P, DatasetError, "class_names does not have one name per class",
+      "give one name per class", "class_names has 2")
+def _(tmp):
+    dagnet.save(tmp / "run", conv_plan(), class_names=["cat", "dog"])
+
+
+@case("load-not-a-run", P, CheckpointError, "dagnet.load (or a command) is given a folder "
+      "without checkpoint.npz", "give the folder `dagnet train` or dagnet.save wrote",
+      "holds no checkpoint.npz")
+def _(tmp):
+    dagnet.load(tmp)
+
+
+@case("load-no-data-json", P, CheckpointError, "a run folder lost its data.json, so the "
+      "preprocessing is unknown", "save the model again with its normalisation stats", "data.json")
+def _(tmp):
+    dagnet.save(tmp / "run", conv_plan())
+    (tmp / "run" / "data.json").unlink()
+    dagnet.load(tmp / "run")
+
+
+@case("predict-image-shape", P, FeedError, "images of another size than the model was trained on",
+      "pass images of the model's input shape", "(4, 9, 9)")
+def _(tmp):
+    dagnet.load(dagnet.save(tmp / "run", conv_plan())).predict(np.zeros((4, 9, 9), np.uint8))
+
+
+@case("predict-not-raw", P, FeedError, "float images outside [0, 1]: 0-255 floats, or images "
+      "normalised already", "pass uint8 pixels or [0, 1] floats; the model normalises itself",
+      "[0, 1]")
+def _(tmp):
+    model = dagnet.load(dagnet.save(tmp / "run", conv_plan()))
+    model.predict(np.full((2, 8, 8), 255.0, np.float32))
+
+
+@case("evaluate-labels", P, DatasetError, "labels outside the model's classes",
+      "give class ids in 0..K-1", "0..3")
+def _(tmp):
+    from dagnet.train.evaluate import evaluate_arrays
+
+    evaluate_arrays(conv_plan(), np.zeros((2, 1, 8, 8), np.float32), np.array([0, 7]))
+
+
+@case("gradcheck-float32", P, DTypeError, "gradcheck_plan on a float32 plan",
+      "compile with dtype='float64'", "float32")
+def _(tmp):
+    from dagnet.gradcheck import gradcheck_plan
+
+    plan = conv_plan()
+    gradcheck_plan(plan, {"x": np.zeros((2, 1, 8, 8), np.float32), "y": np.zeros(2, np.int64)})
+
+
+@case("missing-dependency", P, MissingDependencyError,
+      "a submodule (dagnet.viz) needs a package that is not installed",
+      "pip install the package named", "graphviz")
+def _(tmp):
+    saved = {k: v for k, v in sys.modules.items() if k == "dagnet.viz" or k.startswith("dagnet.viz.")}
+    viz = dagnet.__dict__.pop("viz", None)
+    try:
+        with mock.patch.dict(sys.modules, {"graphviz": None}):
+            for k in saved:
+                del sys.modules[k]
+            dagnet.viz
+    finally:
+        sys.modules.update(saved)
+        if viz is not None:
+            dagnet.viz = viz
+
+
+@case("cli-unknown-model", P, UsageError, "a command is given a name that is no model, file or "
+      "folder", "give a zoo name, a spec, an .onnx file or a run directory", "'lenett'")
+def _(tmp):
+    from dagnet.cli.common import resolve_model
+
+    resolve_model("lenett")
+
+
+# -- the plan explorer (HTML pages) ------------------------------------------------------------
+P = "the plan explorer (HTML pages)"
+
+
+@case("explorer-not-a-graph", P, DagnetError, "the explorer is given something that is not a graph",
+      "pass a Graph or the ExecutionPlan that dagnet.compile returns", "got a dict")
+def _(tmp):
+    from dagnet.viz.html import explorer_html
+
+    explorer_html({"name": "lenet"})
+
+
+@case("explorer-not-html", P, UsageError, "`dagnet render --html` or `dagnet report` is given an "
+      "output name that is not .html", "give -o NAME.html", "plan.svg")
+def _(tmp):
+    from dagnet.cli.main import build_parser
+
+    args = build_parser().parse_args(["render", "lenet", "--html", "-o", str(tmp / "plan.svg")])
+    args.func(args)
 
 
 # -- experiments: search spaces, studies, recipes, augmentation, ensembles ---------------------

@@ -19,6 +19,10 @@ from dagnet.cli.tune_trials import TrialRunner, check_space, train_namespace
 from dagnet.errors import DagnetError, TuneError
 
 
+#: --out's default, spelled as the folder it stands for
+DEFAULT_OUT = "runs/MODEL-tune"
+
+
 def say(message: str) -> None:
     print(message, flush=True)
 
@@ -33,7 +37,7 @@ def cmd_tune(args) -> int:
         if value is not None and value < low:
             raise UsageError(f"{flag} must be an integer >= {low}, got {value}")
     stem = os.path.splitext(os.path.basename(args.model.rstrip("/")))[0]
-    out = args.out or os.path.join("runs", f"{stem}-tune")
+    out = os.path.join("runs", f"{stem}-tune") if args.out == DEFAULT_OUT else args.out
     name = args.study or stem
     space = sp.load_space(args.space)
     base = train_namespace(args)
@@ -136,8 +140,8 @@ def register(sub) -> None:
                         "(a node's attribute, e.g. drop1.p)")
     t.add_argument("--data", help=DATA_HELP + " (default: the spec's recipe, else fashion-mnist)")
     t.add_argument("--trials", type=int, default=12,
-                   help="trials in the study, all workers together (default: %(default)s; 0: "
-                        "only write the table and pictures of the study as it stands)")
+                   help="trials in the study, all workers together; 0: only write the table and "
+                        "pictures of the study as it stands")
     t.add_argument("--epochs", type=int, help="epochs per trial, unless the space names epochs "
                    "(default: the spec's recipe, else 1)")
     t.add_argument("--val", type=int,
@@ -147,7 +151,7 @@ def register(sub) -> None:
                    help="every trial's seed (init, split, batch order: trials differ only in "
                         "their hyperparameters) and the sampler's (default: the spec's recipe, "
                         "else 0)")
-    t.add_argument("--out", default="", help="the tune's folder (default: runs/MODEL-tune)")
+    t.add_argument("--out", default=DEFAULT_OUT, help="the tune's folder")
     t.add_argument("--storage", metavar="URL",
                    help="Optuna RDB storage shared by the workers (default: sqlite:///OUT/study.db; "
                         "postgresql+psycopg://USER:PASSWORD@HOST/DB for several machines)")

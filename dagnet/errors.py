@@ -69,5 +69,10 @@ class MissingDependencyError(DagnetError, ImportError):
     """A dagnet submodule needs a Python package that is not installed; the message names it."""
 
 
+class TuneError(DagnetError):
+    """A hyperparameter search cannot run: a bad search space (names the file and key), an
+    unknown study or an unusable storage URL."""
+
+
 class PerformanceWarning(UserWarning):
     """dagnet will run, but slower than it could (e.g. numpy was imported before dagnet)."""

@@ -205,8 +205,9 @@ def _params(graph: Graph, name: str, op, inputs, values: dict, given: dict) -> l
             continue
         init = values.get("init", "he") if p.init == "weight" else p.init
         scale = values.get("weight_scale") if p.init == "weight" else None
+        value = read[p.value.attr] if isinstance(p.value, Same) else p.value
         fan_in, fan_out = fans(shape, {}) if init in ("he", "xavier") else (None, None)
-        out.append(graph.param(f"{name}.{p.name}", shape, init=init, scale=scale,
+        out.append(graph.param(f"{name}.{p.name}", shape, init=init, scale=scale, value=value,
                                fan_in=fan_in, fan_out=fan_out).name)
     return out
 

@@ -135,7 +135,17 @@ def two_inputs_graph():
     return g
 
 
-GRAPHS = {"convs": convs_graph, "dense": dense_graph, "two_inputs": two_inputs_graph}
+def layers_graph():
+    """The activations and normalisation layers (one graph of their own)."""
+    g = Graph("layers")
+    x = g.input("x", (3, 4, 4))
+    h = g.prelu(x, name="pr")
+    g.prelu(g.flatten(h, name="flat"), shared=True, name="pr_shared")
+    return g
+
+
+GRAPHS = {"convs": convs_graph, "dense": dense_graph, "two_inputs": two_inputs_graph,
+          "layers": layers_graph}
 
 
 def roundtrip(graph, tmp_path, opset=17):
@@ -572,3 +582,49 @@ def test_imported_lenet_renders(tmp_path):
     torch_export("lenet", "torchscript", tmp_path / "m.onnx")
     dot = viz.render_graph(load(tmp_path / "m.onnx").graph)
     assert "conv2d" in dot.source
+
+
+# -- activations and normalisation layers from torch ------------------------------------------
+def torch_layers_model(torch):
+    """A torch model using the activations and normalisation layers dagnet imports."""
+    nn = torch.nn
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.PReLU(4), nn.Flatten(), nn.Linear(64, 5),
+                          nn.PReLU())
+    with torch.no_grad():
+        model[1].weight.uniform_(-0.5, 0.8)
+    return model, (3, 6, 6)
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_torch_exported_layers_import_with_equal_forward(exporter, tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model, shape = torch_layers_model(torch)
+    model.eval()
+    path = tmp_path / "m.onnx"
+    x = torch.randn(2, *shape)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            pytest.importorskip("onnxscript")
+            torch.onnx.export(model, (x,), str(path), dynamo=True, input_names=["x"],
+                              output_names=["scores"],
+                              dynamic_shapes=({0: torch.export.Dim("N")},))
+        else:
+            torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["x"],
+                              output_names=["scores"], dynamic_axes={"x": {0: "N"}})
+    m = load(path)
+    xs = np.random.default_rng(0).standard_normal((5, *shape)).astype(np.float32)
+    (got,) = run_dagnet(m.graph, m.params, m.state, {"x": xs})
+    with torch.no_grad():
+        want = model(torch.from_numpy(xs)).numpy()
+    assert norm_error(got, want) < TOL
+    assert sum(n.op == "prelu" for n in m.graph) == 2
+
+
+def test_prelu_slope_varying_over_the_batch_is_refused():
+    node = helper.make_node("PRelu", ["x", "s"], ["y"])
+    model = make_model([node], {"x": ["N", 3]}, {"y": ["N", 3]},
+                       {"s": arr(2, 3)})
+    with pytest.raises(OnnxError, match="PRelu node 'y'.*slope of shape \\(2, 3\\).*batch"):
+        load(model)

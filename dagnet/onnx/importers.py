@@ -284,6 +284,22 @@ def constant(r, node, a: dict) -> None:
                                 else np.asarray(onnx.helper.get_attribute_value(attr)))
 
 
+def prelu(r, node, a: dict) -> None:
+    """PRelu with its slope initializer as the prelu's param, in ONNX's own layout (broadcast
+    against one example, aligned to the right); leading 1s for the batch axis are dropped."""
+    x = r.tensor(node)
+    slope = np.asarray(r.const(node, 1, "slope"))
+    rank = len(r.shape(node.input[0]))
+    while slope.ndim > rank and slope.shape[0] == 1:
+        slope = slope.reshape(slope.shape[1:])
+    if slope.ndim > rank:
+        raise OnnxError(f"{where(node)}: slope of shape {slope.shape} varies along the batch "
+                        f"axis; dagnet's prelu takes one slope per channel or per position")
+    slope = slope.reshape(slope.shape or (1,))
+    r.bind(node, r.g.op("prelu", x, r.param(node.input[1], slope, "slope"),
+                        name=r.out_name(node)))
+
+
 def same_attrs(op_name: str):
     """An ONNX node whose attributes are the dagnet op's under the same names (the
     activations): each declared attr read from the node, else the declared default, which is

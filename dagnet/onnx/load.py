@@ -20,7 +20,7 @@ from dagnet.onnx.mapping import IMPORTS
 
 #: param role -> (initializer recorded in the param node, L2 decay applies)
 ROLES = {"weight": ("he", True), "bias": ("zeros", False), "gamma": ("ones", False),
-         "beta": ("zeros", False)}
+         "beta": ("zeros", False), "slope": ("constant", False)}
 
 
 @dataclass

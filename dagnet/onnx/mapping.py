@@ -57,6 +57,8 @@ TABLE = (
     Row("Elu", "elu", *same("Elu", "elu")),
     Row("Identity", None, None, lambda r, node, a: r.alias(node, node.input[0])),
     Row("Constant", None, None, im.constant),
+    # -- activations and normalisation layers
+    Row("PRelu", "prelu", ex.same_attrs("PRelu"), im.prelu),
 )
 
 #: dagnet op -> how it is written

@@ -1,4 +1,5 @@
-"""Element-wise activations: relu, leaky_relu, sigmoid, tanh, elu.  x: any shape -> same shape.
+"""Element-wise activations: relu, leaky_relu, sigmoid, tanh, elu, and prelu (a learnable
+slope per channel).  x: any shape -> same shape.
 
 Each supports `out=` (the memory pass uses it to run in place) and declares whether its
 backward reads its input or its output, so in-place runs are only planned where safe.
@@ -7,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet.ops.base import Op, check_float, register
-from dagnet.ops.declare import POSITIVE, Attr, data
+from dagnet.errors import ShapeError
+from dagnet.ops.base import Op, check_float, check_floats, register
+from dagnet.ops.declare import POSITIVE, Attr, Same, data, param
 
 
 def _into(y: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -135,3 +137,62 @@ class ELU(_WithAlpha):
         alpha = self._alpha(attrs)
         # for y <= 0: dy/dx = alpha * exp(x) = y + alpha
         return (np.where(cache > 0, dout, dout * (cache + alpha)),)
+
+
+@register
+class PReLU(Op):
+    """x if x > 0 else slope * x, slope learnable.  x: (N, C, ...), slope: (C, 1, ...) -> like x.
+
+    One slope per channel, or one for all (shared=True, slope (1,)). The slope broadcasts against one example aligned to the right, as ONNX PRelu's and Keras'
+    do; torch.nn.PReLU keeps the same numbers as a (C,) vector.
+    """
+
+    name = "prelu"
+    ports = (data("x", "any shape (N, C, ...)"),
+             param("slope", "constant", "slopes for x < 0: (C, 1, ..., 1), or (1,) shared",
+                   value=Same("slope_init")))
+    attributes = (
+        Attr("shared", "bool", False, doc="one slope for every value (torch's num_parameters=1)"
+             "; else one per channel", node=False),
+        Attr("slope_init", "number", 0.25, doc="the slopes' initial value (torch's init)",
+             node=False),
+    )
+    fusion_kind = "opaque"  # two inputs: not a candidate for in-place element-wise runs
+    saves = frozenset({"input"})
+
+    def param_shapes(self, x_shape, attrs):
+        if attrs["shared"] or not x_shape:
+            return {"slope": (1,)}
+        return {"slope": (x_shape[0],) + (1,) * (len(x_shape) - 1)}
+
+    def infer_shape(self, in_shapes, attrs):
+        x_shape, s_shape = (tuple(s) for s in in_shapes)
+        if len(s_shape) > len(x_shape) or any(s not in (1, x) for s, x in
+                                              zip(reversed(s_shape), reversed(x_shape))):
+            c = x_shape[0] if x_shape else 1
+            want = (c,) + (1,) * (len(x_shape) - 1) if x_shape else (1,)
+            raise ShapeError(
+                f"prelu: slope of shape {s_shape} does not broadcast against an example of "
+                f"shape {x_shape} (aligned to the right, each slope dim 1 or equal); give it "
+                f"shape {want} (one per channel) or (1,) (shared)")
+        return x_shape
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        x, slope = inputs
+        check_floats(self.name, self.input_names, inputs)
+        self.infer_shape([x.shape[1:], slope.shape], attrs)
+        return np.where(x > 0, x, x * slope), (x, slope)
+
+    def backward(self, dout, cache, attrs, needs=None):
+        x, slope = cache
+        neg = x <= 0
+        dx = None if needs is not None and not needs[0] else np.where(neg, dout * slope, dout)
+        dslope = None
+        if needs is None or needs[1]:
+            # sum over the batch and every axis the slope is broadcast along
+            full = np.where(neg, dout * x, 0).astype(x.dtype, copy=False)
+            lead = full.ndim - slope.ndim
+            axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(slope.shape)
+                                               if s == 1 and full.shape[lead + i] != 1)
+            dslope = full.sum(axis=axes).reshape(slope.shape) if axes else full
+        return dx, dslope

@@ -82,6 +82,10 @@ def _port(p) -> str:
         what = "data" if p.grad else "data, no gradient"
     elif p.init:
         init = "the `init` attr" if p.init == "weight" else f"`{p.init}`"
+        if isinstance(p.value, Same):
+            init += f" (the `{p.value.attr}` attr)"
+        elif p.value is not None:
+            init += f" {p.value:g}"
         what = f"param, made by the builder with {init}"
     else:
         what = "param"

@@ -57,3 +57,42 @@ def test_integer_input_is_rejected():
 def test_bad_alpha():
     with pytest.raises(AttrError, match="alpha"):
         get_op("elu").forward([np.ones((2, 2))], {"alpha": -1.0})
+
+
+# -- prelu: a learnable slope per channel (or one shared) ------------------------------------
+PRELU_CASES = [((4, 5), (5,)), ((2, 3, 4, 4), (3, 1, 1)), ((2, 3, 4, 4), (1,)), ((3, 2, 6), (2, 1)),
+               ((1, 7), (1,))]
+
+
+@pytest.mark.parametrize("x_shape,s_shape", PRELU_CASES)
+def test_prelu_gradients_and_values(x_shape, s_shape):
+    x = away_from_zero(x_shape)
+    slope = np.random.default_rng(3).uniform(-0.5, 0.8, s_shape)
+    expected = np.where(x > 0, x, slope * x)
+    check_op("prelu", [x, slope], expected=expected)
+
+
+def test_prelu_builder_makes_a_slope_per_channel_or_one_shared():
+    from dagnet import Graph
+
+    g = Graph()
+    x = g.input("x", (3, 4, 4))
+    g.prelu(x, name="p")
+    g.prelu(x, shared=True, slope_init=0.1, name="q")
+    assert g.node("p.slope").attrs == {"shape": [3, 1, 1], "init": "constant", "decay": False,
+                                       "value": 0.25}
+    assert g.node("q.slope").attrs["shape"] == [1] and g.node("q.slope").attrs["value"] == 0.1
+
+
+def test_prelu_bad_slope_shape_and_attr():
+    from dagnet import Graph
+    from dagnet.errors import ShapeError
+
+    g = Graph()
+    x = g.input("x", (3, 4, 4))
+    with pytest.raises(ShapeError, match=r"shared param 's' has shape \(5,\).*\(3, 1, 1\)"):
+        g.prelu(x, slope=g.param("s", (5,)))
+    with pytest.raises(ShapeError, match=r"r \(prelu.*slope of shape \(5,\).*\(3, 1, 1\)"):
+        g.op("prelu", x, "s", name="r")  # a node listing its params: checked as it is
+    with pytest.raises(AttrError, match="slope_init"):
+        g.prelu(x, slope_init="big")

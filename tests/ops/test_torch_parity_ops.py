@@ -138,3 +138,21 @@ def test_concat(dtype, axis):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_flatten(dtype):
     assert_parity("flatten", [randn((3, 2, 4, 5), dtype)], {}, lambda x: torch.flatten(x, 1), dtype, (0,))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape,channels", [((4, 6), 6), ((2, 3, 4, 5), 3), ((2, 3, 4, 5), 1),
+                                              ((3, 2, 7), 2)])
+def test_prelu(dtype, x_shape, channels):
+    """torch keeps the slopes as a (C,) vector; dagnet as (C, 1, ...), broadcast as ONNX does."""
+    x = randn(x_shape, dtype)
+    slope = np.random.default_rng(2).uniform(-0.5, 0.8, channels).astype(dtype)
+    ours = slope.reshape((channels,) + (1,) * (len(x_shape) - 2)) if channels > 1 else slope
+    op = get_op("prelu")
+    out, cache = op.forward([x, ours], {})
+    dout = randn(x_shape, dtype, seed=1)
+    dx, dslope = op.backward(dout, cache, {})
+    t_out, (t_dx, t_dw) = run_torch(lambda a, w: F.prelu(a, w), [x, slope], dout, (0, 1))
+    assert_close(out, t_out, dtype, "prelu output")
+    assert_close(dx, t_dx, dtype, "prelu grad x")
+    assert_close(dslope.reshape(-1), t_dw, dtype, "prelu grad slope")

@@ -882,6 +882,18 @@ def _(tmp):
     args.func(args)
 
 
+# -- activations and normalisation layers ------------------------------------------------------
+L = "activations and normalisation layers"
+
+
+@case("prelu-slope-shape", L, ShapeError, "a prelu node lists a slope param that does not "
+      "broadcast against one example", "give the slope shape (C, 1, ..., 1) or (1,), or let the "
+      "builder make it", "prelu1 (prelu")
+def _(tmp):
+    g = Graph()
+    g.op("prelu", g.input("x", (3, 4, 4)), g.param("s", (5,)), name="prelu1")
+
+
 # -- running the catalogue ------------------------------------------------------------------------
 def run_case(c: Case, tmp: pathlib.Path) -> BaseException | None:
     """The exception the case raises (None if it raises nothing)."""

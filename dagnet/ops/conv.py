@@ -30,10 +30,12 @@ PADDING = Attr("pad", "pair", 0, PAD, "zeros added on each side: an int, or (hei
 FLOOR = Attr("floor", "bool", False, doc="drop the last rows/columns a stride does not reach, "
              "instead of an error", keep_default=False)
 #: the initializer attrs of an op whose builder makes a weight
-INIT = Attr("init", "choice", "he", doc="initializer of the weight", choices=INITIALIZERS,
+INIT = Attr("init", "choice", "he", doc="initializer of the weight (torch: of the bias too, as "
+            "PyTorch draws them; see the param nodes' initializers)", choices=INITIALIZERS,
             node=False)
-WEIGHT_SCALE = Attr("weight_scale", "number", None, POSITIVE, "std of the weight's gaussian "
-                    "(for he and xavier: instead of the computed std)", node=False)
+WEIGHT_SCALE = Attr("weight_scale", "number", None, POSITIVE, "std of the weight's gaussian, "
+                    "bound of its uniform (for the fan-based inits: instead of the computed "
+                    "one)", node=False)
 
 
 def out_extent(op: str, in_shape: tuple, ksize, stride, pad, floor: bool,

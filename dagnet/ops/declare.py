@@ -31,7 +31,8 @@ WINDOW, PAD = f"[1, {MAX_WINDOW}]", f"[0, {MAX_WINDOW}]"
 #: bounds of a positive number and of a count
 POSITIVE, COUNT = "(0, inf)", "[1, inf)"
 #: the initializers a param node may name (dagnet.init draws them)
-INITIALIZERS = ("gaussian", "he", "xavier", "zeros", "ones", "constant")
+INITIALIZERS = ("gaussian", "he", "xavier", "uniform", "he_uniform", "xavier_uniform", "torch",
+                "zeros", "ones", "constant")
 
 
 class _Required:

@@ -886,6 +886,13 @@ def _(tmp):
 L = "activations and normalisation layers"
 
 
+@case("uniform-bounds", L, GraphError, "a uniform param's low/high are given one without the "
+      "other, not in order, with scale, or for another initializer",
+      "give low < high with init uniform, or scale alone for (-scale, scale)", "u")
+def _(tmp):
+    Graph().param("u", (3,), init="uniform", low=1.0, high=0.5)
+
+
 @case("prelu-slope-shape", L, ShapeError, "a prelu node lists a slope param that does not "
       "broadcast against one example", "give the slope shape (C, 1, ..., 1) or (1,), or let the "
       "builder make it", "prelu1 (prelu")

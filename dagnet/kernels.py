@@ -35,10 +35,11 @@ try:
     from dagnet._kernels import im2col as _im2col_ext
     from dagnet._kernels import norm as _norm_ext
     from dagnet._kernels import pool as _pool_ext
+    from dagnet._kernels import special as _special_ext
 
     HAVE_CYTHON = True
 except ImportError as exc:
-    _convpool_ext = _im2col_ext = _norm_ext = _pool_ext = None
+    _convpool_ext = _im2col_ext = _norm_ext = _pool_ext = _special_ext = None
     HAVE_CYTHON = False
     warnings.warn(
         f"dagnet: the compiled Cython kernels are missing ({exc}); conv and pooling fall back to "
@@ -374,3 +375,33 @@ def bn_backward(dout, xhat, gamma, inv_std, relu_out=None, need_dx=True, dx=None
     _norm_ext.backward_dx(d3, h3, mask, (gamma * inv_std) / m, dbeta, dgamma, m,
                           _planes(dx, True), relu_out is not None, NUM_THREADS)
     return dx, dgamma, dbeta
+
+
+# -- special functions -------------------------------------------------------------------------
+#: below this many values erf runs on one thread (waking the others costs more than it saves)
+ERF_VALUES_PER_THREAD = 32768
+
+
+def erf(x, out=None):
+    """erf element-wise, x's shape and float dtype (numpy has no erf). out: an array like x."""
+    if not HAVE_CYTHON:
+        return erf_numpy(x, out)
+    flat = np.ascontiguousarray(x).reshape(-1)
+    res = out if out is not None and out.flags.c_contiguous else np.empty(x.shape, x.dtype)
+    threads = max(1, min(NUM_THREADS, flat.size // ERF_VALUES_PER_THREAD))
+    _special_ext.erf(flat, res.reshape(-1), threads)
+    if out is not None and res is not out:
+        out[...] = res
+        return out
+    return res
+
+
+def erf_numpy(x, out=None):
+    """erf without the compiled kernels: Python's math.erf per value (correct, ~50x slower)."""
+    import math
+
+    res = np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
+    if out is None:
+        return res
+    out[...] = res
+    return out

@@ -186,3 +186,14 @@ def avgpool_backward(dout, x, size, stride=None, pad=0):
                 for j in range(wo):
                     dxp[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw] += dout[n, c, i, j] / (kh * kw)
     return dxp[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]]
+
+
+# -- special functions -------------------------------------------------------------------------
+def erf(x):
+    """erf(x) value by value with Python's math.erf (double precision), in x's dtype."""
+    import math
+
+    out = np.empty_like(x)
+    for i in np.ndindex(x.shape):
+        out[i] = math.erf(float(x[i]))
+    return out

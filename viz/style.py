@@ -28,8 +28,9 @@ STYLES = {
     "op": {"fillcolor": "#EEEEEE", "color": "#777777", "shape": "box", "style": "rounded,filled"},
 }
 
-# Ops whose module is not their family: softmax lives with the losses but is an activation.
-_FAMILY_OVERRIDES = {"softmax": "activation"}
+# Ops whose module is not their family: softmax and log_softmax live with the losses but are
+# activations.
+_FAMILY_OVERRIDES = {"softmax": "activation", "log_softmax": "activation"}
 
 # Compiler annotations.
 # Clusters set every attribute they use: a nested cluster would inherit its parent's.

@@ -893,6 +893,14 @@ def _(tmp):
     Graph().param("u", (3,), init="uniform", low=1.0, high=0.5)
 
 
+@case("softmax-batch-axis", L, AttrError, "softmax or log_softmax over the batch axis (0) or an "
+      "axis the value does not have", "give an axis in 1..rank or a negative one (-1, the last)",
+      "probs (softmax")
+def _(tmp):
+    g = Graph()
+    g.softmax(g.input("x", (10,)), axis=0, name="probs")
+
+
 @case("prelu-slope-shape", L, ShapeError, "a prelu node lists a slope param that does not "
       "broadcast against one example", "give the slope shape (C, 1, ..., 1) or (1,), or let the "
       "builder make it", "prelu1 (prelu")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet import kernels
+from dagnet import special
 from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, check_float, check_floats, register
 from dagnet.ops.declare import POSITIVE, Attr, Same, data, param
@@ -289,7 +289,7 @@ class GELU(_Pointwise):
     def _f(self, x, a):
         if a["approximate"] == "tanh":
             return 0.5 * x * (1 + self._tanh(x))
-        return 0.5 * x * (1 + kernels.erf(x * _number(x, 1 / np.sqrt(2))))
+        return 0.5 * x * (1 + special.erf(x * _number(x, 1 / np.sqrt(2))))
 
     @staticmethod
     def _tanh(x):
@@ -302,7 +302,7 @@ class GELU(_Pointwise):
             t, xc = self._tanh(x), np.clip(x, -10, 10)
             c, k = _number(x, _GELU_C), _number(x, _GELU_K)
             return 0.5 * (1 + t) + 0.5 * xc * (1 - t * t) * c * (1 + 3 * k * xc * xc)
-        cdf = 0.5 * (1 + kernels.erf(x * _number(x, 1 / np.sqrt(2))))
+        cdf = 0.5 * (1 + special.erf(x * _number(x, 1 / np.sqrt(2))))
         xc = np.clip(x, -40, 40)  # exp(-800) is 0 already; x * x would overflow in float32
         return cdf + xc * np.exp(-0.5 * xc * xc) * _number(x, 1 / np.sqrt(2 * np.pi))
 

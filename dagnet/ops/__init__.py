@@ -7,10 +7,13 @@ from dagnet.ops import (  # noqa: F401,E402
     conv,
     dense,
     dropout,
+    embedding,
     fused,
     loss,
+    lrn,
     merge,
     norm,
+    normalize,
     pool,
     shape,
 )

@@ -130,7 +130,7 @@ class SVMLoss(_Loss):
         return dscores, None
 
 
-def _axis(op: str, attrs_axis: int, rank: int) -> int:
+def example_axis(op: str, attrs_axis: int, rank: int) -> int:
     """The full-array axis (batch = 0) of attrs' axis for values of `rank` dims per example;
     negative axes count from the end. AttrError for the batch axis or one out of range."""
     full = attrs_axis if attrs_axis >= 0 else attrs_axis + rank + 1
@@ -161,14 +161,14 @@ class _Normalised(Op):
         if not shape:
             raise ShapeError(f"{self.name}: input 'x' has no dims per example (shape ()); "
                              f"{self.name} needs at least one axis to normalise over")
-        _axis(self.name, self.read_attrs(attrs)["axis"], len(shape))
+        example_axis(self.name, self.read_attrs(attrs)["axis"], len(shape))
         return shape
 
     def _checked(self, inputs, attrs):
         (x,) = inputs
         check_float(self.name, "x", x)
         self.infer_shape([x.shape[1:]], attrs)
-        return x, _axis(self.name, self.read_attrs(attrs)["axis"], x.ndim - 1)
+        return x, example_axis(self.name, self.read_attrs(attrs)["axis"], x.ndim - 1)
 
 
 @register

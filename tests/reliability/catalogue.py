@@ -909,6 +909,30 @@ def _(tmp):
     g.op("prelu", g.input("x", (3, 4, 4)), g.param("s", (5,)), name="prelu1")
 
 
+@case("group-norm-groups", L, ShapeError, "group_norm with a number of groups that does not "
+      "divide the channels", "give groups one of the channels' divisors (listed)", "gn1: group_norm")
+def _(tmp):
+    g = Graph()
+    g.group_norm(g.input("x", (6, 4, 4)), groups=4, name="gn1")
+
+
+@case("instance-norm-no-positions", L, ShapeError, "instance_norm of values without positions "
+      "((C,) features: one value per channel)", "give (C, L) or (C, H, W) values, or use "
+      "layer_norm", "in1: instance_norm")
+def _(tmp):
+    g = Graph()
+    g.instance_norm(g.input("x", (6,)), name="in1")
+
+
+@case("embedding-id-range", L, FeedError, "an embedding fed an id outside its table's rows",
+      "give ids in [0, num), or a table with more rows", "'emb' (embedding): id 12")
+def _(tmp):
+    g = Graph()
+    g.embedding(g.input("t", (3,), dtype="int64"), num=10, dim=4, name="emb")
+    plan = dagnet.compile(g)
+    plan.forward({"t": np.array([[1, 12, 3]])})
+
+
 # -- distributed training -------------------------------------------------------------------------
 D = "distributed training (dagnet.dist, dagnet train --ranks)"
 

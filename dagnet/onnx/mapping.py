@@ -14,6 +14,7 @@ from typing import Callable
 
 from dagnet.onnx import exporters as ex
 from dagnet.onnx import importers as im
+from dagnet.onnx import layers
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,11 @@ TABLE = (
     Row("HardSwish", "hardswish", *same("HardSwish", "hardswish", 14, ex.hardswish_before_14)),
     Row("Mish", "mish", *same("Mish", "mish", 18, ex.mish_before_18)),
     Row("LogSoftmax", "log_softmax", ex.softmax("LogSoftmax"), im.normalised("log_softmax")),
+    Row("LayerNormalization", "layer_norm", layers.layer_norm, layers.load_layer_norm),
+    Row("GroupNormalization", "group_norm", layers.group_norm, layers.load_group_norm),
+    Row("InstanceNormalization", "instance_norm", layers.instance_norm, layers.load_instance_norm),
+    Row("LRN", "lrn", *same("LRN", "lrn")),
+    Row("Gather", "embedding", layers.embedding, layers.load_gather),
 )
 
 #: dagnet op -> how it is written

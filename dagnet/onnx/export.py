@@ -27,7 +27,9 @@ class Writer:
     graph: Graph
     state: dict
     dtype: np.dtype
-    opset: int = 17  # ops newer than it are written as their decompositions
+    #: the opset written: ops newer than it are written as their decompositions; an op whose
+    #: attributes came in a later one says so (OnnxError)
+    opset: int = 17
 
     def __post_init__(self):
         self.nodes, self.initializers = [], []

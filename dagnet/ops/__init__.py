@@ -5,6 +5,7 @@ from dagnet.ops.base import Op, get_op, register, registered_ops
 from dagnet.ops import (  # noqa: F401,E402
     activation,
     conv,
+    conv_transpose,
     dense,
     dropout,
     embedding,
@@ -15,7 +16,9 @@ from dagnet.ops import (  # noqa: F401,E402
     norm,
     normalize,
     pool,
+    resample,
     shape,
+    window1d,
 )
 
 __all__ = ["Op", "get_op", "register", "registered_ops"]

@@ -129,6 +129,10 @@ def test_builder_makes_the_params_each_norm_needs():
     assert g.node("emb.w").attrs["init"] == "gaussian" and g.node("emb.w").attrs["scale"] == 1.0
     assert g.node("lrn").attrs["bias"] == 2.0
     assert g.shape_of("emb") == (7, 8)
+    from viz.style import family_of
+
+    assert [family_of(g.node(n)) for n in ("whole", "gn", "inorm", "lrn", "emb")] == \
+        ["norm"] * 4 + ["dense"]
 
 
 def test_a_token_model_trains_and_its_plan_gradients_check():

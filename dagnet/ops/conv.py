@@ -20,6 +20,7 @@ from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, as_pair, check_floats, check_rank, register
 from dagnet.ops.declare import (COUNT, INITIALIZERS, PAD, POSITIVE, REQUIRED, WINDOW, Attr, data,
                                 param, weight)
+from dagnet.ops.direct import DirectCache, direct_backward, direct_forward, planes_size, uses_direct
 from dagnet.ops.workspace import Workspace
 
 _AXES = ("height", "width")
@@ -117,6 +118,8 @@ def conv_forward(x, w, b, stride, pad, contiguous=True, out=None, workspace=None
     workspace: a byte array to build the im2col columns in (the memory plan's buffer)."""
     n, f = x.shape[0], w.shape[0]
     ksize, stride, pad, out_size = conv_geometry(x.shape, w.shape, stride, pad)
+    if uses_direct(x.shape[1:], w.shape, stride, pad):  # few channels: no im2col (ops/direct.py)
+        return direct_forward(x, w, b, stride, pad, out=out, workspace=workspace)
     p = out_size[0] * out_size[1]
     # the same rule for a fused epilogue reading the GEMM's own layout: giving it the batch
     # GEMM for large outputs too (no transposes to pay) measured slower on LeNet's conv1
@@ -146,7 +149,7 @@ def grad_buffer(cache, dout_shape, dtype):
     """An empty (N, F, Ho, Wo) gradient laid out as conv_forward's GEMM output (the transposed
     view of an (F, N, Ho, Wo) array for the batch GEMM): a fused epilogue writes dout there
     and conv_backward reads it without a transpose."""
-    if cache[1] == "NKP":
+    if isinstance(cache, DirectCache) or cache[1] == "NKP":
         return np.empty(dout_shape, dtype=dtype)
     n, f = dout_shape[:2]
     return np.empty((f, n, *dout_shape[2:]), dtype=dtype).transpose(1, 0, 2, 3)
@@ -155,6 +158,8 @@ def grad_buffer(cache, dout_shape, dtype):
 def conv_backward(dout, cache, need_dx=True):
     """Gradients of conv_forward.  dout: (N, F, Ho, Wo) -> (dx (N, C, H, W) or None,
     dw (F, C, kh, kw), db (F,)). A dout from grad_buffer is used as it lies (no copy)."""
+    if isinstance(cache, DirectCache):
+        return direct_backward(dout, cache, need_dx)
     cols, layout, w, x_shape, stride, pad = cache
     n, f = dout.shape[:2]
     p = dout.shape[2] * dout.shape[3]
@@ -175,6 +180,11 @@ def conv_backward(dout, cache, need_dx=True):
     dx = kernels.col2im(dcols.reshape(-1, n, p) if layout == "KNP" else dcols, x_shape,
                         w.shape[2:], stride, pad, dout.shape[2:], layout=layout)
     return dx, dw, db
+
+
+def columns_size(w_shape, out_shape) -> int:
+    """Values of one example's im2col columns (or im2row's rows): (C*kh*kw + 1) x (Ho*Wo)."""
+    return (int(np.prod(w_shape[1:], dtype=np.int64)) + 1) * int(np.prod(out_shape[1:]))
 
 
 @register
@@ -242,8 +252,12 @@ class Conv2D(Op):
         return 2 * int(np.prod(w_shape[1:], dtype=np.int64)) * int(np.prod(out_shape, dtype=np.int64))
 
     def workspace(self, in_shapes, out_shape, attrs):
-        """The im2col columns of one example, (C*kh*kw + 1) x (Ho*Wo): built in the planned
-        buffer, kept for backward."""
+        """The im2col columns of one example, (C*kh*kw + 1) x (Ho*Wo), or the direct path's
+        padded planes: built in the planned buffer, kept for backward."""
         w_shape = in_shapes[1]
-        cols = (int(np.prod(w_shape[1:], dtype=np.int64)) + 1) * int(np.prod(out_shape[1:]))
+        a = self.read_attrs(attrs)
+        if uses_direct(in_shapes[0], w_shape, a["stride"], a["pad"]):
+            planes = planes_size(in_shapes[0], w_shape, a["stride"], a["pad"])
+            return Workspace(planes, saved=planes, planned=planes)
+        cols = columns_size(w_shape, out_shape)
         return Workspace(cols, saved=cols, planned=cols)

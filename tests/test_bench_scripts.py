@@ -29,8 +29,14 @@ def test_bench_plan_quick():
 def test_bench_train_quick(tmp_path):
     out = run("bench_train.py", "--plots", str(tmp_path))
     assert set(out["summary"]) == {"lenet_ratio_vs_torch", "lenet_ratio_vs_torch_own_process",
-                                   "fused_speedup_lenet", "lenet_epoch_s"}
-    assert set(out["models"]) == {"lenet", "three_layer_convnet", "resnet_small"}
+                                   "fused_speedup_lenet", "lenet_epoch_s",
+                                   "worst_train_ratio_vs_torch", "worst_train_ratio_vs_torch_compile"}
+    zoo = {"lenet", "lenet_bn", "three_layer_convnet", "convnet_deep", "resnet_small"}
+    assert zoo <= set(out["models"]) <= zoo | {"resnet20"}
+    if out["torch"]:  # the headline: the slowest model against torch in its own process
+        ratios = [m["dagnet_fused_img_s"] / m["torch_own_process_img_s"] for m in out["models"].values()]
+        assert out["summary"]["worst_train_ratio_vs_torch"] == pytest.approx(min(ratios))
+        assert out["summary"]["worst_train_ratio_vs_torch_compile"] is None  # --quick skips compile
     assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
 
 

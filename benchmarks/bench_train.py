@@ -51,8 +51,9 @@ def dagnet_stepper(plan, x, y, lr=1e-3):
 
 
 # -- torch, built from the same graph ----------------------------------------------------------
-def torch_module(graph, plan):
-    """An eager torch.nn.Module that computes the graph's loss with the plan's initial params."""
+def torch_module(graph, plan, state=None, output=None):
+    """An eager torch.nn.Module that computes the graph's loss with the plan's initial params;
+    with state (the plan's batchnorm running statistics) its eval-mode value `output` instead."""
     import torch
     import torch.nn.functional as F
 
@@ -75,6 +76,10 @@ def torch_module(graph, plan):
         if n.op == "avg_pool2d":
             return F.avg_pool2d(ins[0], pair(a.get("size", 2)), pair(a.get("stride", a.get("size", 2))),
                                 pair(a.get("pad", 0)))
+        if n.op == "batchnorm" and state is not None:
+            st = {k: torch.from_numpy(v) for k, v in state[n.name].items()}
+            return F.batch_norm(ins[0], st["running_mean"], st["running_var"], ins[1], ins[2],
+                                training=False, eps=a.get("eps", 1e-5))
         if n.op == "batchnorm":
             return F.batch_norm(ins[0], None, None, ins[1], ins[2], training=True, eps=a.get("eps", 1e-5))
         if n.op == "global_avg_pool":
@@ -86,7 +91,7 @@ def torch_module(graph, plan):
         if n.op == "flatten":
             return ins[0].flatten(1)
         if n.op == "dropout":
-            return F.dropout(ins[0], a.get("p", 0.5))
+            return F.dropout(ins[0], a.get("p", 0.5), training=state is None)
         if n.op == "softmax_cross_entropy":
             return F.cross_entropy(ins[0], ins[1])
         raise NotImplementedError(n.op)
@@ -100,9 +105,9 @@ def torch_module(graph, plan):
             vals = dict(feeds)
             vals.update(params)
             for n in graph:
-                if n.op not in ("input", "param"):
+                if n.op not in ("input", "param") and not (output and n in graph.losses):
                     vals[n.name] = run(n, [vals[s] for s in n.inputs])
-            return vals[graph.losses[0].name]
+            return vals[output or graph.losses[0].name]
 
     return Net()
 

@@ -249,6 +249,13 @@ def backward(const real[:, :, :, ::1] dout, const real[:, ::1] planes,
                             ih = a * sh + rh - ph
                             if ih < 0 or ih >= H:
                                 continue
+                            if sw == 1:  # the row is contiguous: columns pw .. pw + W - 1
+                                if kp:
+                                    memcpy(dxn + (c * H + ih) * W, xg + c * Qd + a * Wd + pw,
+                                           W * sizeof(real))
+                                else:
+                                    memset(dxn + (c * H + ih) * W, 0, W * sizeof(real))
+                                continue
                             for b in range((pw - rw + sw - 1) // sw if pw > rw else 0, Wd):
                                 iw = b * sw + rw - pw
                                 if iw >= W:

@@ -93,6 +93,8 @@ def test_bench_infer_quick():
         assert own["dagnet"]["peak_rss_bytes"] >= 0 and own["dagnet"]["max_abs_diff"] == 0
         if out["onnxruntime"]:
             assert all(r["ort_max_abs_diff"] < 1e-3 for r in m["batches"].values())
+            assert all(r["ratio_vs_ort"] > 0 and r["ratio_vs_ort_same_process"] > 0
+                       for r in m["batches"].values())
             assert own["onnxruntime"]["max_abs_diff"] < 1e-3
             assert own["onnxruntime"]["peak_rss_bytes"] > 0  # its session holds the weights
         if out["torch"]:

@@ -4,8 +4,20 @@ Messages say what went wrong, where (node, op, key path, step) and the fix; see 
 """
 
 
+#: the longest message an error keeps: a value quoted into it (an expanded YAML alias, a name
+#: of a million characters) is elided in the middle, so that errors stay short lines
+MAX_MESSAGE = 1000
+
+
 class DagnetError(Exception):
     """Base class of all dagnet errors."""
+
+    def __init__(self, *args):
+        if len(args) == 1 and isinstance(args[0], str) and len(args[0]) > MAX_MESSAGE:
+            text, keep = args[0], MAX_MESSAGE - 40
+            args = (f"{text[:keep - keep // 3]} ... [{len(text) - keep:,} characters elided] ... "
+                    f"{text[len(text) - keep // 3:]}",)
+        super().__init__(*args)
 
 
 class SpecError(DagnetError):
@@ -42,6 +54,10 @@ class FusionMismatchError(DagnetError):
 
 class CheckpointError(DagnetError):
     """A checkpoint is missing, corrupt, truncated, unsafe, or from another graph."""
+
+
+class RunFolderError(DagnetError):
+    """A run folder cannot be used: another process writes it, or its files cannot be written."""
 
 
 class DatasetError(DagnetError):

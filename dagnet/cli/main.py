@@ -8,8 +8,7 @@ import argparse
 import os
 import sys
 
-from dagnet.cli import draw, inspect, interchange, train
-from dagnet.errors import DagnetError
+from dagnet.cli import draw, failures, inspect, interchange, train
 
 #: the modules whose `register(sub)` adds their commands, in the order --help lists them
 COMMAND_MODULES = (train, inspect, draw, interchange)
@@ -37,21 +36,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "out", "") is None:
         args.out = os.path.join("runs", os.path.splitext(os.path.basename(args.model))[0])
-    try:
-        return args.func(args)
-    except DagnetError as e:
-        print(f"dagnet {args.command}: {e}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # `dagnet summary lenet | head`: the reader left, not an error
-        sys.stdout = open(os.devnull, "w")
-        return 0
-    except KeyboardInterrupt:
-        print("interrupted; the last checkpoint is kept", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    # Every failure is one line and a non-zero exit code (dagnet/cli/failures.py)
+    return failures.run(args.func, args, args.command)
 
 
 if __name__ == "__main__":

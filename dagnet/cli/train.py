@@ -7,26 +7,52 @@ import sys
 
 import numpy as np
 
-from dagnet.cli.common import DATA_HELP, UsageError, load_data, resolve_graph, with_loss, write_json
+from dagnet.cli.common import DATA_HELP, UsageError, load_data, resolve_graph, with_loss
+from dagnet.cli.resume import Given, check_recorded, settle
 from dagnet.errors import DagnetError
+from dagnet.train.runfolder import describe_os_error, short, write_json
 
 
 def cmd_train(args) -> int:
+    ckpt = os.path.join(args.out, "checkpoint.npz")
+    try:
+        return train_run(args, ckpt)
+    except KeyboardInterrupt:
+        print(f"interrupted; {saved_note(ckpt)}", file=sys.stderr)
+        return 130
+
+
+def train_run(args, ckpt: str) -> int:
+    """Train in the run folder args.out, holding its lock throughout."""
+    from dagnet.train.runfolder import RunLock
+
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot use --out {args.out}: {describe_os_error(e)}") from None
+    with RunLock(ckpt, what=f"run folder {args.out}"):
+        resuming = os.path.exists(ckpt)
+        if resuming and not args.resume:
+            raise UsageError(f"{args.out} already holds a run: pass --resume to continue it, or "
+                             f"choose another --out")
+        recorded = recorded_flags(ckpt) if resuming else {}
+        flags, allowed = settle(args.parser, args, recorded, args.out)
+        check_flags(args)
+        data, info = load_data(args.data, args.val, args.seed)
+        keep_data_json(os.path.join(args.out, "data.json"), info, resuming, args.out)
+        return train_in_folder(args, ckpt, data, flags, allowed)
+
+
+def train_in_folder(args, ckpt: str, data: dict, flags: dict, allowed: list) -> int:
     import dagnet
     from dagnet.train.evaluate import evaluate_arrays
     from dagnet.train.solver import Solver
 
-    check_flags(args)
-    ckpt = os.path.join(args.out, "checkpoint.npz")
-    if os.path.exists(ckpt) and not args.resume:
-        raise UsageError(f"{args.out} already holds a run: pass --resume to continue it, or "
-                         f"choose another --out")
-    data, info = load_data(args.data, args.val, args.seed)
     shape = data["X_train"].shape[1:]
     classes = int(max(data["y_train"].max(), data["y_test"].max())) + 1
     graph = with_loss(resolve_graph(args.model, shape, classes))
     params = state = None
-    if args.weights:
+    if args.weights and not os.path.exists(ckpt):  # resuming: the checkpoint's params win
         from dagnet.train.checkpoint import check_compatible, load_checkpoint
 
         ck = load_checkpoint(args.weights)
@@ -35,11 +61,6 @@ def cmd_train(args) -> int:
         params = {k: v.astype(args.dtype) for k, v in ck.params.items()}
         state = {n: {k: v.astype(args.dtype) for k, v in st.items()} for n, st in ck.state.items()}
     plan = dagnet.compile(graph, seed=args.seed, dtype=args.dtype, params=params, state=state)
-    try:
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"cannot use --out {args.out}: {e.strerror}") from None
-    write_json(os.path.join(args.out, "data.json"), info)
     if not args.quiet:
         print(f"{graph.name}: {sum(p.size for p in plan.params.values()):,} params, "
               f"{len(plan.steps)} steps ({sum(s.fused for s in plan.steps)} fused); "
@@ -51,7 +72,13 @@ def cmd_train(args) -> int:
                     lr_schedule=lr_schedule(args, len(data["X_train"])),
                     batch_size=args.batch_size, num_epochs=args.epochs, num_train_samples=5000,
                     verbose=not args.quiet, print_every=0, checkpoint=ckpt, resume=args.resume,
-                    seed=args.seed, on_epoch=lambda s: write_history(args.out, s))
+                    seed=args.seed, on_epoch=lambda s: write_history(args.out, s),
+                    allow_changes=allowed, run_info={"flags": flags})
+    if solver.changes and solver.changes[-1]["epoch"] == solver.epoch and not args.quiet:
+        changed = solver.changes[-1]["changed"]
+        print(f"resuming after epoch {solver.epoch} with "
+              + ", ".join(f"{k} {short(repr(a), 40)} -> {short(repr(b), 40)}"
+                          for k, (a, b) in changed.items()) + " (recorded in the run's history)")
     first_epoch = solver.epoch  # > 0 when resumed: the speed below is this run's alone
     solver.train()  # leaves the best epoch's params in the plan
     test = evaluate_arrays(plan, data["X_test"], data["y_test"])
@@ -61,6 +88,45 @@ def cmd_train(args) -> int:
               f"{run_speed(solver.epoch_times[first_epoch:], len(data['X_train']), first_epoch)}; "
               f"run in {args.out}")
     return 0
+
+
+def recorded_flags(ckpt: str) -> dict:
+    """The flags the run in ckpt was trained with ({} if it predates recorded flags)."""
+    from dagnet.train.checkpoint import load_checkpoint
+
+    info = load_checkpoint(ckpt).solver.get("run_info")
+    return check_recorded(info.get("flags") if isinstance(info, dict) else None, ckpt)
+
+
+def keep_data_json(path: str, info: dict, resuming: bool, run: str) -> None:
+    """data.json describes the run's data for `evaluate` and `maps`: written when a run starts
+    (or if lost), never rewritten mid-run; resuming on data that no longer matches it (the
+    files changed: another normalisation) is refused."""
+    from dagnet.train.runfolder import DATA_FIELDS, read_json
+
+    if resuming and os.path.exists(path):
+        saved = read_json(path, DATA_FIELDS, "a run's data.json", error=UsageError)
+        differ = [k for k in info if saved.get(k) != info[k]]
+        if differ:
+            raise UsageError(f"{run} was trained on other data: {', '.join(differ)} in "
+                             f"{path} differ from --data {info['data']} now (the data files "
+                             f"changed?); resume on the run's data, or start a new run from its "
+                             f"params: --weights {run}/checkpoint.npz --out NEW")
+        return
+    write_json(path, info)
+
+
+def saved_note(ckpt: str) -> str:
+    """What the run folder holds after an interruption, read from the checkpoint itself."""
+    from dagnet.train.checkpoint import load_checkpoint
+
+    if not os.path.exists(ckpt):
+        return "no epoch had ended, so nothing was saved"
+    try:
+        epoch = load_checkpoint(ckpt).solver["epoch"]
+    except (DagnetError, KeyError):
+        return f"{ckpt} is not a usable checkpoint"
+    return f"{ckpt} holds epoch {epoch}: continue with --resume"
 
 
 #: the learning rate tuned for LeNet-sized nets with the SGD rules and the cosine schedule
@@ -132,7 +198,7 @@ def lr_schedule(args, n_train: int) -> dict:
 
 
 def write_history(out: str, solver) -> None:
-    write_json(os.path.join(out, "history.json"), solver.history())
+    write_json(os.path.join(out, "history.json"), {**solver.history(), "changes": solver.changes})
 
 
 def write_pictures(out: str, graph, plan, solver, quiet: bool) -> None:
@@ -156,51 +222,58 @@ def register(sub) -> None:
 
     t = sub.add_parser("train", help="train a model on a dataset, writing a run directory")
     t.add_argument("model", help="a model-zoo name (lenet, ...) or a spec file (.yaml/.json)")
-    t.add_argument("--data", default="fashion-mnist", help=DATA_HELP + " (default: %(default)s)")
-    t.add_argument("--epochs", type=int, default=2,
+    t.add_argument("--data", action=Given, default="fashion-mnist",
+                   help=DATA_HELP + " (default: %(default)s)")
+    t.add_argument("--epochs", action=Given, type=int, default=2,
                    help="passes over the training set (default: %(default)s)")
-    t.add_argument("--batch-size", type=int, default=64,
+    t.add_argument("--batch-size", action=Given, type=int, default=64,
                    help="examples per step (default: %(default)s)")
-    t.add_argument("--update-rule", default="sgd_momentum", choices=list(UPDATE_RULES),
+    t.add_argument("--update-rule", action=Given, default="sgd_momentum",
+                   choices=list(UPDATE_RULES),
                    help="the optimizer; adamw: Adam with decoupled weight decay (PyTorch's "
                         "AdamW), adadelta: AdaDelta (PyTorch's) (default: %(default)s)")
-    t.add_argument("--lr", type=float, default=None,
+    t.add_argument("--lr", action=Given, type=float, default=None,
                    help=f"(peak) learning rate (default: {SGD_LR} for sgd, sgd_momentum and "
                         f"nesterov; the rule's own otherwise: adam/adamw 1e-3, rmsprop and "
                         f"adagrad 1e-2, adadelta 1.0)")
-    t.add_argument("--lr-schedule", default="cosine", choices=["cosine", "step", "constant"],
+    t.add_argument("--lr-schedule", action=Given, default="cosine", choices=["cosine", "step", "constant"],
                    help="cosine: per step down to 0 over the run; step: times --lr-decay per "
                         "epoch; constant: --lr throughout (default: %(default)s)")
-    t.add_argument("--warmup", type=float, default=0.1,
+    t.add_argument("--warmup", action=Given, type=float, default=0.1,
                    help="epochs (a fraction is fine) over which the rate climbs linearly to --lr "
                         "before the cosine decay (with --lr-schedule cosine; 0: none) "
                         "(default: %(default)s)")
-    t.add_argument("--lr-decay", type=float, default=0.9,
+    t.add_argument("--lr-decay", action=Given, type=float, default=0.9,
                    help="per-epoch learning-rate factor (with --lr-schedule step) "
                         "(default: %(default)s)")
-    t.add_argument("--weight-decay", type=float, default=None,
+    t.add_argument("--weight-decay", action=Given, type=float, default=None,
                    help="weight decay on weights (not biases): an L2 term 0.5*wd*||W||^2 in the "
                         "loss, or with --update-rule adamw AdamW's decoupled decay (default: 0; "
                         "with adamw 0.01, PyTorch's)")
-    t.add_argument("--patience", type=int, default=None,
+    t.add_argument("--patience", action=Given, type=int, default=None,
                    help="stop early after this many epochs without the --monitor value "
                         "improving, keeping the best epoch's params (default: never stop early)")
-    t.add_argument("--monitor", default="val_acc", choices=list(MONITORS),
+    t.add_argument("--monitor", action=Given, default="val_acc", choices=list(MONITORS),
                    help="what picks the best epoch (whose params are kept) and drives "
                         "--patience (default: %(default)s)")
-    t.add_argument("--min-delta", type=float, default=0.0,
+    t.add_argument("--min-delta", action=Given, type=float, default=0.0,
                    help="how much the --monitor value must improve by to count as an "
                         "improvement (default: %(default)s)")
-    t.add_argument("--val", type=int, default=5000,
+    t.add_argument("--val", action=Given, type=int, default=5000,
                    help="validation examples split off train (default: %(default)s)")
-    t.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+    t.add_argument("--dtype", action=Given, default="float32", choices=["float32", "float64"],
                    help="float type of params and activations (default: %(default)s)")
-    t.add_argument("--seed", type=int, default=0,
+    t.add_argument("--seed", action=Given, type=int, default=0,
                    help="seed of the init, the split, the batch order and dropout "
                         "(default: %(default)s)")
     t.add_argument("--out", default=None, help="run directory (default: runs/MODEL)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out with its own flags (a flag given with "
+                        "another value is refused, naming both)")
+    t.add_argument("--override", action="append", metavar="FLAG=VALUE",
+                   help="with --resume: change one of the run's flags (e.g. lr=0.01, "
+                        "epochs=20), recorded in the run's history (repeatable)")
     t.add_argument("--weights", help="start from these params (a checkpoint, e.g. from "
                    "`dagnet import`) instead of fresh ones: fine-tuning")
     t.add_argument("--quiet", action="store_true", help="no progress bar or messages")
-    t.set_defaults(func=cmd_train)
+    t.set_defaults(func=cmd_train, parser=t)

@@ -17,17 +17,15 @@ and refuses object arrays before reading them: a checkpoint never executes code.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from dagnet.errors import CheckpointError
+from dagnet.train import runfolder
 
 FORMAT = "dagnet-checkpoint"
 FORMAT_VERSION = 1
@@ -135,57 +133,8 @@ def _digest(meta: dict, arrays: dict[str, np.ndarray]) -> str:
 
 def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
     """Temp file in the same directory, flush + fsync, os.replace, fsync the directory."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        # Same directory as the target: os.replace is only atomic within one file system.
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    except OSError as e:
-        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror} ({directory}); "
-                              "create the directory or choose another --out") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, allow_pickle=False, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates the file 0600; a checkpoint is no secret and others may evaluate it.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise CheckpointError(f"cannot write checkpoint {path}: {e}; the previous checkpoint, "
-                                  "if any, is unchanged") from e
-        raise
-    _fsync_directory(directory)
-    _remove_stale_temps(directory, path)
-
-
-#: temp files of this age (seconds) are leftovers of a save that was killed, not one under way
-STALE_TEMP_AGE = 60.0
-
-
-def _remove_stale_temps(directory: str, path: str) -> None:
-    """Delete the temp files that killed saves of `path` left behind (older than
-    STALE_TEMP_AGE), so that crashes do not pile up checkpoint-sized garbage."""
-    prefix = "." + os.path.basename(path) + "."
-    now = time.time()
-    with contextlib.suppress(OSError):
-        for name in os.listdir(directory):
-            if name.startswith(prefix) and name.endswith(".tmp"):
-                temp = os.path.join(directory, name)
-                with contextlib.suppress(OSError):
-                    if now - os.path.getmtime(temp) > STALE_TEMP_AGE:
-                        os.unlink(temp)
-
-
-def _fsync_directory(directory: str) -> None:
-    # Without this the rename itself may be lost on power failure, though the data is on disk.
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    runfolder.write_atomically(path, lambda f: np.savez(f, allow_pickle=False, **arrays),
+                               error=CheckpointError, what="checkpoint")
 
 
 # -- loading ---------------------------------------------------------------------------------

@@ -24,8 +24,8 @@ import numpy as np
 import dagnet
 from dagnet import Graph
 from dagnet.errors import (AttrError, CheckpointError, CycleError, DagnetError, DatasetError,
-                           DTypeError, FeedError, FusionMismatchError, GraphError, ShapeError,
-                           SpecError, TrainingError, UnknownOpError)
+                           DTypeError, FeedError, FusionMismatchError, GraphError, RunFolderError,
+                           ShapeError, SpecError, TrainingError, UnknownOpError)
 from dagnet.spec import graph_from_spec, load_spec
 from dagnet.train.checkpoint import load_checkpoint, save_checkpoint
 from dagnet.train.solver import Solver
@@ -594,8 +594,10 @@ def _(tmp):
                  resume=True)
 
 
-@case("ckpt-other-settings", F, CheckpointError, "resuming with another update rule or batch size",
-      "resume with the same settings, or start a new run elsewhere", "update_rule 'sgd'")
+@case("ckpt-other-settings", F, CheckpointError,
+      "resuming with another recipe (update rule, learning rate, schedule, epochs, batch size, ...)",
+      "resume with the same settings, or allow the change (allow_changes=[...], dagnet train "
+      "--override KEY=VALUE): the run's history records it", "update_rule 'sgd'")
 def _(tmp):
     path = saved_run(tmp)
     quiet_solver(mlp_plan(), tiny_data(8, (6,)), checkpoint=path, resume=True, update_rule="adam")
@@ -614,6 +616,34 @@ def _(tmp):
       "create the directory or choose another --out", "no/such")
 def _(tmp):
     quiet_solver(mlp_plan(), tiny_data(8, (6,)), checkpoint=str(tmp / "no/such/ck.npz")).train()
+
+
+@case("ckpt-disk-full", F, CheckpointError, "the disk fills up (or the folder is read-only) "
+      "while a checkpoint is written", "free some space or write elsewhere; the previous "
+      "checkpoint is kept and no temp file is left", "No space left on device (ENOSPC)")
+def _(tmp):
+    import errno
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with mock.patch("dagnet.train.runfolder.os.fsync", full):
+        save_checkpoint(tmp / "run.npz", params={}, state={}, optimizer={}, solver={}, spec={})
+
+
+@case("run-in-use", F, RunFolderError,
+      "a second process trains into a run (or checkpoint) another process is writing",
+      "wait for it to finish or stop it, or write to another folder", "in use by another process")
+def _(tmp):
+    import fcntl
+    import json
+
+    with open(tmp / "run.npz.lock", "w") as holder:  # as another process's lock would be
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder.write(json.dumps({"pid": 4242, "host": "lab-7", "started": "2026-11-24T09:15:02",
+                                 "command": "dagnet train lenet --out runs/lenet"}))
+        holder.flush()
+        quiet_solver(mlp_plan(), tiny_data(8, (6,)), checkpoint=str(tmp / "run.npz")).train()
 
 
 # -- training -----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dagnet.graph import INPUT, PARAM, Graph, Node
 from dagnet.ops import get_op
-from dagnet.compiler.patterns import PATTERNS
+from dagnet.compiler.patterns import patterns_from_registry
 from dagnet.compiler.shapes import topological_order
 
 
@@ -44,9 +44,11 @@ def _blocker(users: dict, members: list[Node], outputs: set, pattern, mode: str)
 
 
 def fuse(graph: Graph, outputs: list[str] | None = None, mode: str = "train",
-         patterns=PATTERNS) -> Graph:
+         patterns=None) -> Graph:
+    """patterns: default, those of the fused ops registered now (compiler/patterns.py)."""
     outputs = set(graph.outputs if outputs is None else outputs)
-    patterns = sorted(patterns, key=lambda p: -len(p.ops))
+    patterns = sorted(patterns_from_registry() if patterns is None else patterns,
+                      key=lambda p: -len(p.ops))
     taken: set[str] = set()
     groups, near_misses = [], []
     users = graph.consumer_map()

@@ -13,17 +13,20 @@ its input nor the producer's backward reads its output. Nothing else runs in pla
 
 Buffers: values are given buffers greedily; a buffer whose value is dead is reused by the next
 value (best fit by size). Sizes are bytes per example (batched values scale with the batch;
-unbatched ones, such as losses, are fixed). Ops that take a workspace buffer (conv's im2col
-columns) get one the same way, by the workspace's liveness and of the size they build in it.
-The runtime allocates these buffers once per plan and hands ops views of them, as `out=` for
-values and `workspace=` for scratch (dagnet/runtime.py, planned_buffers). Workspace a step's
-backward keeps lives until then; the rest ("transient") only during the step.
+unbatched ones, such as losses, are fixed). Ops whose Workspace (dagnet/ops/workspace.py) has a
+planned part (conv's im2col columns) get a buffer for it the same way, by the workspace's
+liveness and of the size they build in it. The runtime allocates these buffers once per plan
+and hands ops views of them, as `out=` for values and `workspace=` for scratch
+(dagnet/runtime/executor.py). Workspace a step's backward keeps lives until then; the rest
+("transient") only during the step.
 graph.meta["memory"] = {"buffers": {id: bytes/example}, "fixed_bytes", "timeline": S or 2S,
 "activations": {"peak", "no_reuse", "peak_step"}, "total": the same with workspaces,
-"workspaces": {step or "step:transient": (start, end, bytes)}}; node.meta: "buffer",
+"workspaces": {step or "step:transient": Span(start, end, bytes)}}; node.meta: "buffer",
 "workspace_buffer" (-1 when the op takes none), "live" (start, end), "inplace".
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -31,6 +34,27 @@ from dagnet.graph import INPUT, PARAM, Graph
 from dagnet.ops import get_op
 
 WS = ":workspace"  # suffix of workspace entries in the liveness table
+
+
+class Lifetime(NamedTuple):
+    """A value (or a step's workspace) in the liveness table: bytes per example, live from
+    step `start` to step `end` (both included)."""
+
+    name: str
+    start: int
+    end: int
+    size: int
+    batched: bool = True
+    #: the value whose buffer this one takes over (in place, or a view of it)
+    alias: str | None = None
+
+
+class Span(NamedTuple):
+    """A workspace in graph.meta["memory"]["workspaces"]: live steps and bytes per example."""
+
+    start: int
+    end: int
+    bytes: int
 
 
 def can_run_inplace(g: Graph, users: dict, n, outputs: set, mode: str) -> bool:
@@ -63,8 +87,8 @@ def plan_memory(graph: Graph, mode: str = "train", itemsize: int = 4, inplace: b
     def back_time(name):
         return 2 * S - 1 - t_of[name]
 
-    values = []  # (name, start, end, bytes_per_example, batched, alias_of)
-    planned = []  # the same for the workspaces of ops that take a planned buffer
+    values: list[Lifetime] = []
+    planned: list[Lifetime] = []  # the workspaces of ops that take a planned buffer
     consumer_map = g.consumer_map()
     view_root: dict[str, str] = {}  # value -> the value owning its buffer (op outputs only)
     ends: dict[str, int] = {}
@@ -95,29 +119,28 @@ def plan_memory(graph: Graph, mode: str = "train", itemsize: int = 4, inplace: b
         else:
             view_root[n.name] = n.name
         ends[n.name] = end
-        values.append((n.name, t_of[n.name], end, size, bool(n.meta.get("batched", True)), alias))
+        values.append(Lifetime(n.name, t_of[n.name], end, size, bool(n.meta.get("batched", True)),
+                               alias))
         in_shapes = [g.node(s).meta.get("shape", ()) for s in n.inputs]
-        out_shape = n.meta.get("shape", ())
-        ws = int(op.workspace(in_shapes, out_shape, n.attrs)) * itemsize
-        if ws:
+        w = op.workspace(in_shapes, n.meta.get("shape", ()), n.attrs)
+        if w.elements:
             # the scratch backward keeps lives until then; the rest only during the step
-            kept = int(op.workspace_saved(in_shapes, out_shape, n.attrs)) * itemsize \
-                if train and n.name in bwd else 0
+            ws = int(w.elements) * itemsize
+            kept = int(w.saved) * itemsize if train and n.name in bwd else 0
             t = t_of[n.name]
             ws_end = back_time(n.name) if kept else t
             if kept:
-                values.append((f"{n.name}{WS}", t, ws_end, kept, True, None))
+                values.append(Lifetime(f"{n.name}{WS}", t, ws_end, kept))
             if ws > kept:
-                values.append((f"{n.name}:transient{WS}", t, t, ws - kept, True, None))
-            if op.takes_workspace:  # the part the op builds in a planned buffer
-                size = int(op.workspace_buffer(in_shapes, out_shape, n.attrs)) * itemsize
-                planned.append((f"{n.name}{WS}", t, ws_end, size, True, None))
+                values.append(Lifetime(f"{n.name}:transient{WS}", t, t, ws - kept))
+            if w.planned:  # the part the op builds in a planned buffer
+                planned.append(Lifetime(f"{n.name}{WS}", t, ws_end, int(w.planned) * itemsize))
 
-    values = [(v[0], v[1], ends.get(v[0], v[2])) + v[3:] for v in values]  # views extended roots
+    values = [v._replace(end=ends.get(v.name, v.end)) for v in values]  # views extended roots
     for n in steps:
         n.meta["live"] = (t_of[n.name], ends[n.name])
     # buffers for the values and for the scratch ops build in one (the peaks count all scratch)
-    buffers, fixed, assign = _assign_buffers([v for v in values if not v[0].endswith(WS)] + planned)
+    buffers, fixed, assign = _assign_buffers([v for v in values if not v.name.endswith(WS)] + planned)
     for n in steps:
         n.meta["buffer"] = assign[n.name]
         n.meta["workspace_buffer"] = assign.get(f"{n.name}{WS}", -1)
@@ -127,28 +150,29 @@ def plan_memory(graph: Graph, mode: str = "train", itemsize: int = 4, inplace: b
         "fixed_bytes": fixed,
         "timeline": timeline,
         "mode": mode,
-        "activations": _peaks([v for v in values if not v[0].endswith(WS)], timeline),
+        "activations": _peaks([v for v in values if not v.name.endswith(WS)], timeline),
         "total": _peaks(values, timeline),
-        "workspaces": {v[0][:-len(WS)]: (v[1], v[2], v[3]) for v in values if v[0].endswith(WS)},
+        "workspaces": {v.name[:-len(WS)]: Span(v.start, v.end, v.size)
+                       for v in values if v.name.endswith(WS)},
     }
     return g
 
 
-def _peaks(values, timeline) -> dict:
+def _peaks(values: list[Lifetime], timeline) -> dict:
     """Bytes per example: the peak of live values over time, and the sum of all values (every
     value in its own buffer: no reuse, no in-place)."""
     live = np.zeros(timeline + 1, dtype=np.int64)
     total = 0
-    for name, start, end, size, batched, alias in values:
-        if batched:
+    for v in values:
+        if v.batched:
             # an in-place value takes over its input's buffer at `start`, where the input is
             # still counted: count it from the next step on
-            live[start + (alias is not None):end + 1] += size
-            total += size
+            live[v.start + (v.alias is not None):v.end + 1] += v.size
+            total += v.size
     return {"peak": int(live.max()), "no_reuse": int(total), "peak_step": int(live.argmax())}
 
 
-def _assign_buffers(values):
+def _assign_buffers(values: list[Lifetime]):
     """Greedy interval allocation: returns ({buffer: bytes}, fixed bytes, {value: buffer})."""
     buffers: dict[int, int] = {}
     busy_until: dict[int, int] = {}
@@ -156,7 +180,7 @@ def _assign_buffers(values):
     fixed = 0
     # at equal start times the largest value picks first, so small ones do not take (and
     # then grow) the big free buffers
-    for name, start, end, size, batched, alias in sorted(values, key=lambda v: (v[1], -v[3], v[0])):
+    for name, start, end, size, batched, alias in sorted(values, key=lambda v: (v.start, -v.size, v.name)):
         if not batched:
             fixed += size
             assign[name] = -1

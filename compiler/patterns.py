@@ -1,11 +1,16 @@
-"""Fusion patterns, kept as data. A pattern is a chain of op names; each value inside the chain
-feeds the next op's first input. The fuse pass tries them longest first. The fused op that runs
-a pattern is registered under the chain's name joined by '+' (see dagnet/ops/fused.py)."""
+"""Fusion patterns, read off the registered fused ops (dagnet/ops/fused.py): each fused op
+declares its chain and the modes it may fire in, and is a pattern. A pattern is a chain of op
+names; each value inside the chain feeds the next op's first input. The fuse pass tries them
+longest first.
+
+To add a pattern, register a FusedOp with its chain: nothing here changes.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-MODES = ("train", "eval")
+from dagnet.ops import registered_ops
+from dagnet.ops.fusion import MODES, FusedOp
 
 
 @dataclass(frozen=True)
@@ -25,15 +30,11 @@ class Pattern:
         return self.name
 
 
-PATTERNS = (
-    Pattern(("conv2d", "batchnorm", "relu", "max_pool2d")),
-    Pattern(("conv2d", "batchnorm", "relu")),
-    Pattern(("conv2d", "relu", "max_pool2d")),
-    Pattern(("affine", "batchnorm", "relu")),
-    Pattern(("conv2d", "relu")),
-    Pattern(("affine", "relu")),
-    # Folding batchnorm into the conv's weights is exact only with frozen statistics.
-    Pattern(("conv2d", "batchnorm"), modes=("eval",),
-            mode_reason="batchnorm folds into the conv only in eval mode; in train mode its "
-                        "batch statistics change every step"),
-)
+def patterns_from_registry() -> tuple:
+    """One Pattern per registered fused op, longest chain first (then in registration order)."""
+    fused = [op for op in registered_ops().values() if isinstance(op, FusedOp)]
+    return tuple(sorted((Pattern(op.chain, tuple(op.modes), op.mode_reason) for op in fused),
+                        key=lambda p: -len(p.ops)))
+
+
+PATTERNS = patterns_from_registry()

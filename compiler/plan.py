@@ -1,6 +1,7 @@
 """ExecutionPlan: the compiler's product. Ordered Steps (one kernel call each, fused or single),
-initialised params and state, the backward order and the memory plan; executed by
-dagnet.runtime.
+initialised params and state, the backward order and the memory plan, plus reports on them.
+Its forward/backward hand the steps to its Executor (dagnet/runtime/executor.py), which holds
+the run's state (caches, planned buffers).
 
     plan = dagnet.compile(graph)
     loss, grads = plan.loss_and_grads(x, y)     # train step numbers
@@ -69,14 +70,13 @@ class ExecutionPlan:
         by_name = {s.name: s for s in self.steps}
         self.backward_steps = [by_name[n] for n in graph.meta.get("backward", {}).get("order", [])]
         self.losses = [s.name for s in self.steps if s.op.kind == "loss"]
-        self._caches: dict = {}
         self._needed: dict = {}
         # the memory plan's buffers (bytes per example), given to ops as `out=` by the runtime;
         # False gives every value a fresh array (for debugging a suspected overwrite)
         self.buffer_bytes = dict(graph.meta.get("memory", {}).get("buffers", {}))
         self.use_planned_buffers = True
-        self._arena: dict = {}
-        self._arena_batch = 0
+        # runs the steps and keeps the run's state: the last train forward's caches, the buffers
+        self.executor = runtime.Executor(self)
 
     def _make_steps(self) -> list[Step]:
         steps = []
@@ -101,8 +101,8 @@ class ExecutionPlan:
         return steps
 
     # -- running ----------------------------------------------------------------------------
-    def _steps_for(self, values: tuple) -> list[Step]:
-        """The steps needed to compute `values` (cached per request)."""
+    def steps_for(self, values: tuple) -> list[Step]:
+        """The steps needed to compute `values` (names of values; cached per request)."""
         if values not in self._needed:
             need = set(values)
             chosen = []
@@ -124,7 +124,7 @@ class ExecutionPlan:
                               "mode='train' to run training steps")
         names = self.outputs if outputs is None else [getattr(o, "name", o) for o in outputs]
         values = tuple(self._resolve(o) for o in names)
-        vals = runtime.run_forward(self, feeds, mode, self._steps_for(values), requested=values)
+        vals = self.executor.forward(feeds, mode, values)
         return {o: vals[v] for o, v in zip(names, values)}
 
     def _resolve(self, name: str) -> str:
@@ -157,7 +157,7 @@ class ExecutionPlan:
                 raise DagnetError("the plan has no loss; pass douts={output: dout} to backward()")
             for v in self.losses:
                 seeds[v] = np.asarray(1.0, dtype=self.dtype)
-        return runtime.run_backward(self, seeds)
+        return self.executor.backward(seeds)
 
     def feeds_for(self, x, y=None) -> dict:
         """{input: array} from positional data: x for the float input, y for the integer one."""

@@ -4,7 +4,7 @@ the same graph always gives the same plan."""
 from __future__ import annotations
 
 from dagnet.graph import INPUT, PARAM, Graph
-from dagnet.compiler.shapes import topological_order
+from dagnet.ir import topological_order
 
 
 def schedule(graph: Graph) -> Graph:

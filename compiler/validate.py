@@ -1,17 +1,18 @@
 """Pass: validate the structure of a graph. Graph -> Graph (the same graph; raises on error).
 
 Checks: unknown ops, arity, dangling inputs, inputs/params with inputs, cycles (the error prints
-the cycle), outputs that do not exist, param and input attrs.
+the cycle), outputs that do not exist, and every node's attrs against the declarations of its op
+(or of input and param nodes): the checks the builder and the spec forms make too.
 """
 from __future__ import annotations
 
 import difflib
 
 import networkx as nx
-import numpy as np
 
 from dagnet.errors import CycleError, GraphError
-from dagnet.graph import INITIALIZERS, INPUT, PARAM, Graph, check_size
+from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.infer import check_leaf_attrs, check_node_attrs
 from dagnet.ops import get_op
 
 
@@ -42,47 +43,11 @@ def check_outputs(graph: Graph, outputs) -> None:
                              f"'{graph.name}'{hint}")
 
 
-def _check_input_dtype(n) -> None:
-    dtype = n.attrs.get("dtype")
-    try:
-        ok = isinstance(dtype, str) and np.dtype(dtype).kind in "fiu"
-    except TypeError:
-        ok = False
-    if not ok:
-        raise GraphError(f"{n.name}: input node needs a 'dtype' that is a float or integer type "
-                         f"such as float32 or int64, got {dtype!r}")
-
-
-def _check_param_attrs(n) -> None:
-    init = n.attrs.get("init", "gaussian")
-    if not isinstance(init, str) or init not in INITIALIZERS:
-        raise GraphError(f"{n.name}: unknown initializer {init!r}; use one of "
-                         f"{', '.join(INITIALIZERS)}")
-    for key in ("scale", "value"):
-        v = n.attrs.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            raise GraphError(f"{n.name}: param attr '{key}' must be a number, got {v!r}")
-    for key in ("fan_in", "fan_out"):
-        v = n.attrs.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
-            raise GraphError(f"{n.name}: param attr '{key}' must be a positive integer, got {v!r}")
-
-
 def _check_node(graph: Graph, n) -> None:
     if n.op in (INPUT, PARAM):
         if n.inputs:
             raise GraphError(f"{n.name}: an {n.op} node takes no inputs, got {n.inputs}")
-        shape = n.attrs.get("shape")
-        if shape is None:
-            raise GraphError(f"{n.name}: {n.op} node needs a 'shape'")
-        if not isinstance(shape, (list, tuple)) or any(
-                not isinstance(d, int) or isinstance(d, bool) or d <= 0 for d in shape):
-            raise GraphError(f"{n.name}: {n.op} shape must be positive integers, got {shape}")
-        check_size(n.name, n.op, shape)
-        if n.op == INPUT:
-            _check_input_dtype(n)
-        else:
-            _check_param_attrs(n)
+        check_leaf_attrs(n.name, n.op, n.attrs)
         return
     op = get_op(n.op, n.name)
     op.check_arity(len(n.inputs), n.name)
@@ -91,3 +56,4 @@ def _check_node(graph: Graph, n) -> None:
             pname = op.input_names[min(port, len(op.input_names) - 1)]
             raise GraphError(f"{n.name}: input {port} ('{pname}') names '{src}', which is not a "
                              f"node of the graph; add it or fix the name")
+    check_node_attrs(n, op)

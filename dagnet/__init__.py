@@ -11,8 +11,7 @@ from dagnet import procenv  # noqa: F401  (first: it must run before numpy loads
 from dagnet import ops  # noqa: F401  (registers every op)
 from dagnet.errors import DagnetError
 from dagnet.gradcheck import numerical_gradient, numerical_gradient_array, rel_error
-
-__version__ = "0.1.0"
+from dagnet.version import __version__
 
 __all__ = [
     "DagnetError",
@@ -24,6 +23,7 @@ __all__ = [
 
 # The facade re-exports the graph and the compiler (core modules never import the compiler).
 from dagnet.graph import Graph, Node  # noqa: E402
+from dagnet import spec  # noqa: E402,F401  (plugs the spec reader into Graph.from_spec)
 from dagnet.compiler import ExecutionPlan, compile  # noqa: E402
 
 __all__ += ["ExecutionPlan", "Graph", "Node", "compile"]

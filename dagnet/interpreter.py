@@ -1,20 +1,23 @@
 """A reference interpreter: evaluates a Graph op by op in topological order, forward and
 backward, with no fusion, pruning, in-place or memory planning (like fx's Interpreter or JAX's
-eval_jaxpr). Short on purpose: the compiled ExecutionPlan must always agree with it.
+eval_jaxpr).
+
+It is the oracle the compiled ExecutionPlan is tested against, so it is deliberately a tiny
+loop of its own and shares nothing with the plan's Executor (dagnet/runtime/executor.py): a bug
+in the executor, the passes or a fused kernel cannot hide by being in both. Keep it short and
+obvious; do not make it reuse the runtime.
 """
 from __future__ import annotations
 
-import networkx as nx
 import numpy as np
 
 from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.ir import topological_order
 from dagnet.ops import get_op
 
 
 def _order(graph: Graph) -> list:
-    view = graph.nx
-    index = nx.get_node_attributes(view, "index")
-    return [graph.node(n) for n in nx.lexicographical_topological_sort(view, key=index.__getitem__)]
+    return [graph.node(n) for n in topological_order(graph)]
 
 
 def interpret(graph: Graph, feeds: dict, params: dict, state: dict | None = None,

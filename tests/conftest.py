@@ -1,10 +1,22 @@
-"""Shared fixtures: tiny IDX datasets written by the tests themselves."""
+"""Shared fixtures: every compile lints its graph after each pass; tiny IDX datasets written by
+the tests themselves."""
 import gzip
 import struct
 
 import dagnet  # noqa: F401  (before numpy: it tunes OpenBLAS's threads, see dagnet/procenv.py)
 import numpy as np
 import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def lint_every_pass():
+    """Every compile in the tests checks its graph after each pass (compiler/lint.py): a pass
+    that breaks an invariant or writes an undeclared meta key fails the test that compiled."""
+    from dagnet.compiler import pipeline
+
+    pipeline.LINT = True
+    yield
+    pipeline.LINT = False
 
 
 def write_idx(path, array):

@@ -1,5 +1,7 @@
 """The import arrows of DESIGN.md: core never imports the compiler, models or viz; the
-compiler never imports models or viz; models never import viz or the compiler."""
+compiler never imports models or viz; models never import viz or the compiler. Inside core:
+ops sit below the runtime, the runtime reads only plans (never the graph, the training loop or
+the interpreter), and the reference interpreter shares nothing with the runtime it checks."""
 import ast
 import pathlib
 
@@ -10,6 +12,10 @@ RULES = {
     "dagnet": ("dagnet.compiler", "dagnet.models", "dagnet.viz", "compiler", "models", "viz"),
     "compiler": ("dagnet.models", "dagnet.viz", "models", "viz"),
     "models": ("dagnet.viz", "dagnet.compiler", "viz", "compiler"),
+    "dagnet/ops": ("dagnet.runtime", "dagnet.train", "dagnet.interpreter"),
+    "dagnet/runtime": ("dagnet.graph", "dagnet.spec", "dagnet.onnx", "dagnet.train",
+                       "dagnet.interpreter", "dagnet.cli"),
+    "dagnet/interpreter.py": ("dagnet.runtime",),
 }
 # The facade re-exports the compiler and the CLI drives everything: both sit on top.
 EXEMPT = {"dagnet/__init__.py"}
@@ -28,11 +34,54 @@ def imports(path):
 @pytest.mark.parametrize("folder", list(RULES))
 def test_import_arrows(folder):
     bad = []
-    for path in (ROOT / folder).rglob("*.py"):
+    top = ROOT / folder
+    for path in [top] if top.is_file() else top.rglob("*.py"):
         rel = path.relative_to(ROOT).as_posix()
         if rel in EXEMPT or rel.startswith(EXEMPT_FOLDERS):
             continue
         for mod in imports(path):
             if any(mod == f or mod.startswith(f + ".") for f in RULES[folder]):
                 bad.append(f"{rel} imports {mod}")
+    assert not bad, "\n".join(bad)
+
+
+# Inside core, the layers of the graph stack (lower never imports higher):
+#   ops (declarations, kernels) -> init -> ir (container) -> infer (node checks, shapes)
+#   -> graph (the builder) -> spec, onnx (formats that build through the builder)
+CORE_LAYERS = [
+    ("dagnet/ops/", ("dagnet.init", "dagnet.ir", "dagnet.infer", "dagnet.graph", "dagnet.spec",
+                     "dagnet.onnx", "dagnet.interpreter", "dagnet.runtime")),
+    ("dagnet/init.py", ("dagnet.ir", "dagnet.infer", "dagnet.graph", "dagnet.spec", "dagnet.onnx")),
+    ("dagnet/ir.py", ("dagnet.infer", "dagnet.graph", "dagnet.spec", "dagnet.onnx")),
+    ("dagnet/infer.py", ("dagnet.graph", "dagnet.spec", "dagnet.onnx")),
+    ("dagnet/graph.py", ("dagnet.spec", "dagnet.onnx")),
+    ("dagnet/spec/", ("dagnet.onnx",)),
+    ("dagnet/onnx/", ("dagnet.spec",)),
+]
+
+
+@pytest.mark.parametrize("where, forbidden", CORE_LAYERS, ids=[w for w, _ in CORE_LAYERS])
+def test_core_layers(where, forbidden):
+    paths = [ROOT / where] if where.endswith(".py") else (ROOT / where).rglob("*.py")
+    bad = [f"{p.relative_to(ROOT).as_posix()} imports {mod}" for p in paths for mod in imports(p)
+           if any(mod == f or mod.startswith(f + ".") for f in forbidden)]
+    assert not bad, "\n".join(bad)
+
+
+def test_nothing_reaches_core_through_the_facade():
+    """Core modules import core modules by name, never the `dagnet` facade itself (which
+    re-exports the compiler): `from dagnet import compile` in core would be the compiler."""
+    core = {p.stem if p.name != "__init__.py" else p.parent.name
+            for p in (ROOT / "dagnet").iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
+    bad = []
+    for path in (ROOT / "dagnet").rglob("*.py"):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in EXEMPT or rel.startswith(EXEMPT_FOLDERS):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import) and any(a.name == "dagnet" for a in node.names):
+                bad.append(f"{rel}: import dagnet")
+            elif isinstance(node, ast.ImportFrom) and node.module == "dagnet":
+                bad += [f"{rel}: from dagnet import {a.name}" for a in node.names
+                        if a.name not in core]
     assert not bad, "\n".join(bad)

@@ -294,7 +294,7 @@ def test_sequential_structure_errors(spec, match):
     ({"type": "affine", "units": True}, r"^layers\[0\]\.units: must be a positive integer"),
     ({"type": "affine", "units": 3, "weight_scale": -1.0},
      r"^layers\[0\]\.weight_scale: must be a positive number"),
-    ({"type": "dropout", "p": 1.5}, r"^layers\[0\]\.p: must be a drop probability in \[0, 1\)"),
+    ({"type": "dropout", "p": 1.5}, r"^layers\[0\]\.p: must be a number in \[0, 1\), got 1.5$"),
     ({"type": "bn", "eps": "1e-5"}, r"^layers\[0\]\.eps: must be a positive number.*1\.0e-5"),
     ({"type": "bn", "momentum": 2}, r"^layers\[0\]\.momentum: must be a number in \[0, 1\]"),
     ({"type": "reshape", "shape": [-1, -1]}, r"^layers\[0\]\.shape: .*at most one -1"),
@@ -315,32 +315,32 @@ def test_input_shape_errors(shape, match):
 
 
 def test_shape_errors_keep_their_class_and_gain_the_key_path():
-    with pytest.raises(ShapeError, match=r"^layers\[0\]: conv1: .*kernel 9x9 is larger") as e:
+    with pytest.raises(ShapeError, match=r"^layers\[0\]: conv1 \(conv2d, inputs x \(1, 8, 8\), .*kernel 9x9 is larger") as e:
         graph_from_spec(seq({"type": "conv", "num_filters": 2, "filter_size": 9}, loss="none"))
     assert not isinstance(e.value, SpecError)
-    with pytest.raises(ShapeError, match=r"^layers\[2\]: pool1: "):
+    with pytest.raises(ShapeError, match=r"^layers\[2\]: pool1 \(max_pool2d, inputs relu1 \(2, 7, 7\)\): "):
         graph_from_spec(seq({"type": "conv", "num_filters": 2, "filter_size": 2},
                             {"type": "relu"}, {"type": "pool", "size": 2}, loss="none"))
     with pytest.raises(ShapeError, match=r"^loss: "):
         graph_from_spec(seq({"type": "conv", "num_filters": 2, "filter_size": 3}))
-    with pytest.raises(AttrError, match=r"^layers\[0\]: pool1: .*pad"):
+    with pytest.raises(AttrError, match=r"^layers\[0\]: pool1 \(max_pool2d, .*pad"):
         graph_from_spec(seq({"type": "pool", "size": 2, "pad": 2}, loss="none"))
 
 
 def test_general_shape_errors_name_the_node():
-    with pytest.raises(ShapeError, match=r"^nodes\[3\]: c: .*channels"):
+    with pytest.raises(ShapeError, match=r"^nodes\[3\]: c \(conv2d, .*channels"):
         graph_from_spec(general(
             {"name": "w", "op": "param", "shape": [4, 3, 3, 3]},
             {"name": "b", "op": "param", "shape": [4], "init": "zeros"},
             {"name": "c", "op": "conv2d", "inputs": ["x", "w", "b"], "pad": 1}))
     # the same node listed before its inputs: found by the final topological sweep
-    with pytest.raises(ShapeError, match=r"^nodes\[0\]: c: "):
+    with pytest.raises(ShapeError, match=r"^nodes\[0\]: c \(conv2d, "):
         graph_from_spec({"name": "t", "nodes": [
             {"name": "c", "op": "conv2d", "inputs": ["x", "w", "b"]},
             {"name": "x", "op": "input", "shape": [2, 8, 8]},
             {"name": "w", "op": "param", "shape": [4, 3, 3, 3]},
             {"name": "b", "op": "param", "shape": [4]}]})
-    with pytest.raises(ShapeError, match=r"^nodes\[2\]: s: "):
+    with pytest.raises(ShapeError, match=r"^nodes\[2\]: s \(add, inputs x \(2, 8, 8\), p \(2, 4, 4\)\): "):
         graph_from_spec(general(
             {"name": "p", "op": "max_pool2d", "inputs": ["x"], "size": 2},
             {"name": "s", "op": "add", "inputs": ["x", "p"]}))
@@ -415,3 +415,79 @@ def test_spec_files_are_read_only_as_paths(tmp_path):
     path = tmp_path / "lenet.yml"
     path.write_text(LENET_SPEC)
     assert graph_from_spec(str(path)) == graph_from_spec(pathlib.Path(path)) == lenet_by_hand()
+
+
+# -- one vocabulary, a wrong input named where it is (issue 13, items 3 and 10) ---------------
+RESIDUAL_NODES = [
+    {"name": "x", "op": "input", "shape": [2, 8, 8]},
+    {"name": "conv1", "op": "conv2d", "inputs": ["x"], "filters": 2, "size": 3, "pad": 1},
+    {"name": "relu1", "op": "relu", "inputs": ["conv1"]},
+    {"name": "conv2", "op": "conv2d", "inputs": ["relu1"], "filters": 2, "size": 3, "pad": 1},
+    {"name": "skip", "op": "add", "inputs": ["conv2", "relu"]},
+    {"name": "conv3", "op": "conv2d", "inputs": ["skip"], "filters": 2, "size": 3, "pad": 1},
+]
+
+
+def test_a_wrong_input_names_its_own_node_and_suggests():
+    with pytest.raises(SpecError, match=r"^nodes\[4\] \(skip\)\.inputs\[1\]: no node named "
+                                        r"'relu'; did you mean 'relu1'\?$"):
+        graph_from_spec({"name": "t", "nodes": RESIDUAL_NODES})
+
+
+@pytest.mark.parametrize("op, extra", [
+    ("relu", {}), ("add", {}), ("concat", {"axis": 1}), ("max_pool2d", {"size": 2}),
+    ("batchnorm", {}), ("affine", {"units": 3}), ("flatten", {}), ("dropout", {"p": 0.1}),
+])
+def test_every_op_names_a_wrong_input_where_it_is(op, extra):
+    inputs = ["relu1", "rleu1"] if op in ("add", "concat") else ["rleu1"]
+    nodes = [*RESIDUAL_NODES[:3], {"name": "bad", "op": op, "inputs": inputs, **extra},
+             {"name": "after", "op": "conv2d", "inputs": ["bad"], "filters": 1, "size": 1}]
+    with pytest.raises(SpecError, match=rf"^nodes\[3\] \(bad\)\.inputs\[{len(inputs) - 1}\]: "
+                                        r"no node named 'rleu1'; did you mean 'relu1'\?$"):
+        graph_from_spec({"name": "t", "nodes": nodes})
+
+
+def test_an_input_may_name_a_param_the_builder_makes():
+    g = graph_from_spec(general(
+        {"name": "c", "op": "conv2d", "inputs": ["x"], "filters": 2, "size": 3, "pad": 1},
+        {"name": "d", "op": "conv2d", "inputs": ["c", "c.w", "c.b"], "pad": 1}))
+    assert g.consumers("c.w") == [("c", 1), ("d", 1)]
+
+
+def test_both_forms_speak_one_vocabulary():
+    """The course names are aliases in both forms, and the builder's names work in both."""
+    course = graph_from_spec(seq(
+        {"type": "conv", "num_filters": 4, "filter_size": 3, "padding": 1},
+        {"type": "pool", "pool_size": 2},
+        {"type": "fc", "hidden": 5}, loss="none"))
+    builder = graph_from_spec(seq(
+        {"type": "conv2d", "filters": 4, "size": 3, "pad": 1},
+        {"type": "max_pool2d", "size": 2},
+        {"type": "affine", "units": 5}, loss="none"))
+    assert course == builder
+    nodes_course = graph_from_spec(general(
+        {"name": "conv1", "op": "conv", "inputs": ["x"], "num_filters": 4, "kernel_size": 3,
+         "padding": 1},
+        {"name": "fc1", "op": "fc", "inputs": ["conv1"], "hidden_dim": 5}))
+    nodes_builder = graph_from_spec(general(
+        {"name": "conv1", "op": "conv2d", "inputs": ["x"], "filters": 4, "size": 3, "pad": 1},
+        {"name": "fc1", "op": "affine", "inputs": ["conv1"], "units": 5}))
+    assert nodes_course == nodes_builder
+    assert nodes_course.node("conv1").attrs == {"stride": 1, "pad": 1}
+
+
+def test_the_builder_speaks_the_course_names_too():
+    g = Graph()
+    x = g.input("x", (1, 8, 8))
+    c = g.conv2d(x, num_filters=4, filter_size=3, padding=1, name="c")
+    assert g.shape_of(c) == (4, 8, 8)
+    with pytest.raises(AttrError, match=r"'num_filters' and 'filters' give the same setting"):
+        g.conv2d(x, 4, num_filters=4, size=3)
+    with pytest.raises(AttrError, match=r"no attr 'filtres'; did you mean 'filters'\?"):
+        g.conv2d(x, filtres=4, size=3)
+
+
+def test_explicit_nodes_take_attr_aliases_and_store_the_names():
+    g = graph_from_spec(general({"name": "p", "op": "max_pool2d", "inputs": ["x"],
+                                 "pool_size": 2, "padding": 0}))
+    assert g.node("p").attrs == {"size": 2, "pad": 0}

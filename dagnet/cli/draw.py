@@ -21,7 +21,7 @@ def cmd_render(args) -> int:
         plan = load_graph_or_plan(args.model, plan=True, mode=args.mode)
         timings = None
         if args.timings:
-            from dagnet.compiler.pipeline import random_feeds
+            from dagnet.compiler.feeds import random_feeds
 
             timings = viz.profile_plan(plan, random_feeds(plan, batch=args.batch))
         viz.render_plan(plan, out, format=args.format, show_backward=args.backward,

@@ -34,7 +34,7 @@ def cmd_summary(args) -> int:
 
 def cmd_gradcheck(args) -> int:
     import dagnet
-    from dagnet.compiler.pipeline import random_feeds
+    from dagnet.compiler.feeds import random_feeds
     from dagnet.gradcheck import gradcheck_plan
 
     graph = resolve_graph(args.model)

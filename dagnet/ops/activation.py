@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet.errors import AttrError
-from dagnet.ops.base import Op, attr_number, check_float, register
+from dagnet.ops.base import Op, check_float, register
+from dagnet.ops.declare import POSITIVE, Attr, data
 
 
 def _into(y: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -20,8 +20,8 @@ def _into(y: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 
 
 class _Elementwise(Op):
-    arity = 1
-    input_names = ("x",)
+    ports = (data("x", "any shape"),)
+    attributes = ()
     fusion_kind = "elementwise"
     supports_out = True
 
@@ -32,13 +32,8 @@ class _Elementwise(Op):
 class _WithAlpha(_Elementwise):
     """An activation with a positive slope/scale attr `alpha` (checked when shapes are)."""
 
-    default_alpha = 1.0
-
     def _alpha(self, attrs) -> float:
-        alpha = attr_number(self.name, attrs, "alpha", self.default_alpha)
-        if alpha <= 0:
-            raise AttrError(f"{self.name}: alpha must be > 0, got {alpha}")
-        return alpha
+        return self.read_attrs(attrs)["alpha"]
 
     def infer_shape(self, in_shapes, attrs):
         self._alpha(attrs)
@@ -67,8 +62,8 @@ class LeakyReLU(_WithAlpha):
     """x if x > 0 else alpha * x (alpha default 0.01); backward reads the output (alpha > 0)."""
 
     name = "leaky_relu"
+    attributes = (Attr("alpha", "number", 0.01, POSITIVE, "slope for x < 0"),)
     saves = frozenset({"output"})
-    default_alpha = 0.01
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         (x,) = inputs
@@ -125,6 +120,7 @@ class ELU(_WithAlpha):
     """x if x > 0 else alpha * (exp(x) - 1) (alpha default 1.0); backward reads the output."""
 
     name = "elu"
+    attributes = (Attr("alpha", "number", 1.0, POSITIVE, "the value approached as x -> -inf is -alpha"),)
     saves = frozenset({"output"})
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):

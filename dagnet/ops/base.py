@@ -1,16 +1,30 @@
 """The Op contract and the op registry.
 
-An op is a small stateless class registered by name. It declares metadata the compiler reads
-(arity, fusion_kind, which of its values its backward reads) and three methods:
+An op is a small stateless class registered by name. It declares, once, as data:
+
+    ports       its inputs (dagnet.ops.declare: data, labels, weight, param, variadic): which
+                carry the batch dimension, which get a gradient, which params the builder makes;
+    attributes  its attrs (declare.Attr: name, kind, default, bounds, doc, aliases), from which
+                the builder's methods, both spec forms, the validate pass, the ONNX mappings and
+                docs/spec.md derive their checks; None for an op that declares none (a fused op,
+                or your own op written before declarations: its attrs are not checked);
+    short, aliases  the prefix of names given to unnamed nodes (conv1) and other names of the
+                op in specs (conv, convolution);
+
+metadata the compiler reads (fusion_kind, which of its values its backward reads, ...) and
+three methods:
 
     infer_shape(in_shapes, attrs) -> out_shape
     forward(inputs, attrs, mode="train", state=None, rng=None, out=None) -> (out, cache)
     backward(dout, cache, attrs, needs=None) -> tuple of input grads (None where not needed)
 
+plus, for an op whose params the builder makes, param_shapes(x_shape, attrs). `read_attrs`
+gives the checked attrs with defaults filled in, in the form ops compute with.
+
 Shapes given to and returned by `infer_shape` are *per example* for batched values (no batch
 dimension, e.g. (C, H, W)) and full shapes for params (e.g. (F, C, kh, kw)); `batched_inputs`
-says which input ports carry a batch dimension. Arrays given to `forward` always carry it.
-The numeric work lives in plain kernel functions that the class calls.
+(derived from the ports) says which input ports carry a batch dimension. Arrays given to
+`forward` always carry it. The numeric work lives in plain kernel functions the class calls.
 
 Rules every op follows:
   * forward never modifies its inputs (unless given `out=inputs[0]` and `supports_out`);
@@ -33,10 +47,13 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.errors import AttrError, DTypeError, GraphError, ShapeError, UnknownOpError
+from dagnet.ops.declare import REQUIRED, Attr, Same, data, resolve_default
+from dagnet.ops.workspace import NONE as NO_WORKSPACE, Workspace
 
 FUSION_KINDS = ("elementwise", "injective", "reduction", "opaque")
 
 _REGISTRY: dict[str, "Op"] = {}
+_MISSING = object()
 
 
 class _EveryPort:
@@ -56,12 +73,29 @@ class _EveryPort:
 EVERY_PORT = _EveryPort()
 
 
+def _frozen(v):
+    """v as a hashable key that tells 1, 1.0 and True apart (they hash alike)."""
+    if isinstance(v, (list, tuple)):
+        return type(v), tuple(_frozen(x) for x in v)
+    return type(v), v
+
+
 class Op:
     """Base class of every op; subclasses set the class attributes and the three methods."""
 
     #: registered name, e.g. "conv2d"
     name: str = ""
-    #: number of inputs: an int, or (min, max) with max None for variadic ops such as add
+    #: prefix of the names given to unnamed nodes and layers (conv -> conv1, conv2); "" = name
+    short: str = ""
+    #: other names of the op in specs (layer types of the sequential form, ops of the general)
+    aliases: tuple = ()
+    #: the input ports, in order (dagnet.ops.declare)
+    ports: tuple = (data("x"),)
+    #: the attributes (declare.Attr), or None: not declared, attrs taken as they come
+    attributes: tuple | None = None
+    # Derived from the ports when the class declares them (see __init_subclass__); a class
+    # may still set them itself (the fused ops do):
+    #: number of inputs: an int, or (min, None) for variadic ops such as add
     arity: int | tuple = 1
     #: names of the input ports, for messages and specs, e.g. ("x", "w", "b")
     input_names: tuple = ("x",)
@@ -82,12 +116,6 @@ class Op:
     #: forward can write its result into `out` (an array of the output's shape and dtype): the
     #: runtime passes the memory plan's buffer, or inputs[0] for an in-place element-wise op
     supports_out: bool = False
-    #: True when the backward cache keeps the op's workspace (e.g. conv's im2col columns)
-    saves_workspace: bool = False
-    #: forward accepts `workspace=`: a byte array of at least workspace() x itemsize x batch
-    #: bytes for its scratch, the memory plan's buffer (reused across steps, so a large one is
-    #: not a fresh allocation, and its page faults, every time)
-    takes_workspace: bool = False
     #: True for ops with explicit state (batchnorm running statistics)
     stateful: bool = False
     #: True for ops whose forward draws random numbers (dropout): they get an explicit rng
@@ -95,6 +123,91 @@ class Op:
     #: True when forward may return a view of (or the very array of) an input, e.g. flatten
     #: or dropout in eval mode; the memory pass never runs an op in place over such a value.
     may_alias: bool = False
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if "ports" not in cls.__dict__:
+            return
+        ports, own = cls.ports, cls.__dict__
+        fixed = [p for p in ports if not p.variadic]
+        many = [p for p in ports if p.variadic]
+        derived = {
+            "arity": (len(fixed) + many[0].least, None) if many else len(ports),
+            "input_names": tuple(p.name for p in fixed) + (
+                tuple(f"{many[0].name}{i}" for i in range(many[0].least)) + ("...",) if many else ()),
+            "batched_inputs": EVERY_PORT if many and many[0].batched else
+            tuple(i for i, p in enumerate(ports) if p.batched),
+            "differentiable_inputs": None if all(p.grad for p in ports) else
+            tuple(i for i, p in enumerate(ports) if p.grad),
+        }
+        for key, value in derived.items():
+            if key not in own:
+                setattr(cls, key, value)
+
+    # -- declarations ------------------------------------------------------------------------
+    @property
+    def doc(self) -> str:
+        """The first line of the op's docstring."""
+        return (type(self).__doc__ or "").strip().splitlines()[0] if type(self).__doc__ else ""
+
+    @property
+    def prefix(self) -> str:
+        """The prefix of names given to unnamed nodes of this op (conv -> conv1)."""
+        return self.short or self.name
+
+    def attr(self, key: str) -> Attr | None:
+        """The declared attribute called `key` (or one of its aliases), else None."""
+        for a in self.attributes or ():
+            if key == a.name or key in a.aliases:
+                return a
+        return None
+
+    def read_attrs(self, attrs: dict, builder: bool = False) -> dict:
+        """The node's attrs checked against the declarations, defaults filled in, in the form
+        ops compute with (pairs as tuples, numbers as floats); with builder=True also the
+        builder hyperparameters (filters, size, init, ...). AttrError names the op and attr.
+        An op without declarations gets `attrs` back as it is."""
+        if self.attributes is None:
+            return attrs
+        # forward calls this every step with the same few attrs: remember each answer (the
+        # check costs 10-30 us, the lookup well under 1)
+        try:
+            key = (builder, *((k, _frozen(v)) for k, v in attrs.items()))
+            cache = self.__dict__.setdefault("_read_cache", {})
+            hit = cache.get(key)
+        except TypeError:  # an unhashable value: a bad one, which the check below reports
+            key = hit = None
+        if hit is not None:
+            return dict(hit)
+        out = self._read_attrs(attrs, builder)
+        if key is not None:
+            if len(cache) > 1024:
+                cache.clear()
+            cache[key] = dict(out)
+        return out
+
+    def _read_attrs(self, attrs: dict, builder: bool) -> dict:
+        out = {}
+        for a in self.attributes:
+            if not (a.node or builder):
+                continue
+            v = attrs.get(a.name, _MISSING)
+            if v is _MISSING or (v is None and a.default is None):
+                d = resolve_default(a, out)
+                if d is REQUIRED:
+                    raise AttrError(f"{self.name}: attr '{a.name}' is required ({a.doc})")
+                out[a.name] = d if d is None or isinstance(a.default, Same) else a.read(d)
+                continue
+            problem = a.problem(v)
+            if problem:
+                raise AttrError(f"{self.name}: {a.name} {problem}")
+            out[a.name] = a.read(v)
+        return out
+
+    def param_shapes(self, x_shape: tuple, attrs: dict) -> dict:
+        """{port: shape} of the params the builder makes for a data input of per-example shape
+        x_shape; attrs are read_attrs(..., builder=True). Ops without such params: {}."""
+        return {}
 
     # -- shape -----------------------------------------------------------------------------
     def infer_shape(self, in_shapes: list[tuple], attrs: dict) -> tuple:
@@ -115,19 +228,12 @@ class Op:
         """Forward multiply-adds*2 per example (rough; for plan.describe())."""
         return int(np.prod(out_shape, dtype=np.int64)) if out_shape else 1
 
-    def workspace(self, in_shapes: list[tuple], out_shape: tuple, attrs: dict) -> int:
-        """Scratch elements per example the forward allocates besides its output (e.g. im2col)."""
-        return 0
-
-    def workspace_saved(self, in_shapes: list[tuple], out_shape: tuple, attrs: dict) -> int:
-        """Of that scratch, the elements per example the backward cache keeps (all of it when
-        saves_workspace); the rest is gone when forward returns."""
-        return self.workspace(in_shapes, out_shape, attrs) if self.saves_workspace else 0
-
-    def workspace_buffer(self, in_shapes: list[tuple], out_shape: tuple, attrs: dict) -> int:
-        """Of that scratch, the elements per example forward builds in the planned buffer it
-        takes (takes_workspace); the rest it allocates itself."""
-        return self.workspace(in_shapes, out_shape, attrs)
+    def workspace(self, in_shapes: list[tuple], out_shape: tuple, attrs: dict) -> Workspace:
+        """The scratch the forward uses besides its output, per example: how much, how much
+        of it the backward cache keeps, and how much it builds in a planned buffer given as
+        `workspace=` (a byte array, reused across steps: a large scratch is then not a fresh
+        allocation, and its page faults, every time). See dagnet/ops/workspace.py."""
+        return NO_WORKSPACE
 
     def kernel_note(self, in_shapes: list[tuple], attrs: dict) -> str:
         """Which of its kernels the op runs for these shapes, for plan.describe(); "" for ops
@@ -214,27 +320,6 @@ def check_rank(op: str, port: str, shape: tuple, rank: int, layout: str) -> None
             f"{op}: input '{port}' must have {rank} dims ({layout}) per example, "
             f"got shape {tuple(shape)}"
         )
-
-
-def attr_number(op: str, attrs: dict, key: str, default) -> float:
-    """attrs[key] (default if absent) as a finite float; AttrError if it is not a number."""
-    v = attrs.get(key, default)
-    ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-    try:
-        x = float(v) if ok else None
-    except OverflowError:
-        x = None
-    if x is None or not np.isfinite(x):
-        raise AttrError(f"{op}: attr '{key}' must be a finite number, got {v!r}")
-    return x
-
-
-def attr_int(op: str, attrs: dict, key: str, default) -> int:
-    """attrs[key] (default if absent) as an int; AttrError if it is not an integer."""
-    v = attrs.get(key, default)
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        raise AttrError(f"{op}: attr '{key}' must be an integer, got {v!r}")
-    return int(v)
 
 
 def as_pair(v, what: str = "value") -> tuple[int, int]:

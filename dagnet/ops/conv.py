@@ -9,31 +9,31 @@ Cython, then BLAS GEMMs. With enough output pixels per sample there is one GEMM 
 even with the transposes it needs. The row of ones in cols folds the bias add into the GEMM
 and, in backward, makes db the last column of dout @ cols.T: no separate bias or reduction
 pass over the output.
-`pair_attr` and `out_extent` are shared with the pooling ops.
+`out_extent` is shared with the pooling ops.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from dagnet import kernels
-from dagnet.errors import AttrError, ShapeError
+from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, as_pair, check_floats, check_rank, register
+from dagnet.ops.declare import (COUNT, INITIALIZERS, PAD, POSITIVE, REQUIRED, WINDOW, Attr, data,
+                                param, weight)
+from dagnet.ops.workspace import Workspace
 
 _AXES = ("height", "width")
-
-
-def pair_attr(op: str, attrs: dict, key: str, default, minimum: int) -> tuple[int, int]:
-    """attrs[key] (int or pair) as a (height, width) pair; AttrError if below `minimum`."""
-    value = attrs.get(key, default)
-    if value is None:
-        raise AttrError(f"{op}: attr '{key}' is required, e.g. {key}=2")
-    try:
-        pair = as_pair(value)
-    except (TypeError, ValueError, ShapeError):
-        raise AttrError(f"{op}: {key} must be an int or a pair of ints, got {value!r}") from None
-    if min(pair) < minimum:
-        raise AttrError(f"{op}: {key} must be >= {minimum}, got {value!r}")
-    return pair
+#: the attrs every window op (conv, pools) has: how the window moves and what it may drop
+STRIDE = Attr("stride", "pair", 1, WINDOW, "step between windows: an int, or (height, width)")
+PADDING = Attr("pad", "pair", 0, PAD, "zeros added on each side: an int, or (height, width)",
+               ("padding",))
+FLOOR = Attr("floor", "bool", False, doc="drop the last rows/columns a stride does not reach, "
+             "instead of an error", keep_default=False)
+#: the initializer attrs of an op whose builder makes a weight
+INIT = Attr("init", "choice", "he", doc="initializer of the weight", choices=INITIALIZERS,
+            node=False)
+WEIGHT_SCALE = Attr("weight_scale", "number", None, POSITIVE, "std of the weight's gaussian "
+                    "(for he and xavier: instead of the computed std)", node=False)
 
 
 def out_extent(op: str, in_shape: tuple, ksize, stride, pad, floor: bool,
@@ -179,27 +179,33 @@ def conv_backward(dout, cache, need_dx=True):
 
 @register
 class Conv2D(Op):
-    """2-D convolution.  x: (N, C, H, W), w: (F, C, kh, kw), b: (F,) -> (N, F, Ho, Wo);
-    attrs stride (int or pair, 1), pad (int or pair, 0), floor (bool, False)."""
+    """2-D convolution (cross-correlation).  x: (N, C, H, W), w: (F, C, kh, kw), b: (F,) -> (N, F, Ho, Wo)."""
 
     name = "conv2d"
-    arity = 3
-    input_names = ("x", "w", "b")
-    batched_inputs = (0,)
+    short = "conv"
+    aliases = ("conv", "convolution")
+    ports = (data("x", "images (N, C, H, W)"), weight("w", "filters (F, C, kh, kw)"),
+             param("b", "zeros", "one bias per filter (F,)"))
+    attributes = (
+        Attr("filters", "int", REQUIRED, COUNT, "number of filters F (output channels)",
+             ("num_filters",), node=False),
+        Attr("size", "pair", REQUIRED, WINDOW, "kernel size: an int, or (height, width)",
+             ("filter_size", "kernel_size"), node=False),
+        STRIDE, PADDING, INIT, WEIGHT_SCALE, FLOOR,
+    )
     fusion_kind = "opaque"
     supports_out = True
-    takes_workspace = True
     # backward reads the im2col columns (its workspace) and w, never x itself or the output
     saves = frozenset()
-    saves_workspace = True
 
-    def _attrs(self, attrs):
-        return (pair_attr(self.name, attrs, "stride", 1, 1), pair_attr(self.name, attrs, "pad", 0, 0),
-                bool(attrs.get("floor", False)))
+    def param_shapes(self, x_shape, attrs):
+        check_rank(self.name, "x", tuple(x_shape), 3, "C, H, W")
+        f = attrs["filters"]
+        return {"w": (f, x_shape[0], *attrs["size"]), "b": (f,)}
 
     def infer_shape(self, in_shapes, attrs):
         x_shape, w_shape, b_shape = (tuple(s) for s in in_shapes)
-        stride, pad, floor = self._attrs(attrs)
+        a = self.read_attrs(attrs)
         check_rank(self.name, "x", x_shape, 3, "C, H, W")
         if len(w_shape) != 4:
             raise ShapeError(
@@ -216,7 +222,7 @@ class Conv2D(Op):
                 f"give b shape ({f},)")
         if min(w_shape[2:]) < 1:
             raise ShapeError(f"conv2d: kernel must be at least 1x1, got w shape {w_shape}")
-        return (f, *out_extent(self.name, x_shape, w_shape[2:], stride, pad, floor))
+        return (f, *out_extent(self.name, x_shape, w_shape[2:], a["stride"], a["pad"], a["floor"]))
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
                 workspace=None):
@@ -225,8 +231,8 @@ class Conv2D(Op):
         if x.ndim != 4:
             raise ShapeError(f"conv2d: input 'x' must be (N, C, H, W), got shape {x.shape}")
         self.infer_shape([x.shape[1:], w.shape, b.shape], attrs)
-        stride, pad, _ = self._attrs(attrs)
-        return conv_forward(x, w, b, stride, pad, out=out, workspace=workspace)
+        a = self.read_attrs(attrs)
+        return conv_forward(x, w, b, a["stride"], a["pad"], out=out, workspace=workspace)
 
     def backward(self, dout, cache, attrs, needs=None):
         return conv_backward(dout, cache, need_dx=needs is None or bool(needs[0]))
@@ -236,6 +242,8 @@ class Conv2D(Op):
         return 2 * int(np.prod(w_shape[1:], dtype=np.int64)) * int(np.prod(out_shape, dtype=np.int64))
 
     def workspace(self, in_shapes, out_shape, attrs):
-        """The im2col columns of one example: (C*kh*kw + 1) x (Ho*Wo)."""
+        """The im2col columns of one example, (C*kh*kw + 1) x (Ho*Wo): built in the planned
+        buffer, kept for backward."""
         w_shape = in_shapes[1]
-        return (int(np.prod(w_shape[1:], dtype=np.int64)) + 1) * int(np.prod(out_shape[1:]))
+        cols = (int(np.prod(w_shape[1:], dtype=np.int64)) + 1) * int(np.prod(out_shape[1:]))
+        return Workspace(cols, saved=cols, planned=cols)

@@ -9,6 +9,8 @@ import numpy as np
 
 from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, check_floats, register
+from dagnet.ops.conv import INIT, WEIGHT_SCALE
+from dagnet.ops.declare import COUNT, REQUIRED, Attr, data, param, weight
 
 
 def affine_forward(x, w, b, out=None):
@@ -33,12 +35,22 @@ class Affine(Op):
     """x @ w + b, x flattened per example.  x: (N, d1, ..., dk), w: (D, M), b: (M,) -> (N, M)."""
 
     name = "affine"
-    arity = 3
-    input_names = ("x", "w", "b")
-    batched_inputs = (0,)
+    short = "fc"
+    aliases = ("fc", "dense", "linear")
+    ports = (data("x", "features (N, D), or any (N, ...) flattened per example"),
+             weight("w", "weights (D, M)"), param("b", "zeros", "one bias per output (M,)"))
+    attributes = (
+        Attr("units", "int", REQUIRED, COUNT, "number of outputs M",
+             ("hidden", "hidden_dim", "num_outputs"), node=False),
+        INIT, WEIGHT_SCALE,
+    )
     fusion_kind = "opaque"
     supports_out = True
     saves = frozenset({"input"})
+
+    def param_shapes(self, x_shape, attrs):
+        d = int(np.prod(x_shape, dtype=np.int64))
+        return {"w": (d, attrs["units"]), "b": (attrs["units"],)}
 
     def infer_shape(self, in_shapes, attrs):
         x_shape, w_shape, b_shape = (tuple(s) for s in in_shapes)

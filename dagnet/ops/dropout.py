@@ -10,14 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.errors import AttrError, FeedError
-from dagnet.ops.base import Op, attr_number, check_float, register
-
-
-def _drop_probability(attrs):
-    p = attr_number("dropout", attrs, "p", 0.5)
-    if not 0 <= p < 1:
-        raise AttrError(f"dropout: p (the drop probability) must be in [0, 1), got {p}")
-    return p
+from dagnet.ops.base import Op, check_float, register
+from dagnet.ops.declare import Attr, data
+from dagnet.ops.workspace import Workspace
 
 
 @register
@@ -25,26 +20,27 @@ class Dropout(Op):
     """Inverted dropout with drop probability p.  x: any shape -> same shape."""
 
     name = "dropout"
-    arity = 1
-    input_names = ("x",)
+    short = "drop"
+    ports = (data("x", "any shape"),)
+    attributes = (Attr("p", "number", 0.5, "[0, 1)", "probability of dropping a value"),)
     fusion_kind = "elementwise"
     saves = frozenset()  # backward reads only the mask it keeps in the cache
-    saves_workspace = True
     random = True
     may_alias = True
 
     def infer_shape(self, in_shapes, attrs):
-        _drop_probability(attrs)
+        self.read_attrs(attrs)
         return tuple(in_shapes[0])
 
     def workspace(self, in_shapes, out_shape, attrs):
-        """The keep mask, one bool per value (counted as a full element: an upper bound)."""
-        return int(np.prod(in_shapes[0], dtype=np.int64))
+        """The keep mask the cache keeps, one bool per value (counted as a full element: an
+        upper bound)."""
+        return Workspace.kept(int(np.prod(in_shapes[0], dtype=np.int64)))
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         (x,) = inputs
         check_float(self.name, "x", x)
-        p = _drop_probability(attrs)
+        p = self.read_attrs(attrs)["p"]
         if mode == "eval" or p == 0:
             return x, None
         if mode != "train":

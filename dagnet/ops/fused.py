@@ -1,10 +1,11 @@
-"""Fused ops: one kernel call for a chain found by the compiler's fuse pass (compiler/patterns.py).
+"""Fused ops: one kernel call for a chain found by the compiler's fuse pass.
 
-Each is registered under its chain's name joined by '+' (e.g. "conv2d+relu+max_pool2d"), takes
-the first member's inputs followed by the other members' params, and gets
-attrs = {"members": [{"name", "op", "attrs"}, ...]}. Forward and backward are written once per
-pattern and do the epilogue in place on buffers the step owns; they must give the numbers of
-the unfused chain (the compiler's check=True and the tests compare them).
+Each declares its chain (and, if not both, the modes it may fire in), which makes it a fusion
+pattern (compiler/patterns.py reads them off the registry; the contract is FusedOp in
+dagnet/ops/fusion.py). Forward and backward are written once per pattern and do the epilogue in
+place on buffers the step owns; they must give the numbers of the unfused chain (the compiler's
+check=True and the tests compare them). Those whose chain starts with a conv build its columns
+in the planned workspace buffer they take as `workspace=`.
 
 Why relu can follow the pool: max-pooling and relu commute (relu is monotone), and the gradient
 agrees too: where a window's max is <= 0 both orders give zero. Doing relu after the pool
@@ -15,94 +16,13 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.errors import DagnetError
-from dagnet.ops.base import Op, get_op, register
+from dagnet.ops.base import register
 from dagnet.ops.conv import conv_backward, conv_forward, grad_buffer
 from dagnet.ops.convpool import conv_relu_pool_backward, conv_relu_pool_forward
 from dagnet.ops.dense import affine_backward, affine_forward
+from dagnet.ops.fusion import FusedOp
 from dagnet.ops.norm import batchnorm_backward, batchnorm_forward
 from dagnet.ops.pool import maxpool_backward, maxpool_forward
-
-
-class _Fused(Op):
-    """Shared metadata and shape logic: members' shapes are inferred in chain order."""
-
-    chain: tuple = ()
-    #: members whose output the step materialises besides its own (the others run in place
-    #: or on the pooled output), counted as transient scratch by the memory pass
-    inner_values: tuple = ()
-    fusion_kind = "opaque"
-    batched_inputs = (0,)
-    # the last member writes the step's result into the planned buffer
-    supports_out = True
-
-    def __init_subclass__(cls, **kw):
-        super().__init_subclass__(**kw)
-        if not cls.chain:
-            return
-        cls.name = "+".join(cls.chain)
-        ops = [get_op(o) for o in cls.chain]
-        names = list(ops[0].input_names) + [f"{o.name}.{p}" for o in ops[1:] for p in o.input_names[1:]]
-        cls.input_names = tuple(names)
-        cls.arity = len(names)
-        cls.stateful = any(o.stateful for o in ops)
-        cls.saves_workspace = any(o.saves_workspace for o in ops)
-
-    def _split(self, items, attrs):
-        """Items per member: the first member takes its arity, the others one less (port 0 is
-        the previous member's output)."""
-        ops = [get_op(o) for o in self.chain]
-        first = ops[0].arity if isinstance(ops[0].arity, int) else ops[0].arity[0]
-        out = [list(items[:first])]
-        i = first
-        for o in ops[1:]:
-            k = (o.arity if isinstance(o.arity, int) else o.arity[0]) - 1
-            out.append(list(items[i:i + k]))
-            i += k
-        return ops, out
-
-    def member_attrs(self, attrs, op_name):
-        for m in attrs["members"]:
-            if m["op"] == op_name:
-                return m["attrs"]
-        raise DagnetError(f"{self.name}: attrs have no member '{op_name}'")
-
-    def _walk(self, in_shapes, attrs):
-        """(index, op, member attrs, its input shapes, its output shape) per member, in chain
-        order: each member's port 0 is the previous member's output."""
-        ops, parts = self._split(in_shapes, attrs)
-        shape = None
-        for i, (op, m, part) in enumerate(zip(ops, attrs["members"], parts)):
-            shapes = part if shape is None else [shape] + part
-            shape = tuple(op.infer_shape(shapes, m["attrs"]))
-            yield i, op, m["attrs"], shapes, shape
-
-    def infer_shape(self, in_shapes, attrs):
-        return [out for *_, out in self._walk(in_shapes, attrs)][-1]
-
-    def flops(self, in_shapes, out_shape, attrs):
-        return sum(op.flops(ins, out, a) for _, op, a, ins, out in self._walk(in_shapes, attrs))
-
-    def workspace(self, in_shapes, out_shape, attrs):
-        """Member workspaces plus the inner values the step materialises."""
-        return sum(op.workspace(ins, out, a) + (int(np.prod(out, dtype=np.int64))
-                                                if i in self.inner_values else 0)
-                   for i, op, a, ins, out in self._walk(in_shapes, attrs))
-
-    def workspace_saved(self, in_shapes, out_shape, attrs):
-        """The members' kept scratch (columns, pooling indices, batchnorm's normalised x); the
-        inner values between members are transient (a step's cache keeps only its output)."""
-        return sum(op.workspace_saved(ins, out, a) for _, op, a, ins, out in self._walk(in_shapes, attrs))
-
-    def workspace_buffer(self, in_shapes, out_shape, attrs):
-        """The first member's scratch (a conv's columns): the part built in a planned buffer."""
-        _, op, a, ins, out = next(self._walk(in_shapes, attrs))
-        return op.workspace(ins, out, a)
-
-    def init_state(self, in_shapes, attrs, dtype):
-        for _, op, a, ins, _ in self._walk(in_shapes, attrs):
-            if op.stateful:
-                return op.init_state(ins, a, dtype)
-        return {}
 
 
 def _conv_args(a):
@@ -124,12 +44,11 @@ def _relu_mask_grad(dout, out):
 
 # -- conv chains ---------------------------------------------------------------------------
 @register
-class ConvReLU(_Fused):
+class ConvReLU(FusedOp):
     """conv2d then relu, applied in the same pass that lays the GEMM output out as NCHW."""
 
     chain = ("conv2d", "relu")
     inner_values = (0,)  # the GEMM output, before relu writes NCHW
-    takes_workspace = True  # the conv's im2col columns, at the front of the step's workspace
     saves = frozenset({"output"})
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
@@ -149,7 +68,7 @@ class ConvReLU(_Fused):
 
 
 @register
-class ConvReLUPool(_Fused):
+class ConvReLUPool(FusedOp):
     """conv2d, relu and max-pool in one step, relu on the (4x smaller) pooled maxima (max and
     relu commute). Two kernels, chosen by the patch size K = C*kh*kw and the filter count F:
 
@@ -169,7 +88,6 @@ class ConvReLUPool(_Fused):
 
     chain = ("conv2d", "relu", "max_pool2d")
     inner_values = (0,)  # the conv output the pool reads
-    takes_workspace = True  # the conv's columns or patch rows (as many values), in the workspace
     saves = frozenset({"output"})
     ROWS_FROM = 20
 
@@ -208,12 +126,11 @@ class ConvReLUPool(_Fused):
 
 
 @register
-class ConvBNReLU(_Fused):
+class ConvBNReLU(FusedOp):
     """conv2d, then batchnorm and relu in one pass (and one pass for their backward sums)."""
 
     chain = ("conv2d", "batchnorm", "relu")
     inner_values = (0,)  # the conv output batchnorm reads
-    takes_workspace = True  # the conv's im2col columns, at the front of the step's workspace
     saves = frozenset({"output"})
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
@@ -236,12 +153,11 @@ class ConvBNReLU(_Fused):
 
 
 @register
-class ConvBNReLUPool(_Fused):
+class ConvBNReLUPool(FusedOp):
     """conv2d, batchnorm, max-pool, then relu in place on the pooled output."""
 
     chain = ("conv2d", "batchnorm", "relu", "max_pool2d")
     inner_values = (0, 1)  # the conv and the batchnorm outputs
-    takes_workspace = True  # the conv's im2col columns, at the front of the step's workspace
     saves = frozenset({"output"})
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
@@ -265,11 +181,14 @@ class ConvBNReLUPool(_Fused):
 
 
 @register
-class ConvBNFolded(_Fused):
+class ConvBNFolded(FusedOp):
     """Eval only: batchnorm folded into the conv's weights and bias (one conv call)."""
 
     chain = ("conv2d", "batchnorm")
-    takes_workspace = True  # the conv's im2col columns, at the front of the step's workspace
+    # folding is exact only with frozen statistics
+    modes = ("eval",)
+    mode_reason = ("batchnorm folds into the conv only in eval mode; in train mode its batch "
+                   "statistics change every step")
     saves = frozenset()
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
@@ -292,7 +211,7 @@ class ConvBNFolded(_Fused):
 
 # -- affine chains -------------------------------------------------------------------------
 @register
-class AffineReLU(_Fused):
+class AffineReLU(FusedOp):
     """affine then relu in place on its output."""
 
     chain = ("affine", "relu")
@@ -310,7 +229,7 @@ class AffineReLU(_Fused):
 
 
 @register
-class AffineBNReLU(_Fused):
+class AffineBNReLU(FusedOp):
     """affine, then batchnorm and relu in one expression."""
 
     chain = ("affine", "batchnorm", "relu")

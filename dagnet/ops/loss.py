@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet.errors import AttrError, DTypeError, FeedError, ShapeError
-from dagnet.ops.base import Op, attr_number, check_float, check_rank, register
+from dagnet.errors import DTypeError, FeedError, ShapeError
+from dagnet.ops.base import Op, check_float, check_rank, register
+from dagnet.ops.declare import Attr, data, labels
+from dagnet.ops.workspace import Workspace
 
 
 def _shifted(x):
@@ -44,19 +46,17 @@ def _check_labels(op, scores, labels):
 
 
 class _Loss(Op):
-    arity = 2
-    input_names = ("scores", "labels")
-    batched_inputs = (0, 1)
-    differentiable_inputs = (0,)
+    ports = (data("scores", "class scores (N, C)"), labels("labels", "class indices (N,), int"))
+    attributes = ()
+    short = "loss"
     kind = "loss"
     fusion_kind = "opaque"
     # backward reads the labels (a feed, never overwritten) and its cached probabilities
     saves = frozenset()
-    saves_workspace = True
 
     def workspace(self, in_shapes, out_shape, attrs):
-        """The cached per-class probabilities (or hinge mask): one value per score."""
-        return int(np.prod(in_shapes[0], dtype=np.int64))
+        """The per-class probabilities (or hinge mask) the cache keeps: one value per score."""
+        return Workspace.kept(int(np.prod(in_shapes[0], dtype=np.int64)))
 
     def infer_shape(self, in_shapes, attrs):
         scores, labels = (tuple(s) for s in in_shapes)
@@ -77,6 +77,7 @@ class SoftmaxCrossEntropy(_Loss):
     """Mean of -log softmax(scores)[label].  scores: (N, C), labels: (N,) int -> 0-d."""
 
     name = "softmax_cross_entropy"
+    aliases = ("softmax", "cross_entropy")
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         scores, labels = self._check(inputs)
@@ -101,12 +102,11 @@ class SVMLoss(_Loss):
     """
 
     name = "svm_loss"
+    aliases = ("svm", "hinge")
+    attributes = (Attr("delta", "number", 1.0, "[0, inf)", "the margin"),)
 
     def _delta(self, attrs):
-        delta = attr_number("svm_loss", attrs, "delta", 1.0)
-        if delta < 0:
-            raise AttrError(f"svm_loss: delta (the margin) must be >= 0, got {delta}")
-        return delta
+        return self.read_attrs(attrs)["delta"]
 
     def infer_shape(self, in_shapes, attrs):
         self._delta(attrs)
@@ -134,8 +134,8 @@ class Softmax(Op):
     """exp(x) / sum(exp(x)) along the class axis.  x: (N, C) -> (N, C)."""
 
     name = "softmax"
-    arity = 1
-    input_names = ("x",)
+    ports = (data("x", "class scores (N, C)"),)
+    attributes = ()
     fusion_kind = "opaque"
     saves = frozenset({"output"})
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.errors import AttrError, ShapeError
-from dagnet.ops.base import EVERY_PORT, Op, attr_int, check_floats, register
+from dagnet.ops.base import Op, check_floats, register
+from dagnet.ops.declare import Attr, variadic
 
 
 class _Merge(Op):
-    arity = (2, None)
-    input_names = ("x0", "x1", "...")
-    batched_inputs = EVERY_PORT
+    ports = (variadic("x", 2, "two or more values"),)
+    attributes = ()
     saves = frozenset()  # backward needs only the input shapes
 
 
@@ -79,12 +79,14 @@ class Concat(_Merge):
     """
 
     name = "concat"
+    attributes = (Attr("axis", "int", 1, doc="the axis to join along: 1 is the channel axis "
+                       "(0, the batch axis, is refused); negative counts from the end"),)
     fusion_kind = "injective"
     supports_out = True
 
     def _per_example_axis(self, attrs, rank):
         """attrs["axis"] (batch = 0, negatives count from the end) as an axis of a per-example shape."""
-        axis = attr_int(self.name, attrs, "axis", 1)
+        axis = self.read_attrs(attrs)["axis"]
         full = axis if axis >= 0 else axis + rank + 1
         if full == 0:
             raise AttrError(

@@ -22,7 +22,9 @@ import numpy as np
 
 from dagnet import kernels
 from dagnet.errors import AttrError, FeedError, ShapeError
-from dagnet.ops.base import Op, attr_number, check_floats, register
+from dagnet.ops.base import Op, check_floats, register
+from dagnet.ops.declare import POSITIVE, Attr, data, param
+from dagnet.ops.workspace import Workspace
 
 _AXES = {2: (0,), 4: (0, 2, 3)}  # full rank of x -> axes the statistics reduce over
 
@@ -116,43 +118,46 @@ def batchnorm_backward(dout, cache, need_dx=True, relu_out=None, dx=None):
     return dx, dgamma, dbeta
 
 
-def _eps_momentum(attrs):
-    eps = attr_number("batchnorm", attrs, "eps", 1e-5)
-    momentum = attr_number("batchnorm", attrs, "momentum", 0.9)
-    if eps <= 0:
-        raise AttrError(f"batchnorm: eps must be > 0, got {eps}")
-    if not 0 <= momentum <= 1:
-        raise AttrError(
-            f"batchnorm: momentum must be in [0, 1], got {momentum} (dagnet keeps "
-            f"momentum * running + (1 - momentum) * batch; PyTorch's momentum 0.1 is 0.9 here)"
-        )
-    return eps, momentum
-
-
 @register
 class BatchNorm(Op):
     """Batch normalisation.  x: (N, D) or (N, C, H, W), gamma, beta: (D,) or (C,) -> like x."""
 
     name = "batchnorm"
-    arity = 3
-    input_names = ("x", "gamma", "beta")
-    batched_inputs = (0,)
+    short = "bn"
+    aliases = ("bn", "batch_norm", "spatial_batchnorm")
+    ports = (data("x", "features (N, D) or images (N, C, H, W)"),
+             param("gamma", "ones", "scale per feature/channel"),
+             param("beta", "zeros", "shift per feature/channel"))
+    attributes = (
+        Attr("eps", "number", 1e-5, POSITIVE, "added to the variance before its square root"),
+        Attr("momentum", "number", 0.9, "[0, 1]", "running = momentum * running + "
+             "(1 - momentum) * batch statistic",
+             hint="dagnet keeps momentum * running + (1 - momentum) * batch; PyTorch's "
+                  "momentum 0.1 is 0.9 here"),
+    )
     fusion_kind = "opaque"
     supports_out = True
     # backward reads gamma (a param) and the normalised x its cache keeps (workspace), never x
     saves = frozenset()
-    saves_workspace = True
     stateful = True
 
-    def infer_shape(self, in_shapes, attrs):
-        x_shape, g_shape, b_shape = (tuple(s) for s in in_shapes)
-        _eps_momentum(attrs)
+    def param_shapes(self, x_shape, attrs):
+        c = self._channels(tuple(x_shape))
+        return {"gamma": (c,), "beta": (c,)}
+
+    @staticmethod
+    def _channels(x_shape) -> int:
         if len(x_shape) not in (1, 3):
             raise ShapeError(
                 f"batchnorm: input 'x' must have 1 dim (D) or 3 dims (C, H, W) per example, "
                 f"got shape {x_shape}"
             )
-        c = x_shape[0]
+        return x_shape[0]
+
+    def infer_shape(self, in_shapes, attrs):
+        x_shape, g_shape, b_shape = (tuple(s) for s in in_shapes)
+        self.read_attrs(attrs)
+        c = self._channels(x_shape)
         for port, shape in (("gamma", g_shape), ("beta", b_shape)):
             if shape != (c,):
                 raise ShapeError(
@@ -163,8 +168,8 @@ class BatchNorm(Op):
         return x_shape
 
     def workspace(self, in_shapes, out_shape, attrs):
-        """xhat, the normalised input: one value per input value."""
-        return int(np.prod(in_shapes[0], dtype=np.int64))
+        """xhat, the normalised input, kept for backward: one value per input value."""
+        return Workspace.kept(int(np.prod(in_shapes[0], dtype=np.int64)))
 
     def init_state(self, in_shapes, attrs, dtype):
         """running_mean = 0 and running_var = 1, shape (C,)."""
@@ -175,8 +180,8 @@ class BatchNorm(Op):
         x, gamma, beta = inputs
         check_floats(self.name, self.input_names, inputs)
         self.infer_shape([x.shape[1:], gamma.shape, beta.shape], attrs)
-        eps, momentum = _eps_momentum(attrs)
-        return batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=out)
+        a = self.read_attrs(attrs)
+        return batchnorm_forward(x, gamma, beta, mode, state, a["eps"], a["momentum"], out=out)
 
     def backward(self, dout, cache, attrs, needs=None):
         return batchnorm_backward(dout, cache, need_dx=needs is None or needs[0])

@@ -1,6 +1,6 @@
 """Pooling: max_pool2d, avg_pool2d, global_avg_pool.
 
-    max_pool2d, avg_pool2d: x (N, C, H, W) -> (N, C, Ho, Wo); attrs size (int or pair, required),
+    max_pool2d, avg_pool2d: x (N, C, H, W) -> (N, C, Ho, Wo); attrs size (int or pair, 2),
         stride (default size), pad (default 0, at most half the window), floor (default False).
     global_avg_pool: x (N, C, H, W) -> (N, C).
 
@@ -18,7 +18,9 @@ import numpy as np
 from dagnet import kernels
 from dagnet.errors import AttrError, ShapeError
 from dagnet.ops.base import Op, as_pair, check_float, check_rank, register
-from dagnet.ops.conv import out_extent, pair_attr, window_out_size
+from dagnet.ops.conv import FLOOR, PADDING, out_extent, window_out_size
+from dagnet.ops.declare import WINDOW, Attr, Same, data
+from dagnet.ops.workspace import Workspace
 
 
 def maxpool_forward(x, size, stride, pad, out=None):
@@ -71,21 +73,28 @@ def avgpool_backward(dout, cache):
 class _Pool2D(Op):
     """Shared attrs and shape checks of max_pool2d and avg_pool2d."""
 
-    arity = 1
-    input_names = ("x",)
+    ports = (data("x", "images (N, C, H, W)"),)
+    attributes = (
+        Attr("size", "pair", 2, WINDOW, "window size: an int, or (height, width)",
+             ("pool_size", "kernel_size")),
+        Attr("stride", "pair", Same("size"), WINDOW,
+             "step between windows: an int, or (height, width)"),
+        Attr("pad", "pair", 0, PADDING.bounds, "padding on each side, at most half the window: "
+             "an int, or (height, width)", PADDING.aliases),
+        FLOOR,
+    )
     fusion_kind = "opaque"
     supports_out = True
 
     def _attrs(self, attrs):
-        size = pair_attr(self.name, attrs, "size", None, 1)
-        stride = pair_attr(self.name, attrs, "stride", size, 1)
-        pad = pair_attr(self.name, attrs, "pad", 0, 0)
+        a = self.read_attrs(attrs)
+        size, stride, pad = a["size"], a["stride"], a["pad"]
         if pad[0] > size[0] // 2 or pad[1] > size[1] // 2:
             raise AttrError(
                 f"{self.name}: pad {pad} must be at most half the window {size} "
                 f"(pad <= {(size[0] // 2, size[1] // 2)}), as in PyTorch; a larger pad makes "
                 f"windows of padding only")
-        return size, stride, pad, bool(attrs.get("floor", False))
+        return size, stride, pad, a["floor"]
 
     def infer_shape(self, in_shapes, attrs):
         (x_shape,) = (tuple(s) for s in in_shapes)
@@ -113,9 +122,10 @@ class MaxPool2D(_Pool2D):
     """Max over windows, padding -inf.  x: (N, C, H, W) -> (N, C, Ho, Wo)."""
 
     name = "max_pool2d"
+    short = "pool"
+    aliases = ("pool", "max_pool", "maxpool")
     # backward reads only the argmax indices (its workspace), never x or the output
     saves = frozenset()
-    saves_workspace = True
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         x, geometry = self._checked(inputs, attrs)
@@ -125,8 +135,9 @@ class MaxPool2D(_Pool2D):
         return (maxpool_backward(dout, cache),)
 
     def workspace(self, in_shapes, out_shape, attrs):
-        """The argmax of one example: one (uint8 or int32) index per output element."""
-        return int(np.prod(out_shape, dtype=np.int64))
+        """The argmax of one example, kept for backward: one (uint8 or int32) index per
+        output element."""
+        return Workspace.kept(int(np.prod(out_shape, dtype=np.int64)))
 
 
 @register
@@ -134,6 +145,8 @@ class AvgPool2D(_Pool2D):
     """Mean over windows, zero padding counted.  x: (N, C, H, W) -> (N, C, Ho, Wo)."""
 
     name = "avg_pool2d"
+    short = "avgpool"
+    aliases = ("avg_pool", "avgpool")
     saves = frozenset()
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
@@ -149,8 +162,10 @@ class GlobalAvgPool(Op):
     """Mean over each channel's plane.  x: (N, C, H, W) -> (N, C)."""
 
     name = "global_avg_pool"
-    arity = 1
-    input_names = ("x",)
+    short = "gap"
+    aliases = ("gap",)
+    ports = (data("x", "images (N, C, H, W)"),)
+    attributes = ()
     fusion_kind = "reduction"
     saves = frozenset()
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet.errors import AttrError, ShapeError
+from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, check_float, register
+from dagnet.ops.declare import REQUIRED, Attr, data
 
 
 class _Reshaping(Op):
-    arity = 1
-    input_names = ("x",)
+    ports = (data("x", "any shape"),)
+    attributes = ()
     fusion_kind = "injective"
     saves = frozenset()  # backward needs only x's shape, kept in the cache
     may_alias = True
@@ -44,21 +45,12 @@ class Reshape(_Reshaping):
     """Reshape each example to attrs["shape"] (one -1 allowed).  x: (N, d1, ..., dk) -> (N,) + shape."""
 
     name = "reshape"
+    attributes = (Attr("shape", "target", REQUIRED,
+                       doc="the per-example target shape; one -1 is inferred"),)
 
     def infer_shape(self, in_shapes, attrs):
         in_shape = tuple(in_shapes[0])
-        if "shape" not in attrs:
-            raise AttrError("reshape: attribute 'shape' (the per-example target shape) is missing")
-        raw = attrs["shape"]
-        if not isinstance(raw, (list, tuple)) or not all(
-                isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)) for d in raw):
-            raise AttrError(f"reshape: attribute 'shape' must be a list of integers (at most one "
-                            f"-1), got {raw!r}")
-        target = tuple(int(d) for d in raw)
-        if target.count(-1) > 1 or any(d < -1 for d in target):
-            raise AttrError(
-                f"reshape: shape {target} may hold non-negative sizes and at most one -1"
-            )
+        target = self.read_attrs(attrs)["shape"]
         size = int(np.prod(in_shape, dtype=np.int64))
         known = int(np.prod([d for d in target if d != -1], dtype=np.int64))
         if -1 in target and known > 0 and size % known == 0:

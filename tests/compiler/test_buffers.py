@@ -19,13 +19,14 @@ def test_values_live_in_the_planned_buffers(mode):
     g, plan = _compile("residual", fuse=False, mode=mode)
     feeds = nets.feeds_for(g, n=5)
     plan.forward(feeds, mode=mode)
-    arena = plan._arena
-    assert plan._arena_batch == 5 and set(arena) == set(plan.buffer_bytes)
+    arena = plan.executor.buffers
+    assert plan.executor.batch == 5 and set(arena) == set(plan.buffer_bytes)
     assert sum(a.nbytes for a in arena.values()) == 5 * sum(plan.buffer_bytes.values())
     # values and workspaces (im2col columns) in fewer bytes than each in its own array
     no_reuse = plan.peak_bytes(5, reuse=False, workspace=True)
     assert sum(a.nbytes for a in arena.values()) < no_reuse
-    ws = [s for s in plan.steps if s.op.takes_workspace]
+    in_shapes = {s.name: [plan.graph.node(v).meta["shape"] for v in s.inputs] for s in plan.steps}
+    ws = [s for s in plan.steps if s.op.workspace(in_shapes[s.name], s.shape, s.attrs).planned]
     assert ws and all(s.workspace_buffer in arena for s in ws)
     shared = {}
     for s in plan.steps:
@@ -51,7 +52,7 @@ def test_train_steps_over_planned_buffers_equal_fresh_arrays(name, fuse):
         assert loss == pytest.approx(want_loss, rel=1e-12)
         for k in grads:
             np.testing.assert_allclose(grads[k], want[k], rtol=1e-10, atol=1e-12)
-    assert plan._arena_batch == 6
+    assert plan.executor.batch == 6
 
 
 def test_requested_intermediates_are_never_overwritten():
@@ -65,7 +66,7 @@ def test_requested_intermediates_are_never_overwritten():
     values, _ = interpret(g, feeds, plan.params, plan.state, mode="eval")
     for k, v in got.items():
         np.testing.assert_allclose(v, values[k], rtol=1e-12, atol=1e-12)
-        assert not any(np.shares_memory(v, a) for a in plan._arena.values())
+        assert not any(np.shares_memory(v, a) for a in plan.executor.buffers.values())
 
 
 def test_returned_outputs_survive_the_next_call():
@@ -80,10 +81,10 @@ def test_returned_outputs_survive_the_next_call():
 def test_a_larger_batch_grows_the_buffers():
     g, plan = _compile("two_layer")
     plan.loss_and_grads(nets.feeds_for(g, n=2))
-    small = {b: a.nbytes for b, a in plan._arena.items()}
+    small = {b: a.nbytes for b, a in plan.executor.buffers.items()}
     plan.loss_and_grads(nets.feeds_for(g, n=8))
-    assert plan._arena_batch == 8
-    assert all(plan._arena[b].nbytes == 4 * small[b] for b in small)
+    assert plan.executor.batch == 8
+    assert all(plan.executor.buffers[b].nbytes == 4 * small[b] for b in small)
 
 
 def test_conv_columns_are_built_in_the_planned_workspace():
@@ -95,8 +96,8 @@ def test_conv_columns_are_built_in_the_planned_workspace():
     convs = [s for s in plan.steps if s.op_name == "conv2d"]
     assert convs
     for s in convs:
-        cols = plan._caches[s.name][0]
-        assert np.shares_memory(cols, plan._arena[s.workspace_buffer]), s.name
+        cols = plan.executor.caches[s.name][0]
+        assert np.shares_memory(cols, plan.executor.buffers[s.workspace_buffer]), s.name
     # the workspace of each conv is not shared with any value alive during its backward: the
     # gradients equal fresh-array ones (checked for every net in the test above); and two
     # convs' columns, both kept for backward, never share a buffer
@@ -109,10 +110,10 @@ def test_eval_on_a_train_plan_leaves_its_buffers_alone():
     must not grow the train-sized buffers (nor use them)."""
     g, plan = _compile("lenet_tiny")
     plan.loss_and_grads(nets.feeds_for(g, n=4))
-    before = {b: a.copy() for b, a in plan._arena.items()}
+    before = {b: a.copy() for b, a in plan.executor.buffers.items()}
     plan.forward(nets.feeds_for(g, n=16), mode="eval")
-    assert plan._arena_batch == 4
-    for b, a in plan._arena.items():
+    assert plan.executor.batch == 4
+    for b, a in plan.executor.buffers.items():
         np.testing.assert_array_equal(a, before[b])
 
 
@@ -126,8 +127,9 @@ def test_only_ops_that_take_a_workspace_get_a_buffer_and_of_the_size_they_use(ro
     g, plan = _compile("lenet_tiny", fuse=True)
     plan.loss_and_grads(nets.feeds_for(g, n=4))
     for s in plan.steps:
-        if s.op.takes_workspace:
-            kernel, cache = plan._caches[s.name]
+        in_shapes = [plan.graph.node(v).meta["shape"] for v in s.inputs]
+        if s.op.workspace(in_shapes, s.shape, s.attrs).planned:
+            kernel, cache = plan.executor.caches[s.name]
             # the patch rows, or the conv member's cache, columns first
             cols = cache[0] if kernel == "rows" else cache[0][0]
             assert plan.buffer_bytes[s.workspace_buffer] * 4 >= cols.nbytes

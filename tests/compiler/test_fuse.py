@@ -5,6 +5,7 @@ import pytest
 import dagnet
 from dagnet import Graph
 from dagnet.compiler import fuse, infer_shapes, validate
+from dagnet.ops.fusion import FusedOp
 from tests.compiler import nets
 
 
@@ -124,10 +125,60 @@ def test_numeric_fusion_same_outputs_and_gradients(name):
     nets.assert_plans_agree(a, b, feeds)
 
 
-def test_every_pattern_is_registered_as_an_op():
+def test_patterns_are_read_off_the_registered_fused_ops():
+    """A fused op declares its chain and modes once; the pattern table is derived from them."""
     from dagnet.compiler import PATTERNS
+    from dagnet.ops import registered_ops
+
+    fused = {op.name: op for op in registered_ops().values() if isinstance(op, FusedOp)}
+    assert len(PATTERNS) == len(fused) == 7
+    for p in PATTERNS:
+        op = fused[p.name]
+        assert (p.ops, p.modes, p.mode_reason) == (op.chain, op.modes, op.mode_reason)
+    assert [len(p.ops) for p in PATTERNS] == sorted((len(p.ops) for p in PATTERNS), reverse=True)
+    assert [p.name for p in PATTERNS if p.modes != ("train", "eval")] == ["conv2d+batchnorm"]
+
+
+def test_a_new_fused_op_is_a_pattern_without_touching_the_compiler(monkeypatch):
+    """The recipe for a fusion pattern: register a FusedOp with its chain and kernels."""
+    from dagnet.ops import base
+    from dagnet.ops.dense import affine_backward, affine_forward
+
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))  # forgotten after the test
+
+    @base.register
+    class AffineTanh(FusedOp):
+        chain = ("affine", "tanh")
+        saves = frozenset({"input", "output"})
+
+        def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+            y, acache = affine_forward(*inputs, out=out)
+            return np.tanh(y, out=y), (acache, y)
+
+        def backward(self, dout, cache, attrs, needs=None):
+            acache, y = cache
+            return affine_backward(dout * (1 - y * y), acache, need_dx=needs is None or needs[0])
+
+    g = Graph("t")
+    x, y = g.input("x", (5,)), g.input("y", (), dtype="int64")
+    g.softmax_cross_entropy(g.affine(g.tanh(g.affine(x, 6, name="fc1"), name="t1"), 3, name="fc2"), y)
+    plan = dagnet.compile(g, dtype="float64", check=True)  # the fused kernel against its chain
+    assert [s.pattern for s in plan.steps if s.fused] == ["affine+tanh"]
+    nets.assert_plans_agree(plan, dagnet.compile(g, dtype="float64", fuse=False), nets.feeds_for(g))
+
+
+def test_a_fused_op_that_leaves_out_a_mode_says_why():
+    with pytest.raises(ValueError, match="mode_reason"):
+        class EvalOnly(FusedOp):  # noqa: F841 - defining it is the test
+            chain = ("affine", "tanh")
+            modes = ("eval",)
+
+
+def test_members_split_a_fused_steps_inputs_back_into_its_chain():
     from dagnet.ops import get_op
 
-    for p in PATTERNS:
-        op = get_op(p.fused_op)
-        assert op.name == p.name
+    op = get_op("conv2d+batchnorm+relu+max_pool2d")
+    attrs = {"members": [{"name": n, "op": o, "attrs": {}} for n, o in zip("cbrp", op.chain)]}
+    got = [(m.name, m.op.name, m.inputs) for m in op.members(["x", "w", "b", "g", "beta"], attrs)]
+    assert got == [("c", "conv2d", ["x", "w", "b"]), ("b", "batchnorm", [None, "g", "beta"]),
+                   ("r", "relu", [None]), ("p", "max_pool2d", [None])]

@@ -24,7 +24,7 @@ def test_fused_equals_unfused_equals_interpreter(name):
     feeds = nets.feeds_for(g)
     fused = dagnet.compile(g, dtype="float64", seed=1)
     unfused = dagnet.compile(g, dtype="float64", seed=1, fuse=False)
-    state0 = dagnet.compiler.pipeline.init_state(g, "float64")
+    state0 = dagnet.compiler.params.init_state(g, "float64")
     loss_f, grads_f = fused.loss_and_grads(feeds)
     loss_u, grads_u = unfused.loss_and_grads(feeds)
     loss_i, grads_i = interpret_loss_and_grads(g, feeds, fused.params, state0, seed=1)

@@ -62,7 +62,8 @@ def test_needs_skips_dx_and_keeps_dw_db():
 
 def test_cache_does_not_keep_x_or_output():
     """saves is empty: overwriting x or the output after forward leaves the gradients alone."""
-    assert conv.saves == frozenset() and conv.saves_workspace
+    ws = conv.workspace([(2, 5, 5), (3, 2, 3, 3), (3,)], (3, 5, 5), {"pad": 1})
+    assert conv.saves == frozenset() and ws.saved == ws.elements == 19 * 25  # the columns
     x, w, b = conv_inputs((2, 2, 5, 5), (3, 2, 3, 3))
     dout = np.random.default_rng(1).standard_normal((2, 3, 5, 5))
     out, cache = conv.forward([x, w, b], {"pad": 1})
@@ -93,7 +94,7 @@ def test_infer_shape_and_flops():
     assert conv.infer_shape([(3, 31, 31), (25, 3, 3, 3), (25,)], {"stride": 2, "pad": 1}) == (25, 16, 16)
     assert conv.infer_shape([(1, 7, 7), (2, 1, 3, 3), (2,)], {"stride": 2, "floor": True}) == (2, 3, 3)
     assert conv.flops([(3, 8, 8), (4, 3, 3, 3), (4,)], (4, 8, 8), {"pad": 1}) == 2 * 27 * 4 * 64
-    assert conv.workspace([(3, 8, 8), (4, 3, 3, 3), (4,)], (4, 8, 8), {"pad": 1}) == 28 * 64
+    assert conv.workspace([(3, 8, 8), (4, 3, 3, 3), (4,)], (4, 8, 8), {"pad": 1}).elements == 28 * 64
 
 
 # -- bad input -----------------------------------------------------------------------------
@@ -143,10 +144,11 @@ def test_wrong_ranks_and_bias(in_shapes, match):
 
 
 @pytest.mark.parametrize("attrs,match", [
-    ({"stride": 0}, r"conv2d: stride must be >= 1, got 0"),
-    ({"stride": (1, -1)}, r"conv2d: stride must be >= 1"),
-    ({"pad": -1}, r"conv2d: pad must be >= 0, got -1"),
-    ({"stride": (1, 2, 3)}, r"conv2d: stride must be an int or a pair of ints"),
+    ({"stride": 0}, r"conv2d: stride must be a positive integer or a pair of them, up to 65535, got 0"),
+    ({"stride": (1, -1)}, r"conv2d: stride must be a positive integer or a pair"),
+    ({"pad": -1}, r"conv2d: pad must be a non-negative integer or a pair of them, up to 65535, got -1"),
+    ({"stride": (1, 2, 3)}, r"conv2d: stride must be a positive integer or a pair of them"),
+    ({"stride": 70000}, r"conv2d: stride must be .*up to 65535, got 70000"),
 ])
 def test_bad_attrs(attrs, match):
     with pytest.raises(AttrError, match=match):

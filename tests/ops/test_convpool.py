@@ -141,7 +141,7 @@ def test_rows_path_is_taken_where_it_pays_and_its_workspace_is_planned():
     kernel, (rows, *_) = cache
     assert kernel == "rows" and rows.shape == (2, 64, 73)
     w_shape = plan.params["conv.w"].shape
-    per_example = step.op.workspace_buffer([(8, 8, 8), w_shape, (32,)], out.shape[1:], step.attrs)
+    per_example = step.op.workspace([(8, 8, 8), w_shape, (32,)], out.shape[1:], step.attrs).planned
     assert per_example == rows[0].size  # what the memory plan sets aside is what im2row fills
     want, _ = conv_forward(x, plan.params["conv.w"], plan.params["conv.b"], 1, 1)
     np.testing.assert_allclose(out, maxpool_forward(np.maximum(want, 0), 2, 2, 0)[0],

@@ -59,7 +59,7 @@ def test_backward_uses_the_forward_mask():
 
 @pytest.mark.parametrize("p", [1.0, -0.1, 1.5])
 def test_bad_p(p):
-    with pytest.raises(AttrError, match=rf"dropout: p \(the drop probability\) must be in \[0, 1\), got {p}"):
+    with pytest.raises(AttrError, match=rf"dropout: p must be a number in \[0, 1\), got {p}"):
         DROPOUT.forward([np.ones((2, 2))], {"p": p}, rng=np.random.default_rng(0))
 
 

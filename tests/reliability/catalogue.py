@@ -198,8 +198,8 @@ def _(tmp):
     graph_from_spec(seq({"type": "fc", "hidden": 10 ** 13}, {"type": "fc", "hidden": 3}))
 
 
-@case("spec-absurd-window", S, AttrError, "a size, stride or pad larger than any image",
-      "check the value", "layers[0]: conv1")
+@case("spec-absurd-window", S, SpecError, "a size, stride or pad larger than any image",
+      "check the value", "layers[0].stride")
 def _(tmp):
     graph_from_spec(seq({"type": "conv", "num_filters": 2, "filter_size": 3, "stride": 10 ** 9},
                         loss="none"))
@@ -312,7 +312,7 @@ def _(tmp):
 
 
 @case("graph-bad-builder-arg", G, AttrError, "a builder argument of the wrong type",
-      "pass a positive integer", "fc1: units")
+      "pass a positive integer", "fc1 (affine): units")
 def _(tmp):
     g = Graph()
     x = g.input("x", (4,))
@@ -320,17 +320,26 @@ def _(tmp):
 
 
 @case("graph-bad-shape-arg", G, ShapeError, "an input shape that is not a list of integers",
-      "give the per-example shape as a tuple of ints", "x: input shape")
+      "give the per-example shape as a tuple of ints", "x (input): shape")
 def _(tmp):
     Graph().input("x", 784)
 
 
 @case("graph-bad-attr-type", G, AttrError, "an attr of the wrong type given to add_node/op",
-      "give a number", "drop: dropout")
+      "give a number", "drop (dropout): p")
 def _(tmp):
     g = Graph()
     x = g.input("x", (4,))
     g.op("dropout", x, p="0.5", name="drop")
+
+
+@case("graph-unknown-attr", G, AttrError, "an attr the op does not declare (a typo)",
+      "use the suggested attr; the message lists the op's attrs", "pool (max_pool2d): no attr")
+def _(tmp):
+    g = Graph()
+    g.input("x", (1, 8, 8))
+    g.add_node("max_pool2d", ["x"], {"size": 2, "strdie": 2}, name="pool")
+    dagnet.compile(g)
 
 
 @case("graph-empty", G, GraphError, "compiling a graph without nodes", "add an input and some ops",

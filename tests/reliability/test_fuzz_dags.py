@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import dagnet
 from dagnet import Graph
-from dagnet.compiler.pipeline import init_params, init_state
+from dagnet.compiler.params import init_params, init_state
 from dagnet.interpreter import interpret
 from dagnet.interpreter import loss_and_grads as interpret_loss_and_grads
 

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dagnet
-from dagnet.compiler.pipeline import random_feeds
+from dagnet.compiler.feeds import random_feeds
 from dagnet.errors import DagnetError
-from dagnet.graph import INITIALIZERS
+from dagnet.ops.declare import INITIALIZERS
 from dagnet.spec import graph_from_spec
 
 COUNTS = Counter()

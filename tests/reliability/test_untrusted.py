@@ -12,7 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from dagnet.spec import _SpecLoader, graph_from_spec
+from dagnet.spec import graph_from_spec
+from dagnet.spec.read import _SpecLoader
 from dagnet.train.checkpoint import save_checkpoint
 from tests.reliability.helpers import ROOT, write_mnist_like
 from tests.payloads import Payload

@@ -1,0 +1,21 @@
+"""ONNX interchange: export a Graph or ExecutionPlan as an ONNX model; load ONNX models as Graphs.
+
+    dagnet.onnx.export(plan, "lenet.onnx")                 # params and state from the plan
+    model = dagnet.onnx.load("lenet.onnx")                 # OnnxModel(graph, params, state)
+    plan = dagnet.compile(model.graph, mode="eval", params=model.params, state=model.state)
+    graph, params, state = dagnet.onnx.load("lenet.onnx")  # an OnnxModel unpacks too
+
+    export.py   Graph/plan -> ONNX          load.py      ONNX -> OnnxModel
+    mapping.py  THE op mapping table: a row per ONNX op <-> dagnet op, with the conversions
+                each way (exporters.py, importers.py), whose attrs come from the op declarations
+    common.py   the errors and the small conversions they share
+
+Batchnorm exports with its eval semantics (running statistics), dropout as Dropout (the
+identity at inference). `onnx` is an optional dependency (`pip install dagnet[onnx]`), imported
+only when export or load runs.
+"""
+from dagnet.onnx.common import MIN_OPSET, OnnxError, UnsupportedOnnxError
+from dagnet.onnx.export import export
+from dagnet.onnx.load import OnnxModel, load
+
+__all__ = ["MIN_OPSET", "OnnxError", "OnnxModel", "UnsupportedOnnxError", "export", "load"]

@@ -1,0 +1,296 @@
+"""How ONNX nodes become dagnet nodes (the import side of the mapping table in mapping.py).
+
+Each takes the Reader of the import, the ONNX node and its attributes, and builds through the
+builder (r.g.conv2d(...), ...), so the op's declared checks apply to what the model holds; what
+dagnet cannot express (dilations, asymmetric pads, grouped convolutions, ...) is an OnnxError
+naming the node and the fix. Some nodes merge or vanish: MatMul + Add of a bias is one affine,
+GlobalAveragePool + Flatten one global_avg_pool, a Flatten that only feeds Gemms is skipped
+(affine flattens each example itself), Identity and Constant only rename values.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dagnet.graph import build
+from dagnet.onnx.common import OnnxError, compact, f32, onnx_attrs, where
+from dagnet.ops import get_op
+
+
+def _extra_outputs_unused(r, node) -> None:
+    """dagnet ops have one output: MaxPool's indices, Dropout's mask etc. must be unused."""
+    for out in node.output[1:]:
+        if out and (out in r.users or out in r.graph_outputs):
+            raise OnnxError(f"{where(node)}: its output '{out}' is used, but dagnet's op "
+                            f"computes only the first output")
+
+
+def _pair(node, a: dict, key: str, default) -> tuple:
+    v = tuple(int(x) for x in a.get(key, default))
+    if len(v) != 2:
+        raise OnnxError(f"{where(node)}: {key} {list(v)}: dagnet imports 2-D windows only")
+    return v
+
+
+def _window(r, node, a: dict, x: str, kernel: tuple):
+    """(stride, pad, floor) of a 2-D window op on dagnet value x; OnnxError for what dagnet
+    cannot express (dilation, asymmetric pads)."""
+    if any(d != 1 for d in a.get("dilations", (1, 1))):
+        raise OnnxError(f"{where(node)}: dilations {list(a['dilations'])} are not supported "
+                        f"(dagnet windows are dense)")
+    in_hw = tuple(r.g.shape_of(x))[-2:]
+    stride = _pair(node, a, "strides", (1, 1))
+    auto = a.get("auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        total = [max((-(-h // s) - 1) * s + k - h, 0) for h, k, s in zip(in_hw, kernel, stride)]
+        pads = [t // 2 for t in total] + [t - t // 2 for t in total]
+    elif auto == "VALID":
+        pads = [0, 0, 0, 0]
+    else:
+        pads = [int(p) for p in a.get("pads", (0, 0, 0, 0))]
+    if pads[:2] != pads[2:]:
+        raise OnnxError(f"{where(node)}: pads {pads} (auto_pad {auto}) are asymmetric "
+                        f"(begin {pads[:2]}, end {pads[2:]}); dagnet pads both sides equally: "
+                        f"re-export with symmetric padding")
+    pad = tuple(pads[:2])
+    # ONNX floors a stride that does not tile the input; dagnet asks for that with floor=True
+    floor = any((h + 2 * p - k) % s for h, k, s, p in zip(in_hw, kernel, stride, pad))
+    return stride, pad, floor
+
+
+def _zeros_bias(r, node, m: int) -> str:
+    return r.param(f"{node.output[0]}.b", np.zeros(m), "bias")
+
+
+def _bias_vector(node, c, m: int):
+    """A Gemm/Add bias broadcast along the batch: shape (), (M,) or (1, M) -> (M,)."""
+    try:
+        return np.broadcast_to(c, (1, m)).reshape(m)
+    except ValueError:
+        raise OnnxError(f"{where(node)}: bias of shape {c.shape} does not broadcast to one "
+                        f"value per output ({m},); give it shape ({m},)") from None
+
+def conv(r, node, a: dict) -> None:
+    x = r.tensor(node)
+    w = r.const(node, 1, "weight")
+    if w.ndim != 4:
+        raise OnnxError(f"{where(node)}: weight shape {w.shape}: dagnet imports 2-D "
+                        f"convolutions only")
+    if a.get("group", 1) != 1:
+        raise OnnxError(f"{where(node)}: group={a['group']} (grouped or depthwise convolution) "
+                        f"is not supported; dagnet convolutions have group 1")
+    kernel = tuple(w.shape[2:])
+    stride, pad, floor = _window(r, node, a, x, kernel)
+    f = w.shape[0]
+    b = (r.param(node.input[2], r.const(node, 2, "bias"), "bias")
+         if len(node.input) > 2 and node.input[2] else _zeros_bias(r, node, f))
+    r.bind(node, r.g.conv2d(x, filters=f, size=compact(kernel), stride=compact(stride),
+                            pad=compact(pad), floor=floor, name=r.out_name(node),
+                            w=r.param(node.input[1], w, "weight"), b=b))
+
+
+def pool(op: str):
+    def imp(r, node, a: dict) -> None:
+        x = r.tensor(node)
+        _extra_outputs_unused(r, node)
+        kernel = _pair(node, a, "kernel_shape", ())
+        stride, pad, floor = _window(r, node, a, x, kernel)
+        if a.get("ceil_mode", 0) and floor:
+            raise OnnxError(f"{where(node)}: ceil_mode=1 with a stride that does not tile the "
+                            f"input keeps a partial window dagnet drops; pad the input or use "
+                            f"ceil_mode=0")
+        if op == "avg_pool2d" and any(pad) and not a.get("count_include_pad", 0):
+            raise OnnxError(f"{where(node)}: count_include_pad=0 with padding: dagnet's "
+                            f"avg_pool2d counts the zero padding in the mean (count_include_pad=1)")
+        r.bind(node, getattr(r.g, op)(x, size=compact(kernel), stride=compact(stride),
+                                      pad=compact(pad), floor=floor, name=r.out_name(node)))
+    return imp
+
+
+def global_pool(r, node, keepdims: bool = True) -> None:
+    """global_avg_pool; a Flatten that is its only reader joins it and names it (the pair
+    export writes), else ONNX's (N, C, 1, 1) is kept as a view."""
+    x = r.tensor(node)
+    flat = r.sole_user(node.output[0]) if keepdims else None
+    if flat is not None and flat.op_type == "Flatten" and onnx_attrs(r.onnx, flat).get("axis", 1) == 1:
+        r.absorbed.add(id(flat))
+        r.bind(flat, r.g.global_avg_pool(x, name=r.out_name(flat)))
+        return
+    n = r.g.global_avg_pool(x, name=r.out_name(node))
+    r.bind(node, n, view=(r.g.shape_of(n)[0], 1, 1) if keepdims else None)
+
+
+def reduce_mean(r, node, a: dict) -> None:
+    """ReduceMean over (H, W) of an (N, C, H, W) value: global_avg_pool (torch's dynamo export)."""
+    rank = len(r.shape(node.input[0])) + 1
+    axes = a.get("axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:  # opset 18 moved axes to an input
+        axes = r.const(node, 1, "axes").tolist()
+    if rank != 4 or axes is None or sorted(int(x) % 4 for x in axes) != [2, 3]:
+        raise OnnxError(f"{where(node)}: dagnet imports ReduceMean only over axes (2, 3) of an "
+                        f"(N, C, H, W) value (a global average pool), got axes {axes}, rank {rank}")
+    global_pool(r, node, bool(a.get("keepdims", 1)))
+
+
+def _reshape_to(r, node, target: tuple) -> None:
+    """node reshapes each example to `target`: a flatten/reshape node, or no node when dagnet's
+    value has that shape already or only Gemm/MatMul read it (affine flattens itself)."""
+    x = r.tensor(node, exact=False)
+    out = node.output[0]
+    users = r.users.get(out, [])
+    skip = out not in r.graph_outputs and (
+        tuple(r.g.shape_of(x)) == target or users and all(u.op_type in ("Gemm", "MatMul")
+                                                           for u in users))
+    if skip:
+        r.values[out] = x
+        if tuple(r.g.shape_of(x)) != target:
+            r.views[out] = target
+    elif len(target) == 1:
+        r.bind(node, r.g.flatten(x, name=r.out_name(node)))
+    else:
+        r.bind(node, r.g.reshape(x, target, name=r.out_name(node)))
+
+
+def flatten(r, node, a: dict) -> None:
+    shape = r.shape(node.input[0])
+    axis = int(a.get("axis", 1))
+    if axis % (len(shape) + 1) != 1:
+        raise OnnxError(f"{where(node)}: axis={axis} mixes the batch with other dimensions; "
+                        f"dagnet flattens each example (axis=1)")
+    _reshape_to(r, node, (int(np.prod(shape, dtype=np.int64)),))
+
+
+def reshape(r, node, a: dict) -> None:
+    shape = r.shape(node.input[0])
+    target = [int(d) for d in r.const(node, 1, "shape")]
+    if not a.get("allowzero", 0):  # 0 copies the input's dimension; the batch stays symbolic
+        full = [None, *shape]
+        target = [full[i] if d == 0 and i < len(full) else d for i, d in enumerate(target)]
+    batch, rest = target[0], target[1:]
+    if not rest or not (batch is None or batch == -1 and -1 not in rest) or 0 in rest:
+        raise OnnxError(f"{where(node)}: target shape {r.const(node, 1, 'shape').tolist()} must "
+                        f"keep the batch: 0 or -1 first, and positive sizes (at most one -1) after")
+    size = int(np.prod(shape, dtype=np.int64))
+    known = int(np.prod([d for d in rest if d != -1], dtype=np.int64))
+    if -1 in rest:
+        rest = [size // known if d == -1 else d for d in rest]
+    if int(np.prod(rest, dtype=np.int64)) != size:
+        raise OnnxError(f"{where(node)}: cannot reshape per-example shape {shape} ({size} "
+                        f"values) to {rest}")
+    _reshape_to(r, node, tuple(rest))
+
+
+def gemm(r, node, a: dict) -> None:
+    if a.get("transA", 0):
+        raise OnnxError(f"{where(node)}: transA=1 transposes the batch into the features; "
+                        f"dagnet's affine takes A as (N, D)")
+    x = r.tensor(node, exact=False)
+    b = r.const(node, 1, "weight")
+    w = np.ascontiguousarray(b.T if a.get("transB", 0) else b)
+    alpha, beta = f32(a.get("alpha", 1.0)), f32(a.get("beta", 1.0))
+    w = w * alpha if alpha != 1 else w
+    m = w.shape[1]
+    if len(node.input) > 2 and node.input[2]:
+        c = _bias_vector(node, r.const(node, 2, "bias"), m)
+        bias = r.param(node.input[2], c * beta if beta != 1 else c, "bias")
+    else:
+        bias = _zeros_bias(r, node, m)
+    r.bind(node, r.g.affine(x, m, name=r.out_name(node), w=r.param(node.input[1], w, "weight"),
+                            b=bias))
+
+
+def matmul(r, node, a: dict) -> None:
+    """MatMul(X, W), and the Add of a constant bias right after it, as one affine."""
+    if len(r.shape(node.input[0])) != 1:
+        raise OnnxError(f"{where(node)}: dagnet imports MatMul of an (N, D) value only, got "
+                        f"(N, {', '.join(map(str, r.shape(node.input[0])))})")
+    x = r.tensor(node, exact=False)
+    w = r.const(node, 1, "weight")
+    if w.ndim != 2:
+        raise OnnxError(f"{where(node)}: weight shape {w.shape}: dagnet needs a (D, M) matrix")
+    m = w.shape[1]
+    add, last = r.sole_user(node.output[0]), node
+    is_add = add is not None and add.op_type == "Add"
+    consts = [v for v in add.input if v in r.consts] if is_add else []
+    if consts:
+        bias = r.param(consts[0], _bias_vector(add, r.consts[consts[0]], m), "bias")
+        r.absorbed.add(id(add))
+        last = add
+    else:
+        bias = _zeros_bias(r, node, m)
+    r.bind(last, r.g.affine(x, m, name=r.out_name(last), w=r.param(node.input[1], w, "weight"),
+                            b=bias))
+
+
+def batchnorm(r, node, a: dict) -> None:
+    x = r.tensor(node)
+    if a.get("training_mode", 0):
+        raise OnnxError(f"{where(node)}: training_mode=1; export the model in eval mode "
+                        f"(dagnet picks the mode when it runs the graph)")
+    _extra_outputs_unused(r, node)
+    scale, bias, mean, var = (r.const(node, i, what) for i, what in
+                              enumerate(("scale", "bias", "mean", "var"), start=1))
+    n = r.g.batchnorm(x, eps=f32(a.get("epsilon", 1e-5)), momentum=f32(a.get("momentum", 0.9)),
+                      name=r.out_name(node), gamma=r.param(node.input[1], scale, "gamma"),
+                      beta=r.param(node.input[2], bias, "beta"))
+    r.state[n.name] = {"running_mean": np.array(mean, dtype=r.dtype),
+                       "running_var": np.array(var, dtype=r.dtype)}
+    r.bind(node, n)
+
+
+def dropout(r, node, a: dict) -> None:
+    x = r.tensor(node)
+    _extra_outputs_unused(r, node)
+    if len(node.input) > 2 and node.input[2]:
+        r.const(node, 2, "training_mode")  # a computed mode cannot be imported; dagnet picks it
+    p = float(r.const(node, 1, "ratio", default=a.get("ratio", 0.5)))
+    r.bind(node, r.g.dropout(x, p=f32(p), name=r.out_name(node)))
+
+
+def softmax(r, node, a: dict) -> None:
+    rank = len(r.shape(node.input[0])) + 1
+    axis = int(a.get("axis", -1 if r.opset >= 13 else 1))
+    if rank != 2 or axis % rank != 1:
+        raise OnnxError(f"{where(node)}: dagnet's softmax takes (N, C) over C; got rank {rank}, "
+                        f"axis {axis}")
+    r.bind(node, r.g.softmax(r.tensor(node), name=r.out_name(node)))
+
+
+def add(r, node, a: dict) -> None:
+    consts = [v for v in node.input if v in r.consts]
+    if consts:
+        raise OnnxError(f"{where(node)}: adds the constant {consts[0]!r}; dagnet imports a "
+                        f"constant add only as the bias right after a MatMul")
+    xs = [r.tensor(node, i) for i in range(len(node.input))]
+    if len(xs) == 1:
+        r.alias(node, node.input[0])
+        return
+    r.bind(node, r.g.add(*xs, name=r.out_name(node)))
+
+
+def concat(r, node, a: dict) -> None:
+    rank = len(r.shape(node.input[0])) + 1
+    axis = int(a["axis"]) % rank
+    if axis == 0:
+        raise OnnxError(f"{where(node)}: concatenates along the batch axis; dagnet joins "
+                        f"features (axis >= 1)")
+    xs = [r.tensor(node, i) for i in range(len(node.input))]
+    r.bind(node, r.g.concat(*xs, axis=axis, name=r.out_name(node)))
+
+
+def constant(r, node, a: dict) -> None:
+    onnx = r.onnx
+    attr = node.attribute[0]
+    r.consts[node.output[0]] = (onnx.numpy_helper.to_array(attr.t) if attr.name == "value"
+                                else np.asarray(onnx.helper.get_attribute_value(attr)))
+
+
+def same_attrs(op_name: str):
+    """An ONNX node whose attributes are the dagnet op's under the same names (the
+    activations): each declared attr read from the node, else the declared default, which is
+    ONNX's too for every such row of the table."""
+    def imp(r, node, a: dict) -> None:
+        op = get_op(op_name)
+        attrs = {d.name: f32(a[d.name]) if d.kind == "number" else a[d.name]
+                 for d in op.attributes if d.node and d.name in a}
+        r.bind(node, build(r.g, op, (r.tensor(node),), {**attrs, "name": r.out_name(node)}))
+    return imp

@@ -1,0 +1,201 @@
+"""Import: an ONNX model as an OnnxModel(graph, params, state).
+
+Each ONNX value maps to the dagnet node named after it (so an exported model loads back with
+its names) and each initializer used as a weight to a param node named after it; graph inputs
+keep their names and per-example shapes, the batch dimension dropped. Each node is read by its
+row of the mapping table (mapping.py). `graph.outputs` stays the default (the sinks) when those
+are the ONNX outputs in order, so a loss added with the builder becomes the output; otherwise
+they are set explicitly. Loading reads only the protobuf: it never runs code from the model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dagnet.errors import AttrError
+from dagnet.graph import Graph, Node
+from dagnet.onnx.common import OnnxError, UnsupportedOnnxError, onnx_attrs, onnx_module, where
+from dagnet.onnx.mapping import IMPORTS
+
+#: param role -> (initializer recorded in the param node, L2 decay applies)
+ROLES = {"weight": ("he", True), "bias": ("zeros", False), "gamma": ("ones", False),
+         "beta": ("zeros", False)}
+
+
+@dataclass
+class OnnxModel:
+    """An imported model: the Graph, its params {name: array} and state {node: {...}}.
+
+    Unpacks as `graph, params, state = load(path)`; compile with
+    `dagnet.compile(m.graph, params=m.params, state=m.state)`."""
+
+    graph: Graph
+    params: dict
+    state: dict
+
+    def __iter__(self):
+        return iter((self.graph, self.params, self.state))
+
+
+class Reader:
+    """The state of one import: the Graph being built and what each ONNX value became."""
+
+    def __init__(self, onnx, model, input_shapes: dict):
+        self.onnx = onnx
+        og = model.graph
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+        self.g = Graph(og.name or "onnx")
+        self.consts = {i.name: onnx.numpy_helper.to_array(i) for i in og.initializer}
+        self.values: dict[str, str] = {}  # ONNX value -> dagnet node
+        # ONNX per-example shape of values whose dagnet node has another (GlobalAveragePool's
+        # (C, 1, 1) is dagnet's (C,)): materialised by a reshape only if a consumer needs it
+        self.views: dict[str, tuple] = {}
+        self.params, self.state, self.param_of = {}, {}, {}
+        self.users: dict[str, list] = {}
+        for node in og.node:
+            for v in node.input:
+                self.users.setdefault(v, []).append(node)
+        self.graph_outputs = [o.name for o in og.output]
+        # names ONNX already uses: nodes dagnet invents (zero biases, reshapes) must avoid them
+        self.reserved = set(self.consts) | {v for n in og.node for v in n.output}
+        self.absorbed: set[int] = set()  # nodes imported together with an earlier one
+        self.dtype = np.dtype(np.float32)
+        self._inputs(og, input_shapes)
+
+    # -- names and values --------------------------------------------------------------------
+    def fresh(self, name: str, own: bool = False) -> str:
+        """A valid, unused node name from `name` ('+' is reserved for fused groups); `own` says
+        the name is the ONNX value's own, so it need not avoid the reserved names."""
+        base = name.replace("+", "_").strip() or "value"
+        cand, i = base, 1
+        while cand in self.g or (not own and cand in self.reserved):
+            cand, i = f"{base}_{i}", i + 1
+        return cand
+
+    def out_name(self, node) -> str:
+        return self.fresh(node.output[0], own=True)
+
+    def bind(self, node, dagnet_node: Node, view=None) -> None:
+        """node's first output is dagnet_node's value (seen by ONNX with shape `view`)."""
+        self.values[node.output[0]] = dagnet_node.name
+        if view is not None and tuple(view) != tuple(self.g.shape_of(dagnet_node)):
+            self.views[node.output[0]] = tuple(view)
+
+    def alias(self, node, value: str) -> None:
+        """node's first output is the same value as `value` (Identity, a Flatten dagnet skips)."""
+        out = node.output[0]
+        if value in self.consts:
+            self.consts[out] = self.consts[value]
+            return
+        self.values[out] = self.values[value]
+        if value in self.views:
+            self.views[out] = self.views[value]
+
+    def shape(self, value: str) -> tuple:
+        """The ONNX per-example shape of a computed value."""
+        return self.views.get(value) or tuple(self.g.shape_of(self.values[value]))
+
+    def value(self, value: str, exact: bool = True, where: str = "graph output") -> str:
+        """The dagnet node holding `value`; `exact` reshapes it to its ONNX shape if they differ."""
+        if value in self.consts:
+            raise OnnxError(f"{where}: '{value}' is a constant; dagnet imports constants only as "
+                            f"weights, biases, statistics and shapes, not as data")
+        if value not in self.values:
+            raise OnnxError(f"{where}: '{value}' is produced by no earlier node and is no graph "
+                            f"input (are the nodes in topological order?)")
+        if exact and value in self.views:
+            node = self.g.reshape(self.values[value], self.views.pop(value),
+                                  name=self.fresh(f"{value}/reshape"))
+            self.values[value] = node.name
+        return self.values[value]
+
+    def tensor(self, node, i: int = 0, exact: bool = True) -> str:
+        return self.value(node.input[i], exact, where(node))
+
+    def const(self, node, i: int, what: str, default=None):
+        """Input i of node as an array (an initializer or Constant); `default` if it is absent."""
+        name = node.input[i] if i < len(node.input) else ""
+        if not name:
+            if default is None:
+                raise OnnxError(f"{where(node)}: the {what} input is missing")
+            return np.asarray(default)
+        if name not in self.consts:
+            raise OnnxError(f"{where(node)}: the {what} '{name}' must be an initializer or a "
+                            f"Constant; dagnet cannot import a computed {what}")
+        return self.consts[name]
+
+    def param(self, name: str, array, role: str) -> str:
+        """The param node holding `array`, created once per initializer (a shared weight stays
+        shared); an initializer used with two different transforms gets two params."""
+        array = np.array(array, dtype=self.dtype, order="C")  # a writable copy: params train
+        have = self.param_of.get(name)
+        if have is not None and self.params[have].shape == array.shape \
+                and np.array_equal(self.params[have], array):
+            return have
+        pname = self.fresh(name, own=have is None)
+        init, decay = ROLES[role]
+        self.g.param(pname, array.shape, init=init, decay=decay)
+        self.params[pname] = array
+        self.param_of.setdefault(name, pname)
+        return pname
+
+    def sole_user(self, value: str):
+        """The only node reading `value` when it is no graph output, else None."""
+        users = self.users.get(value, [])
+        return users[0] if len(users) == 1 and value not in self.graph_outputs else None
+
+    # -- graph inputs --------------------------------------------------------------------------
+    def _inputs(self, og, input_shapes: dict) -> None:
+        helper = self.onnx.helper
+        for vi in og.input:
+            if vi.name in self.consts:  # IR < 4 lists initializers among the inputs
+                continue
+            t = vi.type.tensor_type
+            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type))
+            if dtype.kind != "f":
+                raise OnnxError(f"graph input '{vi.name}' has type {dtype}; dagnet imports float "
+                                f"inputs only")
+            dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                    for d in t.shape.dim]
+            shape = tuple(input_shapes.get(vi.name, dims[1:]))
+            if not shape or not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
+                raise OnnxError(
+                    f"graph input '{vi.name}' has shape {dims}: dagnet needs every dimension but "
+                    f"the batch fixed; pass input_shapes={{'{vi.name}': (C, H, W)}} to load()")
+            if not self.values:
+                self.dtype = dtype
+            node = self.g.input(self.fresh(vi.name, own=True), shape, str(dtype))
+            self.values[vi.name] = node.name
+
+
+def _check_supported(og) -> None:
+    """One UnsupportedOnnxError listing every node whose op dagnet cannot import."""
+    bad = [f"  {n.op_type if n.domain in ('', 'ai.onnx') else n.domain + '.' + n.op_type} "
+           f"(node '{n.name or n.output[0]}')"
+           for n in og.node if n.domain not in ("", "ai.onnx") or n.op_type not in IMPORTS]
+    if bad:
+        raise UnsupportedOnnxError(
+            f"the model uses {len(bad)} node(s) with ops dagnet cannot import:\n" + "\n".join(bad)
+            + f"\nsupported ops: {', '.join(sorted(IMPORTS))}")
+
+
+def load(path_or_model, input_shapes: dict | None = None) -> OnnxModel:
+    """Import an ONNX model (a path or a ModelProto) as an OnnxModel(graph, params, state).
+
+    input_shapes {input: per-example shape} fixes inputs whose non-batch dimensions are symbolic."""
+    onnx = onnx_module()
+    model = (path_or_model if isinstance(path_or_model, onnx.ModelProto)
+             else onnx.load(str(path_or_model)))
+    _check_supported(model.graph)
+    r = Reader(onnx, model, dict(input_shapes or {}))
+    for node in model.graph.node:
+        if id(node) not in r.absorbed:
+            try:
+                IMPORTS[node.op_type](r, node, onnx_attrs(onnx, node))
+            except AttrError as e:  # a value the dagnet op's declarations refuse
+                raise OnnxError(f"{where(node)}: {e}") from None
+    outputs = [r.value(o) for o in r.graph_outputs]
+    if outputs != r.g.outputs:
+        r.g.outputs = outputs
+    return OnnxModel(r.g, r.params, r.state)

@@ -1,0 +1,65 @@
+"""THE op mapping table: one row per ONNX op <-> dagnet op, with the functions that convert
+nodes and attrs each way (exporters.py writes, importers.py reads; both take the attrs' names,
+defaults and checks from the dagnet op's declarations).
+
+A row with `export` is how its dagnet op is written (one per op); a row with `load` is how its
+ONNX op is read (several ONNX ops may become one dagnet op: Gemm and MatMul both become affine).
+Adding an op whose ONNX twin has the same attributes (an activation) is one row:
+`Row("Gelu", "gelu", *same("Gelu", "gelu"))`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from dagnet.onnx import exporters as ex
+from dagnet.onnx import importers as im
+
+
+@dataclass(frozen=True)
+class Row:
+    """ONNX op <-> dagnet op: export(writer, node) writes the dagnet node as ONNX nodes,
+    load(reader, onnx_node, attrs) builds it; either may be None (one direction only)."""
+
+    onnx: str
+    op: str | None
+    export: Callable | None = None
+    load: Callable | None = None
+
+
+def same(onnx_op: str, op: str) -> tuple:
+    """(export, load) of an op whose ONNX twin takes the same attributes under the same names."""
+    return ex.same_attrs(onnx_op), im.same_attrs(op)
+
+
+TABLE = (
+    Row("Conv", "conv2d", ex.conv, im.conv),
+    Row("MaxPool", "max_pool2d", ex.pool("MaxPool"), im.pool("max_pool2d")),
+    Row("AveragePool", "avg_pool2d", ex.pool("AveragePool", count_include_pad=1),
+        im.pool("avg_pool2d")),
+    Row("GlobalAveragePool", "global_avg_pool", ex.global_avg_pool,
+        lambda r, node, a: im.global_pool(r, node)),
+    Row("ReduceMean", "global_avg_pool", None, im.reduce_mean),
+    Row("Gemm", "affine", ex.affine, im.gemm),
+    Row("MatMul", "affine", None, im.matmul),
+    Row("BatchNormalization", "batchnorm", ex.batchnorm, im.batchnorm),
+    Row("Dropout", "dropout", ex.dropout, im.dropout),
+    Row("Flatten", "flatten", ex.flatten, im.flatten),
+    Row("Reshape", "reshape", ex.reshape, im.reshape),
+    Row("Add", "add", ex.add, im.add),
+    Row("Sum", "add", None, im.add),
+    Row("Concat", "concat", ex.concat, im.concat),
+    Row("Softmax", "softmax", ex.softmax, im.softmax),
+    Row("Relu", "relu", *same("Relu", "relu")),
+    Row("LeakyRelu", "leaky_relu", *same("LeakyRelu", "leaky_relu")),
+    Row("Sigmoid", "sigmoid", *same("Sigmoid", "sigmoid")),
+    Row("Tanh", "tanh", *same("Tanh", "tanh")),
+    Row("Elu", "elu", *same("Elu", "elu")),
+    Row("Identity", None, None, lambda r, node, a: r.alias(node, node.input[0])),
+    Row("Constant", None, None, im.constant),
+)
+
+#: dagnet op -> how it is written
+EXPORTS = {row.op: row.export for row in TABLE if row.export}
+#: ONNX op -> how it is read
+IMPORTS = {row.onnx: row.load for row in TABLE if row.load}

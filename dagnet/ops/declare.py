@@ -1,0 +1,248 @@
+"""What an op declares once, as data: its input ports and its attributes (Caffe's caffe.proto
+idea). The builder's methods, both spec forms, the validate pass, the ONNX mappings and the
+spec reference (docs/spec.md) all derive their checks, defaults and documentation from these.
+
+    ports = (data("x"), weight("w", "filters"), param("b", "zeros", "one per filter"))
+    attributes = (
+        Attr("filters", "int", REQUIRED, "[1, inf)", "output channels", ("num_filters",),
+             node=False),                                  # shapes the params, not stored
+        Attr("stride", "pair", 1, WINDOW, "step between windows"),
+        Attr("floor", "bool", False, doc="...", keep_default=False),
+    )
+
+A value check returns the problem as text ("must be a positive integer, got -2"); each caller
+puts its own location in front (a node, an op, a spec key path) and raises its error class,
+so every context says the same thing about the same mistake.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Largest window attr (size, stride, pad) accepted: no image is this large, and the window
+#: ops' shape arithmetic (and the help text that searches for a fitting stride) would crawl
+#: through numbers that big.
+MAX_WINDOW = 2 ** 16 - 1
+#: bounds of a window size or stride, and of a pad
+WINDOW, PAD = f"[1, {MAX_WINDOW}]", f"[0, {MAX_WINDOW}]"
+#: bounds of a positive number and of a count
+POSITIVE, COUNT = "(0, inf)", "[1, inf)"
+#: the initializers a param node may name (dagnet.init draws them)
+INITIALIZERS = ("gaussian", "he", "xavier", "zeros", "ones", "constant")
+
+
+class _Required:
+    def __repr__(self):
+        return "REQUIRED"
+
+
+#: the default of an attribute that must be given
+REQUIRED = _Required()
+
+
+@dataclass(frozen=True)
+class Same:
+    """A default that is another attribute's value (a pool's stride defaults to its size)."""
+
+    attr: str
+
+    def __repr__(self):
+        return f"the {self.attr}"
+
+
+# -- kinds -----------------------------------------------------------------------------------
+def is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Bounds such as "[0, 1)" or "(0, inf)"; the ends may be open or closed."""
+
+    lo: float
+    hi: float
+    lo_open: bool
+    hi_open: bool
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Interval":
+        m = re.fullmatch(r"([\[(])\s*(-?[\w.]+)\s*,\s*(-?[\w.]+)\s*([\])])", text)
+        if not m:
+            raise ValueError(f"bounds must read like '[0, 1)', got {text!r}")
+        return cls(float(m[2]), float(m[3]), m[1] == "(", m[4] == ")", text)
+
+    def __contains__(self, x) -> bool:
+        above = x > self.lo if self.lo_open else x >= self.lo
+        below = x < self.hi if self.hi_open else x <= self.hi
+        return above and below
+
+
+def _noun(kind: str, iv: Interval | None) -> str:
+    """'a positive integer', 'a number in [0, 1)', ...: what a value of kind within iv is."""
+    base = "number" if kind == "number" else "integer"
+    article = "a" if base == "number" else "an"
+    if iv is None:
+        return f"{article} {base}"
+    positive = (iv.lo, iv.lo_open) == (0, True) or (base == "integer" and (iv.lo, iv.lo_open) == (1, False))
+    non_negative = (iv.lo, iv.lo_open) == (0, False)
+    sign = "positive" if positive else "non-negative"
+    if kind == "pair":
+        if not (positive or non_negative):
+            return f"an integer or a pair of integers in {iv.text}"
+        phrase = f"a {sign} integer or a pair of them"
+        return phrase if math.isinf(iv.hi) else f"{phrase}, up to {iv.hi:g}"
+    if math.isinf(iv.hi) and (positive or non_negative):
+        return f"a {sign} {base}"
+    return f"{article} {base} in {iv.text}"
+
+
+KINDS = ("int", "pair", "number", "bool", "choice", "dims", "target", "dtype")
+
+
+# -- attributes ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Attr:
+    """One attribute of an op (or of input/param nodes).
+
+    kind: int | pair (an int or an (h, w) pair) | number | bool | choice (one of `choices`) |
+    dims (a list of positive sizes) | target (sizes, at most one -1) | dtype (a numpy
+    float/int dtype name). bounds: an interval such as "[0, 1)" for int, pair and number.
+    node=False marks a builder hyperparameter that shapes the op's params (conv2d's filters)
+    and is not stored on the node; keep_default=False stores it only when it differs from the
+    default (a flag such as floor). hint is added to the message of a value out of bounds."""
+
+    name: str
+    kind: str
+    default: object = REQUIRED
+    bounds: str | None = None
+    doc: str = ""
+    aliases: tuple = ()
+    choices: tuple = ()
+    node: bool = True
+    keep_default: bool = True
+    hint: str = ""
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"attr {self.name}: kind must be one of {KINDS}, got {self.kind!r}")
+        object.__setattr__(self, "_interval", Interval.parse(self.bounds) if self.bounds else None)
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    @property
+    def wanted(self) -> str:
+        """What a valid value is, as the messages and the reference say it."""
+        k = self.kind
+        if k in ("int", "pair", "number"):
+            return _noun(k, self._interval)
+        return {"bool": "true or false", "choice": f"one of {', '.join(map(str, self.choices))}",
+                "dims": "a list of positive integers",
+                "target": "a list of positive integers with at most one -1",
+                "dtype": "a float or integer dtype name such as float32 or int64"}[k]
+
+    def problem(self, v) -> str | None:
+        """None if v is a valid value, else what is wrong: 'must be ..., got ...'."""
+        if self._valid(v):
+            return None
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"must be {self.wanted}, got {v!r}{hint}"
+
+    def read(self, v):
+        """A valid value in the form ops compute with: pairs as (h, w) tuples, numbers as
+        floats, targets as tuples (call problem() first)."""
+        k = self.kind
+        if k == "pair":
+            return (int(v), int(v)) if is_int(v) else tuple(int(a) for a in v)
+        if k == "number":
+            return float(v)
+        if k == "int":
+            return int(v)
+        if k == "bool":
+            return bool(v)
+        if k in ("dims", "target"):
+            return tuple(int(d) for d in v)
+        if k == "dtype":
+            return str(np.dtype(v))
+        return v
+
+    # -- the check per kind -------------------------------------------------------------------
+    def _valid(self, v) -> bool:
+        k, iv = self.kind, self._interval
+        if k == "int":
+            return is_int(v) and (iv is None or v in iv)
+        if k == "pair":
+            items = v if isinstance(v, (list, tuple)) and len(v) == 2 else [v]
+            return all(is_int(a) and (iv is None or a in iv) for a in items)
+        if k == "number":
+            return is_number(v) and math.isfinite(float(v)) and (iv is None or float(v) in iv)
+        if k == "bool":
+            return isinstance(v, (bool, np.bool_))
+        if k == "choice":
+            return isinstance(v, str) and v in self.choices
+        if k == "dims":
+            return isinstance(v, (list, tuple)) and all(is_int(d) and d > 0 for d in v)
+        if k == "target":
+            return (isinstance(v, (list, tuple)) and all(is_int(d) and (d > 0 or d == -1) for d in v)
+                    and list(v).count(-1) <= 1)
+        try:  # dtype: a name, or anything numpy reads as one (np.float32)
+            return v is not None and not isinstance(v, bool) and np.dtype(v).kind in "fiu"
+        except TypeError:
+            return False
+
+
+def resolve_default(attr: Attr, values: dict):
+    """attr's default, following Same(...) to the other attribute's value in `values`."""
+    d = attr.default
+    return values.get(d.attr) if isinstance(d, Same) else d
+
+
+# -- ports -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Port:
+    """One input of an op. batched: carries the batch dimension (data), else a param.
+    grad: receives a gradient (labels do not). init: for a param the builder creates, "weight"
+    (the op's init/weight_scale attrs, fans recorded) or an initializer name (zeros, ones).
+    variadic: the port repeats, at least `least` times (add's x0, x1, ...)."""
+
+    name: str
+    batched: bool = True
+    grad: bool = True
+    init: str | None = None
+    variadic: bool = False
+    least: int = 1
+    doc: str = ""
+
+
+def data(name: str = "x", doc: str = "") -> Port:
+    """A batched, differentiable input."""
+    return Port(name, doc=doc)
+
+
+def labels(name: str = "labels", doc: str = "class indices in [0, C)") -> Port:
+    """A batched input without a gradient (a loss's integer labels)."""
+    return Port(name, grad=False, doc=doc)
+
+
+def weight(name: str = "w", doc: str = "") -> Port:
+    """A param the builder makes with the op's `init` and `weight_scale` attrs."""
+    return Port(name, batched=False, init="weight", doc=doc)
+
+
+def param(name: str, init: str, doc: str = "") -> Port:
+    """A param the builder makes with a fixed initializer (zeros, ones)."""
+    return Port(name, batched=False, init=init, doc=doc)
+
+
+def variadic(name: str = "x", least: int = 2, doc: str = "") -> Port:
+    """A batched input that repeats: name0, name1, ... (at least `least`)."""
+    return Port(name, variadic=True, least=least, doc=doc)

@@ -1,0 +1,119 @@
+"""FusedOp: the contract of an op that runs a chain of ops as one step (dagnet/ops/fused.py).
+
+A fused op declares its chain and the modes it may fire in, once: the compiler's pattern table
+(compiler/patterns.py) is read off the registered fused ops. It is registered under its chain's
+name joined by '+', takes the first member's inputs followed by the other members' params, and
+gets attrs = {"members": [{"name", "op", "attrs"}, ...]} from the fuse pass. `members()` splits a
+step's inputs back into the chain's nodes: the runtime uses it to run a fused step member by
+member (to find a NaN inside it, or to check it against the unfused chain).
+
+    class ConvReLU(FusedOp):
+        chain = ("conv2d", "relu")
+        modes = ("train", "eval")     # the default; list fewer with a mode_reason
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from dagnet.errors import DagnetError
+from dagnet.ops.base import Op, get_op
+from dagnet.ops.workspace import Workspace
+
+MODES = ("train", "eval")
+
+
+class Member(NamedTuple):
+    """One node of a fused chain. inputs: its own inputs (arrays or shapes), where port 0 of
+    every member after the first is None: the previous member's output goes there."""
+
+    name: str
+    op: Op
+    attrs: dict
+    inputs: list
+
+
+class FusedOp(Op):
+    """Shared metadata and shape logic: members' shapes are inferred in chain order."""
+
+    #: the op names of the chain, each member's output feeding the next one's port 0
+    chain: tuple = ()
+    #: the registered ops of the chain (set from `chain`)
+    chain_ops: tuple = ()
+    #: the modes the fuse pass may fire it in
+    modes: tuple = MODES
+    #: why the other modes forbid it (shown in near-miss reports)
+    mode_reason: str = ""
+    #: members whose output the step materialises besides its own (the others run in place
+    #: or on the pooled output), counted as transient scratch by the memory pass
+    inner_values: tuple = ()
+    fusion_kind = "opaque"
+    batched_inputs = (0,)
+    # the last member writes the step's result into the planned buffer
+    supports_out = True
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if not cls.chain:
+            return
+        if not set(cls.modes) <= set(MODES) or (set(cls.modes) != set(MODES) and not cls.mode_reason):
+            raise ValueError(f"{cls.__name__}: modes must be a subset of {MODES}, and a fused op "
+                             f"that leaves one out must give its mode_reason")
+        cls.name = "+".join(cls.chain)
+        ops = tuple(get_op(o) for o in cls.chain)
+        names = list(ops[0].input_names) + [f"{o.name}.{p}" for o in ops[1:] for p in o.input_names[1:]]
+        cls.input_names = tuple(names)
+        cls.arity = len(names)
+        cls.stateful = any(o.stateful for o in ops)
+        cls.chain_ops = ops
+
+    def members(self, inputs, attrs) -> list[Member]:
+        """The chain's members with their own inputs, split from the step's `inputs` (arrays or
+        shapes): the first member takes its arity, the others one less (port 0 is None)."""
+        out, i = [], 0
+        for k, (op, m) in enumerate(zip(self.chain_ops, attrs["members"])):
+            n = (op.arity if isinstance(op.arity, int) else op.arity[0]) - (k > 0)
+            out.append(Member(m["name"], op, m["attrs"], ([] if k == 0 else [None]) + list(inputs[i:i + n])))
+            i += n
+        return out
+
+    def member_attrs(self, attrs, op_name):
+        for m in attrs["members"]:
+            if m["op"] == op_name:
+                return m["attrs"]
+        raise DagnetError(f"{self.name}: attrs have no member '{op_name}'")
+
+    def _walk(self, in_shapes, attrs):
+        """(index, op, member attrs, its input shapes, its output shape) per member, in chain
+        order: each member's port 0 is the previous member's output."""
+        shape = None
+        for i, m in enumerate(self.members(in_shapes, attrs)):
+            shapes = m.inputs if shape is None else [shape] + m.inputs[1:]
+            shape = tuple(m.op.infer_shape(shapes, m.attrs))
+            yield i, m.op, m.attrs, shapes, shape
+
+    def infer_shape(self, in_shapes, attrs):
+        return [out for *_, out in self._walk(in_shapes, attrs)][-1]
+
+    def flops(self, in_shapes, out_shape, attrs):
+        return sum(op.flops(ins, out, a) for _, op, a, ins, out in self._walk(in_shapes, attrs))
+
+    def workspace(self, in_shapes, out_shape, attrs):
+        """The members' scratch plus the inner values the step materialises; kept for backward:
+        the members' kept scratch (columns, pooling indices, batchnorm's normalised x), not the
+        inner values (a step's cache keeps only its output); in the planned buffer: the first
+        member's (a conv's columns), which its kernel builds there."""
+        elements = saved = planned = 0
+        for i, op, a, ins, out in self._walk(in_shapes, attrs):
+            w = op.workspace(ins, out, a)
+            elements += w.elements + (int(np.prod(out, dtype=np.int64)) if i in self.inner_values else 0)
+            saved += w.saved
+            planned = w.planned if i == 0 else planned
+        return Workspace(elements, saved, planned)
+
+    def init_state(self, in_shapes, attrs, dtype):
+        for _, op, a, ins, _ in self._walk(in_shapes, attrs):
+            if op.stateful:
+                return op.init_state(ins, a, dtype)
+        return {}

@@ -12,15 +12,18 @@ from typing import Callable
 
 import numpy as np
 
-from dagnet.errors import DagnetError, GraphError
+from dagnet import arguments
+from dagnet.errors import ArgumentError, DagnetError, GraphError
 from dagnet.graph import PARAM, Graph
+from dagnet.ir import Graph as IRGraph
 from dagnet.compiler.autodiff import plan_backward
 from dagnet.compiler.fuse import fuse as fuse_pass
 from dagnet.compiler.fusion_check import check_fusion
 from dagnet.compiler.lint import lint as lint_graph
 from dagnet.compiler.memory import plan_memory
-from dagnet.compiler.params import check_given, check_seed, float_dtype, init_params, init_state
-from dagnet.compiler.plan import ExecutionPlan
+from dagnet.compiler.params import (check_given, check_seed, check_state, float_dtype,
+                                    init_params, init_state)
+from dagnet.compiler.plan import ExecutionPlan, output_names
 from dagnet.compiler.prune import prune
 from dagnet.compiler.schedule import schedule
 from dagnet.compiler.shapes import infer_shapes
@@ -114,11 +117,9 @@ def run_passes(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train
 
 
 def _output_names(outputs, graph: Graph) -> list:
-    if not outputs:
+    if outputs is None:
         return graph.outputs
-    if isinstance(outputs, str) or not hasattr(outputs, "__iter__"):
-        outputs = [outputs]  # one name (or node) instead of a list: what was meant is clear
-    return [getattr(o, "name", o) for o in outputs]
+    return output_names("compile", outputs) or graph.outputs
 
 
 def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
@@ -134,12 +135,20 @@ def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
     fused step and its unfused chain on a random batch and raise FusionMismatchError naming
     the first fused group whose outputs or gradients differ.
     """
+    if not isinstance(graph, IRGraph):
+        raise ArgumentError(f"compile: graph must be a dagnet Graph, got {type(graph).__name__}; "
+                            f"build one with the builder, Graph.from_spec(path) or "
+                            f"dagnet.models.get_model(name)")
     dtype = float_dtype(dtype)
     check_seed(seed)
+    arguments.choice("compile", "mode", mode, ("train", "eval"))
+    for name, value in (("fuse", fuse), ("inplace", inplace), ("check", check)):
+        arguments.flag("compile", name, value)
     outputs = _output_names(outputs, graph)
     g = run_passes(graph, outputs, fuse, mode, dtype, wrt, inplace)
     kept = {n.name for n in g if n.op == PARAM}
     if params is None:
+        check_state(graph, g, state)
         fresh = init_params(graph, seed, dtype)
     else:
         check_given(graph, g, params, state, dtype)

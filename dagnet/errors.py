@@ -10,14 +10,24 @@ MAX_MESSAGE = 1000
 
 
 class DagnetError(Exception):
-    """Base class of all dagnet errors."""
+    """Base class of all dagnet errors. Its message is one line (line breaks, e.g. of an
+    array's repr, become spaces) of at most MAX_MESSAGE characters."""
 
     def __init__(self, *args):
-        if len(args) == 1 and isinstance(args[0], str) and len(args[0]) > MAX_MESSAGE:
-            text, keep = args[0], MAX_MESSAGE - 40
-            args = (f"{text[:keep - keep // 3]} ... [{len(text) - keep:,} characters elided] ... "
-                    f"{text[len(text) - keep // 3:]}",)
+        if len(args) == 1 and isinstance(args[0], str):
+            text = args[0]
+            if "\n" in text:
+                text = " ".join(part.strip() for part in text.splitlines() if part.strip())
+            if len(text) > MAX_MESSAGE:
+                keep = MAX_MESSAGE - 40
+                text = (f"{text[:keep - keep // 3]} ... [{len(text) - keep:,} characters elided] "
+                        f"... {text[len(text) - keep // 3:]}")
+            args = (text,)
         super().__init__(*args)
+
+
+class ArgumentError(DagnetError):
+    """A public function was given an argument of the wrong type or out of range."""
 
 
 class SpecError(DagnetError):

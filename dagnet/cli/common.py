@@ -4,7 +4,6 @@ A user's mistake (bad path, unknown model, bad flag value) is a UsageError: one 
 """
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -89,20 +88,16 @@ def with_loss(graph):
 
 def write_json(path: str, obj) -> None:
     """Write JSON atomically: a kill mid-write leaves the old file, never half of one."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
+    from dagnet.files import write_json as write
+
+    write(path, obj, error=UsageError)
 
 
-def read_json(path: str, what: str):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise UsageError(f"{path} is missing: is this a run directory of `dagnet train`?") from None
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{path} cannot be read ({e}); {what}") from None
+def read_json(path: str, what: str, fields: dict | None = None):
+    """A run folder's JSON file, its `fields` ({key: (check, what it must be)}) checked."""
+    from dagnet.train.runfolder import read_json as read_checked
+
+    return read_checked(path, fields or {}, what, error=UsageError)
 
 
 def load_run(run_dir: str, mode: str = "eval", best: bool = True):

@@ -6,11 +6,16 @@ import os
 
 from dagnet.cli.common import (UsageError, load_data, load_graph_or_plan, load_run, read_json,
                                resolve_graph)
+from dagnet.cli.outputs import at_least, output_file, output_folder
+from dagnet.train.runfolder import DATA_FIELDS, HISTORY_FIELDS
 
 
 def cmd_render(args) -> int:
     from dagnet import viz
 
+    output_folder(args.passes, "--passes")
+    output_file(args.output)
+    at_least("--batch", args.batch, 1)
     if args.passes:
         graph = resolve_graph(args.model)
         files = viz.film_strip(graph, args.passes, format=args.format or "svg", mode=args.mode)
@@ -41,6 +46,7 @@ def cmd_render(args) -> int:
 def cmd_diff(args) -> int:
     from dagnet import viz
 
+    output_file(args.output)
     a = load_graph_or_plan(args.a, plan=args.plan)
     b = load_graph_or_plan(args.b, plan=args.plan)
     out = args.output or "diff.svg"
@@ -52,7 +58,9 @@ def cmd_diff(args) -> int:
 def cmd_plot(args) -> int:
     from dagnet import viz
 
-    histories = {name: read_json(os.path.join(d, "history.json"), "the run may still be in its first epoch")
+    output_file(args.output)
+    histories = {name: read_json(os.path.join(d, "history.json"), "the run may still be in its first epoch",
+                                 HISTORY_FIELDS)
                  for name, d in zip(run_names(args.run_dirs), args.run_dirs)}
     if len(histories) > 1:
         out = args.output or "compare.png"
@@ -101,11 +109,15 @@ def image_shape(graph, affine, features: int):
 def cmd_maps(args) -> int:
     from dagnet import viz
 
+    output_file(args.output)
     graph, plan, _ = load_run(args.run_dir)
+    if args.node in graph and graph.node(args.node).op in ("input", "param"):
+        raise UsageError(f"'{args.node}' is a {graph.node(args.node).op}, not a layer: feature "
+                         f"maps are a layer's outputs; give one of {layer_names(graph)}")
     if args.node not in graph:
-        raise UsageError(f"no node '{args.node}' in the model; nodes: "
-                         f"{', '.join(n.name for n in graph if n.op not in ('input', 'param'))}")
-    info = read_json(os.path.join(args.run_dir, "data.json"), "re-run `dagnet train` to rewrite it")
+        raise UsageError(f"no node '{args.node}' in the model; nodes: {layer_names(graph)}")
+    info = read_json(os.path.join(args.run_dir, "data.json"), "re-run `dagnet train` to rewrite it",
+                     DATA_FIELDS)
     data, _ = load_data(info["data"], info["num_val"], info["split_seed"])
     X = data["X_test"]
     if not 0 <= args.index < len(X):
@@ -116,6 +128,10 @@ def cmd_maps(args) -> int:
                           image_title=f"test image {args.index} (label {data['y_test'][args.index]})")
     print(f"wrote {out}")
     return 0
+
+
+def layer_names(graph) -> str:
+    return ", ".join(n.name for n in graph if n.op not in ("input", "param"))
 
 
 def register(sub) -> None:

@@ -18,7 +18,7 @@ import tempfile
 import traceback
 
 from dagnet.errors import DagnetError
-from dagnet.train.runfolder import describe_os_error, fix_for, short
+from dagnet.files import describe_os_error, fix_for, short
 
 #: the longest line the command prints for an error
 MAX_LINE = 600

@@ -5,13 +5,16 @@ import json
 import os
 
 from dagnet.cli.common import load_data, load_run, read_json, resolve_graph
+from dagnet.cli.outputs import at_least, positive
+from dagnet.train.runfolder import DATA_FIELDS
 
 
 def cmd_evaluate(args) -> int:
     from dagnet.train.evaluate import evaluate_arrays
 
     _, plan, _ = load_run(args.run_dir)
-    info = read_json(os.path.join(args.run_dir, "data.json"), "re-run `dagnet train` to rewrite it")
+    info = read_json(os.path.join(args.run_dir, "data.json"), "re-run `dagnet train` to rewrite it",
+                     DATA_FIELDS)
     data, _ = load_data(info["data"], info["num_val"], info["split_seed"])
     result = {split: evaluate_arrays(plan, data[f"X_{split}"], data[f"y_{split}"])
               for split in ("train", "val", "test")}
@@ -37,6 +40,10 @@ def cmd_gradcheck(args) -> int:
     from dagnet.compiler.feeds import random_feeds
     from dagnet.gradcheck import gradcheck_plan
 
+    for flag, value, low in (("--entries", args.entries, 1), ("--batch", args.batch, 1),
+                             ("--seed", args.seed, 0)):
+        at_least(flag, value, low)
+    positive("--tol", args.tol)
     graph = resolve_graph(args.model)
     plan = dagnet.compile(graph, dtype="float64", seed=args.seed)
     feeds = random_feeds(plan, batch=args.batch, seed=args.seed)

@@ -116,7 +116,8 @@ def settle(parser, args, recorded: dict, run: str) -> tuple[dict, list[str]]:
                          f"(leave the flag out), or start a new run from its params: --weights "
                          f"{run}/checkpoint.npz --out NEW")
     if differ:
-        shown = "; ".join(f"{flag_name(d)} {getattr(args, d)} now, {recorded[d]} in the run"
+        shown = "; ".join(f"{flag_name(d)} {getattr(args, d)} now, "
+                          f"{'its default' if recorded[d] is None else recorded[d]} in the run"
                           for d in differ)
         fix = " ".join(f"--override {d}={getattr(args, d)}" for d in differ)
         raise UsageError(f"{run} was trained with other settings ({shown}); leave the flags out "

@@ -10,7 +10,8 @@ import numpy as np
 from dagnet.cli.common import DATA_HELP, UsageError, load_data, resolve_graph, with_loss
 from dagnet.cli.resume import Given, check_recorded, settle
 from dagnet.errors import DagnetError
-from dagnet.train.runfolder import describe_os_error, short, write_json
+from dagnet.files import describe_os_error, short
+from dagnet.train.runfolder import write_json
 
 
 def cmd_train(args) -> int:
@@ -38,7 +39,12 @@ def train_run(args, ckpt: str) -> int:
         recorded = recorded_flags(ckpt) if resuming else {}
         flags, allowed = settle(args.parser, args, recorded, args.out)
         check_flags(args)
-        data, info = load_data(args.data, args.val, args.seed)
+        try:
+            data, info = load_data(args.data, args.val, args.seed)
+        except DagnetError as e:  # the split's own message, in the command's terms
+            if not str(e).startswith("num_val"):
+                raise
+            raise UsageError(f"--val {args.val}: {str(e).split(', but ', 1)[-1]}") from None
         keep_data_json(os.path.join(args.out, "data.json"), info, resuming, args.out)
         return train_in_folder(args, ckpt, data, flags, allowed)
 
@@ -161,10 +167,12 @@ def check_flags(args) -> None:
     for flag, value, ok in (("--lr", args.lr, lambda v: v > 0),
                             ("--weight-decay", args.weight_decay, lambda v: v >= 0),
                             ("--patience", args.patience, lambda v: v >= 1),
-                            ("--min-delta", args.min_delta, lambda v: v >= 0)):
+                            ("--min-delta", args.min_delta, lambda v: v >= 0),
+                            ("--warmup", args.warmup, lambda v: v >= 0),
+                            ("--lr-decay", args.lr_decay, lambda v: v > 0)):
         if value is not None and not (np.isfinite(value) and ok(value)):
             want = "an integer >= 1" if flag == "--patience" else (
-                "a number > 0" if flag == "--lr" else "a number >= 0")
+                "a number > 0" if flag in ("--lr", "--lr-decay") else "a number >= 0")
             raise UsageError(f"{flag} must be {want}, got {value}")
     if not 0 <= args.warmup < args.epochs:
         raise UsageError(f"--warmup must be at least 0 and less than --epochs ({args.epochs}), "

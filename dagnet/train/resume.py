@@ -24,7 +24,8 @@ import numpy as np
 
 from dagnet.errors import CheckpointError, DagnetError
 from dagnet.train import optim
-from dagnet.train.runfolder import is_count, is_finite, is_number, is_numbers, short
+from dagnet.files import short
+from dagnet.train.runfolder import is_count, is_finite, is_number, is_numbers
 
 #: Solver keys of the recipe besides the update rule's hyperparameters
 RECIPE_KEYS = ("update_rule", "lr_schedule", "num_epochs", "batch_size", "weight_decay", "seed",
@@ -77,24 +78,35 @@ def graph_structure(graph) -> dict:
 
 def graph_changes(saved, now, limit: int = 4) -> list[str]:
     """What differs between two graphs, one short phrase per node (at most `limit`, then a
-    count), [] when they compute the same thing."""
+    count), [] when they compute the same thing. A node replaced by one of another name at the
+    same place (a sequential spec names relu1 -> tanh1) is one change, not three."""
     a, b = graph_structure(saved), graph_structure(now)
+    added = [n for n in b if n not in a]
+    renamed = {}  # old name -> new name
+    for old in (n for n in a if n not in b):
+        ins = [renamed.get(i, i) for i in a[old][1]]
+        new = next((n for n in added if n not in renamed.values() and b[n][1] == ins), None)
+        if new is not None:
+            renamed[old] = new
     changes = []
-    for name in a:
-        if name not in b:
-            changes.append(f"node {name} ({a[name][0]}) removed")
+    for name, (op0, in0, at0) in a.items():
+        new = renamed.get(name, name)
+        if new not in b:
+            changes.append(f"node {name} ({op0}) removed")
             continue
-        (op0, in0, at0), (op1, in1, at1) = a[name], b[name]
+        op1, in1, at1 = b[new]
+        now_named = f" (now {new})" if new != name else ""
+        in0 = [renamed.get(i, i) for i in in0]
         if op0 != op1:
-            changes.append(f"node {name}: op {op0} -> {op1}")
+            changes.append(f"node {name}: op {op0} -> {op1}{now_named}")
         elif in0 != in1:
             changes.append(f"node {name}: {'outputs' if op0 == 'outputs' else 'inputs'} "
                            f"{in0} -> {in1}")
         elif at0 != at1:
             keys = sorted(k for k in set(at0) | set(at1) if at0.get(k) != at1.get(k))
-            changes.append(f"node {name}: " + ", ".join(
+            changes.append(f"node {name}{now_named}: " + ", ".join(
                 f"{k} {short(repr(at0.get(k)), 40)} -> {short(repr(at1.get(k)), 40)}" for k in keys))
-    changes += [f"node {name} ({b[name][0]}) added" for name in b if name not in a]
+    changes += [f"node {n} ({b[n][0]}) added" for n in added if n not in renamed.values()]
     if len(changes) > limit:
         changes = changes[:limit] + [f"{len(changes) - limit} more"]
     return changes
@@ -255,7 +267,11 @@ SOLVER_FIELDS = {
     "best_epoch": (lambda v: is_count(v), "an integer >= 0"),
     "rng": (lambda v: isinstance(v, dict), "a numpy bit-generator state"),
     "plan_rng": (lambda v: isinstance(v, dict), "a numpy bit-generator state"),
-    "changes": (lambda v: isinstance(v, list), "a list"),
+    "changes": (lambda v: isinstance(v, list) and all(isinstance(c, dict) for c in v),
+                "a list of dicts"),
+    "recipe": (lambda v: isinstance(v, dict), "a dict of settings"),
+    "data": (lambda v: isinstance(v, list), "a list (the data fingerprint)"),
+    "run_info": (lambda v: isinstance(v, dict), "a dict"),
 }
 
 

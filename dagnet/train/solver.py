@@ -30,9 +30,19 @@ step checks the loss and one sum per gradient for NaN/Inf; on the first non-fini
 training stops with a TrainingError before any param is updated, naming the iteration and -
 found by replaying that batch with every value checked (runtime.locate_nonfinite) - the first
 step and node that produced it. A checkpoint is never written with non-finite params, so the
-file on disk always holds the last good epoch. Resuming refuses (CheckpointError) a checkpoint
-of another graph, dtype or state, or trained with another update rule, batch size, weight decay,
-seed or monitor.
+file on disk always holds the last good epoch.
+
+Resuming checks what it resumes (dagnet.train.resume): a checkpoint of another graph (a
+structural diff: relu -> tanh or an added dropout is refused, naming the node), dtype or
+state, of other data (a fingerprint of the splits), or of another recipe (update rule and its
+hyperparameters, schedule, epochs, batch size, weight decay, seed, early stopping) is refused
+with a CheckpointError naming what differs. allow_changes=["learning_rate", ...] lets named
+recipe changes through; they are recorded in solver.changes, which every later checkpoint
+carries. A checkpoint with best params or optimizer state of another shape, or mistyped solver
+state, is a CheckpointError too. train() holds a lock on the checkpoint (`<checkpoint>.lock`):
+a second process training into it fails naming the first, and a solver whose checkpoint was
+replaced by another process since it read it refuses to overwrite it. run_info: JSON-able
+facts stored with every checkpoint (the `dagnet train` command keeps its flags there).
 """
 from __future__ import annotations
 

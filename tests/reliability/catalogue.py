@@ -16,7 +16,6 @@ import re
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from unittest import mock
 
 import numpy as np
@@ -28,29 +27,8 @@ from dagnet.errors import (AttrError, CheckpointError, CycleError, DagnetError, 
                            ShapeError, SpecError, TrainingError, UnknownOpError)
 from dagnet.spec import graph_from_spec, load_spec
 from dagnet.train.checkpoint import load_checkpoint, save_checkpoint
-from dagnet.train.solver import Solver
+from tests.reliability.cases import CASES, Case, X, case, mlp_plan, quiet_solver
 from tests.reliability.helpers import tiny_data, tiny_mlp, write_idx
-
-
-@dataclass
-class Case:
-    id: str
-    category: str
-    cls: type
-    when: str
-    fix: str
-    trigger: object  # callable(tmp: pathlib.Path) that raises
-    where: str = ""  # a substring the message must hold: the node, key path, step or file
-
-
-CASES: list[Case] = []
-
-
-def case(id, category, cls, when, fix, where=""):
-    def wrap(fn):
-        CASES.append(Case(id, category, cls, when, fix, fn, where))
-        return fn
-    return wrap
 
 
 def seq(*layers, **top):
@@ -59,21 +37,6 @@ def seq(*layers, **top):
 
 def general(*nodes, **top):
     return {"name": "t", "nodes": [{"name": "x", "op": "input", "shape": [2, 8, 8]}, *nodes], **top}
-
-
-def quiet_solver(plan, data, **kw):
-    kw.setdefault("verbose", False)
-    kw.setdefault("num_epochs", 1)
-    kw.setdefault("batch_size", 4)
-    return Solver(plan, data, **kw)
-
-
-def mlp_plan(dtype="float32", **kw):
-    return dagnet.compile(tiny_mlp(), seed=0, dtype=dtype, **kw)
-
-
-def X(n=4, d=6, dtype=np.float32):
-    return np.random.default_rng(0).standard_normal((n, d)).astype(dtype)
 
 
 # -- spec files -----------------------------------------------------------------------------
@@ -636,7 +599,7 @@ def _(tmp):
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    with mock.patch("dagnet.train.runfolder.os.fsync", full):
+    with mock.patch("dagnet.files.os.fsync", full):
         save_checkpoint(tmp / "run.npz", params={}, state={}, optimizer={}, solver={}, spec={})
 
 
@@ -798,6 +761,10 @@ def _(tmp):
     quiet_solver(mlp_plan(), tiny_data(8, (6,)), monitor="val_accuracy", patience=2)
 
 
+# the cases of issue 15 (runs, resource bounds, the command line, API arguments)
+from tests.reliability import catalogue_runs  # noqa: E402,F401 - registers its cases
+
+
 # -- running the catalogue ------------------------------------------------------------------------
 def run_case(c: Case, tmp: pathlib.Path) -> BaseException | None:
     """The exception the case raises (None if it raises nothing)."""
@@ -837,7 +804,13 @@ def markdown(rows) -> str:
            "`tests/reliability/catalogue.py`, and `tests/reliability/test_errors.py` checks that "
            "every case raises the class shown, on one line, naming where, and that this file is "
            "current. `<dir>` stands for the directory the case ran in.", "",
-           "The CLI prints the message as `dagnet COMMAND: message` and exits with code 2.", "",
+           "The CLI prints the message as `dagnet COMMAND: message` and exits with code 2. A "
+           "file or folder the system refuses (a full disk, a read-only folder, a missing path) "
+           "is one line too, naming the path and the errno's meaning, exit 2. Anything else is "
+           "a bug in dagnet: one line naming it and the file that holds the full traceback, "
+           "exit 1 (dagnet/cli/failures.py). Ctrl-C exits with 130 (`dagnet train` says which "
+           "epoch its checkpoint holds); a closed stdout (`dagnet summary lenet | head`) ends "
+           "quietly with 0.", "",
            "Class hierarchy:", "", "```"]
     import dagnet.errors as errors
     classes = [v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, DagnetError)]

@@ -91,17 +91,24 @@ def fc_net(input_shape=FASHION_MNIST, hidden_dims: Sequence[int] = (100, 100),
 
 
 def three_layer_convnet(input_shape=(3, 32, 32), num_filters: int = 32, filter_size: int = 7,
-                        hidden: int = 100, num_classes: int = 10, init: str = "he",
-                        weight_scale: float | None = None) -> Graph:
-    """conv - relu - 2x2 max pool - affine - relu - affine - softmax; the conv pads to keep H, W.
+                        hidden: int = 100, num_classes: int = 10, batchnorm: bool = False,
+                        init: str = "he", weight_scale: float | None = None) -> Graph:
+    """conv - (batchnorm) - relu - 2x2 max pool - affine - (batchnorm) - relu - affine - softmax;
+    the conv pads to keep H, W; batchnorm=True is the course's use_batchnorm (spatial batchnorm
+    after the conv, batchnorm after the hidden affine, each before its relu).
     x: (N, C, H, W) -> conv1 (N, num_filters, H, W) -> pool1 (N, num_filters, H/2, W/2)
     -> fc1 (N, hidden) -> scores (N, num_classes). filter_size must be odd."""
     if filter_size % 2 == 0:
         raise DagnetError(f"three_layer_convnet: filter_size must be odd to keep the size with "
                           f"symmetric padding, got {filter_size}")
-    return _Stack("three_layer_convnet", input_shape, init, weight_scale) \
-        .conv(num_filters, filter_size, pad=filter_size // 2).relu().pool() \
-        .fc(hidden).relu().classify(num_classes)
+    net = _Stack("three_layer_convnet", input_shape, init, weight_scale) \
+        .conv(num_filters, filter_size, pad=filter_size // 2)
+    if batchnorm:
+        net.bn()
+    net.relu().pool().fc(hidden)
+    if batchnorm:
+        net.bn()
+    return net.relu().classify(num_classes)
 
 
 def lenet(input_shape=FASHION_MNIST, num_classes: int = 10, init: str = "he",

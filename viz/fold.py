@@ -54,24 +54,39 @@ def find_repeats(graph: Graph) -> list[Repeat]:
             zip(segments, [None] + [s[-1] for s in segments[:-1]])]
     def run(start, period):
         count = 1
-        while keys[start + count * period:start + (count + 1) * period] == keys[start:start + period]:
+        while _equal(keys, start, start + count * period, period):
             count += 1
+        if count < 2:
+            return None
         blocks = [sum(segments[start + k * period:start + (k + 1) * period], []) for k in range(count)]
         # a chain repeats in every rotation ([relu, body] or [body, relu]): among equal covers,
         # prefer the one whose blocks share the deepest name prefixes (s2.b3.conv1 ... s2.b3.relu)
         named = sum(len(p.split(".")) for p in map(_dotted_prefix, blocks) if p)
         return (count * period, named, -period, -start), blocks
 
+    ops = [0]  # ops[k]: op count of the first k segments
+    for seg in segments:
+        ops.append(ops[-1] + len(seg))
     repeats, i = [], 0
     while i < len(segments):
         best = None
+        periods = _smallest_periods(keys[i:])
+        tried = []  # periods whose blocks are big enough
         for period in range(1, (len(segments) - i) // 2 + 1):
-            if sum(len(s) for s in segments[i:i + period]) < MIN_BLOCK_OPS or len(run(i, period)[1]) < 2:
+            if ops[i + period] - ops[i] < MIN_BLOCK_OPS:
+                continue
+            q = periods[period - 1]
+            if q < period and period % q == 0 and any(period % t == 0 and t % q == 0 for t in tried):
+                # copies of a smaller block already tried, which covers at least as much: without
+                # this skip a chain of 1,000 alternating ops took 29 s
+                continue
+            tried.append(period)
+            if run(i, period) is None:
                 continue
             for start in range(i, i + period):
-                score, blocks = run(start, period)
-                if len(blocks) >= 2 and (best is None or score > best[0]):
-                    best = (score, blocks, start, period)
+                found = run(start, period)
+                if found is not None and (best is None or found[0] > best[0]):
+                    best = (found[0], found[1], start, period)
         if best is None:
             i += 1
             continue
@@ -79,6 +94,22 @@ def find_repeats(graph: Graph) -> list[Repeat]:
         repeats.append(Repeat(blocks, "/".join(keys[start:start + period])))
         i = start + len(blocks) * period
     return repeats
+
+
+def _equal(keys: list, a: int, b: int, length: int) -> bool:
+    """keys[a:a+length] == keys[b:b+length], the first keys compared before slicing."""
+    return b + length <= len(keys) and keys[a] == keys[b] and keys[a:a + length] == keys[b:b + length]
+
+
+def _smallest_periods(keys: list) -> list[int]:
+    """For each prefix keys[:k+1], its smallest period (KMP failure function), in O(len)."""
+    fail = [0] * len(keys)
+    for k in range(1, len(keys)):
+        j = fail[k - 1]
+        while j and keys[k] != keys[j]:
+            j = fail[j - 1]
+        fail[k] = j + (keys[k] == keys[j])
+    return [k + 1 - f for k, f in enumerate(fail)]
 
 
 def _segments(graph: Graph) -> list[list[str]]:

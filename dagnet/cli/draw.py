@@ -4,18 +4,21 @@ from __future__ import annotations
 import math
 import os
 
-from dagnet.cli.common import (UsageError, load_data, load_graph_or_plan, load_run, read_json,
-                               resolve_graph)
-from dagnet.cli.outputs import at_least, output_file, output_folder
+from dagnet.cli.common import (MODEL_HELP, UsageError, at_least, load_data, load_graph_or_plan,
+                               load_run, read_json, resolve_graph)
+from dagnet.cli.outputs import output_file, output_folder
 from dagnet.train.runfolder import DATA_FIELDS, HISTORY_FIELDS
 
 
 def cmd_render(args) -> int:
     from dagnet import viz
 
+    if args.html:
+        from dagnet.cli.report import render_html
+
+        return render_html(args)
     output_folder(args.passes, "--passes")
     output_file(args.output)
-    at_least("--batch", args.batch, 1)
     if args.passes:
         graph = resolve_graph(args.model)
         files = viz.film_strip(graph, args.passes, format=args.format or "svg", mode=args.mode)
@@ -118,7 +121,8 @@ def cmd_maps(args) -> int:
         raise UsageError(f"no node '{args.node}' in the model; nodes: {layer_names(graph)}")
     info = read_json(os.path.join(args.run_dir, "data.json"), "re-run `dagnet train` to rewrite it",
                      DATA_FIELDS)
-    data, _ = load_data(info["data"], info["num_val"], info["split_seed"])
+    data, _ = load_data(info["data"], info["num_val"], info["split_seed"],
+                        info.get("preprocessing", "channel"))
     X = data["X_test"]
     if not 0 <= args.index < len(X):
         raise UsageError(f"--index must be in [0, {len(X) - 1}]")
@@ -137,24 +141,29 @@ def layer_names(graph) -> str:
 def register(sub) -> None:
     """Add this module's commands to the `dagnet` parser."""
     r = sub.add_parser("render", help="draw a graph or its compiled plan (svg, png, pdf, dot)")
-    r.add_argument("model", help="a model-zoo name, a spec file or a run directory")
+    r.add_argument("model", help=MODEL_HELP)
     r.add_argument("-o", "--output", help="output file; the format follows its suffix")
     r.add_argument("--format", choices=["svg", "png", "pdf", "dot"], help="override the suffix")
     r.add_argument("--plan", action="store_true", help="draw the compiled plan (fused groups, steps)")
     r.add_argument("--backward", action="store_true", help="with the backward sweep")
     r.add_argument("--memory", action="store_true", help="with buffers and a memory chart")
     r.add_argument("--timings", action="store_true", help="color steps by measured time")
-    r.add_argument("--batch", type=int, default=32, help="batch size for --timings")
-    r.add_argument("--mode", default="train", choices=["train", "eval"])
-    r.add_argument("--rankdir", default="TB", choices=["TB", "LR"])
+    r.add_argument("--batch", type=at_least(1), default=32, help="batch size for --timings")
+    r.add_argument("--mode", default="train", choices=["train", "eval"],
+                   help="compile for training (with backward) or for inference")
+    r.add_argument("--rankdir", default="TB", choices=["TB", "LR"],
+                   help="layout direction: top to bottom or left to right")
     r.add_argument("--passes", metavar="DIR", help="write the graph after every compiler pass")
+    r.add_argument("--html", action="store_true", help="write the interactive explorer instead: one "
+                   "offline HTML page (declared graph, plan, memory, passes; with --timings, heat)")
     r.set_defaults(func=cmd_render)
 
     d = sub.add_parser("diff", help="draw two graphs (or plans) with changes colored")
-    d.add_argument("a")
-    d.add_argument("b")
+    d.add_argument("a", help="the model before: " + MODEL_HELP)
+    d.add_argument("b", help="the model after, any of the same kinds")
     d.add_argument("--plan", action="store_true", help="compare the compiled plans")
-    d.add_argument("-o", "--output")
+    d.add_argument("-o", "--output", help="output file (default diff.svg); the format follows "
+                   "its suffix")
     d.set_defaults(func=cmd_diff)
 
     pl = sub.add_parser("plot", help="training curves and first-layer filters (or weights) of a run; "
@@ -165,8 +174,8 @@ def register(sub) -> None:
     pl.set_defaults(func=cmd_plot)
 
     m = sub.add_parser("maps", help="feature maps of a node for one test image")
-    m.add_argument("run_dir")
+    m.add_argument("run_dir", help="a run directory written by `dagnet train`")
     m.add_argument("--node", required=True, help="e.g. conv1 or pool1")
     m.add_argument("--index", type=int, default=0, help="test image index")
-    m.add_argument("-o", "--output")
+    m.add_argument("-o", "--output", help="output picture (default NODE_INDEX.png)")
     m.set_defaults(func=cmd_maps)

@@ -41,8 +41,8 @@ def run(func, args, command: str) -> int:
         return os_error(command, e)
     except MemoryError:
         return say(command, "out of memory; use a smaller model, batch size or data set", 2)
-    except KeyboardInterrupt:
-        return say(command, "interrupted", 130)
+    except KeyboardInterrupt as e:  # `dagnet train` says what its checkpoint holds
+        return say(command, str(e) or "interrupted", 130)
     except Exception:  # noqa: BLE001 - anything else is a bug; the user gets a line and a file
         return bug(command)
 

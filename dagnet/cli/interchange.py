@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from dagnet.cli.common import UsageError, load_onnx, load_run, resolve_graph
+from dagnet.cli.common import MODEL_HELP, UsageError, load_onnx, resolve_model
 from dagnet.cli.outputs import output_file
 from dagnet.errors import DagnetError
 
@@ -41,14 +41,12 @@ def cmd_import(args) -> int:
 
 
 def cmd_export(args) -> int:
-    import dagnet
     from dagnet import onnx
 
     output_file(args.output)
-    if os.path.isdir(args.model):
-        _, plan, _ = load_run(args.model)
-    else:
-        plan = dagnet.compile(resolve_graph(args.model), mode="eval")
+    source = resolve_model(args.model)
+    plan = source.compile(mode="eval")
+    if source.params is None:
         print("note: exporting freshly initialised weights (give a run directory for trained ones)",
               file=sys.stderr)
     out = args.output or "model.onnx"
@@ -67,7 +65,7 @@ def register(sub) -> None:
     im.set_defaults(func=cmd_import)
 
     ex = sub.add_parser("export", help="a model, spec or trained run as ONNX")
-    ex.add_argument("model", help="a model-zoo name, a spec file or a run directory")
+    ex.add_argument("model", help=MODEL_HELP)
     ex.add_argument("-o", "--output", help="the .onnx file to write")
-    ex.add_argument("--opset", type=int, default=17)
+    ex.add_argument("--opset", type=int, default=17, help="the ONNX opset version to write")
     ex.set_defaults(func=cmd_export)

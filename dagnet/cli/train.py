@@ -1,59 +1,92 @@
 """`dagnet train`: train a model on a dataset, writing a run folder (checkpoint, history,
-data description, pictures)."""
+data description, spec.yaml with the resolved recipe, pictures, TensorBoard events).
+
+One writer per run folder: rank 0 holds its lock (`checkpoint.npz.lock`) for the whole run.
+`--resume` continues the run with its own flags (dagnet/cli/resume.py): a flag given with
+another value is refused unless `--override FLAG=VALUE` asks for it, and the Solver checks
+the checkpoint's graph, data and recipe (dagnet/train/resume.py)."""
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
 
 import numpy as np
 
-from dagnet.cli.common import DATA_HELP, UsageError, load_data, resolve_graph, with_loss
-from dagnet.cli.resume import Given, check_recorded, settle
+from dagnet.cli import data_flags, dist, recipe, run_logs
+from dagnet.cli.common import DATA_HELP, MODEL_HELP, UsageError, load_data, resolve_graph, with_loss
+from dagnet.cli.resume import Given, keep_data_json, recorded_flags, saved_note, settle
 from dagnet.errors import DagnetError
 from dagnet.files import describe_os_error, short
 from dagnet.train.runfolder import write_json
 
 
-def cmd_train(args) -> int:
+def cmd_train(args, callbacks=(), hparams=None) -> int:
+    """`dagnet train` (and each trial of `dagnet tune`, which adds its callbacks and hparams)."""
+    check_flags(args)
+    # here, as one rank of an MPI job, or --ranks N under mpiexec
+    return dist.run(args, lambda a, world: train(a, world, callbacks, hparams))
+
+
+def train(args, world, callbacks=(), hparams=None) -> int:
+    """The training run of this process (`world`: its rank among the others, if any); rank 0
+    holds the run folder's lock throughout."""
     ckpt = os.path.join(args.out, "checkpoint.npz")
     try:
-        return train_run(args, ckpt)
+        with contextlib.ExitStack() as held:
+            world.on_root(lambda: held.enter_context(_lock_out(args, ckpt)))
+            flags, allowed = _settle(args, world, ckpt)
+            return train_in_folder(args, world, ckpt, flags, allowed, callbacks, hparams)
     except KeyboardInterrupt:
-        print(f"interrupted; {saved_note(ckpt)}", file=sys.stderr)
-        return 130
+        # what the folder holds, read from the checkpoint itself (perhaps nothing yet)
+        raise KeyboardInterrupt(f"interrupted; {saved_note(ckpt)}") from None
 
 
-def train_run(args, ckpt: str) -> int:
-    """Train in the run folder args.out, holding its lock throughout."""
+def _lock_out(args, ckpt: str):
     from dagnet.train.runfolder import RunLock
 
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as e:
         raise UsageError(f"cannot use --out {args.out}: {describe_os_error(e)}") from None
-    with RunLock(ckpt, what=f"run folder {args.out}"):
+    return RunLock(ckpt, what=f"run folder {args.out}")
+
+
+def _settle(args, world, ckpt: str) -> tuple[dict, list]:
+    """The run's flags (rank 0 settles them against the checkpoint's; see cli/resume.py) and
+    the Solver keys whose change --override asked for; every rank takes rank 0's."""
+    settled = {}
+
+    def on_root():
         resuming = os.path.exists(ckpt)
         if resuming and not args.resume:
             raise UsageError(f"{args.out} already holds a run: pass --resume to continue it, or "
                              f"choose another --out")
         recorded = recorded_flags(ckpt) if resuming else {}
-        flags, allowed = settle(args.parser, args, recorded, args.out)
+        settled["flags"], settled["allowed"] = settle(args.parser, args, recorded, args.out)
         check_flags(args)
-        try:
-            data, info = load_data(args.data, args.val, args.seed)
-        except DagnetError as e:  # the split's own message, in the command's terms
-            if not str(e).startswith("num_val"):
-                raise
-            raise UsageError(f"--val {args.val}: {str(e).split(', but ', 1)[-1]}") from None
-        keep_data_json(os.path.join(args.out, "data.json"), info, resuming, args.out)
-        return train_in_folder(args, ckpt, data, flags, allowed)
+
+    world.on_root(on_root)
+    if world.comm:
+        settled = json.loads(world.comm.bcast_bytes(json.dumps(settled).encode(),
+                                                     "sending the run's flags from rank 0"))
+        for dest, value in settled["flags"].items():
+            setattr(args, dest, value)
+    return settled["flags"], settled["allowed"]
 
 
-def train_in_folder(args, ckpt: str, data: dict, flags: dict, allowed: list) -> int:
+def train_in_folder(args, world, ckpt: str, flags: dict, allowed: list, callbacks, hparams) -> int:
     import dagnet
     from dagnet.train.evaluate import evaluate_arrays
     from dagnet.train.solver import Solver
 
+    try:
+        data, info = load_data(args.data, args.val, args.seed, args.preprocessing)
+    except DagnetError as e:  # the split's own message, in the command's terms
+        if not str(e).startswith("num_val"):
+            raise
+        raise UsageError(f"--val {args.val}: {str(e).split(', but ', 1)[-1]}") from None
     shape = data["X_train"].shape[1:]
     classes = int(max(data["y_train"].max(), data["y_test"].max())) + 1
     graph = with_loss(resolve_graph(args.model, shape, classes))
@@ -66,73 +99,59 @@ def train_in_folder(args, ckpt: str, data: dict, flags: dict, allowed: list) -> 
         check_compatible(ck, shapes)
         params = {k: v.astype(args.dtype) for k, v in ck.params.items()}
         state = {n: {k: v.astype(args.dtype) for k, v in st.items()} for n, st in ck.state.items()}
-    plan = dagnet.compile(graph, seed=args.seed, dtype=args.dtype, params=params, state=state)
-    if not args.quiet:
+    plan = dagnet.compile(graph, seed=args.seed, dtype=args.dtype, params=params, state=state,
+                          **world.compile_options(args))
+    model = world.wrap(plan, args)  # several ranks: DataParallel (rank 0's params everywhere)
+    augment = data_flags.from_args(args)
+    world.on_root(lambda: _make_out(args, info, graph, augment, ckpt))
+    quiet = args.quiet or not world.is_root
+    if not quiet:
+        ranks = f"; {world.size} ranks" if world.size > 1 else ""
         print(f"{graph.name}: {sum(p.size for p in plan.params.values()):,} params, "
               f"{len(plan.steps)} steps ({sum(s.fused for s in plan.steps)} fused); "
               f"{len(data['X_train']):,} train / {len(data['X_val']):,} val / "
-              f"{len(data['X_test']):,} test examples")
+              f"{len(data['X_test']):,} test examples{ranks}")
     # Off a terminal (a log, CI) the Solver prints one line per epoch and no bar; the course's
     # per-iteration lines (print_every) would add hundreds more.
-    solver = Solver(plan, data, **solver_options(args),
+    tensorboard = run_logs.tensorboard_logger(args, hparams) if world.is_root else None
+    options = solver_options(args)
+    options["optim_config"].update(getattr(args, "optim", None) or {})  # a recipe's optim:
+    solver = Solver(model, data, **options,
                     lr_schedule=lr_schedule(args, len(data["X_train"])),
                     batch_size=args.batch_size, num_epochs=args.epochs, num_train_samples=5000,
-                    verbose=not args.quiet, print_every=0, checkpoint=ckpt, resume=args.resume,
-                    seed=args.seed, on_epoch=lambda s: write_history(args.out, s),
-                    allow_changes=allowed, run_info={"flags": flags})
-    if solver.changes and solver.changes[-1]["epoch"] == solver.epoch and not args.quiet:
+                    verbose=not quiet, print_every=0, checkpoint=ckpt if world.is_root else None,
+                    resume=args.resume and world.size == 1, seed=args.seed,
+                    on_epoch=(lambda s: write_history(args.out, s)) if world.is_root else None,
+                    callbacks=[*callbacks, *([tensorboard] if tensorboard else [])],
+                    augment=augment, allow_changes=allowed, run_info={"flags": flags})
+    if args.resume:
+        world.resume(solver, ckpt, model)  # several ranks: rank 0's checkpoint on every rank
+    if solver.changes and solver.changes[-1]["epoch"] == solver.epoch and not quiet:
         changed = solver.changes[-1]["changed"]
         print(f"resuming after epoch {solver.epoch} with "
               + ", ".join(f"{k} {short(repr(a), 40)} -> {short(repr(b), 40)}"
                           for k, (a, b) in changed.items()) + " (recorded in the run's history)")
     first_epoch = solver.epoch  # > 0 when resumed: the speed below is this run's alone
-    solver.train()  # leaves the best epoch's params in the plan
+    with run_logs.logging_to(tensorboard):
+        solver.train()  # leaves the best epoch's params in the plan
+    if not world.is_root:
+        return 0
     test = evaluate_arrays(plan, data["X_test"], data["y_test"])
     write_pictures(args.out, graph, plan, solver, args.quiet)
     if not args.quiet:
         print(f"test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}); "
               f"{run_speed(solver.epoch_times[first_epoch:], len(data['X_train']), first_epoch)}; "
               f"run in {args.out}")
+        if world.report(model):
+            print(world.report(model))
     return 0
 
 
-def recorded_flags(ckpt: str) -> dict:
-    """The flags the run in ckpt was trained with ({} if it predates recorded flags)."""
-    from dagnet.train.checkpoint import load_checkpoint
-
-    info = load_checkpoint(ckpt).solver.get("run_info")
-    return check_recorded(info.get("flags") if isinstance(info, dict) else None, ckpt)
-
-
-def keep_data_json(path: str, info: dict, resuming: bool, run: str) -> None:
-    """data.json describes the run's data for `evaluate` and `maps`: written when a run starts
-    (or if lost), never rewritten mid-run; resuming on data that no longer matches it (the
-    files changed: another normalisation) is refused."""
-    from dagnet.train.runfolder import DATA_FIELDS, read_json
-
-    if resuming and os.path.exists(path):
-        saved = read_json(path, DATA_FIELDS, "a run's data.json", error=UsageError)
-        differ = [k for k in info if saved.get(k) != info[k]]
-        if differ:
-            raise UsageError(f"{run} was trained on other data: {', '.join(differ)} in "
-                             f"{path} differ from --data {info['data']} now (the data files "
-                             f"changed?); resume on the run's data, or start a new run from its "
-                             f"params: --weights {run}/checkpoint.npz --out NEW")
-        return
-    write_json(path, info)
-
-
-def saved_note(ckpt: str) -> str:
-    """What the run folder holds after an interruption, read from the checkpoint itself."""
-    from dagnet.train.checkpoint import load_checkpoint
-
-    if not os.path.exists(ckpt):
-        return "no epoch had ended, so nothing was saved"
-    try:
-        epoch = load_checkpoint(ckpt).solver["epoch"]
-    except (DagnetError, KeyError):
-        return f"{ckpt} is not a usable checkpoint"
-    return f"{ckpt} holds epoch {epoch}: continue with --resume"
+def _make_out(args, info: dict, graph, augment, ckpt: str) -> None:
+    """data.json (written when a run starts, never rewritten mid-run) and spec.yaml."""
+    keep_data_json(os.path.join(args.out, "data.json"), info, os.path.exists(ckpt), args.out)
+    recipe.write_spec(os.path.join(args.out, "spec.yaml"), graph,
+                      recipe.resolved_recipe(args, augment))
 
 
 #: the learning rate tuned for LeNet-sized nets with the SGD rules and the cosine schedule
@@ -229,17 +248,15 @@ def register(sub) -> None:
     from dagnet.train.stopping import MONITORS
 
     t = sub.add_parser("train", help="train a model on a dataset, writing a run directory")
-    t.add_argument("model", help="a model-zoo name (lenet, ...) or a spec file (.yaml/.json)")
-    t.add_argument("--data", action=Given, default="fashion-mnist",
-                   help=DATA_HELP + " (default: %(default)s)")
+    t.add_argument("model", help=MODEL_HELP + " (a run's graph, fresh weights; see --weights)")
+    t.add_argument("--data", action=Given, default="fashion-mnist", help=DATA_HELP + "")
     t.add_argument("--epochs", action=Given, type=int, default=2,
-                   help="passes over the training set (default: %(default)s)")
+                   help="passes over the training set")
     t.add_argument("--batch-size", action=Given, type=int, default=64,
-                   help="examples per step (default: %(default)s)")
-    t.add_argument("--update-rule", action=Given, default="sgd_momentum",
-                   choices=list(UPDATE_RULES),
+                   help="examples per step")
+    t.add_argument("--update-rule", action=Given, default="sgd_momentum", choices=list(UPDATE_RULES),
                    help="the optimizer; adamw: Adam with decoupled weight decay (PyTorch's "
-                        "AdamW), adadelta: AdaDelta (PyTorch's) (default: %(default)s)")
+                        "AdamW), adadelta: AdaDelta (PyTorch's)")
     t.add_argument("--lr", action=Given, type=float, default=None,
                    help=f"(peak) learning rate (default: {SGD_LR} for sgd, sgd_momentum and "
                         f"nesterov; the rule's own otherwise: adam/adamw 1e-3, rmsprop and "
@@ -253,7 +270,7 @@ def register(sub) -> None:
                         "(default: %(default)s)")
     t.add_argument("--lr-decay", action=Given, type=float, default=0.9,
                    help="per-epoch learning-rate factor (with --lr-schedule step) "
-                        "(default: %(default)s)")
+                        "")
     t.add_argument("--weight-decay", action=Given, type=float, default=None,
                    help="weight decay on weights (not biases): an L2 term 0.5*wd*||W||^2 in the "
                         "loss, or with --update-rule adamw AdamW's decoupled decay (default: 0; "
@@ -263,17 +280,17 @@ def register(sub) -> None:
                         "improving, keeping the best epoch's params (default: never stop early)")
     t.add_argument("--monitor", action=Given, default="val_acc", choices=list(MONITORS),
                    help="what picks the best epoch (whose params are kept) and drives "
-                        "--patience (default: %(default)s)")
+                        "--patience")
     t.add_argument("--min-delta", action=Given, type=float, default=0.0,
                    help="how much the --monitor value must improve by to count as an "
-                        "improvement (default: %(default)s)")
+                        "improvement")
     t.add_argument("--val", action=Given, type=int, default=5000,
-                   help="validation examples split off train (default: %(default)s)")
+                   help="validation examples split off train")
     t.add_argument("--dtype", action=Given, default="float32", choices=["float32", "float64"],
-                   help="float type of params and activations (default: %(default)s)")
+                   help="float type of params and activations")
     t.add_argument("--seed", action=Given, type=int, default=0,
                    help="seed of the init, the split, the batch order and dropout "
-                        "(default: %(default)s)")
+                        "")
     t.add_argument("--out", default=None, help="run directory (default: runs/MODEL)")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out with its own flags (a flag given with "
@@ -284,4 +301,6 @@ def register(sub) -> None:
     t.add_argument("--weights", help="start from these params (a checkpoint, e.g. from "
                    "`dagnet import`) instead of fresh ones: fine-tuning")
     t.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    data_flags.add_arguments(t)
+    dist.add_flags(t)
     t.set_defaults(func=cmd_train, parser=t)

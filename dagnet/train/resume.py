@@ -8,9 +8,9 @@
 A checkpoint carries the spec of its graph, a fingerprint of its data (shapes, dtypes and a
 hash of the labels and of up to 256 evenly spaced examples per split: another split seed,
 normalisation or data file changes it) and the recipe (update rule and its hyperparameters,
-schedule, epochs, batch size, weight decay, seed, early stopping). Resuming with another
-graph or other data is refused; another recipe is refused unless the changed keys are in
-`allow_changes`, and then the change is recorded in the run's history (solver.changes).
+schedule, epochs, batch size, weight decay, seed, early stopping, augmentation). Resuming with
+another graph or other data is refused; another recipe is refused unless the changed keys are
+in `allow_changes`, and then the change is recorded in the run's history (solver.changes).
 Fewer epochs than the checkpoint has already run is always refused.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ import os
 
 import numpy as np
 
+from dagnet.data.augment import augment_key
 from dagnet.errors import CheckpointError, DagnetError
 from dagnet.train import optim
 from dagnet.files import short
@@ -29,7 +30,7 @@ from dagnet.train.runfolder import is_count, is_finite, is_number, is_numbers
 
 #: Solver keys of the recipe besides the update rule's hyperparameters
 RECIPE_KEYS = ("update_rule", "lr_schedule", "num_epochs", "batch_size", "weight_decay", "seed",
-               "monitor", "patience", "min_delta")
+               "monitor", "patience", "min_delta", "augment")
 
 #: the update rules' hyperparameters (learning_rate, momentum, beta1, ...)
 HYPERPARAMETERS = frozenset(k for d in optim.DEFAULTS.values() for k in d)
@@ -53,7 +54,7 @@ def recipe(solver) -> dict:
             "num_epochs": solver.num_epochs, "batch_size": solver.batch_size,
             "weight_decay": solver.weight_decay, "seed": solver.seed,
             "monitor": solver.stopping.monitor, "patience": solver.stopping.patience,
-            "min_delta": solver.stopping.min_delta}
+            "min_delta": solver.stopping.min_delta, "augment": augment_key(solver.augment)}
 
 
 def _plain(d: dict) -> dict:
@@ -211,8 +212,8 @@ def check_recipe(solver, path: str, s: dict, allow_changes) -> dict:
             f"undo them: give num_epochs >= {done} (dagnet train --epochs {done} or more)")
     saved = s.get("recipe")
     if not isinstance(saved, dict):  # before recipes: the settings it did record
-        saved = {k: s[k] for k in ("update_rule", "batch_size", "weight_decay", "seed", "monitor")
-                 if k in s}
+        saved = {k: s[k] for k in ("update_rule", "batch_size", "weight_decay", "seed", "monitor",
+                                   "augment") if k in s}
         now = {k: v for k, v in recipe(solver).items() if k in saved}
     else:
         now = recipe(solver)

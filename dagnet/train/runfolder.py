@@ -42,9 +42,10 @@ def write_json(path, obj) -> None:
 
 # -- reading ------------------------------------------------------------------------------------
 
-def read_json(path, fields: dict, what: str, error=RunFolderError) -> dict:
+def read_json(path, fields: dict, what: str, error=RunFolderError, optional=()) -> dict:
     """A JSON object file whose fields have the types `fields` gives ({key: (type check, what it
-    must be)}); error naming the file and the field otherwise."""
+    must be)}; the keys in `optional` may be absent); error naming the file and the field
+    otherwise."""
     path = os.fspath(path)
     files.check_regular(path, error, what)
     try:
@@ -65,8 +66,16 @@ def read_json(path, fields: dict, what: str, error=RunFolderError) -> dict:
     if not isinstance(obj, dict):
         raise error(f"{path} holds a JSON {type(obj).__name__}, not an object; it is damaged: "
                     f"{what}")
+    return check_fields(path, obj, fields, what, error, optional)
+
+
+def check_fields(path, obj: dict, fields: dict, what: str, error=RunFolderError,
+                 optional=()) -> dict:
+    """obj (read from path) when its fields have the types `fields` gives (see read_json)."""
     for key, (ok, want) in fields.items():
         if key not in obj:
+            if key in optional:
+                continue
             raise error(f"{path} has no {key!r}; it is damaged: {what}")
         if not ok(obj[key]):
             raise error(f"{path}: {key} = {short(repr(obj[key]), 60)}; it must be {want}: {what}")
@@ -79,6 +88,17 @@ DATA_FIELDS = {
     "num_val": (lambda v: is_count(v), "an integer >= 0"),
     "split_seed": (lambda v: is_count(v), "an integer >= 0"),
     "normalization": (lambda v: isinstance(v, dict), "a dict of mean and std lists"),
+}
+
+#: data.json of a run folder as dagnet.load reads it (dagnet.save writes no data spec)
+INFO_FIELDS = {
+    "normalization": (lambda v: isinstance(v, dict) and set(v) <= {"mean", "std"}
+                      and all(is_nested_numbers(x) for x in v.values()),
+                      "a dict of mean and std (nested lists of numbers)"),
+    "pixel_scale": (lambda v: is_finite(v) and v > 0, "a number > 0"),
+    "class_names": (lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
+                    "a list of names"),
+    "preprocessing": (lambda v: isinstance(v, str), "the name of a preprocessing"),
 }
 
 #: history.json of a run folder: what the curves are drawn from (Solver.history())
@@ -108,6 +128,13 @@ def is_finite(v) -> bool:
 
 def is_numbers(v) -> bool:
     return isinstance(v, list) and all(is_number(x) for x in v)
+
+
+def is_nested_numbers(v, depth: int = 0) -> bool:
+    """A number or nested lists of numbers (normalisation stats), at most 8 deep."""
+    if isinstance(v, list):
+        return depth < 8 and all(is_nested_numbers(x, depth + 1) for x in v)
+    return is_number(v)
 
 
 # -- the lock -------------------------------------------------------------------------------------

@@ -135,6 +135,24 @@ def test_three_layer_convnet_pads_to_keep_the_size():
         three_layer_convnet(filter_size=4)
 
 
+def test_three_layer_convnet_with_batchnorm():
+    """The course's use_batchnorm: spatial batchnorm after the conv, batchnorm after the hidden
+    affine layer, each before its relu; the spec form's sequential names (bn1, bn2)."""
+    g = three_layer_convnet(batchnorm=True)
+    assert layers(g) == ["conv1", "bn1", "relu1", "pool1", "fc1", "bn2", "relu2", "scores", "loss"]
+    assert g.shape_of("bn1") == (32, 32, 32) and g.shape_of("bn2") == (100,)
+    assert param_count(g) == param_count(three_layer_convnet()) + 2 * 32 + 2 * 100
+    spec = yaml.safe_load(spec_path("three_layer_convnet").read_text())
+    spec["layers"][1:1] = [{"type": "spatial_batchnorm"}]
+    spec["layers"][5:5] = [{"type": "batchnorm"}]
+    spec["name"] = "three_layer_convnet"
+    assert Graph.from_spec(spec) == g
+    plan = dagnet.compile(three_layer_convnet((1, 8, 8), 4, 3, 6, batchnorm=True), dtype="float64")
+    x = np.random.default_rng(0).standard_normal((3, 1, 8, 8))
+    loss, _ = plan.loss_and_grads(x, np.array([0, 1, 2]))
+    assert np.isfinite(loss)
+
+
 def test_convnet_deep():
     g = convnet_deep()
     assert layers(g) == ["conv1", "relu1", "conv2", "relu2", "pool1",

@@ -761,7 +761,9 @@ def _(tmp):
     quiet_solver(mlp_plan(), tiny_data(8, (6,)), monitor="val_accuracy", patience=2)
 
 
-# the cases of issue 15 (runs, resource bounds, the command line, API arguments)
+# saving and loading, the explorer, distributed training, experiments (catalogue_apps.py);
+# the cases of issue 15: runs, resource bounds, the command line, API arguments (catalogue_runs.py)
+from tests.reliability import catalogue_apps  # noqa: E402,F401 - registers its cases
 from tests.reliability import catalogue_runs  # noqa: E402,F401 - registers its cases
 
 

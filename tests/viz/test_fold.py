@@ -71,3 +71,14 @@ def test_cluster_mode_boxes_every_block(tmp_path, collapse):
     clusters = svg_groups(path, "cluster")
     assert sorted(clusters) == sorted(["cluster_run0"] + [f"cluster_block0_{k}" for k in range(3)])
     assert len(svg_groups(path, "node")) == len([n for n in g if not collapse or n.op != "param"])
+
+
+def test_a_chain_of_a_thousand_ops_folds_into_one_run():
+    # every period a multiple of 2 repeats here too; find_repeats once tried them all (29 s)
+    g = Graph("chain")
+    h = g.input("x", (8,))
+    for i in range(500):
+        h = g.relu(g.affine(h, 8, name=f"l{i}.fc"), name=f"l{i}.relu")
+    (run,) = find_repeats(annotated(g))
+    assert run.count == 499 and run.prefixes[:2] == ["l1", "l2"]  # l0 reads the input
+    assert [g.node(v).op for v in run.blocks[0]] == ["affine", "relu"]

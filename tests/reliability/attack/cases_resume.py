@@ -52,6 +52,45 @@ for _flag, _value in [("--val", "30"), ("--seed", "3"), ("--dtype", "float64"),
         refused(env, flag, value)
 
 
+# main's train settings since: preprocessing (fixed for a run) and augmentation (a recipe key)
+for _flags, _says in [(("--preprocessing", "mean_image"), "--preprocessing"),
+                      (("--crop", "2"), "--crop"), (("--flip",), "--flip"),
+                      (("--erase", "0.5"), "--erase"), (("--cutout", "3"), "--cutout")]:
+    @attack(f"resume-other{'='.join(_flags)}", A, says=_says)
+    def _(env, flags=_flags):
+        refused(env, *flags)
+
+
+@attack("resume-override-augmentation-recorded", A, expect=OK)
+def _(env):
+    run = env.run()
+    env.resume("--override", "crop=2", "--override", "flip=true", "--override", "epochs=3")
+    history = json.loads((run / "history.json").read_text())
+    changed = history["changes"][0]["changed"]
+    if "augment" not in changed or changed["augment"][0] is not None or history["epoch"] != 3:
+        raise Silent(f"history records {history['changes']}")
+    if "crop: 2" not in (run / "spec.yaml").read_text():
+        raise Silent("spec.yaml does not hold the run's new augmentation")
+
+
+@attack("resume-spec-recipe-edited", A, says="--lr")
+def _(env):  # a spec's train: recipe counts as given: an edited one is refused, not ignored
+    spec = env.spec()
+    spec.write_text(spec.read_text() + "train: {lr: 0.5}\n")
+    refused(env, spec=spec)
+
+
+@attack("resume-from-its-own-spec-yaml", A, expect=OK)
+def _(env):  # spec.yaml records the rate the run used where it had no --lr: not a change
+    run = env.tmp / "nolr"
+    env.cli("train", env.net, "--data", f"mnist:{env.data}", "--epochs", "1", "--val", "20",
+            "--batch-size", "10", "--quiet", "--out", run)
+    env.cli("train", run / "spec.yaml", "--out", run, "--resume", "--quiet", "--override",
+            "epochs=2")
+    if load_checkpoint(run / "checkpoint.npz").solver["epoch"] != 2:
+        raise Silent("the resumed run did not reach epoch 2")
+
+
 @attack("resume-other-data-files", A, says="other data")
 def _(env):
     other = env.tmp / "other"

@@ -5,11 +5,12 @@ import pathlib
 import shutil
 import tempfile
 
-from tests.reliability.attack import cases_api, cases_bounds, cases_cli, cases_folder, cases_resume
+from tests.reliability.attack import (cases_api, cases_bounds, cases_cli, cases_folder, cases_new,
+                                       cases_resume)
 from tests.reliability.attack.env import Env
 from tests.reliability.attack.harness import ATTACKS, limit_memory, report, run_attack, summary
 
-MODULES = (cases_resume, cases_folder, cases_cli, cases_api, cases_bounds)
+MODULES = (cases_resume, cases_folder, cases_cli, cases_api, cases_bounds, cases_new)
 
 #: the attack process's address-space cap (GiB): a blow-up is a MemoryError, not a dead machine
 MEMORY_CAP_GIB = 8

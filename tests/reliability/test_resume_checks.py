@@ -32,6 +32,11 @@ def solver(path, graph=None, data=None, **kw):
     return Solver(plan, data or tiny_data(16, (6,)), checkpoint=str(path), **kw)
 
 
+def jitter(X, rng):
+    """An augmentation (the Solver records its name in the recipe)."""
+    return X + 0.01 * rng.standard_normal(X.shape).astype(X.dtype)
+
+
 @pytest.fixture
 def run(tmp_path):
     path = tmp_path / "run.npz"
@@ -88,6 +93,7 @@ def test_the_data_fingerprint_sees_another_split_of_a_large_set():
     ({"weight_decay": 0.1}, "weight_decay"),
     ({"optim_config": {"beta1": 0.5}}, "beta1"),
     ({"patience": 2}, "patience"),
+    ({"augment": jitter}, "augment"),
 ])
 def test_another_recipe_is_refused_unless_allowed_and_then_recorded(run, kw, key):
     with pytest.raises(CheckpointError, match=f"other settings \\({key} "):

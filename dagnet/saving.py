@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dagnet import files
+from dagnet import arguments, files
 from dagnet.compiler import ExecutionPlan
 from dagnet.compiler import compile as compile_graph
 from dagnet.errors import CheckpointError, DagnetError, DatasetError
@@ -54,7 +54,7 @@ class Run:
 def read_run(path, best: bool = True) -> Run:
     """The Run in a folder written by `dagnet train` or save(), or in one checkpoint file.
     best: the best-validation params where the checkpoint keeps them, else the last ones."""
-    path = os.fspath(path)
+    path = arguments.path("dagnet.load", "path", path, error=CheckpointError)
     info_path = None
     if os.path.isdir(path):
         ckpt = os.path.join(path, CHECKPOINT)
@@ -116,7 +116,14 @@ def save(path, model, normalization: dict | None = None, pixel_scale: float | No
     them ({"mean", "std"} of shape (1, C, 1, 1) or (1, C, H, W)); None: none. pixel_scale: what
     integer pixels were divided by (255: the [0, 1] images of dagnet's loaders). class_names:
     one name per class, shown by `dagnet predict`."""
-    path = os.fspath(path)
+    path = arguments.path("dagnet.save", "path", path)
+    if class_names is not None and (isinstance(class_names, str) or not isinstance(
+            class_names, (list, tuple, np.ndarray))):
+        raise arguments.bad("dagnet.save", "class_names", class_names, "None or a list of names, "
+                            "one per class", DatasetError)
+    if pixel_scale is not None:
+        arguments.number("dagnet.save", "pixel_scale", pixel_scale, positive=True,
+                         error=DatasetError)
     solver = model if isinstance(model, Solver) else None
     if isinstance(model, Model):
         normalization = model.normalization if normalization is None else normalization

@@ -78,10 +78,23 @@ def path(name: str, value) -> str | None:
     return value
 
 
-def function(name: str, value):
+def function(name: str, value, want: str = "None or a function (called with the solver after "
+                                           "each epoch)"):
     if value is not None and not callable(value):
-        raise _bad(name, value, "None or a function (called with the solver after each epoch)")
+        raise _bad(name, value, want)
     return value
+
+
+def callbacks(name: str, value) -> list:
+    """A list or tuple of objects with on_step_end and/or on_epoch_end (dagnet.train.callbacks)."""
+    if not isinstance(value, (list, tuple)):
+        raise _bad(name, value, "a list of callbacks (objects with on_step_end or on_epoch_end, "
+                                "see dagnet.train.callbacks)")
+    for cb in value:
+        if not any(callable(getattr(cb, e, None)) for e in ("on_step_end", "on_epoch_end")):
+            raise TrainingError(f"Solver: callback {cb!r:.60} has neither on_step_end nor "
+                                f"on_epoch_end; see dagnet.train.callbacks")
+    return list(value)
 
 
 def names(name: str, value, allowed) -> frozenset:

@@ -115,15 +115,9 @@ class Solver:
         resume = checks.flag("resume", resume)
         self.seed = checks.count("seed", seed, low=0)
         self.on_epoch = checks.function("on_epoch", on_epoch)
-        self.callbacks = list(callbacks)  # see dagnet.train.callbacks
-        if augment is not None and not callable(augment):
-            raise TrainingError(f"Solver: augment = {augment!r}; give None or a function "
-                                f"(X_batch, rng) -> X_batch, e.g. dagnet.data.augment.Augment(flip=True)")
-        self.augment = augment
-        for cb in self.callbacks:
-            if not any(hasattr(cb, e) for e in ("on_step_end", "on_epoch_end")):
-                raise TrainingError(f"Solver: callback {cb!r} has neither on_step_end nor "
-                                    f"on_epoch_end; see dagnet.train.callbacks")
+        self.callbacks = checks.callbacks("callbacks", callbacks)  # see dagnet.train.callbacks
+        self.augment = checks.function("augment", augment, "None or a function (X_batch, rng) -> "
+                                       "X_batch, e.g. dagnet.data.augment.Augment(flip=True)")
         self.stopping = EarlyStopping(
             checks.choice("monitor", monitor, MONITORS),
             checks.count("patience", patience, optional="never stop early"),

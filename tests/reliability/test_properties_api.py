@@ -138,7 +138,32 @@ CALLS = [
     ("graph_from_spec", lambda v: __import__("dagnet.spec").spec.graph_from_spec(v)),
     ("onnx.load", lambda v: __import__("dagnet.onnx").onnx.load(v)),
     ("summary_table", lambda v: __import__("dagnet.summary").summary.summary_table(v)),
+    # what main added since: saving and loading, Model.predict, augmentation, callbacks
+    ("Solver.augment", lambda v: solver(augment=v)),
+    ("Solver.callbacks", lambda v: solver(callbacks=v)),
+    ("Augment.from_dict", lambda v: __import__("dagnet.data.augment").data.augment.Augment.from_dict(v)),
+    ("save.path", lambda v: dagnet.save(v, plan("eval"))),
+    ("save.normalization", lambda v: dagnet.save(saved_folder("n"), plan("eval"), normalization=v)),
+    ("save.class_names", lambda v: dagnet.save(saved_folder("c"), plan("eval"), class_names=v)),
+    ("load", lambda v: dagnet.load(v)),
+    ("Model.predict.x", lambda v: model().predict(v)),
+    ("Model.predict.batch_size", lambda v: model().predict(X(), batch_size=v)),
 ]
+
+
+def saved_folder(name: str) -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix=f"dagnet-props-{name}-")
+
+
+_MODELS = []
+
+
+def model():
+    if not _MODELS:
+        _MODELS.append(dagnet.load(dagnet.save(saved_folder("m"), plan("eval"))))
+    return _MODELS[0]
 
 
 def bounded_call(call, value) -> str:

@@ -18,10 +18,11 @@ from dagnet.errors import DagnetError
 #: the flags of `dagnet train` that make a run, as argparse dests
 RUN_FLAGS = ("data", "val", "seed", "dtype", "preprocessing", "epochs", "batch_size",
              "update_rule", "lr", "lr_schedule", "warmup", "lr_decay", "weight_decay", "patience",
-             "monitor", "min_delta", "crop", "translate", "flip", "erase", "cutout")
+             "monitor", "min_delta", "crop", "translate", "flip", "erase", "cutout",
+             "replace_head", "freeze")
 
-#: flags fixed for the life of a run
-FIXED = ("data", "val", "seed", "dtype", "preprocessing")
+#: flags fixed for the life of a run (replace_head: its graph)
+FIXED = ("data", "val", "seed", "dtype", "preprocessing", "replace_head")
 
 #: flag -> the Solver recipe keys a change of it touches (see dagnet.train.resume.recipe)
 SOLVER_KEYS = {

@@ -142,13 +142,21 @@ CALLS = [
     ("Solver.augment", lambda v: solver(augment=v)),
     ("Solver.callbacks", lambda v: solver(callbacks=v)),
     ("Augment.from_dict", lambda v: __import__("dagnet.data.augment").data.augment.Augment.from_dict(v)),
-    ("save.path", lambda v: dagnet.save(v, plan("eval"))),
+    ("save.path", lambda v: in_scratch(lambda: dagnet.save(v, plan("eval")))),
     ("save.normalization", lambda v: dagnet.save(saved_folder("n"), plan("eval"), normalization=v)),
     ("save.class_names", lambda v: dagnet.save(saved_folder("c"), plan("eval"), class_names=v)),
     ("load", lambda v: dagnet.load(v)),
     ("Model.predict.x", lambda v: model().predict(v)),
     ("Model.predict.batch_size", lambda v: model().predict(X(), batch_size=v)),
 ]
+
+
+def in_scratch(call):
+    """call() in a fresh working folder: a relative path drawn (e.g. 'train') lands there."""
+    import contextlib
+
+    with contextlib.chdir(saved_folder("cwd")):
+        return call()
 
 
 def saved_folder(name: str) -> str:

@@ -14,16 +14,19 @@ import math
 
 import numpy as np
 
-from dagnet.errors import DagnetError, GraphError
+from dagnet import arguments
+from dagnet.errors import ArgumentError, DagnetError, GraphError
 from dagnet.graph import PARAM, Graph
+from dagnet.ir import Graph as IRGraph
 from dagnet.compiler.autodiff import frozen_params, plan_backward
 from dagnet.compiler.buckets import MB, plan_buckets
 from dagnet.compiler.fuse import fuse as fuse_pass
 from dagnet.compiler.fusion_check import check_fusion
 from dagnet.compiler.lint import lint as lint_graph
 from dagnet.compiler.memory import plan_memory
-from dagnet.compiler.params import check_given, check_seed, float_dtype, init_params, init_state
-from dagnet.compiler.plan import ExecutionPlan
+from dagnet.compiler.params import (check_given, check_seed, check_state, float_dtype,
+                                    init_params, init_state)
+from dagnet.compiler.plan import ExecutionPlan, output_names
 from dagnet.compiler.prune import prune
 from dagnet.compiler.schedule import schedule
 from dagnet.compiler.shapes import infer_shapes
@@ -129,11 +132,9 @@ def run_passes(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train
 
 
 def _output_names(outputs, graph: Graph) -> list:
-    if not outputs:
+    if outputs is None:
         return graph.outputs
-    if isinstance(outputs, str) or not hasattr(outputs, "__iter__"):
-        outputs = [outputs]  # one name (or node) instead of a list: what was meant is clear
-    return [getattr(o, "name", o) for o in outputs]
+    return output_names("compile", outputs) or graph.outputs
 
 
 def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
@@ -153,18 +154,26 @@ def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
     freeze: params, or op nodes (meaning their params), that get no gradient and no backward
     step of their own (fine-tuning; dagnet.models.finetune.params_up_to names a prefix).
     """
-    dtype = float_dtype(dtype)
-    check_seed(seed)
-    if not isinstance(graph, (Graph, ExecutionPlan)) and isinstance(getattr(graph, "graph", None), Graph):
+    if not isinstance(graph, (IRGraph, ExecutionPlan)) and isinstance(getattr(graph, "graph", None), IRGraph):
         # a loaded model (dagnet.onnx.load): its graph with its params and state, unless given
         params = graph.params if params is None else params
         state = graph.state if state is None and params is graph.params else state
         graph = graph.graph
-    g = run_passes(graph, outputs, fuse, mode, dtype, wrt, inplace,  # checks `graph` first
-                   bucket_mb=bucket_mb, freeze=frozen_params(graph, freeze))
+    if not isinstance(graph, IRGraph):
+        raise ArgumentError(f"compile: graph must be a dagnet Graph, got {type(graph).__name__}; "
+                            f"build one with the builder, Graph.from_spec(path) or "
+                            f"dagnet.models.get_model(name)")
+    dtype = float_dtype(dtype)
+    check_seed(seed)
+    arguments.choice("compile", "mode", mode, ("train", "eval"))
+    for name, value in (("fuse", fuse), ("inplace", inplace), ("check", check)):
+        arguments.flag("compile", name, value)
+    g = run_passes(graph, outputs, fuse, mode, dtype, wrt, inplace, bucket_mb=bucket_mb,
+                   freeze=frozen_params(graph, freeze))
     outputs = _output_names(outputs, graph)
     kept = {n.name for n in g if n.op == PARAM}
     if params is None:
+        check_state(graph, g, state)
         fresh = init_params(graph, seed, dtype)
     else:
         check_given(graph, g, params, state, dtype)

@@ -22,7 +22,7 @@ import inspect
 
 import numpy as np
 
-from dagnet.errors import AttrError, DagnetError, GraphError, ShapeError
+from dagnet.errors import AttrError, CycleError, DagnetError, GraphError, ShapeError
 from dagnet.init import CONSTANT_INITS, FAN_INITS, fans
 from dagnet.infer import check_leaf_attrs, infer_node
 from dagnet.ir import INPUT, PARAM, Graph as IRGraph, Node, name_of
@@ -47,16 +47,44 @@ class Graph(IRGraph):
 
     # -- shapes while building ---------------------------------------------------------------
     def shape_of(self, v) -> tuple:
-        """Per-example output shape of a node (params: full shape), inferred on demand."""
+        """Per-example output shape of a node (params: full shape), inferred on demand.
+
+        Its unshaped ancestors are inferred first by a depth-first walk with a stack of its
+        own, not recursion: a long chain listed consumers-first must not exhaust Python's
+        stack, and a cycle is a CycleError naming it."""
         n = self.node(v)
-        if "shape" not in n.meta:
-            if n.op in (INPUT, PARAM):
-                n.meta["shape"] = tuple(n.attrs["shape"])
+        if "shape" in n.meta:
+            return n.meta["shape"]
+        stack, on_path = [self._enter(n)], {n.name}
+        while stack:
+            node, pending = stack[-1]
+            src = next((s for s in pending if "shape" not in s.meta), None)
+            if src is None:
+                stack.pop()
+                on_path.discard(node.name)
+                if "shape" not in node.meta:
+                    srcs = [self.node(s) for s in node.inputs]
+                    node.meta["shape"] = infer_node(node, srcs, [s.meta["shape"] for s in srcs])
+            elif src.name in on_path:
+                path = [m.name for m, _ in stack]
+                cycle = path[path.index(src.name):][::-1]
+                raise CycleError(f"cycle: {' -> '.join(cycle + [cycle[0]])}; a graph must be "
+                                 f"acyclic (remove one of these edges)")
+            elif src.op in (INPUT, PARAM):
+                src.meta["shape"] = tuple(src.attrs["shape"])
             else:
-                get_op(n.op, n.name).check_arity(len(n.inputs), n.name)
-                srcs = [self.node(s) for s in n.inputs]
-                n.meta["shape"] = infer_node(n, srcs, [self.shape_of(s) for s in srcs])
+                stack.append(self._enter(src))
+                on_path.add(src.name)
         return n.meta["shape"]
+
+    def _enter(self, n: Node) -> tuple:
+        """(n, an iterator over its input nodes) for shape_of's walk; params and inputs are
+        shaped at once."""
+        if n.op in (INPUT, PARAM):
+            n.meta["shape"] = tuple(n.attrs["shape"])
+            return n, iter(())
+        get_op(n.op, n.name).check_arity(len(n.inputs), n.name)
+        return n, iter([self.node(s) for s in n.inputs])
 
     # -- placeholders and params -----------------------------------------------------------
     def input(self, name: str, shape, dtype: str = "float32") -> Node:

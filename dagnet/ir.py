@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from dagnet.errors import GraphError
+from dagnet.errors import CycleError, GraphError
 from dagnet.init import PARAM_ATTRS
 from dagnet.ops import get_op
 from dagnet.ops.declare import REQUIRED, Attr
@@ -112,6 +112,7 @@ class Graph:
 
     def remove_node(self, name) -> None:
         """Delete a node (compiler passes call this on their own copy)."""
+        self.node(name)  # a GraphError naming the closest node if there is none of that name
         del self._nodes[name_of(name)]
 
     def set_nodes(self, nodes) -> None:
@@ -201,6 +202,16 @@ class Graph:
             raise GraphError(f"bad node name {name!r}: names must be non-empty, without "
                              f"surrounding spaces and without '{RESERVED}' (reserved for fused groups)")
         self.check_fresh(name)
+        given = inputs
+        try:
+            inputs = None if isinstance(inputs, (str, Node)) else list(inputs)
+        except TypeError:
+            inputs = None
+        if inputs is None or not all(isinstance(v, (str, Node)) for v in inputs):
+            raise GraphError(f"{name}: inputs must be a list of node names (or nodes), got "
+                             f"{' '.join(repr(given).split()):.60}")
+        if attrs is not None and not isinstance(attrs, dict):
+            raise GraphError(f"{name}: attrs must be a dict, got {type(attrs).__name__}")
         node = Node(name, op, plain(dict(attrs or {})), [name_of(v) for v in inputs])
         self._nodes[name] = node
         return node
@@ -244,7 +255,12 @@ def topological_order(graph: Graph) -> list[str]:
     pass and interpreter sees one deterministic order."""
     view = graph.nx
     index = nx.get_node_attributes(view, "index")
-    return list(nx.lexicographical_topological_sort(view, key=index.__getitem__))
+    try:
+        return list(nx.lexicographical_topological_sort(view, key=index.__getitem__))
+    except nx.NetworkXUnfeasible:  # every caller (drawing, interpreting, compiling) needs a DAG
+        cycle = [u for u, _, _ in nx.find_cycle(view)]
+        raise CycleError(f"cycle: {' -> '.join(cycle + [cycle[0]])}; a graph must be acyclic "
+                         f"(remove one of these edges)") from None
 
 
 def plain(v):

@@ -231,6 +231,9 @@ def save(dot: graphviz.Digraph, path, format: str | None = None) -> str:
     """Write `dot` to path as format (svg, png, pdf, ... or dot for the DOT source; default:
     the path's suffix, else svg). Returns the path."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise DagnetError(f"cannot draw into {path}: it is a folder; give a file name such as "
+                          f"{os.path.join(path, 'graph.svg')}")
     fmt = (format or os.path.splitext(path)[1].lstrip(".") or "svg").lower()
     fmt = "dot" if fmt == "gv" else fmt
     if fmt == "dot":
@@ -246,7 +249,11 @@ def save(dot: graphviz.Digraph, path, format: str | None = None) -> str:
         except graphviz.ExecutableNotFound:
             raise DagnetError(NO_DOT.format(fmt=fmt.upper())) from None
         except graphviz.CalledProcessError as e:
-            raise DagnetError(f"graphviz could not draw {path}: {e.stderr.decode(errors='replace')}") from None
+            detail = " ".join((e.stderr or b"").decode(errors="replace").split())[:300]
+            raise DagnetError(f"graphviz could not draw {path}: {detail or f'exit {e.returncode}'}") from None
+        except OSError as e:  # dot died while reading the graph (a broken pipe): no picture
+            raise DagnetError(f"graphviz could not draw {path}: dot stopped ({e.strerror or e}); "
+                              f"is a node name or label extremely long?") from None
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "wb") as f:
         f.write(data)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dagnet.cli.common import UsageError, load_onnx
+from dagnet.cli.resume import Given
 from dagnet.errors import GraphError
 
 
@@ -21,12 +22,12 @@ class Start:
 
 
 def add_flags(parser) -> None:
-    parser.add_argument("--replace-head", type=int, metavar="CLASSES",
+    parser.add_argument("--replace-head", action=Given, type=int, metavar="CLASSES",
                         help="fine-tuning: give the classifier (the last affine or conv layer "
                              "before the scores) CLASSES outputs and fresh weights; the other "
                              "layers keep the model's own weights (an .onnx file's or a run's) "
                              "or --weights")
-    parser.add_argument("--freeze", metavar="NODE",
+    parser.add_argument("--freeze", action=Given, metavar="NODE",
                         help="fine-tuning: freeze the params of NODE and of every layer before "
                              "it (no gradient, no update; marked in the plan and the diagram)")
 

@@ -8,10 +8,12 @@ ops. Each op is written by its row of the mapping table (mapping.py).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from dagnet import files
 from dagnet.graph import INPUT, PARAM, Graph, Node
 from dagnet.onnx.common import MIN_OPSET, OnnxError, onnx_module
 from dagnet.onnx.mapping import EXPORTS
@@ -168,7 +170,13 @@ def export(graph_or_plan, path, params: dict | None = None, state: dict | None =
     # the oldest IR that holds this opset, so that older runtimes read the file too
     model.ir_version = onnx.helper.find_min_ir_version_for(list(model.opset_import))
     onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise OnnxError(f"export: path = {path!r:.60}; give the .onnx file to write")
+    if os.path.isdir(path):
+        raise OnnxError(f"cannot write {os.fspath(path)}: it is a folder; give a file name such "
+                        f"as {os.path.join(os.fspath(path), 'model.onnx')}")
+    data = model.SerializeToString()
+    files.write_atomically(path, lambda f: f.write(data), error=OnnxError, what="ONNX model")
     return model
 
 

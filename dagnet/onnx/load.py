@@ -9,6 +9,7 @@ they are set explicitly. Loading reads only the protobuf: it never runs code fro
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ from dagnet.errors import AttrError
 from dagnet.graph import Graph, Node
 from dagnet.onnx.common import OnnxError, UnsupportedOnnxError, onnx_attrs, onnx_module, where
 from dagnet.onnx.mapping import IMPORTS
+from dagnet.onnx.untrusted import check_graph, check_input_shapes, read_model, to_array
 
 #: param role -> (initializer recorded in the param node, L2 decay applies)
 ROLES = {"weight": ("he", True), "bias": ("zeros", False), "gamma": ("ones", False),
@@ -41,12 +43,12 @@ class OnnxModel:
 class Reader:
     """The state of one import: the Graph being built and what each ONNX value became."""
 
-    def __init__(self, onnx, model, input_shapes: dict):
+    def __init__(self, onnx, model, input_shapes: dict, path: str = "the model"):
         self.onnx = onnx
         og = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         self.g = Graph(og.name or "onnx")
-        self.consts = {i.name: onnx.numpy_helper.to_array(i) for i in og.initializer}
+        self.consts = {i.name: to_array(onnx, i, path) for i in og.initializer}
         self.values: dict[str, str] = {}  # ONNX value -> dagnet node
         # ONNX per-example shape of values whose dagnet node has another (GlobalAveragePool's
         # (C, 1, 1) is dagnet's (C,)): materialised by a reshape only if a consumer needs it
@@ -88,13 +90,13 @@ class Reader:
         if value in self.consts:
             self.consts[out] = self.consts[value]
             return
-        self.values[out] = self.values[value]
+        self.values[out] = self.value(value, exact=False, where=where(node))
         if value in self.views:
             self.views[out] = self.views[value]
 
     def shape(self, value: str) -> tuple:
         """The ONNX per-example shape of a computed value."""
-        return self.views.get(value) or tuple(self.g.shape_of(self.values[value]))
+        return self.views.get(value) or tuple(self.g.shape_of(self.value(value, exact=False)))
 
     def value(self, value: str, exact: bool = True, where: str = "graph output") -> str:
         """The dagnet node holding `value`; `exact` reshapes it to its ONNX shape if they differ."""
@@ -188,17 +190,40 @@ def load(path_or_model, input_shapes: dict | None = None) -> OnnxModel:
 
     input_shapes {input: per-example shape} fixes inputs whose non-batch dimensions are symbolic."""
     onnx = onnx_module()
-    model = (path_or_model if isinstance(path_or_model, onnx.ModelProto)
-             else onnx.load(str(path_or_model)))
+    if isinstance(path_or_model, onnx.ModelProto):
+        model, path = path_or_model, "the model"
+        check_graph(model)
+    else:
+        model, path = read_model(path_or_model), os.fspath(path_or_model)
     _check_supported(model.graph)
-    r = Reader(onnx, model, dict(input_shapes or {}))
-    for node in model.graph.node:
-        if id(node) not in r.absorbed:
-            try:
-                IMPORTS[node.op_type](r, node, onnx_attrs(onnx, node))
-            except AttrError as e:  # a value the dagnet op's declarations refuse
-                raise OnnxError(f"{where(node)}: {e}") from None
-    outputs = [r.value(o) for o in r.graph_outputs]
+    shapes = check_input_shapes(input_shapes)
+    unknown = sorted(set(shapes) - {vi.name for vi in model.graph.input})
+    if unknown:
+        raise OnnxError(f"input_shapes names {unknown}, but the model's inputs are "
+                        f"{[vi.name for vi in model.graph.input][:8]}")
+    node = None
+    try:
+        r = Reader(onnx, model, shapes, path)
+        for node in model.graph.node:
+            if id(node) not in r.absorbed:
+                try:
+                    IMPORTS[node.op_type](r, node, onnx_attrs(onnx, node))
+                except AttrError as e:  # a value the dagnet op's declarations refuse
+                    raise OnnxError(f"{where(node)}: {e}") from None
+        node = None
+        outputs = [r.value(o) for o in r.graph_outputs]
+    except MALFORMED as e:
+        # The model is untrusted input: an attribute of the wrong type or a missing one, a
+        # name that is not text, a zero stride, ... surface as these; all mean the same here.
+        at = where(node) if node is not None else "its inputs and outputs"
+        raise OnnxError(f"{path}: {at} cannot be imported ({type(e).__name__}: {str(e)[:100]}); "
+                        f"the model is malformed, or uses the op in a way dagnet does not "
+                        f"support") from None
     if outputs != r.g.outputs:
         r.g.outputs = outputs
     return OnnxModel(r.g, r.params, r.state)
+
+
+#: what importer code raises on a malformed model (a DagnetError passes through as it is)
+MALFORMED = (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError, OverflowError,
+             AttributeError, UnicodeDecodeError)

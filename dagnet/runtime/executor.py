@@ -39,6 +39,7 @@ class Executor:
         # the memory plan's buffers, {buffer id: byte array}, sized for `batch` examples
         self.buffers: dict = {}
         self.batch = 0
+        self.fed_batch = 0  # the batch of the last forward (backward checks seeds against it)
 
     # -- hooks ------------------------------------------------------------------------------
     def step_forward(self, step, ins, mode, out=None, workspace=None):
@@ -73,7 +74,7 @@ class Executor:
         values.update(check_feeds(plan, feeds))
         keep = set(plan.output_values)
         keep.update(wanted)
-        batch = batch_size(plan, values)
+        self.fed_batch = batch = batch_size(plan, values)  # for backward to check seed shapes
         # a train plan in eval mode (a solver's accuracy check, often at a larger batch) gives
         # its values fresh arrays, freed at their last use: its buffers, sized for train-mode
         # liveness, would otherwise grow to that batch and stay

@@ -108,26 +108,34 @@ def check_leaf_attrs(owner: str, kind: str, attrs: dict) -> dict:
     return out
 
 
+def holds_ints(n: Node) -> bool:
+    """Whether node n's value holds integers (an integer input, or an op that makes indices)."""
+    if n.op == INPUT:
+        return np.dtype(n.attrs["dtype"]).kind in "iu"
+    if n.op == PARAM:
+        return False
+    return getattr(get_op(n.op, n.name), "output_dtype", "float") == "int64"
+
+
 def _check_port(n: Node, op, port: int, src: Node) -> None:
     """ShapeError when a param feeds a data port (or the reverse), DTypeError when an integer
-    input feeds a float port or a float value feeds a loss's labels: found when the graph is
-    built or compiled, not in the first batch."""
+    value feeds a float port or a float value an integer port (labels, indices): found when the
+    graph is built or compiled, not in the first batch."""
     pname = op.input_names[min(port, len(op.input_names) - 1)]
     want = port in op.batched_inputs
-    if is_batched(src) != want:
+    if not op.takes_either(port) and is_batched(src) != want:
         what = "a batched value (an input or an op output)" if want else "a param"
         raise ShapeError(f"{n.name}: op '{n.op}' input {port} ('{pname}') must be {what}, "
                          f"but '{src.name}' is {'batched' if is_batched(src) else 'a param'}")
-    labels = (op.differentiable_inputs is not None and port not in op.differentiable_inputs
-              and want)
-    is_int = src.op == INPUT and np.dtype(src.attrs["dtype"]).kind in "iu"
-    if is_int and not labels:
+    ints, is_int = op.takes_ints(port), holds_ints(src)
+    if is_int and not ints:
+        what = f"an {src.attrs['dtype']} input" if src.op == INPUT else "integer indices"
         raise DTypeError(f"{n.name}: op '{n.op}' input {port} ('{pname}') needs floats, but "
-                         f"'{src.name}' is an {src.attrs['dtype']} input; only a loss's labels "
-                         f"are integers: declare '{src.name}' with dtype float32")
-    if labels and not is_int:
+                         f"'{src.name}' is {what}; only index ports (a loss's labels, indices) "
+                         f"take integers: declare '{src.name}' with dtype float32")
+    if ints and not is_int:
         what = f"a {src.attrs['dtype']} input" if src.op == INPUT else "an op output (floats)"
-        raise DTypeError(f"{n.name}: op '{n.op}' input {port} ('{pname}') takes integer class "
+        raise DTypeError(f"{n.name}: op '{n.op}' input {port} ('{pname}') takes integer "
                          f"indices, but '{src.name}' is {what}; feed it from an input declared "
                          f"with dtype int64")
 

@@ -104,6 +104,11 @@ class Op:
     batched_inputs: tuple = (0,)
     #: ports that get a gradient (labels do not)
     differentiable_inputs: tuple | None = None  # None: all ports
+    #: ports that take integer values (labels, indices); None: those batched ports that get no
+    #: gradient (how an op that declares no ports says it takes labels)
+    int_inputs: tuple | None = None
+    #: data ports that also take unbatched values (EVERY_PORT for a variadic op whose ports do)
+    either_inputs: tuple = ()
     #: "op" or "loss" (a loss returns a scalar: the mean over the batch)
     kind: str = "op"
     #: TVM-style pattern kind, drives fusion grouping and in-place planning
@@ -139,6 +144,10 @@ class Op:
             tuple(i for i, p in enumerate(ports) if p.batched),
             "differentiable_inputs": None if all(p.grad for p in ports) else
             tuple(i for i, p in enumerate(ports) if p.grad),
+            "int_inputs": EVERY_PORT if many and many[0].dtype == "int" else
+            tuple(i for i, p in enumerate(ports) if p.dtype == "int"),
+            "either_inputs": EVERY_PORT if many and many[0].either else
+            tuple(i for i, p in enumerate(ports) if p.either),
         }
         for key, value in derived.items():
             if key not in own:
@@ -252,6 +261,16 @@ class Op:
 
     def needs_grad(self, port: int) -> bool:
         return self.differentiable_inputs is None or port in self.differentiable_inputs
+
+    def takes_ints(self, port: int) -> bool:
+        """Whether input `port` takes integer values (labels, indices) rather than floats."""
+        if self.int_inputs is None:
+            return port in self.batched_inputs and not self.needs_grad(port)
+        return port in self.int_inputs
+
+    def takes_either(self, port: int) -> bool:
+        """Whether input `port` takes a value with or without the batch dimension."""
+        return port in self.either_inputs
 
     def __repr__(self) -> str:
         return f"<op {self.name}>"

@@ -207,12 +207,19 @@ def resolve_default(attr: Attr, values: dict):
 
 
 # -- ports -----------------------------------------------------------------------------------
+#: the element kinds a port takes: floats (the plan's dtype) or integers (int64 indices)
+PORT_DTYPES = ("float", "int")
+
+
 @dataclass(frozen=True)
 class Port:
-    """One input of an op. batched: carries the batch dimension (data), else a param.
-    grad: receives a gradient (labels do not). init: for a param the builder creates, "weight"
-    (the op's init/weight_scale attrs, fans recorded) or an initializer name (zeros, ones).
-    variadic: the port repeats, at least `least` times (add's x0, x1, ...)."""
+    """One input of an op. batched: a data input (the builder binds it positionally; it carries
+    the batch dimension), else a param. either: a data input that also takes an unbatched value
+    (a param, a constant, an unbatched input or op output): the tensor-math ops' ports.
+    grad: receives a gradient (labels and indices do not). dtype: "float" or "int" (labels,
+    indices: int64 values only). init: for a param the builder creates, "weight" (the op's
+    init/weight_scale attrs, fans recorded) or an initializer name (zeros, ones). variadic: the
+    port repeats, at least `least` times (add's x0, x1, ...)."""
 
     name: str
     batched: bool = True
@@ -221,6 +228,16 @@ class Port:
     variadic: bool = False
     least: int = 1
     doc: str = ""
+    either: bool = False
+    dtype: str = "float"
+
+    def __post_init__(self):
+        if self.dtype not in PORT_DTYPES:
+            raise ValueError(f"port {self.name}: dtype must be one of {PORT_DTYPES}, got {self.dtype!r}")
+        if self.dtype == "int" and self.grad:
+            raise ValueError(f"port {self.name}: an integer port gets no gradient (grad=False)")
+        if self.either and not self.batched:
+            raise ValueError(f"port {self.name}: either= marks a data port (batched=True)")
 
 
 def data(name: str = "x", doc: str = "") -> Port:
@@ -228,9 +245,20 @@ def data(name: str = "x", doc: str = "") -> Port:
     return Port(name, doc=doc)
 
 
+def value(name: str = "x", doc: str = "") -> Port:
+    """A differentiable input with or without the batch dimension (tensor math)."""
+    return Port(name, doc=doc, either=True)
+
+
 def labels(name: str = "labels", doc: str = "class indices in [0, C)") -> Port:
-    """A batched input without a gradient (a loss's integer labels)."""
-    return Port(name, grad=False, doc=doc)
+    """A batched integer input without a gradient (a loss's class labels)."""
+    return Port(name, grad=False, dtype="int", doc=doc)
+
+
+def indices(name: str = "indices", doc: str = "int64 indices", batched_only: bool = False) -> Port:
+    """An integer input without a gradient (gather's or embedding's indices), with or without
+    the batch dimension (batched_only=True: with it, as a loss's labels)."""
+    return Port(name, grad=False, dtype="int", doc=doc, either=not batched_only)
 
 
 def weight(name: str = "w", doc: str = "") -> Port:
@@ -243,6 +271,7 @@ def param(name: str, init: str, doc: str = "") -> Port:
     return Port(name, batched=False, init=init, doc=doc)
 
 
-def variadic(name: str = "x", least: int = 2, doc: str = "") -> Port:
-    """A batched input that repeats: name0, name1, ... (at least `least`)."""
-    return Port(name, variadic=True, least=least, doc=doc)
+def variadic(name: str = "x", least: int = 2, doc: str = "", either: bool = False) -> Port:
+    """A batched input that repeats: name0, name1, ... (at least `least`); either=True: each
+    may also be unbatched."""
+    return Port(name, variadic=True, least=least, doc=doc, either=either)

@@ -294,7 +294,7 @@ def _(tmp):
 
 
 @case("graph-int-input-as-data", G, DTypeError, "an integer input feeds an op that needs floats",
-      "declare the input float32 (only a loss's labels are integers)", "r: op 'relu'")
+      "declare the input float32 (only index ports: a loss's labels, indices take integers)", "r: op 'relu'")
 def _(tmp):
     g = Graph()
     g.input("x", (3,), dtype="int64")

@@ -20,9 +20,11 @@ class MetaKey(NamedTuple):
 
 META = (
     MetaKey("shape", "node", ("builder", "infer_shapes", "fuse"), "all",
-            "per-example shape of a batched value (no batch axis); a param's full shape"),
-    MetaKey("batched", "node", ("infer_shapes", "fuse"), "all",
-            "whether the value carries the batch axis (inputs, op outputs; not params or losses)"),
+            "per-example shape of a batched value (no batch axis); else the full shape (params, "
+            "constants, unbatched values)"),
+    MetaKey("batched", "node", ("builder", "infer_shapes", "fuse"), "all",
+            "whether the value carries the batch axis (batched inputs and what ops make of them; "
+            "not params, constants or losses)"),
     MetaKey("params", "node", ("infer_shapes", "fuse"), "all",
             "parameter scalars: a param's size; for an op, those of the params it reads directly"),
     MetaKey("flops", "node", ("infer_shapes", "fuse"), "all",

@@ -3,7 +3,8 @@ nodes and attrs each way (exporters.py writes, importers.py reads; both take the
 defaults and checks from the dagnet op's declarations).
 
 A row with `export` is how its dagnet op is written (one per op); a row with `load` is how its
-ONNX op is read (several ONNX ops may become one dagnet op: Gemm and MatMul both become affine).
+ONNX op is read (several ONNX ops may become one dagnet op: Gemm and MatMul both become affine,
+or matmul when affine cannot take them: their readers decide).
 Adding an op whose ONNX twin has the same attributes (an activation) is one row:
 `Row("Gelu", "gelu", *same("Gelu", "gelu"))`.
 """
@@ -14,6 +15,7 @@ from typing import Callable
 
 from dagnet.onnx import exporters as ex
 from dagnet.onnx import importers as im
+from dagnet.onnx import tensor_math as tm
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,19 @@ TABLE = (
     Row("Elu", "elu", *same("Elu", "elu")),
     Row("Identity", None, None, lambda r, node, a: r.alias(node, node.input[0])),
     Row("Constant", None, None, im.constant),
+    # -- tensor math
+    *(Row(o, op, ex.same_attrs(o), tm.operands(op)) for o, op in tm.UNARY.items()),
+    *(Row(o, op, ex.same_attrs(o), tm.operands(op)) for o, op in tm.BINARY.items()),
+    *(Row(o, op, ex.same_attrs(o), tm.extremum(op)) for o, op in tm.EXTREMA.items()),
+    *(Row(o, op, tm.compare(o), tm.comparison(op)) for o, op in tm.COMPARE.items()),
+    Row("Where", "where", tm.where_, tm.operands("where")),
+    Row("Cast", None, None, tm.cast),
+    Row("Clip", "clip", tm.clip, tm.clip_),
+    Row("MatMul", "matmul", ex.same_attrs("MatMul"), None),  # read by the MatMul row above
+    Row("Einsum", "einsum", tm.einsum, tm.einsum_),
+    *(Row(o, op, tm.reduce(o), None if o == "ReduceMean" else tm.reduce_(op))
+      for o, op in tm.REDUCE.items()),
+    Row("ArgMax", "argmax", tm.argmax, tm.argmax_),
 )
 
 #: dagnet op -> how it is written

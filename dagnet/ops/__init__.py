@@ -7,12 +7,17 @@ from dagnet.ops import (  # noqa: F401,E402
     conv,
     dense,
     dropout,
+    elementwise,
     fused,
+    fused_elementwise,
+    linalg,
     loss,
     merge,
     norm,
     pool,
+    reduce,
     shape,
+    unary,
 )
 
 __all__ = ["Op", "get_op", "register", "registered_ops"]

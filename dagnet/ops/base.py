@@ -23,8 +23,13 @@ gives the checked attrs with defaults filled in, in the form ops compute with.
 
 Shapes given to and returned by `infer_shape` are *per example* for batched values (no batch
 dimension, e.g. (C, H, W)) and full shapes for params (e.g. (F, C, kh, kw)); `batched_inputs`
-(derived from the ports) says which input ports carry a batch dimension. Arrays given to
-`forward` always carry it. The numeric work lives in plain kernel functions the class calls.
+(derived from the ports) says which input ports carry a batch dimension. An op with
+`full_shapes = True` (the tensor-math ops, whose ports take values with or without the batch
+axis) sees FULL shapes instead, the batch axis as None ((None, 3, 4) for a batch of 3x4
+examples, (3, 4) for an unbatched value), and returns its output's full shape, None leading
+when the output is batched: its axes count over the full array, as numpy's and ONNX's do.
+Arrays given to `forward` are always the full arrays. The numeric work lives in plain kernel
+functions the class calls.
 
 Rules every op follows:
   * forward never modifies its inputs (unless given `out=inputs[0]` and `supports_out`);
@@ -50,7 +55,10 @@ from dagnet.errors import AttrError, DTypeError, GraphError, ShapeError, Unknown
 from dagnet.ops.declare import REQUIRED, Attr, Same, data, resolve_default
 from dagnet.ops.workspace import NONE as NO_WORKSPACE, Workspace
 
-FUSION_KINDS = ("elementwise", "injective", "reduction", "opaque")
+#: TVM's pattern kinds: elementwise (same shape in and out), broadcast (elementwise with numpy
+#: broadcasting), injective (moves data: reshape, concat), reduction, out_fusable (an op, such
+#: as a matmul or a conv, whose output may take a fused chain of elementwise ops), opaque
+FUSION_KINDS = ("elementwise", "broadcast", "injective", "reduction", "out_fusable", "opaque")
 
 _REGISTRY: dict[str, "Op"] = {}
 _MISSING = object()
@@ -111,8 +119,12 @@ class Op:
     either_inputs: tuple = ()
     #: "op" or "loss" (a loss returns a scalar: the mean over the batch)
     kind: str = "op"
-    #: TVM-style pattern kind, drives fusion grouping and in-place planning
+    #: TVM-style pattern kind (FUSION_KINDS), drives fusion grouping and in-place planning
     fusion_kind: str = "opaque"
+    #: infer_shape sees full shapes, the batch axis as None (see the module docstring)
+    full_shapes: bool = False
+    #: the element type of the output: "float" (the plan's) or "int64" (argmax's indices)
+    output_dtype: str = "float"
     #: what backward reads from forward's arrays: subset of {"input", "output"}, where "input"
     #: means a batched (data) input array - params and labels are never overwritten, and copies
     #: the cache owns (im2col columns, normalised x) are workspace, not inputs. The memory pass

@@ -104,7 +104,22 @@ def _noun(kind: str, iv: Interval | None) -> str:
     return f"{article} {base} in {iv.text}"
 
 
-KINDS = ("int", "pair", "number", "bool", "choice", "dims", "target", "dtype")
+KINDS = ("int", "pair", "number", "bool", "choice", "dims", "target", "dtype", "tensor", "axes",
+         "text")
+
+
+def tensor_array(v) -> np.ndarray | None:
+    """v (a number or nested lists of numbers) as a float64/int64 array, or None if it is not
+    one rectangular array of numbers (bools, strings, ragged lists, NaN are not)."""
+    if isinstance(v, (bool, np.bool_, str, bytes)) or v is None:
+        return None
+    try:
+        a = np.asarray(v)
+    except (ValueError, TypeError):  # ragged
+        return None
+    if a.dtype.kind not in "iuf" or a.dtype.kind == "f" and np.isnan(a).any():
+        return None
+    return a
 
 
 # -- attributes ------------------------------------------------------------------------------
@@ -114,7 +129,8 @@ class Attr:
 
     kind: int | pair (an int or an (h, w) pair) | number | bool | choice (one of `choices`) |
     dims (a list of positive sizes) | target (sizes, at most one -1) | dtype (a numpy
-    float/int dtype name). bounds: an interval such as "[0, 1)" for int, pair and number.
+    float/int dtype name) | tensor (a number or nested lists of numbers) | axes (an int or a
+    list of distinct ints, negatives counting from the end) | text (a non-empty string). bounds: an interval such as "[0, 1)" for int, pair and number.
     node=False marks a builder hyperparameter that shapes the op's params (conv2d's filters)
     and is not stored on the node; keep_default=False stores it only when it differs from the
     default (a flag such as floor). hint is added to the message of a value out of bounds."""
@@ -148,7 +164,10 @@ class Attr:
         return {"bool": "true or false", "choice": f"one of {', '.join(map(str, self.choices))}",
                 "dims": "a list of positive integers",
                 "target": "a list of positive integers with at most one -1",
-                "dtype": "a float or integer dtype name such as float32 or int64"}[k]
+                "dtype": "a float or integer dtype name such as float32 or int64",
+                "tensor": "a number or nested lists of numbers of one rectangular shape",
+                "axes": "an integer or a list of distinct integers",
+                "text": "a non-empty string"}[k]
 
     def problem(self, v) -> str | None:
         """None if v is a valid value, else what is wrong: 'must be ..., got ...'."""
@@ -171,6 +190,8 @@ class Attr:
             return bool(v)
         if k in ("dims", "target"):
             return tuple(int(d) for d in v)
+        if k == "axes":
+            return (int(v),) if is_int(v) else tuple(int(d) for d in v)
         if k == "dtype":
             return str(np.dtype(v))
         return v
@@ -194,6 +215,13 @@ class Attr:
         if k == "target":
             return (isinstance(v, (list, tuple)) and all(is_int(d) and (d > 0 or d == -1) for d in v)
                     and list(v).count(-1) <= 1)
+        if k == "tensor":
+            return tensor_array(v) is not None
+        if k == "axes":
+            return is_int(v) or (isinstance(v, (list, tuple)) and all(is_int(d) for d in v)
+                                 and len(set(v)) == len(v))
+        if k == "text":
+            return isinstance(v, str) and bool(v.strip())
         try:  # dtype: a name, or anything numpy reads as one (np.float32)
             return v is not None and not isinstance(v, bool) and np.dtype(v).kind in "fiu"
         except TypeError:

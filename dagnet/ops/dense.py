@@ -44,7 +44,7 @@ class Affine(Op):
              ("hidden", "hidden_dim", "num_outputs"), node=False),
         INIT, WEIGHT_SCALE,
     )
-    fusion_kind = "opaque"
+    fusion_kind = "out_fusable"  # an elementwise chain may follow in its step
     supports_out = True
     saves = frozenset({"input"})
 

@@ -1,7 +1,8 @@
 """One generic op-test harness (in the spirit of Chainer's FunctionTestCase).
 
 check_op(name, inputs, attrs) runs an op in float64 and checks:
-  * the output shape equals infer_shape of the per-example input shapes;
+  * the output shape equals infer_shape of the per-example input shapes (for an op with
+    full_shapes, of the full shapes, the inputs `batched` names having the batch axis None);
   * forward does not modify its inputs, backward does not modify dout;
   * every differentiable input's analytic gradient against centered differences
     (rel_error < tol; choose inputs away from kinks for relu/max);
@@ -19,7 +20,13 @@ from dagnet.gradcheck import norm_error, numerical_gradient_array, rel_error
 from dagnet.ops import get_op
 
 
-def _in_shapes(op, inputs):
+def _in_shapes(op, inputs, batched=None):
+    """The shapes infer_shape takes: per example for batched ports; for an op with full_shapes,
+    full shapes with the batch axis as None where `batched` (default: every input) says."""
+    if getattr(op, "full_shapes", False):
+        batched = [True] * len(inputs) if batched is None else batched
+        return [(None, *np.shape(x)[1:]) if b else tuple(np.shape(x))
+                for x, b in zip(inputs, batched)]
     return [
         tuple(x.shape[1:]) if i in op.batched_inputs else tuple(np.shape(x))
         for i, x in enumerate(inputs)
@@ -34,7 +41,7 @@ def run_forward(op, inputs, attrs, mode="train", state=None, seed=0):
 
 
 def check_op(name, inputs, attrs=None, *, mode="train", state=None, expected=None,
-             tol=1e-7, h=1e-5, f32_tol=1e-5, seed=0, dout=None):
+             tol=1e-7, h=1e-5, f32_tol=1e-5, seed=0, dout=None, batched=None):
     op = get_op(name)
     attrs = dict(attrs or {})
     x64 = [np.array(x, dtype=np.float64) if np.asarray(x).dtype.kind == "f" else np.array(x)
@@ -49,8 +56,12 @@ def check_op(name, inputs, attrs=None, *, mode="train", state=None, expected=Non
     if op.kind == "loss":
         assert out.shape == (), f"{name}: a loss must return a scalar, got {out.shape}"
     else:
-        want = op.infer_shape(_in_shapes(op, x64), attrs)
-        assert out.shape[1:] == tuple(want), f"{name}: out {out.shape}, infer_shape {want}"
+        want = tuple(op.infer_shape(_in_shapes(op, x64, batched), attrs))
+        if getattr(op, "full_shapes", False) and not (want and want[0] is None):
+            assert out.shape == want, f"{name}: out {out.shape}, infer_shape {want}"
+        else:
+            assert out.shape[1:] == want[getattr(op, "full_shapes", False):], \
+                f"{name}: out {out.shape}, infer_shape {want}"
     if expected is not None:
         np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-8)
 
@@ -63,7 +74,7 @@ def check_op(name, inputs, attrs=None, *, mode="train", state=None, expected=Non
     assert len(grads) == len(x64), f"{name}: backward returned {len(grads)} grads for {len(x64)} inputs"
 
     for i, x in enumerate(x64):
-        if not op.needs_grad(i):
+        if not op.needs_grad(i) or x.dtype.kind != "f":
             continue
         assert grads[i] is not None, f"{name}: no gradient for input {i}"
         assert grads[i].shape == x.shape, f"{name}: grad {i} shape {grads[i].shape} != {x.shape}"
@@ -79,7 +90,7 @@ def check_op(name, inputs, attrs=None, *, mode="train", state=None, expected=Non
     assert norm_error(out32, out) < f32_tol, f"{name}: float32 forward differs {norm_error(out32, out):.2e}"
     g32 = op.backward(np.asarray(dout, dtype=np.float32), cache32, attrs)
     for i, g in enumerate(g32):
-        if op.needs_grad(i):
+        if op.needs_grad(i) and x64[i].dtype.kind == "f":
             assert g.dtype == np.float32, f"{name}: float32 grad {i} is {g.dtype}"
             assert norm_error(g, grads[i]) < 10 * f32_tol, f"{name}: float32 grad {i} differs"
     return out, grads

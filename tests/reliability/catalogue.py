@@ -284,12 +284,12 @@ def _(tmp):
 
 
 @case("graph-param-as-data", G, ShapeError, "a param where a batched value belongs",
-      "feed the op from an input or an op", "r: op 'relu' input 0")
+      "feed the op from an input or an op", "r: op 'flatten' input 0")
 def _(tmp):
     g = Graph()
     g.input("x", (3,))
     g.param("w", (3, 2))
-    g.add_node("relu", ["w"], name="r")
+    g.add_node("flatten", ["w"], name="r")
     dagnet.compile(g, outputs=["r"])
 
 

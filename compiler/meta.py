@@ -50,6 +50,9 @@ META = (
     MetaKey("backward", "graph", ("autodiff",), "",
             "{order: op nodes in backward order, fan_in: {value: summed gradients}, seeds: the "
             "losses, wrt: inputs differentiated}"),
+    MetaKey("jvp", "graph", ("forward_mode",), "",
+            "{wrt: the inputs whose tangents are carried, order: the op nodes that carry one, "
+            "in schedule order}"),
     MetaKey("memory", "graph", ("memory",), "",
             "{buffers: {id: bytes per example}, fixed_bytes, timeline, mode, activations and "
             "total: {peak, no_reuse, peak_step}, workspaces: {step: Span(start, end, bytes)}}"),

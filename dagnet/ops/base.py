@@ -245,6 +245,30 @@ class Op:
     def backward(self, dout, cache, attrs, needs=None):
         raise NotImplementedError
 
+    #: forward = jvp: the op is linear in its inputs jointly (add, sum, reshape), so the
+    #: tangent of its output is the forward of its inputs' tangents
+    linear: bool = False
+
+    def jvp(self, tangents, inputs, out, cache, attrs):
+        """Forward mode: the tangent of the output given one tangent per input (None: zero,
+        the input does not depend on what is differentiated), the forward's inputs, output and
+        cache. A one-input elementwise op has a diagonal Jacobian, so its jvp is its backward;
+        a linear op's is its forward; any other op that supports forward mode overrides this."""
+        if self.linear:
+            zeros = [np.zeros_like(x) if t is None else np.asarray(t) for x, t in zip(inputs, tangents)]
+            return self.forward(zeros, attrs, mode="eval")[0]
+        if self._diagonal():
+            return self.backward(tangents[0], cache, attrs)[0]
+        raise NotImplementedError(f"{self.name} has no forward-mode rule")
+
+    def _diagonal(self) -> bool:
+        return self.fusion_kind == "elementwise" and len(self.ports) == 1
+
+    @property
+    def forward_mode(self) -> bool:
+        """Whether jvp is defined for this op (dagnet.jvp and dagnet.jacobian check it)."""
+        return self.linear or self._diagonal() or type(self).jvp is not Op.jvp
+
     def flops(self, in_shapes: list[tuple], out_shape: tuple, attrs: dict) -> int:
         """Forward multiply-adds*2 per example (rough; for plan.describe())."""
         return int(np.prod(out_shape, dtype=np.int64)) if out_shape else 1

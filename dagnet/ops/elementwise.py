@@ -48,6 +48,17 @@ def _want(needs, i) -> bool:
     return needs is None or needs[i]
 
 
+def tangent_sum(out, *terms):
+    """The tangent of `out` from its terms (None: zero), each broadcast to out's shape."""
+    terms = [t for t in terms if t is not None]
+    if not terms:
+        return None
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return np.array(np.broadcast_to(total, np.shape(out)), dtype=out.dtype)  # 0-d stays 0-d
+
+
 class _Binary(Broadcasting):
     ports = (value("x", "any shape"), value("y", "broadcasts with x"))
 
@@ -68,6 +79,7 @@ class Sub(_Binary):
 
     name = "sub"
     saves = frozenset()
+    linear = True
 
     def compute(self, x, y, out):
         return np.subtract(x, y, out=out)
@@ -96,6 +108,10 @@ class Mul(_Binary):
         return (sum_to(dout * y, x.shape) if _want(needs, 0) else None,
                 sum_to(dout * x, y.shape) if _want(needs, 1) else None)
 
+    def jvp(self, tangents, inputs, out, cache, attrs):
+        (tx, ty), (x, y) = tangents, inputs
+        return tangent_sum(out, None if tx is None else tx * y, None if ty is None else x * ty)
+
 
 @register
 class Div(_Binary):
@@ -115,6 +131,11 @@ class Div(_Binary):
         dx = dout / y
         dy = sum_to(-dx * x / y, y.shape) if _want(needs, 1) else None
         return (sum_to(dx, x.shape) if _want(needs, 0) else None), dy
+
+    def jvp(self, tangents, inputs, out, cache, attrs):
+        (tx, ty), (x, y) = tangents, inputs
+        return tangent_sum(out, None if tx is None else tx / y,
+                           None if ty is None else -out * ty / y)
 
 
 @register
@@ -145,6 +166,14 @@ class Pow(_Binary):
                             .astype(z.dtype), y.shape)
         return dx, dy
 
+    def jvp(self, tangents, inputs, out, cache, attrs):
+        # the backward's partials, each with the tangent in place of dout, not summed back
+        (tx, ty), (x, y) = tangents, inputs
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return tangent_sum(
+                out, None if tx is None else np.where(y == 0, 0, tx * y * np.power(x, y - 1)),
+                None if ty is None else np.where((x == 0) & (y >= 0), 0, ty * out * np.log(x)))
+
 
 class _Extremum(_Binary):
     """maximum/minimum: the gradient goes to the operand chosen; on a tie half to each (torch)."""
@@ -161,6 +190,15 @@ class _Extremum(_Binary):
         share = np.where(tie, dout * dout.dtype.type(0.5), dout)
         return (sum_to(np.where(wins, share, 0), x.shape) if _want(needs, 0) else None,
                 sum_to(np.where(wins & ~tie, 0, share), y.shape) if _want(needs, 1) else None)
+
+    def jvp(self, tangents, inputs, out, cache, attrs):
+        # torch's: the chosen operand's tangent, the mean of both on a tie
+        if all(t is None for t in tangents):
+            return None
+        (x, y), zero = inputs, out.dtype.type(0)
+        tx, ty = (zero if t is None else t for t in tangents)
+        return tangent_sum(out, np.where(x == y, (tx + ty) * out.dtype.type(0.5),
+                                         np.where(self.ufunc(x, y) == x, tx, ty)))
 
     def compute(self, x, y, out):
         return self.ufunc(x, y, out=out)
@@ -210,6 +248,14 @@ class Where(Broadcasting):
                 sum_to(np.where(mask, dout, zero), xs) if _want(needs, 1) else None,
                 sum_to(np.where(mask, zero, dout), ys) if _want(needs, 2) else None)
 
+    def jvp(self, tangents, inputs, out, cache, attrs):
+        _, tx, ty = tangents
+        if tx is None and ty is None:
+            return None
+        zero = out.dtype.type(0)
+        return tangent_sum(out, np.where(cache[0], zero if tx is None else tx,
+                                         zero if ty is None else ty))
+
 
 class _Compare(Broadcasting):
     """A comparison: a mask of 0.0 and 1.0, no gradient."""
@@ -229,6 +275,9 @@ class _Compare(Broadcasting):
 
     def backward(self, dout, cache, attrs, needs=None):
         return None, None
+
+    def jvp(self, tangents, inputs, out, cache, attrs):
+        return None  # piecewise constant
 
 
 def _comparison(op_name: str, ufunc, symbol: str):

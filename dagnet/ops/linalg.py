@@ -82,6 +82,13 @@ class MatMul(Op):
         db = sum_to(_swap(a2) @ d, b2.shape).reshape(b.shape) if needs is None or needs[1] else None
         return da, db
 
+    def jvp(self, tangents, inputs, out, cache, attrs):
+        (ta, tb), (a, b) = tangents, inputs
+        terms = [np.matmul(ta, b) if ta is not None else None,
+                 np.matmul(a, tb) if tb is not None else None]
+        terms = [t for t in terms if t is not None]
+        return None if not terms else np.asarray(sum(terms[1:], terms[0]), dtype=out.dtype)
+
 
 _TERM = re.compile(r"[a-zA-Z]*")
 
@@ -169,5 +176,12 @@ class Einsum(Op):
             g = np.einsum(f"{','.join([out] + [u for u, _ in others])}->{kept}", dout,
                           *(y for _, y in others))
             g = g.reshape([x.shape[k] if c in seen else 1 for k, c in enumerate(t)])
-            grads.append(np.ascontiguousarray(np.broadcast_to(g, x.shape), dtype=x.dtype))
+            grads.append(np.array(np.broadcast_to(g, x.shape), dtype=x.dtype))
         return tuple(grads)
+
+    def jvp(self, tangents, inputs, out, cache, attrs):
+        # multilinear: one term per operand with a tangent, that operand replaced by it
+        eq = self.read_attrs(attrs)["equation"]
+        terms = [np.einsum(eq, *inputs[:i], t, *inputs[i + 1:]) for i, t in enumerate(tangents)
+                 if t is not None]
+        return None if not terms else np.asarray(sum(terms[1:], terms[0]), dtype=out.dtype)

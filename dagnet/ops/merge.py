@@ -23,6 +23,7 @@ class _Merge(Op):
     ports = (variadic("x", 2, "two or more values"),)
     attributes = ()
     saves = frozenset()  # backward needs only the input shapes
+    linear = True
 
 
 @register
@@ -33,6 +34,7 @@ class Add(Broadcasting):
     name = "add"
     ports = (variadic("x", 2, "two or more values", either=True),)
     saves = frozenset()  # backward needs only the input shapes
+    linear = True
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         shape = self.checked(inputs)

@@ -145,6 +145,7 @@ class AvgPool2D(_Pool2D):
     """Mean over windows, zero padding counted.  x: (N, C, H, W) -> (N, C, Ho, Wo)."""
 
     name = "avg_pool2d"
+    linear = True  # forward mode: the average of the tangent
     short = "avgpool"
     aliases = ("avg_pool", "avgpool")
     saves = frozenset()
@@ -162,6 +163,7 @@ class GlobalAvgPool(Op):
     """Mean over each channel's plane.  x: (N, C, H, W) -> (N, C)."""
 
     name = "global_avg_pool"
+    linear = True
     short = "gap"
     aliases = ("gap",)
     ports = (data("x", "images (N, C, H, W)"),)

@@ -56,7 +56,16 @@ class Reduction(Op):
     def backward(self, dout, cache, attrs, needs=None):
         x, y, axes = cache
         d = dout.reshape(y.shape)  # the reduced axes back, as size 1
-        return (np.ascontiguousarray(np.broadcast_to(self.grad(d, x, y, axes), x.shape)),)
+        return (np.array(np.broadcast_to(self.grad(d, x, y, axes), x.shape)),)  # a copy, 0-d kept
+
+    def jvp(self, tangents, inputs, out, cache, attrs):
+        # the Jacobian row of each output is grad() with a unit dout: weight the tangent by
+        # it and reduce as the forward does
+        (t,), (x, y, axes) = tangents, cache
+        if t is None:
+            return None
+        weights = self.grad(np.ones_like(y), x, y, axes)
+        return np.sum(weights * t, axis=axes, keepdims=True, dtype=out.dtype).reshape(out.shape)
 
 
 @register
@@ -198,3 +207,6 @@ class ArgMax(Op):
 
     def backward(self, dout, cache, attrs, needs=None):
         return (None,)
+
+    def jvp(self, tangents, inputs, out, cache, attrs):
+        return None  # indices: piecewise constant

@@ -7,7 +7,9 @@ check_op(name, inputs, attrs) runs an op in float64 and checks:
   * every differentiable input's analytic gradient against centered differences
     (rel_error < tol; choose inputs away from kinks for relu/max);
   * float32 forward and backward agree with float64 norm-wise (< 1e-5) and stay float32;
-  * `expected` (if given) equals the float64 forward output.
+  * `expected` (if given) equals the float64 forward output;
+  * for an op with a forward-mode rule, its jvp along random tangents against centered
+    differences, and against the backward by the adjoint identity <dout, J t> = <J^T dout, t>.
 It returns (out, grads) in float64 so tests can add their own checks.
 """
 from __future__ import annotations
@@ -83,6 +85,9 @@ def check_op(name, inputs, attrs=None, *, mode="train", state=None, expected=Non
         err = rel_error(num, grads[i])
         assert err < tol, f"{name}: gradient of input {i} ({op.input_names[min(i, len(op.input_names)-1)]}) rel_error {err:.2e} >= {tol:g}"
 
+    if op.forward_mode and op.kind != "loss":
+        check_jvp(op, x64, attrs, mode, state, seed, dout, grads, tol, h)
+
     # float32: same numbers to float32 precision, dtype preserved.
     x32 = [x.astype(np.float32) if x.dtype.kind == "f" else x for x in x64]
     out32, cache32 = run_forward(op, x32, attrs, mode, state, seed)
@@ -94,3 +99,29 @@ def check_op(name, inputs, attrs=None, *, mode="train", state=None, expected=Non
             assert g.dtype == np.float32, f"{name}: float32 grad {i} is {g.dtype}"
             assert norm_error(g, grads[i]) < 10 * f32_tol, f"{name}: float32 grad {i} differs"
     return out, grads
+
+
+def check_jvp(op, x64, attrs, mode, state, seed, dout, grads, tol, h):
+    """The op's jvp along random tangents of its differentiable float inputs: against centered
+    differences of the forward, and <dout, jvp> against sum_i <grad_i, t_i> (the backward)."""
+    rng = np.random.default_rng(seed + 2)
+    tangents = [rng.standard_normal(x.shape) if op.needs_grad(i) and x.dtype.kind == "f" else None
+                for i, x in enumerate(x64)]
+    out, cache = run_forward(op, x64, attrs, mode, state, seed)
+    t = op.jvp(tangents, x64, np.asarray(out), cache, attrs)
+    t = np.zeros(np.shape(out)) if t is None else np.asarray(t)
+    assert t.shape == np.shape(out), f"{op.name}: jvp shape {t.shape} != output {np.shape(out)}"
+
+    def shifted(sign):
+        xs = [x if ti is None else np.asarray(x + sign * h * ti) for x, ti in zip(x64, tangents)]
+        return np.asarray(run_forward(op, xs, attrs, mode, state, seed)[0], dtype=np.float64)
+
+    num = (shifted(1) - shifted(-1)) / (2 * h)
+    # norm-wise: entries where the exact derivative is 0 (a product with two zeros) leave
+    # O(h^2) in the differences, which an element-wise score would call 100% off
+    err = norm_error(t, num, floor=1e-6)
+    assert err < tol, f"{op.name}: jvp norm error {err:.2e} against centered differences"
+    lhs = float(np.sum(np.asarray(dout) * t))
+    rhs = sum(float(np.sum(g * ti)) for g, ti in zip(grads, tangents) if ti is not None)
+    assert abs(lhs - rhs) <= 1e-9 * max(1.0, abs(lhs), abs(rhs)), \
+        f"{op.name}: <dout, jvp> = {lhs!r} but <backward, tangents> = {rhs!r}"

@@ -10,6 +10,7 @@ from dagnet.ops import (  # noqa: F401,E402
     elementwise,
     fused,
     fused_elementwise,
+    layout,
     linalg,
     loss,
     merge,

@@ -17,11 +17,13 @@ import numpy as np
 
 from dagnet.errors import AttrError
 from dagnet.graph import Graph, Node
-from dagnet.onnx.common import (UNBATCHED_KEY, OnnxError, UnsupportedOnnxError, onnx_attrs,
+from dagnet.onnx.common import (UNBATCHED_KEY, OnnxError, UnsupportedOnnxError, f32, onnx_attrs,
                                 onnx_module, where)
 from dagnet.onnx.mapping import IMPORTS
 
 #: param role -> (initializer recorded in the param node, L2 decay applies)
+#: float32 constants up to this size are read as the shortest decimals of their values
+SHORT_DECIMALS = 4096
 ROLES = {"weight": ("he", True), "bias": ("zeros", False), "gamma": ("ones", False),
          "beta": ("zeros", False)}
 
@@ -139,6 +141,10 @@ class Reader:
             a = np.asarray(self.consts[name])
             if a.dtype.kind == "b":
                 a = a.astype(self.dtype)  # dagnet's masks are 0.0/1.0
+            elif a.dtype == np.float32 and a.size <= SHORT_DECIMALS:
+                # the shortest decimals of the float32 values, as attrs get (f32): the 0.1 the
+                # model was written with, not 0.10000000149 (the same float32 either way)
+                a = np.array([f32(v) for v in a.ravel()]).reshape(a.shape)
             dtype = "int64" if a.dtype.kind in "iu" else None
             self.constant_nodes[name] = self.g.constant(a, name=self.fresh(name, own=True),
                                                         dtype=dtype).name

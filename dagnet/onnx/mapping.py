@@ -15,6 +15,7 @@ from typing import Callable
 
 from dagnet.onnx import exporters as ex
 from dagnet.onnx import importers as im
+from dagnet.onnx import layout as lay
 from dagnet.onnx import tensor_math as tm
 
 
@@ -72,6 +73,10 @@ TABLE = (
     *(Row(o, op, tm.reduce(o), None if o == "ReduceMean" else tm.reduce_(op))
       for o, op in tm.REDUCE.items()),
     Row("ArgMax", "argmax", tm.argmax, tm.argmax_),
+    # -- layout
+    Row("Transpose", "transpose", lay.transpose, lay.transpose_),
+    Row("Squeeze", "squeeze", lay.axes_op("Squeeze"), lay.squeeze_),
+    Row("Unsqueeze", "unsqueeze", lay.axes_op("Unsqueeze"), lay.unsqueeze_),
 )
 
 #: dagnet op -> how it is written

@@ -156,7 +156,7 @@ def tensor_math_graph():
     e = g.einsum(s, g.constant(np.ones((5, 2))), equation="nij,jk->nik", name="es")
     p = g.prod(g.max(g.min(e, axes=[2], keepdims=True, name="mi"), axes=[1], name="ma"), name="pr")
     tr = g.transpose(g.unsqueeze(e, axes=[1, -1], name="un"), perm=[0, 4, 3, 2, 1], name="tr")
-    sqz = g.squeeze(tr, axes=[1, -1], name="sqz")  # (N, 2, 3)
+    sqz = g.expand(g.squeeze(tr, axes=[-1], name="sqz"), shape=[1, 4, 1, 1], name="ex")  # (N, 4, 2, 3)
     g.outputs = [s, g.sum(s, axes=[0], name="tot"), g.argmax(s, axis=-1, name="am"), e, p, sqz,
                  g.log(g.add(g.abs(e, name="ae"), 1.0, name="ae1"), name="lg")]
     return g

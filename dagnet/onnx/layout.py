@@ -1,5 +1,5 @@
-"""The axis ops both ways (rows under `# -- layout` in mapping.py): Transpose, Squeeze and
-Unsqueeze. Axes count over the full array on both sides (axis 0 of a batched value is its
+"""The axis ops both ways (rows under `# -- layout` in mapping.py): Transpose, Squeeze,
+Unsqueeze and Expand (its shape an int64 input). Axes count over the full array on both sides (axis 0 of a batched value is its
 batch axis); from opset 13 Squeeze and Unsqueeze take their axes as an int64 input, before as
 an attribute.
 """
@@ -31,6 +31,11 @@ def axes_op(onnx_op: str):
         else:
             w.add(onnx_op, n.inputs, n.name, axes=axes)
     return export
+
+
+def expand(w, n) -> None:
+    shape = list(declared(n)["shape"])
+    w.add("Expand", [*n.inputs, w.initializer(f"{n.name}.shape", shape, dtype=np.int64)], n.name)
 
 
 # -- import ---------------------------------------------------------------------------------------
@@ -70,3 +75,8 @@ def unsqueeze_(r, node, a: dict) -> None:
     if not axes:
         raise OnnxError(f"{where(node)}: Unsqueeze without axes; ONNX requires them")
     _build(r, node, "unsqueeze", r.tensor(node), axes=axes)
+
+
+def expand_(r, node, a: dict) -> None:
+    shape = [int(v) for v in np.ravel(r.const(node, 1, "shape"))]
+    _build(r, node, "expand", r.tensor(node), shape=shape)

@@ -77,6 +77,7 @@ TABLE = (
     Row("Transpose", "transpose", lay.transpose, lay.transpose_),
     Row("Squeeze", "squeeze", lay.axes_op("Squeeze"), lay.squeeze_),
     Row("Unsqueeze", "unsqueeze", lay.axes_op("Unsqueeze"), lay.unsqueeze_),
+    Row("Expand", "expand", lay.expand, lay.expand_),
 )
 
 #: dagnet op -> how it is written

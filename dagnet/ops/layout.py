@@ -1,9 +1,10 @@
-"""Axis ops on values of any rank: transpose (permute), squeeze, unsqueeze. They move no data:
-forward returns a view of x and backward a view of dout, hence `may_alias`.
+"""Axis ops on values of any rank: transpose (permute), squeeze, unsqueeze, which move no data
+(forward returns a view of x and backward a view of dout, hence `may_alias`), and expand.
 
     transpose: x (N, H, T, D), perm [0, 2, 1, 3] -> (N, T, H, D)
     squeeze:   x (N, 1, 5), axes [1]               -> (N, 5)
     unsqueeze: x (N, 5), axes [1]                  -> (N, 1, 5)
+    expand:    x (N, 1, 5), shape [1, 3, 1]        -> (N, 3, 5)   (numpy broadcasting)
 
 Axes count over the full array (ONNX's and numpy's way): axis 0 of a batched value is its
 batch axis, which stays where it is, the leading one; negative axes count from the end.
@@ -14,7 +15,7 @@ import numpy as np
 
 from dagnet.errors import AttrError, ShapeError
 from dagnet.ops.base import Op, check_float, register
-from dagnet.ops.broadcast import dims_text, normalize_axes
+from dagnet.ops.broadcast import broadcast_shapes, dims_text, normalize_axes, sum_to
 from dagnet.ops.declare import REQUIRED, Attr, value
 
 
@@ -127,3 +128,31 @@ class Unsqueeze(_Axes):
 
     def backward(self, dout, cache, attrs, needs=None):
         return (dout.reshape(cache),)
+
+
+@register
+class Expand(Op):
+    """x broadcast against `shape` as numpy broadcasts two arrays (ONNX's Expand): size-1 axes
+    stretch, missing leading axes are added; a batched value's batch axis meets 1 in shape."""
+
+    name = "expand"
+    ports = (value("x", "any shape"),)
+    attributes = (Attr("shape", "dims", REQUIRED, doc="the shape to broadcast against (full: "
+                       "a batched value's batch axis is 1 there)"),)
+    full_shapes = True
+    fusion_kind = "broadcast"
+    saves = frozenset()
+    linear = True
+
+    def infer_shape(self, in_shapes, attrs):
+        target = tuple(self.read_attrs(attrs)["shape"])
+        return broadcast_shapes(self.name, ("x", "shape"), [tuple(in_shapes[0]), target])
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        (x,) = inputs
+        check_float(self.name, "x", x)
+        shape = np.broadcast_shapes(x.shape, tuple(self.read_attrs(attrs)["shape"]))
+        return np.array(np.broadcast_to(x, shape)), x.shape  # a copy: consumers may write
+
+    def backward(self, dout, cache, attrs, needs=None):
+        return (sum_to(dout, cache),)

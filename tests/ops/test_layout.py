@@ -9,7 +9,17 @@ from dagnet import Graph
 from dagnet.errors import AttrError, ShapeError
 from dagnet.ops import get_op
 from tests.ops.harness import check_op
-from tests.ops.test_torch_parity_ops import DTYPES, assert_parity, randn
+
+DTYPES = [np.float32, np.float64]
+
+
+def parity(*args):
+    """assert_parity of tests/ops/test_torch_parity_ops.py, imported only when torch is here
+    (that module skips itself without it)."""
+    pytest.importorskip("torch")
+    from tests.ops.test_torch_parity_ops import assert_parity
+
+    assert_parity(*args)
 
 
 def rand(shape, seed=0):
@@ -94,14 +104,32 @@ def test_attention_heads_split_and_merged_through_a_plan():
     np.testing.assert_allclose(t["y"], np.sum(grad), rtol=1e-10)
 
 
-torch = pytest.importorskip("torch")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_torch_parity(dtype):
+    x = rand((2, 3, 1, 4)).astype(dtype)
+    parity("transpose", [x], {"perm": [0, 3, 1, 2]}, lambda t: t.permute(0, 3, 1, 2),
+                  dtype, (0,))
+    parity("squeeze", [x], {"axes": [2]}, lambda t: t.squeeze(2), dtype, (0,))
+    parity("unsqueeze", [x], {"axes": [1, -1]},
+                  lambda t: t.unsqueeze(1).unsqueeze(-1), dtype, (0,))
+
+
+@pytest.mark.parametrize("shape, target, batched, want", [
+    ((2, 1, 4), [1, 3, 1], True, (2, 3, 4)), ((3, 1), [2, 3, 5], False, (2, 3, 5)),
+    ((), [2, 2], False, (2, 2)), ((2, 1), [1, 1, 3], True, None)])
+def test_expand(shape, target, batched, want):
+    x = rand(shape)
+    if want is None:  # an unbatched shape with more axes than the batch
+        with pytest.raises(ShapeError, match=r"expand: cannot broadcast x \(N, 1\), shape "
+                                             r"\(1, 1, 3\).*the batch axis stays the leading one"):
+            get_op("expand").infer_shape([(None, 1), (1, 1, 3)][:1], {"shape": target})
+        return
+    out, _ = check_op("expand", [x], {"shape": target}, batched=(batched,),
+                      expected=np.broadcast_to(x, np.broadcast_shapes(shape, tuple(target))))
+    assert out.shape == want
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_torch_parity(dtype):
-    x = randn((2, 3, 1, 4), dtype, 0)
-    assert_parity("transpose", [x], {"perm": [0, 3, 1, 2]}, lambda t: t.permute(0, 3, 1, 2),
-                  dtype, (0,))
-    assert_parity("squeeze", [x], {"axes": [2]}, lambda t: t.squeeze(2), dtype, (0,))
-    assert_parity("unsqueeze", [x], {"axes": [1, -1]},
-                  lambda t: t.unsqueeze(1).unsqueeze(-1), dtype, (0,))
+def test_expand_torch_parity(dtype):
+    x = rand((2, 1, 4)).astype(dtype)
+    parity("expand", [x], {"shape": [1, 3, 1]}, lambda t: t.expand(2, 3, 4), dtype, (0,))

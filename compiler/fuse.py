@@ -23,8 +23,10 @@ from dagnet.ops.fused_elementwise import MAX_MEMBERS, anchors, chainable
 from dagnet.compiler.patterns import Pattern, patterns_from_registry
 from dagnet.compiler.shapes import topological_order
 
-#: group the elementwise chains the patterns left (benchmarks and tests switch it off to compare)
-ELEMENTWISE = True
+#: group the elementwise chains the patterns left. Off by default for now: the random-DAG
+#: fuzz test (tests/reliability/test_fuzz_dags.py) finds a graph whose fused plan's loss
+#: differs from the interpreter's with it on; tests/compiler/test_fuse_elementwise.py turns it on
+ELEMENTWISE = False
 
 
 def _chain(graph: Graph, users: dict, start: Node, ops: tuple):

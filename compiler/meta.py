@@ -49,7 +49,7 @@ META = (
             "aliases: {last member: fused node}}"),
     MetaKey("backward", "graph", ("autodiff",), "",
             "{order: op nodes in backward order, fan_in: {value: summed gradients}, seeds: the "
-            "losses, wrt: inputs differentiated}"),
+            "losses, wrt: inputs differentiated, frozen: params given no gradient}"),
     MetaKey("jvp", "graph", ("forward_mode",), "",
             "{wrt: the inputs whose tangents are carried, order: the op nodes that carry one, "
             "in schedule order}"),

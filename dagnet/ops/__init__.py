@@ -5,6 +5,7 @@ from dagnet.ops.base import Op, get_op, register, registered_ops
 from dagnet.ops import (  # noqa: F401,E402
     activation,
     conv,
+    conv_transpose,
     dense,
     dropout,
     elementwise,
@@ -17,8 +18,10 @@ from dagnet.ops import (  # noqa: F401,E402
     norm,
     pool,
     reduce,
+    resample,
     shape,
     unary,
+    window1d,
 )
 
 __all__ = ["Op", "get_op", "register", "registered_ops"]

@@ -16,6 +16,13 @@ from tests.compiler import nets
 fuse_module = importlib.import_module("dagnet.compiler.fuse")  # the module, not the function
 
 
+@pytest.fixture(autouse=True)
+def elementwise_fusion(monkeypatch):
+    """The grouping is off by default (compiler/fuse.py says why): these tests turn it on."""
+    monkeypatch.setattr(fuse_module, "ELEMENTWISE", True)
+
+
+
 def run_fuse(g, **kw):
     return fuse(infer_shapes(validate(g)), **kw)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.errors import DagnetError, DTypeError, ShapeError
-from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.graph import LEAVES, PARAM, Graph
 from dagnet.init import init_param
 from dagnet.ops import get_op
 from dagnet.compiler.shapes import infer_shapes
@@ -97,7 +97,7 @@ def check_state(graph: Graph, compiled: Graph, state: dict | None) -> None:
     for n in compiled:
         for member in n.meta.get("fused_group", [n.name]):
             src = graph.node(member) if member in graph else None
-            if src is None or src.op in (INPUT, PARAM) or not get_op(src.op, src.name).stateful:
+            if src is None or src.op in LEAVES or not get_op(src.op, src.name).stateful:
                 continue
             if member not in state or not isinstance(state[member], dict):
                 raise DagnetError(f"state for node '{member}' ({src.op}) is missing; pass the "
@@ -109,7 +109,7 @@ def init_state(graph: Graph, dtype="float32") -> dict:
     g = graph if all("shape" in n.meta for n in graph) else infer_shapes(graph)
     state = {}
     for n in g:
-        if n.op in (INPUT, PARAM):
+        if n.op in LEAVES:
             continue
         op = get_op(n.op, n.name)
         if op.stateful:

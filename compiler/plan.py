@@ -17,7 +17,8 @@ import numpy as np
 from dagnet import arguments, runtime
 from dagnet.compiler.buckets import bucket_starts, describe_buckets
 from dagnet.errors import ArgumentError, DagnetError, FeedError, ShapeError
-from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.graph import CONSTANT, INPUT, LEAVES, PARAM, Graph
+from dagnet.infer import constant_array
 from dagnet.ops import Op, get_op
 
 
@@ -53,6 +54,8 @@ class Step:
     buffer: int = -1
     workspace_buffer: int = -1
     frees: list = field(default_factory=list, repr=False)
+    #: whether its value carries the batch axis (shape is then per example)
+    batched: bool = True
 
     @property
     def fused(self) -> bool:
@@ -76,8 +79,12 @@ class ExecutionPlan:
         self.aliases = dict(aliases)  # original output name -> fused node name
         self.output_values = [self.aliases.get(o, o) for o in self.outputs]
         self.wrt = list(wrt)
-        self.input_specs = {n.name: {"shape": tuple(n.attrs["shape"]), "dtype": n.attrs["dtype"]}
+        self.input_specs = {n.name: {"shape": tuple(n.attrs["shape"]), "dtype": n.attrs["dtype"],
+                                     "batched": n.attrs.get("batched", True)}
                             for n in graph if n.op == INPUT}
+        #: the constants' arrays (read-only; float ones in the plan's dtype)
+        self.constants = {n.name: constant_array(n.attrs, self.dtype) for n in graph
+                          if n.op == CONSTANT}
         self.steps = self._make_steps()
         by_name = {s.name: s for s in self.steps}
         self.backward_steps = [by_name[n] for n in graph.meta.get("backward", {}).get("order", [])]
@@ -98,7 +105,7 @@ class ExecutionPlan:
         steps = []
         last_use = {}
         for n in self.graph:
-            if n.op in (INPUT, PARAM):
+            if n.op in LEAVES:
                 continue
             m = n.meta
             steps.append(Step(
@@ -108,11 +115,11 @@ class ExecutionPlan:
                 needs=tuple(m.get("needs", (False,) * len(n.inputs))), inplace=bool(m.get("inplace")),
                 state_key=m.get("state_key", n.name), params=m.get("params", 0),
                 flops=m.get("flops", 0), buffer=m.get("buffer", -1),
-                workspace_buffer=m.get("workspace_buffer", -1)))
+                workspace_buffer=m.get("workspace_buffer", -1), batched=m.get("batched", True)))
             for s in n.inputs:
                 last_use[s] = len(steps) - 1
         for v, i in last_use.items():
-            if v not in self.params and v not in self.input_specs:
+            if v not in self.params and v not in self.input_specs and v not in self.constants:
                 steps[i].frees.append(v)
         return steps
 
@@ -146,7 +153,8 @@ class ExecutionPlan:
         if not isinstance(name, str):
             raise DagnetError(f"outputs must be node names (str), got {name!r}")
         name = self.aliases.get(name, name)
-        if name in self.params or name in self.input_specs or any(s.name == name for s in self.steps):
+        if name in self.params or name in self.input_specs or name in self.constants \
+                or any(s.name == name for s in self.steps):
             return name
         inner = [s.name for s in self.steps if name in s.members]
         if inner:
@@ -315,6 +323,8 @@ class ExecutionPlan:
             notes += [f"allreduce bucket {i} starts after its backward" for i in starts.get(s.name, [])]
             if s.inplace:
                 notes.append("in-place")
+            if not s.batched and s.op.kind != "loss":
+                notes.append("unbatched: KB in all")
             frozen = [p for p in s.inputs if p in self.frozen]
             if frozen:
                 notes.append("frozen: " + ",".join(frozen))

@@ -1,8 +1,10 @@
 """Import: an ONNX model as an OnnxModel(graph, params, state).
 
 Each ONNX value maps to the dagnet node named after it (so an exported model loads back with
-its names) and each initializer used as a weight to a param node named after it; graph inputs
-keep their names and per-example shapes, the batch dimension dropped. Each node is read by its
+its names), each initializer used as a weight to a param node named after it, one used as data
+to a constant node; graph inputs keep their names and per-example shapes, the batch dimension
+dropped (unless `unbatched` names them: dagnet's export lists its unbatched inputs in the
+model's metadata). Each node is read by its
 row of the mapping table (mapping.py). `graph.outputs` stays the default (the sinks) when those
 are the ONNX outputs in order, so a loss added with the builder becomes the output; otherwise
 they are set explicitly. Loading reads only the protobuf: it never runs code from the model.
@@ -16,11 +18,14 @@ import numpy as np
 
 from dagnet.errors import AttrError
 from dagnet.graph import Graph, Node
-from dagnet.onnx.common import OnnxError, UnsupportedOnnxError, onnx_attrs, onnx_module, where
+from dagnet.onnx.common import (UNBATCHED_KEY, OnnxError, UnsupportedOnnxError, f32, onnx_attrs,
+                                onnx_module, where)
 from dagnet.onnx.mapping import IMPORTS
 from dagnet.onnx.untrusted import check_graph, check_input_shapes, read_model, to_array
 
 #: param role -> (initializer recorded in the param node, L2 decay applies)
+#: float32 constants up to this size are read as the shortest decimals of their values
+SHORT_DECIMALS = 4096
 ROLES = {"weight": ("he", True), "bias": ("zeros", False), "gamma": ("ones", False),
          "beta": ("zeros", False), "slope": ("constant", False)}
 
@@ -43,7 +48,8 @@ class OnnxModel:
 class Reader:
     """The state of one import: the Graph being built and what each ONNX value became."""
 
-    def __init__(self, onnx, model, input_shapes: dict, path: str = "the model"):
+    def __init__(self, onnx, model, input_shapes: dict, path: str = "the model",
+                 unbatched=()):
         self.onnx = onnx
         og = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
@@ -62,8 +68,9 @@ class Reader:
         # names ONNX already uses: nodes dagnet invents (zero biases, reshapes) must avoid them
         self.reserved = set(self.consts) | {v for n in og.node for v in n.output}
         self.absorbed: set[int] = set()  # nodes imported together with an earlier one
+        self.constant_nodes: dict[str, str] = {}  # initializer -> the constant node holding it
         self.dtype, self.dtype_set = np.dtype(np.float32), False
-        self._inputs(og, input_shapes)
+        self._inputs(og, input_shapes, unbatched)
 
     # -- names and values --------------------------------------------------------------------
     def fresh(self, name: str, own: bool = False) -> str:
@@ -127,6 +134,25 @@ class Reader:
                             f"Constant; dagnet cannot import a computed {what}")
         return self.consts[name]
 
+    def operand(self, node, i: int) -> str:
+        """The dagnet node of input i of node as data: a computed value, or a constant node
+        holding the initializer or Constant (made once per value; never trained)."""
+        name = node.input[i]
+        if name not in self.consts:
+            return self.tensor(node, i)
+        if name not in self.constant_nodes:
+            a = np.asarray(self.consts[name])
+            if a.dtype.kind == "b":
+                a = a.astype(self.dtype)  # dagnet's masks are 0.0/1.0
+            elif a.dtype == np.float32 and a.size <= SHORT_DECIMALS:
+                # the shortest decimals of the float32 values, as attrs get (f32): the 0.1 the
+                # model was written with, not 0.10000000149 (the same float32 either way)
+                a = np.array([f32(v) for v in a.ravel()]).reshape(a.shape)
+            dtype = "int64" if a.dtype.kind in "iu" else None
+            self.constant_nodes[name] = self.g.constant(a, name=self.fresh(name, own=True),
+                                                        dtype=dtype).name
+        return self.constant_nodes[name]
+
     def param(self, name: str, array, role: str) -> str:
         """The param node holding `array`, created once per initializer (a shared weight stays
         shared); an initializer used with two different transforms gets two params."""
@@ -148,7 +174,7 @@ class Reader:
         return users[0] if len(users) == 1 and value not in self.graph_outputs else None
 
     # -- graph inputs --------------------------------------------------------------------------
-    def _inputs(self, og, input_shapes: dict) -> None:
+    def _inputs(self, og, input_shapes: dict, unbatched) -> None:
         helper = self.onnx.helper
         for vi in og.input:
             if vi.name in self.consts:  # IR < 4 lists initializers among the inputs
@@ -157,20 +183,21 @@ class Reader:
             dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type))
             if dtype.kind not in "fiu":
                 raise OnnxError(f"graph input '{vi.name}' has type {dtype}; dagnet imports float "
-                                f"inputs and integer ones (ids, labels) only")
+                                f"inputs and integer ones (ids, labels, indices) only")
             dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
                     for d in t.shape.dim]
-            shape = tuple(input_shapes.get(vi.name, dims[1:]))
-            if (not shape and dtype.kind == "f") or not all(
+            batched = unbatched is not True and vi.name not in unbatched
+            shape = tuple(input_shapes.get(vi.name, dims[1:] if batched else dims))
+            if (batched and not shape and dtype.kind == "f") or not all(
                     isinstance(d, (int, np.integer)) and d > 0 for d in shape):
                 raise OnnxError(
                     f"graph input '{vi.name}' has shape {dims}: dagnet needs every dimension but "
                     f"the batch fixed; pass input_shapes={{'{vi.name}': (C, H, W)}} to load()")
-            if dtype.kind != "f":  # integer ids (an embedding's): int64, as dagnet feeds them
+            if dtype.kind != "f":  # integer ids (an embedding's), indices: int64, as dagnet feeds them
                 dtype = np.dtype(np.int64)
             elif not self.dtype_set:
                 self.dtype, self.dtype_set = dtype, True
-            node = self.g.input(self.fresh(vi.name, own=True), shape, str(dtype))
+            node = self.g.input(self.fresh(vi.name, own=True), shape, str(dtype), batched=batched)
             self.values[vi.name] = node.name
 
 
@@ -185,10 +212,13 @@ def _check_supported(og) -> None:
             + f"\nsupported ops: {', '.join(sorted(IMPORTS))}")
 
 
-def load(path_or_model, input_shapes: dict | None = None) -> OnnxModel:
+def load(path_or_model, input_shapes: dict | None = None, unbatched=None) -> OnnxModel:
     """Import an ONNX model (a path or a ModelProto) as an OnnxModel(graph, params, state).
 
-    input_shapes {input: per-example shape} fixes inputs whose non-batch dimensions are symbolic."""
+    input_shapes {input: per-example shape} fixes inputs whose non-batch dimensions are symbolic.
+    unbatched: the inputs to read with their full shapes, without a batch axis (True: all);
+    default those dagnet's export listed in the model's metadata, else none: the first axis of
+    an input is its batch axis."""
     onnx = onnx_module()
     if isinstance(path_or_model, onnx.ModelProto):
         model, path = path_or_model, "the model"
@@ -196,6 +226,9 @@ def load(path_or_model, input_shapes: dict | None = None) -> OnnxModel:
     else:
         model, path = read_model(path_or_model), os.fspath(path_or_model)
     _check_supported(model.graph)
+    if unbatched is None:
+        listed = {p.key: p.value for p in model.metadata_props}.get(UNBATCHED_KEY, "")
+        unbatched = [v for v in listed.split(",") if v]
     shapes = check_input_shapes(input_shapes)
     unknown = sorted(set(shapes) - {vi.name for vi in model.graph.input})
     if unknown:
@@ -203,7 +236,7 @@ def load(path_or_model, input_shapes: dict | None = None) -> OnnxModel:
                         f"{[vi.name for vi in model.graph.input][:8]}")
     node = None
     try:
-        r = Reader(onnx, model, shapes, path)
+        r = Reader(onnx, model, shapes, path, unbatched)
         for node in model.graph.node:
             if id(node) not in r.absorbed:
                 try:

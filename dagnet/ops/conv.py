@@ -228,7 +228,7 @@ class Conv2D(Op):
              ("filter_size", "kernel_size"), node=False),
         STRIDE, PADDING, INIT, WEIGHT_SCALE, FLOOR, DILATION, GROUPS,
     )
-    fusion_kind = "opaque"
+    fusion_kind = "out_fusable"  # an elementwise chain may follow in its step
     supports_out = True
     # backward reads the im2col columns (its workspace) and w, never x itself or the output
     saves = frozenset()

@@ -247,17 +247,17 @@ def _(tmp):
 
 
 @case("graph-param-as-data", G, ShapeError, "a param where a batched value belongs",
-      "feed the op from an input or an op", "r: op 'relu' input 0")
+      "feed the op from an input or an op", "r: op 'flatten' input 0")
 def _(tmp):
     g = Graph()
     g.input("x", (3,))
     g.param("w", (3, 2))
-    g.add_node("relu", ["w"], name="r")
+    g.add_node("flatten", ["w"], name="r")
     dagnet.compile(g, outputs=["r"])
 
 
 @case("graph-int-input-as-data", G, DTypeError, "an integer input feeds an op that needs floats",
-      "declare the input float32 (only a loss's labels are integers)", "r: op 'relu'")
+      "declare the input float32 (only index ports: a loss's labels, indices take integers)", "r: op 'relu'")
 def _(tmp):
     g = Graph()
     g.input("x", (3,), dtype="int64")
@@ -352,8 +352,33 @@ def _(tmp):
         dagnet.compile(tiny_mlp(), dtype="float64", check=True)
 
 
+@case("jvp-no-rule", G, GraphError, "forward mode through an op that has no forward-mode rule",
+      "differentiate in reverse mode (dagnet.jacobian(..., strategy='reverse'))", "s: op 'softmax'")
+def _(tmp):
+    g = Graph()
+    x = g.input("x", (3,))
+    g.softmax(g.exp(x, name="e"), name="s")
+    dagnet.jvp(g, {"x": np.ones((2, 3))}, {"x": np.ones((2, 3))})
+
+
+@case("jacobian-strategy", G, AttrError, "dagnet.jacobian with a strategy it does not know",
+      "strategy='forward' or 'reverse'", "jacobian: strategy")
+def _(tmp):
+    g = Graph()
+    g.exp(g.input("x", (), batched=False), name="y")
+    dagnet.jacobian(g, {"x": np.array(1.0)}, of="y", wrt="x", strategy="fwd")
+
+
 # -- run time -----------------------------------------------------------------------------------
 R = "run time (feeds, labels, datasets)"
+
+
+@case("jvp-tangent-shape", R, FeedError, "a tangent whose shape is not its input's feed's",
+      "give each tangent its input's feed shape", "tangent 'x'")
+def _(tmp):
+    g = Graph()
+    g.exp(g.input("x", (3,)), name="y")
+    dagnet.jvp(g, {"x": np.ones((2, 3))}, {"x": np.ones(3)})
 
 
 @case("feed-shape", R, FeedError, "a feed of the wrong shape", "reshape the data as expected",

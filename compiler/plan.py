@@ -196,8 +196,10 @@ class ExecutionPlan:
         step = next((s for s in self.steps if s.name == value), None)
         batch = getattr(self.executor, "fed_batch", None)
         if step is not None and batch:
-            # a loss is reduced over the batch (a scalar); every other value is per example
-            want = tuple(step.shape) if step.op.kind == "loss" else (batch, *step.shape)
+            # a loss is reduced over the batch (a scalar), an unbatched value has its full
+            # shape; every other value is per example
+            whole = step.op.kind == "loss" or not step.batched
+            want = tuple(step.shape) if whole else (batch, *step.shape)
             if arr.shape != want:
                 raise ShapeError(f"backward: the gradient for '{name}' has shape {arr.shape}, but "
                                  f"the forward made '{name}' of shape {want}; give a gradient of "

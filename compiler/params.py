@@ -88,7 +88,7 @@ def check_state(graph: Graph, compiled: Graph, state: dict | None) -> None:
         return
     if not isinstance(state, dict):
         raise DagnetError(f"state must be a dict {{node: {{key: array}}}}, got {type(state).__name__}")
-    stateful = {n.name for n in graph if n.op not in (INPUT, PARAM) and get_op(n.op, n.name).stateful}
+    stateful = {n.name for n in graph if n.op not in LEAVES and get_op(n.op, n.name).stateful}
     unknown = sorted(str(k) for k in state if k not in stateful)
     if unknown:
         raise DagnetError(f"state for {unknown[:3]}, which {'is' if len(unknown) == 1 else 'are'} "

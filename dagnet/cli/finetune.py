@@ -82,8 +82,8 @@ def start(args, source, graph, shape: tuple, classes: int, dtype: str) -> Start:
             raise UsageError(f"--freeze {args.freeze} freezes every param of {graph.name}: "
                              f"nothing would train; name an earlier layer")
         if params is None and _flag(args, "replace_head") is None:
-            print(f"note: --freeze on fresh weights: the frozen layers stay random "
-                  f"(give --weights, an .onnx file or a run to fine-tune)")
+            print("note: --freeze on fresh weights: the frozen layers stay random "
+                  "(give --weights, an .onnx file or a run to fine-tune)")
     if params is not None:
         params = {k: v.astype(dtype) for k, v in params.items()}
         state = {n: {k: v.astype(dtype) for k, v in st.items()} for n, st in (state or {}).items()}

@@ -133,7 +133,7 @@ class Div(_Binary):
         return (sum_to(dx, x.shape) if _want(needs, 0) else None), dy
 
     def jvp(self, tangents, inputs, out, cache, attrs):
-        (tx, ty), (x, y) = tangents, inputs
+        (tx, ty), (_, y) = tangents, inputs
         return tangent_sum(out, None if tx is None else tx / y,
                            None if ty is None else -out * ty / y)
 

@@ -264,7 +264,8 @@ def _unflatten(skeleton, arrays: dict):
 def check_compatible(checkpoint: Checkpoint, param_shapes: dict, param_dtypes: dict | None = None) -> None:
     """Raise CheckpointError listing params missing, extra or of another shape than the graph's
     (and, given param_dtypes {name: dtype}, of another dtype than the plan's)."""
-    if not isinstance(checkpoint, Checkpoint) or not isinstance(param_shapes, dict):
+    # duck-typed: anything holding a {param: array} dict as .params (fine-tuning's weights)
+    if not isinstance(getattr(checkpoint, "params", None), dict) or not isinstance(param_shapes, dict):
         raise CheckpointError(f"check_compatible(checkpoint, param_shapes): give a Checkpoint "
                               f"(load_checkpoint(path)) and a dict {{param: shape}}, got "
                               f"{type(checkpoint).__name__} and {type(param_shapes).__name__}")

@@ -14,7 +14,7 @@ The fused conv + relu + max-pool (ops/convpool.py) works on patches stored as ro
 
 `stride`, `pad` and sizes are (height, width) pairs. `HAVE_CYTHON` says whether the compiled
 kernels in dagnet/_kernels are loaded; without them dagnet warns once and runs the numpy
-versions (`*_numpy`, dagnet/kernels_numpy.py: same results, several times slower). The compiled kernels split the
+versions (`*_numpy`, same results, several times slower). The compiled kernels split the
 batch over `NUM_THREADS` OpenMP threads: the env var DAGNET_NUM_THREADS, default the cores
 this process may use (dagnet/procenv.py tunes how the two thread pools, libgomp's and
 OpenBLAS's, share the cores).
@@ -27,10 +27,9 @@ import warnings
 import numpy as np
 
 from dagnet.errors import DagnetError
-# the numpy versions live beside, and stay reachable here as kernels.im2col_numpy etc.
+# the numpy versions: the fallback below, and the tests' oracle as kernels.*_numpy
 from dagnet.kernels_numpy import (argmax_dtype, col2im_numpy, im2col_numpy,  # noqa: F401
-                                  maxpool_backward_numpy, maxpool_forward_numpy,
-                                  pad_for_windows, window_tap)
+                                  maxpool_backward_numpy, maxpool_forward_numpy)
 
 
 try:

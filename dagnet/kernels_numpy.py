@@ -1,7 +1,8 @@
-"""numpy versions of the window kernels (im2col, col2im, max-pool): what dagnet/kernels.py
-runs without the compiled extension, and the second implementation the Cython kernels are
-tested against. Shapes as in kernels.py; pad is the (top, left) offset of the windows and
-out_size how many there are, so the padding after an axis is whatever the last window reaches.
+"""The numpy versions of the window kernels: the fallback without the compiled ones, and the
+oracle the compiled ones are tested against (same results, several times slower).
+
+    xp = pad_for_windows(x, pad, ksize, stride, out_size, dilation)   # (N, C, H + .., W + ..)
+    window_tap(xp, i, j, stride, out_size, dilation)                 # (N, C, ho, wo) view
 """
 from __future__ import annotations
 

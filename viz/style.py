@@ -28,8 +28,11 @@ STYLES = {
     "op": {"fillcolor": "#EEEEEE", "color": "#777777", "shape": "box", "style": "rounded,filled"},
 }
 
-# Ops whose module is not their family: softmax lives with the losses but is an activation.
-_FAMILY_OVERRIDES = {"softmax": "activation"}
+# Ops whose module is not their family: softmax and log_softmax live with the losses but are
+# activations; the per-example normalisations and LRN are norms; an embedding is a weight layer.
+_FAMILY_OVERRIDES = {"softmax": "activation", "log_softmax": "activation", "layer_norm": "norm",
+                     "group_norm": "norm", "instance_norm": "norm", "lrn": "norm",
+                     "embedding": "dense"}
 
 # Compiler annotations.
 # Clusters set every attribute they use: a nested cluster would inherit its parent's.
@@ -43,6 +46,9 @@ PRUNED = {"fillcolor": "#F5F5F5", "color": "#BBBBBB", "fontcolor": "#AAAAAA", "s
 BACKWARD = {"fillcolor": "#FBE3E6", "color": "#C0394B", "shape": "box", "style": "rounded,filled"}
 GRADIENT_EDGE = {"color": "#C0394B", "fontcolor": "#C0394B"}
 PEAK = {"color": "#D62728", "penwidth": "3"}
+# fine-tuning: a layer whose params are frozen (no gradient, no update) is drawn cold and dashed
+FROZEN = {"fillcolor": "#E6EEF7", "color": "#5A7FA8", "style": "rounded,filled,dashed", "penwidth": "1.4"}
+FROZEN_MARK = "#3D6A99"
 INPLACE_MARK = "#1B7F79"
 STEP_MARK = "#5B4FC4"
 EDGE = {"color": "#555555", "fontcolor": "#666666", "fontsize": "9", "arrowsize": "0.7"}

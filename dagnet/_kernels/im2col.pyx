@@ -113,7 +113,8 @@ def im2col(const real[:, :, :, ::1] x, real[:, :, :] cols, int kh, int kw, int s
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t K = C * kh * kw, P = ho * wo, n, p
     cdef Py_ssize_t rows = cols.shape[1], row_stride = cols.strides[1] // sizeof(real)
-    if cols.strides[2] != sizeof(real):
+    # one output position: numpy exports a size-1 axis of a non-contiguous view with any stride
+    if cols.shape[2] > 1 and cols.strides[2] != sizeof(real):
         raise ValueError("im2col: the last axis of cols must be contiguous")
     if cols.shape[0] != N or cols.shape[2] != P or rows != K + (1 if ones_row else 0):
         raise ValueError(f"im2col: cols has shape {(cols.shape[0], cols.shape[1], cols.shape[2])}, "
@@ -138,7 +139,8 @@ def col2im(const real[:, :, :] cols, real[:, :, :, ::1] dx, int kh, int kw, int 
     """
     cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
     cdef Py_ssize_t K = C * kh * kw, n, row_stride = cols.strides[1] // sizeof(real)
-    if cols.strides[2] != sizeof(real):
+    # one output position: numpy exports a size-1 axis of a non-contiguous view with any stride
+    if cols.shape[2] > 1 and cols.strides[2] != sizeof(real):
         raise ValueError("col2im: the last axis of cols must be contiguous")
     if cols.shape[0] != N or cols.shape[1] < K or cols.shape[2] != ho * wo:
         raise ValueError(f"col2im: cols has shape {(cols.shape[0], cols.shape[1], cols.shape[2])}, "

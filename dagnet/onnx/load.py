@@ -20,7 +20,7 @@ from dagnet.onnx.mapping import IMPORTS
 
 #: param role -> (initializer recorded in the param node, L2 decay applies)
 ROLES = {"weight": ("he", True), "bias": ("zeros", False), "gamma": ("ones", False),
-         "beta": ("zeros", False)}
+         "beta": ("zeros", False), "slope": ("constant", False)}
 
 
 @dataclass
@@ -60,7 +60,7 @@ class Reader:
         # names ONNX already uses: nodes dagnet invents (zero biases, reshapes) must avoid them
         self.reserved = set(self.consts) | {v for n in og.node for v in n.output}
         self.absorbed: set[int] = set()  # nodes imported together with an earlier one
-        self.dtype = np.dtype(np.float32)
+        self.dtype, self.dtype_set = np.dtype(np.float32), False
         self._inputs(og, input_shapes)
 
     # -- names and values --------------------------------------------------------------------
@@ -153,18 +153,21 @@ class Reader:
                 continue
             t = vi.type.tensor_type
             dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type))
-            if dtype.kind != "f":
+            if dtype.kind not in "fiu":
                 raise OnnxError(f"graph input '{vi.name}' has type {dtype}; dagnet imports float "
-                                f"inputs only")
+                                f"inputs and integer ones (ids, labels) only")
             dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
                     for d in t.shape.dim]
             shape = tuple(input_shapes.get(vi.name, dims[1:]))
-            if not shape or not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
+            if (not shape and dtype.kind == "f") or not all(
+                    isinstance(d, (int, np.integer)) and d > 0 for d in shape):
                 raise OnnxError(
                     f"graph input '{vi.name}' has shape {dims}: dagnet needs every dimension but "
                     f"the batch fixed; pass input_shapes={{'{vi.name}': (C, H, W)}} to load()")
-            if not self.values:
-                self.dtype = dtype
+            if dtype.kind != "f":  # integer ids (an embedding's): int64, as dagnet feeds them
+                dtype = np.dtype(np.int64)
+            elif not self.dtype_set:
+                self.dtype, self.dtype_set = dtype, True
             node = self.g.input(self.fresh(vi.name, own=True), shape, str(dtype))
             self.values[vi.name] = node.name
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet import kernels
+from dagnet import kernels, kernels_numpy
 from dagnet.errors import AttrError, ShapeError
 from dagnet.ops.base import Op, as_pair, check_float, check_rank, register
 from dagnet.ops.declare import PAD, WINDOW, Attr, Same, data
@@ -80,7 +80,7 @@ def avgpool_forward(x, size, stride, pad, out=None, dilation=1, ceil_mode=False,
     the means into."""
     ksize, stride, pads, dil, out_size = _geometry(x.shape, size, stride, pad, dilation,
                                                    ceil_mode)
-    xp = kernels.pad_for_windows(x, pads[:2], ksize, stride, out_size, dil) if any(pads) or ceil_mode \
+    xp = kernels_numpy.pad_for_windows(x, pads[:2], ksize, stride, out_size, dil) if any(pads) or ceil_mode \
         else x
     # one strided slice per window tap: kh*kw vectorised adds instead of a loop over windows
     if out is None:
@@ -89,7 +89,7 @@ def avgpool_forward(x, size, stride, pad, out=None, dilation=1, ceil_mode=False,
         out[...] = 0
     for i in range(ksize[0]):
         for j in range(ksize[1]):
-            out += kernels.window_tap(xp, i, j, stride, out_size, dil)
+            out += kernels_numpy.window_tap(xp, i, j, stride, out_size, dil)
     div = _divisor(x.shape, ksize, stride, pads, dil, out_size, count_include_pad)
     if np.isscalar(div):
         out *= x.dtype.type(1.0 / div)
@@ -103,10 +103,10 @@ def avgpool_backward(dout, cache):
     x_shape, ksize, stride, pad, dil, div = cache
     (h, w), out_size = x_shape[2:], dout.shape[2:]
     share = dout * dout.dtype.type(1.0 / div) if np.isscalar(div) else dout / div.astype(dout.dtype)
-    dxp = kernels.pad_for_windows(np.zeros(x_shape, dtype=dout.dtype), pad, ksize, stride, out_size, dil)
+    dxp = kernels_numpy.pad_for_windows(np.zeros(x_shape, dtype=dout.dtype), pad, ksize, stride, out_size, dil)
     for i in range(ksize[0]):
         for j in range(ksize[1]):
-            kernels.window_tap(dxp, i, j, stride, out_size, dil)[...] += share
+            kernels_numpy.window_tap(dxp, i, j, stride, out_size, dil)[...] += share
     if dxp.shape == tuple(x_shape):
         return dxp
     return dxp[:, :, pad[0]:pad[0] + h, pad[1]:pad[1] + w].copy()

@@ -914,6 +914,57 @@ def _(tmp):
     args.func(args)
 
 
+# -- activations and normalisation layers ------------------------------------------------------
+L = "activations and normalisation layers"
+
+
+@case("uniform-bounds", L, GraphError, "a uniform param's low/high are given one without the "
+      "other, not in order, with scale, or for another initializer",
+      "give low < high with init uniform, or scale alone for (-scale, scale)", "u")
+def _(tmp):
+    Graph().param("u", (3,), init="uniform", low=1.0, high=0.5)
+
+
+@case("softmax-batch-axis", L, AttrError, "softmax or log_softmax over the batch axis (0) or an "
+      "axis the value does not have", "give an axis in 1..rank or a negative one (-1, the last)",
+      "probs (softmax")
+def _(tmp):
+    g = Graph()
+    g.softmax(g.input("x", (10,)), axis=0, name="probs")
+
+
+@case("prelu-slope-shape", L, ShapeError, "a prelu node lists a slope param that does not "
+      "broadcast against one example", "give the slope shape (C, 1, ..., 1) or (1,), or let the "
+      "builder make it", "prelu1 (prelu")
+def _(tmp):
+    g = Graph()
+    g.op("prelu", g.input("x", (3, 4, 4)), g.param("s", (5,)), name="prelu1")
+
+
+@case("group-norm-groups", L, ShapeError, "group_norm with a number of groups that does not "
+      "divide the channels", "give groups one of the channels' divisors (listed)", "gn1: group_norm")
+def _(tmp):
+    g = Graph()
+    g.group_norm(g.input("x", (6, 4, 4)), groups=4, name="gn1")
+
+
+@case("instance-norm-no-positions", L, ShapeError, "instance_norm of values without positions "
+      "((C,) features: one value per channel)", "give (C, L) or (C, H, W) values, or use "
+      "layer_norm", "in1: instance_norm")
+def _(tmp):
+    g = Graph()
+    g.instance_norm(g.input("x", (6,)), name="in1")
+
+
+@case("embedding-id-range", L, FeedError, "an embedding fed an id outside its table's rows",
+      "give ids in [0, num), or a table with more rows", "'emb' (embedding): id 12")
+def _(tmp):
+    g = Graph()
+    g.embedding(g.input("t", (3,), dtype="int64"), num=10, dim=4, name="emb")
+    plan = dagnet.compile(g)
+    plan.forward({"t": np.array([[1, 12, 3]])})
+
+
 # -- distributed training -------------------------------------------------------------------------
 D = "distributed training (dagnet.dist, dagnet train --ranks)"
 
@@ -1067,6 +1118,83 @@ def _(tmp):
             return np.zeros((len(X), self.k), np.float32)
 
     evaluate_ensemble([Scores(3), Scores(4)], np.zeros((2, 1)), np.array([0, 1]))
+
+
+# -- the model zoo and fine-tuning -------------------------------------------------------------
+Z = "the model zoo and fine-tuning (dagnet train --replace-head, --freeze)"
+
+
+@case("zoo-input-too-small", Z, DagnetError, "a zoo model is sized for images smaller than its "
+      "pools allow", "pass a larger input_shape (the message gives the smallest) or resize the "
+      "images", "vgg11")
+def _(tmp):
+    from dagnet.models import vgg11
+
+    vgg11(input_shape=(1, 28, 28))
+
+
+@case("zoo-width", Z, DagnetError, "a zoo model's width multiplier is not positive",
+      "give width > 0 (1.0 is the published network)", "resnet50")
+def _(tmp):
+    from dagnet.models import resnet50
+
+    resnet50(width=0)
+
+
+@case("freeze-unknown-node", Z, GraphError, "compile(freeze=...) names no node of the graph",
+      "use the suggested name: a param or an op node (its params)", "'conv9'")
+def _(tmp):
+    dagnet.compile(tiny_convnet(), freeze=["conv9"])
+
+
+@case("freeze-an-input", Z, GraphError, "compile(freeze=...) or --freeze names an input",
+      "name a param or a layer: freezing covers params", "'x'")
+def _(tmp):
+    dagnet.compile(tiny_convnet(), freeze="x")
+
+
+@case("head-not-found", Z, GraphError, "replace_head / --replace-head on a graph whose scores do "
+      "not come from an affine or conv layer (through relu, dropout, flatten, pooling)",
+      "replace the classifier by hand in the spec", "'bn'")
+def _(tmp):
+    from dagnet.models.finetune import replace_head
+
+    g = Graph("bn_head")
+    h = g.batchnorm(g.affine(g.input("x", (5,)), 3, name="fc"), name="bn")
+    g.softmax_cross_entropy(h, g.input("y", (), dtype="int64"))
+    replace_head(g, 2)
+
+
+def _finetune_args(**flags):
+    import argparse
+
+    base = {"model": "lenet", "data": "mnist:DIR", "weights": None, "replace_head": None,
+            "freeze": None, "seed": 0}
+    return argparse.Namespace(**{**base, **flags})
+
+
+@case("cli-head-too-small", Z, UsageError, "--replace-head gives fewer outputs than the data has "
+      "classes", "give at least the number of classes the message names", "--replace-head 5")
+def _(tmp):
+    from dagnet.cli import finetune
+    from dagnet.cli.common import resolve_model, with_loss
+    from dagnet.models import lenet
+
+    source = resolve_model("lenet", (1, 28, 28), 10)
+    finetune.start(_finetune_args(replace_head=5), source, with_loss(lenet()), (1, 28, 28), 10,
+                   "float32")
+
+
+@case("cli-freeze-everything", Z, UsageError, "--freeze names the last layer (or the loss): "
+      "every param would be frozen", "name an earlier layer; the ones after it train",
+      "--freeze scores")
+def _(tmp):
+    from dagnet.cli import finetune
+    from dagnet.cli.common import resolve_model
+
+    source = resolve_model("lenet", (1, 28, 28), 10)
+    finetune.start(_finetune_args(freeze="scores"), source, source.graph, (1, 28, 28), 10,
+                   "float32")
 
 
 # -- running the catalogue ------------------------------------------------------------------------

@@ -246,6 +246,38 @@ def _(tmp):
     dagnet.compile(g, outputs=["conv2"])
 
 
+@case("graph-groups-do-not-divide", G, ShapeError,
+      "a grouped conv whose groups do not divide its channels or filters",
+      "use the divisor the message suggests (groups = channels: depthwise)", "conv2d: groups=4")
+def _(tmp):
+    g = Graph()
+    g.conv2d(g.input("x", (6, 8, 8)), 8, 3, groups=4, name="dw")
+
+
+@case("graph-dilated-kernel-too-large", G, ShapeError,
+      "a dilated kernel that spans more than the padded input",
+      "a smaller dilation or kernel, or the pad the message computes", "dilated kernel 3x3")
+def _(tmp):
+    g = Graph()
+    g.conv2d(g.input("x", (1, 6, 6)), 2, 3, dilation=3, name="atrous")
+
+
+@case("graph-output-padding", G, AttrError,
+      "conv_transpose's output_padding not below its stride (or dilation)",
+      "give output_padding < stride: it picks one of the sizes a strided conv maps back",
+      "up (conv_transpose")
+def _(tmp):
+    g = Graph()
+    g.conv_transpose(g.input("x", (2, 4, 4)), 3, 3, stride=2, output_padding=2, name="up")
+
+
+@case("graph-resize-scale-and-size", G, AttrError, "a resize given both a scale and a size "
+      "(or neither)", "give exactly one", "resize: give exactly one of scale and size")
+def _(tmp):
+    g = Graph()
+    g.resize(g.input("x", (2, 4, 4)), scale=2, size=(8, 8), name="up")
+
+
 @case("graph-param-as-data", G, ShapeError, "a param where a batched value belongs",
       "feed the op from an input or an op", "r: op 'flatten' input 0")
 def _(tmp):

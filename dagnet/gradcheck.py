@@ -128,7 +128,8 @@ def gradcheck_plan(plan, feeds: dict, params=None, h: float = 1e-5, max_entries:
     max_entries = arguments.count("gradcheck_plan", "max_entries", max_entries,
                                   optional="every entry")
     arguments.number("gradcheck_plan", "h", h, positive=True)
-    arguments.number("gradcheck_plan", "kink_tol", kink_tol, positive=True)
+    if not (isinstance(kink_tol, float) and kink_tol == np.inf):  # inf: never measure again
+        arguments.number("gradcheck_plan", "kink_tol", kink_tol, positive=True)
     arguments.count("gradcheck_plan", "seed", seed, low=0)
     names = list(plan.params) if params is None else list(params)
     unknown = [p for p in names if p not in plan.params]

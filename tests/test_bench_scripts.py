@@ -66,7 +66,8 @@ def test_bench_dist_quick():
     lenet = out["models"]["lenet"]
     assert lenet["images_per_s_1_rank"] > 0 and lenet["images_per_s_2_ranks"] > 0
     assert 0 <= lenet["overlap_fraction"] <= 1 and lenet["communication_ms"] > 0
-    assert out["cost_model"]["alpha_s"] > 0 and out["cost_model"]["beta_s_per_byte"] > 0
+    # a non-negative fit: on a quick, noisy run the per-byte cost may come out as 0
+    assert out["cost_model"]["alpha_s"] > 0 and out["cost_model"]["beta_s_per_byte"] >= 0
     assert set(out["cost_model"]["efficiency"]["lenet"]) == {"2", "8", "64", "512"}
 
 

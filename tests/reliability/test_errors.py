@@ -37,10 +37,20 @@ def test_case_ids_are_unique():
     assert len(ids) == len(set(ids))
 
 
+#: optional packages whose presence changes catalogue messages (a missing one is reported as a
+#: MissingDependencyError instead): docs/errors.md is generated with all of them, as CI installs
+EXTRAS_IN_THE_DOC = ("onnx", "onnxruntime", "optuna", "mpi4py")
+
+
 def test_docs_errors_md_is_current():
     """docs/errors.md == the catalogue's real messages (digits blurred: some, like the largest
     value before an overflow, depend on the machine's BLAS). Regenerate with
     `python -m tests.reliability.catalogue > docs/errors.md`."""
+    import importlib.util
+
+    missing = [m for m in EXTRAS_IN_THE_DOC if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"docs/errors.md is written with every extra installed; missing: {missing}")
     assert DOC.exists(), "docs/errors.md is missing: python -m tests.reliability.catalogue > docs/errors.md"
     want = catalogue.numbers_blurred(catalogue.markdown(catalogue.collect()))
     have = catalogue.numbers_blurred(DOC.read_text())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import pathlib
 import shutil
 import subprocess
@@ -95,6 +96,10 @@ class Keep:
 def dagnet_process(*argv, cwd=None, **kw) -> subprocess.Popen:
     """`python -m dagnet.cli ARGV...` as a separate process."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "DAGNET_NUM_THREADS": "1"}
+    # A test run started in the background (CI's shell, `cmd &`) ignores SIGINT, and an ignored
+    # signal stays ignored across exec: Python would then never raise KeyboardInterrupt, and
+    # the interrupt cases would see a run that finished. The child gets the default back.
+    kw.setdefault("preexec_fn", lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return subprocess.Popen([sys.executable, "-m", "dagnet.cli", *map(str, argv)], cwd=cwd or ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 

@@ -897,6 +897,15 @@ def _(tmp):
     resnet50(width=0)
 
 
+@case("zoo-variant", Z, DagnetError, "a zoo model's form option names no form it has "
+      "(resnet18's and mobilenet_v2's stem, googlenet's variant)",
+      "give one of the forms the message lists", "variant must be 'torchvision'")
+def _(tmp):
+    from dagnet.models import googlenet
+
+    googlenet(variant="caffe")
+
+
 @case("freeze-unknown-node", Z, GraphError, "compile(freeze=...) names no node of the graph",
       "use the suggested name: a param or an op node (its params)", "'conv9'")
 def _(tmp):

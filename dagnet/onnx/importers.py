@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.graph import build
-from dagnet.onnx.common import OnnxError, compact, f32, onnx_attrs, where
+from dagnet.onnx.common import (ConstantAsDataError, OnnxError, compact, f32, onnx_attrs,
+                                where)
 from dagnet.ops import get_op
 
 
@@ -189,6 +190,9 @@ def gemm(r, node, a: dict) -> None:
     alpha, beta = f32(a.get("alpha", 1.0)), f32(a.get("beta", 1.0))
     w = w * alpha if alpha != 1 else w
     m = w.shape[1]
+    if len(node.input) > 2 and node.input[2] in r.computed and node.input[2] not in r.consts:
+        _gemm_plus_data(r, node, x, w, beta)
+        return
     if len(node.input) > 2 and node.input[2]:
         c = _bias_vector(node, r.const(node, 2, "bias"), m)
         bias = r.param(node.input[2], c * beta if beta != 1 else c, "bias")
@@ -229,20 +233,23 @@ def batchnorm(r, node, a: dict) -> None:
     _extra_outputs_unused(r, node)
     scale, bias, mean, var = (r.const(node, i, what) for i, what in
                               enumerate(("scale", "bias", "mean", "var"), start=1))
+    shape = r.shape(node.input[0])
+    x = _as_channels_hw(r, node, x, shape)
     n = r.g.batchnorm(x, eps=f32(a.get("epsilon", 1e-5)), momentum=f32(a.get("momentum", 0.9)),
                       name=r.out_name(node), gamma=r.param(node.input[1], scale, "gamma"),
                       beta=r.param(node.input[2], bias, "beta"))
     r.state[n.name] = {"running_mean": np.array(mean, dtype=r.dtype),
                        "running_var": np.array(var, dtype=r.dtype)}
-    r.bind(node, n)
+    r.bind(node, n, view=shape)
 
 
 def dropout(r, node, a: dict) -> None:
     x = r.tensor(node)
     _extra_outputs_unused(r, node)
-    if len(node.input) > 2 and node.input[2]:
-        r.const(node, 2, "training_mode")  # a computed mode cannot be imported; dagnet picks it
     p = float(r.const(node, 1, "ratio", default=a.get("ratio", 0.5)))
+    if len(node.input) > 2 and node.input[2] and p and r.const(node, 2, "training_mode"):
+        raise OnnxError(f"{where(node)}: training_mode=1 (input '{node.input[2]}'); export the "
+                        f"model in eval mode (dagnet picks the mode when it runs the graph)")
     r.bind(node, r.g.dropout(x, p=f32(p), name=r.out_name(node)))
 
 
@@ -258,8 +265,9 @@ def softmax(r, node, a: dict) -> None:
 def add(r, node, a: dict) -> None:
     consts = [v for v in node.input if v in r.consts]
     if consts:
-        raise OnnxError(f"{where(node)}: adds the constant {consts[0]!r}; dagnet imports a "
-                        f"constant add only as the bias right after a MatMul")
+        raise ConstantAsDataError(f"{where(node)}: adds the constant {consts[0]!r}; dagnet "
+                                  f"imports a constant add only as the bias right after a "
+                                  f"MatMul", consts[0])
     xs = [r.tensor(node, i) for i in range(len(node.input))]
     if len(xs) == 1:
         r.alias(node, node.input[0])
@@ -294,3 +302,33 @@ def same_attrs(op_name: str):
                  for d in op.attributes if d.node and d.name in a}
         r.bind(node, build(r.g, op, (r.tensor(node),), {**attrs, "name": r.out_name(node)}))
     return imp
+
+
+# -- conformance fixes: cases ONNX's conformance suite showed, imported with existing ops ------
+def _as_channels_hw(r, node, x: str, shape: tuple) -> str:
+    """x of per-example shape (C, L) or (C, D, H, W) as (C, L, 1) / (C, D*H, W), which
+    dagnet's spatial batchnorm normalises per channel alike (BatchNorm1d/3d); the caller binds
+    the result with view=shape. Other ranks pass unchanged."""
+    if len(shape) == 2:
+        to = (shape[0], shape[1], 1)
+    elif len(shape) == 4:
+        to = (shape[0], shape[1] * shape[2], shape[3])
+    else:
+        return x
+    return r.g.reshape(x, to, name=r.fresh(f"{node.output[0]}/as_chw")).name
+
+
+def _gemm_plus_data(r, node, x: str, w, beta: float) -> None:
+    """Gemm whose C is computed by a node, of the output's shape (torch's addmm): affine, then
+    add (a C that is a graph input stays a bias, read as a constant)."""
+    c = r.tensor(node, 2)
+    if beta != 1:
+        raise OnnxError(f"{where(node)}: beta={beta} scales the computed C '{node.input[2]}'; "
+                        f"dagnet adds a computed C only with beta=1")
+    y = r.g.affine(x, w.shape[1], name=r.fresh(f"{node.output[0]}/gemm"),
+                   w=r.param(node.input[1], w, "weight"), b=_zeros_bias(r, node, w.shape[1]))
+    if tuple(r.g.shape_of(c)) != tuple(r.g.shape_of(y)):
+        raise OnnxError(f"{where(node)}: the computed C '{node.input[2]}' has per-example shape "
+                        f"{tuple(r.g.shape_of(c))}; dagnet adds a computed C only of the "
+                        f"output's shape {tuple(r.g.shape_of(y))}")
+    r.bind(node, r.g.add(y, c, name=r.out_name(node)))

@@ -15,7 +15,8 @@ import numpy as np
 
 from dagnet.errors import AttrError
 from dagnet.graph import Graph, Node
-from dagnet.onnx.common import OnnxError, UnsupportedOnnxError, onnx_attrs, onnx_module, where
+from dagnet.onnx.common import (ConstantAsDataError, NotConstantError, OnnxError,
+                                UnsupportedOnnxError, onnx_attrs, onnx_module, where)
 from dagnet.onnx.mapping import IMPORTS
 
 #: param role -> (initializer recorded in the param node, L2 decay applies)
@@ -60,6 +61,8 @@ class Reader:
         # names ONNX already uses: nodes dagnet invents (zero biases, reshapes) must avoid them
         self.reserved = set(self.consts) | {v for n in og.node for v in n.output}
         self.absorbed: set[int] = set()  # nodes imported together with an earlier one
+        self.current = None  # the ONNX node being imported, for messages
+        self.computed = {v for n in og.node for v in n.output} - set(self.consts)
         self.dtype = np.dtype(np.float32)
         self._inputs(og, input_shapes)
 
@@ -93,14 +96,19 @@ class Reader:
             self.views[out] = self.views[value]
 
     def shape(self, value: str) -> tuple:
-        """The ONNX per-example shape of a computed value."""
-        return self.views.get(value) or tuple(self.g.shape_of(self.values[value]))
+        """The ONNX per-example shape of a computed value (OnnxError naming the node being
+        imported if `value` is a constant or unknown)."""
+        if value in self.views:
+            return self.views[value]
+        at = where(self.current) if self.current is not None else "graph output"
+        return tuple(self.g.shape_of(self.value(value, exact=False, where=at)))
 
     def value(self, value: str, exact: bool = True, where: str = "graph output") -> str:
         """The dagnet node holding `value`; `exact` reshapes it to its ONNX shape if they differ."""
         if value in self.consts:
-            raise OnnxError(f"{where}: '{value}' is a constant; dagnet imports constants only as "
-                            f"weights, biases, statistics and shapes, not as data")
+            raise ConstantAsDataError(f"{where}: '{value}' is a constant; dagnet imports constants "
+                                      f"only as weights, biases, statistics and shapes, not as "
+                                      f"data", value)
         if value not in self.values:
             raise OnnxError(f"{where}: '{value}' is produced by no earlier node and is no graph "
                             f"input (are the nodes in topological order?)")
@@ -121,8 +129,8 @@ class Reader:
                 raise OnnxError(f"{where(node)}: the {what} input is missing")
             return np.asarray(default)
         if name not in self.consts:
-            raise OnnxError(f"{where(node)}: the {what} '{name}' must be an initializer or a "
-                            f"Constant; dagnet cannot import a computed {what}")
+            raise NotConstantError(f"{where(node)}: the {what} '{name}' must be an initializer "
+                                   f"or a Constant; dagnet cannot import a computed {what}", name)
         return self.consts[name]
 
     def param(self, name: str, array, role: str) -> str:
@@ -151,6 +159,10 @@ class Reader:
         for vi in og.input:
             if vi.name in self.consts:  # IR < 4 lists initializers among the inputs
                 continue
+            kind = vi.type.WhichOneof("value")
+            if kind != "tensor_type":
+                raise OnnxError(f"graph input '{vi.name}' is a {str(kind).replace('_type', '')}; "
+                                f"dagnet imports tensor inputs only")
             t = vi.type.tensor_type
             dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type))
             if dtype.kind != "f":
@@ -169,7 +181,7 @@ class Reader:
             self.values[vi.name] = node.name
 
 
-def _check_supported(og) -> None:
+def check_supported(og) -> None:
     """One UnsupportedOnnxError listing every node whose op dagnet cannot import."""
     bad = [f"  {n.op_type if n.domain in ('', 'ai.onnx') else n.domain + '.' + n.op_type} "
            f"(node '{n.name or n.output[0]}')"
@@ -187,10 +199,11 @@ def load(path_or_model, input_shapes: dict | None = None) -> OnnxModel:
     onnx = onnx_module()
     model = (path_or_model if isinstance(path_or_model, onnx.ModelProto)
              else onnx.load(str(path_or_model)))
-    _check_supported(model.graph)
+    check_supported(model.graph)
     r = Reader(onnx, model, dict(input_shapes or {}))
     for node in model.graph.node:
         if id(node) not in r.absorbed:
+            r.current = node
             try:
                 IMPORTS[node.op_type](r, node, onnx_attrs(onnx, node))
             except AttrError as e:  # a value the dagnet op's declarations refuse

@@ -27,6 +27,7 @@ from dagnet.errors import (AttrError, CheckpointError, CycleError, DagnetError, 
                            DTypeError, FeedError, FusionMismatchError, GraphError,
                            MissingDependencyError, ShapeError, SpecError, TrainingError,
                            UnknownOpError)
+from dagnet.onnx.common import NoBatchAxisError, NotConstantError
 from dagnet.spec import graph_from_spec, load_spec
 from dagnet.train.checkpoint import load_checkpoint, save_checkpoint
 from dagnet.train.solver import Solver
@@ -880,6 +881,53 @@ def _(tmp):
 
     args = build_parser().parse_args(["render", "lenet", "--html", "-o", str(tmp / "plan.svg")])
     args.func(args)
+
+
+# -- ONNX models run through dagnet.onnx.backend ---------------------------------------------------
+P = "ONNX models run through dagnet.onnx.backend"
+
+
+def _onnx_model(op, inputs, inits=None):
+    """A one-node ONNX model: op reads `inputs` {name: shape} (then the initializers) into 'y',
+    declared with the first input's shape."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    f = TensorProto.FLOAT
+    node = helper.make_node(op, [*inputs, *(inits or {})], ["y"])
+    g = helper.make_graph([node], "m", [helper.make_tensor_value_info(k, f, s) for k, s in inputs.items()],
+                          [helper.make_tensor_value_info("y", f, next(iter(inputs.values())))],
+                          [numpy_helper.from_array(v, k) for k, v in (inits or {}).items()])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@case("onnx-backend-leading-dims", P, NoBatchAxisError, "the data inputs of a model run by "
+      "dagnet.onnx.backend differ in their first dimension (broadcasting across it)",
+      "give every data input the same first dimension: the backend feeds it as the batch",
+      "'b' (1, 3)")
+def _(tmp):
+    import dagnet.onnx.backend as backend
+
+    backend.run_model(_onnx_model("Add", {"a": [2, 3], "b": [1, 3]}),
+                      [np.zeros((2, 3), np.float32), np.zeros((1, 3), np.float32)])
+
+
+@case("onnx-backend-rank1-data", P, NoBatchAxisError, "a value of rank 1 is data (not a weight) "
+      "in a model run by dagnet.onnx.backend", "give it a leading batch dimension, e.g. x[None]",
+      "input 'x'")
+def _(tmp):
+    import dagnet.onnx.backend as backend
+
+    backend.run_model(_onnx_model("Relu", {"x": [3]}), [np.zeros(3, np.float32)])
+
+
+@case("onnx-computed-weight", P, NotConstantError, "an ONNX model's weight, bias or shape is a "
+      "graph input or computed by nodes (dagnet.onnx.load)", "make it an initializer, or run "
+      "the model with dagnet.onnx.backend, which freezes inputs to the values given",
+      "Conv node 'y'")
+def _(tmp):
+    from dagnet.onnx import load
+
+    load(_onnx_model("Conv", {"x": ["N", 1, 4, 4], "w": [1, 1, 3, 3]}))
 
 
 # -- running the catalogue ------------------------------------------------------------------------

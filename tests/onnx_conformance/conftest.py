@@ -1,0 +1,4 @@
+"""The conformance tests need the onnx package (the [onnx] extra); without it they skip."""
+import pytest
+
+pytest.importorskip("onnx")

@@ -16,8 +16,18 @@ import time
 import dagnet  # before numpy: it tunes OpenBLAS's threads (dagnet/procenv.py)
 import numpy as np
 
-from dagnet import Graph
+from dagnet import Graph, kernels
 from dagnet.models import lenet
+
+
+def blas_info():
+    """Which BLAS kernel ran (OpenBLAS picks one per CPU at load): threadpoolctl's view."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "threadpoolctl not installed"
+    return [{k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+            for i in threadpool_info()]
 
 
 def chain_graph(n: int) -> Graph:
@@ -99,6 +109,8 @@ def main(argv=None) -> dict:
     u = peaks["unfused"]
     result = {
         "quick": args.quick,
+        "blas": blas_info(),
+        "row_isa": kernels.ROW_ISAS[kernels.ROW_ISA],  # the fused conv+relu+pool's sparse sums
         "compile": {"chain_nodes": len(chain), "chain_s": compile_chain,
                     "residual_nodes": len(res), "residual_s": compile_res},
         "lenet_train_step_s": {**steps, "batch": batch},

@@ -273,7 +273,8 @@ def main(argv=None) -> dict:
                 for i in threadpool_info()]
     except ImportError:
         blas = "threadpoolctl not installed"
-    report = {"quick": args.quick, "torch": torch_ok, "blas": blas, "models": results,
+    report = {"quick": args.quick, "torch": torch_ok, "blas": blas,
+              "row_isa": dagnet.kernels.ROW_ISAS[dagnet.kernels.ROW_ISA], "models": results,
               "env": {**{k: os.environ.get(k) for k in (
                   "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "DAGNET_NUM_THREADS",
                   "OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY")},

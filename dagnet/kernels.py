@@ -60,6 +60,10 @@ def _threads_from_env() -> int:
 
 NUM_THREADS: int = _threads_from_env()
 
+#: the vector instructions of the row kernel's sparse sums (conv_pool_backward): the best this
+#: CPU runs, one of ROW_ISAS
+ROW_ISAS = _convpool_ext.ISA_NAMES if HAVE_CYTHON else ("portable",)
+ROW_ISA: int = _convpool_ext.best_isa() if HAVE_CYTHON else 0
 
 # Waking a sleeping (passive) OpenMP thread costs tens of microseconds: below this many
 # outputs a max-pool runs faster on one thread (measured: 51,200 outputs took 0.14 ms on one
@@ -313,15 +317,28 @@ def conv_pool_backward(g, argmax, rows, w2, x_shape, conv, pool, need_dx=True):
         return col2im_numpy(dcols, x_shape, (kh, kw), cstride, cpad, (ho, wo)), dwb
     threads = max(1, min(NUM_THREADS, n))
     dw_part = np.zeros((threads, f, rows.shape[2]), dtype=g.dtype)
-    dcols = np.empty((threads, ho * wo, w2.shape[1]), dtype=g.dtype) if need_dx else None
+    # the filters and their column gradients in rows of whole, aligned vectors (16 values
+    # at 64-byte boundaries): the kernel's loads then never straddle a cache line and no row
+    # ends in a partial vector
+    kp = -(-w2.shape[1] // 16) * 16
+    w2p = _aligned_zeros((f, kp), g.dtype)
+    w2p[:, :w2.shape[1]] = w2
+    dcols = _aligned_zeros((threads, ho * wo, kp), g.dtype) if need_dx else None
     dx = np.empty(x_shape, dtype=g.dtype) if need_dx else None
     fq = f * g.shape[2] * g.shape[3]
-    iscratch = np.empty((threads, 2 * fq + ho * wo + 1), dtype=np.int32)
-    rscratch = np.empty((threads, fq), dtype=g.dtype)
-    _convpool_ext.backward(rows, np.ascontiguousarray(g), argmax, np.ascontiguousarray(w2),
-                           dw_part, dcols, dx, iscratch, rscratch, ho, wo, pksize[1], *pstride,
-                           *ppad, kh, kw, *cstride, *cpad, threads)
+    iscratch = np.empty((threads, _convpool_ext.int_scratch(f, fq // f, ho * wo)),
+                        dtype=np.int32)
+    rscratch = np.empty((threads, 2 * fq), dtype=g.dtype)
+    _convpool_ext.backward(rows, np.ascontiguousarray(g), argmax, w2p, dw_part, dcols, dx,
+                           iscratch, rscratch, ho, wo, *pksize, *pstride, *ppad, kh, kw,
+                           *cstride, *cpad, ROW_ISA, threads)
     return dx, dw_part.sum(axis=0)
+
+
+def _aligned_zeros(shape, dtype, align=64):
+    """np.zeros(shape, dtype) starting at a multiple of align bytes."""
+    raw = np.zeros(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize + align, np.uint8)
+    return typed_view(raw[-raw.ctypes.data % align:], shape, dtype)
 
 
 # -- spatial batchnorm ---------------------------------------------------------------------

@@ -13,9 +13,16 @@ kernel:
     of 15.2 ms (batch 64, this project's 2-core machine); 12 and 20 were slower again.
   * libgomp spins for milliseconds by default; OMP_WAIT_POLICY=PASSIVE makes it sleep at once
     (conv ran 2-10x slower before).
-A value the user set wins. If numpy was imported before dagnet, OpenBLAS has already read its
-settings: `LATE` is then True and dagnet warns once (PerformanceWarning), since it runs about
-20% slower; import dagnet before numpy, or set the variable in the shell.
+A value the user set wins. If numpy was imported before dagnet (`LATE`), OpenBLAS has already
+read its settings and started its threads; the LeNet step then ran about 20% slower. So dagnet
+then has OpenBLAS read its environment again and stops its threads (`retime_openblas`): the
+next matrix product starts them anew, with the new timeout, and the speed no longer depends on
+the import order. This uses functions OpenBLAS exports but does not document
+(openblas_read_env, blas_thread_shutdown_: its fork handler's way to restart the threads); only
+where a loaded OpenBLAS lacks them does dagnet warn once (PerformanceWarning) and name the fix:
+import dagnet before numpy, or set the variable in the shell. Setting the thread count after
+load (openblas_set_num_threads, threadpoolctl) does not help: the threads keep the timeout
+they were started with.
 
 The allocator (glibc). numpy takes every array from malloc, and glibc serves a block of more
 than its mmap threshold (128 KiB at first, adapting up to 32 MiB) from fresh pages and gives
@@ -69,6 +76,39 @@ def _numpy_openblas_loaded() -> bool:
         return np is not None
 
 
+def _loaded_openblas() -> list[str]:
+    """Paths of the OpenBLAS libraries mapped into this process (Linux; [] elsewhere)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            fields = [line.split(None, 5) for line in maps]  # address perms offset dev inode path
+    except OSError:
+        return []
+    paths = {f[5].strip() for f in fields if len(f) == 6}
+    return sorted(p for p in paths if "openblas" in os.path.basename(p).lower())
+
+
+def retime_openblas() -> bool:
+    """Make every loaded OpenBLAS take OPENBLAS_THREAD_TIMEOUT from the environment now: it
+    re-reads its environment and stops its thread pool, which the next matrix product starts
+    again with the new timeout (the thread count is kept). False where no loaded OpenBLAS
+    exports the functions for it, or one read another value back."""
+    done = False
+    for path in _loaded_openblas():
+        try:
+            lib = ctypes.CDLL(path)  # already loaded: the same library, no second copy
+            read_env, timeout = lib.openblas_read_env, lib.openblas_thread_timeout
+            shutdown = lib.blas_thread_shutdown_
+        except (OSError, AttributeError):
+            return False
+        timeout.restype = ctypes.c_uint
+        read_env()
+        if str(timeout()) != os.environ.get("OPENBLAS_THREAD_TIMEOUT"):
+            return False
+        shutdown()
+        done = True
+    return done
+
+
 #: True when numpy (so OpenBLAS) loaded before this module could set OPENBLAS_THREAD_TIMEOUT
 LATE: bool = "OPENBLAS_THREAD_TIMEOUT" not in os.environ and _numpy_openblas_loaded()
 
@@ -78,9 +118,12 @@ for _key, _value in (("OPENBLAS_THREAD_TIMEOUT", "14"), ("OMP_WAIT_POLICY", "PAS
     if _key not in os.environ:
         os.environ[_key] = SET_BY_DAGNET[_key] = _value
 
-if LATE:
+#: True when OpenBLAS loaded first and dagnet gave it the timeout afterwards (retime_openblas)
+RETIMED: bool = LATE and retime_openblas()
+
+if LATE and not RETIMED:
     warnings.warn(
-        "numpy was imported before dagnet, so OpenBLAS keeps its idle threads spinning after "
-        "every matrix product and they slow dagnet's own kernels (about 20% on 2 cores); "
-        "import dagnet before numpy, or set OPENBLAS_THREAD_TIMEOUT=14 in the environment",
-        PerformanceWarning, stacklevel=3)
+        "numpy was imported before dagnet and its OpenBLAS cannot be told the thread timeout "
+        "after loading, so its idle threads keep spinning after every matrix product and slow "
+        "dagnet's own kernels (about 20% on 2 cores); import dagnet before numpy, or set "
+        "OPENBLAS_THREAD_TIMEOUT=14 in the environment", PerformanceWarning, stacklevel=3)

@@ -27,3 +27,16 @@ def test_bench_train_quick(tmp_path):
                                    "fused_speedup_lenet", "lenet_epoch_s"}
     assert set(out["models"]) == {"lenet", "three_layer_convnet", "resnet_small"}
     assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_rows_quick():
+    """Every variant of the row kernel this CPU runs and the columns kernel are timed, and the
+    rule's pick is reported with its cost against the faster kernel."""
+    from dagnet import kernels
+
+    out = run("bench_rows.py")
+    layer = out["layers"]["tiny"]
+    assert set(layer["ms"]) == {f"rows_{kernels.ROW_ISAS[i]}" for i in range(kernels.ROW_ISA + 1)} | {"columns"}
+    assert layer["rule_picks"] in ("rows", "columns") and layer["rule_cost"] >= 1
+    assert out["row_isa"] == kernels.ROW_ISAS[kernels.ROW_ISA]
+    assert out["summary"]["worst_rule_cost"] == layer["rule_cost"]

@@ -289,9 +289,9 @@ def test_importing_dagnet_does_not_import_onnx():
 
 def test_missing_onnx_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # makes `import onnx` raise ImportError
-    with pytest.raises(OnnxError, match=r"pip install dagnet\[onnx\]"):
+    with pytest.raises(OnnxError, match=r"pip install onnx onnxruntime.*-e '\.\[onnx\]'"):
         load("model.onnx")
-    with pytest.raises(OnnxError, match=r"pip install dagnet\[onnx\]"):
+    with pytest.raises(OnnxError, match=r"pip install onnx onnxruntime.*-e '\.\[onnx\]'"):
         export(dense_graph(), "model.onnx")
 
 

@@ -24,12 +24,40 @@ def test_import_dagnet_first_sets_the_variables_and_stays_quiet():
     assert "PerformanceWarning" not in r.stderr
 
 
-def test_numpy_first_warns_once_with_the_fix():
-    r = _run("import numpy, dagnet, dagnet.procenv; print(dagnet.procenv.LATE)")
+_OPENBLAS = """
+import ctypes
+from dagnet import procenv
+libs = procenv._loaded_openblas()
+def timeouts():
+    return [ctypes.CDLL(p).openblas_thread_timeout() for p in libs]
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/maps")
+def test_numpy_first_gets_the_timeout_afterwards_and_stays_quiet():
+    """OpenBLAS read its environment when numpy loaded, before dagnet set the variable: dagnet
+    has it read again and restarts its threads, which then keep the thread count and work."""
+    pytest.importorskip("threadpoolctl")
+    r = _run("import numpy as np\n"
+             "from threadpoolctl import threadpool_info\n"
+             "before = [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
+             "import dagnet" + _OPENBLAS +
+             "a = np.random.default_rng(0).standard_normal((300, 300))\n"
+             "assert np.allclose(a @ a.T, np.einsum('ik,jk->ij', a, a))  # threads restarted\n"
+             "after = [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
+             "print(procenv.LATE, procenv.RETIMED, len(libs), *timeouts(), before == after)")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["True"]
-    assert r.stderr.count("PerformanceWarning") == 1
-    assert "import dagnet before numpy" in r.stderr and "OPENBLAS_THREAD_TIMEOUT=14" in r.stderr
+    assert r.stdout.split() == ["True", "True", "1", "14", "True"]
+    assert "PerformanceWarning" not in r.stderr
+
+
+def test_the_timeout_cannot_be_set_where_openblas_lacks_the_functions(monkeypatch):
+    from dagnet import procenv
+
+    monkeypatch.setattr(procenv, "_loaded_openblas", lambda: ["libc.so.6"])
+    assert procenv.retime_openblas() is False
+    monkeypatch.setattr(procenv, "_loaded_openblas", lambda: [])
+    assert procenv.retime_openblas() is False
 
 
 @pytest.mark.parametrize("order", ["import numpy, dagnet", "import dagnet"])
@@ -40,6 +68,13 @@ def test_a_value_the_user_set_wins_and_silences_the_warning(order):
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["20", "ACTIVE", "0"]
     assert "PerformanceWarning" not in r.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/maps")
+def test_dagnet_first_needs_no_retiming():
+    r = _run("import dagnet, numpy" + _OPENBLAS + "print(procenv.LATE, procenv.RETIMED, *timeouts())")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "False", "14"]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")

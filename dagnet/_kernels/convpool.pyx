@@ -19,10 +19,11 @@ and differs in rounding between thread counts.
 """
 from cython.parallel import prange, threadid
 from libc.stdint cimport int32_t
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
+
+import numpy as np
 
 from dagnet._kernels.types cimport index_t, real
-from dagnet._kernels.window cimport end_tap, first_tap
 
 cdef extern from "rowops.h" nogil:
     void dn_pool_rows_f(const float* y, Py_ssize_t ho, Py_ssize_t wo, Py_ssize_t F,
@@ -31,37 +32,77 @@ cdef extern from "rowops.h" nogil:
     void dn_pool_rows_d(const double* y, Py_ssize_t ho, Py_ssize_t wo, Py_ssize_t F,
                         Py_ssize_t po, Py_ssize_t qo, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
                         Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, double* m, int32_t* k)
-    void dn_rows_sum_f(Py_ssize_t n, Py_ssize_t count, const float* coef, const float* base,
-                       Py_ssize_t stride, const int32_t* idx, float* y)
-    void dn_rows_sum_d(Py_ssize_t n, Py_ssize_t count, const double* coef, const double* base,
-                       Py_ssize_t stride, const int32_t* idx, double* y)
+    int dn_best_isa()
+    void dn_im2row_f(const float* x, float* rows, Py_ssize_t R, Py_ssize_t C, Py_ssize_t H,
+                     Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                     Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t ho, Py_ssize_t wo)
+    void dn_im2row_d(const double* x, double* rows, Py_ssize_t R, Py_ssize_t C, Py_ssize_t H,
+                     Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                     Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t ho, Py_ssize_t wo)
+    void dn_row2im_f(const float* dcols, Py_ssize_t ld, float* dx, Py_ssize_t C, Py_ssize_t H,
+                     Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                     Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t ho, Py_ssize_t wo)
+    void dn_row2im_d(const double* dcols, Py_ssize_t ld, double* dx, Py_ssize_t C,
+                     Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                     Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t ho, Py_ssize_t wo)
+    void dn_spmm_f(int isa, Py_ssize_t n, Py_ssize_t m, const int32_t* start,
+                   const int32_t* idx, const float* coef, const float* X, Py_ssize_t ldx,
+                   float* Y, Py_ssize_t ldy, int accumulate)
+    void dn_spmm_d(int isa, Py_ssize_t n, Py_ssize_t m, const int32_t* start,
+                   const int32_t* idx, const double* coef, const double* X, Py_ssize_t ldx,
+                   double* Y, Py_ssize_t ldy, int accumulate)
 
 
-cdef inline void _rows_sum(Py_ssize_t n, Py_ssize_t count, const real* coef, const real* base,
-                           Py_ssize_t stride, const int32_t* idx, real* y) noexcept nogil:
-    """y[:n] += sum_c coef[c] * base[idx[c]*stride:][:n] (rowops.h)."""
+cdef enum:
+    ROW_CHUNK = 64  # conv outputs per chunk of dw's product (see _backward_one)
+
+
+cdef inline void _spmm(int isa, Py_ssize_t n, Py_ssize_t m, const int32_t* start,
+                       const int32_t* idx, const real* coef, const real* X, Py_ssize_t ldx,
+                       real* Y, Py_ssize_t ldy, bint accumulate) noexcept nogil:
+    """Y[j, :n] (+)= sum over c in [start[j], start[j + 1]) of coef[c] * X[idx[c], :n], j < m
+    (rowops.h), in the variant isa."""
     if real is float:
-        dn_rows_sum_f(n, count, coef, base, stride, idx, y)
+        dn_spmm_f(isa, n, m, start, idx, coef, X, ldx, Y, ldy, accumulate)
     else:
-        dn_rows_sum_d(n, count, coef, base, stride, idx, y)
+        dn_spmm_d(isa, n, m, start, idx, coef, X, ldx, Y, ldy, accumulate)
+
+
+ISA_NAMES = ("portable", "avx2", "avx512")
+
+
+def best_isa():
+    """The fastest variant of the backward's sparse sums this CPU runs: an index into ISA_NAMES
+    (the vector width of its registers: 4 floats, 8 with AVX2 and FMA, 16 with AVX-512)."""
+    return dn_best_isa()
+
+
+def sparse_rows_sum(const real[:, ::1] X, real[:, ::1] Y, const int32_t[::1] start,
+                    const int32_t[::1] idx, const real[::1] coef, bint accumulate, int isa):
+    """Y[j] = (Y[j] if accumulate, else 0) + sum over c in [start[j], start[j + 1]) of
+    coef[c] * X[idx[c]], for every row j of Y: the backward's sparse products, exposed for
+    the tests. X: (rows, n), Y: (m, n), start: (m + 1,), idx and coef: (start[m],)."""
+    cdef Py_ssize_t m = Y.shape[0], n = Y.shape[1], c
+    if (X.shape[1] != n or start.shape[0] != m + 1 or start[0] != 0
+            or idx.shape[0] < start[m] or coef.shape[0] < start[m]):
+        raise ValueError("sparse_rows_sum: X, Y, start, idx and coef disagree in shape")
+    for c in range(m):
+        if start[c + 1] < start[c]:
+            raise ValueError("sparse_rows_sum: start must not decrease")
+    for c in range(start[m]):
+        if not 0 <= idx[c] < X.shape[0]:
+            raise ValueError(f"sparse_rows_sum: idx[{c}] = {idx[c]} is not a row of X")
+    if not 0 <= isa <= dn_best_isa():
+        raise ValueError(f"sparse_rows_sum: isa {isa} is not one this CPU runs (0 to {dn_best_isa()})")
+    if m == 0 or n == 0:
+        return
+    _spmm(isa, n, m, &start[0], &idx[0] if idx.shape[0] else NULL,
+          &coef[0] if coef.shape[0] else NULL, &X[0, 0], X.shape[1], &Y[0, 0], Y.shape[1],
+          accumulate)
 
 
 cdef inline bint _same4(Py_ssize_t* a, Py_ssize_t* b) noexcept:
     return a[0] == b[0] and a[1] == b[1] and a[2] == b[2] and a[3] == b[3]
-
-
-cdef inline void _copy(real* d, const real* s, Py_ssize_t n) noexcept nogil:
-    """d[:n] = s[:n]; the common kernel widths as fixed-size copies (a few moves), not a loop."""
-    cdef Py_ssize_t j
-    if n == 5:
-        memcpy(d, s, 5 * sizeof(real))
-    elif n == 3:
-        memcpy(d, s, 3 * sizeof(real))
-    elif n == 7:
-        memcpy(d, s, 7 * sizeof(real))
-    else:
-        for j in range(n):
-            d[j] = s[j]
 
 
 cdef void _im2row_one(const real* x, real* rows, Py_ssize_t R, Py_ssize_t C, Py_ssize_t H,
@@ -69,69 +110,26 @@ cdef void _im2row_one(const real* x, real* rows, Py_ssize_t R, Py_ssize_t C, Py_
                       Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t ho, Py_ssize_t wo,
                       bint ones_row) noexcept nogil:
     """One sample: row oh*wo + ow (R values apart) gets x[c, oh*sh + i - ph, ow*sw + j - pw]
-    at column (c*kh + i)*kw + j, 0 in the padding, then a 1 if ones_row."""
-    cdef Py_ssize_t oh, ow, c, i, j, top, left, j0, j1, K = C * kh * kw
-    cdef real* dst
-    cdef real* d
-    cdef const real* src
-    for oh in range(ho):
-        top = oh * sh - ph
-        for ow in range(wo):
-            left = ow * sw - pw
-            j0 = first_tap(left)
-            j1 = end_tap(left, kw, W)
-            dst = rows + (oh * wo + ow) * R
-            for c in range(C):
-                for i in range(kh):
-                    d = dst + (c * kh + i) * kw
-                    if top + i < 0 or top + i >= H or j1 <= j0:
-                        memset(d, 0, kw * sizeof(real))
-                        continue
-                    src = x + (c * H + top + i) * W + left
-                    if j0 == 0 and j1 == kw:
-                        _copy(d, src, kw)
-                        continue
-                    for j in range(j0):
-                        d[j] = 0
-                    for j in range(j0, j1):
-                        d[j] = src[j]
-                    for j in range(j1, kw):
-                        d[j] = 0
-            if ones_row:
-                dst[K] = 1
+    at column (c*kh + i)*kw + j, 0 in the padding (rowops.h), then a 1 if ones_row."""
+    cdef Py_ssize_t p, K = C * kh * kw
+    if real is float:
+        dn_im2row_f(x, rows, R, C, H, W, kh, kw, sh, sw, ph, pw, ho, wo)
+    else:
+        dn_im2row_d(x, rows, R, C, H, W, kh, kw, sh, sw, ph, pw, ho, wo)
+    if ones_row:
+        for p in range(ho * wo):
+            rows[p * R + K] = 1
 
 
-cdef void _row2im_one(const real* dcols, Py_ssize_t ld, real* dx, Py_ssize_t C, Py_ssize_t H,
-                      Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
-                      Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t ho, Py_ssize_t wo) noexcept nogil:
-    """One sample, the adjoint of _im2row_one (rows ld apart): each row's entries summed back
-    into their pixels; entries in the padding are dropped. Neighbouring output pixels' windows
-    overlap, and adding them one after the other made every add wait for the previous one's
-    store (about 2x slower on LeNet's conv2): the pixels go in `step` interleaved passes, and
-    the windows within one pass do not overlap."""
-    cdef Py_ssize_t oh, ow, c, i, j, top, left, j0, j1, phase, step = (kw + sw - 1) // sw
-    cdef const real* src
-    cdef const real* s
-    cdef real* d
-    memset(dx, 0, C * H * W * sizeof(real))
-    for oh in range(ho):
-        top = oh * sh - ph
-        for phase in range(step):
-            ow = phase
-            while ow < wo:  # phase, phase + step, ...: range() with a variable step needs the GIL
-                left = ow * sw - pw
-                j0 = first_tap(left)
-                j1 = end_tap(left, kw, W)
-                src = dcols + (oh * wo + ow) * ld
-                for c in range(C):
-                    for i in range(kh):
-                        if top + i < 0 or top + i >= H:
-                            continue
-                        d = dx + (c * H + top + i) * W + left
-                        s = src + (c * kh + i) * kw
-                        for j in range(j0, j1):
-                            d[j] += s[j]
-                ow += step
+cdef inline void _row2im_one(const real* dcols, Py_ssize_t ld, real* dx, Py_ssize_t C,
+                             Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
+                             Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                             Py_ssize_t ho, Py_ssize_t wo) noexcept nogil:
+    """One sample, the adjoint of _im2row_one (rows ld apart), into dx (rowops.h)."""
+    if real is float:
+        dn_row2im_f(dcols, ld, dx, C, H, W, kh, kw, sh, sw, ph, pw, ho, wo)
+    else:
+        dn_row2im_d(dcols, ld, dx, C, H, W, kh, kw, sh, sw, ph, pw, ho, wo)
 
 
 def im2row(const real[:, :, :, ::1] x, real[:, :, ::1] rows, int kh, int kw, int sh, int sw,
@@ -198,72 +196,108 @@ def maxpool_rows(const real[:, :, ::1] y, real[:, :, :, ::1] out, index_t[:, :, 
 
 
 cdef void _backward_one(const real* rows, const real* g, const index_t* arg, const real* w2,
-                        real* dw, real* dcols, int32_t* idx, real* coef, int32_t* start,
-                        Py_ssize_t F, Py_ssize_t Kw, Py_ssize_t R, Py_ssize_t wo, Py_ssize_t P,
-                        Py_ssize_t qo, Py_ssize_t Q, Py_ssize_t pkw, Py_ssize_t psh,
-                        Py_ssize_t psw, Py_ssize_t pph, Py_ssize_t ppw) noexcept nogil:
+                        real* dw, real* dcols, int32_t* iscratch, real* rscratch,
+                        Py_ssize_t F, Py_ssize_t Kw, Py_ssize_t R, Py_ssize_t P,
+                        Py_ssize_t Q, const Py_ssize_t* corner, const Py_ssize_t* cell,
+                        int isa) noexcept nogil:
     """One sample. Each pooled gradient g[f, q] that is not 0 belongs to one conv output: row
     r of rows (R values each), the window's argmax. dw[f] (| db) adds g * rows[r] over filter
     f's windows; then, if dcols is given, dcols[r] = the sum of g * w2[f] (Kw values each) over
-    the gradients landing on r, grouped by r with a counting sort (idx, coef and start are
-    scratch)."""
-    cdef Py_ssize_t f, q, r, a, c, i
+    the gradients landing on r = corner[q] + cell[argmax] (where window q starts, and where
+    its cell lies from there: tables, not the four integer divisions per gradient that cost
+    a fifth of this function on the three-layer convnet). Both are sparse products (rowops.h's dn_spmm): the first with
+    the gradients listed by filter, the second with the same list regrouped by row with a
+    counting sort. iscratch holds 2*F*Q + F + P + 3 + F*ceil(P / ROW_CHUNK) + 2 ints, rscratch
+    2*F*Q values.
+
+    Past ROW_CHUNK conv outputs, dw's product runs chunk by chunk of rows: the rows of a
+    large output (the three-layer convnet's 1,024 x 148 values, 606 KB) do not stay in L2
+    while every filter reads its own of them, column block by column block; one chunk's
+    column block does, in L1 (64 rows x 8 vectors of 8 floats: 16 KB)."""
+    cdef Py_ssize_t f, q, a, c, i, nnz, nb
     cdef real gv
-    # r for every (f, q) with a gradient, -1 for the others, kept in idx[F*Q:] for the dx pass
-    cdef int32_t* where = idx + F * Q
+    # by filter: entries fstart[f] .. fstart[f + 1] - 1 of (frow, fcoef)
+    cdef int32_t* frow = iscratch
+    cdef int32_t* rfilter = iscratch + F * Q
+    cdef int32_t* fstart = iscratch + 2 * F * Q
+    cdef int32_t* rstart = fstart + F + 1
+    cdef int32_t* cstart = rstart + P + 2
+    cdef real* fcoef = rscratch
+    cdef real* rcoef = rscratch + F * Q
+    c = 0
     for f in range(F):
-        c = 0
+        fstart[f] = <int32_t>c
         for q in range(Q):
             gv = g[f * Q + q]
             if gv == 0:  # relu's zeros, and gradients that are 0 anyway: no work
-                where[f * Q + q] = -1
                 continue
-            a = arg[f * Q + q]
-            r = ((q // qo) * psh - pph + a // pkw) * wo + (q % qo) * psw - ppw + a % pkw
-            where[f * Q + q] = <int32_t>r
-            idx[c] = <int32_t>r
-            coef[c] = gv
+            frow[c] = <int32_t>(corner[q] + cell[arg[f * Q + q]])
+            fcoef[c] = gv
             c += 1
-        _rows_sum(R, c, coef, rows, R, idx, dw + f * R)
+    fstart[F] = <int32_t>c
+    nnz = c
+    if P <= ROW_CHUNK:
+        _spmm(isa, R, F, fstart, frow, fcoef, rows, R, dw, R, True)
+    else:
+        # by chunk of ROW_CHUNK rows, then filter: bucket b = (r // ROW_CHUNK) * F + f spans
+        # cstart[b] .. cstart[b + 1] - 1 of (rfilter, rcoef), here holding rows
+        nb = (P + ROW_CHUNK - 1) // ROW_CHUNK * F
+        memset(cstart, 0, (nb + 2) * sizeof(int32_t))
+        for f in range(F):
+            for c in range(fstart[f], fstart[f + 1]):
+                cstart[frow[c] // ROW_CHUNK * F + f + 2] += 1
+        for i in range(2, nb + 2):
+            cstart[i] += cstart[i - 1]
+        for f in range(F):
+            for c in range(fstart[f], fstart[f + 1]):
+                i = frow[c] // ROW_CHUNK * F + f + 1
+                rfilter[cstart[i]] = frow[c]
+                rcoef[cstart[i]] = fcoef[c]
+                cstart[i] += 1
+        for a in range(nb // F):
+            _spmm(isa, R, F, cstart + a * F, rfilter, rcoef, rows, R, dw, R, True)
     if dcols == NULL:
         return
-    memset(start, 0, (P + 1) * sizeof(int32_t))
-    for i in range(F * Q):
-        if where[i] >= 0:
-            start[where[i] + 1] += 1
-    for r in range(P):
-        start[r + 1] += start[r]
-    # fill in (f, q) order: the filters landing on a row stay in ascending order
+    # by row: rstart[r + 1] counts row r's entries, then (prefix sums) is where they begin
+    memset(rstart, 0, (P + 2) * sizeof(int32_t))
+    for c in range(nnz):
+        rstart[frow[c] + 2] += 1
+    for i in range(2, P + 2):
+        rstart[i] += rstart[i - 1]
+    # filled in filter order, so the filters landing on a row stay in ascending order; each
+    # fill moves rstart[r + 1] on, to the end of row r's run: the start of row r + 1's
     for f in range(F):
-        for q in range(Q):
-            r = where[f * Q + q]
-            if r >= 0:
-                idx[start[r]] = <int32_t>f
-                coef[start[r]] = g[f * Q + q]
-                start[r] += 1
-    # start[r] now ends row r's run, which began at start[r - 1] (0 for r == 0)
-    c = 0
-    for r in range(P):
-        memset(dcols + r * Kw, 0, Kw * sizeof(real))
-        _rows_sum(Kw, start[r] - c, coef + c, w2, Kw, idx + c, dcols + r * Kw)
-        c = start[r]
+        for c in range(fstart[f], fstart[f + 1]):
+            i = rstart[frow[c] + 1]
+            rstart[frow[c] + 1] += 1
+            rfilter[i] = <int32_t>f
+            rcoef[i] = fcoef[c]
+    _spmm(isa, Kw, P, rstart, rfilter, rcoef, w2, Kw, dcols, Kw, False)
+
+
+def int_scratch(Py_ssize_t F, Py_ssize_t Q, Py_ssize_t P):
+    """The int32 scratch backward needs per thread, for F filters, Q pooled and P conv outputs."""
+    return 2 * F * Q + F + P + 3 + F * ((P + ROW_CHUNK - 1) // ROW_CHUNK) + 2
 
 
 def backward(const real[:, :, ::1] rows, const real[:, :, :, ::1] g,
              const index_t[:, :, :, ::1] argmax, const real[:, ::1] w2,
              real[:, :, ::1] dw_part, real[:, :, ::1] dcols, real[:, :, :, ::1] dx,
              int32_t[:, ::1] iscratch, real[:, ::1] rscratch,
-             int ho, int wo, int pkw, int psh, int psw, int pph, int ppw,
-             int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
+             int ho, int wo, int pkh, int pkw, int psh, int psw, int pph, int ppw,
+             int kh, int kw, int sh, int sw, int ph, int pw, int isa, int num_threads):
     """Gradients of rows @ (w | b).T -> max-pool, given the pooled gradient g (N, F, po, qo)
     with relu's mask already applied, and the pool's argmax.
 
-    rows: (N, ho*wo, R), R = K + 1 with the ones column (or K), K = C*kh*kw; w2: (F, Kw),
-    Kw = K. dw_part (num_threads, F, R), zeroed by the caller: thread t adds its samples'
-    dw | db into dw_part[t]. dcols
-    (num_threads, ho*wo, Kw) is scratch and dx (N, C, H, W) is overwritten with the input's
-    gradient; pass both as None to skip it (the plan needs no gradient for x). iscratch
-    (num_threads, 2*F*Q + P + 1) and rscratch (num_threads, F*Q) are scratch, Q = po*qo."""
+    rows: (N, ho*wo, R), R = K + 1 with the ones column (or K), K = C*kh*kw. w2: (F, Kw),
+    Kw >= K: the filters, each row padded at will (the columns after K only reach dcols'
+    padding; rows of a multiple of 16 values at 64-byte boundaries are fastest: whole,
+    aligned vectors). dw_part (num_threads, F, R), zeroed by the caller: thread t adds its
+    samples' dw | db into dw_part[t]. dcols (num_threads, ho*wo, Kw) is scratch and dx
+    (N, C, H, W) is overwritten with the input's gradient; pass both as None to skip it (the
+    plan needs no gradient for x). iscratch (num_threads, int_scratch(F, Q, P)) and rscratch
+    (num_threads, 2*F*Q) are scratch, Q = po*qo, P = ho*wo. isa: the variant of the sparse
+    sums (an index into ISA_NAMES, at most best_isa())."""
     cdef Py_ssize_t N = g.shape[0], F = g.shape[1], qo = g.shape[3], Q = g.shape[2] * g.shape[3]
     cdef Py_ssize_t P = rows.shape[1], R = rows.shape[2], Kw = w2.shape[1], n, t
     cdef Py_ssize_t C = 0, H = 0, W = 0
@@ -273,16 +307,29 @@ def backward(const real[:, :, ::1] rows, const real[:, :, :, ::1] g,
     if (rows.shape[0] != N or P != ho * wo or w2.shape[0] != F
             or not _same4(argmax.shape, g.shape) or dw_part.shape[0] < num_threads
             or dw_part.shape[1] != F or dw_part.shape[2] != R
-            or iscratch.shape[0] < num_threads or iscratch.shape[1] < 2 * F * Q + P + 1
-            or rscratch.shape[0] < num_threads or rscratch.shape[1] < F * Q):
-        raise ValueError("convpool.backward: rows, g, argmax, w2 or dw_part disagree in shape")
+            or iscratch.shape[0] < num_threads or iscratch.shape[1] < int_scratch(F, Q, P)
+            or rscratch.shape[0] < num_threads or rscratch.shape[1] < 2 * F * Q):
+        raise ValueError("convpool.backward: rows, g, argmax, w2, dw_part or the scratch "
+                         "disagree in shape")
+    if not 0 <= isa <= dn_best_isa():
+        raise ValueError(f"convpool.backward: isa {isa} is not one this CPU runs "
+                         f"(0 to {dn_best_isa()})")
     if need_dx:
         C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
         if (dcols is None or dcols.shape[0] < num_threads or dcols.shape[1] != P
-                or dcols.shape[2] != Kw or dx.shape[0] != N or C * kh * kw != Kw):
+                or dcols.shape[2] != Kw or dx.shape[0] != N or C * kh * kw > Kw):
             raise ValueError("convpool.backward: dcols or dx disagree in shape")
-    if N == 0:
+    if N == 0 or F == 0 or Q == 0:
         return
+    # r = corner[q] + cell[a]: pooled output q's window starts at conv output corner[q] (in
+    # the padding, maybe), and its cell a = i*pkw + j lies i*wo + j further on
+    cdef Py_ssize_t[::1] corner = np.empty(Q, dtype=np.intp)
+    cdef Py_ssize_t[::1] cell = np.empty(pkh * pkw, dtype=np.intp)
+    cdef Py_ssize_t a
+    for a in range(Q):
+        corner[a] = ((a // qo) * psh - pph) * wo + (a % qo) * psw - ppw
+    for a in range(pkh * pkw):
+        cell[a] = (a // pkw) * wo + a % pkw
     with nogil:
         for n in prange(N, schedule="static", num_threads=num_threads):
             t = threadid()
@@ -290,8 +337,7 @@ def backward(const real[:, :, ::1] rows, const real[:, :, :, ::1] g,
                 dcp = &dcols[t, 0, 0]
                 dxp = &dx[n, 0, 0, 0]
             _backward_one(&rows[n, 0, 0], &g[n, 0, 0, 0], &argmax[n, 0, 0, 0], &w2[0, 0],
-                          &dw_part[t, 0, 0], dcp, &iscratch[t, 0], &rscratch[t, 0],
-                          &iscratch[t, 2 * F * Q], F, Kw, R, wo, P, qo, Q, pkw, psh, psw, pph,
-                          ppw)
+                          &dw_part[t, 0, 0], dcp, &iscratch[t, 0], &rscratch[t, 0], F, Kw, R,
+                          P, Q, &corner[0], &cell[0], isa)
             if need_dx:
                 _row2im_one(dcp, Kw, dxp, C, H, W, kh, kw, sh, sw, ph, pw, ho, wo)

@@ -14,8 +14,9 @@
                 docs/onnx.md lists the ops and how ONNX's conformance cases fare
 
 Batchnorm exports with its eval semantics (running statistics), dropout as Dropout (the
-identity at inference). `onnx` is an optional dependency (`pip install dagnet[onnx]`), imported
-only when export or load runs.
+identity at inference). `onnx` is an optional dependency (`pip install onnx onnxruntime`, or the `[onnx]` extra of
+a clone: `.venv/bin/pip install -e '.[onnx]'`), imported only when export or load runs: the
+core stays light for users who never exchange models (onnx and onnxruntime are ~40 MB).
 """
 from dagnet.onnx.common import MIN_OPSET, OnnxError, UnsupportedOnnxError
 from dagnet.onnx.export import export

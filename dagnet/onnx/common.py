@@ -46,7 +46,10 @@ def onnx_module():
     try:
         import onnx
     except ImportError:
-        raise OnnxError("ONNX support needs the onnx package: pip install dagnet[onnx]") from None
+        # dagnet is installed from a clone, not from PyPI: name the packages themselves
+        raise OnnxError("ONNX support needs the onnx package, which is not installed: "
+                        "pip install onnx onnxruntime (in a clone of dagnet: "
+                        ".venv/bin/pip install -e '.[onnx]')") from None
     return onnx
 
 

@@ -21,6 +21,22 @@ from dagnet import kernels
 from dagnet.ops.base import as_pair
 from dagnet.ops.conv import conv_geometry, weights_with_bias, window_out_size
 
+# Where the fused conv + relu + max-pool's row kernel pays (ops/fused.py ConvReLUPool.uses_rows:
+# from K*F/(K + F) = rows_from() on, K = C*kh*kw, F = filters), per variant of its sums, as
+# benchmarks/bench_rows.py measures it (columns/rows, fused forward + backward, 1 thread):
+# avx2 (AMD EPYC): 1.09 LeNet conv2 (45), 1.22 / 1.15 / 0.88 convnet_deep 64 / 32 / 16
+# filters (58 / 29 / 14), 1.01 three-layer convnet (26); avx512 (EPYC, earlier): rows paid
+# from 29 on, lost at 14 and 11; portable vs OpenBLAS's AVX kernel: 0.82-1.03, never clearly.
+ROWS_FROM_BY_ISA = {"portable": float("inf"), "avx2": 20.0, "avx512": 20.0}
+
+
+def rows_from(isa: int | None = None) -> float:
+    """The K*F/(K + F) from which the row kernel pays with the sums in variant isa (default:
+    the one this CPU runs); inf where it never does (kernels missing included)."""
+    if not kernels.HAVE_CYTHON:
+        return float("inf")
+    return ROWS_FROM_BY_ISA[kernels.ROW_ISAS[kernels.ROW_ISA if isa is None else isa]]
+
 
 def conv_relu_pool_forward(x, w, b, stride, pad, pool_size, pool_stride, pool_pad, out=None,
                            workspace=None):
@@ -32,7 +48,10 @@ def conv_relu_pool_forward(x, w, b, stride, pad, pool_size, pool_stride, pool_pa
     pool = (as_pair(pool_size), as_pair(pool_stride), as_pair(pool_pad))
     p = conv_size[0] * conv_size[1]
     rows = kernels.im2row(x, ksize, stride, pad, conv_size, ones_row=True, buffer=workspace)
-    y = rows.reshape(n * p, -1) @ weights_with_bias(w, b, x.dtype).T  # (N*P, F), channels-last
+    # (w | b) transposed into a contiguous (K + 1, F): OpenBLAS then packs the patch rows
+    # faster than through the transposed view (LeNet's conv2 GEMM 12.0 vs 15.5 ms, 1 thread)
+    wbt = np.ascontiguousarray(weights_with_bias(w, b, x.dtype).T)
+    y = rows.reshape(n * p, -1) @ wbt  # (N*P, F): the conv output channels-last
     pooled, argmax = kernels.maxpool_rows(y.reshape(n, p, f), conv_size, *pool,
                                           window_out_size(conv_size, *pool), relu=True, out=out)
     return pooled, (rows, argmax, pooled, w, x.shape, (ksize, stride, pad, conv_size), pool)

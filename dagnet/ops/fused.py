@@ -18,7 +18,7 @@ import numpy as np
 from dagnet.errors import DagnetError
 from dagnet.ops.base import register
 from dagnet.ops.conv import conv_backward, conv_forward, grad_buffer
-from dagnet.ops.convpool import conv_relu_pool_backward, conv_relu_pool_forward
+from dagnet.ops.convpool import conv_relu_pool_backward, conv_relu_pool_forward, rows_from
 from dagnet.ops.dense import affine_backward, affine_forward
 from dagnet.ops.fusion import FusedOp
 from dagnet.ops.norm import batchnorm_backward, batchnorm_forward
@@ -79,17 +79,15 @@ class ConvReLUPool(FusedOp):
     - below: conv_forward's GEMM output pooled as it lies, the gradient routed straight into
       that layout for conv_backward's dense GEMMs.
 
-    Measured (whole train steps, fused speedup over the unfused plan, rows vs columns, the
-    plans alternating in one process): LeNet conv2 (K = 500, F = 50: 45) and the three-layer
-    convnet (147, 32: 26) gain with rows; convnet_deep with 32 filters (288, 32: 29) 1.39 vs
-    1.03, with 64 (576, 64: 58) 1.08 vs 1.02; with 16 filters (144, 16: 14) rows lose, 0.99
-    vs 1.08, and LeNet's conv1 (25, 20: 11) loses 2-6% of the step with rows.
+    ROWS_FROM is what was measured to pay with the vector instructions this CPU runs
+    (ops/convpool.py rows_from: 20 with AVX2 or AVX-512; without AVX2 never, the columns' dense GEMMs
+    won); benchmarks/bench_rows.py measures it on any machine.
     """
 
     chain = ("conv2d", "relu", "max_pool2d")
     inner_values = (0,)  # the conv output the pool reads
     saves = frozenset({"output"})
-    ROWS_FROM = 20
+    ROWS_FROM = rows_from()
 
     def uses_rows(self, w_shape) -> bool:
         """Whether a conv with weights of w_shape (F, C, kh, kw) gets the row-layout kernel."""

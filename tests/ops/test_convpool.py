@@ -7,6 +7,7 @@ import pytest
 import dagnet
 from dagnet import Graph, kernels
 from dagnet.gradcheck import norm_error
+from dagnet.ops import convpool
 from dagnet.ops import fused as fused_module
 from dagnet.ops.base import as_pair
 from dagnet.ops.conv import conv_forward, window_out_size
@@ -132,7 +133,8 @@ def test_fused_conv_relu_pool_matches_unfused(net, rows_from, monkeypatch):
         nets.assert_plans_agree(a, b, feeds)
 
 
-def test_rows_path_is_taken_where_it_pays_and_its_workspace_is_planned():
+def test_rows_path_is_taken_where_it_pays_and_its_workspace_is_planned(monkeypatch):
+    monkeypatch.setattr(fused_module.ConvReLUPool, "ROWS_FROM", convpool.ROWS_FROM_BY_ISA["avx2"])
     g = conv_relu_pool_net(8, 8, 32, 3, 1, 1, (2, 2, 0))  # K = 72, F = 32: 72*32/104 = 22
     plan = dagnet.compile(g, seed=0)
     step = next(s for s in plan.steps if s.pattern == "conv2d+relu+max_pool2d")
@@ -171,13 +173,31 @@ def test_windows_of_more_than_256_cells_take_int32_indices(need_dx, monkeypatch)
             assert norm_error(a, b) < 1e-12
 
 
-def test_rows_kernel_choice_follows_patch_size_and_filter_count():
+def test_rows_kernel_choice_follows_patch_size_and_filter_count(monkeypatch):
+    monkeypatch.setattr(fused_module.ConvReLUPool, "ROWS_FROM", convpool.ROWS_FROM_BY_ISA["avx2"])
     op = fused_module.ConvReLUPool()
     assert op.uses_rows((50, 20, 5, 5))        # LeNet's conv2: K = 500, F = 50
     assert op.uses_rows((32, 3, 7, 7))         # the three-layer convnet: K = 147, F = 32
     assert not op.uses_rows((20, 1, 5, 5))     # LeNet's conv1: K = 25
     assert not op.uses_rows((16, 16, 3, 3))    # many values per patch, but only 16 filters
     assert not op.uses_rows((512, 1, 3, 3))    # many filters, but 9 values per patch
+
+
+def test_where_rows_pay_depends_on_the_vector_instructions_that_run(monkeypatch):
+    """With AVX2 or AVX-512 the rows pay from K*F/(K + F) = 20 on; with the portable 4-wide
+    sums they never paid against the dense GEMMs, so no shape takes them; the op follows
+    what this CPU runs, and without the compiled kernels it keeps the columns."""
+    assert convpool.rows_from(kernels.ROW_ISAS.index("avx2")) == 20
+    assert convpool.rows_from(kernels.ROW_ISAS.index("avx512")) == 20
+    assert convpool.rows_from(kernels.ROW_ISAS.index("portable")) == float("inf")
+    assert fused_module.ConvReLUPool.ROWS_FROM == convpool.rows_from() == \
+        convpool.rows_from(kernels.ROW_ISA)
+    monkeypatch.setattr(fused_module.ConvReLUPool, "ROWS_FROM", convpool.rows_from(0))
+    op = fused_module.ConvReLUPool()
+    assert not any(op.uses_rows(s) for s in [(50, 20, 5, 5), (512, 512, 3, 3), (4096, 64, 7, 7)])
+    assert op.kernel_note([(20, 12, 12), (50, 20, 5, 5), (50,)], {}).startswith("im2col")
+    monkeypatch.setattr(kernels, "HAVE_CYTHON", False)
+    assert convpool.rows_from() == float("inf")
 
 
 def test_pooled_gradient_reaches_only_the_window_maxima():
@@ -188,3 +208,74 @@ def test_pooled_gradient_reaches_only_the_window_maxima():
     out, cache = maxpool_forward(y, 2, 2, 0)
     dy = maxpool_backward(rng.standard_normal(out.shape) * (out > 0), cache) * (y > 0)
     assert np.count_nonzero(dy) <= y.size // 4
+
+
+ISAS = list(range(kernels.ROW_ISA + 1))  # every variant of the sparse sums this CPU runs
+
+
+@pytest.mark.parametrize("isa", ISAS, ids=lambda i: kernels.ROW_ISAS[i])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_rows_sum_matches_numpy(isa, dtype):
+    """Every variant, every length around the vector widths (blocks of 8, 4, 2 and 1 vectors,
+    the last partial vector, rows shorter than one vector), summing into Y or over it."""
+    from dagnet._kernels import convpool
+
+    rng = np.random.default_rng(isa)
+    for n in [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 24, 31, 33, 47, 63, 64, 65, 96, 127, 128, 129,
+              255, 256, 257, 501, 512]:
+        x = rng.standard_normal((11, n)).astype(dtype)
+        counts = rng.integers(0, 6, 9)
+        start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+        idx = rng.integers(0, 11, start[-1]).astype(np.int32)
+        coef = rng.standard_normal(start[-1]).astype(dtype)
+        y0 = rng.standard_normal((9, n)).astype(dtype)
+        dense = np.zeros((9, 11))  # the sparse matrix, dense
+        np.add.at(dense, (np.repeat(np.arange(9), counts), idx), coef)
+        for accumulate in (False, True):
+            y = y0.copy()
+            convpool.sparse_rows_sum(x, y, start, idx, coef, accumulate, isa)
+            want = dense @ x.astype(np.float64) + (y0 if accumulate else 0)
+            assert norm_error(y, want) < (1e-6 if dtype == np.float32 else 1e-14), (n, accumulate)
+
+
+def test_sparse_rows_sum_refuses_bad_input():
+    from dagnet._kernels import convpool
+
+    x, y = np.ones((3, 4)), np.zeros((2, 4))
+    start, coef = np.array([0, 1, 2], np.int32), np.ones(2)
+    with pytest.raises(ValueError, match="not a row of X"):
+        convpool.sparse_rows_sum(x, y, start, np.array([0, 3], np.int32), coef, False, 0)
+    with pytest.raises(ValueError, match="must not decrease"):
+        convpool.sparse_rows_sum(x, y, np.array([0, 2, 1], np.int32), np.zeros(2, np.int32),
+                                 coef, False, 0)
+    with pytest.raises(ValueError, match="isa 3"):
+        convpool.sparse_rows_sum(x, y, start, np.zeros(2, np.int32), coef, False, 3)
+
+
+@pytest.mark.parametrize("isa", ISAS, ids=lambda i: kernels.ROW_ISAS[i])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("x_shape,w_shape,pad", [
+    ((6, 20, 12, 12), (50, 20, 5, 5), 0),  # LeNet's conv2: K + 1 = 501, partial vectors
+    ((3, 2, 14, 14), (7, 2, 3, 3), 1),     # 196 conv outputs: dw's product in 4 row chunks
+])
+def test_sparse_backward_in_every_variant_matches_the_dense_one_and_repeats_bitwise(
+        isa, dtype, tol, x_shape, w_shape, pad, monkeypatch):
+    """Each variant of the sums, on 2 threads, equals the numpy version, and a second run is
+    bitwise the same."""
+    monkeypatch.setattr(kernels, "ROW_ISA", isa)
+    monkeypatch.setattr(kernels, "NUM_THREADS", 2)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w2 = rng.standard_normal((w_shape[0], int(np.prod(w_shape[1:])))).astype(dtype)
+    conv = geometry(x.shape, w_shape, 1, pad)
+    pool = ((2, 2), (2, 2), (0, 0))
+    rows = kernels.im2row(x, *conv, ones_row=True)
+    out, argmax = kernels.maxpool_rows((rows[:, :, :-1] @ w2.T).astype(dtype), conv[3], *pool,
+                                       window_out_size(conv[3], *pool), relu=True)
+    g = (rng.standard_normal(out.shape) * (out > 0)).astype(dtype)
+    dx, dwb = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool)
+    dx2, dwb2 = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool)
+    assert np.array_equal(dx, dx2) and np.array_equal(dwb, dwb2)
+    numpy_kernels(monkeypatch)
+    dx0, dwb0 = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool)
+    assert norm_error(dwb, dwb0) < tol and norm_error(dx, dx0) < tol

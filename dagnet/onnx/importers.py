@@ -162,13 +162,14 @@ def flatten(r, node, a: dict) -> None:
 
 def reshape(r, node, a: dict) -> None:
     shape = r.shape(node.input[0])
-    target = [int(d) for d in r.const(node, 1, "shape")]
+    given = r.const(node, 1, "shape", default=a.get("shape"))  # an attribute before opset 5
+    target = [int(d) for d in given]
     if not a.get("allowzero", 0):  # 0 copies the input's dimension; the batch stays symbolic
         full = [None, *shape]
         target = [full[i] if d == 0 and i < len(full) else d for i, d in enumerate(target)]
     batch, rest = target[0], target[1:]
     if not rest or not (batch is None or batch == -1 and -1 not in rest) or 0 in rest:
-        raise OnnxError(f"{where(node)}: target shape {r.const(node, 1, 'shape').tolist()} must "
+        raise OnnxError(f"{where(node)}: target shape {given.tolist()} must "
                         f"keep the batch: 0 or -1 first, and positive sizes (at most one -1) after")
     size = int(np.prod(shape, dtype=np.int64))
     known = int(np.prod([d for d in rest if d != -1], dtype=np.int64))
@@ -277,7 +278,7 @@ def add(r, node, a: dict) -> None:
 
 def concat(r, node, a: dict) -> None:
     rank = len(r.shape(node.input[0])) + 1
-    axis = int(a["axis"]) % rank
+    axis = int(a.get("axis", 1)) % rank  # optional, 1 by default, before opset 4
     if axis == 0:
         raise OnnxError(f"{where(node)}: concatenates along the batch axis; dagnet joins "
                         f"features (axis >= 1)")

@@ -15,6 +15,7 @@ into the categories of the expected-failures table).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import glob
 import importlib
@@ -25,7 +26,7 @@ import re
 import numpy as np
 import onnx
 import onnx.backend.test.case.node as node_pkg
-from onnx import numpy_helper
+from onnx import numpy_helper, version_converter
 from onnx.backend.test.loader import load_model_tests
 
 import dagnet.onnx.backend as backend
@@ -82,6 +83,23 @@ def all_node_cases() -> dict:
     owner = op_under_test(cases)
     ops = set(declared_ops())
     return {c.name: owner[c.name] for c in cases if owner.get(c.name) in ops}
+
+
+def older_opsets(case, op: str) -> dict:
+    """{name@opset: case} of `case` converted by onnx.version_converter to each older opset in
+    which `op` changed, where the converter has an adapter (many downgrades have none)."""
+    current = next(o.version for o in case.model.opset_import if o.domain in ("", "ai.onnx"))
+    out = {}
+    for v in sorted({s.since_version for s in onnx.defs.get_all_schemas_with_history()
+                     if s.name == op and s.domain == ""}):
+        if v < current:
+            try:
+                model = version_converter.convert_version(case.model, v)
+            except Exception:  # noqa: BLE001 - no adapter for this downgrade: nothing to test
+                continue
+            out[f"{case.name}@{v}"] = dataclasses.replace(case, name=f"{case.name}@{v}",
+                                                          model=model)
+    return out
 
 
 # -- model cases -------------------------------------------------------------------------------

@@ -58,8 +58,11 @@ def op_rows(node_failures: dict, model_failures: dict) -> tuple[list[str], int, 
         ok = sum(n not in node_failures for n in cases)
         ok_all, total_all = ok_all + ok, total_all + len(cases)
         target = f"`{dagnet_op[op]}`" if dagnet_op.get(op) else "(renames a value)"
+        older = sorted({int(k.rsplit("@", 1)[1]) for n, c in cases.items()
+                        if n not in node_failures for k in harness.older_opsets(c, op)})
         rows.append(f"| {op} | {target} | {'yes' if op in exports else 'no'} | "
-                    f"{', '.join(map(str, versions(op)))} | {ok} / {len(cases)} | "
+                    f"{', '.join(map(str, versions(op)))} | "
+                    f"{', '.join(map(str, older)) or '—'} | {ok} / {len(cases)} | "
                     f"{attribute_status(op, cases, node_failures)} | "
                     f"{_cell(gaps(op, cases, node_failures, model_failures))} |")
     return rows, ok_all, total_all
@@ -108,13 +111,15 @@ def markdown(node_failures: dict, model_failures: dict) -> str:
         "(`NoBatchAxisError`). Inputs that the importer reads as weights, biases, statistics or "
         "shapes (node cases feed `Conv`'s `W` as an input) are frozen to the values given.", "",
         "## Ops", "",
-        "Versions: the opsets in which ONNX changed the op (the importer reads every version "
-        "by its newest semantics unless a gap says otherwise). Attributes: ✓ set by a passing "
-        "case, ✗ set only by failing cases, – set by no case (its default is what is tested).",
-        "",
-        "| ONNX op | dagnet op | export writes it | versions | node cases passing | "
-        "attributes | known gaps: failing cases (models refused at this op) |",
-        "|---|---|---|---|---|---|---|",
+        "Versions: the opsets in which ONNX changed the op; the importer reads them all. "
+        "Older opsets run: the passing cases, converted by `onnx.version_converter` to these "
+        "older versions of the op (where it has an adapter), pass too. Attributes: ✓ set by a "
+        "passing case, ✗ set only by failing cases, – set by no case (its default is what is "
+        "tested).", "",
+        "| ONNX op | dagnet op | export writes it | versions | older opsets run | "
+        "node cases passing | attributes | known gaps: failing cases (models refused at this "
+        "op) |",
+        "|---|---|---|---|---|---|---|---|",
         *rows, "",
         "## Known gaps", "",
         "Every failing case, by reason (the expected-failures table). `needs X` names ONNX ops "

@@ -2,6 +2,7 @@
 and (N, C, D, H, W), Gemm adding a computed C (torch's addmm), Dropout in training mode refused
 rather than run as the identity, and clear errors where the import used to crash."""
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -85,3 +86,15 @@ def test_a_sequence_input_is_refused():
     with pytest.raises(OnnxError, match=r"graph input 's' is a sequence; dagnet imports tensor "
                                         r"inputs only"):
         load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def test_opset_3_concat_defaults_its_axis_and_reshape_reads_its_shape_attribute():
+    m = model([helper.make_node("Concat", ["x", "x"], ["c"]),
+               helper.make_node("Reshape", ["c"], ["y"], shape=[0, 2, -1])],
+              {"x": ["N", 2, 3]}, {"y": ["N", 2, 6]}, opset=3)
+    onnx.checker.check_model(m)
+    got = load(m)
+    x = arr(3, 2, 3)
+    plan = dagnet.compile(got.graph, mode="eval", params=got.params, state=got.state)
+    np.testing.assert_array_equal(plan.forward({"x": x}, mode="eval")["y"],
+                                  np.concatenate([x, x], axis=1).reshape(3, 2, 6))

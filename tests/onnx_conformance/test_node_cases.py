@@ -21,6 +21,18 @@ def test_node_cases_pass_or_fail_as_listed(op):
     assert_as_listed({name: harness.outcome(c) for name, c in cases.items()}, NODE)
 
 
+@pytest.mark.parametrize("op", OPS)
+def test_passing_cases_pass_at_older_opsets(op):
+    """Each passing case converted to the older opsets of its op (where onnx.version_converter
+    can) passes too: the importer reads every version of the op, not only the newest."""
+    same_onnx()
+    variants = {k: v for name, c in harness.node_cases(op).items() if name not in NODE
+                for k, v in harness.older_opsets(c, op).items()}
+    failing = {k: harness.outcome(c)[1] for k, c in variants.items()}
+    failing = {k: v for k, v in failing.items() if v}
+    assert not failing, "\n".join(f"{k}: {v}" for k, v in failing.items())
+
+
 def test_no_listed_reason_is_a_crash():
     """An error that is no DagnetError is a bug to fix, never an expected failure."""
     crashes = [k for k, v in NODE.items() if v.startswith("crash:")]

@@ -59,8 +59,18 @@ setup(
     extras_require={
         "dev": ["pytest>=7", "hypothesis>=6", "pytest-xdist>=3", "threadpoolctl>=3"],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+        # data-parallel training: mpi4py's wheels load the MPI library at run time, and the
+        # `mpich` wheel is one (with mpiexec); an installed Open MPI or MPICH works as well
+        "dist": ["mpi4py>=4.0", "mpich>=4.2"],
         # the explorer's browser tests drive the system's Chromium (Debian: apt-get install chromium)
         "browser": ["playwright>=1.40"],
+        # dagnet tune: Optuna and its SQLite storage (sqlalchemy, alembic): about 38 MB
+        "tune": ["optuna>=4.0"],
+        # a study shared by several machines through a PostgreSQL server
+        "postgres": ["optuna>=4.0", "psycopg[binary]>=3.1"],
+        # to VIEW the event files every run writes (`tensorboard --logdir runs`; about 88 MB);
+        # dagnet writes them itself (dagnet/tensorboard), tensorboardX would add 4.6 MB
+        "tensorboard": ["tensorboard>=2.14"],
     },
     entry_points={"console_scripts": ["dagnet=dagnet.cli:main"]},
     zip_safe=False,

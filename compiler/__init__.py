@@ -1,11 +1,13 @@
 """The dagnet compiler: one module per pass, each a pure function, and the ExecutionPlan.
 
     validate -> infer_shapes -> prune -> fuse -> schedule -> plan_backward -> plan_memory
+    (-> plan_buckets: the data-parallel gradient allreduce, with compile(bucket_mb=...))
 
 The passes are rows of pipeline.PASSES; meta.META lists what they leave on the graph and
 lint.lint checks it between passes.
 """
 from dagnet.compiler.autodiff import plan_backward
+from dagnet.compiler.buckets import plan_buckets
 from dagnet.compiler.feeds import random_feeds
 from dagnet.compiler.fuse import fuse
 from dagnet.compiler.fusion_check import check_fusion
@@ -24,6 +26,6 @@ from dagnet.compiler.validate import validate
 __all__ = [
     "ExecutionPlan", "LintError", "META", "MetaKey", "PASSES", "PATTERNS", "Pass", "Pattern",
     "Step", "check_fusion", "compile", "fuse", "infer_shapes", "init_params", "init_state",
-    "lint", "plan_backward", "plan_memory", "prune", "random_feeds", "run_passes", "schedule",
+    "lint", "plan_backward", "plan_buckets", "plan_memory", "prune", "random_feeds", "run_passes", "schedule",
     "validate",
 ]

@@ -51,6 +51,10 @@ META = (
     MetaKey("memory", "graph", ("memory",), "",
             "{buffers: {id: bytes per example}, fixed_bytes, timeline, mode, activations and "
             "total: {peak, no_reuse, peak_step}, workspaces: {step: Span(start, end, bytes)}}"),
+    MetaKey("buckets", "graph", ("buckets",), "",
+            "data-parallel gradient allreduce: {bucket_bytes, first_bytes, itemsize, "
+            "backward_steps, buckets: [{params, bytes, after: backward step, position}], "
+            "no_grad}"),
 )
 
 NODE_KEYS = {m.key: m for m in META if m.scope == "node"}

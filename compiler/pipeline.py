@@ -10,11 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import math
+
 import numpy as np
 
 from dagnet.errors import DagnetError, GraphError
 from dagnet.graph import PARAM, Graph
 from dagnet.compiler.autodiff import plan_backward
+from dagnet.compiler.buckets import MB, plan_buckets
 from dagnet.compiler.fuse import fuse as fuse_pass
 from dagnet.compiler.fusion_check import check_fusion
 from dagnet.compiler.lint import lint as lint_graph
@@ -41,10 +44,15 @@ class Options:
     dtype: str = "float32"
     wrt: tuple = ()
     inplace: bool = True
+    bucket_mb: float | None = None  # data-parallel training: plan the gradient allreduce
 
     @property
     def itemsize(self) -> int:
         return np.dtype(self.dtype).itemsize
+
+    @property
+    def buckets(self) -> bool:
+        return self.bucket_mb is not None
 
 
 def _validate(g: Graph, o: Options) -> Graph:
@@ -83,21 +91,25 @@ PASSES = (
          doc="which gradients each step computes, the backward order"),
     Pass("memory", lambda g, o: plan_memory(g, o.mode, o.itemsize, o.inplace),
          doc="liveness, in-place steps, buffers"),
+    Pass("buckets", lambda g, o: plan_buckets(g, math.ceil(o.bucket_mb * MB), o.itemsize),
+         {"mode": "train", "buckets": True},
+         doc="the gradient allreduce buckets of data-parallel training, in backward order"),
 )
 
 
 def run_passes(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
                dtype="float32", wrt=(), inplace: bool = True, trace=None,
-               lint: bool | None = None) -> Graph:
+               lint: bool | None = None, bucket_mb: float | None = None) -> Graph:
     """Every pass that applies, in order; `trace(name, graph)` (optional) sees the graph after
-    each one. lint: check the graph after each pass (compiler/lint.py; default LINT)."""
+    each one. lint: check the graph after each pass (compiler/lint.py; default LINT).
+    bucket_mb: plan the data-parallel gradient allreduce in buckets of that many MiB."""
     if mode not in MODES:
         raise DagnetError(f"mode must be one of {MODES}, got {mode!r}")
     if not isinstance(graph, Graph):
         raise GraphError(f"compile() needs a dagnet Graph, got {type(graph).__name__}; build one "
                          f"with dagnet.Graph() or Graph.from_spec(path)")
     options = Options(_output_names(outputs, graph), fuse, mode, np.dtype(dtype).name,
-                      tuple(wrt), inplace)
+                      tuple(wrt), inplace, bucket_mb)
     lint = LINT if lint is None else lint
     ran = []
     g = graph
@@ -124,7 +136,7 @@ def _output_names(outputs, graph: Graph) -> list:
 def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
             dtype="float32", seed: int = 0, params: dict | None = None,
             state: dict | None = None, wrt=(), inplace: bool = True,
-            check: bool = False) -> ExecutionPlan:
+            check: bool = False, bucket_mb: float | None = None) -> ExecutionPlan:
     """Compile a graph into an ExecutionPlan.
 
     graph: a Graph, or a model loaded by dagnet.onnx.load (its params and state come along).
@@ -133,7 +145,8 @@ def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
     needs) or "eval" (forward only; reuses dead buffers). params/state: arrays to use instead
     of fresh ones (shared, not copied). wrt: inputs to differentiate too. check: run every
     fused step and its unfused chain on a random batch and raise FusionMismatchError naming
-    the first fused group whose outputs or gradients differ.
+    the first fused group whose outputs or gradients differ. bucket_mb: group the gradients
+    into allreduce buckets of about that many MiB for data-parallel training (dagnet.dist).
     """
     dtype = float_dtype(dtype)
     check_seed(seed)
@@ -142,7 +155,8 @@ def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
         params = graph.params if params is None else params
         state = graph.state if state is None and params is graph.params else state
         graph = graph.graph
-    g = run_passes(graph, outputs, fuse, mode, dtype, wrt, inplace)  # checks `graph` first
+    g = run_passes(graph, outputs, fuse, mode, dtype, wrt, inplace,  # checks `graph` first
+                   bucket_mb=bucket_mb)
     outputs = _output_names(outputs, graph)
     kept = {n.name for n in g if n.op == PARAM}
     if params is None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dagnet import runtime
+from dagnet.compiler.buckets import bucket_starts, describe_buckets
 from dagnet.errors import DagnetError, FeedError
 from dagnet.graph import INPUT, PARAM, Graph
 from dagnet.ops import Op, get_op
@@ -70,6 +71,8 @@ class ExecutionPlan:
         by_name = {s.name: s for s in self.steps}
         self.backward_steps = [by_name[n] for n in graph.meta.get("backward", {}).get("order", [])]
         self.losses = [s.name for s in self.steps if s.op.kind == "loss"]
+        # the gradient allreduce buckets of data-parallel training (compile(bucket_mb=...))
+        self.bucket_plan = graph.meta.get("buckets")
         self._needed: dict = {}
         # the memory plan's buffers (bytes per example), given to ops as `out=` by the runtime;
         # False gives every value a fresh array (for debugging a suspected overwrite)
@@ -258,8 +261,10 @@ class ExecutionPlan:
     def describe(self) -> str:
         """A text table of the steps: op(s), output shape, params, FLOPs and bytes per example."""
         rows = [("#", "step", "op", "output", "params", "MFLOPs", "KB/ex", "notes")]
+        starts = bucket_starts(self.bucket_plan)
         for s in self.steps:
             notes = [n for n in [self.kernel_note(s)] if n]
+            notes += [f"allreduce bucket {i} starts after its backward" for i in starts.get(s.name, [])]
             if s.inplace:
                 notes.append("in-place")
             if s.index in {b.index for b in self.backward_steps}:
@@ -277,6 +282,7 @@ class ExecutionPlan:
         out.append(f"{len(self.steps)} steps, {total:,} params, mode {self.mode}, {self.dtype}; "
                    f"peak {self.peak_bytes(1) / 1024:.1f} KB per example"
                    + (f"; pruned: {', '.join(pruned)}" if pruned else ""))
+        out += describe_buckets(self.bucket_plan)
         return "\n".join(out)
 
     def __repr__(self) -> str:

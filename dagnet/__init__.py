@@ -67,7 +67,7 @@ Graph._repr_html_ = ExecutionPlan._repr_html_ = _repr_html_
 
 #: loaded on first attribute access: {name: module}; a submodule is its own module
 _LAZY = {"save": "dagnet.saving", "load": "dagnet.saving", "Model": "dagnet.inference"}
-_SUBMODULES = ("data", "inference", "interpreter", "models", "onnx", "reference", "saving",
+_SUBMODULES = ("data", "dist", "inference", "interpreter", "models", "onnx", "reference", "saving",
                "spec", "summary", "train", "viz")
 __all__ += ["Model", "load", "save"]
 

@@ -52,12 +52,26 @@ class TrainingError(DagnetError):
     """Training cannot go on (e.g. a NaN/Inf loss or gradient); names the step and node."""
 
 
+class DistributedError(DagnetError):
+    """Data-parallel training cannot go on: MPI missing or mismatched, params diverged."""
+
+
+class PeerLostError(DistributedError):
+    """This rank lost the others: no answer within the timeout (a rank died or hangs), or MPI
+    reported a failure. Only this rank may know: it reports and ends the whole job."""
+
+
 class AttrError(DagnetError):
     """An op attribute has a value the op cannot take (e.g. a negative stride)."""
 
 
 class MissingDependencyError(DagnetError, ImportError):
     """A dagnet submodule needs a Python package that is not installed; the message names it."""
+
+
+class TuneError(DagnetError):
+    """A hyperparameter search cannot run: a bad search space (names the file and key), an
+    unknown study or an unusable storage URL."""
 
 
 class PerformanceWarning(UserWarning):

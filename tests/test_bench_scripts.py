@@ -1,8 +1,13 @@
 """The benchmark scripts still run (tiny sizes) and print the promised JSON; no times asserted."""
+import importlib.util
 import json
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -40,3 +45,20 @@ def test_bench_rows_quick():
     assert layer["rule_picks"] in ("rows", "columns") and layer["rule_cost"] >= 1
     assert out["row_isa"] == kernels.ROW_ISAS[kernels.ROW_ISA]
     assert out["summary"]["worst_rule_cost"] == layer["rule_cost"]
+
+
+@pytest.mark.dist
+def test_bench_dist_quick():
+    here = os.path.dirname(sys.executable)
+    if importlib.util.find_spec("mpi4py") is None or \
+            shutil.which("mpiexec", path=here + os.pathsep + os.environ.get("PATH", "")) is None:
+        pytest.skip("needs mpi4py and mpiexec: pip install -e '.[dist]'")
+    out = run("bench_dist.py")
+    summary = out["summary"]
+    assert set(summary) == {"scaling_efficiency_2_ranks", "max_rel_param_diff_vs_single"}
+    assert summary["max_rel_param_diff_vs_single"] < 1e-6
+    lenet = out["models"]["lenet"]
+    assert lenet["images_per_s_1_rank"] > 0 and lenet["images_per_s_2_ranks"] > 0
+    assert 0 <= lenet["overlap_fraction"] <= 1 and lenet["communication_ms"] > 0
+    assert out["cost_model"]["alpha_s"] > 0 and out["cost_model"]["beta_s_per_byte"] > 0
+    assert set(out["cost_model"]["efficiency"]["lenet"]) == {"2", "8", "64", "512"}

@@ -11,6 +11,7 @@ import math
 
 import graphviz
 
+from dagnet.compiler.buckets import bucket_starts
 from dagnet.errors import DagnetError
 from dagnet.graph import PARAM
 from dagnet.viz import style
@@ -237,6 +238,7 @@ class _Drawing:
 
     def backward(self, same_rank: list) -> list:
         """Add one node per backward step beside its forward value; returns gradient edges."""
+        self.bucket_starts = bucket_starts(getattr(self.plan, "bucket_plan", None))
         info = self.plan.graph.meta.get("backward", {})
         fan_in, seeds = info.get("fan_in", {}), set(info.get("seeds", []))
         by_name = {s.name: s for s in self.plan.backward_steps}
@@ -272,6 +274,10 @@ class _Drawing:
             params = [p for p, need in zip(step.inputs, step.needs) if need and p in self.plan.params]
             if params:
                 lines += wrap("→ grads of " + ", ".join(params))
+            for i in self.bucket_starts.get(step.name, []):  # data-parallel: compile(bucket_mb=)
+                b = self.plan.bucket_plan["buckets"][i]
+                lines.append((f"⇄ starts allreduce of bucket {i} ({style.bytes_text(b['bytes'])})",
+                              style.GRADIENT_EDGE["color"]))
             for port, (p, need) in enumerate(zip(step.inputs, step.needs)):
                 if not need and step.op.needs_grad(port) and p not in self.plan.params:
                     lines.append(f"skips d{p} (nothing needs it)")
@@ -294,6 +300,8 @@ class _Drawing:
         parts = [f"{len(plan.steps)} steps", f"{fused} fused",
                  f"{len(self.fusion.get('near_misses', []))} near misses",
                  f"{len(self.pruned)} pruned", f"mode {plan.mode}"]
+        if getattr(plan, "bucket_plan", None):
+            parts.append(f"{len(plan.bucket_plan['buckets'])} allreduce buckets")
         if self.run_of:
             parts.append("folded: " + ", ".join(f"{r.name} × {r.count}" for r in self.repeats))
         if self.show_memory and self.memory:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -129,9 +130,10 @@ def load_onnx(path: str, input_shapes=None):
     return onnx.load(path, input_shapes=input_shapes or None)
 
 
-def load_data(spec: str, num_val: int, seed: int):
-    """Train/val/test arrays standardised per channel with train statistics, and a JSON-able
-    description (to reload the same data for `evaluate`)."""
+@functools.lru_cache(maxsize=1)  # a tune's trials in one worker share the arrays
+def load_data(spec: str, num_val: int, seed: int, preprocessing: str = "channel"):
+    """Train/val/test arrays normalised with train statistics (per channel by default; see
+    fit_normalization), and a JSON-able description (to reload the same data for `evaluate`)."""
     from dagnet.data.idx import load_mnist_like
     from dagnet.data.preprocess import fit_normalization, normalize, split_train_val
 
@@ -147,10 +149,10 @@ def load_data(spec: str, num_val: int, seed: int):
     else:
         raise UsageError(f"unknown dataset '{spec}': use {DATA_HELP}")
     X, y, Xv, yv = split_train_val(raw["X_train"], raw["y_train"], num_val, seed)
-    stats = fit_normalization(X, "channel")
+    stats = fit_normalization(X, preprocessing)
     data = {"X_train": normalize(X, stats), "y_train": y, "X_val": normalize(Xv, stats), "y_val": yv,
             "X_test": normalize(raw["X_test"], stats), "y_test": raw["y_test"]}
-    info = {"data": spec, "num_val": num_val, "split_seed": seed,
+    info = {"data": spec, "num_val": num_val, "split_seed": seed, "preprocessing": preprocessing,
             "normalization": {k: np.asarray(v).tolist() for k, v in stats.items()},
             "pixel_scale": 255.0}
     if kind in CLASS_NAMES:

@@ -110,7 +110,8 @@ def cmd_maps(args) -> int:
         raise UsageError(f"no node '{args.node}' in the model; nodes: "
                          f"{', '.join(n.name for n in graph if n.op not in ('input', 'param'))}")
     info = read_json(os.path.join(args.run_dir, "data.json"), "re-run `dagnet train` to rewrite it")
-    data, _ = load_data(info["data"], info["num_val"], info["split_seed"])
+    data, _ = load_data(info["data"], info["num_val"], info["split_seed"],
+                        info.get("preprocessing", "channel"))
     X = data["X_test"]
     if not 0 <= args.index < len(X):
         raise UsageError(f"--index must be in [0, {len(X) - 1}]")

@@ -5,6 +5,7 @@ import json
 import os
 import sys
 
+from dagnet.cli import ensemble
 from dagnet.cli.common import (MODEL_HELP, UsageError, at_least, load_data, load_run,
                                positive_float, read_json, resolve_model, with_loss)
 from dagnet.errors import DagnetError
@@ -15,6 +16,9 @@ SPLITS = ("train", "val", "test")
 def cmd_evaluate(args) -> int:
     from dagnet.train.evaluate import confusion_table, evaluate_arrays
 
+    if ensemble.wanted(args):
+        return ensemble.cmd_ensemble(args)
+    args.run_dir = args.run_dirs[0]
     _, plan, _ = load_run(args.run_dir)
     info = read_json(os.path.join(args.run_dir, "data.json"), "re-run `dagnet train` to rewrite it")
     if "data" not in info:
@@ -24,7 +28,8 @@ def cmd_evaluate(args) -> int:
     classes = plan.graph.node(plan.scores_name).meta["shape"][-1]
     if args.top_k is not None and args.top_k > classes:
         raise UsageError(f"--top-k must be at most the number of classes ({classes}), got {args.top_k}")
-    data, _ = load_data(info["data"], info["num_val"], info["split_seed"])
+    data, _ = load_data(info["data"], info["num_val"], info["split_seed"],
+                        info.get("preprocessing", "channel"))
     result = {split: evaluate_arrays(plan, data[f"X_{split}"], data[f"y_{split}"], top_k=args.top_k)
               for split in SPLITS}
     names = info.get("class_names")
@@ -112,7 +117,9 @@ def register(sub) -> None:
     """Add this module's commands to the `dagnet` parser."""
     e = sub.add_parser("evaluate", help="loss, accuracy, top-k accuracy and the confusion matrix "
                        "of a run on train, val and test")
-    e.add_argument("run_dir", help="a run directory written by `dagnet train`")
+    e.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a run directory written by "
+                   "`dagnet train`; several with --ensemble")
+    ensemble.add_arguments(e)
     e.add_argument("--top-k", type=at_least(1), metavar="K",
                    help="also the fraction of examples whose label is among the K highest scores")
     e.add_argument("--json", action="store_true",

@@ -8,11 +8,11 @@ import argparse
 import os
 import sys
 
-from dagnet.cli import draw, inspect, interchange, predict, report, train
+from dagnet.cli import batches, draw, inspect, interchange, predict, recipe, report, train, tune
 from dagnet.errors import DagnetError
 
 #: the modules whose `register(sub)` adds their commands, in the order --help lists them
-COMMAND_MODULES = (train, inspect, predict, draw, interchange, report)
+COMMAND_MODULES = (train, inspect, predict, draw, interchange, report, tune, batches)
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -45,15 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
                            parser_class=_Parser)
     for module in COMMAND_MODULES:
         module.register(sub)
+    p.commands = sub.choices  # {name: sub-parser}: a spec's recipe sets `train`'s defaults
     return p
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "out", "") is None:
-        args.out = os.path.join("runs", os.path.splitext(os.path.basename(args.model))[0])
     try:
+        args = recipe.reparse(parser, args, argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --ranks N` reruns it
+        if getattr(args, "out", "") is None:
+            args.out = os.path.join("runs", os.path.splitext(os.path.basename(args.model))[0])
         return args.func(args)
     except DagnetError as e:
         print(f"dagnet {args.command}: {e}", file=sys.stderr)

@@ -58,7 +58,8 @@ def _evaluate(plan, info: dict, notes: list):
     from dagnet.train.evaluate import evaluate_arrays
 
     try:
-        data, _ = load_data(info["data"], info["num_val"], info["split_seed"])
+        data, _ = load_data(info["data"], info["num_val"], info["split_seed"],
+                            info.get("preprocessing", "channel"))
     except (DagnetError, KeyError) as e:
         notes.append(f"not evaluated: the data could not be loaded ({e})")
         return None

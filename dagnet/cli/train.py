@@ -7,22 +7,28 @@ import sys
 
 import numpy as np
 
+from dagnet.cli import data_flags, dist, recipe, run_logs
 from dagnet.cli.common import (DATA_HELP, MODEL_HELP, UsageError, load_data, resolve_graph,
                                with_loss, write_json)
 from dagnet.errors import DagnetError
 
 
-def cmd_train(args) -> int:
+def cmd_train(args, callbacks=(), hparams=None) -> int:
+    """`dagnet train` (and each trial of `dagnet tune`, which adds its callbacks and hparams)."""
+    check_flags(args)
+    # here, as one rank of an MPI job, or --ranks N under mpiexec
+    return dist.run(args, lambda a, world: train(a, world, callbacks, hparams))
+
+
+def train(args, world, callbacks=(), hparams=None) -> int:
+    """The training run of this process (`world`: its rank among the others, if any)."""
     import dagnet
     from dagnet.train.evaluate import evaluate_arrays
     from dagnet.train.solver import Solver
 
-    check_flags(args)
     ckpt = os.path.join(args.out, "checkpoint.npz")
-    if os.path.exists(ckpt) and not args.resume:
-        raise UsageError(f"{args.out} already holds a run: pass --resume to continue it, or "
-                         f"choose another --out")
-    data, info = load_data(args.data, args.val, args.seed)
+    world.on_root(lambda: _check_out(args, ckpt))
+    data, info = load_data(args.data, args.val, args.seed, args.preprocessing)
     shape = data["X_train"].shape[1:]
     classes = int(max(data["y_train"].max(), data["y_test"].max())) + 1
     graph = with_loss(resolve_graph(args.model, shape, classes))
@@ -35,33 +41,63 @@ def cmd_train(args) -> int:
         check_compatible(ck, shapes)
         params = {k: v.astype(args.dtype) for k, v in ck.params.items()}
         state = {n: {k: v.astype(args.dtype) for k, v in st.items()} for n, st in ck.state.items()}
-    plan = dagnet.compile(graph, seed=args.seed, dtype=args.dtype, params=params, state=state)
-    try:
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"cannot use --out {args.out}: {e.strerror}") from None
-    write_json(os.path.join(args.out, "data.json"), info)
-    if not args.quiet:
+    plan = dagnet.compile(graph, seed=args.seed, dtype=args.dtype, params=params, state=state,
+                          **world.compile_options(args))
+    model = world.wrap(plan, args)  # several ranks: DataParallel (rank 0's params everywhere)
+    augment = data_flags.from_args(args)
+    world.on_root(lambda: _make_out(args, info, graph, augment))
+    quiet = args.quiet or not world.is_root
+    if not quiet:
+        ranks = f"; {world.size} ranks" if world.size > 1 else ""
         print(f"{graph.name}: {sum(p.size for p in plan.params.values()):,} params, "
               f"{len(plan.steps)} steps ({sum(s.fused for s in plan.steps)} fused); "
               f"{len(data['X_train']):,} train / {len(data['X_val']):,} val / "
-              f"{len(data['X_test']):,} test examples")
+              f"{len(data['X_test']):,} test examples{ranks}")
     # Off a terminal (a log, CI) the Solver prints one line per epoch and no bar; the course's
     # per-iteration lines (print_every) would add hundreds more.
-    solver = Solver(plan, data, **solver_options(args),
+    tensorboard = run_logs.tensorboard_logger(args, hparams) if world.is_root else None
+    options = solver_options(args)
+    options["optim_config"].update(getattr(args, "optim", None) or {})  # a recipe's optim:
+    solver = Solver(model, data, **options,
                     lr_schedule=lr_schedule(args, len(data["X_train"])),
                     batch_size=args.batch_size, num_epochs=args.epochs, num_train_samples=5000,
-                    verbose=not args.quiet, print_every=0, checkpoint=ckpt, resume=args.resume,
-                    seed=args.seed, on_epoch=lambda s: write_history(args.out, s))
+                    verbose=not quiet, print_every=0, checkpoint=ckpt if world.is_root else None,
+                    resume=args.resume and world.size == 1, seed=args.seed,
+                    on_epoch=(lambda s: write_history(args.out, s)) if world.is_root else None,
+                    callbacks=[*callbacks, *([tensorboard] if tensorboard else [])],
+                    augment=augment)
+    if args.resume:
+        world.resume(solver, ckpt, model)  # several ranks: rank 0's checkpoint on every rank
     first_epoch = solver.epoch  # > 0 when resumed: the speed below is this run's alone
-    solver.train()  # leaves the best epoch's params in the plan
+    with run_logs.logging_to(tensorboard):
+        solver.train()  # leaves the best epoch's params in the plan
+    if not world.is_root:
+        return 0
     test = evaluate_arrays(plan, data["X_test"], data["y_test"])
     write_pictures(args.out, graph, plan, solver, args.quiet)
     if not args.quiet:
         print(f"test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}); "
               f"{run_speed(solver.epoch_times[first_epoch:], len(data['X_train']), first_epoch)}; "
               f"run in {args.out}")
+        if world.report(model):
+            print(world.report(model))
     return 0
+
+
+def _check_out(args, ckpt: str) -> None:
+    if os.path.exists(ckpt) and not args.resume:
+        raise UsageError(f"{args.out} already holds a run: pass --resume to continue it, or "
+                         f"choose another --out")
+
+
+def _make_out(args, info: dict, graph, augment) -> None:
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot use --out {args.out}: {e.strerror}") from None
+    write_json(os.path.join(args.out, "data.json"), info)
+    recipe.write_spec(os.path.join(args.out, "spec.yaml"), graph,
+                      recipe.resolved_recipe(args, augment))
 
 
 #: the learning rate tuned for LeNet-sized nets with the SGD rules and the cosine schedule
@@ -204,4 +240,6 @@ def register(sub) -> None:
     t.add_argument("--weights", help="start from these params (a checkpoint, e.g. from "
                    "`dagnet import`) instead of fresh ones: fine-tuning")
     t.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    data_flags.add_arguments(t)
+    dist.add_flags(t)
     t.set_defaults(func=cmd_train)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet import kernels
+from dagnet.data.augment import augment_rng
 from dagnet.errors import DatasetError
 
 NORMALIZATIONS = ("none", "mean_image", "channel")
@@ -104,15 +105,18 @@ def batch_indices(n: int, batch_size: int, rng: np.random.Generator | None = Non
 
 
 def iterate_batches(X: np.ndarray, y: np.ndarray, batch_size: int,
-                    rng: np.random.Generator | None = None, drop_last: bool = False):
+                    rng: np.random.Generator | None = None, drop_last: bool = False,
+                    augment=None, seed: int = 0, first_step: int = 0):
     """Yield (X_batch, y_batch) over one epoch: X (N, ...), y (N,); shuffled when rng is given.
 
     The last partial batch is kept unless drop_last. Without rng the order is the data's (for
-    evaluation in batches).
+    evaluation in batches). augment (an augment.Augment, or any f(X_batch, rng)) transforms
+    each batch with augment_rng(seed, step), the steps counted from first_step.
     """
     n = _check_pair(X, y)
-    for idx in batch_indices(n, batch_size, rng, drop_last):
-        yield X[idx], y[idx]
+    for step, idx in enumerate(batch_indices(n, batch_size, rng, drop_last), first_step):
+        xb = X[idx]
+        yield (augment(xb, augment_rng(seed, step)) if augment else xb), y[idx]
 
 
 def _check_pair(X: np.ndarray, y: np.ndarray) -> int:

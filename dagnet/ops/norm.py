@@ -15,8 +15,17 @@ eval mode normalises with the running statistics.
 The running statistics are the node's explicit state ({"running_mean", "running_var"}, shape
 (C,)), updated in place in train mode. `batchnorm_forward` / `batchnorm_backward` are the
 numeric kernels; the fused ops (conv2d + batchnorm + relu) call them directly.
+
+Synchronised batchnorm (data-parallel training, dagnet.dist): inside
+`synchronised_statistics(sync)` train mode normalises with the statistics of the global
+batch: sync.statistics(mean, var, count) combines every process's (mean, biased var, count)
+into the global ones, and backward sums the per-channel sums with sync.sums(dbeta, dgamma)
+before computing dx (the param gradients stay this process's part; the gradient allreduce
+sums them).
 """
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
@@ -27,6 +36,20 @@ from dagnet.ops.declare import POSITIVE, Attr, data, param
 from dagnet.ops.workspace import Workspace
 
 _AXES = {2: (0,), 4: (0, 2, 3)}  # full rank of x -> axes the statistics reduce over
+_sync = None  # the cross-process reducer of synchronised batchnorm, or None
+
+
+@contextlib.contextmanager
+def synchronised_statistics(sync):
+    """Within: train-mode batchnorm uses the global batch's statistics through `sync` (an
+    object with statistics(mean, var, count) -> (mean, var, count) and sums(dbeta, dgamma)
+    -> (dbeta, dgamma)); see dagnet.dist.syncbn."""
+    global _sync
+    previous, _sync = _sync, sync
+    try:
+        yield
+    finally:
+        _sync = previous
 
 
 def _per_channel(v, ndim):
@@ -45,19 +68,23 @@ def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=None, relu
     """
     compiled = x.ndim == 4 and kernels.HAVE_CYTHON and (out is None or out.flags.c_contiguous)
     axes = _AXES[x.ndim]
+    sync = None
     if mode == "train":
         count = x.size // x.shape[1]
-        if count < 2:
-            raise ShapeError(
-                f"batchnorm: train mode needs more than one value per channel to estimate the "
-                f"variance, got input shape {x.shape}; use a batch of at least 2 or eval mode"
-            )
         if compiled:
             mean, var = (v.astype(x.dtype) for v in kernels.bn_stats(x))
         else:
             mean = x.mean(axis=axes)
             d = x - _per_channel(mean, x.ndim)
             var = np.mean(d * d, axis=axes)
+        if _sync is not None:
+            mean, var, count = _sync.statistics(mean, var, count)
+            sync = (_sync, count)
+        if count < 2:
+            raise ShapeError(
+                f"batchnorm: train mode needs more than one value per channel to estimate the "
+                f"variance, got input shape {x.shape}; use a batch of at least 2 or eval mode"
+            )
         if state is not None:
             rm, rv = state["running_mean"], state["running_var"]
             rm[...] = momentum * rm + (1 - momentum) * mean
@@ -81,7 +108,7 @@ def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=None, relu
         out += _per_channel(beta, x.ndim)
         if relu:
             np.maximum(out, 0, out=out)
-    return out, (mode, xhat, gamma, inv_std)
+    return out, (mode, xhat, gamma, inv_std, sync)
 
 
 def batchnorm_backward(dout, cache, need_dx=True, relu_out=None, dx=None):
@@ -95,7 +122,9 @@ def batchnorm_backward(dout, cache, need_dx=True, relu_out=None, dx=None):
     then the relu's incoming gradient, masked where relu_out is not positive. dx: an array
     like dout (with contiguous (H, W) planes) to write the input gradient into.
     """
-    mode, xhat, gamma, inv_std = cache
+    mode, xhat, gamma, inv_std, sync = cache
+    if sync is not None:
+        return _synchronised_backward(dout, xhat, gamma, inv_std, sync, need_dx, relu_out, dx)
     if mode == "train" and dout.ndim == 4 and kernels.HAVE_CYTHON:
         return kernels.bn_backward(dout, xhat, gamma, inv_std, relu_out, need_dx, dx)
     if relu_out is not None:
@@ -112,6 +141,27 @@ def batchnorm_backward(dout, cache, need_dx=True, relu_out=None, dx=None):
     grad = m * dout - _per_channel(dbeta, dout.ndim)
     grad -= xhat * _per_channel(dgamma, dout.ndim)
     grad *= scale / m
+    if dx is None:
+        return grad, dgamma, dbeta
+    dx[...] = grad
+    return dx, dgamma, dbeta
+
+
+def _synchronised_backward(dout, xhat, gamma, inv_std, sync, need_dx, relu_out, dx):
+    """batchnorm_backward's train-mode formula with the sums and count m of the global batch:
+    -> (dx, this process's dgamma, dbeta)."""
+    reducer, m = sync
+    if relu_out is not None:
+        dout = dout * (relu_out > 0)
+    axes = _AXES[dout.ndim]
+    dbeta = dout.sum(axis=axes)
+    dgamma = np.sum(dout * xhat, axis=axes)
+    if not need_dx:
+        return None, dgamma, dbeta
+    total_dbeta, total_dgamma = reducer.sums(dbeta, dgamma)
+    grad = m * dout - _per_channel(total_dbeta, dout.ndim)
+    grad -= xhat * _per_channel(total_dgamma, dout.ndim)
+    grad *= _per_channel(gamma * inv_std, dout.ndim) / dout.dtype.type(m)
     if dx is None:
         return grad, dgamma, dbeta
     dx[...] = grad

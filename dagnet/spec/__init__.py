@@ -43,6 +43,8 @@ def load_spec(path, graph_class=Graph) -> Graph:
 
 
 def _build(data: dict, graph_class) -> Graph:
+    # `train:` is the training recipe (dagnet.train.recipe reads it), not part of the graph
+    data = {k: v for k, v in data.items() if k != "train"}
     if "layers" in data and "nodes" in data:
         raise SpecError("spec: give either 'layers' (sequential form) or 'nodes' (general form), "
                         "not both")

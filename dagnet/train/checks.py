@@ -13,6 +13,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from dagnet.data.augment import augment_key
 from dagnet.errors import CheckpointError, DatasetError, TrainingError
 from dagnet.train.hyperparams import did_you_mean
 
@@ -185,7 +186,7 @@ def check_resumable(solver, path: str, ck) -> None:
             f"(checkpoint.spec) or train from scratch")
     wanted = {"update_rule": solver.update_rule_name, "batch_size": solver.batch_size,
               "weight_decay": solver.weight_decay, "seed": solver.seed,
-              "monitor": solver.stopping.monitor}
+              "monitor": solver.stopping.monitor, "augment": augment_key(solver.augment)}
     differ = [f"{k} {s[k]!r} in the checkpoint vs {v!r} now" for k, v in wanted.items()
               if k in s and s[k] != v]
     if differ:

@@ -44,9 +44,11 @@ import time
 
 import numpy as np
 
+from dagnet.data.augment import augment_key, augment_rng
 from dagnet.data.preprocess import batch_indices
 from dagnet.errors import CheckpointError, TrainingError
 from dagnet.train import checks, optim
+from dagnet.train.callbacks import notify
 from dagnet.train.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from dagnet.train.nonfinite import first_nonfinite, nonfinite_error
 from dagnet.train.schedules import make_schedule
@@ -60,7 +62,9 @@ class Solver:
     optim.DEFAULTS; the learning rate defaults to the rule's); lr_decay or lr_schedule (not
     both): the learning-rate schedule; weight_decay: 0.5*wd*||W||^2 added to the loss over
     the weights (for AdamW give its decoupled decay as optim_config={"weight_decay": ...}
-    instead); patience / monitor / min_delta: early stopping (see the module docstring)."""
+    instead); patience / monitor / min_delta: early stopping (see the module docstring);
+    callbacks: see dagnet.train.callbacks (TensorBoard, Optuna pruning); augment: a function
+    (X_batch, rng) -> X_batch, e.g. dagnet.data.augment.Augment, seeded per step."""
 
     def __init__(self, model, data: dict, *, update_rule: str = "sgd", optim_config: dict | None = None,
                  lr_decay: float = 1.0, lr_schedule=None, batch_size: int = 100, num_epochs: int = 10,
@@ -68,7 +72,7 @@ class Solver:
                  num_val_samples: int | None = None, print_every: int | None = 10,
                  verbose: bool = True, progress: bool | None = None, checkpoint: str | None = None,
                  resume: bool = False, seed: int = 0, on_epoch=None, patience: int | None = None,
-                 monitor: str = "val_acc", min_delta: float = 0.0):
+                 monitor: str = "val_acc", min_delta: float = 0.0, callbacks=(), augment=None):
         checks.check_model(model)
         self.model = model
         self.X_train, self.y_train, self.X_val, self.y_val = checks.check_data(model, data)
@@ -96,6 +100,15 @@ class Solver:
         resume = checks.flag("resume", resume)
         self.seed = checks.count("seed", seed, low=0)
         self.on_epoch = checks.function("on_epoch", on_epoch)
+        self.callbacks = list(callbacks)  # see dagnet.train.callbacks
+        if augment is not None and not callable(augment):
+            raise TrainingError(f"Solver: augment = {augment!r}; give None or a function "
+                                f"(X_batch, rng) -> X_batch, e.g. dagnet.data.augment.Augment(flip=True)")
+        self.augment = augment
+        for cb in self.callbacks:
+            if not any(hasattr(cb, e) for e in ("on_step_end", "on_epoch_end")):
+                raise TrainingError(f"Solver: callback {cb!r} has neither on_step_end nor "
+                                    f"on_epoch_end; see dagnet.train.callbacks")
         self.stopping = EarlyStopping(
             checks.choice("monitor", monitor, MONITORS),
             checks.count("patience", patience, optional="never stop early"),
@@ -156,6 +169,8 @@ class Solver:
     def _step(self, idx) -> float:
         rng_state = self.model.rng.bit_generator.state  # to replay the batch if it goes wrong
         X, y = self.X_train[idx], self.y_train[idx]
+        if self.augment:
+            X = self.augment(X, augment_rng(self.seed, len(self.loss_history)))
         loss, grads = self.model.loss_and_grads(X, y, reg=self.weight_decay)
         if not math.isfinite(loss) or first_nonfinite(grads, self.model.params) is not None:
             # Nothing is updated: the params (and the checkpoint on disk) stay the last good ones.
@@ -164,6 +179,7 @@ class Solver:
             next_w, self.optim_configs[p] = self.update_rule(w, grads[p], self.optim_configs[p])
             if next_w is not w:
                 w[...] = next_w  # the plan holds these arrays: update them in place
+        self.last_grads = grads  # for callbacks (e.g. TensorBoard's gradient histograms)
         return loss
 
     # -- accuracy and loss ------------------------------------------------------------------
@@ -243,6 +259,7 @@ class Solver:
                     lr = self._set_learning_rate(len(self.loss_history))
                 loss = self._step(idx)
                 self.loss_history.append(loss)
+                notify(self.callbacks, "on_step_end", self)
                 if i % 10 == 0:
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
                 if self.verbose and not show_bar and self.print_every and \
@@ -295,6 +312,7 @@ class Solver:
             self.save(self.checkpoint)
         if self.on_epoch:
             self.on_epoch(self)
+        notify(self.callbacks, "on_epoch_end", self)
 
     def stop_note(self) -> str:
         """One line on why training stopped early and whose params are kept."""
@@ -333,6 +351,7 @@ class Solver:
             "schedule": self.schedule.to_dict(),
             "batch_size": self.batch_size, "num_epochs": self.num_epochs,
             "weight_decay": self.weight_decay, "seed": self.seed,
+            "augment": augment_key(self.augment),
             "rng": self.rng.bit_generator.state,
             "plan_rng": self.model.rng.bit_generator.state,
         }

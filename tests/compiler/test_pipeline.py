@@ -9,7 +9,7 @@ from dagnet.compiler.meta import GRAPH_KEYS, NODE_KEYS, table
 from tests.compiler import nets
 
 OPTIONS = [dict(), dict(fuse=False), dict(mode="eval"), dict(mode="eval", fuse=False),
-           dict(wrt=["x"]), dict(inplace=False)]
+           dict(wrt=["x"]), dict(inplace=False), dict(bucket_mb=0.001)]
 
 
 def passes_run(graph, **options):
@@ -20,11 +20,12 @@ def passes_run(graph, **options):
 
 def test_the_passes_are_a_list_walked_in_order_under_their_conditions():
     assert [p.name for p in PASSES] == ["validate", "infer_shapes", "prune", "fuse", "schedule",
-                                        "autodiff", "memory"]
-    assert {p.name: p.condition for p in PASSES if p.condition} == {"fuse": "fuse=True",
-                                                                    "autodiff": "mode=train"}
+                                        "autodiff", "memory", "buckets"]
+    assert {p.name: p.condition for p in PASSES if p.condition} == {
+        "fuse": "fuse=True", "autodiff": "mode=train", "buckets": "mode=train, buckets=True"}
     g = nets.residual()
-    assert passes_run(g) == [p.name for p in PASSES]
+    assert passes_run(g) == [p.name for p in PASSES][:-1]
+    assert passes_run(g, bucket_mb=4) == [p.name for p in PASSES]  # data-parallel training
     assert passes_run(g, fuse=False) == ["validate", "infer_shapes", "prune", "schedule",
                                          "autodiff", "memory"]
     assert passes_run(g, mode="eval") == ["validate", "infer_shapes", "prune", "fuse",
@@ -66,7 +67,7 @@ def compiled_graph(**options):
 ])
 def test_lint_finds_each_broken_invariant(damage, message):
     g = compiled_graph()
-    ran = [p.name for p in PASSES]
+    ran = passes_run(nets.residual())
     lint(g, ran)  # a compiled graph is clean
     damage(g)
     with pytest.raises(LintError, match=r"after pass 'memory': " + message):
@@ -110,7 +111,7 @@ def test_every_pass_writes_only_the_keys_the_table_gives_it(name, options):
 
 def test_the_meta_table_lists_each_key_once_with_its_writers_and_renders():
     keys = [(m.scope, m.key) for m in META]
-    assert len(keys) == len(set(keys)) == 17
+    assert len(keys) == len(set(keys)) == 18
     names = {p.name for p in PASSES} | {"builder"}
     for m in META:
         assert m.scope in ("node", "graph") and m.holds and set(m.writers) <= names, m

@@ -24,9 +24,9 @@ import dagnet
 from dagnet import Graph
 from dagnet.cli.common import UsageError
 from dagnet.errors import (AttrError, CheckpointError, CycleError, DagnetError, DatasetError,
-                           DTypeError, FeedError, FusionMismatchError, GraphError,
-                           MissingDependencyError, ShapeError, SpecError, TrainingError,
-                           UnknownOpError)
+                           DistributedError, DTypeError, FeedError, FusionMismatchError, GraphError,
+                           MissingDependencyError, PeerLostError, ShapeError, SpecError,
+                           TrainingError, TuneError, UnknownOpError)
 from dagnet.onnx.common import NoBatchAxisError, NotConstantError
 from dagnet.spec import graph_from_spec, load_spec
 from dagnet.train.checkpoint import load_checkpoint, save_checkpoint
@@ -928,6 +928,161 @@ def _(tmp):
     from dagnet.onnx import load
 
     load(_onnx_model("Conv", {"x": ["N", 1, 4, 4], "w": [1, 1, 3, 3]}))
+
+
+# -- distributed training -------------------------------------------------------------------------
+D = "distributed training (dagnet.dist, dagnet train --ranks)"
+
+
+class OneRankComm:
+    """A stand-in for dagnet.dist.Comm as rank 0 of `size` whose peers' params differ by
+    `drift` (in the checksum exchange); every other collective returns its input."""
+
+    def __init__(self, size=2, drift=False):
+        self.rank, self.size, self.drift = 0, size, drift
+
+    def bcast(self, a, what, root=0):
+        return a
+
+    def allgather(self, a, what):
+        out = np.stack([a] * self.size)
+        if self.drift:
+            out[1, 0] += 1
+        return out
+
+
+@case("dist-no-mpi", D, MissingDependencyError, "data-parallel training without mpi4py or an MPI",
+      "pip install -e '.[dist]'", "pip install")
+def _(tmp):
+    from dagnet.dist.comm import Comm
+
+    with mock.patch.dict(sys.modules, {"mpi4py": None}):
+        Comm()
+
+
+@case("dist-no-buckets", D, DistributedError, "DataParallel over a plan compiled without buckets",
+      "compile with bucket_mb=... (e.g. 4)", "bucket_mb")
+def _(tmp):
+    from dagnet.dist import DataParallel
+
+    DataParallel(mlp_plan(), OneRankComm())
+
+
+@case("dist-bad-bucket-size", D, DagnetError, "a bucket size of 0 or less",
+      "give a positive --bucket-mb", "--bucket-mb")
+def _(tmp):
+    mlp_plan(bucket_mb=0)
+
+
+@case("dist-diverged", D, DistributedError,
+      "the ranks' params differ (found by the periodic checksum)",
+      "restart from the last checkpoint; look for a rank that changes params on its own", "fc1.w")
+def _(tmp):
+    from dagnet.dist import DataParallel
+
+    DataParallel(mlp_plan(bucket_mb=1), OneRankComm(drift=True)).check_params()
+
+
+@case("dist-peer-lost", D, PeerLostError,
+      "a rank died or hangs: no answer within --comm-timeout (or MPI reports a failure)",
+      "look for the other rank's error; resume from the last checkpoint", "rank 0 of 2")
+def _(tmp):
+    from dagnet.dist.comm import Comm
+
+    comm = Comm.__new__(Comm)  # a communicator whose peer never answers
+    comm.MPI = mock.Mock()
+    comm.MPI.Request.Testall.return_value = False
+    comm.rank, comm.size, comm.host, comm.timeout = 0, 2, "node1", 0.05
+    comm.wait([object()], "summing the gradients (allreduce)")
+
+
+# -- experiments: search spaces, studies, recipes, augmentation, ensembles ---------------------
+E = "experiments (tune, recipes, augmentation, ensembles)"
+
+
+def space_file(tmp, text):
+    path = tmp / "space.yaml"
+    path.write_text(text)
+    return path
+
+
+@case("tune-space-number-string", E, TuneError, "a space file writes a float without a dot "
+      "(YAML 1.1 reads 1e-3 as a string)", "write 1.0e-3", "space.yaml: lr.low")
+def _(tmp):
+    from dagnet.tune.space import load_space
+
+    load_space(space_file(tmp, "lr: {low: 1e-3, high: 1.0e-1, log: true}\n"))
+
+
+@case("tune-space-empty-range", E, TuneError, "a range whose low is not below its high",
+      "swap or fix the bounds", "space.yaml: lr")
+def _(tmp):
+    from dagnet.tune.space import load_space
+
+    load_space(space_file(tmp, "lr: {low: 0.1, high: 0.01}\n"))
+
+
+@case("tune-space-unknown-setting", E, TuneError, "a space key that names no `dagnet train` "
+      "setting, update-rule setting, zoo keyword or node attribute",
+      "use a name the message lists (optim.momentum for the momentum)", "momentum")
+def _(tmp):
+    import argparse
+
+    from dagnet.cli.tune_trials import check_space, train_namespace
+    from dagnet.tune.space import load_space
+
+    path = space_file(tmp, "momentum: {low: 0.5, high: 0.99}\n")
+    base = train_namespace(argparse.Namespace(model="two_layer_net", data=None, epochs=None,
+                                              val=None, seed=None))
+    check_space(load_space(path), base, str(path))
+
+
+@case("tune-storage-unusable", E, TuneError, "the --storage URL cannot be opened (no such "
+      "folder, server down, wrong password)", "check the URL; the password is never printed",
+      "sqlite:///")
+def _(tmp):
+    from dagnet.tune.study import open_storage
+
+    open_storage(f"sqlite:///{tmp}/no/such/folder/study.db")
+
+
+@case("recipe-unknown-key", E, SpecError, "a spec's train: recipe names an unknown setting",
+      "use a setting the message lists", "train: unknown key 'epoch'")
+def _(tmp):
+    from dagnet.train.recipe import check_recipe
+
+    check_recipe({"epoch": 3})
+
+
+@case("recipe-bad-value", E, SpecError, "a recipe setting of the wrong kind",
+      "give the kind the message names", "train.batch_size")
+def _(tmp):
+    from dagnet.train.recipe import check_recipe
+
+    check_recipe({"batch_size": 2.5})
+
+
+@case("augment-bad-setting", E, DatasetError, "an augmentation setting out of range",
+      "give a value in the range the message names", "augment.erase")
+def _(tmp):
+    from dagnet.data.augment import Augment
+
+    Augment.from_dict({"erase": 1.5})
+
+
+@case("ensemble-other-classes", E, DatasetError, "ensemble members that score different numbers "
+      "of classes", "ensemble models of the same task", "different numbers of classes")
+def _(tmp):
+    from dagnet.train.ensemble import evaluate_ensemble
+
+    class Scores:
+        def __init__(self, k):
+            self.k = k
+
+        def predict(self, X, batch_size=256):
+            return np.zeros((len(X), self.k), np.float32)
+
+    evaluate_ensemble([Scores(3), Scores(4)], np.zeros((2, 1)), np.array([0, 1]))
 
 
 # -- running the catalogue ------------------------------------------------------------------------

@@ -117,7 +117,8 @@ def test_sigkill_at_random_moments_loses_nothing_and_resume_is_bitwise(setup):
         crash_points.append((round(at, 3), how, on_disk))
         leftovers = [p for p in os.listdir(out)] if out.exists() else []
         assert all(p in ("checkpoint.npz", "data.json", "history.json", "history.json.tmp",
-                         "graph.svg", "curves.png") or p.endswith(".tmp") for p in leftovers), leftovers
+                         "graph.svg", "curves.png", "spec.yaml") or p.endswith(".tmp")
+                   or p.startswith("events.out.tfevents.") for p in leftovers), leftovers
     # finish the run, uninterrupted
     r = subprocess.run(command(d, out), cwd=ROOT, env=ENV, capture_output=True, text=True,
                        timeout=300)

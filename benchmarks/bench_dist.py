@@ -1,0 +1,217 @@
+"""Data-parallel benchmark: prints one JSON object (needs pip install -e '.[dist]').
+
+Images/s of a training step (float32, SGD momentum, each rank one thread) for LeNet and
+resnet_small: 1 rank x 1 thread (a plain plan, no MPI) against 2 ranks x 1 thread, each rank
+with the same batch of 64 (weak scaling, as Horovod reports it), in alternating windows of one
+mpiexec job (rank 1 sleeps during the 1-rank windows), medians over the rounds. For 2 ranks:
+the blocking time of the step's allreduces (communication time), the wait left after backward
+on the last rank to finish it (exposed), the ranks' skew, and overlap = 1 - exposed /
+communication. Exactness: 100 steps in float64 with --sync-bn,
+2 ranks against one process at the same global batch. Then 2-rank allreduce times from 8 B
+to 32 MiB, the alpha-beta fit and the cost model's predicted efficiency at 8, 64 and 512
+ranks for the zoo models (benchmarks/dist_cost_model.py).
+
+    python benchmarks/bench_dist.py [--quick] [--rounds 7]
+
+summary: {"scaling_efficiency_2_ranks": {model: img/s 2 ranks / (2 x img/s 1 rank)},
+          "max_rel_param_diff_vs_single": ...}
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+for _var in ("DAGNET_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+    os.environ[_var] = "1"  # one thread per rank (and for the cost model's profiles)
+
+import dagnet  # noqa: E402  (before numpy: dagnet/procenv.py)
+import numpy as np  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+MODELS = ("lenet", "resnet_small")
+
+
+# -- the workers: fresh processes, under mpiexec or alone ---------------------------------------
+def data(plan, n, dtype):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n,) + tuple(plan.input_specs["x"]["shape"])).astype(dtype)
+    return X, rng.integers(0, 10, n), rng
+
+
+def train_steps(model, plan, X, y, rng, batch, steps) -> float:
+    """Seconds for `steps` SGD-momentum steps of `model` (a plan or its DataParallel) at
+    global batch `batch`."""
+    from dagnet.train.optim import sgd_momentum
+
+    configs = getattr(plan, "_bench_configs", None) or {p: {"learning_rate": 0.01} for p in plan.params}
+    plan._bench_configs = configs
+    t = time.perf_counter()
+    for _ in range(steps):
+        idx = rng.integers(0, len(X), batch)
+        _, grads = model.loss_and_grads(X[idx], y[idx])
+        for p, w in plan.params.items():
+            w[...], configs[p] = sgd_momentum(w, grads[p], configs[p])
+    return time.perf_counter() - t
+
+
+def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
+    """Under mpiexec -n 2: per round, a window of `steps` steps on rank 0 alone (a plan of its
+    own, no MPI; rank 1 sleeps at a barrier) and a window of both ranks data-parallel at
+    `batch` per rank, in alternating order: both see the same machine load."""
+    from dagnet.dist import Comm, DataParallel
+    from dagnet.models import get_model
+
+    comm = Comm()
+    plan = dagnet.compile(get_model(model), bucket_mb=4)
+    dp = DataParallel(plan, comm)
+    solo = dagnet.compile(get_model(model)) if comm.is_root else None
+    X, y, rng = data(plan, batch * 8, np.float32)
+    rates = {"single": [], "dual": []}
+    for r in range(-1, rounds):  # round -1 warms both up
+        for kind in (("single", "dual") if r % 2 == 0 else ("dual", "single")):
+            comm.all_arrive(600)
+            if kind == "dual":
+                seconds = train_steps(dp, plan, X, y, rng, 2 * batch, steps)
+                rates["dual"].append(2 * batch * steps / seconds)
+            elif comm.is_root:
+                seconds = train_steps(solo, solo, X, y, rng, batch, steps)
+                rates["single"].append(batch * steps / seconds)
+    report = dp.comm_report(blocking_repeats=20)
+    if not comm.is_root:
+        return {}
+    single, dual = rates["single"][1:], rates["dual"][1:]
+    return {"single": single, "dual": dual, "comm": report,
+            "ratios": [d / (2 * s) for s, d in zip(single, dual)]}
+
+
+def exact(model: str, batch: int, steps: int) -> dict:
+    """`steps` float64 steps at global batch `batch`, with --sync-bn when under mpiexec."""
+    from dagnet.dist.launch import launcher_size
+    from dagnet.models import get_model
+
+    dist = launcher_size() is not None
+    plan = dagnet.compile(get_model(model), dtype="float64", bucket_mb=4 if dist else None)
+    model_, root = plan, True
+    if dist:
+        from dagnet.dist import Comm, DataParallel
+
+        model_ = DataParallel(plan, Comm(), sync_bn=True)
+        root = model_.comm.is_root
+    train_steps(model_, plan, *data(plan, 256, np.float64), batch, steps)
+    return {"params": {k: v.tolist() for k, v in plan.params.items()}} if root else {}
+
+
+def sweep(sizes: int) -> dict:
+    """Seconds of a 2-rank allreduce of float32 arrays of 8 B, 32 B, ... (`sizes` of them, x4
+    each: 12 go to 32 MiB): the 10th percentile of the repeats, the network's own cost with
+    as little of the shared machine's scheduling noise as the repeats allow."""
+    from dagnet.dist import Comm
+
+    comm = Comm()
+    out = {}
+    for nbytes in [8 * 4 ** k for k in range(sizes)]:
+        a = np.ones(nbytes // 4, dtype=np.float32)
+        times = []
+        for _ in range(40 if nbytes < 1 << 20 else 15):
+            comm.all_arrive(60)
+            t = time.perf_counter()
+            comm.allreduce(a, "timing")
+            times.append(time.perf_counter() - t)
+        out[nbytes] = float(np.percentile(times, 10))
+    return out if comm.is_root else {}
+
+
+# -- the driver ----------------------------------------------------------------------------------
+def mpiexec() -> str | None:
+    return shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep
+                        + os.environ.get("PATH", ""))
+
+
+def spawn(ranks: int, *args) -> dict:
+    cmd = [sys.executable, __file__, "--worker", *map(str, args)]
+    if ranks > 1:
+        cmd = [mpiexec(), "-n", str(ranks), *cmd]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    if r.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
+    return json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
+
+
+def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
+    """1 rank and 2 ranks in alternating windows of one job (see ab); medians."""
+    r = spawn(2, "ab", model, batch, steps, rounds)
+    one, two = float(np.median(r["single"])), float(np.median(r["dual"]))
+    c = r["comm"]
+    return {"per_rank_batch": batch, "rounds": rounds, "steps_per_window": steps,
+            "images_per_s_1_rank": round(one, 1), "images_per_s_2_ranks": round(two, 1),
+            "scaling_efficiency": round(two / (2 * one), 3),
+            "median_of_round_ratios": round(float(np.median(r["ratios"])), 3),
+            "rounds_1_rank": [round(x, 1) for x in r["single"]],
+            "rounds_2_ranks": [round(x, 1) for x in r["dual"]],
+            "buckets": c["buckets"], "allreduce_bytes": c["bytes"],
+            "communication_ms": round(c["blocking_allreduce_s"] * 1e3, 3),
+            "exposed_wait_ms": round(c["exposed_wait_s"] * 1e3, 3),
+            "rank_skew_ms": round(c["skew_s"] * 1e3, 3),
+            "backward_ms": round(c["backward_s"] * 1e3, 2),
+            "overlap_fraction": round(c["overlap_fraction"], 3)}
+
+
+def exactness(model: str, batch: int, steps: int) -> float:
+    """max over params of max|two - one| / max|one| (floored at 1e-3 of the largest param)."""
+    one = spawn(1, "exact", model, batch, steps)["params"]
+    two = spawn(2, "exact", model, batch, steps)["params"]
+    one = {k: np.asarray(v) for k, v in one.items()}
+    floor = 1e-3 * max(float(np.max(np.abs(v))) for v in one.values())
+    return max(float(np.max(np.abs(np.asarray(two[k]) - v))) / max(float(np.max(np.abs(v))), floor)
+               for k, v in one.items())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (the tests run this)")
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--worker", nargs="*", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker is not None:
+        kind, *rest = args.worker
+        if kind == "sweep":
+            out = sweep(int(rest[0]))
+        else:
+            out = (ab if kind == "ab" else exact)(rest[0], *map(int, rest[1:]))
+        if out:
+            print(json.dumps(out))
+        return
+    if mpiexec() is None:
+        raise SystemExit("bench_dist.py needs mpiexec and mpi4py: pip install -e '.[dist]'")
+    import dist_cost_model as cm
+
+    rounds, steps = (1, 2) if args.quick else (args.rounds, 10)
+    names = MODELS[:1] if args.quick else MODELS
+    models = {m: throughput(m, rounds, 64, steps) for m in names}
+    exact_steps = 3 if args.quick else 100
+    diff = {m: exactness(m, 32, exact_steps) for m in names}
+    times = {int(k): v for k, v in spawn(2, "sweep", 6 if args.quick else 12).items()}
+    alpha, beta = cm.fit(list(times), list(times.values()))
+    zoo = cm.zoo_predictions(alpha, beta, names if args.quick else None)
+    print(json.dumps({
+        "summary": {"scaling_efficiency_2_ranks": {m: r["scaling_efficiency"] for m, r in models.items()},
+                    "max_rel_param_diff_vs_single": max(diff.values())},
+        "models": models,
+        "exactness": {"dtype": "float64", "steps": exact_steps, "global_batch": 32,
+                      "sync_bn": True, "max_rel_param_diff": diff},
+        "allreduce_2_ranks_s": times,
+        "cost_model": zoo,
+        "machine": {"cpus": os.cpu_count(), "threads_per_rank": 1,
+                    "load_average": os.getloadavg(),
+                    "note": "2 cores shared with other jobs: 2 ranks take both cores"},
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ import difflib
 import functools
 import json
 import os
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -127,7 +128,10 @@ def load_onnx(path: str, input_shapes=None):
 
     if not os.path.exists(path):
         raise UsageError(f"ONNX file not found: {path}")
-    return onnx.load(path, input_shapes=input_shapes or None)
+    m = onnx.load(path, input_shapes=input_shapes or None)
+    for note in m.notes:  # what the import assumed or converted
+        print(f"note: {note}", file=sys.stderr)
+    return m
 
 
 @functools.lru_cache(maxsize=1)  # a tune's trials in one worker share the arrays

@@ -89,8 +89,10 @@ class DagnetRep(BackendRep):
         frozen = {k: v for k, v in feeds.items() if v.ndim < 2}
         while True:
             try:
+                # frozen inputs never fold: the nodes reading them are dagnet's to run
                 m = load(_with_initializers(self.model, frozen),
-                         input_shapes={k: v.shape[1:] for k, v in feeds.items() if k not in frozen})
+                         input_shapes={k: v.shape[1:] for k, v in feeds.items() if k not in frozen},
+                         unfolded=frozen)
                 break
             except NotConstantError as e:
                 if e.value not in feeds or e.value in frozen:

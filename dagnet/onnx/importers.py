@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.graph import build
+from dagnet.onnx import fold
 from dagnet.onnx.common import (ConstantAsDataError, OnnxError, compact, f32, onnx_attrs,
                                 where)
 from dagnet.ops import get_op
@@ -162,14 +163,19 @@ def flatten(r, node, a: dict) -> None:
 
 def reshape(r, node, a: dict) -> None:
     shape = r.shape(node.input[0])
-    given = r.const(node, 1, "shape", default=a.get("shape"))  # an attribute before opset 5
-    target = [int(d) for d in given]
+    given = fold.batch_shape(r, node, 1, "shape")  # None: the batch, from a folded Shape
+    target = list(given)
     if not a.get("allowzero", 0):  # 0 copies the input's dimension; the batch stays symbolic
         full = [None, *shape]
         target = [full[i] if d == 0 and i < len(full) else d for i, d in enumerate(target)]
+    if target[:1] == [1] and r.batch_of_one:
+        target[0] = None
+        r.notes.append(f"{where(node)}: the leading 1 of its target shape {given} is read as "
+                       f"the batch (the model's inputs declare a batch of 1)")
     batch, rest = target[0], target[1:]
     if not rest or not (batch is None or batch == -1 and -1 not in rest) or 0 in rest:
-        raise OnnxError(f"{where(node)}: target shape {given.tolist()} must "
+        shown = ["N" if d is None else d for d in given]
+        raise OnnxError(f"{where(node)}: target shape {shown} must "
                         f"keep the batch: 0 or -1 first, and positive sizes (at most one -1) after")
     size = int(np.prod(shape, dtype=np.int64))
     known = int(np.prod([d for d in rest if d != -1], dtype=np.int64))
@@ -255,12 +261,19 @@ def dropout(r, node, a: dict) -> None:
 
 
 def softmax(r, node, a: dict) -> None:
-    rank = len(r.shape(node.input[0])) + 1
+    """dagnet's softmax over each flattened example: ONNX's Softmax over axis 1 before opset 13
+    (which flattened from the axis on: Caffe2's classifiers on (N, C, 1, 1)), and from 13 (over
+    the axis alone) where the dimensions after it are 1; the result keeps ONNX's shape as a view."""
+    shape = r.shape(node.input[0])
+    rank = len(shape) + 1
     axis = int(a.get("axis", -1 if r.opset >= 13 else 1))
-    if rank != 2 or axis % rank != 1:
-        raise OnnxError(f"{where(node)}: dagnet's softmax takes (N, C) over C; got rank {rank}, "
-                        f"axis {axis}")
-    r.bind(node, r.g.softmax(r.tensor(node), name=r.out_name(node)))
+    if axis % rank != 1 or r.opset >= 13 and int(np.prod(shape[1:], dtype=np.int64)) != 1:
+        raise OnnxError(f"{where(node)}: dagnet's softmax takes (N, C) over C (or an example "
+                        f"flattened from axis 1); got rank {rank}, axis {axis} at opset {r.opset}")
+    x = r.tensor(node, exact=False)
+    if len(r.g.shape_of(x)) != 1:
+        x = r.g.flatten(x, name=r.fresh(f"{node.output[0]}/flat")).name
+    r.bind(node, r.g.softmax(x, name=r.out_name(node)), view=shape)
 
 
 def add(r, node, a: dict) -> None:
@@ -278,7 +291,9 @@ def add(r, node, a: dict) -> None:
 
 def concat(r, node, a: dict) -> None:
     rank = len(r.shape(node.input[0])) + 1
-    axis = int(a.get("axis", 1)) % rank  # optional, 1 by default, before opset 4
+    if "axis" not in a:  # optional only before opset 4 (older models are converted to 7)
+        raise OnnxError(f"{where(node)}: the axis attribute is missing (required from opset 4)")
+    axis = int(a["axis"]) % rank
     if axis == 0:
         raise OnnxError(f"{where(node)}: concatenates along the batch axis; dagnet joins "
                         f"features (axis >= 1)")
@@ -287,10 +302,8 @@ def concat(r, node, a: dict) -> None:
 
 
 def constant(r, node, a: dict) -> None:
-    onnx = r.onnx
-    attr = node.attribute[0]
-    r.consts[node.output[0]] = (onnx.numpy_helper.to_array(attr.t) if attr.name == "value"
-                                else np.asarray(onnx.helper.get_attribute_value(attr)))
+    """A Constant (or any node of constants) folds: load() sends every such node to fold.py."""
+    fold.evaluate(r, node)
 
 
 def same_attrs(op_name: str):

@@ -9,12 +9,13 @@ they are set explicitly. Loading reads only the protobuf: it never runs code fro
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from dagnet.errors import AttrError
 from dagnet.graph import Graph, Node
+from dagnet.onnx import fold
 from dagnet.onnx.common import (ConstantAsDataError, NotConstantError, OnnxError,
                                 UnsupportedOnnxError, onnx_attrs, onnx_module, where)
 from dagnet.onnx.mapping import IMPORTS
@@ -29,11 +30,14 @@ class OnnxModel:
     """An imported model: the Graph, its params {name: array} and state {node: {...}}.
 
     Unpacks as `graph, params, state = load(path)`; compile with
-    `dagnet.compile(m.graph, params=m.params, state=m.state)`."""
+    `dagnet.compile(m.graph, params=m.params, state=m.state)`. `notes` says what the import
+    assumed or changed (an opset conversion, a fixed batch of 1 read as the batch), one line
+    each."""
 
     graph: Graph
     params: dict
     state: dict
+    notes: list = field(default_factory=list)
 
     def __iter__(self):
         return iter((self.graph, self.params, self.state))
@@ -42,19 +46,24 @@ class OnnxModel:
 class Reader:
     """The state of one import: the Graph being built and what each ONNX value became."""
 
-    def __init__(self, onnx, model, input_shapes: dict):
+    def __init__(self, onnx, model, input_shapes: dict, unfolded=()):
         self.onnx = onnx
         og = model.graph
-        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+        self.opset = opset_of(model)
         self.g = Graph(og.name or "onnx")
         self.consts = {i.name: onnx.numpy_helper.to_array(i) for i in og.initializer}
+        # values that depend on the batch size (folded from a Shape): {value: (at 61, at 67)}
+        self.batched: dict[str, tuple] = {}
+        self.nodes = list(og.node)  # kept: their ids key `folded` and `absorbed`
+        self.folded = fold.plan(self.nodes, set(self.consts) - set(unfolded))
+        self.notes: list[str] = []
         self.values: dict[str, str] = {}  # ONNX value -> dagnet node
         # ONNX per-example shape of values whose dagnet node has another (GlobalAveragePool's
         # (C, 1, 1) is dagnet's (C,)): materialised by a reshape only if a consumer needs it
         self.views: dict[str, tuple] = {}
         self.params, self.state, self.param_of = {}, {}, {}
         self.users: dict[str, list] = {}
-        for node in og.node:
+        for node in self.nodes:
             for v in node.input:
                 self.users.setdefault(v, []).append(node)
         self.graph_outputs = [o.name for o in og.output]
@@ -64,6 +73,7 @@ class Reader:
         self.current = None  # the ONNX node being imported, for messages
         self.computed = {v for n in og.node for v in n.output} - set(self.consts)
         self.dtype = np.dtype(np.float32)
+        self.batch_of_one = False  # every data input declares a fixed leading 1
         self._inputs(og, input_shapes)
 
     # -- names and values --------------------------------------------------------------------
@@ -105,6 +115,9 @@ class Reader:
 
     def value(self, value: str, exact: bool = True, where: str = "graph output") -> str:
         """The dagnet node holding `value`; `exact` reshapes it to its ONNX shape if they differ."""
+        if value in self.batched:
+            raise OnnxError(f"{where}: '{value}' is computed from the batch size (a Shape of "
+                            f"data); dagnet reads such values only as a Reshape's target shape")
         if value in self.consts:
             raise ConstantAsDataError(f"{where}: '{value}' is a constant; dagnet imports constants "
                                       f"only as weights, biases, statistics and shapes, not as "
@@ -128,6 +141,9 @@ class Reader:
             if default is None:
                 raise OnnxError(f"{where(node)}: the {what} input is missing")
             return np.asarray(default)
+        if name in self.batched:
+            raise NotConstantError(f"{where(node)}: the {what} '{name}' is computed from the "
+                                   f"batch size (a Shape of data); dagnet needs it fixed", name)
         if name not in self.consts:
             raise NotConstantError(f"{where(node)}: the {what} '{name}' must be an initializer "
                                    f"or a Constant; dagnet cannot import a computed {what}", name)
@@ -177,38 +193,84 @@ class Reader:
                     f"the batch fixed; pass input_shapes={{'{vi.name}': (C, H, W)}} to load()")
             if not self.values:
                 self.dtype = dtype
+                self.batch_of_one = dims[:1] == [1]
+            else:
+                self.batch_of_one = self.batch_of_one and dims[:1] == [1]
             node = self.g.input(self.fresh(vi.name, own=True), shape, str(dtype))
             self.values[vi.name] = node.name
 
 
-def check_supported(og) -> None:
-    """One UnsupportedOnnxError listing every node whose op dagnet cannot import."""
+#: the oldest opset the importers read; older models are converted to it by
+#: onnx.version_converter (whose adapters exist only where a conversion is exact): before opset 7
+#: Add broadcast by attributes and BatchNormalization, Dropout carried is_test (Caffe2's exports)
+OLDEST_READ = 7
+
+
+def upgrade(onnx, model) -> tuple:
+    """(model at opset OLDEST_READ or newer, notes): older models converted."""
+    opset = opset_of(model)
+    if opset >= OLDEST_READ:
+        return model, []
+    from onnx import version_converter
+
+    try:
+        model = version_converter.convert_version(model, OLDEST_READ)
+    except Exception as e:  # noqa: BLE001 - the converter raises several kinds; say which
+        raise OnnxError(f"the model's opset {opset} is older than {OLDEST_READ}, the oldest "
+                        f"dagnet reads, and onnx.version_converter cannot convert it "
+                        f"({str(e).strip().splitlines()[0][:160]}); re-export it at opset "
+                        f"{OLDEST_READ} or newer") from None
+    return model, [f"converted from opset {opset} to {OLDEST_READ} by onnx.version_converter"]
+
+
+def opset_of(model) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+
+
+def check_supported(og, unfolded=()) -> None:
+    """One UnsupportedOnnxError listing every node whose op dagnet cannot import and which does
+    not fold into a constant (fold.plan)."""
+    nodes = list(og.node)
+    folded = fold.plan(nodes, {i.name for i in og.initializer} - set(unfolded))
     bad = [f"  {n.op_type if n.domain in ('', 'ai.onnx') else n.domain + '.' + n.op_type} "
-           f"(node '{n.name or n.output[0]}')"
-           for n in og.node if n.domain not in ("", "ai.onnx") or n.op_type not in IMPORTS]
+           f"(node '{n.name or n.output[0]}')" for n in nodes if id(n) not in folded
+           and (n.domain not in ("", "ai.onnx") or n.op_type not in IMPORTS)]
     if bad:
         raise UnsupportedOnnxError(
             f"the model uses {len(bad)} node(s) with ops dagnet cannot import:\n" + "\n".join(bad)
             + f"\nsupported ops: {', '.join(sorted(IMPORTS))}")
 
 
-def load(path_or_model, input_shapes: dict | None = None) -> OnnxModel:
-    """Import an ONNX model (a path or a ModelProto) as an OnnxModel(graph, params, state).
+def load(path_or_model, input_shapes: dict | None = None, unfolded=()) -> OnnxModel:
+    """Import an ONNX model (a path or a ModelProto) as an OnnxModel(graph, params, state, notes).
 
-    input_shapes {input: per-example shape} fixes inputs whose non-batch dimensions are symbolic."""
+    input_shapes {input: per-example shape} fixes inputs whose non-batch dimensions are symbolic.
+    Nodes that depend on no data input fold into constants (fold.py), except through the
+    initializers named in `unfolded` (the backend's inputs frozen to given values: what reads
+    them must be imported, not folded by ONNX's reference implementation)."""
     onnx = onnx_module()
     model = (path_or_model if isinstance(path_or_model, onnx.ModelProto)
              else onnx.load(str(path_or_model)))
-    check_supported(model.graph)
-    r = Reader(onnx, model, dict(input_shapes or {}))
-    for node in model.graph.node:
-        if id(node) not in r.absorbed:
+    model, notes = upgrade(onnx, model)
+    check_supported(model.graph, unfolded)
+    r = Reader(onnx, model, dict(input_shapes or {}), unfolded)
+    r.notes += notes
+    for node in r.nodes:
+        if id(node) in r.folded:
+            r.current = node
+            fold.evaluate(r, node)
+        elif id(node) not in r.absorbed:
             r.current = node
             try:
                 IMPORTS[node.op_type](r, node, onnx_attrs(onnx, node))
             except AttrError as e:  # a value the dagnet op's declarations refuse
                 raise OnnxError(f"{where(node)}: {e}") from None
+    for o in r.graph_outputs:
+        if o in r.consts:
+            raise ConstantAsDataError(f"graph output '{o}' is a constant: it depends on no graph "
+                                      f"input, so it folded at import, and dagnet computes "
+                                      f"outputs from inputs; drop it from the outputs", o)
     outputs = [r.value(o) for o in r.graph_outputs]
     if outputs != r.g.outputs:
         r.g.outputs = outputs
-    return OnnxModel(r.g, r.params, r.state)
+    return OnnxModel(r.g, r.params, r.state, r.notes)

@@ -191,7 +191,6 @@ MODELS = {
     'test_Embedding_sparse': 'needs Gather (not yet supported)',
     'test_GLU': 'needs Mul, Split (not yet supported)',
     'test_GLU_dim': 'needs Mul, Split (not yet supported)',
-    'test_Linear_no_bias': 'needs Transpose (not yet supported)',
     'test_LogSoftmax': 'needs LogSoftmax (not yet supported)',
     'test_MaxPool1d': 'MaxPool: 1-D/3-D windows',
     'test_MaxPool1d_stride': 'MaxPool: 1-D/3-D windows',

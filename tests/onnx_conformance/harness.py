@@ -196,7 +196,8 @@ RULES = (
     (r"must be at most half the window", "pad larger than half the window"),
     (r"cannot reshape per-example shape", "Reshape changing the batch"),
     (r"is a (sequence|optional|map)", "sequence/optional values"),
-    (r"^graph output: '[^']*' is a constant", "a constant graph output"),
+    (r"^graph output '[^']*' is a constant", "a constant graph output"),
+    (r"computed from the batch size", "a value computed from the batch size"),
     (r"scales the computed C", "Gemm beta with a computed C"),
 )
 

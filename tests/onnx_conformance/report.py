@@ -109,9 +109,27 @@ def markdown(node_failures: dict, model_failures: dict) -> str:
         "dimension as the batch; that is exact because the importer refuses any op that would "
         "mix examples, and inputs that differ in it or have rank < 2 are refused "
         "(`NoBatchAxisError`). Inputs that the importer reads as weights, biases, statistics or "
-        "shapes (node cases feed `Conv`'s `W` as an input) are frozen to the values given.", "",
+        "shapes (node cases feed `Conv`'s `W` as an input) are frozen to the values given, and "
+        "never folded: the nodes reading them are dagnet's to run.", "",
+        "## What the importer does besides the op table", "",
+        "- **Constant folding.** Every node that depends on no data input is evaluated once at "
+        "import by ONNX's reference implementation (`onnx.reference`), whatever its op, as "
+        "TVM's FoldConstant and onnx-simplifier do: `Constant`, `ConstantOfShape`, weights "
+        "transposed or scaled by nodes (torch's bias-free `Linear`), and shape arithmetic. "
+        "`Shape` of a data value folds with the batch symbolic (evaluated at two batch sizes), "
+        "so torch's `x.view(x.size(0), -1)` chain (`Shape`, `Gather`, `Unsqueeze`, `Concat`) "
+        "becomes a `Reshape` keeping the batch; any other use of the batch size is refused "
+        "with the value named (`dagnet/onnx/fold.py`).",
+        "- **Old opsets.** A model older than opset 7 (Caffe2's exports: `Add` broadcasting by "
+        "attribute, `is_test` flags) is converted to opset 7 by `onnx.version_converter`, whose "
+        "adapters exist only where the conversion is exact; newer opsets are read as they are.",
+        "- **A fixed batch of 1.** When every data input declares a leading 1, a `Reshape` "
+        "target's leading 1 is read as the batch, so the model runs at any batch size.",
+        "- **Notes.** What the import assumed or converted is listed in `OnnxModel.notes`, one "
+        "line each, and `dagnet import` prints them.", "",
         "## Ops", "",
-        "Versions: the opsets in which ONNX changed the op; the importer reads them all. "
+        "Versions: the opsets in which ONNX changed the op; the importer reads them all "
+        "(those before 7 through `onnx.version_converter`). "
         "Older opsets run: the passing cases, converted by `onnx.version_converter` to these "
         "older versions of the op (where it has an adapter), pass too. Attributes: ✓ set by a "
         "passing case, ✗ set only by failing cases, – set by no case (its default is what is "

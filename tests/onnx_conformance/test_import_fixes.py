@@ -73,9 +73,9 @@ def test_dropout_in_training_mode_is_refused_unless_its_ratio_is_zero():
 
 
 def test_a_constant_read_as_data_names_the_node():
-    m = model([helper.make_node("Flatten", ["k"], ["y"])], {"x": ["N", 3]}, {"y": [1, 3]},
-              {"k": arr(1, 3)})
-    with pytest.raises(OnnxError, match=r"Flatten node 'y': 'k' is a constant"):
+    m = model([helper.make_node("Concat", ["x", "k"], ["y"], axis=1)], {"x": ["N", 3]},
+              {"y": ["N", 6]}, {"k": arr(1, 3)})
+    with pytest.raises(OnnxError, match=r"Concat node 'y': 'k' is a constant"):
         load(m)
 
 
@@ -88,12 +88,14 @@ def test_a_sequence_input_is_refused():
         load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
 
 
-def test_opset_3_concat_defaults_its_axis_and_reshape_reads_its_shape_attribute():
+def test_an_opset_3_model_is_converted_concat_axis_defaulted_reshape_shape_an_input():
+    """version_converter gives Concat its default axis 1 and moves Reshape's shape to an input."""
     m = model([helper.make_node("Concat", ["x", "x"], ["c"]),
                helper.make_node("Reshape", ["c"], ["y"], shape=[0, 2, -1])],
               {"x": ["N", 2, 3]}, {"y": ["N", 2, 6]}, opset=3)
     onnx.checker.check_model(m)
     got = load(m)
+    assert got.notes == ["converted from opset 3 to 7 by onnx.version_converter"]
     x = arr(3, 2, 3)
     plan = dagnet.compile(got.graph, mode="eval", params=got.params, state=got.state)
     np.testing.assert_array_equal(plan.forward({"x": x}, mode="eval")["y"],

@@ -27,7 +27,7 @@ from dagnet.errors import (AttrError, CheckpointError, CycleError, DagnetError, 
                            DistributedError, DTypeError, FeedError, FusionMismatchError, GraphError,
                            MissingDependencyError, PeerLostError, ShapeError, SpecError,
                            TrainingError, TuneError, UnknownOpError)
-from dagnet.onnx.common import NoBatchAxisError, NotConstantError
+from dagnet.onnx.common import NoBatchAxisError, NotConstantError, OnnxError
 from dagnet.spec import graph_from_spec, load_spec
 from dagnet.train.checkpoint import load_checkpoint, save_checkpoint
 from dagnet.train.solver import Solver
@@ -928,6 +928,46 @@ def _(tmp):
     from dagnet.onnx import load
 
     load(_onnx_model("Conv", {"x": ["N", 1, 4, 4], "w": [1, 1, 3, 3]}))
+
+
+def _onnx_nodes(nodes, inits):
+    """An ONNX model of `nodes` reading x of shape (N, 2, 3) and the initializers into 'y'."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    f = TensorProto.FLOAT
+    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", f, ["N", 2, 3])],
+                          [helper.make_tensor_value_info("y", f, None)],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@case("onnx-batch-dependent-shape", P, NotConstantError, "an ONNX model computes a shape from "
+      "its batch size other than as the batch itself (Reshape to [N * 2, -1]; dagnet.onnx.load "
+      "folds Shape chains with the batch symbolic)", "re-export with the batch as the first entry "
+      "of the target (x.view(x.size(0), -1)) or a fixed shape", "computed from the batch size")
+def _(tmp):
+    from onnx import helper
+
+    from dagnet.onnx import load
+
+    load(_onnx_nodes([helper.make_node("Shape", ["x"], ["n"], start=0, end=1),
+                      helper.make_node("Mul", ["n", "two"], ["n2"]),
+                      helper.make_node("Concat", ["n2", "minus1"], ["target"], axis=0),
+                      helper.make_node("Reshape", ["x", "target"], ["y"])],
+                     {"two": np.array([2]), "minus1": np.array([-1])}))
+
+
+@case("onnx-fold-failed", P, OnnxError, "a node of an ONNX model whose inputs are all constants "
+      "cannot be evaluated (dagnet.onnx.load folds such nodes with onnx.reference)",
+      "fix the model: the message gives ONNX's reason", "evaluating it to fold it failed")
+def _(tmp):
+    from onnx import helper
+
+    from dagnet.onnx import load
+
+    load(_onnx_nodes([helper.make_node("Reshape", ["k", "shape"], ["w"]),
+                      helper.make_node("MatMul", ["x", "w"], ["y"])],
+                     {"k": np.zeros(6, np.float32), "shape": np.array([4, -1, 5])}))
 
 
 # -- distributed training -------------------------------------------------------------------------

@@ -187,43 +187,15 @@ def test_a_constant_node_that_cannot_be_evaluated_names_itself():
         load(m)
 
 
-@pytest.mark.parametrize("folding", [True, False], ids=["torch-folded", "torch-unfolded"])
-@pytest.mark.parametrize("opset", [9, 13, 17])
-def test_a_torch_export_with_view_and_flatten_imports_at_any_batch(opset, folding):
-    """torch's TorchScript exporter, its own constant folding on or off (off leaves Transpose
-    of the Linear weights and Shape chains for the importer to fold)."""
-    torch = pytest.importorskip("torch")
-    import io
 
+def test_dagnet_import_prints_the_notes(tmp_path, capsys, monkeypatch):
     import onnx
 
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
-            self.bn = torch.nn.BatchNorm2d(4)
-            self.fc1 = torch.nn.Linear(4 * 4 * 4, 6, bias=False)
-            self.fc2 = torch.nn.Linear(6, 5)
+    from dagnet.cli.main import main
 
-        def forward(self, x):
-            x = torch.nn.functional.max_pool2d(torch.relu(self.bn(self.conv(x))), 2)
-            x = torch.relu(self.fc1(x.view(x.size(0), -1)))
-            return torch.softmax(self.fc2(torch.flatten(x, 1)), dim=1)
-
-    torch.manual_seed(0)
-    net = Net().eval()
-    net.bn.running_mean.uniform_(-1, 1)
-    net.bn.running_var.uniform_(0.5, 2)
-    buf = io.BytesIO()
-    torch.onnx.export(net, torch.randn(2, 3, 8, 8), buf, opset_version=opset, dynamo=False,
-                      do_constant_folding=folding, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
-    imported = load(onnx.load_from_string(buf.getvalue()))
-    plan = dagnet.compile(imported.graph, mode="eval", params=imported.params,
-                          state=imported.state)
-    for batch in (1, 5):
-        x = torch.randn(batch, 3, 8, 8)
-        with torch.no_grad():
-            want = net(x).numpy()
-        got = plan.forward({"x": x.numpy()}, mode="eval")[imported.graph.outputs[0]]
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    monkeypatch.chdir(tmp_path)
+    onnx.save(caffe2_squeezenet_tail(), "tail.onnx")
+    assert main(["import", "tail.onnx"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert "note: converted from opset 6 to 7 by onnx.version_converter" in err
+    assert any(line.startswith("note: Reshape node 'y': the leading 1") for line in err)

@@ -3,9 +3,12 @@
 Each ONNX value maps to the dagnet node named after it (so an exported model loads back with
 its names) and each initializer used as a weight to a param node named after it; graph inputs
 keep their names and per-example shapes, the batch dimension dropped. Each node is read by its
-row of the mapping table (mapping.py). `graph.outputs` stays the default (the sinks) when those
+row of the mapping table (mapping.py), except nodes that depend on no data input: those fold
+into constants (fold.py). Models older than opset 7 are first converted by
+onnx.version_converter (upgrade). `graph.outputs` stays the default (the sinks) when those
 are the ONNX outputs in order, so a loss added with the builder becomes the output; otherwise
-they are set explicitly. Loading reads only the protobuf: it never runs code from the model.
+they are set explicitly. Loading reads only the protobuf: it never runs code from the model
+(folding evaluates standard-domain ONNX ops only, with onnx.reference).
 """
 from __future__ import annotations
 
@@ -255,11 +258,20 @@ def load(path_or_model, input_shapes: dict | None = None, unfolded=()) -> OnnxMo
     check_supported(model.graph, unfolded)
     r = Reader(onnx, model, dict(input_shapes or {}), unfolded)
     r.notes += notes
+    # constant subgraphs first: they need nothing imported, and an exporter may place a bias's
+    # Constant after the MatMul that reads it (as one affine) when it imports
     for node in r.nodes:
+        if id(node) in r.folded and all(v in r.consts for v in node.input if v):
+            r.current = node
+            fold.evaluate(r, node)
+            r.absorbed.add(id(node))
+    for node in r.nodes:
+        if id(node) in r.absorbed:
+            continue
         if id(node) in r.folded:
             r.current = node
             fold.evaluate(r, node)
-        elif id(node) not in r.absorbed:
+        else:
             r.current = node
             try:
                 IMPORTS[node.op_type](r, node, onnx_attrs(onnx, node))

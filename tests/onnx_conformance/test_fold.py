@@ -199,3 +199,13 @@ def test_dagnet_import_prints_the_notes(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.splitlines()
     assert "note: converted from opset 6 to 7 by onnx.version_converter" in err
     assert any(line.startswith("note: Reshape node 'y': the leading 1") for line in err)
+
+
+def test_a_bias_constant_placed_after_its_matmul_still_joins_the_affine():
+    """Constant subgraphs fold before any node imports: MatMul sees the Add's bias as one."""
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]),
+             helper.make_node("Constant", [], ["bias"], value=numpy_helper.from_array(arr(3))),
+             helper.make_node("Add", ["h", "bias"], ["y"])]
+    m = model(nodes, {"x": ["N", 2]}, {"y": ["N", 3]}, {"W": arr(2, 3, seed=1)})
+    imported = assert_matches(m, {"x": arr(4, 2, seed=2)})
+    assert [n.op for n in imported.graph if n.op not in ("input", "param")] == ["affine"]

@@ -47,7 +47,7 @@ META = (
             "aliases: {last member: fused node}}"),
     MetaKey("backward", "graph", ("autodiff",), "",
             "{order: op nodes in backward order, fan_in: {value: summed gradients}, seeds: the "
-            "losses, wrt: inputs differentiated}"),
+            "losses, wrt: inputs differentiated, frozen: params given no gradient}"),
     MetaKey("memory", "graph", ("memory",), "",
             "{buffers: {id: bytes per example}, fixed_bytes, timeline, mode, activations and "
             "total: {peak, no_reuse, peak_step}, workspaces: {step: Span(start, end, bytes)}}"),

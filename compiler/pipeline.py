@@ -16,7 +16,7 @@ import numpy as np
 
 from dagnet.errors import DagnetError, GraphError
 from dagnet.graph import PARAM, Graph
-from dagnet.compiler.autodiff import plan_backward
+from dagnet.compiler.autodiff import frozen_params, plan_backward
 from dagnet.compiler.buckets import MB, plan_buckets
 from dagnet.compiler.fuse import fuse as fuse_pass
 from dagnet.compiler.fusion_check import check_fusion
@@ -45,6 +45,7 @@ class Options:
     wrt: tuple = ()
     inplace: bool = True
     bucket_mb: float | None = None  # data-parallel training: plan the gradient allreduce
+    freeze: tuple = ()  # params that get no gradient (fine-tuning)
 
     @property
     def itemsize(self) -> int:
@@ -87,7 +88,7 @@ PASSES = (
     Pass("fuse", lambda g, o: fuse_pass(g, o.outputs, o.mode), {"fuse": True},
          doc="chains that match a fused op become one node"),
     Pass("schedule", lambda g, o: schedule(g), doc="the execution order"),
-    Pass("autodiff", lambda g, o: plan_backward(g, o.wrt), {"mode": "train"},
+    Pass("autodiff", lambda g, o: plan_backward(g, o.wrt, o.freeze), {"mode": "train"},
          doc="which gradients each step computes, the backward order"),
     Pass("memory", lambda g, o: plan_memory(g, o.mode, o.itemsize, o.inplace),
          doc="liveness, in-place steps, buffers"),
@@ -99,17 +100,19 @@ PASSES = (
 
 def run_passes(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
                dtype="float32", wrt=(), inplace: bool = True, trace=None,
-               lint: bool | None = None, bucket_mb: float | None = None) -> Graph:
+               lint: bool | None = None, bucket_mb: float | None = None,
+               freeze=()) -> Graph:
     """Every pass that applies, in order; `trace(name, graph)` (optional) sees the graph after
     each one. lint: check the graph after each pass (compiler/lint.py; default LINT).
-    bucket_mb: plan the data-parallel gradient allreduce in buckets of that many MiB."""
+    bucket_mb: plan the data-parallel gradient allreduce in buckets of that many MiB.
+    freeze: params that get no gradient."""
     if mode not in MODES:
         raise DagnetError(f"mode must be one of {MODES}, got {mode!r}")
     if not isinstance(graph, Graph):
         raise GraphError(f"compile() needs a dagnet Graph, got {type(graph).__name__}; build one "
                          f"with dagnet.Graph() or Graph.from_spec(path)")
     options = Options(_output_names(outputs, graph), fuse, mode, np.dtype(dtype).name,
-                      tuple(wrt), inplace, bucket_mb)
+                      tuple(wrt), inplace, bucket_mb, tuple(freeze))
     lint = LINT if lint is None else lint
     ran = []
     g = graph
@@ -136,7 +139,7 @@ def _output_names(outputs, graph: Graph) -> list:
 def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
             dtype="float32", seed: int = 0, params: dict | None = None,
             state: dict | None = None, wrt=(), inplace: bool = True,
-            check: bool = False, bucket_mb: float | None = None) -> ExecutionPlan:
+            check: bool = False, bucket_mb: float | None = None, freeze=()) -> ExecutionPlan:
     """Compile a graph into an ExecutionPlan.
 
     graph: a Graph, or a model loaded by dagnet.onnx.load (its params and state come along).
@@ -147,6 +150,8 @@ def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
     fused step and its unfused chain on a random batch and raise FusionMismatchError naming
     the first fused group whose outputs or gradients differ. bucket_mb: group the gradients
     into allreduce buckets of about that many MiB for data-parallel training (dagnet.dist).
+    freeze: params, or op nodes (meaning their params), that get no gradient and no backward
+    step of their own (fine-tuning; dagnet.models.finetune.params_up_to names a prefix).
     """
     dtype = float_dtype(dtype)
     check_seed(seed)
@@ -156,7 +161,7 @@ def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
         state = graph.state if state is None and params is graph.params else state
         graph = graph.graph
     g = run_passes(graph, outputs, fuse, mode, dtype, wrt, inplace,  # checks `graph` first
-                   bucket_mb=bucket_mb)
+                   bucket_mb=bucket_mb, freeze=frozen_params(graph, freeze))
     outputs = _output_names(outputs, graph)
     kept = {n.name for n in g if n.op == PARAM}
     if params is None:

@@ -70,6 +70,8 @@ class ExecutionPlan:
         self.steps = self._make_steps()
         by_name = {s.name: s for s in self.steps}
         self.backward_steps = [by_name[n] for n in graph.meta.get("backward", {}).get("order", [])]
+        # params frozen at compile time (fine-tuning): no gradient, no update
+        self.frozen = set(graph.meta.get("backward", {}).get("frozen", []))
         self.losses = [s.name for s in self.steps if s.op.kind == "loss"]
         # the gradient allreduce buckets of data-parallel training (compile(bucket_mb=...))
         self.bucket_plan = graph.meta.get("buckets")
@@ -143,7 +145,8 @@ class ExecutionPlan:
         raise DagnetError(f"'{name}' is not a value of this plan (pruned, or not in the graph)")
 
     def backward(self, douts: dict | None = None) -> dict:
-        """Gradients {param: grad} (plus requested inputs) after a train-mode forward().
+        """Gradients {param: grad} of the params not frozen (plus requested inputs) after a
+        train-mode forward().
 
         Losses are seeded with 1 (several losses are summed); pass `douts` {output: array} to
         seed other outputs."""
@@ -183,8 +186,15 @@ class ExecutionPlan:
 
     @property
     def decayed(self) -> list[str]:
-        """Params that L2 weight decay applies to (weights, not biases or batchnorm's gamma/beta)."""
-        return [n.name for n in self.graph if n.op == PARAM and n.attrs.get("decay", True)]
+        """Params that L2 weight decay applies to (weights, not biases or batchnorm's gamma/beta;
+        not frozen ones, which get no gradient)."""
+        return [n.name for n in self.graph if n.op == PARAM and n.attrs.get("decay", True)
+                and n.name not in self.frozen]
+
+    @property
+    def trainable(self) -> list[str]:
+        """The params that get a gradient: all but the frozen ones."""
+        return [p for p in self.params if p not in self.frozen]
 
     def loss_and_grads(self, x, y=None, reg: float = 0.0):
         """(loss, {param: grad}) for one batch; reg adds 0.5*reg*||W||^2 over weights."""
@@ -267,11 +277,16 @@ class ExecutionPlan:
             notes += [f"allreduce bucket {i} starts after its backward" for i in starts.get(s.name, [])]
             if s.inplace:
                 notes.append("in-place")
+            frozen = [p for p in s.inputs if p in self.frozen]
+            if frozen:
+                notes.append("frozen: " + ",".join(frozen))
             if s.index in {b.index for b in self.backward_steps}:
                 skipped = [p for p, need in zip(s.inputs, s.needs) if not need and
                            p not in self.params]
                 if skipped:
                     notes.append("no grad: " + ",".join(skipped))
+            elif self.mode == "train" and self.frozen:
+                notes.append("no backward")
             size = int(np.prod(s.shape, dtype=np.int64)) * self.dtype.itemsize / 1024
             rows.append((str(s.index), s.name, s.op_name, str(s.shape), f"{s.params:,}",
                          f"{s.flops / 1e6:.2f}", f"{size:.1f}", "; ".join(notes)))
@@ -279,6 +294,11 @@ class ExecutionPlan:
         out = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         total = sum(int(np.prod(self.params[p].shape)) for p in self.params)
         pruned = self.graph.meta.get("pruned", [])
+        if self.frozen:
+            n_frozen = sum(self.params[p].size for p in self.frozen if p in self.params)
+            out.append(f"frozen: {n_frozen:,} of {total:,} params ({len(self.frozen)} arrays) get "
+                       f"no gradient; {len(self.backward_steps)} of {len(self.steps)} steps run "
+                       f"backward")
         out.append(f"{len(self.steps)} steps, {total:,} params, mode {self.mode}, {self.dtype}; "
                    f"peak {self.peak_bytes(1) / 1024:.1f} KB per example"
                    + (f"; pruned: {', '.join(pruned)}" if pruned else ""))

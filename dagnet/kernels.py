@@ -25,9 +25,11 @@ import os
 import warnings
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from dagnet.errors import DagnetError
+# the numpy versions: the fallback below, and the tests' oracle as kernels.*_numpy
+from dagnet.kernels_numpy import (argmax_dtype, col2im_numpy, im2col_numpy,  # noqa: F401
+                                  maxpool_backward_numpy, maxpool_forward_numpy)
 
 
 try:
@@ -75,11 +77,6 @@ def _pool_threads(outputs: int) -> int:
     return max(1, min(NUM_THREADS, outputs // POOL_OUTPUTS_PER_THREAD))
 
 
-def argmax_dtype(window: int):
-    """uint8 indices for windows of at most 256 cells (a quarter of int32's traffic), else int32."""
-    return np.uint8 if window <= 256 else np.int32
-
-
 # -- im2col / col2im -----------------------------------------------------------------------
 def _as_samples(cols, layout):
     """The (N, rows, P) view of cols stored as layout "NKP" (N, rows, P) or "KNP" (rows, N, P)."""
@@ -88,13 +85,16 @@ def _as_samples(cols, layout):
     return cols if layout == "NKP" else cols.transpose(1, 0, 2)
 
 
-def im2col(x, ksize, stride, pad, out_size, ones_row=False, layout="NKP", buffer=None):
+def im2col(x, ksize, stride, pad, out_size, ones_row=False, layout="NKP", buffer=None,
+           dilation=(1, 1)):
     """Patches of x as columns.  x: (N, C, H, W) -> cols (N, K, ho*wo), K = C*kh*kw [+ 1].
 
-    Row (c*kh + i)*kw + j of sample n holds x[n, c, oh*sh + i - ph, ow*sw + j - pw] (0 in the
-    padding); with ones_row a last row of ones lets the GEMM add the bias. layout "KNP" stores
-    the same numbers as (K, N, ho*wo): one GEMM (F, K) @ (K, N*ho*wo) for the whole batch.
-    buffer: a byte array to build cols in (at its front) instead of a fresh allocation.
+    Row (c*kh + i)*kw + j of sample n holds x[n, c, oh*sh + i*dh - ph, ow*sw + j*dw - pw] (0
+    in the padding); pad is the (top, left) offset of the windows, out_size how many there are
+    (so any bottom/right pad). With ones_row a last row of ones lets the GEMM add the bias.
+    layout "KNP" stores the same numbers as (K, N, ho*wo): one GEMM (F, K) @ (K, N*ho*wo) for
+    the whole batch. buffer: a byte array to build cols in (at its front) instead of a fresh
+    allocation.
     """
     n, c = x.shape[:2]
     rows = c * ksize[0] * ksize[1] + int(ones_row)
@@ -103,10 +103,10 @@ def im2col(x, ksize, stride, pad, out_size, ones_row=False, layout="NKP", buffer
     cols = np.empty(shape, dtype=x.dtype) if buffer is None else typed_view(buffer, shape, x.dtype)
     samples = _as_samples(cols, layout)
     if HAVE_CYTHON:
-        _im2col_ext.im2col(np.ascontiguousarray(x), samples, *ksize, *stride, *pad, *out_size,
-                           ones_row, NUM_THREADS)
+        _im2col_ext.im2col(np.ascontiguousarray(x), samples, *ksize, *stride, *pad, *dilation,
+                           *out_size, ones_row, NUM_THREADS)
     else:
-        samples[...] = im2col_numpy(x, ksize, stride, pad, out_size, ones_row)
+        samples[...] = im2col_numpy(x, ksize, stride, pad, out_size, ones_row, dilation)
     return cols
 
 
@@ -120,7 +120,7 @@ def typed_view(buffer: np.ndarray, shape: tuple, dtype) -> np.ndarray:
     return buffer[:nbytes].view(dtype).reshape(shape)
 
 
-def col2im(cols, x_shape, ksize, stride, pad, out_size, layout="NKP"):
+def col2im(cols, x_shape, ksize, stride, pad, out_size, layout="NKP", dilation=(1, 1)):
     """The adjoint of im2col: sum each column entry back into its pixel.  -> dx (N, C, H, W).
 
     cols: (N, K or more, ho*wo), or (K or more, N, ho*wo) for layout "KNP"; rows after
@@ -128,44 +128,12 @@ def col2im(cols, x_shape, ksize, stride, pad, out_size, layout="NKP"):
     """
     samples = _as_samples(cols, layout)
     if not HAVE_CYTHON:
-        return col2im_numpy(samples, x_shape, ksize, stride, pad, out_size)
+        return col2im_numpy(samples, x_shape, ksize, stride, pad, out_size, dilation)
     if samples.strides[2] != samples.itemsize:
         samples = np.ascontiguousarray(samples)
     dx = np.empty(x_shape, dtype=cols.dtype)
-    _im2col_ext.col2im(samples, dx, *ksize, *stride, *pad, *out_size, NUM_THREADS)
+    _im2col_ext.col2im(samples, dx, *ksize, *stride, *pad, *dilation, *out_size, NUM_THREADS)
     return dx
-
-
-def _windows(xp, ksize, stride, out_size):
-    """Read-only view (N, C, ho, wo, kh, kw) of the windows of an already padded xp."""
-    view = sliding_window_view(xp, ksize, axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
-    return view[:, :, :out_size[0], :out_size[1]]
-
-
-def im2col_numpy(x, ksize, stride, pad, out_size, ones_row=False):
-    """numpy version of im2col (a strided window view, then one copy)."""
-    (ph, pw), (n, c) = pad, x.shape[:2]
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    k = c * ksize[0] * ksize[1]
-    p = out_size[0] * out_size[1]
-    cols = np.empty((n, k + int(ones_row), p), dtype=x.dtype)
-    # (N, C, ho, wo, kh, kw) -> (N, C, kh, kw, ho, wo): rows (c, i, j), columns (oh, ow)
-    cols[:, :k].reshape(n, c, *ksize, *out_size)[...] = (
-        _windows(xp, ksize, stride, out_size).transpose(0, 1, 4, 5, 2, 3))
-    if ones_row:
-        cols[:, k] = 1
-    return cols
-
-
-def col2im_numpy(cols, x_shape, ksize, stride, pad, out_size):
-    """numpy version of col2im: one strided add per kernel tap."""
-    (n, c, h, w), (kh, kw), (sh, sw), (ph, pw), (ho, wo) = x_shape, ksize, stride, pad, out_size
-    dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
-    taps = cols[:, :c * kh * kw].reshape(n, c, kh, kw, ho, wo)
-    for i in range(kh):
-        for j in range(kw):
-            dxp[:, :, i:i + sh * ho:sh, j:j + sw * wo:sw] += taps[:, :, i, j]
-    return dxp[:, :, ph:ph + h, pw:pw + w].copy()
 
 
 # -- max-pool ------------------------------------------------------------------------------
@@ -182,11 +150,13 @@ def _plane_view(a, writable=False):
     return np.ascontiguousarray(a)
 
 
-def maxpool_forward(x, ksize, stride, pad, out_size, out=None):
+def maxpool_forward(x, ksize, stride, pad, out_size, out=None, dilation=(1, 1)):
     """Window maxima and where they are.  x: (N, C, H, W) -> out, argmax: (N, C, ho, wo).
 
     argmax is the index i*kw + j of the max inside its window (the first max on ties; a NaN
-    propagates, the last NaN in the window wins, as in PyTorch); padding counts as -inf.
+    propagates, the last NaN in the window wins, as in PyTorch); padding counts as -inf. pad
+    is the (top, left) offset of the windows, out_size how many there are; taps are dilation
+    cells apart.
     x may be any view whose (H, W) planes are contiguous, e.g. the (N, C, H, W) view of a
     conv's GEMM output stored channel-major: it is read in place, not copied. out: a
     C-contiguous (N, C, ho, wo) array to write the maxima into.
@@ -197,7 +167,7 @@ def maxpool_forward(x, ksize, stride, pad, out_size, out=None):
         raise ValueError(f"maxpool_forward: out must be a C-contiguous {x.dtype} array of shape "
                          f"{(n, c, *out_size)}, got {out.dtype} {out.shape}")
     if not HAVE_CYTHON:
-        y, argmax = maxpool_forward_numpy(x, ksize, stride, pad, out_size)
+        y, argmax = maxpool_forward_numpy(x, ksize, stride, pad, out_size, dilation)
         if out is None:
             return y, argmax
         out[...] = y
@@ -205,18 +175,18 @@ def maxpool_forward(x, ksize, stride, pad, out_size, out=None):
     if out is None:
         out = np.empty((n, c, *out_size), dtype=x.dtype)
     argmax = np.empty((n, c, *out_size), dtype=argmax_dtype(ksize[0] * ksize[1]))
-    _pool_ext.maxpool_forward(_plane_view(x), out, argmax, *ksize, *stride, *pad,
+    _pool_ext.maxpool_forward(_plane_view(x), out, argmax, *ksize, *stride, *pad, *dilation,
                               _pool_threads(out.size))
     return out, argmax
 
 
-def maxpool_backward(dout, argmax, x_shape, ksize, stride, pad, dx=None):
+def maxpool_backward(dout, argmax, x_shape, ksize, stride, pad, dx=None, dilation=(1, 1)):
     """Route each dout entry to its window's argmax.  dout: (N, C, ho, wo) -> dx (N, C, H, W).
 
     dx, if given, is overwritten and returned: any (N, C, H, W) view with contiguous planes
     (a fused conv passes the view of its GEMM-layout gradient buffer)."""
     if not HAVE_CYTHON:
-        g = maxpool_backward_numpy(dout, argmax, x_shape, ksize, stride, pad)
+        g = maxpool_backward_numpy(dout, argmax, x_shape, ksize, stride, pad, dilation)
         if dx is None:
             return g
         dx[...] = g
@@ -226,36 +196,8 @@ def maxpool_backward(dout, argmax, x_shape, ksize, stride, pad, dx=None):
     elif tuple(dx.shape) != tuple(x_shape):
         raise ValueError(f"maxpool_backward: dx must have shape {tuple(x_shape)}, got {dx.shape}")
     _pool_ext.maxpool_backward(np.ascontiguousarray(dout), argmax, _plane_view(dx, True),
-                               *ksize, *stride, *pad, _pool_threads(dout.size))
+                               *ksize, *stride, *pad, *dilation, _pool_threads(dout.size))
     return dx
-
-
-def maxpool_forward_numpy(x, ksize, stride, pad, out_size):
-    """numpy version of maxpool_forward (argmax over a window view)."""
-    (ph, pw), (kh, kw) = pad, ksize
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
-    windows = _windows(xp, ksize, stride, out_size).reshape(*x.shape[:2], *out_size, kh * kw)
-    argmax = np.argmax(windows, axis=-1)
-    nan = np.isnan(windows)
-    if nan.any():  # np.argmax picks the first NaN; the compiled kernel (and PyTorch) the last
-        last = kh * kw - 1 - np.argmax(nan[..., ::-1], axis=-1)
-        argmax = np.where(nan.any(axis=-1), last, argmax)
-    argmax = argmax.astype(argmax_dtype(kh * kw))
-    out = np.take_along_axis(windows, argmax[..., None].astype(np.intp), axis=-1)[..., 0]
-    return out, argmax
-
-
-def maxpool_backward_numpy(dout, argmax, x_shape, ksize, stride, pad):
-    """numpy version of maxpool_backward (np.add.at sums where windows overlap)."""
-    (n, c, h, w), (_, kw), (sh, sw), (ph, pw) = x_shape, ksize, stride, pad
-    ho, wo = dout.shape[2:]
-    k = argmax.astype(np.intp)
-    rows = np.arange(ho)[:, None] * sh + k // kw
-    cols = np.arange(wo) * sw + k % kw
-    dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dout.dtype)
-    ni, ci = np.ogrid[:n, :c]
-    np.add.at(dxp, (ni[..., None, None], ci[..., None, None], rows, cols), dout)
-    return dxp[:, :, ph:ph + h, pw:pw + w].copy()
 
 
 # -- conv + relu + max-pool in row layout (the fused step) -------------------------------

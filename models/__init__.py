@@ -13,6 +13,8 @@ from pathlib import Path
 
 from dagnet.errors import DagnetError
 from dagnet.graph import Graph
+from dagnet.models.classic import alexnet, densenet_small, squeezenet, vgg11, vgg11_bn, vgg16
+from dagnet.models.resnet import resnet18, resnet20, resnet50
 from dagnet.models.zoo import (
     convnet_deep,
     fc_net,
@@ -31,6 +33,16 @@ MODELS = {
     "lenet_bn": lenet_bn,
     "convnet_deep": convnet_deep,
     "resnet_small": resnet_small,
+    "resnet20": resnet20,
+    "resnet18": resnet18,
+    "vgg11": vgg11,
+    "vgg11_bn": vgg11_bn,
+    "squeezenet": squeezenet,
+    "densenet_small": densenet_small,
+    # full-size ImageNet definitions (224x224, 1000 classes): they build and run at batch 1
+    "resnet50": resnet50,
+    "vgg16": vgg16,
+    "alexnet": alexnet,
 }
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"

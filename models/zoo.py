@@ -19,6 +19,17 @@ from dagnet.graph import Graph, Node
 FASHION_MNIST = (1, 28, 28)
 
 
+def strided(graph: Graph, x, size: int, stride: int, pad: int = 0) -> dict:
+    """The stride keywords of a window op on x: {stride}, plus floor=True where the windows do
+    not tile H, W exactly. (Left off where it changes nothing, the node reads as the ONNX
+    importer writes it back: ONNX always floors.)"""
+    if stride == 1:
+        return {}
+    h, w = graph.shape_of(x)[1:3]
+    ragged = any((n + 2 * pad - size) % stride for n in (h, w))
+    return {"stride": stride, **({"floor": True} if ragged else {})}
+
+
 class _Stack:
     """A layer stack over a Graph that names layers as the sequential spec form does."""
 
@@ -33,9 +44,9 @@ class _Stack:
         self._counts[prefix] = self._counts.get(prefix, 0) + 1
         return f"{prefix}{self._counts[prefix]}"
 
-    def conv(self, filters: int, size: int, pad: int = 0) -> "_Stack":
+    def conv(self, filters: int, size: int, pad: int = 0, stride: int = 1) -> "_Stack":
         self.h = self.g.conv2d(self.h, filters, size, pad=pad, name=self._name("conv"),
-                               **self.weights)
+                               **strided(self.g, self.h, size, stride, pad), **self.weights)
         return self
 
     def fc(self, units: int) -> "_Stack":
@@ -46,8 +57,10 @@ class _Stack:
         self.h = self.g.relu(self.h, name=self._name("relu"))
         return self
 
-    def pool(self) -> "_Stack":
-        self.h = self.g.max_pool2d(self.h, size=2, stride=2, name=self._name("pool"))
+    def pool(self, size: int = 2, stride: int = 2) -> "_Stack":
+        """A max pool (floored where the windows do not tile the input)."""
+        self.h = self.g.max_pool2d(self.h, size=size, name=self._name("pool"),
+                                   **{"stride": stride, **strided(self.g, self.h, size, stride)})
         return self
 
     def bn(self) -> "_Stack":

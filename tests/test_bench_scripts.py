@@ -62,3 +62,11 @@ def test_bench_dist_quick():
     assert 0 <= lenet["overlap_fraction"] <= 1 and lenet["communication_ms"] > 0
     assert out["cost_model"]["alpha_s"] > 0 and out["cost_model"]["beta_s_per_byte"] > 0
     assert set(out["cost_model"]["efficiency"]["lenet"]) == {"2", "8", "64", "512"}
+
+
+def test_bench_import_order_quick():
+    """Both orders are timed in their own processes; neither import order warns."""
+    out = run("bench_import_order.py")
+    assert {k: len(v) for k, v in out["step_ms"].items()} == {"dagnet_first": 1, "numpy_first": 1}
+    assert out["import_warnings"] == {"dagnet_first": 0, "numpy_first": 0}
+    assert out["summary"]["numpy_first_ratio"] > 0

@@ -113,3 +113,16 @@ def test_the_facade_sits_below_the_cli():
     bad = [v for f in sorted(FACADE) for v in violations([ROOT / f], FACADE_MAY_NOT[f])]
     assert not bad, "\n".join(bad)
     assert "dagnet.compiler" in set(imports(ROOT / "dagnet/saving.py"))  # why it is no core module
+
+
+#: a module that grows past this is doing more than one thing: split it by responsibility
+MAX_LINES = 400
+
+
+def test_no_module_is_over_the_size_limit():
+    sources = [p for folder in ("dagnet", "compiler", "models", "viz")
+               for pattern in ("*.py", "*.pyx") for p in (ROOT / folder).rglob(pattern)]
+    assert len(sources) > 50
+    long = {str(p.relative_to(ROOT)): n for p in sources
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, f"split these modules by responsibility: {long}"

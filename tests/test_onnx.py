@@ -135,7 +135,41 @@ def two_inputs_graph():
     return g
 
 
-GRAPHS = {"convs": convs_graph, "dense": dense_graph, "two_inputs": two_inputs_graph}
+def windows_graph():
+    """Grouped, depthwise, dilated and asymmetrically padded convs, a transposed conv, ceil_mode
+    and count_include_pad=False pools, resizes, the block moves, a global max pool."""
+    g = Graph("windows")
+    x = g.input("x", (4, 12, 12))
+    d = g.relu(g.conv2d(x, 4, 3, pad=1, groups=4, name="dw"), name="r1")             # (4, 12, 12)
+    gc = g.conv2d(d, 6, 3, stride=2, pad=[0, 1, 2, 1], dilation=2, groups=2, floor=True,
+                  name="gdil")                                                        # (6, 5, 5)
+    up = g.conv_transpose(gc, 4, 3, stride=2, pad=1, output_padding=1, name="up")    # (4, 10, 10)
+    mp = g.max_pool2d(up, 3, stride=2, pad=1, ceil_mode=True, name="mp")            # (4, 6, 6)
+    ap = g.avg_pool2d(up, 3, stride=2, pad=1, ceil_mode=True,
+                      count_include_pad=False, name="ap")                             # (4, 6, 6)
+    dp = g.max_pool2d(up, 2, stride=1, dilation=3, name="dmp")                       # (4, 7, 7)
+    s = g.add(mp, ap, name="s")
+    bil = g.resize(s, scale=2, mode="bilinear", name="bil")                          # (4, 12, 12)
+    d2s = g.depth_to_space(g.space_to_depth(bil, 2, name="s2d"), 2, mode="CRD", name="d2s")
+    near = g.resize(dp, scale=(1.5, 2), coordinates="asymmetric", nearest_mode="floor",
+                    name="near")                                                      # (4, 10, 14)
+    g.outputs = [g.global_max_pool(d2s, name="gmp"), near]
+    return g
+
+
+def sequence_graph():
+    g = Graph("sequence")
+    x = g.input("x", (3, 20))
+    c = g.conv1d(x, 6, 3, pad=[1, 2], dilation=2, groups=3, name="c1")              # (6, 19)
+    p = g.max_pool1d(c, 3, stride=2, pad=1, ceil_mode=True, name="mp1")              # (6, 10)
+    a = g.avg_pool1d(c, 3, stride=2, pad=1, ceil_mode=True, count_include_pad=False,
+                     name="ap1")                                                      # (6, 10)
+    g.add(p, a, name="sum")
+    return g
+
+
+GRAPHS = {"convs": convs_graph, "dense": dense_graph, "two_inputs": two_inputs_graph,
+          "windows": windows_graph, "sequence": sequence_graph}
 
 
 def roundtrip(graph, tmp_path, opset=17):
@@ -202,8 +236,10 @@ def test_zoo_model_matches_onnxruntime_and_round_trips(name, tmp_path):
 
 
 def test_every_zoo_model_is_tested():
+    from tests.models.classic_sizes import SMALL  # tests/models/test_classics_onnx.py
+
     assert set(zoo()) <= {"two_layer_net", "fc_net", "three_layer_convnet", "lenet", "lenet_bn",
-                          "convnet_deep", "resnet_small"}
+                          "convnet_deep", "resnet_small", *SMALL}
 
 
 # -- export details ------------------------------------------------------------------------
@@ -410,13 +446,21 @@ def _conv(**attrs):
 
 
 @pytest.mark.parametrize("node, inits, fragment", [
-    (_conv(pads=[0, 0, 1, 1]), {}, r"Conv node 'conv7': pads \[0, 0, 1, 1\].*asymmetric"),
-    (_conv(group=2), {"W": arr(2, 1, 3, 3)}, "group=2"),
-    (_conv(dilations=[2, 2]), {}, "dilations"),
-    (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]), {},
-     "count_include_pad=0"),
-    (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
-     {}, "ceil_mode=1"),
+    (_conv(), {"W": arr(2, 2, 3, 3, 3)}, r"Conv node 'conv7': weight shape \(2, 2, 3, 3, 3\): "
+     r"dagnet imports 1-D and 2-D"),
+    (_conv(dilations=[2, 2, 2]), {}, r"dilations \[2, 2, 2\] has 3 values for a 2-D window"),
+    (helper.make_node("ConvTranspose", ["x", "W"], ["y"]), {"W": arr(2, 2, 3)},
+     "2-D ConvTranspose only"),
+    (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], pads=[2, 2, 2, 2]), {},
+     r"pad \(2, 2\) must be at most half the window"),
+    (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2, 2]), {},
+     r"kernel_shape \[2, 2, 2\]: dagnet imports 1-D and 2-D windows"),
+    (helper.make_node("Resize", ["x", "", "sc"], ["y"], mode="cubic"),
+     {"sc": np.array([1, 1, 2, 2], np.float32)}, "mode 'cubic'"),
+    (helper.make_node("Resize", ["x", "", "sc"], ["y"], mode="linear", antialias=1),
+     {"sc": np.array([1, 1, 0.5, 0.5], np.float32)}, "antialias=1 when shrinking"),
+    (helper.make_node("Resize", ["x", "", "sc"], ["y"]),
+     {"sc": np.array([1, 2, 2, 2], np.float32)}, "resize the batch or the channels"),
     (helper.make_node("Gemm", ["x", "W"], ["y"], transA=1), {"W": arr(2, 4)}, "transA=1"),
     (helper.make_node("Reshape", ["x", "shape"], ["y"]), {"shape": np.array([5, -1])},
      "must keep the batch"),

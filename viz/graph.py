@@ -256,9 +256,11 @@ def save(dot: graphviz.Digraph, path, format: str | None = None) -> str:
 # -- the declared graph -------------------------------------------------------------------------
 def render_graph(graph: Graph, path=None, format: str | None = None, show_shapes: bool = True,
                  show_params: bool = True, rankdir: str = "TB", collapse_params: bool = True,
-                 label=None, blocks: str | None = "auto", title: str | None = None) -> graphviz.Digraph:
+                 label=None, blocks: str | None = "auto", title: str | None = None,
+                 frozen=()) -> graphviz.Digraph:
     """The declared DAG: one box per op (name, op, output shape, params), edges labelled with
-    shapes; written to `path` when given.
+    shapes; written to `path` when given. frozen: params frozen for fine-tuning (their layers
+    are drawn cold and dashed, marked ❄).
 
     collapse_params: draw each param inside its op (shared params stay nodes). label: a hook
     fn(node) -> str for the box text. blocks: "fold" draws runs of repeated blocks as one box
@@ -279,10 +281,18 @@ def render_graph(graph: Graph, path=None, format: str | None = None, show_shapes
     nodes = {}
     for n in g:
         if n.name in run_of and where(n.name) not in nodes:
-            nodes[where(n.name)] = block_attrs(repeats[run_of[n.name]], g, show_shapes, show_params)
+            nodes[where(n.name)] = block_attrs(repeats[run_of[n.name]], g, show_shapes, show_params,
+                                               frozen)
         elif n.name not in hidden and n.name not in run_of:
-            nodes[node_id(n.name)] = node_attrs(n, describe(n, g, show_shapes, show_params, hidden),
-                                                label=label)
+            cold = [v for v in n.inputs if v in frozen] if n.op != PARAM else \
+                ([n.name] if n.name in frozen else [])
+            lines = describe(n, g, show_shapes, show_params, hidden)
+            extra = {}
+            if cold:
+                lines.append((f"frozen: {', '.join(cold)}", style.FROZEN_MARK))
+                extra = style.FROZEN
+            nodes[node_id(n.name)] = node_attrs(n, lines, [("❄", style.FROZEN_MARK)] if cold else (),
+                                                label=label, **extra)
     edges, seen = [], set()
     for n in g:
         for src in n.inputs:
@@ -298,6 +308,9 @@ def render_graph(graph: Graph, path=None, format: str | None = None, show_shapes
     sub = f"{ops} ops · {style.count_text(total)} params"
     if repeats:
         sub += " · " + ", ".join(f"{r.name} × {r.count}" for r in repeats)
+    if frozen:
+        cold = sum(n.meta["params"] for n in g if n.op == PARAM and n.name in frozen)
+        sub += f" · ❄ {style.count_text(cold)} frozen"
     dot = emit(g.name, title_label(title or g.name, sub), rankdir, nodes, edges, clusters)
     if path is not None:
         save(dot, path, format)
@@ -312,8 +325,9 @@ def block_mode(g: Graph, blocks):
     return blocks
 
 
-def block_attrs(r: Repeat, g: Graph, show_shapes=True, show_params=True) -> dict:
-    """The box of a folded run: `name × count`, block names, the ops of one block, shape, params."""
+def block_attrs(r: Repeat, g: Graph, show_shapes=True, show_params=True, frozen=()) -> dict:
+    """The box of a folded run: `name × count`, block names, the ops of one block, shape, params
+    (and whether they are all frozen)."""
     first = r.blocks[0]
     lines = [f"{r.prefixes[0]} … {r.prefixes[-1]}"] if r.prefixes[0] else []
     lines += wrap(f"{len(first)} ops each: " + " → ".join(g.node(v).op for v in first))
@@ -321,8 +335,15 @@ def block_attrs(r: Repeat, g: Graph, show_shapes=True, show_params=True) -> dict
         lines.append(style.shape_text(g.node(r.nodes[-1]).meta["shape"]))
     if show_params:
         lines.append(f"{style.count_text(sum(g.node(v).meta['params'] for v in r.nodes))} params in all")
-    return {**style.BLOCK_NODE, "label": box_label(f"{r.name} × {r.count}", lines),
-            "tooltip": ", ".join(r.nodes)}
+    params = {v for u in r.nodes for v in g.node(u).inputs if g.node(v).op == PARAM}
+    cold = bool(params) and params <= set(frozen)
+    if cold:
+        lines.append(("frozen: no gradient", style.FROZEN_MARK))
+    attrs = {**style.BLOCK_NODE, "label": box_label(f"{r.name} × {r.count}", lines),
+             "tooltip": ", ".join(r.nodes)}
+    if cold:
+        attrs.update({k: style.FROZEN[k] for k in ("color", "penwidth")})
+    return attrs
 
 
 def block_clusters(repeats, g: Graph, hidden=()) -> list[Cluster]:

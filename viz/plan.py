@@ -109,6 +109,11 @@ class _Drawing:
             if self.timings and not step.fused:
                 lines.append(self._time_line(step))
                 attrs["fillcolor"] = self._heat(step)
+        frozen = [v for v in n.inputs if v in self.plan.frozen]
+        if frozen:
+            attrs.update(style.FROZEN)
+            marks.append(("❄", style.FROZEN_MARK))
+            lines.append((f"frozen: {', '.join(frozen)}", style.FROZEN_MARK))
         if self.peak and self.peak[0] == n.name:
             attrs.update(style.PEAK)
             lines.append((self.peak[1], style.PEAK["color"]))
@@ -125,8 +130,14 @@ class _Drawing:
         if steps:
             lines.append(f"steps #{steps[0]} … #{steps[-1]}")
         lines.append(f"{style.count_text(sum(self.src.node(v).meta['params'] for v in folded))} params in all")
+        params = {v for u in folded for v in self.src.node(u).inputs if self.src.node(v).op == PARAM}
+        cold = bool(params) and params <= self.plan.frozen
+        if cold:
+            lines.append(("frozen: no gradient", style.FROZEN_MARK))
         attrs = {**style.BLOCK_NODE, "label": box_label(f"{r.name} × {r.count - 1} more", lines),
                  "tooltip": ", ".join(folded)}
+        if cold:
+            attrs.update({k: style.FROZEN[k] for k in ("color", "penwidth")})
         if self.peak and self.peak[0] in folded:
             attrs.update(style.PEAK)
         return attrs

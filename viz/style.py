@@ -43,6 +43,9 @@ PRUNED = {"fillcolor": "#F5F5F5", "color": "#BBBBBB", "fontcolor": "#AAAAAA", "s
 BACKWARD = {"fillcolor": "#FBE3E6", "color": "#C0394B", "shape": "box", "style": "rounded,filled"}
 GRADIENT_EDGE = {"color": "#C0394B", "fontcolor": "#C0394B"}
 PEAK = {"color": "#D62728", "penwidth": "3"}
+# fine-tuning: a layer whose params are frozen (no gradient, no update) is drawn cold and dashed
+FROZEN = {"fillcolor": "#E6EEF7", "color": "#5A7FA8", "style": "rounded,filled,dashed", "penwidth": "1.4"}
+FROZEN_MARK = "#3D6A99"
 INPLACE_MARK = "#1B7F79"
 STEP_MARK = "#5B4FC4"
 EDGE = {"color": "#555555", "fontcolor": "#666666", "fontsize": "9", "arrowsize": "0.7"}

@@ -10,10 +10,15 @@ uint8 when the window has at most 256 entries (the common case, a quarter of int
 traffic) and int32 otherwise. Backward scatters dout through that index. Ties go to the first
 max in row-major window order (a strict > comparison); a NaN propagates (the last NaN in the window
 wins, as in PyTorch).
-Padding acts as -inf: padded cells are skipped, never chosen. Planes are independent, so OpenMP
-splits them; every output is written by one thread in a fixed order: bitwise deterministic.
+Padding acts as -inf: padded cells are skipped, never chosen. ph, pw are the top/left pads:
+the output size given says how far the windows reach (an asymmetric pad, or ceil_mode's last
+partial window, is only a window clipped to the image). A dilated window (taps dh, dw cells
+apart) may hold no cell of the image at all: its max is -inf and backward routes nothing.
+Planes are independent, so OpenMP splits them; every output is written by one thread in a
+fixed order: bitwise deterministic.
 """
 from cython.parallel import prange
+from libc.math cimport INFINITY
 from libc.string cimport memset
 
 from dagnet._kernels.branchless cimport keep as _keep
@@ -69,6 +74,21 @@ cdef void _max_2x2_plane(const real* x, real* out, index_t* arg, Py_ssize_t W,
             arg[oh * wo + ow] = <index_t>k
 
 
+cdef inline Py_ssize_t _first_dilated(Py_ssize_t start, Py_ssize_t d) noexcept nogil:
+    """First tap i >= 0 of a window at `start`, taps d apart, with start + i*d >= 0."""
+    return 0 if start >= 0 else (-start + d - 1) // d
+
+
+cdef inline Py_ssize_t _end_dilated(Py_ssize_t start, Py_ssize_t k, Py_ssize_t d,
+                                    Py_ssize_t size) noexcept nogil:
+    """One past the last tap i < k with start + i*d < size (0 if none)."""
+    cdef Py_ssize_t e
+    if start >= size:
+        return 0
+    e = (size - 1 - start) // d + 1
+    return e if e < k else k
+
+
 cdef void _max_plane(const real* x, real* out, index_t* arg, Py_ssize_t H, Py_ssize_t W,
                      Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                      Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t ho, Py_ssize_t wo) noexcept nogil:
@@ -90,6 +110,39 @@ cdef void _max_plane(const real* x, real* out, index_t* arg, Py_ssize_t H, Py_ss
             for i in range(i0, i1):
                 for j in range(j0, j1):
                     v = x[(top + i) * W + left + j]
+                    if _beats(v, m):
+                        m = v
+                        k = <index_t>(i * kw + j)
+            out[oh * wo + ow] = m
+            arg[oh * wo + ow] = k
+
+
+cdef void _max_plane_dilated(const real* x, real* out, index_t* arg, Py_ssize_t H,
+                             Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                             Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
+                             Py_ssize_t dw, Py_ssize_t ho, Py_ssize_t wo) noexcept nogil:
+    """_max_plane with taps dh, dw cells apart (kept apart: the dense loop stays as it was).
+    A window without a cell of the image gives -inf and the index of its first tap."""
+    cdef Py_ssize_t oh, ow, i, j, i0, i1, j0, j1, top, left
+    cdef real m, v
+    cdef index_t k
+    for oh in range(ho):
+        top = oh * sh - ph
+        i0 = _first_dilated(top, dh)
+        i1 = _end_dilated(top, kh, dh, H)
+        for ow in range(wo):
+            left = ow * sw - pw
+            j0 = _first_dilated(left, dw)
+            j1 = _end_dilated(left, kw, dw, W)
+            if i0 >= i1 or j0 >= j1:
+                out[oh * wo + ow] = -INFINITY
+                arg[oh * wo + ow] = 0
+                continue
+            m = x[(top + i0 * dh) * W + left + j0 * dw]
+            k = <index_t>(i0 * kw + j0)
+            for i in range(i0, i1):
+                for j in range(j0, j1):
+                    v = x[(top + i * dh) * W + left + j * dw]
                     if _beats(v, m):
                         m = v
                         k = <index_t>(i * kw + j)
@@ -158,6 +211,22 @@ cdef void _unpool_plane(const real* dout, const index_t* arg, real* dx, Py_ssize
             dx[(oh * sh - ph + k // kw) * W + ow * sw - pw + k % kw] += dout[oh * wo + ow]
 
 
+cdef void _unpool_plane_dilated(const real* dout, const index_t* arg, real* dx, Py_ssize_t H,
+                                Py_ssize_t W, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+                                Py_ssize_t ho, Py_ssize_t wo) noexcept nogil:
+    """_unpool_plane for dilated windows; a window outside the image routes nothing."""
+    cdef Py_ssize_t oh, ow, k, r, c
+    memset(dx, 0, H * W * sizeof(real))
+    for oh in range(ho):
+        for ow in range(wo):
+            k = arg[oh * wo + ow]
+            r = oh * sh - ph + (k // kw) * dh
+            c = ow * sw - pw + (k % kw) * dw
+            if r >= 0 and r < H and c >= 0 and c < W:
+                dx[r * W + c] += dout[oh * wo + ow]
+
+
 def _check_planes(name, Py_ssize_t H, Py_ssize_t row_stride, Py_ssize_t W, Py_ssize_t col_stride,
                   Py_ssize_t itemsize):
     # the memoryviews take any strides (Cython's ::1 would demand a C-contiguous whole)
@@ -167,12 +236,15 @@ def _check_planes(name, Py_ssize_t H, Py_ssize_t row_stride, Py_ssize_t W, Py_ss
 
 def maxpool_forward(const real[:, :, :, :] x, real[:, :, :, ::1] out,
                     index_t[:, :, :, ::1] argmax, int kh, int kw, int sh, int sw, int ph, int pw,
-                    int num_threads):
+                    int dh, int dw, int num_threads):
     """Fill out and argmax (N, C, ho, wo), both contiguous, from x (N, C, H, W) whose planes
     are contiguous (any strides on N and C)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t ho = out.shape[2], wo = out.shape[3], m, n, c
-    cdef bint fast = kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+    # 2x2 windows at stride 2 that all lie inside the image (not ceil_mode's partial last one)
+    cdef bint fast = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+                      and 2 * ho <= H and 2 * wo <= W)
+    cdef bint dilated = dh != 1 or dw != 1
     _check_planes("maxpool_forward", H, x.strides[2], W, x.strides[3], sizeof(real))
     if (out.shape[0] != N or out.shape[1] != C or argmax.shape[0] != N or argmax.shape[1] != C
             or argmax.shape[2] != ho or argmax.shape[3] != wo):
@@ -185,6 +257,9 @@ def maxpool_forward(const real[:, :, :, :] x, real[:, :, :, ::1] out,
             c = m % C
             if fast and not _has_nan(&x[n, c, 0, 0], H * W):
                 _max_2x2_plane(&x[n, c, 0, 0], &out[n, c, 0, 0], &argmax[n, c, 0, 0], W, ho, wo)
+            elif dilated:
+                _max_plane_dilated(&x[n, c, 0, 0], &out[n, c, 0, 0], &argmax[n, c, 0, 0], H, W,
+                                   kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
             else:
                 _max_plane(&x[n, c, 0, 0], &out[n, c, 0, 0], &argmax[n, c, 0, 0], H, W,
                            kh, kw, sh, sw, ph, pw, ho, wo)
@@ -192,12 +267,15 @@ def maxpool_forward(const real[:, :, :, :] x, real[:, :, :, ::1] out,
 
 def maxpool_backward(const real[:, :, :, ::1] dout, const index_t[:, :, :, ::1] argmax,
                      real[:, :, :, :] dx, int kh, int kw, int sh, int sw, int ph, int pw,
-                     int num_threads):
+                     int dh, int dw, int num_threads):
     """Overwrite dx (N, C, H, W), whose planes are contiguous (any strides on N and C), with
     dout (N, C, ho, wo) routed to each window's argmax."""
     cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
     cdef Py_ssize_t ho = dout.shape[2], wo = dout.shape[3], m, n, c
-    cdef bint tiled = kh == sh and kw == sw and ph == 0 and pw == 0
+    cdef bint dilated = dh != 1 or dw != 1
+    # windows that tile the image without overlap, none past its end (ceil_mode's may be)
+    cdef bint tiled = (kh == sh and kw == sw and ph == 0 and pw == 0 and not dilated
+                       and ho * kh <= H and wo * kw <= W)
     cdef bint fast = tiled and kh == 2 and kw == 2
     _check_planes("maxpool_backward", H, dx.strides[2], W, dx.strides[3], sizeof(real))
     if (dout.shape[0] != N or dout.shape[1] != C or argmax.shape[0] != N or argmax.shape[1] != C
@@ -215,6 +293,9 @@ def maxpool_backward(const real[:, :, :, ::1] dout, const index_t[:, :, :, ::1] 
             elif tiled:
                 _unpool_tiled_plane(&dout[n, c, 0, 0], &argmax[n, c, 0, 0], &dx[n, c, 0, 0],
                                     H, W, kh, kw, ho, wo)
+            elif dilated:
+                _unpool_plane_dilated(&dout[n, c, 0, 0], &argmax[n, c, 0, 0], &dx[n, c, 0, 0],
+                                      H, W, kw, sh, sw, ph, pw, dh, dw, ho, wo)
             else:
                 _unpool_plane(&dout[n, c, 0, 0], &argmax[n, c, 0, 0], &dx[n, c, 0, 0], H, W,
                               kw, sh, sw, ph, pw, ho, wo)

@@ -65,10 +65,17 @@ def write_confusion_picture(matrix, run_dir: str, class_names) -> str | None:
 
 
 def cmd_summary(args) -> int:
-    from dagnet.summary import summary_table
+    from dagnet.viz.summary import default_depth, folded_summary
 
-    print(summary_table(resolve_model(args.model).graph))
+    graph = resolve_model(args.model).graph
+    depth = default_depth(graph) if args.depth is None else args.depth
+    print(folded_summary(graph, None if depth == "full" else depth))
     return 0
+
+
+def depth_value(text: str):
+    """--depth: an integer >= 1, or 'full'."""
+    return text if text == "full" else at_least(1)(text)
 
 
 def cmd_gradcheck(args) -> int:
@@ -128,6 +135,11 @@ def register(sub) -> None:
 
     s = sub.add_parser("summary", help="per layer: output shape, params, connections")
     s.add_argument("model", help=MODEL_HELP)
+    s.add_argument("--depth", type=depth_value, metavar="N|full",
+                   help="name levels to show (stage2.block3.conv1 has 3): 1 gives one row per "
+                        "stage, 2 per block; repeated blocks fold into one row; full lists every "
+                        "layer (default: 2 for graphs big enough that the diagrams fold them, "
+                        "else full)")
     s.set_defaults(func=cmd_summary)
 
     gc = sub.add_parser("gradcheck", help="numerical gradient check of a model (float64)")

@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 
-from dagnet.cli import data_flags, dist, recipe, run_logs
-from dagnet.cli.common import (DATA_HELP, MODEL_HELP, UsageError, load_data, resolve_graph,
+from dagnet.cli import data_flags, dist, finetune, recipe, run_logs
+from dagnet.cli.common import (DATA_HELP, MODEL_HELP, UsageError, load_data, resolve_model,
                                with_loss, write_json)
 from dagnet.errors import DagnetError
 
@@ -31,25 +31,21 @@ def train(args, world, callbacks=(), hparams=None) -> int:
     data, info = load_data(args.data, args.val, args.seed, args.preprocessing)
     shape = data["X_train"].shape[1:]
     classes = int(max(data["y_train"].max(), data["y_test"].max())) + 1
-    graph = with_loss(resolve_graph(args.model, shape, classes))
-    params = state = None
-    if args.weights:
-        from dagnet.train.checkpoint import check_compatible, load_checkpoint
-
-        ck = load_checkpoint(args.weights)
-        shapes = {n.name: tuple(n.attrs["shape"]) for n in graph.params}
-        check_compatible(ck, shapes)
-        params = {k: v.astype(args.dtype) for k, v in ck.params.items()}
-        state = {n: {k: v.astype(args.dtype) for k, v in st.items()} for n, st in ck.state.items()}
-    plan = dagnet.compile(graph, seed=args.seed, dtype=args.dtype, params=params, state=state,
-                          **world.compile_options(args))
+    source = resolve_model(args.model, shape, classes)
+    # the weights it starts from, a fresh head (--replace-head), what is frozen (--freeze)
+    begin = finetune.start(args, source, with_loss(source.graph), shape, classes, args.dtype)
+    graph = begin.graph
+    plan = dagnet.compile(graph, seed=args.seed, dtype=args.dtype, params=begin.params,
+                          state=begin.state, freeze=begin.freeze, **world.compile_options(args))
     model = world.wrap(plan, args)  # several ranks: DataParallel (rank 0's params everywhere)
     augment = data_flags.from_args(args)
     world.on_root(lambda: _make_out(args, info, graph, augment))
     quiet = args.quiet or not world.is_root
     if not quiet:
         ranks = f"; {world.size} ranks" if world.size > 1 else ""
-        print(f"{graph.name}: {sum(p.size for p in plan.params.values()):,} params, "
+        frozen = sum(plan.params[p].size for p in plan.frozen if p in plan.params)
+        print(f"{graph.name}: {sum(p.size for p in plan.params.values()):,} params"
+              + (f" ({frozen:,} frozen up to {args.freeze})" if frozen else "") + ", "
               f"{len(plan.steps)} steps ({sum(s.fused for s in plan.steps)} fused); "
               f"{len(data['X_train']):,} train / {len(data['X_val']):,} val / "
               f"{len(data['X_test']):,} test examples{ranks}")
@@ -137,6 +133,7 @@ def check_flags(args) -> None:
             want = "an integer >= 1" if flag == "--patience" else (
                 "a number > 0" if flag == "--lr" else "a number >= 0")
             raise UsageError(f"{flag} must be {want}, got {value}")
+    finetune.check_flags(args)
     if not 0 <= args.warmup < args.epochs:
         raise UsageError(f"--warmup must be at least 0 and less than --epochs ({args.epochs}), "
                          f"got {args.warmup}")
@@ -179,7 +176,7 @@ def write_pictures(out: str, graph, plan, solver, quiet: bool) -> None:
     except ImportError:
         return
     try:
-        render_graph(graph, os.path.join(out, "graph.svg"))
+        render_graph(graph, os.path.join(out, "graph.svg"), frozen=plan.frozen)
         plot_history(solver.history(), os.path.join(out, "curves.png"))
     except DagnetError as e:  # e.g. graphviz's dot missing: training still succeeded
         if not quiet:
@@ -239,6 +236,7 @@ def register(sub) -> None:
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--weights", help="start from these params (a checkpoint, e.g. from "
                    "`dagnet import`) instead of fresh ones: fine-tuning")
+    finetune.add_flags(t)
     t.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     data_flags.add_arguments(t)
     dist.add_flags(t)

@@ -24,7 +24,8 @@ from dagnet.cli.common import load_data, resolve_graph, with_loss
 from dagnet.errors import TrainingError, TuneError
 
 #: train settings that belong to the study as a whole (its flags), not to a trial
-_PER_STUDY = {"model", "data", "val", "seed", "out", "resume", "weights", "quiet", "func", "command"}
+_PER_STUDY = {"model", "data", "val", "seed", "out", "resume", "weights", "replace_head", "quiet",
+              "func", "command"}
 
 
 #: what a tune's trials use where neither its flags nor the spec's recipe say

@@ -27,6 +27,8 @@ class Writer:
     graph: Graph
     state: dict
     dtype: np.dtype
+    #: the opset written: an op whose attributes came in a later one says so (OnnxError)
+    opset: int = 17
 
     def __post_init__(self):
         self.nodes, self.initializers = [], []
@@ -140,7 +142,7 @@ def export(graph_or_plan, path, params: dict | None = None, state: dict | None =
     nodes = _needed(graph, outputs)
     used = _checked_params(nodes, params)
     all64 = used and all(a.dtype == np.float64 for a in used.values())
-    w = Writer(onnx, graph, state, np.dtype(np.float64 if all64 else np.float32))
+    w = Writer(onnx, graph, state, np.dtype(np.float64 if all64 else np.float32), opset)
     elem = onnx.helper.np_dtype_to_tensor_dtype(w.dtype)
 
     def info(name):

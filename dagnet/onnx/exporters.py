@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dagnet.onnx.common import OnnxError
 from dagnet.ops import get_op
 
 
@@ -14,27 +15,98 @@ def attrs(n) -> dict:
     return get_op(n.op, n.name).read_attrs(n.attrs)
 
 
-def _strides_pads(a: dict) -> dict:
-    return {"strides": list(a["stride"]), "pads": [*a["pad"], *a["pad"]]}
+def _ints(v) -> list:
+    """A 1-D op's int or a 2-D op's pair as ONNX's list."""
+    return [int(v)] if np.isscalar(v) else [int(x) for x in v]
+
+
+def _window(a: dict, rank: int = 2) -> dict:
+    """strides, pads (ONNX's begins-then-ends order, dagnet's too) and, when not all 1,
+    dilations of a window op's read attrs."""
+    out = {"strides": _ints(a["stride"]), "pads": list(a["pad"])}
+    if _ints(a["dilation"]) != [1] * rank:
+        out["dilations"] = _ints(a["dilation"])
+    return out
+
+
+def _needs_opset(w, n, opset: int, what: str) -> None:
+    if w.opset < opset:
+        raise OnnxError(f"{n.name}: {what} needs opset {opset} or newer; export with "
+                        f"opset={opset} (this export writes {w.opset})")
 
 
 def conv(w, n) -> None:
+    a = attrs(n)
     kernel = list(w.shape(n.inputs[1])[2:])
-    w.add("Conv", n.inputs, n.name, kernel_shape=kernel, **_strides_pads(attrs(n)))
+    group = {"group": a["groups"]} if a["groups"] != 1 else {}
+    w.add("Conv", n.inputs, n.name, kernel_shape=kernel, **_window(a, len(kernel)), **group)
 
 
-def pool(onnx_op: str, **extra):
+def conv_transpose(w, n) -> None:
+    a = attrs(n)
+    extra = {"output_padding": list(a["output_padding"])} if any(a["output_padding"]) else {}
+    group = {"group": a["groups"]} if a["groups"] != 1 else {}
+    w.add("ConvTranspose", n.inputs, n.name, kernel_shape=list(w.shape(n.inputs[1])[2:]),
+          **_window(a), **extra, **group)
+
+
+def pool(onnx_op: str, rank: int = 2):
     def export(w, n) -> None:
         a = attrs(n)
-        w.add(onnx_op, n.inputs, n.name, kernel_shape=list(a["size"]), **_strides_pads(a),
-              **extra)
+        extra = {"ceil_mode": 1} if a["ceil_mode"] else {}
+        window = _window(a, rank)
+        if onnx_op == "AveragePool":
+            extra["count_include_pad"] = int(a["count_include_pad"])
+            if "dilations" in window:
+                _needs_opset(w, n, 19, "AveragePool with dilations")
+        kernel = _ints(a["size"])
+        w.add(onnx_op, n.inputs, n.name, kernel_shape=kernel, **window, **extra)
     return export
 
 
-def global_avg_pool(w, n) -> None:
-    # ONNX keeps the (1, 1) plane; a Flatten named after the node gives dagnet's (N, C)
-    pooled = w.add("GlobalAveragePool", n.inputs, f"{n.name}/pool")
-    w.add("Flatten", [pooled], n.name, axis=1)
+def global_pool(onnx_op: str):
+    def export(w, n) -> None:
+        # ONNX keeps the (1, 1) plane; a Flatten named after the node gives dagnet's (N, C)
+        pooled = w.add(onnx_op, n.inputs, f"{n.name}/pool")
+        w.add("Flatten", [pooled], n.name, axis=1)
+    return export
+
+
+def resize(w, n) -> None:
+    a = attrs(n)
+    mode = {"nearest": "nearest", "bilinear": "linear"}[a["mode"]]
+    kw = {"mode": mode, "coordinate_transformation_mode": a["coordinates"]}
+    if mode == "nearest":
+        kw["nearest_mode"] = a["nearest_mode"]
+    if a["size"] is None:
+        scales = w.initializer(f"{n.name}.scales", [1.0, 1.0, *a["scale"]], dtype=np.float32)
+        w.add("Resize", [n.inputs[0], "", scales], n.name, **kw)
+        return
+    _needs_opset(w, n, 18, "resize with a size (Resize's sizes for axes (2, 3), the batch "
+                 "left free); or give the resize a scale")
+    sizes = w.initializer(f"{n.name}.sizes", list(a["size"]), dtype=np.int64)
+    w.add("Resize", [n.inputs[0], "", "", sizes], n.name, axes=[2, 3], **kw)
+
+
+def blocks(onnx_op: str):
+    def export(w, n) -> None:
+        a = attrs(n)
+        if onnx_op == "DepthToSpace":
+            w.add(onnx_op, n.inputs, n.name, blocksize=a["block"], mode=a["mode"])
+        elif a["mode"] == "DCR":
+            w.add(onnx_op, n.inputs, n.name, blocksize=a["block"])
+        else:  # SpaceToDepth has no mode: PyTorch's pixel_unshuffle order as its reshapes
+            _space_to_depth_crd(w, n, a["block"])
+    return export
+
+
+def _space_to_depth_crd(w, n, b: int) -> None:
+    c, h, wd = w.shape(n.inputs[0])
+    split = w.initializer(f"{n.name}.split", [-1, c, h // b, b, wd // b, b], dtype=np.int64)
+    merged = w.initializer(f"{n.name}.merged", [-1, c * b * b, h // b, wd // b], dtype=np.int64)
+    x = w.add("Reshape", [n.inputs[0], split], f"{n.name}/split")
+    x = w.add("Transpose", [x], f"{n.name}/move", perm=[0, 1, 3, 5, 2, 4])
+    w.add("Reshape", [x, merged], n.name)
 
 
 def affine(w, n) -> None:

@@ -2,8 +2,9 @@
 
 Each takes the Reader of the import, the ONNX node and its attributes, and builds through the
 builder (r.g.conv2d(...), ...), so the op's declared checks apply to what the model holds; what
-dagnet cannot express (dilations, asymmetric pads, grouped convolutions, ...) is an OnnxError
-naming the node and the fix. Some nodes merge or vanish: MatMul + Add of a bias is one affine,
+dagnet cannot express (a transposed A in Gemm, a computed weight, ...) is an OnnxError
+naming the node and the fix. The window ops (Conv, pools, Resize, ...) are in
+importers_window.py. Some nodes merge or vanish: MatMul + Add of a bias is one affine,
 GlobalAveragePool + Flatten one global_avg_pool, a Flatten that only feeds Gemms is skipped
 (affine flattens each example itself), Identity and Constant only rename values.
 """
@@ -13,12 +14,11 @@ import numpy as np
 
 from dagnet.graph import build
 from dagnet.onnx import fold
-from dagnet.onnx.common import (ConstantAsDataError, OnnxError, compact, f32, onnx_attrs,
-                                where)
+from dagnet.onnx.common import ConstantAsDataError, OnnxError, f32, onnx_attrs, where
 from dagnet.ops import get_op
 
 
-def _extra_outputs_unused(r, node) -> None:
+def extra_outputs_unused(r, node) -> None:
     """dagnet ops have one output: MaxPool's indices, Dropout's mask etc. must be unused."""
     for out in node.output[1:]:
         if out and (out in r.users or out in r.graph_outputs):
@@ -26,40 +26,7 @@ def _extra_outputs_unused(r, node) -> None:
                             f"computes only the first output")
 
 
-def _pair(node, a: dict, key: str, default) -> tuple:
-    v = tuple(int(x) for x in a.get(key, default))
-    if len(v) != 2:
-        raise OnnxError(f"{where(node)}: {key} {list(v)}: dagnet imports 2-D windows only")
-    return v
-
-
-def _window(r, node, a: dict, x: str, kernel: tuple):
-    """(stride, pad, floor) of a 2-D window op on dagnet value x; OnnxError for what dagnet
-    cannot express (dilation, asymmetric pads)."""
-    if any(d != 1 for d in a.get("dilations", (1, 1))):
-        raise OnnxError(f"{where(node)}: dilations {list(a['dilations'])} are not supported "
-                        f"(dagnet windows are dense)")
-    in_hw = tuple(r.g.shape_of(x))[-2:]
-    stride = _pair(node, a, "strides", (1, 1))
-    auto = a.get("auto_pad", "NOTSET")
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        total = [max((-(-h // s) - 1) * s + k - h, 0) for h, k, s in zip(in_hw, kernel, stride)]
-        pads = [t // 2 for t in total] + [t - t // 2 for t in total]
-    elif auto == "VALID":
-        pads = [0, 0, 0, 0]
-    else:
-        pads = [int(p) for p in a.get("pads", (0, 0, 0, 0))]
-    if pads[:2] != pads[2:]:
-        raise OnnxError(f"{where(node)}: pads {pads} (auto_pad {auto}) are asymmetric "
-                        f"(begin {pads[:2]}, end {pads[2:]}); dagnet pads both sides equally: "
-                        f"re-export with symmetric padding")
-    pad = tuple(pads[:2])
-    # ONNX floors a stride that does not tile the input; dagnet asks for that with floor=True
-    floor = any((h + 2 * p - k) % s for h, k, s, p in zip(in_hw, kernel, stride, pad))
-    return stride, pad, floor
-
-
-def _zeros_bias(r, node, m: int) -> str:
+def zeros_bias(r, node, m: int) -> str:
     return r.param(f"{node.output[0]}.b", np.zeros(m), "bias")
 
 
@@ -71,53 +38,17 @@ def _bias_vector(node, c, m: int):
         raise OnnxError(f"{where(node)}: bias of shape {c.shape} does not broadcast to one "
                         f"value per output ({m},); give it shape ({m},)") from None
 
-def conv(r, node, a: dict) -> None:
+def global_pool(r, node, keepdims: bool = True, op: str = "global_avg_pool") -> None:
+    """global_avg_pool or global_max_pool; a Flatten that is its only reader joins it and
+    names it (the pair export writes), else ONNX's (N, C, 1, 1) is kept as a view."""
     x = r.tensor(node)
-    w = r.const(node, 1, "weight")
-    if w.ndim != 4:
-        raise OnnxError(f"{where(node)}: weight shape {w.shape}: dagnet imports 2-D "
-                        f"convolutions only")
-    if a.get("group", 1) != 1:
-        raise OnnxError(f"{where(node)}: group={a['group']} (grouped or depthwise convolution) "
-                        f"is not supported; dagnet convolutions have group 1")
-    kernel = tuple(w.shape[2:])
-    stride, pad, floor = _window(r, node, a, x, kernel)
-    f = w.shape[0]
-    b = (r.param(node.input[2], r.const(node, 2, "bias"), "bias")
-         if len(node.input) > 2 and node.input[2] else _zeros_bias(r, node, f))
-    r.bind(node, r.g.conv2d(x, filters=f, size=compact(kernel), stride=compact(stride),
-                            pad=compact(pad), floor=floor, name=r.out_name(node),
-                            w=r.param(node.input[1], w, "weight"), b=b))
-
-
-def pool(op: str):
-    def imp(r, node, a: dict) -> None:
-        x = r.tensor(node)
-        _extra_outputs_unused(r, node)
-        kernel = _pair(node, a, "kernel_shape", ())
-        stride, pad, floor = _window(r, node, a, x, kernel)
-        if a.get("ceil_mode", 0) and floor:
-            raise OnnxError(f"{where(node)}: ceil_mode=1 with a stride that does not tile the "
-                            f"input keeps a partial window dagnet drops; pad the input or use "
-                            f"ceil_mode=0")
-        if op == "avg_pool2d" and any(pad) and not a.get("count_include_pad", 0):
-            raise OnnxError(f"{where(node)}: count_include_pad=0 with padding: dagnet's "
-                            f"avg_pool2d counts the zero padding in the mean (count_include_pad=1)")
-        r.bind(node, getattr(r.g, op)(x, size=compact(kernel), stride=compact(stride),
-                                      pad=compact(pad), floor=floor, name=r.out_name(node)))
-    return imp
-
-
-def global_pool(r, node, keepdims: bool = True) -> None:
-    """global_avg_pool; a Flatten that is its only reader joins it and names it (the pair
-    export writes), else ONNX's (N, C, 1, 1) is kept as a view."""
-    x = r.tensor(node)
+    build_pool = getattr(r.g, op)
     flat = r.sole_user(node.output[0]) if keepdims else None
     if flat is not None and flat.op_type == "Flatten" and onnx_attrs(r.onnx, flat).get("axis", 1) == 1:
         r.absorbed.add(id(flat))
-        r.bind(flat, r.g.global_avg_pool(x, name=r.out_name(flat)))
+        r.bind(flat, build_pool(x, name=r.out_name(flat)))
         return
-    n = r.g.global_avg_pool(x, name=r.out_name(node))
+    n = build_pool(x, name=r.out_name(node))
     r.bind(node, n, view=(r.g.shape_of(n)[0], 1, 1) if keepdims else None)
 
 
@@ -204,7 +135,7 @@ def gemm(r, node, a: dict) -> None:
         c = _bias_vector(node, r.const(node, 2, "bias"), m)
         bias = r.param(node.input[2], c * beta if beta != 1 else c, "bias")
     else:
-        bias = _zeros_bias(r, node, m)
+        bias = zeros_bias(r, node, m)
     r.bind(node, r.g.affine(x, m, name=r.out_name(node), w=r.param(node.input[1], w, "weight"),
                             b=bias))
 
@@ -227,7 +158,7 @@ def matmul(r, node, a: dict) -> None:
         r.absorbed.add(id(add))
         last = add
     else:
-        bias = _zeros_bias(r, node, m)
+        bias = zeros_bias(r, node, m)
     r.bind(last, r.g.affine(x, m, name=r.out_name(last), w=r.param(node.input[1], w, "weight"),
                             b=bias))
 
@@ -237,7 +168,7 @@ def batchnorm(r, node, a: dict) -> None:
     if a.get("training_mode", 0):
         raise OnnxError(f"{where(node)}: training_mode=1; export the model in eval mode "
                         f"(dagnet picks the mode when it runs the graph)")
-    _extra_outputs_unused(r, node)
+    extra_outputs_unused(r, node)
     scale, bias, mean, var = (r.const(node, i, what) for i, what in
                               enumerate(("scale", "bias", "mean", "var"), start=1))
     shape = r.shape(node.input[0])
@@ -252,9 +183,11 @@ def batchnorm(r, node, a: dict) -> None:
 
 def dropout(r, node, a: dict) -> None:
     x = r.tensor(node)
-    _extra_outputs_unused(r, node)
+    extra_outputs_unused(r, node)
+    # read even at ratio 0: a computed mode cannot be imported (dagnet picks the mode)
+    training = len(node.input) > 2 and node.input[2] and r.const(node, 2, "training_mode")
     p = float(r.const(node, 1, "ratio", default=a.get("ratio", 0.5)))
-    if len(node.input) > 2 and node.input[2] and p and r.const(node, 2, "training_mode"):
+    if training and p:
         raise OnnxError(f"{where(node)}: training_mode=1 (input '{node.input[2]}'); export the "
                         f"model in eval mode (dagnet picks the mode when it runs the graph)")
     r.bind(node, r.g.dropout(x, p=f32(p), name=r.out_name(node)))
@@ -340,7 +273,7 @@ def _gemm_plus_data(r, node, x: str, w, beta: float) -> None:
         raise OnnxError(f"{where(node)}: beta={beta} scales the computed C '{node.input[2]}'; "
                         f"dagnet adds a computed C only with beta=1")
     y = r.g.affine(x, w.shape[1], name=r.fresh(f"{node.output[0]}/gemm"),
-                   w=r.param(node.input[1], w, "weight"), b=_zeros_bias(r, node, w.shape[1]))
+                   w=r.param(node.input[1], w, "weight"), b=zeros_bias(r, node, w.shape[1]))
     if tuple(r.g.shape_of(c)) != tuple(r.g.shape_of(y)):
         raise OnnxError(f"{where(node)}: the computed C '{node.input[2]}' has per-example shape "
                         f"{tuple(r.g.shape_of(c))}; dagnet adds a computed C only of the "

@@ -14,6 +14,7 @@ from typing import Callable
 
 from dagnet.onnx import exporters as ex
 from dagnet.onnx import importers as im
+from dagnet.onnx import importers_window as iw
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,6 @@ def same(onnx_op: str, op: str) -> tuple:
 
 
 TABLE = (
-    Row("Conv", "conv2d", ex.conv, im.conv),
-    Row("MaxPool", "max_pool2d", ex.pool("MaxPool"), im.pool("max_pool2d")),
-    Row("AveragePool", "avg_pool2d", ex.pool("AveragePool", count_include_pad=1),
-        im.pool("avg_pool2d")),
-    Row("GlobalAveragePool", "global_avg_pool", ex.global_avg_pool,
-        lambda r, node, a: im.global_pool(r, node)),
     Row("ReduceMean", "global_avg_pool", None, im.reduce_mean),
     Row("Gemm", "affine", ex.affine, im.gemm),
     Row("MatMul", "affine", None, im.matmul),
@@ -57,6 +52,22 @@ TABLE = (
     Row("Elu", "elu", *same("Elu", "elu")),
     Row("Identity", None, None, lambda r, node, a: r.alias(node, node.input[0])),
     Row("Constant", None, None, im.constant),
+    # -- convolution, pooling and resampling
+    Row("Conv", "conv2d", ex.conv, iw.conv),
+    Row("Conv", "conv1d", ex.conv, None),
+    Row("ConvTranspose", "conv_transpose", ex.conv_transpose, iw.conv_transpose),
+    Row("MaxPool", "max_pool2d", ex.pool("MaxPool"), iw.pool("max_pool2d", "max_pool1d")),
+    Row("MaxPool", "max_pool1d", ex.pool("MaxPool", rank=1), None),
+    Row("AveragePool", "avg_pool2d", ex.pool("AveragePool"), iw.pool("avg_pool2d", "avg_pool1d")),
+    Row("AveragePool", "avg_pool1d", ex.pool("AveragePool", rank=1), None),
+    Row("GlobalAveragePool", "global_avg_pool", ex.global_pool("GlobalAveragePool"),
+        lambda r, node, a: im.global_pool(r, node)),
+    Row("GlobalMaxPool", "global_max_pool", ex.global_pool("GlobalMaxPool"),
+        lambda r, node, a: im.global_pool(r, node, op="global_max_pool")),
+    Row("Resize", "resize", ex.resize, iw.resize),
+    Row("Upsample", "resize", None, iw.upsample),
+    Row("DepthToSpace", "depth_to_space", ex.blocks("DepthToSpace"), iw.blocks("depth_to_space")),
+    Row("SpaceToDepth", "space_to_depth", ex.blocks("SpaceToDepth"), iw.blocks("space_to_depth")),
 )
 
 #: dagnet op -> how it is written

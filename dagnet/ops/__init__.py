@@ -5,6 +5,7 @@ from dagnet.ops.base import Op, get_op, register, registered_ops
 from dagnet.ops import (  # noqa: F401,E402
     activation,
     conv,
+    conv_transpose,
     dense,
     dropout,
     fused,
@@ -12,7 +13,9 @@ from dagnet.ops import (  # noqa: F401,E402
     merge,
     norm,
     pool,
+    resample,
     shape,
+    window1d,
 )
 
 __all__ = ["Op", "get_op", "register", "registered_ops"]

@@ -104,7 +104,7 @@ def _noun(kind: str, iv: Interval | None) -> str:
     return f"{article} {base} in {iv.text}"
 
 
-KINDS = ("int", "pair", "number", "bool", "choice", "dims", "target", "dtype")
+KINDS = ("int", "pair", "pads", "number", "scales", "bool", "choice", "dims", "target", "dtype")
 
 
 # -- attributes ------------------------------------------------------------------------------
@@ -112,9 +112,11 @@ KINDS = ("int", "pair", "number", "bool", "choice", "dims", "target", "dtype")
 class Attr:
     """One attribute of an op (or of input/param nodes).
 
-    kind: int | pair (an int or an (h, w) pair) | number | bool | choice (one of `choices`) |
-    dims (a list of positive sizes) | target (sizes, at most one -1) | dtype (a numpy
-    float/int dtype name). bounds: an interval such as "[0, 1)" for int, pair and number.
+    kind: int | pair (an int or an (h, w) pair) | pads (an int, an (h, w) pair or ONNX's
+    (top, left, bottom, right); read as the four) | number | scales (a number or an (h, w)
+    pair of them) | bool | choice (one of `choices`) | dims (a list of positive sizes) | target
+    (sizes, at most one -1) | dtype (a numpy float/int dtype name). bounds: an interval such
+    as "[0, 1)" for int, pair, pads, number and scales.
     node=False marks a builder hyperparameter that shapes the op's params (conv2d's filters)
     and is not stored on the node; keep_default=False stores it only when it differs from the
     default (a flag such as floor). hint is added to the message of a value out of bounds."""
@@ -145,6 +147,12 @@ class Attr:
         k = self.kind
         if k in ("int", "pair", "number"):
             return _noun(k, self._interval)
+        if k == "pads":
+            return _noun("pair", self._interval).replace(
+                " or a pair of them", ", a pair of them (height, width) or four "
+                "(top, left, bottom, right)")
+        if k == "scales":
+            return f"{_noun('number', self._interval)} or a pair of them (height, width)"
         return {"bool": "true or false", "choice": f"one of {', '.join(map(str, self.choices))}",
                 "dims": "a list of positive integers",
                 "target": "a list of positive integers with at most one -1",
@@ -163,6 +171,11 @@ class Attr:
         k = self.kind
         if k == "pair":
             return (int(v), int(v)) if is_int(v) else tuple(int(a) for a in v)
+        if k == "pads":
+            v = (int(v),) * 2 if is_int(v) else tuple(int(a) for a in v)
+            return v * 2 if len(v) == 2 else v
+        if k == "scales":
+            return (float(v), float(v)) if is_number(v) else tuple(float(a) for a in v)
         if k == "number":
             return float(v)
         if k == "int":
@@ -180,9 +193,14 @@ class Attr:
         k, iv = self.kind, self._interval
         if k == "int":
             return is_int(v) and (iv is None or v in iv)
-        if k == "pair":
-            items = v if isinstance(v, (list, tuple)) and len(v) == 2 else [v]
+        if k in ("pair", "pads"):
+            sizes = (2, 4) if k == "pads" else (2,)
+            items = v if isinstance(v, (list, tuple)) and len(v) in sizes else [v]
             return all(is_int(a) and (iv is None or a in iv) for a in items)
+        if k == "scales":
+            items = v if isinstance(v, (list, tuple)) and len(v) == 2 else [v]
+            return all(is_number(a) and math.isfinite(float(a)) and (iv is None or float(a) in iv)
+                       for a in items)
         if k == "number":
             return is_number(v) and math.isfinite(float(v)) and (iv is None or float(v) in iv)
         if k == "bool":

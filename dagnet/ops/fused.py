@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.errors import DagnetError
-from dagnet.ops.base import register
+from dagnet.ops.base import get_op, register
 from dagnet.ops.conv import conv_backward, conv_forward, grad_buffer
 from dagnet.ops.convpool import conv_relu_pool_backward, conv_relu_pool_forward, rows_from
 from dagnet.ops.dense import affine_backward, affine_forward
@@ -26,11 +26,24 @@ from dagnet.ops.pool import maxpool_backward, maxpool_forward
 
 
 def _conv_args(a):
-    return a.get("stride", 1), a.get("pad", 0)
+    """conv_forward's keywords from a conv2d member's attrs (every stride, pad, dilation and
+    group count: the kernels the fused ops call take them all)."""
+    r = get_op("conv2d").read_attrs(a)
+    return {k: r[k] for k in ("stride", "pad", "dilation", "groups")}
 
 
 def _pool_args(a):
-    return a.get("size", 2), a.get("stride", a.get("size", 2)), a.get("pad", 0)
+    """maxpool_forward's keywords from a max_pool2d member's attrs."""
+    r = get_op("max_pool2d").read_attrs(a)
+    return {k: r[k] for k in ("size", "stride", "pad", "dilation", "ceil_mode")}
+
+
+def _dense_windows(conv, pool) -> bool:
+    """Whether the conv and the pool have the plain windows the row kernel handles: one
+    group, no dilation, the same pad on both sides, no ceil_mode."""
+    return (conv["groups"] == 1 and conv["dilation"] == pool["dilation"] == (1, 1)
+            and not pool["ceil_mode"]
+            and conv["pad"][:2] == conv["pad"][2:] and pool["pad"][:2] == pool["pad"][2:])
 
 
 def _bn_args(a):
@@ -54,7 +67,7 @@ class ConvReLU(FusedOp):
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
                 workspace=None):
         x, w, b = inputs
-        y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")),
+        y, ccache = conv_forward(x, w, b, **_conv_args(self.member_attrs(attrs, "conv2d")),
                                  contiguous=False, out=out, workspace=workspace)
         # in place on NCHW output, or one pass that reads the GEMM layout and writes NCHW
         y = np.maximum(y, 0, out=y if y.flags.c_contiguous else out)
@@ -76,8 +89,10 @@ class ConvReLUPool(FusedOp):
       backward visits only the conv outputs that won their window. The work that saves grows
       with K*F per conv output, the row layout's extra forward work (im2row, pooling
       channels-last) with K + F.
-    - below: conv_forward's GEMM output pooled as it lies, the gradient routed straight into
-      that layout for conv_backward's dense GEMMs.
+    - below, and for every grouped, dilated or asymmetrically padded conv or pool and a
+      ceil_mode pool (the row kernel's windows are dense and symmetric): conv_forward's GEMM
+      output pooled as it lies, the gradient routed straight into that layout for
+      conv_backward's dense GEMMs.
 
     ROWS_FROM is what was measured to pay with the vector instructions this CPU runs
     (ops/convpool.py rows_from: 20 with AVX2 or AVX-512; without AVX2 never, the columns' dense GEMMs
@@ -94,8 +109,13 @@ class ConvReLUPool(FusedOp):
         f, k = w_shape[0], int(np.prod(w_shape[1:]))
         return k * f >= self.ROWS_FROM * (k + f)
 
+    def _rows(self, w_shape, conv, pool) -> bool:
+        return self.uses_rows(w_shape) and _dense_windows(conv, pool)
+
     def kernel_note(self, in_shapes, attrs):
-        if self.uses_rows(in_shapes[1]):
+        members = [self.member_attrs(attrs, op) if "members" in attrs else {}
+                   for op in ("conv2d", "max_pool2d")]
+        if self._rows(in_shapes[1], _conv_args(members[0]), _pool_args(members[1])):
             return "patch rows: sparse backward"
         return "im2col columns: dense backward"
 
@@ -104,11 +124,13 @@ class ConvReLUPool(FusedOp):
         x, w, b = inputs
         conv = _conv_args(self.member_attrs(attrs, "conv2d"))
         pool = _pool_args(self.member_attrs(attrs, "max_pool2d"))
-        if self.uses_rows(w.shape):
-            p, cache = conv_relu_pool_forward(x, w, b, *conv, *pool, out=out, workspace=workspace)
+        if self._rows(w.shape, conv, pool):
+            p, cache = conv_relu_pool_forward(x, w, b, conv["stride"], conv["pad"][:2],
+                                              pool["size"], pool["stride"], pool["pad"][:2],
+                                              out=out, workspace=workspace)
             return p, ("rows", cache)
-        y, ccache = conv_forward(x, w, b, *conv, contiguous=False, workspace=workspace)
-        p, pcache = maxpool_forward(y, *pool, out=out)
+        y, ccache = conv_forward(x, w, b, **conv, contiguous=False, workspace=workspace)
+        p, pcache = maxpool_forward(y, **pool, out=out)
         np.maximum(p, 0, out=p)
         return p, ("columns", (ccache, pcache, p))
 
@@ -135,7 +157,7 @@ class ConvBNReLU(FusedOp):
                 workspace=None):
         x, w, b, gamma, beta = inputs
         # batchnorm reads the conv's GEMM layout as it lies, and writes NCHW
-        y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")),
+        y, ccache = conv_forward(x, w, b, **_conv_args(self.member_attrs(attrs, "conv2d")),
                                  contiguous=False, workspace=workspace)
         z, bcache = batchnorm_forward(y, gamma, beta, mode, state,
                                       *_bn_args(self.member_attrs(attrs, "batchnorm")), out=out,
@@ -161,11 +183,12 @@ class ConvBNReLUPool(FusedOp):
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
                 workspace=None):
         x, w, b, gamma, beta = inputs
-        y, ccache = conv_forward(x, w, b, *_conv_args(self.member_attrs(attrs, "conv2d")),
+        y, ccache = conv_forward(x, w, b, **_conv_args(self.member_attrs(attrs, "conv2d")),
                                  contiguous=False, workspace=workspace)
         z, bcache = batchnorm_forward(y, gamma, beta, mode, state,
                                       *_bn_args(self.member_attrs(attrs, "batchnorm")))
-        p, pcache = maxpool_forward(z, *_pool_args(self.member_attrs(attrs, "max_pool2d")), out=out)
+        p, pcache = maxpool_forward(z, **_pool_args(self.member_attrs(attrs, "max_pool2d")),
+                                    out=out)
         np.maximum(p, 0, out=p)
         return p, (ccache, bcache, pcache, p)
 
@@ -199,7 +222,7 @@ class ConvBNFolded(FusedOp):
         scale = gamma / np.sqrt(state["running_var"] + eps)
         wf = (w * scale[:, None, None, None]).astype(w.dtype, copy=False)
         bf = ((b - state["running_mean"]) * scale + beta).astype(b.dtype, copy=False)
-        y, _ = conv_forward(x, wf, bf, *_conv_args(self.member_attrs(attrs, "conv2d")),
+        y, _ = conv_forward(x, wf, bf, **_conv_args(self.member_attrs(attrs, "conv2d")),
                             out=out, workspace=workspace)
         return y, None
 

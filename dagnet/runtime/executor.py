@@ -124,7 +124,7 @@ class Executor:
         """Sweep the planned backward order from the seed gradients `douts` {value: dout}.
 
         Gradients of a value that fans out are summed; returns {name: grad} for every param
-        and for the inputs the plan was compiled to differentiate."""
+        not frozen and for the inputs the plan was compiled to differentiate."""
         if not self.caches:
             raise FeedError("backward() needs a train-mode forward() first (eval mode keeps no caches)")
         plan, caches = self.plan, self.caches
@@ -148,6 +148,8 @@ class Executor:
         self.grads = {}  # the sweep is over: hold no arrays
         result = {}
         for name, p in plan.params.items():
+            if name in plan.frozen:
+                continue  # fine-tuning: no gradient, so no update
             g = grads.get(name)
             result[name] = np.zeros_like(p) if g is None else g
         for name in plan.wrt:

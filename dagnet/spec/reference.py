@@ -56,7 +56,8 @@ def _default(a) -> str:
 
 
 def _kind(a) -> str:
-    return {"int": "int", "pair": "int or [h, w]", "number": "number", "bool": "bool",
+    return {"int": "int", "pair": "int or [h, w]", "pads": "int, [h, w] or [top, left, bottom, right]",
+            "number": "number", "scales": "number or [h, w]", "bool": "bool",
             "choice": " \\| ".join(a.choices), "dims": "list of ints",
             "target": "list of ints", "dtype": "dtype name"}[a.kind]
 

@@ -13,10 +13,10 @@ from dagnet.errors import TrainingError
 def first_nonfinite(grads: dict, params: dict) -> str | None:
     """The first param whose gradient holds a NaN or Inf, else None. One sum per gradient
     (NaN/Inf propagate into it); only a non-finite sum, which a huge finite gradient can also
-    give, pays for the exact element-wise test."""
+    give, pays for the exact element-wise test. Frozen params have no gradient to test."""
     for p in params:
-        g = grads[p]
-        if not math.isfinite(float(np.sum(g))) and not np.isfinite(g).all():
+        g = grads.get(p)
+        if g is not None and not math.isfinite(float(np.sum(g))) and not np.isfinite(g).all():
             return p
     return None
 

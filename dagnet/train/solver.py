@@ -176,6 +176,8 @@ class Solver:
             # Nothing is updated: the params (and the checkpoint on disk) stay the last good ones.
             raise nonfinite_error(self, loss, grads, X, y, rng_state)
         for p, w in self.model.params.items():
+            if p not in grads:
+                continue  # frozen (fine-tuning): no gradient, no update, not even weight decay
             next_w, self.optim_configs[p] = self.update_rule(w, grads[p], self.optim_configs[p])
             if next_w is not w:
                 w[...] = next_w  # the plan holds these arrays: update them in place

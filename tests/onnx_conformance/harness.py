@@ -168,6 +168,10 @@ def outcome(case) -> tuple[str | None, str]:
 #: (pattern in an OnnxError/DagnetError message, short reason): the first match names the gap
 RULES = (
     (r"imports 2-D windows only|imports 2-D convolutions only", "1-D/3-D windows"),
+    (r"dagnet imports 1-D and 2-D|dagnet imports 2-D ConvTranspose", "3-D windows"),
+    (r"with coordinate_transformation_mode", "Resize mode with this coordinate transformation"),
+    (r"keep_aspect_ratio_policy", "Resize keep_aspect_ratio_policy"),
+    (r"is larger than the transposed", "ConvTranspose output_shape beyond the full output"),
     (r"dilations \[", "dilated windows"),
     (r"group=\d+ \(grouped", "grouped convolution"),
     (r"are asymmetric", "asymmetric pads"),

@@ -146,7 +146,11 @@ def test_wrong_ranks_and_bias(in_shapes, match):
 @pytest.mark.parametrize("attrs,match", [
     ({"stride": 0}, r"conv2d: stride must be a positive integer or a pair of them, up to 65535, got 0"),
     ({"stride": (1, -1)}, r"conv2d: stride must be a positive integer or a pair"),
-    ({"pad": -1}, r"conv2d: pad must be a non-negative integer or a pair of them, up to 65535, got -1"),
+    ({"pad": -1}, r"conv2d: pad must be a non-negative integer, a pair of them \(height, width\) "
+                 r"or four \(top, left, bottom, right\), up to 65535, got -1"),
+    ({"pad": (1, 2, 3)}, r"conv2d: pad must be a non-negative integer, a pair of them"),
+    ({"dilation": 0}, r"conv2d: dilation must be a positive integer or a pair of them"),
+    ({"groups": 0}, r"conv2d: groups must be a positive integer, got 0"),
     ({"stride": (1, 2, 3)}, r"conv2d: stride must be a positive integer or a pair of them"),
     ({"stride": 70000}, r"conv2d: stride must be .*up to 65535, got 70000"),
 ])

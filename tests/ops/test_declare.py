@@ -52,6 +52,12 @@ def test_legacy_metadata_derives_from_ports_unless_a_class_sets_it():
     (Attr("n", "int", 1, "[1, inf)"), [1, np.int64(7)], [0, 2.0, True, "3"], "a positive integer"),
     (Attr("s", "pair", 1, "[1, 9]"), [3, [2, 3], (1, 9)], [0, [1, 10], [1, 2, 3], 2.5],
      "a positive integer or a pair of them, up to 9"),
+    (Attr("q", "pads", 0, "[0, 9]"), [0, [1, 2], (1, 2, 3, 4)], [-1, [1, 2, 3], [0, 10], 1.0],
+     "a non-negative integer, a pair of them (height, width) or four (top, left, bottom, "
+     "right), up to 9"),
+    (Attr("z", "scales", 1.0, "(0, inf)"), [2, 0.5, [2, 1.5], (np.float32(3), 1)],
+     [0, [1, -2], [1, 2, 3], "2", float("inf")], "a positive number or a pair of them "
+     "(height, width)"),
     (Attr("p", "number", 0.5, "[0, 1)"), [0, 0.99, np.float32(0.5)], [1, -0.1, float("nan"), "0.5"],
      "a number in [0, 1)"),
     (Attr("e", "number", 1.0, "(0, inf)"), [1e-9], [0, -1, float("inf")], "a positive number"),
@@ -70,7 +76,11 @@ def test_one_check_per_kind(attr, good, bad, wanted):
 
 def test_read_attrs_fills_defaults_in_the_form_ops_compute_with():
     pool = get_op("max_pool2d")
-    assert pool.read_attrs({}) == {"size": (2, 2), "stride": (2, 2), "pad": (0, 0), "floor": False}
+    assert pool.read_attrs({}) == {"size": (2, 2), "stride": (2, 2), "pad": (0, 0, 0, 0),
+                                   "floor": False, "dilation": (1, 1), "ceil_mode": False}
+    assert pool.read_attrs({"pad": 1})["pad"] == (1, 1, 1, 1)
+    assert pool.read_attrs({"pad": [1, 0]})["pad"] == (1, 0, 1, 0)
+    assert pool.read_attrs({"pad": [0, 1, 1, 0]})["pad"] == (0, 1, 1, 0)
     assert pool.read_attrs({"size": [3, 2]})["stride"] == (3, 2)
     assert pool.infer_shape([(3, 6, 6)], {}) == (3, 3, 3)
     with pytest.raises(AttrError, match=r"^reshape: attr 'shape' is required"):
@@ -80,19 +90,19 @@ def test_read_attrs_fills_defaults_in_the_form_ops_compute_with():
 def test_builder_signatures_come_from_the_declarations():
     params = list(inspect.signature(Graph.conv2d).parameters)
     assert params == ["self", "x", "filters", "size", "stride", "pad", "init", "weight_scale",
-                      "floor", "name", "w", "b"]
+                      "floor", "dilation", "groups", "name", "w", "b"]
     assert list(inspect.signature(Graph.affine).parameters) == \
         ["self", "x", "units", "init", "weight_scale", "name", "w", "b"]
     assert str(inspect.signature(Graph.concat)) == "(self, *xs, axis=1, name=None)"
     assert str(inspect.signature(Graph.max_pool2d)) == \
-        "(self, x, size=2, stride=None, pad=0, floor=False, name=None)"
+        "(self, x, size=2, stride=None, pad=0, floor=False, dilation=1, ceil_mode=False, name=None)"
     assert "num_filters" in Graph.conv2d.__doc__ and Graph.spatial_batchnorm is Graph.batchnorm
 
 
 def test_builder_binds_like_the_signature():
     g = Graph()
     x = g.input("x", (1, 8, 8))
-    c = g.conv2d(x, 2, 3, 1, 1, "he", None, False, "c")  # every slot by position
+    c = g.conv2d(x, 2, 3, 1, 1, "he", None, False, 1, 1, "c")  # every slot by position
     assert c.name == "c" and g.node("c").attrs == {"stride": 1, "pad": 1}
     r = g.relu(c, "r")  # a name by position, as before
     assert r.name == "r" and g.shape_of(g.max_pool2d(r)) == (2, 4, 4)

@@ -96,7 +96,7 @@ def test_maxpool_matches_reference_and_numpy_version(x_shape, size, stride, pad,
     dx = maxpool_backward(dout, cache)
     assert out.dtype == dx.dtype == dtype
     np.testing.assert_allclose(dx, ref.maxpool_backward(dout, x, size, stride, pad), rtol=1e-6)
-    argmax, _, ksize, stride2, pad2 = cache
+    argmax, _, ksize, stride2, pad2, _ = cache
     out_np, argmax_np = kernels.maxpool_forward_numpy(x, ksize, stride2, pad2, out.shape[2:])
     np.testing.assert_array_equal(out_np, out)
     np.testing.assert_array_equal(argmax_np, argmax)

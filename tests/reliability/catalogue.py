@@ -1125,6 +1125,83 @@ def _(tmp):
     evaluate_ensemble([Scores(3), Scores(4)], np.zeros((2, 1)), np.array([0, 1]))
 
 
+# -- the model zoo and fine-tuning -------------------------------------------------------------
+Z = "the model zoo and fine-tuning (dagnet train --replace-head, --freeze)"
+
+
+@case("zoo-input-too-small", Z, DagnetError, "a zoo model is sized for images smaller than its "
+      "pools allow", "pass a larger input_shape (the message gives the smallest) or resize the "
+      "images", "vgg11")
+def _(tmp):
+    from dagnet.models import vgg11
+
+    vgg11(input_shape=(1, 28, 28))
+
+
+@case("zoo-width", Z, DagnetError, "a zoo model's width multiplier is not positive",
+      "give width > 0 (1.0 is the published network)", "resnet50")
+def _(tmp):
+    from dagnet.models import resnet50
+
+    resnet50(width=0)
+
+
+@case("freeze-unknown-node", Z, GraphError, "compile(freeze=...) names no node of the graph",
+      "use the suggested name: a param or an op node (its params)", "'conv9'")
+def _(tmp):
+    dagnet.compile(tiny_convnet(), freeze=["conv9"])
+
+
+@case("freeze-an-input", Z, GraphError, "compile(freeze=...) or --freeze names an input",
+      "name a param or a layer: freezing covers params", "'x'")
+def _(tmp):
+    dagnet.compile(tiny_convnet(), freeze="x")
+
+
+@case("head-not-found", Z, GraphError, "replace_head / --replace-head on a graph whose scores do "
+      "not come from an affine or conv layer (through relu, dropout, flatten, pooling)",
+      "replace the classifier by hand in the spec", "'bn'")
+def _(tmp):
+    from dagnet.models.finetune import replace_head
+
+    g = Graph("bn_head")
+    h = g.batchnorm(g.affine(g.input("x", (5,)), 3, name="fc"), name="bn")
+    g.softmax_cross_entropy(h, g.input("y", (), dtype="int64"))
+    replace_head(g, 2)
+
+
+def _finetune_args(**flags):
+    import argparse
+
+    base = {"model": "lenet", "data": "mnist:DIR", "weights": None, "replace_head": None,
+            "freeze": None, "seed": 0}
+    return argparse.Namespace(**{**base, **flags})
+
+
+@case("cli-head-too-small", Z, UsageError, "--replace-head gives fewer outputs than the data has "
+      "classes", "give at least the number of classes the message names", "--replace-head 5")
+def _(tmp):
+    from dagnet.cli import finetune
+    from dagnet.cli.common import resolve_model, with_loss
+    from dagnet.models import lenet
+
+    source = resolve_model("lenet", (1, 28, 28), 10)
+    finetune.start(_finetune_args(replace_head=5), source, with_loss(lenet()), (1, 28, 28), 10,
+                   "float32")
+
+
+@case("cli-freeze-everything", Z, UsageError, "--freeze names the last layer (or the loss): "
+      "every param would be frozen", "name an earlier layer; the ones after it train",
+      "--freeze scores")
+def _(tmp):
+    from dagnet.cli import finetune
+    from dagnet.cli.common import resolve_model
+
+    source = resolve_model("lenet", (1, 28, 28), 10)
+    finetune.start(_finetune_args(freeze="scores"), source, source.graph, (1, 28, 28), 10,
+                   "float32")
+
+
 # -- running the catalogue ------------------------------------------------------------------------
 def run_case(c: Case, tmp: pathlib.Path) -> BaseException | None:
     """The exception the case raises (None if it raises nothing)."""

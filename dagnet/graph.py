@@ -20,8 +20,10 @@ from __future__ import annotations
 import difflib
 import inspect
 
+import numpy as np
+
 from dagnet.errors import AttrError, DagnetError, GraphError, ShapeError
-from dagnet.init import CONSTANT_INITS, fans
+from dagnet.init import CONSTANT_INITS, FAN_INITS, fans
 from dagnet.infer import check_leaf_attrs, infer_node
 from dagnet.ir import INPUT, PARAM, Graph as IRGraph, Node, name_of
 from dagnet.ops import get_op, registered_ops
@@ -64,16 +66,18 @@ class Graph(IRGraph):
 
     def param(self, name: str, shape, init: str = "gaussian", scale: float | None = None,
               value: float | None = None, decay: bool | None = None,
-              fan_in: int | None = None, fan_out: int | None = None) -> Node:
-        """A trainable array; `init` one of gaussian (std `scale`), he, xavier, zeros, ones,
-        constant (`value`); `decay` says whether L2 weight decay applies (default: not for
-        constant initializers, else yes)."""
+              fan_in: int | None = None, fan_out: int | None = None,
+              low: float | None = None, high: float | None = None) -> Node:
+        """A trainable array; `init` one of gaussian (std `scale`), he, xavier, uniform
+        (U(-scale, scale) or U(low, high)), he_uniform, xavier_uniform, torch (PyTorch's
+        default), zeros, ones, constant (`value`), as dagnet.init says; `decay` says whether L2
+        weight decay applies (default: not for constant initializers, else yes)."""
         given = {"shape": shape, "init": init, "scale": scale, "value": value, "decay": decay,
-                 "fan_in": fan_in, "fan_out": fan_out}
+                 "fan_in": fan_in, "fan_out": fan_out, "low": low, "high": high}
         attrs = check_leaf_attrs(name, PARAM, given)
         if attrs.get("decay") is None:
             attrs["decay"] = attrs["init"] not in CONSTANT_INITS
-        order = ("shape", "init", "decay", "scale", "value", "fan_in", "fan_out")
+        order = ("shape", "init", "decay", "scale", "value", "low", "high", "fan_in", "fan_out")
         return self.add_node(PARAM, (), {k: attrs[k] for k in order if attrs.get(k) is not None},
                              name)
 
@@ -194,6 +198,8 @@ def _params(graph: Graph, name: str, op, inputs, values: dict, given: dict) -> l
     except DagnetError as e:
         raise type(e)(f"{name}: {e}") from None
     out = []
+    weights = [p for p in op.ports if p.init == "weight"]
+    torch_like = bool(weights) and values.get("init") == "torch"
     for p in (p for p in op.ports if not p.batched):
         shape = tuple(shapes[p.name])
         if p.name in given:
@@ -205,9 +211,15 @@ def _params(graph: Graph, name: str, op, inputs, values: dict, given: dict) -> l
             continue
         init = values.get("init", "he") if p.init == "weight" else p.init
         scale = values.get("weight_scale") if p.init == "weight" else None
-        fan_in, fan_out = fans(shape, {}) if init in ("he", "xavier") else (None, None)
-        out.append(graph.param(f"{name}.{p.name}", shape, init=init, scale=scale,
-                               fan_in=fan_in, fan_out=fan_out).name)
+        value = read[p.value.attr] if isinstance(p.value, Same) else p.value
+        decay = None
+        if torch_like and p.init == "zeros":
+            # PyTorch draws a layer's biases U(+-1/sqrt(fan_in)) with its weight's fan_in
+            init, decay = "uniform", False
+            scale = float(1 / np.sqrt(fans(tuple(shapes[weights[0].name]), {})[0]))
+        fan_in, fan_out = fans(shape, {}) if init in FAN_INITS else (None, None)
+        out.append(graph.param(f"{name}.{p.name}", shape, init=init, scale=scale, value=value,
+                               decay=decay, fan_in=fan_in, fan_out=fan_out).name)
     return out
 
 

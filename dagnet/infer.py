@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from dagnet.errors import AttrError, DagnetError, DTypeError, GraphError, ShapeError
-from dagnet.init import fans_problem
+from dagnet.init import param_problem
 from dagnet.ir import INPUT, LEAF_ATTRS, PARAM, Node
 from dagnet.ops import get_op
 
@@ -102,7 +102,7 @@ def check_leaf_attrs(owner: str, kind: str, attrs: dict) -> dict:
         v = a.read(v)
         out[a.name] = list(v) if isinstance(v, tuple) else v
     check_size(owner, kind, out["shape"])
-    problem = fans_problem(out) if kind == PARAM else None
+    problem = param_problem(out) if kind == PARAM else None
     if problem:
         raise GraphError(f"{owner}: {problem}")
     return out

@@ -306,3 +306,60 @@ def avgpool_backward(dout, x, size, stride=None, pad=0, dilation=1, ceil_mode=Fa
                     dx[:, :, y, z] += dout[:, :, i, j] / max(div[i, j], 1)
     return dx
 
+
+# -- special functions -------------------------------------------------------------------------
+def erf(x):
+    """erf(x) value by value with Python's math.erf (double precision), in x's dtype."""
+    import math
+
+    out = np.empty_like(x)
+    for i in np.ndindex(x.shape):
+        out[i] = math.erf(float(x[i]))
+    return out
+
+
+# -- per-example normalisations, LRN, embedding ---------------------------------------------------
+def standardise_rows(rows, eps):
+    """Each row minus its mean, over its (biased) std: xhat (R, m), value by value."""
+    out = np.empty_like(rows)
+    for r in range(rows.shape[0]):
+        m = rows.shape[1]
+        mean = sum(float(v) for v in rows[r]) / m
+        var = sum((float(v) - mean) ** 2 for v in rows[r]) / m
+        for i in range(m):
+            out[r, i] = (rows[r, i] - mean) / np.sqrt(var + eps)
+    return out
+
+
+def standardise_rows_backward(g, rows, eps):
+    """dx of standardise_rows through each row's Jacobian J[i, j] = d xhat_i / d x_j, written
+    out: (delta_ij - 1/m - xhat_i xhat_j / m) / std.  g, rows: (R, m) -> (R, m)."""
+    dx = np.empty_like(rows)
+    xhat = standardise_rows(rows, eps)
+    m = rows.shape[1]
+    for r in range(rows.shape[0]):
+        std = np.sqrt(np.var(rows[r]) + eps)
+        jac = (np.eye(m) - 1 / m - np.outer(xhat[r], xhat[r]) / m) / std
+        dx[r] = jac.T @ g[r]
+    return dx
+
+
+def lrn(x, size, alpha, beta, bias):
+    """ONNX's LRN with its window [c - floor((size-1)/2), c + ceil((size-1)/2)], loop by loop.
+    x: (N, C, ...) -> like x."""
+    y = np.empty_like(x)
+    c_count = x.shape[1]
+    for n in range(x.shape[0]):
+        for c in range(c_count):
+            lo, hi = max(0, c - (size - 1) // 2), min(c_count - 1, c + size // 2)
+            sq = sum(x[n, k] ** 2 for k in range(lo, hi + 1))
+            y[n, c] = x[n, c] / (bias + alpha / size * sq) ** beta
+    return y
+
+
+def embedding_backward(dout, ids, rows):
+    """The table's gradient, one looked-up position at a time.  -> (rows, D)."""
+    dw = np.zeros((rows, dout.shape[-1]), dtype=dout.dtype)
+    for pos in np.ndindex(ids.shape):
+        dw[ids[pos]] += dout[pos]
+    return dw

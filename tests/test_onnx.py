@@ -135,6 +135,25 @@ def two_inputs_graph():
     return g
 
 
+def layers_graph():
+    """The activations and normalisation layers (one graph of their own), round-tripped at
+    the opset that has every one of them natively (older opsets: test_layers_at_older_opsets)."""
+    g = Graph("layers")
+    x = g.input("x", (3, 4, 4))
+    h = g.prelu(g.gelu(x, name="gelu"), name="pr")
+    h = g.add(g.softplus(h, name="sp"), g.softsign(h, name="ss"), g.selu(h, name="selu"),
+              g.mish(h, name="mish"), name="acts")
+    h = g.hardswish(g.hardsigmoid(h, alpha=0.2, name="hsig"), name="hsw")
+    h = g.add(g.softmax(h, axis=1, name="sm_c"), g.log_softmax(h, axis=-2, name="lsm_h"),
+              g.gelu(h, approximate="tanh", name="gelu_t"), name="mix")
+    f = g.prelu(g.flatten(h, name="flat"), shared=True, name="pr_shared")
+    g.outputs = [g.log_softmax(f, name="lsm"), g.softmax(f, name="sm")]
+    return g
+
+
+layers_graph.opset = 21
+
+
 def windows_graph():
     """Grouped, depthwise, dilated and asymmetrically padded convs, a transposed conv, ceil_mode
     and count_include_pad=False pools, resizes, the block moves, a global max pool."""
@@ -169,7 +188,7 @@ def sequence_graph():
 
 
 GRAPHS = {"convs": convs_graph, "dense": dense_graph, "two_inputs": two_inputs_graph,
-          "windows": windows_graph, "sequence": sequence_graph}
+          "windows": windows_graph, "sequence": sequence_graph, "layers": layers_graph}
 
 
 def roundtrip(graph, tmp_path, opset=17):
@@ -197,7 +216,7 @@ def roundtrip(graph, tmp_path, opset=17):
 
 @pytest.mark.parametrize("name", list(GRAPHS))
 def test_every_op_round_trips_and_matches_onnxruntime(name, tmp_path):
-    roundtrip(GRAPHS[name](), tmp_path)
+    roundtrip(GRAPHS[name](), tmp_path, opset=getattr(GRAPHS[name], "opset", 17))
 
 
 def test_flatten_feeding_affine_is_dropped_on_import(tmp_path):
@@ -217,7 +236,9 @@ def test_flatten_feeding_affine_is_dropped_on_import(tmp_path):
 def test_every_op_is_covered_by_the_test_graphs():
     from dagnet.onnx.mapping import EXPORTS
 
-    used = {n.op for f in GRAPHS.values() for n in f()}
+    from tests.test_onnx_layers import LAYER_GRAPHS  # the normalisations' and embedding's
+
+    used = {n.op for f in (*GRAPHS.values(), *LAYER_GRAPHS) for n in f()}
     assert set(EXPORTS) <= used
 
 
@@ -427,15 +448,15 @@ def test_unsupported_ops_are_listed_in_one_error():
         mk("Conv", ["padded", "W"], ["c"], name="conv"),
         mk("Mul", ["c", "c"], ["sq"], name="square"),
         mk("MyOp", ["sq"], ["z"], domain="com.example", name="custom"),
-        mk("Gather", ["z", "idx"], ["y"]),  # unnamed: the error names its output
+        mk("Det", ["z"], ["y"]),  # unnamed: the error names its output
     ]
-    inits = {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1]), "W": arr(2, 1, 3, 3), "idx": np.array(0)}
+    inits = {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1]), "W": arr(2, 1, 3, 3)}
     model = make_model(nodes, {"x": ["N", 1, 5, 5]}, {"y": None}, inits, check=False)
     with pytest.raises(UnsupportedOnnxError) as e:
         load(model)
     msg = str(e.value)
     for item in ("Pad (node 'pad0')", "Mul (node 'square')", "com.example.MyOp (node 'custom')",
-                 "Gather (node 'y')"):
+                 "Det (node 'y')"):
         assert item in msg
     assert "Conv (node" not in msg
     assert isinstance(e.value, DagnetError)
@@ -617,3 +638,100 @@ def test_imported_lenet_renders(tmp_path):
     torch_export("lenet", "torchscript", tmp_path / "m.onnx")
     dot = viz.render_graph(load(tmp_path / "m.onnx").graph)
     assert "conv2d" in dot.source
+
+
+# -- activations and normalisation layers from torch ------------------------------------------
+def torch_layers_model(torch):
+    """A torch model using the activations and normalisation layers dagnet imports."""
+    nn = torch.nn
+    # torch writes softsign, softplus (dynamo: its threshold) and mish (torchscript) as
+    # element-wise decompositions (Abs, Div, Where, ...): those import with the tensor-math ops
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.PReLU(4), nn.GELU(), nn.SELU(), nn.Hardsigmoid(),
+                          nn.Hardswish(), nn.GELU(approximate="tanh"), nn.Softmax(dim=1),
+                          nn.Flatten(), nn.Linear(64, 5), nn.PReLU(), nn.LogSoftmax(dim=1))
+    with torch.no_grad():
+        model[1].weight.uniform_(-0.5, 0.8)
+    return model, (3, 6, 6)
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_torch_exported_layers_import_with_equal_forward(exporter, tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model, shape = torch_layers_model(torch)
+    model.eval()
+    path = tmp_path / "m.onnx"
+    x = torch.randn(2, *shape)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            pytest.importorskip("onnxscript")
+            torch.onnx.export(model, (x,), str(path), dynamo=True, input_names=["x"],
+                              output_names=["scores"], opset_version=20,
+                              dynamic_shapes=({0: torch.export.Dim("N")},))
+        else:  # opset 20: Gelu is one node
+            torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["x"],
+                              output_names=["scores"], opset_version=20,
+                              dynamic_axes={"x": {0: "N"}})
+    m = load(path)
+    xs = np.random.default_rng(0).standard_normal((5, *shape)).astype(np.float32)
+    (got,) = run_dagnet(m.graph, m.params, m.state, {"x": xs})
+    with torch.no_grad():
+        want = model(torch.from_numpy(xs)).numpy()
+    assert norm_error(got, want) < TOL
+    ops = [n.op for n in m.graph]
+    assert ops.count("prelu") == 2 and ops.count("gelu") == 2
+    assert {"selu", "hardsigmoid", "hardswish", "softmax", "log_softmax"} <= set(ops)
+
+
+def test_prelu_slope_varying_over_the_batch_is_refused():
+    node = helper.make_node("PRelu", ["x", "s"], ["y"])
+    model = make_model([node], {"x": ["N", 3]}, {"y": ["N", 3]},
+                       {"s": arr(2, 3)})
+    with pytest.raises(OnnxError, match="PRelu node 'y'.*slope of shape \\(2, 3\\).*batch"):
+        load(model)
+
+
+@pytest.mark.parametrize("opset", [13, 14, 17, 18, 20])
+def test_layers_at_older_opsets_decompose_and_match_onnxruntime(opset, tmp_path):
+    """Below the opset that added an op (Gelu 20, Mish 18, HardSwish 14, ...) export writes
+    its decomposition; onnxruntime agrees with dagnet either way."""
+    g = layers_graph()
+    plan = randomized_plan(g)
+    model = export(plan, tmp_path / "m.onnx", opset=opset)
+    ops = {n.op_type for n in model.graph.node}
+    assert ("Gelu" in ops) == (opset >= 20) and ("Mish" in ops) == (opset >= 18)
+    assert ("HardSwish" in ops) == (opset >= 14)
+    feeds = float_feeds(g)
+    for got, want in zip(run_ort(model, feeds), run_dagnet(g, plan.params, plan.state, feeds)):
+        assert norm_error(got, want) < TOL
+
+
+def test_hardsigmoid_without_attrs_imports_with_onnx_defaults():
+    """ONNX's HardSigmoid defaults to alpha 0.2 (dagnet's and PyTorch's: 1/6)."""
+    model = make_model([helper.make_node("HardSigmoid", ["x"], ["y"])], {"x": ["N", 5]},
+                       {"y": ["N", 5]})
+    m = check_against_ort(model)
+    assert m.graph.node("y").attrs == {"alpha": 0.2, "beta": 0.5}
+
+
+@pytest.mark.parametrize("op_type", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("opset,axis,shape", [(11, 1, ["N", 3, 4, 5]), (11, None, ["N", 3, 4]),
+                                              (11, 3, ["N", 3, 4, 5]), (13, 2, ["N", 3, 4, 5]),
+                                              (13, None, ["N", 3, 4])])
+def test_softmax_of_every_opset_imports(op_type, opset, axis, shape):
+    """Before opset 13 Softmax normalised everything from `axis` on (a reshape around the op);
+    from 13 one axis."""
+    attrs = {} if axis is None else {"axis": axis}
+    model = make_model([helper.make_node(op_type, ["x"], ["y"], **attrs)], {"x": shape},
+                       {"y": shape}, opset=opset)
+    m = check_against_ort(model)
+    last = (axis or 1) == len(shape) - 1
+    assert [n.op for n in m.graph].count("reshape") == (2 if opset < 13 and not last else 0)
+
+
+def test_softmax_over_the_batch_is_refused():
+    model = make_model([helper.make_node("Softmax", ["x"], ["y"], axis=0)], {"x": ["N", 3]},
+                       {"y": ["N", 3]})
+    with pytest.raises(OnnxError, match="Softmax node 'y': axis 0 of a rank-2 value is the batch"):
+        load(model)

@@ -28,8 +28,11 @@ STYLES = {
     "op": {"fillcolor": "#EEEEEE", "color": "#777777", "shape": "box", "style": "rounded,filled"},
 }
 
-# Ops whose module is not their family: softmax lives with the losses but is an activation.
-_FAMILY_OVERRIDES = {"softmax": "activation"}
+# Ops whose module is not their family: softmax and log_softmax live with the losses but are
+# activations; the per-example normalisations and LRN are norms; an embedding is a weight layer.
+_FAMILY_OVERRIDES = {"softmax": "activation", "log_softmax": "activation", "layer_norm": "norm",
+                     "group_norm": "norm", "instance_norm": "norm", "lrn": "norm",
+                     "embedding": "dense"}
 
 # Compiler annotations.
 # Clusters set every attribute they use: a nested cluster would inherit its parent's.

@@ -27,7 +27,8 @@ class Writer:
     graph: Graph
     state: dict
     dtype: np.dtype
-    #: the opset written: an op whose attributes came in a later one says so (OnnxError)
+    #: the opset written: ops newer than it are written as their decompositions; an op whose
+    #: attributes came in a later one says so (OnnxError)
     opset: int = 17
 
     def __post_init__(self):
@@ -145,13 +146,14 @@ def export(graph_or_plan, path, params: dict | None = None, state: dict | None =
     w = Writer(onnx, graph, state, np.dtype(np.float64 if all64 else np.float32), opset)
     elem = onnx.helper.np_dtype_to_tensor_dtype(w.dtype)
 
-    def info(name):
-        return onnx.helper.make_tensor_value_info(name, elem, ["N", *w.shape(name)])
+    def info(name, kind=elem):
+        return onnx.helper.make_tensor_value_info(name, kind, ["N", *w.shape(name)])
 
     inputs = []
     for n in nodes:
-        if n.op == INPUT:
-            inputs.append(info(n.name))
+        if n.op == INPUT:  # integer inputs (an embedding's ids) are int64 as dagnet feeds them
+            ints = np.dtype(n.attrs["dtype"]).kind in "iu"
+            inputs.append(info(n.name, onnx.TensorProto.INT64 if ints else elem))
         elif n.op == PARAM:
             w.initializer(n.name, used[n.name])
         elif n.op in EXPORTS:

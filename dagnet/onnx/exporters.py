@@ -148,12 +148,56 @@ def concat(w, n) -> None:
     w.add("Concat", n.inputs, n.name, axis=attrs(n)["axis"])
 
 
-def softmax(w, n) -> None:
-    w.add("Softmax", n.inputs, n.name, axis=1)
-
-
-def same_attrs(onnx_op: str):
-    """An op whose ONNX twin has the same attributes under the same names (the activations)."""
+def softmax(onnx_op: str):
+    """Softmax / LogSoftmax over the op's axis (opset 13's one-axis semantics)."""
     def export(w, n) -> None:
-        w.add(onnx_op, n.inputs, n.name, **attrs(n))
+        w.add(onnx_op, n.inputs, n.name, axis=attrs(n)["axis"])
     return export
+
+
+def same_attrs(onnx_op: str, since: int = 1, older=None):
+    """An op whose ONNX twin has the same attributes under the same names (the activations);
+    ONNX added it in opset `since`: for an older opset, `older(w, n)` writes its
+    decomposition."""
+    def export(w, n) -> None:
+        if w.opset < since:
+            older(w, n)
+        else:
+            w.add(onnx_op, n.inputs, n.name, **attrs(n))
+    return export
+
+
+# -- decompositions for opsets older than the op ------------------------------------------------
+def _const(w, n, what: str, value) -> str:
+    return w.initializer(f"{n.name}.{what}", value)
+
+
+def gelu_before_20(w, n) -> None:
+    """x * (1 + erf(x / sqrt 2)) / 2, or the tanh form, as torch writes them before Gelu."""
+    x = n.inputs[0]
+    if attrs(n)["approximate"] == "tanh":
+        cube = w.add("Mul", [x, w.add("Mul", [x, x], f"{n.name}/x2")], f"{n.name}/x3")
+        inner = w.add("Add", [x, w.add("Mul", [cube, _const(w, n, "k", 0.044715)],
+                                       f"{n.name}/kx3")], f"{n.name}/poly")
+        u = w.add("Mul", [inner, _const(w, n, "c", np.sqrt(2 / np.pi))], f"{n.name}/u")
+        s = w.add("Tanh", [u], f"{n.name}/tanh")
+    else:
+        s = w.add("Erf", [w.add("Div", [x, _const(w, n, "sqrt2", np.sqrt(2))], f"{n.name}/div")],
+                  f"{n.name}/erf")
+    one_plus = w.add("Add", [s, _const(w, n, "one", 1.0)], f"{n.name}/add")
+    half = w.add("Mul", [x, _const(w, n, "half", 0.5)], f"{n.name}/half")
+    w.add("Mul", [half, one_plus], n.name)
+
+
+def mish_before_18(w, n) -> None:
+    """x * tanh(softplus(x))."""
+    x = n.inputs[0]
+    t = w.add("Tanh", [w.add("Softplus", [x], f"{n.name}/softplus")], f"{n.name}/tanh")
+    w.add("Mul", [x, t], n.name)
+
+
+def hardswish_before_14(w, n) -> None:
+    """x * HardSigmoid(x) with alpha 1/6, beta 1/2."""
+    x = n.inputs[0]
+    w.add("Mul", [x, w.add("HardSigmoid", [x], f"{n.name}/hardsigmoid", alpha=1 / 6, beta=0.5)],
+          n.name)

@@ -193,20 +193,31 @@ def dropout(r, node, a: dict) -> None:
     r.bind(node, r.g.dropout(x, p=f32(p), name=r.out_name(node)))
 
 
-def softmax(r, node, a: dict) -> None:
-    """dagnet's softmax over each flattened example: ONNX's Softmax over axis 1 before opset 13
-    (which flattened from the axis on: Caffe2's classifiers on (N, C, 1, 1)), and from 13 (over
-    the axis alone) where the dimensions after it are 1; the result keeps ONNX's shape as a view."""
-    shape = r.shape(node.input[0])
-    rank = len(shape) + 1
-    axis = int(a.get("axis", -1 if r.opset >= 13 else 1))
-    if axis % rank != 1 or r.opset >= 13 and int(np.prod(shape[1:], dtype=np.int64)) != 1:
-        raise OnnxError(f"{where(node)}: dagnet's softmax takes (N, C) over C (or an example "
-                        f"flattened from axis 1); got rank {rank}, axis {axis} at opset {r.opset}")
-    x = r.tensor(node, exact=False)
-    if len(r.g.shape_of(x)) != 1:
-        x = r.g.flatten(x, name=r.fresh(f"{node.output[0]}/flat")).name
-    r.bind(node, r.g.softmax(x, name=r.out_name(node)), view=shape)
+def normalised(op: str):
+    """Softmax / LogSoftmax: opset 13 normalises one axis (default -1); older opsets flatten
+    the value from `axis` (default 1) on into one axis and normalise that: a reshape around the
+    op unless axis is the last."""
+    def imp(r, node, a: dict) -> None:
+        shape = r.shape(node.input[0])
+        rank = len(shape) + 1
+        new = r.opset >= 13
+        axis = int(a.get("axis", -1 if new else 1))
+        full = axis % rank if -rank <= axis < rank else None
+        if full is None or full == 0:
+            raise OnnxError(f"{where(node)}: axis {axis} of a rank-{rank} value is "
+                            f"{'the batch axis' if full == 0 else 'out of range'}; dagnet "
+                            f"normalises within each example (axis 1..{rank - 1})")
+        x, name = r.tensor(node), r.out_name(node)
+        rest = int(np.prod(shape[full:], dtype=np.int64))
+        if new or rest == 1:  # the axis as written (-1 stays -1: models round-trip)
+            keep = axis if new else -1 if full == rank - 1 else full
+            r.bind(node, getattr(r.g, op)(x, axis=keep, name=name))
+            return
+        flat = r.g.reshape(x, (*shape[:full - 1], shape[full - 1] * rest),
+                           name=r.fresh(f"{name}/flatten"))
+        y = getattr(r.g, op)(flat, axis=-1, name=r.fresh(f"{name}/{op}"))
+        r.bind(node, r.g.reshape(y, shape, name=name))
+    return imp
 
 
 def add(r, node, a: dict) -> None:
@@ -239,13 +250,39 @@ def constant(r, node, a: dict) -> None:
     fold.evaluate(r, node)
 
 
-def same_attrs(op_name: str):
+def prelu(r, node, a: dict) -> None:
+    """PRelu with its slope initializer as the prelu's param, in ONNX's own layout (broadcast
+    against one example, aligned to the right); leading 1s for the batch axis are dropped."""
+    x = r.tensor(node)
+    slope = np.asarray(r.const(node, 1, "slope"))
+    rank = len(r.shape(node.input[0]))
+    while slope.ndim > rank and slope.shape[0] == 1:
+        slope = slope.reshape(slope.shape[1:])
+    if slope.ndim > rank:
+        raise OnnxError(f"{where(node)}: slope of shape {slope.shape} varies along the batch "
+                        f"axis; dagnet's prelu takes one slope per channel or per position")
+    slope = slope.reshape(slope.shape or (1,))
+    r.bind(node, r.g.op("prelu", x, r.param(node.input[1], slope, "slope"),
+                        name=r.out_name(node)))
+
+
+def _number(v, decl):
+    """An ONNX float attribute: the declared default when it is that default rounded to
+    float32 (selu's alpha, 1/6 round-trip exactly), else its shortest float32 decimal."""
+    d = decl.default
+    if isinstance(d, float) and np.float32(v) == np.float32(d):
+        return d
+    return f32(v)
+
+
+def same_attrs(op_name: str, **onnx_defaults):
     """An ONNX node whose attributes are the dagnet op's under the same names (the
-    activations): each declared attr read from the node, else the declared default, which is
-    ONNX's too for every such row of the table."""
+    activations): each declared attr read from the node, else ONNX's default where it differs
+    from dagnet's (`onnx_defaults`: hardsigmoid's alpha), else the declared default."""
     def imp(r, node, a: dict) -> None:
         op = get_op(op_name)
-        attrs = {d.name: f32(a[d.name]) if d.kind == "number" else a[d.name]
+        a = {**onnx_defaults, **a}
+        attrs = {d.name: _number(a[d.name], d) if d.kind == "number" else a[d.name]
                  for d in op.attributes if d.node and d.name in a}
         r.bind(node, build(r.g, op, (r.tensor(node),), {**attrs, "name": r.out_name(node)}))
     return imp

@@ -25,7 +25,7 @@ from dagnet.onnx.mapping import IMPORTS
 
 #: param role -> (initializer recorded in the param node, L2 decay applies)
 ROLES = {"weight": ("he", True), "bias": ("zeros", False), "gamma": ("ones", False),
-         "beta": ("zeros", False)}
+         "beta": ("zeros", False), "slope": ("constant", False)}
 
 
 @dataclass
@@ -75,8 +75,8 @@ class Reader:
         self.absorbed: set[int] = set()  # nodes imported together with an earlier one
         self.current = None  # the ONNX node being imported, for messages
         self.computed = {v for n in og.node for v in n.output} - set(self.consts)
-        self.dtype = np.dtype(np.float32)
-        self.batch_of_one = False  # every data input declares a fixed leading 1
+        self.dtype, self.dtype_set = np.dtype(np.float32), False
+        self.batch_of_one = None  # every data input declares a leading 1 (None: no input)
         self._inputs(og, input_shapes)
 
     # -- names and values --------------------------------------------------------------------
@@ -184,21 +184,22 @@ class Reader:
                                 f"dagnet imports tensor inputs only")
             t = vi.type.tensor_type
             dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type))
-            if dtype.kind != "f":
+            if dtype.kind not in "fiu":
                 raise OnnxError(f"graph input '{vi.name}' has type {dtype}; dagnet imports float "
-                                f"inputs only")
+                                f"inputs and integer ones (ids, labels) only")
             dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
                     for d in t.shape.dim]
             shape = tuple(input_shapes.get(vi.name, dims[1:]))
-            if not shape or not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
+            if (not shape and dtype.kind == "f") or not all(
+                    isinstance(d, (int, np.integer)) and d > 0 for d in shape):
                 raise OnnxError(
                     f"graph input '{vi.name}' has shape {dims}: dagnet needs every dimension but "
                     f"the batch fixed; pass input_shapes={{'{vi.name}': (C, H, W)}} to load()")
-            if not self.values:
-                self.dtype = dtype
-                self.batch_of_one = dims[:1] == [1]
-            else:
-                self.batch_of_one = self.batch_of_one and dims[:1] == [1]
+            if dtype.kind != "f":  # integer ids (an embedding's): int64, as dagnet feeds them
+                dtype = np.dtype(np.int64)
+            elif not self.dtype_set:
+                self.dtype, self.dtype_set = dtype, True
+            self.batch_of_one = self.batch_of_one is not False and dims[:1] == [1]
             node = self.g.input(self.fresh(vi.name, own=True), shape, str(dtype))
             self.values[vi.name] = node.name
 

@@ -14,6 +14,7 @@ from typing import Callable
 
 from dagnet.onnx import exporters as ex
 from dagnet.onnx import importers as im
+from dagnet.onnx import layers
 from dagnet.onnx import importers_window as iw
 
 
@@ -28,9 +29,11 @@ class Row:
     load: Callable | None = None
 
 
-def same(onnx_op: str, op: str) -> tuple:
-    """(export, load) of an op whose ONNX twin takes the same attributes under the same names."""
-    return ex.same_attrs(onnx_op), im.same_attrs(op)
+def same(onnx_op: str, op: str, since: int = 1, older=None, **onnx_defaults) -> tuple:
+    """(export, load) of an op whose ONNX twin takes the same attributes under the same names;
+    since/older: the opset ONNX added it in and how to write it for older ones;
+    onnx_defaults: ONNX's defaults where they differ from dagnet's."""
+    return ex.same_attrs(onnx_op, since, older), im.same_attrs(op, **onnx_defaults)
 
 
 TABLE = (
@@ -44,7 +47,7 @@ TABLE = (
     Row("Add", "add", ex.add, im.add),
     Row("Sum", "add", None, im.add),
     Row("Concat", "concat", ex.concat, im.concat),
-    Row("Softmax", "softmax", ex.softmax, im.softmax),
+    Row("Softmax", "softmax", ex.softmax("Softmax"), im.normalised("softmax")),
     Row("Relu", "relu", *same("Relu", "relu")),
     Row("LeakyRelu", "leaky_relu", *same("LeakyRelu", "leaky_relu")),
     Row("Sigmoid", "sigmoid", *same("Sigmoid", "sigmoid")),
@@ -68,6 +71,21 @@ TABLE = (
     Row("Upsample", "resize", None, iw.upsample),
     Row("DepthToSpace", "depth_to_space", ex.blocks("DepthToSpace"), iw.blocks("depth_to_space")),
     Row("SpaceToDepth", "space_to_depth", ex.blocks("SpaceToDepth"), iw.blocks("space_to_depth")),
+    # -- activations and normalisation layers
+    Row("PRelu", "prelu", ex.same_attrs("PRelu"), im.prelu),
+    Row("Gelu", "gelu", *same("Gelu", "gelu", 20, ex.gelu_before_20)),
+    Row("Selu", "selu", *same("Selu", "selu")),
+    Row("Softplus", "softplus", *same("Softplus", "softplus")),
+    Row("Softsign", "softsign", *same("Softsign", "softsign")),
+    Row("HardSigmoid", "hardsigmoid", *same("HardSigmoid", "hardsigmoid", alpha=0.2)),
+    Row("HardSwish", "hardswish", *same("HardSwish", "hardswish", 14, ex.hardswish_before_14)),
+    Row("Mish", "mish", *same("Mish", "mish", 18, ex.mish_before_18)),
+    Row("LogSoftmax", "log_softmax", ex.softmax("LogSoftmax"), im.normalised("log_softmax")),
+    Row("LayerNormalization", "layer_norm", layers.layer_norm, layers.load_layer_norm),
+    Row("GroupNormalization", "group_norm", layers.group_norm, layers.load_group_norm),
+    Row("InstanceNormalization", "instance_norm", layers.instance_norm, layers.load_instance_norm),
+    Row("LRN", "lrn", *same("LRN", "lrn")),
+    Row("Gather", "embedding", layers.embedding, layers.load_gather),
 )
 
 #: dagnet op -> how it is written

@@ -29,10 +29,12 @@ from dagnet.ops.window import (DILATION, FLOOR, PADDING, STRIDE, as_pads, out_ex
 from dagnet.ops.workspace import Workspace
 
 #: the initializer attrs of an op whose builder makes a weight
-INIT = Attr("init", "choice", "he", doc="initializer of the weight", choices=INITIALIZERS,
+INIT = Attr("init", "choice", "he", doc="initializer of the weight (torch: of the bias too, as "
+            "PyTorch draws them; see the param nodes' initializers)", choices=INITIALIZERS,
             node=False)
-WEIGHT_SCALE = Attr("weight_scale", "number", None, POSITIVE, "std of the weight's gaussian "
-                    "(for he and xavier: instead of the computed std)", node=False)
+WEIGHT_SCALE = Attr("weight_scale", "number", None, POSITIVE, "std of the weight's gaussian, "
+                    "bound of its uniform (for the fan-based inits: instead of the computed "
+                    "one)", node=False)
 GROUPS = Attr("groups", "int", 1, COUNT, "channel groups: each filter sees C/groups input "
               "channels (groups = C: depthwise)", ("group",), keep_default=False)
 

@@ -31,7 +31,8 @@ WINDOW, PAD = f"[1, {MAX_WINDOW}]", f"[0, {MAX_WINDOW}]"
 #: bounds of a positive number and of a count
 POSITIVE, COUNT = "(0, inf)", "[1, inf)"
 #: the initializers a param node may name (dagnet.init draws them)
-INITIALIZERS = ("gaussian", "he", "xavier", "zeros", "ones", "constant")
+INITIALIZERS = ("gaussian", "he", "xavier", "uniform", "he_uniform", "xavier_uniform", "torch",
+                "zeros", "ones", "constant")
 
 
 class _Required:
@@ -229,7 +230,8 @@ def resolve_default(attr: Attr, values: dict):
 class Port:
     """One input of an op. batched: carries the batch dimension (data), else a param.
     grad: receives a gradient (labels do not). init: for a param the builder creates, "weight"
-    (the op's init/weight_scale attrs, fans recorded) or an initializer name (zeros, ones).
+    (the op's init/weight_scale attrs, fans recorded) or an initializer name (zeros, ones,
+    constant); value: a constant initializer's value, a number or Same(attr) (a builder attr's).
     variadic: the port repeats, at least `least` times (add's x0, x1, ...)."""
 
     name: str
@@ -239,6 +241,7 @@ class Port:
     variadic: bool = False
     least: int = 1
     doc: str = ""
+    value: object = None
 
 
 def data(name: str = "x", doc: str = "") -> Port:
@@ -256,9 +259,10 @@ def weight(name: str = "w", doc: str = "") -> Port:
     return Port(name, batched=False, init="weight", doc=doc)
 
 
-def param(name: str, init: str, doc: str = "") -> Port:
-    """A param the builder makes with a fixed initializer (zeros, ones)."""
-    return Port(name, batched=False, init=init, doc=doc)
+def param(name: str, init: str, doc: str = "", value=None) -> Port:
+    """A param the builder makes with a fixed initializer (zeros, ones; constant with `value`,
+    a number or Same(attr): the value of one of the op's builder attrs)."""
+    return Port(name, batched=False, init=init, doc=doc, value=value)
 
 
 def variadic(name: str = "x", least: int = 2, doc: str = "") -> Port:

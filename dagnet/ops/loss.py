@@ -1,8 +1,9 @@
-"""Classification losses and softmax.
+"""Classification losses, softmax and log_softmax.
 
     softmax_cross_entropy(scores (N, C), labels (N,) int) -> mean over the batch, 0-d
     svm_loss(scores (N, C), labels (N,) int)              -> mean multiclass hinge loss, 0-d
-    softmax(x (N, C))                                      -> (N, C), rows sum to 1
+    softmax(x (N, C)), log_softmax(x (N, C))               -> (N, C), over the classes; any
+                                                              (N, ...) over attrs["axis"]
 
 Labels are class indices in [0, C); anything else is a FeedError naming the bad label.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet.errors import DTypeError, FeedError, ShapeError
+from dagnet.errors import AttrError, DTypeError, FeedError, ShapeError
 from dagnet.ops.base import Op, check_float, check_rank, register
 from dagnet.ops.declare import Attr, data, labels
 from dagnet.ops.workspace import Workspace
@@ -129,28 +130,77 @@ class SVMLoss(_Loss):
         return dscores, None
 
 
-@register
-class Softmax(Op):
-    """exp(x) / sum(exp(x)) along the class axis.  x: (N, C) -> (N, C)."""
+def example_axis(op: str, attrs_axis: int, rank: int) -> int:
+    """The full-array axis (batch = 0) of attrs' axis for values of `rank` dims per example;
+    negative axes count from the end. AttrError for the batch axis or one out of range."""
+    full = attrs_axis if attrs_axis >= 0 else attrs_axis + rank + 1
+    if full == 0:
+        which = "axis 1 (or -1)" if rank == 1 else f"an axis in 1..{rank} or a negative one (-1, the last)"
+        raise AttrError(f"{op}: axis {attrs_axis} is the batch axis; {op} normalises within each "
+                        f"example: give {which}")
+    if not 1 <= full <= rank:
+        raise AttrError(f"{op}: axis {attrs_axis} is out of range for values with {rank} dims "
+                        f"per example (batch axis 0, then 1..{rank}; -1 is the last)")
+    return full
 
-    name = "softmax"
-    ports = (data("x", "class scores (N, C)"),)
-    attributes = ()
+
+AXIS = Attr("axis", "int", -1, doc="the axis normalised over, counting the batch as 0 (refused); "
+            "negative counts from the end: -1, the last, is the class axis of (N, C) scores")
+
+
+class _Normalised(Op):
+    """softmax and log_softmax: one axis of any value with at least one dim per example."""
+
+    ports = (data("x", "scores (N, C), or any (N, ...) over `axis`"),)
+    attributes = (AXIS,)
     fusion_kind = "opaque"
     saves = frozenset({"output"})
 
     def infer_shape(self, in_shapes, attrs):
-        check_rank(self.name, "x", tuple(in_shapes[0]), 1, "C")
-        return tuple(in_shapes[0])
+        shape = tuple(in_shapes[0])
+        if not shape:
+            raise ShapeError(f"{self.name}: input 'x' has no dims per example (shape ()); "
+                             f"{self.name} needs at least one axis to normalise over")
+        example_axis(self.name, self.read_attrs(attrs)["axis"], len(shape))
+        return shape
 
-    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+    def _checked(self, inputs, attrs):
         (x,) = inputs
         check_float(self.name, "x", x)
         self.infer_shape([x.shape[1:]], attrs)
-        y = np.exp(_shifted(x))
-        y /= y.sum(axis=1, keepdims=True)
-        return y, y
+        return x, example_axis(self.name, self.read_attrs(attrs)["axis"], x.ndim - 1)
+
+
+@register
+class Softmax(_Normalised):
+    """exp(x) / sum(exp(x)) along an axis (default the last).  x: (N, C) or (N, ...) -> like x."""
+
+    name = "softmax"
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        x, axis = self._checked(inputs, attrs)
+        y = np.exp(x - x.max(axis=axis, keepdims=True))
+        y /= y.sum(axis=axis, keepdims=True)
+        return y, (y, axis)
 
     def backward(self, dout, cache, attrs, needs=None):
-        y = cache
-        return (y * (dout - np.sum(dout * y, axis=1, keepdims=True)),)
+        y, axis = cache
+        return (y * (dout - np.sum(dout * y, axis=axis, keepdims=True)),)
+
+
+@register
+class LogSoftmax(_Normalised):
+    """x - log(sum(exp(x))) along an axis (default the last), without overflow.
+    x: (N, C) or (N, ...) -> like x."""
+
+    name = "log_softmax"
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        x, axis = self._checked(inputs, attrs)
+        shifted = x - x.max(axis=axis, keepdims=True)
+        y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        return y, (y, axis)
+
+    def backward(self, dout, cache, attrs, needs=None):
+        y, axis = cache
+        return (dout - np.exp(y) * dout.sum(axis=axis, keepdims=True),)

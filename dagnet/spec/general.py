@@ -21,7 +21,7 @@ import networkx as nx
 
 from dagnet.errors import SpecError
 from dagnet.graph import build as build_op
-from dagnet.init import fans_problem
+from dagnet.init import param_problem
 from dagnet.ir import INPUT, LEAF_ATTRS, NODE_KEYS, PARAM, topological_order
 from dagnet.ops import registered_ops
 from dagnet.spec.vocab import (bind, build, builder_keys, check_keys, mapping, node_keys,
@@ -113,7 +113,7 @@ def _add_node(g, node: dict) -> None:
     if op == INPUT:
         build(path, g.input, name, **attrs)
     elif op == PARAM:
-        problem = fans_problem(attrs)
+        problem = param_problem(attrs)
         if problem:
             raise SpecError(f"{path}: {problem}")
         build(path, g.param, name, **attrs)

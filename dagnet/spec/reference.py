@@ -6,7 +6,7 @@ tests/test_spec_reference.py checks that the file is current and that its exampl
 """
 from __future__ import annotations
 
-from dagnet.init import PARAM_ATTRS
+from dagnet.init import INIT_DOCS, PARAM_ATTRS
 from dagnet.ir import INPUT_ATTRS
 from dagnet.ops import registered_ops
 from dagnet.ops.declare import Same
@@ -83,6 +83,10 @@ def _port(p) -> str:
         what = "data" if p.grad else "data, no gradient"
     elif p.init:
         init = "the `init` attr" if p.init == "weight" else f"`{p.init}`"
+        if isinstance(p.value, Same):
+            init += f" (the `{p.value.attr}` attr)"
+        elif p.value is not None:
+            init += f" {p.value:g}"
         what = f"param, made by the builder with {init}"
     else:
         what = "param"
@@ -166,6 +170,9 @@ def reference() -> str:
         *_attr_table(INPUT_ATTRS, False), "",
         "### `param` nodes", "",
         *_attr_table(PARAM_ATTRS, False), "",
+        "Initializers (`fan_in`/`fan_out` are recorded by the builder, else read off the "
+        "shape: (F, C, kh, kw) conv or (D, M) affine weights):", "",
+        *[f"- `{k}`: {v}" for k, v in INIT_DOCS.items()], "",
         "## Ops", "",
     ]
     for op in ops.values():

@@ -141,13 +141,6 @@ def test_softmax_over_axis_1_of_a_rank_4_value(opset, shape):
     assert_matches(m, {"x": arr(2, *shape, seed=1)})
 
 
-def test_softmax_over_channels_of_a_feature_map_at_opset_13_is_refused():
-    m = model([helper.make_node("Softmax", ["x"], ["y"], axis=1)], {"x": ["N", 4, 3, 2]},
-              {"y": ["N", 4, 3, 2]}, opset=13)
-    with pytest.raises(OnnxError, match=r"Softmax node 'y': dagnet's softmax takes \(N, C\)"):
-        load(m)
-
-
 def test_a_shape_entry_computed_from_the_batch_other_than_the_batch_is_refused():
     """Reshape(x, [N * 2, -1]) mixes the batch into the examples: named, not guessed."""
     nodes = [helper.make_node("Shape", ["x"], ["s"], start=0, end=1),

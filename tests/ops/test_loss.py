@@ -112,8 +112,40 @@ def test_bad_loss_inputs(name):
         op.infer_shape([(5,), (1,)], {})
 
 
-def test_softmax_bad_rank_and_svm_bad_delta():
-    with pytest.raises(ShapeError, match=r"softmax: input 'x' must have 1 dims \(C\) per example, got shape \(3, 4\)"):
-        get_op("softmax").infer_shape([(3, 4)], {})
+def test_softmax_bad_rank_and_axis_and_svm_bad_delta():
+    for name in ("softmax", "log_softmax"):
+        with pytest.raises(ShapeError, match=rf"{name}: input 'x' has no dims per example"):
+            get_op(name).infer_shape([()], {})
+        with pytest.raises(AttrError, match=rf"{name}: axis 0 is the batch axis"):
+            get_op(name).infer_shape([(3, 4)], {"axis": 0})
+        with pytest.raises(AttrError, match=rf"{name}: axis -4 is out of range .* 2 dims"):
+            get_op(name).infer_shape([(3, 4)], {"axis": -4})
+        assert get_op(name).infer_shape([(3, 4)], {"axis": -2}) == (3, 4)  # -2 is axis 1
+        with pytest.raises(AttrError, match=rf"{name}: axis -3 is the batch axis"):
+            get_op(name).infer_shape([(3, 4)], {"axis": -3})
     with pytest.raises(AttrError, match="svm_loss: delta"):
         get_op("svm_loss").forward(list(scores_labels(2, 3)), {"delta": -1})
+
+
+def _log_softmax_over(x, axis):
+    x = x - x.max(axis=axis, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=axis, keepdims=True))
+
+
+@pytest.mark.parametrize("shape,axis", [((4, 5), -1), ((4, 5), 1), ((2, 3, 4), 1), ((2, 3, 4), -1),
+                                        ((2, 3, 4, 5), 2), ((2, 3, 4, 5), -3), ((3, 1, 6), 1),
+                                        ((2, 6), None)])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_and_log_softmax_over_any_axis(name, shape, axis):
+    x = np.random.default_rng(0).standard_normal(shape)
+    attrs = {} if axis is None else {"axis": axis}
+    want = _log_softmax_over(x, -1 if axis is None else axis)
+    out, _ = check_op(name, [x], attrs, expected=np.exp(want) if name == "softmax" else want)
+    if name == "softmax":
+        np.testing.assert_allclose(out.sum(axis=-1 if axis is None else axis), 1)
+
+
+def test_log_softmax_is_finite_where_softmax_underflows():
+    x = np.array([[0.0, -800.0, 800.0]])
+    y, _ = get_op("log_softmax").forward([x], {})
+    np.testing.assert_allclose(y, [[-800.0, -1600.0, 0.0]])

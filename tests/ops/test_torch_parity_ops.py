@@ -138,3 +138,59 @@ def test_concat(dtype, axis):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_flatten(dtype):
     assert_parity("flatten", [randn((3, 2, 4, 5), dtype)], {}, lambda x: torch.flatten(x, 1), dtype, (0,))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape,channels", [((4, 6), 6), ((2, 3, 4, 5), 3), ((2, 3, 4, 5), 1),
+                                              ((3, 2, 7), 2)])
+def test_prelu(dtype, x_shape, channels):
+    """torch keeps the slopes as a (C,) vector; dagnet as (C, 1, ...), broadcast as ONNX does."""
+    x = randn(x_shape, dtype)
+    slope = np.random.default_rng(2).uniform(-0.5, 0.8, channels).astype(dtype)
+    ours = slope.reshape((channels,) + (1,) * (len(x_shape) - 2)) if channels > 1 else slope
+    op = get_op("prelu")
+    out, cache = op.forward([x, ours], {})
+    dout = randn(x_shape, dtype, seed=1)
+    dx, dslope = op.backward(dout, cache, {})
+    t_out, (t_dx, t_dw) = run_torch(lambda a, w: F.prelu(a, w), [x, slope], dout, (0, 1))
+    assert_close(out, t_out, dtype, "prelu output")
+    assert_close(dx, t_dx, dtype, "prelu grad x")
+    assert_close(dslope.reshape(-1), t_dw, dtype, "prelu grad slope")
+
+
+ACTIVATIONS = [
+    ("gelu", {}, lambda x: F.gelu(x)),
+    ("gelu", {"approximate": "tanh"}, lambda x: F.gelu(x, approximate="tanh")),
+    ("selu", {}, lambda x: F.selu(x)),
+    ("softplus", {}, lambda x: F.softplus(x)),
+    ("softsign", {}, lambda x: F.softsign(x)),
+    # F.hardsigmoid's CPU backward multiplies by the float literal 1.0f / 6.0f, 3e-8 off in
+    # float64: torch's autograd of the formula itself is the float64 reference
+    ("hardsigmoid", {}, lambda x: torch.clamp(x / 6 + 0.5, 0, 1)),
+    ("hardswish", {}, lambda x: F.hardswish(x)),
+    ("mish", {}, lambda x: F.mish(x)),
+    ("hardsigmoid", {"alpha": 0.2, "beta": 0.5},  # ONNX's defaults, Keras 2's hard_sigmoid
+     lambda x: torch.clamp(0.2 * x + 0.5, 0, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(4, 7), (2, 3, 5, 5)])
+@pytest.mark.parametrize("name,attrs,fn", ACTIVATIONS, ids=[f"{a[0]}-{i}" for i, a in
+                                                           enumerate(ACTIVATIONS)])
+def test_activation(dtype, shape, name, attrs, fn):
+    if name == "hardsigmoid" and not attrs:
+        x = randn(shape, np.float32, scale=4)
+        assert_close(get_op(name).forward([x], {})[0], F.hardsigmoid(torch.from_numpy(x)).numpy(),
+                     np.float32, "hardsigmoid as F.hardsigmoid")
+    # scale 4: both sides of the hard ops' kinks at +-3 and the smooth ops' tails
+    assert_parity(name, [randn(shape, dtype, scale=4)], attrs, fn, dtype, (0,))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis", [((4, 7), -1), ((2, 3, 4, 5), 1), ((2, 3, 4, 5), 2),
+                                        ((2, 3, 4, 5), -1), ((3, 5, 6), -2)])
+@pytest.mark.parametrize("name,fn", [("softmax", F.softmax), ("log_softmax", F.log_softmax)])
+def test_softmax_any_axis(dtype, shape, axis, name, fn):
+    assert_parity(name, [randn(shape, dtype, scale=3)], {"axis": axis},
+                  lambda x: fn(x, dim=axis), dtype, (0,))

@@ -970,6 +970,57 @@ def _(tmp):
                      {"k": np.zeros(6, np.float32), "shape": np.array([4, -1, 5])}))
 
 
+# -- activations and normalisation layers ------------------------------------------------------
+L = "activations and normalisation layers"
+
+
+@case("uniform-bounds", L, GraphError, "a uniform param's low/high are given one without the "
+      "other, not in order, with scale, or for another initializer",
+      "give low < high with init uniform, or scale alone for (-scale, scale)", "u")
+def _(tmp):
+    Graph().param("u", (3,), init="uniform", low=1.0, high=0.5)
+
+
+@case("softmax-batch-axis", L, AttrError, "softmax or log_softmax over the batch axis (0) or an "
+      "axis the value does not have", "give an axis in 1..rank or a negative one (-1, the last)",
+      "probs (softmax")
+def _(tmp):
+    g = Graph()
+    g.softmax(g.input("x", (10,)), axis=0, name="probs")
+
+
+@case("prelu-slope-shape", L, ShapeError, "a prelu node lists a slope param that does not "
+      "broadcast against one example", "give the slope shape (C, 1, ..., 1) or (1,), or let the "
+      "builder make it", "prelu1 (prelu")
+def _(tmp):
+    g = Graph()
+    g.op("prelu", g.input("x", (3, 4, 4)), g.param("s", (5,)), name="prelu1")
+
+
+@case("group-norm-groups", L, ShapeError, "group_norm with a number of groups that does not "
+      "divide the channels", "give groups one of the channels' divisors (listed)", "gn1: group_norm")
+def _(tmp):
+    g = Graph()
+    g.group_norm(g.input("x", (6, 4, 4)), groups=4, name="gn1")
+
+
+@case("instance-norm-no-positions", L, ShapeError, "instance_norm of values without positions "
+      "((C,) features: one value per channel)", "give (C, L) or (C, H, W) values, or use "
+      "layer_norm", "in1: instance_norm")
+def _(tmp):
+    g = Graph()
+    g.instance_norm(g.input("x", (6,)), name="in1")
+
+
+@case("embedding-id-range", L, FeedError, "an embedding fed an id outside its table's rows",
+      "give ids in [0, num), or a table with more rows", "'emb' (embedding): id 12")
+def _(tmp):
+    g = Graph()
+    g.embedding(g.input("t", (3,), dtype="int64"), num=10, dim=4, name="emb")
+    plan = dagnet.compile(g)
+    plan.forward({"t": np.array([[1, 12, 3]])})
+
+
 # -- distributed training -------------------------------------------------------------------------
 D = "distributed training (dagnet.dist, dagnet train --ranks)"
 

@@ -1,13 +1,16 @@
 """Training-step benchmark: prints one JSON object.
 
 Images/s of a full training step (forward, backward, SGD-momentum update), float32, batch 64,
-for LeNet (1x28x28), the three-layer convnet (3x32x32, 32 filters 7x7, hidden 100) and
-resnet_small: dagnet's fused plan, its unfused plan and PyTorch eager with the same
-architecture (built from the same Graph), in one process, alternating, medians after warm-up.
+for every zoo model with convolutions (lenet, lenet_bn, three_layer_convnet, convnet_deep,
+resnet_small, resnet20 once the zoo has it): dagnet's fused plan, its unfused plan and PyTorch
+eager with the same architecture (built from the same Graph), in one process, alternating,
+medians after warm-up; and torch eager and torch.compile in a process of their own (torch's
+best case, the headline ratios; compile time reported apart).
 Also the planned peak memory, the wall time of one Fashion-MNIST LeNet epoch, and scaling
 series (batch 8..512; convnet_deep depth 1..8) plotted into benchmarks/plots/.
 
-    python benchmarks/bench_train.py [--quick] [--no-epoch] [--no-scaling]
+    python benchmarks/bench_train.py [--quick] [--no-epoch] [--no-scaling] [--no-compile]
+                                     [--models lenet resnet_small ...]
 """
 from __future__ import annotations
 
@@ -20,15 +23,20 @@ import time
 import dagnet  # before numpy: it tunes OpenBLAS's threads (dagnet/procenv.py)
 import numpy as np
 
-from dagnet.models import convnet_deep, lenet, resnet_small, three_layer_convnet
+from dagnet import models as zoo
+from dagnet.models import convnet_deep, lenet, lenet_bn, resnet_small, three_layer_convnet
 from dagnet.train.optim import sgd_momentum
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODELS = {  # name -> () -> (graph, per-example input shape)
+MODELS = {  # name -> () -> (graph, per-example input shape): every zoo model with convolutions
     "lenet": lambda: (lenet(), (1, 28, 28)),
+    "lenet_bn": lambda: (lenet_bn(), (1, 28, 28)),
     "three_layer_convnet": lambda: (three_layer_convnet(), (3, 32, 32)),
+    "convnet_deep": lambda: (convnet_deep(), (1, 28, 28)),
     "resnet_small": lambda: (resnet_small(), (1, 28, 28)),
 }
+if hasattr(zoo, "resnet20"):  # the CIFAR ResNet-20, once the zoo has it
+    MODELS["resnet20"] = lambda: (zoo.resnet20(), (3, 32, 32))
 
 
 # -- dagnet ------------------------------------------------------------------------------------
@@ -43,8 +51,9 @@ def dagnet_stepper(plan, x, y, lr=1e-3):
 
 
 # -- torch, built from the same graph ----------------------------------------------------------
-def torch_module(graph, plan):
-    """An eager torch.nn.Module that computes the graph's loss with the plan's initial params."""
+def torch_module(graph, plan, state=None, output=None):
+    """An eager torch.nn.Module that computes the graph's loss with the plan's initial params;
+    with state (the plan's batchnorm running statistics) its eval-mode value `output` instead."""
     import torch
     import torch.nn.functional as F
 
@@ -67,6 +76,10 @@ def torch_module(graph, plan):
         if n.op == "avg_pool2d":
             return F.avg_pool2d(ins[0], pair(a.get("size", 2)), pair(a.get("stride", a.get("size", 2))),
                                 pair(a.get("pad", 0)))
+        if n.op == "batchnorm" and state is not None:
+            st = {k: torch.from_numpy(v) for k, v in state[n.name].items()}
+            return F.batch_norm(ins[0], st["running_mean"], st["running_var"], ins[1], ins[2],
+                                training=False, eps=a.get("eps", 1e-5))
         if n.op == "batchnorm":
             return F.batch_norm(ins[0], None, None, ins[1], ins[2], training=True, eps=a.get("eps", 1e-5))
         if n.op == "global_avg_pool":
@@ -78,7 +91,7 @@ def torch_module(graph, plan):
         if n.op == "flatten":
             return ins[0].flatten(1)
         if n.op == "dropout":
-            return F.dropout(ins[0], a.get("p", 0.5))
+            return F.dropout(ins[0], a.get("p", 0.5), training=state is None)
         if n.op == "softmax_cross_entropy":
             return F.cross_entropy(ins[0], ins[1])
         raise NotImplementedError(n.op)
@@ -92,24 +105,27 @@ def torch_module(graph, plan):
             vals = dict(feeds)
             vals.update(params)
             for n in graph:
-                if n.op not in ("input", "param"):
+                if n.op not in ("input", "param") and not (output and n in graph.losses):
                     vals[n.name] = run(n, [vals[s] for s in n.inputs])
-            return vals[graph.losses[0].name]
+            return vals[output or graph.losses[0].name]
 
     return Net()
 
 
-def torch_stepper(graph, plan, x, y, lr=1e-3):
+def torch_stepper(graph, plan, x, y, lr=1e-3, compiled=False):
+    """A torch training step; compiled: the module under torch.compile (Inductor's C++
+    backend), compiled by the first call."""
     import torch
 
     net = torch_module(graph, plan)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     feeds = {graph.inputs[0].name: xt, graph.inputs[1].name: yt}
+    forward = torch.compile(net) if compiled else net
 
     def step():
         opt.zero_grad(set_to_none=True)
-        net(feeds).backward()
+        forward(feeds).backward()
         opt.step()
     return step
 
@@ -141,8 +157,10 @@ def have_torch() -> bool:
         return False
 
 
-def torch_own_process(model: str, batch: int, repeats: int):
-    """img/s of the torch step measured in a child process that loads torch before dagnet.
+def torch_own_process(model: str, batch: int, repeats: int, compiled: bool = False) -> dict:
+    """{"torch_img_s"} of the torch step measured in a child process that loads torch before
+    dagnet, with compiled also {"torch_compile_img_s", "torch_compile_s"} (the first step,
+    compilation included); {} if the child failed.
 
     In this process dagnet set OMP_WAIT_POLICY=PASSIVE and OPENBLAS_THREAD_TIMEOUT before
     torch loaded, and torch shares that OpenMP runtime; the child gets the environment without
@@ -153,22 +171,32 @@ def torch_own_process(model: str, batch: int, repeats: int):
     from dagnet import procenv
 
     argv = [__file__, "--torch-only", model, "--batch", str(batch), "--repeats", str(repeats)]
+    argv += ["--torch-compile"] if compiled else []
     # torch is imported before this script (and so before dagnet) in the child
     code = f"import torch, runpy, sys; sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
     env = {k: v for k, v in os.environ.items() if k not in procenv.SET_BY_DAGNET}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600,
                        env=env)
-    return json.loads(r.stdout)["torch_img_s"] if r.returncode == 0 else None
+    return json.loads(r.stdout.splitlines()[-1]) if r.returncode == 0 else {}
 
 
-def _torch_only(model: str, batch: int, repeats: int) -> None:
+def _torch_only(model: str, batch: int, repeats: int, compiled: bool) -> None:
     graph, shape = MODELS[model]()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch,) + shape).astype(np.float32)
     y = rng.integers(0, 10, batch)
     have_torch()
-    t = median_times({"torch": torch_stepper(graph, dagnet.compile(graph, seed=0), x, y)}, repeats)
-    print(json.dumps({"torch_img_s": batch / t["torch"]}))
+    steppers = {"torch": torch_stepper(graph, dagnet.compile(graph, seed=0), x, y)}
+    out = {}
+    if compiled:
+        steppers["torch_compile"] = torch_stepper(graph, dagnet.compile(graph, seed=0), x, y,
+                                                  compiled=True)
+        t = time.perf_counter()
+        steppers["torch_compile"]()
+        out["torch_compile_s"] = time.perf_counter() - t
+    t = median_times(steppers, repeats)
+    out.update({k + "_img_s": batch / v for k, v in t.items()})
+    print(json.dumps(out))
 
 
 def bench_model(graph, shape, batch, repeats, torch_ok):
@@ -185,6 +213,17 @@ def bench_model(graph, shape, batch, repeats, torch_ok):
     out["peak_bytes_planned"] = {"fused": fused.peak_bytes(batch), "unfused": unfused.peak_bytes(batch)}
     out["batch"] = batch
     return out
+
+
+def ratio(a, b):
+    """a / b, or None where either was not measured."""
+    return a / b if a and b else None
+
+
+def worst(ratios):
+    """The smallest of the measured ratios (None if none was)."""
+    measured = [r for r in ratios if r is not None]
+    return min(measured) if measured else None
 
 
 def lenet_epoch_seconds(batch=64) -> float:
@@ -251,21 +290,32 @@ def main(argv=None) -> dict:
     ap.add_argument("--no-epoch", action="store_true", help="skip the full Fashion-MNIST epoch")
     ap.add_argument("--no-scaling", action="store_true", help="skip the scaling series")
     ap.add_argument("--plots", default=os.path.join(HERE, "plots"), help="where scaling.png goes")
+    ap.add_argument("--no-compile", action="store_true",
+                    help="skip torch.compile (minutes of compilation per model; --quick skips it)")
+    ap.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
+                    help="the zoo models to time (default: all)")
     ap.add_argument("--torch-only", help=argparse.SUPPRESS)
+    ap.add_argument("--torch-compile", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
     # 21 alternating rounds: on this noisy 2-core VM, medians of 9 swung by 5-10% run to run
     ap.add_argument("--repeats", type=int, default=21, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.torch_only:
-        return _torch_only(args.torch_only, args.batch, args.repeats)
+        return _torch_only(args.torch_only, args.batch, args.repeats, args.torch_compile)
     torch_ok = have_torch()
     batch, repeats = (8, 2) if args.quick else (args.batch, args.repeats)
+    compiled = torch_ok and not (args.quick or args.no_compile)
     results = {}
-    for name, make in MODELS.items():
-        g, s = make()
-        results[name] = bench_model(g, s, batch, repeats, torch_ok)
+    for name in args.models:
+        g, s = MODELS[name]()
+        results[name] = r = bench_model(g, s, batch, repeats, torch_ok)
         if torch_ok:
-            results[name]["torch_own_process_img_s"] = torch_own_process(name, batch, repeats)
+            own = torch_own_process(name, batch, repeats, compiled)
+            r["torch_own_process_img_s"] = own.get("torch_img_s")
+            r["torch_compile_img_s"] = own.get("torch_compile_img_s")
+            r["torch_compile_s"] = own.get("torch_compile_s")
+            r["ratio_vs_torch_own_process"] = ratio(r["dagnet_fused_img_s"], r["torch_own_process_img_s"])
+            r["ratio_vs_torch_compile"] = ratio(r["dagnet_fused_img_s"], r["torch_compile_img_s"])
     try:
         from threadpoolctl import threadpool_info
 
@@ -284,14 +334,16 @@ def main(argv=None) -> dict:
     if not args.no_scaling:
         report["scaling"] = scaling(torch_ok, args.quick)
         report["plots"] = plot_scaling(report["scaling"], args.plots)
-    le = results["lenet"]
+    le = results.get("lenet", {})
+    report["load_average"] = os.getloadavg()  # other processes on the machine: context for the figures
     report["summary"] = {
-        # against torch in the same process (as the issue asks) and in its own (its best case)
-        "lenet_ratio_vs_torch": le["dagnet_fused_img_s"] / le["torch_img_s"] if torch_ok else None,
-        "lenet_ratio_vs_torch_own_process": (le["dagnet_fused_img_s"] / le["torch_own_process_img_s"]
-                                             if torch_ok and le["torch_own_process_img_s"] else None),
-        "fused_speedup_lenet": le["dagnet_fused_img_s"] / le["dagnet_unfused_img_s"],
+        # against torch in the same process (a detail) and in its own (its best case: the headline)
+        "lenet_ratio_vs_torch": ratio(le.get("dagnet_fused_img_s"), le.get("torch_img_s")),
+        "lenet_ratio_vs_torch_own_process": le.get("ratio_vs_torch_own_process"),
+        "fused_speedup_lenet": ratio(le.get("dagnet_fused_img_s"), le.get("dagnet_unfused_img_s")),
         "lenet_epoch_s": report.get("lenet_epoch_s"),
+        "worst_train_ratio_vs_torch": worst(r.get("ratio_vs_torch_own_process") for r in results.values()),
+        "worst_train_ratio_vs_torch_compile": worst(r.get("ratio_vs_torch_compile") for r in results.values()),
     }
     print(json.dumps(report, indent=2))
     return report

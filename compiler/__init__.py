@@ -9,6 +9,7 @@ lint.lint checks it between passes.
 from dagnet.compiler.autodiff import plan_backward
 from dagnet.compiler.buckets import plan_buckets
 from dagnet.compiler.feeds import random_feeds
+from dagnet.compiler.forward_mode import plan_jvp
 from dagnet.compiler.fuse import fuse
 from dagnet.compiler.fusion_check import check_fusion
 from dagnet.compiler.lint import LintError, lint
@@ -26,6 +27,6 @@ from dagnet.compiler.validate import validate
 __all__ = [
     "ExecutionPlan", "LintError", "META", "MetaKey", "PASSES", "PATTERNS", "Pass", "Pattern",
     "Step", "check_fusion", "compile", "fuse", "infer_shapes", "init_params", "init_state",
-    "lint", "plan_backward", "plan_buckets", "plan_memory", "prune", "random_feeds", "run_passes", "schedule",
+    "lint", "plan_backward", "plan_jvp", "plan_buckets", "plan_memory", "prune", "random_feeds", "run_passes", "schedule",
     "validate",
 ]

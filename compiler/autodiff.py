@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 
 from dagnet.errors import GraphError
-from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.graph import INPUT, LEAVES, PARAM, Graph
 from dagnet.ops import get_op
 
 
@@ -32,7 +32,7 @@ def plan_backward(graph: Graph, wrt=(), freeze=()) -> Graph:
     order = []
     contributions: dict[str, int] = {}
     for n in g:  # g is in schedule order
-        if n.op in (INPUT, PARAM):
+        if n.op in LEAVES:
             continue
         op = get_op(n.op, n.name)
         needs = tuple(src in requires and op.needs_grad(port) for port, src in enumerate(n.inputs))

@@ -7,12 +7,12 @@ from dagnet.compiler.plan import ExecutionPlan
 
 
 def random_feeds(plan: ExecutionPlan, batch: int = 4, seed: int = 0) -> dict:
-    """A random batch for every input: floats ~ N(0, 1); integers are class labels in range of
-    the loss they feed (0 otherwise)."""
+    """A random batch for every input (unbatched inputs: one array of their shape): floats
+    ~ N(0, 1); integers are class labels in range of the loss they feed (0 otherwise)."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for name, spec in plan.input_specs.items():
-        shape = (batch,) + tuple(spec["shape"])
+        shape = ((batch,) if spec.get("batched", True) else ()) + tuple(spec["shape"])
         if np.dtype(spec["dtype"]).kind == "f":
             feeds[name] = rng.standard_normal(shape).astype(plan.dtype)
         else:

@@ -1,19 +1,32 @@
 """Pass: fuse chains that match a pattern into one node. Graph -> copy.
 
+Two rounds. First the hand-written patterns (the registered fused ops, longest first), which
+keep priority; then, over what is left, chains grouped by their ops' declared fusion kinds as
+TVM's FuseOps does: an op that may start one (elementwise, broadcast, or out_fusable such as
+matmul, conv2d, affine, batchnorm) followed by elementwise and broadcast ops, each reading the
+previous one's value on any port; they run as one step of the generic fused op
+(dagnet/ops/fused_elementwise.py), pattern `elementwise(add+relu)`.
+
 A chain fuses only when every inner value has exactly one consumer (edge) and is not a
 requested output, and the pattern allows the mode. The fused node is named by joining the
-members' names with '+', takes the first member's inputs plus the other members' extra inputs
-(params), and carries meta["fused_group"] (member names) and meta["pattern"].
+members' names with '+', takes the first member's inputs plus the other members' extra inputs,
+and carries meta["fused_group"] (member names) and meta["pattern"].
 graph.meta["fusion"] = {"fused": [...], "near_misses": [...], "aliases": {member: fused}}:
 every group records the pattern that fired; every chain that matched a pattern's ops but was
-not fused records why.
+not fused records why (an elementwise chain: pattern `elementwise`).
 """
 from __future__ import annotations
 
-from dagnet.graph import INPUT, PARAM, Graph, Node
+from dagnet.graph import LEAVES, Graph, Node
 from dagnet.ops import get_op
-from dagnet.compiler.patterns import patterns_from_registry
+from dagnet.ops.fused_elementwise import MAX_MEMBERS, anchors, chainable
+from dagnet.compiler.patterns import Pattern, patterns_from_registry
 from dagnet.compiler.shapes import topological_order
+
+#: group the elementwise chains the patterns left. Off by default for now: the random-DAG
+#: fuzz test (tests/reliability/test_fuzz_dags.py) finds a graph whose fused plan's loss
+#: differs from the interpreter's with it on; tests/compiler/test_fuse_elementwise.py turns it on
+ELEMENTWISE = False
 
 
 def _chain(graph: Graph, users: dict, start: Node, ops: tuple):
@@ -43,18 +56,54 @@ def _blocker(users: dict, members: list[Node], outputs: set, pattern, mode: str)
     return None
 
 
+def _users_text(used_by) -> str:
+    return ", ".join(sorted({u for u, _ in used_by}))
+
+
+def elementwise_chains(graph: Graph, users: dict, outputs: set, taken: set, order) -> tuple:
+    """(groups, near misses) of the chains grouped by fusion kind among the nodes not taken:
+    each starts at an op that anchors one and follows its only consumer while that is
+    chainable; a chainable consumer of a value that must be kept is a near miss."""
+    groups, misses = [], []
+    for name in order:
+        start = graph.node(name)
+        if start.op in LEAVES or name in taken or not anchors(get_op(start.op, name)):
+            continue
+        members = [start]
+        while len(members) < MAX_MEMBERS:
+            cur = members[-1]
+            used_by = users.get(cur.name, [])
+            nxt = [c for c, _ in used_by if c not in taken and chainable(get_op(graph.node(c).op))]
+            if not nxt:
+                break
+            reason = (f"'{cur.name}' has {len(used_by)} users ({_users_text(used_by)}); its "
+                      f"value must be kept" if len(used_by) != 1 else
+                      f"'{cur.name}' is a requested output" if cur.name in outputs else None)
+            if reason:
+                misses.append({"pattern": "elementwise",
+                               "nodes": [m.name for m in members] + [nxt[0]], "reason": reason})
+                break
+            members.append(graph.node(nxt[0]))
+        if len(members) > 1:
+            taken.update(m.name for m in members)
+            groups.append((Pattern(tuple(m.op for m in members), generic=True), members))
+    return groups, misses
+
+
 def fuse(graph: Graph, outputs: list[str] | None = None, mode: str = "train",
-         patterns=None) -> Graph:
-    """patterns: default, those of the fused ops registered now (compiler/patterns.py)."""
+         patterns=None, elementwise: bool | None = None) -> Graph:
+    """patterns: default, those of the fused ops registered now (compiler/patterns.py);
+    elementwise: then group the chains of elementwise ops left (default ELEMENTWISE)."""
     outputs = set(graph.outputs if outputs is None else outputs)
     patterns = sorted(patterns_from_registry() if patterns is None else patterns,
                       key=lambda p: -len(p.ops))
     taken: set[str] = set()
     groups, near_misses = [], []
     users = graph.consumer_map()
-    for name in topological_order(graph):
+    order = topological_order(graph)
+    for name in order:
         start = graph.node(name)
-        if start.op in (INPUT, PARAM) or name in taken:
+        if start.op in LEAVES or name in taken:
             continue
         fired, missed = None, []
         for pattern in patterns:
@@ -76,7 +125,22 @@ def fuse(graph: Graph, outputs: list[str] | None = None, mode: str = "train",
             pattern, members = fired
             taken.update(m.name for m in members)
             groups.append((pattern, members))
+    if ELEMENTWISE if elementwise is None else elementwise:
+        more, missed = elementwise_chains(graph, users, outputs, taken, order)
+        groups += more
+        near_misses += missed
     return _rewrite(graph, groups, near_misses)
+
+
+def _record(m: Node, prev: Node | None, generic: bool) -> dict:
+    """A member's record in the fused node's attrs; a generic chain's also says where the
+    previous member's value enters, the member's arity, and its value's shape."""
+    record = {"name": m.name, "op": m.op, "attrs": dict(m.attrs)}
+    if generic:
+        record.update(port=None if prev is None else m.inputs.index(prev.name),
+                      arity=len(m.inputs), shape=list(m.meta.get("shape", ())),
+                      batched=bool(m.meta.get("batched", True)), flops=m.meta.get("flops", 0))
+    return record
 
 
 def _rewrite(graph: Graph, groups, near_misses) -> Graph:
@@ -85,12 +149,11 @@ def _rewrite(graph: Graph, groups, near_misses) -> Graph:
     for pattern, members in groups:
         fused_name = "+".join(m.name for m in members)
         inputs = list(members[0].inputs)
-        for m in members[1:]:
-            inputs += m.inputs[1:]
-        node = Node(fused_name, pattern.fused_op,
-                    {"members": [{"name": m.name, "op": m.op, "attrs": dict(m.attrs)}
-                                 for m in members]},
-                    inputs,
+        for prev, m in zip(members, members[1:]):
+            link = m.inputs.index(prev.name)  # the one edge from the previous member
+            inputs += m.inputs[:link] + m.inputs[link + 1:]
+        records = [_record(m, prev, pattern.generic) for prev, m in zip([None, *members], members)]
+        node = Node(fused_name, pattern.fused_op, {"members": records}, inputs,
                     {"fused_group": [m.name for m in members], "pattern": pattern.name})
         node.meta.update(shape=members[-1].meta.get("shape"), batched=members[-1].meta.get("batched"),
                          params=sum(m.meta.get("params", 0) for m in members),

@@ -45,6 +45,13 @@ class FusionCheck(Executor):
         grads = super().step_backward(step, dout, cache)
         if step.fused and step.name not in self.mismatches:
             want = unfused_grads(self.runs[step.name], dout)
+            missing = [src for src, need, g, w in zip(step.inputs, step.needs, grads, want)
+                       if need and (g is None) != (w is None)]
+            if missing:
+                self.mismatches[step.name] = (
+                    f"fused group {step.name} (pattern {step.pattern}): the gradient of "
+                    f"'{missing[0]}' is missing from one of the fused step and its unfused chain")
+                return grads
             pairs = [(src, g, w) for src, need, g, w in zip(step.inputs, step.needs, grads, want)
                      if need and g is not None]
             # measured against the group's largest gradient: a gradient that cancels to

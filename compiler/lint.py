@@ -9,7 +9,7 @@ key on the nodes that must carry it once a pass that writes it has run.
 """
 from __future__ import annotations
 
-from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.graph import LEAVES, Graph
 from dagnet.ops import get_op
 from dagnet.ops.fusion import FusedOp
 from dagnet.compiler.meta import GRAPH_KEYS, NODE_KEYS
@@ -35,7 +35,7 @@ def _structure(graph: Graph, ran) -> list[str]:
         problems.append(f"node names repeat: {sorted({x for x in names if names.count(x) > 1})}")
     position = {name: i for i, name in enumerate(names)}
     for n in graph:
-        if n.op in (INPUT, PARAM):
+        if n.op in LEAVES:
             if n.inputs:
                 problems.append(f"{n.op} node '{n.name}' has inputs {n.inputs}")
             continue
@@ -49,7 +49,7 @@ def _structure(graph: Graph, ran) -> list[str]:
                 problems.append(f"'{n.name}' reads '{s}', which is not a node of the graph")
             elif "schedule" in ran and position[s] > position[n.name]:
                 problems.append(f"scheduled '{n.name}' comes before its input '{s}'")
-        if isinstance(op, FusedOp) and len(n.attrs.get("members", ())) != len(op.chain):
+        if isinstance(op, FusedOp) and op.chain and len(n.attrs.get("members", ())) != len(op.chain):
             problems.append(f"fused node '{n.name}' has {len(n.attrs.get('members', ()))} members "
                             f"for the chain {op.chain}")
     missing = [o for o in graph.outputs if o not in position]
@@ -58,7 +58,7 @@ def _structure(graph: Graph, ran) -> list[str]:
     if not problems and "schedule" not in ran and _has_cycle(graph):  # scheduled: ordered above
         problems.append("the graph has a cycle")
     if "schedule" in ran:
-        steps = [n.meta.get("step") for n in graph if n.op not in (INPUT, PARAM)]
+        steps = [n.meta.get("step") for n in graph if n.op not in LEAVES]
         if steps != list(range(len(steps))):
             problems.append(f"op nodes are not numbered 0..{len(steps) - 1} in order: {steps}")
     return problems
@@ -97,7 +97,7 @@ def _meta(graph: Graph, ran: set) -> list[str]:
         if undeclared:
             problems.append(f"'{n.name}' has meta keys {sorted(undeclared)} not declared in "
                             f"compiler/meta.py")
-        must = due["all"] | (due["op"] if n.op not in (INPUT, PARAM) else set()) \
+        must = due["all"] | (due["op"] if n.op not in LEAVES else set()) \
             | (due["fused"] if "fused_group" in n.meta else set())
         for k in sorted(must - n.meta.keys()):
             problems.append(f"'{n.name}' lacks meta '{k}' (written by {', '.join(NODE_KEYS[k].writers)})")

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.graph import LEAVES, Graph
 from dagnet.ops import get_op
 
 WS = ":workspace"  # suffix of workspace entries in the liveness table
@@ -63,12 +63,13 @@ def can_run_inplace(g: Graph, users: dict, n, outputs: set, mode: str) -> bool:
     if not (op.supports_out and op.fusion_kind == "elementwise" and len(n.inputs) == 1):
         return False
     src = g.node(n.inputs[0])
-    if src.op in (INPUT, PARAM) or src.name in outputs:
+    if src.op in LEAVES or src.name in outputs:
         return False
     src_op = get_op(src.op, src.name)
     if src_op.may_alias or users.get(src.name) != [(n.name, 0)]:
         return False
-    if tuple(src.meta.get("shape", ())) != tuple(n.meta.get("shape", ())):
+    if tuple(src.meta.get("shape", ())) != tuple(n.meta.get("shape", ())) or \
+            src.meta.get("batched", True) != n.meta.get("batched", True):
         return False
     if mode == "train" and ("input" in op.saves or "output" in src_op.saves):
         return False
@@ -78,7 +79,7 @@ def can_run_inplace(g: Graph, users: dict, n, outputs: set, mode: str) -> bool:
 def plan_memory(graph: Graph, mode: str = "train", itemsize: int = 4, inplace: bool = True) -> Graph:
     g = graph.copy()
     outputs = set(g.outputs)
-    steps = [n for n in g if n.op not in (INPUT, PARAM)]
+    steps = [n for n in g if n.op not in LEAVES]
     S = len(steps)
     t_of = {n.name: t for t, n in enumerate(steps)}
     train = mode == "train"
@@ -106,7 +107,9 @@ def plan_memory(graph: Graph, mode: str = "train", itemsize: int = 4, inplace: b
                 if u in bwd and "input" in get_op(g.node(u).op).saves:
                     end = max(end, back_time(u))
         shape = n.meta.get("shape", ())
-        size = int(np.prod(shape, dtype=np.int64)) * itemsize
+        # indices (argmax) are int64 whatever the plan's float dtype
+        size = int(np.prod(shape, dtype=np.int64)) * (
+            8 if getattr(op, "output_dtype", "float") == "int64" else itemsize)
         n.meta["live"] = (t_of[n.name], end)
         alias = n.inputs[0] if n.meta["inplace"] else None
         if op.may_alias and n.inputs[0] in view_root:

@@ -20,9 +20,11 @@ class MetaKey(NamedTuple):
 
 META = (
     MetaKey("shape", "node", ("builder", "infer_shapes", "fuse"), "all",
-            "per-example shape of a batched value (no batch axis); a param's full shape"),
-    MetaKey("batched", "node", ("infer_shapes", "fuse"), "all",
-            "whether the value carries the batch axis (inputs, op outputs; not params or losses)"),
+            "per-example shape of a batched value (no batch axis); else the full shape (params, "
+            "constants, unbatched values)"),
+    MetaKey("batched", "node", ("builder", "infer_shapes", "fuse"), "all",
+            "whether the value carries the batch axis (batched inputs and what ops make of them; "
+            "not params, constants or losses)"),
     MetaKey("params", "node", ("infer_shapes", "fuse"), "all",
             "parameter scalars: a param's size; for an op, those of the params it reads directly"),
     MetaKey("flops", "node", ("infer_shapes", "fuse"), "all",
@@ -48,6 +50,9 @@ META = (
     MetaKey("backward", "graph", ("autodiff",), "",
             "{order: op nodes in backward order, fan_in: {value: summed gradients}, seeds: the "
             "losses, wrt: inputs differentiated, frozen: params given no gradient}"),
+    MetaKey("jvp", "graph", ("forward_mode",), "",
+            "{wrt: the inputs whose tangents are carried, order: the op nodes that carry one, "
+            "in schedule order}"),
     MetaKey("memory", "graph", ("memory",), "",
             "{buffers: {id: bytes per example}, fixed_bytes, timeline, mode, activations and "
             "total: {peak, no_reuse, peak_step}, workspaces: {step: Span(start, end, bytes)}}"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.errors import DagnetError, DTypeError, ShapeError
-from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.graph import LEAVES, PARAM, Graph
 from dagnet.init import init_param
 from dagnet.ops import get_op
 from dagnet.compiler.shapes import infer_shapes
@@ -14,7 +14,7 @@ def float_dtype(dtype) -> np.dtype:
     """np.float32 or np.float64 from `dtype`; DTypeError for anything else."""
     try:
         dt = np.dtype(dtype)
-    except TypeError:
+    except Exception:  # noqa: BLE001 - numpy's dtype parser raises several kinds on junk
         dt = None
     if dt not in (np.float32, np.float64):
         raise DTypeError(f"dtype must be float32 or float64, got {dtype!r}")
@@ -79,14 +79,25 @@ def check_given(graph: Graph, compiled: Graph, params: dict, state: dict | None,
         if a.dtype != dtype:
             raise DTypeError(f"param '{name}' is {a.dtype} but the plan is compiled for {dtype}; "
                              f"pass dtype={a.dtype} to compile() or convert the params")
+    check_state(graph, compiled, state)
+
+
+def check_state(graph: Graph, compiled: Graph, state: dict | None) -> None:
+    """DagnetError when compile(state=...) is not {stateful node: {key: array}} of the graph."""
     if state is None:
         return
     if not isinstance(state, dict):
         raise DagnetError(f"state must be a dict {{node: {{key: array}}}}, got {type(state).__name__}")
+    stateful = {n.name for n in graph if n.op not in LEAVES and get_op(n.op, n.name).stateful}
+    unknown = sorted(str(k) for k in state if k not in stateful)
+    if unknown:
+        raise DagnetError(f"state for {unknown[:3]}, which {'is' if len(unknown) == 1 else 'are'} "
+                          f"no stateful node of the graph (stateful: {sorted(stateful)}); pass "
+                          f"the state saved with these params")
     for n in compiled:
         for member in n.meta.get("fused_group", [n.name]):
             src = graph.node(member) if member in graph else None
-            if src is None or src.op in (INPUT, PARAM) or not get_op(src.op, src.name).stateful:
+            if src is None or src.op in LEAVES or not get_op(src.op, src.name).stateful:
                 continue
             if member not in state or not isinstance(state[member], dict):
                 raise DagnetError(f"state for node '{member}' ({src.op}) is missing; pass the "
@@ -98,7 +109,7 @@ def init_state(graph: Graph, dtype="float32") -> dict:
     g = graph if all("shape" in n.meta for n in graph) else infer_shapes(graph)
     state = {}
     for n in g:
-        if n.op in (INPUT, PARAM):
+        if n.op in LEAVES:
             continue
         op = get_op(n.op, n.name)
         if op.stateful:

@@ -3,13 +3,16 @@ declares its chain and the modes it may fire in, and is a pattern. A pattern is 
 names; each value inside the chain feeds the next op's first input. The fuse pass tries them
 longest first.
 
-To add a pattern, register a FusedOp with its chain: nothing here changes.
+To add a pattern, register a FusedOp with its chain: nothing here changes. Chains of
+elementwise ops that no pattern names are grouped by their ops' fusion kinds instead
+(compiler/fuse.py) and run by the generic fused op (dagnet/ops/fused_elementwise.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from dagnet.ops import registered_ops
+from dagnet.ops.fused_elementwise import GENERIC
 from dagnet.ops.fusion import MODES, FusedOp
 
 
@@ -20,19 +23,22 @@ class Pattern:
     modes: tuple = MODES
     #: why the other modes forbid it (shown in near-miss reports)
     mode_reason: str = ""
+    #: a chain the elementwise grouping found, run by the generic fused op (not a registered
+    #: fused op of its own)
+    generic: bool = False
 
     @property
     def name(self) -> str:
-        return "+".join(self.ops)
+        return f"elementwise({'+'.join(self.ops)})" if self.generic else "+".join(self.ops)
 
     @property
     def fused_op(self) -> str:
-        return self.name
+        return GENERIC if self.generic else self.name
 
 
 def patterns_from_registry() -> tuple:
     """One Pattern per registered fused op, longest chain first (then in registration order)."""
-    fused = [op for op in registered_ops().values() if isinstance(op, FusedOp)]
+    fused = [op for op in registered_ops().values() if isinstance(op, FusedOp) and op.chain]
     return tuple(sorted((Pattern(op.chain, tuple(op.modes), op.mode_reason) for op in fused),
                         key=lambda p: -len(p.ops)))
 

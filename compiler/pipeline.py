@@ -14,16 +14,20 @@ import math
 
 import numpy as np
 
-from dagnet.errors import DagnetError, GraphError
+from dagnet import arguments
+from dagnet.errors import ArgumentError, DagnetError, GraphError
 from dagnet.graph import PARAM, Graph
+from dagnet.ir import Graph as IRGraph
 from dagnet.compiler.autodiff import frozen_params, plan_backward
 from dagnet.compiler.buckets import MB, plan_buckets
+from dagnet.compiler.forward_mode import plan_jvp
 from dagnet.compiler.fuse import fuse as fuse_pass
 from dagnet.compiler.fusion_check import check_fusion
 from dagnet.compiler.lint import lint as lint_graph
 from dagnet.compiler.memory import plan_memory
-from dagnet.compiler.params import check_given, check_seed, float_dtype, init_params, init_state
-from dagnet.compiler.plan import ExecutionPlan
+from dagnet.compiler.params import (check_given, check_seed, check_state, float_dtype,
+                                    init_params, init_state)
+from dagnet.compiler.plan import ExecutionPlan, output_names
 from dagnet.compiler.prune import prune
 from dagnet.compiler.schedule import schedule
 from dagnet.compiler.shapes import infer_shapes
@@ -46,6 +50,7 @@ class Options:
     inplace: bool = True
     bucket_mb: float | None = None  # data-parallel training: plan the gradient allreduce
     freeze: tuple = ()  # params that get no gradient (fine-tuning)
+    jvp: tuple = ()  # inputs to carry tangents from (forward mode)
 
     @property
     def itemsize(self) -> int:
@@ -54,6 +59,10 @@ class Options:
     @property
     def buckets(self) -> bool:
         return self.bucket_mb is not None
+
+    @property
+    def forward_mode(self) -> bool:
+        return bool(self.jvp)
 
 
 def _validate(g: Graph, o: Options) -> Graph:
@@ -90,6 +99,8 @@ PASSES = (
     Pass("schedule", lambda g, o: schedule(g), doc="the execution order"),
     Pass("autodiff", lambda g, o: plan_backward(g, o.wrt, o.freeze), {"mode": "train"},
          doc="which gradients each step computes, the backward order"),
+    Pass("forward_mode", lambda g, o: plan_jvp(g, o.jvp), {"forward_mode": True},
+         doc="which steps carry a tangent of the inputs in jvp (forward-mode autodiff)"),
     Pass("memory", lambda g, o: plan_memory(g, o.mode, o.itemsize, o.inplace),
          doc="liveness, in-place steps, buffers"),
     Pass("buckets", lambda g, o: plan_buckets(g, math.ceil(o.bucket_mb * MB), o.itemsize),
@@ -101,18 +112,19 @@ PASSES = (
 def run_passes(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
                dtype="float32", wrt=(), inplace: bool = True, trace=None,
                lint: bool | None = None, bucket_mb: float | None = None,
-               freeze=()) -> Graph:
+               freeze=(), jvp=()) -> Graph:
     """Every pass that applies, in order; `trace(name, graph)` (optional) sees the graph after
     each one. lint: check the graph after each pass (compiler/lint.py; default LINT).
     bucket_mb: plan the data-parallel gradient allreduce in buckets of that many MiB.
-    freeze: params that get no gradient."""
+    freeze: params that get no gradient. jvp: inputs whose tangents a forward-mode sweep
+    carries (compiler/forward_mode.py)."""
     if mode not in MODES:
         raise DagnetError(f"mode must be one of {MODES}, got {mode!r}")
     if not isinstance(graph, Graph):
         raise GraphError(f"compile() needs a dagnet Graph, got {type(graph).__name__}; build one "
                          f"with dagnet.Graph() or Graph.from_spec(path)")
     options = Options(_output_names(outputs, graph), fuse, mode, np.dtype(dtype).name,
-                      tuple(wrt), inplace, bucket_mb, tuple(freeze))
+                      tuple(wrt), inplace, bucket_mb, tuple(freeze), tuple(jvp))
     lint = LINT if lint is None else lint
     ran = []
     g = graph
@@ -129,17 +141,16 @@ def run_passes(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train
 
 
 def _output_names(outputs, graph: Graph) -> list:
-    if not outputs:
+    if outputs is None:
         return graph.outputs
-    if isinstance(outputs, str) or not hasattr(outputs, "__iter__"):
-        outputs = [outputs]  # one name (or node) instead of a list: what was meant is clear
-    return [getattr(o, "name", o) for o in outputs]
+    return output_names("compile", outputs) or graph.outputs
 
 
 def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
             dtype="float32", seed: int = 0, params: dict | None = None,
             state: dict | None = None, wrt=(), inplace: bool = True,
-            check: bool = False, bucket_mb: float | None = None, freeze=()) -> ExecutionPlan:
+            check: bool = False, bucket_mb: float | None = None, freeze=(),
+            jvp=()) -> ExecutionPlan:
     """Compile a graph into an ExecutionPlan.
 
     graph: a Graph, or a model loaded by dagnet.onnx.load (its params and state come along).
@@ -152,19 +163,28 @@ def compile(graph: Graph, outputs=None, fuse: bool = True, mode: str = "train",
     into allreduce buckets of about that many MiB for data-parallel training (dagnet.dist).
     freeze: params, or op nodes (meaning their params), that get no gradient and no backward
     step of their own (fine-tuning; dagnet.models.finetune.params_up_to names a prefix).
+    jvp: inputs to carry tangents from in a forward-mode sweep (dagnet.jvp, dagnet.jacobian).
     """
-    dtype = float_dtype(dtype)
-    check_seed(seed)
-    if not isinstance(graph, (Graph, ExecutionPlan)) and isinstance(getattr(graph, "graph", None), Graph):
+    if not isinstance(graph, (IRGraph, ExecutionPlan)) and isinstance(getattr(graph, "graph", None), IRGraph):
         # a loaded model (dagnet.onnx.load): its graph with its params and state, unless given
         params = graph.params if params is None else params
         state = graph.state if state is None and params is graph.params else state
         graph = graph.graph
-    g = run_passes(graph, outputs, fuse, mode, dtype, wrt, inplace,  # checks `graph` first
-                   bucket_mb=bucket_mb, freeze=frozen_params(graph, freeze))
+    if not isinstance(graph, IRGraph):
+        raise ArgumentError(f"compile: graph must be a dagnet Graph, got {type(graph).__name__}; "
+                            f"build one with the builder, Graph.from_spec(path) or "
+                            f"dagnet.models.get_model(name)")
+    dtype = float_dtype(dtype)
+    check_seed(seed)
+    arguments.choice("compile", "mode", mode, ("train", "eval"))
+    for name, value in (("fuse", fuse), ("inplace", inplace), ("check", check)):
+        arguments.flag("compile", name, value)
+    g = run_passes(graph, outputs, fuse, mode, dtype, wrt, inplace, bucket_mb=bucket_mb,
+                   freeze=frozen_params(graph, freeze), jvp=jvp)
     outputs = _output_names(outputs, graph)
     kept = {n.name for n in g if n.op == PARAM}
     if params is None:
+        check_state(graph, g, state)
         fresh = init_params(graph, seed, dtype)
     else:
         check_given(graph, g, params, state, dtype)

@@ -14,11 +14,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dagnet import runtime
+from dagnet import arguments, runtime
 from dagnet.compiler.buckets import bucket_starts, describe_buckets
-from dagnet.errors import DagnetError, FeedError
-from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.errors import ArgumentError, DagnetError, FeedError, ShapeError
+from dagnet.graph import CONSTANT, INPUT, LEAVES, PARAM, Graph
+from dagnet.infer import constant_array
 from dagnet.ops import Op, get_op
+
+
+def output_names(owner: str, outputs) -> list[str]:
+    """Node names from one name or node, or a list or tuple of them; ArgumentError otherwise."""
+    if isinstance(outputs, str) or hasattr(outputs, "name"):
+        outputs = [outputs]  # one name (or node) instead of a list: what was meant is clear
+    names = [getattr(o, "name", o) for o in outputs] if isinstance(outputs, (list, tuple)) else None
+    if names is None or not all(isinstance(n, str) for n in names):
+        raise ArgumentError(f"{owner}: outputs = {outputs!r:.60}; it must be a node name or a "
+                            f"list of node names")
+    return names
 
 
 @dataclass
@@ -42,6 +54,8 @@ class Step:
     buffer: int = -1
     workspace_buffer: int = -1
     frees: list = field(default_factory=list, repr=False)
+    #: whether its value carries the batch axis (shape is then per example)
+    batched: bool = True
 
     @property
     def fused(self) -> bool:
@@ -65,8 +79,12 @@ class ExecutionPlan:
         self.aliases = dict(aliases)  # original output name -> fused node name
         self.output_values = [self.aliases.get(o, o) for o in self.outputs]
         self.wrt = list(wrt)
-        self.input_specs = {n.name: {"shape": tuple(n.attrs["shape"]), "dtype": n.attrs["dtype"]}
+        self.input_specs = {n.name: {"shape": tuple(n.attrs["shape"]), "dtype": n.attrs["dtype"],
+                                     "batched": n.attrs.get("batched", True)}
                             for n in graph if n.op == INPUT}
+        #: the constants' arrays (read-only; float ones in the plan's dtype)
+        self.constants = {n.name: constant_array(n.attrs, self.dtype) for n in graph
+                          if n.op == CONSTANT}
         self.steps = self._make_steps()
         by_name = {s.name: s for s in self.steps}
         self.backward_steps = [by_name[n] for n in graph.meta.get("backward", {}).get("order", [])]
@@ -87,7 +105,7 @@ class ExecutionPlan:
         steps = []
         last_use = {}
         for n in self.graph:
-            if n.op in (INPUT, PARAM):
+            if n.op in LEAVES:
                 continue
             m = n.meta
             steps.append(Step(
@@ -97,11 +115,11 @@ class ExecutionPlan:
                 needs=tuple(m.get("needs", (False,) * len(n.inputs))), inplace=bool(m.get("inplace")),
                 state_key=m.get("state_key", n.name), params=m.get("params", 0),
                 flops=m.get("flops", 0), buffer=m.get("buffer", -1),
-                workspace_buffer=m.get("workspace_buffer", -1)))
+                workspace_buffer=m.get("workspace_buffer", -1), batched=m.get("batched", True)))
             for s in n.inputs:
                 last_use[s] = len(steps) - 1
         for v, i in last_use.items():
-            if v not in self.params and v not in self.input_specs:
+            if v not in self.params and v not in self.input_specs and v not in self.constants:
                 steps[i].frees.append(v)
         return steps
 
@@ -121,13 +139,12 @@ class ExecutionPlan:
     def forward(self, feeds: dict, mode: str | None = None, outputs=None) -> dict:
         """Run the forward sweep; returns {output name: array} for the requested outputs
         (default: the plan's outputs). mode: "train" (default for train plans) or "eval"."""
-        mode = mode or self.mode
-        if mode not in ("train", "eval"):
-            raise DagnetError(f"mode must be 'train' or 'eval', got {mode!r}")
+        mode = self.mode if mode is None else arguments.choice("forward", "mode", mode,
+                                                               ("train", "eval"))
         if mode == "train" and self.mode == "eval":
             raise DagnetError("this plan was compiled with mode='eval'; compile with "
                               "mode='train' to run training steps")
-        names = self.outputs if outputs is None else [getattr(o, "name", o) for o in outputs]
+        names = self.outputs if outputs is None else output_names("forward", outputs)
         values = tuple(self._resolve(o) for o in names)
         vals = self.executor.forward(feeds, mode, values)
         return {o: vals[v] for o, v in zip(names, values)}
@@ -136,7 +153,8 @@ class ExecutionPlan:
         if not isinstance(name, str):
             raise DagnetError(f"outputs must be node names (str), got {name!r}")
         name = self.aliases.get(name, name)
-        if name in self.params or name in self.input_specs or any(s.name == name for s in self.steps):
+        if name in self.params or name in self.input_specs or name in self.constants \
+                or any(s.name == name for s in self.steps):
             return name
         inner = [s.name for s in self.steps if name in s.members]
         if inner:
@@ -153,17 +171,40 @@ class ExecutionPlan:
         if self.mode == "eval":
             raise DagnetError("this plan was compiled with mode='eval' and keeps nothing for "
                               "backward; compile with mode='train'")
+        if douts is not None and not isinstance(douts, dict):
+            raise FeedError(f"backward(douts): douts must be a dict {{output name: gradient "
+                            f"array}}, got {type(douts).__name__}")
         seeds = {}
         if douts:
             for name, d in douts.items():
                 v = self._resolve(name)
-                seeds[v] = np.asarray(d, dtype=self.dtype)
+                seeds[v] = self._seed(name, v, d)
         else:
             if not self.losses:
                 raise DagnetError("the plan has no loss; pass douts={output: dout} to backward()")
             for v in self.losses:
                 seeds[v] = np.asarray(1.0, dtype=self.dtype)
         return self.executor.backward(seeds)
+
+    def _seed(self, name: str, value: str, d) -> np.ndarray:
+        """A gradient seed for `value` as an array of the shape the last forward gave it."""
+        try:
+            arr = np.asarray(d, dtype=self.dtype)
+        except (TypeError, ValueError):
+            raise FeedError(f"backward: the gradient for '{name}' is a {type(d).__name__}, not "
+                            f"an array of numbers") from None
+        step = next((s for s in self.steps if s.name == value), None)
+        batch = getattr(self.executor, "fed_batch", None)
+        if step is not None and batch:
+            # a loss is reduced over the batch (a scalar), an unbatched value has its full
+            # shape; every other value is per example
+            whole = step.op.kind == "loss" or not step.batched
+            want = tuple(step.shape) if whole else (batch, *step.shape)
+            if arr.shape != want:
+                raise ShapeError(f"backward: the gradient for '{name}' has shape {arr.shape}, but "
+                                 f"the forward made '{name}' of shape {want}; give a gradient of "
+                                 f"that shape")
+        return arr
 
     def feeds_for(self, x, y=None) -> dict:
         """{input: array} from positional data: x for the float input, y for the integer one."""
@@ -198,6 +239,7 @@ class ExecutionPlan:
 
     def loss_and_grads(self, x, y=None, reg: float = 0.0):
         """(loss, {param: grad}) for one batch; reg adds 0.5*reg*||W||^2 over weights."""
+        reg = arguments.number("loss_and_grads", "reg", reg)
         if not self.losses:
             raise DagnetError("the plan has no loss node; add one (e.g. softmax_cross_entropy)")
         out = self.forward(self.feeds_for(x, y), mode="train",
@@ -225,6 +267,7 @@ class ExecutionPlan:
 
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
         """Eval-mode scores for x (N, ...), computed in batches."""
+        batch_size = arguments.count("predict", "batch_size", batch_size)
         x = x if isinstance(x, dict) else self.feeds_for(x)
         if len(x) != 1:
             raise FeedError(f"predict() takes one input array (the plan's float input), got "
@@ -236,11 +279,15 @@ class ExecutionPlan:
         for i in range(0, len(data), batch_size):
             out = self.forward({name: data[i:i + batch_size]}, mode="eval", outputs=[self.scores_name])
             outs.append(out[self.scores_name])
-        return np.concatenate(outs) if outs else np.zeros((0,), self.dtype)
+        if outs:
+            return np.concatenate(outs)
+        step = next((s for s in self.steps if s.name == self.scores_name), None)
+        return np.zeros((0, *(step.shape if step is not None else ())), self.dtype)
 
     def profile(self, x, y=None, repeats: int = 5, mode: str | None = None) -> dict:
         """Seconds per step, best of `repeats`: {step: {"forward": s, "backward": s}}, on a
         batch (x and labels y, or a feeds dict); the plan's state and rng are left untouched."""
+        repeats = arguments.count("profile", "repeats", repeats)
         return runtime.profile(self, self.feeds_for(x, y), repeats, mode)
 
     # -- reports ----------------------------------------------------------------------------
@@ -248,6 +295,7 @@ class ExecutionPlan:
         """Planned peak bytes for a batch: values (and, with workspace, kernel scratch such as
         im2col columns) live at once when dead ones are released (reuse) or never (not reuse).
         Params are not counted."""
+        batch_size = arguments.count("peak_bytes", "batch_size", batch_size)
         mem = self.graph.meta["memory"]
         entry = mem["total" if workspace else "activations"]
         return int(entry["peak" if reuse else "no_reuse"] * batch_size + mem["fixed_bytes"])
@@ -277,6 +325,8 @@ class ExecutionPlan:
             notes += [f"allreduce bucket {i} starts after its backward" for i in starts.get(s.name, [])]
             if s.inplace:
                 notes.append("in-place")
+            if not s.batched and s.op.kind != "loss":
+                notes.append("unbatched: KB in all")
             frozen = [p for p in s.inputs if p in self.frozen]
             if frozen:
                 notes.append("frozen: " + ",".join(frozen))

@@ -3,7 +3,7 @@ op nodes. The order is a deterministic topological sort (ties broken by insertio
 the same graph always gives the same plan."""
 from __future__ import annotations
 
-from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.graph import LEAVES, Graph
 from dagnet.ir import topological_order
 
 
@@ -13,7 +13,7 @@ def schedule(graph: Graph) -> Graph:
     g.reorder(order)
     step = 0
     for n in g:
-        if n.op not in (INPUT, PARAM):
+        if n.op not in LEAVES:
             n.meta["step"] = step
             step += 1
     return g

@@ -11,7 +11,7 @@ import difflib
 import networkx as nx
 
 from dagnet.errors import CycleError, GraphError
-from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.graph import LEAVES, Graph
 from dagnet.infer import check_leaf_attrs, check_node_attrs
 from dagnet.ops import get_op
 
@@ -44,7 +44,7 @@ def check_outputs(graph: Graph, outputs) -> None:
 
 
 def _check_node(graph: Graph, n) -> None:
-    if n.op in (INPUT, PARAM):
+    if n.op in LEAVES:
         if n.inputs:
             raise GraphError(f"{n.name}: an {n.op} node takes no inputs, got {n.inputs}")
         check_leaf_attrs(n.name, n.op, n.attrs)

@@ -30,8 +30,9 @@ __all__ = [
 from dagnet.graph import Graph, Node  # noqa: E402
 from dagnet import spec  # noqa: E402,F401  (plugs the spec reader into Graph.from_spec)
 from dagnet.compiler import ExecutionPlan, compile  # noqa: E402
+from dagnet.compiler.jacobian import jacobian, jvp  # noqa: E402
 
-__all__ += ["ExecutionPlan", "Graph", "Node", "compile"]
+__all__ += ["ExecutionPlan", "Graph", "Node", "compile", "jacobian", "jvp"]
 
 
 def _svg(render):

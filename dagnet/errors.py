@@ -4,8 +4,30 @@ Messages say what went wrong, where (node, op, key path, step) and the fix; see 
 """
 
 
+#: the longest message an error keeps: a value quoted into it (an expanded YAML alias, a name
+#: of a million characters) is elided in the middle, so that errors stay short lines
+MAX_MESSAGE = 1000
+
+
 class DagnetError(Exception):
-    """Base class of all dagnet errors."""
+    """Base class of all dagnet errors. Its message is one line (line breaks, e.g. of an
+    array's repr, become spaces) of at most MAX_MESSAGE characters."""
+
+    def __init__(self, *args):
+        if len(args) == 1 and isinstance(args[0], str):
+            text = args[0]
+            if "\n" in text:
+                text = " ".join(part.strip() for part in text.splitlines() if part.strip())
+            if len(text) > MAX_MESSAGE:
+                keep = MAX_MESSAGE - 40
+                text = (f"{text[:keep - keep // 3]} ... [{len(text) - keep:,} characters elided] "
+                        f"... {text[len(text) - keep // 3:]}")
+            args = (text,)
+        super().__init__(*args)
+
+
+class ArgumentError(DagnetError):
+    """A public function was given an argument of the wrong type or out of range."""
 
 
 class SpecError(DagnetError):
@@ -42,6 +64,10 @@ class FusionMismatchError(DagnetError):
 
 class CheckpointError(DagnetError):
     """A checkpoint is missing, corrupt, truncated, unsafe, or from another graph."""
+
+
+class RunFolderError(DagnetError):
+    """A run folder cannot be used: another process writes it, or its files cannot be written."""
 
 
 class DatasetError(DagnetError):

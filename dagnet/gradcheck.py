@@ -12,7 +12,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet.errors import DagnetError, DTypeError
+from dagnet import arguments
+from dagnet.errors import ArgumentError, DagnetError, DTypeError, ShapeError
+
+
+def _check(owner: str, f, x, h) -> None:
+    """ArgumentError unless f takes no arguments, x is a float array f reads, h > 0."""
+    arguments.function(owner, "f", f, arity=0)
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        what = f"a {x.dtype} array" if isinstance(x, np.ndarray) else f"a {type(x).__name__}"
+        raise ArgumentError(f"{owner}: x is {what}; it must be a float numpy array that f "
+                            f"reads (perturbed in place), e.g. x = np.asarray(x, np.float64)")
+    arguments.number(owner, "h", h, positive=True)
 
 
 def _centered(x: np.ndarray, h: float, evaluate, difference) -> np.ndarray:
@@ -21,7 +32,8 @@ def _centered(x: np.ndarray, h: float, evaluate, difference) -> np.ndarray:
     x is perturbed in place (and restored), so closures that read x see each change."""
     flat = x.reshape(-1)  # a view: x must be contiguous so perturbations reach f
     if not np.shares_memory(flat, x):
-        raise ValueError("numerical gradients need a contiguous array (np.ascontiguousarray)")
+        raise ArgumentError("numerical gradients need a contiguous x, which f reads and they "
+                            "perturb in place: x = np.ascontiguousarray(x) before defining f")
     grad = np.zeros(x.shape, dtype=np.float64)
     g = grad.reshape(-1)
     for i in range(flat.size):
@@ -37,6 +49,7 @@ def _centered(x: np.ndarray, h: float, evaluate, difference) -> np.ndarray:
 
 def numerical_gradient(f, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
     """d f() / d x for a scalar-valued f, by centered differences. x: any shape, perturbed in place."""
+    _check("numerical_gradient", f, x, h)
     return _centered(x, h, lambda: float(np.sum(f())), lambda fp, fm: fp - fm)
 
 
@@ -46,6 +59,7 @@ def numerical_gradient_array(f, x: np.ndarray, dout: np.ndarray, h: float = 1e-5
     The two outputs are subtracted element-wise before weighting by dout, so rounding in a
     long sum does not swamp small gradient entries.
     """
+    _check("numerical_gradient_array", f, x, h)
     return _centered(x, h, lambda: np.array(f(), dtype=np.float64),
                      lambda fp, fm: np.sum((fp - fm) * dout))
 
@@ -55,7 +69,7 @@ def rel_error(a, b) -> float:
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"rel_error: shapes differ, {a.shape} vs {b.shape}")
+        raise ShapeError(f"rel_error: shapes differ, {a.shape} vs {b.shape}")
     if a.size == 0:
         return 0.0
     return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
@@ -70,7 +84,7 @@ def norm_error(a, b, floor: float = 0.0) -> float:
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"norm_error: shapes differ, {a.shape} vs {b.shape}")
+        raise ShapeError(f"norm_error: shapes differ, {a.shape} vs {b.shape}")
     scale = max(np.max(np.abs(b)) if b.size else 0.0, floor)
     diff = np.max(np.abs(a - b)) if a.size else 0.0
     return float(diff / scale) if scale > 0 else float(diff)
@@ -111,17 +125,22 @@ def gradcheck_plan(plan, feeds: dict, params=None, h: float = 1e-5, max_entries:
     if np.dtype(plan.dtype) != np.float64:
         raise DTypeError(f"gradcheck_plan needs a float64 plan, got {np.dtype(plan.dtype)}: in "
                          f"float32 the differences are rounding noise; compile(..., dtype='float64')")
-    if max_entries is not None and (isinstance(max_entries, bool) or not isinstance(
-            max_entries, (int, np.integer)) or max_entries < 1):
-        raise DagnetError(f"max_entries must be an integer >= 1 (or None: every entry), got "
-                          f"{max_entries!r}")
-    if not h > 0:
-        raise DagnetError(f"h must be a step > 0, got {h!r}")
+    max_entries = arguments.count("gradcheck_plan", "max_entries", max_entries,
+                                  optional="every entry")
+    arguments.number("gradcheck_plan", "h", h, positive=True)
+    if not (isinstance(kink_tol, float) and kink_tol == np.inf):  # inf: never measure again
+        arguments.number("gradcheck_plan", "kink_tol", kink_tol, positive=True)
+    arguments.count("gradcheck_plan", "seed", seed, low=0)
     names = list(plan.params) if params is None else list(params)
     unknown = [p for p in names if p not in plan.params]
     if unknown:
         raise DagnetError(f"gradcheck_plan: no param '{unknown[0]}' in the plan; its params: "
                           f"{', '.join(plan.params)}")
+
+    max_entries = arguments.count("gradcheck_plan", "max_entries", max_entries,
+                                  optional="every entry")
+    arguments.number("gradcheck_plan", "h", h, positive=True)
+    arguments.count("gradcheck_plan", "seed", seed, low=0)
 
     def loss():
         plan.rng = np.random.default_rng(plan.seed)

@@ -22,14 +22,14 @@ import inspect
 
 import numpy as np
 
-from dagnet.errors import AttrError, DagnetError, GraphError, ShapeError
+from dagnet.errors import AttrError, CycleError, DagnetError, GraphError, ShapeError
 from dagnet.init import CONSTANT_INITS, FAN_INITS, fans
-from dagnet.infer import check_leaf_attrs, infer_node
-from dagnet.ir import INPUT, PARAM, Graph as IRGraph, Node, name_of
+from dagnet.infer import check_leaf_attrs, infer_node, is_batched, leaf_shape
+from dagnet.ir import CONSTANT, INPUT, LEAVES, PARAM, Graph as IRGraph, Node, name_of, plain
 from dagnet.ops import get_op, registered_ops
 from dagnet.ops.declare import REQUIRED, Same, resolve_default
 
-__all__ = ["Graph", "INPUT", "PARAM", "Node", "build"]
+__all__ = ["Graph", "INPUT", "PARAM", "CONSTANT", "LEAVES", "Node", "build"]
 
 
 class Graph(IRGraph):
@@ -47,22 +47,66 @@ class Graph(IRGraph):
 
     # -- shapes while building ---------------------------------------------------------------
     def shape_of(self, v) -> tuple:
-        """Per-example output shape of a node (params: full shape), inferred on demand."""
+        """Output shape of a node, inferred on demand: per example for a batched value (no
+        batch axis), else the full shape (params, constants; see batched()).
+
+        Its unshaped ancestors are inferred first by a depth-first walk with a stack of its
+        own, not recursion: a long chain listed consumers-first must not exhaust Python's
+        stack, and a cycle is a CycleError naming it."""
         n = self.node(v)
-        if "shape" not in n.meta:
-            if n.op in (INPUT, PARAM):
-                n.meta["shape"] = tuple(n.attrs["shape"])
+        if "shape" in n.meta:
+            return n.meta["shape"]
+        stack, on_path = [self._enter(n)], {n.name}
+        while stack:
+            node, pending = stack[-1]
+            src = next((s for s in pending if "shape" not in s.meta), None)
+            if src is None:
+                stack.pop()
+                on_path.discard(node.name)
+                if "shape" not in node.meta:
+                    srcs = [self.node(s) for s in node.inputs]
+                    node.meta["shape"], node.meta["batched"] = infer_node(
+                        node, srcs, [s.meta["shape"] for s in srcs])
+            elif src.name in on_path:
+                path = [m.name for m, _ in stack]
+                cycle = path[path.index(src.name):][::-1]
+                raise CycleError(f"cycle: {' -> '.join(cycle + [cycle[0]])}; a graph must be "
+                                 f"acyclic (remove one of these edges)")
+            elif src.op in LEAVES:
+                src.meta["shape"], src.meta["batched"] = leaf_shape(src), is_batched(src)
             else:
-                get_op(n.op, n.name).check_arity(len(n.inputs), n.name)
-                srcs = [self.node(s) for s in n.inputs]
-                n.meta["shape"] = infer_node(n, srcs, [self.shape_of(s) for s in srcs])
+                stack.append(self._enter(src))
+                on_path.add(src.name)
         return n.meta["shape"]
 
+    def _enter(self, n: Node) -> tuple:
+        """(n, an iterator over its input nodes) for shape_of's walk; leaves (inputs, params,
+        constants) are shaped at once."""
+        if n.op in LEAVES:
+            n.meta["shape"], n.meta["batched"] = leaf_shape(n), is_batched(n)
+            return n, iter(())
+        get_op(n.op, n.name).check_arity(len(n.inputs), n.name)
+        return n, iter([self.node(s) for s in n.inputs])
+
+    def batched(self, v) -> bool:
+        """Whether a node's value carries the batch axis (inferred with its shape)."""
+        self.shape_of(v)
+        return self.node(v).meta["batched"]
+
     # -- placeholders and params -----------------------------------------------------------
-    def input(self, name: str, shape, dtype: str = "float32") -> Node:
-        """A placeholder fed at run time; `shape` excludes the batch dimension."""
-        return self.add_node(INPUT, (), check_leaf_attrs(name, INPUT, {"shape": shape,
-                                                                        "dtype": dtype}), name)
+    def input(self, name: str, shape, dtype: str = "float32", batched: bool = True) -> Node:
+        """A placeholder fed at run time: a batch of examples of `shape` (the batch dimension
+        excluded), or with batched=False one array of exactly `shape`."""
+        given = {"shape": shape, "dtype": dtype, "batched": None if batched is True else batched}
+        return self.add_node(INPUT, (), check_leaf_attrs(name, INPUT, given), name)
+
+    def constant(self, value, name: str | None = None, shape=None, dtype: str | None = None) -> Node:
+        """A fixed, non-trainable array in the graph (never batched): a number, nested lists
+        or a numpy array; a number with `shape` fills that shape. Floats take the plan's
+        dtype; dtype="int64" makes indices."""
+        given = {"value": plain(value), "shape": shape, "dtype": dtype}
+        name = self.fresh_name("const") if name is None else str(name)
+        return self.add_node(CONSTANT, (), check_leaf_attrs(name, CONSTANT, given), name)
 
     def param(self, name: str, shape, init: str = "gaussian", scale: float | None = None,
               value: float | None = None, decay: bool | None = None,
@@ -83,8 +127,18 @@ class Graph(IRGraph):
 
     # -- ops ---------------------------------------------------------------------------------
     def op(self, op: str, *inputs, name=None, **attrs) -> Node:
-        """Any registered op (including your own) with the given inputs and attrs as they are."""
-        return _add(self, get_op(op, name), list(inputs), attrs, name)
+        """Any registered op (including your own) with the given inputs and attrs as they are (a
+        number or array given for a port that takes unbatched values becomes a constant)."""
+        op = get_op(op, name)
+        if not any(_is_literal(v) for v in inputs):
+            return _add(self, op, list(inputs), attrs, name)
+        name = _node_name(self, op, name)
+        before = list(self)
+        try:
+            return _add(self, op, _constant_operands(self, name, op, list(inputs)), attrs, name)
+        except DagnetError:
+            self.set_nodes(before)
+            raise
 
     def __getattr__(self, name: str):
         # the builder methods of ops registered after this module loaded (your own ops)
@@ -118,6 +172,7 @@ def build(graph: Graph, op, args: tuple, kwargs: dict) -> Node:
     values = _bind_attrs(name, op, kwargs)
     before = list(graph)
     try:
+        inputs = _constant_operands(graph, name, op, inputs)
         params = _params(graph, name, op, inputs, values, given_params) if owned else []
         attrs = {a.name: values[a.name] for a in op.attributes if a.node and a.name in values
                  and (a.keep_default or values[a.name] != a.default)}
@@ -146,6 +201,31 @@ def _bind_positional(op, data, owned, args, kwargs):
             raise GraphError(f"{op.name}() needs its input '{p.name}' ({p.doc or 'a value'})")
         inputs.append(kwargs.pop(p.name))
     return inputs, kwargs
+
+
+def _is_literal(v) -> bool:
+    """Whether a builder argument is a number or an array rather than a node (or its name)."""
+    import numpy as np
+
+    return isinstance(v, (int, float, list, tuple, np.ndarray, np.generic)) and not isinstance(v, bool)
+
+
+def _constant_operands(graph: Graph, name: str, op, inputs: list) -> list:
+    """The inputs with each number or array given for a port that takes unbatched values made
+    a constant node `name.port` (g.mul(x, 2.0)); GraphError for one given elsewhere."""
+    out = []
+    for i, v in enumerate(inputs):
+        if not _is_literal(v):
+            out.append(v)
+            continue
+        port = op.ports[min(i, len(op.ports) - 1)]
+        pname = f"{port.name}{i - len(op.ports) + 1}" if port.variadic else port.name
+        if not op.takes_either(i):
+            raise GraphError(f"{name}: {op.name}'s input '{pname}' takes a batched value, not "
+                             f"the number or array {v!r}: give a node")
+        dtype = "int64" if op.takes_ints(i) else None
+        out.append(graph.constant(v, name=f"{name}.{pname}", dtype=dtype))
+    return out
 
 
 def _node_name(graph: Graph, op, name) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.graph import CONSTANT, INPUT, LEAVES, PARAM, Graph
+from dagnet.infer import constant_array
 from dagnet.ir import topological_order
 from dagnet.ops import get_op
 
@@ -21,16 +22,23 @@ def _order(graph: Graph) -> list:
 
 
 def interpret(graph: Graph, feeds: dict, params: dict, state: dict | None = None,
-              mode: str = "train", seed: int = 0):
-    """Forward: returns (values {node: array}, caches {node: cache})."""
+              mode: str = "train", seed: int = 0, dtype=None):
+    """Forward: returns (values {node: array}, caches {node: cache}). Float constants take
+    `dtype`, by default that of the first float feed or param (else float64)."""
     state = {} if state is None else state
     rng = np.random.default_rng(seed)
+    if dtype is None:
+        floats = [a.dtype for a in [*feeds.values(), *params.values()]
+                  if np.asarray(a).dtype.kind == "f"]
+        dtype = floats[0] if floats else np.float64
     values, caches = {}, {}
     for n in _order(graph):
         if n.op == INPUT:
             values[n.name] = feeds[n.name]
         elif n.op == PARAM:
             values[n.name] = params[n.name]
+        elif n.op == CONSTANT:
+            values[n.name] = constant_array(n.attrs, dtype)
         else:
             op = get_op(n.op, n.name)
             values[n.name], caches[n.name] = op.forward(
@@ -42,7 +50,7 @@ def interpret_backward(graph: Graph, caches: dict, seeds: dict) -> dict:
     """Backward from seed gradients {node: dout}; returns the gradient of every value reached."""
     grads = dict(seeds)
     for n in reversed(_order(graph)):
-        if n.op in (INPUT, PARAM) or n.name not in grads:
+        if n.op in LEAVES or n.name not in grads:
             continue
         op = get_op(n.op, n.name)
         for port, (src, g) in enumerate(zip(n.inputs, op.backward(grads[n.name], caches[n.name], n.attrs))):

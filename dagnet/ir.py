@@ -2,9 +2,11 @@
 topological order. (dagnet.infer checks a node and infers its shape; dagnet.graph, the builder,
 adds the methods that make nodes.)
 
-A node is `input` (a placeholder; shape without the batch dimension), `param` (a trainable
-array with a named initializer; one param node feeding two ops is a shared weight), an op node,
-or a loss node. Analysis results live in `node.meta` (the compiler documents its keys); passes
+A node is `input` (a placeholder fed at run time: by default a batch of examples, its shape
+without the batch dimension; with `batched: false` one array of its full shape), `param` (a
+trainable array with a named initializer; one param node feeding two ops is a shared weight),
+`constant` (a fixed array written in the graph: a number, or nested lists of numbers), an op
+node, or a loss node. Inputs, params and constants are the leaves (LEAVES): no inputs, no step. Analysis results live in `node.meta` (the compiler documents its keys); passes
 copy the graph rather than mutate it. `graph.nx` is the networkx MultiDiGraph view (edges keyed
 by port, so `add(x, x)` keeps both edges). The builder (dagnet.graph) adds the methods that
 make nodes with checked arguments and the params of layers.
@@ -17,20 +19,34 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from dagnet.errors import GraphError
+from dagnet.errors import CycleError, GraphError
 from dagnet.init import PARAM_ATTRS
 from dagnet.ops import get_op
 from dagnet.ops.declare import REQUIRED, Attr
 
-INPUT, PARAM = "input", "param"
+INPUT, PARAM, CONSTANT = "input", "param", "constant"
+#: the node kinds that are no ops: they have no inputs and are no steps of a plan
+LEAVES = (INPUT, PARAM, CONSTANT)
 #: the attributes of an input node
 INPUT_ATTRS = (
     Attr("shape", "dims", REQUIRED, doc="per-example shape, without the batch dimension "
-         "([] for a label)", hint="per example: without the batch dimension"),
-    Attr("dtype", "dtype", "float32", doc="float32/float64 for data, int64 for class labels"),
+         "([] for a label); with batched false, the full shape",
+         hint="per example: without the batch dimension"),
+    Attr("dtype", "dtype", "float32", doc="float32/float64 for data, int64 for class labels "
+         "and indices"),
+    Attr("batched", "bool", True, doc="whether it is fed as a batch of examples (N, *shape); "
+         "false: one array of exactly `shape`"),
+)
+#: the attributes of a constant node
+CONSTANT_ATTRS = (
+    Attr("value", "tensor", REQUIRED, doc="a number, or nested lists of numbers (one array)"),
+    Attr("shape", "dims", None, doc="the shape a single number fills (default: the value's "
+         "own shape)"),
+    Attr("dtype", "dtype", "float32", doc="float32/float64: the plan's float dtype; int64: "
+         "indices"),
 )
 #: the declared attributes of the node kinds that are no ops
-LEAF_ATTRS = {INPUT: INPUT_ATTRS, PARAM: PARAM_ATTRS}
+LEAF_ATTRS = {INPUT: INPUT_ATTRS, PARAM: PARAM_ATTRS, CONSTANT: CONSTANT_ATTRS}
 #: Characters reserved by the compiler: '+' joins the names of a fused group.
 RESERVED = "+"
 #: the keys of a node in the general spec form (its attrs are the other keys)
@@ -49,8 +65,8 @@ class Node:
 
     @property
     def kind(self) -> str:
-        """'input', 'param', 'loss' or 'op'."""
-        if self.op in (INPUT, PARAM):
+        """'input', 'param', 'constant', 'loss' or 'op'."""
+        if self.op in LEAVES:
             return self.op
         return "loss" if get_op(self.op, self.name).kind == "loss" else "op"
 
@@ -99,7 +115,7 @@ class Graph:
     def __repr__(self) -> str:
         kinds: dict[str, int] = {}
         for n in self:
-            key = n.op if n.op in (INPUT, PARAM) else "ops"
+            key = n.op if n.op in LEAVES else "ops"
             kinds[key] = kinds.get(key, 0) + 1
         return f"<Graph '{self.name}': {len(self)} nodes {kinds}, outputs {self.outputs}>"
 
@@ -112,6 +128,7 @@ class Graph:
 
     def remove_node(self, name) -> None:
         """Delete a node (compiler passes call this on their own copy)."""
+        self.node(name)  # a GraphError naming the closest node if there is none of that name
         del self._nodes[name_of(name)]
 
     def set_nodes(self, nodes) -> None:
@@ -147,8 +164,12 @@ class Graph:
         return [n for n in self if n.op == PARAM]
 
     @property
+    def constants(self) -> list[Node]:
+        return [n for n in self if n.op == CONSTANT]
+
+    @property
     def losses(self) -> list[Node]:
-        return [n for n in self if n.op not in (INPUT, PARAM) and n.kind == "loss"]
+        return [n for n in self if n.op not in LEAVES and n.kind == "loss"]
 
     @property
     def outputs(self) -> list[str]:
@@ -159,7 +180,7 @@ class Graph:
         if losses:
             return losses
         used = {s for n in self for s in n.inputs}
-        return [n.name for n in self if n.op not in (INPUT, PARAM) and n.name not in used]
+        return [n.name for n in self if n.op not in LEAVES and n.name not in used]
 
     @outputs.setter
     def outputs(self, names) -> None:
@@ -193,7 +214,7 @@ class Graph:
     def add_node(self, op: str, inputs=(), attrs=None, name: str | None = None) -> Node:
         """Append a node as is (no shape work). Inputs may name nodes added later; the
         compiler's validate pass reports any that never appear."""
-        if op not in (INPUT, PARAM):
+        if op not in LEAVES:
             get_op(op, name)  # unknown ops fail here, with suggestions
         name = self.fresh_name(op) if name is None else str(name)
         reserved = any(c in name for c in RESERVED) and RESERVED not in op  # fused ops may
@@ -201,6 +222,16 @@ class Graph:
             raise GraphError(f"bad node name {name!r}: names must be non-empty, without "
                              f"surrounding spaces and without '{RESERVED}' (reserved for fused groups)")
         self.check_fresh(name)
+        given = inputs
+        try:
+            inputs = None if isinstance(inputs, (str, Node)) else list(inputs)
+        except TypeError:
+            inputs = None
+        if inputs is None or not all(isinstance(v, (str, Node)) for v in inputs):
+            raise GraphError(f"{name}: inputs must be a list of node names (or nodes), got "
+                             f"{' '.join(repr(given).split()):.60}")
+        if attrs is not None and not isinstance(attrs, dict):
+            raise GraphError(f"{name}: attrs must be a dict, got {type(attrs).__name__}")
         node = Node(name, op, plain(dict(attrs or {})), [name_of(v) for v in inputs])
         self._nodes[name] = node
         return node
@@ -228,7 +259,7 @@ class Graph:
                 raise GraphError(f"{n.name}: attr {sorted(clash)[0]!r} has the name of a node "
                                  f"key; a spec cannot hold it")
             item = {"name": n.name, "op": n.op}
-            if n.op not in (INPUT, PARAM):
+            if n.op not in LEAVES:
                 item["inputs"] = list(n.inputs)
             item.update(copy.deepcopy(n.attrs))
             nodes.append(item)
@@ -244,12 +275,19 @@ def topological_order(graph: Graph) -> list[str]:
     pass and interpreter sees one deterministic order."""
     view = graph.nx
     index = nx.get_node_attributes(view, "index")
-    return list(nx.lexicographical_topological_sort(view, key=index.__getitem__))
+    try:
+        return list(nx.lexicographical_topological_sort(view, key=index.__getitem__))
+    except nx.NetworkXUnfeasible:  # every caller (drawing, interpreting, compiling) needs a DAG
+        cycle = [u for u, _, _ in nx.find_cycle(view)]
+        raise CycleError(f"cycle: {' -> '.join(cycle + [cycle[0]])}; a graph must be acyclic "
+                         f"(remove one of these edges)") from None
 
 
 def plain(v):
-    """Attrs as plain YAML/JSON data (tuples -> lists, numpy scalars -> Python), so a spec
-    round trip gives back equal attrs."""
+    """Attrs as plain YAML/JSON data (tuples and arrays -> lists, numpy scalars -> Python), so
+    a spec round trip gives back equal attrs."""
+    if isinstance(v, np.ndarray):
+        return v.tolist()
     if isinstance(v, dict):
         return {str(k): plain(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):

@@ -17,12 +17,12 @@ This module compiles (load returns a ready plan), so it sits with the facade abo
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from dagnet import arguments, files
 from dagnet.compiler import ExecutionPlan
 from dagnet.compiler import compile as compile_graph
 from dagnet.errors import CheckpointError, DagnetError, DatasetError
@@ -54,7 +54,7 @@ class Run:
 def read_run(path, best: bool = True) -> Run:
     """The Run in a folder written by `dagnet train` or save(), or in one checkpoint file.
     best: the best-validation params where the checkpoint keeps them, else the last ones."""
-    path = os.fspath(path)
+    path = arguments.path("dagnet.load", "path", path, error=CheckpointError)
     info_path = None
     if os.path.isdir(path):
         ckpt = os.path.join(path, CHECKPOINT)
@@ -80,14 +80,10 @@ def read_run(path, best: bool = True) -> Run:
 
 
 def _read_info(path: str) -> dict:
-    try:
-        with open(path) as f:
-            info = json.load(f)
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path} cannot be read ({e}); save the model again to rewrite it") from None
-    if not isinstance(info, dict):
-        raise CheckpointError(f"{path} is not a JSON object; save the model again to rewrite it")
-    return info
+    from dagnet.train.runfolder import INFO_FIELDS, read_json
+
+    return read_json(path, INFO_FIELDS, "save the model again to rewrite it", error=CheckpointError,
+                     optional=tuple(INFO_FIELDS))
 
 
 def load(path, best: bool = True) -> Model:
@@ -120,7 +116,14 @@ def save(path, model, normalization: dict | None = None, pixel_scale: float | No
     them ({"mean", "std"} of shape (1, C, 1, 1) or (1, C, H, W)); None: none. pixel_scale: what
     integer pixels were divided by (255: the [0, 1] images of dagnet's loaders). class_names:
     one name per class, shown by `dagnet predict`."""
-    path = os.fspath(path)
+    path = arguments.path("dagnet.save", "path", path)
+    if class_names is not None and (isinstance(class_names, str) or not isinstance(
+            class_names, (list, tuple, np.ndarray))):
+        raise arguments.bad("dagnet.save", "class_names", class_names, "None or a list of names, "
+                            "one per class", DatasetError)
+    if pixel_scale is not None:
+        arguments.number("dagnet.save", "pixel_scale", pixel_scale, positive=True,
+                         error=DatasetError)
     solver = model if isinstance(model, Solver) else None
     if isinstance(model, Model):
         normalization = model.normalization if normalization is None else normalization
@@ -180,8 +183,6 @@ def _checked_normalization(stats, plan) -> dict:
 
 
 def write_json(path: str, obj) -> None:
-    """Write JSON atomically: a kill mid-write leaves the old file, never half of one."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
+    """Write JSON atomically: a kill mid-write leaves the old file, never half of one (a temp
+    file created exclusively, never through a planted symlink: dagnet.files.write_json)."""
+    files.write_json(path, obj, error=CheckpointError)

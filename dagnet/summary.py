@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from dagnet.errors import GraphError
 from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.ir import Graph as IRGraph
 
 
 def _size(shape) -> int:
@@ -36,6 +38,9 @@ def connections(graph: Graph, node) -> int:
 
 def summary_rows(graph: Graph) -> list[dict]:
     """One dict per non-param node: name, op, shape, params, connections."""
+    if not isinstance(graph, IRGraph):
+        raise GraphError(f"summary: expected a dagnet Graph, got {type(graph).__name__} "
+                         f"(for a model name: dagnet.models.get_model(name))")
     rows = []
     for n in graph:
         if n.op == PARAM:

@@ -138,11 +138,18 @@ def test_evaluate_a_folder_saved_in_python(run_dir, tmp_path):
 def test_resume_refuses_to_overwrite_and_continues(run_dir, tiny_mnist):
     r = dagnet("train", "lenet", "--data", f"mnist:{tiny_mnist}", "--epochs", 2, "--out", run_dir)
     assert r.returncode == 2 and "--resume" in r.stderr
+    # more epochs than the run was started with: a change of its recipe, asked for explicitly
     r = dagnet("train", "lenet", "--data", f"mnist:{tiny_mnist}", "--epochs", 3, "--val", 40,
                "--batch-size", 20, "--out", run_dir, "--resume", "--quiet")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 2 and "--override epochs=3" in r.stderr
+    r = dagnet("train", "lenet", "--out", run_dir, "--resume", "--override", "epochs=3", "--quiet")
+    assert r.returncode == 0, r.stderr  # the run's own data, val and batch-size flags
     history = json.loads((run_dir / "history.json").read_text())
     assert len(history["train_acc_history"]) == 3
+    [change] = history["changes"]
+    assert change["epoch"] == 2 and change["changed"]["num_epochs"] == [2, 3]
+    # the cosine schedule spans the longer run: 8 steps per epoch
+    assert [s["total"] for s in change["changed"]["lr_schedule"]] == [16, 24]
 
 
 def test_summary_lenet():
@@ -324,7 +331,7 @@ def test_resumed_run_reports_the_speed_of_its_own_epochs(tiny_mnist, tmp_path, c
     ck.solver["epoch_times"] = [1000.0]  # as if the first run had been very slow
     save_checkpoint(ck_path, ck.params, ck.state, ck.optimizer, ck.solver, ck.spec, ck.extra)
     capsys.readouterr()
-    assert main([*map(str, train_args(tiny_mnist, out, "--epochs", 2, "--resume"))]) == 0
+    assert main([*map(str, train_args(tiny_mnist, out, "--resume", "--override", "epochs=2"))]) == 0
     summary = [line for line in capsys.readouterr().out.splitlines() if "s/epoch" in line][-1]
     seconds = float(summary.split(" s/epoch")[0].rsplit(" ", 1)[1])
     assert seconds < 100, summary  # one fast epoch, not the mean with the 1000 s one

@@ -67,5 +67,5 @@ def test_compile_takes_an_imported_model():
 
 
 def test_compile_names_what_it_got():
-    with pytest.raises(DagnetError, match="compile.. needs a dagnet Graph.*got int"):
+    with pytest.raises(DagnetError, match="compile: graph must be a dagnet Graph, got int"):
         dagnet.compile(3)

@@ -81,7 +81,7 @@ def test_arguments_are_checked():
     for bad in (0, -1, 2.5):
         with pytest.raises(DagnetError, match="max_entries"):
             gradcheck_plan(plan, feeds, max_entries=bad)
-    with pytest.raises(DagnetError, match="h must be"):
+    with pytest.raises(DagnetError, match="h = 0.0; it must be"):
         gradcheck_plan(plan, feeds, h=0.0)
     with pytest.raises(DagnetError, match="no param 'conv9.w'.*conv1.w"):
         gradcheck_plan(plan, feeds, params=["conv9.w"])

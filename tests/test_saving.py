@@ -96,7 +96,8 @@ def test_save_a_solver_keeps_its_curves_and_can_resume(trained, tmp_path):
     assert history["train_acc_history"] == solver.train_acc_history
     again = Solver(dagnet.compile(tiny_convnet(), seed=5), {
         "X_train": solver.X_train, "y_train": solver.y_train, "X_val": solver.X_val,
-        "y_val": solver.y_val}, update_rule="adam", num_epochs=2, batch_size=10, verbose=False,
+        "y_val": solver.y_val}, update_rule="adam", optim_config={"learning_rate": 1e-2},
+        num_epochs=2, batch_size=10, verbose=False,  # the run's recipe: resuming checks it
         checkpoint=str(tmp_path / "run" / "checkpoint.npz"), resume=True)
     assert again.epoch == 2
     model = dagnet.load(tmp_path / "run")  # the best-validation params

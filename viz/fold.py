@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.graph import LEAVES, Graph
 from dagnet.compiler.shapes import topological_order
 
 MIN_BLOCK_OPS = 2  # a "block" of one op repeated is a chain, not a block
@@ -114,7 +114,7 @@ def _smallest_periods(keys: list) -> list[int]:
 
 def _segments(graph: Graph) -> list[list[str]]:
     """Op nodes in topological order, cut after every node no op-to-op edge jumps over."""
-    order = [v for v in topological_order(graph) if graph.node(v).op not in (INPUT, PARAM)]
+    order = [v for v in topological_order(graph) if graph.node(v).op not in LEAVES]
     pos = {v: i for i, v in enumerate(order)}
     users = graph.consumer_map()
     reach = {v: max([pos[u] for u, _ in users.get(v, [])] + [pos[v]]) for v in order}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import graphviz
 
 from dagnet.errors import DagnetError
-from dagnet.graph import INPUT, PARAM, Graph
+from dagnet.graph import INPUT, LEAVES, PARAM, Graph
 from dagnet.ops import get_op
 from dagnet.compiler.shapes import infer_shapes
 from dagnet.viz import style
@@ -82,19 +82,26 @@ def folded_params(graph: Graph) -> set[str]:
 def describe(node, graph: Graph, show_shapes=True, show_params=True, hidden=()) -> list[str]:
     """The lines under a node's name: op and attrs, output shape, params (with the shapes of
     params in `hidden`, i.e. folded into this op)."""
-    if node.op in (INPUT, PARAM):
-        kind = node.attrs.get("dtype") if node.op == INPUT else node.attrs.get("init")
+    if node.op in LEAVES:
+        kind = (node.attrs.get("dtype") if node.op == INPUT else node.attrs.get("init")
+                if node.op == PARAM else _value_text(node.attrs["value"]))
         lines = [f"{node.op} · {kind}"]
     else:
         lines = [node.op] + _attrs_lines(node.attrs)
     if show_shapes and "shape" in node.meta:
-        lines.append(style.shape_text(node.meta["shape"]))
+        lines.append(style.value_shape_text(node))
     if show_params and node.op != PARAM and node.meta.get("params"):
         folded = [f"{port_name(node, p)} {style.shape_text(graph.node(s).meta['shape'])}"
                   for p, s in enumerate(node.inputs) if s in hidden]
         lines.append(f"{style.count_text(node.meta['params'])} params"
                      + (f" ({', '.join(folded)})" if folded else ""))
     return lines
+
+
+def _value_text(value) -> str:
+    """A constant's value, short: the number itself, or its first numbers."""
+    flat = str(value).replace(" ", "")
+    return flat if len(flat) <= 18 else flat[:15] + "..."
 
 
 def _attrs_lines(attrs: dict) -> list[str]:
@@ -130,7 +137,7 @@ def edge_attrs(src, show_shapes=True) -> dict:
     if src.op == PARAM:
         return dict(style.PARAM_EDGE)
     if show_shapes and "shape" in src.meta:
-        return {"label": " " + style.shape_text(src.meta["shape"])}
+        return {"label": " " + style.value_shape_text(src)}
     return {}
 
 
@@ -231,6 +238,9 @@ def save(dot: graphviz.Digraph, path, format: str | None = None) -> str:
     """Write `dot` to path as format (svg, png, pdf, ... or dot for the DOT source; default:
     the path's suffix, else svg). Returns the path."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise DagnetError(f"cannot draw into {path}: it is a folder; give a file name such as "
+                          f"{os.path.join(path, 'graph.svg')}")
     fmt = (format or os.path.splitext(path)[1].lstrip(".") or "svg").lower()
     fmt = "dot" if fmt == "gv" else fmt
     if fmt == "dot":
@@ -246,7 +256,11 @@ def save(dot: graphviz.Digraph, path, format: str | None = None) -> str:
         except graphviz.ExecutableNotFound:
             raise DagnetError(NO_DOT.format(fmt=fmt.upper())) from None
         except graphviz.CalledProcessError as e:
-            raise DagnetError(f"graphviz could not draw {path}: {e.stderr.decode(errors='replace')}") from None
+            detail = " ".join((e.stderr or b"").decode(errors="replace").split())[:300]
+            raise DagnetError(f"graphviz could not draw {path}: {detail or f'exit {e.returncode}'}") from None
+        except OSError as e:  # dot died while reading the graph (a broken pipe): no picture
+            raise DagnetError(f"graphviz could not draw {path}: dot stopped ({e.strerror or e}); "
+                              f"is a node name or label extremely long?") from None
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "wb") as f:
         f.write(data)
@@ -304,7 +318,7 @@ def render_graph(graph: Graph, path=None, format: str | None = None, show_shapes
             edges.append((tail, head, edge_attrs(g.node(src), show_shapes)))
     clusters = block_clusters(repeats, g, hidden) if mode == "cluster" else []
     total = sum(n.meta["params"] for n in g if n.op == PARAM)
-    ops = sum(1 for n in g if n.op not in (INPUT, PARAM))
+    ops = sum(1 for n in g if n.op not in LEAVES)
     sub = f"{ops} ops · {style.count_text(total)} params"
     if repeats:
         sub += " · " + ", ".join(f"{r.name} × {r.count}" for r in repeats)
@@ -321,7 +335,7 @@ def block_mode(g: Graph, blocks):
     if blocks not in (None, "auto", "fold", "cluster"):
         raise DagnetError(f"blocks must be None, 'auto', 'fold' or 'cluster', got {blocks!r}")
     if blocks == "auto":
-        return "fold" if sum(1 for n in g if n.op not in (INPUT, PARAM)) > AUTO_FOLD_OPS else None
+        return "fold" if sum(1 for n in g if n.op not in LEAVES) > AUTO_FOLD_OPS else None
     return blocks
 
 

@@ -81,6 +81,7 @@ class _Drawing:
         self.slowest = slowest or 1.0
         self.peak = self._peak() if show_memory else None
         self.nodes = {}
+        self.frozen = getattr(plan, "frozen", set())  # fine-tuning: params given no gradient
 
     def where(self, name: str) -> str:
         """The id drawn for a node name: its own, or its folded run's box."""
@@ -109,7 +110,7 @@ class _Drawing:
             if self.timings and not step.fused:
                 lines.append(self._time_line(step))
                 attrs["fillcolor"] = self._heat(step)
-        frozen = [v for v in n.inputs if v in self.plan.frozen]
+        frozen = [v for v in n.inputs if v in self.frozen]
         if frozen:
             attrs.update(style.FROZEN)
             marks.append(("❄", style.FROZEN_MARK))
@@ -131,7 +132,7 @@ class _Drawing:
             lines.append(f"steps #{steps[0]} … #{steps[-1]}")
         lines.append(f"{style.count_text(sum(self.src.node(v).meta['params'] for v in folded))} params in all")
         params = {v for u in folded for v in self.src.node(u).inputs if self.src.node(v).op == PARAM}
-        cold = bool(params) and params <= self.plan.frozen
+        cold = bool(params) and params <= self.frozen
         if cold:
             lines.append(("frozen: no gradient", style.FROZEN_MARK))
         attrs = {**style.BLOCK_NODE, "label": box_label(f"{r.name} × {r.count - 1} more", lines),
@@ -313,6 +314,10 @@ class _Drawing:
                  f"{len(self.pruned)} pruned", f"mode {plan.mode}"]
         if getattr(plan, "bucket_plan", None):
             parts.append(f"{len(plan.bucket_plan['buckets'])} allreduce buckets")
+        if self.frozen:
+            cold = sum(plan.params[p].size for p in self.frozen if p in plan.params)
+            parts.append(f"❄ {style.count_text(cold)} params frozen, "
+                         f"{len(plan.backward_steps)} steps run backward")
         if self.run_of:
             parts.append("folded: " + ", ".join(f"{r.name} × {r.count}" for r in self.repeats))
         if self.show_memory and self.memory:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib
 import matplotlib.colors as mcolors
 
-from dagnet.graph import INPUT, PARAM
+from dagnet.graph import LEAVES, PARAM
 from dagnet.ops import get_op
 
 FONT = "Helvetica,Arial,sans-serif"
@@ -15,6 +15,7 @@ FONT = "Helvetica,Arial,sans-serif"
 STYLES = {
     "input": {"fillcolor": "#FFFFFF", "color": "#222222", "shape": "box", "style": "rounded,filled,bold"},
     "param": {"fillcolor": "#FFF6D5", "color": "#B8A25A", "shape": "note", "style": "filled"},
+    "constant": {"fillcolor": "#F2F2F2", "color": "#8C8C8C", "shape": "note", "style": "filled"},
     "conv": {"fillcolor": "#C6DBEF", "color": "#4A7FB0", "shape": "box", "style": "rounded,filled"},
     "pool": {"fillcolor": "#C7E9C0", "color": "#4E9A4E", "shape": "box", "style": "rounded,filled"},
     "dense": {"fillcolor": "#FDD9B5", "color": "#C97A2C", "shape": "box", "style": "rounded,filled"},
@@ -32,7 +33,7 @@ STYLES = {
 # activations; the per-example normalisations and LRN are norms; an embedding is a weight layer.
 _FAMILY_OVERRIDES = {"softmax": "activation", "log_softmax": "activation", "layer_norm": "norm",
                      "group_norm": "norm", "instance_norm": "norm", "lrn": "norm",
-                     "embedding": "dense"}
+                     "embedding": "dense", "fused_elementwise": "fused"}
 
 # Compiler annotations.
 # Clusters set every attribute they use: a nested cluster would inherit its parent's.
@@ -62,8 +63,8 @@ BUFFER_CMAP = "tab10"  # saturated: buffer tags are text on pastel fills
 
 
 def family_of(node) -> str:
-    """The style family of a node: input, param, loss, fused, or its op module's name."""
-    if node.op in (INPUT, PARAM):
+    """The style family of a node: input, param, constant, loss, fused, or its op module's name."""
+    if node.op in LEAVES:
         return node.op
     op = get_op(node.op, node.name)
     if op.kind == "loss":
@@ -91,6 +92,15 @@ def buffer_color(buffer: int) -> str:
 def shape_text(shape) -> str:
     """(20, 24, 24) -> '20×24×24'; () -> 'scalar'."""
     return "×".join(str(d) for d in shape) if len(shape) else "scalar"
+
+
+def value_shape_text(node) -> str:
+    """The shape of a node's value: per example as shape_text, marked 'unbatched' when it has
+    no batch axis but would be read as per example (not a param's or a loss's)."""
+    text = shape_text(node.meta["shape"])
+    plain = node.meta.get("batched", True) or node.op == PARAM or \
+        (node.op not in LEAVES and get_op(node.op, node.name).kind == "loss")
+    return text if plain else f"{text} unbatched"
 
 
 def count_text(n: int) -> str:

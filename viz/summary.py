@@ -24,8 +24,13 @@ HEAD = ("layer", "op / contents", "output (C, H, W) / units", "params", "connect
 
 
 def default_depth(graph: Graph) -> int | None:
-    """2 (stages and blocks) for graphs of more than AUTO_FOLD_OPS ops, else None (every layer)."""
-    return 2 if sum(1 for n in graph if n.op not in (INPUT, "param")) > AUTO_FOLD_OPS else None
+    """For graphs of more than AUTO_FOLD_OPS ops (the diagrams fold those too): 2 (stages and
+    their blocks), or 1 where names have two levels (fire2.squeeze); else None (every layer)."""
+    ops = [n.name for n in graph if n.op not in (INPUT, "param")]
+    if len(ops) <= AUTO_FOLD_OPS:
+        return None
+    deepest = max(len(name.split(".")) for name in ops)
+    return max(1, min(2, deepest - 1))
 
 
 def folded_summary(graph: Graph, depth: int | None = 2) -> str:
@@ -54,6 +59,7 @@ def folded_summary(graph: Graph, depth: int | None = 2) -> str:
         for k in range(1, min(level, len(parts))):
             _add(body, open_groups, ("group", ".".join(parts[:k])), ".".join(parts[:k]), k, r, None)
         _add(body, open_groups, key, name, level, r, what)
+    body = _fold_alike(body, depth)
     lines = [(("  " * (e["level"] - 1)) + e["name"], _contents(e), str(e["shape"]),
               f"{e['params']:,}", f"{e['connections']:,}") for e in body]
     total = ("total", f"{sum(1 for r in rows if r['op'] != INPUT)} ops", "",
@@ -82,6 +88,37 @@ def _add(body: list, open_groups: dict, key, name: str, level: int, r: dict, wha
     entry["params"] += r["params"]
     entry["connections"] += r["connections"]
     entry["shape"] = r["shape"]
+
+
+def _fold_alike(body: list, depth: int) -> list:
+    """Consecutive sibling groups at the deepest level shown that run the same ops (DenseNet's
+    dense layers: equal but for their growing channels, so find_repeats keeps them apart)
+    after the first as one row, as the runs of identical blocks are."""
+    out, i = [], 0
+    while i < len(body):
+        e, j = body[i], i + 1
+        if e["what"] is None and e["level"] == depth and len(e["ops"]) > 1:
+            parent = _parent(e["name"])
+            while (j < len(body) and body[j]["what"] is None and body[j]["level"] == depth
+                   and body[j]["ops"] == e["ops"] and _parent(body[j]["name"]) == parent):
+                j += 1
+        out.append(e)
+        if j - i > 1:
+            alike = body[i + 1:j]
+            shared = len(parent) + 1 if parent else 0
+            label = alike[0]["name"] + (f" … {alike[-1]['name'][shared:]}" if len(alike) > 1
+                                        else "")
+            many = f"{len(alike)} " if len(alike) > 1 else ""
+            out.append({"name": label, "level": depth, "ops": sum((a["ops"] for a in alike), []),
+                        "params": sum(a["params"] for a in alike),
+                        "connections": sum(a["connections"] for a in alike),
+                        "shape": alike[-1]["shape"], "what": f"{many}like {e['name']}"})
+        i = j
+    return out
+
+
+def _parent(name: str) -> str:
+    return name.rsplit(".", 1)[0] if "." in name else ""
 
 
 def _last_at(body: list, level: int, entry: dict):

@@ -27,37 +27,7 @@
    vectorises at each clone's own width. */
 #ifndef DAGNET_ROWOPS_H
 #define DAGNET_ROWOPS_H
-#include <stddef.h>
-#include <stdint.h>
-
-enum dn_isa { DN_PORTABLE = 0, DN_AVX2 = 1, DN_AVX512 = 2 };
-
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
-#define DN_X86 1
-#define DN_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define DN_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
-#else
-#define DN_X86 0
-#endif
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define DN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define DN_CLONES
-#endif
-
-/* The best variant this CPU runs (the OS saving the wide registers included: the compiler's
-   runtime checks XGETBV). */
-static int dn_best_isa(void) {
-#if DN_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        return DN_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return DN_AVX2;
-#endif
-    return DN_PORTABLE;
-}
+#include "isa.h"
 
 /* Y[j][:n] = (Y[j][:n] if accumulate, else 0) + sum over c in [start[j], start[j + 1]) of
    coef[c] * X[idx[c]][:n], j < m; rows ldx and ldy values apart, at any float boundary.
@@ -131,17 +101,9 @@ ATTR static void NAME(ptrdiff_t n, ptrdiff_t m, const int32_t* __restrict start,
     }                                                                                       \
 }
 
-#define DN_VECTORS(T, B, NAME) typedef T NAME __attribute__((vector_size(B)));              \
-    typedef T NAME##_u __attribute__((vector_size(B), aligned(sizeof(T))));
-DN_VECTORS(float, 16, dn_f4)
-DN_VECTORS(double, 16, dn_d2)
 DN_SPMM(dn_spmm_f_portable, , float, dn_f4, dn_f4_u, 4)
 DN_SPMM(dn_spmm_d_portable, , double, dn_d2, dn_d2_u, 2)
 #if DN_X86
-DN_VECTORS(float, 32, dn_f8)
-DN_VECTORS(double, 32, dn_d4)
-DN_VECTORS(float, 64, dn_f16)
-DN_VECTORS(double, 64, dn_d8)
 DN_SPMM(dn_spmm_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8)
 DN_SPMM(dn_spmm_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4)
 DN_SPMM(dn_spmm_f_avx512, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16)

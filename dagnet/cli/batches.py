@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.cli import data_flags
-from dagnet.cli.common import DATA_HELP, UsageError, load_data
+from dagnet.cli.common import DATA_HELP, UsageError, at_least, load_data
+from dagnet.cli.outputs import output_file
 
 
 def cmd_show_batch(args) -> int:
@@ -14,6 +15,7 @@ def cmd_show_batch(args) -> int:
 
     if args.count < 1 or args.draws < 1:
         raise UsageError("--count and --draws must be >= 1")
+    output_file(args.output)
     augment = data_flags.from_args(args)
     data, info = load_data(args.data, args.val, args.seed, args.preprocessing)
     X, y = data["X_train"], data["y_train"]
@@ -40,9 +42,9 @@ def register(sub) -> None:
     s = sub.add_parser("show-batch", help="a grid of training examples, each beside several "
                        "draws of the augmentation")
     s.add_argument("--data", default="fashion-mnist", help=DATA_HELP + " (default: %(default)s)")
-    s.add_argument("--val", type=int, default=5000, help="validation examples split off train, "
+    s.add_argument("--val", type=at_least(0), default=5000, help="validation examples split off train, "
                    "as for `dagnet train` (default: %(default)s)")
-    s.add_argument("--seed", type=int, default=0, help="as for `dagnet train` (default: %(default)s)")
+    s.add_argument("--seed", type=at_least(0), default=0, help="as for `dagnet train` (default: %(default)s)")
     s.add_argument("--count", type=int, default=8, help="examples, one per row (default: %(default)s)")
     s.add_argument("--draws", type=int, default=7, help="augmented draws per example "
                    "(default: %(default)s)")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import functools
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -134,10 +133,24 @@ def load_onnx(path: str, input_shapes=None):
     return m
 
 
-@functools.lru_cache(maxsize=1)  # a tune's trials in one worker share the arrays
 def load_data(spec: str, num_val: int, seed: int, preprocessing: str = "channel"):
     """Train/val/test arrays normalised with train statistics (per channel by default; see
     fit_normalization), and a JSON-able description (to reload the same data for `evaluate`)."""
+    return _load_data(spec, num_val, seed, preprocessing, _files_stamp(spec))
+
+
+def _files_stamp(spec: str) -> tuple:
+    """(name, size, mtime) of the data folder's files: files rewritten since are read again."""
+    directory = spec.partition(":")[2]
+    try:
+        return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns)
+                            for e in os.scandir(directory))) if directory else ()
+    except OSError:
+        return ()  # the loader names the folder and what is wrong with it
+
+
+@functools.lru_cache(maxsize=1)  # a tune's trials in one worker share the arrays
+def _load_data(spec: str, num_val: int, seed: int, preprocessing: str, stamp: tuple):
     from dagnet.data.idx import load_mnist_like
     from dagnet.data.preprocess import fit_normalization, normalize, split_train_val
 
@@ -180,20 +193,17 @@ def with_loss(graph):
 
 
 def write_json(path: str, obj) -> None:
-    """Write JSON atomically (see dagnet.saving.write_json)."""
-    from dagnet.saving import write_json as write
+    """Write JSON atomically: a kill mid-write leaves the old file, never half of one."""
+    from dagnet.files import write_json as write
 
-    write(path, obj)
+    write(path, obj, error=UsageError)
 
 
-def read_json(path: str, what: str):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise UsageError(f"{path} is missing: is this a run directory of `dagnet train`?") from None
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{path} cannot be read ({e}); {what}") from None
+def read_json(path: str, what: str, fields: dict | None = None):
+    """A run folder's JSON file, its `fields` ({key: (check, what it must be)}) checked."""
+    from dagnet.train.runfolder import read_json as read_checked
+
+    return read_checked(path, fields or {}, what, error=UsageError)
 
 
 def load_run(run_dir: str, mode: str = "eval", best: bool = True):

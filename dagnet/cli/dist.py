@@ -184,8 +184,8 @@ def _guarded(comm, fn) -> int:
     except (KeyboardInterrupt, SystemExit) as e:
         if isinstance(e, SystemExit):
             raise
-        if comm.is_root:
-            _say("interrupted; the last checkpoint is kept")
+        if comm.is_root:  # train() says what the checkpoint holds (perhaps nothing yet)
+            _say(f"dagnet train: {str(e) or 'interrupted'}")
         return 130
     except BaseException:
         _say(f"dagnet train: rank {comm.rank} failed:\n{traceback.format_exc()}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 import math
 import os
 
-from dagnet.cli.common import (MODEL_HELP, UsageError, load_data, load_graph_or_plan, load_run,
-                               read_json, resolve_graph)
+from dagnet.cli.common import (MODEL_HELP, UsageError, at_least, load_data, load_graph_or_plan,
+                               load_run, read_json, resolve_graph)
+from dagnet.cli.outputs import output_file, output_folder
+from dagnet.train.runfolder import DATA_FIELDS, HISTORY_FIELDS
 
 
 def cmd_render(args) -> int:
@@ -15,6 +17,8 @@ def cmd_render(args) -> int:
         from dagnet.cli.report import render_html
 
         return render_html(args)
+    output_folder(args.passes, "--passes")
+    output_file(args.output)
     if args.passes:
         graph = resolve_graph(args.model)
         files = viz.film_strip(graph, args.passes, format=args.format or "svg", mode=args.mode)
@@ -45,6 +49,7 @@ def cmd_render(args) -> int:
 def cmd_diff(args) -> int:
     from dagnet import viz
 
+    output_file(args.output)
     a = load_graph_or_plan(args.a, plan=args.plan)
     b = load_graph_or_plan(args.b, plan=args.plan)
     out = args.output or "diff.svg"
@@ -56,7 +61,9 @@ def cmd_diff(args) -> int:
 def cmd_plot(args) -> int:
     from dagnet import viz
 
-    histories = {name: read_json(os.path.join(d, "history.json"), "the run may still be in its first epoch")
+    output_file(args.output)
+    histories = {name: read_json(os.path.join(d, "history.json"), "the run may still be in its first epoch",
+                                 HISTORY_FIELDS)
                  for name, d in zip(run_names(args.run_dirs), args.run_dirs)}
     if len(histories) > 1:
         out = args.output or "compare.png"
@@ -105,11 +112,15 @@ def image_shape(graph, affine, features: int):
 def cmd_maps(args) -> int:
     from dagnet import viz
 
+    output_file(args.output)
     graph, plan, _ = load_run(args.run_dir)
+    if args.node in graph and graph.node(args.node).op in ("input", "param"):
+        raise UsageError(f"'{args.node}' is a {graph.node(args.node).op}, not a layer: feature "
+                         f"maps are a layer's outputs; give one of {layer_names(graph)}")
     if args.node not in graph:
-        raise UsageError(f"no node '{args.node}' in the model; nodes: "
-                         f"{', '.join(n.name for n in graph if n.op not in ('input', 'param'))}")
-    info = read_json(os.path.join(args.run_dir, "data.json"), "re-run `dagnet train` to rewrite it")
+        raise UsageError(f"no node '{args.node}' in the model; nodes: {layer_names(graph)}")
+    info = read_json(os.path.join(args.run_dir, "data.json"), "re-run `dagnet train` to rewrite it",
+                     DATA_FIELDS)
     data, _ = load_data(info["data"], info["num_val"], info["split_seed"],
                         info.get("preprocessing", "channel"))
     X = data["X_test"]
@@ -123,6 +134,10 @@ def cmd_maps(args) -> int:
     return 0
 
 
+def layer_names(graph) -> str:
+    return ", ".join(n.name for n in graph if n.op not in ("input", "param"))
+
+
 def register(sub) -> None:
     """Add this module's commands to the `dagnet` parser."""
     r = sub.add_parser("render", help="draw a graph or its compiled plan (svg, png, pdf, dot)")
@@ -133,7 +148,7 @@ def register(sub) -> None:
     r.add_argument("--backward", action="store_true", help="with the backward sweep")
     r.add_argument("--memory", action="store_true", help="with buffers and a memory chart")
     r.add_argument("--timings", action="store_true", help="color steps by measured time")
-    r.add_argument("--batch", type=int, default=32, help="batch size for --timings")
+    r.add_argument("--batch", type=at_least(1), default=32, help="batch size for --timings")
     r.add_argument("--mode", default="train", choices=["train", "eval"],
                    help="compile for training (with backward) or for inference")
     r.add_argument("--rankdir", default="TB", choices=["TB", "LR"],

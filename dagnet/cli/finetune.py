@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dagnet.cli.common import UsageError, load_onnx
+from dagnet.cli.resume import Given
 from dagnet.errors import GraphError
 
 
@@ -21,12 +22,12 @@ class Start:
 
 
 def add_flags(parser) -> None:
-    parser.add_argument("--replace-head", type=int, metavar="CLASSES",
+    parser.add_argument("--replace-head", action=Given, type=int, metavar="CLASSES",
                         help="fine-tuning: give the classifier (the last affine or conv layer "
                              "before the scores) CLASSES outputs and fresh weights; the other "
                              "layers keep the model's own weights (an .onnx file's or a run's) "
                              "or --weights")
-    parser.add_argument("--freeze", metavar="NODE",
+    parser.add_argument("--freeze", action=Given, metavar="NODE",
                         help="fine-tuning: freeze the params of NODE and of every layer before "
                              "it (no gradient, no update; marked in the plan and the diagram)")
 
@@ -81,8 +82,8 @@ def start(args, source, graph, shape: tuple, classes: int, dtype: str) -> Start:
             raise UsageError(f"--freeze {args.freeze} freezes every param of {graph.name}: "
                              f"nothing would train; name an earlier layer")
         if params is None and _flag(args, "replace_head") is None:
-            print(f"note: --freeze on fresh weights: the frozen layers stay random "
-                  f"(give --weights, an .onnx file or a run to fine-tune)")
+            print("note: --freeze on fresh weights: the frozen layers stay random "
+                  "(give --weights, an .onnx file or a run to fine-tune)")
     if params is not None:
         params = {k: v.astype(dtype) for k, v in params.items()}
         state = {n: {k: v.astype(dtype) for k, v in st.items()} for n, st in (state or {}).items()}

@@ -9,6 +9,7 @@ from dagnet.cli import ensemble
 from dagnet.cli.common import (MODEL_HELP, UsageError, at_least, load_data, load_run,
                                positive_float, read_json, resolve_model, with_loss)
 from dagnet.errors import DagnetError
+from dagnet.train.runfolder import DATA_FIELDS, check_fields
 
 SPLITS = ("train", "val", "test")
 
@@ -20,11 +21,13 @@ def cmd_evaluate(args) -> int:
         return ensemble.cmd_ensemble(args)
     args.run_dir = args.run_dirs[0]
     _, plan, _ = load_run(args.run_dir)
-    info = read_json(os.path.join(args.run_dir, "data.json"), "re-run `dagnet train` to rewrite it")
+    path = os.path.join(args.run_dir, "data.json")
+    info = read_json(path, "re-run `dagnet train` to rewrite it")
     if "data" not in info:
         raise UsageError(f"{args.run_dir} does not say which data it was trained on (it was saved "
                          f"by dagnet.save, not `dagnet train`): evaluate it in Python with "
                          f"dagnet.load('{args.run_dir}').evaluate(images, labels)")
+    check_fields(path, info, DATA_FIELDS, "re-run `dagnet train` to rewrite it", UsageError)
     classes = plan.graph.node(plan.scores_name).meta["shape"][-1]
     if args.top_k is not None and args.top_k > classes:
         raise UsageError(f"--top-k must be at most the number of classes ({classes}), got {args.top_k}")
@@ -85,6 +88,8 @@ def cmd_gradcheck(args) -> int:
     source = resolve_model(args.model)
     source.graph = with_loss(source.graph)
     plan = source.compile(dtype="float64", seed=args.seed)
+    if not plan.params:  # "ok" would claim a check that never ran
+        raise UsageError(f"{args.model} has no params whose gradients could be checked")
     feeds = random_feeds(plan, batch=args.batch, seed=args.seed)
     errors = gradcheck_plan(plan, feeds, max_entries=args.entries, seed=args.seed)
     cancelled = cancelled_by_batchnorm(source.graph)

@@ -5,20 +5,31 @@ import os
 import sys
 
 from dagnet.cli.common import MODEL_HELP, UsageError, load_onnx, resolve_model
+from dagnet.cli.outputs import output_file
+from dagnet.errors import DagnetError
 
 
 def cmd_import(args) -> int:
     from dagnet.spec import save_spec
     from dagnet.train.checkpoint import save_checkpoint
 
+    output_file(args.output)
     shapes = {}
     for item in args.input_shape or []:
         name, _, dims = item.partition("=")
         try:
             shapes[name] = tuple(int(d) for d in dims.split(","))
         except ValueError:
-            raise UsageError(f"--input-shape takes NAME=C,H,W, got '{item}'") from None
-    m = load_onnx(args.model, shapes)
+            shapes[name] = ()
+        if not name or not shapes[name] or min(shapes[name]) < 1:
+            raise UsageError(f"--input-shape takes NAME=C,H,W with positive sizes (the "
+                             f"per-example shape, no batch dimension), got '{item}'")
+    try:
+        m = load_onnx(args.model, shapes)
+    except DagnetError as e:
+        if shapes and "input_shapes" in str(e):  # say it in the command's own terms
+            raise UsageError(str(e).replace("input_shapes", "--input-shape")) from None
+        raise
     out = args.output or os.path.splitext(os.path.basename(args.model))[0] + ".yaml"
     save_spec(m.graph, out)
     weights = os.path.splitext(out)[0] + ".weights.npz"
@@ -32,6 +43,7 @@ def cmd_import(args) -> int:
 def cmd_export(args) -> int:
     from dagnet import onnx
 
+    output_file(args.output)
     source = resolve_model(args.model)
     plan = source.compile(mode="eval")
     if source.params is None:

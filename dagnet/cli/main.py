@@ -8,8 +8,8 @@ import argparse
 import os
 import sys
 
-from dagnet.cli import batches, draw, inspect, interchange, predict, recipe, report, train, tune
-from dagnet.errors import DagnetError
+from dagnet.cli import (batches, draw, failures, inspect, interchange, predict, recipe, report,
+                        train, tune)
 
 #: the modules whose `register(sub)` adds their commands, in the order --help lists them
 COMMAND_MODULES = (train, inspect, predict, draw, interchange, report, tune, batches)
@@ -52,21 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        args = recipe.reparse(parser, args, argv)
-        args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --ranks N` reruns it
-        if getattr(args, "out", "") is None:
-            args.out = os.path.join("runs", os.path.splitext(os.path.basename(args.model))[0])
-        return args.func(args)
-    except DagnetError as e:
-        print(f"dagnet {args.command}: {e}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # `dagnet summary lenet | head`: the reader left, not an error
-        sys.stdout = open(os.devnull, "w")
-        return 0
-    except KeyboardInterrupt:
-        print("interrupted; the last checkpoint is kept", file=sys.stderr)
-        return 130
+    # Every failure is one line and a non-zero exit code (dagnet/cli/failures.py)
+    return failures.run(lambda a: _run(parser, a, argv), args, args.command)
+
+
+def _run(parser, args, argv) -> int:
+    """The command, after a spec's recipe has set its defaults (dagnet/cli/recipe.py)."""
+    args = recipe.reparse(parser, args, argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --ranks N` reruns it
+    if getattr(args, "out", "") is None:
+        args.out = os.path.join("runs", os.path.splitext(os.path.basename(args.model))[0])
+    return args.func(args)
 
 
 if __name__ == "__main__":

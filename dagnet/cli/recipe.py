@@ -74,7 +74,8 @@ def resolved_recipe(args, augment) -> dict:
 
 def write_spec(path: str, graph, recipe: dict) -> None:
     """The graph (general form, lossless) and the recipe, as one YAML file written atomically
-    (a run killed at any moment leaves a whole spec.yaml or none)."""
+    (a run killed at any moment leaves a whole spec.yaml or none; a temp file created
+    exclusively, never through a planted symlink)."""
     import tempfile
 
     from dagnet.spec.write import save_spec
@@ -86,9 +87,8 @@ def write_spec(path: str, graph, recipe: dict) -> None:
             text = f.read()
     text += ("# the recipe this run resolved: `dagnet train " + path + " --out DIR` repeats it\n"
              + yaml.safe_dump({"train": recipe}, sort_keys=False, default_flow_style=None))
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from dagnet.cli.common import UsageError
+    from dagnet.files import write_atomically
 
-
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")), error=UsageError,
+                     what="spec")

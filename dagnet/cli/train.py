@@ -1,16 +1,25 @@
 """`dagnet train`: train a model on a dataset, writing a run folder (checkpoint, history,
-data description, pictures)."""
+data description, spec.yaml with the resolved recipe, pictures, TensorBoard events).
+
+One writer per run folder: rank 0 holds its lock (`checkpoint.npz.lock`) for the whole run.
+`--resume` continues the run with its own flags (dagnet/cli/resume.py): a flag given with
+another value is refused unless `--override FLAG=VALUE` asks for it, and the Solver checks
+the checkpoint's graph, data and recipe (dagnet/train/resume.py)."""
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
 
 import numpy as np
 
 from dagnet.cli import data_flags, dist, finetune, recipe, run_logs
-from dagnet.cli.common import (DATA_HELP, MODEL_HELP, UsageError, load_data, resolve_model,
-                               with_loss, write_json)
+from dagnet.cli.common import DATA_HELP, MODEL_HELP, UsageError, load_data, resolve_model, with_loss
+from dagnet.cli.resume import Given, keep_data_json, recorded_flags, saved_note, settle
 from dagnet.errors import DagnetError
+from dagnet.files import describe_os_error, short
+from dagnet.train.runfolder import write_json
 
 
 def cmd_train(args, callbacks=(), hparams=None) -> int:
@@ -21,25 +30,75 @@ def cmd_train(args, callbacks=(), hparams=None) -> int:
 
 
 def train(args, world, callbacks=(), hparams=None) -> int:
-    """The training run of this process (`world`: its rank among the others, if any)."""
+    """The training run of this process (`world`: its rank among the others, if any); rank 0
+    holds the run folder's lock throughout."""
+    ckpt = os.path.join(args.out, "checkpoint.npz")
+    try:
+        with contextlib.ExitStack() as held:
+            world.on_root(lambda: held.enter_context(_lock_out(args, ckpt)))
+            flags, allowed = _settle(args, world, ckpt)
+            return train_in_folder(args, world, ckpt, flags, allowed, callbacks, hparams)
+    except KeyboardInterrupt:
+        # what the folder holds, read from the checkpoint itself (perhaps nothing yet)
+        raise KeyboardInterrupt(f"interrupted; {saved_note(ckpt)}") from None
+
+
+def _lock_out(args, ckpt: str):
+    from dagnet.train.runfolder import RunLock
+
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot use --out {args.out}: {describe_os_error(e)}") from None
+    return RunLock(ckpt, what=f"run folder {args.out}")
+
+
+def _settle(args, world, ckpt: str) -> tuple[dict, list]:
+    """The run's flags (rank 0 settles them against the checkpoint's; see cli/resume.py) and
+    the Solver keys whose change --override asked for; every rank takes rank 0's."""
+    settled = {}
+
+    def on_root():
+        resuming = os.path.exists(ckpt)
+        if resuming and not args.resume:
+            raise UsageError(f"{args.out} already holds a run: pass --resume to continue it, or "
+                             f"choose another --out")
+        recorded = recorded_flags(ckpt) if resuming else {}
+        settled["flags"], settled["allowed"] = settle(args.parser, args, recorded, args.out)
+        check_flags(args)
+
+    world.on_root(on_root)
+    if world.comm:
+        settled = json.loads(world.comm.bcast_bytes(json.dumps(settled).encode(),
+                                                     "sending the run's flags from rank 0"))
+        for dest, value in settled["flags"].items():
+            setattr(args, dest, value)
+    return settled["flags"], settled["allowed"]
+
+
+def train_in_folder(args, world, ckpt: str, flags: dict, allowed: list, callbacks, hparams) -> int:
     import dagnet
     from dagnet.train.evaluate import evaluate_arrays
     from dagnet.train.solver import Solver
 
-    ckpt = os.path.join(args.out, "checkpoint.npz")
-    world.on_root(lambda: _check_out(args, ckpt))
-    data, info = load_data(args.data, args.val, args.seed, args.preprocessing)
+    try:
+        data, info = load_data(args.data, args.val, args.seed, args.preprocessing)
+    except DagnetError as e:  # the split's own message, in the command's terms
+        if not str(e).startswith("num_val"):
+            raise
+        raise UsageError(f"--val {args.val}: {str(e).split(', but ', 1)[-1]}") from None
     shape = data["X_train"].shape[1:]
     classes = int(max(data["y_train"].max(), data["y_test"].max())) + 1
     source = resolve_model(args.model, shape, classes)
-    # the weights it starts from, a fresh head (--replace-head), what is frozen (--freeze)
+    # the weights it starts from, a fresh head (--replace-head), what is frozen (--freeze);
+    # resuming, the checkpoint's params then replace them
     begin = finetune.start(args, source, with_loss(source.graph), shape, classes, args.dtype)
     graph = begin.graph
     plan = dagnet.compile(graph, seed=args.seed, dtype=args.dtype, params=begin.params,
                           state=begin.state, freeze=begin.freeze, **world.compile_options(args))
     model = world.wrap(plan, args)  # several ranks: DataParallel (rank 0's params everywhere)
     augment = data_flags.from_args(args)
-    world.on_root(lambda: _make_out(args, info, graph, augment))
+    world.on_root(lambda: _make_out(args, info, graph, augment, ckpt))
     quiet = args.quiet or not world.is_root
     if not quiet:
         ranks = f"; {world.size} ranks" if world.size > 1 else ""
@@ -61,9 +120,14 @@ def train(args, world, callbacks=(), hparams=None) -> int:
                     resume=args.resume and world.size == 1, seed=args.seed,
                     on_epoch=(lambda s: write_history(args.out, s)) if world.is_root else None,
                     callbacks=[*callbacks, *([tensorboard] if tensorboard else [])],
-                    augment=augment)
+                    augment=augment, allow_changes=allowed, run_info={"flags": flags})
     if args.resume:
         world.resume(solver, ckpt, model)  # several ranks: rank 0's checkpoint on every rank
+    if solver.changes and solver.changes[-1]["epoch"] == solver.epoch and not quiet:
+        changed = solver.changes[-1]["changed"]
+        print(f"resuming after epoch {solver.epoch} with "
+              + ", ".join(f"{k} {short(repr(a), 40)} -> {short(repr(b), 40)}"
+                          for k, (a, b) in changed.items()) + " (recorded in the run's history)")
     first_epoch = solver.epoch  # > 0 when resumed: the speed below is this run's alone
     with run_logs.logging_to(tensorboard):
         solver.train()  # leaves the best epoch's params in the plan
@@ -80,18 +144,9 @@ def train(args, world, callbacks=(), hparams=None) -> int:
     return 0
 
 
-def _check_out(args, ckpt: str) -> None:
-    if os.path.exists(ckpt) and not args.resume:
-        raise UsageError(f"{args.out} already holds a run: pass --resume to continue it, or "
-                         f"choose another --out")
-
-
-def _make_out(args, info: dict, graph, augment) -> None:
-    try:
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"cannot use --out {args.out}: {e.strerror}") from None
-    write_json(os.path.join(args.out, "data.json"), info)
+def _make_out(args, info: dict, graph, augment, ckpt: str) -> None:
+    """data.json (written when a run starts, never rewritten mid-run) and spec.yaml."""
+    keep_data_json(os.path.join(args.out, "data.json"), info, os.path.exists(ckpt), args.out)
     recipe.write_spec(os.path.join(args.out, "spec.yaml"), graph,
                       recipe.resolved_recipe(args, augment))
 
@@ -128,10 +183,12 @@ def check_flags(args) -> None:
     for flag, value, ok in (("--lr", args.lr, lambda v: v > 0),
                             ("--weight-decay", args.weight_decay, lambda v: v >= 0),
                             ("--patience", args.patience, lambda v: v >= 1),
-                            ("--min-delta", args.min_delta, lambda v: v >= 0)):
+                            ("--min-delta", args.min_delta, lambda v: v >= 0),
+                            ("--warmup", args.warmup, lambda v: v >= 0),
+                            ("--lr-decay", args.lr_decay, lambda v: v > 0)):
         if value is not None and not (np.isfinite(value) and ok(value)):
             want = "an integer >= 1" if flag == "--patience" else (
-                "a number > 0" if flag == "--lr" else "a number >= 0")
+                "a number > 0" if flag in ("--lr", "--lr-decay") else "a number >= 0")
             raise UsageError(f"{flag} must be {want}, got {value}")
     finetune.check_flags(args)
     if not 0 <= args.warmup < args.epochs:
@@ -166,7 +223,7 @@ def lr_schedule(args, n_train: int) -> dict:
 
 
 def write_history(out: str, solver) -> None:
-    write_json(os.path.join(out, "history.json"), solver.history())
+    write_json(os.path.join(out, "history.json"), {**solver.history(), "changes": solver.changes})
 
 
 def write_pictures(out: str, graph, plan, solver, quiet: bool) -> None:
@@ -190,54 +247,59 @@ def register(sub) -> None:
 
     t = sub.add_parser("train", help="train a model on a dataset, writing a run directory")
     t.add_argument("model", help=MODEL_HELP + " (a run's graph, fresh weights; see --weights)")
-    t.add_argument("--data", default="fashion-mnist", help=DATA_HELP + "")
-    t.add_argument("--epochs", type=int, default=2,
+    t.add_argument("--data", action=Given, default="fashion-mnist", help=DATA_HELP + "")
+    t.add_argument("--epochs", action=Given, type=int, default=2,
                    help="passes over the training set")
-    t.add_argument("--batch-size", type=int, default=64,
+    t.add_argument("--batch-size", action=Given, type=int, default=64,
                    help="examples per step")
-    t.add_argument("--update-rule", default="sgd_momentum", choices=list(UPDATE_RULES),
+    t.add_argument("--update-rule", action=Given, default="sgd_momentum", choices=list(UPDATE_RULES),
                    help="the optimizer; adamw: Adam with decoupled weight decay (PyTorch's "
                         "AdamW), adadelta: AdaDelta (PyTorch's)")
-    t.add_argument("--lr", type=float, default=None,
+    t.add_argument("--lr", action=Given, type=float, default=None,
                    help=f"(peak) learning rate (default: {SGD_LR} for sgd, sgd_momentum and "
                         f"nesterov; the rule's own otherwise: adam/adamw 1e-3, rmsprop and "
                         f"adagrad 1e-2, adadelta 1.0)")
-    t.add_argument("--lr-schedule", default="cosine", choices=["cosine", "step", "constant"],
+    t.add_argument("--lr-schedule", action=Given, default="cosine", choices=["cosine", "step", "constant"],
                    help="cosine: per step down to 0 over the run; step: times --lr-decay per "
                         "epoch; constant: --lr throughout (default: %(default)s)")
-    t.add_argument("--warmup", type=float, default=0.1,
+    t.add_argument("--warmup", action=Given, type=float, default=0.1,
                    help="epochs (a fraction is fine) over which the rate climbs linearly to --lr "
                         "before the cosine decay (with --lr-schedule cosine; 0: none) "
                         "(default: %(default)s)")
-    t.add_argument("--lr-decay", type=float, default=0.9,
+    t.add_argument("--lr-decay", action=Given, type=float, default=0.9,
                    help="per-epoch learning-rate factor (with --lr-schedule step) "
                         "")
-    t.add_argument("--weight-decay", type=float, default=None,
+    t.add_argument("--weight-decay", action=Given, type=float, default=None,
                    help="weight decay on weights (not biases): an L2 term 0.5*wd*||W||^2 in the "
                         "loss, or with --update-rule adamw AdamW's decoupled decay (default: 0; "
                         "with adamw 0.01, PyTorch's)")
-    t.add_argument("--patience", type=int, default=None,
+    t.add_argument("--patience", action=Given, type=int, default=None,
                    help="stop early after this many epochs without the --monitor value "
                         "improving, keeping the best epoch's params (default: never stop early)")
-    t.add_argument("--monitor", default="val_acc", choices=list(MONITORS),
+    t.add_argument("--monitor", action=Given, default="val_acc", choices=list(MONITORS),
                    help="what picks the best epoch (whose params are kept) and drives "
                         "--patience")
-    t.add_argument("--min-delta", type=float, default=0.0,
+    t.add_argument("--min-delta", action=Given, type=float, default=0.0,
                    help="how much the --monitor value must improve by to count as an "
                         "improvement")
-    t.add_argument("--val", type=int, default=5000,
+    t.add_argument("--val", action=Given, type=int, default=5000,
                    help="validation examples split off train")
-    t.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+    t.add_argument("--dtype", action=Given, default="float32", choices=["float32", "float64"],
                    help="float type of params and activations")
-    t.add_argument("--seed", type=int, default=0,
+    t.add_argument("--seed", action=Given, type=int, default=0,
                    help="seed of the init, the split, the batch order and dropout "
                         "")
     t.add_argument("--out", default=None, help="run directory (default: runs/MODEL)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out with its own flags (a flag given with "
+                        "another value is refused, naming both)")
+    t.add_argument("--override", action="append", metavar="FLAG=VALUE",
+                   help="with --resume: change one of the run's flags (e.g. lr=0.01, "
+                        "epochs=20), recorded in the run's history (repeatable)")
     t.add_argument("--weights", help="start from these params (a checkpoint, e.g. from "
                    "`dagnet import`) instead of fresh ones: fine-tuning")
     finetune.add_flags(t)
     t.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     data_flags.add_arguments(t)
     dist.add_flags(t)
-    t.set_defaults(func=cmd_train)
+    t.set_defaults(func=cmd_train, parser=t)

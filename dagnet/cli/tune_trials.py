@@ -169,6 +169,11 @@ class TrialRunner:
             trial.set_user_attr("note", "diverged: " + str(e).split(";")[0])
             self.say(f"trial {trial.number}: diverged ({str(e).split(';')[0]})")
             raise optuna.TrialPruned(str(e)) from None
+        if reporter.best is None:  # resumed a run that had trained every epoch: none reported
+            from dagnet.train.checkpoint import load_checkpoint
+
+            ck = load_checkpoint(os.path.join(run_dir, "checkpoint.npz"))
+            reporter.best = float(ck.solver["best_val_acc"])
         self.say(f"trial {trial.number}: val acc {reporter.best:.4f} "
                  f"({time.perf_counter() - start:.0f} s)")
         return reporter.best

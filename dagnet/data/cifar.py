@@ -28,6 +28,7 @@ import numpy as np
 
 from dagnet.data.preprocess import scale_to_unit
 from dagnet.errors import DatasetError
+from dagnet.files import check_regular
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
@@ -165,14 +166,31 @@ def _parse_batch(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
     return data, labels
 
 
+#: no CIFAR-10 batch is larger (each holds 10,000 images: about 31 MB)
+MAX_BATCH_BYTES = 64 * 2 ** 20
+
+
+def _path(owner: str, value) -> str:
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise DatasetError(f"{owner}: {value!r:.60} is not a path; pass the "
+                           f"cifar-10-batches-py directory (str or pathlib.Path)")
+    return os.fsdecode(os.fspath(value))
+
+
 def load_cifar_batch(path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 batch file: X (N, 3, 32, 32) float32 in [0, 1], y (N,) int64."""
-    path = os.fspath(path)
+    path = _path("load_cifar_batch", path)
+    check_regular(path, DatasetError, "CIFAR-10 batch")
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(MAX_BATCH_BYTES + 1)
     except FileNotFoundError:
         raise DatasetError(f"CIFAR-10 batch {path} not found: {HOW_TO_GET}") from None
+    except OSError as e:
+        raise DatasetError(f"cannot read CIFAR-10 batch {path}: {e.strerror}") from None
+    if len(raw) > MAX_BATCH_BYTES:
+        raise DatasetError(f"{path} is larger than any CIFAR-10 batch ({MAX_BATCH_BYTES:,} "
+                           f"bytes at most; they are about 31 MB): not a CIFAR-10 batch")
     try:
         data, labels = _parse_batch(raw)
     except DatasetError as e:
@@ -191,7 +209,7 @@ def load_cifar10(directory) -> dict[str, np.ndarray]:
     Returns {"X_train": (50000, 3, 32, 32), "y_train": (50000,), "X_test": (10000, 3, 32, 32),
     "y_test": (10000,)}: images float32 in [0, 1], labels int64 in 0..9.
     """
-    directory = os.fspath(directory)
+    directory = _path("load_cifar10", directory)
     if not os.path.isdir(directory):
         raise DatasetError(f"CIFAR-10 directory {directory} not found: {HOW_TO_GET}")
     missing = [name for name in TRAIN_BATCHES + (TEST_BATCH,)

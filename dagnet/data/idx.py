@@ -9,6 +9,7 @@ data in big-endian C order. Files may be gzipped (told apart by content, not by 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -17,6 +18,7 @@ import numpy as np
 
 from dagnet.data.preprocess import scale_to_unit
 from dagnet.errors import DatasetError
+from dagnet.files import check_regular
 
 #: IDX type code -> big-endian numpy dtype
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -39,44 +41,72 @@ KINDS = {
 }
 
 
+#: the largest IDX file read (EMNIST, the largest MNIST-like set, is under 1 GB)
+MAX_IDX_BYTES = 4 * 2 ** 30
+
+
 def read_idx(path) -> np.ndarray:
-    """One IDX file (raw or gzipped) as a native-endian array of the shape its header gives."""
-    path = os.fspath(path)
-    raw = _read_maybe_gzipped(path)
-    if len(raw) < 4:
-        raise DatasetError(f"{path} is truncated: {len(raw)} bytes, less than an IDX header; download it again")
-    if raw[:2] != b"\0\0" or raw[2] not in IDX_DTYPES or raw[3] == 0:
-        raise DatasetError(f"{path} is not an IDX file (magic 0x{raw[:4].hex()}, expected 0x0000TTNN with "
-                           "type TT in 08,09,0b,0c,0d,0e and NN dimensions, e.g. 0x00000803 for images)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DatasetError(f"{path} is truncated inside its header; download it again")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(IDX_DTYPES[raw[2]])
-    count = int(np.prod(dims, dtype=np.int64))
-    expected = header + count * dtype.itemsize
-    if len(raw) != expected:
-        what = "truncated" if len(raw) < expected else "longer than its header says"
-        raise DatasetError(f"{path} is {what}: header gives shape {dims} ({expected} bytes), the file has "
-                           f"{len(raw)} bytes; download it again")
-    return np.frombuffer(raw, dtype, count, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+    """One IDX file (raw or gzipped) as a native-endian array of the shape its header gives.
+
+    The header is read first and the data only up to the size it declares (plus one byte, to
+    tell a longer file): a damaged header or a gzip bomb never makes it allocate more."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise DatasetError(f"read_idx: path = {path!r:.60}; it must be a file path")
+    path = os.fsdecode(os.fspath(path))
+    check_regular(path, DatasetError, "IDX file")
+    with _open_maybe_gzipped(path) as f:
+        head = _read(f, path, 4)
+        if len(head) < 4:
+            raise DatasetError(f"{path} is truncated: {len(head)} bytes, less than an IDX "
+                               f"header; download it again")
+        if head[:2] != b"\0\0" or head[2] not in IDX_DTYPES or head[3] == 0:
+            raise DatasetError(f"{path} is not an IDX file (magic 0x{head.hex()}, expected "
+                               "0x0000TTNN with type TT in 08,09,0b,0c,0d,0e and NN dimensions, "
+                               "e.g. 0x00000803 for images)")
+        ndim = head[3]
+        raw_dims = _read(f, path, 4 * ndim)
+        if len(raw_dims) < 4 * ndim:
+            raise DatasetError(f"{path} is truncated inside its header; download it again")
+        dims = struct.unpack(f">{ndim}I", raw_dims)
+        dtype = np.dtype(IDX_DTYPES[head[2]])
+        count = math.prod(dims)  # Python ints: a damaged header must not overflow
+        header = 4 + 4 * ndim
+        expected = header + count * dtype.itemsize
+        if expected > MAX_IDX_BYTES:
+            raise DatasetError(f"{path}: its header gives shape {dims} ({expected:,} bytes), "
+                               f"more than any IDX data set ({MAX_IDX_BYTES:,} bytes at most); "
+                               f"the file is damaged: download it again")
+        data = _read(f, path, count * dtype.itemsize + 1)
+    got = header + len(data)
+    if got != expected:
+        what = "truncated" if got < expected else "longer than its header says"
+        size = f"{got:,} bytes" if got < expected else "more"
+        raise DatasetError(f"{path} is {what}: header gives shape {dims} ({expected:,} bytes), "
+                           f"the file has {size}; download it again")
+    return np.frombuffer(data, dtype, count).reshape(dims).astype(dtype.newbyteorder("="))
 
 
-def _read_maybe_gzipped(path: str) -> bytes:
+def _open_maybe_gzipped(path: str):
+    """The file, decompressing as it is read if it is gzipped (told apart by content)."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        f = open(path, "rb")
+        if f.read(2) == b"\x1f\x8b":
+            f.close()
+            return gzip.open(path, "rb")
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file") from None
     except OSError as e:
         raise DatasetError(f"cannot read {path}: {e.strerror}") from None
-    if raw[:2] != b"\x1f\x8b":
-        return raw
+    f.seek(0)
+    return f
+
+
+def _read(f, path: str, n: int) -> bytes:
     try:
-        return gzip.decompress(raw)
+        return f.read(n)
     except (OSError, EOFError, zlib.error) as e:
-        raise DatasetError(f"{path} is a damaged or truncated gzip file ({e}); download it again") from None
+        raise DatasetError(f"{path} is a damaged or truncated gzip file ({e}); download it "
+                           f"again") from None
 
 
 def find_idx_file(directory: str, name: str) -> str | None:
@@ -114,6 +144,11 @@ def load_mnist_like(directory=None, kind: str = "fashion-mnist") -> dict[str, np
         _check_split(paths[f"{split}_images"], images, paths[f"{split}_labels"], labels)
         data[f"X_{split}"] = scale_to_unit(images)[:, None, :, :]
         data[f"y_{split}"] = labels.astype(np.int64)
+    train, test = data["X_train"].shape[2:], data["X_test"].shape[2:]
+    if train != test:  # found now, not after a whole training run, when the test set is used
+        raise DatasetError(f"{paths['test_images']} holds {test[0]}x{test[1]} images but "
+                           f"{paths['train_images']} {train[0]}x{train[1]}: the test set is "
+                           f"from another data set; put the matching files together")
     return data
 
 

@@ -81,12 +81,15 @@ class DagnetRep(BackendRep):
                 raise OnnxError(f"run: got {len(inputs)} input(s), the model takes "
                                 f"{len(self.input_names)}: {self.input_names}")
             feeds = dict(zip(self.input_names, inputs))
-        return {k: np.asarray(v) for k, v in feeds.items()}
+        return {k: _array(v) for k, v in feeds.items()}
 
     def _build(self, feeds: dict):
         """Import with each input frozen that the importer reads as a constant, then compile."""
-        # inputs without a dimension to spare for the batch can only be constants to dagnet
-        frozen = {k: v for k, v in feeds.items() if v.ndim < 2}
+        # inputs without a dimension to spare for the batch can only be constants to dagnet, and
+        # matrix operands have no batch axis (the importer would read them as batched data)
+        matrices = _matrix_inputs(self.model.graph)
+        frozen = {k: v for k, v in feeds.items()
+                  if v.ndim < 2 or (k in matrices and v.ndim == 2)}
         while True:
             try:
                 # frozen inputs never fold: the nodes reading them are dagnet's to run
@@ -113,6 +116,22 @@ class DagnetRep(BackendRep):
         data = [k for k in data if k in plan.input_specs]
         frozen = {k: np.array(v) for k, v in frozen.items()}
         return _signature(feeds), frozen, plan, data, list(m.graph.outputs)
+
+
+#: {op: input positions} where a 2-D graph input is a matrix, never a batch of rows: MatMul's B,
+#: Gemm's B and C (ONNX's node tests feed weights as inputs)
+MATRIX_INPUTS = {"MatMul": (1,), "Gemm": (1, 2)}
+
+
+def _matrix_inputs(og) -> set:
+    """Graph inputs read at a MATRIX_INPUTS position of some node."""
+    return {n.input[i] for n in og.node if n.domain in ("", "ai.onnx")
+            for i in MATRIX_INPUTS.get(n.op_type, ()) if i < len(n.input) and n.input[i]}
+
+
+def _array(v) -> np.ndarray:
+    """An input as an array: a TensorProto (how ONNX's tests give float16/float8 values) read."""
+    return onnx.numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else np.asarray(v)
 
 
 def _signature(feeds: dict) -> tuple:
@@ -184,7 +203,7 @@ class DagnetBackend(Backend):
         """Run one node on `inputs` (arrays for its non-empty inputs, in order)."""
         super().run_node(node, inputs, device, outputs_info, **kwargs)
         helper = onnx.helper
-        inputs = [np.asarray(v) for v in (inputs.values() if isinstance(inputs, dict) else inputs)]
+        inputs = [_array(v) for v in (inputs.values() if isinstance(inputs, dict) else inputs)]
         names = [n for n in node.input if n]
         ins = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
                for n, v in zip(names, inputs)]

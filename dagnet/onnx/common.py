@@ -8,6 +8,8 @@ from dagnet.errors import DagnetError
 
 #: the oldest opset export writes: Softmax's axis semantics and Dropout's ratio input need 13
 MIN_OPSET = 13
+#: the metadata key under which export lists the inputs without a batch axis (comma-separated)
+UNBATCHED_KEY = "dagnet.unbatched_inputs"
 
 
 class OnnxError(DagnetError):

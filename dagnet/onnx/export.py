@@ -1,21 +1,25 @@
 """Export: a Graph or an ExecutionPlan as an ONNX model.
 
-Opset 13 or newer (default 17); params and batchnorm running statistics are initializers, the
-batch dimension the symbol "N". Loss nodes are not exported: the model's outputs are the
+Opset 13 or newer (default 17); params, constants and batchnorm running statistics are
+initializers, the batch dimension the symbol "N" (unbatched inputs and outputs have none). Loss nodes are not exported: the model's outputs are the
 scores each loss reads (the graph's outputs when it has no loss), and inputs that only feed
 losses (labels) are dropped. Fused nodes (op "a+b", attrs["members"]) export as their member
 ops. Each op is written by its row of the mapping table (mapping.py).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from dagnet.graph import INPUT, PARAM, Graph, Node
-from dagnet.onnx.common import MIN_OPSET, OnnxError, onnx_module
+from dagnet import files
+from dagnet.graph import CONSTANT, INPUT, LEAVES, PARAM, Graph, Node
+from dagnet.infer import constant_array, holds_ints
+from dagnet.onnx.common import MIN_OPSET, UNBATCHED_KEY, OnnxError, onnx_module
 from dagnet.onnx.mapping import EXPORTS
 from dagnet.ops import get_op
+from dagnet.ops.fusion import FusedOp
 from dagnet.version import __version__
 
 
@@ -45,7 +49,15 @@ class Writer:
         return output
 
     def shape(self, value: str) -> tuple:
+        """Its dagnet shape: per example for a batched value (see batched), else full."""
         return tuple(self.graph.shape_of(value))
+
+    def batched(self, value: str) -> bool:
+        return self.graph.batched(value)
+
+    def rank(self, value: str) -> int:
+        """The number of axes ONNX sees (the batch axis counted)."""
+        return len(self.shape(value)) + self.batched(value)
 
 
 def _unpack(graph_or_plan, params, state):
@@ -73,16 +85,19 @@ def _arity(op_name: str) -> int:
 def _unfuse(graph: Graph) -> Graph:
     """A copy of graph with each fused node replaced by its members (names, ops, attrs as declared).
 
-    A fused node's inputs are the first member's inputs, then each other member's extra inputs."""
+    A fused node's inputs are the first member's inputs, then each other member's extra inputs
+    (all but the port the previous member's value enters, port 0 unless its record says)."""
     nodes, renamed = [], {}
     for n in graph:
-        if "members" not in n.attrs or "+" not in n.op:
+        if n.op in LEAVES or not isinstance(get_op(n.op, n.name), FusedOp):
             nodes.append(n.copy())
             continue
         pos, prev = 0, None
         for m in n.attrs["members"]:
-            take = _arity(m["op"]) - (prev is not None)
-            inputs = ([] if prev is None else [prev]) + n.inputs[pos:pos + take]
+            take = m.get("arity", _arity(m["op"])) - (prev is not None)
+            inputs = n.inputs[pos:pos + take]
+            if prev is not None:
+                inputs.insert(m.get("port", 0), prev)
             nodes.append(Node(m["name"], m["op"], dict(m["attrs"]), inputs))
             pos, prev = pos + take, m["name"]
         renamed[n.name] = prev
@@ -144,18 +159,22 @@ def export(graph_or_plan, path, params: dict | None = None, state: dict | None =
     used = _checked_params(nodes, params)
     all64 = used and all(a.dtype == np.float64 for a in used.values())
     w = Writer(onnx, graph, state, np.dtype(np.float64 if all64 else np.float32), opset)
-    elem = onnx.helper.np_dtype_to_tensor_dtype(w.dtype)
 
-    def info(name, kind=elem):
-        return onnx.helper.make_tensor_value_info(name, kind, ["N", *w.shape(name)])
+    def info(name):
+        ints = holds_ints(graph.node(name))
+        elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(np.int64) if ints else w.dtype)
+        dims = (["N"] if w.batched(name) else []) + list(w.shape(name))
+        return onnx.helper.make_tensor_value_info(name, elem, dims)
 
     inputs = []
     for n in nodes:
-        if n.op == INPUT:  # integer inputs (an embedding's ids) are int64 as dagnet feeds them
-            ints = np.dtype(n.attrs["dtype"]).kind in "iu"
-            inputs.append(info(n.name, onnx.TensorProto.INT64 if ints else elem))
+        if n.op == INPUT:  # integer inputs (ids, indices) are int64 as dagnet feeds them
+            inputs.append(info(n.name))
         elif n.op == PARAM:
             w.initializer(n.name, used[n.name])
+        elif n.op == CONSTANT:
+            a = constant_array(n.attrs, w.dtype)
+            w.initializer(n.name, a, dtype=a.dtype)
         elif n.op in EXPORTS:
             EXPORTS[n.op](w, n)
         else:
@@ -165,10 +184,19 @@ def export(graph_or_plan, path, params: dict | None = None, state: dict | None =
                                         w.initializers)
     model = onnx.helper.make_model(onnx_graph, producer_name="dagnet", producer_version=__version__,
                                    opset_imports=[onnx.helper.make_opsetid("", opset)])
+    unbatched = [n.name for n in nodes if n.op == INPUT and not w.batched(n.name)]
+    if unbatched:  # load() reads them back without a batch axis
+        onnx.helper.set_model_props(model, {UNBATCHED_KEY: ",".join(unbatched)})
     # the oldest IR that holds this opset, so that older runtimes read the file too
     model.ir_version = onnx.helper.find_min_ir_version_for(list(model.opset_import))
     onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise OnnxError(f"export: path = {path!r:.60}; give the .onnx file to write")
+    if os.path.isdir(path):
+        raise OnnxError(f"cannot write {os.fspath(path)}: it is a folder; give a file name such "
+                        f"as {os.path.join(os.fspath(path), 'model.onnx')}")
+    data = model.SerializeToString()
+    files.write_atomically(path, lambda f: f.write(data), error=OnnxError, what="ONNX model")
     return model
 
 

@@ -94,7 +94,12 @@ def _input_pair(r, node, v: str):
 
 def _shape_of(node, r, value, i: int) -> np.ndarray:
     """Shape/Size of the node's input at batch size BATCHES[i] (honouring Shape's start/end)."""
-    shape = (BATCHES[i], *r.shape(node.input[0])) if value is None else np.shape(value)
+    if value is None:  # a data value: its per-example shape, behind the batch if it has one
+        shape = r.shape(node.input[0])
+        if r.g.batched(r.value(node.input[0], exact=False, where=where(node))):
+            shape = (BATCHES[i], *shape)
+    else:
+        shape = np.shape(value)
     if node.op_type == "Size":
         return np.array(int(np.prod(shape, dtype=np.int64)), dtype=np.int64)
     attrs = {a.name: a.i for a in node.attribute}

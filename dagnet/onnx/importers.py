@@ -6,7 +6,9 @@ dagnet cannot express (a transposed A in Gemm, a computed weight, ...) is an Onn
 naming the node and the fix. The window ops (Conv, pools, Resize, ...) are in
 importers_window.py. Some nodes merge or vanish: MatMul + Add of a bias is one affine,
 GlobalAveragePool + Flatten one global_avg_pool, a Flatten that only feeds Gemms is skipped
-(affine flattens each example itself), Identity and Constant only rename values.
+(affine flattens each example itself), Identity and Constant only rename values. What the
+layer ops do not take (a MatMul of any operands, a Gemm with transA, a ReduceMean over other
+axes, an Add of a constant) goes to the tensor-math ops (tensor_math.py).
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import numpy as np
 
 from dagnet.graph import build
 from dagnet.onnx import fold
-from dagnet.onnx.common import ConstantAsDataError, OnnxError, f32, onnx_attrs, where
+from dagnet.onnx import tensor_math as tm
+from dagnet.onnx.common import OnnxError, f32, onnx_attrs, where
 from dagnet.ops import get_op
 
 
@@ -53,14 +56,15 @@ def global_pool(r, node, keepdims: bool = True, op: str = "global_avg_pool") -> 
 
 
 def reduce_mean(r, node, a: dict) -> None:
-    """ReduceMean over (H, W) of an (N, C, H, W) value: global_avg_pool (torch's dynamo export)."""
+    """ReduceMean over (H, W) of an (N, C, H, W) value: global_avg_pool (torch's dynamo export);
+    over other axes, dagnet's mean."""
     rank = len(r.shape(node.input[0])) + 1
     axes = a.get("axes")
     if axes is None and len(node.input) > 1 and node.input[1]:  # opset 18 moved axes to an input
         axes = r.const(node, 1, "axes").tolist()
     if rank != 4 or axes is None or sorted(int(x) % 4 for x in axes) != [2, 3]:
-        raise OnnxError(f"{where(node)}: dagnet imports ReduceMean only over axes (2, 3) of an "
-                        f"(N, C, H, W) value (a global average pool), got axes {axes}, rank {rank}")
+        tm.reduce_("mean")(r, node, a)  # any other axes: the mean reduction
+        return
     global_pool(r, node, bool(a.get("keepdims", 1)))
 
 
@@ -119,9 +123,13 @@ def reshape(r, node, a: dict) -> None:
 
 
 def gemm(r, node, a: dict) -> None:
-    if a.get("transA", 0):
-        raise OnnxError(f"{where(node)}: transA=1 transposes the batch into the features; "
-                        f"dagnet's affine takes A as (N, D)")
+    """Gemm of a batch A (N, D) and a weight initializer B: affine; any other: matmul, mul, add
+    (tensor_math.gemm)."""
+    weight = node.input[1] in r.consts and np.ndim(r.consts[node.input[1]]) == 2
+    if a.get("transA", 0) or not weight or node.input[0] in r.consts or \
+            not r.g.batched(r.values.get(node.input[0], node.input[0])):
+        tm.gemm(r, node, a)
+        return
     x = r.tensor(node, exact=False)
     b = r.const(node, 1, "weight")
     w = np.ascontiguousarray(b.T if a.get("transB", 0) else b)
@@ -141,14 +149,15 @@ def gemm(r, node, a: dict) -> None:
 
 
 def matmul(r, node, a: dict) -> None:
-    """MatMul(X, W), and the Add of a constant bias right after it, as one affine."""
-    if len(r.shape(node.input[0])) != 1:
-        raise OnnxError(f"{where(node)}: dagnet imports MatMul of an (N, D) value only, got "
-                        f"(N, {', '.join(map(str, r.shape(node.input[0])))})")
+    """MatMul(X, W) of a batch X (N, D) and a weight initializer W (D, M), and the Add of a
+    constant bias right after it, as one affine; any other MatMul as matmul."""
+    x_name, w_name = node.input[0], node.input[1]
+    if x_name in r.consts or w_name not in r.consts or np.ndim(r.consts[w_name]) != 2 \
+            or not r.g.batched(r.values[x_name]) or len(r.shape(x_name)) != 1:
+        tm.matmul(r, node, a)
+        return
     x = r.tensor(node, exact=False)
     w = r.const(node, 1, "weight")
-    if w.ndim != 2:
-        raise OnnxError(f"{where(node)}: weight shape {w.shape}: dagnet needs a (D, M) matrix")
     m = w.shape[1]
     add, last = r.sole_user(node.output[0]), node
     is_add = add is not None and add.op_type == "Add"
@@ -221,12 +230,7 @@ def normalised(op: str):
 
 
 def add(r, node, a: dict) -> None:
-    consts = [v for v in node.input if v in r.consts]
-    if consts:
-        raise ConstantAsDataError(f"{where(node)}: adds the constant {consts[0]!r}; dagnet "
-                                  f"imports a constant add only as the bias right after a "
-                                  f"MatMul", consts[0])
-    xs = [r.tensor(node, i) for i in range(len(node.input))]
+    xs = [r.operand(node, i) for i in range(len(node.input))]
     if len(xs) == 1:
         r.alias(node, node.input[0])
         return
@@ -284,7 +288,7 @@ def same_attrs(op_name: str, **onnx_defaults):
         a = {**onnx_defaults, **a}
         attrs = {d.name: _number(a[d.name], d) if d.kind == "number" else a[d.name]
                  for d in op.attributes if d.node and d.name in a}
-        r.bind(node, build(r.g, op, (r.tensor(node),), {**attrs, "name": r.out_name(node)}))
+        r.bind(node, build(r.g, op, (r.operand(node, 0),), {**attrs, "name": r.out_name(node)}))
     return imp
 
 

@@ -1,17 +1,19 @@
 """Import: an ONNX model as an OnnxModel(graph, params, state).
 
 Each ONNX value maps to the dagnet node named after it (so an exported model loads back with
-its names) and each initializer used as a weight to a param node named after it; graph inputs
-keep their names and per-example shapes, the batch dimension dropped. Each node is read by its
-row of the mapping table (mapping.py), except nodes that depend on no data input: those fold
-into constants (fold.py). Models older than opset 7 are first converted by
-onnx.version_converter (upgrade). `graph.outputs` stays the default (the sinks) when those
-are the ONNX outputs in order, so a loss added with the builder becomes the output; otherwise
-they are set explicitly. Loading reads only the protobuf: it never runs code from the model
+its names), each initializer used as a weight to a param node named after it, one used as data
+to a constant node; graph inputs keep their names and per-example shapes, the batch dimension
+dropped (unless `unbatched` names them: dagnet's export lists its unbatched inputs in the
+model's metadata). Each node is read by its row of the mapping table (mapping.py), except
+nodes that depend on no data input: those fold into constants (fold.py). Models older than
+opset 7 are first converted by onnx.version_converter (upgrade). `graph.outputs` stays the
+default (the sinks) when those are the ONNX outputs in order, so a loss added with the builder
+becomes the output; otherwise they are set explicitly. Loading reads only the protobuf: it never runs code from the model
 (folding evaluates standard-domain ONNX ops only, with onnx.reference).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,11 +21,14 @@ import numpy as np
 from dagnet.errors import AttrError
 from dagnet.graph import Graph, Node
 from dagnet.onnx import fold
-from dagnet.onnx.common import (ConstantAsDataError, NotConstantError, OnnxError,
-                                UnsupportedOnnxError, onnx_attrs, onnx_module, where)
+from dagnet.onnx.common import (UNBATCHED_KEY, ConstantAsDataError, NotConstantError, OnnxError,
+                                UnsupportedOnnxError, f32, onnx_attrs, onnx_module, where)
 from dagnet.onnx.mapping import IMPORTS
+from dagnet.onnx.untrusted import check_graph, check_input_shapes, read_model, to_array
 
 #: param role -> (initializer recorded in the param node, L2 decay applies)
+#: float32 constants up to this size are read as the shortest decimals of their values
+SHORT_DECIMALS = 4096
 ROLES = {"weight": ("he", True), "bias": ("zeros", False), "gamma": ("ones", False),
          "beta": ("zeros", False), "slope": ("constant", False)}
 
@@ -49,12 +54,13 @@ class OnnxModel:
 class Reader:
     """The state of one import: the Graph being built and what each ONNX value became."""
 
-    def __init__(self, onnx, model, input_shapes: dict, unfolded=()):
+    def __init__(self, onnx, model, input_shapes: dict, path: str = "the model",
+                 unbatched=(), unfolded=()):
         self.onnx = onnx
         og = model.graph
         self.opset = opset_of(model)
         self.g = Graph(og.name or "onnx")
-        self.consts = {i.name: onnx.numpy_helper.to_array(i) for i in og.initializer}
+        self.consts = {i.name: to_array(onnx, i, path) for i in og.initializer}
         # values that depend on the batch size (folded from a Shape): {value: (at 61, at 67)}
         self.batched: dict[str, tuple] = {}
         self.nodes = list(og.node)  # kept: their ids key `folded` and `absorbed`
@@ -75,9 +81,10 @@ class Reader:
         self.absorbed: set[int] = set()  # nodes imported together with an earlier one
         self.current = None  # the ONNX node being imported, for messages
         self.computed = {v for n in og.node for v in n.output} - set(self.consts)
+        self.constant_nodes: dict[str, str] = {}  # initializer -> the constant node holding it
         self.dtype, self.dtype_set = np.dtype(np.float32), False
-        self.batch_of_one = None  # every data input declares a leading 1 (None: no input)
-        self._inputs(og, input_shapes)
+        self.batch_of_one = None  # every batched data input declares a leading 1 (None: none)
+        self._inputs(og, input_shapes, unbatched)
 
     # -- names and values --------------------------------------------------------------------
     def fresh(self, name: str, own: bool = False) -> str:
@@ -104,7 +111,7 @@ class Reader:
         if value in self.consts:
             self.consts[out] = self.consts[value]
             return
-        self.values[out] = self.values[value]
+        self.values[out] = self.value(value, exact=False, where=where(node))
         if value in self.views:
             self.views[out] = self.views[value]
 
@@ -152,6 +159,25 @@ class Reader:
                                    f"or a Constant; dagnet cannot import a computed {what}", name)
         return self.consts[name]
 
+    def operand(self, node, i: int) -> str:
+        """The dagnet node of input i of node as data: a computed value, or a constant node
+        holding the initializer or Constant (made once per value; never trained)."""
+        name = node.input[i]
+        if name not in self.consts:
+            return self.tensor(node, i)
+        if name not in self.constant_nodes:
+            a = np.asarray(self.consts[name])
+            if a.dtype.kind == "b":
+                a = a.astype(self.dtype)  # dagnet's masks are 0.0/1.0
+            elif a.dtype == np.float32 and a.size <= SHORT_DECIMALS:
+                # the shortest decimals of the float32 values, as attrs get (f32): the 0.1 the
+                # model was written with, not 0.10000000149 (the same float32 either way)
+                a = np.array([f32(v) for v in a.ravel()]).reshape(a.shape)
+            dtype = "int64" if a.dtype.kind in "iu" else None
+            self.constant_nodes[name] = self.g.constant(a, name=self.fresh(name, own=True),
+                                                        dtype=dtype).name
+        return self.constant_nodes[name]
+
     def param(self, name: str, array, role: str) -> str:
         """The param node holding `array`, created once per initializer (a shared weight stays
         shared); an initializer used with two different transforms gets two params."""
@@ -173,7 +199,7 @@ class Reader:
         return users[0] if len(users) == 1 and value not in self.graph_outputs else None
 
     # -- graph inputs --------------------------------------------------------------------------
-    def _inputs(self, og, input_shapes: dict) -> None:
+    def _inputs(self, og, input_shapes: dict, unbatched) -> None:
         helper = self.onnx.helper
         for vi in og.input:
             if vi.name in self.consts:  # IR < 4 lists initializers among the inputs
@@ -186,21 +212,23 @@ class Reader:
             dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type))
             if dtype.kind not in "fiu":
                 raise OnnxError(f"graph input '{vi.name}' has type {dtype}; dagnet imports float "
-                                f"inputs and integer ones (ids, labels) only")
+                                f"inputs and integer ones (ids, labels, indices) only")
             dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
                     for d in t.shape.dim]
-            shape = tuple(input_shapes.get(vi.name, dims[1:]))
-            if (not shape and dtype.kind == "f") or not all(
+            batched = unbatched is not True and vi.name not in unbatched
+            shape = tuple(input_shapes.get(vi.name, dims[1:] if batched else dims))
+            if (batched and not shape and dtype.kind == "f") or not all(
                     isinstance(d, (int, np.integer)) and d > 0 for d in shape):
                 raise OnnxError(
                     f"graph input '{vi.name}' has shape {dims}: dagnet needs every dimension but "
                     f"the batch fixed; pass input_shapes={{'{vi.name}': (C, H, W)}} to load()")
-            if dtype.kind != "f":  # integer ids (an embedding's): int64, as dagnet feeds them
+            if dtype.kind != "f":  # integer ids (an embedding's), indices: int64, as dagnet feeds them
                 dtype = np.dtype(np.int64)
             elif not self.dtype_set:
                 self.dtype, self.dtype_set = dtype, True
-            self.batch_of_one = self.batch_of_one is not False and dims[:1] == [1]
-            node = self.g.input(self.fresh(vi.name, own=True), shape, str(dtype))
+            if batched:
+                self.batch_of_one = self.batch_of_one is not False and dims[:1] == [1]
+            node = self.g.input(self.fresh(vi.name, own=True), shape, str(dtype), batched=batched)
             self.values[vi.name] = node.name
 
 
@@ -245,20 +273,61 @@ def check_supported(og, unfolded=()) -> None:
             + f"\nsupported ops: {', '.join(sorted(IMPORTS))}")
 
 
-def load(path_or_model, input_shapes: dict | None = None, unfolded=()) -> OnnxModel:
+def load(path_or_model, input_shapes: dict | None = None, unbatched=None,
+         unfolded=()) -> OnnxModel:
     """Import an ONNX model (a path or a ModelProto) as an OnnxModel(graph, params, state, notes).
 
     input_shapes {input: per-example shape} fixes inputs whose non-batch dimensions are symbolic.
-    Nodes that depend on no data input fold into constants (fold.py), except through the
-    initializers named in `unfolded` (the backend's inputs frozen to given values: what reads
-    them must be imported, not folded by ONNX's reference implementation)."""
+    unbatched: the inputs to read with their full shapes, without a batch axis (True: all);
+    default those dagnet's export listed in the model's metadata, else none: the first axis of
+    an input is its batch axis. Nodes that depend on no data input fold into constants
+    (fold.py), except through the initializers named in `unfolded` (the backend's inputs frozen
+    to given values: what reads them must be imported, not folded by ONNX's reference
+    implementation)."""
     onnx = onnx_module()
-    model = (path_or_model if isinstance(path_or_model, onnx.ModelProto)
-             else onnx.load(str(path_or_model)))
+    if isinstance(path_or_model, onnx.ModelProto):
+        model, path = path_or_model, "the model"
+        check_graph(model)
+    else:
+        model, path = read_model(path_or_model), os.fspath(path_or_model)
     model, notes = upgrade(onnx, model)
     check_supported(model.graph, unfolded)
-    r = Reader(onnx, model, dict(input_shapes or {}), unfolded)
-    r.notes += notes
+    if unbatched is None:
+        listed = {p.key: p.value for p in model.metadata_props}.get(UNBATCHED_KEY, "")
+        unbatched = [v for v in listed.split(",") if v]
+    shapes = check_input_shapes(input_shapes)
+    unknown = sorted(set(shapes) - {vi.name for vi in model.graph.input})
+    if unknown:
+        raise OnnxError(f"input_shapes names {unknown}, but the model's inputs are "
+                        f"{[vi.name for vi in model.graph.input][:8]}")
+    r = None
+    try:
+        r = Reader(onnx, model, shapes, path, unbatched, unfolded)
+        r.notes += notes
+        _import_nodes(onnx, r)
+        r.current = None
+        for o in r.graph_outputs:
+            if o in r.consts:
+                raise ConstantAsDataError(f"graph output '{o}' is a constant: it depends on no "
+                                          f"graph input, so it folded at import, and dagnet "
+                                          f"computes outputs from inputs; drop it from the "
+                                          f"outputs", o)
+        outputs = [r.value(o) for o in r.graph_outputs]
+    except MALFORMED as e:
+        # The model is untrusted input: an attribute of the wrong type or a missing one, a
+        # name that is not text, a zero stride, ... surface as these; all mean the same here.
+        node = r.current if r is not None else None
+        at = where(node) if node is not None else "its inputs and outputs"
+        raise OnnxError(f"{path}: {at} cannot be imported ({type(e).__name__}: {str(e)[:100]}); "
+                        f"the model is malformed, or uses the op in a way dagnet does not "
+                        f"support") from None
+    if outputs != r.g.outputs:
+        r.g.outputs = outputs
+    return OnnxModel(r.g, r.params, r.state, r.notes)
+
+
+def _import_nodes(onnx, r: Reader) -> None:
+    """Fold or import every node, in order (r.current: the one being read)."""
     # constant subgraphs first: they need nothing imported, and an exporter may place a bias's
     # Constant after the MatMul that reads it (as one affine) when it imports
     for node in r.nodes:
@@ -269,21 +338,16 @@ def load(path_or_model, input_shapes: dict | None = None, unfolded=()) -> OnnxMo
     for node in r.nodes:
         if id(node) in r.absorbed:
             continue
+        r.current = node
         if id(node) in r.folded:
-            r.current = node
             fold.evaluate(r, node)
-        else:
-            r.current = node
-            try:
-                IMPORTS[node.op_type](r, node, onnx_attrs(onnx, node))
-            except AttrError as e:  # a value the dagnet op's declarations refuse
-                raise OnnxError(f"{where(node)}: {e}") from None
-    for o in r.graph_outputs:
-        if o in r.consts:
-            raise ConstantAsDataError(f"graph output '{o}' is a constant: it depends on no graph "
-                                      f"input, so it folded at import, and dagnet computes "
-                                      f"outputs from inputs; drop it from the outputs", o)
-    outputs = [r.value(o) for o in r.graph_outputs]
-    if outputs != r.g.outputs:
-        r.g.outputs = outputs
-    return OnnxModel(r.g, r.params, r.state, r.notes)
+            continue
+        try:
+            IMPORTS[node.op_type](r, node, onnx_attrs(onnx, node))
+        except AttrError as e:  # a value the dagnet op's declarations refuse
+            raise OnnxError(f"{where(node)}: {e}") from None
+
+
+#: what importer code raises on a malformed model (a DagnetError passes through as it is)
+MALFORMED = (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError, OverflowError,
+             AttributeError, UnicodeDecodeError)

@@ -3,7 +3,8 @@ nodes and attrs each way (exporters.py writes, importers.py reads; both take the
 defaults and checks from the dagnet op's declarations).
 
 A row with `export` is how its dagnet op is written (one per op); a row with `load` is how its
-ONNX op is read (several ONNX ops may become one dagnet op: Gemm and MatMul both become affine).
+ONNX op is read (several ONNX ops may become one dagnet op: Gemm and MatMul both become affine,
+or matmul when affine cannot take them: their readers decide).
 Adding an op whose ONNX twin has the same attributes (an activation) is one row:
 `Row("Gelu", "gelu", *same("Gelu", "gelu"))`.
 """
@@ -16,6 +17,8 @@ from dagnet.onnx import exporters as ex
 from dagnet.onnx import importers as im
 from dagnet.onnx import layers
 from dagnet.onnx import importers_window as iw
+from dagnet.onnx import layout as lay
+from dagnet.onnx import tensor_math as tm
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,24 @@ TABLE = (
     Row("InstanceNormalization", "instance_norm", layers.instance_norm, layers.load_instance_norm),
     Row("LRN", "lrn", *same("LRN", "lrn")),
     Row("Gather", "embedding", layers.embedding, layers.load_gather),
+    # -- tensor math
+    *(Row(o, op, ex.same_attrs(o), tm.operands(op)) for o, op in tm.UNARY.items()),
+    *(Row(o, op, ex.same_attrs(o), tm.operands(op)) for o, op in tm.BINARY.items()),
+    *(Row(o, op, ex.same_attrs(o), tm.extremum(op)) for o, op in tm.EXTREMA.items()),
+    *(Row(o, op, tm.compare(o), tm.comparison(op)) for o, op in tm.COMPARE.items()),
+    Row("Where", "where", tm.where_, tm.operands("where")),
+    Row("Cast", None, None, tm.cast),
+    Row("Clip", "clip", tm.clip, tm.clip_),
+    Row("MatMul", "matmul", ex.same_attrs("MatMul"), None),  # read by the MatMul row above
+    Row("Einsum", "einsum", tm.einsum, tm.einsum_),
+    *(Row(o, op, tm.reduce(o), None if o == "ReduceMean" else tm.reduce_(op))
+      for o, op in tm.REDUCE.items()),
+    Row("ArgMax", "argmax", tm.argmax, tm.argmax_),
+    # -- layout
+    Row("Transpose", "transpose", lay.transpose, lay.transpose_),
+    Row("Squeeze", "squeeze", lay.axes_op("Squeeze"), lay.squeeze_),
+    Row("Unsqueeze", "unsqueeze", lay.axes_op("Unsqueeze"), lay.unsqueeze_),
+    Row("Expand", "expand", lay.expand, lay.expand_),
 )
 
 #: dagnet op -> how it is written

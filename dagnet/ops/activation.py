@@ -1,6 +1,6 @@
-"""Element-wise activations: relu, leaky_relu, sigmoid, tanh, elu, selu, softplus, softsign,
-hardsigmoid, hardswish, mish, gelu, and prelu (a learnable slope per channel).  x: any shape ->
-same shape.
+"""Element-wise activations: relu, leaky_relu, sigmoid, tanh, elu (x: any shape, with or
+without the batch axis -> same shape); selu, softplus, softsign, hardsigmoid, hardswish, mish,
+gelu, and prelu (a learnable slope per channel) (x: a batch of any shape -> same shape).
 
 Each supports `out=` (the memory pass uses it to run in place) and declares whether its
 backward reads its input or its output, so in-place runs are only planned where safe.
@@ -12,7 +12,7 @@ import numpy as np
 from dagnet import special
 from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, check_float, check_floats, register
-from dagnet.ops.declare import POSITIVE, Attr, Same, data, param
+from dagnet.ops.declare import POSITIVE, Attr, Same, data, param, value
 
 
 def _into(y: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -24,7 +24,7 @@ def _into(y: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 
 
 class _Elementwise(Op):
-    ports = (data("x", "any shape"),)
+    ports = (value("x", "any shape"),)
     attributes = ()
     fusion_kind = "elementwise"
     supports_out = True
@@ -54,7 +54,7 @@ class ReLU(_Elementwise):
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         (x,) = inputs
         check_float(self.name, "x", x)
-        y = np.maximum(x, 0, out=out)
+        y = np.asarray(np.maximum(x, 0, out=out))  # a 0-d x gives a numpy scalar
         return y, y
 
     def backward(self, dout, cache, attrs, needs=None):
@@ -112,7 +112,7 @@ class Tanh(_Elementwise):
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         (x,) = inputs
         check_float(self.name, "x", x)
-        y = np.tanh(x, out=out)
+        y = np.asarray(np.tanh(x, out=out))
         return y, y
 
     def backward(self, dout, cache, attrs, needs=None):

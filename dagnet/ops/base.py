@@ -23,8 +23,13 @@ gives the checked attrs with defaults filled in, in the form ops compute with.
 
 Shapes given to and returned by `infer_shape` are *per example* for batched values (no batch
 dimension, e.g. (C, H, W)) and full shapes for params (e.g. (F, C, kh, kw)); `batched_inputs`
-(derived from the ports) says which input ports carry a batch dimension. Arrays given to
-`forward` always carry it. The numeric work lives in plain kernel functions the class calls.
+(derived from the ports) says which input ports carry a batch dimension. An op with
+`full_shapes = True` (the tensor-math ops, whose ports take values with or without the batch
+axis) sees FULL shapes instead, the batch axis as None ((None, 3, 4) for a batch of 3x4
+examples, (3, 4) for an unbatched value), and returns its output's full shape, None leading
+when the output is batched: its axes count over the full array, as numpy's and ONNX's do.
+Arrays given to `forward` are always the full arrays. The numeric work lives in plain kernel
+functions the class calls.
 
 Rules every op follows:
   * forward never modifies its inputs (unless given `out=inputs[0]` and `supports_out`);
@@ -50,7 +55,10 @@ from dagnet.errors import AttrError, DTypeError, GraphError, ShapeError, Unknown
 from dagnet.ops.declare import REQUIRED, Attr, Same, data, resolve_default
 from dagnet.ops.workspace import NONE as NO_WORKSPACE, Workspace
 
-FUSION_KINDS = ("elementwise", "injective", "reduction", "opaque")
+#: TVM's pattern kinds: elementwise (same shape in and out), broadcast (elementwise with numpy
+#: broadcasting), injective (moves data: reshape, concat), reduction, out_fusable (an op, such
+#: as a matmul or a conv, whose output may take a fused chain of elementwise ops), opaque
+FUSION_KINDS = ("elementwise", "broadcast", "injective", "reduction", "out_fusable", "opaque")
 
 _REGISTRY: dict[str, "Op"] = {}
 _MISSING = object()
@@ -104,10 +112,19 @@ class Op:
     batched_inputs: tuple = (0,)
     #: ports that get a gradient (labels do not)
     differentiable_inputs: tuple | None = None  # None: all ports
+    #: ports that take integer values (labels, indices); None: those batched ports that get no
+    #: gradient (how an op that declares no ports says it takes labels)
+    int_inputs: tuple | None = None
+    #: data ports that also take unbatched values (EVERY_PORT for a variadic op whose ports do)
+    either_inputs: tuple = ()
     #: "op" or "loss" (a loss returns a scalar: the mean over the batch)
     kind: str = "op"
-    #: TVM-style pattern kind, drives fusion grouping and in-place planning
+    #: TVM-style pattern kind (FUSION_KINDS), drives fusion grouping and in-place planning
     fusion_kind: str = "opaque"
+    #: infer_shape sees full shapes, the batch axis as None (see the module docstring)
+    full_shapes: bool = False
+    #: the element type of the output: "float" (the plan's) or "int64" (argmax's indices)
+    output_dtype: str = "float"
     #: what backward reads from forward's arrays: subset of {"input", "output"}, where "input"
     #: means a batched (data) input array - params and labels are never overwritten, and copies
     #: the cache owns (im2col columns, normalised x) are workspace, not inputs. The memory pass
@@ -139,6 +156,10 @@ class Op:
             tuple(i for i, p in enumerate(ports) if p.batched),
             "differentiable_inputs": None if all(p.grad for p in ports) else
             tuple(i for i, p in enumerate(ports) if p.grad),
+            "int_inputs": EVERY_PORT if many and many[0].dtype == "int" else
+            tuple(i for i, p in enumerate(ports) if p.dtype == "int"),
+            "either_inputs": EVERY_PORT if many and many[0].either else
+            tuple(i for i, p in enumerate(ports) if p.either),
         }
         for key, value in derived.items():
             if key not in own:
@@ -224,6 +245,30 @@ class Op:
     def backward(self, dout, cache, attrs, needs=None):
         raise NotImplementedError
 
+    #: forward = jvp: the op is linear in its inputs jointly (add, sum, reshape), so the
+    #: tangent of its output is the forward of its inputs' tangents
+    linear: bool = False
+
+    def jvp(self, tangents, inputs, out, cache, attrs):
+        """Forward mode: the tangent of the output given one tangent per input (None: zero,
+        the input does not depend on what is differentiated), the forward's inputs, output and
+        cache. A one-input elementwise op has a diagonal Jacobian, so its jvp is its backward;
+        a linear op's is its forward; any other op that supports forward mode overrides this."""
+        if self.linear:
+            zeros = [np.zeros_like(x) if t is None else np.asarray(t) for x, t in zip(inputs, tangents)]
+            return self.forward(zeros, attrs, mode="eval")[0]
+        if self._diagonal():
+            return self.backward(tangents[0], cache, attrs)[0]
+        raise NotImplementedError(f"{self.name} has no forward-mode rule")
+
+    def _diagonal(self) -> bool:
+        return self.fusion_kind == "elementwise" and len(self.ports) == 1
+
+    @property
+    def forward_mode(self) -> bool:
+        """Whether jvp is defined for this op (dagnet.jvp and dagnet.jacobian check it)."""
+        return self.linear or self._diagonal() or type(self).jvp is not Op.jvp
+
     def flops(self, in_shapes: list[tuple], out_shape: tuple, attrs: dict) -> int:
         """Forward multiply-adds*2 per example (rough; for plan.describe())."""
         return int(np.prod(out_shape, dtype=np.int64)) if out_shape else 1
@@ -252,6 +297,16 @@ class Op:
 
     def needs_grad(self, port: int) -> bool:
         return self.differentiable_inputs is None or port in self.differentiable_inputs
+
+    def takes_ints(self, port: int) -> bool:
+        """Whether input `port` takes integer values (labels, indices) rather than floats."""
+        if self.int_inputs is None:
+            return port in self.batched_inputs and not self.needs_grad(port)
+        return port in self.int_inputs
+
+    def takes_either(self, port: int) -> bool:
+        """Whether input `port` takes a value with or without the batch dimension."""
+        return port in self.either_inputs
 
     def __repr__(self) -> str:
         return f"<op {self.name}>"

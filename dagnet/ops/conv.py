@@ -24,8 +24,9 @@ from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, as_pair, check_floats, check_rank, register
 from dagnet.ops.declare import (COUNT, INITIALIZERS, POSITIVE, REQUIRED, WINDOW, Attr, data,
                                 param, weight)
-from dagnet.ops.window import (DILATION, FLOOR, PADDING, STRIDE, as_pads, out_extent,
-                               window_out_size)
+from dagnet.ops.direct import DirectCache, direct_backward, direct_forward, planes_size, uses_direct
+from dagnet.ops.window import (DILATION, FLOOR, PADDING, STRIDE, as_pads, is_symmetric,
+                               out_extent, window_out_size)
 from dagnet.ops.workspace import Workspace
 
 #: the initializer attrs of an op whose builder makes a weight
@@ -75,6 +76,10 @@ def conv_forward(x, w, b, stride, pad, contiguous=True, out=None, workspace=None
     workspace: a byte array to build the im2col columns in (the memory plan's buffer)."""
     n, f = x.shape[0], w.shape[0]
     dilation = as_pair(dilation)
+    if takes_direct(x.shape[1:], w.shape, stride, pad, dilation, groups):
+        # few channels: no im2col (ops/direct.py)
+        return direct_forward(x, w, b, as_pair(stride), as_pads(pad)[:2], out=out,
+                              workspace=workspace)
     ksize, stride, pad, out_size = conv_geometry(x.shape, w.shape, stride, pad, dilation)
     if groups != 1:
         return _grouped_forward(x, w, b, ksize, stride, pad, dilation, out_size, groups, out,
@@ -123,7 +128,7 @@ def grad_buffer(cache, dout_shape, dtype):
     """An empty (N, F, Ho, Wo) gradient laid out as conv_forward's GEMM output (the transposed
     view of an (F, N, Ho, Wo) array for the batch GEMM): a fused epilogue writes dout there
     and conv_backward reads it without a transpose."""
-    if cache[1] != "KNP":
+    if isinstance(cache, DirectCache) or cache[1] != "KNP":
         return np.empty(dout_shape, dtype=dtype)
     n, f = dout_shape[:2]
     return np.empty((f, n, *dout_shape[2:]), dtype=dtype).transpose(1, 0, 2, 3)
@@ -132,6 +137,8 @@ def grad_buffer(cache, dout_shape, dtype):
 def conv_backward(dout, cache, need_dx=True):
     """Gradients of conv_forward.  dout: (N, F, Ho, Wo) -> (dx (N, C, H, W) or None,
     dw (F, C/groups, kh, kw), db (F,)). A dout from grad_buffer is used as it lies (no copy)."""
+    if isinstance(cache, DirectCache):
+        return direct_backward(dout, cache, need_dx)
     if cache[1] == "grouped":
         return _grouped_backward(dout, cache, need_dx)
     cols, layout, w, x_shape, stride, pad, dilation = cache
@@ -155,6 +162,20 @@ def conv_backward(dout, cache, need_dx=True):
                         w.shape[2:], stride, pad, dout.shape[2:], layout=layout,
                         dilation=dilation)
     return dx, dw, db
+
+
+def takes_direct(x_shape, w_shape, stride, pad, dilation=(1, 1), groups=1) -> bool:
+    """Whether conv_forward runs a conv by the direct kernels (ops/direct.py): plain windows
+    (one group, no dilation, the same pad on both sides) that uses_direct picks."""
+    pads = as_pads(pad)
+    return (groups == 1 and as_pair(dilation) == (1, 1) and is_symmetric(pads)
+            and uses_direct(x_shape, w_shape, as_pair(stride), pads[:2]))
+
+
+def columns_size(w_shape, out_shape, groups=1) -> int:
+    """Values of one example's im2col columns (or im2row's rows): (C*kh*kw + 1) x (Ho*Wo)."""
+    k = int(np.prod(w_shape[1:], dtype=np.int64)) * groups
+    return (k + 1) * int(np.prod(out_shape[1:]))
 
 
 def _grouped_backward(dout, cache, need_dx):
@@ -207,7 +228,7 @@ class Conv2D(Op):
              ("filter_size", "kernel_size"), node=False),
         STRIDE, PADDING, INIT, WEIGHT_SCALE, FLOOR, DILATION, GROUPS,
     )
-    fusion_kind = "opaque"
+    fusion_kind = "out_fusable"  # an elementwise chain may follow in its step
     supports_out = True
     # backward reads the im2col columns (its workspace) and w, never x itself or the output
     saves = frozenset()
@@ -259,11 +280,14 @@ class Conv2D(Op):
         return 2 * int(np.prod(w_shape[1:], dtype=np.int64)) * int(np.prod(out_shape, dtype=np.int64))
 
     def workspace(self, in_shapes, out_shape, attrs):
-        """The im2col columns of one example, (C*kh*kw + 1) x (Ho*Wo): built in the planned
-        buffer, kept for backward."""
+        """The im2col columns of one example, (C*kh*kw + 1) x (Ho*Wo), or the direct path's
+        padded planes: built in the planned buffer, kept for backward."""
         w_shape = in_shapes[1]
-        k = int(np.prod(w_shape[1:], dtype=np.int64)) * self.read_attrs(attrs)["groups"]
-        cols = (k + 1) * int(np.prod(out_shape[1:]))
+        a = self.read_attrs(attrs)
+        if takes_direct(in_shapes[0], w_shape, a["stride"], a["pad"], a["dilation"], a["groups"]):
+            planes = planes_size(in_shapes[0], w_shape, as_pair(a["stride"]), as_pads(a["pad"])[:2])
+            return Workspace(planes, saved=planes, planned=planes)
+        cols = columns_size(w_shape, out_shape, a["groups"])
         return Workspace(cols, saved=cols, planned=cols)
 
     def kernel_note(self, in_shapes, attrs):

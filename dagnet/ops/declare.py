@@ -105,7 +105,22 @@ def _noun(kind: str, iv: Interval | None) -> str:
     return f"{article} {base} in {iv.text}"
 
 
-KINDS = ("int", "pair", "pads", "number", "scales", "bool", "choice", "dims", "target", "dtype")
+KINDS = ("int", "pair", "pads", "number", "scales", "bool", "choice", "dims", "target", "dtype",
+         "tensor", "axes", "text")
+
+
+def tensor_array(v) -> np.ndarray | None:
+    """v (a number or nested lists of numbers) as a float64/int64 array, or None if it is not
+    one rectangular array of numbers (bools, strings, ragged lists, NaN are not)."""
+    if isinstance(v, (bool, np.bool_, str, bytes)) or v is None:
+        return None
+    try:
+        a = np.asarray(v)
+    except (ValueError, TypeError):  # ragged
+        return None
+    if a.dtype.kind not in "iuf" or a.dtype.kind == "f" and np.isnan(a).any():
+        return None
+    return a
 
 
 # -- attributes ------------------------------------------------------------------------------
@@ -116,8 +131,10 @@ class Attr:
     kind: int | pair (an int or an (h, w) pair) | pads (an int, an (h, w) pair or ONNX's
     (top, left, bottom, right); read as the four) | number | scales (a number or an (h, w)
     pair of them) | bool | choice (one of `choices`) | dims (a list of positive sizes) | target
-    (sizes, at most one -1) | dtype (a numpy float/int dtype name). bounds: an interval such
-    as "[0, 1)" for int, pair, pads, number and scales.
+    (sizes, at most one -1) | dtype (a numpy float/int dtype name) | tensor (a number or nested
+    lists of numbers) | axes (an int or a list of distinct ints, negatives counting from the
+    end) | text (a non-empty string). bounds: an interval such as "[0, 1)" for int, pair,
+    pads, number and scales.
     node=False marks a builder hyperparameter that shapes the op's params (conv2d's filters)
     and is not stored on the node; keep_default=False stores it only when it differs from the
     default (a flag such as floor). hint is added to the message of a value out of bounds."""
@@ -157,7 +174,10 @@ class Attr:
         return {"bool": "true or false", "choice": f"one of {', '.join(map(str, self.choices))}",
                 "dims": "a list of positive integers",
                 "target": "a list of positive integers with at most one -1",
-                "dtype": "a float or integer dtype name such as float32 or int64"}[k]
+                "dtype": "a float or integer dtype name such as float32 or int64",
+                "tensor": "a number or nested lists of numbers of one rectangular shape",
+                "axes": "an integer or a list of distinct integers",
+                "text": "a non-empty string"}[k]
 
     def problem(self, v) -> str | None:
         """None if v is a valid value, else what is wrong: 'must be ..., got ...'."""
@@ -185,6 +205,8 @@ class Attr:
             return bool(v)
         if k in ("dims", "target"):
             return tuple(int(d) for d in v)
+        if k == "axes":
+            return (int(v),) if is_int(v) else tuple(int(d) for d in v)
         if k == "dtype":
             return str(np.dtype(v))
         return v
@@ -213,9 +235,16 @@ class Attr:
         if k == "target":
             return (isinstance(v, (list, tuple)) and all(is_int(d) and (d > 0 or d == -1) for d in v)
                     and list(v).count(-1) <= 1)
+        if k == "tensor":
+            return tensor_array(v) is not None
+        if k == "axes":
+            return is_int(v) or (isinstance(v, (list, tuple)) and all(is_int(d) for d in v)
+                                 and len(set(v)) == len(v))
+        if k == "text":
+            return isinstance(v, str) and bool(v.strip())
         try:  # dtype: a name, or anything numpy reads as one (np.float32)
             return v is not None and not isinstance(v, bool) and np.dtype(v).kind in "fiu"
-        except TypeError:
+        except Exception:  # noqa: BLE001 - numpy's dtype parser raises several kinds on junk
             return False
 
 
@@ -226,12 +255,19 @@ def resolve_default(attr: Attr, values: dict):
 
 
 # -- ports -----------------------------------------------------------------------------------
+#: the element kinds a port takes: floats (the plan's dtype) or integers (int64 indices)
+PORT_DTYPES = ("float", "int")
+
+
 @dataclass(frozen=True)
 class Port:
-    """One input of an op. batched: carries the batch dimension (data), else a param.
-    grad: receives a gradient (labels do not). init: for a param the builder creates, "weight"
-    (the op's init/weight_scale attrs, fans recorded) or an initializer name (zeros, ones,
-    constant); value: a constant initializer's value, a number or Same(attr) (a builder attr's).
+    """One input of an op. batched: a data input (the builder binds it positionally; it carries
+    the batch dimension), else a param. either: a data input that also takes an unbatched value
+    (a param, a constant, an unbatched input or op output): the tensor-math ops' ports.
+    grad: receives a gradient (labels and indices do not). dtype: "float" or "int" (labels,
+    indices: int64 values only). init: for a param the builder creates, "weight" (the op's
+    init/weight_scale attrs, fans recorded) or an initializer name (zeros, ones, constant);
+    value: a constant initializer's value, a number or Same(attr) (a builder attr's).
     variadic: the port repeats, at least `least` times (add's x0, x1, ...)."""
 
     name: str
@@ -242,6 +278,16 @@ class Port:
     least: int = 1
     doc: str = ""
     value: object = None
+    either: bool = False
+    dtype: str = "float"
+
+    def __post_init__(self):
+        if self.dtype not in PORT_DTYPES:
+            raise ValueError(f"port {self.name}: dtype must be one of {PORT_DTYPES}, got {self.dtype!r}")
+        if self.dtype == "int" and self.grad:
+            raise ValueError(f"port {self.name}: an integer port gets no gradient (grad=False)")
+        if self.either and not self.batched:
+            raise ValueError(f"port {self.name}: either= marks a data port (batched=True)")
 
 
 def data(name: str = "x", doc: str = "") -> Port:
@@ -249,9 +295,20 @@ def data(name: str = "x", doc: str = "") -> Port:
     return Port(name, doc=doc)
 
 
+def value(name: str = "x", doc: str = "") -> Port:
+    """A differentiable input with or without the batch dimension (tensor math)."""
+    return Port(name, doc=doc, either=True)
+
+
 def labels(name: str = "labels", doc: str = "class indices in [0, C)") -> Port:
-    """A batched input without a gradient (a loss's integer labels)."""
-    return Port(name, grad=False, doc=doc)
+    """A batched integer input without a gradient (a loss's class labels)."""
+    return Port(name, grad=False, dtype="int", doc=doc)
+
+
+def indices(name: str = "indices", doc: str = "int64 indices", batched_only: bool = False) -> Port:
+    """An integer input without a gradient (gather's or embedding's indices), with or without
+    the batch dimension (batched_only=True: with it, as a loss's labels)."""
+    return Port(name, grad=False, dtype="int", doc=doc, either=not batched_only)
 
 
 def weight(name: str = "w", doc: str = "") -> Port:
@@ -265,6 +322,7 @@ def param(name: str, init: str, doc: str = "", value=None) -> Port:
     return Port(name, batched=False, init=init, doc=doc, value=value)
 
 
-def variadic(name: str = "x", least: int = 2, doc: str = "") -> Port:
-    """A batched input that repeats: name0, name1, ... (at least `least`)."""
-    return Port(name, variadic=True, least=least, doc=doc)
+def variadic(name: str = "x", least: int = 2, doc: str = "", either: bool = False) -> Port:
+    """A batched input that repeats: name0, name1, ... (at least `least`); either=True: each
+    may also be unbatched."""
+    return Port(name, variadic=True, least=least, doc=doc, either=either)

@@ -44,7 +44,7 @@ class Affine(Op):
              ("hidden", "hidden_dim", "num_outputs"), node=False),
         INIT, WEIGHT_SCALE,
     )
-    fusion_kind = "opaque"
+    fusion_kind = "out_fusable"  # an elementwise chain may follow in its step
     supports_out = True
     saves = frozenset({"input"})
 
@@ -78,6 +78,13 @@ class Affine(Op):
 
     def backward(self, dout, cache, attrs, needs=None):
         return affine_backward(dout, cache, need_dx=needs is None or needs[0])
+
+    def jvp(self, tangents, inputs, out, cache, attrs):
+        (tx, tw, tb), (x2, w, _) = tangents, cache
+        terms = [None if tx is None else tx.reshape(len(tx), -1) @ w,
+                 None if tw is None else x2 @ tw, tb]
+        terms = [t for t in terms if t is not None]
+        return None if not terms else np.asarray(sum(terms[1:], terms[0]) + np.zeros_like(out))
 
     def flops(self, in_shapes, out_shape, attrs):
         return 2 * int(np.prod(in_shapes[1], dtype=np.int64))

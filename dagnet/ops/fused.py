@@ -17,12 +17,13 @@ import numpy as np
 
 from dagnet.errors import DagnetError
 from dagnet.ops.base import get_op, register
-from dagnet.ops.conv import conv_backward, conv_forward, grad_buffer
+from dagnet.ops.conv import columns_size, conv_backward, conv_forward, grad_buffer
 from dagnet.ops.convpool import conv_relu_pool_backward, conv_relu_pool_forward, rows_from
 from dagnet.ops.dense import affine_backward, affine_forward
 from dagnet.ops.fusion import FusedOp
 from dagnet.ops.norm import batchnorm_backward, batchnorm_forward
 from dagnet.ops.pool import maxpool_backward, maxpool_forward
+from dagnet.ops.workspace import Workspace
 
 
 def _conv_args(a):
@@ -111,6 +112,17 @@ class ConvReLUPool(FusedOp):
 
     def _rows(self, w_shape, conv, pool) -> bool:
         return self.uses_rows(w_shape) and _dense_windows(conv, pool)
+
+    def workspace(self, in_shapes, out_shape, attrs):
+        """The members' workspace, the conv's part as the row kernel's patch rows where it
+        runs (im2row, never the planes of a direct conv)."""
+        ws = super().workspace(in_shapes, out_shape, attrs)
+        conv_a = _conv_args(self.member_attrs(attrs, "conv2d"))
+        if not self._rows(in_shapes[1], conv_a, _pool_args(self.member_attrs(attrs, "max_pool2d"))):
+            return ws
+        _, conv, a, ins, out = next(self._walk(in_shapes, attrs))
+        own, rows = conv.workspace(ins, out, a), columns_size(ins[1], out)
+        return Workspace(ws.elements - own.elements + rows, ws.saved - own.saved + rows, rows)
 
     def kernel_note(self, in_shapes, attrs):
         members = [self.member_attrs(attrs, op) if "members" in attrs else {}

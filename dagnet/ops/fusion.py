@@ -7,6 +7,11 @@ gets attrs = {"members": [{"name", "op", "attrs"}, ...]} from the fuse pass. `me
 step's inputs back into the chain's nodes: the runtime uses it to run a fused step member by
 member (to find a NaN inside it, or to check it against the unfused chain).
 
+A member record may also say on which of its ports the previous member's value enters
+("port", default 0) and how many inputs it takes ("arity", for a variadic op): the generic
+elementwise chains (dagnet/ops/fused_elementwise.py) link on any port (x + relu(h) reads the
+relu on port 1).
+
     class ConvReLU(FusedOp):
         chain = ("conv2d", "relu")
         modes = ("train", "eval")     # the default; list fewer with a mode_reason
@@ -25,13 +30,21 @@ MODES = ("train", "eval")
 
 
 class Member(NamedTuple):
-    """One node of a fused chain. inputs: its own inputs (arrays or shapes), where port 0 of
-    every member after the first is None: the previous member's output goes there."""
+    """One node of a fused chain. inputs: its own inputs (arrays or shapes), where the link port
+    of every member after the first is None: the previous member's output goes there."""
 
     name: str
     op: Op
     attrs: dict
     inputs: list
+    #: the port the previous member's value enters (None for the first member)
+    port: int | None = None
+
+    def given(self, previous) -> list:
+        """Its inputs with the previous member's value (or shape) in the link port."""
+        if self.port is None:
+            return list(self.inputs)
+        return [previous if i == self.port else x for i, x in enumerate(self.inputs)]
 
 
 class FusedOp(Op):
@@ -68,13 +81,22 @@ class FusedOp(Op):
         cls.stateful = any(o.stateful for o in ops)
         cls.chain_ops = ops
 
+    def member_ops(self, attrs) -> tuple:
+        """The registered op of each member."""
+        return self.chain_ops
+
     def members(self, inputs, attrs) -> list[Member]:
         """The chain's members with their own inputs, split from the step's `inputs` (arrays or
-        shapes): the first member takes its arity, the others one less (port 0 is None)."""
+        shapes): the first member takes its arity, the others one less (the link port None)."""
         out, i = [], 0
-        for k, (op, m) in enumerate(zip(self.chain_ops, attrs["members"])):
-            n = (op.arity if isinstance(op.arity, int) else op.arity[0]) - (k > 0)
-            out.append(Member(m["name"], op, m["attrs"], ([] if k == 0 else [None]) + list(inputs[i:i + n])))
+        for k, (op, m) in enumerate(zip(self.member_ops(attrs), attrs["members"])):
+            arity = m.get("arity", op.arity if isinstance(op.arity, int) else op.arity[0])
+            n = arity - (k > 0)
+            own = list(inputs[i:i + n])
+            port = None if k == 0 else m.get("port", 0)
+            if port is not None:
+                own.insert(port, None)
+            out.append(Member(m["name"], op, m["attrs"], own, port))
             i += n
         return out
 
@@ -89,7 +111,7 @@ class FusedOp(Op):
         order: each member's port 0 is the previous member's output."""
         shape = None
         for i, m in enumerate(self.members(in_shapes, attrs)):
-            shapes = m.inputs if shape is None else [shape] + m.inputs[1:]
+            shapes = m.given(shape)
             shape = tuple(m.op.infer_shape(shapes, m.attrs))
             yield i, m.op, m.attrs, shapes, shape
 

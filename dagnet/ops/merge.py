@@ -1,9 +1,12 @@
-"""Ops that merge several values: add (skip connections) and concat (along the channel axis).
+"""Ops that merge several values: add (skip connections, biases, graph math) and concat (along
+the channel axis).
 
-    add:    x0, x1, ... all (N, d1, ..., dk) -> (N, d1, ..., dk), no broadcasting
+    add:    x0, x1, ... any shapes that broadcast (numpy's rule, the batch axis leading; see
+            dagnet/ops/broadcast.py) -> their broadcast shape
     concat: x0 (N, c0, ...), x1 (N, c1, ...), ... -> (N, c0 + c1 + ..., ...) along attrs["axis"]
 
-Their backward passes return dout itself (add) or views of it (concat): no copies.
+Their backward passes return dout itself (add, for operands of the output's shape) or views
+of it (concat): no copies.
 """
 from __future__ import annotations
 
@@ -11,42 +14,40 @@ import numpy as np
 
 from dagnet.errors import AttrError, ShapeError
 from dagnet.ops.base import Op, check_floats, register
+from dagnet.ops.broadcast import sum_to
 from dagnet.ops.declare import Attr, variadic
+from dagnet.ops.elementwise import Broadcasting
 
 
 class _Merge(Op):
     ports = (variadic("x", 2, "two or more values"),)
     attributes = ()
     saves = frozenset()  # backward needs only the input shapes
+    linear = True
 
 
 @register
-class Add(_Merge):
-    """Element-wise sum of two or more same-shape values.  x0, x1, ...: (N, ...) -> (N, ...)."""
+class Add(Broadcasting):
+    """Elementwise sum of two or more values, broadcasting.  x0, x1, ...: any shapes that
+    broadcast -> their broadcast shape; (N, ...) + (N, ...) -> (N, ...)."""
 
     name = "add"
-    fusion_kind = "elementwise"
-    supports_out = True
-
-    def infer_shape(self, in_shapes, attrs):
-        shapes = [tuple(s) for s in in_shapes]
-        if len(set(shapes)) > 1:
-            listed = ", ".join(f"x{i} {s}" for i, s in enumerate(shapes))
-            raise ShapeError(
-                f"add: inputs must all have the same shape (no broadcasting), got {listed}"
-            )
-        return shapes[0]
+    ports = (variadic("x", 2, "two or more values", either=True),)
+    saves = frozenset()  # backward needs only the input shapes
+    linear = True
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
-        check_floats(self.name, [f"x{i}" for i in range(len(inputs))], inputs)
-        self.infer_shape([x.shape for x in inputs], attrs)  # full shapes: batch sizes too
+        shape = self.checked(inputs)
+        if out is None:
+            out = np.empty(shape, dtype=inputs[0].dtype)
         y = np.add(inputs[0], inputs[1], out=out)
         for x in inputs[2:]:
             y += x
-        return y, len(inputs)
+        return y, [x.shape for x in inputs]
 
     def backward(self, dout, cache, attrs, needs=None):
-        return tuple(dout if needs is None or needs[i] else None for i in range(cache))
+        return tuple(sum_to(dout, s) if needs is None or needs[i] else None
+                     for i, s in enumerate(cache))
 
 
 def _concat_shape(shapes, axis, first_axis):

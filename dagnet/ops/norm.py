@@ -185,7 +185,7 @@ class BatchNorm(Op):
              hint="dagnet keeps momentum * running + (1 - momentum) * batch; PyTorch's "
                   "momentum 0.1 is 0.9 here"),
     )
-    fusion_kind = "opaque"
+    fusion_kind = "out_fusable"  # an elementwise chain may follow in its step
     supports_out = True
     # backward reads gamma (a param) and the normalised x its cache keeps (workspace), never x
     saves = frozenset()

@@ -198,6 +198,7 @@ class AvgPool2D(_Pool2D):
     """Mean over windows, zero padding counted unless count_include_pad=False.  x: (N, C, H, W) -> (N, C, Ho, Wo)."""
 
     name = "avg_pool2d"
+    linear = True  # forward mode: the average of the tangent
     short = "avgpool"
     aliases = ("avg_pool", "avgpool")
     attributes = _Pool2D.attributes + (
@@ -244,6 +245,7 @@ class GlobalAvgPool(_GlobalPool):
     """Mean over each channel's plane.  x: (N, C, H, W) -> (N, C)."""
 
     name = "global_avg_pool"
+    linear = True  # forward mode: the mean of the tangent
     short = "gap"
     aliases = ("gap",)
 

@@ -39,6 +39,7 @@ class Executor:
         # the memory plan's buffers, {buffer id: byte array}, sized for `batch` examples
         self.buffers: dict = {}
         self.batch = 0
+        self.fed_batch = 0  # the batch of the last forward (backward checks seeds against it)
 
     # -- hooks ------------------------------------------------------------------------------
     def step_forward(self, step, ins, mode, out=None, workspace=None):
@@ -70,10 +71,11 @@ class Executor:
         self.rng = plan.rng if self.given_rng is None else self.given_rng
         self.caches = caches = {}  # a failed run leaves none for backward to misuse
         values = dict(plan.params)
+        values.update(plan.constants)
         values.update(check_feeds(plan, feeds))
         keep = set(plan.output_values)
         keep.update(wanted)
-        batch = batch_size(plan, values)
+        self.fed_batch = batch = batch_size(plan, values)  # for backward to check seed shapes
         # a train plan in eval mode (a solver's accuracy check, often at a larger batch) gives
         # its values fresh arrays, freed at their last use: its buffers, sized for train-mode
         # liveness, would otherwise grow to that batch and stay
@@ -106,7 +108,8 @@ class Executor:
                                 f"says how many bytes one example needs)") from None
             # in a planned buffer: written there, or in place over / a view of a value that is
             if (out is not None and out is not ins[0]) or (
-                    in_arena and step.inputs[0] in in_arena and (out is not None or step.op.may_alias)):
+                    in_arena and step.inputs and step.inputs[0] in in_arena
+                    and (out is not None or step.op.may_alias)):
                 if step.name in keep:  # a value asked for, made in place or as a view: copy it
                     y = y.copy()  # now, before a later step reuses the buffer
                 else:

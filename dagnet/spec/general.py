@@ -12,7 +12,8 @@ the vocabulary of the sequential form (docs/spec.md). A node of an op that owns 
 affine, batchnorm) listing only its data input is made by the builder, which creates its params
 (`conv1.w`, `conv1.b`) and takes the builder keys (filters, size, init, ...); a node that lists
 every input, params included, is added as is, its other keys being its attrs. `input` nodes
-take shape/dtype, `param` nodes shape/init/scale/value/decay/fan_in/fan_out. Graph.to_spec
+take shape/dtype/batched, `param` nodes shape/init/scale/value/decay/fan_in/fan_out,
+`constant` nodes value/shape/dtype (`{name: two, op: constant, value: 2.0}`). Graph.to_spec
 writes every node that way, so Graph -> spec -> Graph is exact, through YAML or JSON text too.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ import networkx as nx
 from dagnet.errors import SpecError
 from dagnet.graph import build as build_op
 from dagnet.init import param_problem
-from dagnet.ir import INPUT, LEAF_ATTRS, NODE_KEYS, PARAM, topological_order
+from dagnet.ir import CONSTANT, INPUT, LEAF_ATTRS, LEAVES, NODE_KEYS, PARAM, topological_order
 from dagnet.ops import registered_ops
 from dagnet.spec.vocab import (bind, build, builder_keys, check_keys, mapping, node_keys,
                                op_named, owns_params, sequence, string, suggest)
@@ -63,9 +64,9 @@ def _parse_node(i: int, item) -> dict:
     name = string(f"{path}.name", item["name"])
     path = f"{path} ({name})"
     op_name = string(f"{path}.op", item["op"])
-    op = None if op_name in (INPUT, PARAM) else op_named(op_name)
-    if op_name not in (INPUT, PARAM) and op is None:
-        known = [INPUT, PARAM, *registered_ops()]
+    op = None if op_name in LEAVES else op_named(op_name)
+    if op_name not in LEAVES and op is None:
+        known = [*LEAVES, *registered_ops()]
         raise SpecError(f"{path}.op: unknown op {op_name!r}{suggest(op_name, known)} "
                         f"Known ops: {', '.join(sorted(known))}")
     if op is None:
@@ -117,6 +118,8 @@ def _add_node(g, node: dict) -> None:
         if problem:
             raise SpecError(f"{path}: {problem}")
         build(path, g.param, name, **attrs)
+    elif op == CONSTANT:
+        build(path, g.constant, name=name, **attrs)
     elif node["by_builder"]:
         srcs = node["inputs"]
         later = next((s for s in srcs if s not in g), None)
@@ -134,7 +137,7 @@ def _add_node(g, node: dict) -> None:
 
 
 def _has_shape(n) -> bool:
-    return n.op in (INPUT, PARAM) or "shape" in n.meta
+    return n.op in LEAVES or "shape" in n.meta
 
 
 def _infer_shapes(g, paths: dict) -> None:

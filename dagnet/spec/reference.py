@@ -11,7 +11,8 @@ from dagnet.ir import INPUT_ATTRS
 from dagnet.ops import registered_ops
 from dagnet.ops.declare import Same
 from dagnet.spec.sequential import LAYER_DEFAULTS
-from dagnet.spec.vocab import declared_ops, layer_types, losses, owns_params
+from dagnet.ir import CONSTANT_ATTRS
+from dagnet.spec.vocab import declared_ops, layer_types, losses, operand_decls, owns_params
 
 SEQUENTIAL_EXAMPLE = """\
 name: lenet
@@ -59,7 +60,8 @@ def _kind(a) -> str:
     return {"int": "int", "pair": "int or [h, w]", "pads": "int, [h, w] or [top, left, bottom, right]",
             "number": "number", "scales": "number or [h, w]", "bool": "bool",
             "choice": " \\| ".join(a.choices), "dims": "list of ints",
-            "target": "list of ints", "dtype": "dtype name"}[a.kind]
+            "target": "list of ints", "dtype": "dtype name", "tensor": "number or nested lists",
+            "axes": "int or list of ints", "text": "string"}[a.kind]
 
 
 def _attr_table(attrs, node_column: bool) -> list[str]:
@@ -77,10 +79,13 @@ def _attr_table(attrs, node_column: bool) -> list[str]:
 
 
 def _port(p) -> str:
+    kind = "value (batched or not)" if p.either else "data"
+    if p.dtype == "int":
+        kind = "int64 indices" + (", batched or not" if p.either else "")
     if p.variadic:
-        what = f"data, {p.least} or more"
+        what = f"{kind}, {p.least} or more"
     elif p.batched:
-        what = "data" if p.grad else "data, no gradient"
+        what = kind if p.grad or p.dtype == "int" else f"{kind}, no gradient"
     elif p.init:
         init = "the `init` attr" if p.init == "weight" else f"`{p.init}`"
         if isinstance(p.value, Same):
@@ -99,6 +104,12 @@ def _op_section(op, layer_names: dict) -> list[str]:
     if op.name in layer_names.values() and op.kind != "loss":
         lines.append(f"- names: {', '.join(f'`{n}`' for n in names)}; unnamed layers and "
                      f"nodes are called `{op.prefix}1`, `{op.prefix}2`, ...")
+        operands = operand_decls(op)
+        if operands:
+            number = "[[1.0, 0.0], [0.0, 1.0]]" if op.name == "matmul" else "0.5"
+            example = ", ".join(f"{a.name}: {number}" for a in operands)
+            lines.append(f"- as a layer it reads the layer below and takes its other operands as "
+                         f"constants: `{{type: {op.name}, {example}}}`")
     elif op.kind == "loss":
         lines.append(f"- a loss: `loss: {(op.aliases or (op.name,))[0]}` in the sequential "
                      f"form (also {', '.join(f'`{n}`' for n in names)})")
@@ -160,7 +171,7 @@ def reference() -> str:
         "## The general form: any DAG",
         "",
         "```yaml", GENERAL_EXAMPLE.rstrip(), "```", "",
-        "Each node has `name`, `op` (an op, an alias, `input` or `param`) and, for ops, "
+        "Each node has `name`, `op` (an op, an alias, `input`, `param` or `constant`) and, for ops, "
         "`inputs` (node names, in port order); its other keys are the op's keys. `outputs:` "
         "(optional) lists the graph's outputs; by default the losses, else the nodes nobody "
         "reads. A node may be listed before its inputs, except one whose params the builder "
@@ -173,6 +184,21 @@ def reference() -> str:
         "Initializers (`fan_in`/`fan_out` are recorded by the builder, else read off the "
         "shape: (F, C, kh, kw) conv or (D, M) affine weights):", "",
         *[f"- `{k}`: {v}" for k, v in INIT_DOCS.items()], "",
+        "### `constant` nodes", "",
+        "A fixed, non-trainable array (`{name: two, op: constant, value: 2.0}`; `value: [[1, 2], "
+        "[3, 4]]`; `value: 0.5, shape: [3, 4]`), never batched; exported to ONNX as an "
+        "initializer.", "",
+        *_attr_table(CONSTANT_ATTRS, False), "",
+        "## Values with and without the batch axis", "",
+        "An input is a batch of examples by default: its `shape` leaves out the batch axis N. "
+        "With `batched: false` it is one array of exactly `shape`; params and constants never "
+        "have a batch axis. The tensor-math ops (values batched or not) count their axes over "
+        "the full array as numpy and ONNX do: axis 0 of a batched value is its batch axis, and a "
+        "reduction over it gives an unbatched value. Their output is batched when an input is. "
+        "Operands broadcast by numpy's rule on the full shapes, the batch axis leading: N meets "
+        "only 1 or another N, and an unbatched operand has at most as many axes as a batched "
+        "one ((N, 3, 4) with (4,), (3, 4) or (1, 3, 4); never with (5, 3, 4) or (2, 1, 3, 4)).",
+        "",
         "## Ops", "",
     ]
     for op in ops.values():

@@ -12,7 +12,9 @@
     loss: softmax                      # softmax (default) | svm | none
 
 A layer's `type` is an op or one of its aliases and its keys are the op's attributes or their
-aliases (docs/spec.md lists them all: the same vocabulary as the general form). A layer is named
+aliases (docs/spec.md lists them all: the same vocabulary as the general form); an op of two
+values takes the layer below as its first and a constant as the other (`{type: mul, y: 0.5}`,
+`{type: add, x1: [1, 2, 3]}`). A layer is named
 after its op's short name and how many layers of that op came before (conv1, relu1, pool1, fc1,
 bn1, drop1, ...); the layer feeding the loss is `scores`; `name:` overrides both. The labels
 input is `y` (int64) and the loss node `loss`. Top-level `init` and `weight_scale` are defaults
@@ -25,7 +27,7 @@ from dagnet.graph import build as build_op
 from dagnet.ir import INPUT_ATTRS
 from dagnet.ops import registered_ops
 from dagnet.spec.vocab import (bind, build, builder_keys, check_keys, check_value, fail, losses,
-                               layer_types, mapping, sequence, string, suggest)
+                               layer_types, mapping, operand_decls, sequence, string, suggest)
 
 #: top-level keys that give every layer that has the attr a default
 LAYER_DEFAULTS = ("init", "weight_scale")
@@ -69,14 +71,17 @@ def build_sequential(spec: dict, graph_class):
             raise SpecError(f"{path}.type: unknown layer type {kind!r}{suggest(kind, types)} "
                             f"Known types: {', '.join(sorted(types))}")
         op = types[kind]
-        kwargs = bind(path, layer, ("type", "name"), builder_keys(op))
+        operands = operand_decls(op)
+        kwargs = bind(path, layer, ("type", "name"), builder_keys(op) + operands)
+        args = (h, *(kwargs.pop(a.name) for a in operands)) if any(p.variadic for p in op.ports) \
+            else (h,)
         kwargs = {**{k: v for k, v in defaults.items() if op.attr(k)}, **kwargs}
         counts[op.name] = counts.get(op.name, 0) + 1
         name = layer.get("name")
         if name is None:
             name = "scores" if loss and i == len(layers) - 1 else f"{op.prefix}{counts[op.name]}"
         kwargs["name"] = string(f"{path}.name", name)
-        h = build(path, build_op, g, op, (h,), kwargs)
+        h = build(path, build_op, g, op, args, kwargs)
     if loss:
         build("loss", build_op, g, loss, (h, labels), {})
     return g

@@ -9,6 +9,7 @@ import difflib
 
 from dagnet.errors import DagnetError, GraphError, SpecError
 from dagnet.ops import registered_ops
+from dagnet.ops.declare import REQUIRED, Attr, Port
 
 
 def suggest(word, choices) -> str:
@@ -116,11 +117,34 @@ def _by_name(ops) -> dict:
     return table
 
 
+def operand_ports(op) -> list:
+    """The data ports after the first that a sequential layer gives as constants (`y: 2.0` of
+    `{type: mul}`): those taking unbatched values; a variadic one once, as its second (x1)."""
+    data = [p for p in op.ports if p.batched]
+    if data and data[0].variadic:  # add's x1; einsum (one operand or more) takes none
+        many = data[0].either and data[0].least > 1
+        return [Port(f"{data[0].name}1", either=True, doc=data[0].doc)] if many else []
+    return [p for p in data[1:]]
+
+
+def operand_decls(op) -> tuple:
+    """The keys of a sequential layer's constant operands, as declarations (numbers or nested
+    lists, required)."""
+    return tuple(Attr(p.name, "tensor", REQUIRED, doc=f"a constant operand{': ' + p.doc if p.doc else ''}")
+                 for p in operand_ports(op))
+
+
 def layer_types() -> dict:
-    """{layer type: op} of the sequential form: ops with one data input that are no loss."""
-    return _by_name([op for op in declared_ops().values() if op.kind != "loss"
-                     and sum(p.batched for p in op.ports) == 1
-                     and not any(p.variadic for p in op.ports)])
+    """{layer type: op} of the sequential form: ops that are no loss whose first port takes
+    the layer below, every other data port a constant the layer gives (mul's y)."""
+    def fits(op):
+        data = [p for p in op.ports if p.batched]
+        if not data or op.kind == "loss" or data[0].dtype != "float":
+            return False
+        if data[0].variadic:
+            return data[0].either
+        return all(p.either for p in data[1:])
+    return _by_name([op for op in declared_ops().values() if fits(op)])
 
 
 def losses() -> dict:

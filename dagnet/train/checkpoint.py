@@ -17,17 +17,15 @@ and refuses object arrays before reading them: a checkpoint never executes code.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from dagnet.errors import CheckpointError
+from dagnet import files
 
 FORMAT = "dagnet-checkpoint"
 FORMAT_VERSION = 1
@@ -59,7 +57,13 @@ def save_checkpoint(path, params: dict, state: dict, optimizer: dict, solver: di
     dicts (tuples come back as lists); extra: more arrays, e.g. the best-validation params.
     Array sections may nest dicts to any depth; leaves must be numeric numpy arrays.
     """
-    path = os.fspath(path)
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise CheckpointError(f"save_checkpoint: path = {path!r:.60}; it must be a file path "
+                              f"(str or pathlib.Path)")
+    path = os.fsdecode(os.fspath(path))
+    if os.path.isdir(path):
+        raise CheckpointError(f"cannot write checkpoint {path}: it is a folder; give a file path "
+                              f"such as {os.path.join(path, 'checkpoint.npz')}")
     arrays: dict[str, np.ndarray] = {}
     sections = {"params": params, "state": state, "optimizer": optimizer, "extra": extra or {}}
     tree = {name: _flatten(name, sections[name], [name], arrays) for name in ARRAY_SECTIONS}
@@ -135,66 +139,21 @@ def _digest(meta: dict, arrays: dict[str, np.ndarray]) -> str:
 
 def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
     """Temp file in the same directory, flush + fsync, os.replace, fsync the directory."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        # Same directory as the target: os.replace is only atomic within one file system.
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    except OSError as e:
-        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror} ({directory}); "
-                              "create the directory or choose another --out") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, allow_pickle=False, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates the file 0600; a checkpoint is no secret and others may evaluate it.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise CheckpointError(f"cannot write checkpoint {path}: {e}; the previous checkpoint, "
-                                  "if any, is unchanged") from e
-        raise
-    _fsync_directory(directory)
-    _remove_stale_temps(directory, path)
-
-
-#: temp files of this age (seconds) are leftovers of a save that was killed, not one under way
-STALE_TEMP_AGE = 60.0
-
-
-def _remove_stale_temps(directory: str, path: str) -> None:
-    """Delete the temp files that killed saves of `path` left behind (older than
-    STALE_TEMP_AGE), so that crashes do not pile up checkpoint-sized garbage."""
-    prefix = "." + os.path.basename(path) + "."
-    now = time.time()
-    with contextlib.suppress(OSError):
-        for name in os.listdir(directory):
-            if name.startswith(prefix) and name.endswith(".tmp"):
-                temp = os.path.join(directory, name)
-                with contextlib.suppress(OSError):
-                    if now - os.path.getmtime(temp) > STALE_TEMP_AGE:
-                        os.unlink(temp)
-
-
-def _fsync_directory(directory: str) -> None:
-    # Without this the rename itself may be lost on power failure, though the data is on disk.
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    files.write_atomically(path, lambda f: np.savez(f, allow_pickle=False, **arrays),
+                               error=CheckpointError, what="checkpoint")
 
 
 # -- loading ---------------------------------------------------------------------------------
 
 def load_checkpoint(path) -> Checkpoint:
     """Read and verify a checkpoint written by save_checkpoint; CheckpointError if it is unusable."""
-    path = os.fspath(path)
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise CheckpointError(f"load_checkpoint: path = {path!r:.60}; it must be the path of a "
+                              f"checkpoint file (str or pathlib.Path)")
+    path = os.fsdecode(os.fspath(path))
     if os.path.isdir(path):
         raise CheckpointError(f"{path} is a directory; pass the checkpoint file (e.g. {path}/checkpoint.npz)")
+    files.check_regular(path, CheckpointError, "checkpoint file")
     try:
         with open(path, "rb") as f:
             head = f.read(len(_ZIP_MAGIC))
@@ -221,8 +180,27 @@ def load_checkpoint(path) -> Checkpoint:
                               "use an earlier checkpoint or train again") from e
 
 
+#: a checkpoint may inflate to this many times its size on disk (dagnet stores its entries
+#: uncompressed: 1x; np.savez_compressed float data: ~1.1x) - or to MAX_SMALL_INFLATED bytes,
+#: whichever is more; beyond that it is a zip bomb, refused before any entry is inflated
+MAX_INFLATION = 50
+MAX_SMALL_INFLATED = 256 * 2 ** 20
+
+
+def _check_sizes(path: str, zf) -> None:
+    """Refuse an archive whose entries claim to inflate far beyond its size on disk."""
+    declared = sum(info.file_size for info in zf.infolist())
+    on_disk = os.path.getsize(path)
+    if declared > max(MAX_INFLATION * on_disk, MAX_SMALL_INFLATED):
+        raise CheckpointError(f"checkpoint {path} is {on_disk:,} bytes but its entries claim "
+                              f"{declared:,} bytes inflated (over {MAX_INFLATION}x): a damaged "
+                              f"or malicious archive (a zip bomb); use a checkpoint written by "
+                              f"dagnet")
+
+
 def _read(path: str, npz) -> Checkpoint:
     """Verify the entries of an open NpzFile and rebuild the Checkpoint."""
+    _check_sizes(path, npz.zip)
     for info in npz.zip.infolist():
         _check_entry(path, npz.zip, info)
     keys = [info.filename[: -len(".npy")] for info in npz.zip.infolist()]
@@ -286,6 +264,11 @@ def _unflatten(skeleton, arrays: dict):
 def check_compatible(checkpoint: Checkpoint, param_shapes: dict, param_dtypes: dict | None = None) -> None:
     """Raise CheckpointError listing params missing, extra or of another shape than the graph's
     (and, given param_dtypes {name: dtype}, of another dtype than the plan's)."""
+    # duck-typed: anything holding a {param: array} dict as .params (fine-tuning's weights)
+    if not isinstance(getattr(checkpoint, "params", None), dict) or not isinstance(param_shapes, dict):
+        raise CheckpointError(f"check_compatible(checkpoint, param_shapes): give a Checkpoint "
+                              f"(load_checkpoint(path)) and a dict {{param: shape}}, got "
+                              f"{type(checkpoint).__name__} and {type(param_shapes).__name__}")
     saved = {name: tuple(np.shape(a)) for name, a in checkpoint.params.items()}
     wanted = {name: tuple(shape) for name, shape in param_shapes.items()}
     missing = [name for name in wanted if name not in saved]

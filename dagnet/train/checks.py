@@ -1,19 +1,19 @@
 """Checks of what a user hands the Solver: its arguments (types and ranges, as the graph
-builder checks its own), the data dict (keys, splits, shapes, labels against the plan) and a
-checkpoint to resume (written by Solver.save, for this plan's state and these settings).
+builder checks its own), the data dict (keys, splits, shapes, labels against the plan). A checkpoint
+to resume is checked by dagnet.train.resume.
 
 Each failure is one line naming the argument, the value given and what it must be, raised
 before any training starts.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from numbers import Integral, Real
 
 import numpy as np
 
-from dagnet.data.augment import augment_key
 from dagnet.errors import CheckpointError, DatasetError, TrainingError
 from dagnet.train.hyperparams import did_you_mean
 
@@ -64,15 +64,61 @@ def choice(name: str, value, choices) -> str:
 
 
 def path(name: str, value) -> str | None:
+    """None or a file path whose folder exists (a typo there would only fail after an epoch)."""
     if value is not None and not isinstance(value, (str, os.PathLike)):
         raise _bad(name, value, "None or a file path")
-    return None if value is None else os.fspath(value)
-
-
-def function(name: str, value):
-    if value is not None and not callable(value):
-        raise _bad(name, value, "None or a function (called with the solver after each epoch)")
+    if value is None:
+        return None
+    value = os.fspath(value)
+    folder = os.path.dirname(os.path.abspath(value))
+    if not value or os.path.isdir(value) or not os.path.isdir(folder):
+        what = "a folder" if value and os.path.isdir(value) else f"in {folder}, which does not exist"
+        raise CheckpointError(f"Solver: {name} = {value!r} is {what}; give a file path in an "
+                              f"existing folder (create the folder first)")
     return value
+
+
+def function(name: str, value, want: str = "None or a function (called with the solver after "
+                                           "each epoch)"):
+    if value is not None and not callable(value):
+        raise _bad(name, value, want)
+    return value
+
+
+def callbacks(name: str, value) -> list:
+    """A list or tuple of objects with on_step_end and/or on_epoch_end (dagnet.train.callbacks)."""
+    if not isinstance(value, (list, tuple)):
+        raise _bad(name, value, "a list of callbacks (objects with on_step_end or on_epoch_end, "
+                                "see dagnet.train.callbacks)")
+    for cb in value:
+        if not any(callable(getattr(cb, e, None)) for e in ("on_step_end", "on_epoch_end")):
+            raise TrainingError(f"Solver: callback {cb!r:.60} has neither on_step_end nor "
+                                f"on_epoch_end; see dagnet.train.callbacks")
+    return list(value)
+
+
+def names(name: str, value, allowed) -> frozenset:
+    """A collection of strings, each one of `allowed` (e.g. allow_changes=["learning_rate"])."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise _bad(name, value, "a list of names such as ['learning_rate', 'num_epochs']")
+    for v in value:
+        if v not in allowed:
+            raise _bad(name, value, f"a list of these names: {', '.join(sorted(allowed))}"
+                                    f"{did_you_mean(v, allowed)}")
+    return frozenset(value)
+
+
+def json_dict(name: str, value) -> dict:
+    """None (an empty dict) or a dict that JSON can hold."""
+    if value is None:
+        return {}
+    try:
+        ok = isinstance(value, dict) and json.loads(json.dumps(value)) is not None
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise _bad(name, value, "None or a JSON-able dict (str keys; numbers, strings, lists, dicts)")
+    return json.loads(json.dumps(value))
 
 
 def check_examples(owner: str, X, y) -> None:
@@ -160,37 +206,3 @@ def num_classes(model) -> int | None:
         return int(model.graph.node(step.inputs[0]).meta["shape"][-1])
     except (AttributeError, StopIteration, KeyError, IndexError):
         return None
-
-
-#: what Solver.save writes into the checkpoint's solver section and load needs back
-SOLVER_KEYS = ("epoch", "loss_history", "train_acc_history", "val_acc_history", "epoch_times",
-               "best_val_acc", "rng", "plan_rng")
-
-
-def check_resumable(solver, path: str, ck) -> None:
-    """CheckpointError unless `ck` is a Solver checkpoint of this model and these settings."""
-    s = ck.solver
-    missing = [k for k in SOLVER_KEYS if k not in s]
-    if missing or "best_params" not in ck.extra:
-        raise CheckpointError(
-            f"{path} holds no solver state (missing {', '.join(missing or ['best_params'])}): "
-            f"it was not written by Solver.save, so it cannot be resumed; load its params "
-            f"with load_checkpoint() and compile(graph, params=...) instead")
-    mine = {n: {k: (v.shape, v.dtype) for k, v in st.items()} for n, st in solver.model.state.items()}
-    theirs = {n: {k: (np.shape(v), np.asarray(v).dtype) for k, v in st.items()}
-              for n, st in ck.state.items()}
-    if mine != theirs:
-        raise CheckpointError(
-            f"{path}: its state (nodes {sorted(theirs)}) does not fit this plan's state "
-            f"(nodes {sorted(mine)}); build the graph from the spec saved with it "
-            f"(checkpoint.spec) or train from scratch")
-    wanted = {"update_rule": solver.update_rule_name, "batch_size": solver.batch_size,
-              "weight_decay": solver.weight_decay, "seed": solver.seed,
-              "monitor": solver.stopping.monitor, "augment": augment_key(solver.augment)}
-    differ = [f"{k} {s[k]!r} in the checkpoint vs {v!r} now" for k, v in wanted.items()
-              if k in s and s[k] != v]
-    if differ:
-        raise CheckpointError(
-            f"{path} was trained with other settings ({'; '.join(differ)}); resume with "
-            f"the same settings to continue that run, or choose another checkpoint path "
-            f"to start a new one")

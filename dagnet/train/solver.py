@@ -30,12 +30,23 @@ step checks the loss and one sum per gradient for NaN/Inf; on the first non-fini
 training stops with a TrainingError before any param is updated, naming the iteration and -
 found by replaying that batch with every value checked (runtime.locate_nonfinite) - the first
 step and node that produced it. A checkpoint is never written with non-finite params, so the
-file on disk always holds the last good epoch. Resuming refuses (CheckpointError) a checkpoint
-of another graph, dtype or state, or trained with another update rule, batch size, weight decay,
-seed or monitor.
+file on disk always holds the last good epoch.
+
+Resuming checks what it resumes (dagnet.train.resume): a checkpoint of another graph (a
+structural diff: relu -> tanh or an added dropout is refused, naming the node), dtype or
+state, of other data (a fingerprint of the splits), or of another recipe (update rule and its
+hyperparameters, schedule, epochs, batch size, weight decay, seed, early stopping) is refused
+with a CheckpointError naming what differs. allow_changes=["learning_rate", ...] lets named
+recipe changes through; they are recorded in solver.changes, which every later checkpoint
+carries. A checkpoint with best params or optimizer state of another shape, or mistyped solver
+state, is a CheckpointError too. train() holds a lock on the checkpoint (`<checkpoint>.lock`):
+a second process training into it fails naming the first, and a solver whose checkpoint was
+replaced by another process since it read it refuses to overwrite it. run_info: JSON-able
+facts stored with every checkpoint (the `dagnet train` command keeps its flags there).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -49,8 +60,11 @@ from dagnet.data.preprocess import batch_indices
 from dagnet.errors import CheckpointError, TrainingError
 from dagnet.train import checks, optim
 from dagnet.train.callbacks import notify
-from dagnet.train.checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from dagnet.train.checkpoint import load_checkpoint, save_checkpoint
 from dagnet.train.nonfinite import first_nonfinite, nonfinite_error
+from dagnet.train import resume as resume_checks
+from dagnet.train.resume import CHANGEABLE, data_fingerprint, recipe, restore
+from dagnet.train.runfolder import RunLock
 from dagnet.train.schedules import make_schedule
 from dagnet.train.stopping import MONITORS, EarlyStopping
 
@@ -72,7 +86,8 @@ class Solver:
                  num_val_samples: int | None = None, print_every: int | None = 10,
                  verbose: bool = True, progress: bool | None = None, checkpoint: str | None = None,
                  resume: bool = False, seed: int = 0, on_epoch=None, patience: int | None = None,
-                 monitor: str = "val_acc", min_delta: float = 0.0, callbacks=(), augment=None):
+                 monitor: str = "val_acc", min_delta: float = 0.0, callbacks=(), augment=None,
+                 allow_changes=(), run_info: dict | None = None):
         checks.check_model(model)
         self.model = model
         self.X_train, self.y_train, self.X_val, self.y_val = checks.check_data(model, data)
@@ -100,15 +115,9 @@ class Solver:
         resume = checks.flag("resume", resume)
         self.seed = checks.count("seed", seed, low=0)
         self.on_epoch = checks.function("on_epoch", on_epoch)
-        self.callbacks = list(callbacks)  # see dagnet.train.callbacks
-        if augment is not None and not callable(augment):
-            raise TrainingError(f"Solver: augment = {augment!r}; give None or a function "
-                                f"(X_batch, rng) -> X_batch, e.g. dagnet.data.augment.Augment(flip=True)")
-        self.augment = augment
-        for cb in self.callbacks:
-            if not any(hasattr(cb, e) for e in ("on_step_end", "on_epoch_end")):
-                raise TrainingError(f"Solver: callback {cb!r} has neither on_step_end nor "
-                                    f"on_epoch_end; see dagnet.train.callbacks")
+        self.callbacks = checks.callbacks("callbacks", callbacks)  # see dagnet.train.callbacks
+        self.augment = checks.function("augment", augment, "None or a function (X_batch, rng) -> "
+                                       "X_batch, e.g. dagnet.data.augment.Augment(flip=True)")
         self.stopping = EarlyStopping(
             checks.choice("monitor", monitor, MONITORS),
             checks.count("patience", patience, optional="never stop early"),
@@ -128,8 +137,14 @@ class Solver:
         lr0 = float(self.optim_config.get("learning_rate",
                                           optim.DEFAULTS[update_rule]["learning_rate"]))
         self.schedule = make_schedule(lr_schedule, lr0, total=self.num_epochs)
+        self.allow_changes = checks.names("allow_changes", allow_changes, CHANGEABLE)
+        self.run_info = checks.json_dict("run_info", run_info)
+        self.data_fingerprint = data_fingerprint(self.X_train, self.y_train, self.X_val,
+                                                        self.y_val)
+        self.changes: list[dict] = []  # recipe changes allowed on resume, by epoch
         self.rng = np.random.default_rng(self.seed)
         self.saved_epoch = None  # the epoch the checkpoint file holds (None: none written/read)
+        self._on_disk = None  # that file's identity when this solver last read or wrote it
         self._reset()
         if resume:
             if not checkpoint:
@@ -227,7 +242,11 @@ class Solver:
             print(f"nothing to train: {self.stop_note()}")
         # Every step checks for NaN/Inf and stops with one TrainingError naming where it arose:
         # numpy's overflow warnings on the way there would only bury that message.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        # One writer per checkpoint: a second process training into it fails here, by name.
+        lock = RunLock(self.checkpoint) if self.checkpoint else contextlib.nullcontext()
+        with lock, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if self.checkpoint:
+                resume_checks.check_unchanged(self.checkpoint, self._on_disk)
             while self.epoch < self.num_epochs and not self.stopped_early:
                 self._epoch(tqdm)
         for k, v in self.best_params.items():
@@ -357,41 +376,20 @@ class Solver:
             "rng": self.rng.bit_generator.state,
             "plan_rng": self.model.rng.bit_generator.state,
         }
+        solver.update(recipe=recipe(self), data=self.data_fingerprint,
+                      changes=self.changes, run_info=self.run_info)
         save_checkpoint(path, params=self.model.params, state=self.model.state,
                         optimizer=optim.state_to_arrays(self.optim_configs), solver=solver,
                         spec=self.model.source.to_spec(),
                         extra={"best_params": self.best_params, "best_state": self.best_state})
         self.saved_epoch = self.epoch
+        if path == self.checkpoint:
+            self._on_disk = resume_checks.file_identity(path)
 
     def load(self, path: str) -> None:
-        """Restore a run saved by save(): continue with train()."""
-        ck = load_checkpoint(path)
-        check_compatible(ck, {k: v.shape for k, v in self.model.params.items()},
-                         {k: v.dtype for k, v in self.model.params.items()})
-        checks.check_resumable(self, path, ck)
-        for k, v in ck.params.items():
-            self.model.params[k][...] = v
-        for node, st in ck.state.items():
-            for key, v in st.items():
-                self.model.state[node][key][...] = v
-        self.optim_configs = optim.state_from_arrays(ck.optimizer)
-        for p in self.model.params:
-            if p not in self.optim_configs:
-                self.optim_configs[p] = self._fresh_config(p)
-        s = ck.solver
-        self.epoch = int(s["epoch"])
-        self.loss_history = [float(v) for v in s["loss_history"]]
-        self.train_acc_history = list(s["train_acc_history"])
-        self.val_acc_history = list(s["val_acc_history"])
-        self.val_loss_history = list(s.get("val_loss_history", []))
-        self.epoch_times = list(s["epoch_times"])
-        self.best_val_acc = float(s["best_val_acc"])
-        # checkpoints from before early stopping: the best epoch as the selection picked it
-        self.best_epoch = int(s.get("best_epoch", self.stopping.best_of(self._monitored())[1]))
-        self.stopped_early = self.stopping.exhausted(self.epoch, self.best_epoch)
-        self.best_params = {k: np.array(v) for k, v in ck.extra["best_params"].items()}
-        self.best_state = {n: {k: np.array(v) for k, v in st.items()}
-                           for n, st in ck.extra.get("best_state", {}).items()}
-        self.rng.bit_generator.state = s["rng"]
-        self.model.rng.bit_generator.state = s["plan_rng"]
-        self.saved_epoch = self.epoch
+        """Restore a run saved by save() (after checking its graph, data and recipe against
+        this solver's; see dagnet.train.resume): continue with train()."""
+        identity = resume_checks.file_identity(path)
+        restore(self, path, load_checkpoint(path))
+        if path == self.checkpoint:
+            self._on_disk = identity

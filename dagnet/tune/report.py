@@ -94,13 +94,12 @@ def importances(study) -> dict[str, float]:
 
 
 def atomic_write_text(path, text: str) -> None:
-    """Write text to path via a temp file and os.replace: a reader (or a worker killed
-    mid-write) never leaves half a file."""
-    path = os.fspath(path)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """Write text to path whole or not at all (a reader, or a worker killed mid-write, never
+    sees half a file), through a temp file created exclusively: never a planted symlink."""
+    from dagnet.errors import TuneError
+    from dagnet.files import write_atomically
+
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")), error=TuneError)
 
 
 def point_best(run_dir: str, link: str) -> None:

@@ -131,15 +131,29 @@ def parse_space(data, where: str = "space") -> list[Param]:
 
 
 def load_space(path) -> list[Param]:
-    """The search space of a YAML file (read with yaml.safe_load: data, never code)."""
+    """The search space of a YAML file (plain data, never code; aliases, size and encoding
+    bounded as a spec's are: dagnet.spec.read)."""
+    from dagnet.errors import SpecError
+    from dagnet.spec.read import MAX_SPEC_BYTES
+    from dagnet.spec.read import _parse as parse_bounded
+
     path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+        with open(path, "rb") as f:
+            raw = f.read(MAX_SPEC_BYTES + 1)
     except FileNotFoundError:
         raise TuneError(f"search space file {path} not found") from None
-    except (OSError, yaml.YAMLError) as e:
-        raise TuneError(f"{path} cannot be read as YAML: {str(e).splitlines()[0]}") from None
+    except OSError as e:
+        raise TuneError(f"{path} cannot be read: {e.strerror or e}") from None
+    try:
+        if len(raw) > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: larger than {MAX_SPEC_BYTES // 2 ** 20} MB")
+        data = parse_bounded(raw.decode("utf-8"), path, "yaml")
+    except UnicodeDecodeError as e:
+        raise TuneError(f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
+                        f"{e.start}); save the space as UTF-8") from None
+    except SpecError as e:
+        raise TuneError(str(e).replace("not valid YAML", "cannot be read as YAML")) from None
     return parse_space(data, path)
 
 

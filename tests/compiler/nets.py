@@ -71,7 +71,7 @@ def feeds_for(g, n=4, seed=0, classes=None):
     rng = np.random.default_rng(seed)
     feeds = {}
     for node in g.inputs:
-        shape = (n,) + tuple(node.attrs["shape"])
+        shape = (n,) * node.attrs.get("batched", True) + tuple(node.attrs["shape"])
         if node.attrs["dtype"].startswith("int"):
             feeds[node.name] = rng.integers(0, classes or 3, size=shape)
         else:

@@ -20,12 +20,19 @@ def passes_run(graph, **options):
 
 def test_the_passes_are_a_list_walked_in_order_under_their_conditions():
     assert [p.name for p in PASSES] == ["validate", "infer_shapes", "prune", "fuse", "schedule",
-                                        "autodiff", "memory", "buckets"]
+                                        "autodiff", "forward_mode", "memory", "buckets"]
     assert {p.name: p.condition for p in PASSES if p.condition} == {
-        "fuse": "fuse=True", "autodiff": "mode=train", "buckets": "mode=train, buckets=True"}
+        "fuse": "fuse=True", "autodiff": "mode=train", "forward_mode": "forward_mode=True",
+        "buckets": "mode=train, buckets=True"}
     g = nets.residual()
-    assert passes_run(g) == [p.name for p in PASSES][:-1]
-    assert passes_run(g, bucket_mb=4) == [p.name for p in PASSES]  # data-parallel training
+    everything = [p.name for p in PASSES]
+    assert passes_run(g) == [p for p in everything if p not in ("forward_mode", "buckets")]
+    assert passes_run(g, bucket_mb=4) == [p for p in everything if p != "forward_mode"]
+    small = dagnet.Graph("small")
+    small.exp(small.input("x", (3,)), name="e")
+    assert passes_run(small, fuse=False, jvp=["x"]) == ["validate", "infer_shapes", "prune",
+                                                    "schedule", "autodiff", "forward_mode",
+                                                    "memory"]
     assert passes_run(g, fuse=False) == ["validate", "infer_shapes", "prune", "schedule",
                                          "autodiff", "memory"]
     assert passes_run(g, mode="eval") == ["validate", "infer_shapes", "prune", "fuse",
@@ -111,7 +118,7 @@ def test_every_pass_writes_only_the_keys_the_table_gives_it(name, options):
 
 def test_the_meta_table_lists_each_key_once_with_its_writers_and_renders():
     keys = [(m.scope, m.key) for m in META]
-    assert len(keys) == len(set(keys)) == 18
+    assert len(keys) == len(set(keys)) == 19
     names = {p.name for p in PASSES} | {"builder"}
     for m in META:
         assert m.scope in ("node", "graph") and m.holds and set(m.writers) <= names, m

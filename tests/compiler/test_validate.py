@@ -69,9 +69,12 @@ def test_param_where_data_expected():
     g = Graph()
     g.input("x", (3,))
     w = g.param("w", (3, 2))
-    g.add_node("relu", ["w"], name="r")
-    with pytest.raises(ShapeError, match="r: op 'relu' input 0 .* must be a batched value"):
+    g.add_node("flatten", ["w"], name="r")
+    with pytest.raises(ShapeError, match="r: op 'flatten' input 0 .* must be a batched value"):
         dagnet.compile(g, outputs=["r"])
+    g.remove_node("r")
+    g.add_node("relu", ["w"], name="ok")  # elementwise ops take values without a batch axis
+    assert dagnet.compile(g, outputs=["ok"]).forward({})["ok"].shape == (3, 2)
 
 
 def test_every_pass_keeps_the_graph_valid():

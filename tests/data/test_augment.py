@@ -126,7 +126,8 @@ def run(tmp_path, epochs, resume=False, aug=Augment(crop=1, flip=True, erase=0.5
     plan = dagnet.compile(small_net(), seed=0)
     tmp_path.mkdir(exist_ok=True)
     s = Solver(plan, toy_data(), batch_size=16, num_epochs=epochs, verbose=False, augment=aug,
-               checkpoint=str(tmp_path / "ck.npz"), resume=resume, seed=3)
+               checkpoint=str(tmp_path / "ck.npz"), resume=resume, seed=3,
+               allow_changes=["num_epochs"] if resume else ())  # resuming runs more epochs
     s.train()
     return s
 

@@ -131,6 +131,7 @@ def test_diagrams_mark_frozen_layers():
     plan = dagnet.compile(g, freeze=frozen)
     src = render_plan(plan, blocks=None).source
     assert "frozen: stem.conv.w, stem.conv.b" in src and src.count("❄") >= 4
+    assert "params frozen" in src
     assert "frozen" not in render_plan(dagnet.compile(g), blocks=None).source
     src = render_graph(g, frozen=plan.frozen, blocks=None).source
     assert "frozen: stem.conv.w, stem.conv.b" in src and "❄" in src

@@ -34,17 +34,22 @@ fails, or fails for another reason.
 '''
 
 
-def run_all() -> tuple[dict, dict]:
-    """({op: {case: reason or None}}, {model: reason or None}) of every conformance case."""
-    nodes = {}
+def run_all() -> tuple[dict, dict, dict]:
+    """({op: {case: reason or None}}, {model: reason or None}, {op: {case@opset: reason or
+    None}}) of every conformance case, and of the older-opset variants of the passing ones."""
+    nodes, older = {}, {}
     for op in harness.declared_ops():
-        nodes[op] = {name: harness.outcome(c)[0] for name, c in harness.node_cases(op).items()}
+        cases = harness.node_cases(op)
+        nodes[op] = {name: harness.outcome(c)[0] for name, c in cases.items()}
+        older[op] = {k: harness.outcome(v)[0] for name, c in cases.items()
+                     if nodes[op][name] is None for k, v in harness.older_opsets(c, op).items()}
     models = {name: harness.outcome(c)[0] for name, c in harness.model_cases().items()}
-    return nodes, models
+    return nodes, models, older
 
 
-def table_source(nodes: dict, models: dict) -> str:
-    """expected_failures.py's text: the failing cases grouped by op, then the models."""
+def table_source(nodes: dict, models: dict, older: dict) -> str:
+    """expected_failures.py's text: the failing cases grouped by op, the models, then the
+    failing older-opset variants of passing cases."""
     out = [HEADER, "#: the onnx package whose cases these are (other versions have other cases)",
            f"ONNX_VERSION = {onnx.__version__!r}", "",
            "#: node cases of the ops dagnet declares: case -> why it fails", "NODE = {"]
@@ -56,6 +61,9 @@ def table_source(nodes: dict, models: dict) -> str:
     out += ["}", "", "#: pytorch-converted and pytorch-operator models: case -> why it fails",
             "MODELS = {"]
     out += [f"    {k!r}: {v!r}," for k, v in models.items() if v is not None]
+    out += ["}", "", "#: passing node cases converted to an older opset of their op "
+            "(harness.older_opsets): case@opset -> why it fails", "OLDER = {"]
+    out += [f"    {k!r}: {v!r}," for c in older.values() for k, v in c.items() if v is not None]
     out += ["}", ""]
     return "\n".join(out)
 
@@ -68,7 +76,7 @@ def changes(old: dict, new: dict) -> list[str]:
     return lines
 
 
-def summary(nodes: dict, models: dict) -> list[str]:
+def summary(nodes: dict, models: dict, older: dict) -> list[str]:
     lines = ["node cases (pass/total per declared op):"]
     for op, cases in nodes.items():
         ok = sum(v is None for v in cases.values())
@@ -77,6 +85,9 @@ def summary(nodes: dict, models: dict) -> list[str]:
     ok = sum(v is None for c in nodes.values() for v in c.values())
     lines.append(f"  {'all':<20} {ok:>3} / {total}")
     lines.append(f"models: {sum(v is None for v in models.values())} / {len(models)} match")
+    variants = [v for c in older.values() for v in c.values()]
+    lines.append(f"older-opset variants of passing cases: {variants.count(None)} / "
+                 f"{len(variants)} pass")
     reasons = collections.Counter(v for c in [*nodes.values(), models] for v in c.values() if v)
     lines.append("failure reasons (node cases + models):")
     lines += [f"  {n:>3}  {r}" for r, n in reasons.most_common()]
@@ -88,20 +99,22 @@ def main(argv=None) -> None:
     args.add_argument("--dry-run", action="store_true", help="print only; write nothing")
     dry = args.parse_args(argv).dry_run
     start = time.perf_counter()
-    nodes, models = run_all()
-    print("\n".join(summary(nodes, models)))
-    old = {**expected_failures.NODE, **expected_failures.MODELS}
-    new = {k: v for c in [*nodes.values(), models] for k, v in c.items() if v}
+    nodes, models, older = run_all()
+    print("\n".join(summary(nodes, models, older)))
+    old = {**expected_failures.NODE, **expected_failures.MODELS,
+           **getattr(expected_failures, "OLDER", {})}
+    new = {k: v for c in [*nodes.values(), models, *older.values()] for k, v in c.items() if v}
     diff = changes(old, new)
     print("changes to the table:" if diff else "no change to the table", *diff, sep="\n")
     crashes = sorted(k for k, v in new.items() if v.startswith("crash:"))
     if crashes:
         print(f"BUGS (not DagnetErrors; the tests refuse them): {', '.join(crashes)}")
     if not dry:
-        TABLE.write_text(table_source(nodes, models))
+        TABLE.write_text(table_source(nodes, models, older))
         fail_node = {k: v for c in nodes.values() for k, v in c.items() if v}
         fail_models = {k: v for k, v in models.items() if v}
-        DOC.write_text(report.markdown(fail_node, fail_models))
+        fail_older = {k: v for c in older.values() for k, v in c.items() if v}
+        DOC.write_text(report.markdown(fail_node, fail_models, fail_older))
         print(f"wrote {TABLE.relative_to(HERE.parents[1])} and {DOC.relative_to(HERE.parents[1])}")
     print(f"({time.perf_counter() - start:.1f} s)")
 

@@ -90,9 +90,9 @@ def test_devices():
 
 
 def test_unsupported_ops_are_refused_at_prepare():
-    m = model([helper.make_node("Cos", ["x"], ["y"])], {"x": [2, 3]}, {"y": [2, 3]})
+    m = model([helper.make_node("Det", ["x"], ["y"])], {"x": [2, 3, 3]}, {"y": [2]})
     assert not backend.is_compatible(m) and backend.is_compatible(conv_relu())
-    with pytest.raises(UnsupportedOnnxError, match="Cos"):
+    with pytest.raises(UnsupportedOnnxError, match="Det"):
         backend.prepare(m)
 
 
@@ -102,10 +102,13 @@ def test_inputs_that_differ_in_their_leading_dimension_are_refused():
         backend.run_model(m, [arr(2, 3), arr(1, 3)])
 
 
-def test_rank_1_data_is_refused():
-    m = model([helper.make_node("Relu", ["x"], ["y"])], {"x": [3]}, {"y": [3]})
+def test_rank_1_data_runs_as_a_constant_where_the_op_takes_one_else_is_refused():
+    relu = model([helper.make_node("Relu", ["x"], ["y"])], {"x": [3]}, {"y": [3]})
+    x = arr(3)
+    np.testing.assert_array_equal(backend.run_model(relu, [x])[0], np.maximum(x, 0))
+    concat = model([helper.make_node("Concat", ["x", "x"], ["y"], axis=0)], {"x": [3]}, {"y": [6]})
     with pytest.raises(NoBatchAxisError, match=r"input 'x' of shape \(3,\) is used as data"):
-        backend.run_model(m, [arr(3)])
+        backend.run_model(concat, [x])
 
 
 def test_wrong_input_count_and_missing_names():

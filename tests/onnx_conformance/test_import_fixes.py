@@ -100,3 +100,4 @@ def test_an_opset_3_model_is_converted_concat_axis_defaulted_reshape_shape_an_in
     plan = dagnet.compile(got.graph, mode="eval", params=got.params, state=got.state)
     np.testing.assert_array_equal(plan.forward({"x": x}, mode="eval")["y"],
                                   np.concatenate([x, x], axis=1).reshape(3, 2, 6))
+

@@ -11,7 +11,7 @@ from dagnet.ops import get_op, registered_ops
 from dagnet.ops.base import EVERY_PORT, Op
 from dagnet.ops.declare import REQUIRED, Attr, data, labels, variadic, weight
 
-DECLARED = {n: op for n, op in registered_ops().items() if "+" not in n}
+DECLARED = {n: op for n, op in registered_ops().items() if op.attributes is not None}
 
 
 @pytest.mark.parametrize("name", sorted(DECLARED))
@@ -25,7 +25,8 @@ def test_every_built_in_op_declares_ports_attributes_and_a_doc(name):
     fixed = [p for p in op.ports if not p.variadic]
     assert op.input_names[:len(fixed)] == tuple(p.name for p in fixed)
     if any(p.variadic for p in op.ports):
-        assert op.arity == (2, None) and op.batched_inputs is EVERY_PORT
+        many = next(p for p in op.ports if p.variadic)
+        assert op.arity == (len(fixed) + many.least, None) and op.batched_inputs is EVERY_PORT
     else:
         assert op.arity == len(op.ports)
         assert op.batched_inputs == tuple(i for i, p in enumerate(op.ports) if p.batched)
@@ -190,3 +191,43 @@ def test_your_own_declared_op_gets_a_builder_method_and_both_spec_forms():
         assert seq.node("scale1").attrs == nodes.node("scale1").attrs == {"factor": 3.0}
     finally:
         del base._REGISTRY["scale_for_test"]
+
+
+def test_index_and_either_ports_declare_dtype_and_batchedness():
+    from dagnet.errors import DTypeError
+    from dagnet.ops.declare import Port, indices, value
+
+    class Lookup(Op):
+        name = "lookup_for_test"
+        ports = (indices("ids", "rows to take"), value("table"))
+        attributes = ()
+
+    op = Lookup()
+    assert (op.int_inputs, op.either_inputs, op.differentiable_inputs) == ((0,), (0, 1), (1,))
+    assert op.takes_ints(0) and not op.takes_ints(1) and op.takes_either(1)
+    # labels keep their old meaning: batched integers without a gradient
+    loss = get_op("softmax_cross_entropy")
+    assert loss.takes_ints(1) and not loss.takes_ints(0) and not loss.takes_either(1)
+    with pytest.raises(ValueError, match="gets no gradient"):
+        Port("i", dtype="int")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        Port("i", dtype="int8", grad=False)
+
+    # an integer value feeding a float port, and a float one an index port, fail at build time
+    g = Graph()
+    g.input("x", (3,))
+    g.input("i", (3,), dtype="int64")
+    g.add_node("relu", ["i"], name="r")
+    with pytest.raises(DTypeError, match="only index ports"):
+        g.shape_of("r")
+    g.add_node("softmax_cross_entropy", ["x", "x"], name="l")
+    with pytest.raises(DTypeError, match="takes integer indices"):
+        g.shape_of("l")
+
+
+def test_an_op_without_declared_ports_takes_labels_by_the_old_rule():
+    class OldLoss(Op):
+        name = "old_loss_for_test"
+        arity, input_names, batched_inputs, differentiable_inputs = 2, ("s", "y"), (0, 1), (0,)
+
+    assert OldLoss().takes_ints(1) and not OldLoss().takes_ints(0)

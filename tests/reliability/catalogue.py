@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import pathlib
 import re
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from unittest import mock
 
 import numpy as np
@@ -24,35 +24,12 @@ import dagnet
 from dagnet import Graph
 from dagnet.cli.common import UsageError
 from dagnet.errors import (AttrError, CheckpointError, CycleError, DagnetError, DatasetError,
-                           DistributedError, DTypeError, FeedError, FusionMismatchError, GraphError,
-                           MissingDependencyError, PeerLostError, ShapeError, SpecError,
-                           TrainingError, TuneError, UnknownOpError)
-from dagnet.onnx.common import NoBatchAxisError, NotConstantError, OnnxError
+                           DTypeError, FeedError, FusionMismatchError, GraphError, RunFolderError,
+                           ShapeError, SpecError, TrainingError, UnknownOpError)
 from dagnet.spec import graph_from_spec, load_spec
 from dagnet.train.checkpoint import load_checkpoint, save_checkpoint
-from dagnet.train.solver import Solver
+from tests.reliability.cases import CASES, Case, X, case, mlp_plan, quiet_solver
 from tests.reliability.helpers import tiny_convnet, tiny_data, tiny_mlp, write_idx
-
-
-@dataclass
-class Case:
-    id: str
-    category: str
-    cls: type
-    when: str
-    fix: str
-    trigger: object  # callable(tmp: pathlib.Path) that raises
-    where: str = ""  # a substring the message must hold: the node, key path, step or file
-
-
-CASES: list[Case] = []
-
-
-def case(id, category, cls, when, fix, where=""):
-    def wrap(fn):
-        CASES.append(Case(id, category, cls, when, fix, fn, where))
-        return fn
-    return wrap
 
 
 def seq(*layers, **top):
@@ -61,21 +38,6 @@ def seq(*layers, **top):
 
 def general(*nodes, **top):
     return {"name": "t", "nodes": [{"name": "x", "op": "input", "shape": [2, 8, 8]}, *nodes], **top}
-
-
-def quiet_solver(plan, data, **kw):
-    kw.setdefault("verbose", False)
-    kw.setdefault("num_epochs", 1)
-    kw.setdefault("batch_size", 4)
-    return Solver(plan, data, **kw)
-
-
-def mlp_plan(dtype="float32", **kw):
-    return dagnet.compile(tiny_mlp(), seed=0, dtype=dtype, **kw)
-
-
-def X(n=4, d=6, dtype=np.float32):
-    return np.random.default_rng(0).standard_normal((n, d)).astype(dtype)
 
 
 # -- spec files -----------------------------------------------------------------------------
@@ -284,18 +246,50 @@ def _(tmp):
     dagnet.compile(g, outputs=["conv2"])
 
 
+@case("graph-groups-do-not-divide", G, ShapeError,
+      "a grouped conv whose groups do not divide its channels or filters",
+      "use the divisor the message suggests (groups = channels: depthwise)", "conv2d: groups=4")
+def _(tmp):
+    g = Graph()
+    g.conv2d(g.input("x", (6, 8, 8)), 8, 3, groups=4, name="dw")
+
+
+@case("graph-dilated-kernel-too-large", G, ShapeError,
+      "a dilated kernel that spans more than the padded input",
+      "a smaller dilation or kernel, or the pad the message computes", "dilated kernel 3x3")
+def _(tmp):
+    g = Graph()
+    g.conv2d(g.input("x", (1, 6, 6)), 2, 3, dilation=3, name="atrous")
+
+
+@case("graph-output-padding", G, AttrError,
+      "conv_transpose's output_padding not below its stride (or dilation)",
+      "give output_padding < stride: it picks one of the sizes a strided conv maps back",
+      "up (conv_transpose")
+def _(tmp):
+    g = Graph()
+    g.conv_transpose(g.input("x", (2, 4, 4)), 3, 3, stride=2, output_padding=2, name="up")
+
+
+@case("graph-resize-scale-and-size", G, AttrError, "a resize given both a scale and a size "
+      "(or neither)", "give exactly one", "resize: give exactly one of scale and size")
+def _(tmp):
+    g = Graph()
+    g.resize(g.input("x", (2, 4, 4)), scale=2, size=(8, 8), name="up")
+
+
 @case("graph-param-as-data", G, ShapeError, "a param where a batched value belongs",
-      "feed the op from an input or an op", "r: op 'relu' input 0")
+      "feed the op from an input or an op", "r: op 'flatten' input 0")
 def _(tmp):
     g = Graph()
     g.input("x", (3,))
     g.param("w", (3, 2))
-    g.add_node("relu", ["w"], name="r")
+    g.add_node("flatten", ["w"], name="r")
     dagnet.compile(g, outputs=["r"])
 
 
 @case("graph-int-input-as-data", G, DTypeError, "an integer input feeds an op that needs floats",
-      "declare the input float32 (only a loss's labels are integers)", "r: op 'relu'")
+      "declare the input float32 (only index ports: a loss's labels, indices take integers)", "r: op 'relu'")
 def _(tmp):
     g = Graph()
     g.input("x", (3,), dtype="int64")
@@ -390,8 +384,33 @@ def _(tmp):
         dagnet.compile(tiny_mlp(), dtype="float64", check=True)
 
 
+@case("jvp-no-rule", G, GraphError, "forward mode through an op that has no forward-mode rule",
+      "differentiate in reverse mode (dagnet.jacobian(..., strategy='reverse'))", "s: op 'softmax'")
+def _(tmp):
+    g = Graph()
+    x = g.input("x", (3,))
+    g.softmax(g.exp(x, name="e"), name="s")
+    dagnet.jvp(g, {"x": np.ones((2, 3))}, {"x": np.ones((2, 3))})
+
+
+@case("jacobian-strategy", G, AttrError, "dagnet.jacobian with a strategy it does not know",
+      "strategy='forward' or 'reverse'", "jacobian: strategy")
+def _(tmp):
+    g = Graph()
+    g.exp(g.input("x", (), batched=False), name="y")
+    dagnet.jacobian(g, {"x": np.array(1.0)}, of="y", wrt="x", strategy="fwd")
+
+
 # -- run time -----------------------------------------------------------------------------------
 R = "run time (feeds, labels, datasets)"
+
+
+@case("jvp-tangent-shape", R, FeedError, "a tangent whose shape is not its input's feed's",
+      "give each tangent its input's feed shape", "tangent 'x'")
+def _(tmp):
+    g = Graph()
+    g.exp(g.input("x", (3,)), name="y")
+    dagnet.jvp(g, {"x": np.ones((2, 3))}, {"x": np.ones(3)})
 
 
 @case("feed-shape", R, FeedError, "a feed of the wrong shape", "reshape the data as expected",
@@ -605,8 +624,10 @@ def _(tmp):
                  resume=True)
 
 
-@case("ckpt-other-settings", F, CheckpointError, "resuming with another update rule or batch size",
-      "resume with the same settings, or start a new run elsewhere", "update_rule 'sgd'")
+@case("ckpt-other-settings", F, CheckpointError,
+      "resuming with another recipe (update rule, learning rate, schedule, epochs, batch size, ...)",
+      "resume with the same settings, or allow the change (allow_changes=[...], dagnet train "
+      "--override KEY=VALUE): the run's history records it", "update_rule 'sgd'")
 def _(tmp):
     path = saved_run(tmp)
     quiet_solver(mlp_plan(), tiny_data(8, (6,)), checkpoint=path, resume=True, update_rule="adam")
@@ -625,6 +646,34 @@ def _(tmp):
       "create the directory or choose another --out", "no/such")
 def _(tmp):
     quiet_solver(mlp_plan(), tiny_data(8, (6,)), checkpoint=str(tmp / "no/such/ck.npz")).train()
+
+
+@case("ckpt-disk-full", F, CheckpointError, "the disk fills up (or the folder is read-only) "
+      "while a checkpoint is written", "free some space or write elsewhere; the previous "
+      "checkpoint is kept and no temp file is left", "No space left on device (ENOSPC)")
+def _(tmp):
+    import errno
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with mock.patch("dagnet.files.os.fsync", full):
+        save_checkpoint(tmp / "run.npz", params={}, state={}, optimizer={}, solver={}, spec={})
+
+
+@case("run-in-use", F, RunFolderError,
+      "a second process trains into a run (or checkpoint) another process is writing",
+      "wait for it to finish or stop it, or write to another folder", "in use by another process")
+def _(tmp):
+    import fcntl
+    import json
+
+    with open(tmp / "run.npz.lock", "w") as holder:  # as another process's lock would be
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder.write(json.dumps({"pid": 4242, "host": "lab-7", "started": "2026-11-24T09:15:02",
+                                 "command": "dagnet train lenet --out runs/lenet"}))
+        holder.flush()
+        quiet_solver(mlp_plan(), tiny_data(8, (6,)), checkpoint=str(tmp / "run.npz")).train()
 
 
 # -- training -----------------------------------------------------------------------------------
@@ -770,206 +819,6 @@ def _(tmp):
     quiet_solver(mlp_plan(), tiny_data(8, (6,)), monitor="val_accuracy", patience=2)
 
 
-# -- saving, loading, predicting -------------------------------------------------------------------
-P = "saving, loading and predicting"
-
-
-def conv_plan():
-    return dagnet.compile(tiny_convnet(), seed=0)
-
-
-@case("save-bad-normalization", P, DatasetError,
-      "dagnet.save is given normalisation stats of another image shape",
-      "pass the stats fit_normalization gave for the training images", "(1, 3, 1, 1)")
-def _(tmp):
-    dagnet.save(tmp / "run", conv_plan(), normalization={"mean": np.zeros((1, 3, 1, 1))})
-
-
-@case("save-class-names", P, DatasetError, "class_names does not have one name per class",
-      "give one name per class", "class_names has 2")
-def _(tmp):
-    dagnet.save(tmp / "run", conv_plan(), class_names=["cat", "dog"])
-
-
-@case("load-not-a-run", P, CheckpointError, "dagnet.load (or a command) is given a folder "
-      "without checkpoint.npz", "give the folder `dagnet train` or dagnet.save wrote",
-      "holds no checkpoint.npz")
-def _(tmp):
-    dagnet.load(tmp)
-
-
-@case("load-no-data-json", P, CheckpointError, "a run folder lost its data.json, so the "
-      "preprocessing is unknown", "save the model again with its normalisation stats", "data.json")
-def _(tmp):
-    dagnet.save(tmp / "run", conv_plan())
-    (tmp / "run" / "data.json").unlink()
-    dagnet.load(tmp / "run")
-
-
-@case("predict-image-shape", P, FeedError, "images of another size than the model was trained on",
-      "pass images of the model's input shape", "(4, 9, 9)")
-def _(tmp):
-    dagnet.load(dagnet.save(tmp / "run", conv_plan())).predict(np.zeros((4, 9, 9), np.uint8))
-
-
-@case("predict-not-raw", P, FeedError, "float images outside [0, 1]: 0-255 floats, or images "
-      "normalised already", "pass uint8 pixels or [0, 1] floats; the model normalises itself",
-      "[0, 1]")
-def _(tmp):
-    model = dagnet.load(dagnet.save(tmp / "run", conv_plan()))
-    model.predict(np.full((2, 8, 8), 255.0, np.float32))
-
-
-@case("evaluate-labels", P, DatasetError, "labels outside the model's classes",
-      "give class ids in 0..K-1", "0..3")
-def _(tmp):
-    from dagnet.train.evaluate import evaluate_arrays
-
-    evaluate_arrays(conv_plan(), np.zeros((2, 1, 8, 8), np.float32), np.array([0, 7]))
-
-
-@case("gradcheck-float32", P, DTypeError, "gradcheck_plan on a float32 plan",
-      "compile with dtype='float64'", "float32")
-def _(tmp):
-    from dagnet.gradcheck import gradcheck_plan
-
-    plan = conv_plan()
-    gradcheck_plan(plan, {"x": np.zeros((2, 1, 8, 8), np.float32), "y": np.zeros(2, np.int64)})
-
-
-@case("missing-dependency", P, MissingDependencyError,
-      "a submodule (dagnet.viz) needs a package that is not installed",
-      "pip install the package named", "graphviz")
-def _(tmp):
-    saved = {k: v for k, v in sys.modules.items() if k == "dagnet.viz" or k.startswith("dagnet.viz.")}
-    viz = dagnet.__dict__.pop("viz", None)
-    try:
-        with mock.patch.dict(sys.modules, {"graphviz": None}):
-            for k in saved:
-                del sys.modules[k]
-            dagnet.viz
-    finally:
-        sys.modules.update(saved)
-        if viz is not None:
-            dagnet.viz = viz
-
-
-@case("cli-unknown-model", P, UsageError, "a command is given a name that is no model, file or "
-      "folder", "give a zoo name, a spec, an .onnx file or a run directory", "'lenett'")
-def _(tmp):
-    from dagnet.cli.common import resolve_model
-
-    resolve_model("lenett")
-
-
-# -- the plan explorer (HTML pages) ------------------------------------------------------------
-P = "the plan explorer (HTML pages)"
-
-
-@case("explorer-not-a-graph", P, DagnetError, "the explorer is given something that is not a graph",
-      "pass a Graph or the ExecutionPlan that dagnet.compile returns", "got a dict")
-def _(tmp):
-    from dagnet.viz.html import explorer_html
-
-    explorer_html({"name": "lenet"})
-
-
-@case("explorer-not-html", P, UsageError, "`dagnet render --html` or `dagnet report` is given an "
-      "output name that is not .html", "give -o NAME.html", "plan.svg")
-def _(tmp):
-    from dagnet.cli.main import build_parser
-
-    args = build_parser().parse_args(["render", "lenet", "--html", "-o", str(tmp / "plan.svg")])
-    args.func(args)
-
-
-# -- ONNX models run through dagnet.onnx.backend ---------------------------------------------------
-P = "ONNX models run through dagnet.onnx.backend"
-
-
-def _onnx_model(op, inputs, inits=None):
-    """A one-node ONNX model: op reads `inputs` {name: shape} (then the initializers) into 'y',
-    declared with the first input's shape."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    f = TensorProto.FLOAT
-    node = helper.make_node(op, [*inputs, *(inits or {})], ["y"])
-    g = helper.make_graph([node], "m", [helper.make_tensor_value_info(k, f, s) for k, s in inputs.items()],
-                          [helper.make_tensor_value_info("y", f, next(iter(inputs.values())))],
-                          [numpy_helper.from_array(v, k) for k, v in (inits or {}).items()])
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-
-
-@case("onnx-backend-leading-dims", P, NoBatchAxisError, "the data inputs of a model run by "
-      "dagnet.onnx.backend differ in their first dimension (broadcasting across it)",
-      "give every data input the same first dimension: the backend feeds it as the batch",
-      "'b' (1, 3)")
-def _(tmp):
-    import dagnet.onnx.backend as backend
-
-    backend.run_model(_onnx_model("Add", {"a": [2, 3], "b": [1, 3]}),
-                      [np.zeros((2, 3), np.float32), np.zeros((1, 3), np.float32)])
-
-
-@case("onnx-backend-rank1-data", P, NoBatchAxisError, "a value of rank 1 is data (not a weight) "
-      "in a model run by dagnet.onnx.backend", "give it a leading batch dimension, e.g. x[None]",
-      "input 'x'")
-def _(tmp):
-    import dagnet.onnx.backend as backend
-
-    backend.run_model(_onnx_model("Relu", {"x": [3]}), [np.zeros(3, np.float32)])
-
-
-@case("onnx-computed-weight", P, NotConstantError, "an ONNX model's weight, bias or shape is a "
-      "graph input or computed by nodes (dagnet.onnx.load)", "make it an initializer, or run "
-      "the model with dagnet.onnx.backend, which freezes inputs to the values given",
-      "Conv node 'y'")
-def _(tmp):
-    from dagnet.onnx import load
-
-    load(_onnx_model("Conv", {"x": ["N", 1, 4, 4], "w": [1, 1, 3, 3]}))
-
-
-def _onnx_nodes(nodes, inits):
-    """An ONNX model of `nodes` reading x of shape (N, 2, 3) and the initializers into 'y'."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    f = TensorProto.FLOAT
-    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", f, ["N", 2, 3])],
-                          [helper.make_tensor_value_info("y", f, None)],
-                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-
-
-@case("onnx-batch-dependent-shape", P, NotConstantError, "an ONNX model computes a shape from "
-      "its batch size other than as the batch itself (Reshape to [N * 2, -1]; dagnet.onnx.load "
-      "folds Shape chains with the batch symbolic)", "re-export with the batch as the first entry "
-      "of the target (x.view(x.size(0), -1)) or a fixed shape", "computed from the batch size")
-def _(tmp):
-    from onnx import helper
-
-    from dagnet.onnx import load
-
-    load(_onnx_nodes([helper.make_node("Shape", ["x"], ["n"], start=0, end=1),
-                      helper.make_node("Mul", ["n", "two"], ["n2"]),
-                      helper.make_node("Concat", ["n2", "minus1"], ["target"], axis=0),
-                      helper.make_node("Reshape", ["x", "target"], ["y"])],
-                     {"two": np.array([2]), "minus1": np.array([-1])}))
-
-
-@case("onnx-fold-failed", P, OnnxError, "a node of an ONNX model whose inputs are all constants "
-      "cannot be evaluated (dagnet.onnx.load folds such nodes with onnx.reference)",
-      "fix the model: the message gives ONNX's reason", "evaluating it to fold it failed")
-def _(tmp):
-    from onnx import helper
-
-    from dagnet.onnx import load
-
-    load(_onnx_nodes([helper.make_node("Reshape", ["k", "shape"], ["w"]),
-                      helper.make_node("MatMul", ["x", "w"], ["y"])],
-                     {"k": np.zeros(6, np.float32), "shape": np.array([4, -1, 5])}))
-
-
 # -- activations and normalisation layers ------------------------------------------------------
 L = "activations and normalisation layers"
 
@@ -1021,159 +870,12 @@ def _(tmp):
     plan.forward({"t": np.array([[1, 12, 3]])})
 
 
-# -- distributed training -------------------------------------------------------------------------
-D = "distributed training (dagnet.dist, dagnet train --ranks)"
-
-
-class OneRankComm:
-    """A stand-in for dagnet.dist.Comm as rank 0 of `size` whose peers' params differ by
-    `drift` (in the checksum exchange); every other collective returns its input."""
-
-    def __init__(self, size=2, drift=False):
-        self.rank, self.size, self.drift = 0, size, drift
-
-    def bcast(self, a, what, root=0):
-        return a
-
-    def allgather(self, a, what):
-        out = np.stack([a] * self.size)
-        if self.drift:
-            out[1, 0] += 1
-        return out
-
-
-@case("dist-no-mpi", D, MissingDependencyError, "data-parallel training without mpi4py or an MPI",
-      "pip install -e '.[dist]'", "pip install")
-def _(tmp):
-    from dagnet.dist.comm import Comm
-
-    with mock.patch.dict(sys.modules, {"mpi4py": None}):
-        Comm()
-
-
-@case("dist-no-buckets", D, DistributedError, "DataParallel over a plan compiled without buckets",
-      "compile with bucket_mb=... (e.g. 4)", "bucket_mb")
-def _(tmp):
-    from dagnet.dist import DataParallel
-
-    DataParallel(mlp_plan(), OneRankComm())
-
-
-@case("dist-bad-bucket-size", D, DagnetError, "a bucket size of 0 or less",
-      "give a positive --bucket-mb", "--bucket-mb")
-def _(tmp):
-    mlp_plan(bucket_mb=0)
-
-
-@case("dist-diverged", D, DistributedError,
-      "the ranks' params differ (found by the periodic checksum)",
-      "restart from the last checkpoint; look for a rank that changes params on its own", "fc1.w")
-def _(tmp):
-    from dagnet.dist import DataParallel
-
-    DataParallel(mlp_plan(bucket_mb=1), OneRankComm(drift=True)).check_params()
-
-
-@case("dist-peer-lost", D, PeerLostError,
-      "a rank died or hangs: no answer within --comm-timeout (or MPI reports a failure)",
-      "look for the other rank's error; resume from the last checkpoint", "rank 0 of 2")
-def _(tmp):
-    from dagnet.dist.comm import Comm
-
-    comm = Comm.__new__(Comm)  # a communicator whose peer never answers
-    comm.MPI = mock.Mock()
-    comm.MPI.Request.Testall.return_value = False
-    comm.rank, comm.size, comm.host, comm.timeout = 0, 2, "node1", 0.05
-    comm.wait([object()], "summing the gradients (allreduce)")
-
-
-# -- experiments: search spaces, studies, recipes, augmentation, ensembles ---------------------
-E = "experiments (tune, recipes, augmentation, ensembles)"
-
-
-def space_file(tmp, text):
-    path = tmp / "space.yaml"
-    path.write_text(text)
-    return path
-
-
-@case("tune-space-number-string", E, TuneError, "a space file writes a float without a dot "
-      "(YAML 1.1 reads 1e-3 as a string)", "write 1.0e-3", "space.yaml: lr.low")
-def _(tmp):
-    from dagnet.tune.space import load_space
-
-    load_space(space_file(tmp, "lr: {low: 1e-3, high: 1.0e-1, log: true}\n"))
-
-
-@case("tune-space-empty-range", E, TuneError, "a range whose low is not below its high",
-      "swap or fix the bounds", "space.yaml: lr")
-def _(tmp):
-    from dagnet.tune.space import load_space
-
-    load_space(space_file(tmp, "lr: {low: 0.1, high: 0.01}\n"))
-
-
-@case("tune-space-unknown-setting", E, TuneError, "a space key that names no `dagnet train` "
-      "setting, update-rule setting, zoo keyword or node attribute",
-      "use a name the message lists (optim.momentum for the momentum)", "momentum")
-def _(tmp):
-    import argparse
-
-    from dagnet.cli.tune_trials import check_space, train_namespace
-    from dagnet.tune.space import load_space
-
-    path = space_file(tmp, "momentum: {low: 0.5, high: 0.99}\n")
-    base = train_namespace(argparse.Namespace(model="two_layer_net", data=None, epochs=None,
-                                              val=None, seed=None))
-    check_space(load_space(path), base, str(path))
-
-
-@case("tune-storage-unusable", E, TuneError, "the --storage URL cannot be opened (no such "
-      "folder, server down, wrong password)", "check the URL; the password is never printed",
-      "sqlite:///")
-def _(tmp):
-    from dagnet.tune.study import open_storage
-
-    open_storage(f"sqlite:///{tmp}/no/such/folder/study.db")
-
-
-@case("recipe-unknown-key", E, SpecError, "a spec's train: recipe names an unknown setting",
-      "use a setting the message lists", "train: unknown key 'epoch'")
-def _(tmp):
-    from dagnet.train.recipe import check_recipe
-
-    check_recipe({"epoch": 3})
-
-
-@case("recipe-bad-value", E, SpecError, "a recipe setting of the wrong kind",
-      "give the kind the message names", "train.batch_size")
-def _(tmp):
-    from dagnet.train.recipe import check_recipe
-
-    check_recipe({"batch_size": 2.5})
-
-
-@case("augment-bad-setting", E, DatasetError, "an augmentation setting out of range",
-      "give a value in the range the message names", "augment.erase")
-def _(tmp):
-    from dagnet.data.augment import Augment
-
-    Augment.from_dict({"erase": 1.5})
-
-
-@case("ensemble-other-classes", E, DatasetError, "ensemble members that score different numbers "
-      "of classes", "ensemble models of the same task", "different numbers of classes")
-def _(tmp):
-    from dagnet.train.ensemble import evaluate_ensemble
-
-    class Scores:
-        def __init__(self, k):
-            self.k = k
-
-        def predict(self, X, batch_size=256):
-            return np.zeros((len(X), self.k), np.float32)
-
-    evaluate_ensemble([Scores(3), Scores(4)], np.zeros((2, 1)), np.array([0, 1]))
+# saving and loading, the explorer, distributed training, experiments (catalogue_apps.py);
+# the cases of issue 15: runs, resource bounds, the command line, API arguments (catalogue_runs.py);
+# ONNX import and the ONNX backend (catalogue_onnx.py)
+from tests.reliability import catalogue_apps  # noqa: E402,F401 - registers its cases
+from tests.reliability import catalogue_onnx  # noqa: E402,F401 - registers its cases
+from tests.reliability import catalogue_runs  # noqa: E402,F401 - registers its cases
 
 
 # -- the model zoo and fine-tuning -------------------------------------------------------------
@@ -1292,7 +994,13 @@ def markdown(rows) -> str:
            "`tests/reliability/catalogue.py`, and `tests/reliability/test_errors.py` checks that "
            "every case raises the class shown, on one line, naming where, and that this file is "
            "current. `<dir>` stands for the directory the case ran in.", "",
-           "The CLI prints the message as `dagnet COMMAND: message` and exits with code 2.", "",
+           "The CLI prints the message as `dagnet COMMAND: message` and exits with code 2. A "
+           "file or folder the system refuses (a full disk, a read-only folder, a missing path) "
+           "is one line too, naming the path and the errno's meaning, exit 2. Anything else is "
+           "a bug in dagnet: one line naming it and the file that holds the full traceback, "
+           "exit 1 (dagnet/cli/failures.py). Ctrl-C exits with 130 (`dagnet train` says which "
+           "epoch its checkpoint holds); a closed stdout (`dagnet summary lenet | head`) ends "
+           "quietly with 0.", "",
            "Class hierarchy:", "", "```"]
     import dagnet.errors as errors
     classes = [v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, DagnetError)]

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from dagnet.train import checkpoint
+from dagnet import files
 from dagnet.train.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -22,7 +22,7 @@ def test_stale_temp_files_of_killed_saves_are_removed(tmp_path):
     other = tmp_path / ".other.npz.abcd1234.tmp"
     for p in (stale, fresh, other):
         p.write_bytes(b"half a checkpoint")
-    old = time.time() - checkpoint.STALE_TEMP_AGE - 5
+    old = time.time() - files.STALE_TEMP_AGE - 5
     os.utime(stale, (old, old))
     os.utime(other, (old, old))
     save(path, 2)

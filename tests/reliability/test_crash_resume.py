@@ -116,7 +116,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_resume_is_bitwise(setup):
             assert on_disk == 0, "a checkpoint disappeared"
         crash_points.append((round(at, 3), how, on_disk))
         leftovers = [p for p in os.listdir(out)] if out.exists() else []
-        assert all(p in ("checkpoint.npz", "data.json", "history.json", "history.json.tmp",
+        assert all(p in ("checkpoint.npz", "checkpoint.npz.lock", "data.json", "history.json",
                          "graph.svg", "curves.png", "spec.yaml") or p.endswith(".tmp")
                    or p.startswith("events.out.tfevents.") for p in leftovers), leftovers
     # finish the run, uninterrupted

@@ -127,5 +127,8 @@ def test_sources_use_no_unsafe_loader():
 def test_the_spec_loader_is_a_safe_loader():
     import yaml
 
-    assert issubclass(_SpecLoader, yaml.SafeLoader)
-    assert not issubclass(_SpecLoader, (yaml.FullLoader, yaml.UnsafeLoader))
+    # yaml.SafeLoader or, where PyYAML has libyaml, yaml.CSafeLoader: the safe constructor
+    assert issubclass(_SpecLoader, (yaml.SafeLoader, getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+    assert issubclass(_SpecLoader, yaml.constructor.SafeConstructor)
+    assert not issubclass(_SpecLoader, (yaml.constructor.FullConstructor,
+                                        yaml.constructor.UnsafeConstructor))

@@ -79,6 +79,7 @@ def tiny_run(tmp_path, epochs, resume=False, hp=None):
     logger = TensorBoardLogger(tmp_path, hparams=hp)
     solver = Solver(plan, tiny_data(50, (6,)), batch_size=10, num_epochs=epochs, verbose=False,
                     checkpoint=str(tmp_path / "ck.npz"), resume=resume, callbacks=[logger],
+                    allow_changes=["num_epochs"] if resume else (),  # resuming runs more epochs
                     optim_config={"learning_rate": 0.05})
     solver.train()
     logger.close()

@@ -53,7 +53,10 @@ def train_run(tmp_path, epochs, resume=False, name="ck.npz", **kw):
 def test_resume_gives_bitwise_the_same_params(tmp_path):
     full, s_full = train_run(tmp_path, 4, name="full.npz")
     train_run(tmp_path, 2, name="part.npz")
-    resumed, s_res = train_run(tmp_path, 4, resume=True, name="part.npz")
+    # a run extended from 2 to 4 epochs: a change of recipe, allowed explicitly and recorded
+    resumed, s_res = train_run(tmp_path, 4, resume=True, name="part.npz",
+                               allow_changes=["num_epochs"])
+    assert s_res.changes == [{"epoch": 2, "changed": {"num_epochs": [2, 4]}}]
     assert s_res.loss_history == s_full.loss_history
     assert s_res.val_loss_history == s_full.val_loss_history and len(s_full.val_loss_history) == 4
     for k in full.params:

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from dagnet.models import lenet, resnet20, resnet50
+from dagnet.models import densenet_small, lenet, resnet20, resnet50, squeezenet
 from dagnet.summary import summary_rows, summary_table
 from dagnet.viz.summary import default_depth, folded_summary
 
@@ -41,6 +41,20 @@ def test_depth_one_gives_one_row_per_stage_and_full_every_layer():
     assert list(table) == ["x", "y", "stem", "stage1", "stage2", "stage3", "pool", "scores", "loss"]
     assert folded_summary(resnet20(), 3) == summary_table(resnet20())
     assert folded_summary(resnet20(), None) == summary_table(resnet20())
+
+
+def test_dense_layers_and_fire_modules_fold():
+    """Dense layers differ in their channel counts, so find_repeats keeps them apart; layers
+    running the same ops fold all the same. SqueezeNet's names have two levels: one row per
+    fire module by default."""
+    table = rows(folded_summary(densenet_small(), 2))
+    assert table["  block2.layer2 … layer4"][:2] == ["3 like block2.layer1", "(84, 16, 16)"]
+    assert "  block2.layer3" not in table and "  trans1.conv" in table
+    g = squeezenet()
+    assert default_depth(g) == 1
+    table = rows(folded_summary(g, 1))
+    assert table["fire2"][0] == "7 ops" and table["fire3"][0] == "like fire2"
+    assert "fire2.squeeze" not in table
 
 
 def test_small_graphs_keep_the_plain_table():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from dagnet.graph import INPUT, PARAM
+from dagnet.graph import LEAVES, PARAM
 from dagnet.viz import style
 from dagnet.viz.html.explorer import explorer_html
 
@@ -44,7 +44,7 @@ def summary_table(obj) -> str:
         head = ["layer", "op", "output", "params"]
         rows = [[n.name, n.op, style.shape_text(n.meta["shape"]), f"{n.meta.get('params', 0):,}"]
                 for n in g if n.op != PARAM]
-        ops = sum(1 for n in g if n.op not in (INPUT, PARAM))
+        ops = sum(1 for n in g if n.op not in LEAVES)
         foot = f"{ops} ops, {sum(n.meta['params'] for n in g if n.op == PARAM):,} params"
         name = g.name
     numeric = {"#", "params", "MFLOPs", "KB/ex"}

@@ -1,0 +1,101 @@
+"""The direct convolution (ops/direct.py, _kernels/direct.*) against the loop reference, in
+float64 and float32, for every kernel variant this CPU runs; bitwise the same for any thread
+count; the rule that picks it; the conv2d op's gradients and a planned model through it."""
+import numpy as np
+import pytest
+
+import dagnet
+from dagnet import kernels
+from dagnet import reference as ref
+from dagnet.gradcheck import norm_error
+from dagnet.models import resnet_small
+from dagnet.ops import direct
+from tests.ops.harness import check_op
+
+pytestmark = pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+
+SHAPES = [  # (N, C, H, W), (F, C, kh, kw), stride, pad
+    ((3, 16, 12, 12), (16, 16, 3, 3), (1, 1), (1, 1)),  # resnet_small's block, smaller
+    ((2, 16, 12, 12), (32, 16, 3, 3), (2, 2), (1, 1)),  # its downsampling conv
+    ((5, 1, 9, 7), (2, 1, 3, 2), (1, 2), (0, 1)),
+    ((2, 2, 11, 10), (7, 2, 5, 5), (2, 3), (2, 1)),
+    ((17, 4, 6, 6), (3, 4, 2, 2), (2, 2), (0, 0)),
+    ((2, 3, 7, 7), (4, 3, 3, 3), (3, 3), (1, 1)),  # stride larger than the kernel's reach
+    ((2, 5, 10, 12), (6, 5, 3, 3), (1, 1), (0, 0)),
+]
+ISAS = list(range(direct.ISA + 1)) if direct._ext is not None else []
+
+
+def run(x_shape, w_shape, stride, pad, dtype, seed=0, need_dx=True):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    out, cache = direct.direct_forward(x, w, b, stride, pad)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    return (x, w, b, dout), (out, *direct.direct_backward(dout, cache, need_dx))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 1e-6)])
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", SHAPES)
+def test_matches_reference(x_shape, w_shape, stride, pad, dtype, tol, isa, monkeypatch):
+    monkeypatch.setattr(direct, "ISA", isa)
+    (x, w, b, dout), got = run(x_shape, w_shape, stride, pad, dtype)
+    want = (ref.conv_forward(x, w, b, stride, pad), *ref.conv_backward(dout, x, w, stride, pad))
+    for name, g, r in zip(("out", "dx", "dw", "db"), got, want):
+        assert g.dtype == dtype and g.shape == r.shape, name
+        assert norm_error(g, r) < tol, name
+
+
+def test_no_dx_keeps_dw_db():
+    _, (_, dx, dw, db) = run(*SHAPES[0], np.float64)
+    _, (_, none, dw2, db2) = run(*SHAPES[0], np.float64, need_dx=False)
+    assert dx is not None and none is None
+    np.testing.assert_array_equal(dw, dw2)
+    np.testing.assert_array_equal(db, db2)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", SHAPES[:2] + SHAPES[4:5])
+def test_bitwise_same_for_any_thread_count(x_shape, w_shape, stride, pad, monkeypatch):
+    results = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(kernels, "NUM_THREADS", threads)
+        results.append(run(x_shape, w_shape, stride, pad, np.float32)[1])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_rule_picks_few_channel_convs_with_little_waste(monkeypatch):
+    assert direct.uses_direct((16, 28, 28), (16, 16, 3, 3), (1, 1), (1, 1))
+    assert direct.uses_direct((16, 28, 28), (32, 16, 3, 3), (2, 2), (1, 1))
+    assert not direct.uses_direct((16, 28, 28), (32, 16, 1, 1), (2, 2), (0, 0))  # 1x1: a copy
+    assert not direct.uses_direct((6, 12, 12), (16, 6, 5, 5), (1, 1), (0, 0))  # LeNet conv2
+    monkeypatch.setattr(direct, "ENABLED", False)
+    assert not direct.uses_direct((16, 28, 28), (16, 16, 3, 3), (1, 1), (1, 1))
+
+
+def test_conv2d_op_gradients_through_direct():
+    rng = np.random.default_rng(0)
+    shape, w_shape = (2, 3, 12, 12), (4, 3, 3, 3)
+    assert direct.uses_direct(shape[1:], w_shape, (1, 1), (1, 1))
+    check_op("conv2d", [rng.standard_normal(shape), rng.standard_normal(w_shape),
+                        rng.standard_normal(4)], {"pad": 1})
+
+
+def test_planned_resnet_small_same_as_im2col(monkeypatch):
+    """A compiled plan builds the planes in its planned workspace; its loss and gradients
+    equal the im2col plan's."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 1, 28, 28))
+    y = rng.integers(0, 10, 4)
+    results = []
+    for enabled in (True, False):
+        monkeypatch.setattr(direct, "ENABLED", enabled)
+        plan = dagnet.compile(resnet_small(), seed=0, dtype=np.float64)
+        results.append(plan.loss_and_grads(x, y))
+    (loss, grads), (loss2, grads2) = results
+    assert abs(loss - loss2) < 1e-12
+    for k in grads:  # a conv bias before batchnorm has zero gradient: rounding noise alone
+        np.testing.assert_allclose(grads[k], grads2[k], rtol=1e-10, atol=1e-13, err_msg=k)

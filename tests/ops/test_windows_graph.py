@@ -1,0 +1,104 @@
+"""The window variants inside graphs: their spec forms (sequential and general) build what the
+builder builds, a compiled plan through them passes the plan gradient check in float64, and the
+fused conv + relu + max-pool takes the row kernel only for plain windows while fusing the
+others on the column path with the same numbers as the unfused chain."""
+import pytest
+
+import dagnet
+from dagnet import Graph
+from dagnet.compiler.feeds import random_feeds
+from dagnet.gradcheck import gradcheck_plan
+from dagnet.ops.fused import ConvReLUPool
+from dagnet.spec import graph_from_spec
+
+SEQUENTIAL = """
+name: windows
+input: {shape: [4, 12, 12]}
+layers:
+  - {type: conv, num_filters: 8, filter_size: 3, pad: 1, groups: 4, name: dw}
+  - {type: relu}
+  - {type: conv, num_filters: 8, filter_size: 3, pad: [2, 2, 2, 2], dilation: 2}
+  - {type: max_pool2d, size: 3, stride: 2, pad: 1, ceil_mode: true}
+  - {type: deconv, num_filters: 4, filter_size: 3, stride: 2, pad: 1, output_padding: 1}
+  - {type: avg_pool, size: 3, stride: 2, pad: [0, 0, 1, 1], count_include_pad: false, floor: true}
+  - {type: resize, scale: 2, mode: bilinear}
+  - {type: depth_to_space, block: 2}
+  - {type: global_max_pool}
+  - {type: affine, hidden: 3}
+loss: softmax
+"""
+
+
+def windows_by_hand():
+    g = Graph("windows")
+    x = g.input("x", (4, 12, 12))
+    y = g.input("y", (), dtype="int64")
+    h = g.relu(g.conv2d(x, 8, 3, pad=1, groups=4, name="dw"), name="relu1")
+    h = g.conv2d(h, 8, 3, pad=[2, 2, 2, 2], dilation=2, name="conv1")
+    h = g.max_pool2d(h, 3, stride=2, pad=1, ceil_mode=True, name="pool1")
+    h = g.conv_transpose(h, 4, 3, stride=2, pad=1, output_padding=1, name="deconv1")
+    h = g.avg_pool2d(h, 3, stride=2, pad=[0, 0, 1, 1], count_include_pad=False, floor=True,
+                     name="avgpool1")
+    h = g.depth_to_space(g.resize(h, scale=2, mode="bilinear", name="resize1"), 2,
+                         name="depth_to_space1")
+    h = g.global_max_pool(h, name="global_max_pool1")
+    g.softmax_cross_entropy(g.affine(h, 3, name="scores"), y)
+    return g
+
+
+def test_sequential_spec_equals_the_builder_graph():
+    g = graph_from_spec(SEQUENTIAL)
+    assert [n.op for n in g if n.op not in ("input", "param")] == \
+        [n.op for n in windows_by_hand() if n.op not in ("input", "param")]
+    assert g.shape_of("dw") == (8, 12, 12) and g.node("dw.w").attrs["shape"] == [8, 1, 3, 3]
+    assert g.shape_of("pool1") == (8, 7, 7)       # ceil_mode keeps the last window
+    assert g.shape_of("deconv1") == (4, 14, 14)   # (7 - 1)*2 - 2 + 3 + 1
+    assert g.shape_of("avgpool1") == (4, 7, 7)
+    assert g.shape_of("depth_to_space1") == (1, 28, 28)
+
+
+def test_general_form_takes_the_same_attrs():
+    g = graph_from_spec({"name": "t", "nodes": [
+        {"name": "x", "op": "input", "shape": [3, 20]},
+        {"name": "c", "op": "conv1d", "inputs": ["x"], "filters": 6, "size": 3, "groups": 3,
+         "pad": [1, 2], "dilation": 2},
+        {"name": "p", "op": "max_pool1d", "inputs": ["c"], "size": 3, "stride": 2,
+         "ceil_mode": True},
+        {"name": "a", "op": "avg_pool1d", "inputs": ["c"], "size": 2, "floor": True},
+    ]})
+    assert g.shape_of("c") == (6, 19) and g.node("c.w").attrs["shape"] == [6, 1, 3]
+    assert g.shape_of("p") == (6, 9) and g.shape_of("a") == (6, 9)
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_plan_gradients_in_float64(fuse):
+    plan = dagnet.compile(windows_by_hand(), dtype="float64", seed=0, fuse=fuse)
+    feeds = random_feeds(plan, batch=2, seed=0)
+    errors = gradcheck_plan(plan, feeds, max_entries=6)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def conv_relu_pool(conv: dict, pool: dict, channels=4, filters=8):
+    g = Graph("crp")
+    x = g.input("x", (channels, 12, 12))
+    h = g.relu(g.conv2d(x, filters, 3, name="conv", **conv), name="relu")
+    g.outputs = [g.max_pool2d(h, 2, name="pool", **pool)]
+    return g
+
+
+@pytest.mark.parametrize("conv,pool,note", [
+    ({"pad": 1}, {}, "patch rows"),                                        # LeNet's kind
+    ({"pad": 1, "groups": 2}, {}, "im2col columns"),
+    ({"pad": 2, "dilation": 2}, {}, "im2col columns"),
+    ({"pad": [0, 0, 2, 2]}, {}, "im2col columns"),
+    ({"pad": 1}, {"stride": 3, "ceil_mode": True}, "im2col columns"),
+])
+def test_fused_conv_relu_pool_takes_rows_only_for_plain_windows(conv, pool, note, monkeypatch):
+    # rows pay from K*F/(K + F) = 20 where AVX2 runs (here 144*32/176 = 26); on any CPU the
+    # plain window takes them and the others keep the columns
+    monkeypatch.setattr(ConvReLUPool, "ROWS_FROM", 20)
+    # check=True runs the fused step against its unfused chain, outputs and gradients
+    plan = dagnet.compile(conv_relu_pool(conv, pool, channels=16, filters=32), seed=0,
+                          dtype="float64", check=True)
+    (step,) = plan.steps
+    assert step.op.name == "conv2d+relu+max_pool2d" and plan.kernel_note(step).startswith(note)

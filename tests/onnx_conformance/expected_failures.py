@@ -509,8 +509,4 @@ MODELS = {
 
 #: passing node cases converted to an older opset of their op (harness.older_opsets): case@opset -> why it fails
 OLDER = {
-    'test_logsoftmax_axis_1@1': 'wrong values',
-    'test_logsoftmax_axis_1@11': 'wrong values',
-    'test_softmax_axis_1@1': 'wrong values',
-    'test_softmax_axis_1@11': 'wrong values',
 }

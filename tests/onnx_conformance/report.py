@@ -137,8 +137,9 @@ def markdown(node_failures: dict, model_failures: dict, older_failures: dict) ->
         "(those before 7 through `onnx.version_converter`). "
         "Older opsets run: the passing cases, converted by `onnx.version_converter` to these "
         "older versions of the op (where it has an adapter and the result is valid there), "
-        "pass too, except those counted as failing (listed in `expected_failures.OLDER`). "
-        "Attributes: ✓ set by a "
+        "expecting what onnxruntime computes at that opset (the converter keeps attributes "
+        "whose meaning changed, such as `Softmax`'s axis before 13), pass too, except those "
+        "counted as failing (listed in `expected_failures.OLDER`). Attributes: ✓ set by a "
         "passing case, ✗ set only by failing cases, – set by no case (its default is what is "
         "tested).", "",
         "| ONNX op | dagnet op | export writes it | versions | older opsets run | "

@@ -101,3 +101,35 @@ def test_an_opset_3_model_is_converted_concat_axis_defaulted_reshape_shape_an_in
     np.testing.assert_array_equal(plan.forward({"x": x}, mode="eval")["y"],
                                   np.concatenate([x, x], axis=1).reshape(3, 2, 6))
 
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("opset,axis", [(1, 1), (11, 1), (11, 2), (11, -2), (13, 1), (13, 2)])
+def test_softmax_axis_before_opset_13_flattens_the_trailing_block(op, opset, axis):
+    """Before opset 13 `axis` coerces the input to 2-D at axis and normalises the trailing block
+    (every axis from `axis` on); from 13 it is one axis. Checked against numpy and onnxruntime."""
+    x = arr(3, 4, 5, 2) * 3
+    m = model([helper.make_node(op, ["x"], ["y"], axis=axis)], {"x": ["N", 4, 5, 2]},
+              {"y": ["N", 4, 5, 2]}, opset=opset)
+    keep = tuple(range(axis % 4, 4)) if opset < 13 else (axis % 4,)
+    z = x - x.max(axis=keep, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=keep, keepdims=True))
+    got = same_as_onnxruntime(m, {"x": x})
+    plan = dagnet.compile(got.graph, mode="eval", params=got.params, state=got.state)
+    out = plan.forward({"x": x}, mode="eval")[got.graph.outputs[0]]
+    np.testing.assert_allclose(out, logp if op == "LogSoftmax" else np.exp(logp), atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["test_softmax_axis_1", "test_logsoftmax_axis_1"])
+def test_older_opset_variants_expect_what_onnxruntime_computes_at_that_opset(case):
+    """onnx.version_converter keeps Softmax's axis=1 when it moves an opset-13 case to opset 11,
+    where axis=1 means the flattened trailing block: the case's opset-13 outputs are then wrong
+    for the converted model (onnx.reference computes one axis at every opset). Each older
+    variant's expected outputs are onnxruntime's for the converted model, so dagnet's import of
+    the older semantics is what is tested."""
+    from tests.onnx_conformance import harness
+
+    op = "LogSoftmax" if "log" in case else "Softmax"
+    variants = harness.older_opsets(harness.node_cases(op)[case], op)
+    assert {f"{case}@1", f"{case}@11"} <= set(variants)
+    for name, v in variants.items():
+        assert harness.outcome(v) == (None, ""), name

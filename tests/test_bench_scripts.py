@@ -103,3 +103,14 @@ def test_bench_infer_quick():
     if out["onnxruntime"]:
         ratios = [out["models"][k]["batches"]["4"]["ratio_vs_ort"] for k in ("lenet", "resnet_small")]
         assert out["summary"]["worst_infer_ratio_vs_ort"] == pytest.approx(min(ratios))
+
+
+def test_bench_fusion_ab_quick():
+    """The grouping A/B: models, chains and compile times, each on and off; LeNet has no generic
+    chain (its hand-written patterns take everything), resnet_small's residual joins do."""
+    out = run("bench_fusion_ab.py")
+    assert set(out["summary"]) == set(out["models"]) | set(out["chains"])
+    assert out["models"]["lenet.train"]["generic_steps"] == 0
+    assert out["models"]["resnet_small.train"]["generic_steps"] > 0
+    assert all(v["generic_steps"] > 0 for v in out["chains"].values())
+    assert set(out["compile"]["chain_1000"]) == {"on", "off"}

@@ -80,9 +80,28 @@ def test_random_stateful_and_non_chainable_ops_stay_out():
     g = Graph("o")
     x = g.input("x", (4,))
     h = g.dropout(g.relu(g.sub(x, 1.0, name="s"), name="r"), 0.5, name="d")
-    g.sum(g.exp(h, name="e"), axes=[1], name="total")
+    h = g.sum(g.exp(h, name="e"), axes=[1], keepdims=True, name="total")
+    g.argmax(g.tanh(g.reshape(h, [1], name="view"), name="t"), axis=1, name="label")
     got = run_fuse(g)
-    assert [f["members"] for f in got.meta["fusion"]["fused"]] == [["s", "r"]]
+    # a reduction ends a chain (TVM fuses an elementwise producer into it); a view (reshape)
+    # and an int64 output (argmax) stay out, so tanh stands alone
+    assert [f["members"] for f in got.meta["fusion"]["fused"]] == [["s", "r"], ["e", "total"]]
+
+
+def test_injective_members_join_and_are_never_written_over():
+    g = Graph("inj")
+    x, y = g.input("x", (2, 4, 4)), g.input("y", (), dtype="int64")
+    h = g.concat(g.relu(x, name="r"), x, name="cat")          # concat links on port 0
+    h = g.global_avg_pool(g.tanh(h, name="t"), name="gap")     # the reduction ends the chain
+    g.softmax_cross_entropy(g.affine(h, 3, name="scores"), y)
+    got = run_fuse(g)
+    assert [f["pattern"] for f in got.meta["fusion"]["fused"]] == [
+        "elementwise(relu+concat+tanh+global_avg_pool)"]
+    records = got.node("r+cat+t+gap").attrs["members"]
+    # concat moves elements: never over relu's value; tanh over concat's is fine in eval
+    assert inplace_plan(records, train=False) == ([False, False, True, False], 3)
+    plan = dagnet.compile(g, dtype="float64", check=True)
+    nets.assert_plans_agree(plan, dagnet.compile(g, dtype="float64", fuse=False), nets.feeds_for(g))
 
 
 def chains():
@@ -194,3 +213,51 @@ def test_export_writes_a_generic_chain_as_its_members(tmp_path):
     want = dagnet.compile(g, mode="eval", dtype="float64", params=plan.params, state=plan.state,
                           outputs=["fc"]).forward({"x": x})["fc"]
     np.testing.assert_allclose(b.forward({"x": x})[b.outputs[0]], want, rtol=1e-10)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_a_member_linked_on_a_later_port_does_not_write_over_its_link(mode):
+    """The fuzz's find: add(b, b, a) fused after a's conv wrote b + b over a's value before
+    adding it (a variadic add accumulates into `out`); the op contract lets `out` alias port
+    0 only, so a member linked on another port gets an array of its own."""
+    g = Graph("late_port")
+    x, y = g.input("x", (1, 4, 4)), g.input("y", (), dtype="int64")
+    a, b = g.conv2d(x, 2, 1, name="a"), g.conv2d(x, 2, 1, name="b")
+    h = g.add(b, b, a, name="s")
+    g.softmax_cross_entropy(g.affine(h, 3, name="scores"), y)
+    fused = dagnet.compile(g, dtype="float64", mode=mode)
+    assert [s.pattern for s in fused.steps if s.fused] == ["elementwise(conv2d+add)"]
+    unfused = dagnet.compile(g, dtype="float64", mode=mode, fuse=False, params=fused.params,
+                             state=fused.state)
+    feeds = nets.feeds_for(g)
+    if mode == "train":
+        nets.assert_plans_agree(fused, unfused, feeds)
+    else:
+        np.testing.assert_allclose(fused.predict(feeds["x"]), unfused.predict(feeds["x"]),
+                                   rtol=1e-12)
+    conv_add = [{"op": "conv2d", "shape": [2, 4, 4], "batched": True, "port": None},
+                {"op": "add", "shape": [2, 4, 4], "batched": True, "port": 2}]
+    assert inplace_plan(conv_add, train=False) == ([False, False], 1)
+    assert inplace_plan([conv_add[0], dict(conv_add[1], port=0)], train=False) == ([False, True], 0)
+
+
+def _ops_written_over():
+    from dagnet.ops.base import registered_ops
+    from dagnet.ops.fused_elementwise import chainable, writes_over
+    return sorted(n for n, op in registered_ops().items() if chainable(op) and writes_over(op))
+
+
+@pytest.mark.parametrize("name", _ops_written_over())
+def test_every_chainable_op_may_write_over_its_port_0(name):
+    """What the in-place plan relies on (inplace_plan): forward with out=inputs[0] gives what
+    it gives into a fresh array, for every op a chain may write over its link."""
+    op = get_op(name)
+    arity = op.arity if isinstance(op.arity, int) else op.arity[0] + 1
+    rng = np.random.default_rng(1)
+    inputs = [rng.uniform(0.5, 2.0, (3, 4)) for _ in range(arity)]
+    attrs = {"clip": {"min": 0.7, "max": 1.5}}.get(name, {})
+    want, _ = op.forward([x.copy() for x in inputs], attrs, mode="eval")
+    given = [x.copy() for x in inputs]
+    got, _ = op.forward(given, attrs, mode="eval", out=given[0])
+    assert got is given[0]
+    np.testing.assert_allclose(got, want, rtol=1e-14, err_msg=name)

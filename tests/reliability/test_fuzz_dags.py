@@ -1,7 +1,12 @@
-"""Random DAGs with fan-out and merges (add, concat), element-wise ops, batchnorm, small convs,
-pooling and affine layers compile, and their fused and unfused plans agree with the reference
-interpreter (float64, 1e-10), in train mode (loss and every gradient) and in eval mode."""
+"""Random DAGs with fan-out and merges (add, concat), element-wise and broadcasting ops (the
+chains the generic elementwise fusion groups: per-channel bias and scale params, products,
+differences, gates through a comparison), batchnorm, small convs, pooling and affine layers
+compile, and their fused and unfused plans agree with the reference interpreter (float64,
+1e-10), in train mode (loss and every gradient) and in eval mode.
+
+DAGNET_FUZZ_EXAMPLES=2000 runs more graphs than CI's 150 (the same first 150, then more)."""
 import copy
+import os
 from collections import Counter
 
 import numpy as np
@@ -18,8 +23,11 @@ from dagnet.interpreter import loss_and_grads as interpret_loss_and_grads
 COUNTS = Counter()
 TOL = 1e-10
 
+EXAMPLES = int(os.environ.get("DAGNET_FUZZ_EXAMPLES", "150"))
+
 KINDS = ["conv1", "conv3", "conv_relu", "conv_bn_relu", "relu", "tanh", "sigmoid", "leaky_relu",
-         "elu", "add", "add3", "concat", "bn"]
+         "elu", "add", "add3", "concat", "bn", "bias", "scale", "mul", "sub", "gelu", "neg",
+         "gate"]
 
 
 @st.composite
@@ -53,6 +61,17 @@ def random_dags(draw):
             k = 2 if kind == "add" else 3
             others = [same[draw(st.integers(0, len(same) - 1))][0] for _ in range(k - 1)]
             values.append((g.add(src, *others, name=name), ch))  # may be add(v, v): two edges
+        elif kind in ("bias", "scale"):  # an unbatched (C, 1, 1) param broadcast over H x W
+            p = g.param(f"{name}.p", (ch, 1, 1), init="uniform", low=0.5, high=1.5)
+            values.append(((g.add if kind == "bias" else g.mul)(src, p, name=name), ch))
+        elif kind in ("mul", "sub", "gate"):
+            same = [v for v in values if v[1] == ch]
+            other = same[draw(st.integers(0, len(same) - 1))][0]
+            if kind == "gate":  # the link through a comparison passes no gradient
+                h = g.where(g.greater(src, 0.0, name=f"{name}.pos"), src, other, name=name)
+            else:
+                h = getattr(g, kind)(src, other, name=name)  # may be mul(v, v): two edges
+            values.append((h, ch))
         elif kind == "concat":
             other, och = pick()
             if ch + och <= 8:
@@ -88,11 +107,12 @@ def close(a, b):
 def report():
     yield
     print(f"\nrandom DAGs: {COUNTS['graphs']} graphs, {COUNTS['ops']} op nodes, "
-          f"{COUNTS['fused']} fused steps ({COUNTS['fan_out']} values with fan-out, "
+          f"{COUNTS['fused']} fused steps, {COUNTS['generic']} of them generic chains "
+          f"({COUNTS['fan_out']} values with fan-out, "
           f"{COUNTS['merges']} merges), all equal to the interpreter within {TOL:g}")
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(random_dags(), st.integers(0, 2 ** 16))
 def test_fused_and_unfused_plans_agree_with_the_interpreter(g, seed):
@@ -119,5 +139,6 @@ def test_fused_and_unfused_plans_agree_with_the_interpreter(g, seed):
     COUNTS["graphs"] += 1
     COUNTS["ops"] += sum(1 for n in g if n.op not in ("input", "param"))
     COUNTS["fused"] += sum(s.fused for s in fused.steps) + sum(s.fused for s in ev.steps)
+    COUNTS["generic"] += sum(s.op_name == "fused_elementwise" for s in [*fused.steps, *ev.steps])
     COUNTS["fan_out"] += sum(1 for n in g if n.op not in ("param",) and len(users.get(n.name, [])) > 1)
     COUNTS["merges"] += sum(1 for n in g if n.op in ("add", "concat"))

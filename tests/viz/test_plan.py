@@ -82,7 +82,7 @@ def test_pruned_nodes_are_greyed():
 
 
 def test_in_place_steps_are_marked():
-    plan = dagnet.compile(residual())
+    plan = dagnet.compile(residual(), fuse=False)  # fused, its relus run inside their chains
     inplace = [s for s in plan.steps if s.inplace]
     assert inplace
     src = render_plan(plan).source
@@ -95,9 +95,10 @@ def test_backward_sweep_has_a_node_per_backward_step_and_gradient_edges():
     src = render_plan(plan, show_backward=True).source
     for s in plan.backward_steps:
         assert f'"{GRAD}{s.members[-1]}"' in src or f"{GRAD}{s.members[-1]} " in src
-    assert src.count("dir=back") == sum(
-        1 for s in plan.backward_steps for p, need in zip(s.inputs, s.needs)
-        if need and p in {b.name for b in plan.backward_steps})
+    # one edge per (step, value): a generic chain reading a value on two ports gets one
+    assert src.count("dir=back") == len({
+        (s.name, p) for s in plan.backward_steps for p, need in zip(s.inputs, s.needs)
+        if need and p in {b.name for b in plan.backward_steps}})
     assert "skips dx" in src and "sums 2 incoming gradients" in src and "seed" in src
 
 
@@ -113,9 +114,10 @@ def test_memory_shows_buffers_and_marks_the_peak():
         if s.buffer >= 0:
             assert f"buffer {s.buffer} ·" in src
     assert src.count("memory peak") == 1
-    # the planned total peak (values and kept scratch), 18.1 KB for this net
+    # the planned total peak (values and kept scratch), 18.7 KB for this net (18.1 KB before
+    # its batchnorm+add+relu fused: a generic chain keeps its inputs for backward)
     assert f"peak {style.bytes_text(plan.peak_bytes(1))} per example" in src
-    assert "peak 18.1 KB per example" in src
+    assert "peak 18.7 KB per example" in src
 
 
 def test_timings_color_steps_by_heat():

@@ -267,6 +267,52 @@ def test_gather_graph_and_errors():
         get_op("gather").forward([rand((2, 5)), np.array([1, 7])], {"axis": 1})
 
 
+# -- einsum with '...' -------------------------------------------------------------------------------
+@pytest.mark.parametrize("eq, shapes, batched, want", [
+    ("...ij,jk->...ik", [(2, 3, 4, 5), (5, 6)], (True, False), (2, 3, 4, 6)),
+    ("...ij,...jk->...ik", [(2, 3, 4), (1, 4, 2)], (False, False), None),
+    ("b...d,de->b...e", [(2, 1, 3, 4), (4, 2)], (True, False), (2, 1, 3, 2)),
+    ("...i->...", [(3, 1, 4)], (True,), (3, 1)),
+    ("ij...,jk->ik...", [(2, 3, 5), (3, 4)], (False, False), (2, 4, 5))])
+def test_einsum_ellipsis(eq, shapes, batched, want):
+    xs = [rand(s, i) for i, s in enumerate(shapes)]
+    if want is None:  # '...' covers axes of one size in every operand: no broadcasting of 1s
+        with pytest.raises(ShapeError, match=r"einsum: axis 'A' has sizes 2 and 1"):
+            get_op("einsum").infer_shape([tuple(x.shape) for x in xs], {"equation": eq})
+        return
+    out, _ = check_op("einsum", xs, {"equation": eq}, batched=batched,
+                      expected=np.einsum(eq, *xs))
+    assert out.shape == want
+
+
+# -- spec forms ------------------------------------------------------------------------------------
+def test_the_shape_ops_in_both_spec_forms():
+    general = """
+name: parts
+nodes:
+  - {name: x, op: input, shape: [6, 4]}
+  - {name: idx, op: constant, value: [3, 0], dtype: int64}
+  - {name: s.0, op: split, inputs: [x], axis: 1, sizes: [2, 4], index: 0}
+  - {name: s.1, op: split, inputs: [x], axis: 1, sizes: [2, 4], index: 1}
+  - {name: p, op: pad, inputs: [s.0], pads: [1, 0], axes: [1], mode: edge}
+  - {name: g, op: gather, inputs: [s.1, idx], axis: 1}
+  - {name: sl, op: slice, inputs: [p], starts: [-1], ends: [-100], axes: [1], steps: [-1]}
+  - {name: c, op: concat, inputs: [sl, g], axis: 1}
+  - {name: y, op: reshape, inputs: [c], shape: [0, -1]}
+"""
+    g = Graph.from_spec(general)
+    assert g.shape_of("c") == (5, 4) and g.shape_of("y") == (5, 4)
+    again = Graph.from_spec(g.to_spec())
+    assert [(n.name, n.op, n.inputs, n.attrs) for n in again] == \
+        [(n.name, n.op, n.inputs, n.attrs) for n in g]
+    seq = Graph.from_spec({"name": "seq", "input": {"shape": [3, 8]}, "layers": [
+        {"type": "pad", "pads": [1, 1], "axes": [2], "mode": "reflect"},
+        {"type": "slice", "starts": [0], "ends": [8], "axes": [2], "steps": [2]},
+        {"type": "tile", "repeats": [1, 2, 1]}, {"type": "flatten"}]})
+    assert [seq.shape_of(n) for n in ("pad1", "slice1", "tile1", "scores")] == \
+        [(3, 10), (3, 4), (6, 4), (24,)]
+
+
 # -- a plan through all of them ----------------------------------------------------------------------
 def test_a_plan_of_shape_ops_against_numerical_gradients_and_jvp():
     g = Graph("shapes")
@@ -311,6 +357,8 @@ def test_torch_parity(dtype):
         parity("pad", [x], {"pads": [1, 2, 2, 1], "axes": [2, 3], "mode": mode},
                lambda t: F.pad(t, (2, 1, 1, 2), mode=tmode), dtype, (0,))
     parity("tile", [x], {"repeats": [1, 2, 1, 3]}, lambda t: t.repeat(1, 2, 1, 3), dtype, (0,))
+    parity("einsum", [x, x[0, 0]], {"equation": "...ij,kj->...ik"},
+           lambda a, b: torch.einsum("...ij,kj->...ik", a, b), dtype, (0, 1))
     idx = np.array([[4, 0], [4, -1]], dtype=np.int64)
     parity("gather", [x, idx], {"axis": 3},
            lambda t, i: t[:, :, :, i % 5], dtype, (0,))

@@ -7,7 +7,7 @@
 Shapes are full shapes (axis 0 of a batched value is its batch axis). matmul contracts a's
 last axis with b's second-to-last and broadcasts the axes before as numpy does, the batch
 axis leading; contracting the batch axis itself is refused (N varies). einsum takes explicit
-subscripts with '->' (no letter twice in one operand; '...' stands for the same leading axes in
+subscripts (an implicit output as numpy infers it; no letter twice in one operand; '...' stands for the same leading axes in
 every operand that has it, aligned from the right, and must appear in the output too); a
 batched operand's batch letter must be the output's first, or absent (summed over the batch:
 an unbatched output).
@@ -97,13 +97,17 @@ _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def explicit(equation: str, ranks: list) -> str:
-    """equation with each '...' replaced by letters it does not use, one per axis the ellipsis
+    """equation with its output written out when implicit ('ij,jk', as numpy reads it) and each
+    '...' replaced by letters it does not use, one per axis the ellipsis
     covers in that operand (its rank minus its named axes), aligned from the right as numpy
-    aligns them; the output's '...' covers the most. An equation without '...' is returned as
-    it is; AttrError for a '...' the output lacks (numpy would sum it) or a rank too small."""
+    aligns them; the output's '...' covers the most. AttrError for a '...' the output lacks (numpy would sum it) or a rank too small."""
     eq = equation.replace(" ", "")
+    if "->" not in eq and _TERM.fullmatch(eq.replace(",", "").replace("...", "")):
+        # numpy's implicit output: '...' first, then the letters named once, alphabetically
+        once = sorted(c for c in set(eq) if c.isalpha() and eq.count(c) == 1)
+        eq = f"{eq}->{'...' if '...' in eq else ''}{''.join(once)}"
     if "..." not in eq or "->" not in eq:
-        return equation
+        return eq if "->" in eq else equation
     lhs, out = eq.split("->")
     terms = lhs.split(",")
     if len(terms) != len(ranks) or "..." not in out and any("..." in t for t in terms):
@@ -162,8 +166,9 @@ class Einsum(Op):
 
     name = "einsum"
     ports = (variadic("x", 1, "one operand per subscript term", either=True),)
-    attributes = (Attr("equation", "text", REQUIRED, doc="explicit subscripts with '->', e.g. "
-                       "'nhtd,nhsd->nhts'"),)
+    attributes = (Attr("equation", "text", REQUIRED, doc="subscripts, e.g. 'nhtd,nhsd->nhts' "
+                       "('...' for the same leading axes; without '->' numpy's implicit "
+                       "output)"),)
     full_shapes = True
     fusion_kind = "out_fusable"
     saves = frozenset({"input"})

@@ -273,7 +273,9 @@ def test_gather_graph_and_errors():
     ("...ij,...jk->...ik", [(2, 3, 4), (1, 4, 2)], (False, False), None),
     ("b...d,de->b...e", [(2, 1, 3, 4), (4, 2)], (True, False), (2, 1, 3, 2)),
     ("...i->...", [(3, 1, 4)], (True,), (3, 1)),
-    ("ij...,jk->ik...", [(2, 3, 5), (3, 4)], (False, False), (2, 4, 5))])
+    ("ij...,jk->ik...", [(2, 3, 5), (3, 4)], (False, False), (2, 4, 5)),
+    ("i,i", [(5,), (5,)], (False, False), ()), ("kj,ji", [(2, 3), (3, 4)], (False, False), (4, 2)),
+    ("...ji", [(2, 3, 4)], (True,), (2, 4, 3))])
 def test_einsum_ellipsis(eq, shapes, batched, want):
     xs = [rand(s, i) for i, s in enumerate(shapes)]
     if want is None:  # '...' covers axes of one size in every operand: no broadcasting of 1s

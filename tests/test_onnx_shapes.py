@@ -163,3 +163,24 @@ def test_batch_mixing_imports_are_refused_by_name():
                    ["a", "b"])
     with pytest.raises(dagnet.DagnetError, match=r"a \(split.*split: axis 0 is the batch axis N"):
         load(model)
+
+
+def test_backend_reads_every_input_unbatched_where_the_batch_reading_fails():
+    """A Split over axis 0 of a vector: no batch to read, so the backend imports the input with
+    its full shape; a Concat of two (N, 2) inputs along axis 1 keeps the batch reading."""
+    backend = pytest.importorskip("dagnet.onnx.backend")
+    x = np.arange(7, dtype=np.float32)
+    a, b = backend.run_node(helper.make_node("Split", ["x"], ["a", "b"], axis=0, num_outputs=2),
+                            [x])
+    np.testing.assert_array_equal(a, x[:4])
+    np.testing.assert_array_equal(b, x[4:])
+    u, v = np.ones((3, 2), np.float32), np.zeros((3, 2), np.float32)
+    (c,) = backend.run_node(helper.make_node("Concat", ["u", "v"], ["c"], axis=0), [u, v])
+    np.testing.assert_array_equal(c, np.concatenate([u, v]))
+    rep = backend.prepare(helper.make_model(helper.make_graph(
+        [helper.make_node("Concat", ["u", "v"], ["c"], axis=1)], "g",
+        [helper.make_tensor_value_info(k, TensorProto.FLOAT, [3, 2]) for k in "uv"],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [3, 4])])))
+    (c,) = rep.run([u, v])
+    assert rep._built[2].input_specs["u"]["batched"]  # read as a batch of 3
+    np.testing.assert_array_equal(c, np.concatenate([u, v], axis=1))

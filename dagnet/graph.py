@@ -139,6 +139,29 @@ class Graph(IRGraph):
             self.set_nodes(before)
             raise
 
+    def split(self, x, sizes=None, parts=None, axis: int = 1, name=None) -> tuple:
+        """x split along `axis` into parts of `sizes` (or `parts` equal ones): one `split`
+        node per part, named '<name>.0', '<name>.1', ... (a node is one value), returned in
+        order. (N, 6, 8), sizes [2, 4] -> (N, 2, 8), (N, 4, 8)."""
+        if name is None:
+            i = 1
+            while any(n.name.startswith(f"split{i}.") for n in self):
+                i += 1
+            name = f"split{i}"
+        count = len(sizes) if isinstance(sizes, (list, tuple)) else parts
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise AttrError(f"{name} (split): give sizes (a list, one per part) or parts (a "
+                            f"positive number of equal parts), got sizes={sizes!r}, "
+                            f"parts={parts!r}")
+        before = list(self)
+        try:
+            return tuple(build(self, get_op("split"), (x,), {
+                "sizes": sizes, "parts": parts, "axis": axis, "index": i, "name": f"{name}.{i}"})
+                for i in range(count))
+        except DagnetError:
+            self.set_nodes(before)
+            raise
+
     def __getattr__(self, name: str):
         # the builder methods of ops registered after this module loaded (your own ops)
         if not name.startswith("_"):

@@ -92,6 +92,9 @@ def infer_node(n: Node, srcs: list[Node], in_shapes: list) -> tuple:
         _check_port(n, op, port, src)
     check_node_attrs(n, op)
     batched = [is_batched(s) for s in srcs]
+    recorded = getattr(op, "batched_attr", None)  # reshape: forward sees arrays only
+    if recorded and batched and not batched[0] and recorded not in n.attrs:
+        n.attrs[recorded] = False
     full = getattr(op, "full_shapes", False)
     given = [full_shape(s, b) if full else tuple(s) for s, b in zip(in_shapes, batched)]
     try:

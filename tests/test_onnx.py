@@ -265,8 +265,9 @@ def test_every_op_is_covered_by_the_test_graphs():
     from dagnet.onnx.mapping import EXPORTS
 
     from tests.test_onnx_layers import LAYER_GRAPHS  # the normalisations' and embedding's
+    from tests.test_onnx_shapes import SHAPE_GRAPHS  # slice, split, pad, tile, gather
 
-    used = {n.op for f in (*GRAPHS.values(), *LAYER_GRAPHS) for n in f()}
+    used = {n.op for f in (*GRAPHS.values(), *LAYER_GRAPHS, *SHAPE_GRAPHS) for n in f()}
     assert set(EXPORTS) <= used
 
 
@@ -472,18 +473,18 @@ def test_load_returns_an_unpackable_model(tmp_path):
 def test_unsupported_ops_are_listed_in_one_error():
     mk = helper.make_node
     nodes = [
-        mk("Pad", ["x", "pads"], ["padded"], name="pad0"),
+        mk("CumSum", ["x", "axis"], ["padded"], name="pad0"),
         mk("Conv", ["padded", "W"], ["c"], name="conv"),
         mk("BitShift", ["c", "c"], ["sq"], name="shift", direction="LEFT"),
         mk("MyOp", ["sq"], ["z"], domain="com.example", name="custom"),
         mk("Det", ["z"], ["y"]),  # unnamed: the error names its output
     ]
-    inits = {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1]), "W": arr(2, 1, 3, 3)}
+    inits = {"axis": np.array(1), "W": arr(2, 1, 3, 3)}
     model = make_model(nodes, {"x": ["N", 1, 5, 5]}, {"y": None}, inits, check=False)
     with pytest.raises(UnsupportedOnnxError) as e:
         load(model)
     msg = str(e.value)
-    for item in ("Pad (node 'pad0')", "BitShift (node 'shift')", "com.example.MyOp (node 'custom')",
+    for item in ("CumSum (node 'pad0')", "BitShift (node 'shift')", "com.example.MyOp (node 'custom')",
                  "Det (node 'y')"):
         assert item in msg
     assert "Conv (node" not in msg

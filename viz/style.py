@@ -30,10 +30,12 @@ STYLES = {
 }
 
 # Ops whose module is not their family: softmax and log_softmax live with the losses but are
-# activations; the per-example normalisations and LRN are norms; an embedding is a weight layer.
+# activations; the per-example normalisations and LRN are norms; an embedding is a weight layer;
+# slicing, padding and gathering move data as reshape does.
 _FAMILY_OVERRIDES = {"softmax": "activation", "log_softmax": "activation", "layer_norm": "norm",
                      "group_norm": "norm", "instance_norm": "norm", "lrn": "norm",
-                     "embedding": "dense", "fused_elementwise": "fused"}
+                     "embedding": "dense", "fused_elementwise": "fused",
+                     **dict.fromkeys(("slice", "split", "pad", "tile", "gather"), "shape")}
 
 # Compiler annotations.
 # Clusters set every attribute they use: a nested cluster would inherit its parent's.

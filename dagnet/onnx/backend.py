@@ -15,7 +15,10 @@ does that dagnet's importer does not are bridged here, each exactly or not at al
 - dagnet's values carry a batch axis, so each data input's leading dimension is fed as the
   batch. That is exact because the importer refuses every op that would mix examples (a
   softmax, concat, reshape or reduction over axis 0); inputs whose leading dimensions differ,
-  and values of rank < 2 used as data, are refused with NoBatchAxisError.
+  and values of rank < 2 used as data, are refused with NoBatchAxisError. Where that reading
+  fails, the model is imported again with every input unbatched (its full static shape, as
+  dagnet's values of any rank allow: a slice, split or reshape over axis 0 then imports); if
+  that fails too, the first reading's error stands.
 
 This module compiles, so it sits above the core with the facade (tests/test_layering.py).
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.compiler import compile as compile_graph
+from dagnet.errors import DagnetError
 from dagnet.onnx.common import (ConstantAsDataError, NoBatchAxisError, NotConstantError,
                                 OnnxError, onnx_module)
 from dagnet.onnx.load import check_supported, load
@@ -84,18 +88,29 @@ class DagnetRep(BackendRep):
         return {k: _array(v) for k, v in feeds.items()}
 
     def _build(self, feeds: dict):
-        """Import with each input frozen that the importer reads as a constant, then compile."""
+        """Import (each input's leading dimension the batch, else every input unbatched) with
+        each input frozen that the importer reads as a constant, then compile."""
+        try:
+            return self._build_as(feeds, batched=True)
+        except DagnetError as first:
+            try:
+                return self._build_as(feeds, batched=False)
+            except DagnetError:
+                raise first from None
+
+    def _build_as(self, feeds: dict, batched: bool):
         # inputs without a dimension to spare for the batch can only be constants to dagnet, and
         # matrix operands have no batch axis (the importer would read them as batched data)
         matrices = _matrix_inputs(self.model.graph)
         frozen = {k: v for k, v in feeds.items()
-                  if v.ndim < 2 or (k in matrices and v.ndim == 2)}
+                  if batched and (v.ndim < 2 or (k in matrices and v.ndim == 2))}
         while True:
             try:
                 # frozen inputs never fold: the nodes reading them are dagnet's to run
                 m = load(_with_initializers(self.model, frozen),
-                         input_shapes={k: v.shape[1:] for k, v in feeds.items() if k not in frozen},
-                         unfolded=frozen)
+                         input_shapes={k: v.shape[1:] if batched else v.shape
+                                       for k, v in feeds.items() if k not in frozen},
+                         unbatched=None if batched else True, unfolded=frozen)
                 break
             except NotConstantError as e:
                 if e.value not in feeds or e.value in frozen:
@@ -110,7 +125,8 @@ class DagnetRep(BackendRep):
                     f"backend feeds each input's leading dimension as the batch, so data needs "
                     f"rank >= 2") from None
         data = [n.name for n in m.graph.inputs]
-        _check_batch({k: feeds[k] for k in data})
+        if batched:
+            _check_batch({k: feeds[k] for k in data})
         dtype = feeds[data[0]].dtype if data else np.dtype(np.float32)
         plan = compile_graph(m.graph, mode="eval", params=m.params, state=m.state, dtype=dtype)
         data = [k for k in data if k in plan.input_specs]

@@ -130,16 +130,6 @@ def dropout(w, n) -> None:
     w.add("Dropout", [n.inputs[0], ratio], n.name)
 
 
-def flatten(w, n) -> None:
-    w.add("Flatten", n.inputs, n.name, axis=1)
-
-
-def reshape(w, n) -> None:
-    # -1 for the batch and the resolved per-example shape: fully static but for N
-    shape = w.initializer(f"{n.name}.shape", [-1, *w.shape(n.name)], dtype=np.int64)
-    w.add("Reshape", [n.inputs[0], shape], n.name)
-
-
 def add(w, n) -> None:
     w.add("Add" if len(n.inputs) == 2 else "Sum", n.inputs, n.name)
 

@@ -18,6 +18,7 @@ from dagnet.onnx import importers as im
 from dagnet.onnx import layers
 from dagnet.onnx import importers_window as iw
 from dagnet.onnx import layout as lay
+from dagnet.onnx import shapes as sh
 from dagnet.onnx import tensor_math as tm
 
 
@@ -45,11 +46,8 @@ TABLE = (
     Row("MatMul", "affine", None, im.matmul),
     Row("BatchNormalization", "batchnorm", ex.batchnorm, im.batchnorm),
     Row("Dropout", "dropout", ex.dropout, im.dropout),
-    Row("Flatten", "flatten", ex.flatten, im.flatten),
-    Row("Reshape", "reshape", ex.reshape, im.reshape),
     Row("Add", "add", ex.add, im.add),
     Row("Sum", "add", None, im.add),
-    Row("Concat", "concat", ex.concat, im.concat),
     Row("Softmax", "softmax", ex.softmax("Softmax"), im.normalised("softmax")),
     Row("Relu", "relu", *same("Relu", "relu")),
     Row("LeakyRelu", "leaky_relu", *same("LeakyRelu", "leaky_relu")),
@@ -88,7 +86,7 @@ TABLE = (
     Row("GroupNormalization", "group_norm", layers.group_norm, layers.load_group_norm),
     Row("InstanceNormalization", "instance_norm", layers.instance_norm, layers.load_instance_norm),
     Row("LRN", "lrn", *same("LRN", "lrn")),
-    Row("Gather", "embedding", layers.embedding, layers.load_gather),
+    Row("Gather", "embedding", layers.embedding, None),  # read by the Gather row below
     # -- tensor math
     *(Row(o, op, ex.same_attrs(o), tm.operands(op)) for o, op in tm.UNARY.items()),
     *(Row(o, op, ex.same_attrs(o), tm.operands(op)) for o, op in tm.BINARY.items()),
@@ -107,6 +105,15 @@ TABLE = (
     Row("Squeeze", "squeeze", lay.axes_op("Squeeze"), lay.squeeze_),
     Row("Unsqueeze", "unsqueeze", lay.axes_op("Unsqueeze"), lay.unsqueeze_),
     Row("Expand", "expand", lay.expand, lay.expand_),
+    # -- shape (batched Reshape, Flatten and Concat: importers.py's readers)
+    Row("Reshape", "reshape", sh.reshape, sh.reshape_),
+    Row("Flatten", "flatten", sh.flatten, sh.flatten_),
+    Row("Concat", "concat", ex.concat, sh.concat_),
+    Row("Slice", "slice", sh.slice_, sh.slice_in),
+    Row("Split", "split", sh.split, sh.split_in),
+    Row("Pad", "pad", sh.pad, sh.pad_in),
+    Row("Tile", "tile", sh.tile, sh.tile_in),
+    Row("Gather", "gather", sh.gather, sh.gather_in),
 )
 
 #: dagnet op -> how it is written

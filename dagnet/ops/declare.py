@@ -106,7 +106,7 @@ def _noun(kind: str, iv: Interval | None) -> str:
 
 
 KINDS = ("int", "pair", "pads", "number", "scales", "bool", "choice", "dims", "target", "dtype",
-         "tensor", "axes", "text")
+         "tensor", "axes", "text", "ints")
 
 
 def tensor_array(v) -> np.ndarray | None:
@@ -131,7 +131,7 @@ class Attr:
     kind: int | pair (an int or an (h, w) pair) | pads (an int, an (h, w) pair or ONNX's
     (top, left, bottom, right); read as the four) | number | scales (a number or an (h, w)
     pair of them) | bool | choice (one of `choices`) | dims (a list of positive sizes) | target
-    (sizes, at most one -1) | dtype (a numpy float/int dtype name) | tensor (a number or nested
+    (sizes, at most one -1; 0 copies the input's size there) | ints (a list of integers) | dtype (a numpy float/int dtype name) | tensor (a number or nested
     lists of numbers) | axes (an int or a list of distinct ints, negatives counting from the
     end) | text (a non-empty string). bounds: an interval such as "[0, 1)" for int, pair,
     pads, number and scales.
@@ -173,7 +173,8 @@ class Attr:
             return f"{_noun('number', self._interval)} or a pair of them (height, width)"
         return {"bool": "true or false", "choice": f"one of {', '.join(map(str, self.choices))}",
                 "dims": "a list of positive integers",
-                "target": "a list of positive integers with at most one -1",
+                "target": "a list of non-negative integers with at most one -1",
+                "ints": "a list of integers",
                 "dtype": "a float or integer dtype name such as float32 or int64",
                 "tensor": "a number or nested lists of numbers of one rectangular shape",
                 "axes": "an integer or a list of distinct integers",
@@ -203,7 +204,7 @@ class Attr:
             return int(v)
         if k == "bool":
             return bool(v)
-        if k in ("dims", "target"):
+        if k in ("dims", "target", "ints"):
             return tuple(int(d) for d in v)
         if k == "axes":
             return (int(v),) if is_int(v) else tuple(int(d) for d in v)
@@ -233,8 +234,10 @@ class Attr:
         if k == "dims":
             return isinstance(v, (list, tuple)) and all(is_int(d) and d > 0 for d in v)
         if k == "target":
-            return (isinstance(v, (list, tuple)) and all(is_int(d) and (d > 0 or d == -1) for d in v)
+            return (isinstance(v, (list, tuple)) and all(is_int(d) and d >= -1 for d in v)
                     and list(v).count(-1) <= 1)
+        if k == "ints":
+            return isinstance(v, (list, tuple)) and all(is_int(d) for d in v)
         if k == "tensor":
             return tensor_array(v) is not None
         if k == "axes":

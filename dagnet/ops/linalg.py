@@ -7,8 +7,10 @@
 Shapes are full shapes (axis 0 of a batched value is its batch axis). matmul contracts a's
 last axis with b's second-to-last and broadcasts the axes before as numpy does, the batch
 axis leading; contracting the batch axis itself is refused (N varies). einsum takes explicit
-subscripts with '->' (no '...', no letter twice in one operand); a batched operand's batch
-letter must be the output's first, or absent (summed over the batch: an unbatched output).
+subscripts (an implicit output as numpy infers it; no letter twice in one operand; '...' stands for the same leading axes in
+every operand that has it, aligned from the right, and must appear in the output too); a
+batched operand's batch letter must be the output's first, or absent (summed over the batch:
+an unbatched output).
 """
 from __future__ import annotations
 
@@ -91,6 +93,43 @@ class MatMul(Op):
 
 
 _TERM = re.compile(r"[a-zA-Z]*")
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def explicit(equation: str, ranks: list) -> str:
+    """equation with its output written out when implicit ('ij,jk', as numpy reads it) and each
+    '...' replaced by letters it does not use, one per axis the ellipsis
+    covers in that operand (its rank minus its named axes), aligned from the right as numpy
+    aligns them; the output's '...' covers the most. AttrError for a '...' the output lacks (numpy would sum it) or a rank too small."""
+    eq = equation.replace(" ", "")
+    if "->" not in eq and _TERM.fullmatch(eq.replace(",", "").replace("...", "")):
+        # numpy's implicit output: '...' first, then the letters named once, alphabetically
+        once = sorted(c for c in set(eq) if c.isalpha() and eq.count(c) == 1)
+        eq = f"{eq}->{'...' if '...' in eq else ''}{''.join(once)}"
+    if "..." not in eq or "->" not in eq:
+        return eq if "->" in eq else equation
+    lhs, out = eq.split("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ranks) or "..." not in out and any("..." in t for t in terms):
+        if len(terms) == len(ranks):
+            raise AttrError(f"einsum: equation {equation!r}: the output names no '...'; write "
+                            f"'...' in the output too (or name the axes to sum)")
+        return equation  # parse_equation reports the count
+    free = [c for c in _LETTERS if c not in eq]
+    widths = []
+    for t, r in zip(terms, ranks):
+        named = len(t.replace("...", ""))
+        if "..." in t and r < named:
+            raise AttrError(f"einsum: equation {equation!r}: '{t}' names {named} axes but its "
+                            f"operand has {r}")
+        widths.append(r - named if "..." in t else 0)
+    span = free[:max(widths)]
+    if len(span) < max(widths):
+        raise AttrError(f"einsum: equation {equation!r}: '...' covers more axes than there are "
+                        f"free letters")
+    spelled = [t.replace("...", "".join(span[len(span) - w:]) if w else "")
+               for t, w in zip(terms, widths)]
+    return f"{','.join(spelled)}->{out.replace('...', ''.join(span))}"
 
 
 def parse_equation(equation: str, n: int) -> tuple[list[str], str]:
@@ -100,7 +139,8 @@ def parse_equation(equation: str, n: int) -> tuple[list[str], str]:
     if "->" not in eq:
         raise AttrError(f"einsum: equation {equation!r} needs an explicit output ('ij,jk->ik')")
     if "." in eq:
-        raise AttrError(f"einsum: equation {equation!r}: '...' is not supported; name every axis")
+        raise AttrError(f"einsum: equation {equation!r}: '.' outside a '...'; name every axis "
+                        f"with a letter")
     lhs, out = eq.split("->")
     terms = lhs.split(",")
     if len(terms) != n:
@@ -126,14 +166,19 @@ class Einsum(Op):
 
     name = "einsum"
     ports = (variadic("x", 1, "one operand per subscript term", either=True),)
-    attributes = (Attr("equation", "text", REQUIRED, doc="explicit subscripts with '->', e.g. "
-                       "'nhtd,nhsd->nhts'"),)
+    attributes = (Attr("equation", "text", REQUIRED, doc="subscripts, e.g. 'nhtd,nhsd->nhts' "
+                       "('...' for the same leading axes; without '->' numpy's implicit "
+                       "output)"),)
     full_shapes = True
     fusion_kind = "out_fusable"
     saves = frozenset({"input"})
 
+    def equation(self, attrs, ranks) -> str:
+        """The equation with every '...' spelled out in letters for operands of `ranks`."""
+        return explicit(self.read_attrs(attrs)["equation"], [int(r) for r in ranks])
+
     def infer_shape(self, in_shapes, attrs):
-        terms, out = parse_equation(self.read_attrs(attrs)["equation"], len(in_shapes))
+        terms, out = parse_equation(self.equation(attrs, map(len, in_shapes)), len(in_shapes))
         size: dict[str, object] = {}
         for i, (t, s) in enumerate(zip(terms, in_shapes)):
             if len(t) != len(s):
@@ -149,13 +194,13 @@ class Einsum(Op):
         return tuple(size[c] for c in out)
 
     def flops(self, in_shapes, out_shape, attrs):
-        terms, _ = parse_equation(self.read_attrs(attrs)["equation"], len(in_shapes))
+        terms, _ = parse_equation(self.equation(attrs, map(len, in_shapes)), len(in_shapes))
         size = {c: d for t, s in zip(terms, in_shapes) for c, d in zip(t, s)}
         return 2 * int(np.prod([size[c] for c in size], dtype=np.int64))
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         check_floats(self.name, [f"x{i}" for i in range(len(inputs))], inputs)
-        eq = self.read_attrs(attrs)["equation"]
+        eq = self.equation(attrs, [x.ndim for x in inputs])
         try:
             y = np.einsum(eq, *inputs, optimize=len(inputs) > 2)
         except ValueError as e:
@@ -164,7 +209,7 @@ class Einsum(Op):
         return np.asarray(y, dtype=inputs[0].dtype), list(inputs)
 
     def backward(self, dout, cache, attrs, needs=None):
-        terms, out = parse_equation(self.read_attrs(attrs)["equation"], len(cache))
+        terms, out = parse_equation(self.equation(attrs, [x.ndim for x in cache]), len(cache))
         grads = []
         for i, (t, x) in enumerate(zip(terms, cache)):
             if needs is not None and not needs[i]:
@@ -181,7 +226,7 @@ class Einsum(Op):
 
     def jvp(self, tangents, inputs, out, cache, attrs):
         # multilinear: one term per operand with a tangent, that operand replaced by it
-        eq = self.read_attrs(attrs)["equation"]
+        eq = self.equation(attrs, [np.ndim(x) for x in inputs])
         terms = [np.einsum(eq, *inputs[:i], t, *inputs[i + 1:]) for i, t in enumerate(tangents)
                  if t is not None]
         return None if not terms else np.asarray(sum(terms[1:], terms[0]), dtype=out.dtype)

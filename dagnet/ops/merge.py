@@ -1,9 +1,10 @@
 """Ops that merge several values: add (skip connections, biases, graph math) and concat (along
-the channel axis).
+any axis).
 
     add:    x0, x1, ... any shapes that broadcast (numpy's rule, the batch axis leading; see
             dagnet/ops/broadcast.py) -> their broadcast shape
     concat: x0 (N, c0, ...), x1 (N, c1, ...), ... -> (N, c0 + c1 + ..., ...) along attrs["axis"]
+            (any axis but a batch axis; values with or without the batch axis, not mixed)
 
 Their backward passes return dout itself (add, for operands of the output's shape) or views
 of it (concat): no copies.
@@ -14,7 +15,7 @@ import numpy as np
 
 from dagnet.errors import AttrError, ShapeError
 from dagnet.ops.base import Op, check_floats, register
-from dagnet.ops.broadcast import sum_to
+from dagnet.ops.broadcast import dims_text, sum_to
 from dagnet.ops.declare import Attr, variadic
 from dagnet.ops.elementwise import Broadcasting
 
@@ -50,65 +51,62 @@ class Add(Broadcasting):
                      for i, s in enumerate(cache))
 
 
-def _concat_shape(shapes, axis, first_axis):
-    """Shape of the concatenation of arrays of `shapes` along `axis`.
-
-    Axes are named in messages counting the batch axis as 0: `first_axis` is 1 for per-example
-    shapes and 0 for full ones.
-    """
+def _concat_shape(shapes, axis):
+    """Full shape (batch axes as None) of the concatenation of values of `shapes` on `axis`."""
     ref = shapes[0]
     for i, s in enumerate(shapes[1:], start=1):
         if len(s) != len(ref):
-            raise ShapeError(
-                f"concat: input x{i} has shape {s} but x0 has {ref}: all inputs need the same "
-                f"number of dims"
-            )
+            raise ShapeError(f"concat: input x{i} has shape {dims_text(s)} but x0 has "
+                             f"{dims_text(ref)}: all inputs need the same number of dims")
+        if (s[0] is None) != (ref[0] is None):
+            raise ShapeError(f"concat: input x{i} {dims_text(s)} and x0 {dims_text(ref)}: one "
+                             f"has the batch axis N and the other not; join batched values with "
+                             f"batched ones (expand the other to the batch first)")
         for a, (d, d0) in enumerate(zip(s, ref)):
             if a != axis and d != d0:
-                raise ShapeError(
-                    f"concat: input x{i} has shape {s} but x0 has {ref}: they differ on axis "
-                    f"{a + first_axis}, and only the concat axis {axis + first_axis} may differ"
-                )
+                raise ShapeError(f"concat: input x{i} has shape {dims_text(s)} but x0 has "
+                                 f"{dims_text(ref)}: they differ on axis {a}, and only the "
+                                 f"concat axis {axis} may differ")
     return ref[:axis] + (sum(s[axis] for s in shapes),) + ref[axis + 1:]
 
 
 @register
 class Concat(_Merge):
-    """Join two or more values along attrs["axis"] (default 1, the channel axis; batch is axis 0).
-
-    x0: (N, c0, ...), x1: (N, c1, ...), ... -> (N, c0 + c1 + ..., ...) for axis 1.
-    """
+    """Join two or more values along `axis` (default 1, the channel axis; any axis of values
+    without the batch axis).  x0 (N, c0, ...), x1 (N, c1, ...) -> (N, c0 + c1 + ..., ...)."""
 
     name = "concat"
-    attributes = (Attr("axis", "int", 1, doc="the axis to join along: 1 is the channel axis "
-                       "(0, the batch axis, is refused); negative counts from the end"),)
+    ports = (variadic("x", 2, "two or more values of one rank", either=True),)
+    attributes = (Attr("axis", "int", 1, doc="the axis to join along, counted over the full "
+                       "array: 1 is the channel axis (0, the batch axis of batched values, is "
+                       "refused); negative counts from the end"),)
+    full_shapes = True
     fusion_kind = "injective"
     supports_out = True
 
-    def _per_example_axis(self, attrs, rank):
-        """attrs["axis"] (batch = 0, negatives count from the end) as an axis of a per-example shape."""
-        axis = self.read_attrs(attrs)["axis"]
-        full = axis if axis >= 0 else axis + rank + 1
-        if full == 0:
-            raise AttrError(
-                f"concat: axis {axis} is the batch axis; concat joins the features of each "
-                f"example, give axis >= 1 (1 is the channel axis)"
-            )
-        if not 1 <= full <= rank:
-            raise AttrError(
-                f"concat: axis {axis} is out of range for inputs with {rank} dims per example "
-                f"(batch axis 0 plus axes 1..{rank})"
-            )
-        return full - 1
+    def _axis(self, attrs, shape):
+        """attrs["axis"] as an axis of the full `shape` (None: a batch axis)."""
+        axis, rank = self.read_attrs(attrs)["axis"], len(shape)
+        if not -rank <= axis < rank:
+            raise AttrError(f"concat: axis {axis} is out of range for inputs {dims_text(shape)} "
+                            f"of {rank} axes; use -{rank}..{rank - 1}")
+        if shape[axis] is None:
+            raise AttrError(f"concat: axis {axis} is the batch axis of {dims_text(shape)}; "
+                            f"concat joins the features of each example, give axis >= 1 (1 is "
+                            f"the channel axis)")
+        return axis % rank
 
     def infer_shape(self, in_shapes, attrs):
         shapes = [tuple(s) for s in in_shapes]
-        return _concat_shape(shapes, self._per_example_axis(attrs, len(shapes[0])), 1)
+        if not shapes[0]:
+            raise ShapeError("concat: x0 is a scalar (); concat joins values of rank 1 or more "
+                             "(unsqueeze scalars first)")
+        return _concat_shape(shapes, self._axis(attrs, shapes[0]))
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         check_floats(self.name, [f"x{i}" for i in range(len(inputs))], inputs)
-        axis = self._per_example_axis(attrs, inputs[0].ndim - 1) + 1
-        _concat_shape([x.shape for x in inputs], axis, 0)  # full shapes: batch sizes too
+        axis = self._axis(attrs, inputs[0].shape)
+        _concat_shape([x.shape for x in inputs], axis)  # full shapes: batch sizes too
         return (np.concatenate(inputs, axis=axis, out=out),
                 (axis, [x.shape[axis] for x in inputs]))
 

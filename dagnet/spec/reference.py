@@ -60,7 +60,8 @@ def _kind(a) -> str:
     return {"int": "int", "pair": "int or [h, w]", "pads": "int, [h, w] or [top, left, bottom, right]",
             "number": "number", "scales": "number or [h, w]", "bool": "bool",
             "choice": " \\| ".join(a.choices), "dims": "list of ints",
-            "target": "list of ints", "dtype": "dtype name", "tensor": "number or nested lists",
+            "target": "list of ints", "ints": "list of ints", "dtype": "dtype name",
+            "tensor": "number or nested lists",
             "axes": "int or list of ints", "text": "string"}[a.kind]
 
 

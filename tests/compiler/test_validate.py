@@ -69,8 +69,8 @@ def test_param_where_data_expected():
     g = Graph()
     g.input("x", (3,))
     w = g.param("w", (3, 2))
-    g.add_node("flatten", ["w"], name="r")
-    with pytest.raises(ShapeError, match="r: op 'flatten' input 0 .* must be a batched value"):
+    g.add_node("max_pool2d", ["w"], {"size": 2}, name="r")
+    with pytest.raises(ShapeError, match="r: op 'max_pool2d' input 0 .* must be a batched value"):
         dagnet.compile(g, outputs=["r"])
     g.remove_node("r")
     g.add_node("relu", ["w"], name="ok")  # elementwise ops take values without a batch axis

@@ -10,7 +10,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 import dagnet.onnx.backend as backend
 from dagnet.onnx import OnnxError, UnsupportedOnnxError
-from dagnet.onnx.common import NoBatchAxisError
 from tests.onnx_conformance import harness
 
 ort = pytest.importorskip("onnxruntime")
@@ -96,19 +95,19 @@ def test_unsupported_ops_are_refused_at_prepare():
         backend.prepare(m)
 
 
-def test_inputs_that_differ_in_their_leading_dimension_are_refused():
+def test_inputs_that_differ_in_their_leading_dimension_are_read_unbatched():
+    """No shared batch: the backend imports every input with its full shape (tensor-shape)."""
     m = model([helper.make_node("Add", ["a", "b"], ["y"])], {"a": [2, 3], "b": [1, 3]}, {"y": [2, 3]})
-    with pytest.raises(NoBatchAxisError, match=r"'a' \(2, 3\), 'b' \(1, 3\) differ"):
-        backend.run_model(m, [arr(2, 3), arr(1, 3)])
+    a, b = arr(2, 3), arr(1, 3)
+    np.testing.assert_array_equal(backend.run_model(m, [a, b])[0], a + b)
 
 
-def test_rank_1_data_runs_as_a_constant_where_the_op_takes_one_else_is_refused():
+def test_rank_1_data_runs_as_a_constant_or_as_an_unbatched_input():
     relu = model([helper.make_node("Relu", ["x"], ["y"])], {"x": [3]}, {"y": [3]})
     x = arr(3)
     np.testing.assert_array_equal(backend.run_model(relu, [x])[0], np.maximum(x, 0))
     concat = model([helper.make_node("Concat", ["x", "x"], ["y"], axis=0)], {"x": [3]}, {"y": [6]})
-    with pytest.raises(NoBatchAxisError, match=r"input 'x' of shape \(3,\) is used as data"):
-        backend.run_model(concat, [x])
+    np.testing.assert_array_equal(backend.run_model(concat, [x])[0], np.concatenate([x, x]))
 
 
 def test_wrong_input_count_and_missing_names():

@@ -65,8 +65,9 @@ def test_legacy_metadata_derives_from_ports_unless_a_class_sets_it():
     (Attr("d", "number", 1.0, "[0, inf)"), [0, 2], [-1e-9], "a non-negative number"),
     (Attr("b", "bool", False), [True, np.bool_(False)], [1, "true"], "true or false"),
     (Attr("c", "choice", "a", choices=("a", "b")), ["b"], ["c", 1], "one of a, b"),
-    (Attr("t", "target", REQUIRED), [[2, -1], (3,)], [[-1, -1], [0, 2], [2.0]],
-     "a list of positive integers with at most one -1"),
+    (Attr("t", "target", REQUIRED), [[2, -1], (3,), [0, 2]], [[-1, -1], [-2, 2], [2.0]],
+     "a list of non-negative integers with at most one -1"),
+    (Attr("i", "ints", REQUIRED), [[2, -5], (), [0]], [3, [1.0], "1"], "a list of integers"),
 ])
 def test_one_check_per_kind(attr, good, bad, wanted):
     assert attr.wanted == wanted

@@ -69,7 +69,7 @@ def test_concat(shapes, axis):
 
 def test_concat_default_axis_is_channels():
     xs = randn((2, 3, 4, 4), (2, 5, 4, 4))
-    assert CONCAT.infer_shape([(3, 4, 4), (5, 4, 4)], {}) == (8, 4, 4)
+    assert CONCAT.infer_shape([(None, 3, 4, 4), (None, 5, 4, 4)], {}) == (None, 8, 4, 4)
     y, cache = CONCAT.forward(xs, {})
     np.testing.assert_array_equal(y, np.concatenate(xs, axis=1))
     grads = CONCAT.backward(y, cache, {}, needs=(False, True))
@@ -78,24 +78,26 @@ def test_concat_default_axis_is_channels():
 
 
 def test_concat_shape_errors_name_input_and_axis():
-    with pytest.raises(ShapeError, match=r"concat: input x2 has shape \(4, 8, 7\) but x0 has \(3, 8, 8\): "
+    with pytest.raises(ShapeError, match=r"concat: input x2 has shape \(N, 4, 8, 7\) but x0 has \(N, 3, 8, 8\): "
                                          r"they differ on axis 3, and only the concat axis 1 may differ"):
-        CONCAT.infer_shape([(3, 8, 8), (2, 8, 8), (4, 8, 7)], {"axis": 1})
-    with pytest.raises(ShapeError, match=r"concat: input x1 has shape \(2, 8\) but x0 has \(3, 8, 8\): all inputs need the same number of dims"):
-        CONCAT.infer_shape([(3, 8, 8), (2, 8)], {})
+        CONCAT.infer_shape([(None, 3, 8, 8), (None, 2, 8, 8), (None, 4, 8, 7)], {"axis": 1})
+    with pytest.raises(ShapeError, match=r"concat: input x1 has shape \(N, 2, 8\) but x0 has \(N, 3, 8, 8\): all inputs need the same number of dims"):
+        CONCAT.infer_shape([(None, 3, 8, 8), (None, 2, 8)], {})
+    with pytest.raises(ShapeError, match=r"concat: input x1 \(3, 8\) and x0 \(N, 8\): one has the batch axis N and the other not"):
+        CONCAT.infer_shape([(None, 8), (3, 8)], {"axis": 1})
     a, b = randn((2, 3, 4), (5, 3, 4))
     with pytest.raises(ShapeError, match=r"concat: input x1 has shape \(5, 3, 4\) but x0 has \(2, 3, 4\): they differ on axis 0"):
         CONCAT.forward([a, b], {})
 
 
 @pytest.mark.parametrize("axis,match", [
-    (0, "concat: axis 0 is the batch axis"),
+    (0, r"concat: axis 0 is the batch axis of \(N, 3, 4, 4\)"),
     (-4, "concat: axis -4 is the batch axis"),
-    (4, r"concat: axis 4 is out of range for inputs with 3 dims per example"),
+    (4, r"concat: axis 4 is out of range for inputs \(N, 3, 4, 4\) of 4 axes; use -4..3"),
 ])
 def test_concat_bad_axis(axis, match):
     with pytest.raises(AttrError, match=match):
-        CONCAT.infer_shape([(3, 4, 4), (3, 4, 4)], {"axis": axis})
+        CONCAT.infer_shape([(None, 3, 4, 4), (None, 3, 4, 4)], {"axis": axis})
 
 
 @pytest.mark.parametrize("op", [ADD, CONCAT])

@@ -279,12 +279,12 @@ def _(tmp):
 
 
 @case("graph-param-as-data", G, ShapeError, "a param where a batched value belongs",
-      "feed the op from an input or an op", "r: op 'flatten' input 0")
+      "feed the op from an input or an op", "r: op 'max_pool2d' input 0")
 def _(tmp):
     g = Graph()
     g.input("x", (3,))
     g.param("w", (3, 2))
-    g.add_node("flatten", ["w"], name="r")
+    g.add_node("max_pool2d", ["w"], {"size": 2}, name="r")
     dagnet.compile(g, outputs=["r"])
 
 
@@ -876,6 +876,7 @@ def _(tmp):
 from tests.reliability import catalogue_apps  # noqa: E402,F401 - registers its cases
 from tests.reliability import catalogue_onnx  # noqa: E402,F401 - registers its cases
 from tests.reliability import catalogue_runs  # noqa: E402,F401 - registers its cases
+from tests.reliability import catalogue_shapes  # noqa: E402,F401 - the shape ops' cases
 
 
 # -- the model zoo and fine-tuning -------------------------------------------------------------

@@ -27,23 +27,32 @@ def _onnx_model(op, inputs, inits=None, **attrs):
 
 
 @case("onnx-backend-leading-dims", P, NoBatchAxisError, "the data inputs of a model run by "
-      "dagnet.onnx.backend differ in their first dimension (broadcasting across it)",
+      "dagnet.onnx.backend differ in their first dimension (broadcasting across it) and an op "
+      "needs the batch (an LRN: the unbatched reading fails too)",
       "give every data input the same first dimension: the backend feeds it as the batch",
-      "'b' (1, 3)")
+      "'b' (1, 3, 4, 4)")
 def _(tmp):
+    from onnx import TensorProto, helper
+
     import dagnet.onnx.backend as backend
 
-    backend.run_model(_onnx_model("Add", {"a": [2, 3], "b": [1, 3]}),
-                      [np.zeros((2, 3), np.float32), np.zeros((1, 3), np.float32)])
+    f = TensorProto.FLOAT
+    g = helper.make_graph([helper.make_node("Add", ["a", "b"], ["s"]),
+                           helper.make_node("LRN", ["s"], ["y"], size=3)], "m",
+                          [helper.make_tensor_value_info("a", f, [2, 3, 4, 4]),
+                           helper.make_tensor_value_info("b", f, [1, 3, 4, 4])],
+                          [helper.make_tensor_value_info("y", f, [2, 3, 4, 4])])
+    backend.run_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]),
+                      [np.zeros((2, 3, 4, 4), np.float32), np.zeros((1, 3, 4, 4), np.float32)])
 
 
 @case("onnx-backend-rank1-data", P, NoBatchAxisError, "a value of rank 1 is data (not a weight) "
-      "in a model run by dagnet.onnx.backend", "give it a leading batch dimension, e.g. x[None]",
+      "of an op that needs the batch in a model run by dagnet.onnx.backend", "give it a leading batch dimension, e.g. x[None]",
       "input 'x'")
 def _(tmp):
     import dagnet.onnx.backend as backend
 
-    backend.run_model(_onnx_model("Concat", {"x": [3]}, axis=0), [np.zeros(3, np.float32)])
+    backend.run_model(_onnx_model("GlobalAveragePool", {"x": [3]}), [np.zeros(3, np.float32)])
 
 
 @case("onnx-computed-weight", P, NotConstantError, "an ONNX model's weight, bias or shape is a "

@@ -2,10 +2,10 @@
 
 Each ONNX value maps to the dagnet node named after it (so an exported model loads back with
 its names), each initializer used as a weight to a param node named after it, one used as data
-to a constant node; graph inputs keep their names and per-example shapes, the batch dimension
-dropped (unless `unbatched` names them: dagnet's export lists its unbatched inputs in the
-model's metadata). Each node is read by its
-row of the mapping table (mapping.py). `graph.outputs` stays the default (the sinks) when those
+to a constant node (a param where dagnet's export listed it among its params in the model's
+metadata); graph inputs keep their names and per-example shapes, the batch dimension dropped
+(unless `unbatched` names them: dagnet's export lists its unbatched inputs in the model's
+metadata). Each node is read by its row of the mapping table (mapping.py). `graph.outputs` stays the default (the sinks) when those
 are the ONNX outputs in order, so a loss added with the builder becomes the output; otherwise
 they are set explicitly. Loading reads only the protobuf: it never runs code from the model.
 """
@@ -18,8 +18,8 @@ import numpy as np
 
 from dagnet.errors import AttrError
 from dagnet.graph import Graph, Node
-from dagnet.onnx.common import (UNBATCHED_KEY, OnnxError, UnsupportedOnnxError, f32, onnx_attrs,
-                                onnx_module, where)
+from dagnet.onnx.common import (PARAMS_KEY, UNBATCHED_KEY, OnnxError, UnsupportedOnnxError, f32,
+                                onnx_attrs, onnx_module, where)
 from dagnet.onnx.mapping import IMPORTS
 from dagnet.onnx.untrusted import check_graph, check_input_shapes, read_model, to_array
 
@@ -49,7 +49,7 @@ class Reader:
     """The state of one import: the Graph being built and what each ONNX value became."""
 
     def __init__(self, onnx, model, input_shapes: dict, path: str = "the model",
-                 unbatched=()):
+                 unbatched=(), trained=()):
         self.onnx = onnx
         og = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
@@ -69,6 +69,7 @@ class Reader:
         self.reserved = set(self.consts) | {v for n in og.node for v in n.output}
         self.absorbed: set[int] = set()  # nodes imported together with an earlier one
         self.constant_nodes: dict[str, str] = {}  # initializer -> the constant node holding it
+        self.trained = set(trained)  # initializers the exporter listed as params
         self.dtype, self.dtype_set = np.dtype(np.float32), False
         self._inputs(og, input_shapes, unbatched)
 
@@ -140,6 +141,9 @@ class Reader:
         name = node.input[i]
         if name not in self.consts:
             return self.tensor(node, i)
+        if name in self.trained:  # a param read as data (a bias added, a position table)
+            a = np.asarray(self.consts[name])
+            return self.param(name, a, "bias" if a.ndim == 1 else "weight")
         if name not in self.constant_nodes:
             a = np.asarray(self.consts[name])
             if a.dtype.kind == "b":
@@ -226,9 +230,10 @@ def load(path_or_model, input_shapes: dict | None = None, unbatched=None) -> Onn
     else:
         model, path = read_model(path_or_model), os.fspath(path_or_model)
     _check_supported(model.graph)
+    props = {p.key: p.value for p in model.metadata_props}
     if unbatched is None:
-        listed = {p.key: p.value for p in model.metadata_props}.get(UNBATCHED_KEY, "")
-        unbatched = [v for v in listed.split(",") if v]
+        unbatched = [v for v in props.get(UNBATCHED_KEY, "").split(",") if v]
+    trained = [v for v in props.get(PARAMS_KEY, "").split(",") if v]
     shapes = check_input_shapes(input_shapes)
     unknown = sorted(set(shapes) - {vi.name for vi in model.graph.input})
     if unknown:
@@ -236,7 +241,7 @@ def load(path_or_model, input_shapes: dict | None = None, unbatched=None) -> Onn
                         f"{[vi.name for vi in model.graph.input][:8]}")
     node = None
     try:
-        r = Reader(onnx, model, shapes, path, unbatched)
+        r = Reader(onnx, model, shapes, path, unbatched, trained)
         for node in model.graph.node:
             if id(node) not in r.absorbed:
                 try:

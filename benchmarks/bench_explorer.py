@@ -1,7 +1,7 @@
 """The explorer's speed: prints one JSON object.
 
-Python side: seconds to build the page (compile included) of LeNet, resnet_small, a chain of
-1,000 ops and (with torch and onnx installed, not in --quick) a ResNet-50 written in torch,
+Python side: seconds to build the page (compile and param init included) of LeNet,
+resnet_small, a chain of 1,000 ops, the zoo's ResNet-50 (not in --quick) and (with torch and onnx installed, not in --quick) a ResNet-50 written in torch,
 exported to ONNX and imported (random weights: the architecture is what the page shows), and
 Graphviz's `dot` on the chain (what a static layout of it would cost). Browser
 side (headless Chromium, the [browser] extra): for each page, the open time (navigation to the
@@ -95,6 +95,8 @@ def main() -> None:
     blocks, rounds = (50, 1) if args.quick else (500, args.rounds)
     graphs = {"lenet": (get_model("lenet"), None, None), "resnet_small": (get_model("resnet_small"), None, None),
               "chain": (chain(blocks), None, None)}
+    if not args.quick:
+        graphs["resnet50_zoo"] = (get_model("resnet50"), None, None)
     imported = None if args.quick else resnet50()
     if imported:
         graphs["resnet50_onnx"] = imported

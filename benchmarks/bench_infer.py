@@ -11,7 +11,8 @@ dagnet's ONNX export, and PyTorch eager, with the same weights and batchnorm sta
 - dagnet against onnxruntime also alternating in this process, medians (a detail: there
   onnxruntime runs without spinning threads, whose spinning slowed dagnet after each of its
   calls 3x on a loaded 2-core machine);
-- outputs checked equal: onnxruntime's and torch's scores against dagnet's, max abs difference.
+- outputs checked equal: onnxruntime's and torch's scores against dagnet's, max abs difference;
+- with onnx installed, the seconds to import dagnet's ONNX export and compile it (medians of 3).
 
     python benchmarks/bench_infer.py [--quick] [--models lenet resnet_small]
 """
@@ -161,10 +162,32 @@ def own_process(contender: str, model: str, batches, repeats: int) -> dict:
     return json.loads(r.stdout.splitlines()[-1]) if r.returncode == 0 else {"error": r.stderr[-500:]}
 
 
+def import_and_compile_s(graph, scores, params, state, folder, rounds: int = 3) -> dict:
+    """Seconds (medians) for dagnet to load its own ONNX export of the model and to compile
+    the imported graph for inference: what a user waits for before the first batch."""
+    import time
+
+    from dagnet import onnx
+
+    path = os.path.join(folder, "timed.onnx")
+    onnx.export(dagnet.compile(graph, mode="eval", outputs=[scores], params=params, state=state), path)
+    loads, compiles = [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        m = onnx.load(path)
+        loads.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        dagnet.compile(m.graph, mode="eval", params=m.params, state=m.state)
+        compiles.append(time.perf_counter() - t)
+    return {"onnx_import_s": sorted(loads)[rounds // 2], "compile_eval_s": sorted(compiles)[rounds // 2]}
+
+
 def bench_model(model: str, batches, repeats: int, ort_ok: bool, torch_ok: bool) -> dict:
     graph, shape, _, scores, params, state = model_setup(model)
     out = {"batches": {}}
     with tempfile.TemporaryDirectory() as folder:
+        if ort_ok:
+            out.update(import_and_compile_s(graph, scores, params, state, folder))
         runners = {"dagnet": dagnet_runner(graph, scores, params, state)}
         if ort_ok:
             runners["onnxruntime"] = ort_runner(graph, scores, params, state, folder, spinning=False)

@@ -10,7 +10,6 @@ forward)}, "seeds": losses, "wrt": inputs differentiated, "frozen": frozen param
 """
 from __future__ import annotations
 
-import difflib
 
 from dagnet.errors import GraphError
 from dagnet.graph import INPUT, LEAVES, PARAM, Graph
@@ -61,11 +60,7 @@ def frozen_params(graph: Graph, names=()) -> tuple:
     out = []
     for name in names:
         name = getattr(name, "name", name)
-        if name not in graph:
-            close = difflib.get_close_matches(str(name), [n.name for n in graph], n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise GraphError(f"cannot freeze '{name}': no such node in graph '{graph.name}'{hint}")
-        node = graph.node(name)
+        node = graph.node(name, doing=f"freeze '{name}'")
         if node.op == INPUT:
             raise GraphError(f"cannot freeze '{name}': it is an input, which has no params; "
                              f"name a param or an op node")

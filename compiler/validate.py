@@ -6,11 +6,10 @@ the cycle), outputs that do not exist, and every node's attrs against the declar
 """
 from __future__ import annotations
 
-import difflib
 
 import networkx as nx
 
-from dagnet.errors import CycleError, GraphError
+from dagnet.errors import CycleError, GraphError, did_you_mean
 from dagnet.graph import LEAVES, Graph
 from dagnet.infer import check_leaf_attrs, check_node_attrs
 from dagnet.ops import get_op
@@ -37,10 +36,8 @@ def check_outputs(graph: Graph, outputs) -> None:
     """GraphError for the first requested output that is not a node of the graph."""
     for out in outputs:
         if not isinstance(out, str) or out not in graph:
-            close = difflib.get_close_matches(str(out), [n.name for n in graph], n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
             raise GraphError(f"requested output {out!r} is not a node of graph "
-                             f"'{graph.name}'{hint}")
+                             f"'{graph.name}'{did_you_mean(out, [n.name for n in graph])}")
 
 
 def _check_node(graph: Graph, n) -> None:

@@ -9,6 +9,14 @@ Messages say what went wrong, where (node, op, key path, step) and the fix; see 
 MAX_MESSAGE = 1000
 
 
+def did_you_mean(word, choices) -> str:
+    """"; did you mean 'x'?" for the closest of choices to a misspelt word, else ""."""
+    import difflib  # here: errors.py is imported by everything, difflib only when one is raised
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
 class DagnetError(Exception):
     """Base class of all dagnet errors. Its message is one line (line breaks, e.g. of an
     array's repr, become spaces) of at most MAX_MESSAGE characters."""

@@ -148,3 +148,26 @@ def check_regular(path: str, error=DagnetError, what: str = "file") -> None:
     if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
         raise error(f"{path} is not a regular file (a FIFO, device or socket); give the {what} "
                     f"itself")
+
+
+def read_bounded(path, limit: int, error=DagnetError, what: str = "file",
+                 missing: str | None = None) -> bytes:
+    """The bytes of a file the user names, read at most `limit` of them: error naming the file
+    if it is missing (`missing`, else "<path>: <what> not found"), a folder, not a regular
+    file, unreadable, or larger than any `what` (an untrusted path must not hang or fill the
+    memory)."""
+    path = os.fspath(path)
+    check_regular(path, error, what)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)
+    except FileNotFoundError:
+        raise error(missing or f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise error(f"{path} is a folder, not a {what}") from None
+    except OSError as e:
+        raise error(f"cannot read {what} {path}: {describe_os_error(e)}") from None
+    if len(raw) > limit:
+        raise error(f"{path} is larger than {limit / 2 ** 20:.0f} MB, more than any {what} needs: "
+                    f"is it the right file?")
+    return raw

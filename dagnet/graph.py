@@ -17,12 +17,11 @@ the line that made it, and a failing call leaves the graph as it was. `g.op(name
 """
 from __future__ import annotations
 
-import difflib
 import inspect
 
 import numpy as np
 
-from dagnet.errors import AttrError, CycleError, DagnetError, GraphError, ShapeError
+from dagnet.errors import AttrError, CycleError, DagnetError, GraphError, ShapeError, did_you_mean
 from dagnet.init import CONSTANT_INITS, FAN_INITS, fans
 from dagnet.infer import check_leaf_attrs, infer_node, is_batched, leaf_shape
 from dagnet.ir import CONSTANT, INPUT, LEAVES, PARAM, Graph as IRGraph, Node, name_of, plain
@@ -245,9 +244,7 @@ def _bind_attrs(name: str, op, kwargs: dict) -> dict:
         a = op.attr(key)
         if a is None:
             known = [x.name for x in decls] + [al for x in decls for al in x.aliases]
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise AttrError(f"{name} ({op.name}): no attr '{key}'{hint} ({op.name} takes "
+            raise AttrError(f"{name} ({op.name}): no attr '{key}'{did_you_mean(key, known)} ({op.name} takes "
                             f"{', '.join(x.name for x in decls) or 'no attrs'})")
         if a.name in given:
             raise AttrError(f"{name} ({op.name}): '{given[a.name][0]}' and '{key}' give the "

@@ -12,12 +12,11 @@ the others, and their output is batched when an input is (a loss's never).
 """
 from __future__ import annotations
 
-import difflib
 import math
 
 import numpy as np
 
-from dagnet.errors import AttrError, DagnetError, DTypeError, GraphError, ShapeError
+from dagnet.errors import AttrError, DagnetError, DTypeError, GraphError, ShapeError, did_you_mean
 from dagnet.init import param_problem
 from dagnet.ir import CONSTANT, INPUT, LEAF_ATTRS, LEAVES, PARAM, Node
 from dagnet.ops.declare import tensor_array
@@ -142,9 +141,7 @@ def unknown_attr(op, key: str) -> str:
                 f"params g.{op.name}() makes and is not stored on a node")
     if a is not None:
         return f"attr '{key}' is spelled '{a.name}' on a node"
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return (f"no attr '{key}'{hint} ({op.name} takes "
+    return (f"no attr '{key}'{did_you_mean(key, known)} ({op.name} takes "
             f"{', '.join(known) if known else 'no attrs'})")
 
 

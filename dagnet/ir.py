@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from dagnet.errors import CycleError, GraphError
+from dagnet.errors import CycleError, GraphError, did_you_mean
 from dagnet.init import PARAM_ATTRS
 from dagnet.ops import get_op
 from dagnet.ops.declare import REQUIRED, Attr
@@ -96,12 +96,15 @@ class Graph:
     def nodes(self) -> list[Node]:
         return list(self._nodes.values())
 
-    def node(self, name) -> Node:
+    def node(self, name, doing: str | None = None) -> Node:
+        """The node called name; else GraphError "cannot DOING: no such node ..." (or "no node
+        named ...") with the closest name."""
         name = name_of(name)
         try:
             return self._nodes[name]
         except KeyError:
-            raise GraphError(f"no node named '{name}' in graph '{self.name}'") from None
+            what = f"cannot {doing}: no such node" if doing else f"no node named '{name}'"
+            raise GraphError(f"{what} in graph '{self.name}'{did_you_mean(name, self._nodes)}") from None
 
     def __contains__(self, name) -> bool:
         return name_of(name) in self._nodes

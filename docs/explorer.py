@@ -1,6 +1,7 @@
 """Screenshots of the interactive explorer (dagnet.viz.html) for the README: LeNet's compiled
 plan with per-step time as heat and a fused step's details, resnet_small's plan with its
-memory chart following the pointer, and the compiler passes on the slider.
+memory chart following the pointer, ResNet-50 with its stages folded and one bottleneck
+found by name, and the compiler passes on the slider.
 
     python docs/explorer.py --out docs/explorer          # the committed screenshots
     python docs/explorer.py --out /tmp/explorer --pages  # the HTML pages beside them
@@ -38,6 +39,10 @@ def resnet(page):
     page.locator('[data-id="n:block3.add"]').hover()  # the memory chart shows what is alive there
 
 
+def resnet50(page):
+    page.evaluate("window.__dagnet.go('stage3.block4.conv2')")  # a bottleneck deep in a folded stage
+
+
 def passes(page):
     page.click('button[data-view="passes"]')
     page.locator("#pass-slider").fill("4")  # after fuse: what was added, removed, changed
@@ -56,9 +61,11 @@ def main(argv=None):
     timings = plan.profile(random_feeds(plan, batch=64), repeats=20)  # best of 20
     write_html(explorer_html(plan, timings=timings), at("lenet.html"))
     write_html(explorer_html(dagnet.compile(get_model("resnet_small"))), at("resnet_small.html"))
+    write_html(explorer_html(dagnet.compile(get_model("resnet50"))), at("resnet50.html"))
     with browser.chromium() as b:
         shoot(b, at("lenet.html"), at("lenet.png"), lenet)
         shoot(b, at("resnet_small.html"), at("resnet_small.png"), resnet)
+        shoot(b, at("resnet50.html"), at("resnet50.png"), resnet50)
         shoot(b, at("lenet.html"), at("passes.png"), passes)
 
 

@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import difflib
 
 import networkx as nx
 
@@ -71,11 +70,7 @@ def replace_head(graph: Graph, num_classes: int) -> tuple[Graph, list[str]]:
 def params_up_to(graph: Graph, node: str) -> list[str]:
     """The params of `node` and of every op it depends on, in graph order: what to freeze so
     that only the layers after `node` train (a param names itself)."""
-    if node not in graph:
-        close = difflib.get_close_matches(str(node), [n.name for n in graph], n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise GraphError(f"cannot freeze up to '{node}': no such node in '{graph.name}'{hint}")
-    n = graph.node(node)
+    n = graph.node(node, doing=f"freeze up to '{node}'")
     if n.op == INPUT:
         raise GraphError(f"cannot freeze up to '{node}': it is an input (nothing comes before "
                          f"it); name the last layer to freeze")

@@ -73,3 +73,28 @@ def test_fine_tuning_mistakes_are_one_line(pretrained, tiny_mnist, tmp_path, fla
     assert len(err.splitlines()) == 1 and err.startswith("dagnet train: ")
     import re
     assert re.search(message, err), err
+
+
+def test_a_fine_tuning_run_resumes_bitwise_and_keeps_its_frozen_layers(pretrained, tiny_mnist, tmp_path):
+    """Three epochs straight equal two and a --resume (a constant rate, so that the longer run
+    does not change the schedule): the run remembers its new head and what it froze, so the
+    flags may be left out; a different --freeze is refused, not silently applied."""
+    path, weights = pretrained
+    common = ["train", path, "--data", f"mnist:{tiny_mnist}", "--val", 40, "--batch-size", 20,
+              "--lr", 0.05, "--lr-schedule", "constant", "--warmup", 0]
+    tune = ["--replace-head", 10, "--freeze", FREEZE]
+    assert dagnet_cli(*common, *tune, "--epochs", 3, "--out", tmp_path / "whole").returncode == 0
+    assert dagnet_cli(*common, *tune, "--epochs", 2, "--out", tmp_path / "part").returncode == 0
+    r = dagnet_cli(*common, "--out", tmp_path / "part", "--resume", "--override", "epochs=3")
+    assert r.returncode == 0, r.stderr
+    assert f"frozen up to {FREEZE}" in r.stdout and "resuming after epoch 2" in r.stdout
+    whole = load_checkpoint(tmp_path / "whole" / "checkpoint.npz").params
+    part = load_checkpoint(tmp_path / "part" / "checkpoint.npz").params
+    assert whole.keys() == part.keys()
+    for k in whole:
+        assert np.array_equal(whole[k], part[k]), k
+    for k in (k for k in weights if k.startswith(("stem.", "stage1.", "stage2."))):
+        assert np.array_equal(part[k], weights[k]), k
+    r = dagnet_cli(*common, "--freeze", "stage1.block1.relu2", "--out", tmp_path / "part", "--resume")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "--freeze stage1.block1.relu2 now, stage2.block3.relu2 in the run" in r.stderr

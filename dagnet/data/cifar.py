@@ -28,7 +28,7 @@ import numpy as np
 
 from dagnet.data.preprocess import scale_to_unit
 from dagnet.errors import DatasetError
-from dagnet.files import check_regular
+from dagnet.files import read_bounded
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
@@ -180,17 +180,8 @@ def _path(owner: str, value) -> str:
 def load_cifar_batch(path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 batch file: X (N, 3, 32, 32) float32 in [0, 1], y (N,) int64."""
     path = _path("load_cifar_batch", path)
-    check_regular(path, DatasetError, "CIFAR-10 batch")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_BATCH_BYTES + 1)
-    except FileNotFoundError:
-        raise DatasetError(f"CIFAR-10 batch {path} not found: {HOW_TO_GET}") from None
-    except OSError as e:
-        raise DatasetError(f"cannot read CIFAR-10 batch {path}: {e.strerror}") from None
-    if len(raw) > MAX_BATCH_BYTES:
-        raise DatasetError(f"{path} is larger than any CIFAR-10 batch ({MAX_BATCH_BYTES:,} "
-                           f"bytes at most; they are about 31 MB): not a CIFAR-10 batch")
+    raw = read_bounded(path, MAX_BATCH_BYTES, DatasetError, "CIFAR-10 batch",
+                       missing=f"CIFAR-10 batch {path} not found: {HOW_TO_GET}")
     try:
         data, labels = _parse_batch(raw)
     except DatasetError as e:

@@ -13,7 +13,7 @@ import numpy as np
 from dagnet.errors import AttrError
 from dagnet.ops.base import Op, check_float, register
 from dagnet.ops.declare import Attr, value
-from dagnet.ops.special import TWO_OVER_SQRT_PI, erf
+from dagnet.special import TWO_OVER_SQRT_PI, erf
 
 
 class Unary(Op):
@@ -160,8 +160,8 @@ class Cos(Unary):
 
 @register
 class Erf(Unary):
-    """The error function 2/sqrt(pi) * integral of exp(-t^2) from 0 to x (Cody's rational
-    approximations, ~1e-16 in float64: dagnet/ops/special.py)."""
+    """The error function 2/sqrt(pi) * integral of exp(-t^2) from 0 to x (the C library's
+    erf, or Cody's rational approximations without the kernels: dagnet/special.py)."""
 
     name = "erf"
 

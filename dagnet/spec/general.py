@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import networkx as nx
 
-from dagnet.errors import SpecError
+from dagnet.errors import SpecError, did_you_mean
 from dagnet.graph import build as build_op
 from dagnet.init import param_problem
 from dagnet.ir import CONSTANT, INPUT, LEAF_ATTRS, LEAVES, NODE_KEYS, PARAM, topological_order
 from dagnet.ops import registered_ops
 from dagnet.spec.vocab import (bind, build, builder_keys, check_keys, mapping, node_keys,
-                               op_named, owns_params, sequence, string, suggest)
+                               op_named, owns_params, sequence, string)
 
 
 def build_general(spec: dict, graph_class):
@@ -48,7 +48,7 @@ def build_general(spec: dict, graph_class):
         outputs = sequence("outputs", spec["outputs"])
         for j, out in enumerate(outputs):
             if string(f"outputs[{j}]", out) not in g:
-                raise SpecError(f"outputs[{j}]: no node named '{out}'{suggest(out, known)}")
+                raise SpecError(f"outputs[{j}]: no node named '{out}'{did_you_mean(out, known)}")
         g.outputs = outputs
     _infer_shapes(g, {n["name"]: f"nodes[{n['index']}]" for n in nodes})
     return g
@@ -67,7 +67,7 @@ def _parse_node(i: int, item) -> dict:
     op = None if op_name in LEAVES else op_named(op_name)
     if op_name not in LEAVES and op is None:
         known = [*LEAVES, *registered_ops()]
-        raise SpecError(f"{path}.op: unknown op {op_name!r}{suggest(op_name, known)} "
+        raise SpecError(f"{path}.op: unknown op {op_name!r}{did_you_mean(op_name, known)} "
                         f"Known ops: {', '.join(sorted(known))}")
     if op is None:
         if "inputs" in item:
@@ -106,7 +106,7 @@ def _check_inputs(nodes: list) -> None:
         for j, src in enumerate(node["inputs"]):
             if src not in names:
                 raise SpecError(f"{node['path']}.inputs[{j}]: no node named "
-                                f"'{src}'{suggest(src, known + made)}")
+                                f"'{src}'{did_you_mean(src, known + made)}")
 
 
 def _add_node(g, node: dict) -> None:

@@ -12,7 +12,7 @@ import os
 import yaml
 
 from dagnet.errors import SpecError
-from dagnet.files import check_regular
+from dagnet.files import read_bounded
 
 EXTENSIONS = (".yaml", ".yml", ".json")
 
@@ -135,19 +135,7 @@ def read_file(path) -> dict:
     """The top-level mapping of a .yaml/.yml or .json spec file."""
     path = os.fspath(path)
     ext = check_extension(path)
-    check_regular(path, SpecError, "spec file")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_SPEC_BYTES + 1)
-    except FileNotFoundError:
-        raise SpecError(f"{path}: spec file not found") from None
-    except IsADirectoryError:
-        raise SpecError(f"{path}: is a folder, not a spec file") from None
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read the spec file: {e.strerror or e}") from None
-    if len(raw) > MAX_SPEC_BYTES:
-        raise SpecError(f"{path}: larger than {MAX_SPEC_BYTES // 2 ** 20} MB, which no spec "
-                        f"needs; is it the right file?")
+    raw = read_bounded(path, MAX_SPEC_BYTES, SpecError, "spec file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

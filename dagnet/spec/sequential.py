@@ -22,12 +22,12 @@ for every layer that has them (conv, affine).
 """
 from __future__ import annotations
 
-from dagnet.errors import SpecError
+from dagnet.errors import SpecError, did_you_mean
 from dagnet.graph import build as build_op
 from dagnet.ir import INPUT_ATTRS
 from dagnet.ops import registered_ops
 from dagnet.spec.vocab import (bind, build, builder_keys, check_keys, check_value, fail, losses,
-                               layer_types, mapping, operand_decls, sequence, string, suggest)
+                               layer_types, mapping, operand_decls, sequence, string)
 
 #: top-level keys that give every layer that has the attr a default
 LAYER_DEFAULTS = ("init", "weight_scale")
@@ -68,7 +68,7 @@ def build_sequential(spec: dict, graph_class):
             raise SpecError(f"{path}: missing key 'type'")
         kind = layer["type"]
         if not isinstance(kind, str) or kind not in types:
-            raise SpecError(f"{path}.type: unknown layer type {kind!r}{suggest(kind, types)} "
+            raise SpecError(f"{path}.type: unknown layer type {kind!r}{did_you_mean(kind, types)} "
                             f"Known types: {', '.join(sorted(types))}")
         op = types[kind]
         operands = operand_decls(op)

@@ -5,16 +5,10 @@ SpecError naming its key path (`layers[3].num_filters: must be a positive intege
 """
 from __future__ import annotations
 
-import difflib
-
 from dagnet.errors import DagnetError, GraphError, SpecError
+from dagnet.errors import did_you_mean
 from dagnet.ops import registered_ops
 from dagnet.ops.declare import REQUIRED, Attr, Port
-
-
-def suggest(word, choices) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def fail(path: str, wanted: str, v):
@@ -54,7 +48,7 @@ def check_keys(path: str, item: dict, allowed, required=(), note: str = "") -> N
     """SpecError for the first unknown or missing key of a mapping."""
     for key in item:
         if key not in allowed:
-            raise SpecError(f"{path}: unknown key '{key}'{suggest(key, allowed)} "
+            raise SpecError(f"{path}: unknown key '{key}'{did_you_mean(key, allowed)} "
                             f"(allowed: {', '.join(allowed)}){note}")
     for key in required:
         if key not in item:
@@ -79,7 +73,7 @@ def bind(path: str, item: dict, fixed, decls, note: str = "") -> dict:
             continue
         a = next((a for a in decls if key == a.name or key in a.aliases), None)
         if a is None:
-            raise SpecError(f"{path}: unknown key '{key}'{suggest(key, allowed)} "
+            raise SpecError(f"{path}: unknown key '{key}'{did_you_mean(key, allowed)} "
                             f"(allowed: {', '.join(allowed)}){note}")
         if a.name in values:
             raise SpecError(f"{path}: '{given_as[a.name]}' and '{key}' give the same setting; "

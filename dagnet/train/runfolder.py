@@ -47,17 +47,8 @@ def read_json(path, fields: dict, what: str, error=RunFolderError, optional=()) 
     must be)}; the keys in `optional` may be absent); error naming the file and the field
     otherwise."""
     path = os.fspath(path)
-    files.check_regular(path, error, what)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_JSON_BYTES + 1)
-    except FileNotFoundError:
-        raise error(f"{path} is missing: is this a run folder of `dagnet train`?") from None
-    except OSError as e:
-        raise error(f"cannot read {path}: {describe_os_error(e)}") from None
-    if len(raw) > MAX_JSON_BYTES:
-        raise error(f"{path} is larger than {MAX_JSON_BYTES // 2 ** 20} MB: not a {what} written "
-                    f"by dagnet")
+    raw = files.read_bounded(path, MAX_JSON_BYTES, error, what,
+                             missing=f"{path} is missing: is this a run folder of `dagnet train`?")
     try:
         obj = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:

@@ -134,20 +134,13 @@ def load_space(path) -> list[Param]:
     """The search space of a YAML file (plain data, never code; aliases, size and encoding
     bounded as a spec's are: dagnet.spec.read)."""
     from dagnet.errors import SpecError
+    from dagnet.files import read_bounded
     from dagnet.spec.read import MAX_SPEC_BYTES
     from dagnet.spec.read import _parse as parse_bounded
 
     path = os.fspath(path)
+    raw = read_bounded(path, MAX_SPEC_BYTES, TuneError, "search space file")
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_SPEC_BYTES + 1)
-    except FileNotFoundError:
-        raise TuneError(f"search space file {path} not found") from None
-    except OSError as e:
-        raise TuneError(f"{path} cannot be read: {e.strerror or e}") from None
-    try:
-        if len(raw) > MAX_SPEC_BYTES:
-            raise SpecError(f"{path}: larger than {MAX_SPEC_BYTES // 2 ** 20} MB")
         data = parse_bounded(raw.decode("utf-8"), path, "yaml")
     except UnicodeDecodeError as e:
         raise TuneError(f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "

@@ -161,6 +161,22 @@ def test_a_thousand_nodes_open_folded_and_unfold(show):
     show.screenshot(page, "chain_1000")
 
 
+def test_resnet50_opens_folded_and_finds_a_deep_block(show):
+    """The issue's scale case: 175 ops, 25.6M params; the repeated bottlenecks open folded
+    (bench_explorer.py measures the open time)."""
+    page = show(explorer_html(dagnet.compile(get_model("resnet50"))))
+    folded = ready(page)["boxes"]
+    assert folded < 100  # of 175 ops: stages' runs of bottlenecks are folded
+    page.fill("#search", "stage3.block4.conv2")
+    page.press("#search", "Enter")
+    text = details(page)
+    assert text.startswith("stage3.block4.conv2") and "256×14×14 per example" in text
+    assert "conv2d+batchnorm+relu" in text
+    page.click("#expand-all")
+    assert ready(page)["boxes"] > folded
+    show.screenshot(page, "resnet50_plan")
+
+
 def test_report_shows_training_curves_recipe_and_metrics(show):
     plan = dagnet.compile(get_model("lenet"))
     solver = {"update_rule": "sgd_momentum", "schedule": {"name": "cosine", "learning_rate": 0.04, "per": "step"},

@@ -133,11 +133,6 @@ def torch_layer_models():
 #: what torch writes that dagnet cannot import yet, and why: the load must fail with these ops
 #: (once it does not, the row goes)
 TORCH_EXPECTED_FAILURES = {
-    # torch writes group norm as Reshape, InstanceNormalization, Reshape to the input's Shape,
-    # then Mul and Add by constants: the element-wise ops import now; the Shape of a data value
-    # waits for the importer's constant folding (branch onnx-conform)
-    ("group_norm", "torchscript"): {"Shape"},
-    ("group_norm", "dynamo"): {"Shape"},
     # torch never writes ONNX's LRN: a Pad/AvgPool/Pow/Div decomposition of the squares' sums,
     # whose Pad dagnet does not import yet
     ("lrn", "torchscript"): {"Pad"},

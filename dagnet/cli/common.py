@@ -9,6 +9,7 @@ import argparse
 import difflib
 import functools
 import os
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -126,7 +127,10 @@ def load_onnx(path: str, input_shapes=None):
 
     if not os.path.exists(path):
         raise UsageError(f"ONNX file not found: {path}")
-    return onnx.load(path, input_shapes=input_shapes or None)
+    m = onnx.load(path, input_shapes=input_shapes or None)
+    for note in m.notes:  # what the import assumed or converted
+        print(f"note: {note}", file=sys.stderr)
+    return m
 
 
 def load_data(spec: str, num_val: int, seed: int, preprocessing: str = "channel"):

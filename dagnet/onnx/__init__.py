@@ -9,6 +9,9 @@
     mapping.py  THE op mapping table: a row per ONNX op <-> dagnet op, with the conversions
                 each way (exporters.py, importers.py), whose attrs come from the op declarations
     common.py   the errors and the small conversions they share
+    backend.py  onnx.backend.base.Backend (prepare/run_model/run_node), imported on its own:
+                `import dagnet.onnx.backend as backend` (it compiles, so it sits above the core);
+                docs/onnx.md lists the ops and how ONNX's conformance cases fare
 
 Batchnorm exports with its eval semantics (running statistics), dropout as Dropout (the
 identity at inference). `onnx` is an optional dependency (`pip install onnx onnxruntime`, or the `[onnx]` extra of

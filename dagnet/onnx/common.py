@@ -24,6 +24,29 @@ class UnsupportedOnnxError(OnnxError):
     """The model uses ONNX ops dagnet cannot import; the message lists each with its node."""
 
 
+class NotConstantError(OnnxError):
+    """A weight, shape or ratio the importer must read as a constant is computed or is a graph
+    input; `.value` names it (the backend freezes such an input to the value it is given)."""
+
+    def __init__(self, message: str, value: str):
+        super().__init__(message)
+        self.value = value
+
+
+class NoBatchAxisError(OnnxError):
+    """The dagnet backend cannot feed a model batch by batch: its data inputs differ in their
+    leading dimension, or a value of rank < 2 is used as data."""
+
+
+class ConstantAsDataError(OnnxError):
+    """A constant (an initializer, a Constant) is used where dagnet needs a batched data value;
+    `.value` names it."""
+
+    def __init__(self, message: str, value: str):
+        super().__init__(message)
+        self.value = value
+
+
 def onnx_module():
     """The onnx module, or an OnnxError saying how to install it."""
     try:

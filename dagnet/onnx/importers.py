@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet.graph import build
+from dagnet.onnx import fold
 from dagnet.onnx import tensor_math as tm
 from dagnet.onnx.common import OnnxError, f32, onnx_attrs, where
 from dagnet.ops import get_op
@@ -97,13 +98,19 @@ def flatten(r, node, a: dict) -> None:
 
 def reshape(r, node, a: dict) -> None:
     shape = r.shape(node.input[0])
-    target = [int(d) for d in r.const(node, 1, "shape")]
+    given = fold.batch_shape(r, node, 1, "shape")  # None: the batch, from a folded Shape
+    target = list(given)
     if not a.get("allowzero", 0):  # 0 copies the input's dimension; the batch stays symbolic
         full = [None, *shape]
         target = [full[i] if d == 0 and i < len(full) else d for i, d in enumerate(target)]
+    if target[:1] == [1] and r.batch_of_one:
+        target[0] = None
+        r.notes.append(f"{where(node)}: the leading 1 of its target shape {given} is read as "
+                       f"the batch (the model's inputs declare a batch of 1)")
     batch, rest = target[0], target[1:]
     if not rest or not (batch is None or batch == -1 and -1 not in rest) or 0 in rest:
-        raise OnnxError(f"{where(node)}: target shape {r.const(node, 1, 'shape').tolist()} must "
+        shown = ["N" if d is None else d for d in given]
+        raise OnnxError(f"{where(node)}: target shape {shown} must "
                         f"keep the batch: 0 or -1 first, and positive sizes (at most one -1) after")
     size = int(np.prod(shape, dtype=np.int64))
     known = int(np.prod([d for d in rest if d != -1], dtype=np.int64))
@@ -129,6 +136,9 @@ def gemm(r, node, a: dict) -> None:
     alpha, beta = f32(a.get("alpha", 1.0)), f32(a.get("beta", 1.0))
     w = w * alpha if alpha != 1 else w
     m = w.shape[1]
+    if len(node.input) > 2 and node.input[2] in r.computed and node.input[2] not in r.consts:
+        _gemm_plus_data(r, node, x, w, beta)
+        return
     if len(node.input) > 2 and node.input[2]:
         c = _bias_vector(node, r.const(node, 2, "bias"), m)
         bias = r.param(node.input[2], c * beta if beta != 1 else c, "bias")
@@ -170,20 +180,25 @@ def batchnorm(r, node, a: dict) -> None:
     extra_outputs_unused(r, node)
     scale, bias, mean, var = (r.const(node, i, what) for i, what in
                               enumerate(("scale", "bias", "mean", "var"), start=1))
+    shape = r.shape(node.input[0])
+    x = _as_channels_hw(r, node, x, shape)
     n = r.g.batchnorm(x, eps=f32(a.get("epsilon", 1e-5)), momentum=f32(a.get("momentum", 0.9)),
                       name=r.out_name(node), gamma=r.param(node.input[1], scale, "gamma"),
                       beta=r.param(node.input[2], bias, "beta"))
     r.state[n.name] = {"running_mean": np.array(mean, dtype=r.dtype),
                        "running_var": np.array(var, dtype=r.dtype)}
-    r.bind(node, n)
+    r.bind(node, n, view=shape)
 
 
 def dropout(r, node, a: dict) -> None:
     x = r.tensor(node)
     extra_outputs_unused(r, node)
-    if len(node.input) > 2 and node.input[2]:
-        r.const(node, 2, "training_mode")  # a computed mode cannot be imported; dagnet picks it
+    # read even at ratio 0: a computed mode cannot be imported (dagnet picks the mode)
+    training = len(node.input) > 2 and node.input[2] and r.const(node, 2, "training_mode")
     p = float(r.const(node, 1, "ratio", default=a.get("ratio", 0.5)))
+    if training and p:
+        raise OnnxError(f"{where(node)}: training_mode=1 (input '{node.input[2]}'); export the "
+                        f"model in eval mode (dagnet picks the mode when it runs the graph)")
     r.bind(node, r.g.dropout(x, p=f32(p), name=r.out_name(node)))
 
 
@@ -224,6 +239,8 @@ def add(r, node, a: dict) -> None:
 
 def concat(r, node, a: dict) -> None:
     rank = len(r.shape(node.input[0])) + 1
+    if "axis" not in a:  # optional only before opset 4 (older models are converted to 7)
+        raise OnnxError(f"{where(node)}: the axis attribute is missing (required from opset 4)")
     axis = int(a["axis"]) % rank
     if axis == 0:
         raise OnnxError(f"{where(node)}: concatenates along the batch axis; dagnet joins "
@@ -233,10 +250,8 @@ def concat(r, node, a: dict) -> None:
 
 
 def constant(r, node, a: dict) -> None:
-    onnx = r.onnx
-    attr = node.attribute[0]
-    r.consts[node.output[0]] = (onnx.numpy_helper.to_array(attr.t) if attr.name == "value"
-                                else np.asarray(onnx.helper.get_attribute_value(attr)))
+    """A Constant (or any node of constants) folds: load() sends every such node to fold.py."""
+    fold.evaluate(r, node)
 
 
 def prelu(r, node, a: dict) -> None:
@@ -275,3 +290,33 @@ def same_attrs(op_name: str, **onnx_defaults):
                  for d in op.attributes if d.node and d.name in a}
         r.bind(node, build(r.g, op, (r.operand(node, 0),), {**attrs, "name": r.out_name(node)}))
     return imp
+
+
+# -- conformance fixes: cases ONNX's conformance suite showed, imported with existing ops ------
+def _as_channels_hw(r, node, x: str, shape: tuple) -> str:
+    """x of per-example shape (C, L) or (C, D, H, W) as (C, L, 1) / (C, D*H, W), which
+    dagnet's spatial batchnorm normalises per channel alike (BatchNorm1d/3d); the caller binds
+    the result with view=shape. Other ranks pass unchanged."""
+    if len(shape) == 2:
+        to = (shape[0], shape[1], 1)
+    elif len(shape) == 4:
+        to = (shape[0], shape[1] * shape[2], shape[3])
+    else:
+        return x
+    return r.g.reshape(x, to, name=r.fresh(f"{node.output[0]}/as_chw")).name
+
+
+def _gemm_plus_data(r, node, x: str, w, beta: float) -> None:
+    """Gemm whose C is computed by a node, of the output's shape (torch's addmm): affine, then
+    add (a C that is a graph input stays a bias, read as a constant)."""
+    c = r.tensor(node, 2)
+    if beta != 1:
+        raise OnnxError(f"{where(node)}: beta={beta} scales the computed C '{node.input[2]}'; "
+                        f"dagnet adds a computed C only with beta=1")
+    y = r.g.affine(x, w.shape[1], name=r.fresh(f"{node.output[0]}/gemm"),
+                   w=r.param(node.input[1], w, "weight"), b=zeros_bias(r, node, w.shape[1]))
+    if tuple(r.g.shape_of(c)) != tuple(r.g.shape_of(y)):
+        raise OnnxError(f"{where(node)}: the computed C '{node.input[2]}' has per-example shape "
+                        f"{tuple(r.g.shape_of(c))}; dagnet adds a computed C only of the "
+                        f"output's shape {tuple(r.g.shape_of(y))}")
+    r.bind(node, r.g.add(y, c, name=r.out_name(node)))

@@ -1,7 +1,7 @@
 """The catalogue's registry: a Case per user-facing failure, and the small fixtures cases share.
 
-catalogue.py and catalogue_runs.py register their cases here with @case; catalogue.py runs them
-and writes docs/errors.md."""
+catalogue.py, catalogue_apps.py, catalogue_onnx.py and catalogue_runs.py register their cases
+here with @case; catalogue.py runs them and writes docs/errors.md."""
 from __future__ import annotations
 
 from dataclasses import dataclass

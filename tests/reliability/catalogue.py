@@ -871,8 +871,10 @@ def _(tmp):
 
 
 # saving and loading, the explorer, distributed training, experiments (catalogue_apps.py);
-# the cases of issue 15: runs, resource bounds, the command line, API arguments (catalogue_runs.py)
+# the cases of issue 15: runs, resource bounds, the command line, API arguments (catalogue_runs.py);
+# ONNX import and the ONNX backend (catalogue_onnx.py)
 from tests.reliability import catalogue_apps  # noqa: E402,F401 - registers its cases
+from tests.reliability import catalogue_onnx  # noqa: E402,F401 - registers its cases
 from tests.reliability import catalogue_runs  # noqa: E402,F401 - registers its cases
 
 

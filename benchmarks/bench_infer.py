@@ -1,7 +1,8 @@
 """Inference benchmark: prints one JSON object.
 
 Eval-mode images/s (the scores of a batch, float32) at batch 1 and 256 for LeNet and
-resnet_small (and ResNet-50 at 224x224, batch 1 and 8, once the zoo has it): dagnet's fused
+resnet_small (and, when named with --models, ResNet-50 and GoogLeNet at 224x224, batch 1 and 8,
+MobileNet-v2 at 32x32, batch 1 and 64): dagnet's fused
 eval plan, onnxruntime (CPU provider, 2 intra-op threads, all graph optimisations) running
 dagnet's ONNX export, and PyTorch eager, with the same weights and batchnorm statistics.
 
@@ -40,6 +41,10 @@ MODELS = {  # name -> () -> (graph, per-example input shape, batch sizes)
 }
 if hasattr(zoo, "resnet50"):  # ImageNet's ResNet-50, once the zoo has it
     MODELS["resnet50"] = lambda: (zoo.resnet50(), (3, 224, 224), (1, 8))
+if hasattr(zoo, "googlenet"):  # ImageNet's GoogLeNet (torchvision's form)
+    MODELS["googlenet"] = lambda: (zoo.googlenet(), (3, 224, 224), (1, 8))
+if hasattr(zoo, "mobilenet_v2"):  # depthwise convs, at CIFAR size
+    MODELS["mobilenet_v2"] = lambda: (zoo.mobilenet_v2(), (3, 32, 32), (1, 64))
 CONTENDERS = ("dagnet", "onnxruntime", "torch")
 TOLERANCE = 1e-3  # float32 scores of different summation orders; a wrong kernel is off by O(1)
 
@@ -216,7 +221,7 @@ def bench_model(model: str, batches, repeats: int, ort_ok: bool, torch_ok: bool)
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny run to check the script works")
-    # ResNet-50 at 224x224 takes minutes per contender on 2 cores: only when named
+    # ResNet-50 and GoogLeNet at 224x224 take minutes per contender on 2 cores: only when named
     ap.add_argument("--models", nargs="+", choices=list(MODELS), default=["lenet", "resnet_small"])
     ap.add_argument("--repeats", type=int, default=21, help="alternating rounds per batch size")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)

@@ -65,14 +65,15 @@ def torch_module(graph, plan, state=None, output=None):
     def run(n, ins):
         a = n.attrs
         if n.op == "conv2d":
-            return F.conv2d(ins[0], ins[1], ins[2], stride=pair(a.get("stride", 1)), padding=pair(a.get("pad", 0)))
+            return F.conv2d(ins[0], ins[1], ins[2], stride=pair(a.get("stride", 1)), padding=pair(a.get("pad", 0)),
+                            groups=a.get("groups", 1))
         if n.op == "affine":
             return ins[0].flatten(1) @ ins[1] + ins[2]
         if n.op == "relu":
             return F.relu(ins[0])
         if n.op == "max_pool2d":
             return F.max_pool2d(ins[0], pair(a.get("size", 2)), pair(a.get("stride", a.get("size", 2))),
-                                pair(a.get("pad", 0)))
+                                pair(a.get("pad", 0)), ceil_mode=a.get("ceil_mode", False))
         if n.op == "avg_pool2d":
             return F.avg_pool2d(ins[0], pair(a.get("size", 2)), pair(a.get("stride", a.get("size", 2))),
                                 pair(a.get("pad", 0)))
@@ -82,6 +83,11 @@ def torch_module(graph, plan, state=None, output=None):
                                 training=False, eps=a.get("eps", 1e-5))
         if n.op == "batchnorm":
             return F.batch_norm(ins[0], None, None, ins[1], ins[2], training=True, eps=a.get("eps", 1e-5))
+        if n.op == "clip":  # relu6 (MobileNet-v2)
+            return torch.clamp(ins[0], a.get("min"), a.get("max"))
+        if n.op == "lrn":
+            return F.local_response_norm(ins[0], a["size"], a.get("alpha", 1e-4), a.get("beta", 0.75),
+                                         a.get("bias", 1.0))
         if n.op == "global_avg_pool":
             return ins[0].mean(dim=(2, 3))
         if n.op == "add":

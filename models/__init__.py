@@ -15,6 +15,8 @@ from dagnet.errors import DagnetError
 from dagnet.graph import Graph
 from dagnet.models.attention import mixer_tiny, vit_tiny
 from dagnet.models.classic import alexnet, densenet_small, squeezenet, vgg11, vgg11_bn, vgg16
+from dagnet.models.inception import googlenet
+from dagnet.models.mobilenet import mobilenet_v2
 from dagnet.models.resnet import resnet18, resnet20, resnet50
 from dagnet.models.zoo import (
     convnet_deep,
@@ -40,12 +42,14 @@ MODELS = {
     "vgg11_bn": vgg11_bn,
     "squeezenet": squeezenet,
     "densenet_small": densenet_small,
+    "mobilenet_v2": mobilenet_v2,
     "vit_tiny": vit_tiny,
     "mixer_tiny": mixer_tiny,
     # full-size ImageNet definitions (224x224, 1000 classes): they build and run at batch 1
     "resnet50": resnet50,
     "vgg16": vgg16,
     "alexnet": alexnet,
+    "googlenet": googlenet,
 }
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"

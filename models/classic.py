@@ -2,8 +2,7 @@
 form names them), SqueezeNet (fire modules: parallel 1x1 and 3x3 expands, concatenated) and a
 small DenseNet (every layer's output concatenated to its input).
 
-Left out for now: MobileNet-v2 needs depthwise convs and GoogLeNet's original form LRN, ops
-that are not in dagnet yet.
+MobileNet-v2 and GoogLeNet have their own modules (models/mobilenet.py, models/inception.py).
 """
 from __future__ import annotations
 

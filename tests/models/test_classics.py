@@ -111,13 +111,6 @@ def test_densenet_small_concatenates_every_layer():
         densenet_small(blocks=())
 
 
-def test_not_in_the_zoo_until_their_ops_exist():
-    """MobileNet-v2 needs depthwise convs, GoogLeNet's original form LRN: they come with them."""
-    for name in ("mobilenet_v2", "googlenet"):
-        with pytest.raises(DagnetError, match=f"unknown model '{name}'"):
-            get_model(name)
-
-
 # -- full size: build, compile, one batch-1 forward -------------------------------------------
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "vgg16" else n
                                   for n in FULL_SIZE])

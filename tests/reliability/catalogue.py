@@ -899,6 +899,15 @@ def _(tmp):
     resnet50(width=0)
 
 
+@case("zoo-variant", Z, DagnetError, "a zoo model's form option names no form it has "
+      "(resnet18's and mobilenet_v2's stem, googlenet's variant)",
+      "give one of the forms the message lists", "variant must be 'torchvision'")
+def _(tmp):
+    from dagnet.models import googlenet
+
+    googlenet(variant="caffe")
+
+
 @case("zoo-patch-size", Z, DagnetError, "a patch model's (vit_tiny, mixer_tiny) patch size does "
       "not divide the image", "pick a patch size that divides the height and the width",
       "mixer_tiny")

@@ -30,7 +30,7 @@ def builder_nodes(graph: Graph) -> list[tuple[str, dict]]:
     for n in graph:
         if n.name in owned:
             continue
-        prefix = ".".join(n.name.split(".")[:-1][:2])  # block1.attn for block1.attn.q.w
+        prefix = n.name.rsplit(".", 1)[0] if "." in n.name else ""
         if n.op in (PARAM, CONSTANT):
             out.append((prefix, {"name": n.name, "op": n.op,
                                  **{k: _plain(v) for k, v in n.attrs.items()}}))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dagnet.errors import DagnetError
 from dagnet.graph import Graph
+from dagnet.models.attention import mixer_tiny, vit_tiny
 from dagnet.models.classic import alexnet, densenet_small, squeezenet, vgg11, vgg11_bn, vgg16
 from dagnet.models.inception import googlenet
 from dagnet.models.mobilenet import mobilenet_v2
@@ -42,6 +43,8 @@ MODELS = {
     "squeezenet": squeezenet,
     "densenet_small": densenet_small,
     "mobilenet_v2": mobilenet_v2,
+    "vit_tiny": vit_tiny,
+    "mixer_tiny": mixer_tiny,
     # full-size ImageNet definitions (224x224, 1000 classes): they build and run at batch 1
     "resnet50": resnet50,
     "vgg16": vgg16,

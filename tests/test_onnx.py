@@ -288,8 +288,10 @@ def test_zoo_model_matches_onnxruntime_and_round_trips(name, tmp_path):
 def test_every_zoo_model_is_tested():
     from tests.models.classic_sizes import SMALL  # tests/models/test_classics_onnx.py
 
+    from tests.models.test_attention_onnx import NAMES as ATTENTION  # at opset 20: Gelu
+
     assert set(zoo()) <= {"two_layer_net", "fc_net", "three_layer_convnet", "lenet", "lenet_bn",
-                          "convnet_deep", "resnet_small", *SMALL}
+                          "convnet_deep", "resnet_small", *SMALL, *ATTENTION}
 
 
 # -- export details ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import graphviz
 
 from dagnet.errors import DagnetError
-from dagnet.graph import INPUT, LEAVES, PARAM, Graph
+from dagnet.graph import CONSTANT, INPUT, LEAVES, PARAM, Graph
 from dagnet.ops import get_op
 from dagnet.compiler.shapes import infer_shapes
 from dagnet.viz import style
@@ -286,7 +286,8 @@ def render_graph(graph: Graph, path=None, format: str | None = None, show_shapes
     run_of = {v: i for i, r in enumerate(repeats) for v in r.nodes} if mode == "fold" else {}
     hidden = folded_params(g) if collapse_params else set()
     users = g.consumer_map()
-    hidden |= {n.name for n in g if n.op == PARAM and users.get(n.name)
+    # the params and constants (attention's 1/sqrt(d)) that only folded blocks read
+    hidden |= {n.name for n in g if n.op in (PARAM, CONSTANT) and users.get(n.name)
                and all(u in run_of for u, _ in users[n.name])}
 
     def where(name):

@@ -13,7 +13,7 @@ import graphviz
 
 from dagnet.compiler.buckets import bucket_starts
 from dagnet.errors import DagnetError
-from dagnet.graph import PARAM
+from dagnet.graph import CONSTANT, PARAM
 from dagnet.viz import style
 from dagnet.viz.fold import find_repeats
 from dagnet.viz.graph import (Cluster, annotated, block_clusters, block_mode, box_label, describe,
@@ -75,7 +75,8 @@ class _Drawing:
                        if blocks == "fold" else {})
         users = src.consumer_map()
         self.hidden = folded_params(src) if collapse_params else set()
-        self.hidden |= {n.name for n in src if n.op == PARAM and users.get(n.name)
+        # the params and constants (attention's 1/sqrt(d)) that only folded blocks read
+        self.hidden |= {n.name for n in src if n.op in (PARAM, CONSTANT) and users.get(n.name)
                         and all(u in self.run_of for u, _ in users[n.name])}
         slowest = max((sum(t.values()) for t in timings.values()), default=0) if timings else 0
         self.slowest = slowest or 1.0

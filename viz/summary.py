@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from dagnet.graph import INPUT, Graph
+from dagnet.graph import CONSTANT, INPUT, Graph
 from dagnet.summary import summary_rows, summary_table
 from dagnet.viz.fold import find_repeats
 from dagnet.viz.graph import AUTO_FOLD_OPS, annotated
@@ -157,4 +157,6 @@ def _folded_runs(g: Graph) -> dict:
         for b in r.blocks[1:]:
             for v in b:
                 out[v] = fold
+                # a block's constants (attention's 1/sqrt(d)) are rows too: they fold with it
+                out.update((s, fold) for s in g.node(v).inputs if g.node(s).op == CONSTANT)
     return out

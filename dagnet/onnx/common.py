@@ -10,6 +10,10 @@ from dagnet.errors import DagnetError
 MIN_OPSET = 13
 #: the metadata key under which export lists the inputs without a batch axis (comma-separated)
 UNBATCHED_KEY = "dagnet.unbatched_inputs"
+#: the metadata key under which export lists the initializers that are trainable params: ONNX
+#: does not tell a param from a constant, and one read as data (a bias added, a position table)
+#: would load back as a constant, frozen
+PARAMS_KEY = "dagnet.params"
 
 
 class OnnxError(DagnetError):

@@ -1,10 +1,12 @@
 """Export: a Graph or an ExecutionPlan as an ONNX model.
 
 Opset 13 or newer (default 17); params, constants and batchnorm running statistics are
-initializers, the batch dimension the symbol "N" (unbatched inputs and outputs have none). Loss nodes are not exported: the model's outputs are the
-scores each loss reads (the graph's outputs when it has no loss), and inputs that only feed
-losses (labels) are dropped. Fused nodes (op "a+b", attrs["members"]) export as their member
-ops. Each op is written by its row of the mapping table (mapping.py).
+initializers (the params listed in the model's metadata, so that load() reads a param added as
+data back as a param), the batch dimension the symbol "N" (unbatched inputs and outputs have
+none). Loss nodes are not exported: the model's outputs are the scores each loss reads (the
+graph's outputs when it has no loss), and inputs that only feed losses (labels) are dropped.
+Fused nodes (op "a+b", attrs["members"]) export as their member ops. Each op is written by its
+row of the mapping table (mapping.py).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import numpy as np
 from dagnet import files
 from dagnet.graph import CONSTANT, INPUT, LEAVES, PARAM, Graph, Node
 from dagnet.infer import constant_array, holds_ints
-from dagnet.onnx.common import MIN_OPSET, UNBATCHED_KEY, OnnxError, onnx_module
+from dagnet.onnx.common import MIN_OPSET, PARAMS_KEY, UNBATCHED_KEY, OnnxError, onnx_module
 from dagnet.onnx.mapping import EXPORTS
 from dagnet.ops import get_op
 from dagnet.ops.fusion import FusedOp
@@ -185,8 +187,12 @@ def export(graph_or_plan, path, params: dict | None = None, state: dict | None =
     model = onnx.helper.make_model(onnx_graph, producer_name="dagnet", producer_version=__version__,
                                    opset_imports=[onnx.helper.make_opsetid("", opset)])
     unbatched = [n.name for n in nodes if n.op == INPUT and not w.batched(n.name)]
-    if unbatched:  # load() reads them back without a batch axis
-        onnx.helper.set_model_props(model, {UNBATCHED_KEY: ",".join(unbatched)})
+    # load() reads the unbatched inputs back without a batch axis, the params back as params
+    props = {UNBATCHED_KEY: ",".join(unbatched)} if unbatched else {}
+    if used:
+        props[PARAMS_KEY] = ",".join(used)
+    if props:
+        onnx.helper.set_model_props(model, props)
     # the oldest IR that holds this opset, so that older runtimes read the file too
     model.ir_version = onnx.helper.find_min_ir_version_for(list(model.opset_import))
     onnx.checker.check_model(model, full_check=True)

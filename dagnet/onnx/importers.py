@@ -75,8 +75,8 @@ def _reshape_to(r, node, target: tuple) -> None:
     out = node.output[0]
     users = r.users.get(out, [])
     skip = out not in r.graph_outputs and (
-        tuple(r.g.shape_of(x)) == target or users and all(u.op_type in ("Gemm", "MatMul")
-                                                           for u in users))
+        tuple(r.g.shape_of(x)) == target or len(target) == 1 and users and all(
+            u.op_type in ("Gemm", "MatMul") for u in users))
     if skip:
         r.values[out] = x
         if tuple(r.g.shape_of(x)) != target:

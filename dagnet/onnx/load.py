@@ -2,9 +2,10 @@
 
 Each ONNX value maps to the dagnet node named after it (so an exported model loads back with
 its names), each initializer used as a weight to a param node named after it, one used as data
-to a constant node; graph inputs keep their names and per-example shapes, the batch dimension
-dropped (unless `unbatched` names them: dagnet's export lists its unbatched inputs in the
-model's metadata). Each node is read by its row of the mapping table (mapping.py), except
+to a constant node (a param where dagnet's export listed it among its params in the model's
+metadata); graph inputs keep their names and per-example shapes, the batch dimension dropped
+(unless `unbatched` names them: dagnet's export lists its unbatched inputs in the model's
+metadata). Each node is read by its row of the mapping table (mapping.py), except
 nodes that depend on no data input: those fold into constants (fold.py). Models older than
 opset 7 are first converted by onnx.version_converter (upgrade). `graph.outputs` stays the
 default (the sinks) when those are the ONNX outputs in order, so a loss added with the builder
@@ -21,8 +22,9 @@ import numpy as np
 from dagnet.errors import AttrError
 from dagnet.graph import Graph, Node
 from dagnet.onnx import fold
-from dagnet.onnx.common import (UNBATCHED_KEY, ConstantAsDataError, NotConstantError, OnnxError,
-                                UnsupportedOnnxError, f32, onnx_attrs, onnx_module, where)
+from dagnet.onnx.common import (PARAMS_KEY, UNBATCHED_KEY, ConstantAsDataError, NotConstantError,
+                                OnnxError, UnsupportedOnnxError, f32, onnx_attrs, onnx_module,
+                                where)
 from dagnet.onnx.mapping import IMPORTS
 from dagnet.onnx.untrusted import check_graph, check_input_shapes, read_model, to_array
 
@@ -55,7 +57,7 @@ class Reader:
     """The state of one import: the Graph being built and what each ONNX value became."""
 
     def __init__(self, onnx, model, input_shapes: dict, path: str = "the model",
-                 unbatched=(), unfolded=()):
+                 unbatched=(), unfolded=(), trained=()):
         self.onnx = onnx
         og = model.graph
         self.opset = opset_of(model)
@@ -82,6 +84,7 @@ class Reader:
         self.current = None  # the ONNX node being imported, for messages
         self.computed = {v for n in og.node for v in n.output} - set(self.consts)
         self.constant_nodes: dict[str, str] = {}  # initializer -> the constant node holding it
+        self.trained = set(trained)  # initializers the exporter listed as params
         self.dtype, self.dtype_set = np.dtype(np.float32), False
         self.batch_of_one = None  # every batched data input declares a leading 1 (None: none)
         self._inputs(og, input_shapes, unbatched)
@@ -160,11 +163,15 @@ class Reader:
         return self.consts[name]
 
     def operand(self, node, i: int) -> str:
-        """The dagnet node of input i of node as data: a computed value, or a constant node
-        holding the initializer or Constant (made once per value; never trained)."""
+        """The dagnet node of input i of node as data: a computed value, a constant node
+        holding the initializer or Constant (made once per value; never trained), or the param
+        of an initializer dagnet's export listed among its params."""
         name = node.input[i]
         if name not in self.consts:
             return self.tensor(node, i)
+        if name in self.trained:  # a param read as data (a bias added, a position table)
+            a = np.asarray(self.consts[name])
+            return self.param(name, a, "bias" if a.ndim == 1 else "weight")
         if name not in self.constant_nodes:
             a = np.asarray(self.consts[name])
             if a.dtype.kind == "b":
@@ -292,9 +299,10 @@ def load(path_or_model, input_shapes: dict | None = None, unbatched=None,
         model, path = read_model(path_or_model), os.fspath(path_or_model)
     model, notes = upgrade(onnx, model)
     check_supported(model.graph, unfolded)
+    props = {p.key: p.value for p in model.metadata_props}
     if unbatched is None:
-        listed = {p.key: p.value for p in model.metadata_props}.get(UNBATCHED_KEY, "")
-        unbatched = [v for v in listed.split(",") if v]
+        unbatched = [v for v in props.get(UNBATCHED_KEY, "").split(",") if v]
+    trained = [v for v in props.get(PARAMS_KEY, "").split(",") if v]
     shapes = check_input_shapes(input_shapes)
     unknown = sorted(set(shapes) - {vi.name for vi in model.graph.input})
     if unknown:
@@ -302,7 +310,7 @@ def load(path_or_model, input_shapes: dict | None = None, unbatched=None,
                         f"{[vi.name for vi in model.graph.input][:8]}")
     r = None
     try:
-        r = Reader(onnx, model, shapes, path, unbatched, unfolded)
+        r = Reader(onnx, model, shapes, path, unbatched, unfolded, trained)
         r.notes += notes
         _import_nodes(onnx, r)
         r.current = None

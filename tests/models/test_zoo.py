@@ -29,7 +29,7 @@ def test_registry_lists_every_model_with_docs_and_common_arguments():
     assert list(MODELS) == ["two_layer_net", "fc_net", "three_layer_convnet", "lenet",
                             "lenet_bn", "convnet_deep", "resnet_small", "resnet20", "resnet18",
                             "vgg11", "vgg11_bn", "squeezenet", "densenet_small", "mobilenet_v2",
-                            "resnet50", "vgg16", "alexnet", "googlenet"]
+                            "vit_tiny", "mixer_tiny", "resnet50", "vgg16", "alexnet", "googlenet"]
     for name, fn in MODELS.items():
         params = inspect.signature(fn).parameters
         assert {"input_shape", "num_classes", "init", "weight_scale"} <= set(params), name
@@ -70,7 +70,7 @@ def test_init_and_weight_scale_reach_every_weight(name):
 
 # -- the YAML specs -------------------------------------------------------------------------
 GENERAL_FORM = ("resnet_small", "resnet20", "resnet18", "resnet50", "squeezenet", "densenet_small",
-                "mobilenet_v2", "googlenet")
+                "mobilenet_v2", "googlenet", "vit_tiny", "mixer_tiny")
 
 
 @pytest.mark.parametrize("name", [n for n in GENERAL_FORM if n != "resnet_small"])

@@ -909,6 +909,23 @@ def _(tmp):
     googlenet(variant="caffe")
 
 
+@case("zoo-patch-size", Z, DagnetError, "a patch model's (vit_tiny, mixer_tiny) patch size does "
+      "not divide the image", "pick a patch size that divides the height and the width",
+      "mixer_tiny")
+def _(tmp):
+    from dagnet.models import mixer_tiny
+
+    mixer_tiny(input_shape=(3, 32, 32), patch=7)
+
+
+@case("zoo-heads", Z, DagnetError, "vit_tiny's attention heads do not divide its width",
+      "give heads that divide dim (each head takes dim / heads features)", "vit_tiny")
+def _(tmp):
+    from dagnet.models import vit_tiny
+
+    vit_tiny(dim=64, heads=6)
+
+
 @case("freeze-unknown-node", Z, GraphError, "compile(freeze=...) names no node of the graph",
       "use the suggested name: a param or an op node (its params)", "'conv9'")
 def _(tmp):

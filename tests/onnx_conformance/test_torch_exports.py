@@ -1,7 +1,10 @@
 """The classic families as torch's TorchScript exporter writes them (issue 17 item 1), imported
 and run at another batch size than exported, equal to torch: ResNet's basic blocks, VGG with
 and without batchnorm (x.view(x.size(0), -1): a Shape chain), SqueezeNet's fire modules
-(Concat, a classifier conv, torch.flatten), a DenseNet's concatenating layers; torch's own
+(Concat, a classifier conv, torch.flatten), a DenseNet's concatenating layers, AlexNet (a
+Flatten before the classifier), GoogLeNet's Inception modules (ceil_mode pools), MobileNet-v2
+(depthwise convs, ReLU6 as Clip) and ShuffleNet-v2 (Split, channel shuffle as Reshape/Transpose/
+Reshape, a mean over H and W); torch's own
 constant folding on and off (off leaves the Linear weights' Transpose and the Shape chains to
 the importer's folding)."""
 import io
@@ -101,10 +104,117 @@ class DenseNet(nn.Module):
         return torch.softmax(self.fc(x.view(x.size(0), -1)), 1)
 
 
+class AlexNet(nn.Module):
+    """torchvision's AlexNet in small: 11x11 stride-4 stem, overlapping pools, no LRN (torch
+    writes nn.LocalResponseNorm as a 3-D AveragePool chain, not as ONNX's LRN)."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 11, 4, 2), nn.ReLU(), nn.MaxPool2d(3, 2), nn.Conv2d(8, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(16, 16, 3, padding=1), nn.ReLU())
+        self.classifier = nn.Sequential(nn.Dropout(), nn.Linear(16 * 3 * 3, 32), nn.ReLU(),
+                                        nn.Linear(32, 10))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+class Inception(nn.Module):
+    def __init__(self, cin, c1, c3r, c3, c5r, c5, pp):
+        super().__init__()
+
+        def cbr(a, b, k):
+            return nn.Sequential(nn.Conv2d(a, b, k, padding=k // 2, bias=False), nn.BatchNorm2d(b, eps=1e-3), nn.ReLU())
+        self.b1 = cbr(cin, c1, 1)
+        self.b2 = nn.Sequential(cbr(cin, c3r, 1), cbr(c3r, c3, 3))
+        self.b3 = nn.Sequential(cbr(cin, c5r, 1), cbr(c5r, c5, 3))
+        self.b4 = nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True), cbr(cin, pp, 1))
+
+    def forward(self, x):
+        return torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(x)], 1)
+
+
+class GoogLeNet(nn.Module):
+    """torchvision's GoogLeNet in small: batchnormed branches concatenated, ceil_mode pools."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 7, 2, 3, bias=False), nn.BatchNorm2d(8, eps=1e-3),
+                                  nn.ReLU(), nn.MaxPool2d(3, 2, ceil_mode=True))
+        self.i3a, self.i3b = Inception(8, 4, 4, 8, 2, 4, 4), Inception(20, 8, 8, 8, 4, 4, 4)
+        self.pool, self.fc = nn.MaxPool2d(3, 2, ceil_mode=True), nn.Linear(24, 10)
+
+    def forward(self, x):
+        x = self.pool(self.i3b(self.i3a(self.stem(x))))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin, cout, stride, expand):
+        super().__init__()
+        mid = cin * expand
+        self.use_skip = stride == 1 and cin == cout
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU6(),
+            nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), nn.BatchNorm2d(mid), nn.ReLU6(),
+            nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return x + self.body(x) if self.use_skip else self.body(x)
+
+
+class MobileNetV2(nn.Module):
+    """MobileNet-v2 in small: depthwise inverted residuals, ReLU6 (Clip), linear bottlenecks."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU6(),
+            InvertedResidual(8, 8, 1, 1), InvertedResidual(8, 12, 2, 6), InvertedResidual(12, 12, 1, 6))
+        self.fc = nn.Sequential(nn.Dropout(0.2), nn.Linear(12, 10))
+
+    def forward(self, x):
+        return self.fc(nn.functional.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
+
+
+def channel_shuffle(x, groups):
+    n, c, h, w = x.size()
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNet-v2's unit: split the channels, a depthwise branch, concat, shuffle."""
+
+    def __init__(self, c):
+        super().__init__()
+        h = c // 2
+        self.branch = nn.Sequential(
+            nn.Conv2d(h, h, 1, bias=False), nn.BatchNorm2d(h), nn.ReLU(),
+            nn.Conv2d(h, h, 3, 1, 1, groups=h, bias=False), nn.BatchNorm2d(h),
+            nn.Conv2d(h, h, 1, bias=False), nn.BatchNorm2d(h), nn.ReLU())
+
+    def forward(self, x):
+        a, b = x.chunk(2, dim=1)
+        return channel_shuffle(torch.cat((a, self.branch(b)), 1), 2)
+
+
+class ShuffleNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.units, self.fc = nn.Sequential(ShuffleUnit(8), ShuffleUnit(8)), nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.fc(self.units(self.stem(x)).mean([2, 3]))
+
+
 # (family, input size, opsets): torch writes AvgPool2d as Pad + AveragePool before opset 11
 FAMILIES = {"resnet": (ResNet, 32, (9, 17)), "vgg": (lambda: VGG(False), 16, (9, 17)),
             "vgg_bn": (lambda: VGG(True), 16, (13,)), "squeezenet": (SqueezeNet, 33, (9, 17)),
-            "densenet": (DenseNet, 16, (13,))}
+            "densenet": (DenseNet, 16, (13,)), "alexnet": (AlexNet, 67, (9, 17)),
+            "googlenet": (GoogLeNet, 32, (13, 17)), "mobilenet_v2": (MobileNetV2, 32, (13, 17)),
+            "shufflenet_v2": (ShuffleNet, 16, (13, 17))}
 CASES = [pytest.param(make, hw, opset, folding,
                       id=f"{name}-opset{opset}-{'folded' if folding else 'unfolded'}")
          for name, (make, hw, opsets) in FAMILIES.items()

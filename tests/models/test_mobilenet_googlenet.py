@@ -16,19 +16,7 @@ from dagnet.models import googlenet, mobilenet_v2
 from dagnet.models.mobilenet import divisible
 from dagnet.summary import summary_rows
 from dagnet.viz.summary import default_depth, folded_summary
-
-
-def param_count(g) -> int:
-    return sum(int(np.prod(g.shape_of(p))) for p in g.params)
-
-
-def conv_biases(g) -> int:
-    """dagnet's convs always have a bias; torchvision's MobileNet and GoogLeNet convs have none."""
-    return sum(g.shape_of(n.inputs[1])[0] for n in g if n.op == "conv2d")
-
-
-def ops(g, op) -> list:
-    return [n.name for n in g if n.op == op]
+from tests.models.test_classics import conv_biases, ops, param_count  # torchvision counts have no conv biases
 
 
 # -- MobileNet-v2 -----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Pictures of a hyperparameter search, from the plain rows of dagnet.tune.report.trial_rows:
 
-    plot_optimization_history(rows, "history.png")   each trial's val acc, the best so far
+    plot_optimization_history(rows, "history.png")   each trial's val acc, the best so far, the
+                                                     baseline trial (the defaults) as a star
     plot_param_scatter(rows, space, "scatter.png")   val acc against each hyperparameter, and
                                                      the first two numeric ones against each
                                                      other coloured by val acc (the courses'
@@ -18,7 +19,7 @@ from matplotlib.figure import Figure
 from dagnet.errors import DagnetError
 from dagnet.viz.plots import DPI, finish_figure, tidy_axes
 
-_DONE, _PRUNED, _FAILED = "#2171B5", "#BDBDBD", "#E6550D"
+_DONE, _PRUNED, _FAILED, _BASELINE = "#2171B5", "#BDBDBD", "#E6550D", "#FDAE6B"
 
 
 def _floor(values: np.ndarray) -> float | None:
@@ -77,6 +78,13 @@ def plot_optimization_history(rows: list[dict], path=None, title: str = "") -> F
         for k in failed:
             ax.axvline(k, color=_FAILED, alpha=0.35, linewidth=1)
         ax.plot([], [], color=_FAILED, alpha=0.5, label="failed or diverged")
+    base = [r for r in done if r.get("baseline")]
+    if base:  # the defaults the search is meant to beat
+        b = base[0]
+        ax.axhline(b["value"], color=_BASELINE, linestyle="--", linewidth=1, zorder=1)
+        ax.scatter([b["number"]], [max(b["value"], floor or b["value"])], marker="*", s=220,
+                   color=_BASELINE, edgecolor="black", linewidth=0.5, zorder=4,
+                   label=f"baseline: the defaults ({b['value']:.4f})")
     best = np.maximum.accumulate(v)
     ax.step(n, best, where="post", color="#08306B", linewidth=1.8, label="best so far")
     k = int(np.argmax(v))
@@ -140,6 +148,8 @@ def plot_param_scatter(rows: list[dict], space, path=None, title: str = "") -> F
         sc = _draw_clipped(ax, x, acc[have], floor, c=number[have], cmap="viridis",
                            edgecolor="white", linewidth=0.5, s=40, vmin=number.min(),
                            vmax=number.max())
+        _star_baseline(ax, [x[k] for k, i in enumerate(have) if done[i].get("baseline")],
+                       [acc[i] for i in have if done[i].get("baseline")], floor)
         ax.set(xlabel=p.name, ylabel="validation accuracy")
         tidy_axes(ax)
     if len(params):
@@ -167,6 +177,15 @@ def plot_param_scatter(rows: list[dict], space, path=None, title: str = "") -> F
     fig.suptitle(f"hyperparameters vs validation accuracy{': ' + title if title else ''} "
                  f"({len(done)} completed trials)")
     return finish_figure(fig, path)
+
+
+def _star_baseline(ax, xs, vs, floor) -> None:
+    """The baseline trial (the defaults) as a star over its point, in the legend."""
+    if xs:
+        ax.scatter(xs, [max(v, floor) if floor is not None else v for v in vs], marker="*",
+                   s=200, color=_BASELINE, edgecolor="black", linewidth=0.5, zorder=4,
+                   label="baseline (defaults)")
+        ax.legend(frameon=False, loc="lower right", fontsize=8)
 
 
 def plot_importances(importances: dict, path=None, title: str = "") -> Figure:

@@ -15,6 +15,7 @@ import sys
 import time
 
 from dagnet.cli.common import DATA_HELP, UsageError
+from dagnet.cli.tune_baseline import baseline, refit
 from dagnet.cli.tune_trials import TrialRunner, check_space, train_namespace
 from dagnet.errors import DagnetError, TuneError
 
@@ -49,14 +50,22 @@ def cmd_tune(args) -> int:
     storage = st.open_storage(args.storage or st.default_storage(out), args.heartbeat)
     say(f"study {name!r} in {args.storage or st.default_storage(out)}; {args.trials} trials of "
         f"{base.epochs} epoch(s) over: " + "; ".join(p.describe() for p in space))
-    run_stage(args, storage, name, space, base, out)
+    params, notes = baseline(space, base)
+    for note in notes:
+        say(f"baseline: {note}")
+    if params:
+        say("baseline (the first trial of a new study): "
+            + ", ".join(f"{k}={v}" for k, v in params.items()))
+    run_stage(args, storage, name, space, base, out, params)
     if args.narrow:
         first = st.open_study(storage, name, args.sampler, base.seed, args.prune, args.trials)
         st.wait_until_finished(first, say)
         fine = narrowed_space(first, space, name)
         say(f"study {name + '-narrow'!r}, narrowed around the best trials of {name!r}: "
             + "; ".join(p.describe() for p in fine))
-        run_stage(args, storage, name + "-narrow", fine, base, out)
+        again, why = refit(first.user_attrs.get(st.BASELINE) or {}, fine)
+        say(f"{name + '-narrow'}: {why}")
+        run_stage(args, storage, name + "-narrow", fine, base, out, again)
     return 0
 
 
@@ -75,16 +84,18 @@ def narrowed_space(first, space, name: str):
     return fine
 
 
-def run_stage(args, storage, name: str, space, base, out: str) -> None:
+def run_stage(args, storage, name: str, space, base, out: str, params: dict | None) -> None:
     """Run (this worker's share of) one study, then write its table, pictures and best link."""
     from dagnet.tune import report
     from dagnet.tune import space as sp
     from dagnet.tune import study as st
 
-    study = st.open_study(storage, name, args.sampler, base.seed, args.prune, args.trials)
+    study = st.open_study(storage, name, args.sampler, base.seed, args.prune, args.trials,
+                          baseline=params, say=say)
     study_dir = os.path.join(out, name)
     os.makedirs(study_dir, exist_ok=True)
-    if not study.get_trials(deepcopy=False) and any(f.startswith("trial_") for f in os.listdir(study_dir)):
+    started = [t for t in study.get_trials(deepcopy=False) if t.state.name != "WAITING"]
+    if not started and any(f.startswith("trial_") for f in os.listdir(study_dir)):
         raise TuneError(f"{study_dir} holds trial folders, but study {name!r} in this storage has "
                         f"no trials: they belong to another storage; choose another --out or --study")
     report.atomic_write_text(os.path.join(study_dir, "space.yaml"), sp.to_yaml(space))
@@ -123,6 +134,9 @@ def write_results(study, space, study_dir: str) -> None:
         params = ", ".join(f"{k}={report.fmt(v)}" for k, v in best[0]["params"].items())
         say(f"best: trial {best[0]['number']}, val acc {best[0]['value']:.4f} ({params}); its run "
             f"folder: {best[0]['run_dir']} (linked as {link})")
+        line = report.versus_baseline(rows)
+        if line:
+            say(line)
     say("wrote " + ", ".join(written))
 
 

@@ -155,6 +155,8 @@ class TrialRunner:
         shown = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
         again = f" (trial {retried} again, its worker died" + (": resuming its run)" if resume else ")") \
             if retried is not None else ""
+        if trial.user_attrs.get(st.BASELINE):
+            again = " (the baseline: `dagnet train`'s defaults)" + again
         self.say(f"trial {trial.number}: {shown}{again}")
         targs = self.trial_args(values, run_dir, resume)
         reporter = ReportToTrial(trial, self.say)

@@ -2,7 +2,7 @@
 parameter importances. Rows are dicts, so the pictures (dagnet.viz.tune) need no Optuna.
 
     rows = trial_rows(study)      # [{"number", "state", "value", "params", "seconds", "note",
-                                  #   "run_dir", "intermediate"}], in trial order
+                                  #   "run_dir", "baseline", "intermediate"}], in trial order
     print(format_table(rows, space))
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ def trial_rows(study) -> list[dict]:
             "number": t.number, "state": t.state.name.lower(), "value": t.value,
             "params": dict(t.params), "seconds": seconds,
             "note": t.user_attrs.get("note", ""), "run_dir": t.user_attrs.get("run_dir", ""),
+            "baseline": bool(t.user_attrs.get("baseline")),
             "intermediate": dict(sorted(t.intermediate_values.items())),
         })
     return rows
@@ -34,6 +35,19 @@ def ranked(rows: list[dict]) -> list[dict]:
     """Completed trials, best (highest value) first; ties keep trial order."""
     done = [r for r in rows if r["state"] == "complete" and r["value"] is not None]
     return sorted(done, key=lambda r: (-r["value"], r["number"]))
+
+
+def versus_baseline(rows: list[dict]) -> str:
+    """A line comparing the best trial with the baseline trial ('' without a finished one)."""
+    done = ranked(rows)
+    base = [r for r in done if r.get("baseline")]
+    if not base:
+        return ""
+    b, best = base[0], done[0]
+    if best is b:
+        return f"the baseline (trial {b['number']}, dagnet train's defaults) is the best trial"
+    return (f"baseline (trial {b['number']}, dagnet train's defaults): val acc {b['value']:.4f}; "
+            f"the best trial beats it by {best['value'] - b['value']:.4f}")
 
 
 def fmt(v) -> str:
@@ -55,21 +69,30 @@ def format_table(rows: list[dict], names: list[str]) -> str:
             value = f"({list(r['intermediate'].values())[-1]:.4f})"
         body.append([str(r["number"]), value, r["state"],
                      *(fmt(r["params"][n]) if n in r["params"] else "-" for n in names),
-                     f"{r['seconds']:.0f}" if r["seconds"] is not None else "-", r["note"]])
+                     f"{r['seconds']:.0f}" if r["seconds"] is not None else "-", _note(r)])
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     lines = ["  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip() for line in [head, *body]]
     return "\n".join(lines)
+
+
+def _note(row: dict) -> str:
+    return "; ".join(x for x in (BASELINE_NOTE if row.get("baseline") else "", row["note"]) if x)
+
+
+#: how the table marks the baseline trial
+BASELINE_NOTE = "baseline (dagnet train's defaults)"
 
 
 def write_csv(path, rows: list[dict], names: list[str]) -> None:
     """The trials in trial order: number, state, value, seconds, one column per parameter."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["trial", "state", "val_acc", "seconds", *names, "run_dir", "note"])
+    w.writerow(["trial", "state", "val_acc", "seconds", *names, "run_dir", "baseline", "note"])
     for r in rows:
         w.writerow([r["number"], r["state"], "" if r["value"] is None else r["value"],
                     "" if r["seconds"] is None else round(r["seconds"], 2),
-                    *(r["params"].get(n, "") for n in names), r["run_dir"], r["note"]])
+                    *(r["params"].get(n, "") for n in names), r["run_dir"],
+                    int(bool(r.get("baseline"))), r["note"]])
     atomic_write_text(path, buf.getvalue())
 
 

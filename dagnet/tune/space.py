@@ -170,6 +170,23 @@ def suggest(trial, space: list[Param]) -> dict:
     return values
 
 
+def fits(p: Param, value) -> bool:
+    """value is one the space's dimension p can take (a choice, a number in range and on its
+    grid, the fixed value)."""
+    def same(a, b):  # True is not 1 here, 0 is 0.0
+        return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+    if p.kind == "fixed":
+        return same(value, p.value)
+    if p.kind == "choice":
+        return any(same(value, c) for c in p.choices)
+    if not _number(value) or not p.low <= value <= p.high:
+        return False
+    if p.kind == "int":
+        return float(value).is_integer() and (int(value) - p.low) % (p.step or 1) == 0
+    return True
+
+
 def narrow(space: list[Param], ranked: list[dict], keep: float = 0.25, margin: float = 0.25
            ) -> list[Param]:
     """A smaller space around the best trials: coarse-to-fine search.

@@ -25,6 +25,12 @@ SAMPLERS = ("random", "tpe")
 #: trial states that count towards a study's number of trials
 _COUNTED = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
 
+#: the user attr of the baseline trial, and of its study (the values enqueued)
+BASELINE = "baseline"
+
+#: seconds a worker joining a new, empty study waits for its creator to enqueue the baseline
+CREATOR_WAIT = 30.0
+
 
 def optuna_module():
     """optuna, or a MissingDependencyError saying how to install it."""
@@ -52,8 +58,9 @@ def open_storage(url: str, heartbeat: int = 20):
 
     engine = {}
     if url.startswith("sqlite"):
-        # several processes write one file: wait for its lock rather than fail at once
-        engine = {"connect_args": {"timeout": 60}}
+        # several processes write one file: wait for its lock rather than fail at once; no
+        # implicit transactions (see _serialize_sqlite)
+        engine = {"connect_args": {"timeout": 60, "isolation_level": None}}
     if hasattr(storages, "RetryHeartbeatStaleTrialCallback"):  # Optuna >= 4.9
         retry = {"heartbeat_stale_trial_callback": storages.RetryHeartbeatStaleTrialCallback(
             max_retry=1, inherit_intermediate_values=True)}
@@ -63,8 +70,11 @@ def open_storage(url: str, heartbeat: int = 20):
     try:
         for attempt in range(3):
             try:
-                return storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
-                                           grace_period=3 * heartbeat, **retry)
+                storage = storages.RDBStorage(url, engine_kwargs=engine, grace_period=3 * heartbeat,
+                                              heartbeat_interval=heartbeat, **retry)
+                if url.startswith("sqlite"):
+                    _serialize_sqlite(storage.engine)
+                return storage
             except Exception as e:
                 # workers started together race to create the tables of a new storage: the
                 # loser's CREATE fails, and a moment later the tables are there
@@ -81,6 +91,20 @@ def open_storage(url: str, heartbeat: int = 20):
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise TuneError(f"cannot open the study storage {_safe(url)}: {first}") from None
         raise
+
+
+def _serialize_sqlite(engine) -> None:
+    """Begin every transaction on the SQLite file with BEGIN IMMEDIATE (its write lock).
+
+    Optuna takes a queued trial (an enqueued baseline, a dead worker's retried trial) by
+    reading that it is WAITING and then setting it RUNNING, under SELECT ... FOR UPDATE, which
+    SQLite ignores; and Python's sqlite3 starts a transaction only at the UPDATE, so two workers
+    both read WAITING and both took trial 0 (seen in tests/tune/test_baseline.py). With the
+    lock taken at the transaction's start the second worker reads RUNNING and moves on, as on
+    PostgreSQL. Workers touch the file a few times per trial, so serialising costs nothing."""
+    from sqlalchemy import event
+
+    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
 
 
 def _safe(url: str) -> str:
@@ -130,23 +154,57 @@ class PerTrialSeed:
 
 
 def open_study(storage, name: str, sampler: str = "tpe", seed: int = 0, prune: bool = False,
-               trials: int = 10):
-    """Create the study `name` in storage, or join it if another worker made it already."""
+               trials: int = 10, baseline: dict | None = None, say=print):
+    """Create the study `name` in storage, or join it if another worker made it already.
+
+    baseline: {param: value} enqueued as the new study's first trial (marked with the user
+    attr "baseline"); only the worker whose create wins does it, and a worker that joins a
+    study created a moment ago waits until that is done, so it is enqueued once however many
+    workers start together."""
     optuna = optuna_module()
     if sampler not in SAMPLERS:
         raise TuneError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=max(2, trials // 4), n_warmup_steps=0)
               if prune else optuna.pruners.NopPruner())
+    kw = dict(storage=storage, study_name=name, direction="maximize", pruner=pruner,
+              sampler=PerTrialSeed(sampler, seed, trials))
     try:
-        study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
-                                    load_if_exists=True, sampler=PerTrialSeed(sampler, seed, trials),
-                                    pruner=pruner)
+        try:  # the storage's unique study name makes exactly one creator win
+            study, created = optuna.create_study(load_if_exists=False, **kw), True
+        except optuna.exceptions.DuplicatedStudyError:
+            study, created = optuna.create_study(load_if_exists=True, **kw), False
     except ValueError as e:  # e.g. an existing study of the same name that minimises
         raise TuneError(f"study {name!r}: {e}") from None
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise TuneError(f"study {name!r} in this storage minimises; dagnet maximises validation "
                         f"accuracy: choose another --study name")
+    if created:
+        if baseline:
+            study.enqueue_trial(baseline, user_attrs={BASELINE: True})
+        study.set_user_attr(BASELINE, dict(baseline or {}))  # says: the creator is done
+    else:
+        _await_creator(study, say)
     return study
+
+
+def _await_creator(study, say, poll: float = 0.1) -> None:
+    """Wait until the worker that created the study has enqueued its baseline (so that it
+    is trial 0); a study with trials, or made by an older dagnet, needs no wait."""
+    timeout = CREATOR_WAIT
+    end = time.monotonic() + timeout
+    while BASELINE not in study.user_attrs and not study.get_trials(deepcopy=False):
+        if time.monotonic() > end:  # its creator died before enqueuing: go on without
+            say(f"study {study.study_name!r}: its creator enqueued no baseline trial within "
+                f"{timeout:.0f} s; going on without one")
+            study.set_user_attr(BASELINE, {})
+            return
+        time.sleep(poll)
+
+
+def baseline_trial(study):
+    """The study's baseline trial (its last try, where a dead worker's was run again), or None."""
+    tries = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(BASELINE)]
+    return tries[-1] if tries else None
 
 
 def counted(study) -> int:

@@ -70,11 +70,25 @@ def test_one_worker_then_narrow(tiny_mnist, space, tmp_path):
     for name in ("trials.txt", "history.png", "scatter.png", "importance.png", "space.yaml"):
         assert (folder / name).stat().st_size > 0, name
     assert f"best: trial {best.number}, val acc {best.value:.4f}" in text
+    # trial 0 is the baseline: `dagnet train`'s defaults where the space can take them
+    zero = first.trials[0]
+    assert zero.user_attrs["baseline"] and not any(t.user_attrs.get("baseline") for t in first.trials[1:])
+    assert zero.params["lr"] == 0.04 and zero.params["update_rule"] == "sgd_momentum"
+    assert "baseline: weight_decay = 0.0 (sgd_momentum's default) lies outside" in text
+    assert rows[0]["baseline"] == "1" and {r["baseline"] for r in rows[1:]} == {"0"}
+    assert "baseline (dagnet train's defaults)" in (folder / "trials.txt").read_text()
+    assert "baseline (trial 0, dagnet train's defaults)" in text
     # the narrowed ranges lie inside the first study's, and its trials inside them
     narrowed = first.user_attrs["narrowed_space"]
     assert 1e-3 <= narrowed["lr"]["low"] < narrowed["lr"]["high"] <= 1e-1
     for t in fine.trials:
         assert narrowed["lr"]["low"] <= t.params["lr"] <= narrowed["lr"]["high"]
+    # the narrowed study runs the baseline again only where the narrowed ranges hold it
+    rule = narrowed["update_rule"]
+    again = narrowed["lr"]["low"] <= 0.04 <= narrowed["lr"]["high"] and \
+        "sgd_momentum" in (rule["choices"] if isinstance(rule, dict) else [rule])
+    assert [t.number for t in fine.trials if t.user_attrs.get("baseline")] == ([0] if again else [])
+    assert ("the baseline runs again" if again else "the baseline is not run again") in text
     assert "two_layer_net-narrow" in text and (out / "two_layer_net-narrow" / "trials.csv").exists()
     check_tensorboard(folder, first.trials[0])
 
@@ -111,6 +125,7 @@ def test_two_workers_share_one_sqlite_study(tiny_mnist, space, tmp_path):
     assert len(done) == 6 and len({t.number for t in done}) == 6
     workers = {t.user_attrs["worker"] for t in done}
     assert len(workers) == 2, workers  # both took part
+    assert [t.number for t in trials if t.user_attrs.get("baseline")] == [0]  # once
     # a surplus trial (both took the last one at once) is the only way a trial may fail here
     assert all(t.state.name in ("COMPLETE", "FAIL") for t in trials)
 

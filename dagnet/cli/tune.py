@@ -1,6 +1,7 @@
 """`dagnet tune`: hyperparameter search on Optuna, each trial a `dagnet train` run.
 
     dagnet tune lenet --data fashion-mnist --trials 12 --space space.yaml --epochs 1
+    dagnet tune lenet ... --workers 2       # two worker processes, cores/2 threads each
     dagnet tune lenet ... --storage postgresql+psycopg://user:pw@host/db   # several machines
 
 Layout of --out (default runs/MODEL-tune): study.db (the default SQLite storage) and one folder
@@ -14,6 +15,7 @@ import socket
 import sys
 import time
 
+from dagnet.cli import tune_workers as workers
 from dagnet.cli.common import DATA_HELP, UsageError
 from dagnet.cli.tune_baseline import baseline, refit
 from dagnet.cli.tune_trials import TrialRunner, check_space, train_namespace
@@ -34,7 +36,7 @@ def cmd_tune(args) -> int:
 
     for flag, value, low in (("--trials", args.trials, 0), ("--epochs", args.epochs, 1),
                              ("--heartbeat", args.heartbeat, 1), ("--val", args.val, 1),
-                             ("--seed", args.seed, 0)):
+                             ("--seed", args.seed, 0), ("--workers", args.workers, 1)):
         if value is not None and value < low:
             raise UsageError(f"{flag} must be an integer >= {low}, got {value}")
     stem = os.path.splitext(os.path.basename(args.model.rstrip("/")))[0]
@@ -48,25 +50,64 @@ def cmd_tune(args) -> int:
     except OSError as e:
         raise UsageError(f"cannot use --out {out}: {e.strerror}") from None
     storage = st.open_storage(args.storage or st.default_storage(out), args.heartbeat)
-    say(f"study {name!r} in {args.storage or st.default_storage(out)}; {args.trials} trials of "
-        f"{base.epochs} epoch(s) over: " + "; ".join(p.describe() for p in space))
     params, notes = baseline(space, base)
-    for note in notes:
-        say(f"baseline: {note}")
-    if params:
-        say("baseline (the first trial of a new study): "
-            + ", ".join(f"{k}={v}" for k, v in params.items()))
+    if not workers.started_by_workers():  # the parent of --workers said it already
+        say(f"study {name!r} in {args.storage or st.default_storage(out)}; {args.trials} trials "
+            f"of {base.epochs} epoch(s) over: " + "; ".join(p.describe() for p in space))
+        for note in notes:
+            say(f"baseline: {note}")
+        if params:
+            say("baseline (the first trial of a new study): "
+                + ", ".join(f"{k}={v}" for k, v in params.items()))
+    if args.workers > 1 and not workers.started_by_workers():
+        return start_workers(args, storage, name, space, base, out, params)
     run_stage(args, storage, name, space, base, out, params)
     if args.narrow:
-        first = st.open_study(storage, name, args.sampler, base.seed, args.prune, args.trials)
-        st.wait_until_finished(first, say)
-        fine = narrowed_space(first, space, name)
-        say(f"study {name + '-narrow'!r}, narrowed around the best trials of {name!r}: "
-            + "; ".join(p.describe() for p in fine))
-        again, why = refit(first.user_attrs.get(st.BASELINE) or {}, fine)
-        say(f"{name + '-narrow'}: {why}")
+        fine, again = narrow_stage(args, storage, name, space, base)
         run_stage(args, storage, name + "-narrow", fine, base, out, again)
     return 0
+
+
+def narrow_stage(args, storage, name: str, space, base):
+    """The narrowed space of the second study and the baseline it runs (None: none), once the
+    first study has finished."""
+    from dagnet.tune import study as st
+
+    first = st.open_study(storage, name, args.sampler, base.seed, args.prune, args.trials)
+    st.wait_until_finished(first, say)
+    fine = narrowed_space(first, space, name)
+    say(f"study {name + '-narrow'!r}, narrowed around the best trials of {name!r}: "
+        + "; ".join(p.describe() for p in fine))
+    again, why = refit(first.user_attrs.get(st.BASELINE) or {}, fine)
+    say(f"{name + '-narrow'}: {why}")
+    return fine, again
+
+
+def start_workers(args, storage, name: str, space, base, out: str, params) -> int:
+    """--workers W: create the study (enqueueing its baseline), run W worker processes with
+    cores/W threads each, then write each study's table and pictures."""
+    from dagnet.tune import space as sp
+    from dagnet.tune import study as st
+
+    st.open_study(storage, name, args.sampler, base.seed, args.prune, args.trials,
+                  baseline=params, say=say)
+    threads = workers.threads_per_worker(args.workers)
+    say(f"starting {args.workers} workers on this machine, {threads} thread(s) each "
+        f"({os.cpu_count()} cores)")
+    start = time.perf_counter()
+    code = workers.run_workers(args.workers, args.argv, say)
+    say(f"{args.workers} workers ended in {time.perf_counter() - start:.0f} s"
+        + (f"; one exited with status {code}" if code else ""))
+    stages = [(name, space)]
+    if args.narrow:
+        first = st.open_study(storage, name, args.sampler, base.seed, args.prune, args.trials)
+        stored = first.user_attrs.get("narrowed_space")
+        if stored is not None:
+            stages.append((name + "-narrow", sp.parse_space(stored, f"study {name!r} narrowed_space")))
+    for stage, stage_space in stages:
+        study = st.open_study(storage, stage, args.sampler, base.seed, args.prune, args.trials)
+        write_results(study, stage_space, os.path.join(out, stage))
+    return code
 
 
 def narrowed_space(first, space, name: str):
@@ -108,7 +149,8 @@ def run_stage(args, storage, name: str, space, base, out: str, params: dict | No
     if ran:
         say(f"this worker ({socket.gethostname()}:{os.getpid()}) ran {ran} trial(s) in "
             f"{time.perf_counter() - start:.0f} s")
-    write_results(study, space, study_dir)
+    if not workers.started_by_workers():  # else the parent writes them, once
+        write_results(study, space, study_dir)
 
 
 def write_results(study, space, study_dir: str) -> None:
@@ -179,6 +221,10 @@ def register(sub) -> None:
     t.add_argument("--narrow", action="store_true",
                    help="then run a second study, NAME-narrow, of --trials trials over ranges "
                         "shrunk around the best quarter of the first study's trials")
+    t.add_argument("--workers", type=int, default=1,
+                   help="worker processes to start on this machine, sharing the study, each "
+                        "with cores/WORKERS threads (more processes, on this or other machines, "
+                        "may join with the same --out or --storage)")
     t.add_argument("--heartbeat", type=int, default=20,
                    help="seconds between a worker's heartbeats; a trial silent for 3 beats (its "
                         "worker killed) is failed and run again by another worker (default: "

@@ -20,7 +20,9 @@ import os
 import socket
 import time
 
+from dagnet import kernels
 from dagnet.cli.common import load_data, resolve_graph, with_loss
+from dagnet.cli.tune_workers import oversubscription_hint
 from dagnet.errors import TrainingError, TuneError
 
 #: train settings that belong to the study as a whole (its flags), not to a trial
@@ -129,6 +131,7 @@ class TrialRunner:
     def __init__(self, args, base, space, study, study_dir: str, say):
         self.args, self.base, self.space = args, base, space
         self.study, self.study_dir, self.say = study, study_dir, say
+        self.hinted = False
 
     def __call__(self, trial) -> float:
         import optuna
@@ -152,6 +155,11 @@ class TrialRunner:
                 run_dir, resume = earlier, True
         trial.set_user_attr("run_dir", run_dir)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("threads", kernels.NUM_THREADS)  # --workers W: cores // W
+        hint = "" if self.hinted else oversubscription_hint(self.study, trial.number)
+        if hint:
+            self.say(hint)
+            self.hinted = True
         shown = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
         again = f" (trial {retried} again, its worker died" + (": resuming its run)" if resume else ")") \
             if retried is not None else ""

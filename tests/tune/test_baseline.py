@@ -122,3 +122,32 @@ def test_a_joiner_waits_for_the_creator_then_goes_on_without(tmp_path, monkeypat
     said.clear()
     st.open_study(storage, "s", baseline={"lr": 0.04}, say=said.append)
     assert said == []  # marked: the next worker does not wait
+
+
+def test_worker_env_and_the_oversubscription_hint(monkeypatch):
+    import os
+    import socket
+    from types import SimpleNamespace
+
+    from dagnet.cli import tune_workers as tw
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    env = tw.worker_env(1, 2, {"OMP_NUM_THREADS": "3", "PATH": "/bin"})
+    assert env == {"OMP_NUM_THREADS": "3", "PATH": "/bin", "DAGNET_NUM_THREADS": "2",
+                   "OPENBLAS_NUM_THREADS": "2", tw.WORKER_ENV: "1/2"}  # the user's 3 wins
+    assert tw.worker_env(0, 8, {})["DAGNET_NUM_THREADS"] == "1"
+    for k in (*tw.THREAD_VARS, tw.WORKER_ENV):
+        monkeypatch.delenv(k, raising=False)
+    here = socket.gethostname()
+
+    def study(*workers):
+        trials = [SimpleNamespace(number=i, state=SimpleNamespace(name="RUNNING"),
+                                  user_attrs={"worker": w}) for i, w in enumerate(workers)]
+        return SimpleNamespace(get_trials=lambda deepcopy: trials)
+
+    mine = f"{here}:{os.getpid()}"
+    assert tw.oversubscription_hint(study(mine, f"{here}:99"), 0).startswith(
+        "note: another worker of this study runs on this machine (pid 99)")
+    assert tw.oversubscription_hint(study(mine, "elsewhere:99"), 0) == ""  # another machine
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")  # the user split the threads
+    assert tw.oversubscription_hint(study(mine, f"{here}:99"), 0) == ""

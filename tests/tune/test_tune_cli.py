@@ -210,3 +210,22 @@ def test_a_spec_recipe_and_optim_and_augment_keys(tiny_mnist, tmp_path):
     p = tune(spec, "--space", space, "--trials", 2, "--out", tmp_path / "u")
     out, err = p.communicate(timeout=120)
     assert p.returncode == 2 and "no update rule takes 'momentumm'" in err
+
+
+def test_workers_flag_starts_workers_with_a_share_of_the_cores(tiny_mnist, space, tmp_path):
+    out = tmp_path / "t"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DAGNET_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    text = finish(tune(*common(tiny_mnist, space, out, 4, "--sampler", "random", "--workers", 2),
+                       env=env))
+    trials = load(out).trials
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(done) == 4 and [t.number for t in trials if t.user_attrs.get("baseline")] == [0]
+    assert len({t.user_attrs["worker"] for t in done}) == 2  # both ran trials
+    # each worker's pools were cores // 2 wide
+    assert {t.user_attrs["threads"] for t in done} == {max(1, (os.cpu_count() or 1) // 2)}
+    assert f"starting 2 workers on this machine, {max(1, (os.cpu_count() or 1) // 2)} thread(s)" in text
+    assert "[worker 0] trial" in text and "[worker 1] trial" in text
+    # the parent writes the table and pictures once, after both
+    assert text.count("best: trial") == 1 and text.count("baseline: weight_decay") == 1
+    assert (out / "two_layer_net" / "trials.csv").exists() and (out / "two_layer_net" / "history.png").exists()

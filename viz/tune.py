@@ -132,6 +132,7 @@ def plot_param_scatter(rows: list[dict], space, path=None, title: str = "") -> F
     number = np.array([r["number"] for r in done])
     floor = _floor(acc)
     jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(done))
+    starred = False
     for ax, p in zip(axes, params):
         have = [i for i, r in enumerate(done) if p.name in r["params"]]
         x, labels = _axis_values(p, [done[i]["params"][p.name] for i in have])
@@ -148,8 +149,8 @@ def plot_param_scatter(rows: list[dict], space, path=None, title: str = "") -> F
         sc = _draw_clipped(ax, x, acc[have], floor, c=number[have], cmap="viridis",
                            edgecolor="white", linewidth=0.5, s=40, vmin=number.min(),
                            vmax=number.max())
-        _star_baseline(ax, [x[k] for k, i in enumerate(have) if done[i].get("baseline")],
-                       [acc[i] for i in have if done[i].get("baseline")], floor)
+        starred |= _star_baseline(ax, [x[k] for k, i in enumerate(have) if done[i].get("baseline")],
+                                  [acc[i] for i in have if done[i].get("baseline")], floor)
         ax.set(xlabel=p.name, ylabel="validation accuracy")
         tidy_axes(ax)
     if len(params):
@@ -175,17 +176,17 @@ def plot_param_scatter(rows: list[dict], space, path=None, title: str = "") -> F
     for ax in axes[panels:]:
         ax.set_visible(False)
     fig.suptitle(f"hyperparameters vs validation accuracy{': ' + title if title else ''} "
-                 f"({len(done)} completed trials)")
+                 f"({len(done)} completed trials{'; star: the baseline, the defaults' if starred else ''})")
     return finish_figure(fig, path)
 
 
-def _star_baseline(ax, xs, vs, floor) -> None:
-    """The baseline trial (the defaults) as a star over its point, in the legend."""
+def _star_baseline(ax, xs, vs, floor) -> bool:
+    """The baseline trial (the defaults) as a star over its point (the title says so: a legend
+    in every panel would hide points)."""
     if xs:
         ax.scatter(xs, [max(v, floor) if floor is not None else v for v in vs], marker="*",
-                   s=200, color=_BASELINE, edgecolor="black", linewidth=0.5, zorder=4,
-                   label="baseline (defaults)")
-        ax.legend(frameon=False, loc="lower right", fontsize=8)
+                   s=200, color=_BASELINE, edgecolor="black", linewidth=0.5, zorder=4)
+    return bool(xs)
 
 
 def plot_importances(importances: dict, path=None, title: str = "") -> Figure:

@@ -164,7 +164,10 @@ class TrialRunner:
         again = f" (trial {retried} again, its worker died" + (": resuming its run)" if resume else ")") \
             if retried is not None else ""
         if trial.user_attrs.get(st.BASELINE):
-            again = " (the baseline: `dagnet train`'s defaults)" + again
+            fixed = frozen.system_attrs.get("fixed_params", {})
+            drawn = [p.name for p in self.space if p.kind != "fixed" and p.name not in fixed]
+            again = (" (the baseline: `dagnet train`'s defaults"
+                     + (f"; {', '.join(drawn)} drawn by the sampler)" if drawn else ")") + again)
         self.say(f"trial {trial.number}: {shown}{again}")
         targs = self.trial_args(values, run_dir, resume)
         reporter = ReportToTrial(trial, self.say)

@@ -10,7 +10,9 @@ between them. A worker's trials send a heartbeat; a trial whose worker died (kil
 lost) goes stale after the grace period, is marked FAIL by the next worker that looks, and is
 queued again with the same hyperparameters (RetryFailedTrialCallback): a killed worker loses
 only the trial it was running. Trial k's sampler is seeded with (seed, k), so random search
-draws the same hyperparameters for trial k however many workers share the study.
+draws the same hyperparameters for trial k however many workers share the study. A new
+study's first trial is its baseline (`open_study(..., baseline=...)`), enqueued by the one
+worker whose create wins.
 """
 from __future__ import annotations
 

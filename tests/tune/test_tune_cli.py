@@ -75,6 +75,7 @@ def test_one_worker_then_narrow(tiny_mnist, space, tmp_path):
     assert zero.user_attrs["baseline"] and not any(t.user_attrs.get("baseline") for t in first.trials[1:])
     assert zero.params["lr"] == 0.04 and zero.params["update_rule"] == "sgd_momentum"
     assert "baseline: weight_decay = 0.0 (sgd_momentum's default) lies outside" in text
+    assert "(the baseline: `dagnet train`'s defaults; weight_decay drawn by the sampler)" in text
     assert rows[0]["baseline"] == "1" and {r["baseline"] for r in rows[1:]} == {"0"}
     assert "baseline (dagnet train's defaults)" in (folder / "trials.txt").read_text()
     assert "baseline (trial 0, dagnet train's defaults)" in text

@@ -9,7 +9,7 @@ configuration start their timed stretch together (after warm-up) and step for --
 configurations alternate round by round (rotated order), medians over rounds, ratios against one
 process with every core.
 
-    python benchmarks/bench_tune_workers.py [--rounds 5] [--seconds 6]
+    python benchmarks/bench_tune_workers.py [--rounds 5] [--seconds 6] [--quick]
 """
 from __future__ import annotations
 
@@ -78,8 +78,11 @@ def main() -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--quick", action="store_true", help="1 round of 0.5 s: the script still runs")
     ap.add_argument("--child", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.seconds = 1, 0.5
     if args.child is not None:
         child(args.child)
         return {}

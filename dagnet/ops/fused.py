@@ -22,6 +22,7 @@ from dagnet.ops.convpool import conv_relu_pool_backward, conv_relu_pool_forward,
 from dagnet.ops.dense import affine_backward, affine_forward
 from dagnet.ops.direct import geometry
 from dagnet.ops.fusion import FusedOp
+from dagnet.ops.merge import Add
 from dagnet.ops.norm import batchnorm_backward, batchnorm_forward
 from dagnet.ops.pool import maxpool_backward, maxpool_forward
 from dagnet.ops.workspace import Workspace
@@ -56,6 +57,8 @@ def _relu_mask_grad(dout, out):
     """dout where the relu output is positive (a new array: dout may be shared)."""
     return dout * (out > 0)
 
+
+_ADD = Add()  # the residual join's member op, for the joins its one pass does not take
 
 # -- conv chains ---------------------------------------------------------------------------
 @register
@@ -266,6 +269,45 @@ class ConvBNFolded(FusedOp):
 
     def backward(self, dout, cache, attrs, needs=None):
         raise DagnetError(f"{self.name} is an eval-only fusion and has no backward")
+
+
+class BNAddReLU(FusedOp):
+    """batchnorm, add (the skip) and relu: a ResNet block's residual join in one pass forward
+    (normalise, scale, shift, add the skip, relu) and two backward (the sums, writing the
+    masked gradient that is the skip's; then dx), each split over threads. An add of more
+    operands, or of one that broadcasts, runs member by member."""
+
+    chain = ("batchnorm", "add", "relu")
+    saves = frozenset({"output"})
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        x, gamma, beta, *others = inputs
+        bn = _bn_args(self.member_attrs(attrs, "batchnorm"))
+        if len(others) == 1 and others[0].shape == x.shape:
+            z, bcache = batchnorm_forward(x, gamma, beta, mode, state, *bn, out=out, relu=True,
+                                          skip=others[0])
+            return z, (bcache, None, z)
+        h, bcache = batchnorm_forward(x, gamma, beta, mode, state, *bn)
+        s, acache = _ADD.forward([h, *others], {})
+        z = np.maximum(s, 0, out=out if out is not None and out.shape == s.shape else None)
+        return z, (bcache, acache, z)
+
+    def backward(self, dout, cache, attrs, needs=None):
+        bcache, acache, z = cache
+        need_dx = needs is None or needs[0]
+        if acache is None:  # the one-pass join: its masked gradient is the skip's
+            dskip = np.empty(dout.shape, dout.dtype)
+            dx, dgamma, dbeta = batchnorm_backward(dout, bcache, need_dx, relu_out=z,
+                                                   masked=dskip)
+            return dx, dgamma, dbeta, dskip
+        dh, *dothers = _ADD.backward(_relu_mask_grad(dout, z), acache, {})
+        dx, dgamma, dbeta = batchnorm_backward(dh, bcache, need_dx)
+        return (dx, dgamma, dbeta, *dothers)
+
+
+# add is variadic: the step takes batchnorm's inputs, then one or more operands of the add
+BNAddReLU.input_names, BNAddReLU.arity = ("x", "gamma", "beta", "add.x", "..."), (4, None)
+register(BNAddReLU)
 
 
 # -- affine chains -------------------------------------------------------------------------

@@ -60,6 +60,9 @@ def weights_with_bias(w, b, dtype):
 # Below this many output pixels per sample, per-sample GEMMs are too thin for BLAS and one GEMM
 # over the whole batch wins, transposes included (measured on the benchmark's shapes).
 BATCH_GEMM_BELOW = 256
+#: multiply-adds up to which OpenBLAS runs a GEMM on one thread (its SMP threshold, 65536 x
+#: GEMM_MULTITHREAD_THRESHOLD 4): conv_backward's per-sample products stay under it
+ONE_THREAD_GEMM = 262144
 
 
 def conv_forward(x, w, b, stride, pad, contiguous=True, out=None, workspace=None, dilation=1,
@@ -150,6 +153,8 @@ def conv_backward(dout, cache, need_dx=True):
         # per sample cols[n] @ dout[n].T is (K + 1, F), transposed: dw | db, db from the ones
         # row. This orientation ran 1.1-1.8x faster in OpenBLAS than dout[n] @ cols[n].T.
         dwb = np.matmul(cols, d3.transpose(0, 2, 1)).sum(axis=0).T
+    elif cols.shape[0] * f * p <= ONE_THREAD_GEMM:
+        return _small_batch_backward(dout, cache, need_dx)
     else:
         d3 = np.ascontiguousarray(dout.reshape(n, f, p).transpose(1, 0, 2)).reshape(f, n * p)
         dwb = (cols.reshape(-1, n * p) @ d3.T).T  # likewise 1.2x faster than d3 @ cols.T
@@ -160,6 +165,29 @@ def conv_backward(dout, cache, need_dx=True):
     dcols = np.matmul(w2.T, d3)  # (N, K, P) per sample, or (K, N*P) for the batch
     dx = kernels.col2im(dcols.reshape(-1, n, p) if layout == "KNP" else dcols, x_shape,
                         w.shape[2:], stride, pad, dout.shape[2:], layout=layout,
+                        dilation=dilation)
+    return dx, dw, db
+
+
+def _small_batch_backward(dout, cache, need_dx):
+    """conv_backward for the batch GEMM's columns (K + 1, N, P) where one sample's products
+    are small: per-sample GEMMs read the columns and dout in place. One GEMM over the batch
+    has the whole N*P as its inner dimension, and OpenBLAS splits it over threads that meet
+    once per block of it: a 1x1 stride-2 skip conv's dw (17 x 32 outputs, N*P = 12,544) took
+    hundreds of milliseconds so with another process on the cores, 1 ms on one thread."""
+    cols, layout, w, x_shape, stride, pad, dilation = cache
+    n, f = dout.shape[:2]
+    p = dout.shape[2] * dout.shape[3]
+    d3 = dout.reshape(n, f, p)  # a view, for NCHW or grad_buffer's (F, N, P) alike
+    c3 = cols.reshape(-1, n, p).transpose(1, 0, 2)  # (N, K + 1, P), a view
+    # summed per sample in a fixed order: the same numbers for any thread count
+    dwb = np.matmul(c3, d3.transpose(0, 2, 1)).sum(axis=0).T
+    dw = dwb[:, :-1].reshape(w.shape)
+    db = np.ascontiguousarray(dwb[:, -1])
+    if not need_dx:
+        return None, dw, db
+    dcols = np.matmul(w.reshape(f, -1).T, d3)  # (N, K, P)
+    dx = kernels.col2im(dcols, x_shape, w.shape[2:], stride, pad, dout.shape[2:],
                         dilation=dilation)
     return dx, dw, db
 

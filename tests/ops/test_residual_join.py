@@ -98,3 +98,19 @@ def test_fused_join_matches_pytorch():
     np.testing.assert_allclose(z, tz.detach().numpy(), rtol=1e-5, atol=1e-5)
     for got, want in zip(grads, t):
         np.testing.assert_allclose(got, want.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_a_join_of_three_operands_splits_back_into_its_members(tmp_path):
+    """The member records say how many operands the add takes: the runtime's member-by-member
+    run (check=True) and the ONNX export, which writes the members, split the step's inputs
+    right."""
+    pytest.importorskip("onnx")
+    from dagnet.onnx import export
+
+    g = block("operand")
+    plan = dagnet.compile(g, dtype="float64", seed=1, check=True)
+    step = next(s for s in plan.steps if s.pattern == JOIN)
+    assert [m.get("arity") for m in step.attrs["members"]] == [None, 3, None]
+    model = export(plan, tmp_path / "m.onnx")
+    add = next(n for n in model.graph.node if n.op_type == "Add" or n.op_type == "Sum")
+    assert len(add.input) == 3

@@ -114,3 +114,30 @@ def test_a_join_of_three_operands_splits_back_into_its_members(tmp_path):
     model = export(plan, tmp_path / "m.onnx")
     add = next(n for n in model.graph.node if n.op_type == "Add" or n.op_type == "Sum")
     assert len(add.input) == 3
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_a_join_of_features_matches_the_unfused_chain(mode):
+    """affine - batchnorm - add(skip) - relu on (N, D) features (the numpy formulas), in both
+    modes (eval normalises with the running statistics)."""
+    g = Graph("features")
+    x = g.input("x", (6,))
+    y = g.input("y", (), dtype="int64")
+    h = g.relu(g.add(g.batchnorm(g.affine(x, 6, name="fc1"), name="bn"), x, name="add"),
+               name="relu")
+    scores = g.affine(h, 3, name="fc2")
+    g.softmax_cross_entropy(scores, y)
+    feeds = nets.feeds_for(g, n=5, classes=3)
+    if mode == "train":
+        plan = dagnet.compile(g, dtype="float64", seed=2, check=True)
+        assert JOIN in {s.pattern for s in plan.steps}
+        nets.assert_plans_agree(plan, dagnet.compile(g, dtype="float64", seed=2, fuse=False),
+                                feeds)
+        return
+    trained = dagnet.compile(g, dtype="float64", seed=2)
+    trained.loss_and_grads(feeds)  # running statistics away from their start
+    a, b = (dagnet.compile(g, dtype="float64", mode="eval", params=trained.params,
+                           state=trained.state, outputs=["fc2"], fuse=f) for f in (True, False))
+    assert JOIN in {s.pattern for s in a.steps}
+    np.testing.assert_allclose(a.forward({"x": feeds["x"]})["fc2"],
+                               b.forward({"x": feeds["x"]})["fc2"], rtol=1e-12)

@@ -49,9 +49,9 @@ def data(plan, n, dtype):
     return X, rng.integers(0, 10, n), rng
 
 
-def train_steps(model, plan, X, y, rng, batch, steps) -> float:
+def train_steps(model, plan, X, y, rng, batch, steps, after=None) -> float:
     """Seconds for `steps` SGD-momentum steps of `model` (a plan or its DataParallel) at
-    global batch `batch`."""
+    global batch `batch`; after(): called after each step's gradients, before the update."""
     from dagnet.train.optim import sgd_momentum
 
     configs = getattr(plan, "_bench_configs", None) or {p: {"learning_rate": 0.01} for p in plan.params}
@@ -60,6 +60,8 @@ def train_steps(model, plan, X, y, rng, batch, steps) -> float:
     for _ in range(steps):
         idx = rng.integers(0, len(X), batch)
         _, grads = model.loss_and_grads(X[idx], y[idx])
+        if after is not None:
+            after()
         for p, w in plan.params.items():
             w[...], configs[p] = sgd_momentum(w, grads[p], configs[p])
     return time.perf_counter() - t
@@ -71,7 +73,10 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
     rank 1 waits at a barrier), `independent` (both ranks train their own plan at `batch`, no
     communication: the machine's ceiling for two processes) and `dual` (both ranks
     data-parallel at `batch` per rank). Per window: wall seconds and this thread's CPU seconds
-    (time.thread_time: what a rank spent on the CPU, whatever the other jobs took)."""
+    (time.thread_time: what a rank spent on the CPU, whatever the other jobs took). A fourth,
+    `naive`, is the control: each rank its own step on its own plan, then one blocking
+    allreduce of as many bytes as the gradients (no sharding, packing or overlap): what
+    lockstep and the bytes cost on this machine, with none of dagnet's machinery."""
     from dagnet.dist import Comm, DataParallel
     from dagnet.models import get_model
 
@@ -80,16 +85,20 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
     dp = DataParallel(plan, comm)
     solo = dagnet.compile(get_model(model))
     X, y, rng = data(plan, batch * 8, np.float32)
-    kinds = ("single", "independent", "dual")
+    kinds = ("single", "independent", "dual", "naive")
+    sums = np.zeros(sum(f.size for f in dp.buckets.flat), plan.dtype)
     rates = {k: [] for k in kinds}
     cpu = {k: [] for k in kinds}
-    for r in range(-1, rounds):  # round -1 warms all three up
-        for kind in kinds[r % 3:] + kinds[:r % 3]:
+    for r in range(-1, rounds):  # round -1 warms them up
+        for kind in kinds[r % 4:] + kinds[:r % 4]:
             comm.all_arrive(600)
             runs = kind != "single" or comm.is_root
             wall, c = time.perf_counter(), time.thread_time()
             if kind == "dual":
                 train_steps(dp, plan, X, y, rng, 2 * batch, steps)
+            elif kind == "naive":
+                train_steps(solo, solo, X, y, rng, batch, steps,
+                            after=lambda: comm.allreduce(sums, "the naive control's allreduce"))
             elif runs:
                 train_steps(solo, solo, X, y, rng, batch, steps)
             wall, c = time.perf_counter() - wall, time.thread_time() - c
@@ -164,24 +173,29 @@ def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
     load = os.getloadavg()
     r = spawn(2, "ab", model, batch, steps, rounds)
     rates, c, cpu = r["rates"], r["comm"], r["cpu_s_per_step"]
-    one, ind, two = (float(np.median(rates[k])) for k in ("single", "independent", "dual"))
+    one, ind, two, naive = (float(np.median(rates[k]))
+                            for k in ("single", "independent", "dual", "naive"))
     ms = {k: round(float(np.median(v)) * 1e3, 2) for k, v in cpu.items()}
     return {"per_rank_batch": batch, "rounds": rounds, "steps_per_window": steps,
             "images_per_s_1_rank": round(one, 1), "images_per_s_2_independent": round(ind, 1),
             "images_per_s_2_ranks": round(two, 1),
+            "images_per_s_2_naive_allreduce": round(naive, 1),
             "scaling_efficiency": round(two / (2 * one), 3),
             "machine_ceiling_2_procs": round(ind / (2 * one), 3),
             # the part of the ceiling data-parallel training keeps: 1 - this is dagnet's loss
             "efficiency_of_ceiling": round(two / ind, 3),
+            # the control: lockstep plus the bytes, without dagnet's machinery
+            "naive_allreduce_of_ceiling": round(naive / ind, 3),
             "median_of_round_ratios": round(float(np.median(
                 [d / (2 * s) for s, d in zip(rates["single"], rates["dual"])])), 3),
             "rounds_1_rank": [round(x, 1) for x in rates["single"]],
             "rounds_2_independent": [round(x, 1) for x in rates["independent"]],
             "rounds_2_ranks": [round(x, 1) for x in rates["dual"]],
+            "rounds_2_naive_allreduce": [round(x, 1) for x in rates["naive"]],
             # CPU time a rank spent per step (load-independent): 2 ranks minus independent is
             # what data parallelism costs on the CPU (sharding, packing, polling, spinning)
             "cpu_ms_per_step": {"1_rank": ms["single"], "2_independent": ms["independent"],
-                                "2_ranks": ms["dual"]},
+                                "2_ranks": ms["dual"], "2_naive_allreduce": ms["naive"]},
             "forward_ms": round(c["forward_s"] * 1e3, 2),
             "backward_ms": round(c["backward_s"] * 1e3, 2),
             "wait_after_backward_ms": round(c["wait_s"] * 1e3, 3),

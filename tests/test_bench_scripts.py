@@ -40,6 +40,22 @@ def test_bench_train_quick(tmp_path):
     assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
+def test_bench_series_quick(tmp_path):
+    """Every contender of each panel in its own process; the ratios are dagnet's over theirs
+    point by point; the panels drawn."""
+    out = run("bench_series.py", "--plots", str(tmp_path))
+    assert set(out["series"]) == {"train:lenet", "infer:lenet", "train:convnet_deep"}
+    for key, r in out["series"].items():
+        assert not r["errors"], r["errors"]
+        assert "dagnet" in r["img_s"] and all(len(v) == len(r["x"]) for v in r["img_s"].values())
+        for other, ratios in r["ratio_of_dagnet_to"].items():
+            assert ratios == pytest.approx([d / o for d, o in zip(r["img_s"]["dagnet"], r["img_s"][other])])
+    if out["series"]["infer:lenet"]["img_s"].keys() >= {"onnxruntime", "torch"}:
+        assert set(out["series"]["infer:lenet"]["ratio_of_dagnet_to"]) == {"onnxruntime", "torch"}
+    assert (tmp_path / "series.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_bench_rows_quick():
     """Every variant of the row kernel this CPU runs and the columns kernel are timed, and the
     rule's pick is reported with its cost against the faster kernel."""

@@ -1,0 +1,185 @@
+"""Depthwise and grouped convolution by shifted planes: conv2d's numbers for groups > 1 with
+few channels per group, without im2col.
+
+    x: (N, C, H, W), w: (F, C/G, kh, kw), b: (F,) -> (N, F, Ho, Wo); any stride, dilation
+    and (top, left, bottom, right) pad the op accepts; F/G filters per group (a channel
+    multiplier)
+
+`depthwise_forward` / `depthwise_backward` compute what ops/conv.py's grouped path computes
+(the tests hold them together and against dagnet/reference.py). Each channel is laid out once
+as padded planes split into the stride's phases (direct.h's layout), so a filter tap is an
+offset, and an output plane is the sum of K = C/G*kh*kw shifted planes scaled by the tap's
+weight (dagnet/_kernels/depthwise.*). The planes are the op's workspace, kept for dw. The
+input gradient is the adjoint of the same sums: each phase plane of an input channel
+gathers, with mirrored offsets, from its filters' output gradients on zero-bordered grids.
+
+Why: im2col + a batched matmul ran MobileNet-v2's depthwise 3x3 convs as thousands of 1 x 9
+@ 9 x P products, about 7x slower per multiply-add than its other convs. `uses_depthwise`
+says which convs take this path.
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import numpy as np
+
+from dagnet import kernels
+
+try:
+    from dagnet._kernels import depthwise as _ext
+except ImportError:
+    _ext = None
+
+#: the kernels' variant: the widest this CPU runs (AVX-512 CPUs run the AVX2 kernels)
+ISA: int = _ext.best_isa() if _ext is not None else 0
+#: False sends every grouped conv to im2col + a batched matmul: for A/B measurements and for
+#: debugging. Plans read it when they are compiled (workspace sizes) and convs when they
+#: run, so set it before compiling.
+ENABLED: bool = True
+# Channels per group up to which the planes beat im2col + matmul: each filter reads its K
+# shifted planes once, so its work grows with C/G as the matmul's does, but the matmul's rows
+# get wider. (measured: benchmarks/bench_depthwise.py)
+MAX_GROUP_CHANNELS = 8
+# grids rounded to whole tiles of the widest vectors (8 floats): every variant's lanes divide it
+ROUND = 8
+
+
+class Geometry(NamedTuple):
+    """Where each tap reads, for one grouped conv shape."""
+
+    ho: int
+    wo: int
+    hq: int  # a phase plane's height and width: the padded extent over the stride
+    wq: int
+    phases: np.ndarray  # (nph,) int32: the used phases rh*sw + rw, in plane order
+    cs: int  # values of one channel's planes (nph*hq*wq)
+    size: int  # values per sample of the planes, a zero tail included
+    off: np.ndarray  # (K,) int32: tap (c, i, j)'s offset from its group's planes
+    qr: int  # the output grid's positions (ho*wq), rounded up to whole vectors
+    pr: int  # a phase plane's positions (hq*wq), likewise
+    lead: int  # dx: the output gradient's grid starts at lead of its E values
+    ext: int  # E
+    dx_off: np.ndarray  # (J,) int32: per (channel, phase) of a group, its taps' ext offsets
+    dx_filter: np.ndarray  # (J,) filter within the group of each
+    dx_tap: np.ndarray  # (J,) tap of each
+    dx_counts: np.ndarray  # (C/G*nph,) int32: taps per (channel, phase)
+    zero_dx: bool  # whether some input pixels meet no tap (their gradient is zero)
+
+
+def _round(v: int, to: int = ROUND) -> int:
+    return -(-v // to) * to
+
+
+@functools.lru_cache(maxsize=256)
+def geometry(x_shape: tuple, w_shape: tuple, groups: int, stride: tuple, pads: tuple,
+             dilation: tuple, out_size: tuple) -> Geometry:
+    """The planes and offsets of a grouped conv of per-example input x_shape (C, H, W),
+    weights w_shape (F, C/G, kh, kw), (height, width) stride and dilation, pads (top, left,
+    bottom, right) and output size (Ho, Wo)."""
+    (c, h, w), (f, cg, kh, kw) = x_shape, w_shape
+    (sh, sw), (dh, dw), (top, left) = stride, dilation, pads[:2]
+    ho, wo = out_size
+    # the padded extent the windows read (a floored stride or a bottom pad reads less)
+    hn, wn = (ho - 1) * sh + (kh - 1) * dh + 1, (wo - 1) * sw + (kw - 1) * dw + 1
+    hq, wq = -(-hn // sh), -(-wn // sw)
+    ii, jj = np.meshgrid(np.arange(kh) * dh, np.arange(kw) * dw, indexing="ij")
+    tap_phase = ((ii % sh) * sw + jj % sw).ravel()
+    phases = np.unique(tap_phase).astype(np.int32)
+    slot = np.searchsorted(phases, tap_phase)
+    plane, nph = hq * wq, phases.size
+    cs = nph * plane
+    tap = slot * plane + ((ii // sh) * wq + jj // sw).ravel()
+    off = (np.arange(cg)[:, None] * cs + tap).astype(np.int32).ravel()
+    qr, pr = _round(ho * wq), _round(plane)
+    size = c * cs + max(0, int(off.max()) + qr - cg * cs)
+    # dx: phase plane (ch, s) at p gathers w[m, k] * grid_m[p - off[k]] over its taps k
+    lead = int(off.max())
+    ext = lead + max(qr, pr)
+    fg, kk = f // groups, kh * kw
+    k_channel, k_slot = np.repeat(np.arange(cg), kk), np.tile(slot, cg)
+    order = [(m, k) for ch in range(cg) for s in range(nph) for m in range(fg)
+             for k in np.flatnonzero((k_channel == ch) & (k_slot == s))]
+    m_idx = np.array([m for m, _ in order], np.int64)
+    k_idx = np.array([k for _, k in order], np.int64)
+    dx_off = (m_idx * ext + lead - off[k_idx]).astype(np.int32)
+    counts = np.array([fg * int(np.sum(slot == s)) for _ in range(cg) for s in range(nph)],
+                      np.int32)
+    # pixels in no used phase, or past the planes' extent, meet no tap
+    zero_dx = nph < sh * sw or hq * sh < top + h or wq * sw < left + w
+    return Geometry(ho, wo, hq, wq, phases, cs, size, off, qr, pr, lead, ext, dx_off, m_idx,
+                    k_idx, counts, bool(zero_dx))
+
+
+class DepthwiseCache(NamedTuple):
+    """What backward reads: the planes, the geometry, the weights, the input's shape."""
+
+    planes: np.ndarray
+    geo: Geometry
+    w: np.ndarray
+    x_shape: tuple
+    groups: int
+    stride: tuple
+    pads: tuple
+
+
+def uses_depthwise(x_shape, w_shape, groups) -> bool:
+    """Whether a grouped conv of per-example input x_shape (C, H, W) and weights w_shape (F,
+    C/G, kh, kw) runs here rather than by im2col + a batched matmul: groups > 1 with at most
+    MAX_GROUP_CHANNELS channels per group."""
+    return (_ext is not None and ENABLED and groups > 1
+            and w_shape[1] <= MAX_GROUP_CHANNELS)
+
+
+def planes_size(x_shape, w_shape, groups, stride, pads, dilation, out_size) -> int:
+    """Values per example of the planes (the workspace depthwise_forward builds and keeps)."""
+    return geometry(tuple(x_shape), tuple(w_shape), groups, tuple(stride), tuple(pads),
+                    tuple(dilation), tuple(out_size)).size
+
+
+def depthwise_forward(x, w, b, groups, stride, pads, dilation, out_size, out=None,
+                      workspace=None):
+    """The grouped conv by shifted planes.  x: (N, C, H, W), w: (F, C/G, kh, kw), b: (F,);
+    stride, dilation (height, width) pairs, pads (top, left, bottom, right), out_size (Ho,
+    Wo) -> (out (N, F, Ho, Wo), DepthwiseCache). out: an array to write into; workspace: a
+    byte array to build the planes in (the memory plan's buffer)."""
+    x = np.ascontiguousarray(x)
+    dtype = x.dtype
+    n, f = x.shape[0], w.shape[0]
+    geo = geometry(x.shape[1:], w.shape, groups, tuple(stride), tuple(pads), tuple(dilation),
+                   tuple(out_size))
+    shape = (n, geo.size)
+    planes = np.empty(shape, dtype) if workspace is None else kernels.typed_view(workspace, shape, dtype)
+    if out is None:
+        out = np.empty((n, f, geo.ho, geo.wo), dtype=dtype)
+    threads = max(1, min(kernels.NUM_THREADS, n * groups))
+    grid = np.empty((threads, geo.qr), dtype=dtype)
+    _ext.forward(x, planes, geo.phases, geo.off,
+                 np.ascontiguousarray(w.reshape(f, -1), dtype=dtype),
+                 np.ascontiguousarray(b, dtype=dtype), grid, out, groups, *stride, *pads[:2],
+                 geo.hq, geo.wq, geo.qr, ISA, threads)
+    return out, DepthwiseCache(planes, geo, w, x.shape, groups, tuple(stride), tuple(pads))
+
+
+def depthwise_backward(dout, cache, need_dx=True):
+    """Gradients of depthwise_forward.  dout: (N, F, Ho, Wo) -> (dx (N, C, H, W) or None,
+    dw (F, C/G, kh, kw), db (F,))."""
+    planes, geo, w, x_shape, groups, stride, pads = cache
+    dout = np.ascontiguousarray(dout)
+    dtype = dout.dtype
+    f = dout.shape[1]
+    threads = max(1, min(kernels.NUM_THREADS, groups))
+    dw = np.zeros((f, geo.off.size))
+    db = np.zeros(f)
+    ext = np.zeros((threads, f // groups * geo.ext), dtype=dtype)
+    if need_dx:
+        dx = np.empty(x_shape, dtype=dtype)
+        w3 = w.reshape(groups, f // groups, -1).astype(dtype, copy=False)
+        dx_w = np.ascontiguousarray(w3[:, geo.dx_filter, geo.dx_tap])
+        scratch = np.empty((threads, geo.pr), dtype=dtype)
+    else:
+        dx, dx_w, scratch = None, np.zeros((groups, geo.dx_off.size), dtype), np.zeros((1, 0), dtype)
+    _ext.backward(dout, planes, geo.phases, geo.off, dw, db, ext, dx, geo.dx_off, dx_w,
+                  geo.dx_counts, scratch, groups, x_shape[1], *stride, *pads[:2], geo.hq,
+                  geo.wq, geo.qr, geo.pr, geo.lead, geo.ext, geo.zero_dx, ISA, threads)
+    return dx, dw.astype(dtype).reshape(w.shape), db.astype(dtype)

@@ -14,9 +14,10 @@ products with K/G = 9 for depthwise 3x3, far too thin for BLAS; here each filter
 shifted multiply-adds over its channel's planes (depthwise.h).
 
 Threads: the forward splits the (sample, group) pairs, each writing its own planes and
-outputs; the backward splits the groups, each running over the samples in order and owning
-its filters' dw, db (summed in double) and its channels' dx: bitwise the same result for any
-thread count.
+outputs; the backward splits the batch into chunks fixed by the batch size (not the thread
+count), each summing its samples' dw and db (in double) into its own slice, which the caller
+sums in order: bitwise the same result for any thread count. Both walk a sample's channels
+in order, so the planes, outputs and gradients stream through memory.
 """
 from cython.parallel import prange, threadid
 from libc.stdint cimport int32_t
@@ -85,6 +86,9 @@ cdef void _planes_channel(const real* x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t 
             memset(plane + a * Wq, 0, lo * sizeof(real))
             if sw == 1:
                 memcpy(plane + a * Wq + lo, row + lo + rw - left, (hi - lo) * sizeof(real))
+            elif sw == 2:  # a constant stride: the compiler vectorises the gather
+                for b in range(lo, hi):
+                    plane[a * Wq + b] = row[2 * b + rw - left]
             else:
                 for b in range(lo, hi):
                     plane[a * Wq + b] = row[b * sw + rw - left]
@@ -155,20 +159,24 @@ cdef void _scatter_phase(const real* sc, real* dxc, Py_ssize_t H, Py_ssize_t W, 
             continue
         if sw == 1:
             memcpy(dxc + ih * W + lo + rw - left, sc + a * Wq + lo, (hi - lo) * sizeof(real))
+        elif sw == 2:
+            for b in range(lo, hi):
+                dxc[ih * W + 2 * b + rw - left] = sc[a * Wq + b]
         else:
             for b in range(lo, hi):
                 dxc[ih * W + b * sw + rw - left] = sc[a * Wq + b]
 
 
 def backward(const real[:, :, :, ::1] dout, const real[:, ::1] planes,
-             const int32_t[::1] phases, const int32_t[::1] off, double[:, ::1] dw,
-             double[::1] db, real[:, ::1] ext, real[:, :, :, ::1] dx,
+             const int32_t[::1] phases, const int32_t[::1] off, double[:, :, ::1] dw,
+             double[:, ::1] db, real[:, ::1] ext, real[:, :, :, ::1] dx,
              const int32_t[::1] dx_off, const real[:, ::1] dx_w, const int32_t[::1] dx_counts,
              real[:, ::1] scratch, int groups, int channels, int sh, int sw, int top,
              int left, int Hq, int Wq, int Qr, int Pr, int lead, int E, bint zero_dx, int isa,
              int num_threads):
-    """dw (F, K) and db (F,), zeros on entry, += the gradients of the forward's filters and
-    biases (in double); with dx (not None) the input gradient, overwritten. ext: one
+    """dw[chunk] (F, K) and db[chunk] (F,), zeros on entry, += the gradients of the forward's
+    filters and biases over the chunk's samples (in double; the chunks split the batch evenly,
+    in order); with dx (not None) the input gradient, overwritten. ext: one
     (F/G*E,) zeroed scratch row per thread (each filter's output gradient at `lead` of its
     E values); dx_off, dx_w (G, J), dx_counts: per input channel of a group and per used
     phase, its dx_counts taps' offsets into ext and weights, in that order; scratch: one
@@ -177,7 +185,7 @@ def backward(const real[:, :, :, ::1] dout, const real[:, ::1] planes,
     cdef Py_ssize_t N = dout.shape[0], F = dout.shape[1], Ho = dout.shape[2], Wo = dout.shape[3]
     cdef Py_ssize_t K = off.shape[0], G = groups, C = channels, S = planes.shape[1]
     cdef Py_ssize_t nph = phases.shape[0], P = Hq * Wq, cs, Cg, Fg, H = 0, W = 0
-    cdef Py_ssize_t g, n, m, f, oh, ow, c, s, j0, cnt, t, i
+    cdef Py_ssize_t chunks = dw.shape[0], ch, g, n, m, f, oh, ow, c, s, j0, cnt, t, i
     cdef bint need_dx = dx is not None
     cdef double total
     cdef real* e
@@ -190,8 +198,9 @@ def backward(const real[:, :, :, ::1] dout, const real[:, ::1] planes,
     if G < 1 or C % G or F % G:
         raise ValueError("depthwise.backward: groups must divide the channels and filters")
     Cg, Fg = C // G, F // G
-    if (planes.shape[0] < N or S < C * cs or dw.shape[0] != F or dw.shape[1] != K
-            or db.shape[0] != F or ext.shape[0] < num_threads or ext.shape[1] < Fg * E
+    if (planes.shape[0] < N or S < C * cs or dw.shape[1] != F or dw.shape[2] != K
+            or chunks < 1 or db.shape[0] != chunks or db.shape[1] != F
+            or ext.shape[0] < num_threads or ext.shape[1] < Fg * E
             or Qr % dwk_lanes(isa, real is double) or Qr < Ho * Wq or Wo > Wq
             or lead < 0 or lead + Qr > E or nph < 1):
         raise ValueError("depthwise.backward: the buffers and the geometry disagree")
@@ -221,36 +230,38 @@ def backward(const real[:, :, :, ::1] dout, const real[:, ::1] planes,
     if N == 0:
         return
     with nogil:
-        for g in prange(G, schedule="static", num_threads=num_threads):
+        for ch in prange(chunks, schedule="static", num_threads=num_threads):
             t = threadid()
             e = &ext[t, 0]
             sc = &scratch[t, 0] if need_dx else NULL
-            for n in range(N):
-                src = &planes[n, 0] + g * Cg * cs
-                for m in range(Fg):
-                    f = g * Fg + m
-                    em = e + m * E + lead
-                    total = 0
-                    for oh in range(Ho):
-                        d = &dout[n, f, oh, 0]
-                        memcpy(em + oh * Wq, d, Wo * sizeof(real))
-                        for ow in range(Wo):
-                            total = total + d[ow]
-                    db[f] += total
-                    if real is float:
-                        dwk_dw_f(isa, K, Qr, &off[0], em, src, &dw[f, 0])
-                    else:
-                        dwk_dw_d(isa, K, Qr, &off[0], em, src, &dw[f, 0])
-                if not need_dx:
-                    continue
-                j0 = 0
-                for c in range(Cg):
-                    dxc = &dx[n, g * Cg + c, 0, 0]
-                    if zero_dx:
-                        memset(dxc, 0, H * W * sizeof(real))
-                    for s in range(nph):
-                        cnt = dx_counts[c * nph + s]
-                        _fwd(isa, cnt, Pr, &dx_off[j0], &dx_w[g, j0], 0, e + c * cs + s * P, sc)
-                        _scatter_phase(sc, dxc, H, W, phases[s] // sw, phases[s] % sw, sh, sw,
-                                       top, left, Hq, Wq)
-                        j0 = j0 + cnt
+            for n in range(ch * N // chunks, (ch + 1) * N // chunks):
+                for g in range(G):
+                    src = &planes[n, 0] + g * Cg * cs
+                    for m in range(Fg):
+                        f = g * Fg + m
+                        em = e + m * E + lead
+                        total = 0
+                        for oh in range(Ho):
+                            d = &dout[n, f, oh, 0]
+                            memcpy(em + oh * Wq, d, Wo * sizeof(real))
+                            for ow in range(Wo):
+                                total = total + d[ow]
+                        db[ch, f] += total
+                        if real is float:
+                            dwk_dw_f(isa, K, Qr, &off[0], em, src, &dw[ch, f, 0])
+                        else:
+                            dwk_dw_d(isa, K, Qr, &off[0], em, src, &dw[ch, f, 0])
+                    if not need_dx:
+                        continue
+                    j0 = 0
+                    for c in range(Cg):
+                        dxc = &dx[n, g * Cg + c, 0, 0]
+                        if zero_dx:
+                            memset(dxc, 0, H * W * sizeof(real))
+                        for s in range(nph):
+                            cnt = dx_counts[c * nph + s]
+                            _fwd(isa, cnt, Pr, &dx_off[j0], &dx_w[g, j0], 0,
+                                 e + c * cs + s * P, sc)
+                            _scatter_phase(sc, dxc, H, W, phases[s] // sw, phases[s] % sw, sh,
+                                           sw, top, left, Hq, Wq)
+                            j0 = j0 + cnt

@@ -41,6 +41,9 @@ ENABLED: bool = True
 # shifted planes once, so its work grows with C/G as the matmul's does, but the matmul's rows
 # get wider. (measured: benchmarks/bench_depthwise.py)
 MAX_GROUP_CHANNELS = 8
+# dw and db are summed per chunk of samples, the chunks fixed by the batch size alone, so that
+# the result is the same for any thread count
+DW_CHUNKS = 16
 # grids rounded to whole tiles of the widest vectors (8 floats): every variant's lanes divide it
 ROUND = 8
 
@@ -168,9 +171,10 @@ def depthwise_backward(dout, cache, need_dx=True):
     dout = np.ascontiguousarray(dout)
     dtype = dout.dtype
     f = dout.shape[1]
-    threads = max(1, min(kernels.NUM_THREADS, groups))
-    dw = np.zeros((f, geo.off.size))
-    db = np.zeros(f)
+    chunks = max(1, min(dout.shape[0], DW_CHUNKS))
+    threads = max(1, min(kernels.NUM_THREADS, chunks))
+    dw = np.zeros((chunks, f, geo.off.size))
+    db = np.zeros((chunks, f))
     ext = np.zeros((threads, f // groups * geo.ext), dtype=dtype)
     if need_dx:
         dx = np.empty(x_shape, dtype=dtype)
@@ -182,4 +186,4 @@ def depthwise_backward(dout, cache, need_dx=True):
     _ext.backward(dout, planes, geo.phases, geo.off, dw, db, ext, dx, geo.dx_off, dx_w,
                   geo.dx_counts, scratch, groups, x_shape[1], *stride, *pads[:2], geo.hq,
                   geo.wq, geo.qr, geo.pr, geo.lead, geo.ext, geo.zero_dx, ISA, threads)
-    return dx, dw.astype(dtype).reshape(w.shape), db.astype(dtype)
+    return dx, dw.sum(axis=0).astype(dtype).reshape(w.shape), db.sum(axis=0).astype(dtype)

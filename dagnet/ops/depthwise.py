@@ -37,13 +37,20 @@ ISA: int = _ext.best_isa() if _ext is not None else 0
 #: debugging. Plans read it when they are compiled (workspace sizes) and convs when they
 #: run, so set it before compiling.
 ENABLED: bool = True
-# Channels per group up to which the planes beat im2col + matmul: each filter reads its K
-# shifted planes once, so its work grows with C/G as the matmul's does, but the matmul's rows
-# get wider. (measured: benchmarks/bench_depthwise.py)
-MAX_GROUP_CHANNELS = 8
+# Channels per group up to which the planes beat im2col + a batched matmul: each filter's
+# work grows with C/G in both, but the matmul's products get wider and BLAS catches up.
+# Measured (benchmarks/bench_depthwise.py, a 3x3 conv's forward + backward at batch 64, old /
+# new): 64 channels at 14 x 14: 7.4x at 1 per group, 2.3-2.5x at 8, 1.5x at 16; 128 at 7 x 7:
+# 1.2x at 16, 0.83x at 32.
+MAX_GROUP_CHANNELS = 16
 # dw and db are summed per chunk of samples, the chunks fixed by the batch size alone, so that
 # the result is the same for any thread count
 DW_CHUNKS = 16
+# Waking a second OpenMP thread costs tens of microseconds: below this many outputs per thread
+# one thread runs faster (measured at batch 1, MobileNet-v2's depthwise shapes, 3,840 to
+# 28,224 outputs: the forward took 0.45-0.84x the time on one thread as on two; the max-pool's
+# rule, kernels.POOL_OUTPUTS_PER_THREAD, is the same)
+OUTPUTS_PER_THREAD = 65536
 # grids rounded to whole tiles of the widest vectors (8 floats): every variant's lanes divide it
 ROUND = 8
 
@@ -126,6 +133,17 @@ class DepthwiseCache(NamedTuple):
     pads: tuple
 
 
+def _thread_rows(threads: int, length: int, dtype, zeros: bool = False) -> np.ndarray:
+    """One scratch row per thread of at least `length` values, rows 64 bytes or more apart:
+    threads writing rows that share a cache line stall each other (false sharing)."""
+    make = np.zeros if zeros else np.empty
+    return make((threads, _round(length, 16) + 16), dtype=dtype)
+
+
+def _threads(outputs: int, items: int) -> int:
+    return max(1, min(kernels.NUM_THREADS, items, outputs // OUTPUTS_PER_THREAD))
+
+
 def uses_depthwise(x_shape, w_shape, groups) -> bool:
     """Whether a grouped conv of per-example input x_shape (C, H, W) and weights w_shape (F,
     C/G, kh, kw) runs here rather than by im2col + a batched matmul: groups > 1 with at most
@@ -155,8 +173,8 @@ def depthwise_forward(x, w, b, groups, stride, pads, dilation, out_size, out=Non
     planes = np.empty(shape, dtype) if workspace is None else kernels.typed_view(workspace, shape, dtype)
     if out is None:
         out = np.empty((n, f, geo.ho, geo.wo), dtype=dtype)
-    threads = max(1, min(kernels.NUM_THREADS, n * groups))
-    grid = np.empty((threads, geo.qr), dtype=dtype)
+    threads = _threads(out.size, n * groups)
+    grid = _thread_rows(threads, geo.qr, dtype)
     _ext.forward(x, planes, geo.phases, geo.off,
                  np.ascontiguousarray(w.reshape(f, -1), dtype=dtype),
                  np.ascontiguousarray(b, dtype=dtype), grid, out, groups, *stride, *pads[:2],
@@ -172,15 +190,15 @@ def depthwise_backward(dout, cache, need_dx=True):
     dtype = dout.dtype
     f = dout.shape[1]
     chunks = max(1, min(dout.shape[0], DW_CHUNKS))
-    threads = max(1, min(kernels.NUM_THREADS, chunks))
+    threads = _threads(dout.size, chunks)
     dw = np.zeros((chunks, f, geo.off.size))
     db = np.zeros((chunks, f))
-    ext = np.zeros((threads, f // groups * geo.ext), dtype=dtype)
+    ext = _thread_rows(threads, f // groups * geo.ext, dtype, zeros=True)
     if need_dx:
         dx = np.empty(x_shape, dtype=dtype)
         w3 = w.reshape(groups, f // groups, -1).astype(dtype, copy=False)
         dx_w = np.ascontiguousarray(w3[:, geo.dx_filter, geo.dx_tap])
-        scratch = np.empty((threads, geo.pr), dtype=dtype)
+        scratch = _thread_rows(threads, geo.pr, dtype)
     else:
         dx, dx_w, scratch = None, np.zeros((groups, geo.dx_off.size), dtype), np.zeros((1, 0), dtype)
     _ext.backward(dout, planes, geo.phases, geo.off, dw, db, ext, dx, geo.dx_off, dx_w,

@@ -85,8 +85,11 @@ def test_no_dx_keeps_dw_db():
     np.testing.assert_array_equal(db, db2)
 
 
-@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[3]])
+@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[3],
+                                  ((19, 4, 5, 5), (4, 1, 3, 3), 4, (1, 1), (1, 1, 1, 1), (1, 1))])
 def test_bitwise_same_for_any_thread_count(case, monkeypatch):
+    """The batch splits into chunks by its size alone (19 samples: 16 uneven chunks)."""
+    monkeypatch.setattr(depthwise, "OUTPUTS_PER_THREAD", 1)  # threads even for tiny convs
     results = []
     for threads in (1, 2, 3):
         monkeypatch.setattr(kernels, "NUM_THREADS", threads)
@@ -112,6 +115,7 @@ def test_rule_picks_few_channels_per_group(monkeypatch):
     assert depthwise.uses_depthwise((32, 28, 28), (32, 1, 3, 3), 32)
     assert depthwise.uses_depthwise((32, 28, 28), (64, 2, 3, 3), 16)
     assert not depthwise.uses_depthwise((32, 28, 28), (32, 32, 3, 3), 1)  # not grouped
+    assert depthwise.uses_depthwise((64, 28, 28), (64, 16, 3, 3), 4)
     assert not depthwise.uses_depthwise((64, 28, 28), (64, 32, 3, 3), 2)  # AlexNet-like
     monkeypatch.setattr(depthwise, "ENABLED", False)
     assert not depthwise.uses_depthwise((32, 28, 28), (32, 1, 3, 3), 32)

@@ -66,6 +66,9 @@ cdef void _planes_channel(const real* x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t 
     cdef Py_ssize_t s, rh, rw, a, b, ih, lo, hi
     cdef real* plane
     cdef const real* row
+    # one memset for the padding, then the pixels row by row: small planes have many short
+    # rows, and a call per row edge cost more than the zeros it wrote
+    memset(dst, 0, nph * Hq * Wq * sizeof(real))
     for s in range(nph):
         rh = phases[s] // sw
         rw = phases[s] % sw
@@ -77,13 +80,13 @@ cdef void _planes_channel(const real* x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t 
             hi = Wq
         if lo > hi:
             lo = hi
+        if lo == hi:
+            continue
         for a in range(Hq):
             ih = a * sh + rh - top
             if ih < 0 or ih >= H:
-                memset(plane + a * Wq, 0, Wq * sizeof(real))
                 continue
             row = x + ih * W
-            memset(plane + a * Wq, 0, lo * sizeof(real))
             if sw == 1:
                 memcpy(plane + a * Wq + lo, row + lo + rw - left, (hi - lo) * sizeof(real))
             elif sw == 2:  # a constant stride: the compiler vectorises the gather
@@ -92,7 +95,6 @@ cdef void _planes_channel(const real* x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t 
             else:
                 for b in range(lo, hi):
                     plane[a * Wq + b] = row[b * sw + rw - left]
-            memset(plane + a * Wq + hi, 0, (Wq - hi) * sizeof(real))
 
 
 def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] phases,

@@ -308,4 +308,6 @@ class Conv2D(Op):
         g = self.read_attrs(attrs)["groups"]
         if g == 1:
             return ""
-        return "depthwise" if g == in_shapes[0][0] else f"{g} groups"
+        kind = "depthwise" if g == in_shapes[0][0] else f"{g} groups"
+        planes = uses_depthwise(in_shapes[0], in_shapes[1], g)
+        return f"{kind}: {'shifted planes' if planes else 'batched matmul'}"

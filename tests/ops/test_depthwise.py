@@ -117,8 +117,15 @@ def test_rule_picks_few_channels_per_group(monkeypatch):
     assert not depthwise.uses_depthwise((32, 28, 28), (32, 32, 3, 3), 1)  # not grouped
     assert depthwise.uses_depthwise((64, 28, 28), (64, 16, 3, 3), 4)
     assert not depthwise.uses_depthwise((64, 28, 28), (64, 32, 3, 3), 2)  # AlexNet-like
+    op = get_op("conv2d")
+    assert op.kernel_note([(32, 28, 28), (32, 1, 3, 3), (32,)], {"groups": 32}) == \
+        "depthwise: shifted planes"
+    assert op.kernel_note([(64, 7, 7), (64, 32, 3, 3), (64,)], {"groups": 2}) == \
+        "2 groups: batched matmul"
     monkeypatch.setattr(depthwise, "ENABLED", False)
     assert not depthwise.uses_depthwise((32, 28, 28), (32, 1, 3, 3), 32)
+    assert op.kernel_note([(32, 28, 28), (32, 1, 3, 3), (32,)], {"groups": 32}) == \
+        "depthwise: batched matmul"
 
 
 @pytest.mark.parametrize("attrs,w_shape", [

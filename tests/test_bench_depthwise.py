@@ -12,6 +12,7 @@ from dagnet.ops import depthwise
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(depthwise._ext is None, reason="depthwise kernels not built")
 def test_bench_depthwise_quick():
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_depthwise.py"), "--quick"],

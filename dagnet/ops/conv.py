@@ -24,6 +24,9 @@ from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, as_pair, check_floats, check_rank, register
 from dagnet.ops.declare import (COUNT, INITIALIZERS, POSITIVE, REQUIRED, WINDOW, Attr, data,
                                 param, weight)
+from dagnet.ops.depthwise import (DepthwiseCache, depthwise_backward, depthwise_forward,
+                                  uses_depthwise)
+from dagnet.ops.depthwise import planes_size as depthwise_planes_size
 from dagnet.ops.direct import DirectCache, direct_backward, direct_forward, planes_size, uses_direct
 from dagnet.ops.window import (DILATION, FLOOR, PADDING, STRIDE, as_pads, is_symmetric,
                                out_extent, window_out_size)
@@ -113,7 +116,11 @@ def conv_forward(x, w, b, stride, pad, contiguous=True, out=None, workspace=None
 
 
 def _grouped_forward(x, w, b, ksize, stride, pad, dilation, out_size, groups, out, workspace):
-    """conv_forward for groups > 1: one batched matmul over (sample, group); NCHW out."""
+    """conv_forward for groups > 1: few channels per group by shifted planes
+    (ops/depthwise.py), else one batched matmul over (sample, group); NCHW out."""
+    if uses_depthwise(x.shape[1:], w.shape, groups):
+        return depthwise_forward(x, w, b, groups, stride, pad, dilation, out_size, out=out,
+                                 workspace=workspace)
     n, f = x.shape[0], w.shape[0]
     p = out_size[0] * out_size[1]
     cols = kernels.im2col(x, ksize, stride, pad, out_size, layout="NKP", buffer=workspace,
@@ -131,7 +138,7 @@ def grad_buffer(cache, dout_shape, dtype):
     """An empty (N, F, Ho, Wo) gradient laid out as conv_forward's GEMM output (the transposed
     view of an (F, N, Ho, Wo) array for the batch GEMM): a fused epilogue writes dout there
     and conv_backward reads it without a transpose."""
-    if isinstance(cache, DirectCache) or cache[1] != "KNP":
+    if isinstance(cache, (DirectCache, DepthwiseCache)) or cache[1] != "KNP":
         return np.empty(dout_shape, dtype=dtype)
     n, f = dout_shape[:2]
     return np.empty((f, n, *dout_shape[2:]), dtype=dtype).transpose(1, 0, 2, 3)
@@ -142,6 +149,8 @@ def conv_backward(dout, cache, need_dx=True):
     dw (F, C/groups, kh, kw), db (F,)). A dout from grad_buffer is used as it lies (no copy)."""
     if isinstance(cache, DirectCache):
         return direct_backward(dout, cache, need_dx)
+    if isinstance(cache, DepthwiseCache):
+        return depthwise_backward(dout, cache, need_dx)
     if cache[1] == "grouped":
         return _grouped_backward(dout, cache, need_dx)
     cols, layout, w, x_shape, stride, pad, dilation = cache
@@ -315,6 +324,11 @@ class Conv2D(Op):
         if takes_direct(in_shapes[0], w_shape, a["stride"], a["pad"], a["dilation"], a["groups"]):
             planes = planes_size(in_shapes[0], w_shape, as_pair(a["stride"]), as_pads(a["pad"])[:2])
             return Workspace(planes, saved=planes, planned=planes)
+        if uses_depthwise(in_shapes[0], w_shape, a["groups"]):
+            planes = depthwise_planes_size(in_shapes[0], w_shape, a["groups"],
+                                           as_pair(a["stride"]), as_pads(a["pad"]),
+                                           as_pair(a["dilation"]), out_shape[1:])
+            return Workspace(planes, saved=planes, planned=planes)
         cols = columns_size(w_shape, out_shape, a["groups"])
         return Workspace(cols, saved=cols, planned=cols)
 
@@ -322,4 +336,6 @@ class Conv2D(Op):
         g = self.read_attrs(attrs)["groups"]
         if g == 1:
             return ""
-        return "depthwise" if g == in_shapes[0][0] else f"{g} groups"
+        kind = "depthwise" if g == in_shapes[0][0] else f"{g} groups"
+        planes = uses_depthwise(in_shapes[0], in_shapes[1], g)
+        return f"{kind}: {'shifted planes' if planes else 'batched matmul'}"

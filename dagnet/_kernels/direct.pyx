@@ -107,13 +107,17 @@ cdef void _planes_one(const real* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, P
 def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] slot,
             const int32_t[::1] off, const real[::1] wp, const real[::1] bias,
             real[:, ::1] grid, real[:, :, :, ::1] out, int sh, int sw, int ph, int pw, int Hq,
-            int Wq, int Qr, int isa, int num_threads):
+            int Wq, int Qr, int isa, int num_threads, const real[:, :, :, ::1] residual=None,
+            bint relu=False):
     """out (N, M, Ho, Wo) = the conv of x (N, C, H, W), whose planes it writes into planes
     (N, S) (kept for backward). wp: the packed weights (direct.h), bias padded like them;
-    grid: one (M*Qr,) scratch row per thread."""
+    grid: one (M*Qr,) scratch row per thread. The epilogue (an inference step's) runs in
+    the pass that copies the grid out: + residual (N, M, Ho, Wo) if given, then max(., 0)
+    if relu (NaN stays NaN, as np.maximum keeps it)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t M = out.shape[1], Ho = out.shape[2], Wo = out.shape[3], K = off.shape[0]
     cdef Py_ssize_t S = planes.shape[1], nph = 0, n, m, oh, t, i
+    cdef bint plain = residual is None and not relu, has_res = residual is not None
     cdef real* g
     for i in range(slot.shape[0]):
         nph += slot[i] >= 0
@@ -122,6 +126,9 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
             or slot.shape[0] != sh * sw or wp.shape[0] < K * M or bias.shape[0] < M
             or S < C * nph * Hq * Wq):
         raise ValueError("direct.forward: the buffers and the geometry disagree")
+    if has_res and (residual.shape[0] < N or residual.shape[1] != M or residual.shape[2] != Ho
+                    or residual.shape[3] != Wo):
+        raise ValueError("direct.forward: the residual's shape is not the output's")
     if not 0 <= isa <= dn_best_isa():
         raise ValueError(f"direct.forward: isa {isa} is not one this CPU runs")
     for i in range(K):
@@ -136,9 +143,34 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
             _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph,
                         &planes[n, 0], S)
             _gemm(isa, M, K, Qr, &off[0], &wp[0], &bias[0], &planes[n, 0], g, Qr)
-            for m in range(M):
-                for oh in range(Ho):
-                    memcpy(&out[n, m, oh, 0], g + m * Qr + oh * Wq, Wo * sizeof(real))
+            if plain:
+                for m in range(M):
+                    for oh in range(Ho):
+                        memcpy(&out[n, m, oh, 0], g + m * Qr + oh * Wq, Wo * sizeof(real))
+            else:
+                _epilogue(g, Qr, Wq, M, Ho, Wo, &residual[n, 0, 0, 0] if has_res else NULL,
+                          relu, &out[n, 0, 0, 0])
+
+
+cdef inline void _epilogue(const real* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t M,
+                           Py_ssize_t Ho, Py_ssize_t Wo, const real* res, bint relu,
+                           real* out) noexcept nogil:
+    """out (M, Ho, Wo) = the grid's rows (+ res (M, Ho, Wo) if not NULL), then max(., 0) if
+    relu: one pass over one sample's output while the grid is in cache."""
+    cdef Py_ssize_t m, oh, ow, o
+    cdef const real* row
+    cdef real v
+    for m in range(M):
+        for oh in range(Ho):
+            row = g + m * Qr + oh * Wq
+            o = (m * Ho + oh) * Wo
+            for ow in range(Wo):
+                v = row[ow]
+                if res != NULL:
+                    v = v + res[o + ow]
+                if relu and v < 0:
+                    v = 0
+                out[o + ow] = v
 
 
 cdef void _grid_one(const real* dout, Py_ssize_t M, Py_ssize_t Ho, Py_ssize_t Wo,

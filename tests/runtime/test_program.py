@@ -1,0 +1,210 @@
+"""The inference program (dagnet/runtime/program.py, lower.py): an eval plan's numbers as the
+executor's step-by-step run gives them, with batchnorm folded, residual joins in the conv's
+output pass, weights refolded when params or statistics change, an arena that reuses memory;
+and the direct conv's epilogue (+ skip, relu) against the loop reference."""
+import numpy as np
+import pytest
+
+import dagnet
+from dagnet import kernels
+from dagnet import reference as ref
+from dagnet.models import lenet, lenet_bn, resnet_small
+from dagnet.ops import direct
+from dagnet.runtime import program
+from dagnet.runtime.lower import fold
+from tests.compiler import nets
+
+ZOO = {"lenet": (lenet, (1, 28, 28)), "lenet_bn": (lenet_bn, (1, 28, 28)),
+       "resnet_small": (resnet_small, (1, 28, 28))}
+
+
+def _stats(plan, seed=1):
+    """Running statistics away from (0, 1), so that folding them matters."""
+    rng = np.random.default_rng(seed)
+    for st in plan.state.values():
+        for k, v in st.items():
+            if k == "running_mean":
+                v[...] = rng.normal(0, 0.3, v.shape)
+            elif k == "running_var":
+                v[...] = rng.uniform(0.3, 3.0, v.shape)
+
+
+def _eval_plan(graph, dtype="float64"):
+    train = dagnet.compile(graph, dtype=dtype, seed=0)
+    _stats(train)
+    return dagnet.compile(graph, dtype=dtype, mode="eval", params=train.params, state=train.state)
+
+
+def _both(plan, feeds, outputs=None, monkeypatch=None):
+    """(the program's outputs, the executor's step by step)."""
+    got = plan.forward(feeds, mode="eval", outputs=outputs)
+    program.ENABLED = False
+    try:
+        want = plan.forward(feeds, mode="eval", outputs=outputs)
+    finally:
+        program.ENABLED = True
+    return got, want
+
+
+def _close(got, want, rtol):
+    assert set(got) == set(want)
+    for k in got:
+        scale = max(1.0, float(np.abs(want[k]).max()))
+        assert np.abs(got[k] - want[k]).max() <= rtol * scale, k
+
+
+@pytest.mark.parametrize("name", sorted(nets.ALL))
+def test_small_nets_equal_the_executor(name):
+    g = nets.ALL[name]()
+    plan = _eval_plan(g)
+    for n, seed in ((5, 0), (1, 1), (5, 2), (3, 3)):  # rebinding and the two batches kept
+        _close(*_both(plan, nets.feeds_for(g, n=n, seed=seed)), 1e-12)
+
+
+@pytest.mark.parametrize("dtype,rtol", [("float64", 1e-12), ("float32", 2e-5)])
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo_models_equal_the_executor(name, dtype, rtol):
+    build, shape = ZOO[name]
+    plan = _eval_plan(build(), dtype)
+    x = np.random.default_rng(0).standard_normal((4, *shape)).astype(dtype)
+    for batch in (4, 1, 4):
+        _close(*_both(plan, {"x": x[:batch]}, outputs=["scores"]), rtol)
+
+
+def test_resnet_small_is_lowered_to_folded_convs_with_their_joins():
+    plan = _eval_plan(resnet_small())
+    plan.forward({"x": np.zeros((1, 1, 28, 28))}, mode="eval", outputs=["scores"])
+    (prog,) = plan.executor.programs.values()
+    kinds = [i.kind for i in prog.code]
+    convs = [i for i in prog.code if i.kind == "conv"]
+    assert len(convs) == 9 and all(c.bn for c in convs)  # every batchnorm folded
+    assert sum(c.residual is not None for c in convs) == 4  # the four blocks' joins
+    assert all(c.relu for c in convs)
+    assert not any("batchnorm" in i.step.op_name for i in prog.code if i.kind == "step")
+    assert kinds.count("member") == 2  # block3's 1x1 shortcut, block4's global_avg_pool
+
+
+def test_folded_weights_follow_params_and_statistics_changed_in_place():
+    plan = _eval_plan(resnet_small())
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28))
+    first = plan.forward({"x": x}, mode="eval", outputs=["scores"])
+    plan.params["block1.conv1.w"] *= 1.5
+    plan.state["block2.bn1"]["running_var"] += 0.7
+    got, want = _both(plan, {"x": x}, outputs=["scores"])
+    _close(got, want, 1e-12)
+    assert not np.allclose(got["scores"], first["scores"])
+    plan.params["stem.bn.gamma"] = plan.params["stem.bn.gamma"] * 0.5  # replaced, not changed
+    _close(*_both(plan, {"x": x}, outputs=["scores"]), 1e-12)
+
+
+def test_outputs_are_fresh_and_the_arena_reuses_memory():
+    plan = _eval_plan(resnet_small())
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28))
+    first = plan.forward({"x": x}, mode="eval", outputs=["scores"])
+    kept = first["scores"].copy()
+    plan.forward({"x": -x}, mode="eval", outputs=["scores"])
+    np.testing.assert_array_equal(first["scores"], kept)
+    (prog,) = plan.executor.programs.values()
+    arrays = prog._arena(3)
+    bases = {id(a.base) for a in arrays.values()}
+    assert len(bases) < len(arrays)  # dead values' buffers reused
+    total = sum(a.nbytes for a in arrays.values())
+    assert sum({id(a.base): a.base.nbytes for a in arrays.values()}.values()) < total
+
+
+def test_intermediate_outputs_keep_their_own_values():
+    """Asking for a conv's value that a join would take in: it is materialised as it is."""
+    plan = _eval_plan(resnet_small())
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28))
+    outs = ["block1.conv2", "block1.relu2", "scores"]
+    g = resnet_small()
+    plan = dagnet.compile(g, dtype="float64", mode="eval", outputs=outs, params=plan.params,
+                          state=plan.state)
+    _close(*_both(plan, {"x": x}, outputs=outs), 1e-12)
+
+
+def test_fold_is_batchnorm_after_the_conv():
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    gamma, beta, mean = rng.standard_normal(4), rng.standard_normal(4), rng.standard_normal(4)
+    var = rng.uniform(0.5, 2, 4)
+    y = ref.conv_forward(x, w, b, (1, 1), (1, 1))
+    c = (slice(None), None, None)
+    want = gamma[c] * (y - mean[c]) / np.sqrt(var[c] + 1e-5) + beta[c]
+    wf, bf = fold(w, b, gamma, beta, mean, var, 1e-5, np.float64)
+    np.testing.assert_allclose(ref.conv_forward(x, wf, bf, (1, 1), (1, 1)), want, rtol=1e-12, atol=1e-12)
+
+
+# -- the direct kernel's epilogue ------------------------------------------------------------
+ISAS = list(range(direct.ISA + 1)) if direct._ext is not None else []
+SHAPES = [((3, 16, 12, 12), (16, 16, 3, 3), (1, 1), (1, 1)),
+          ((2, 16, 12, 12), (32, 16, 3, 3), (2, 2), (1, 1)),
+          ((2, 2, 11, 10), (7, 2, 5, 5), (2, 3), (2, 1))]
+
+
+def _epilogue(x, w, b, stride, pad, res, relu, threads=kernels.NUM_THREADS):
+    dtype = x.dtype
+    n, f = x.shape[0], w.shape[0]
+    geo = direct.geometry(x.shape[1:], w.shape, stride, pad, direct._ext.lanes(direct.ISA, dtype == np.float64))
+    out = np.empty((n, f, geo.ho, geo.wo), dtype)
+    t = max(1, min(threads, n))
+    direct._ext.forward(x, np.empty((n, geo.size), dtype), geo.slot, geo.off, *direct.packed(w, b, dtype),
+                        np.empty((t, f * geo.qr), dtype), out, *stride, *pad, geo.hq, geo.wq, geo.qr,
+                        direct.ISA, t, res, relu)
+    return out
+
+
+def _reference_epilogue(x, w, b, stride, pad, res, relu):
+    """The loop reference: conv, + res, then max(., 0) element by element."""
+    y = ref.conv_forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride, pad)
+    out = np.empty_like(y)
+    for i in np.ndindex(y.shape):
+        v = y[i] + (res[i] if res is not None else 0.0)
+        out[i] = 0.0 if relu and v < 0 else v
+    return out
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("residual,relu", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", SHAPES)
+def test_direct_epilogue_matches_the_loop_reference(x_shape, w_shape, stride, pad, residual,
+                                                     relu, dtype, tol, isa, monkeypatch):
+    monkeypatch.setattr(direct, "ISA", isa)
+    rng = np.random.default_rng(0)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[:1]))
+    y = ref.conv_forward(x, w, b, stride, pad)
+    res = rng.standard_normal(y.shape).astype(dtype) if residual else None
+    got = _epilogue(x, w, b, stride, pad, res, relu)
+    want = _reference_epilogue(x, w, b, stride, pad, res, relu)
+    assert got.dtype == dtype and np.abs(got - want).max() <= tol * max(1, np.abs(want).max())
+    if relu:
+        assert (got >= 0).all() and (got == 0).any()
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+def test_direct_epilogue_bitwise_same_for_any_thread_count():
+    rng = np.random.default_rng(0)
+    x_shape, w_shape, stride, pad = SHAPES[0]
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, w_shape, w_shape[:1]))
+    res = rng.standard_normal((3, 16, 12, 12)).astype(np.float32)
+    outs = [_epilogue(x, w, b, stride, pad, res, True, threads=t) for t in (1, 2, 3)]
+    for o in outs[1:]:
+        np.testing.assert_array_equal(outs[0], o)
+
+
+def test_nan_passes_relu_as_numpy_keeps_it():
+    rng = np.random.default_rng(0)
+    x_shape, w_shape, stride, pad = SHAPES[0]
+    x, w, b = (rng.standard_normal(s) for s in (x_shape, w_shape, w_shape[:1]))
+    x[0, 0, 5, 5] = np.nan
+    got = _epilogue(x, w, b, stride, pad, None, True)
+    want = np.maximum(ref.conv_forward(x, w, b, stride, pad), 0)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+
+
+def test_a_missing_feed_is_named_as_the_executor_names_it():
+    plan = _eval_plan(lenet())
+    with pytest.raises(dagnet.errors.FeedError, match="needs feed"):
+        plan.forward({"x": np.zeros((1, 1, 28, 28))}, mode="eval")  # the loss needs labels

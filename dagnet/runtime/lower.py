@@ -22,7 +22,8 @@ import numpy as np
 from dagnet.ops import get_op
 
 #: the fused patterns (and the plain op) a "conv" instruction takes
-CONV_STEPS = ("conv2d", "conv2d+relu", "conv2d+batchnorm", "conv2d+batchnorm+relu")
+CONV_STEPS = ("conv2d", "conv2d+relu", "conv2d+batchnorm", "conv2d+batchnorm+relu",
+              "conv2d+relu+max_pool2d", "conv2d+batchnorm+relu+max_pool2d")
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Instr:
     conv: dict | None = None
     residual: str | None = None
     relu: bool = False
+    pool: dict | None = None  # max_pool2d's attrs read, for a pool after relu
     x_shape: tuple = ()
     # member: the op and its attrs; every input (data and params) in `ins`
     op: object = field(default=None, repr=False)
@@ -78,8 +80,9 @@ def _conv_instr(step, shapes) -> Instr:
     if "batchnorm" in ops:
         a = members[ops.index("batchnorm")]["attrs"]
         bn = (step.inputs[3], step.inputs[4], step.state_key, float(a.get("eps", 1e-5)))
+    pool = get_op("max_pool2d").read_attrs(members[-1]["attrs"]) if ops[-1] == "max_pool2d" else None
     return Instr("conv", step.name, (step.inputs[0],), step.shape, step, params=tuple(step.inputs[1:3]),
-                 bn=bn, conv=conv, relu=ops[-1] == "relu", x_shape=shapes[step.inputs[0]])
+                 bn=bn, conv=conv, relu="relu" in ops, pool=pool, x_shape=shapes[step.inputs[0]])
 
 
 def _join(step, conv_name, shape):
@@ -150,8 +153,9 @@ def _lower_join(step, conv: Instr, join, shapes) -> list[Instr]:
     out = []
     if anchor is not None:
         skip = step.name + "#skip"
-        out.append(Instr("member", skip, (step.inputs[0],), tuple(anchor["shape"]), step,
-                         op=get_op("conv2d"), attrs=anchor["attrs"], ins=tuple(step.inputs[:3]),
+        out.append(Instr("conv", skip, (step.inputs[0],), tuple(anchor["shape"]), step,
+                         params=tuple(step.inputs[1:3]),
+                         conv=get_op("conv2d").read_attrs(anchor["attrs"]),
                          x_shape=shapes[step.inputs[0]]))
     value = step.name if not tail else step.name + "#join"
     conv.name, conv.residual, conv.relu, conv.reads = value, skip, relu, conv.reads + (skip,)

@@ -25,12 +25,15 @@ import numpy as np
 from dagnet import kernels
 from dagnet.ops import direct
 from dagnet.ops.base import as_pair
-from dagnet.ops.conv import columns_size, conv_forward, takes_direct
-from dagnet.ops.window import as_pads
+from dagnet.ops.conv import columns_size, conv_forward, conv_geometry
+from dagnet.ops.pool import maxpool_forward
+from dagnet.ops.window import as_pads, is_symmetric
 from dagnet.runtime.lower import fold, instructions
 
 #: False runs eval plans step by step on the executor (for A/B measurements and debugging)
 ENABLED: bool = True
+#: a batch smaller than the thread count splits each sample's filters among the threads
+SPLIT_FILTERS: bool = False
 
 try:
     from dagnet._kernels.infer import same_bytes
@@ -46,7 +49,9 @@ class EvalProgram:
     def __init__(self, plan, wanted: tuple):
         self.plan, self.wanted = plan, tuple(wanted)
         self.dtype = plan.dtype
-        self.code = instructions(plan, plan.steps_for(self.wanted), set(self.wanted))
+        self.code = [_as_step(i) if i.kind == "conv" and i.pool is not None and
+                     not _direct(i, plan.params[i.params[0]].shape) else i
+                     for i in instructions(plan, plan.steps_for(self.wanted), set(self.wanted))]
         self.convs = [i for i in self.code if i.kind == "conv"]
         made = {i.name for i in self.code}
         #: (value, instruction) for each value read that no instruction makes: feeds (and
@@ -172,9 +177,35 @@ def _take(free: list, size: int) -> np.ndarray:
     return free.pop(min(fits, key=lambda k: free[k].nbytes))
 
 
+#: the direct kernel computes Wq >= Wo columns of each output row (direct.h); for inference
+#: it runs convs whose grid is at most this much wider (no input gradient to weigh as
+#: ops/direct.py's training rule does), 1x1 convs too (no im2col copy, no BLAS call)
+DIRECT_WASTE = 1.5
+
+
 def _direct(ins, w_shape) -> bool:
+    """Whether a conv instruction runs on the direct kernel (else conv_forward)."""
     c = ins.conv
-    return takes_direct(ins.x_shape, w_shape, c["stride"], c["pad"], c["dilation"], c["groups"])
+    pads = as_pads(c["pad"])
+    if direct._ext is None or not direct.ENABLED or c["groups"] != 1 or \
+            as_pair(c["dilation"]) != (1, 1) or not is_symmetric(pads):
+        return False
+    geo = direct.geometry(tuple(ins.x_shape), tuple(w_shape), as_pair(c["stride"]), pads[:2], 1)
+    return geo.wq <= DIRECT_WASTE * geo.wo and _pool_fits(ins.pool)
+
+
+def _as_step(ins):
+    """A conv + pool instruction the direct kernel does not take, as its step (whose fused
+    kernel pools without writing the conv's output out: ops/fused.py ConvReLUPool)."""
+    step = ins.step
+    return type(ins)("step", step.name, tuple(step.inputs), step.shape, step, op=step.op,
+                     attrs=step.attrs, ins=tuple(step.inputs))
+
+
+def _pool_fits(pool) -> bool:
+    """Whether the direct kernel's epilogue takes the pool (plain windows) or there is none."""
+    return pool is None or (as_pads(pool["pad"]) == (0, 0, 0, 0) and
+                            as_pair(pool["dilation"]) == (1, 1) and not pool["ceil_mode"])
 
 
 def _scratch(ins, batch: int, program) -> int:
@@ -186,46 +217,62 @@ def _scratch(ins, batch: int, program) -> int:
         if _direct(ins, w_shape):
             return direct.planes_size(ins.x_shape, w_shape, as_pair(c["stride"]),
                                       as_pads(c["pad"])[:2]) * batch * item
-        return columns_size(w_shape, ins.shape, c["groups"]) * batch * item
-    if ins.kind == "member":  # an anchor conv's columns or planes; a tail member needs none
-        shapes = [ins.x_shape] + [program.plan.params[p].shape for p in ins.ins[1:]]
-        return ins.op.workspace(shapes, ins.shape, ins.attrs).planned * batch * item if \
-            ins.op.name == "conv2d" else 0
+        return columns_size(w_shape, (w_shape[0], *_conv_out(ins, w_shape)), c["groups"]) * \
+            batch * item
+    if ins.kind == "member":  # a join's tail (global_avg_pool): no scratch
+        return 0
     wb = ins.step.workspace_buffer
     return program.plan.buffer_bytes.get(wb, 0) * batch if wb >= 0 else 0
 
 
 def _conv_call(ins, weights, out, scratch, env, batch):
-    """The call of a conv instruction: the direct kernel with the skip and relu in its output
-    pass, or conv_forward (im2col + GEMM) and the epilogue after it."""
+    """The call of a conv instruction: the direct kernel with the skip, relu and pool in its
+    output pass, or conv_forward (im2col + GEMM) and the epilogue after it."""
     c, name, x, res, relu = ins.conv, ins.name, ins.reads[0], ins.residual, ins.relu
     stride, pads, dilation = as_pair(c["stride"]), as_pads(c["pad"]), as_pair(c["dilation"])
     if len(weights) == 4:
         w, _, wp, bp = weights
-        geo = direct.geometry(ins.x_shape, w.shape, stride, pads[:2],
+        geo = direct.geometry(tuple(ins.x_shape), w.shape, stride, pads[:2],
                               direct._ext.lanes(direct.ISA, out.dtype == np.float64))
         planes = kernels.typed_view(scratch, (batch, geo.size), out.dtype)
-        threads = max(1, min(kernels.NUM_THREADS, batch))
+        threads = max(1, kernels.NUM_THREADS)
+        # a batch smaller than the threads: each sample's filters split among them
+        parts = threads if batch < threads and SPLIT_FILTERS else 1
         grid = np.empty((threads, w.shape[0] * geo.qr), out.dtype)
+        pool = None
+        if ins.pool is not None:
+            p = ins.pool
+            pool = (geo.ho, geo.wo, *as_pair(p["size"]), *as_pair(p["stride"]))
         fn = direct._ext.forward
         args = (planes, geo.slot, geo.off, wp, bp, grid, out, *stride, *pads[:2], geo.hq, geo.wq,
                 geo.qr, direct.ISA, threads)
 
         def call():
-            fn(env[x], *args, env[res] if res else None, relu)
+            fn(env[x], *args, env[res] if res else None, relu, pool, parts)
             env[name] = out
         return call
     w, b = weights
+    y = out if ins.pool is None else np.empty((batch, w.shape[0], *_conv_out(ins, w.shape)), out.dtype)
+    pool = {k: ins.pool[k] for k in ("size", "stride", "pad", "dilation", "ceil_mode")} \
+        if ins.pool is not None else None
 
     def call():
-        conv_forward(env[x], w, b, stride, pads, out=out, workspace=scratch, dilation=dilation,
+        conv_forward(env[x], w, b, stride, pads, out=y, workspace=scratch, dilation=dilation,
                      groups=c["groups"])
         if res:
-            np.add(out, env[res], out=out)
+            np.add(y, env[res], out=y)
         if relu:
-            np.maximum(out, 0, out=out)
+            np.maximum(y, 0, out=y)
+        if pool is not None:
+            maxpool_forward(y, **pool, out=out)
         env[name] = out
     return call
+
+
+def _conv_out(ins, w_shape) -> tuple:
+    """(Ho, Wo) of a conv instruction's conv (before its pool)."""
+    c = ins.conv
+    return conv_geometry((1, *ins.x_shape), w_shape, c["stride"], c["pad"], c["dilation"])[3]
 
 
 def _op_call(ins, out, scratch, program):
@@ -233,10 +280,7 @@ def _op_call(ins, out, scratch, program):
     the op takes one, and the scratch as workspace= where the step has planned one."""
     op, attrs, names, name, env = ins.op, ins.attrs, ins.ins, ins.name, program.env
     o = out if op.supports_out else None
-    kw = {}
-    if ins.kind == "member" and op.name == "conv2d" or \
-            ins.kind == "step" and ins.step.workspace_buffer >= 0:
-        kw["workspace"] = scratch
+    kw = {"workspace": scratch} if ins.kind == "step" and ins.step.workspace_buffer >= 0 else {}
     key = ins.step.state_key if ins.kind == "step" else None
 
     def call():

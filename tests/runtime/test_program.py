@@ -77,11 +77,11 @@ def test_resnet_small_is_lowered_to_folded_convs_with_their_joins():
     (prog,) = plan.executor.programs.values()
     kinds = [i.kind for i in prog.code]
     convs = [i for i in prog.code if i.kind == "conv"]
-    assert len(convs) == 9 and all(c.bn for c in convs)  # every batchnorm folded
+    assert len(convs) == 10 and sum(bool(c.bn) for c in convs) == 9  # every batchnorm folded
     assert sum(c.residual is not None for c in convs) == 4  # the four blocks' joins
-    assert all(c.relu for c in convs)
+    assert [c.name for c in convs if not c.relu] == ["block3.skip+block3.add+block3.relu2#skip"]
     assert not any("batchnorm" in i.step.op_name for i in prog.code if i.kind == "step")
-    assert kinds.count("member") == 2  # block3's 1x1 shortcut, block4's global_avg_pool
+    assert kinds.count("member") == 1  # block4's global_avg_pool
 
 
 def test_folded_weights_follow_params_and_statistics_changed_in_place():
@@ -142,25 +142,38 @@ SHAPES = [((3, 16, 12, 12), (16, 16, 3, 3), (1, 1), (1, 1)),
           ((2, 2, 11, 10), (7, 2, 5, 5), (2, 3), (2, 1))]
 
 
-def _epilogue(x, w, b, stride, pad, res, relu, threads=kernels.NUM_THREADS):
+def _epilogue(x, w, b, stride, pad, res, relu, threads=kernels.NUM_THREADS, pool=None, parts=1):
     dtype = x.dtype
     n, f = x.shape[0], w.shape[0]
     geo = direct.geometry(x.shape[1:], w.shape, stride, pad, direct._ext.lanes(direct.ISA, dtype == np.float64))
-    out = np.empty((n, f, geo.ho, geo.wo), dtype)
-    t = max(1, min(threads, n))
+    ho, wo = geo.ho, geo.wo
+    if pool is not None:
+        ho, wo = (geo.ho - pool[0]) // pool[2] + 1, (geo.wo - pool[1]) // pool[3] + 1
+        pool = (geo.ho, geo.wo, *pool)
+    out = np.empty((n, f, ho, wo), dtype)
+    t = max(1, threads)
     direct._ext.forward(x, np.empty((n, geo.size), dtype), geo.slot, geo.off, *direct.packed(w, b, dtype),
                         np.empty((t, f * geo.qr), dtype), out, *stride, *pad, geo.hq, geo.wq, geo.qr,
-                        direct.ISA, t, res, relu)
+                        direct.ISA, t, res, relu, pool, parts)
     return out
 
 
-def _reference_epilogue(x, w, b, stride, pad, res, relu):
-    """The loop reference: conv, + res, then max(., 0) element by element."""
+def _reference_epilogue(x, w, b, stride, pad, res, relu, pool=None):
+    """The loop reference: conv, + res, max(., 0), then the max of each pool window, element
+    by element (a NaN wins its window)."""
     y = ref.conv_forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride, pad)
-    out = np.empty_like(y)
+    z = np.empty_like(y)
     for i in np.ndindex(y.shape):
         v = y[i] + (res[i] if res is not None else 0.0)
-        out[i] = 0.0 if relu and v < 0 else v
+        z[i] = 0.0 if relu and v < 0 else v
+    if pool is None:
+        return z
+    kh, kw, sh, sw = pool
+    n, f, h, w_ = z.shape
+    out = np.empty((n, f, (h - kh) // sh + 1, (w_ - kw) // sw + 1))
+    for i in np.ndindex(out.shape):
+        win = z[i[0], i[1], i[2] * sh:i[2] * sh + kh, i[3] * sw:i[3] * sw + kw]
+        out[i] = np.nan if np.isnan(win).any() else win.max()
     return out
 
 
@@ -184,12 +197,58 @@ def test_direct_epilogue_matches_the_loop_reference(x_shape, w_shape, stride, pa
 
 
 @pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("pool", [(2, 2, 2, 2), (3, 2, 3, 2), (1, 1, 1, 1), (2, 2, 3, 3)])
+@pytest.mark.parametrize("residual", [False, True])
+def test_direct_pooled_epilogue_matches_the_loop_reference(pool, residual, dtype, tol, isa,
+                                                            monkeypatch):
+    monkeypatch.setattr(direct, "ISA", isa)
+    rng = np.random.default_rng(1)
+    x_shape, w_shape, stride, pad = ((3, 4, 13, 12), (9, 4, 3, 3), (1, 1), (0, 1))
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[:1]))
+    x[1, 2, 4, 4] = np.nan  # a NaN wins its windows, relu keeps it
+    y = ref.conv_forward(x, w, b, stride, pad)
+    res = rng.standard_normal(y.shape).astype(dtype) if residual else None
+    got = _epilogue(x, w, b, stride, pad, res, True, pool=pool)
+    want = _reference_epilogue(x, w, b, stride, pad, res, True, pool)
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    ok = ~np.isnan(want)
+    assert np.isnan(want).any() and ok.any()
+    assert np.abs(got[ok] - want[ok]).max() <= tol * max(1, np.abs(want[ok]).max())
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+def test_overlapping_pool_windows_are_refused():
+    x, w, b = np.zeros((1, 2, 8, 8)), np.zeros((3, 2, 3, 3)), np.zeros(3)
+    with pytest.raises(ValueError, match="pool"):
+        _epilogue(x, w, b, (1, 1), (1, 1), None, True, pool=(3, 3, 1, 1))
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+@pytest.mark.parametrize("pool", [None, (2, 2, 2, 2)])
+def test_direct_epilogue_bitwise_same_for_any_thread_count_and_parts(pool):
+    rng = np.random.default_rng(0)
+    x_shape, w_shape, stride, pad = SHAPES[0]
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, w_shape, w_shape[:1]))
+    outs = [_epilogue(x[:n], w, b, stride, pad, None, True, threads=t, pool=pool, parts=p)
+            for n in (3, 1) for t, p in ((1, 1), (2, 1), (3, 1), (2, 2), (3, 4))]
+    for o in outs[1:5]:
+        np.testing.assert_array_equal(outs[0], o)
+    for o in outs[6:]:
+        np.testing.assert_array_equal(outs[5], o)
+    np.testing.assert_array_equal(outs[0][:1], outs[5])
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
 def test_direct_epilogue_bitwise_same_for_any_thread_count():
     rng = np.random.default_rng(0)
     x_shape, w_shape, stride, pad = SHAPES[0]
     x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, w_shape, w_shape[:1]))
     res = rng.standard_normal((3, 16, 12, 12)).astype(np.float32)
     outs = [_epilogue(x, w, b, stride, pad, res, True, threads=t) for t in (1, 2, 3)]
+    outs.append(_epilogue(x, w, b, stride, pad, res, True, threads=2, parts=2))
     for o in outs[1:]:
         np.testing.assert_array_equal(outs[0], o)
 

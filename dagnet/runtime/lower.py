@@ -137,13 +137,17 @@ def instructions(plan, steps, keep) -> list[Instr]:
             else:
                 out.append(ins)
             continue
-        conv_name = next((v for v in step.inputs if v in deferred), None)
-        if conv_name is not None:
+        takes = [v for v in step.inputs if v in deferred and _join(step, v, shapes[v])]
+        for v in dict.fromkeys(step.inputs):  # a deferred conv this step does not take in
+            if v in deferred and v not in takes[:1]:  # (both sides of a join: one runs first)
+                out.append(deferred.pop(v))
+        if takes:
+            conv_name = takes[0]
             out += _lower_join(step, deferred.pop(conv_name), _join(step, conv_name, shapes[conv_name]), shapes)
             continue
         out.append(Instr("step", step.name, tuple(step.inputs), step.shape, step,
                          batched=step.batched, op=step.op, attrs=step.attrs, ins=tuple(step.inputs)))
-    return out
+    return out + list(deferred.values())
 
 
 def _lower_join(step, conv: Instr, join, shapes) -> list[Instr]:

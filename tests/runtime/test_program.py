@@ -267,3 +267,20 @@ def test_a_missing_feed_is_named_as_the_executor_names_it():
     plan = _eval_plan(lenet())
     with pytest.raises(dagnet.errors.FeedError, match="needs feed"):
         plan.forward({"x": np.zeros((1, 1, 28, 28))}, mode="eval")  # the loss needs labels
+
+
+def test_a_join_of_two_folded_convs_runs_both():
+    """A projection shortcut with its own batchnorm: both sides of the add are conv steps
+    waiting for the join; one is taken in, the other runs before it."""
+    g = dagnet.Graph("two_sided")
+    x = g.input("x", (3, 8, 8))
+    a = g.batchnorm(g.conv2d(x, 4, 3, pad=1, name="a"), name="a_bn")
+    s = g.batchnorm(g.conv2d(x, 4, 1, name="s"), name="s_bn")
+    h = g.relu(g.add(a, s, name="join"), name="out")
+    g.affine(h, 2, name="scores")
+    plan = _eval_plan(g)
+    x = np.random.default_rng(0).standard_normal((3, 3, 8, 8))
+    _close(*_both(plan, {"x": x}, outputs=["scores"]), 1e-12)
+    (prog,) = plan.executor.programs.values()
+    convs = [i for i in prog.code if i.kind == "conv"]
+    assert len(convs) == 2 and sum(c.residual is not None for c in convs) == 1

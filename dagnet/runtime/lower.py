@@ -85,10 +85,18 @@ def _conv_instr(step, shapes) -> Instr:
                  bn=bn, conv=conv, relu="relu" in ops, pool=pool, x_shape=shapes[step.inputs[0]])
 
 
-def _join(step, conv_name, shape):
+def _foldable(plan, step) -> bool:
+    """Whether a conv step's weights (and batchnorm's) are params and its statistics are in
+    the plan's state: what the program folds once (a weight fed or computed is not)."""
+    return all(v in plan.params for v in step.inputs[1:]) and (
+        "batchnorm" not in step.op_name or step.state_key in plan.state)
+
+
+def _join(step, conv_name, shape, params):
     """(anchor record or None, the skip's step input or None, relu, tail records) if the
     fused_elementwise step adds conv_name's value (per-example shape) to a skip of the same
-    shape, then maybe relu, then members of one input each; None otherwise."""
+    shape, then maybe relu, then members of one input each (an anchor conv's weights among
+    params); None otherwise."""
     if step.op_name != "fused_elementwise":
         return None
     rec = step.attrs["members"]
@@ -98,7 +106,8 @@ def _join(step, conv_name, shape):
             or tuple(rec[k]["shape"]) != tuple(shape) or (anchor and anchor["shape"] != rec[k]["shape"]):
         return None
     if anchor:  # the anchor's output enters add; add's other operand is step input 3
-        if len(step.inputs) < 4 or step.inputs[3] != conv_name:
+        if len(step.inputs) < 4 or step.inputs[3] != conv_name or \
+                not all(v in params for v in step.inputs[1:3]):
             return None
         skip = None
     else:
@@ -127,23 +136,25 @@ def instructions(plan, steps, keep) -> list[Instr]:
     out = []
     for step in steps:
         if step.op_name in CONV_STEPS and step.batched and len(step.inputs) == \
-                (5 if "batchnorm" in step.op_name else 3):
+                (5 if "batchnorm" in step.op_name else 3) and _foldable(plan, step):
             ins = _conv_instr(step, shapes)
             only = users.get(step.name, [])
-            join = _join(only[0], step.name, step.shape) if len(only) == 1 else None
+            join = _join(only[0], step.name, step.shape, plan.params) if len(only) == 1 else None
             if not ins.relu and step.name not in keep and join and \
                     (join[1] is None or join[1] in batched and shapes[join[1]] == step.shape):
                 deferred[step.name] = ins
             else:
                 out.append(ins)
             continue
-        takes = [v for v in step.inputs if v in deferred and _join(step, v, shapes[v])]
+        takes = [v for v in step.inputs
+                 if v in deferred and _join(step, v, shapes[v], plan.params)]
         for v in dict.fromkeys(step.inputs):  # a deferred conv this step does not take in
             if v in deferred and v not in takes[:1]:  # (both sides of a join: one runs first)
                 out.append(deferred.pop(v))
         if takes:
             conv_name = takes[0]
-            out += _lower_join(step, deferred.pop(conv_name), _join(step, conv_name, shapes[conv_name]), shapes)
+            join = _join(step, conv_name, shapes[conv_name], plan.params)
+            out += _lower_join(step, deferred.pop(conv_name), join, shapes)
             continue
         out.append(Instr("step", step.name, tuple(step.inputs), step.shape, step,
                          batched=step.batched, op=step.op, attrs=step.attrs, ins=tuple(step.inputs)))

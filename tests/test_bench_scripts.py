@@ -40,6 +40,22 @@ def test_bench_train_quick(tmp_path):
     assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
+def test_bench_series_quick(tmp_path):
+    """Every contender of each panel in its own process; the ratios are dagnet's over theirs
+    point by point; the panels drawn."""
+    out = run("bench_series.py", "--plots", str(tmp_path))
+    assert set(out["series"]) == {"train:lenet", "infer:lenet", "train:convnet_deep"}
+    for key, r in out["series"].items():
+        assert not r["errors"], r["errors"]
+        assert "dagnet" in r["img_s"] and all(len(v) == len(r["x"]) for v in r["img_s"].values())
+        for other, ratios in r["ratio_of_dagnet_to"].items():
+            assert ratios == pytest.approx([d / o for d, o in zip(r["img_s"]["dagnet"], r["img_s"][other])])
+    if out["series"]["infer:lenet"]["img_s"].keys() >= {"onnxruntime", "torch"}:
+        assert set(out["series"]["infer:lenet"]["ratio_of_dagnet_to"]) == {"onnxruntime", "torch"}
+    assert (tmp_path / "series.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_bench_rows_quick():
     """Every variant of the row kernel this CPU runs and the columns kernel are timed, and the
     rule's pick is reported with its cost against the faster kernel."""
@@ -61,10 +77,13 @@ def test_bench_dist_quick():
         pytest.skip("needs mpi4py and mpiexec: pip install -e '.[dist]'")
     out = run("bench_dist.py")
     summary = out["summary"]
-    assert set(summary) == {"scaling_efficiency_2_ranks", "max_rel_param_diff_vs_single"}
+    assert set(summary) == {"scaling_efficiency_2_ranks", "machine_ceiling_2_procs",
+                            "max_rel_param_diff_vs_single"}
     assert summary["max_rel_param_diff_vs_single"] < 1e-6
     lenet = out["models"]["lenet"]
     assert lenet["images_per_s_1_rank"] > 0 and lenet["images_per_s_2_ranks"] > 0
+    assert lenet["images_per_s_2_independent"] > 0 and lenet["machine_ceiling_2_procs"] > 0
+    assert all(v > 0 for v in lenet["cpu_ms_per_step"].values())
     assert 0 <= lenet["overlap_fraction"] <= 1 and lenet["communication_ms"] > 0
     # a non-negative fit: on a quick, noisy run the per-byte cost may come out as 0
     assert out["cost_model"]["alpha_s"] > 0 and out["cost_model"]["beta_s_per_byte"] >= 0

@@ -35,6 +35,31 @@ def structure(graph):
     return nodes, {n.name: tuple(n.attrs["shape"]) for n in graph.params}
 
 
+def scores(plan, path, x):
+    """(onnxruntime's scores of the file at path, the eval plan's) on x."""
+    want = plan.forward({"x": x}, mode="eval", outputs=["scores"])["scores"]
+    (got,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    return got, want
+
+
+def assert_imports_back(graph, plan, path, x):
+    """The file at path loads as `graph` with plan's params, and compiles to the same eval
+    steps, whose scores on x equal plan's; returns the loaded model."""
+    back = load(path)
+    assert structure(back.graph) == structure(graph)
+    assert set(back.params) == set(plan.params)
+    for k, v in plan.params.items():
+        np.testing.assert_array_equal(back.params[k], v)
+    again = dagnet.compile(back.graph, mode="eval", params=back.params, state=back.state)
+    assert [(s.name, s.op_name) for s in again.steps] == \
+        [(s.name, s.op_name) for s in dagnet.compile(graph, mode="eval").steps
+         if s.op.kind != "loss"]
+    want = plan.forward({"x": x}, mode="eval", outputs=["scores"])["scores"]
+    out = again.forward({"x": x}, mode="eval", outputs=["scores"])["scores"]
+    assert norm_error(out, want) < TOL
+    return back
+
+
 @pytest.mark.parametrize("name", list(SMALL))
 def test_classic_matches_onnxruntime_and_imports_back(name, tmp_path):
     graph = get_model(name, **small(name))
@@ -42,18 +67,7 @@ def test_classic_matches_onnxruntime_and_imports_back(name, tmp_path):
     path = tmp_path / f"{name}.onnx"
     export(plan, path)
     x = np.random.default_rng(1).standard_normal((2, *graph.shape_of("x"))).astype(np.float32)
-    want = plan.forward({"x": x}, mode="eval", outputs=["scores"])["scores"]
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (got,) = sess.run(None, {"x": x})
+    got, want = scores(plan, path, x)
     assert got.shape == want.shape == (2, graph.shape_of("scores")[0])
     assert norm_error(got, want) < TOL
-    back = load(path)
-    assert structure(back.graph) == structure(graph)
-    for k, v in plan.params.items():
-        np.testing.assert_array_equal(back.params[k], v)
-    again = dagnet.compile(back.graph, mode="eval", params=back.params, state=back.state)
-    assert [(s.name, s.op_name) for s in again.steps] == \
-        [(s.name, s.op_name) for s in dagnet.compile(graph, mode="eval").steps
-         if s.op.kind != "loss"]
-    out = again.forward({"x": x}, mode="eval", outputs=["scores"])["scores"]
-    assert norm_error(out, want) < TOL
+    assert_imports_back(graph, plan, path, x)

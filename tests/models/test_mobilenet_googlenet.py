@@ -140,18 +140,15 @@ def test_googlenet_original_matches_onnxruntime(tmp_path):
     """LRN and 5x5 branches exported: onnxruntime agrees (the torchvision form is covered with
     the other classics)."""
     pytest.importorskip("onnxruntime")
-    from tests.models.test_classics_onnx import TOL, randomized
+    from tests.models.test_classics_onnx import TOL, randomized, scores
     from dagnet.gradcheck import norm_error
     from dagnet.onnx import export, load
-    import onnxruntime as ort
 
     g = googlenet(input_shape=(3, 48, 48), num_classes=10, variant="original", width=0.0625)
     plan = randomized(g)
     export(plan, tmp_path / "g.onnx")
     x = np.random.default_rng(1).standard_normal((2, 3, 48, 48)).astype(np.float32)
-    want = plan.forward({"x": x}, mode="eval", outputs=["scores"])["scores"]
-    (got,) = ort.InferenceSession(str(tmp_path / "g.onnx"),
-                                  providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    got, want = scores(plan, tmp_path / "g.onnx", x)
     assert norm_error(got, want) < TOL
     assert ops(load(tmp_path / "g.onnx").graph, "lrn") == ["stem.norm1", "stem.norm2"]
 

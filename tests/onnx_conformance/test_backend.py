@@ -6,25 +6,15 @@ import unittest
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 import dagnet.onnx.backend as backend
 from dagnet.onnx import OnnxError, UnsupportedOnnxError
 from tests.onnx_conformance import harness
+from tests.onnx_conformance.graphs import arr, model
 
 ort = pytest.importorskip("onnxruntime")
 F = TensorProto.FLOAT
-
-
-def arr(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
-def model(nodes, inputs, outputs, inits=None, opset=17):
-    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info(k, F, s) for k, s in inputs.items()],
-                          [helper.make_tensor_value_info(k, F, s) for k, s in outputs.items()],
-                          [numpy_helper.from_array(v, k) for k, v in (inits or {}).items()])
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
 
 
 def conv_relu(w_as_input=False):

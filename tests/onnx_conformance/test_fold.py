@@ -10,22 +10,10 @@ from onnx import TensorProto, helper, numpy_helper, version_converter
 import dagnet
 from dagnet.onnx import OnnxError, UnsupportedOnnxError, load
 from dagnet.onnx.common import NotConstantError
+from tests.onnx_conformance.graphs import arr, model
 
 ort = pytest.importorskip("onnxruntime")
 F, I64 = TensorProto.FLOAT, TensorProto.INT64
-
-
-def arr(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
-def model(nodes, inputs, outputs, inits=None, opset=17):
-    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info(k, F, s) for k, s in inputs.items()],
-                          [helper.make_tensor_value_info(k, F, s) for k, s in outputs.items()],
-                          [numpy_helper.from_array(np.asarray(v), k) for k, v in (inits or {}).items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = min(m.ir_version, 8)  # onnxruntime's newest
-    return m
 
 
 def session(m):
@@ -178,7 +166,6 @@ def test_a_constant_node_that_cannot_be_evaluated_names_itself():
     with pytest.raises(OnnxError, match=r"Reshape node 'w': its inputs are constants, but "
                                         r"evaluating it to fold it failed"):
         load(m)
-
 
 
 def test_dagnet_import_prints_the_notes(tmp_path, capsys, monkeypatch):

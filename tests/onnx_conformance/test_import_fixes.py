@@ -4,24 +4,14 @@ rather than run as the identity, and clear errors where the import used to crash
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 import dagnet
 from dagnet.onnx import OnnxError, load
+from tests.onnx_conformance.graphs import arr, model
 
 ort = pytest.importorskip("onnxruntime")
 F = TensorProto.FLOAT
-
-
-def arr(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
-def model(nodes, inputs, outputs, inits=None, opset=17):
-    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info(k, F, s) for k, s in inputs.items()],
-                          [helper.make_tensor_value_info(k, F, s) for k, s in outputs.items()],
-                          [numpy_helper.from_array(np.asarray(v), k) for k, v in (inits or {}).items()])
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
 
 
 def same_as_onnxruntime(m, feeds):

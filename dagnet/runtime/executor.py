@@ -152,8 +152,10 @@ class Executor:
             return prog.run(values, self.state, self.rng, batch)
         except DagnetError as e:
             raise in_step(e, e.dagnet_step) from None
-        except MemoryError:
-            raise FeedError(f"eval forward: out of memory for a batch of {batch} examples; use a "
+        except MemoryError as e:
+            step = getattr(e, "dagnet_step", None)
+            where = f"step {step.index} '{step.name}' ({step.op_name})" if step else "eval forward"
+            raise FeedError(f"{where}: out of memory for a batch of {batch} examples; use a "
                             f"smaller batch (plan.peak_bytes(1) says how many bytes one example "
                             f"needs)") from None
 

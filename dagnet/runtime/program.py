@@ -203,9 +203,13 @@ def _as_step(ins):
 
 
 def _pool_fits(pool) -> bool:
-    """Whether the direct kernel's epilogue takes the pool (plain windows) or there is none."""
-    return pool is None or (as_pads(pool["pad"]) == (0, 0, 0, 0) and
-                            as_pair(pool["dilation"]) == (1, 1) and not pool["ceil_mode"])
+    """Whether the direct kernel's epilogue takes the pool (plain windows that do not overlap:
+    AlexNet's 3x3 stride-2 pools keep their fused step) or there is none."""
+    if pool is None:
+        return True
+    size, stride = as_pair(pool["size"]), as_pair(pool["stride"])
+    return (as_pads(pool["pad"]) == (0, 0, 0, 0) and as_pair(pool["dilation"]) == (1, 1)
+            and not pool["ceil_mode"] and stride[0] >= size[0] and stride[1] >= size[1])
 
 
 def _scratch(ins, batch: int, program) -> int:
@@ -247,8 +251,9 @@ def _conv_call(ins, weights, out, scratch, env, batch):
         args = (planes, geo.slot, geo.off, wp, bp, grid, out, *stride, *pads[:2], geo.hq, geo.wq,
                 geo.qr, direct.ISA, threads)
 
-        def call():
-            fn(env[x], *args, env[res] if res else None, relu, pool, parts)
+        def call():  # a step's view (a split, a transpose) is copied to the C order it reads
+            fn(np.ascontiguousarray(env[x]), *args,
+               np.ascontiguousarray(env[res]) if res else None, relu, pool, parts)
             env[name] = out
         return call
     w, b = weights

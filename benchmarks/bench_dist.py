@@ -3,7 +3,11 @@
 Images/s of a training step (float32, SGD momentum, each rank one thread) for LeNet and
 resnet_small: 1 rank x 1 thread (a plain plan, no MPI) against 2 ranks x 1 thread, each rank
 with the same batch of 64 (weak scaling, as Horovod reports it), in alternating windows of one
-mpiexec job (rank 1 sleeps during the 1-rank windows), medians over the rounds. For 2 ranks:
+mpiexec job (rank 1 sleeps during the 1-rank windows), medians over the rounds. A third window
+runs two independent processes (each its own plan, no communication): the machine's ceiling
+for two processes (memory bandwidth, caches, other jobs), so that scaling efficiency /
+ceiling is the part data parallelism itself keeps. CPU time per step in each window says
+what data parallelism costs the CPU, whatever the load. For 2 ranks:
 the blocking time of the step's allreduces (communication time), the wait left after backward
 on the last rank to finish it (exposed), the ranks' skew, and overlap = 1 - exposed /
 communication. Exactness: 100 steps in float64 with --sync-bn,
@@ -14,6 +18,7 @@ ranks for the zoo models (benchmarks/dist_cost_model.py).
     python benchmarks/bench_dist.py [--quick] [--rounds 7]
 
 summary: {"scaling_efficiency_2_ranks": {model: img/s 2 ranks / (2 x img/s 1 rank)},
+          "machine_ceiling_2_procs": {model: img/s 2 independent / (2 x img/s 1 rank)},
           "max_rel_param_diff_vs_single": ...}
 """
 from __future__ import annotations
@@ -44,9 +49,9 @@ def data(plan, n, dtype):
     return X, rng.integers(0, 10, n), rng
 
 
-def train_steps(model, plan, X, y, rng, batch, steps) -> float:
+def train_steps(model, plan, X, y, rng, batch, steps, after=None) -> float:
     """Seconds for `steps` SGD-momentum steps of `model` (a plan or its DataParallel) at
-    global batch `batch`."""
+    global batch `batch`; after(): called after each step's gradients, before the update."""
     from dagnet.train.optim import sgd_momentum
 
     configs = getattr(plan, "_bench_configs", None) or {p: {"learning_rate": 0.01} for p in plan.params}
@@ -55,39 +60,58 @@ def train_steps(model, plan, X, y, rng, batch, steps) -> float:
     for _ in range(steps):
         idx = rng.integers(0, len(X), batch)
         _, grads = model.loss_and_grads(X[idx], y[idx])
+        if after is not None:
+            after()
         for p, w in plan.params.items():
             w[...], configs[p] = sgd_momentum(w, grads[p], configs[p])
     return time.perf_counter() - t
 
 
 def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
-    """Under mpiexec -n 2: per round, a window of `steps` steps on rank 0 alone (a plan of its
-    own, no MPI; rank 1 sleeps at a barrier) and a window of both ranks data-parallel at
-    `batch` per rank, in alternating order: both see the same machine load."""
+    """Under mpiexec -n 2: per round, three windows of `steps` steps in rotating order, so that
+    all three see the same machine load: `single` (rank 0 alone on a plan of its own, no MPI;
+    rank 1 waits at a barrier), `independent` (both ranks train their own plan at `batch`, no
+    communication: the machine's ceiling for two processes) and `dual` (both ranks
+    data-parallel at `batch` per rank). Per window: wall seconds and this thread's CPU seconds
+    (time.thread_time: what a rank spent on the CPU, whatever the other jobs took). A fourth,
+    `naive`, is the control: each rank its own step on its own plan, then one blocking
+    allreduce of as many bytes as the gradients (no sharding, packing or overlap): what
+    lockstep and the bytes cost on this machine, with none of dagnet's machinery."""
     from dagnet.dist import Comm, DataParallel
     from dagnet.models import get_model
 
     comm = Comm()
     plan = dagnet.compile(get_model(model), bucket_mb=4)
     dp = DataParallel(plan, comm)
-    solo = dagnet.compile(get_model(model)) if comm.is_root else None
+    solo = dagnet.compile(get_model(model))
     X, y, rng = data(plan, batch * 8, np.float32)
-    rates = {"single": [], "dual": []}
-    for r in range(-1, rounds):  # round -1 warms both up
-        for kind in (("single", "dual") if r % 2 == 0 else ("dual", "single")):
+    kinds = ("single", "independent", "dual", "naive")
+    sums = np.zeros(sum(f.size for f in dp.buckets.flat), plan.dtype)
+    rates = {k: [] for k in kinds}
+    cpu = {k: [] for k in kinds}
+    for r in range(-1, rounds):  # round -1 warms them up
+        for kind in kinds[r % 4:] + kinds[:r % 4]:
             comm.all_arrive(600)
+            runs = kind != "single" or comm.is_root
+            wall, c = time.perf_counter(), time.thread_time()
             if kind == "dual":
-                seconds = train_steps(dp, plan, X, y, rng, 2 * batch, steps)
-                rates["dual"].append(2 * batch * steps / seconds)
-            elif comm.is_root:
-                seconds = train_steps(solo, solo, X, y, rng, batch, steps)
-                rates["single"].append(batch * steps / seconds)
+                train_steps(dp, plan, X, y, rng, 2 * batch, steps)
+            elif kind == "naive":
+                train_steps(solo, solo, X, y, rng, batch, steps,
+                            after=lambda: comm.allreduce(sums, "the naive control's allreduce"))
+            elif runs:
+                train_steps(solo, solo, X, y, rng, batch, steps)
+            wall, c = time.perf_counter() - wall, time.thread_time() - c
+            # each rank's images/s, gathered after the window (out of its timing)
+            every = comm.allgather(np.array([batch * steps / wall if runs else 0.0, c / steps]),
+                                   "gathering the window's rates")
+            if r >= 0:
+                rates[kind].append(float(every[0, 0] if kind == "single" else every[:, 0].sum()))
+                cpu[kind].append(float(every[0, 1] if kind == "single" else every[:, 1].mean()))
     report = dp.comm_report(blocking_repeats=20)
     if not comm.is_root:
         return {}
-    single, dual = rates["single"][1:], rates["dual"][1:]
-    return {"single": single, "dual": dual, "comm": report,
-            "ratios": [d / (2 * s) for s, d in zip(single, dual)]}
+    return {"rates": rates, "cpu_s_per_step": cpu, "comm": report}
 
 
 def exact(model: str, batch: int, steps: int) -> dict:
@@ -144,22 +168,43 @@ def spawn(ranks: int, *args) -> dict:
 
 
 def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
-    """1 rank and 2 ranks in alternating windows of one job (see ab); medians."""
+    """1 rank, 2 independent processes and 2 ranks in rotating windows of one job (see ab);
+    medians over the rounds."""
+    load = os.getloadavg()
     r = spawn(2, "ab", model, batch, steps, rounds)
-    one, two = float(np.median(r["single"])), float(np.median(r["dual"]))
-    c = r["comm"]
+    rates, c, cpu = r["rates"], r["comm"], r["cpu_s_per_step"]
+    one, ind, two, naive = (float(np.median(rates[k]))
+                            for k in ("single", "independent", "dual", "naive"))
+    ms = {k: round(float(np.median(v)) * 1e3, 2) for k, v in cpu.items()}
     return {"per_rank_batch": batch, "rounds": rounds, "steps_per_window": steps,
-            "images_per_s_1_rank": round(one, 1), "images_per_s_2_ranks": round(two, 1),
+            "images_per_s_1_rank": round(one, 1), "images_per_s_2_independent": round(ind, 1),
+            "images_per_s_2_ranks": round(two, 1),
+            "images_per_s_2_naive_allreduce": round(naive, 1),
             "scaling_efficiency": round(two / (2 * one), 3),
-            "median_of_round_ratios": round(float(np.median(r["ratios"])), 3),
-            "rounds_1_rank": [round(x, 1) for x in r["single"]],
-            "rounds_2_ranks": [round(x, 1) for x in r["dual"]],
+            "machine_ceiling_2_procs": round(ind / (2 * one), 3),
+            # the part of the ceiling data-parallel training keeps: 1 - this is dagnet's loss
+            "efficiency_of_ceiling": round(two / ind, 3),
+            # the control: lockstep plus the bytes, without dagnet's machinery
+            "naive_allreduce_of_ceiling": round(naive / ind, 3),
+            "median_of_round_ratios": round(float(np.median(
+                [d / (2 * s) for s, d in zip(rates["single"], rates["dual"])])), 3),
+            "rounds_1_rank": [round(x, 1) for x in rates["single"]],
+            "rounds_2_independent": [round(x, 1) for x in rates["independent"]],
+            "rounds_2_ranks": [round(x, 1) for x in rates["dual"]],
+            "rounds_2_naive_allreduce": [round(x, 1) for x in rates["naive"]],
+            # CPU time a rank spent per step (load-independent): 2 ranks minus independent is
+            # what data parallelism costs on the CPU (sharding, packing, polling, spinning)
+            "cpu_ms_per_step": {"1_rank": ms["single"], "2_independent": ms["independent"],
+                                "2_ranks": ms["dual"], "2_naive_allreduce": ms["naive"]},
+            "forward_ms": round(c["forward_s"] * 1e3, 2),
+            "backward_ms": round(c["backward_s"] * 1e3, 2),
+            "wait_after_backward_ms": round(c["wait_s"] * 1e3, 3),
             "buckets": c["buckets"], "allreduce_bytes": c["bytes"],
             "communication_ms": round(c["blocking_allreduce_s"] * 1e3, 3),
             "exposed_wait_ms": round(c["exposed_wait_s"] * 1e3, 3),
             "rank_skew_ms": round(c["skew_s"] * 1e3, 3),
-            "backward_ms": round(c["backward_s"] * 1e3, 2),
-            "overlap_fraction": round(c["overlap_fraction"], 3)}
+            "overlap_fraction": round(c["overlap_fraction"], 3),
+            "load_average_before_after": [round(load[0], 2), round(os.getloadavg()[0], 2)]}
 
 
 def exactness(model: str, batch: int, steps: int) -> float:
@@ -201,6 +246,7 @@ def main():
     zoo = cm.zoo_predictions(alpha, beta, names if args.quick else None)
     print(json.dumps({
         "summary": {"scaling_efficiency_2_ranks": {m: r["scaling_efficiency"] for m, r in models.items()},
+                    "machine_ceiling_2_procs": {m: r["machine_ceiling_2_procs"] for m, r in models.items()},
                     "max_rel_param_diff_vs_single": max(diff.values())},
         "models": models,
         "exactness": {"dtype": "float64", "steps": exact_steps, "global_batch": 32,

@@ -3,7 +3,8 @@
 The same graphs compiled with the elementwise grouping on and off (compiler/fuse.py ELEMENTWISE;
 the hand-written patterns fire in both), timed in one process with the runs alternating after
 warm-up; medians, and ratios off/on (above 1: the grouping is faster). Covers the zoo models
-it changes (resnet_small, resnet20: batchnorm+add+relu in train, add+relu in eval), one it must
+it changes (resnet_small, resnet20: add+relu in eval; in train the registered batchnorm+add+relu
+takes their residual joins, ops/fused.py), one it must
 leave alone (lenet), chains at sizes from 16 to 65,536 elements per example (bias-add+gelu,
 residual add+relu, batchnorm+relu in eval, a 4-op tanh-GELU), and compile time.
 

@@ -9,7 +9,9 @@ dagnet's ONNX export, and PyTorch eager, with the same weights and batchnorm sta
 - every contender in a process of its own, with its own thread defaults: its images/s there
   (the headline ratios, as bench_train's against torch) and its peak memory (the rise of the
   resident set's high-water mark over what the imports left);
-- dagnet against onnxruntime also alternating in this process, medians (a detail: there
+- dagnet against onnxruntime also alternating in this process, medians, and dagnet's plan run
+  step by step by its executor ("dagnet_steps": what its inference program, runtime/program.py,
+  gains over that) (a detail: there
   onnxruntime runs without spinning threads, whose spinning slowed dagnet after each of its
   calls 3x on a loaded 2-core machine);
 - outputs checked equal: onnxruntime's and torch's scores against dagnet's, the max difference
@@ -80,6 +82,19 @@ def dagnet_runner(graph, scores, params, state):
     plan = dagnet.compile(graph, mode="eval", outputs=[scores], params=params, state=state)
     name = next(iter(plan.input_specs))
     return lambda x: plan.forward({name: x}, mode="eval", outputs=[scores])[scores]
+
+
+def step_by_step(run):
+    """run with eval plans run step by step by the executor, not as an EvalProgram."""
+    from dagnet.runtime import program
+
+    def steps(x):
+        program.ENABLED = False
+        try:
+            return run(x)
+        finally:
+            program.ENABLED = True
+    return steps
 
 
 def ort_runner(graph, scores, params, state, folder, spinning=True):
@@ -201,7 +216,8 @@ def bench_model(model: str, batches, repeats: int, ort_ok: bool, torch_ok: bool)
     with tempfile.TemporaryDirectory() as folder:
         if ort_ok:
             out.update(import_and_compile_s(graph, scores, params, state, folder))
-        runners = {"dagnet": dagnet_runner(graph, scores, params, state)}
+        runners = {"dagnet": dagnet_runner(graph, scores, params, state),
+                   "dagnet_steps": step_by_step(dagnet_runner(graph, scores, params, state))}
         if ort_ok:
             runners["onnxruntime"] = ort_runner(graph, scores, params, state, folder, spinning=False)
         for b in batches:
@@ -209,6 +225,7 @@ def bench_model(model: str, batches, repeats: int, ort_ok: bool, torch_ok: bool)
             outs = {k: r(x) for k, r in runners.items()}
             t = median_times({k: (lambda r=r: r(x)) for k, r in runners.items()}, repeats)
             row = {k + "_img_s": b / v for k, v in t.items()}
+            row["program_speedup_same_process"] = ratio(row["dagnet_img_s"], row["dagnet_steps_img_s"])
             if ort_ok:
                 row["ort_max_scaled_diff"] = scaled_diff(outs["onnxruntime"], outs["dagnet"])
                 row["ratio_vs_ort_same_process"] = ratio(row["dagnet_img_s"], row["onnxruntime_img_s"])

@@ -142,6 +142,8 @@ def _record(m: Node, prev: Node | None, generic: bool) -> dict:
     """A member's record in the fused node's attrs; a generic chain's also says where the
     previous member's value enters, the member's arity, and its value's shape."""
     record = {"name": m.name, "op": m.op, "attrs": dict(m.attrs)}
+    if not isinstance(get_op(m.op).arity, int):  # a variadic member: how many it takes here
+        record["arity"] = len(m.inputs)
     if generic:
         record.update(port=None if prev is None else m.inputs.index(prev.name),
                       arity=len(m.inputs), shape=list(m.meta.get("shape", ())),

@@ -77,10 +77,13 @@ def test_bench_dist_quick():
         pytest.skip("needs mpi4py and mpiexec: pip install -e '.[dist]'")
     out = run("bench_dist.py")
     summary = out["summary"]
-    assert set(summary) == {"scaling_efficiency_2_ranks", "max_rel_param_diff_vs_single"}
+    assert set(summary) == {"scaling_efficiency_2_ranks", "machine_ceiling_2_procs",
+                            "max_rel_param_diff_vs_single"}
     assert summary["max_rel_param_diff_vs_single"] < 1e-6
     lenet = out["models"]["lenet"]
     assert lenet["images_per_s_1_rank"] > 0 and lenet["images_per_s_2_ranks"] > 0
+    assert lenet["images_per_s_2_independent"] > 0 and lenet["machine_ceiling_2_procs"] > 0
+    assert all(v > 0 for v in lenet["cpu_ms_per_step"].values())
     assert 0 <= lenet["overlap_fraction"] <= 1 and lenet["communication_ms"] > 0
     # a non-negative fit: on a quick, noisy run the per-byte cost may come out as 0
     assert out["cost_model"]["alpha_s"] > 0 and out["cost_model"]["beta_s_per_byte"] >= 0
@@ -123,10 +126,12 @@ def test_bench_infer_quick():
 
 def test_bench_fusion_ab_quick():
     """The grouping A/B: models, chains and compile times, each on and off; LeNet has no generic
-    chain (its hand-written patterns take everything), resnet_small's residual joins do."""
+    chain (its hand-written patterns take everything), nor has resnet_small in train (the
+    registered batchnorm+add+relu takes its residual joins); in eval its add+relu are chains."""
     out = run("bench_fusion_ab.py")
     assert set(out["summary"]) == set(out["models"]) | set(out["chains"])
     assert out["models"]["lenet.train"]["generic_steps"] == 0
-    assert out["models"]["resnet_small.train"]["generic_steps"] > 0
+    assert out["models"]["resnet_small.train"]["generic_steps"] == 0
+    assert out["models"]["resnet_small.eval"]["generic_steps"] > 0
     assert all(v["generic_steps"] > 0 for v in out["chains"].values())
     assert set(out["compile"]["chain_1000"]) == {"on", "off"}

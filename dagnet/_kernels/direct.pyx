@@ -22,6 +22,7 @@ from cython.parallel import prange, threadid
 from libc.stdint cimport int32_t
 from libc.string cimport memcpy, memset
 
+from dagnet._kernels.branchless cimport keep
 from dagnet._kernels.types cimport real
 
 cdef extern from "direct.h" nogil:
@@ -107,21 +108,42 @@ cdef void _planes_one(const real* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, P
 def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] slot,
             const int32_t[::1] off, const real[::1] wp, const real[::1] bias,
             real[:, ::1] grid, real[:, :, :, ::1] out, int sh, int sw, int ph, int pw, int Hq,
-            int Wq, int Qr, int isa, int num_threads):
+            int Wq, int Qr, int isa, int num_threads, const real[:, :, :, ::1] residual=None,
+            bint relu=False, pool=None, int parts=1):
     """out (N, M, Ho, Wo) = the conv of x (N, C, H, W), whose planes it writes into planes
     (N, S) (kept for backward). wp: the packed weights (direct.h), bias padded like them;
-    grid: one (M*Qr,) scratch row per thread."""
+    grid: one (M*Qr,) scratch row per thread.
+
+    An inference step's epilogue runs in the pass that reads the grid out, while it is in
+    cache: + residual (N, M, Ho, Wo) if given, max(., 0) if relu (NaN stays NaN, as
+    np.maximum keeps it), then, if pool = (ho, wo, kh, kw, sh, sw), the max over each
+    kh x kw window (stride sh, sw, no padding) of the (ho, wo) conv output: out is then
+    (N, M, Hp, Wp), Hp = (ho - kh) // sh + 1. parts > 1 splits each sample's filters into
+    that many parts run by the threads (for batches smaller than the thread count); every
+    value is computed alike for any parts and thread count."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t M = out.shape[1], Ho = out.shape[2], Wo = out.shape[3], K = off.shape[0]
-    cdef Py_ssize_t S = planes.shape[1], nph = 0, n, m, oh, t, i
+    cdef Py_ssize_t S = planes.shape[1], nph = 0, n, t, i, job, jobs, per, m0, m1
+    cdef Py_ssize_t tiles = (M + DC_FR - 1) // DC_FR
+    cdef int pkh = 0, pkw = 0, psh = 1, psw = 1
+    cdef bint plain, has_res = residual is not None
     cdef real* g
+    if pool is not None:
+        Ho, Wo, pkh, pkw, psh, psw = pool
+        if (pkh < 1 or pkw < 1 or psh < pkh or psw < pkw or Ho < pkh or Wo < pkw
+                or (Ho - pkh) // psh + 1 != out.shape[2] or (Wo - pkw) // psw + 1 != out.shape[3]):
+            raise ValueError("direct.forward: the pool's window and the output disagree")
+    plain = not has_res and not relu and pkh == 0
     for i in range(slot.shape[0]):
         nph += slot[i] >= 0
     if (planes.shape[0] < N or grid.shape[0] < num_threads or grid.shape[1] < M * Qr
             or Qr % (DC_NV * dc_lanes(isa, real is double)) or Qr < Ho * Wq
             or slot.shape[0] != sh * sw or wp.shape[0] < K * M or bias.shape[0] < M
-            or S < C * nph * Hq * Wq):
+            or S < C * nph * Hq * Wq or parts < 1):
         raise ValueError("direct.forward: the buffers and the geometry disagree")
+    if has_res and (residual.shape[0] < N or residual.shape[1] != M or residual.shape[2] != Ho
+                    or residual.shape[3] != Wo):
+        raise ValueError("direct.forward: the residual's shape is not the conv output's")
     if not 0 <= isa <= dn_best_isa():
         raise ValueError(f"direct.forward: isa {isa} is not one this CPU runs")
     for i in range(K):
@@ -129,16 +151,100 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
             raise ValueError(f"direct.forward: offset {off[i]} reads past the planes ({S})")
     if N == 0:
         return
+    if parts > tiles:
+        parts = tiles
+    per = (tiles + parts - 1) // parts * DC_FR  # filters per part, whole tiles
+    jobs = N * parts
     with nogil:
-        for n in prange(N, schedule="static", num_threads=num_threads):
+        if parts > 1:
+            for n in range(N):
+                _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph,
+                            &planes[n, 0], S)
+        for job in prange(jobs, schedule="static", num_threads=num_threads):
+            n = job // parts
+            m0 = (job % parts) * per
+            m1 = m0 + per
+            if m1 > M:
+                m1 = M
+            if m0 >= M:
+                continue
             t = threadid()
             g = &grid[t, 0]
-            _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph,
-                        &planes[n, 0], S)
-            _gemm(isa, M, K, Qr, &off[0], &wp[0], &bias[0], &planes[n, 0], g, Qr)
-            for m in range(M):
-                for oh in range(Ho):
-                    memcpy(&out[n, m, oh, 0], g + m * Qr + oh * Wq, Wo * sizeof(real))
+            if parts == 1:
+                _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph,
+                            &planes[n, 0], S)
+            _gemm(isa, m1 - m0, K, Qr, &off[0], &wp[m0 * K], &bias[m0], &planes[n, 0],
+                  g + m0 * Qr, Qr)
+            if plain:
+                _copy_out(g, Qr, Wq, m0, m1, Ho, Wo, &out[n, 0, 0, 0])
+            else:
+                _epilogue(g, Qr, Wq, m0, m1, Ho, Wo, &residual[n, 0, 0, 0] if has_res else NULL,
+                          relu, pkh, pkw, psh, psw, out.shape[2], out.shape[3], &out[n, 0, 0, 0])
+
+
+cdef inline void _copy_out(const real* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t m0,
+                           Py_ssize_t m1, Py_ssize_t Ho, Py_ssize_t Wo, real* out) noexcept nogil:
+    cdef Py_ssize_t m, oh
+    for m in range(m0, m1):
+        for oh in range(Ho):
+            memcpy(out + (m * Ho + oh) * Wo, g + m * Qr + oh * Wq, Wo * sizeof(real))
+
+
+cdef inline void _epilogue(real* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t m0,
+                           Py_ssize_t m1, Py_ssize_t Ho, Py_ssize_t Wo, const real* res,
+                           bint relu, int kh, int kw, int sh, int sw, Py_ssize_t Hp,
+                           Py_ssize_t Wp, real* out) noexcept nogil:
+    """out (M, Hp, Wp) of one sample, filters m0 <= m < m1: the grid's rows (M, Ho, Wq
+    apart) (+ res (M, Ho, Wo) if not NULL), max(., 0) if relu, then pooled if kh > 0 (else
+    Hp, Wp are Ho, Wo); pooling overwrites the grid. Selects by bit masks, not jumps (the
+    signs of conv outputs are random: a jump was mispredicted every other value, and made
+    a pooled conv 4x slower than the conv)."""
+    cdef Py_ssize_t m, oh, ow, o, i, j
+    cdef real* top
+    cdef const real* row
+    cdef real v, c
+    cdef bint gt
+    if kh == 0:
+        for m in range(m0, m1):
+            for oh in range(Ho):
+                row = g + m * Qr + oh * Wq
+                o = (m * Ho + oh) * Wo
+                if res != NULL:
+                    for ow in range(Wo):
+                        out[o + ow] = row[ow] + res[o + ow]
+                else:
+                    memcpy(out + o, row, Wo * sizeof(real))
+                if relu:
+                    for ow in range(Wo):
+                        out[o + ow] = keep(not out[o + ow] < 0, out[o + ow])
+        return
+    # windows that do not overlap (checked by forward): each window row's maximum over the
+    # window's rows is written over its first row (its own), then the row is pooled across;
+    # NaN wins a window (as in the pooling kernels), and relu keeps it
+    for m in range(m0, m1):
+        for oh in range(Hp):
+            top = g + m * Qr + oh * sh * Wq
+            o = (m * Ho + oh * sh) * Wo
+            if res != NULL:
+                for ow in range(Wp * sw):
+                    top[ow] = top[ow] + res[o + ow]
+            for i in range(1, kh):
+                row = top + i * Wq
+                for ow in range(Wp * sw):
+                    c = row[ow]
+                    if res != NULL:
+                        c = c + res[o + i * Wo + ow]
+                    gt = (c > top[ow]) | (c != c)
+                    top[ow] = keep(gt, c) + keep(not gt, top[ow])
+            for ow in range(Wp):
+                v = top[ow * sw]
+                for j in range(1, kw):
+                    c = top[ow * sw + j]
+                    gt = (c > v) | (c != c)
+                    v = keep(gt, c) + keep(not gt, v)
+                if relu:
+                    v = keep(not v < 0, v)
+                out[(m * Hp + oh) * Wp + ow] = v
 
 
 cdef void _grid_one(const real* dout, Py_ssize_t M, Py_ssize_t Ho, Py_ssize_t Wo,

@@ -56,15 +56,18 @@ def channel_stats(const real[:, :, :] x, double[::1] mean, double[::1] var, int 
 
 def normalize(const real[:, :, :] x, const real[::1] mean, const real[::1] inv_std,
               const real[::1] gamma, const real[::1] beta, real[:, :, :] xhat,
-              real[:, :, :] out, bint relu, int num_threads):
-    """xhat = (x - mean) * inv_std and out = gamma * xhat + beta per channel, then
+              real[:, :, :] out, bint relu, int num_threads, const real[:, :, :] skip,
+              bint add_skip):
+    """xhat = (x - mean) * inv_std and out = gamma * xhat + beta per channel, plus skip (like
+    x) if add_skip (a ResNet block's residual join; skip is not read otherwise), then
     max(out, 0) if relu (a NaN stays NaN, as in np.maximum)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], P = x.shape[2], m, n, c, p
     cdef real mu, s, g, b, h, y
     cdef const real* xr
+    cdef const real* sr = NULL
     cdef real* hr
     cdef real* orow
-    _check("normalize", [x, xhat, out])
+    _check("normalize", [x, xhat, out] + ([skip] if add_skip else []))
     if N == 0 or P == 0:
         return
     for m in prange(N * C, nogil=True, schedule="static", num_threads=num_threads):
@@ -77,10 +80,14 @@ def normalize(const real[:, :, :] x, const real[::1] mean, const real[::1] inv_s
         xr = &x[n, c, 0]
         hr = &xhat[n, c, 0]
         orow = &out[n, c, 0]
+        if add_skip:
+            sr = &skip[n, c, 0]
         for p in range(P):
             h = (xr[p] - mu) * s
             hr[p] = h
             y = g * h + b
+            if add_skip:
+                y = y + sr[p]
             if relu:
                 y = 0 if y < 0 else y
             orow[p] = y
@@ -88,15 +95,17 @@ def normalize(const real[:, :, :] x, const real[::1] mean, const real[::1] inv_s
 
 def backward_sums(const real[:, :, :] dout, const real[:, :, :] xhat,
                   const real[:, :, :] mask_src, double[::1] dbeta, double[::1] dgamma,
-                  bint relu, int num_threads):
+                  bint relu, int num_threads, real[:, :, :] g_out, bint write_g):
     """dbeta[c] = sum of g, dgamma[c] = sum of g * xhat over channel c, where g is dout, or
-    with relu dout where mask_src (the relu's output) is > 0."""
+    with relu dout where mask_src (the relu's output) is > 0; g also into g_out (like dout)
+    if write_g (g_out is not touched otherwise)."""
     cdef Py_ssize_t N = dout.shape[0], C = dout.shape[1], P = dout.shape[2], n, c, p
     cdef double sb, sg, g
     cdef const real* dr
     cdef const real* hr
     cdef const real* mr
-    _check("backward_sums", [dout, xhat, mask_src])
+    cdef real* gr = NULL
+    _check("backward_sums", [dout, xhat, mask_src] + ([g_out] if write_g else []))
     if N == 0 or P == 0:
         dbeta[:] = 0
         dgamma[:] = 0
@@ -108,8 +117,12 @@ def backward_sums(const real[:, :, :] dout, const real[:, :, :] xhat,
             dr = &dout[n, c, 0]
             hr = &xhat[n, c, 0]
             mr = &mask_src[n, c, 0]
+            if write_g:
+                gr = &g_out[n, c, 0]
             for p in range(P):
                 g = _keep(mr[p] > 0, dr[p]) if relu else dr[p]
+                if write_g:
+                    gr[p] = <real>g
                 sb = sb + g
                 sg = sg + g * hr[p]
         dbeta[c] = sb

@@ -37,12 +37,39 @@ INSTALL = "pip install -e '.[dist]' (brings mpi4py and MPICH)"
 _SPIN, _DOZE = 0.002, 0.05
 
 
+def launcher_size(env=None) -> int | None:
+    """The number of processes the MPI launcher that started this one says the job has
+    (0: a launcher that does not say), or None when no launcher started it."""
+    env = os.environ if env is None else env
+    for key in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
+        if env.get(key, "").strip().isdigit():
+            if key != "SLURM_STEP_NUM_TASKS" or "SLURM_PROCID" in env:
+                return int(env[key])
+    if "PMIX_RANK" in env or "PMI_RANK" in env:
+        return 0
+    return None
+
+
+def mpi_defaults(env=None) -> dict:
+    """MPICH settings dagnet chooses unless the user set them (read at MPI's initialisation;
+    Open MPI ignores them): {variable: value}."""
+    env = os.environ if env is None else env
+    # MPICH's default UCX network module took 0.6 ms (blocking) to 8 ms (nonblocking) for an
+    # 8-byte allreduce between two ranks of this machine, its OFI (libfabric) module 7 us
+    out = {"MPIR_CVAR_CH4_NETMOD": "ofi"}
+    if launcher_size(env) == 2:
+        # two ranks: one exchange of the whole bucket (recursive doubling) instead of
+        # MPICH's default, the same bytes in more rounds, each needing both ranks on a core
+        # at once; on a loaded 2-core machine the 2-rank LeNet step kept 0.85 of the
+        # ceiling instead of 0.80 (7 job pairs, docs/distributed.md). For more ranks the
+        # default's bandwidth-optimal algorithms win, and stay.
+        out["MPIR_CVAR_IALLREDUCE_INTRA_ALGORITHM"] = "sched_recursive_doubling"
+    return {k: v for k, v in out.items() if k not in env}
+
+
 def mpi():
     """The mpi4py MPI module (initialises MPI on first import); MissingDependencyError without."""
-    # MPICH's default UCX network module took 0.6 ms (blocking) to 8 ms (nonblocking) for an
-    # 8-byte allreduce between two ranks of this machine, its OFI (libfabric) module 7 us:
-    # OFI unless the user chose (Open MPI ignores the variable)
-    os.environ.setdefault("MPIR_CVAR_CH4_NETMOD", "ofi")
+    os.environ.update(mpi_defaults())
     try:
         from mpi4py import MPI
     except ImportError as e:

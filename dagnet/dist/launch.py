@@ -19,23 +19,10 @@ import signal
 import subprocess
 import sys
 
-from dagnet.dist.comm import INSTALL
+from dagnet.dist.comm import INSTALL, launcher_size  # noqa: F401  (launcher_size: here too)
 from dagnet.errors import DistributedError
 
 THREAD_VARS = ("DAGNET_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
-
-
-def launcher_size(env=None) -> int | None:
-    """The number of processes the MPI launcher that started this one says the job has
-    (0: a launcher that does not say), or None when no launcher started it."""
-    env = os.environ if env is None else env
-    for key in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
-        if env.get(key, "").strip().isdigit():
-            if key != "SLURM_STEP_NUM_TASKS" or "SLURM_PROCID" in env:
-                return int(env[key])
-    if "PMIX_RANK" in env or "PMI_RANK" in env:
-        return 0
-    return None
 
 
 def find_mpiexec() -> str:

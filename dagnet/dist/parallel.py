@@ -23,6 +23,8 @@ model's, broadcast before every predict (DDP broadcasts its buffers likewise).
 """
 from __future__ import annotations
 
+import collections
+import time
 import zlib
 
 import numpy as np
@@ -50,6 +52,7 @@ class DataParallel:
         self.executor = BucketedExecutor(plan, self.buckets)  # its own caches and buffers
         self.stats_sync = StatisticsSync(comm) if sync_bn else None
         self.steps_done = 0
+        self.forward_s = collections.deque(maxlen=1000)  # seconds of each step's forward
         self._state_synced = False  # rank 0's batchnorm state broadcast since the last step
         # dropout: each rank its own stream (the same stream would drop the same units of
         # rows that differ only by rank)
@@ -123,7 +126,9 @@ class DataParallel:
         if self.stats_sync is not None:
             self.stats_sync.filler = part.filler
         with synchronised_statistics(self.stats_sync):
+            t = time.perf_counter()
             values = self.executor.forward(local, "train", plan.losses)
+            self.forward_s.append(time.perf_counter() - t)
             loss[0] = part.weight * float(sum(np.sum(values[v]) for v in plan.losses))
             loss_request = self.comm.iallreduce(loss)  # hidden behind the backward sweep
             self.buckets.begin()
@@ -163,6 +168,7 @@ class DataParallel:
         blocking allreduce time and overlap = 1 - exposed / blocking."""
         b = self.buckets
         report = {"buckets": len(b.flat), "bytes": b.nbytes, "steps": len(b.exposed),
+                  "forward_s": float(np.median(self.forward_s)) if self.forward_s else None,
                   "backward_s": float(np.median(b.backward)) if b.backward else None,
                   "wait_s": float(np.median(b.exposed)) if b.exposed else None}
         if blocking_repeats and b.exposed:

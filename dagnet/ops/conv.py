@@ -24,6 +24,9 @@ from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, as_pair, check_floats, check_rank, register
 from dagnet.ops.declare import (COUNT, INITIALIZERS, POSITIVE, REQUIRED, WINDOW, Attr, data,
                                 param, weight)
+from dagnet.ops.depthwise import (DepthwiseCache, depthwise_backward, depthwise_forward,
+                                  uses_depthwise)
+from dagnet.ops.depthwise import planes_size as depthwise_planes_size
 from dagnet.ops.direct import DirectCache, direct_backward, direct_forward, planes_size, uses_direct
 from dagnet.ops.window import (DILATION, FLOOR, PADDING, STRIDE, as_pads, is_symmetric,
                                out_extent, window_out_size)
@@ -60,6 +63,9 @@ def weights_with_bias(w, b, dtype):
 # Below this many output pixels per sample, per-sample GEMMs are too thin for BLAS and one GEMM
 # over the whole batch wins, transposes included (measured on the benchmark's shapes).
 BATCH_GEMM_BELOW = 256
+#: multiply-adds up to which OpenBLAS runs a GEMM on one thread (its SMP threshold, 65536 x
+#: GEMM_MULTITHREAD_THRESHOLD 4): conv_backward's per-sample products stay under it
+ONE_THREAD_GEMM = 262144
 
 
 def conv_forward(x, w, b, stride, pad, contiguous=True, out=None, workspace=None, dilation=1,
@@ -110,7 +116,11 @@ def conv_forward(x, w, b, stride, pad, contiguous=True, out=None, workspace=None
 
 
 def _grouped_forward(x, w, b, ksize, stride, pad, dilation, out_size, groups, out, workspace):
-    """conv_forward for groups > 1: one batched matmul over (sample, group); NCHW out."""
+    """conv_forward for groups > 1: few channels per group by shifted planes
+    (ops/depthwise.py), else one batched matmul over (sample, group); NCHW out."""
+    if uses_depthwise(x.shape[1:], w.shape, groups):
+        return depthwise_forward(x, w, b, groups, stride, pad, dilation, out_size, out=out,
+                                 workspace=workspace)
     n, f = x.shape[0], w.shape[0]
     p = out_size[0] * out_size[1]
     cols = kernels.im2col(x, ksize, stride, pad, out_size, layout="NKP", buffer=workspace,
@@ -128,7 +138,7 @@ def grad_buffer(cache, dout_shape, dtype):
     """An empty (N, F, Ho, Wo) gradient laid out as conv_forward's GEMM output (the transposed
     view of an (F, N, Ho, Wo) array for the batch GEMM): a fused epilogue writes dout there
     and conv_backward reads it without a transpose."""
-    if isinstance(cache, DirectCache) or cache[1] != "KNP":
+    if isinstance(cache, (DirectCache, DepthwiseCache)) or cache[1] != "KNP":
         return np.empty(dout_shape, dtype=dtype)
     n, f = dout_shape[:2]
     return np.empty((f, n, *dout_shape[2:]), dtype=dtype).transpose(1, 0, 2, 3)
@@ -139,6 +149,8 @@ def conv_backward(dout, cache, need_dx=True):
     dw (F, C/groups, kh, kw), db (F,)). A dout from grad_buffer is used as it lies (no copy)."""
     if isinstance(cache, DirectCache):
         return direct_backward(dout, cache, need_dx)
+    if isinstance(cache, DepthwiseCache):
+        return depthwise_backward(dout, cache, need_dx)
     if cache[1] == "grouped":
         return _grouped_backward(dout, cache, need_dx)
     cols, layout, w, x_shape, stride, pad, dilation = cache
@@ -150,6 +162,8 @@ def conv_backward(dout, cache, need_dx=True):
         # per sample cols[n] @ dout[n].T is (K + 1, F), transposed: dw | db, db from the ones
         # row. This orientation ran 1.1-1.8x faster in OpenBLAS than dout[n] @ cols[n].T.
         dwb = np.matmul(cols, d3.transpose(0, 2, 1)).sum(axis=0).T
+    elif cols.shape[0] * f * p <= ONE_THREAD_GEMM:
+        return _small_batch_backward(dout, cache, need_dx)
     else:
         d3 = np.ascontiguousarray(dout.reshape(n, f, p).transpose(1, 0, 2)).reshape(f, n * p)
         dwb = (cols.reshape(-1, n * p) @ d3.T).T  # likewise 1.2x faster than d3 @ cols.T
@@ -160,6 +174,29 @@ def conv_backward(dout, cache, need_dx=True):
     dcols = np.matmul(w2.T, d3)  # (N, K, P) per sample, or (K, N*P) for the batch
     dx = kernels.col2im(dcols.reshape(-1, n, p) if layout == "KNP" else dcols, x_shape,
                         w.shape[2:], stride, pad, dout.shape[2:], layout=layout,
+                        dilation=dilation)
+    return dx, dw, db
+
+
+def _small_batch_backward(dout, cache, need_dx):
+    """conv_backward for the batch GEMM's columns (K + 1, N, P) where one sample's products
+    are small: per-sample GEMMs read the columns and dout in place. One GEMM over the batch
+    has the whole N*P as its inner dimension, and OpenBLAS splits it over threads that meet
+    once per block of it: a 1x1 stride-2 skip conv's dw (17 x 32 outputs, N*P = 12,544) took
+    hundreds of milliseconds so with another process on the cores, 1 ms on one thread."""
+    cols, layout, w, x_shape, stride, pad, dilation = cache
+    n, f = dout.shape[:2]
+    p = dout.shape[2] * dout.shape[3]
+    d3 = dout.reshape(n, f, p)  # a view, for NCHW or grad_buffer's (F, N, P) alike
+    c3 = cols.reshape(-1, n, p).transpose(1, 0, 2)  # (N, K + 1, P), a view
+    # summed per sample in a fixed order: the same numbers for any thread count
+    dwb = np.matmul(c3, d3.transpose(0, 2, 1)).sum(axis=0).T
+    dw = dwb[:, :-1].reshape(w.shape)
+    db = np.ascontiguousarray(dwb[:, -1])
+    if not need_dx:
+        return None, dw, db
+    dcols = np.matmul(w.reshape(f, -1).T, d3)  # (N, K, P)
+    dx = kernels.col2im(dcols, x_shape, w.shape[2:], stride, pad, dout.shape[2:],
                         dilation=dilation)
     return dx, dw, db
 
@@ -287,6 +324,11 @@ class Conv2D(Op):
         if takes_direct(in_shapes[0], w_shape, a["stride"], a["pad"], a["dilation"], a["groups"]):
             planes = planes_size(in_shapes[0], w_shape, as_pair(a["stride"]), as_pads(a["pad"])[:2])
             return Workspace(planes, saved=planes, planned=planes)
+        if uses_depthwise(in_shapes[0], w_shape, a["groups"]):
+            planes = depthwise_planes_size(in_shapes[0], w_shape, a["groups"],
+                                           as_pair(a["stride"]), as_pads(a["pad"]),
+                                           as_pair(a["dilation"]), out_shape[1:])
+            return Workspace(planes, saved=planes, planned=planes)
         cols = columns_size(w_shape, out_shape, a["groups"])
         return Workspace(cols, saved=cols, planned=cols)
 
@@ -294,4 +336,6 @@ class Conv2D(Op):
         g = self.read_attrs(attrs)["groups"]
         if g == 1:
             return ""
-        return "depthwise" if g == in_shapes[0][0] else f"{g} groups"
+        kind = "depthwise" if g == in_shapes[0][0] else f"{g} groups"
+        planes = uses_depthwise(in_shapes[0], in_shapes[1], g)
+        return f"{kind}: {'shifted planes' if planes else 'batched matmul'}"

@@ -123,6 +123,15 @@ def _padded_bias(b, dtype) -> np.ndarray:
     return bp
 
 
+def packed(w, b, dtype) -> tuple:
+    """(weights, bias) of a conv as the forward kernel reads them: w (F, C, kh, kw) packed in
+    tiles of TILE_ROWS filters, b (F,) padded to whole tiles (an inference program packs them
+    once, not per call)."""
+    f = w.shape[0]
+    return (_pack(w.reshape(f, -1).T.astype(dtype, copy=False), dtype),
+            _padded_bias(b.astype(dtype, copy=False), dtype))
+
+
 class DirectCache(NamedTuple):
     """What backward reads: the planes, the geometry, the weights, the input's shape."""
 
@@ -170,9 +179,9 @@ def direct_forward(x, w, b, stride, pad, out=None, workspace=None):
         out = np.empty((n, f, geo.ho, geo.wo), dtype=dtype)
     threads = max(1, min(kernels.NUM_THREADS, n))
     grid = np.empty((threads, f * geo.qr), dtype=dtype)
-    wp = _pack(w.reshape(f, -1).T.astype(dtype, copy=False), dtype)
-    _ext.forward(x, planes, geo.slot, geo.off, wp, _padded_bias(b.astype(dtype, copy=False), dtype),
-                 grid, out, *stride, *pad, geo.hq, geo.wq, geo.qr, ISA, threads)
+    wp, bp = packed(w, b, dtype)
+    _ext.forward(x, planes, geo.slot, geo.off, wp, bp, grid, out, *stride, *pad, geo.hq, geo.wq,
+                 geo.qr, ISA, threads)
     return out, DirectCache(planes, geo, w, x.shape, stride, pad)
 
 

@@ -17,10 +17,12 @@ import numpy as np
 
 from dagnet.errors import DagnetError
 from dagnet.ops.base import get_op, register
-from dagnet.ops.conv import columns_size, conv_backward, conv_forward, grad_buffer
+from dagnet.ops.conv import columns_size, conv_backward, conv_forward, grad_buffer, takes_direct
 from dagnet.ops.convpool import conv_relu_pool_backward, conv_relu_pool_forward, rows_from
 from dagnet.ops.dense import affine_backward, affine_forward
+from dagnet.ops.direct import geometry
 from dagnet.ops.fusion import FusedOp
+from dagnet.ops.merge import Add
 from dagnet.ops.norm import batchnorm_backward, batchnorm_forward
 from dagnet.ops.pool import maxpool_backward, maxpool_forward
 from dagnet.ops.workspace import Workspace
@@ -55,6 +57,8 @@ def _relu_mask_grad(dout, out):
     """dout where the relu output is positive (a new array: dout may be shared)."""
     return dout * (out > 0)
 
+
+_ADD = Add()  # the residual join's member op, for the joins its one pass does not take
 
 # -- conv chains ---------------------------------------------------------------------------
 @register
@@ -93,7 +97,8 @@ class ConvReLUPool(FusedOp):
     - below, and for every grouped, dilated or asymmetrically padded conv or pool and a
       ceil_mode pool (the row kernel's windows are dense and symmetric): conv_forward's GEMM
       output pooled as it lies, the gradient routed straight into that layout for
-      conv_backward's dense GEMMs.
+      conv_backward's dense GEMMs. Also where the conv takes the direct kernels and
+      `direct_wins` (convnet_deep's 32-channel 28 x 28 conv: the step in 0.55-0.66x the time).
 
     ROWS_FROM is what was measured to pay with the vector instructions this CPU runs
     (ops/convpool.py rows_from: 20 with AVX2 or AVX-512; without AVX2 never, the columns' dense GEMMs
@@ -104,21 +109,41 @@ class ConvReLUPool(FusedOp):
     inner_values = (0,)  # the conv output the pool reads
     saves = frozenset({"output"})
     ROWS_FROM = rows_from()
+    # direct_wins below this; fused step forward + backward at batch 64, direct / rows time
+    # (in-process A/B): 32ch 28x28 0.55-0.66 (K*F/(K+F) x extra = 29 x 1.19), 48ch 14x14 0.67
+    # (43 x 1.39), 64ch 28x28 0.63 (58 x 1.19); 64ch 14x14 1.20-1.31 (58 x 1.39 = 80)
+    DIRECT_BELOW = 75.0
 
     def uses_rows(self, w_shape) -> bool:
         """Whether a conv with weights of w_shape (F, C, kh, kw) gets the row-layout kernel."""
         f, k = w_shape[0], int(np.prod(w_shape[1:]))
         return k * f >= self.ROWS_FROM * (k + f)
 
-    def _rows(self, w_shape, conv, pool) -> bool:
-        return self.uses_rows(w_shape) and _dense_windows(conv, pool)
+    def _rows(self, x_shape, w_shape, conv, pool) -> bool:
+        return (self.uses_rows(w_shape) and _dense_windows(conv, pool)
+                and not self.direct_wins(x_shape, w_shape, conv))
+
+    def direct_wins(self, x_shape, w_shape, conv) -> bool:
+        """Whether a conv the direct kernels take (ops/direct.py) runs faster by them, dense
+        backward and all, than by the rows kernel whose backward visits only the pooled
+        winners: the larger K*F / (K + F) (the rows' saving) times the share of extra pixels
+        the direct input gradient computes (its grid's padding), the more the rows pay."""
+        if not takes_direct(x_shape, w_shape, conv["stride"], conv["pad"], conv["dilation"],
+                            conv["groups"]):
+            return False
+        f, k = w_shape[0], int(np.prod(w_shape[1:]))
+        (sh, sw), geo = conv["stride"], geometry(tuple(x_shape), tuple(w_shape), conv["stride"],
+                                                 conv["pad"][:2], 1)
+        extra = geo.hq * geo.wd * sh * sw / (x_shape[1] * x_shape[2])
+        return k * f / (k + f) * extra < self.DIRECT_BELOW
 
     def workspace(self, in_shapes, out_shape, attrs):
         """The members' workspace, the conv's part as the row kernel's patch rows where it
         runs (im2row, never the planes of a direct conv)."""
         ws = super().workspace(in_shapes, out_shape, attrs)
         conv_a = _conv_args(self.member_attrs(attrs, "conv2d"))
-        if not self._rows(in_shapes[1], conv_a, _pool_args(self.member_attrs(attrs, "max_pool2d"))):
+        pool_a = _pool_args(self.member_attrs(attrs, "max_pool2d"))
+        if not self._rows(in_shapes[0], in_shapes[1], conv_a, pool_a):
             return ws
         _, conv, a, ins, out = next(self._walk(in_shapes, attrs))
         own, rows = conv.workspace(ins, out, a), columns_size(ins[1], out)
@@ -127,8 +152,12 @@ class ConvReLUPool(FusedOp):
     def kernel_note(self, in_shapes, attrs):
         members = [self.member_attrs(attrs, op) if "members" in attrs else {}
                    for op in ("conv2d", "max_pool2d")]
-        if self._rows(in_shapes[1], _conv_args(members[0]), _pool_args(members[1])):
+        conv = _conv_args(members[0])
+        if self._rows(in_shapes[0], in_shapes[1], conv, _pool_args(members[1])):
             return "patch rows: sparse backward"
+        if takes_direct(in_shapes[0], in_shapes[1], conv["stride"], conv["pad"],
+                        conv["dilation"], conv["groups"]):
+            return "direct: dense backward"
         return "im2col columns: dense backward"
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
@@ -136,7 +165,7 @@ class ConvReLUPool(FusedOp):
         x, w, b = inputs
         conv = _conv_args(self.member_attrs(attrs, "conv2d"))
         pool = _pool_args(self.member_attrs(attrs, "max_pool2d"))
-        if self._rows(w.shape, conv, pool):
+        if self._rows(x.shape[1:], w.shape, conv, pool):
             p, cache = conv_relu_pool_forward(x, w, b, conv["stride"], conv["pad"][:2],
                                               pool["size"], pool["stride"], pool["pad"][:2],
                                               out=out, workspace=workspace)
@@ -240,6 +269,45 @@ class ConvBNFolded(FusedOp):
 
     def backward(self, dout, cache, attrs, needs=None):
         raise DagnetError(f"{self.name} is an eval-only fusion and has no backward")
+
+
+class BNAddReLU(FusedOp):
+    """batchnorm, add (the skip) and relu: a ResNet block's residual join in one pass forward
+    (normalise, scale, shift, add the skip, relu) and two backward (the sums, writing the
+    masked gradient that is the skip's; then dx), each split over threads. An add of more
+    operands, or of one that broadcasts, runs member by member."""
+
+    chain = ("batchnorm", "add", "relu")
+    saves = frozenset({"output"})
+
+    def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
+        x, gamma, beta, *others = inputs
+        bn = _bn_args(self.member_attrs(attrs, "batchnorm"))
+        if len(others) == 1 and others[0].shape == x.shape:
+            z, bcache = batchnorm_forward(x, gamma, beta, mode, state, *bn, out=out, relu=True,
+                                          skip=others[0])
+            return z, (bcache, None, z)
+        h, bcache = batchnorm_forward(x, gamma, beta, mode, state, *bn)
+        s, acache = _ADD.forward([h, *others], {})
+        z = np.maximum(s, 0, out=out if out is not None and out.shape == s.shape else None)
+        return z, (bcache, acache, z)
+
+    def backward(self, dout, cache, attrs, needs=None):
+        bcache, acache, z = cache
+        need_dx = needs is None or needs[0]
+        if acache is None:  # the one-pass join: its masked gradient is the skip's
+            dskip = np.empty(dout.shape, dout.dtype)
+            dx, dgamma, dbeta = batchnorm_backward(dout, bcache, need_dx, relu_out=z,
+                                                   masked=dskip)
+            return dx, dgamma, dbeta, dskip
+        dh, *dothers = _ADD.backward(_relu_mask_grad(dout, z), acache, {})
+        dx, dgamma, dbeta = batchnorm_backward(dh, bcache, need_dx)
+        return (dx, dgamma, dbeta, *dothers)
+
+
+# add is variadic: the step takes batchnorm's inputs, then one or more operands of the add
+BNAddReLU.input_names, BNAddReLU.arity = ("x", "gamma", "beta", "add.x", "..."), (4, None)
+register(BNAddReLU)
 
 
 # -- affine chains -------------------------------------------------------------------------

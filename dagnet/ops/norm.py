@@ -57,12 +57,15 @@ def _per_channel(v, ndim):
     return v if ndim == 2 else v.reshape(1, -1, 1, 1)
 
 
-def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=None, relu=False):
+def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=None, relu=False,
+                      skip=None):
     """Normalise x per feature/channel, then scale and shift.  x: (N, D) or (N, C, H, W) -> same shape.
 
     mode "train" uses the batch statistics and updates `state` in place (if not None); mode
     "eval" uses state["running_mean"] and state["running_var"]. out: an array like x to write
-    the result into. relu: apply max(., 0) in the same pass (the fused conv+batchnorm+relu).
+    the result into. skip: an array like x added before the relu (a ResNet block's residual
+    join, the fused batchnorm+add+relu). relu: apply max(., 0) in the same pass (the fused
+    conv+batchnorm+relu).
     (N, C, H, W) inputs run on the compiled kernels (kernels.bn_*), one pass per step; the
     numpy code here is the same formulas, for 2-D inputs and for a build without them.
     """
@@ -101,17 +104,19 @@ def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=None, relu
         raise AttrError(f"batchnorm: mode must be 'train' or 'eval', got {mode!r}")
     inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
     if compiled:
-        out, xhat = kernels.bn_normalize(x, mean, inv_std, gamma, beta, relu, out)
+        out, xhat = kernels.bn_normalize(x, mean, inv_std, gamma, beta, relu, out, skip)
     else:
         xhat = (x - _per_channel(mean, x.ndim)) * _per_channel(inv_std, x.ndim)
         out = np.multiply(_per_channel(gamma, x.ndim), xhat, out=out)
         out += _per_channel(beta, x.ndim)
+        if skip is not None:
+            out += skip
         if relu:
             np.maximum(out, 0, out=out)
     return out, (mode, xhat, gamma, inv_std, sync)
 
 
-def batchnorm_backward(dout, cache, need_dx=True, relu_out=None, dx=None):
+def batchnorm_backward(dout, cache, need_dx=True, relu_out=None, dx=None, masked=None):
     """Gradients of batchnorm_forward.  dout: like x -> (dx like x or None, dgamma (C,), dbeta (C,)).
 
     Train mode uses the closed form
@@ -120,13 +125,18 @@ def batchnorm_backward(dout, cache, need_dx=True, relu_out=None, dx=None):
     dgamma = sum(dout * xhat); eval mode is an affine map: dx = dout * gamma * inv_std.
     relu_out: the output of a relu fused after the batchnorm (relu=True in forward); dout is
     then the relu's incoming gradient, masked where relu_out is not positive. dx: an array
-    like dout (with contiguous (H, W) planes) to write the input gradient into.
+    like dout (with contiguous (H, W) planes) to write the input gradient into. masked: an
+    array like dout that gets the masked gradient (a residual join's skip gradient).
     """
     mode, xhat, gamma, inv_std, sync = cache
+    if masked is not None and not (mode == "train" and dout.ndim == 4 and kernels.HAVE_CYTHON
+                                   and sync is None):
+        masked[...] = dout if relu_out is None else dout * (relu_out > 0)
+        dout, relu_out = masked, None
     if sync is not None:
         return _synchronised_backward(dout, xhat, gamma, inv_std, sync, need_dx, relu_out, dx)
     if mode == "train" and dout.ndim == 4 and kernels.HAVE_CYTHON:
-        return kernels.bn_backward(dout, xhat, gamma, inv_std, relu_out, need_dx, dx)
+        return kernels.bn_backward(dout, xhat, gamma, inv_std, relu_out, need_dx, dx, masked)
     if relu_out is not None:
         dout = dout * (relu_out > 0)
     axes = _AXES[dout.ndim]

@@ -17,6 +17,7 @@ import numpy as np
 
 from dagnet import kernels
 from dagnet.errors import DagnetError, FeedError
+from dagnet.runtime import program as _program
 from dagnet.runtime.feeds import batch_size, check_feeds
 
 
@@ -40,6 +41,7 @@ class Executor:
         self.buffers: dict = {}
         self.batch = 0
         self.fed_batch = 0  # the batch of the last forward (backward checks seeds against it)
+        self.programs: dict = {}  # wanted values -> EvalProgram (runtime/program.py)
 
     # -- hooks ------------------------------------------------------------------------------
     def step_forward(self, step, ins, mode, out=None, workspace=None):
@@ -73,6 +75,11 @@ class Executor:
         values = dict(plan.params)
         values.update(plan.constants)
         values.update(check_feeds(plan, feeds))
+        if self._takes_program(mode):
+            batch = batch_size(plan, values)
+            if batch:
+                self.fed_batch = batch
+                return self._run_program(values, wanted, batch)
         keep = set(plan.output_values)
         keep.update(wanted)
         self.fed_batch = batch = batch_size(plan, values)  # for backward to check seed shapes
@@ -122,6 +129,35 @@ class Executor:
                     if v not in keep:
                         values.pop(v, None)
         return values
+
+    def _takes_program(self, mode: str) -> bool:
+        """Whether an eval plan's eval forward runs as an EvalProgram: not when a subclass
+        hooks the steps (profiler, NaN locator, fusion check) or for fresh arrays."""
+        plan = self.plan
+        return (_program.ENABLED and mode == "eval" == plan.mode and not self.fresh
+                and plan.use_planned_buffers and type(self).step_forward is Executor.step_forward)
+
+    def _run_program(self, values: dict, wanted: tuple, batch: int) -> dict:
+        """{wanted value: array} computed by the program of `wanted` (built on first use)."""
+        prog = self.programs.get(wanted)
+        if prog is None:
+            prog = self.programs[wanted] = _program.EvalProgram(self.plan, wanted)
+        for v, ins in prog.needs.items():
+            if v not in values:
+                raise _missing(self.plan, ins.step, values)
+        for name, spec in self.plan.input_specs.items():  # the kernels read C order
+            if name in values:
+                values[name] = np.ascontiguousarray(values[name])
+        try:
+            return prog.run(values, self.state, self.rng, batch)
+        except DagnetError as e:
+            raise in_step(e, e.dagnet_step) from None
+        except MemoryError as e:
+            step = getattr(e, "dagnet_step", None)
+            where = f"step {step.index} '{step.name}' ({step.op_name})" if step else "eval forward"
+            raise FeedError(f"{where}: out of memory for a batch of {batch} examples; use a "
+                            f"smaller batch (plan.peak_bytes(1) says how many bytes one example "
+                            f"needs)") from None
 
     def backward(self, douts: dict) -> dict:
         """Sweep the planned backward order from the seed gradients `douts` {value: dout}.

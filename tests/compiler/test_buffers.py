@@ -6,6 +6,7 @@ import pytest
 import dagnet
 from dagnet.interpreter import interpret
 from dagnet.ops.fused import ConvReLUPool
+from dagnet.runtime import program
 from tests.compiler import nets
 
 
@@ -15,7 +16,10 @@ def _compile(name, **kw):
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
-def test_values_live_in_the_planned_buffers(mode):
+def test_values_live_in_the_planned_buffers(mode, monkeypatch):
+    # the executor's step-by-step path (an eval plan otherwise runs as an EvalProgram, whose
+    # own arena tests/runtime/test_program.py checks)
+    monkeypatch.setattr(program, "ENABLED", False)
     g, plan = _compile("residual", fuse=False, mode=mode)
     feeds = nets.feeds_for(g, n=5)
     plan.forward(feeds, mode=mode)

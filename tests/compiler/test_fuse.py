@@ -133,7 +133,7 @@ def test_patterns_are_read_off_the_registered_fused_ops():
     from dagnet.ops import registered_ops
 
     fused = {op.name: op for op in registered_ops().values() if isinstance(op, FusedOp) and op.chain}
-    assert len(PATTERNS) == len(fused) == 7
+    assert len(PATTERNS) == len(fused) == 8
     for p in PATTERNS:
         op = fused[p.name]
         assert (p.ops, p.modes, p.mode_reason) == (op.chain, op.modes, op.mode_reason)

@@ -54,3 +54,14 @@ def test_no_mpiexec_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(launch.shutil, "which", lambda *a, **k: None)
     with pytest.raises(DistributedError, match=r"pip install -e '\.\[dist\]'"):
         launch.find_mpiexec()
+
+
+def test_mpich_defaults_two_ranks_exchange_once_and_the_user_decides():
+    from dagnet.dist.comm import mpi_defaults
+
+    algorithm = "MPIR_CVAR_IALLREDUCE_INTRA_ALGORITHM"
+    assert mpi_defaults({})["MPIR_CVAR_CH4_NETMOD"] == "ofi"
+    assert algorithm not in mpi_defaults({})  # one process: nothing to reduce
+    assert mpi_defaults({"PMI_SIZE": "2"})[algorithm] == "sched_recursive_doubling"
+    assert algorithm not in mpi_defaults({"PMI_SIZE": "8"})  # MPICH's own choice at scale
+    assert mpi_defaults({"PMI_SIZE": "2", algorithm: "auto", "MPIR_CVAR_CH4_NETMOD": "ucx"}) == {}

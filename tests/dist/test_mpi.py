@@ -118,7 +118,7 @@ def test_cli_two_ranks_then_resume_with_one(spec, tiny_mnist, tmp_path):
     assert "2 ranks" in r.stdout and r.stdout.count("epoch 1/1: loss") == 1  # rank 0 alone
     assert "allreduce bucket(s)" in r.stdout
     assert load_checkpoint(out / "checkpoint.npz").solver["epoch"] == 1
-    r = dagnet("train", *common, "--epochs", 2, "--resume")  # one process now
+    r = dagnet("train", *common, "--override", "epochs=2", "--resume")  # one process now
     assert r.returncode == 0, r.stderr
     history = json.loads((out / "history.json").read_text())
     assert len(history["train_acc_history"]) == 2 and len(history["loss_history"]) == 16
@@ -183,7 +183,8 @@ def test_killed_rank_stops_the_job_and_the_run_resumes(spec, tiny_mnist, tmp_pat
     assert f"the last checkpoint {ckpt} (epoch" in err and "continue with --resume" in err
     epoch = load_checkpoint(ckpt).solver["epoch"]  # intact: loads and verifies its SHA-256
     r = dagnet("train", spec, "--data", f"mnist:{tiny_mnist}", "--val", 40, "--batch-size", 20,
-               "--out", out, "--ranks", 2, "--epochs", epoch + 1, "--resume", "--quiet")
+               "--out", out, "--ranks", 2, "--override", f"epochs={epoch + 1}", "--resume",
+               "--quiet")
     assert r.returncode == 0, r.stderr
     assert load_checkpoint(ckpt).solver["epoch"] == epoch + 1
 

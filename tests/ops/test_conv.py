@@ -171,3 +171,29 @@ def test_forward_rejects_unbatched_input():
     _, w, b = conv_inputs((1, 1, 5, 5), (2, 1, 3, 3))
     with pytest.raises(ShapeError, match=r"conv2d: input 'x' must be \(N, C, H, W\), got shape \(1, 5, 5\)"):
         conv.forward([np.ones((1, 5, 5)), w, b], {})
+
+
+@pytest.mark.parametrize("one_thread", [0, 10**9], ids=["batch-gemm", "per-sample"])
+@pytest.mark.parametrize("w_shape,stride,pad", [((5, 4, 1, 1), 2, 0), ((3, 4, 3, 3), 1, 1)])
+def test_batch_layout_backward_per_sample_and_over_the_batch_agree(one_thread, w_shape,
+                                                                    stride, pad, monkeypatch):
+    """The batch GEMM's columns (few output pixels) take per-sample products where they are
+    small (a skip conv's dw) and one GEMM over the batch otherwise: both give the reference's
+    gradients, read from NCHW or from grad_buffer's layout."""
+    from dagnet import reference
+    from dagnet.ops import conv as conv_module
+    from dagnet.ops import direct
+
+    monkeypatch.setattr(conv_module, "ONE_THREAD_GEMM", one_thread)
+    monkeypatch.setattr(direct, "ENABLED", False)  # the columns for the 3x3 too
+    x, w, b = conv_inputs((3, 4, 6, 6), w_shape)
+    out, cache = conv_forward(x, w, b, stride, pad)
+    assert cache[1] == "KNP"
+    dout = np.random.default_rng(1).standard_normal(out.shape)
+    want = reference.conv_backward(dout, x, w, stride, pad)
+    laid = conv_module.grad_buffer(cache, dout.shape, dout.dtype)
+    laid[...] = dout
+    for d in (dout, laid):
+        for got, ref in zip(conv_backward(d, cache), want):
+            assert norm_error(got, ref) < 1e-12
+        assert conv_backward(d, cache, need_dx=False)[0] is None

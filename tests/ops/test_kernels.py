@@ -199,22 +199,27 @@ def test_num_threads_from_env():
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
-@pytest.mark.parametrize("relu", [False, True])
-def test_batchnorm_kernels_match_their_numpy_versions(dtype, tol, relu, monkeypatch):
-    """Spatial batchnorm (+ relu) in the compiled kernels against the numpy code of the same
-    formulas; every thread count gives bitwise the same numbers."""
+@pytest.mark.parametrize("relu,skip", [(False, False), (True, False), (True, True)],
+                         ids=["bn", "bn+relu", "bn+add+relu"])
+def test_batchnorm_kernels_match_their_numpy_versions(dtype, tol, relu, skip, monkeypatch):
+    """Spatial batchnorm (+ relu, + a residual join's skip before it) in the compiled kernels
+    against the numpy code of the same formulas; every thread count gives bitwise the same
+    numbers."""
     rng = np.random.default_rng(4)
     x = (rng.standard_normal((5, 3, 6, 7)) * 3 + 1).astype(dtype)
     gamma, beta = (rng.standard_normal(3).astype(dtype) for _ in range(2))
     dout = rng.standard_normal(x.shape).astype(dtype)
+    res = rng.standard_normal(x.shape).astype(dtype) if skip else None
 
     def run():
         mean, var = kernels.bn_stats(x)
         m, v = mean.astype(dtype), var.astype(dtype)
         inv_std = 1 / np.sqrt(v + dtype(1e-5))
-        out, xhat = kernels.bn_normalize(x, m, inv_std, gamma, beta, relu)
-        grads = kernels.bn_backward(dout, xhat, gamma, inv_std, out if relu else None)
-        return mean, var, out, xhat, *grads
+        out, xhat = kernels.bn_normalize(x, m, inv_std, gamma, beta, relu, skip=res)
+        masked = np.full(x.shape, np.nan, dtype) if skip else None
+        grads = kernels.bn_backward(dout, xhat, gamma, inv_std, out if relu else None,
+                                    masked=masked)
+        return (mean, var, out, xhat, *grads) + ((masked,) if skip else ())
 
     fast = run()
     for threads in (1, 3):
@@ -225,11 +230,18 @@ def test_batchnorm_kernels_match_their_numpy_versions(dtype, tol, relu, monkeypa
     from dagnet.ops.norm import batchnorm_backward, batchnorm_forward
 
     monkeypatch.setattr(kernels, "HAVE_CYTHON", False)
-    out, cache = batchnorm_forward(x, gamma, beta, "train", None, 1e-5, 0.9, relu=relu)
-    grads = batchnorm_backward(dout, cache, relu_out=out if relu else None)
-    for a, b in zip(fast[2:], (out, cache[1], *grads)):
+    out, cache = batchnorm_forward(x, gamma, beta, "train", None, 1e-5, 0.9, relu=relu,
+                                   skip=res)
+    masked = np.empty_like(x) if skip else None
+    grads = batchnorm_backward(dout, cache, relu_out=out if relu else None, masked=masked)
+    for a, b in zip(fast[2:], (out, cache[1], *grads) + ((masked,) if skip else ())):
         assert a.dtype == b.dtype
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * 10)
+    if skip:  # the skip's gradient is the relu's: dout where the output is positive
+        np.testing.assert_array_equal(fast[-1], dout * (fast[2] > 0))
+        np.testing.assert_allclose(fast[2], np.maximum(
+            gamma.reshape(1, -1, 1, 1) * fast[3] + beta.reshape(1, -1, 1, 1) + res, 0),
+            rtol=tol, atol=tol * 10)
     mean, var = fast[:2]
     np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=(0, 2, 3)), rtol=1e-6)
     np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2, 3)), rtol=1e-5)

@@ -8,6 +8,7 @@ import dagnet
 from dagnet import Graph
 from dagnet.compiler.feeds import random_feeds
 from dagnet.gradcheck import gradcheck_plan
+from dagnet.ops import direct
 from dagnet.ops.fused import ConvReLUPool
 from dagnet.spec import graph_from_spec
 
@@ -91,14 +92,34 @@ def conv_relu_pool(conv: dict, pool: dict, channels=4, filters=8):
     ({"pad": 1, "groups": 2}, {}, "im2col columns"),
     ({"pad": 2, "dilation": 2}, {}, "im2col columns"),
     ({"pad": [0, 0, 2, 2]}, {}, "im2col columns"),
-    ({"pad": 1}, {"stride": 3, "ceil_mode": True}, "im2col columns"),
+    ({"pad": 1}, {"stride": 3, "ceil_mode": True}, "direct: dense backward"),  # a direct conv
 ])
 def test_fused_conv_relu_pool_takes_rows_only_for_plain_windows(conv, pool, note, monkeypatch):
     # rows pay from K*F/(K + F) = 20 where AVX2 runs (here 144*32/176 = 26); on any CPU the
     # plain window takes them and the others keep the columns
     monkeypatch.setattr(ConvReLUPool, "ROWS_FROM", 20)
+    monkeypatch.setattr(ConvReLUPool, "DIRECT_BELOW", 0)  # the rows even where direct would win
     # check=True runs the fused step against its unfused chain, outputs and gradients
     plan = dagnet.compile(conv_relu_pool(conv, pool, channels=16, filters=32), seed=0,
                           dtype="float64", check=True)
     (step,) = plan.steps
     assert step.op.name == "conv2d+relu+max_pool2d" and plan.kernel_note(step).startswith(note)
+
+
+def test_fused_conv_relu_pool_takes_the_direct_kernels_where_they_beat_the_rows(monkeypatch):
+    # 144*32/176 = 26 per output times the direct dx grid's 14*15/144 = 1.46: below 75, the
+    # direct conv's dense backward beats the rows' sparse one; the numbers stay the chain's
+    monkeypatch.setattr(ConvReLUPool, "ROWS_FROM", 20)
+    g = conv_relu_pool({"pad": 1}, {}, channels=16, filters=32)
+    plan = dagnet.compile(g, seed=0, dtype="float64", check=True)
+    (step,) = plan.steps
+    assert plan.kernel_note(step) == "direct: dense backward"
+    op = step.op
+    assert op.direct_wins((16, 12, 12), (32, 16, 3, 3), {"stride": (1, 1), "pad": (1, 1, 1, 1),
+                                                        "dilation": (1, 1), "groups": 1})
+    # 64 channels at 14 x 14: 58 x 272/196 = 80, the rows' sparse backward wins
+    assert not op.direct_wins((64, 14, 14), (64, 64, 3, 3), {"stride": (1, 1),
+                                                            "pad": (1, 1, 1, 1),
+                                                            "dilation": (1, 1), "groups": 1})
+    monkeypatch.setattr(direct, "ENABLED", False)  # no direct kernels: the rows again
+    assert plan.kernel_note(step) == "patch rows: sparse backward"

@@ -32,7 +32,7 @@ def test_gantt_has_a_bar_per_value_and_marks_the_peak(tmp_path):
     mem = plan.graph.meta["memory"]["total"]
     # at the end of forward, most values kept (the generic chains keep their inputs)
     assert plan.steps[mem["peak_step"]].name == "loss"
-    assert peak == [f"peak {style.bytes_text(mem['peak'])} at loss"] == ["peak 18.7 KB at loss"]
+    assert peak == [f"peak {style.bytes_text(mem['peak'])} at loss"] == ["peak 18.2 KB at loss"]
     w, h = png_size(tmp_path / "memory.png")
     assert (w, h) == (round(fig.get_figwidth() * fig.dpi), round(fig.get_figheight() * fig.dpi))
 

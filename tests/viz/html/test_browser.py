@@ -126,12 +126,12 @@ def test_lenet_plan_folds_searches_and_explains(show):
 def test_resnet_views_passes_and_near_misses(show):
     plan = dagnet.compile(get_model("resnet_small"))
     page = show(explorer_html(plan))
-    # each block's bn2 joined an elementwise chain (bn2+add+relu2), so the conv2+bn2 near
-    # miss is no box of its own: its reason shows in the conv's details
+    # each block's bn2 joined the residual join (bn2+add+relu2), so the conv2+bn2 near miss is
+    # no box of its own: its reason shows in the conv's details
     page.evaluate("window.__dagnet.go('block1.conv2')")
     assert "not fused: conv2d+batchnorm" in details(page) and "mode 'train' forbids it" in details(page)
     page.evaluate("window.__dagnet.go('block1.relu2')")
-    assert "elementwise(batchnorm+add+relu)" in details(page) and "its value must be kept" in details(page)
+    assert "batchnorm+add+relu" in details(page)
     show.screenshot(page, "resnet_small_plan")
     page.click('button[data-view="graph"]')
     assert page.locator("#scene .cluster.kind-fused").count() == 0
@@ -139,12 +139,12 @@ def test_resnet_views_passes_and_near_misses(show):
     page.click('button[data-view="passes"]')
     page.locator("#pass-slider").fill("4")
     assert page.locator("#pass-label").text_content().startswith("4. after fuse")
-    # 9 fused nodes: 5 conv+bn+relu patterns and 4 elementwise chains (bn2+add+relu2, the
-    # last with the global pool), replacing their 28 members
+    # 9 fused nodes: 5 conv+bn+relu and 4 residual joins (bn2+add+relu2), replacing their 27
+    # members
     fused = [s for s in plan.steps if "+" in s.name]
-    assert len(fused) == 9 and sum(s.name.count("+") + 1 for s in fused) == 28
+    assert len(fused) == 9 and sum(s.name.count("+") + 1 for s in fused) == 27
     assert page.evaluate("window.__dagnet.state.g.items.filter(it => it.status === 'added').length") == 9
-    assert page.evaluate("window.__dagnet.state.g.items.filter(it => it.status === 'removed').length") == 28
+    assert page.evaluate("window.__dagnet.state.g.items.filter(it => it.status === 'removed').length") == 27
     page.locator("#pass-slider").fill("0")
     assert page.locator("#pass-label").text_content() == "0. declared"
     show.screenshot(page, "resnet_small_passes")

@@ -1,0 +1,294 @@
+"""EvalProgram: an eval-mode plan run as a flat list of prebound kernel calls over an arena.
+
+    program = EvalProgram(plan, wanted)       # lowered once (lower.py): batchnorm folded,
+    values = program.run(feeds, state, rng)   #   residual joins in the conv's output pass
+
+Why: at batch 1 a step's kernels take tens of microseconds and the executor's bookkeeping
+around them (dict look-ups, shape checks, weight packing, allocation) as long again. Here, per
+batch size, every call is bound once to its arrays: the feed, the folded and packed weights,
+its output in the arena, its scratch; a run is then `for call in calls: call()`.
+
+The arena: each value gets a buffer when it is made and gives it back after its last read,
+a buffer of the same or larger size being reused (the plan's memory pass does this for the
+steps; the program's own instructions differ from them, so it does it again). One scratch
+buffer, the largest any call needs (im2col columns, a direct conv's planes), is shared. The
+arrays of the latest two batch sizes are kept.
+
+Folded weights depend on params and batchnorm statistics the user may change in place
+between runs: each run compares them with the snapshot they were folded from (a memcmp each,
+_kernels/infer.pyx) and folds again if any changed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dagnet import kernels
+from dagnet.ops import direct
+from dagnet.ops.base import as_pair
+from dagnet.ops.conv import columns_size, conv_forward, conv_geometry
+from dagnet.ops.pool import maxpool_forward
+from dagnet.ops.window import as_pads, is_symmetric
+from dagnet.runtime.lower import fold, instructions
+
+#: False runs eval plans step by step on the executor (for A/B measurements and debugging)
+ENABLED: bool = True
+#: a batch smaller than the thread count splits each sample's filters among the threads
+SPLIT_FILTERS: bool = False
+
+try:
+    from dagnet._kernels.infer import same_bytes
+except ImportError:  # a build without the kernels: compare with numpy
+    def same_bytes(now, then):
+        return len(now) == len(then) and all(
+            a.shape == b.shape and np.array_equal(a, b, equal_nan=True) for a, b in zip(now, then))
+
+
+class EvalProgram:
+    """The instructions computing `wanted` (value names) from the plan's feeds, eval mode."""
+
+    def __init__(self, plan, wanted: tuple):
+        self.plan, self.wanted = plan, tuple(wanted)
+        self.dtype = plan.dtype
+        self.code = [_as_step(i) if i.kind == "conv" and i.pool is not None and
+                     not _direct(i, plan.params[i.params[0]].shape) else i
+                     for i in instructions(plan, plan.steps_for(self.wanted), set(self.wanted))]
+        self.convs = [i for i in self.code if i.kind == "conv"]
+        made = {i.name for i in self.code}
+        #: (value, instruction) for each value read that no instruction makes: feeds (and
+        #: params, constants), with the first instruction that reads it
+        self.needs = {}
+        for i in self.code:
+            for v in i.ins if i.kind != "conv" else i.reads:
+                if v not in made:
+                    self.needs.setdefault(v, i)
+        self.weights: list = []  # per conv: [w, b] in the dtype, folded (bound into the calls)
+        self.snapshot: list = []  # copies of the arrays they were folded from
+        self.bound: dict = {}  # batch -> prebound calls (the latest two)
+        self.env: dict = {}  # value -> array of the current run
+        self.state, self.rng = {}, None
+
+    # -- weights ---------------------------------------------------------------------------
+    def _sources(self, state) -> list:
+        params, out = self.plan.params, []
+        for c in self.convs:
+            out += [params[p] for p in c.params]
+            if c.bn:
+                gamma, beta, key, _ = c.bn
+                st = state[key]
+                out += [params[gamma], params[beta], st["running_mean"], st["running_var"]]
+        return out
+
+    def _fold(self, state) -> None:
+        """Fold each conv's batchnorm into its weights, in place of the bound arrays."""
+        params, dtype = self.plan.params, self.dtype
+        fresh = []
+        for c in self.convs:
+            w, b = (params[p] for p in c.params)
+            if c.bn:
+                gamma, beta, key, eps = c.bn
+                st = state[key]
+                w, b = fold(w, b, params[gamma], params[beta], st["running_mean"],
+                            st["running_var"], eps, dtype)
+            fresh.append((np.ascontiguousarray(w, dtype), np.ascontiguousarray(b, dtype)))
+        if self.weights and all(a[0].shape == f[0].shape for a, f in zip(self.weights, fresh)):
+            for held, (w, b) in zip(self.weights, fresh):
+                held[0][...], held[1][...] = w, b
+                if len(held) == 4:  # the direct kernel's packed copies
+                    held[2][...], held[3][...] = direct.packed(w, b, dtype)
+        else:
+            self.weights = [[w, b, *direct.packed(w, b, dtype)] if _direct(c, w.shape) else [w, b]
+                            for c, (w, b) in zip(self.convs, fresh)]
+            self.bound = {}
+        self.snapshot = [np.array(a, copy=True) for a in self._sources(state)]
+
+    # -- binding ---------------------------------------------------------------------------
+    def _arena(self, batch: int) -> dict:
+        """{value: array} for every value the calls write, each in a byte buffer taken when
+        it is made and given back after its last read (a value that may be a view of its
+        inputs holds their buffers too)."""
+        last = {}
+        for k, ins in enumerate(self.code):
+            for v in ins.reads:
+                last[v] = k
+        roots: dict = {}  # value -> the values whose buffers it holds
+        held: dict = {}  # value -> [its buffer, how many live values hold it]
+        free: list = []
+        arrays = {}
+        for k, ins in enumerate(self.code):
+            shape = (batch, *ins.shape) if ins.batched else tuple(ins.shape)
+            buf = _take(free, int(np.prod(shape)) * self.dtype.itemsize)
+            held[ins.name] = [buf, 1]
+            roots[ins.name] = [ins.name]
+            if ins.aliases:
+                for r in {r for v in ins.reads for r in roots.get(v, ())}:
+                    held[r][1] += 1
+                    roots[ins.name].append(r)
+            arrays[ins.name] = kernels.typed_view(buf, shape, self.dtype)
+            for v in set(ins.reads):
+                if last[v] == k and v not in self.wanted:
+                    for r in roots.get(v, ()):
+                        held[r][1] -= 1
+                        if held[r][1] == 0:
+                            free.append(held.pop(r)[0])
+        return arrays
+
+    def _bind(self, batch: int) -> list:
+        arrays = self._arena(batch)
+        scratch = np.empty(max([_scratch(i, batch, self) for i in self.code] + [1]), np.uint8)
+        calls = []
+        for ins in self.code:
+            if ins.kind == "conv":
+                w = self.weights[self.convs.index(ins)]
+                calls.append(_conv_call(ins, w, arrays[ins.name], scratch, self.env, batch))
+            else:
+                calls.append(_op_call(ins, arrays[ins.name], scratch, self))
+        if len(self.bound) >= 2:
+            self.bound.pop(next(iter(self.bound)))
+        self.bound[batch] = calls
+        return calls
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self, values: dict, state: dict, rng, batch: int) -> dict:
+        """{wanted value: a fresh array}; values: the checked feeds (and params/constants)."""
+        if not self.weights or not same_bytes(self._sources(state), self.snapshot):
+            self._fold(state)
+        self.state, self.rng = state, rng
+        env = self.env
+        env.clear()
+        env.update(values)
+        calls = self.bound.get(batch) or self._bind(batch)
+        k = 0
+        try:
+            for k, call in enumerate(calls):
+                call()
+            return {v: np.array(env[v], copy=True) for v in self.wanted}
+        except Exception as e:
+            e.dagnet_step = self.code[k].step
+            raise
+        finally:
+            env.clear()  # hold no arrays between runs
+
+
+def _take(free: list, size: int) -> np.ndarray:
+    """The smallest free buffer of at least size bytes (removed from free), or a new one."""
+    fits = [k for k, b in enumerate(free) if b.nbytes >= size]
+    if not fits:
+        return np.empty(max(size, 1), np.uint8)
+    return free.pop(min(fits, key=lambda k: free[k].nbytes))
+
+
+#: the direct kernel computes Wq >= Wo columns of each output row (direct.h); for inference
+#: it runs convs whose grid is at most this much wider (no input gradient to weigh as
+#: ops/direct.py's training rule does), 1x1 convs too (no im2col copy, no BLAS call)
+DIRECT_WASTE = 1.5
+
+
+def _direct(ins, w_shape) -> bool:
+    """Whether a conv instruction runs on the direct kernel (else conv_forward)."""
+    c = ins.conv
+    pads = as_pads(c["pad"])
+    if direct._ext is None or not direct.ENABLED or c["groups"] != 1 or \
+            as_pair(c["dilation"]) != (1, 1) or not is_symmetric(pads):
+        return False
+    geo = direct.geometry(tuple(ins.x_shape), tuple(w_shape), as_pair(c["stride"]), pads[:2], 1)
+    return geo.wq <= DIRECT_WASTE * geo.wo and _pool_fits(ins.pool)
+
+
+def _as_step(ins):
+    """A conv + pool instruction the direct kernel does not take, as its step (whose fused
+    kernel pools without writing the conv's output out: ops/fused.py ConvReLUPool)."""
+    step = ins.step
+    return type(ins)("step", step.name, tuple(step.inputs), step.shape, step, op=step.op,
+                     attrs=step.attrs, ins=tuple(step.inputs))
+
+
+def _pool_fits(pool) -> bool:
+    """Whether the direct kernel's epilogue takes the pool (plain windows that do not overlap:
+    AlexNet's 3x3 stride-2 pools keep their fused step) or there is none."""
+    if pool is None:
+        return True
+    size, stride = as_pair(pool["size"]), as_pair(pool["stride"])
+    return (as_pads(pool["pad"]) == (0, 0, 0, 0) and as_pair(pool["dilation"]) == (1, 1)
+            and not pool["ceil_mode"] and stride[0] >= size[0] and stride[1] >= size[1])
+
+
+def _scratch(ins, batch: int, program) -> int:
+    """Bytes of scratch one call needs."""
+    item = program.dtype.itemsize
+    if ins.kind == "conv":
+        c = ins.conv
+        w_shape = program.plan.params[ins.params[0]].shape
+        if _direct(ins, w_shape):
+            return direct.planes_size(ins.x_shape, w_shape, as_pair(c["stride"]),
+                                      as_pads(c["pad"])[:2]) * batch * item
+        return columns_size(w_shape, (w_shape[0], *_conv_out(ins, w_shape)), c["groups"]) * \
+            batch * item
+    if ins.kind == "member":  # a join's tail (global_avg_pool): no scratch
+        return 0
+    wb = ins.step.workspace_buffer
+    return program.plan.buffer_bytes.get(wb, 0) * batch if wb >= 0 else 0
+
+
+def _conv_call(ins, weights, out, scratch, env, batch):
+    """The call of a conv instruction: the direct kernel with the skip, relu and pool in its
+    output pass, or conv_forward (im2col + GEMM) and the epilogue after it."""
+    c, name, x, res, relu = ins.conv, ins.name, ins.reads[0], ins.residual, ins.relu
+    stride, pads, dilation = as_pair(c["stride"]), as_pads(c["pad"]), as_pair(c["dilation"])
+    if len(weights) == 4:
+        w, _, wp, bp = weights
+        geo = direct.geometry(tuple(ins.x_shape), w.shape, stride, pads[:2],
+                              direct._ext.lanes(direct.ISA, out.dtype == np.float64))
+        planes = kernels.typed_view(scratch, (batch, geo.size), out.dtype)
+        threads = max(1, kernels.NUM_THREADS)
+        # a batch smaller than the threads: each sample's filters split among them
+        parts = threads if batch < threads and SPLIT_FILTERS else 1
+        grid = np.empty((threads, w.shape[0] * geo.qr), out.dtype)
+        pool = None
+        if ins.pool is not None:
+            p = ins.pool
+            pool = (geo.ho, geo.wo, *as_pair(p["size"]), *as_pair(p["stride"]))
+        fn = direct._ext.forward
+        args = (planes, geo.slot, geo.off, wp, bp, grid, out, *stride, *pads[:2], geo.hq, geo.wq,
+                geo.qr, direct.ISA, threads)
+
+        def call():  # a step's view (a split, a transpose) is copied to the C order it reads
+            fn(np.ascontiguousarray(env[x]), *args,
+               np.ascontiguousarray(env[res]) if res else None, relu, pool, parts)
+            env[name] = out
+        return call
+    w, b = weights
+    y = out if ins.pool is None else np.empty((batch, w.shape[0], *_conv_out(ins, w.shape)), out.dtype)
+    pool = {k: ins.pool[k] for k in ("size", "stride", "pad", "dilation", "ceil_mode")} \
+        if ins.pool is not None else None
+
+    def call():
+        conv_forward(env[x], w, b, stride, pads, out=y, workspace=scratch, dilation=dilation,
+                     groups=c["groups"])
+        if res:
+            np.add(y, env[res], out=y)
+        if relu:
+            np.maximum(y, 0, out=y)
+        if pool is not None:
+            maxpool_forward(y, **pool, out=out)
+        env[name] = out
+    return call
+
+
+def _conv_out(ins, w_shape) -> tuple:
+    """(Ho, Wo) of a conv instruction's conv (before its pool)."""
+    c = ins.conv
+    return conv_geometry((1, *ins.x_shape), w_shape, c["stride"], c["pad"], c["dilation"])[3]
+
+
+def _op_call(ins, out, scratch, program):
+    """The call of a step or member: its op's forward, with the arena's array as out= where
+    the op takes one, and the scratch as workspace= where the step has planned one."""
+    op, attrs, names, name, env = ins.op, ins.attrs, ins.ins, ins.name, program.env
+    o = out if op.supports_out else None
+    kw = {"workspace": scratch} if ins.kind == "step" and ins.step.workspace_buffer >= 0 else {}
+    key = ins.step.state_key if ins.kind == "step" else None
+
+    def call():
+        env[name] = op.forward([env[n] for n in names], attrs, mode="eval",
+                               state=program.state.get(key), rng=program.rng, out=o, **kw)[0]
+    return call

@@ -1,0 +1,286 @@
+"""The inference program (dagnet/runtime/program.py, lower.py): an eval plan's numbers as the
+executor's step-by-step run gives them, with batchnorm folded, residual joins in the conv's
+output pass, weights refolded when params or statistics change, an arena that reuses memory;
+and the direct conv's epilogue (+ skip, relu) against the loop reference."""
+import numpy as np
+import pytest
+
+import dagnet
+from dagnet import kernels
+from dagnet import reference as ref
+from dagnet.models import lenet, lenet_bn, resnet_small
+from dagnet.ops import direct
+from dagnet.runtime import program
+from dagnet.runtime.lower import fold
+from tests.compiler import nets
+
+ZOO = {"lenet": (lenet, (1, 28, 28)), "lenet_bn": (lenet_bn, (1, 28, 28)),
+       "resnet_small": (resnet_small, (1, 28, 28))}
+
+
+def _stats(plan, seed=1):
+    """Running statistics away from (0, 1), so that folding them matters."""
+    rng = np.random.default_rng(seed)
+    for st in plan.state.values():
+        for k, v in st.items():
+            if k == "running_mean":
+                v[...] = rng.normal(0, 0.3, v.shape)
+            elif k == "running_var":
+                v[...] = rng.uniform(0.3, 3.0, v.shape)
+
+
+def _eval_plan(graph, dtype="float64"):
+    train = dagnet.compile(graph, dtype=dtype, seed=0)
+    _stats(train)
+    return dagnet.compile(graph, dtype=dtype, mode="eval", params=train.params, state=train.state)
+
+
+def _both(plan, feeds, outputs=None, monkeypatch=None):
+    """(the program's outputs, the executor's step by step)."""
+    got = plan.forward(feeds, mode="eval", outputs=outputs)
+    program.ENABLED = False
+    try:
+        want = plan.forward(feeds, mode="eval", outputs=outputs)
+    finally:
+        program.ENABLED = True
+    return got, want
+
+
+def _close(got, want, rtol):
+    assert set(got) == set(want)
+    for k in got:
+        scale = max(1.0, float(np.abs(want[k]).max()))
+        assert np.abs(got[k] - want[k]).max() <= rtol * scale, k
+
+
+@pytest.mark.parametrize("name", sorted(nets.ALL))
+def test_small_nets_equal_the_executor(name):
+    g = nets.ALL[name]()
+    plan = _eval_plan(g)
+    for n, seed in ((5, 0), (1, 1), (5, 2), (3, 3)):  # rebinding and the two batches kept
+        _close(*_both(plan, nets.feeds_for(g, n=n, seed=seed)), 1e-12)
+
+
+@pytest.mark.parametrize("dtype,rtol", [("float64", 1e-12), ("float32", 2e-5)])
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo_models_equal_the_executor(name, dtype, rtol):
+    build, shape = ZOO[name]
+    plan = _eval_plan(build(), dtype)
+    x = np.random.default_rng(0).standard_normal((4, *shape)).astype(dtype)
+    for batch in (4, 1, 4):
+        _close(*_both(plan, {"x": x[:batch]}, outputs=["scores"]), rtol)
+
+
+def test_resnet_small_is_lowered_to_folded_convs_with_their_joins():
+    plan = _eval_plan(resnet_small())
+    plan.forward({"x": np.zeros((1, 1, 28, 28))}, mode="eval", outputs=["scores"])
+    (prog,) = plan.executor.programs.values()
+    kinds = [i.kind for i in prog.code]
+    convs = [i for i in prog.code if i.kind == "conv"]
+    assert len(convs) == 10 and sum(bool(c.bn) for c in convs) == 9  # every batchnorm folded
+    assert sum(c.residual is not None for c in convs) == 4  # the four blocks' joins
+    assert [c.name for c in convs if not c.relu] == ["block3.skip+block3.add+block3.relu2#skip"]
+    assert not any("batchnorm" in i.step.op_name for i in prog.code if i.kind == "step")
+    assert kinds.count("member") == 1  # block4's global_avg_pool
+
+
+def test_folded_weights_follow_params_and_statistics_changed_in_place():
+    plan = _eval_plan(resnet_small())
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28))
+    first = plan.forward({"x": x}, mode="eval", outputs=["scores"])
+    plan.params["block1.conv1.w"] *= 1.5
+    plan.state["block2.bn1"]["running_var"] += 0.7
+    got, want = _both(plan, {"x": x}, outputs=["scores"])
+    _close(got, want, 1e-12)
+    assert not np.allclose(got["scores"], first["scores"])
+    plan.params["stem.bn.gamma"] = plan.params["stem.bn.gamma"] * 0.5  # replaced, not changed
+    _close(*_both(plan, {"x": x}, outputs=["scores"]), 1e-12)
+
+
+def test_outputs_are_fresh_and_the_arena_reuses_memory():
+    plan = _eval_plan(resnet_small())
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28))
+    first = plan.forward({"x": x}, mode="eval", outputs=["scores"])
+    kept = first["scores"].copy()
+    plan.forward({"x": -x}, mode="eval", outputs=["scores"])
+    np.testing.assert_array_equal(first["scores"], kept)
+    (prog,) = plan.executor.programs.values()
+    arrays = prog._arena(3)
+    bases = {id(a.base) for a in arrays.values()}
+    assert len(bases) < len(arrays)  # dead values' buffers reused
+    total = sum(a.nbytes for a in arrays.values())
+    assert sum({id(a.base): a.base.nbytes for a in arrays.values()}.values()) < total
+
+
+def test_intermediate_outputs_keep_their_own_values():
+    """Asking for a conv's value that a join would take in: it is materialised as it is."""
+    plan = _eval_plan(resnet_small())
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28))
+    outs = ["block1.conv2", "block1.relu2", "scores"]
+    g = resnet_small()
+    plan = dagnet.compile(g, dtype="float64", mode="eval", outputs=outs, params=plan.params,
+                          state=plan.state)
+    _close(*_both(plan, {"x": x}, outputs=outs), 1e-12)
+
+
+def test_fold_is_batchnorm_after_the_conv():
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    gamma, beta, mean = rng.standard_normal(4), rng.standard_normal(4), rng.standard_normal(4)
+    var = rng.uniform(0.5, 2, 4)
+    y = ref.conv_forward(x, w, b, (1, 1), (1, 1))
+    c = (slice(None), None, None)
+    want = gamma[c] * (y - mean[c]) / np.sqrt(var[c] + 1e-5) + beta[c]
+    wf, bf = fold(w, b, gamma, beta, mean, var, 1e-5, np.float64)
+    np.testing.assert_allclose(ref.conv_forward(x, wf, bf, (1, 1), (1, 1)), want, rtol=1e-12, atol=1e-12)
+
+
+# -- the direct kernel's epilogue ------------------------------------------------------------
+ISAS = list(range(direct.ISA + 1)) if direct._ext is not None else []
+SHAPES = [((3, 16, 12, 12), (16, 16, 3, 3), (1, 1), (1, 1)),
+          ((2, 16, 12, 12), (32, 16, 3, 3), (2, 2), (1, 1)),
+          ((2, 2, 11, 10), (7, 2, 5, 5), (2, 3), (2, 1))]
+
+
+def _epilogue(x, w, b, stride, pad, res, relu, threads=kernels.NUM_THREADS, pool=None, parts=1):
+    dtype = x.dtype
+    n, f = x.shape[0], w.shape[0]
+    geo = direct.geometry(x.shape[1:], w.shape, stride, pad, direct._ext.lanes(direct.ISA, dtype == np.float64))
+    ho, wo = geo.ho, geo.wo
+    if pool is not None:
+        ho, wo = (geo.ho - pool[0]) // pool[2] + 1, (geo.wo - pool[1]) // pool[3] + 1
+        pool = (geo.ho, geo.wo, *pool)
+    out = np.empty((n, f, ho, wo), dtype)
+    t = max(1, threads)
+    direct._ext.forward(x, np.empty((n, geo.size), dtype), geo.slot, geo.off, *direct.packed(w, b, dtype),
+                        np.empty((t, f * geo.qr), dtype), out, *stride, *pad, geo.hq, geo.wq, geo.qr,
+                        direct.ISA, t, res, relu, pool, parts)
+    return out
+
+
+def _reference_epilogue(x, w, b, stride, pad, res, relu, pool=None):
+    """The loop reference: conv, + res, max(., 0), then the max of each pool window, element
+    by element (a NaN wins its window)."""
+    y = ref.conv_forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride, pad)
+    z = np.empty_like(y)
+    for i in np.ndindex(y.shape):
+        v = y[i] + (res[i] if res is not None else 0.0)
+        z[i] = 0.0 if relu and v < 0 else v
+    if pool is None:
+        return z
+    kh, kw, sh, sw = pool
+    n, f, h, w_ = z.shape
+    out = np.empty((n, f, (h - kh) // sh + 1, (w_ - kw) // sw + 1))
+    for i in np.ndindex(out.shape):
+        win = z[i[0], i[1], i[2] * sh:i[2] * sh + kh, i[3] * sw:i[3] * sw + kw]
+        out[i] = np.nan if np.isnan(win).any() else win.max()
+    return out
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("residual,relu", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", SHAPES)
+def test_direct_epilogue_matches_the_loop_reference(x_shape, w_shape, stride, pad, residual,
+                                                     relu, dtype, tol, isa, monkeypatch):
+    monkeypatch.setattr(direct, "ISA", isa)
+    rng = np.random.default_rng(0)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[:1]))
+    y = ref.conv_forward(x, w, b, stride, pad)
+    res = rng.standard_normal(y.shape).astype(dtype) if residual else None
+    got = _epilogue(x, w, b, stride, pad, res, relu)
+    want = _reference_epilogue(x, w, b, stride, pad, res, relu)
+    assert got.dtype == dtype and np.abs(got - want).max() <= tol * max(1, np.abs(want).max())
+    if relu:
+        assert (got >= 0).all() and (got == 0).any()
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("pool", [(2, 2, 2, 2), (3, 2, 3, 2), (1, 1, 1, 1), (2, 2, 3, 3)])
+@pytest.mark.parametrize("residual", [False, True])
+def test_direct_pooled_epilogue_matches_the_loop_reference(pool, residual, dtype, tol, isa,
+                                                            monkeypatch):
+    monkeypatch.setattr(direct, "ISA", isa)
+    rng = np.random.default_rng(1)
+    x_shape, w_shape, stride, pad = ((3, 4, 13, 12), (9, 4, 3, 3), (1, 1), (0, 1))
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[:1]))
+    x[1, 2, 4, 4] = np.nan  # a NaN wins its windows, relu keeps it
+    y = ref.conv_forward(x, w, b, stride, pad)
+    res = rng.standard_normal(y.shape).astype(dtype) if residual else None
+    got = _epilogue(x, w, b, stride, pad, res, True, pool=pool)
+    want = _reference_epilogue(x, w, b, stride, pad, res, True, pool)
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    ok = ~np.isnan(want)
+    assert np.isnan(want).any() and ok.any()
+    assert np.abs(got[ok] - want[ok]).max() <= tol * max(1, np.abs(want[ok]).max())
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+def test_overlapping_pool_windows_are_refused():
+    x, w, b = np.zeros((1, 2, 8, 8)), np.zeros((3, 2, 3, 3)), np.zeros(3)
+    with pytest.raises(ValueError, match="pool"):
+        _epilogue(x, w, b, (1, 1), (1, 1), None, True, pool=(3, 3, 1, 1))
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+@pytest.mark.parametrize("pool", [None, (2, 2, 2, 2)])
+def test_direct_epilogue_bitwise_same_for_any_thread_count_and_parts(pool):
+    rng = np.random.default_rng(0)
+    x_shape, w_shape, stride, pad = SHAPES[0]
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, w_shape, w_shape[:1]))
+    outs = [_epilogue(x[:n], w, b, stride, pad, None, True, threads=t, pool=pool, parts=p)
+            for n in (3, 1) for t, p in ((1, 1), (2, 1), (3, 1), (2, 2), (3, 4))]
+    for o in outs[1:5]:
+        np.testing.assert_array_equal(outs[0], o)
+    for o in outs[6:]:
+        np.testing.assert_array_equal(outs[5], o)
+    np.testing.assert_array_equal(outs[0][:1], outs[5])
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+def test_direct_epilogue_bitwise_same_for_any_thread_count():
+    rng = np.random.default_rng(0)
+    x_shape, w_shape, stride, pad = SHAPES[0]
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, w_shape, w_shape[:1]))
+    res = rng.standard_normal((3, 16, 12, 12)).astype(np.float32)
+    outs = [_epilogue(x, w, b, stride, pad, res, True, threads=t) for t in (1, 2, 3)]
+    outs.append(_epilogue(x, w, b, stride, pad, res, True, threads=2, parts=2))
+    for o in outs[1:]:
+        np.testing.assert_array_equal(outs[0], o)
+
+
+def test_nan_passes_relu_as_numpy_keeps_it():
+    rng = np.random.default_rng(0)
+    x_shape, w_shape, stride, pad = SHAPES[0]
+    x, w, b = (rng.standard_normal(s) for s in (x_shape, w_shape, w_shape[:1]))
+    x[0, 0, 5, 5] = np.nan
+    got = _epilogue(x, w, b, stride, pad, None, True)
+    want = np.maximum(ref.conv_forward(x, w, b, stride, pad), 0)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+
+
+def test_a_missing_feed_is_named_as_the_executor_names_it():
+    plan = _eval_plan(lenet())
+    with pytest.raises(dagnet.errors.FeedError, match="needs feed"):
+        plan.forward({"x": np.zeros((1, 1, 28, 28))}, mode="eval")  # the loss needs labels
+
+
+def test_a_join_of_two_folded_convs_runs_both():
+    """A projection shortcut with its own batchnorm: both sides of the add are conv steps
+    waiting for the join; one is taken in, the other runs before it."""
+    g = dagnet.Graph("two_sided")
+    x = g.input("x", (3, 8, 8))
+    a = g.batchnorm(g.conv2d(x, 4, 3, pad=1, name="a"), name="a_bn")
+    s = g.batchnorm(g.conv2d(x, 4, 1, name="s"), name="s_bn")
+    h = g.relu(g.add(a, s, name="join"), name="out")
+    g.affine(h, 2, name="scores")
+    plan = _eval_plan(g)
+    x = np.random.default_rng(0).standard_normal((3, 3, 8, 8))
+    _close(*_both(plan, {"x": x}, outputs=["scores"]), 1e-12)
+    (prog,) = plan.executor.programs.values()
+    convs = [i for i in prog.code if i.kind == "conv"]
+    assert len(convs) == 2 and sum(c.residual is not None for c in convs) == 1

@@ -14,7 +14,7 @@ import dagnet  # noqa: E402
 from dagnet import Graph  # noqa: E402
 from dagnet.gradcheck import norm_error  # noqa: E402
 from dagnet.onnx import OnnxError, export, load  # noqa: E402
-from tests.test_onnx import (TOL, float_feeds, randomized_plan, run_dagnet, run_ort,  # noqa: E402
+from tests.test_onnx import (TOL, randomized_plan, run_dagnet, run_ort,  # noqa: E402
                              structure)
 
 

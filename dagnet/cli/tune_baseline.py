@@ -2,11 +2,13 @@
 space names, run as the study's first trial (Optuna's enqueue_trial, as tuners do), so the
 table and pictures show whether the search beat the defaults it is meant to beat.
 
-    params, notes = baseline(space, base)   # {"lr": 0.04, "update_rule": "sgd_momentum"},
-                                            # ["weight_decay = 0 (...) lies outside ..."]
+    params, notes = baseline(space, base)   # {"lr": 0.04, "weight_decay": 1e-06, ...},
+                                            # ["weight_decay = 0 (...): a log range ..."]
 
-A default outside the space's range or choices (weight decay 0 on a log range, say) is left to
-the sampler, and `notes` says so: the trial is then the defaults on every other dimension.
+A default of 0 on a log range (weight decay, which `dagnet train` leaves off) takes the range's
+low end, the nearest value a log range holds: a decay of 1e-6 changes one epoch of LeNet by
+less than run-to-run noise, and the baseline stays the defaults on every dimension. Any other
+default outside the space's range or choices is left to the sampler; `notes` says which.
 """
 from __future__ import annotations
 
@@ -62,6 +64,10 @@ def baseline(space, base) -> tuple[dict, list[str]]:
         value, source = train_default(p.name, base)
         if value is _NONE:
             notes.append(f"{p.name}: {source}; the sampler draws it")
+        elif p.log and p.kind == "float" and value == 0 and not isinstance(value, bool):
+            params[p.name] = p.low
+            notes.append(f"{p.name} = 0 ({source}): a log range cannot hold 0; the baseline "
+                         f"takes its low end, {p.low:g}, the nearest value it holds")
         elif not fits(p, value):
             notes.append(f"{p.name} = {value!r} ({source}) lies outside {p.describe()}; the "
                          f"sampler draws it")

@@ -78,7 +78,7 @@ def test_two_ranks_equal_one_process_and_repeat_bitwise(model, sync, tmp_path):
     np.testing.assert_allclose(two.pop("val_loss_history"), one_val, rtol=1e-9)
     assert max_rel_diff(two, one) < 1e-6  # 100 steps, float64: only the summation order differs
     assert max_rel_diff(two, one) > 0 or model == "fc"
-    for name in [f"two0.rank1.npz"] + [f"two{k}.rank0.npz" for k in range(1, runs)]:
+    for name in ["two0.rank1.npz"] + [f"two{k}.rank0.npz" for k in range(1, runs)]:
         again = load(tmp_path / name)  # the other rank, and a second run: bitwise the same
         again.pop("val_loss_history")
         assert all(np.array_equal(again[p], two[p]) for p in two), name

@@ -8,7 +8,6 @@ Trains 100 steps (4 epochs of 25 global batches of 32) in float64 with the Solve
 SGD and weight decay; writes the params after the last epoch and the validation losses to
 OUT.rank{r}.npz.
 """
-import os
 import sys
 
 import dagnet

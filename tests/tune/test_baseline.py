@@ -36,11 +36,11 @@ def test_the_defaults_of_each_kind_of_key():
     })
     params, notes = baseline(space, base_of("fc_net"))
     # --lr's default for sgd_momentum is SGD_LR, not the update rule's own 1e-2
-    assert params == {"lr": 0.04, "update_rule": "sgd_momentum", "batch_size": 64,
-                      "warmup": 0.1, "optim.momentum": 0.9, "model.dropout": 0.0}
+    assert params == {"lr": 0.04, "weight_decay": 1e-6, "update_rule": "sgd_momentum",
+                      "batch_size": 64, "warmup": 0.1, "optim.momentum": 0.9, "model.dropout": 0.0}
     assert notes == [
-        "weight_decay = 0.0 (sgd_momentum's default) lies outside weight_decay in [1e-06, 0.01] "
-        "(float, log); the sampler draws it",
+        "weight_decay = 0 (sgd_momentum's default): a log range cannot hold 0; the baseline takes "
+        "its low end, 1e-06, the nearest value it holds",
         "optim.beta2: the default update rule, sgd_momentum, takes no beta2; the sampler draws it",
         "patience: --patience has no default; the sampler draws it",
     ]

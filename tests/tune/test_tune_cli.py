@@ -73,9 +73,9 @@ def test_one_worker_then_narrow(tiny_mnist, space, tmp_path):
     # trial 0 is the baseline: `dagnet train`'s defaults where the space can take them
     zero = first.trials[0]
     assert zero.user_attrs["baseline"] and not any(t.user_attrs.get("baseline") for t in first.trials[1:])
-    assert zero.params["lr"] == 0.04 and zero.params["update_rule"] == "sgd_momentum"
-    assert "baseline: weight_decay = 0.0 (sgd_momentum's default) lies outside" in text
-    assert "(the baseline: `dagnet train`'s defaults; weight_decay drawn by the sampler)" in text
+    assert zero.params == {"lr": 0.04, "update_rule": "sgd_momentum", "weight_decay": 1e-6}
+    assert "baseline: weight_decay = 0 (sgd_momentum's default): a log range cannot hold 0" in text
+    assert "(the baseline: `dagnet train`'s defaults)" in text
     assert rows[0]["baseline"] == "1" and {r["baseline"] for r in rows[1:]} == {"0"}
     assert "baseline (dagnet train's defaults)" in (folder / "trials.txt").read_text()
     assert "baseline (trial 0, dagnet train's defaults)" in text

@@ -6,10 +6,10 @@ resnet_small, resnet20 once the zoo has it): dagnet's fused plan, its unfused pl
 eager with the same architecture (built from the same Graph), in one process, alternating,
 medians after warm-up; and torch eager and torch.compile in a process of their own (torch's
 best case, the headline ratios; compile time reported apart).
-Also the planned peak memory, the wall time of one Fashion-MNIST LeNet epoch, and scaling
-series (batch 8..512; convnet_deep depth 1..8) plotted into benchmarks/plots/.
+Also the planned peak memory and the wall time of one Fashion-MNIST LeNet epoch (the batch-size
+and depth series are benchmarks/bench_series.py's).
 
-    python benchmarks/bench_train.py [--quick] [--no-epoch] [--no-scaling] [--no-compile]
+    python benchmarks/bench_train.py [--quick] [--no-epoch] [--no-compile]
                                      [--models lenet resnet_small ...]
 """
 from __future__ import annotations
@@ -27,7 +27,6 @@ from dagnet import models as zoo
 from dagnet.models import convnet_deep, lenet, lenet_bn, resnet_small, three_layer_convnet
 from dagnet.train.optim import sgd_momentum
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = {  # name -> () -> (graph, per-example input shape): every zoo model with convolutions
     "lenet": lambda: (lenet(), (1, 28, 28)),
     "lenet_bn": lambda: (lenet_bn(), (1, 28, 28)),
@@ -250,52 +249,10 @@ def lenet_epoch_seconds(batch=64) -> float:
     return time.perf_counter() - t
 
 
-def scaling(torch_ok, quick) -> dict:
-    batches = [8, 32] if quick else [8, 16, 32, 64, 128, 256, 512]
-    # each block halves H and W: a 32x32 input allows 5 blocks (N = 6..8 would need 256x256)
-    depths = [1, 2] if quick else [1, 2, 3, 4, 5]
-    series = {"batch": batches, "lenet_img_s": {}, "depth": depths, "convnet_deep_img_s": {}}
-    for b in batches:
-        r = bench_model(lenet(), (1, 28, 28), b, 2 if quick else 5, torch_ok)
-        for k, v in r.items():
-            if k.endswith("_img_s"):
-                series["lenet_img_s"].setdefault(k[:-6], []).append(v)
-    for d in depths:
-        g = convnet_deep(input_shape=(1, 32, 32), n=d, m=1, filters=16)
-        r = bench_model(g, (1, 32, 32), 32, 2 if quick else 5, torch_ok)
-        for k, v in r.items():
-            if k.endswith("_img_s"):
-                series["convnet_deep_img_s"].setdefault(k[:-6], []).append(v)
-    return series
-
-
-def plot_scaling(series, directory) -> list[str]:
-    from matplotlib.figure import Figure
-
-    os.makedirs(directory, exist_ok=True)
-    fig = Figure(figsize=(11, 4), dpi=100)
-    a, b = fig.subplots(1, 2)
-    label = {"torch": "torch (same process)"}.get
-    for k, v in series["lenet_img_s"].items():
-        a.plot(series["batch"], v, marker="o", label=label(k, k))
-    a.set(xscale="log", xlabel="batch size", ylabel="images / s", title="LeNet training step")
-    for k, v in series["convnet_deep_img_s"].items():
-        b.plot(series["depth"], v, marker="o", label=label(k, k))
-    b.set(xlabel="blocks N", ylabel="images / s", title="convnet_deep (1x32x32, 16 filters), batch 32")
-    for ax in (a, b):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    path = os.path.join(directory, "scaling.png")
-    fig.savefig(path)
-    return [path]
-
-
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny run to check the script works")
     ap.add_argument("--no-epoch", action="store_true", help="skip the full Fashion-MNIST epoch")
-    ap.add_argument("--no-scaling", action="store_true", help="skip the scaling series")
-    ap.add_argument("--plots", default=os.path.join(HERE, "plots"), help="where scaling.png goes")
     ap.add_argument("--no-compile", action="store_true",
                     help="skip torch.compile (minutes of compilation per model; --quick skips it)")
     ap.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
@@ -337,9 +294,6 @@ def main(argv=None) -> dict:
                   "malloc_tuned": dagnet.procenv.MALLOC_TUNED}}
     if not args.no_epoch and not args.quick:
         report["lenet_epoch_s"] = lenet_epoch_seconds()
-    if not args.no_scaling:
-        report["scaling"] = scaling(torch_ok, args.quick)
-        report["plots"] = plot_scaling(report["scaling"], args.plots)
     le = results.get("lenet", {})
     report["load_average"] = os.getloadavg()  # other processes on the machine: context for the figures
     report["summary"] = {

@@ -18,20 +18,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
-import dagnet  # before numpy: it tunes OpenBLAS's threads (dagnet/procenv.py)
-import numpy as np
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)  # bench_train's runners, also in the torch child
 
-from bench_train import dagnet_stepper, have_torch, median_times, torch_module, torch_stepper
-from dagnet.models import mobilenet_v2
-from dagnet.ops import depthwise
-from dagnet.ops.conv import conv_backward, conv_forward
+import dagnet  # noqa: E402  (before numpy: it tunes OpenBLAS's threads, dagnet/procenv.py)
+import numpy as np  # noqa: E402
+
+from bench_train import (child_json, dagnet_stepper, have_torch, median_times,  # noqa: E402
+                         torch_module, torch_stepper)
+from dagnet.models import mobilenet_v2  # noqa: E402
+from dagnet.ops import depthwise  # noqa: E402
+from dagnet.ops.conv import conv_backward, conv_forward  # noqa: E402
 
 SHAPE = (1, 28, 28)
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def model(quick: bool):
@@ -161,15 +163,9 @@ def per_model(graph, batch: int, repeats: int, torch_ok: bool, quick: bool) -> d
 def torch_own_process(batch: int, repeats: int, mode: str, quick: bool) -> dict:
     """{"torch_img_s"} of torch eager in a child process that loads torch first, without the
     environment dagnet set (torch's own thread defaults); {} if the child failed."""
-    from dagnet import procenv
-
-    argv = [__file__, "--torch-only", mode, "--batch", str(batch), "--repeats", str(repeats)]
-    argv += ["--quick"] if quick else []
-    code = f"import torch, runpy, sys; sys.path.insert(0, {HERE!r}); sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
-    env = {k: v for k, v in os.environ.items() if k not in procenv.SET_BY_DAGNET}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600,
-                       env=env)
-    return json.loads(r.stdout.splitlines()[-1]) if r.returncode == 0 else {}
+    args = ["--torch-only", mode, "--batch", batch, "--repeats", repeats] + (["--quick"] if quick else [])
+    out = child_json(__file__, args, True, 3600)
+    return {} if "error" in out else out
 
 
 def _torch_only(mode: str, batch: int, repeats: int, quick: bool) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -35,7 +34,7 @@ sys.path.insert(0, HERE)  # bench_train's timing and torch module, also in the c
 import dagnet  # noqa: E402  (before numpy: it tunes OpenBLAS's threads, dagnet/procenv.py)
 import numpy as np  # noqa: E402
 
-from bench_train import have_torch, median_times, ratio, torch_module, worst  # noqa: E402
+from bench_train import child_json, have_torch, median_times, ratio, torch_module, worst  # noqa: E402
 from dagnet import models as zoo  # noqa: E402
 
 MODELS = {  # name -> () -> (graph, per-example input shape, batch sizes)
@@ -176,18 +175,10 @@ def _child(contender: str, model: str, batches, repeats: int) -> None:
 
 
 def own_process(contender: str, model: str, batches, repeats: int) -> dict:
-    """_child's figures from a fresh process ({} if it failed); torch is imported first there
+    """_child's figures from a fresh process ({"error": ...} if it failed); torch is imported first there
     and gets the environment without what dagnet set (its own thread defaults)."""
-    from dagnet import procenv
-
-    argv = [__file__, "--child", contender, model, "--batches", *map(str, batches),
-            "--repeats", str(repeats)]
-    first = "import torch; " if contender == "torch" else ""
-    code = f"{first}import runpy, sys; sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
-    env = {k: v for k, v in os.environ.items() if k not in procenv.SET_BY_DAGNET} if first else None
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800,
-                       env=env)
-    return json.loads(r.stdout.splitlines()[-1]) if r.returncode == 0 else {"error": r.stderr[-500:]}
+    return child_json(__file__, ["--child", contender, model, "--batches", *batches,
+                                 "--repeats", repeats], contender == "torch", 1800)
 
 
 def import_and_compile_s(graph, scores, params, state, folder, rounds: int = 3) -> dict:

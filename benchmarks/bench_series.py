@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,8 @@ import dagnet  # noqa: E402  (before numpy: it tunes OpenBLAS's threads, dagnet/
 import numpy as np  # noqa: E402
 
 from bench_infer import have_ort, make_runner  # noqa: E402
-from bench_train import dagnet_stepper, have_torch, median_times, ratio, torch_stepper  # noqa: E402
+from bench_train import (child_json, dagnet_stepper, have_torch, median_times, ratio,  # noqa: E402
+                         torch_stepper)
 from dagnet import models as zoo  # noqa: E402
 
 BATCHES = (1, 4, 16, 64, 256, 512)
@@ -79,16 +79,8 @@ def _child(contender: str, task: str, family: str, xs, budget: float) -> None:
 def own_process(contender: str, task: str, family: str, xs, budget: float) -> dict:
     """_child's figures from a fresh process ({"error": ...} if it failed); torch imported
     first there, with the environment without what dagnet set (its own thread defaults)."""
-    from dagnet import procenv
-
-    argv = [__file__, "--child", contender, task, family, "--xs", *map(str, xs),
-            "--budget", str(budget)]
-    first = "import torch; " if contender == "torch" else ""
-    code = f"{first}import runpy, sys; sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
-    env = {k: v for k, v in os.environ.items() if k not in procenv.SET_BY_DAGNET} if first else None
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600,
-                       env=env)
-    return json.loads(r.stdout.splitlines()[-1]) if r.returncode == 0 else {"error": r.stderr[-500:]}
+    return child_json(__file__, ["--child", contender, task, family, "--xs", *xs, "--budget", budget],
+                      contender == "torch", 3600)
 
 
 def series(task: str, family: str, xs, budget: float, available: set) -> dict:

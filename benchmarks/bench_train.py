@@ -162,6 +162,25 @@ def have_torch() -> bool:
         return False
 
 
+def child_json(script: str, args, torch_first: bool, timeout: int) -> dict:
+    """The last JSON line that `script` (run as __main__ with `args`) prints in a fresh process,
+    or {"error": its stderr's tail} if it failed. With torch_first, torch is imported before the
+    script (and so before dagnet) and the child gets the environment without what dagnet set,
+    so torch keeps its own defaults (spinning threads), its best case."""
+    import subprocess
+    import sys
+
+    from dagnet import procenv
+
+    argv = [script, *map(str, args)]
+    first = "import torch; " if torch_first else ""
+    code = f"{first}import runpy, sys; sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
+    env = {k: v for k, v in os.environ.items() if k not in procenv.SET_BY_DAGNET} if torch_first else None
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                       env=env)
+    return json.loads(r.stdout.splitlines()[-1]) if r.returncode == 0 else {"error": r.stderr[-500:]}
+
+
 def torch_own_process(model: str, batch: int, repeats: int, compiled: bool = False) -> dict:
     """{"torch_img_s"} of the torch step measured in a child process that loads torch before
     dagnet, with compiled also {"torch_compile_img_s", "torch_compile_s"} (the first step,
@@ -169,20 +188,10 @@ def torch_own_process(model: str, batch: int, repeats: int, compiled: bool = Fal
 
     In this process dagnet set OMP_WAIT_POLICY=PASSIVE and OPENBLAS_THREAD_TIMEOUT before
     torch loaded, and torch shares that OpenMP runtime; the child gets the environment without
-    what dagnet set, so torch keeps its own defaults (spinning threads), its best case."""
-    import subprocess
-    import sys
-
-    from dagnet import procenv
-
-    argv = [__file__, "--torch-only", model, "--batch", str(batch), "--repeats", str(repeats)]
-    argv += ["--torch-compile"] if compiled else []
-    # torch is imported before this script (and so before dagnet) in the child
-    code = f"import torch, runpy, sys; sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
-    env = {k: v for k, v in os.environ.items() if k not in procenv.SET_BY_DAGNET}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600,
-                       env=env)
-    return json.loads(r.stdout.splitlines()[-1]) if r.returncode == 0 else {}
+    what dagnet set (child_json)."""
+    args = ["--torch-only", model, "--batch", batch, "--repeats", repeats]
+    out = child_json(__file__, args + (["--torch-compile"] if compiled else []), True, 3600)
+    return {} if "error" in out else out
 
 
 def _torch_only(model: str, batch: int, repeats: int, compiled: bool) -> None:

@@ -6,7 +6,9 @@ with the same batch of 64 (weak scaling, as Horovod reports it), in alternating 
 mpiexec job (rank 1 sleeps during the 1-rank windows), medians over the rounds. A third window
 runs two independent processes (each its own plan, no communication): the machine's ceiling
 for two processes (memory bandwidth, caches, other jobs), so that scaling efficiency /
-ceiling is the part data parallelism itself keeps. CPU time per step in each window says
+ceiling is the part data parallelism itself keeps. The 2-rank step runs twice: with the
+buckets summed in shared memory (dagnet's choice on one machine, dagnet/dist/shm.py) and by
+MPI's Iallreduce (its choice across machines). CPU time per step in each window says
 what data parallelism costs the CPU, whatever the load. For 2 ranks:
 the blocking time of the step's allreduces (communication time), the wait left after backward
 on the last rank to finish it (exposed), the ranks' skew, and overlap = 1 - exposed /
@@ -68,11 +70,12 @@ def train_steps(model, plan, X, y, rng, batch, steps, after=None) -> float:
 
 
 def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
-    """Under mpiexec -n 2: per round, three windows of `steps` steps in rotating order, so that
-    all three see the same machine load: `single` (rank 0 alone on a plan of its own, no MPI;
+    """Under mpiexec -n 2: per round, five windows of `steps` steps in rotating order, so that
+    all see the same machine load: `single` (rank 0 alone on a plan of its own, no MPI;
     rank 1 waits at a barrier), `independent` (both ranks train their own plan at `batch`, no
     communication: the machine's ceiling for two processes) and `dual` (both ranks
-    data-parallel at `batch` per rank). Per window: wall seconds and this thread's CPU seconds
+    data-parallel at `batch` per rank, the buckets summed in shared memory; `dual_mpi`: by
+    MPI). Per window: wall seconds and this thread's CPU seconds
     (time.thread_time: what a rank spent on the CPU, whatever the other jobs took). A fourth,
     `naive`, is the control: each rank its own step on its own plan, then one blocking
     allreduce of as many bytes as the gradients (no sharding, packing or overlap): what
@@ -82,20 +85,21 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
 
     comm = Comm()
     plan = dagnet.compile(get_model(model), bucket_mb=4)
-    dp = DataParallel(plan, comm)
+    dp = DataParallel(plan, comm)  # on one machine: the buckets summed in shared memory
+    dp_mpi = DataParallel(plan, comm, shared_memory=False)  # by MPI's Iallreduce
     solo = dagnet.compile(get_model(model))
     X, y, rng = data(plan, batch * 8, np.float32)
-    kinds = ("single", "independent", "dual", "naive")
+    kinds = ("single", "independent", "dual", "dual_mpi", "naive")
     sums = np.zeros(sum(f.size for f in dp.buckets.flat), plan.dtype)
     rates = {k: [] for k in kinds}
     cpu = {k: [] for k in kinds}
     for r in range(-1, rounds):  # round -1 warms them up
-        for kind in kinds[r % 4:] + kinds[:r % 4]:
+        for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
             comm.all_arrive(600)
             runs = kind != "single" or comm.is_root
             wall, c = time.perf_counter(), time.thread_time()
-            if kind == "dual":
-                train_steps(dp, plan, X, y, rng, 2 * batch, steps)
+            if kind in ("dual", "dual_mpi"):
+                train_steps(dp if kind == "dual" else dp_mpi, plan, X, y, rng, 2 * batch, steps)
             elif kind == "naive":
                 train_steps(solo, solo, X, y, rng, batch, steps,
                             after=lambda: comm.allreduce(sums, "the naive control's allreduce"))
@@ -109,9 +113,10 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
                 rates[kind].append(float(every[0, 0] if kind == "single" else every[:, 0].sum()))
                 cpu[kind].append(float(every[0, 1] if kind == "single" else every[:, 1].mean()))
     report = dp.comm_report(blocking_repeats=20)
+    report_mpi = dp_mpi.comm_report(blocking_repeats=20)
     if not comm.is_root:
         return {}
-    return {"rates": rates, "cpu_s_per_step": cpu, "comm": report}
+    return {"rates": rates, "cpu_s_per_step": cpu, "comm": report, "comm_mpi": report_mpi}
 
 
 def exact(model: str, batch: int, steps: int) -> dict:
@@ -173,14 +178,19 @@ def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
     load = os.getloadavg()
     r = spawn(2, "ab", model, batch, steps, rounds)
     rates, c, cpu = r["rates"], r["comm"], r["cpu_s_per_step"]
-    one, ind, two, naive = (float(np.median(rates[k]))
-                            for k in ("single", "independent", "dual", "naive"))
+    one, ind, two, two_mpi, naive = (float(np.median(rates[k])) for k in
+                                     ("single", "independent", "dual", "dual_mpi", "naive"))
     ms = {k: round(float(np.median(v)) * 1e3, 2) for k, v in cpu.items()}
     return {"per_rank_batch": batch, "rounds": rounds, "steps_per_window": steps,
             "images_per_s_1_rank": round(one, 1), "images_per_s_2_independent": round(ind, 1),
             "images_per_s_2_ranks": round(two, 1),
+            "images_per_s_2_ranks_mpi": round(two_mpi, 1),
             "images_per_s_2_naive_allreduce": round(naive, 1),
             "scaling_efficiency": round(two / (2 * one), 3),
+            # the same step with the buckets summed by MPI's Iallreduce (several machines)
+            "scaling_efficiency_mpi": round(two_mpi / (2 * one), 3),
+            "shared_memory_over_mpi": round(float(np.median(
+                [a / b for a, b in zip(rates["dual"], rates["dual_mpi"])])), 3),
             "machine_ceiling_2_procs": round(ind / (2 * one), 3),
             # the part of the ceiling data-parallel training keeps: 1 - this is dagnet's loss
             "efficiency_of_ceiling": round(two / ind, 3),
@@ -191,11 +201,13 @@ def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
             "rounds_1_rank": [round(x, 1) for x in rates["single"]],
             "rounds_2_independent": [round(x, 1) for x in rates["independent"]],
             "rounds_2_ranks": [round(x, 1) for x in rates["dual"]],
+            "rounds_2_ranks_mpi": [round(x, 1) for x in rates["dual_mpi"]],
             "rounds_2_naive_allreduce": [round(x, 1) for x in rates["naive"]],
             # CPU time a rank spent per step (load-independent): 2 ranks minus independent is
             # what data parallelism costs on the CPU (sharding, packing, polling, spinning)
             "cpu_ms_per_step": {"1_rank": ms["single"], "2_independent": ms["independent"],
-                                "2_ranks": ms["dual"], "2_naive_allreduce": ms["naive"]},
+                                "2_ranks": ms["dual"], "2_ranks_mpi": ms["dual_mpi"],
+                                "2_naive_allreduce": ms["naive"]},
             "forward_ms": round(c["forward_s"] * 1e3, 2),
             "backward_ms": round(c["backward_s"] * 1e3, 2),
             "wait_after_backward_ms": round(c["wait_s"] * 1e3, 3),
@@ -204,6 +216,9 @@ def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
             "exposed_wait_ms": round(c["exposed_wait_s"] * 1e3, 3),
             "rank_skew_ms": round(c["skew_s"] * 1e3, 3),
             "overlap_fraction": round(c["overlap_fraction"], 3),
+            "mpi": {k: round(r["comm_mpi"][v] * 1e3, 3) for k, v in (
+                ("wait_after_backward_ms", "wait_s"), ("exposed_wait_ms", "exposed_wait_s"),
+                ("rank_skew_ms", "skew_s"), ("communication_ms", "blocking_allreduce_s"))},
             "load_average_before_after": [round(load[0], 2), round(os.getloadavg()[0], 2)]}
 
 
@@ -221,6 +236,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="tiny sizes (the tests run this)")
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
+                    help="the models to measure (default: both)")
     ap.add_argument("--worker", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker is not None:
@@ -237,7 +254,7 @@ def main():
     import dist_cost_model as cm
 
     rounds, steps = (1, 2) if args.quick else (args.rounds, 10)
-    names = MODELS[:1] if args.quick else MODELS
+    names = args.models[:1] if args.quick else tuple(args.models)
     models = {m: throughput(m, rounds, 64, steps) for m in names}
     exact_steps = 3 if args.quick else 100
     diff = {m: exactness(m, 32, exact_steps) for m in names}

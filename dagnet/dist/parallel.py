@@ -31,6 +31,7 @@ import numpy as np
 
 from dagnet import runtime
 from dagnet.dist.buckets import BucketedExecutor, GradientBuckets
+from dagnet.dist.shm import SharedBuckets, one_machine
 from dagnet.dist.sharding import counts, shard
 from dagnet.dist.syncbn import StatisticsSync
 from dagnet.errors import DistributedError
@@ -43,12 +44,15 @@ CHECK_EVERY = 50
 class DataParallel:
     """A plan whose training steps and predictions are shared over the ranks of `comm`."""
 
-    def __init__(self, plan, comm, sync_bn: bool = False, check_every: int = CHECK_EVERY):
+    def __init__(self, plan, comm, sync_bn: bool = False, check_every: int = CHECK_EVERY,
+                 shared_memory: bool | None = None):
         self.plan = plan
         self.comm = comm
         self.sync_bn = bool(sync_bn)
         self.check_every = int(check_every)
-        self.buckets = GradientBuckets(plan, comm)
+        if shared_memory is None:  # collective: every rank decides the same
+            shared_memory = one_machine(comm)
+        self.buckets = (SharedBuckets if shared_memory else GradientBuckets)(plan, comm)
         self.executor = BucketedExecutor(plan, self.buckets)  # its own caches and buffers
         self.stats_sync = StatisticsSync(comm) if sync_bn else None
         self.steps_done = 0
@@ -65,8 +69,9 @@ class DataParallel:
         return getattr(self.__dict__["plan"], name)
 
     def __repr__(self) -> str:
+        how = "shared memory" if isinstance(self.buckets, SharedBuckets) else "MPI"
         return (f"<DataParallel rank {self.comm.rank}/{self.comm.size} of {self.plan!r}, "
-                f"{len(self.buckets.flat)} buckets, sync_bn={self.sync_bn}>")
+                f"{len(self.buckets.flat)} buckets summed by {how}, sync_bn={self.sync_bn}>")
 
     # -- keeping the ranks identical ---------------------------------------------------------
     def broadcast_from_root(self) -> None:

@@ -70,11 +70,13 @@ def test_two_ranks_equal_one_process_and_repeat_bitwise(model, sync, tmp_path):
     assert worker.main(model, sync, str(tmp_path / "one")) == 0  # this process: no MPI
     one = load(tmp_path / "one.rank0.npz")
     one_val = one.pop("val_loss_history")
+    one.pop("transport")
     runs = 2 if sync else 1
     for k in range(runs):
         r = mpiexec(2, "-m", "tests.dist.worker", model, mode, str(tmp_path / f"two{k}"))
         assert r.returncode == 0, r.stdout + r.stderr
     two = load(tmp_path / "two0.rank0.npz")
+    assert two.pop("transport") == "shm"  # one machine: the buckets are summed in shared memory
     np.testing.assert_allclose(two.pop("val_loss_history"), one_val, rtol=1e-9)
     assert max_rel_diff(two, one) < 1e-6  # 100 steps, float64: only the summation order differs
     assert max_rel_diff(two, one) > 0 or model == "fc"
@@ -82,6 +84,37 @@ def test_two_ranks_equal_one_process_and_repeat_bitwise(model, sync, tmp_path):
         again = load(tmp_path / name)  # the other rank, and a second run: bitwise the same
         again.pop("val_loss_history")
         assert all(np.array_equal(again[p], two[p]) for p in two), name
+
+
+def test_shared_memory_sums_equal_mpis_bitwise(tmp_path):
+    """The shared-memory buckets and MPI's allreduce give two ranks bitwise the same run
+    (two summands: the order cannot differ)."""
+    runs = {}
+    for transport in ("shm", "mpi"):
+        r = mpiexec(2, "-m", "tests.dist.worker", "convbn", "sync", str(tmp_path / transport),
+                    transport)
+        assert r.returncode == 0, r.stdout + r.stderr
+        runs[transport] = load(tmp_path / f"{transport}.rank0.npz")
+        assert runs[transport].pop("transport") == transport
+    assert all(np.array_equal(runs["shm"][p], runs["mpi"][p]) for p in runs["mpi"])
+
+
+def test_three_ranks_in_shared_memory_exact_and_repeatable(tmp_path):
+    """Three ranks (uneven shards 11, 11, 10; partial sums of three slots): the params of one
+    process within 1e-6, every rank and a second run bitwise the same."""
+    assert worker.main("convbn", True, str(tmp_path / "one")) == 0
+    one = load(tmp_path / "one.rank0.npz")
+    one_val, _ = one.pop("val_loss_history"), one.pop("transport")
+    for k in range(2):
+        r = mpiexec(3, "-m", "tests.dist.worker", "convbn", "sync", str(tmp_path / f"three{k}"))
+        assert r.returncode == 0, r.stdout + r.stderr
+    three = load(tmp_path / "three0.rank0.npz")
+    assert three.pop("transport") == "shm"
+    np.testing.assert_allclose(three.pop("val_loss_history"), one_val, rtol=1e-9)
+    assert max_rel_diff(three, one) < 1e-6
+    for name in ("three0.rank1.npz", "three0.rank2.npz", "three1.rank0.npz"):
+        again = load(tmp_path / name)
+        assert all(np.array_equal(again[p], three[p]) for p in three), name
 
 
 def test_per_rank_batchnorm_ranks_still_agree(tmp_path):

@@ -3,10 +3,12 @@
     mpiexec -n 2 python -m tests.dist.worker MODEL SYNC OUT     # MODEL: convbn or fc
     python -m tests.dist.worker MODEL SYNC OUT                  # one process, no MPI
     mpiexec -n 2 python -m tests.dist.worker diverge - OUT      # rank 1's params drift
+    mpiexec -n 2 python -m tests.dist.worker MODEL SYNC OUT mpi  # buckets summed by MPI, or
+                                                                # shm (default: the machine's)
 
 Trains 100 steps (4 epochs of 25 global batches of 32) in float64 with the Solver, momentum
 SGD and weight decay; writes the params after the last epoch and the validation losses to
-OUT.rank{r}.npz.
+OUT.rank{r}.npz, with "transport": how the buckets were summed ("shm" or "mpi").
 """
 import sys
 
@@ -43,16 +45,19 @@ def data() -> dict:
     return {"X_train": X, "y_train": y, "X_val": X[:40], "y_val": y[:40]}
 
 
-def main(name: str, sync: bool, out: str) -> int:
+def main(name: str, sync: bool, out: str, transport: str | None = None) -> int:
     plan = dagnet.compile(graph("convbn" if name == "diverge" else name), dtype="float64",
                           seed=0, bucket_mb=0.05)
-    model, rank = plan, 0
+    model, rank, used = plan, 0, "none"
     if launcher_size() is not None:
         from dagnet.dist import Comm, DataParallel
+        from dagnet.dist.shm import SharedBuckets
 
         comm = Comm(timeout=30)
         rank = comm.rank
-        model = DataParallel(plan, comm, sync_bn=sync, check_every=10)
+        shared = None if transport is None else transport == "shm"
+        model = DataParallel(plan, comm, sync_bn=sync, check_every=10, shared_memory=shared)
+        used = "shm" if isinstance(model.buckets, SharedBuckets) else "mpi"
         if name == "diverge" and rank == 1:
             plan.params["fc1.w"][0, 0] += 1e-12
     final = {}
@@ -66,9 +71,10 @@ def main(name: str, sync: bool, out: str) -> int:
         print(f"rank {rank}: {type(e).__name__}: {e}", flush=True)
         return 2
     final["val_loss_history"] = np.array(solver.val_loss_history)  # must agree across ranks
+    final["transport"] = np.array(used)
     np.savez(f"{out}.rank{rank}.npz", **final)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2] == "sync", sys.argv[3]))
+    sys.exit(main(sys.argv[1], sys.argv[2] == "sync", sys.argv[3], *sys.argv[4:5]))

@@ -1,0 +1,215 @@
+"""The gradient buckets summed through shared memory, when every rank runs on one machine.
+
+    buckets = SharedBuckets(plan, comm)   # instead of GradientBuckets; the same calls
+
+Why: MPI moves a nonblocking allreduce only inside MPI calls on *both* ranks, and a rank busy
+in a 4-5 ms convolution backward makes none, so the bucket a backward step finished waits for
+the end of the sweep (docs/distributed.md, Speed). Here the ranks need no messages: each rank
+packs a finished bucket into its own slot of a segment every rank maps (MPI-3 shared memory,
+MPI_Win_allocate_shared) and publishes it with a step counter; then, whenever it next looks
+(between backward steps, or while it waits after the sweep), it sums its chunk of every bucket
+whose slots are all published - the rank that finished early does its share while it would
+otherwise only wait, and the last rank sums 1/N of the bucket left. The chunks' sums are read
+by every rank in place: the gradients the step returns are views of the shared sums, no copy.
+
+Sums are taken in rank order (slot 0 + slot 1 + ...) whichever rank computes a chunk, so the
+result is the same on every rank and bitwise the same from run to run. No rank writes a slot
+or a sum that another may still read: a rank packs step s+1 only after every rank published
+its chunks of step s, and a chunk of step s+1 is summed only after every rank packed it,
+i.e. after every rank applied step s's update. Every wait is bounded (comm.timeout).
+
+Segment: [ready (buckets, ranks) int64 | done (buckets, ranks) int64 | per bucket: a slot per
+rank, then the sums], each array on a 64-byte boundary.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from dagnet.dist.buckets import GradientBuckets
+from dagnet.dist.comm import _DOZE, _SPIN
+from dagnet.errors import PeerLostError
+
+_ALIGN = 64
+
+
+def one_machine(comm) -> bool:
+    """Whether every rank of `comm` shares this machine's memory (collective)."""
+    if comm.size < 2:
+        return False
+    node = comm.data.Split_type(comm.MPI.COMM_TYPE_SHARED)
+    whole = node.Get_size() == comm.size
+    node.Free()
+    return whole
+
+
+class SharedBuckets(GradientBuckets):
+    """GradientBuckets whose sums are computed in a shared-memory segment (one machine)."""
+
+    def __init__(self, plan, comm):
+        super().__init__(plan, comm)
+        MPI = comm.MPI
+        n, nb = comm.size, len(self.flat)
+        dtype = np.dtype(plan.dtype)
+        sizes = [f.size for f in self.flat]
+        flags = _round((2 * nb + 1) * n * 8)
+        per = [_round(s * dtype.itemsize) for s in sizes]
+        total = flags + sum(p * (n + 1) for p in per)
+        # rank 0 allocates the whole segment, the others map it (same order of ranks as comm)
+        self.win = MPI.Win.Allocate_shared(total if comm.rank == 0 else 0, 1, comm=comm.data)
+        buf, _ = self.win.Shared_query(0)
+        raw = np.frombuffer(buf, dtype=np.uint8, count=total)
+        self.win.Lock_all(MPI.MODE_NOCHECK)  # a passive epoch, for Win_sync's memory barriers
+        flag = raw[:(2 * nb + 1) * n * 8].view(np.int64)
+        if comm.rank == 0:
+            flag[...] = 0
+        # step counters: ready[bucket, rank] (its slot packed), done[bucket, chunk] (summed),
+        # passed[rank] (done reading the slots of that step)
+        self.ready = flag[:nb * n].reshape(nb, n)
+        self.done = flag[nb * n:2 * nb * n].reshape(nb, n)
+        self.passed = flag[2 * nb * n:]
+        self.slots, self.sums, self.chunks = [], [], []
+        at = flags
+        for s, p in zip(sizes, per):
+            views = [raw[at + k * p: at + k * p + s * dtype.itemsize].view(dtype) for k in range(n + 1)]
+            self.slots.append(views[:n])
+            self.sums.append(views[n])
+            at += p * (n + 1)
+            self.chunks.append([slice(k * s // n, (k + 1) * s // n) for k in range(n)])
+        self.flat = [slots[comm.rank] for slots in self.slots]  # this rank packs here
+        self.step = 0
+        self._summed = [False] * nb
+        self._free = True
+        self.win.Sync()
+        comm.all_arrive(comm.timeout)  # the flags are zero before any rank publishes
+
+    def close(self) -> None:
+        """Release the segment (collective)."""
+        if self.win is not None:
+            self.win.Unlock_all()
+            self.win.Free()
+            self.win = None
+
+    def begin(self) -> None:
+        super().begin()
+        self.step += 1
+        self._summed = [False] * len(self.flat)
+        self._free = False
+
+    def before_step(self, step, grads: dict) -> None:
+        here = self.position[step.name]
+        for i, after in enumerate(self.after):
+            if after < here and self.requests[i] is None:
+                self._start(i, grads)
+        self._sum_ready()
+
+    def _start(self, i: int, grads: dict) -> None:
+        if not self._free:
+            # a rank may still be summing (as a helper) a chunk of the last step from the slot
+            # about to be overwritten; it leaves the step long before we get here, save when
+            # the machine took its core away
+            self._spin_until(lambda: bool((self.passed >= self.step - 1).all()))
+            self._free = True
+        flat = self.flat[i]
+        for p, off, size, _ in self.layout[i]:
+            g = grads.get(p)
+            if g is None:  # its backward step was skipped (no gradient reached it): zero
+                flat[off:off + size] = 0
+            else:
+                flat[off:off + size] = g.reshape(-1)
+        self._starts_now[i] = time.perf_counter() - self._t0
+        self.win.Sync()  # the slot's bytes are visible before its flag
+        self.ready[i, self.comm.rank] = self.step
+        self.requests[i] = True
+
+    def _sum_ready(self) -> bool:
+        """Sum the chunks not summed yet of every bucket all ranks have packed, this rank's
+        chunk first; True when every chunk of every bucket is summed."""
+        step, n = self.step, self.comm.size
+        for i in range(len(self.flat)):
+            if self._summed[i]:
+                continue
+            if not (self.ready[i] == step).all():
+                continue
+            self.win.Sync()  # read the slots only after seeing their flags
+            for k in range(n):
+                j = (self.comm.rank + k) % n
+                if self.done[i, j] != step:
+                    self._sum_chunk(i, j)
+            self._summed[i] = True
+        return bool((self.done == step).all())
+
+    def _sum_chunk(self, i: int, j: int) -> None:
+        """Chunk j of bucket i: the slots' sum in rank order. Another rank may be summing the
+        same chunk: both write the same values, and only final ones (the partial sums of more
+        than two ranks stay private), so a rank that reads the chunk reads the sum."""
+        c, slots = self.chunks[i][j], self.slots[i]
+        if len(slots) == 2:
+            np.add(slots[0][c], slots[1][c], out=self.sums[i][c])
+        else:
+            part = slots[0][c] + slots[1][c]
+            for s in slots[2:]:
+                part += s[c]
+            self.sums[i][c] = part
+        self.win.Sync()  # the sum's bytes are visible before its flag
+        self.done[i, j] = self.step
+
+    def finish(self, grads: dict) -> dict:
+        """Pack the buckets not packed yet, sum this rank's chunks, wait for the others', and
+        point grads at the shared sums."""
+        end = time.perf_counter()
+        for i, r in enumerate(self.requests):
+            if r is None:
+                self._start(i, grads)
+        self._wait_all()
+        self.win.Sync()
+        done = time.perf_counter()
+        self.backward.append(end - self._t0)
+        self.exposed.append(done - end)
+        self.start_offsets.append(list(self._starts_now))
+        for i, entries in enumerate(self.layout):
+            for p, off, size, shape in entries:
+                grads[p] = self.sums[i][off:off + size].reshape(shape)
+        return grads
+
+    def _wait_all(self) -> None:
+        """Sum chunks as their buckets become ready, until every chunk is summed."""
+        self._spin_until(self._sum_ready)
+        self.passed[self.comm.rank] = self.step
+
+    def _spin_until(self, done) -> None:
+        """Call done() until it is true (polling flat out, then yielding the core, then
+        sleeping between calls, as Comm.wait); PeerLostError after comm.timeout seconds."""
+        start = time.monotonic()
+        while not done():
+            waited = time.monotonic() - start
+            if waited > _DOZE:
+                time.sleep(0.001)
+            elif waited > _SPIN:
+                os.sched_yield()
+            if waited > self.comm.timeout:
+                c = self.comm
+                raise PeerLostError(
+                    f"rank {c.rank} of {c.size} ({c.host}): no answer from the other ranks for "
+                    f"{c.timeout:g} s while summing the gradients (shared memory): a rank died "
+                    f"or hangs (look for its error above); stopping instead of waiting forever "
+                    f"(--comm-timeout sets the limit)")
+
+    def time_blocking(self, repeats: int = 20) -> float:
+        """Median seconds to sum every bucket with nothing to overlap (collective)."""
+        times = []
+        for _ in range(repeats):
+            self.comm.all_arrive(self.comm.timeout)
+            t = time.perf_counter()
+            self.begin()
+            for i in range(len(self.flat)):
+                self._start(i, {})
+            self._wait_all()
+            times.append(time.perf_counter() - t)
+        return float(np.median(times))
+
+
+def _round(nbytes: int) -> int:
+    return -(-nbytes // _ALIGN) * _ALIGN

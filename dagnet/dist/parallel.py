@@ -17,6 +17,10 @@ It is the plan (every attribute not defined here is the plan's), except that
     checksum of the params is compared across the ranks: a rank whose params differ means
     a bug or a broken node, and training stops with DistributedError naming the params.
 
+How the buckets are summed: on one machine in shared memory (shm.py: the ranks that finish
+their backward first do the sums while they would wait), across machines (or with
+shared_memory=False) by MPI's nonblocking allreduce (buckets.py).
+
 Batchnorm: per-rank statistics by default (PyTorch DDP's default); with sync_bn the global
 batch's (syncbn.py). Per-rank running statistics differ between ranks; rank 0's are the
 model's, broadcast before every predict (DDP broadcasts its buffers likewise).
@@ -31,7 +35,7 @@ import numpy as np
 
 from dagnet import runtime
 from dagnet.dist.buckets import BucketedExecutor, GradientBuckets
-from dagnet.dist.shm import SharedBuckets, one_machine
+from dagnet.dist.shm import SharedBuckets, one_machine, segment_bytes
 from dagnet.dist.sharding import counts, shard
 from dagnet.dist.syncbn import StatisticsSync
 from dagnet.errors import DistributedError
@@ -51,7 +55,8 @@ class DataParallel:
         self.sync_bn = bool(sync_bn)
         self.check_every = int(check_every)
         if shared_memory is None:  # collective: every rank decides the same
-            shared_memory = one_machine(comm)
+            shared_memory = getattr(plan, "bucket_plan", None) and \
+                one_machine(comm, segment_bytes(plan, comm.size))
         self.buckets = (SharedBuckets if shared_memory else GradientBuckets)(plan, comm)
         self.executor = BucketedExecutor(plan, self.buckets)  # its own caches and buffers
         self.stats_sync = StatisticsSync(comm) if sync_bn else None

@@ -301,3 +301,26 @@ def test_two_ranks_on_two_hosts(tmp_path):
     finally:
         for ns in (na, nb):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+SHM_CHOICE = """
+import sys
+import dagnet
+from dagnet.dist import Comm, DataParallel, shm
+from tests.dist.worker import graph
+plan = dagnet.compile(graph("fc"), bucket_mb=0.05)
+comm = Comm(timeout=30)
+if sys.argv[1] == "full":
+    shm._shm_free = lambda: shm.segment_bytes(plan, comm.size) * 2 - 1  # not room for two
+model = DataParallel(plan, comm)
+if comm.rank == 0:
+    print(type(model.buckets).__name__, repr(model).split("summed by ")[1].split(",")[0])
+"""
+
+
+@pytest.mark.parametrize("room,chosen", [("room", "SharedBuckets shared memory"),
+                                         ("full", "GradientBuckets MPI")])
+def test_shared_memory_only_with_room_for_the_segment(room, chosen):
+    r = mpiexec(2, "-c", SHM_CHOICE, room)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == chosen

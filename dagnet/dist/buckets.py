@@ -4,15 +4,18 @@ gradient, all waited for before the update.
 
     buckets = GradientBuckets(plan, comm)     # plan compiled with bucket_mb=...
     executor = BucketedExecutor(plan, buckets)
-    executor.forward(feeds, "train"); buckets.begin()
+    executor.forward(feeds, "train"); buckets.begin(loss)
     grads = buckets.finish(executor.backward(seeds))   # the sums over the ranks
+    buckets.loss                                       # and the loss's
 
 The plan says where each Iallreduce starts (compiler/buckets.py, shown by plan.describe());
 this module only executes that schedule, through the executor's per-step backward hook: before
 a step's backward runs, every bucket whose last gradient an earlier step finished is started
 (the moment that earlier step's gradients were summed in), and the requests in flight are
 polled, which is what moves them along (see comm.py). Timings per step: `exposed` is the wait
-after the backward sweep ended (communication not hidden behind compute).
+after the backward sweep ended (communication not hidden behind compute). The step's loss
+rides in the last bucket (one more value after its gradients), so that it costs no
+collective of its own.
 """
 from __future__ import annotations
 
@@ -25,6 +28,25 @@ from dagnet.errors import DistributedError
 from dagnet.runtime import Executor
 
 _KEEP = 1000  # steps of timings kept for medians
+LOSS = None  # the layout's name for the loss's place, after the last bucket's gradients
+
+
+def bucket_layout(plan) -> list:
+    """Per bucket: [(param, offset, size, shape)] in the flat buffer, the last bucket ending
+    with (LOSS, offset, 1, ()); a plan whose params get no gradient has one bucket, the loss."""
+    layout = []
+    for b in plan.bucket_plan["buckets"]:
+        entries, offset = [], 0
+        for p in b["params"]:
+            a = plan.params[p]
+            entries.append((p, offset, a.size, a.shape))
+            offset += a.size
+        layout.append(entries)
+    if not layout:
+        layout.append([])
+    last = layout[-1]
+    last.append((LOSS, last[-1][1] + last[-1][2] if last else 0, 1, ()))
+    return layout
 
 
 class GradientBuckets:
@@ -38,18 +60,12 @@ class GradientBuckets:
                 "dagnet.compile(graph, bucket_mb=4)) for data-parallel training")
         self.comm = comm
         self.meta = meta
-        self.layout = []  # per bucket: [(param, offset, size, shape)]
-        self.flat = []
-        for b in meta["buckets"]:
-            entries, offset = [], 0
-            for p in b["params"]:
-                a = plan.params[p]
-                entries.append((p, offset, a.size, a.shape))
-                offset += a.size
-            self.layout.append(entries)
-            self.flat.append(np.zeros(offset, dtype=plan.dtype))
+        self.layout = bucket_layout(plan)  # per bucket: [(param, offset, size, shape)]
+        self.flat = [np.zeros(e[-1][1] + e[-1][2], dtype=plan.dtype) for e in self.layout]
         self.position = {s.name: k for k, s in enumerate(plan.backward_steps)}
-        self.after = [b["position"] for b in meta["buckets"]]  # start once past this step
+        # start once past this step (the loss alone: after the sweep)
+        self.after = [b["position"] for b in meta["buckets"]] or [len(self.position)]
+        self.loss = 0.0  # the last step's loss, summed over the ranks
         self.requests: list = [None] * len(self.flat)
         self.exposed = collections.deque(maxlen=_KEEP)  # seconds waited after backward
         self.backward = collections.deque(maxlen=_KEEP)  # seconds of the backward sweep
@@ -61,8 +77,9 @@ class GradientBuckets:
     def nbytes(self) -> int:
         return sum(f.nbytes for f in self.flat)
 
-    def begin(self) -> None:
-        """Mark the start of a backward sweep."""
+    def begin(self, loss: float = 0.0) -> None:
+        """Mark the start of a backward sweep; `loss`: this rank's (weighted) loss."""
+        self._loss = loss
         self.requests = [None] * len(self.flat)
         self._starts_now = [None] * len(self.flat)
         self._t0 = time.perf_counter()
@@ -79,15 +96,19 @@ class GradientBuckets:
             self.comm.progress(active)
 
     def _start(self, i: int, grads: dict) -> None:
+        self.pack(i, grads)
+        self._starts_now[i] = time.perf_counter() - self._t0
+        self.requests[i] = self.comm.iallreduce(self.flat[i])
+
+    def pack(self, i: int, grads: dict) -> None:
+        """Bucket i's gradients (and the loss, in the last) into its flat buffer."""
         flat = self.flat[i]
         for p, off, size, _ in self.layout[i]:
-            g = grads.get(p)
+            g = self._loss if p is LOSS else grads.get(p)
             if g is None:  # its backward step was skipped (no gradient reached it): zero
                 flat[off:off + size] = 0
             else:
-                flat[off:off + size] = g.reshape(-1)
-        self._starts_now[i] = time.perf_counter() - self._t0
-        self.requests[i] = self.comm.iallreduce(flat)
+                flat[off:off + size] = np.reshape(g, -1)
 
     def finish(self, grads: dict) -> dict:
         """Start any bucket not started yet, wait for all, and point grads at the sums."""
@@ -100,9 +121,16 @@ class GradientBuckets:
         self.backward.append(end - self._t0)
         self.exposed.append(done - end)
         self.start_offsets.append(list(self._starts_now))
+        return self.unpack(self.flat, grads)
+
+    def unpack(self, sums: list, grads: dict) -> dict:
+        """Point grads at their views of the buckets' sums; the summed loss into self.loss."""
         for i, entries in enumerate(self.layout):
             for p, off, size, shape in entries:
-                grads[p] = self.flat[i][off:off + size].reshape(shape)
+                if p is LOSS:
+                    self.loss = float(sums[i][off])
+                else:
+                    grads[p] = sums[i][off:off + size].reshape(shape)
         return grads
 
     def time_blocking(self, repeats: int = 20) -> float:

@@ -132,22 +132,19 @@ class DataParallel:
         part = shard(total, self.comm.rank, self.comm.size)
         local = {k: v[part.rows] for k, v in feeds.items()}
         seeds = {v: np.asarray(part.weight, dtype=plan.dtype) for v in plan.losses}
-        loss = np.zeros(1)
         if self.stats_sync is not None:
             self.stats_sync.filler = part.filler
         with synchronised_statistics(self.stats_sync):
             t = time.perf_counter()
             values = self.executor.forward(local, "train", plan.losses)
             self.forward_s.append(time.perf_counter() - t)
-            loss[0] = part.weight * float(sum(np.sum(values[v]) for v in plan.losses))
-            loss_request = self.comm.iallreduce(loss)  # hidden behind the backward sweep
-            self.buckets.begin()
+            # the loss is summed with the last bucket
+            self.buckets.begin(part.weight * float(sum(np.sum(values[v]) for v in plan.losses)))
             grads = self.executor.backward(seeds)
         self.buckets.finish(grads)
-        self.comm.wait([loss_request], "summing the loss")
         self.steps_done += 1
         self._state_synced = not plan.state
-        value = float(loss[0])
+        value = self.buckets.loss
         if reg:
             value += plan.regularization(reg)
             for p in plan.decayed:

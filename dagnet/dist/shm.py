@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from dagnet.dist.buckets import GradientBuckets
+from dagnet.dist.buckets import GradientBuckets, bucket_layout
 from dagnet.dist.comm import _DOZE, _SPIN
 from dagnet.errors import PeerLostError
 
@@ -53,12 +53,12 @@ def one_machine(comm, nbytes: int) -> bool:
 
 
 def segment_bytes(plan, size: int) -> int:
-    """Bytes of the shared segment for `plan`'s buckets over `size` ranks (a slot per rank and
-    the sums per bucket, and the step counters)."""
-    buckets = plan.bucket_plan["buckets"]
+    """Bytes of the shared segment for `plan`'s buckets over `size` ranks (the step counters,
+    and per bucket a slot per rank and the sums)."""
+    layout = bucket_layout(plan)
     itemsize = np.dtype(plan.dtype).itemsize
-    per = sum(_round(sum(plan.params[p].size for p in b["params"]) * itemsize) for b in buckets)
-    return _round((2 * len(buckets) + 1) * size * 8) + per * (size + 1)
+    per = sum(_round((e[-1][1] + e[-1][2]) * itemsize) for e in layout)
+    return _round((2 * len(layout) + 1) * size * 8) + per * (size + 1)
 
 
 def _shm_free() -> int:
@@ -114,8 +114,8 @@ class SharedBuckets(GradientBuckets):
             self.win.Free()
             self.win = None
 
-    def begin(self) -> None:
-        super().begin()
+    def begin(self, loss: float = 0.0) -> None:
+        super().begin(loss)
         self.step += 1
         self._summed = [False] * len(self.flat)
         self._free = False
@@ -137,13 +137,7 @@ class SharedBuckets(GradientBuckets):
             # the machine took its core away
             self._spin_until(lambda: bool((self.passed >= self.step - 1).all()))
             self._free = True
-        flat = self.flat[i]
-        for p, off, size, _ in self.layout[i]:
-            g = grads.get(p)
-            if g is None:  # its backward step was skipped (no gradient reached it): zero
-                flat[off:off + size] = 0
-            else:
-                flat[off:off + size] = g.reshape(-1)
+        self.pack(i, grads)
         self._starts_now[i] = time.perf_counter() - self._t0
         self.win.Sync()  # the slot's bytes are visible before its flag
         self.ready[i, self.comm.rank] = self.step
@@ -194,10 +188,7 @@ class SharedBuckets(GradientBuckets):
         self.backward.append(end - self._t0)
         self.exposed.append(done - end)
         self.start_offsets.append(list(self._starts_now))
-        for i, entries in enumerate(self.layout):
-            for p, off, size, shape in entries:
-                grads[p] = self.sums[i][off:off + size].reshape(shape)
-        return grads
+        return self.unpack(self.sums, grads)
 
     def _wait_all(self) -> None:
         """Sum chunks as their buckets become ready, until every chunk is summed."""

@@ -324,3 +324,31 @@ def test_shared_memory_only_with_room_for_the_segment(room, chosen):
     r = mpiexec(2, "-c", SHM_CHOICE, room)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip() == chosen
+
+
+NO_GRADIENTS = """
+import sys
+import numpy as np
+import dagnet
+from dagnet import Graph
+from dagnet.dist import Comm, DataParallel
+g = Graph("noparams")
+g.softmax_cross_entropy(g.input("x", (5,)), g.input("y", (), dtype="int64"))
+plan = dagnet.compile(g, dtype="float64", bucket_mb=1)
+comm = Comm(timeout=30)
+model = DataParallel(plan, comm, shared_memory=sys.argv[1] == "shm")
+X, y = np.arange(30.0).reshape(6, 5) % 7, np.array([0, 1, 2, 3, 4, 0])
+loss, grads = model.loss_and_grads(X, y)
+every = comm.allgather(np.array([len(model.buckets.flat), len(grads), loss]), "gathering")
+if comm.rank == 0:
+    print(every[:, :2].tolist(), np.abs(every[:, 2] - plan.loss_and_grads(X, y)[0]).max() < 1e-12)
+"""
+
+
+@pytest.mark.parametrize("transport", ["shm", "mpi"])
+def test_the_loss_rides_in_the_last_bucket_even_without_gradients(transport):
+    """The global batch's loss is summed with the gradients: a plan without params gets one
+    bucket, the loss's."""
+    r = mpiexec(2, "-c", NO_GRADIENTS, transport)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == "[[1.0, 0.0], [1.0, 0.0]] True"  # on both ranks

@@ -102,8 +102,9 @@ def describe_buckets(meta: dict) -> list[str]:
     total = sum(b["bytes"] for b in buckets)
     lines = [f"allreduce buckets ({len(buckets)}, {total / MB:.2f} MiB of gradients; close at "
              f"{meta['first_bytes'] / MB:g} MiB for the first, {meta['bucket_bytes'] / MB:g} MiB "
-             f"after; each Iallreduce starts right after the backward step named, all are "
-             f"waited for before the update):"]
+             f"after; each bucket's allreduce (MPI's Iallreduce, or shared memory on one "
+             f"machine) starts right after the backward step named, all are waited for before "
+             f"the update):"]
     for i, b in enumerate(buckets):
         lines.append(f"  bucket {i}: {b['bytes'] / 1024:,.1f} KiB, starts after backward step "
                      f"{b['position'] + 1}/{meta['backward_steps']} '{b['after']}': {', '.join(b['params'])}")

@@ -5,8 +5,9 @@
     Solver(model, data, batch_size=256, ...)       # 256 is the global batch
 
 comm: MPI with bounded waits. sharding: each rank's rows of a global batch. buckets: the
-planned allreduce at run time. syncbn: global batchnorm statistics. parallel: DataParallel.
-launch: starting N ranks (`dagnet train --ranks N`). See docs/distributed.md.
+planned allreduce at run time (by MPI); shm: the same sums in shared memory on one machine.
+syncbn: global batchnorm statistics. parallel: DataParallel. launch: starting N ranks
+(`dagnet train --ranks N`). See docs/distributed.md.
 """
 from dagnet.dist.comm import Comm
 from dagnet.dist.parallel import DataParallel

@@ -8,7 +8,7 @@ gradient, all waited for before the update.
     grads = buckets.finish(executor.backward(seeds))   # the sums over the ranks
     buckets.loss                                       # and the loss's
 
-The plan says where each Iallreduce starts (compiler/buckets.py, shown by plan.describe());
+The plan says where each bucket's allreduce starts (compiler/buckets.py, shown by plan.describe());
 this module only executes that schedule, through the executor's per-step backward hook: before
 a step's backward runs, every bucket whose last gradient an earlier step finished is started
 (the moment that earlier step's gradients were summed in), and the requests in flight are

@@ -180,7 +180,7 @@ def _(tmp):
 def _(tmp):
     from dagnet.dist import DataParallel
 
-    DataParallel(mlp_plan(bucket_mb=1), OneRankComm(drift=True)).check_params()
+    DataParallel(mlp_plan(bucket_mb=1), OneRankComm(drift=True), shared_memory=False).check_params()
 
 
 @case("dist-peer-lost", D, PeerLostError,

@@ -8,11 +8,12 @@ gradient, all waited for before the update.
     grads = buckets.finish(executor.backward(seeds))   # the sums over the ranks
     buckets.loss                                       # and the loss's
 
-The plan says where each bucket's allreduce starts (compiler/buckets.py, shown by plan.describe());
-this module only executes that schedule, through the executor's per-step backward hook: before
-a step's backward runs, every bucket whose last gradient an earlier step finished is started
-(the moment that earlier step's gradients were summed in), and the requests in flight are
-polled, which is what moves them along (see comm.py). Timings per step: `exposed` is the wait
+The plan says where each bucket's allreduce starts (compiler/buckets.py, shown by
+plan.describe()); this module executes that schedule through MPI (shm.py: through shared
+memory, on one machine), by the executor's per-step backward hook: before a step's backward
+runs, every bucket whose last gradient an earlier step finished is started (the moment that
+earlier step's gradients were summed in), and the requests in flight are polled, which is
+what moves them along (see comm.py). Timings per step: `exposed` is the wait
 after the backward sweep ended (communication not hidden behind compute). The step's loss
 rides in the last bucket (one more value after its gradients), so that it costs no
 collective of its own.

@@ -95,7 +95,8 @@ class SharedBuckets(GradientBuckets):
         self.slots, self.sums, self.chunks = [], [], []
         at = flags
         for s, p in zip(sizes, per):
-            views = [raw[at + k * p: at + k * p + s * dtype.itemsize].view(dtype) for k in range(n + 1)]
+            views = [raw[at + k * p:at + k * p + s * dtype.itemsize].view(dtype)
+                     for k in range(n + 1)]
             self.slots.append(views[:n])
             self.sums.append(views[n])
             at += p * (n + 1)

@@ -56,9 +56,7 @@ _inside = threading.local()  # set on a thread while it runs blocks: a nested ru
 
 def _worker(tasks: queue.SimpleQueue) -> None:
     while True:
-        job, done = tasks.get()
-        job()
-        done.release()
+        tasks.get()()
 
 
 def _team(size: int) -> list:
@@ -89,53 +87,66 @@ def threads_for(count: int) -> int:
     return max(1, min(kernels.NUM_THREADS, count)) if _CONTROLS else 1
 
 
+class _Blocks:
+    """One run's blocks: handed out in order; `wait` returns once no block is left and every
+    block taken is done. A helper that wakes only after that finds none left and leaves:
+    the caller never waits for a thread that took no block (on a busy machine that wait
+    was a scheduler tick per run)."""
+
+    def __init__(self, fn, count: int):
+        self.fn, self.count = fn, count
+        self.next = self.active = 0
+        self.errors: list = []
+        self.cond = threading.Condition()
+
+    def work(self) -> None:
+        _inside.busy = True
+        try:
+            while True:
+                with self.cond:
+                    if self.errors or self.next >= self.count:
+                        return
+                    i, self.next, self.active = self.next, self.next + 1, self.active + 1
+                try:
+                    self.fn(i)
+                except BaseException as e:  # noqa: BLE001 - re-raised by run
+                    self.errors.append(e)
+                finally:
+                    with self.cond:
+                        self.active -= 1
+                        self.cond.notify_all()
+        finally:
+            _inside.busy = False
+
+    def wait(self) -> None:
+        with self.cond:
+            while self.active:
+                self.cond.wait()
+
+
 def run(fn, count: int) -> None:
     """fn(i) for i < count, over the threads (see the module doc); the first exception any
-    call raises is raised here once every thread has stopped taking blocks. fn must write
-    only what block i owns."""
+    call raises is raised here once no block is running. fn must write only what block i
+    owns."""
     threads = 1 if getattr(_inside, "busy", False) else threads_for(count)
     if threads == 1:
         for i in range(count):
             fn(i)
         return
-    order = iter(range(count))
-    take = threading.Lock()
-    errors: list = []
-
-    def work():
-        _inside.busy = True
-        try:
-            take_blocks()
-        finally:
-            _inside.busy = False
-
-    def take_blocks():
-        while not errors:
-            with take:
-                i = next(order, None)
-            if i is None:
-                return
-            try:
-                fn(i)
-            except BaseException as e:  # noqa: BLE001 - re-raised by the caller below
-                errors.append(e)
-
+    blocks = _Blocks(fn, count)
     before = [get() for get, _ in _CONTROLS]
     for _, set_threads in _CONTROLS:
         set_threads(1)
     try:
-        done = threading.Semaphore(0)
-        helpers = _team(threads - 1)
-        for tasks in helpers:
-            tasks.put((work, done))
-        work()
-        for _ in helpers:
-            done.acquire()
+        for tasks in _team(threads - 1):
+            tasks.put(blocks.work)
+        blocks.work()
+        blocks.wait()
     finally:
         for (_, set_threads), n in zip(_CONTROLS, before):
             set_threads(n)
-    if errors:
-        raise errors[0]
+    if blocks.errors:
+        raise blocks.errors[0]
 
 
 def spans(n: int, per: int) -> list:

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet import blocks, kernels
+from dagnet import kernels
 from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, as_pair, check_floats, check_rank, register
+from dagnet.ops.conv_blocks import blocked_backward, blocked_forward
 from dagnet.ops.declare import (COUNT, INITIALIZERS, POSITIVE, REQUIRED, WINDOW, Attr, data,
                                 param, weight)
 from dagnet.ops.depthwise import (DepthwiseCache, depthwise_backward, depthwise_forward,
@@ -63,13 +64,10 @@ def weights_with_bias(w, b, dtype):
 # Below this many output pixels per sample, per-sample GEMMs are too thin for BLAS and one GEMM
 # over the whole batch wins, transposes included (measured on the benchmark's shapes).
 BATCH_GEMM_BELOW = 256
-#: the batch GEMM's columns as blocks of whole samples, one block per thread at a time, each
-#: a one-thread GEMM (dagnet/blocks.py); False: one GEMM over the batch, threaded by OpenBLAS
-#: (for A/B measurements)
+#: the im2col convs by blocks of samples, each block's products one-thread GEMMs on whichever
+#: thread is free (ops/conv_blocks.py); False: one GEMM over the batch (or per sample, the
+#: batch in one call) threaded by OpenBLAS, for A/B measurements
 BLOCKED: bool = True
-#: output positions (columns) per block: enough for OpenBLAS's one-thread kernel to run at
-#: its rate, few enough that a batch of 64 8 x 8 outputs makes 8 blocks for the threads
-BLOCK_COLUMNS = 512
 
 
 def conv_forward(x, w, b, stride, pad, contiguous=True, out=None, workspace=None, dilation=1,
@@ -100,9 +98,9 @@ def conv_forward(x, w, b, stride, pad, contiguous=True, out=None, workspace=None
     # (fused step 10.4 vs 10.9 ms) and lenet_bn, equal on resnet_small
     layout = "KNP" if p < BATCH_GEMM_BELOW else "NKP"
     wb = weights_with_bias(w, b, x.dtype)
-    if layout == "KNP" and BLOCKED:
-        return _blocked_forward(x, wb, w, ksize, stride, pad, dilation, out_size, contiguous,
-                                out, workspace)
+    if BLOCKED:
+        return blocked_forward(x, wb, w, ksize, stride, pad, dilation, out_size, layout,
+                               contiguous, out, workspace)
     cols = kernels.im2col(x, ksize, stride, pad, out_size, ones_row=True, layout=layout,
                           buffer=workspace, dilation=dilation)
     cache = (cols, layout, w, x.shape, stride, pad, dilation)
@@ -160,6 +158,8 @@ def conv_backward(dout, cache, need_dx=True):
         return depthwise_backward(dout, cache, need_dx)
     if cache[1] == "grouped":
         return _grouped_backward(dout, cache, need_dx)
+    if BLOCKED:
+        return blocked_backward(dout, cache, need_dx)
     cols, layout, w, x_shape, stride, pad, dilation = cache
     n, f = dout.shape[:2]
     p = dout.shape[2] * dout.shape[3]
@@ -169,8 +169,6 @@ def conv_backward(dout, cache, need_dx=True):
         # per sample cols[n] @ dout[n].T is (K + 1, F), transposed: dw | db, db from the ones
         # row. This orientation ran 1.1-1.8x faster in OpenBLAS than dout[n] @ cols[n].T.
         dwb = np.matmul(cols, d3.transpose(0, 2, 1)).sum(axis=0).T
-    elif BLOCKED:
-        return _blocked_backward(dout, cache, need_dx)
     else:
         d3 = np.ascontiguousarray(dout.reshape(n, f, p).transpose(1, 0, 2)).reshape(f, n * p)
         dwb = (cols.reshape(-1, n * p) @ d3.T).T  # likewise 1.2x faster than d3 @ cols.T
@@ -183,73 +181,6 @@ def conv_backward(dout, cache, need_dx=True):
                         w.shape[2:], stride, pad, dout.shape[2:], layout=layout,
                         dilation=dilation)
     return dx, dw, db
-
-
-def _blocked_forward(x, wb, w, ksize, stride, pad, dilation, out_size, contiguous, out,
-                     workspace):
-    """conv_forward's batch GEMM by blocks of samples (dagnet/blocks.py): each block's im2col
-    columns, its GEMM (w | b) @ cols into the (F, N, P) output, and (when NCHW is asked for)
-    its transpose, on one thread while its columns are in cache."""
-    n, f = x.shape[0], w.shape[0]
-    p = out_size[0] * out_size[1]
-    shape = (wb.shape[1], n, p)
-    cols = np.empty(shape, x.dtype) if workspace is None else kernels.typed_view(workspace, shape,
-                                                                                 x.dtype)
-    fnp = np.empty((f, n, p), x.dtype)
-    nchw = None
-    if contiguous:
-        nchw = np.empty((n, f, *out_size), x.dtype) if out is None else out
-    c2, o2 = cols.reshape(-1, n * p), fnp.reshape(f, n * p)
-
-    def block(i):
-        a, z = parts[i]
-        kernels.im2col(x[a:z], ksize, stride, pad, out_size, ones_row=True, layout="KNP",
-                       dilation=dilation, threads=1, out=cols[:, a:z])
-        np.matmul(wb, c2[:, a * p:z * p], out=o2[:, a * p:z * p])
-        if nchw is not None:
-            nchw[a:z] = fnp[:, a:z].reshape(f, z - a, *out_size).transpose(1, 0, 2, 3)
-
-    parts = blocks.spans(n, max(1, BLOCK_COLUMNS // p))
-    blocks.run(block, len(parts))
-    cache = (cols, "KNP", w, x.shape, stride, pad, dilation)
-    if nchw is not None:
-        return nchw, cache
-    return fnp.reshape(f, n, *out_size).transpose(1, 0, 2, 3), cache
-
-
-def _blocked_backward(dout, cache, need_dx):
-    """conv_backward for the batch GEMM's columns (K + 1, N, P), by blocks of samples
-    (dagnet/blocks.py): each block's dw | db part (its columns @ its dout.T, summed over the
-    blocks in block order: the same numbers for any thread count) and its column gradient
-    w.T @ dout, scattered into its samples' dx while in cache. dout: NCHW, or grad_buffer's
-    (F, N, P) layout read in place."""
-    cols, _, w, x_shape, stride, pad, dilation = cache
-    n, f = dout.shape[:2]
-    p = dout.shape[2] * dout.shape[3]
-    c2 = cols.reshape(-1, n * p)
-    fmajor = dout.transpose(1, 0, 2, 3)
-    d2 = fmajor.reshape(f, n * p) if fmajor.flags.c_contiguous else None
-    wt = np.ascontiguousarray(w.reshape(f, -1).T) if need_dx else None
-    dx = np.empty(x_shape, dout.dtype) if need_dx else None
-    parts = blocks.spans(n, max(1, BLOCK_COLUMNS // p))
-    dwb_parts = np.empty((len(parts), c2.shape[0], f), dout.dtype)
-
-    def block(i):
-        a, z = parts[i]
-        if d2 is not None:
-            d = d2[:, a * p:z * p]
-        else:  # NCHW: this block's samples as (F, samples * P)
-            d = np.ascontiguousarray(fmajor[:, a:z]).reshape(f, -1)
-        np.matmul(c2[:, a * p:z * p], d.T, out=dwb_parts[i])
-        if dx is not None:
-            dcols = wt @ d  # (K, samples * P)
-            kernels.col2im(dcols.reshape(-1, z - a, p), (z - a, *x_shape[1:]), w.shape[2:],
-                           stride, pad, dout.shape[2:], layout="KNP", dilation=dilation,
-                           dx=dx[a:z], threads=1)
-
-    blocks.run(block, len(parts))
-    dwb = dwb_parts.sum(axis=0).T
-    return dx, dwb[:, :-1].reshape(w.shape), np.ascontiguousarray(dwb[:, -1])
 
 
 def takes_direct(x_shape, w_shape, stride, pad, dilation=(1, 1), groups=1) -> bool:

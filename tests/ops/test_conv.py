@@ -182,10 +182,10 @@ def test_batch_layout_backward_by_blocks_and_over_the_batch_agree(blocked, w_sha
     gradients, read from NCHW or from grad_buffer's layout."""
     from dagnet import reference
     from dagnet.ops import conv as conv_module
-    from dagnet.ops import direct
+    from dagnet.ops import conv_blocks, direct
 
     monkeypatch.setattr(conv_module, "BLOCKED", blocked)
-    monkeypatch.setattr(conv_module, "BLOCK_COLUMNS", 40)  # blocks of one or two samples
+    monkeypatch.setattr(conv_blocks, "BLOCK_COLUMNS", 40)  # blocks of one or two samples
     monkeypatch.setattr(direct, "ENABLED", False)  # the columns for the 3x3 too
     x, w, b = conv_inputs((3, 4, 6, 6), w_shape)
     out, cache = conv_forward(x, w, b, stride, pad)

@@ -1,5 +1,6 @@
-"""The batch GEMM's convs by blocks of samples (ops/conv.py BLOCKED, dagnet/blocks.py): the
-reference's numbers, float64 gradients, PyTorch's, and bitwise the same for any thread count."""
+"""The im2col convs by blocks of samples (ops/conv_blocks.py, dagnet/blocks.py), in both column
+layouts: the reference's numbers, float64 gradients, PyTorch's, the unblocked products', and
+bitwise the same for any thread count."""
 import threading
 
 import numpy as np
@@ -8,16 +9,18 @@ import pytest
 from dagnet import blocks, kernels, reference
 from dagnet.gradcheck import numerical_gradient
 from dagnet.ops import conv as conv_module
-from dagnet.ops import direct
+from dagnet.ops import conv_blocks, direct
 from dagnet.ops.conv import conv_backward, conv_forward, grad_buffer
 
 
-@pytest.fixture
-def columns(monkeypatch):
-    """Every conv by the batch GEMM's columns, in blocks of about 3 samples of 4 x 4."""
+@pytest.fixture(params=["KNP", "NKP"])
+def columns(request, monkeypatch):
+    """Every conv by im2col columns of one layout (the batch GEMM's or per sample), in blocks
+    of about 3 samples of 4 x 4 (several blocks and a shorter last one)."""
     monkeypatch.setattr(direct, "ENABLED", False)
-    monkeypatch.setattr(conv_module, "BATCH_GEMM_BELOW", 10**9)
-    monkeypatch.setattr(conv_module, "BLOCK_COLUMNS", 48)
+    monkeypatch.setattr(conv_module, "BATCH_GEMM_BELOW", 10**9 if request.param == "KNP" else 0)
+    monkeypatch.setattr(conv_blocks, "BLOCK_COLUMNS", 48)
+    return request.param
 
 
 def inputs(n, c, h, f, k, dtype=np.float64, seed=0):
@@ -47,7 +50,7 @@ def test_blocked_conv_matches_the_reference(columns, shape, stride, pad, laid):
     n, c, h, f, k = shape
     x, w, b = inputs(n, c, h, f, k)
     out, cache = conv_forward(x, w, b, stride, pad)
-    assert cache[1] == "KNP"
+    assert cache[1] == columns
     np.testing.assert_allclose(out, reference.conv_forward(x, w, b, stride, pad), atol=1e-12)
     dout = np.random.default_rng(1).standard_normal(out.shape)
     got, _ = run(x, w, b, stride, pad, dout, laid, contiguous=not laid)
@@ -156,6 +159,12 @@ def test_run_restores_openblas_threads_and_nests_inline(monkeypatch):
     for i in range(4):
         assert len({t for a, _, t in inner if a == i}) == 1
     assert len(inner) == 8
+
+
+def test_blocks_are_fixed_by_the_shapes():
+    assert conv_blocks.parts(64, 64) == [(a, a + 8) for a in range(0, 64, 8)]
+    assert len(conv_blocks.parts(64, 256)) == conv_blocks.MAX_BLOCKS  # 4 samples each
+    assert conv_blocks.parts(3, 1024) == [(0, 1), (1, 2), (2, 3)]
 
 
 def test_spans_cover_the_batch_in_order():

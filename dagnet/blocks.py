@@ -12,8 +12,9 @@ shapes, never the thread count), and a caller that sums over blocks sums in bloc
 results are bitwise the same for any thread count and any schedule.
 
 OpenBLAS's thread count is process-wide (its `openblas_set_num_threads_local` is too in the
-pthreads build numpy ships): `run` sets it to one and back around the blocks; a GEMM another
-Python thread runs meanwhile gets one thread too. Where no OpenBLAS with that function is
+pthreads build numpy ships): `run` sets it to one and back around the blocks (once for runs
+that overlap from several Python threads); a GEMM another Python thread runs meanwhile gets
+one thread too. Where no OpenBLAS with that function is
 loaded (numpy on MKL or Accelerate), the blocks run one after another on the calling thread,
 each product threaded by the BLAS itself as before.
 """
@@ -134,19 +135,36 @@ def run(fn, count: int) -> None:
             fn(i)
         return
     blocks = _Blocks(fn, count)
-    before = [get() for get, _ in _CONTROLS]
-    for _, set_threads in _CONTROLS:
-        set_threads(1)
+    _one_blas_thread(True)
     try:
         for tasks in _team(threads - 1):
             tasks.put(blocks.work)
         blocks.work()
         blocks.wait()
     finally:
-        for (_, set_threads), n in zip(_CONTROLS, before):
-            set_threads(n)
+        _one_blas_thread(False)
     if blocks.errors:
         raise blocks.errors[0]
+
+
+_held = {"runs": 0, "before": []}  # runs under way (of any Python thread), OpenBLAS's counts
+
+
+def _one_blas_thread(enter: bool) -> None:
+    """OpenBLAS at one thread from the first run that starts to the last that ends (runs
+    from several Python threads overlap: the counts are saved and put back once)."""
+    with _lock:
+        if enter:
+            if _held["runs"] == 0:
+                _held["before"] = [get() for get, _ in _CONTROLS]
+                for _, set_threads in _CONTROLS:
+                    set_threads(1)
+            _held["runs"] += 1
+            return
+        _held["runs"] -= 1
+        if _held["runs"] == 0:
+            for (_, set_threads), n in zip(_CONTROLS, _held["before"]):
+                set_threads(n)
 
 
 def spans(n: int, per: int) -> list:

@@ -167,6 +167,29 @@ def test_blocks_are_fixed_by_the_shapes():
     assert conv_blocks.parts(3, 1024) == [(0, 1), (1, 2), (2, 3)]
 
 
+def test_runs_from_several_threads_give_openblas_its_count_back(monkeypatch):
+    monkeypatch.setattr(kernels, "NUM_THREADS", 2)
+    blocks.threads_for(2)
+    before = [get() for get, _ in blocks._CONTROLS]
+    x = np.random.default_rng(0).standard_normal((64, 64))
+    results = {}
+
+    def caller(k):
+        out = np.empty((16, 64, 64))
+        for _ in range(20):
+            blocks.run(lambda i: np.matmul(x, x, out=out[i]), 16)
+        results[k] = out
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [get() for get, _ in blocks._CONTROLS] == before
+    for out in results.values():
+        np.testing.assert_allclose(out, np.broadcast_to(x @ x, out.shape), rtol=1e-12)
+
+
 def test_spans_cover_the_batch_in_order():
     assert blocks.spans(7, 3) == [(0, 3), (3, 6), (6, 7)]
     assert blocks.spans(2, 0) == [(0, 1), (1, 2)]

@@ -52,6 +52,7 @@ def _blas_controls() -> list:
 _CONTROLS: list | None = None  # looked up on first use (numpy's OpenBLAS loads with numpy)
 _workers: list = []  # (task queue, thread) of the helper threads, started on first use
 _lock = threading.Lock()
+_held = {"runs": 0, "before": []}  # runs under way (of any Python thread), OpenBLAS's counts
 _inside = threading.local()  # set on a thread while it runs blocks: a nested run runs inline
 
 
@@ -74,6 +75,7 @@ def _team(size: int) -> list:
 
 def _forget_workers() -> None:  # a forked child has none of the parent's threads
     _workers.clear()
+    _held["runs"] = 0
 
 
 if hasattr(os, "register_at_fork"):
@@ -146,8 +148,6 @@ def run(fn, count: int) -> None:
     if blocks.errors:
         raise blocks.errors[0]
 
-
-_held = {"runs": 0, "before": []}  # runs under way (of any Python thread), OpenBLAS's counts
 
 
 def _one_blas_thread(enter: bool) -> None:

@@ -102,15 +102,139 @@ ATTR static void NAME(ptrdiff_t Mr, ptrdiff_t Kr, ptrdiff_t Qr, const int32_t* _
         }                                                                                   \
 }
 
+/* out[m][oh][ow] = grid[m][oh*Wq + ow] (+ res[m][oh][ow] if res), then max(., 0) if relu,
+   for m0 <= m < m1, oh < Ho, ow < Wo (rows of grid Qr apart): dc_gemm's grid read out into
+   the conv's output while in cache. relu is a bit mask, not a jump (conv outputs' signs are
+   random: a jump is mispredicted every other value), and keeps NaN, as np.maximum does. A
+   row of at least L values is whole vectors, the last one ending at the row's end (it
+   writes some values again, the same: out is neither grid nor res); a shorter row goes
+   value by value, by the same steps. */
+#define DC_ROWS(NAME, ATTR, T, V, VU, L, I, IS)                                             \
+ATTR static inline V NAME##_one(const T* __restrict row, const T* __restrict res, int relu) { \
+    V v = *(const VU*)row;                                                                  \
+    if (res)                                                                                \
+        v = v + *(const VU*)res;                                                            \
+    if (relu)                                                                               \
+        v = (V)((I)v & ~(I)(v < (V){0}));                                                  \
+    return v;                                                                               \
+}                                                                                           \
+ATTR static void NAME(const T* __restrict g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t m0,      \
+                      ptrdiff_t m1, ptrdiff_t Ho, ptrdiff_t Wo, const T* __restrict res,     \
+                      int relu, T* __restrict out) {                                        \
+    for (ptrdiff_t m = m0; m < m1; m++)                                                     \
+        for (ptrdiff_t oh = 0; oh < Ho; oh++) {                                             \
+            const T* __restrict row = g + m * Qr + oh * Wq;                                 \
+            const ptrdiff_t o = (m * Ho + oh) * Wo;                                         \
+            const T* __restrict r = res ? res + o : NULL;                                   \
+            if (Wo >= L) {                                                                  \
+                for (ptrdiff_t ow = 0; ow < Wo; ow += L) {                                  \
+                    const ptrdiff_t at = ow + L <= Wo ? ow : Wo - L;                        \
+                    *(VU*)(out + o + at) = NAME##_one(row + at, r ? r + at : NULL, relu);   \
+                }                                                                           \
+                continue;                                                                   \
+            }                                                                               \
+            for (ptrdiff_t ow = 0; ow < Wo; ow++) {                                         \
+                T v = row[ow];                                                              \
+                if (r)                                                                      \
+                    v = v + r[ow];                                                          \
+                if (relu) {                                                                 \
+                    IS u;                                                                   \
+                    memcpy(&u, &v, sizeof(T));                                              \
+                    u &= (IS)0 - (IS)!(v < 0);                                              \
+                    memcpy(&v, &u, sizeof(T));                                              \
+                }                                                                           \
+                out[o + ow] = v;                                                            \
+            }                                                                               \
+        }                                                                                   \
+}
+
+/* The pooled form of dc_rows: out[m][p][r] (Hp x Wp) = the max over the kh x kw window at
+   row p*sh, column r*sw of the conv output (grid + res), then max(., 0) if relu; windows
+   that do not overlap (sh >= kh, sw >= kw), so each window row's maximum over the window's
+   rows overwrites its first row, in the grid (in vectors), then the row is pooled across.
+   A NaN wins its window (as in the pooling kernels) and relu keeps it; selects are bit
+   masks. */
+#define DC_POOL(NAME, ATTR, T, V, VU, L, I, IS)                                             \
+ATTR static void NAME(T* __restrict g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t m0, ptrdiff_t m1, \
+                      ptrdiff_t Ho, ptrdiff_t Wo, const T* __restrict res, int relu, int kh, \
+                      int kw, int sh, int sw, ptrdiff_t Hp, ptrdiff_t Wp, T* __restrict out) { \
+    const ptrdiff_t n = Wp * sw;                                                            \
+    for (ptrdiff_t m = m0; m < m1; m++)                                                     \
+        for (ptrdiff_t oh = 0; oh < Hp; oh++) {                                             \
+            T* __restrict top = g + m * Qr + oh * sh * Wq;                                  \
+            const ptrdiff_t o = (m * Ho + oh * sh) * Wo;                                    \
+            for (int i = 0; i < kh; i++) {                                                  \
+                const T* __restrict row = top + i * Wq;                                     \
+                const T* __restrict rr = res ? res + o + i * Wo : NULL;                     \
+                ptrdiff_t ow = 0;                                                           \
+                for (; ow + L <= n; ow += L) {                                              \
+                    V c = *(const VU*)(row + ow);                                           \
+                    if (rr)                                                                 \
+                        c = c + *(const VU*)(rr + ow);                                      \
+                    if (i) {                                                                \
+                        const V t = *(VU*)(top + ow);                                       \
+                        const I gt = (I)(c > t) | (I)(c != c);                              \
+                        c = (V)(((I)c & gt) | ((I)t & ~gt));                                \
+                    }                                                                       \
+                    *(VU*)(top + ow) = c;                                                   \
+                }                                                                           \
+                for (; ow < n; ow++) {                                                      \
+                    T c = row[ow];                                                          \
+                    if (rr)                                                                 \
+                        c = c + rr[ow];                                                     \
+                    if (i) {                                                                \
+                        IS gt = (IS)0 - (IS)((c > top[ow]) | (c != c)), a, b;               \
+                        memcpy(&a, &c, sizeof(T));                                          \
+                        memcpy(&b, top + ow, sizeof(T));                                    \
+                        a = (a & gt) | (b & ~gt);                                           \
+                        memcpy(&c, &a, sizeof(T));                                          \
+                    }                                                                       \
+                    top[ow] = c;                                                            \
+                }                                                                           \
+            }                                                                               \
+            T* __restrict dst = out + (m * Hp + oh) * Wp;                                   \
+            for (ptrdiff_t ow = 0; ow < Wp; ow++) {                                         \
+                T v = top[ow * sw];                                                         \
+                for (int j = 1; j < kw; j++) {                                              \
+                    const T c = top[ow * sw + j];                                           \
+                    IS gt = (IS)0 - (IS)((c > v) | (c != c)), a, b;                         \
+                    memcpy(&a, &c, sizeof(T));                                              \
+                    memcpy(&b, &v, sizeof(T));                                              \
+                    a = (a & gt) | (b & ~gt);                                               \
+                    memcpy(&v, &a, sizeof(T));                                              \
+                }                                                                           \
+                if (relu) {                                                                 \
+                    IS u;                                                                   \
+                    memcpy(&u, &v, sizeof(T));                                              \
+                    u &= (IS)0 - (IS)!(v < 0);                                              \
+                    memcpy(&v, &u, sizeof(T));                                              \
+                }                                                                           \
+                dst[ow] = v;                                                                \
+            }                                                                               \
+        }                                                                                   \
+}
+
+typedef int32_t dc_i4 __attribute__((vector_size(16)));
+typedef int64_t dc_l2 __attribute__((vector_size(16)));
 DC_GEMM(dc_gemm_f_portable, , float, dn_f4, dn_f4_u, 4)
 DC_GEMM(dc_gemm_d_portable, , double, dn_d2, dn_d2_u, 2)
 DC_DW(dc_dw_f_portable, , float, dn_f4, dn_f4_u, 4)
 DC_DW(dc_dw_d_portable, , double, dn_d2, dn_d2_u, 2)
+DC_ROWS(dc_rows_f_portable, , float, dn_f4, dn_f4_u, 4, dc_i4, uint32_t)
+DC_ROWS(dc_rows_d_portable, , double, dn_d2, dn_d2_u, 2, dc_l2, uint64_t)
+DC_POOL(dc_pool_f_portable, , float, dn_f4, dn_f4_u, 4, dc_i4, uint32_t)
+DC_POOL(dc_pool_d_portable, , double, dn_d2, dn_d2_u, 2, dc_l2, uint64_t)
 #if DN_X86
+typedef int32_t dc_i8 __attribute__((vector_size(32)));
+typedef int64_t dc_l4 __attribute__((vector_size(32)));
 DC_GEMM(dc_gemm_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8)
 DC_GEMM(dc_gemm_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4)
 DC_DW(dc_dw_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8)
 DC_DW(dc_dw_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4)
+DC_ROWS(dc_rows_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8, dc_i8, uint32_t)
+DC_ROWS(dc_rows_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, dc_l4, uint64_t)
+DC_POOL(dc_pool_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8, dc_i8, uint32_t)
+DC_POOL(dc_pool_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, dc_l4, uint64_t)
 #endif
 
 /* The vector width (values) of variant isa for T; AVX-512 runs the AVX2 variant (16 wide
@@ -142,6 +266,16 @@ static void dc_gemm_##SUF(int isa, ptrdiff_t M, ptrdiff_t K, ptrdiff_t Qr, const
 static void dc_dw_##SUF(int isa, ptrdiff_t Mr, ptrdiff_t Kr, ptrdiff_t Qr, const int32_t* off, \
                         const T* d, ptrdiff_t ldd, const T* src, T* part) {                 \
     DC_PICK(dc_dw_##SUF, (Mr, Kr, Qr, off, d, ldd, src, part))                              \
+}                                                                                           \
+static void dc_rows_##SUF(int isa, const T* g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t m0,     \
+                          ptrdiff_t m1, ptrdiff_t Ho, ptrdiff_t Wo, const T* res, int relu,  \
+                          T* out) {                                                         \
+    DC_PICK(dc_rows_##SUF, (g, Qr, Wq, m0, m1, Ho, Wo, res, relu, out))                     \
+}                                                                                           \
+static void dc_pool_##SUF(int isa, T* g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t m0, ptrdiff_t m1, \
+                          ptrdiff_t Ho, ptrdiff_t Wo, const T* res, int relu, int kh, int kw, \
+                          int sh, int sw, ptrdiff_t Hp, ptrdiff_t Wp, T* out) {             \
+    DC_PICK(dc_pool_##SUF, (g, Qr, Wq, m0, m1, Ho, Wo, res, relu, kh, kw, sh, sw, Hp, Wp, out)) \
 }
 DC_DISPATCH(float, f)
 DC_DISPATCH(double, d)

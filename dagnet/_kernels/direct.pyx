@@ -155,7 +155,7 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
         parts = tiles
     if ((not kept and (planes.shape[0] < num_threads or parts > 1))
             or grid.shape[0] < num_threads or grid.shape[1] < M * Qr
-            or Qr % (DC_NV * dc_lanes(isa, real is double)) or Qr < Ho * Wq
+            or Qr % dc_lanes(isa, real is double) or Qr < Ho * Wq
             or slot.shape[0] != sh * sw or wp.shape[0] < K * M or bias.shape[0] < M
             or S < C * nph * Hq * Wq or parts < 1):
         raise ValueError("direct.forward: the buffers and the geometry disagree")

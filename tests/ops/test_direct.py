@@ -22,6 +22,7 @@ SHAPES = [  # (N, C, H, W), (F, C, kh, kw), stride, pad
     ((17, 4, 6, 6), (3, 4, 2, 2), (2, 2), (0, 0)),
     ((2, 3, 7, 7), (4, 3, 3, 3), (3, 3), (1, 1)),  # stride larger than the kernel's reach
     ((2, 5, 10, 12), (6, 5, 3, 3), (1, 1), (0, 0)),
+    ((2, 3, 4, 6), (5, 3, 3, 3), (1, 1), (1, 1)),  # a grid of 32: the narrower last tiles
 ]
 ISAS = list(range(direct.ISA + 1)) if direct._ext is not None else []
 

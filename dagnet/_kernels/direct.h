@@ -168,10 +168,18 @@ ATTR static void NAME(const T* __restrict g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff
 /* The pooled form of dc_rows: out[m][p][r] (Hp x Wp) = the max over the kh x kw window at
    row p*sh, column r*sw of the conv output (grid + res), then max(., 0) if relu; windows
    that do not overlap (sh >= kh, sw >= kw), so each window row's maximum over the window's
-   rows overwrites its first row, in the grid (in vectors), then the row is pooled across.
+   rows overwrites its first row, in the grid (in vectors), then the row is pooled across
+   (2-wide windows of stride 2, as LeNet's, in vectors too: even against odd values).
    A NaN wins its window (as in the pooling kernels) and relu keeps it; selects are bit
    masks. */
-#define DC_POOL(NAME, ATTR, T, V, VU, L, I, IS)                                             \
+#if defined(__GNUC__) && !defined(__clang__)
+#define DC_SHUFFLE 1 /* GCC's __builtin_shuffle; clang's spelling differs: its values one by one */
+#define DC_SHUF(a, b, mask) __builtin_shuffle(a, b, mask)
+#else
+#define DC_SHUFFLE 0
+#define DC_SHUF(a, b, mask) (a)
+#endif
+#define DC_POOL(NAME, ATTR, T, V, VU, L, I, IS, EVEN, ODD)                                  \
 ATTR static void NAME(T* __restrict g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t m0, ptrdiff_t m1, \
                       ptrdiff_t Ho, ptrdiff_t Wo, const T* __restrict res, int relu, int kh, \
                       int kw, int sh, int sw, ptrdiff_t Hp, ptrdiff_t Wp, T* __restrict out) { \
@@ -210,7 +218,18 @@ ATTR static void NAME(T* __restrict g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t m0,
                 }                                                                           \
             }                                                                               \
             T* __restrict dst = out + (m * Hp + oh) * Wp;                                   \
-            for (ptrdiff_t ow = 0; ow < Wp; ow++) {                                         \
+            ptrdiff_t ow = 0;                                                               \
+            if (DC_SHUFFLE && kw == 2 && sw == 2) /* 2-wide windows: even vs odd values */  \
+                for (; ow + L <= Wp; ow += L) {                                             \
+                    const V a = *(VU*)(top + 2 * ow), b = *(VU*)(top + 2 * ow + L);        \
+                    const V e = DC_SHUF(a, b, EVEN), c = DC_SHUF(a, b, ODD);                \
+                    const I gt = (I)(c > e) | (I)(c != c);                                  \
+                    V v = (V)(((I)c & gt) | ((I)e & ~gt));                                  \
+                    if (relu)                                                               \
+                        v = (V)((I)v & ~(I)(v < (V){0}));                                  \
+                    *(VU*)(dst + ow) = v;                                                   \
+                }                                                                           \
+            for (; ow < Wp; ow++) {                                                         \
                 T v = top[ow * sw];                                                         \
                 for (int j = 1; j < kw; j++) {                                              \
                     const T c = top[ow * sw + j];                                           \
@@ -239,8 +258,10 @@ DC_DW(dc_dw_f_portable, , float, dn_f4, dn_f4_u, 4)
 DC_DW(dc_dw_d_portable, , double, dn_d2, dn_d2_u, 2)
 DC_ROWS(dc_rows_f_portable, , float, dn_f4, dn_f4_u, 4, dc_i4, uint32_t)
 DC_ROWS(dc_rows_d_portable, , double, dn_d2, dn_d2_u, 2, dc_l2, uint64_t)
-DC_POOL(dc_pool_f_portable, , float, dn_f4, dn_f4_u, 4, dc_i4, uint32_t)
-DC_POOL(dc_pool_d_portable, , double, dn_d2, dn_d2_u, 2, dc_l2, uint64_t)
+DC_POOL(dc_pool_f_portable, , float, dn_f4, dn_f4_u, 4, dc_i4, uint32_t, ((dc_i4){0, 2, 4, 6}),
+        ((dc_i4){1, 3, 5, 7}))
+DC_POOL(dc_pool_d_portable, , double, dn_d2, dn_d2_u, 2, dc_l2, uint64_t, ((dc_l2){0, 2}),
+        ((dc_l2){1, 3}))
 #if DN_X86
 typedef int32_t dc_i8 __attribute__((vector_size(32)));
 typedef int64_t dc_l4 __attribute__((vector_size(32)));
@@ -250,8 +271,10 @@ DC_DW(dc_dw_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8)
 DC_DW(dc_dw_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4)
 DC_ROWS(dc_rows_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8, dc_i8, uint32_t)
 DC_ROWS(dc_rows_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, dc_l4, uint64_t)
-DC_POOL(dc_pool_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8, dc_i8, uint32_t)
-DC_POOL(dc_pool_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, dc_l4, uint64_t)
+DC_POOL(dc_pool_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8, dc_i8, uint32_t,
+        ((dc_i8){0, 2, 4, 6, 8, 10, 12, 14}), ((dc_i8){1, 3, 5, 7, 9, 11, 13, 15}))
+DC_POOL(dc_pool_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, dc_l4, uint64_t,
+        ((dc_l4){0, 2, 4, 6}), ((dc_l4){1, 3, 5, 7}))
 #endif
 
 /* The vector width (values) of variant isa for T; AVX-512 runs the AVX2 variant (16 wide

@@ -146,3 +146,29 @@ def test_too_few_planes_rows_refused():
     w, b = np.zeros((3, 2, 3, 3), np.float32), np.zeros(3, np.float32)
     with pytest.raises(ValueError, match="disagree"):
         _forward(x, w, b, (1, 1), (1, 1), 1, 2)  # fewer rows than samples and threads
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pool", [(2, 2, 2, 2), (2, 3, 2, 3)])
+def test_pooled_output_pass_matches_numpy(pool, dtype, isa, monkeypatch):
+    """The pooled output pass (LeNet's conv + relu + 2x2 pool; 2-wide windows in vectors,
+    even against odd values, the row's rest value by value) against numpy, NaN winning its
+    window and kept by relu, for rows of several vectors and a tail."""
+    monkeypatch.setattr(direct, "ISA", isa)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 2, 40, 46)).astype(dtype)  # conv output 38 x 44: 22 windows a row
+    x[1, 0, 7, 9] = np.nan
+    w, b = rng.standard_normal((5, 2, 3, 3)).astype(dtype), rng.standard_normal(5).astype(dtype)
+    res = rng.standard_normal((3, 5, 38, 44)).astype(dtype)
+    kh, kw, sh, sw = pool
+    for r in (None, res):
+        got = _forward(x, w, b, (1, 1), (0, 0), 2, 2, True, r, pool)
+        z = ref.conv_forward(x, w, b, (1, 1), (0, 0)) + (r if r is not None else 0)
+        hp, wp = (38 - kh) // sh + 1, (44 - kw) // sw + 1
+        win = np.stack([z[:, :, i:i + sh * hp:sh, j:j + sw * wp:sw] for i in range(kh) for j in range(kw)])
+        want = np.maximum(win.max(axis=0), 0)  # np.max and np.maximum keep NaN
+        assert got.shape == want.shape and np.isnan(want).any()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        ok = ~np.isnan(want)
+        assert norm_error(got[ok], want[ok]) < (1e-6 if dtype == np.float32 else 1e-13)

@@ -29,6 +29,11 @@
 
 #define DC_FR 4 /* dc_gemm: output channels per tile */
 #define DC_NV 3 /* dc_gemm: vectors of positions per tile (the tails: 2 or 1) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define DC_UNROLL _Pragma("GCC unroll 4")
+#else
+#define DC_UNROLL
+#endif
 #define DC_KR 4 /* dc_dw: taps per tile */
 #define DC_DB 3 /* dc_dw: channels per tile */
 
@@ -47,6 +52,7 @@ ATTR static inline void NAME(ptrdiff_t M, ptrdiff_t K, const int32_t* __restrict
             for (int v = 0; v < NV; v++)                                                    \
                 acc[r][v] = (V){0} + b0;                                                    \
         }                                                                                   \
+        DC_UNROLL /* measured: 4 taps a trip ran 1.00-1.16x the speed of 1, 2 and 8 less */ \
         for (ptrdiff_t k = 0; k < K; k++, w += DC_FR) {                                     \
             const T* __restrict sk = s + off[k];                                            \
             V x[NV];                                                                        \

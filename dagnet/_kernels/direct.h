@@ -16,8 +16,10 @@
    Blocking (as a GEMM's micro-kernel): dc_gemm keeps a tile of DC_FR output channels x DC_NV
    vectors of positions in registers (12 accumulators; with the 3 loaded vectors and one
    broadcast weight that is the 16 registers of SSE2 and AVX2) while k runs over all taps: per
-   tap DC_NV loads and DC_FR broadcasts feed 12 multiply-adds. The weights are packed per tile
-   of DC_FR channels (k-major, zero rows past M), so they stream in order. dc_dw keeps DC_KR
+   tap DC_NV loads and DC_FR broadcasts feed 12 multiply-adds (the grid's last 1 or 2 vectors:
+   a narrower tile). The weights are packed per tile of DC_FR channels (k-major, zero rows
+   past M), so they stream in order. An inference conv's output pass (dc_rows, dc_pool: +
+   skip, relu, pool) reads the grid out in vectors while it is in cache. dc_dw keeps DC_KR
    taps x DC_DB channels (12 accumulators, 3 loaded gradient vectors, one loaded source
    vector) while q runs over the sample's grid.
    Every sum runs in a fixed order, the same for any thread count. */

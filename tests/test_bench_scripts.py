@@ -134,3 +134,16 @@ def test_bench_fusion_ab_quick():
     assert out["models"]["resnet_small.eval"]["generic_steps"] > 0
     assert all(v["generic_steps"] > 0 for v in out["chains"].values())
     assert set(out["compile"]["chain_1000"]) == {"on", "off"}
+
+
+def test_bench_direct_quick():
+    from dagnet.ops import direct
+    if direct._ext is None:
+        pytest.skip("direct kernels not built")
+    out = run("bench_direct.py")
+    assert set(out["convs"]) == {"resnet_small.stem", "resnet_small.block_16",
+                                 "resnet_small.down_16_32", "resnet_small.skip_1x1",
+                                 "resnet_small.block_32", "lenet.conv1", "lenet.conv2"}
+    for c in out["convs"].values():
+        assert c["gflop_s"] > 0 and c["of_openblas_gemm"] > 0 and c["grid_extra"] >= 1
+    assert out["convs"]["resnet_small.block_16"]["grid_extra"] == pytest.approx(30 / 28, abs=1e-3)

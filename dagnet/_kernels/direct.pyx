@@ -22,7 +22,6 @@ from cython.parallel import prange, threadid
 from libc.stdint cimport int32_t
 from libc.string cimport memcpy, memset
 
-from dagnet._kernels.branchless cimport keep
 from dagnet._kernels.types cimport real
 
 cdef extern from "direct.h" nogil:
@@ -38,6 +37,18 @@ cdef extern from "direct.h" nogil:
                  const float* d, Py_ssize_t ldd, const float* src, float* part)
     void dc_dw_d(int isa, Py_ssize_t Mr, Py_ssize_t Kr, Py_ssize_t Qr, const int32_t* off,
                  const double* d, Py_ssize_t ldd, const double* src, double* part)
+    void dc_rows_f(int isa, const float* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t m0,
+                   Py_ssize_t m1, Py_ssize_t Ho, Py_ssize_t Wo, const float* res, int relu,
+                   float* out)
+    void dc_rows_d(int isa, const double* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t m0,
+                   Py_ssize_t m1, Py_ssize_t Ho, Py_ssize_t Wo, const double* res, int relu,
+                   double* out)
+    void dc_pool_f(int isa, float* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t m0,
+                   Py_ssize_t m1, Py_ssize_t Ho, Py_ssize_t Wo, const float* res, int relu,
+                   int kh, int kw, int sh, int sw, Py_ssize_t Hp, Py_ssize_t Wp, float* out)
+    void dc_pool_d(int isa, double* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t m0,
+                   Py_ssize_t m1, Py_ssize_t Ho, Py_ssize_t Wo, const double* res, int relu,
+                   int kh, int kw, int sh, int sw, Py_ssize_t Hp, Py_ssize_t Wp, double* out)
     enum:
         DC_FR
         DC_NV
@@ -111,8 +122,11 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
             int Wq, int Qr, int isa, int num_threads, const real[:, :, :, ::1] residual=None,
             bint relu=False, pool=None, int parts=1):
     """out (N, M, Ho, Wo) = the conv of x (N, C, H, W), whose planes it writes into planes
-    (N, S) (kept for backward). wp: the packed weights (direct.h), bias padded like them;
-    grid: one (M*Qr,) scratch row per thread.
+    (N, S) (kept for backward), or, for inference, into one row per thread of planes
+    (num_threads, S) (fewer rows than N: each thread's row is reused while it is in cache,
+    instead of the batch's planes, as large as its input, going out to memory and back).
+    wp: the packed weights (direct.h), bias padded like them; grid: one (M*Qr,) scratch row
+    per thread.
 
     An inference step's epilogue runs in the pass that reads the grid out, while it is in
     cache: + residual (N, M, Ho, Wo) if given, max(., 0) if relu (NaN stays NaN, as
@@ -126,8 +140,9 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
     cdef Py_ssize_t S = planes.shape[1], nph = 0, n, t, i, job, jobs, per, m0, m1
     cdef Py_ssize_t tiles = (M + DC_FR - 1) // DC_FR
     cdef int pkh = 0, pkw = 0, psh = 1, psw = 1
-    cdef bint plain, has_res = residual is not None
+    cdef bint plain, has_res = residual is not None, kept = planes.shape[0] >= N
     cdef real* g
+    cdef real* pl
     if pool is not None:
         Ho, Wo, pkh, pkw, psh, psw = pool
         if (pkh < 1 or pkw < 1 or psh < pkh or psw < pkw or Ho < pkh or Wo < pkw
@@ -136,8 +151,11 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
     plain = not has_res and not relu and pkh == 0
     for i in range(slot.shape[0]):
         nph += slot[i] >= 0
-    if (planes.shape[0] < N or grid.shape[0] < num_threads or grid.shape[1] < M * Qr
-            or Qr % (DC_NV * dc_lanes(isa, real is double)) or Qr < Ho * Wq
+    if parts > tiles:
+        parts = tiles
+    if ((not kept and (planes.shape[0] < num_threads or parts > 1))
+            or grid.shape[0] < num_threads or grid.shape[1] < M * Qr
+            or Qr % dc_lanes(isa, real is double) or Qr < Ho * Wq
             or slot.shape[0] != sh * sw or wp.shape[0] < K * M or bias.shape[0] < M
             or S < C * nph * Hq * Wq or parts < 1):
         raise ValueError("direct.forward: the buffers and the geometry disagree")
@@ -151,8 +169,6 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
             raise ValueError(f"direct.forward: offset {off[i]} reads past the planes ({S})")
     if N == 0:
         return
-    if parts > tiles:
-        parts = tiles
     per = (tiles + parts - 1) // parts * DC_FR  # filters per part, whole tiles
     jobs = N * parts
     with nogil:
@@ -170,16 +186,17 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
                 continue
             t = threadid()
             g = &grid[t, 0]
+            pl = &planes[n if kept else t, 0]
             if parts == 1:
                 _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph,
-                            &planes[n, 0], S)
-            _gemm(isa, m1 - m0, K, Qr, &off[0], &wp[m0 * K], &bias[m0], &planes[n, 0],
-                  g + m0 * Qr, Qr)
+                            pl, S)
+            _gemm(isa, m1 - m0, K, Qr, &off[0], &wp[m0 * K], &bias[m0], pl, g + m0 * Qr, Qr)
             if plain:
                 _copy_out(g, Qr, Wq, m0, m1, Ho, Wo, &out[n, 0, 0, 0])
             else:
-                _epilogue(g, Qr, Wq, m0, m1, Ho, Wo, &residual[n, 0, 0, 0] if has_res else NULL,
-                          relu, pkh, pkw, psh, psw, out.shape[2], out.shape[3], &out[n, 0, 0, 0])
+                _epilogue(isa, g, Qr, Wq, m0, m1, Ho, Wo,
+                          &residual[n, 0, 0, 0] if has_res else NULL, relu, pkh, pkw, psh, psw,
+                          out.shape[2], out.shape[3], &out[n, 0, 0, 0])
 
 
 cdef inline void _copy_out(const real* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t m0,
@@ -190,61 +207,23 @@ cdef inline void _copy_out(const real* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize
             memcpy(out + (m * Ho + oh) * Wo, g + m * Qr + oh * Wq, Wo * sizeof(real))
 
 
-cdef inline void _epilogue(real* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t m0,
+cdef inline void _epilogue(int isa, real* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t m0,
                            Py_ssize_t m1, Py_ssize_t Ho, Py_ssize_t Wo, const real* res,
                            bint relu, int kh, int kw, int sh, int sw, Py_ssize_t Hp,
                            Py_ssize_t Wp, real* out) noexcept nogil:
     """out (M, Hp, Wp) of one sample, filters m0 <= m < m1: the grid's rows (M, Ho, Wq
     apart) (+ res (M, Ho, Wo) if not NULL), max(., 0) if relu, then pooled if kh > 0 (else
-    Hp, Wp are Ho, Wo); pooling overwrites the grid. Selects by bit masks, not jumps (the
-    signs of conv outputs are random: a jump was mispredicted every other value, and made
-    a pooled conv 4x slower than the conv)."""
-    cdef Py_ssize_t m, oh, ow, o, i, j
-    cdef real* top
-    cdef const real* row
-    cdef real v, c
-    cdef bint gt
+    Hp, Wp are Ho, Wo): direct.h's dc_rows and dc_pool, in vectors; pooling overwrites the
+    grid."""
     if kh == 0:
-        for m in range(m0, m1):
-            for oh in range(Ho):
-                row = g + m * Qr + oh * Wq
-                o = (m * Ho + oh) * Wo
-                if res != NULL:
-                    for ow in range(Wo):
-                        out[o + ow] = row[ow] + res[o + ow]
-                else:
-                    memcpy(out + o, row, Wo * sizeof(real))
-                if relu:
-                    for ow in range(Wo):
-                        out[o + ow] = keep(not out[o + ow] < 0, out[o + ow])
-        return
-    # windows that do not overlap (checked by forward): each window row's maximum over the
-    # window's rows is written over its first row (its own), then the row is pooled across;
-    # NaN wins a window (as in the pooling kernels), and relu keeps it
-    for m in range(m0, m1):
-        for oh in range(Hp):
-            top = g + m * Qr + oh * sh * Wq
-            o = (m * Ho + oh * sh) * Wo
-            if res != NULL:
-                for ow in range(Wp * sw):
-                    top[ow] = top[ow] + res[o + ow]
-            for i in range(1, kh):
-                row = top + i * Wq
-                for ow in range(Wp * sw):
-                    c = row[ow]
-                    if res != NULL:
-                        c = c + res[o + i * Wo + ow]
-                    gt = (c > top[ow]) | (c != c)
-                    top[ow] = keep(gt, c) + keep(not gt, top[ow])
-            for ow in range(Wp):
-                v = top[ow * sw]
-                for j in range(1, kw):
-                    c = top[ow * sw + j]
-                    gt = (c > v) | (c != c)
-                    v = keep(gt, c) + keep(not gt, v)
-                if relu:
-                    v = keep(not v < 0, v)
-                out[(m * Hp + oh) * Wp + ow] = v
+        if real is float:
+            dc_rows_f(isa, g, Qr, Wq, m0, m1, Ho, Wo, res, relu, out)
+        else:
+            dc_rows_d(isa, g, Qr, Wq, m0, m1, Ho, Wo, res, relu, out)
+    elif real is float:
+        dc_pool_f(isa, g, Qr, Wq, m0, m1, Ho, Wo, res, relu, kh, kw, sh, sw, Hp, Wp, out)
+    else:
+        dc_pool_d(isa, g, Qr, Wq, m0, m1, Ho, Wo, res, relu, kh, kw, sh, sw, Hp, Wp, out)
 
 
 cdef void _grid_one(const real* dout, Py_ssize_t M, Py_ssize_t Ho, Py_ssize_t Wo,

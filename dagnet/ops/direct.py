@@ -49,7 +49,7 @@ class Geometry(NamedTuple):
     slot: np.ndarray  # (sh*sw,) int32: phase rh*sw + rw -> its plane among the used, or -1
     size: int  # values per sample of the planes, a zero tail included
     off: np.ndarray  # (K,) int32: the offset of tap (c, i, j) into the planes
-    qr: int  # the output grid's positions (ho * wq), rounded up to whole tiles
+    qr: int  # the output grid's positions (ho * wq), rounded up to whole vectors
     off_dw: np.ndarray  # off padded to whole dw tiles (the extra taps read tap 0, unused)
     rows_dw: int  # F rounded up to whole dw tiles
     ti: int  # dout's planes for dx: dout placed at row ti, column tj of planes wd wide
@@ -81,7 +81,7 @@ def geometry(x_shape: tuple, w_shape: tuple, stride: tuple, pad: tuple, lanes: i
     ii, jj = np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij")
     tap = slot[(ii % sh) * sw + jj % sw] * plane + (ii // sh) * wq + jj // sw
     off = (np.arange(c)[:, None, None] * len(used) * plane + tap).astype(np.int32).ravel()
-    qr = _round(ho * wq, _ext.TILE_VECTORS * lanes)
+    qr = _round(ho * wq, lanes)  # the kernel's last tile may be narrower (direct.h)
     size = max(c * len(used) * plane, int(off.max()) + qr)
     kr = _round(off.size, _ext.DW_TAPS)
     off_dw = np.zeros(kr, np.int32)

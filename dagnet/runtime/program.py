@@ -220,13 +220,19 @@ def _scratch(ins, batch: int, program) -> int:
         w_shape = program.plan.params[ins.params[0]].shape
         if _direct(ins, w_shape):
             return direct.planes_size(ins.x_shape, w_shape, as_pair(c["stride"]),
-                                      as_pads(c["pad"])[:2]) * batch * item
+                                      as_pads(c["pad"])[:2]) * _planes_rows(batch) * item
         return columns_size(w_shape, (w_shape[0], *_conv_out(ins, w_shape)), c["groups"]) * \
             batch * item
     if ins.kind == "member":  # a join's tail (global_avg_pool): no scratch
         return 0
     wb = ins.step.workspace_buffer
     return program.plan.buffer_bytes.get(wb, 0) * batch if wb >= 0 else 0
+
+
+def _planes_rows(batch: int) -> int:
+    """Rows of a direct conv's planes: one per thread, reused (inference keeps none for a
+    backward), or one per sample when the batch is smaller (its filters split among threads)."""
+    return min(batch, max(1, kernels.NUM_THREADS))
 
 
 def _conv_call(ins, weights, out, scratch, env, batch):
@@ -238,7 +244,7 @@ def _conv_call(ins, weights, out, scratch, env, batch):
         w, _, wp, bp = weights
         geo = direct.geometry(tuple(ins.x_shape), w.shape, stride, pads[:2],
                               direct._ext.lanes(direct.ISA, out.dtype == np.float64))
-        planes = kernels.typed_view(scratch, (batch, geo.size), out.dtype)
+        planes = kernels.typed_view(scratch, (_planes_rows(batch), geo.size), out.dtype)
         threads = max(1, kernels.NUM_THREADS)
         # a batch smaller than the threads: each sample's filters split among them
         parts = threads if batch < threads and SPLIT_FILTERS else 1

@@ -22,6 +22,7 @@ SHAPES = [  # (N, C, H, W), (F, C, kh, kw), stride, pad
     ((17, 4, 6, 6), (3, 4, 2, 2), (2, 2), (0, 0)),
     ((2, 3, 7, 7), (4, 3, 3, 3), (3, 3), (1, 1)),  # stride larger than the kernel's reach
     ((2, 5, 10, 12), (6, 5, 3, 3), (1, 1), (0, 0)),
+    ((2, 3, 4, 6), (5, 3, 3, 3), (1, 1), (1, 1)),  # a grid of 32: the narrower last tiles
 ]
 ISAS = list(range(direct.ISA + 1)) if direct._ext is not None else []
 
@@ -99,3 +100,75 @@ def test_planned_resnet_small_same_as_im2col(monkeypatch):
     assert abs(loss - loss2) < 1e-12
     for k in grads:  # a conv bias before batchnorm has zero gradient: rounding noise alone
         np.testing.assert_allclose(grads[k], grads2[k], rtol=1e-10, atol=1e-13, err_msg=k)
+
+
+def _forward(x, w, b, stride, pad, rows, threads, relu=False, res=None, pool=None):
+    """direct._ext.forward with `rows` rows of planes (N: kept; fewer: one per thread)."""
+    dtype = x.dtype
+    geo = direct.geometry(x.shape[1:], w.shape, stride, pad, direct._ext.lanes(direct.ISA, dtype == np.float64))
+    ho, wo = geo.ho, geo.wo
+    if pool is not None:
+        ho, wo = (ho - pool[0]) // pool[2] + 1, (wo - pool[1]) // pool[3] + 1
+        pool = (geo.ho, geo.wo, *pool)
+    out = np.full((x.shape[0], w.shape[0], ho, wo), np.nan, dtype)
+    direct._ext.forward(x, np.full((rows, geo.size), np.nan, dtype), geo.slot, geo.off,
+                        *direct.packed(w, b, dtype), np.empty((threads, w.shape[0] * geo.qr), dtype),
+                        out, *stride, *pad, geo.hq, geo.wq, geo.qr, direct.ISA, threads, res, relu,
+                        pool)
+    return out
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", SHAPES)
+def test_planes_per_thread_same_as_kept(x_shape, w_shape, stride, pad, dtype, isa, monkeypatch):
+    """Inference's planes, one row per thread reused, give bitwise the output of the batch's
+    kept planes, with each epilogue (rows of any width: whole vectors, the last overlapping,
+    or value by value), and match the loop reference."""
+    monkeypatch.setattr(direct, "ISA", isa)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    want = ref.conv_forward(x, w, b, stride, pad)
+    res = rng.standard_normal(want.shape).astype(dtype)
+    n = x_shape[0]
+    for relu, r in ((False, None), (True, None), (True, res), (False, res)):
+        kept = _forward(x, w, b, stride, pad, n, 2, relu, r)
+        z = want + (r if r is not None else 0)
+        assert norm_error(kept, np.maximum(z, 0) if relu else z) < (1e-6 if dtype == np.float32 else 1e-13)
+        for threads in (1, 2):
+            np.testing.assert_array_equal(_forward(x, w, b, stride, pad, threads, threads, relu, r), kept)
+
+
+def test_too_few_planes_rows_refused():
+    x = np.zeros((5, 2, 6, 6), np.float32)
+    w, b = np.zeros((3, 2, 3, 3), np.float32), np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match="disagree"):
+        _forward(x, w, b, (1, 1), (1, 1), 1, 2)  # fewer rows than samples and threads
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pool", [(2, 2, 2, 2), (2, 3, 2, 3)])
+def test_pooled_output_pass_matches_numpy(pool, dtype, isa, monkeypatch):
+    """The pooled output pass (LeNet's conv + relu + 2x2 pool; 2-wide windows in vectors,
+    even against odd values, the row's rest value by value) against numpy, NaN winning its
+    window and kept by relu, for rows of several vectors and a tail."""
+    monkeypatch.setattr(direct, "ISA", isa)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 2, 40, 46)).astype(dtype)  # conv output 38 x 44: 22 windows a row
+    x[1, 0, 7, 9] = np.nan
+    w, b = rng.standard_normal((5, 2, 3, 3)).astype(dtype), rng.standard_normal(5).astype(dtype)
+    res = rng.standard_normal((3, 5, 38, 44)).astype(dtype)
+    kh, kw, sh, sw = pool
+    for r in (None, res):
+        got = _forward(x, w, b, (1, 1), (0, 0), 2, 2, True, r, pool)
+        z = ref.conv_forward(x, w, b, (1, 1), (0, 0)) + (r if r is not None else 0)
+        hp, wp = (38 - kh) // sh + 1, (44 - kw) // sw + 1
+        win = np.stack([z[:, :, i:i + sh * hp:sh, j:j + sw * wp:sw] for i in range(kh) for j in range(kw)])
+        want = np.maximum(win.max(axis=0), 0)  # np.max and np.maximum keep NaN
+        assert got.shape == want.shape and np.isnan(want).any()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        ok = ~np.isnan(want)
+        assert norm_error(got[ok], want[ok]) < (1e-6 if dtype == np.float32 else 1e-13)

@@ -1,0 +1,105 @@
+"""Direct conv forward benchmark: prints one JSON object.
+
+For each conv of resnet_small and LeNet as their inference programs run it (the epilogue:
+relu, + skip, 2x2 max pool), the direct kernel's single-thread rate (dagnet/_kernels/
+direct.pyx forward; GFLOP/s of the conv's own multiply-adds, 2*F*C*kh*kw*Ho*Wo a sample),
+against OpenBLAS's single-thread float32 GEMM of a large square matrix (the practical peak
+of the same core), alternating with it in rounds, medians; and the grid's extra positions
+(direct.h: rows Wq >= Wo wide, rounded to whole vectors).
+
+Times are the calling thread's CPU time (time.thread_time), one thread: on a machine shared
+with other work, wall time counts the waits for a core, CPU time does not.
+
+    python benchmarks/bench_direct.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import dagnet  # noqa: F401  (before numpy: it tunes OpenBLAS's threads, dagnet/procenv.py)
+import numpy as np
+
+from dagnet.ops import direct
+
+SHAPES = {  # name -> per-example input (C, H, W), weights (F, C, kh, kw), stride, pad, epilogue
+    "resnet_small.stem": ((1, 28, 28), (16, 1, 3, 3), (1, 1), (1, 1), "relu"),
+    "resnet_small.block_16": ((16, 28, 28), (16, 16, 3, 3), (1, 1), (1, 1), "skip+relu"),
+    "resnet_small.down_16_32": ((16, 28, 28), (32, 16, 3, 3), (2, 2), (1, 1), "relu"),
+    "resnet_small.skip_1x1": ((16, 28, 28), (32, 16, 1, 1), (2, 2), (0, 0), "none"),
+    "resnet_small.block_32": ((32, 14, 14), (32, 32, 3, 3), (1, 1), (1, 1), "skip+relu"),
+    "lenet.conv1": ((1, 28, 28), (20, 1, 5, 5), (1, 1), (0, 0), "relu+pool"),
+    "lenet.conv2": ((20, 12, 12), (50, 20, 5, 5), (1, 1), (0, 0), "relu+pool"),
+}
+
+
+def conv_runner(x_shape, w_shape, stride, pad, epilogue, batch):
+    """() -> None running the direct forward of one batch on one thread (planes one row,
+    as an inference program lays them out), and its multiply-add FLOPs."""
+    ext = direct._ext
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, *x_shape)).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    geo = direct.geometry(x_shape, w_shape, stride, pad, ext.lanes(direct.ISA, False))
+    wp, bp = direct.packed(w, b, np.float32)
+    planes = np.empty((1, geo.size), np.float32)
+    grid = np.empty((1, w_shape[0] * geo.qr), np.float32)
+    ho, wo, pool = geo.ho, geo.wo, None
+    if "pool" in epilogue:
+        pool, ho, wo = (geo.ho, geo.wo, 2, 2, 2, 2), geo.ho // 2, geo.wo // 2
+    out = np.empty((batch, w_shape[0], ho, wo), np.float32)
+    res = rng.standard_normal(out.shape).astype(np.float32) if "skip" in epilogue else None
+    relu = "relu" in epilogue
+
+    def run():
+        ext.forward(x, planes, geo.slot, geo.off, wp, bp, grid, out, *stride, *pad, geo.hq,
+                    geo.wq, geo.qr, direct.ISA, 1, res, relu, pool, 1)
+    flops = 2 * np.prod(w_shape) * geo.ho * geo.wo * batch
+    return run, float(flops), geo.qr / (geo.ho * geo.wo)
+
+
+def cpu_seconds(fn, rounds: int) -> list:
+    times = []
+    for _ in range(rounds):
+        t = time.thread_time()
+        fn()
+        times.append(time.thread_time() - t)
+    return times
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=15)
+    a = p.parse_args()
+    batch, rounds, n = (4, 3, 128) if a.quick else (a.batch, a.rounds, 1024)
+    import threadpoolctl
+
+    rng = np.random.default_rng(1)
+    m1, m2 = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
+    out = {"isa": direct.ISA, "batch": batch, "threads": 1, "convs": {}}
+    with threadpoolctl.threadpool_limits(1):
+        gemm_s, rows = [], {}
+        for name, (xs, ws, st, pd, epi) in SHAPES.items():
+            run, flops, extra = conv_runner(xs, ws, st, pd, epi, batch)
+            run()
+            conv_s = []
+            for _ in range(rounds):  # alternating with the GEMM: the same machine state
+                conv_s += cpu_seconds(run, 1)
+                gemm_s += cpu_seconds(lambda: m1 @ m2, 1)
+            rows[name] = (flops, float(np.median(conv_s)), extra, epi)
+        gemm = 2 * n ** 3 / float(np.median(gemm_s))
+    for name, (flops, s, extra, epi) in rows.items():
+        out["convs"][name] = {"epilogue": epi, "gflop_s": round(flops / s / 1e9, 2),
+                              "of_openblas_gemm": round(flops / s / gemm, 3),
+                              "us_per_sample": round(s / batch * 1e6, 2),
+                              "grid_extra": round(extra, 3)}
+    out["openblas_gemm_gflop_s"] = round(gemm / 1e9, 2)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

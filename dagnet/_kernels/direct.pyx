@@ -112,7 +112,7 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
             bint relu=False, pool=None, int parts=1):
     """out (N, M, Ho, Wo) = the conv of x (N, C, H, W), whose planes it writes into planes
     (N, S) (kept for backward). wp: the packed weights (direct.h), bias padded like them;
-    grid: one (M*Qr,) scratch row per thread.
+    grid: one (M*Qr,) scratch row per thread (min(num_threads, N * parts) threads run).
 
     An inference step's epilogue runs in the pass that reads the grid out, while it is in
     cache: + residual (N, M, Ho, Wo) if given, max(., 0) if relu (NaN stays NaN, as
@@ -128,6 +128,8 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
     cdef int pkh = 0, pkw = 0, psh = 1, psw = 1
     cdef bint plain, has_res = residual is not None
     cdef real* g
+    if parts < 1:
+        raise ValueError("direct.forward: parts must be at least 1")
     if pool is not None:
         Ho, Wo, pkh, pkw, psh, psw = pool
         if (pkh < 1 or pkw < 1 or psh < pkh or psw < pkw or Ho < pkh or Wo < pkw
@@ -136,10 +138,18 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
     plain = not has_res and not relu and pkh == 0
     for i in range(slot.shape[0]):
         nph += slot[i] >= 0
+    if parts > tiles:
+        parts = tiles if tiles > 0 else 1
+    per = (tiles + parts - 1) // parts * DC_FR  # filters per part, whole tiles
+    jobs = N * parts
+    # a team larger than the jobs only wakes threads that find nothing to do (a sleeping
+    # thread's wake-up, tens of microseconds, then lies on the region's closing barrier)
+    if num_threads > jobs:
+        num_threads = jobs if jobs > 0 else 1
     if (planes.shape[0] < N or grid.shape[0] < num_threads or grid.shape[1] < M * Qr
             or Qr % (DC_NV * dc_lanes(isa, real is double)) or Qr < Ho * Wq
             or slot.shape[0] != sh * sw or wp.shape[0] < K * M or bias.shape[0] < M
-            or S < C * nph * Hq * Wq or parts < 1):
+            or S < C * nph * Hq * Wq or num_threads < 1):
         raise ValueError("direct.forward: the buffers and the geometry disagree")
     if has_res and (residual.shape[0] < N or residual.shape[1] != M or residual.shape[2] != Ho
                     or residual.shape[3] != Wo):
@@ -151,10 +161,6 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
             raise ValueError(f"direct.forward: offset {off[i]} reads past the planes ({S})")
     if N == 0:
         return
-    if parts > tiles:
-        parts = tiles
-    per = (tiles + parts - 1) // parts * DC_FR  # filters per part, whole tiles
-    jobs = N * parts
     with nogil:
         if parts > 1:
             for n in range(N):

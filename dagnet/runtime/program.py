@@ -242,6 +242,7 @@ def _conv_call(ins, weights, out, scratch, env, batch):
         threads = max(1, kernels.NUM_THREADS)
         # a batch smaller than the threads: each sample's filters split among them
         parts = threads if batch < threads and SPLIT_FILTERS else 1
+        threads = min(threads, batch * parts)  # the kernel runs no more (direct.pyx)
         grid = np.empty((threads, w.shape[0] * geo.qr), out.dtype)
         pool = None
         if ins.pool is not None:

@@ -242,6 +242,31 @@ def test_direct_epilogue_bitwise_same_for_any_thread_count_and_parts(pool):
 
 
 @pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+def test_direct_forward_runs_no_more_threads_than_jobs():
+    # one sample, one part: one job, so one grid row serves any thread count (a team larger
+    # than the jobs would only wake threads with nothing to do); two parts need two rows
+    rng = np.random.default_rng(0)
+    _, w_shape, stride, pad = SHAPES[0]
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((1, 16, 12, 12), w_shape, w_shape[:1]))
+    geo = direct.geometry(x.shape[1:], w.shape, stride, pad, direct._ext.lanes(direct.ISA, False))
+    want = _epilogue(x, w, b, stride, pad, None, True, threads=1)
+
+    def run(threads, parts, rows):
+        out = np.empty_like(want)
+        direct._ext.forward(x, np.empty((1, geo.size), np.float32), geo.slot, geo.off,
+                            *direct.packed(w, b, np.float32), np.empty((rows, 16 * geo.qr), np.float32),
+                            out, *stride, *pad, geo.hq, geo.wq, geo.qr, direct.ISA, threads, None,
+                            True, None, parts)
+        return out
+    np.testing.assert_array_equal(run(4, 1, 1), want)
+    np.testing.assert_array_equal(run(2, 2, 2), want)
+    with pytest.raises(ValueError, match="buffers"):
+        run(2, 2, 1)
+    with pytest.raises(ValueError, match="parts"):
+        run(2, 0, 2)
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
 def test_direct_epilogue_bitwise_same_for_any_thread_count():
     rng = np.random.default_rng(0)
     x_shape, w_shape, stride, pad = SHAPES[0]

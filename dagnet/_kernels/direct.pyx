@@ -25,6 +25,11 @@ from libc.string cimport memcpy, memset
 from dagnet._kernels.branchless cimport keep
 from dagnet._kernels.types cimport real
 
+cdef extern from "helpers.h" nogil:
+    ctypedef void (*dn_task)(void* ctx, Py_ssize_t item, int tid) noexcept nogil
+    void dn_par_for(dn_task fn, void* ctx, Py_ssize_t n, int threads)
+    long long dn_count[4]
+
 cdef extern from "direct.h" nogil:
     int dn_best_isa()
     Py_ssize_t dc_lanes(int isa, int is_double)
@@ -52,6 +57,14 @@ def best_isa():
     """The widest variant of the kernels this CPU runs (isa.h: 0 portable, 1 AVX2 + FMA, 2
     AVX-512, which runs the AVX2 kernels)."""
     return dn_best_isa()
+
+
+def helper_counts():
+    """{name: count since load} of the batch-1 split's loops (helpers.h): run with the helpers,
+    run alone (after a long wait for a preempted helper, or a second caller), long waits, and
+    items the helpers ran."""
+    return {"with_helpers": dn_count[0], "alone": dn_count[1], "long_waits": dn_count[2],
+            "helper_items": dn_count[3]}
 
 
 def lanes(int isa, bint is_double):
@@ -112,18 +125,20 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
             bint relu=False, pool=None, int parts=1):
     """out (N, M, Ho, Wo) = the conv of x (N, C, H, W), whose planes it writes into planes
     (N, S) (kept for backward). wp: the packed weights (direct.h), bias padded like them;
-    grid: one (M*Qr,) scratch row per thread (min(num_threads, N * parts) threads run).
+    grid: one (M*Qr,) scratch row per thread (no more threads run than jobs: N, or N * tiles
+    of filters if parts > 1).
 
     An inference step's epilogue runs in the pass that reads the grid out, while it is in
     cache: + residual (N, M, Ho, Wo) if given, max(., 0) if relu (NaN stays NaN, as
     np.maximum keeps it), then, if pool = (ho, wo, kh, kw, sh, sw), the max over each
     kh x kw window (stride sh, sw, no padding) of the (ho, wo) conv output: out is then
     (N, M, Hp, Wp), Hp = (ho - kh) // sh + 1. parts > 1 splits each sample's filters into
-    that many parts run by the threads (for batches smaller than the thread count); every
-    value is computed alike for any parts and thread count."""
+    tiles of DC_FR, run by this thread and num_threads - 1 spinning helpers (helpers.h: for
+    batches smaller than the thread count, where an OpenMP team's wake-up costs more than
+    the arithmetic); every value is computed alike for any parts and thread count."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t M = out.shape[1], Ho = out.shape[2], Wo = out.shape[3], K = off.shape[0]
-    cdef Py_ssize_t S = planes.shape[1], nph = 0, n, t, i, job, jobs, per, m0, m1
+    cdef Py_ssize_t S = planes.shape[1], nph = 0, n, t, i, jobs
     cdef Py_ssize_t tiles = (M + DC_FR - 1) // DC_FR
     cdef int pkh = 0, pkw = 0, psh = 1, psw = 1
     cdef bint plain, has_res = residual is not None
@@ -138,10 +153,7 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
     plain = not has_res and not relu and pkh == 0
     for i in range(slot.shape[0]):
         nph += slot[i] >= 0
-    if parts > tiles:
-        parts = tiles if tiles > 0 else 1
-    per = (tiles + parts - 1) // parts * DC_FR  # filters per part, whole tiles
-    jobs = N * parts
+    jobs = N if parts == 1 else N * tiles
     # a team larger than the jobs only wakes threads that find nothing to do (a sleeping
     # thread's wake-up, tens of microseconds, then lies on the region's closing barrier)
     if num_threads > jobs:
@@ -161,31 +173,78 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
             raise ValueError(f"direct.forward: offset {off[i]} reads past the planes ({S})")
     if N == 0:
         return
-    with nogil:
-        if parts > 1:
+    cdef _Split split
+    cdef const void* res_p = NULL
+    if parts > 1:  # a batch smaller than the threads: one item per sample and tile of filters,
+        # run by the caller and the spinning helpers (helpers.h), not an OpenMP team
+        if has_res:
+            res_p = &residual[0, 0, 0, 0]
+        split = _Split(<const void*>&planes[0, 0], &off[0], <const void*>&wp[0],
+                       <const void*>&bias[0], <void*>&grid[0, 0], <void*>&out[0, 0, 0, 0], res_p,
+                       S, grid.shape[1], M * out.shape[2] * out.shape[3], M * Ho * Wo,
+                       M, K, Qr, Wq, Ho, Wo, out.shape[2], out.shape[3], tiles, isa, relu,
+                       pkh, pkw, psh, psw, plain, real is double)
+        with nogil:
             for n in range(N):
                 _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph,
                             &planes[n, 0], S)
-        for job in prange(jobs, schedule="static", num_threads=num_threads):
-            n = job // parts
-            m0 = (job % parts) * per
-            m1 = m0 + per
-            if m1 > M:
-                m1 = M
-            if m0 >= M:
-                continue
+            dn_par_for(_split_task, &split, N * tiles, num_threads)
+        return
+    with nogil:
+        for n in prange(N, schedule="static", num_threads=num_threads):
             t = threadid()
             g = &grid[t, 0]
-            if parts == 1:
-                _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph,
-                            &planes[n, 0], S)
-            _gemm(isa, m1 - m0, K, Qr, &off[0], &wp[m0 * K], &bias[m0], &planes[n, 0],
-                  g + m0 * Qr, Qr)
+            _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph,
+                        &planes[n, 0], S)
+            _gemm(isa, M, K, Qr, &off[0], &wp[0], &bias[0], &planes[n, 0], g, Qr)
             if plain:
-                _copy_out(g, Qr, Wq, m0, m1, Ho, Wo, &out[n, 0, 0, 0])
+                _copy_out(g, Qr, Wq, 0, M, Ho, Wo, &out[n, 0, 0, 0])
             else:
-                _epilogue(g, Qr, Wq, m0, m1, Ho, Wo, &residual[n, 0, 0, 0] if has_res else NULL,
+                _epilogue(g, Qr, Wq, 0, M, Ho, Wo, &residual[n, 0, 0, 0] if has_res else NULL,
                           relu, pkh, pkw, psh, psw, out.shape[2], out.shape[3], &out[n, 0, 0, 0])
+
+
+cdef struct _Split:
+    # one batch-1 forward split into items (sample, tile of DC_FR filters): its arrays'
+    # first elements (float or double, as is_double says) and their strides per sample
+    const void* planes
+    const int32_t* off
+    const void* wp
+    const void* bias
+    void* grid
+    void* out
+    const void* res
+    Py_ssize_t planes_n, grid_t, out_n, res_n
+    Py_ssize_t M, K, Qr, Wq, Ho, Wo, Hp, Wp, tiles
+    int isa
+    bint relu
+    int kh, kw, sh, sw
+    bint plain, is_double
+
+
+cdef void _split_task(void* ctx, Py_ssize_t item, int tid) noexcept nogil:
+    cdef _Split* c = <_Split*>ctx
+    if c.is_double:
+        _split_one(c, <double*>NULL, item, tid)
+    else:
+        _split_one(c, <float*>NULL, item, tid)
+
+
+cdef inline void _split_one(_Split* c, real* kind, Py_ssize_t item, int tid) noexcept nogil:
+    """Item `item` of c: one sample's outputs of one tile of filters, in thread tid's grid."""
+    cdef Py_ssize_t n = item // c.tiles, m0 = (item % c.tiles) * DC_FR, m1 = m0 + DC_FR
+    cdef real* g = <real*>c.grid + tid * c.grid_t
+    cdef real* out = <real*>c.out + n * c.out_n
+    if m1 > c.M:
+        m1 = c.M
+    _gemm(c.isa, m1 - m0, c.K, c.Qr, c.off, <const real*>c.wp + m0 * c.K,
+          <const real*>c.bias + m0, <const real*>c.planes + n * c.planes_n, g + m0 * c.Qr, c.Qr)
+    if c.plain:
+        _copy_out(g, c.Qr, c.Wq, m0, m1, c.Ho, c.Wo, out)
+    else:
+        _epilogue(g, c.Qr, c.Wq, m0, m1, c.Ho, c.Wo,
+                  <const real*>c.res + n * c.res_n if c.res != NULL else NULL, c.relu,
+                  c.kh, c.kw, c.sh, c.sw, c.Hp, c.Wp, out)
 
 
 cdef inline void _copy_out(const real* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t m0,

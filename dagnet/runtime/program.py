@@ -140,6 +140,8 @@ class EvalProgram:
             if ins.kind == "conv":
                 w = self.weights[self.convs.index(ins)]
                 calls.append(_conv_call(ins, w, arrays[ins.name], scratch, self.env, batch))
+            elif ins.kind == "affine":
+                calls.append(_affine_call(ins, arrays[ins.name], self))
             else:
                 calls.append(_op_call(ins, arrays[ins.name], scratch, self))
         if len(self.bound) >= 2:
@@ -223,7 +225,7 @@ def _scratch(ins, batch: int, program) -> int:
                                       as_pads(c["pad"])[:2]) * batch * item
         return columns_size(w_shape, (w_shape[0], *_conv_out(ins, w_shape)), c["groups"]) * \
             batch * item
-    if ins.kind == "member":  # a join's tail (global_avg_pool): no scratch
+    if ins.kind in ("member", "affine"):  # a join's tail (global_avg_pool), a GEMV: no scratch
         return 0
     wb = ins.step.workspace_buffer
     return program.plan.buffer_bytes.get(wb, 0) * batch if wb >= 0 else 0
@@ -279,6 +281,30 @@ def _conv_out(ins, w_shape) -> tuple:
     """(Ho, Wo) of a conv instruction's conv (before its pool)."""
     c = ins.conv
     return conv_geometry((1, *ins.x_shape), w_shape, c["stride"], c["pad"], c["dilation"])[3]
+
+
+def _affine_call(ins, out, program):
+    """The call of an affine instruction: x (flattened per example) @ w + b, max(., 0) if
+    relu, into out; the params are looked up on each call (the user may replace them), and
+    the op's forward runs instead (its errors) if one no longer has the plan's dtype or shape."""
+    x, name, relu, env, params = ins.reads[0], ins.name, ins.relu, program.env, program.plan.params
+    wn, bn = ins.params
+    dtype, w_shape, b_shape = program.dtype, params[wn].shape, params[bn].shape
+    y = out.reshape(len(out), -1)
+    matmul, add, maximum = np.matmul, np.add, np.maximum
+    checked = _op_call(ins, out, None, program)
+
+    def call():
+        w, b, a = params[wn], params[bn], env[x]
+        if w.dtype != dtype or b.dtype != dtype or w.shape != w_shape or b.shape != b_shape or \
+                a.dtype != dtype:
+            return checked()
+        matmul(a.reshape(len(a), -1), w, out=y)
+        add(y, b, out=y)
+        if relu:
+            maximum(y, 0, out=y)
+        env[name] = out
+    return call
 
 
 def _op_call(ins, out, scratch, program):

@@ -27,12 +27,15 @@ typedef void (*dn_task)(void* ctx, ptrdiff_t item, int tid);
 
 #define DN_MAX_HELPERS 15
 #define DN_SPIN_NS 200000 /* an idle helper's spin before it sleeps: 0.2 ms */
-/* A caller that waited for the helpers' last items longer than it worked on its own (and
-   DN_WAIT_FLOOR_NS) had helpers that share their core (a loaded machine: a helper preempted
-   in an item holds it for a time slice, milliseconds, where a batch-1 conv takes 0.05): it
-   then runs its next loops alone, twice as many after each such wait (up to DN_BACKOFF_MAX),
-   and tries again; every DN_GOOD_RUN loops without one halve the count again. */
-#define DN_WAIT_FLOOR_NS 10000
+/* Helpers pay only where they have a core of their own. On a loaded machine (other
+   processes, or a CPU quota) a helper preempted in an item holds it for a time slice,
+   milliseconds, where a batch-1 conv takes 0.05, and a spinning helper takes its share of
+   the CPU time from the caller. So a caller that waited for the helpers' last items longer
+   than it worked on its own, or lost a quarter of the loop's wall-clock time to preemption
+   (more than DN_WAIT_FLOOR_NS either way), runs its next loops alone, twice as many after
+   each such loop (up to DN_BACKOFF_MAX), and tries again; every DN_GOOD_RUN loops without one
+   halve the count again. */
+#define DN_WAIT_FLOOR_NS 5000
 #define DN_BACKOFF_MAX 4096
 #define DN_GOOD_RUN 256
 
@@ -66,6 +69,14 @@ static inline void dn_relax(void) {
 static inline long long dn_now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* CPU time of the calling thread: less than the wall-clock time that passed when it was
+   preempted meanwhile. */
+static inline long long dn_cpu_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
@@ -192,7 +203,7 @@ static void dn_par_for(dn_task fn, void* ctx, ptrdiff_t n, int threads) {
         pthread_cond_broadcast(&dn_pool.cv);
         pthread_mutex_unlock(&dn_pool.mu);
     }
-    long long t0 = dn_now_ns(), worked, waited = 0;
+    long long c0 = dn_cpu_ns(), start = dn_now_ns(), t0 = start, worked, waited = 0, wall, lost;
     dn_work(s + 2, fn, ctx, n, 0);
     worked = dn_now_ns() - t0;
     /* only items a helper holds are left: a preempted helper (a loaded machine) gets the core */
@@ -207,7 +218,10 @@ static void dn_par_for(dn_task fn, void* ctx, ptrdiff_t n, int threads) {
         waited = dn_now_ns() - t0;
     }
     dn_count[0]++;
-    if (waited > worked && waited > DN_WAIT_FLOOR_NS) {
+    wall = dn_now_ns() - start;
+    lost = wall - (dn_cpu_ns() - c0);
+    if ((waited > worked && waited > DN_WAIT_FLOOR_NS) ||
+        (4 * lost > wall && lost > DN_WAIT_FLOOR_NS)) {
         dn_count[2]++;
         dn_alone = dn_backoff;
         dn_backoff = dn_backoff < DN_BACKOFF_MAX ? 2 * dn_backoff : DN_BACKOFF_MAX;

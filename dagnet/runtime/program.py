@@ -32,8 +32,9 @@ from dagnet.runtime.lower import fold, instructions
 
 #: False runs eval plans step by step on the executor (for A/B measurements and debugging)
 ENABLED: bool = True
-#: a batch smaller than the thread count splits each sample's filters among the threads
-SPLIT_FILTERS: bool = False
+#: a batch smaller than the thread count splits each sample's filters among the caller and
+#: spinning helper threads (direct.pyx, helpers.h), which stand down on a loaded machine
+SPLIT_FILTERS: bool = True
 
 try:
     from dagnet._kernels.infer import same_bytes

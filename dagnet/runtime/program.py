@@ -62,6 +62,13 @@ class EvalProgram:
             for v in i.ins if i.kind != "conv" else i.reads:
                 if v not in made:
                     self.needs.setdefault(v, i)
+        #: (param name, None) or (state key, statistic) of each array the weights come from
+        self.source_keys = [(p, None) for c in self.convs for p in c.params]
+        for c in self.convs:
+            if c.bn:
+                gamma, beta, key, _ = c.bn
+                self.source_keys += [(gamma, None), (beta, None), (key, "running_mean"),
+                                     (key, "running_var")]
         self.weights: list = []  # per conv: [w, b] in the dtype, folded (bound into the calls)
         self.snapshot: list = []  # copies of the arrays they were folded from
         self.bound: dict = {}  # batch -> prebound calls (the latest two)
@@ -70,14 +77,10 @@ class EvalProgram:
 
     # -- weights ---------------------------------------------------------------------------
     def _sources(self, state) -> list:
-        params, out = self.plan.params, []
-        for c in self.convs:
-            out += [params[p] for p in c.params]
-            if c.bn:
-                gamma, beta, key, _ = c.bn
-                st = state[key]
-                out += [params[gamma], params[beta], st["running_mean"], st["running_var"]]
-        return out
+        """The arrays the folded weights come from: each conv's params, and its batchnorm's
+        params and running statistics."""
+        params = self.plan.params
+        return [params[k] if field is None else state[k][field] for k, field in self.source_keys]
 
     def _fold(self, state) -> None:
         """Fold each conv's batchnorm into its weights, in place of the bound arrays."""

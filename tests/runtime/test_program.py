@@ -129,6 +129,19 @@ def test_an_affine_param_of_another_dtype_is_refused_as_the_executor_refuses_it(
     assert str(got.value) == str(want.value)
 
 
+def test_same_bytes_compares_contiguous_arrays_byte_for_byte():
+    a = np.arange(6.0).reshape(2, 3)
+    b = a.copy()
+    assert program.same_bytes([a, b[0]], [a.copy(), b[0].copy()])
+    b[1, 2] = -0.0  # another bit pattern, equal as a number
+    c = a.copy()
+    c[1, 2] = 0.0
+    assert program.same_bytes([c], [c.copy()]) and not program.same_bytes([b], [c])
+    assert not program.same_bytes([a], [a + 1]) and not program.same_bytes([a], [])
+    assert not program.same_bytes([a], [a[:1]])  # another size
+    assert not program.same_bytes([a.T], [a.T.copy()])  # not C-contiguous: fold again
+
+
 def test_outputs_are_fresh_and_the_arena_reuses_memory():
     plan = _eval_plan(resnet_small())
     x = np.random.default_rng(0).standard_normal((3, 1, 28, 28))

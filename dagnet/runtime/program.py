@@ -14,6 +14,10 @@ steps; the program's own instructions differ from them, so it does it again). On
 buffer, the largest any call needs (im2col columns, a direct conv's planes), is shared. The
 arrays of the latest two batch sizes are kept.
 
+Threads: a conv of a batch smaller than the thread count splits its filters among the caller
+and spinning helper threads (SPLIT_FILTERS; direct.pyx, helpers.h), not an OpenMP team whose
+sleeping threads' wake-ups took longer than a batch-1 conv.
+
 Folded weights depend on params and batchnorm statistics the user may change in place
 between runs: each run compares them with the snapshot they were folded from (a memcmp each,
 _kernels/infer.pyx) and folds again if any changed.

@@ -25,11 +25,6 @@ from libc.string cimport memcpy, memset
 from dagnet._kernels.branchless cimport keep
 from dagnet._kernels.types cimport real
 
-cdef extern from "helpers.h" nogil:
-    ctypedef void (*dn_task)(void* ctx, Py_ssize_t item, int tid) noexcept nogil
-    void dn_par_for(dn_task fn, void* ctx, Py_ssize_t n, int threads)
-    long long dn_count[4]
-
 cdef extern from "direct.h" nogil:
     int dn_best_isa()
     Py_ssize_t dc_lanes(int isa, int is_double)
@@ -57,14 +52,6 @@ def best_isa():
     """The widest variant of the kernels this CPU runs (isa.h: 0 portable, 1 AVX2 + FMA, 2
     AVX-512, which runs the AVX2 kernels)."""
     return dn_best_isa()
-
-
-def helper_counts():
-    """{name: count since load} of the batch-1 split's loops (helpers.h): run with the helpers,
-    run alone (after a long wait for a preempted helper, or a second caller), long waits, and
-    items the helpers ran."""
-    return {"with_helpers": dn_count[0], "alone": dn_count[1], "long_waits": dn_count[2],
-            "helper_items": dn_count[3]}
 
 
 def lanes(int isa, bint is_double):
@@ -204,47 +191,7 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
                           relu, pkh, pkw, psh, psw, out.shape[2], out.shape[3], &out[n, 0, 0, 0])
 
 
-cdef struct _Split:
-    # one batch-1 forward split into items (sample, tile of DC_FR filters): its arrays'
-    # first elements (float or double, as is_double says) and their strides per sample
-    const void* planes
-    const int32_t* off
-    const void* wp
-    const void* bias
-    void* grid
-    void* out
-    const void* res
-    Py_ssize_t planes_n, grid_t, out_n, res_n
-    Py_ssize_t M, K, Qr, Wq, Ho, Wo, Hp, Wp, tiles
-    int isa
-    bint relu
-    int kh, kw, sh, sw
-    bint plain, is_double
-
-
-cdef void _split_task(void* ctx, Py_ssize_t item, int tid) noexcept nogil:
-    cdef _Split* c = <_Split*>ctx
-    if c.is_double:
-        _split_one(c, <double*>NULL, item, tid)
-    else:
-        _split_one(c, <float*>NULL, item, tid)
-
-
-cdef inline void _split_one(_Split* c, real* kind, Py_ssize_t item, int tid) noexcept nogil:
-    """Item `item` of c: one sample's outputs of one tile of filters, in thread tid's grid."""
-    cdef Py_ssize_t n = item // c.tiles, m0 = (item % c.tiles) * DC_FR, m1 = m0 + DC_FR
-    cdef real* g = <real*>c.grid + tid * c.grid_t
-    cdef real* out = <real*>c.out + n * c.out_n
-    if m1 > c.M:
-        m1 = c.M
-    _gemm(c.isa, m1 - m0, c.K, c.Qr, c.off, <const real*>c.wp + m0 * c.K,
-          <const real*>c.bias + m0, <const real*>c.planes + n * c.planes_n, g + m0 * c.Qr, c.Qr)
-    if c.plain:
-        _copy_out(g, c.Qr, c.Wq, m0, m1, c.Ho, c.Wo, out)
-    else:
-        _epilogue(g, c.Qr, c.Wq, m0, m1, c.Ho, c.Wo,
-                  <const real*>c.res + n * c.res_n if c.res != NULL else NULL, c.relu,
-                  c.kh, c.kw, c.sh, c.sw, c.Hp, c.Wp, out)
+include "direct_split.pxi"
 
 
 cdef inline void _copy_out(const real* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t m0,

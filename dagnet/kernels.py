@@ -86,7 +86,7 @@ def _as_samples(cols, layout):
 
 
 def im2col(x, ksize, stride, pad, out_size, ones_row=False, layout="NKP", buffer=None,
-           dilation=(1, 1)):
+           dilation=(1, 1), threads=None, out=None):
     """Patches of x as columns.  x: (N, C, H, W) -> cols (N, K, ho*wo), K = C*kh*kw [+ 1].
 
     Row (c*kh + i)*kw + j of sample n holds x[n, c, oh*sh + i*dh - ph, ow*sw + j*dw - pw] (0
@@ -94,17 +94,21 @@ def im2col(x, ksize, stride, pad, out_size, ones_row=False, layout="NKP", buffer
     (so any bottom/right pad). With ones_row a last row of ones lets the GEMM add the bias.
     layout "KNP" stores the same numbers as (K, N, ho*wo): one GEMM (F, K) @ (K, N*ho*wo) for
     the whole batch. buffer: a byte array to build cols in (at its front) instead of a fresh
-    allocation.
+    allocation; out: an array of that shape and layout to fill instead (a view: a block of
+    samples of a larger one). threads: the OpenMP threads (default NUM_THREADS).
     """
     n, c = x.shape[:2]
     rows = c * ksize[0] * ksize[1] + int(ones_row)
     p = out_size[0] * out_size[1]
     shape = (n, rows, p) if layout == "NKP" else (rows, n, p)
-    cols = np.empty(shape, dtype=x.dtype) if buffer is None else typed_view(buffer, shape, x.dtype)
+    if out is not None:
+        cols = out
+    else:
+        cols = np.empty(shape, dtype=x.dtype) if buffer is None else typed_view(buffer, shape, x.dtype)
     samples = _as_samples(cols, layout)
     if HAVE_CYTHON:
         _im2col_ext.im2col(np.ascontiguousarray(x), samples, *ksize, *stride, *pad, *dilation,
-                           *out_size, ones_row, NUM_THREADS)
+                           *out_size, ones_row, threads or NUM_THREADS)
     else:
         samples[...] = im2col_numpy(x, ksize, stride, pad, out_size, ones_row, dilation)
     return cols
@@ -120,19 +124,26 @@ def typed_view(buffer: np.ndarray, shape: tuple, dtype) -> np.ndarray:
     return buffer[:nbytes].view(dtype).reshape(shape)
 
 
-def col2im(cols, x_shape, ksize, stride, pad, out_size, layout="NKP", dilation=(1, 1)):
+def col2im(cols, x_shape, ksize, stride, pad, out_size, layout="NKP", dilation=(1, 1), dx=None,
+           threads=None):
     """The adjoint of im2col: sum each column entry back into its pixel.  -> dx (N, C, H, W).
 
     cols: (N, K or more, ho*wo), or (K or more, N, ho*wo) for layout "KNP"; rows after
-    K = C*kh*kw (a bias row) are ignored.
+    K = C*kh*kw (a bias row) are ignored. dx: a C-contiguous array to write into; threads:
+    the OpenMP threads (default NUM_THREADS).
     """
     samples = _as_samples(cols, layout)
     if not HAVE_CYTHON:
-        return col2im_numpy(samples, x_shape, ksize, stride, pad, out_size, dilation)
+        r = col2im_numpy(samples, x_shape, ksize, stride, pad, out_size, dilation)
+        if dx is None:
+            return r
+        dx[...] = r
+        return dx
     if samples.strides[2] != samples.itemsize:
         samples = np.ascontiguousarray(samples)
-    dx = np.empty(x_shape, dtype=cols.dtype)
-    _im2col_ext.col2im(samples, dx, *ksize, *stride, *pad, *dilation, *out_size, NUM_THREADS)
+    dx = np.empty(x_shape, dtype=cols.dtype) if dx is None else dx
+    _im2col_ext.col2im(samples, dx, *ksize, *stride, *pad, *dilation, *out_size,
+                       threads or NUM_THREADS)
     return dx
 
 

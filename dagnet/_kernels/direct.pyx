@@ -335,7 +335,8 @@ def backward(const real[:, :, :, ::1] dout, const real[:, ::1] planes,
     if N == 0:
         return
     with nogil:
-        for ch in prange(chunks, schedule="static", num_threads=num_threads):
+        # dynamic: a thread that wakes late (another process on its core) takes fewer chunks
+        for ch in prange(chunks, schedule="dynamic", num_threads=num_threads):
             t = threadid()
             g = &dgrid[t, 0]
             lp = &lanes_part[t, 0]

@@ -148,6 +148,6 @@ def col2im(const real[:, :, :] cols, real[:, :, :, ::1] dx, int kh, int kw, int 
     if N == 0:
         return
     with nogil:
-        for n in prange(N, schedule="static", num_threads=num_threads):
+        for n in prange(N, schedule="dynamic", num_threads=num_threads):  # late threads take less
             _col2im_one(&cols[n, 0, 0], row_stride, &dx[n, 0, 0, 0], C, H, W, kh, kw, sh, sw,
                         ph, pw, dh, dw, ho, wo)

@@ -10,11 +10,21 @@ double, so float32 loses nothing), normalise + scale + shift (+ relu) one pass, 
 one pass for the two sums and one for dx, the relu mask applied inside them.
 Channels (statistics, sums) or planes (elementwise passes) are split over OpenMP threads, each
 reduced entirely by one thread in a fixed order: bitwise the same for any thread count.
+They are handed out dynamically, a channel or a few planes at a time, not in equal static
+shares: every parallel region wakes a sleeping thread (OMP_WAIT_POLICY=PASSIVE) and, with the
+other core busy, may wait for it a scheduler tick; a static share then left the statistics of
+a (64, 16, 32, 32) input 3x slower on two threads than on one (3.0 vs 0.92 ms), while dynamic
+shares let the awake thread take what the late one has not.
 """
 from cython.parallel import prange
 
 from dagnet._kernels.branchless cimport keep as _keep
 from dagnet._kernels.types cimport real
+
+
+cdef inline Py_ssize_t _chunk(Py_ssize_t P) noexcept nogil:
+    """Planes per dynamic share: about 4096 values (few hand-outs, fine enough to balance)."""
+    return 4096 // P if P < 4096 else 1
 
 
 def _check(name, arrays):
@@ -37,7 +47,7 @@ def channel_stats(const real[:, :, :] x, double[::1] mean, double[::1] var, int 
         raise ValueError("channel_stats: mean and var must have one entry per channel")
     if N == 0 or P == 0:
         return
-    for c in prange(C, nogil=True, schedule="static", num_threads=num_threads):
+    for c in prange(C, nogil=True, schedule="dynamic", num_threads=num_threads):
         s = 0
         for n in range(N):
             row = &x[n, c, 0]
@@ -70,7 +80,8 @@ def normalize(const real[:, :, :] x, const real[::1] mean, const real[::1] inv_s
     _check("normalize", [x, xhat, out] + ([skip] if add_skip else []))
     if N == 0 or P == 0:
         return
-    for m in prange(N * C, nogil=True, schedule="static", num_threads=num_threads):
+    for m in prange(N * C, nogil=True, schedule="dynamic", chunksize=_chunk(P),
+                   num_threads=num_threads):
         n = m // C
         c = m % C
         mu = mean[c]
@@ -110,7 +121,7 @@ def backward_sums(const real[:, :, :] dout, const real[:, :, :] xhat,
         dbeta[:] = 0
         dgamma[:] = 0
         return
-    for c in prange(C, nogil=True, schedule="static", num_threads=num_threads):
+    for c in prange(C, nogil=True, schedule="dynamic", num_threads=num_threads):
         sb = 0
         sg = 0
         for n in range(N):
@@ -144,7 +155,8 @@ def backward_dx(const real[:, :, :] dout, const real[:, :, :] xhat,
     _check("backward_dx", [dout, xhat, mask_src, dx])
     if N == 0 or P == 0:
         return
-    for m in prange(N * C, nogil=True, schedule="static", num_threads=num_threads):
+    for m in prange(N * C, nogil=True, schedule="dynamic", chunksize=_chunk(P),
+                   num_threads=num_threads):
         n = m // C
         c = m % C
         kc = k[c]

@@ -22,6 +22,7 @@ import numpy as np
 from dagnet import kernels
 from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, as_pair, check_floats, check_rank, register
+from dagnet.ops.conv_blocks import blocked_backward, blocked_forward
 from dagnet.ops.declare import (COUNT, INITIALIZERS, POSITIVE, REQUIRED, WINDOW, Attr, data,
                                 param, weight)
 from dagnet.ops.depthwise import (DepthwiseCache, depthwise_backward, depthwise_forward,
@@ -63,9 +64,10 @@ def weights_with_bias(w, b, dtype):
 # Below this many output pixels per sample, per-sample GEMMs are too thin for BLAS and one GEMM
 # over the whole batch wins, transposes included (measured on the benchmark's shapes).
 BATCH_GEMM_BELOW = 256
-#: multiply-adds up to which OpenBLAS runs a GEMM on one thread (its SMP threshold, 65536 x
-#: GEMM_MULTITHREAD_THRESHOLD 4): conv_backward's per-sample products stay under it
-ONE_THREAD_GEMM = 262144
+#: the im2col convs by blocks of samples, each block's products one-thread GEMMs on whichever
+#: thread is free (ops/conv_blocks.py); False: one GEMM over the batch (or per sample, the
+#: batch in one call) threaded by OpenBLAS, for A/B measurements
+BLOCKED: bool = True
 
 
 def conv_forward(x, w, b, stride, pad, contiguous=True, out=None, workspace=None, dilation=1,
@@ -95,9 +97,12 @@ def conv_forward(x, w, b, stride, pad, contiguous=True, out=None, workspace=None
     # GEMM for large outputs too (no transposes to pay) measured slower on LeNet's conv1
     # (fused step 10.4 vs 10.9 ms) and lenet_bn, equal on resnet_small
     layout = "KNP" if p < BATCH_GEMM_BELOW else "NKP"
+    wb = weights_with_bias(w, b, x.dtype)
+    if BLOCKED:
+        return blocked_forward(x, wb, w, ksize, stride, pad, dilation, out_size, layout,
+                               contiguous, out, workspace)
     cols = kernels.im2col(x, ksize, stride, pad, out_size, ones_row=True, layout=layout,
                           buffer=workspace, dilation=dilation)
-    wb = weights_with_bias(w, b, x.dtype)
     cache = (cols, layout, w, x.shape, stride, pad, dilation)
     if layout == "NKP":  # one GEMM per sample writes NCHW directly
         if out is None:
@@ -153,6 +158,8 @@ def conv_backward(dout, cache, need_dx=True):
         return depthwise_backward(dout, cache, need_dx)
     if cache[1] == "grouped":
         return _grouped_backward(dout, cache, need_dx)
+    if BLOCKED:
+        return blocked_backward(dout, cache, need_dx)
     cols, layout, w, x_shape, stride, pad, dilation = cache
     n, f = dout.shape[:2]
     p = dout.shape[2] * dout.shape[3]
@@ -162,8 +169,6 @@ def conv_backward(dout, cache, need_dx=True):
         # per sample cols[n] @ dout[n].T is (K + 1, F), transposed: dw | db, db from the ones
         # row. This orientation ran 1.1-1.8x faster in OpenBLAS than dout[n] @ cols[n].T.
         dwb = np.matmul(cols, d3.transpose(0, 2, 1)).sum(axis=0).T
-    elif cols.shape[0] * f * p <= ONE_THREAD_GEMM:
-        return _small_batch_backward(dout, cache, need_dx)
     else:
         d3 = np.ascontiguousarray(dout.reshape(n, f, p).transpose(1, 0, 2)).reshape(f, n * p)
         dwb = (cols.reshape(-1, n * p) @ d3.T).T  # likewise 1.2x faster than d3 @ cols.T
@@ -174,29 +179,6 @@ def conv_backward(dout, cache, need_dx=True):
     dcols = np.matmul(w2.T, d3)  # (N, K, P) per sample, or (K, N*P) for the batch
     dx = kernels.col2im(dcols.reshape(-1, n, p) if layout == "KNP" else dcols, x_shape,
                         w.shape[2:], stride, pad, dout.shape[2:], layout=layout,
-                        dilation=dilation)
-    return dx, dw, db
-
-
-def _small_batch_backward(dout, cache, need_dx):
-    """conv_backward for the batch GEMM's columns (K + 1, N, P) where one sample's products
-    are small: per-sample GEMMs read the columns and dout in place. One GEMM over the batch
-    has the whole N*P as its inner dimension, and OpenBLAS splits it over threads that meet
-    once per block of it: a 1x1 stride-2 skip conv's dw (17 x 32 outputs, N*P = 12,544) took
-    hundreds of milliseconds so with another process on the cores, 1 ms on one thread."""
-    cols, layout, w, x_shape, stride, pad, dilation = cache
-    n, f = dout.shape[:2]
-    p = dout.shape[2] * dout.shape[3]
-    d3 = dout.reshape(n, f, p)  # a view, for NCHW or grad_buffer's (F, N, P) alike
-    c3 = cols.reshape(-1, n, p).transpose(1, 0, 2)  # (N, K + 1, P), a view
-    # summed per sample in a fixed order: the same numbers for any thread count
-    dwb = np.matmul(c3, d3.transpose(0, 2, 1)).sum(axis=0).T
-    dw = dwb[:, :-1].reshape(w.shape)
-    db = np.ascontiguousarray(dwb[:, -1])
-    if not need_dx:
-        return None, dw, db
-    dcols = np.matmul(w.reshape(f, -1).T, d3)  # (N, K, P)
-    dx = kernels.col2im(dcols, x_shape, w.shape[2:], stride, pad, dout.shape[2:],
                         dilation=dilation)
     return dx, dw, db
 

@@ -73,8 +73,11 @@ FASHION = "/usr/share/datasets/fashion-mnist/"
 @pytest.mark.skipif(not os.path.isdir(FASHION), reason="Fashion-MNIST not installed "
                     "(apt-get install dataset-fashion-mnist)")
 def test_mobilenet_v2_learns_a_few_hundred_fashion_mnist_images():
-    """A narrow MobileNet-v2 (width 0.25, no dropout) on 128 images, 3 epochs of Adam: the loss
-    over all 128 (train-mode batchnorm) falls by more than a quarter (measured: 2.50 to 1.48)."""
+    """A narrow MobileNet-v2 (width 0.25, no dropout) on 128 images, 5 epochs of Adam: the loss
+    over all 128 (train-mode batchnorm) falls by more than a quarter (measured: 2.50 to
+    1.16-1.22). After 3 epochs it was 1.48 to 1.99 depending on float32 rounding alone (one
+    or two threads; float64 gradients agree to 1e-15): Adam scales the rounding noise of the
+    conv biases before batchnorm, zero in exact arithmetic, to full-size steps."""
     from dagnet.data.idx import load_mnist_like
     from dagnet.data.preprocess import normalize_splits
     from dagnet.train.solver import Solver
@@ -84,7 +87,7 @@ def test_mobilenet_v2_learns_a_few_hundred_fashion_mnist_images():
                                 "X_val": raw["X_test"][:32], "y_val": raw["y_test"][:32]})
     plan = dagnet.compile(mobilenet_v2(input_shape=(1, 28, 28), width=0.25, dropout=0), seed=0)
     before = plan.loss_and_grads(data["X_train"], data["y_train"])[0]
-    s = Solver(plan, data, update_rule="adam", batch_size=16, num_epochs=3,
+    s = Solver(plan, data, update_rule="adam", batch_size=16, num_epochs=5,
                optim_config={"learning_rate": 3e-3}, verbose=False, num_train_samples=None)
     s.train()
     after = plan.loss_and_grads(data["X_train"], data["y_train"])[0]

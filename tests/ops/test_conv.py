@@ -173,18 +173,19 @@ def test_forward_rejects_unbatched_input():
         conv.forward([np.ones((1, 5, 5)), w, b], {})
 
 
-@pytest.mark.parametrize("one_thread", [0, 10**9], ids=["batch-gemm", "per-sample"])
+@pytest.mark.parametrize("blocked", [True, False], ids=["sample-blocks", "batch-gemm"])
 @pytest.mark.parametrize("w_shape,stride,pad", [((5, 4, 1, 1), 2, 0), ((3, 4, 3, 3), 1, 1)])
-def test_batch_layout_backward_per_sample_and_over_the_batch_agree(one_thread, w_shape,
-                                                                    stride, pad, monkeypatch):
-    """The batch GEMM's columns (few output pixels) take per-sample products where they are
-    small (a skip conv's dw) and one GEMM over the batch otherwise: both give the reference's
+def test_batch_layout_backward_by_blocks_and_over_the_batch_agree(blocked, w_shape, stride,
+                                                                   pad, monkeypatch):
+    """The batch GEMM's columns (few output pixels) take one-thread products per block of
+    samples (dagnet/blocks.py), or one GEMM over the batch: both give the reference's
     gradients, read from NCHW or from grad_buffer's layout."""
     from dagnet import reference
     from dagnet.ops import conv as conv_module
-    from dagnet.ops import direct
+    from dagnet.ops import conv_blocks, direct
 
-    monkeypatch.setattr(conv_module, "ONE_THREAD_GEMM", one_thread)
+    monkeypatch.setattr(conv_module, "BLOCKED", blocked)
+    monkeypatch.setattr(conv_blocks, "BLOCK_COLUMNS", 40)  # blocks of one or two samples
     monkeypatch.setattr(direct, "ENABLED", False)  # the columns for the 3x3 too
     x, w, b = conv_inputs((3, 4, 6, 6), w_shape)
     out, cache = conv_forward(x, w, b, stride, pad)

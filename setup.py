@@ -41,7 +41,7 @@ setup(
     python_requires=">=3.11",
     packages=core + list(mapped),
     package_dir={**mapped},
-    package_data={"dagnet.models": ["specs/*.yaml"], "dagnet._kernels": ["*.pyx", "*.pxd", "*.h"],
+    package_data={"dagnet.models": ["specs/*.yaml"], "dagnet._kernels": ["*.pyx", "*.pxd", "*.pxi", "*.h"],
                   "dagnet.viz.html": ["assets/*"]},
     ext_modules=cythonize(
         extensions,

@@ -16,6 +16,8 @@ dagnet's ONNX export, and PyTorch eager, with the same weights and batchnorm sta
   calls 3x on a loaded 2-core machine);
 - outputs checked equal: onnxruntime's and torch's scores against dagnet's, the max difference
   over the scores' scale;
+- dagnet's own process also reports how many of its batch-1 conv loops ran with the spinning
+  helper threads and how many alone ("split_loops": alone, when the helpers found no free core);
 - with onnx installed, the seconds to import dagnet's ONNX export and compile it (medians of 3).
 
     python benchmarks/bench_infer.py [--quick] [--models lenet resnet_small]
@@ -169,9 +171,17 @@ def _child(contender: str, model: str, batches, repeats: int) -> None:
             got[b] = run(x)
             out["img_s"][str(b)] = b / median_times({contender: lambda: run(x)}, repeats)[contender]
     out["peak_rss_bytes"] = _rss("VmHWM:") - base
+    if contender == "dagnet":  # the batch-1 filter split's loops: with its helpers, or alone
+        out["split_loops"] = _split_counts()  # (mostly alone: a loaded machine, see helpers.h)
     reference = dagnet_runner(graph, scores, params, state)  # after the peak was read
     out["max_scaled_diff"] = max(scaled_diff(got[b], reference(inputs(shape, b))) for b in batches)
     print(json.dumps(out))
+
+
+def _split_counts() -> dict | None:
+    from dagnet.ops import direct
+
+    return direct._ext.helper_counts() if direct._ext is not None else None
 
 
 def own_process(contender: str, model: str, batches, repeats: int) -> dict:

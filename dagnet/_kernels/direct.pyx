@@ -126,23 +126,27 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
     (num_threads, S) (fewer rows than N: each thread's row is reused while it is in cache,
     instead of the batch's planes, as large as its input, going out to memory and back).
     wp: the packed weights (direct.h), bias padded like them; grid: one (M*Qr,) scratch row
-    per thread.
+    per thread (no more threads run than jobs: N, or N * tiles of filters if parts > 1).
 
     An inference step's epilogue runs in the pass that reads the grid out, while it is in
     cache: + residual (N, M, Ho, Wo) if given, max(., 0) if relu (NaN stays NaN, as
     np.maximum keeps it), then, if pool = (ho, wo, kh, kw, sh, sw), the max over each
     kh x kw window (stride sh, sw, no padding) of the (ho, wo) conv output: out is then
     (N, M, Hp, Wp), Hp = (ho - kh) // sh + 1. parts > 1 splits each sample's filters into
-    that many parts run by the threads (for batches smaller than the thread count); every
-    value is computed alike for any parts and thread count."""
+    tiles of DC_FR, run by this thread and num_threads - 1 spinning helpers (helpers.h: for
+    batches smaller than the thread count, where an OpenMP team's wake-up costs more than
+    the arithmetic; the planes are then the batch's, N rows); every value is computed alike
+    for any parts and thread count."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t M = out.shape[1], Ho = out.shape[2], Wo = out.shape[3], K = off.shape[0]
-    cdef Py_ssize_t S = planes.shape[1], nph = 0, n, t, i, job, jobs, per, m0, m1
+    cdef Py_ssize_t S = planes.shape[1], nph = 0, n, t, i, jobs
     cdef Py_ssize_t tiles = (M + DC_FR - 1) // DC_FR
     cdef int pkh = 0, pkw = 0, psh = 1, psw = 1
     cdef bint plain, has_res = residual is not None, kept = planes.shape[0] >= N
     cdef real* g
     cdef real* pl
+    if parts < 1:
+        raise ValueError("direct.forward: parts must be at least 1")
     if pool is not None:
         Ho, Wo, pkh, pkw, psh, psw = pool
         if (pkh < 1 or pkw < 1 or psh < pkh or psw < pkw or Ho < pkh or Wo < pkw
@@ -151,13 +155,16 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
     plain = not has_res and not relu and pkh == 0
     for i in range(slot.shape[0]):
         nph += slot[i] >= 0
-    if parts > tiles:
-        parts = tiles
+    jobs = N if parts == 1 else N * tiles
+    # a team larger than the jobs only wakes threads that find nothing to do (a sleeping
+    # thread's wake-up, tens of microseconds, then lies on the region's closing barrier)
+    if num_threads > jobs:
+        num_threads = jobs if jobs > 0 else 1
     if ((not kept and (planes.shape[0] < num_threads or parts > 1))
             or grid.shape[0] < num_threads or grid.shape[1] < M * Qr
             or Qr % dc_lanes(isa, real is double) or Qr < Ho * Wq
             or slot.shape[0] != sh * sw or wp.shape[0] < K * M or bias.shape[0] < M
-            or S < C * nph * Hq * Wq or parts < 1):
+            or S < C * nph * Hq * Wq or num_threads < 1):
         raise ValueError("direct.forward: the buffers and the geometry disagree")
     if has_res and (residual.shape[0] < N or residual.shape[1] != M or residual.shape[2] != Ho
                     or residual.shape[3] != Wo):
@@ -169,34 +176,39 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
             raise ValueError(f"direct.forward: offset {off[i]} reads past the planes ({S})")
     if N == 0:
         return
-    per = (tiles + parts - 1) // parts * DC_FR  # filters per part, whole tiles
-    jobs = N * parts
-    with nogil:
-        if parts > 1:
+    cdef _Split split
+    cdef const void* res_p = NULL
+    if parts > 1:  # a batch smaller than the threads: one item per sample and tile of filters,
+        # run by the caller and the spinning helpers (helpers.h), not an OpenMP team
+        if has_res:
+            res_p = &residual[0, 0, 0, 0]
+        split = _Split(<const void*>&planes[0, 0], &off[0], <const void*>&wp[0],
+                       <const void*>&bias[0], <void*>&grid[0, 0], <void*>&out[0, 0, 0, 0], res_p,
+                       S, grid.shape[1], M * out.shape[2] * out.shape[3], M * Ho * Wo,
+                       M, K, Qr, Wq, Ho, Wo, out.shape[2], out.shape[3], tiles, isa, relu,
+                       pkh, pkw, psh, psw, plain, real is double)
+        with nogil:
             for n in range(N):
                 _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph,
                             &planes[n, 0], S)
-        for job in prange(jobs, schedule="static", num_threads=num_threads):
-            n = job // parts
-            m0 = (job % parts) * per
-            m1 = m0 + per
-            if m1 > M:
-                m1 = M
-            if m0 >= M:
-                continue
+            dn_par_for(_split_task, &split, N * tiles, num_threads)
+        return
+    with nogil:
+        for n in prange(N, schedule="static", num_threads=num_threads):
             t = threadid()
             g = &grid[t, 0]
             pl = &planes[n if kept else t, 0]
-            if parts == 1:
-                _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph,
-                            pl, S)
-            _gemm(isa, m1 - m0, K, Qr, &off[0], &wp[m0 * K], &bias[m0], pl, g + m0 * Qr, Qr)
+            _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph, pl, S)
+            _gemm(isa, M, K, Qr, &off[0], &wp[0], &bias[0], pl, g, Qr)
             if plain:
-                _copy_out(g, Qr, Wq, m0, m1, Ho, Wo, &out[n, 0, 0, 0])
+                _copy_out(g, Qr, Wq, 0, M, Ho, Wo, &out[n, 0, 0, 0])
             else:
-                _epilogue(isa, g, Qr, Wq, m0, m1, Ho, Wo,
+                _epilogue(isa, g, Qr, Wq, 0, M, Ho, Wo,
                           &residual[n, 0, 0, 0] if has_res else NULL, relu, pkh, pkw, psh, psw,
                           out.shape[2], out.shape[3], &out[n, 0, 0, 0])
+
+
+include "direct_split.pxi"
 
 
 cdef inline void _copy_out(const real* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t m0,

@@ -10,8 +10,11 @@ with no pass of its own. A residual join right after it (a fused_elementwise ste
 add(conv's value, skip) -> relu -> single-input members such as global_avg_pool) is taken
 into the conv's output pass: + skip, relu, while the values are in cache; a 1x1 conv that
 makes the skip (ResNet's projection shortcut, the chain's anchor) runs first as an
-instruction of its own. Every other step is run as the executor runs it ("step"), and the
-members after a join as their ops' forward ("member").
+instruction of its own. A fully connected layer whose weights are params (affine, alone or
+with relu) becomes an "affine" instruction: its matrix product, bias and relu without the op's
+per-call checks (the plan checked the shapes once; the program checks the params' dtype and
+shape). Every other step is run as the executor runs it ("step"), and the members after a
+join as their ops' forward ("member").
 """
 from __future__ import annotations
 
@@ -21,6 +24,10 @@ import numpy as np
 
 from dagnet.ops import get_op
 
+#: the steps an "affine" instruction takes: a fully connected layer (and its relu), whose op's
+#: forward checks dtypes and shapes again on every call (~15 us, a batch-1 GEMV's own time)
+AFFINE_STEPS = ("affine", "affine+relu")
+
 #: the fused patterns (and the plain op) a "conv" instruction takes
 CONV_STEPS = ("conv2d", "conv2d+relu", "conv2d+batchnorm", "conv2d+batchnorm+relu",
               "conv2d+relu+max_pool2d", "conv2d+batchnorm+relu+max_pool2d")
@@ -28,7 +35,7 @@ CONV_STEPS = ("conv2d", "conv2d+relu", "conv2d+batchnorm", "conv2d+batchnorm+rel
 
 @dataclass
 class Instr:
-    """One call of the program: kind "conv", "step" or "member"; it writes value `name`
+    """One call of the program: kind "conv", "affine", "step" or "member"; it writes value `name`
     (per-example `shape` if batched) and reads the values `reads` (data, not folded params)."""
 
     kind: str
@@ -37,7 +44,7 @@ class Instr:
     shape: tuple
     step: object = field(repr=False)  # the plan step it comes from (for errors)
     batched: bool = True
-    # conv: the param names (w, b), the batchnorm's (gamma, beta, state key, eps) or None,
+    # conv (and affine): the param names (w, b), the batchnorm's (gamma, beta, state key, eps) or None,
     # conv2d's attrs read, the skip value added before relu, relu
     params: tuple = ()
     bn: tuple | None = None
@@ -55,7 +62,7 @@ class Instr:
     def aliases(self) -> bool:
         """Whether its value may be a view of (or be) an input: a step or member whose op says
         so, or takes no out= (it may hand back an input as it is)."""
-        return self.kind != "conv" and (self.op.may_alias or not self.op.supports_out)
+        return self.kind not in ("conv", "affine") and (self.op.may_alias or not self.op.supports_out)
 
 
 def fold(w, b, gamma, beta, mean, var, eps, dtype):
@@ -145,6 +152,12 @@ def instructions(plan, steps, keep) -> list[Instr]:
                 deferred[step.name] = ins
             else:
                 out.append(ins)
+            continue
+        if step.op_name in AFFINE_STEPS and step.batched and len(step.inputs) == 3 and \
+                all(v in plan.params for v in step.inputs[1:]):
+            out.append(Instr("affine", step.name, (step.inputs[0],), step.shape, step,
+                             params=tuple(step.inputs[1:]), relu=step.op_name == "affine+relu",
+                             op=step.op, attrs=step.attrs, ins=tuple(step.inputs)))
             continue
         takes = [v for v in step.inputs
                  if v in deferred and _join(step, v, shapes[v], plan.params)]

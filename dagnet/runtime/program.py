@@ -14,6 +14,10 @@ steps; the program's own instructions differ from them, so it does it again). On
 buffer, the largest any call needs (im2col columns, a direct conv's planes), is shared. The
 arrays of the latest two batch sizes are kept.
 
+Threads: a conv of a batch smaller than the thread count splits its filters among the caller
+and spinning helper threads (SPLIT_FILTERS; direct.pyx, helpers.h), not an OpenMP team whose
+sleeping threads' wake-ups took longer than a batch-1 conv.
+
 Folded weights depend on params and batchnorm statistics the user may change in place
 between runs: each run compares them with the snapshot they were folded from (a memcmp each,
 _kernels/infer.pyx) and folds again if any changed.
@@ -32,8 +36,9 @@ from dagnet.runtime.lower import fold, instructions
 
 #: False runs eval plans step by step on the executor (for A/B measurements and debugging)
 ENABLED: bool = True
-#: a batch smaller than the thread count splits each sample's filters among the threads
-SPLIT_FILTERS: bool = False
+#: a batch smaller than the thread count splits each sample's filters among the caller and
+#: spinning helper threads (direct.pyx, helpers.h), which stand down on a loaded machine
+SPLIT_FILTERS: bool = True
 
 try:
     from dagnet._kernels.infer import same_bytes
@@ -61,6 +66,13 @@ class EvalProgram:
             for v in i.ins if i.kind != "conv" else i.reads:
                 if v not in made:
                     self.needs.setdefault(v, i)
+        #: (param name, None) or (state key, statistic) of each array the weights come from
+        self.source_keys = [(p, None) for c in self.convs for p in c.params]
+        for c in self.convs:
+            if c.bn:
+                gamma, beta, key, _ = c.bn
+                self.source_keys += [(gamma, None), (beta, None), (key, "running_mean"),
+                                     (key, "running_var")]
         self.weights: list = []  # per conv: [w, b] in the dtype, folded (bound into the calls)
         self.snapshot: list = []  # copies of the arrays they were folded from
         self.bound: dict = {}  # batch -> prebound calls (the latest two)
@@ -69,14 +81,10 @@ class EvalProgram:
 
     # -- weights ---------------------------------------------------------------------------
     def _sources(self, state) -> list:
-        params, out = self.plan.params, []
-        for c in self.convs:
-            out += [params[p] for p in c.params]
-            if c.bn:
-                gamma, beta, key, _ = c.bn
-                st = state[key]
-                out += [params[gamma], params[beta], st["running_mean"], st["running_var"]]
-        return out
+        """The arrays the folded weights come from: each conv's params, and its batchnorm's
+        params and running statistics."""
+        params = self.plan.params
+        return [params[k] if field is None else state[k][field] for k, field in self.source_keys]
 
     def _fold(self, state) -> None:
         """Fold each conv's batchnorm into its weights, in place of the bound arrays."""
@@ -140,6 +148,8 @@ class EvalProgram:
             if ins.kind == "conv":
                 w = self.weights[self.convs.index(ins)]
                 calls.append(_conv_call(ins, w, arrays[ins.name], scratch, self.env, batch))
+            elif ins.kind == "affine":
+                calls.append(_affine_call(ins, arrays[ins.name], self))
             else:
                 calls.append(_op_call(ins, arrays[ins.name], scratch, self))
         if len(self.bound) >= 2:
@@ -223,7 +233,7 @@ def _scratch(ins, batch: int, program) -> int:
                                       as_pads(c["pad"])[:2]) * _planes_rows(batch) * item
         return columns_size(w_shape, (w_shape[0], *_conv_out(ins, w_shape)), c["groups"]) * \
             batch * item
-    if ins.kind == "member":  # a join's tail (global_avg_pool): no scratch
+    if ins.kind in ("member", "affine"):  # a join's tail (global_avg_pool), a GEMV: no scratch
         return 0
     wb = ins.step.workspace_buffer
     return program.plan.buffer_bytes.get(wb, 0) * batch if wb >= 0 else 0
@@ -248,6 +258,7 @@ def _conv_call(ins, weights, out, scratch, env, batch):
         threads = max(1, kernels.NUM_THREADS)
         # a batch smaller than the threads: each sample's filters split among them
         parts = threads if batch < threads and SPLIT_FILTERS else 1
+        threads = min(threads, batch * parts)  # the kernel runs no more (direct.pyx)
         grid = np.empty((threads, w.shape[0] * geo.qr), out.dtype)
         pool = None
         if ins.pool is not None:
@@ -284,6 +295,30 @@ def _conv_out(ins, w_shape) -> tuple:
     """(Ho, Wo) of a conv instruction's conv (before its pool)."""
     c = ins.conv
     return conv_geometry((1, *ins.x_shape), w_shape, c["stride"], c["pad"], c["dilation"])[3]
+
+
+def _affine_call(ins, out, program):
+    """The call of an affine instruction: x (flattened per example) @ w + b, max(., 0) if
+    relu, into out; the params are looked up on each call (the user may replace them), and
+    the op's forward runs instead (its errors) if one no longer has the plan's dtype or shape."""
+    x, name, relu, env, params = ins.reads[0], ins.name, ins.relu, program.env, program.plan.params
+    wn, bn = ins.params
+    dtype, w_shape, b_shape = program.dtype, params[wn].shape, params[bn].shape
+    y = out.reshape(len(out), -1)
+    matmul, add, maximum = np.matmul, np.add, np.maximum
+    checked = _op_call(ins, out, None, program)
+
+    def call():
+        w, b, a = params[wn], params[bn], env[x]
+        if w.dtype != dtype or b.dtype != dtype or w.shape != w_shape or b.shape != b_shape or \
+                a.dtype != dtype:
+            return checked()
+        matmul(a.reshape(len(a), -1), w, out=y)
+        add(y, b, out=y)
+        if relu:
+            maximum(y, 0, out=y)
+        env[name] = out
+    return call
 
 
 def _op_call(ins, out, scratch, program):

@@ -97,6 +97,51 @@ def test_folded_weights_follow_params_and_statistics_changed_in_place():
     _close(*_both(plan, {"x": x}, outputs=["scores"]), 1e-12)
 
 
+def test_fully_connected_layers_are_affine_instructions_that_follow_their_params():
+    plan = _eval_plan(lenet())
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28))
+    first = plan.forward({"x": x}, mode="eval", outputs=["scores"])
+    (prog,) = plan.executor.programs.values()
+    assert [(i.kind, i.relu) for i in prog.code[2:]] == [("affine", True), ("affine", False)]
+    plan.params["fc1.w"] *= 1.5  # changed in place
+    got, want = _both(plan, {"x": x}, outputs=["scores"])
+    _close(got, want, 1e-12)
+    assert not np.allclose(got["scores"], first["scores"])
+    plan.params["scores.b"] = plan.params["scores.b"] + 1.0  # replaced, not changed
+    got2, want2 = _both(plan, {"x": x}, outputs=["scores"])
+    _close(got2, want2, 1e-12)
+    np.testing.assert_allclose(got2["scores"], got["scores"] + 1.0)
+
+
+def test_an_affine_param_of_another_dtype_is_refused_as_the_executor_refuses_it():
+    plan = _eval_plan(lenet())
+    x = np.zeros((1, 1, 28, 28))
+    plan.forward({"x": x}, mode="eval", outputs=["scores"])
+    plan.params["scores.w"] = plan.params["scores.w"].astype(np.float32)
+    with pytest.raises(dagnet.errors.DTypeError, match="scores.*affine.*float32") as got:
+        plan.forward({"x": x}, mode="eval", outputs=["scores"])
+    program.ENABLED = False
+    try:
+        with pytest.raises(dagnet.errors.DTypeError) as want:
+            plan.forward({"x": x}, mode="eval", outputs=["scores"])
+    finally:
+        program.ENABLED = True
+    assert str(got.value) == str(want.value)
+
+
+def test_same_bytes_compares_contiguous_arrays_byte_for_byte():
+    a = np.arange(6.0).reshape(2, 3)
+    b = a.copy()
+    assert program.same_bytes([a, b[0]], [a.copy(), b[0].copy()])
+    b[1, 2] = -0.0  # another bit pattern, equal as a number
+    c = a.copy()
+    c[1, 2] = 0.0
+    assert program.same_bytes([c], [c.copy()]) and not program.same_bytes([b], [c])
+    assert not program.same_bytes([a], [a + 1]) and not program.same_bytes([a], [])
+    assert not program.same_bytes([a], [a[:1]])  # another size
+    assert not program.same_bytes([a.T], [a.T.copy()])  # not C-contiguous: fold again
+
+
 def test_outputs_are_fresh_and_the_arena_reuses_memory():
     plan = _eval_plan(resnet_small())
     x = np.random.default_rng(0).standard_normal((3, 1, 28, 28))
@@ -239,6 +284,63 @@ def test_direct_epilogue_bitwise_same_for_any_thread_count_and_parts(pool):
     for o in outs[6:]:
         np.testing.assert_array_equal(outs[5], o)
     np.testing.assert_array_equal(outs[0][:1], outs[5])
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+def test_direct_forward_runs_no_more_threads_than_jobs():
+    # one sample, one part: one job, so one grid row serves any thread count (a team larger
+    # than the jobs would only wake threads with nothing to do); two parts need two rows
+    rng = np.random.default_rng(0)
+    _, w_shape, stride, pad = SHAPES[0]
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((1, 16, 12, 12), w_shape, w_shape[:1]))
+    geo = direct.geometry(x.shape[1:], w.shape, stride, pad, direct._ext.lanes(direct.ISA, False))
+    want = _epilogue(x, w, b, stride, pad, None, True, threads=1)
+
+    def run(threads, parts, rows):
+        out = np.empty_like(want)
+        direct._ext.forward(x, np.empty((1, geo.size), np.float32), geo.slot, geo.off,
+                            *direct.packed(w, b, np.float32), np.empty((rows, 16 * geo.qr), np.float32),
+                            out, *stride, *pad, geo.hq, geo.wq, geo.qr, direct.ISA, threads, None,
+                            True, None, parts)
+        return out
+    np.testing.assert_array_equal(run(4, 1, 1), want)
+    np.testing.assert_array_equal(run(2, 2, 2), want)
+    with pytest.raises(ValueError, match="buffers"):
+        run(2, 2, 1)
+    with pytest.raises(ValueError, match="parts"):
+        run(2, 0, 2)
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_split_filters_run_by_the_helpers_bitwise_as_one_thread(dtype):
+    # one sample, its filter tiles shared by the caller and the spinning helpers (helpers.h),
+    # many times (the items land on different threads each time): the numbers do not change
+    rng = np.random.default_rng(2)
+    x_shape, w_shape, stride, pad = (1, 16, 12, 12), (50, 16, 3, 3), (1, 1), (1, 1)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[:1]))
+    res = rng.standard_normal((1, 50, 12, 12)).astype(dtype)
+    before = direct._ext.helper_counts()
+    for pool, r in ((None, res), ((2, 2, 2, 2), None)):
+        want = _epilogue(x, w, b, stride, pad, r, True, threads=1, pool=pool)
+        for threads in (2, 3, 2):
+            for _ in range(20):
+                np.testing.assert_array_equal(
+                    _epilogue(x, w, b, stride, pad, r, True, threads=threads, pool=pool, parts=2), want)
+    after = direct._ext.helper_counts()
+    assert after["with_helpers"] + after["alone"] - before["with_helpers"] - before["alone"] == 120
+
+
+@pytest.mark.skipif(direct._ext is None or not hasattr(__import__("os"), "fork"),
+                    reason="direct kernels not built, or no fork")
+def test_a_forked_child_starts_its_own_helpers():
+    import multiprocessing
+    rng = np.random.default_rng(3)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((1, 8, 10, 10), (24, 8, 3, 3), (24,)))
+    want = _epilogue(x, w, b, (1, 1), (1, 1), None, True, threads=2, parts=2)  # helpers started
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.apply(_epilogue, (x, w, b, (1, 1), (1, 1), None, True), {"threads": 2, "parts": 2})
+    np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")

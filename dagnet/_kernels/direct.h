@@ -127,6 +127,16 @@ ATTR static void NAME(ptrdiff_t Mr, ptrdiff_t Kr, ptrdiff_t Qr, const int32_t* _
         }                                                                                   \
 }
 
+/* v = max(v, 0) for one value of type T (IS: the signed integer of its size), branch-free
+   (relu's sign test mispredicts on real data) and keeping NaN, as np.maximum does. */
+#define DC_RELU1(T, IS, v)                                                                  \
+    do {                                                                                    \
+        IS u_;                                                                              \
+        memcpy(&u_, &(v), sizeof(T));                                                       \
+        u_ &= (IS)0 - (IS)!((v) < 0);                                                       \
+        memcpy(&(v), &u_, sizeof(T));                                                       \
+    } while (0)
+
 /* out[m][oh][ow] = grid[m][oh*Wq + ow] (+ res[m][oh][ow] if res), then max(., 0) if relu,
    for m0 <= m < m1, oh < Ho, ow < Wo (rows of grid Qr apart): dc_gemm's grid read out into
    the conv's output while in cache. relu is a bit mask, not a jump (conv outputs' signs are
@@ -162,12 +172,8 @@ ATTR static void NAME(const T* __restrict g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff
                 T v = row[ow];                                                              \
                 if (r)                                                                      \
                     v = v + r[ow];                                                          \
-                if (relu) {                                                                 \
-                    IS u;                                                                   \
-                    memcpy(&u, &v, sizeof(T));                                              \
-                    u &= (IS)0 - (IS)!(v < 0);                                              \
-                    memcpy(&v, &u, sizeof(T));                                              \
-                }                                                                           \
+                if (relu)                                                                   \
+                    DC_RELU1(T, IS, v);                                                     \
                 out[o + ow] = v;                                                            \
             }                                                                               \
         }                                                                                   \
@@ -247,12 +253,8 @@ ATTR static void NAME(T* __restrict g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t m0,
                     a = (a & gt) | (b & ~gt);                                               \
                     memcpy(&v, &a, sizeof(T));                                              \
                 }                                                                           \
-                if (relu) {                                                                 \
-                    IS u;                                                                   \
-                    memcpy(&u, &v, sizeof(T));                                              \
-                    u &= (IS)0 - (IS)!(v < 0);                                              \
-                    memcpy(&v, &u, sizeof(T));                                              \
-                }                                                                           \
+                if (relu)                                                                   \
+                    DC_RELU1(T, IS, v);                                                     \
                 dst[ow] = v;                                                                \
             }                                                                               \
         }                                                                                   \

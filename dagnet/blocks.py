@@ -149,7 +149,6 @@ def run(fn, count: int) -> None:
         raise blocks.errors[0]
 
 
-
 def _one_blas_thread(enter: bool) -> None:
     """OpenBLAS at one thread from the first run that starts to the last that ends (runs
     from several Python threads overlap: the counts are saved and put back once)."""

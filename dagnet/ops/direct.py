@@ -282,16 +282,16 @@ def oc_packed(w, b, dtype, isa: int = None) -> tuple:
 def uses_oc(x_shape, w_shape, stride, pad) -> bool:
     """Whether an inference conv (groups 1, no dilation, symmetric pad, its pool not fused)
     of per-example input x_shape (C, H, W) runs on direct_oc.h's kernels rather than the
-    planes kernel: strided convs of at least MIN_OC_TAPS taps. Measured in resnet_small's
-    eval program at batch 256, 2 threads, alternating (benchmarks/bench_direct.py has the
-    single-thread rates): its 16 -> 32 3x3 stride-2 conv 1.40x faster (no phase planes, no
-    grid columns past Wo), the 1x1 stride-2 projection 1.06x; its stride-1 3x3 convs 0.72-0.91x
-    (16 channels fill only two vectors: a broadcast per two multiply-adds, against one per
-    three on the planes kernel; the output's transpose costs twice its plain copy); a
-    1-channel stem (9 taps: the tile's bias loads and grid stores as large as its products)
-    0.87x single-thread."""
+    planes kernel: strided convs wider than 1x1, of at least MIN_OC_TAPS taps. Measured in
+    resnet_small's eval program at batch 256, 2 threads, alternating (benchmarks/
+    bench_direct.py has the single-thread rates): its 16 -> 32 3x3 stride-2 conv 1.22-1.44x
+    faster (no phase planes, no grid columns past Wo); the 1x1 stride-2 projection 0.63-1.06x
+    (its one phase plane has no waste to remove); stride-1 3x3 convs 0.72-0.91x (16 channels
+    fill only two vectors: a broadcast per two multiply-adds, against one per three on the
+    planes kernel; the output's transpose costs twice its plain copy); the 1-channel stem
+    (9 taps: the tile's bias loads and grid stores as large as its products) 0.86x."""
     return (_ext is not None and ENABLED and OC_ENABLED and max(stride) > 1
-            and x_shape[0] * w_shape[2] * w_shape[3] >= MIN_OC_TAPS)
+            and w_shape[2] * w_shape[3] > 1 and x_shape[0] * w_shape[2] * w_shape[3] >= MIN_OC_TAPS)
 
 
 #: see uses_oc

@@ -23,7 +23,7 @@
 
 /* grid[r][v*L ..] (rows ldg apart) = bias + sum_k w[k] * x[off[k] + r*sw], for R positions
    and NB vectors of L channels. */
-#define OC_TILE(NAME, ATTR, T, V, VU, L, R, NB)                                             \
+#define OC_TILE(NAME, ATTR, T, V, VU, L, R, NB, UNROLL)                                     \
 ATTR static inline void NAME(ptrdiff_t K, const int32_t* __restrict off,                   \
                              const T* __restrict w, const T* __restrict bias,              \
                              const T* __restrict x, ptrdiff_t sw, T* __restrict grid,       \
@@ -34,6 +34,7 @@ ATTR static inline void NAME(ptrdiff_t K, const int32_t* __restrict off,        
         for (int r = 0; r < R; r++)                                                         \
             acc[r][v] = b;                                                                  \
     }                                                                                       \
+    UNROLL                                                                                  \
     for (ptrdiff_t k = 0; k < K; k++, w += NB * L) {                                        \
         const T* __restrict xk = x + off[k];                                                \
         V wv[NB];                                                                           \
@@ -52,12 +53,12 @@ ATTR static inline void NAME(ptrdiff_t K, const int32_t* __restrict off,        
 
 /* The tiles of NB vectors: 12 / NB positions, and the row's tail in a narrower tile. */
 #define OC_TILES2(NAME, ATTR, T, V, VU, L)                                                  \
-OC_TILE(NAME##_6, ATTR, T, V, VU, L, 6, 2)                                                  \
-OC_TILE(NAME##_5, ATTR, T, V, VU, L, 5, 2)                                                  \
-OC_TILE(NAME##_4, ATTR, T, V, VU, L, 4, 2)                                                  \
-OC_TILE(NAME##_3, ATTR, T, V, VU, L, 3, 2)                                                  \
-OC_TILE(NAME##_2, ATTR, T, V, VU, L, 2, 2)                                                  \
-OC_TILE(NAME##_1, ATTR, T, V, VU, L, 1, 2)                                                  \
+OC_TILE(NAME##_6, ATTR, T, V, VU, L, 6, 2, DC_UNROLL)                                                  \
+OC_TILE(NAME##_5, ATTR, T, V, VU, L, 5, 2, DC_UNROLL)                                                  \
+OC_TILE(NAME##_4, ATTR, T, V, VU, L, 4, 2, DC_UNROLL)                                                  \
+OC_TILE(NAME##_3, ATTR, T, V, VU, L, 3, 2, DC_UNROLL)                                                  \
+OC_TILE(NAME##_2, ATTR, T, V, VU, L, 2, 2, DC_UNROLL)                                                  \
+OC_TILE(NAME##_1, ATTR, T, V, VU, L, 1, 2, DC_UNROLL)                                                  \
 ATTR static void NAME(ptrdiff_t K, const int32_t* off, const T* w, const T* bias,           \
                       const T* x, ptrdiff_t sw, ptrdiff_t Wo, T* grid, ptrdiff_t ldg) {     \
     ptrdiff_t ow = 0;                                                                       \
@@ -74,9 +75,9 @@ ATTR static void NAME(ptrdiff_t K, const int32_t* off, const T* w, const T* bias
     }                                                                                       \
 }
 #define OC_TILES4(NAME, ATTR, T, V, VU, L)                                                  \
-OC_TILE(NAME##_3, ATTR, T, V, VU, L, 3, 4)                                                  \
-OC_TILE(NAME##_2, ATTR, T, V, VU, L, 2, 4)                                                  \
-OC_TILE(NAME##_1, ATTR, T, V, VU, L, 1, 4)                                                  \
+OC_TILE(NAME##_3, ATTR, T, V, VU, L, 3, 4, )                                                  \
+OC_TILE(NAME##_2, ATTR, T, V, VU, L, 2, 4, )                                                  \
+OC_TILE(NAME##_1, ATTR, T, V, VU, L, 1, 4, )                                                  \
 ATTR static void NAME(ptrdiff_t K, const int32_t* off, const T* w, const T* bias,           \
                       const T* x, ptrdiff_t sw, ptrdiff_t Wo, T* grid, ptrdiff_t ldg) {     \
     ptrdiff_t ow = 0;                                                                       \
@@ -147,48 +148,58 @@ OC_VARIANT(d_avx2, oc_out_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, uin
 
 #if DN_X86
 #include <immintrin.h>
-/* OC_OUT for float on AVX2 (Mp a multiple of 8): blocks of 8 positions x 8 channels
-   transposed in registers (the unpack / shuffle / lane-permute steps of an 8 x 8 transpose),
-   each channel's 8 positions then one vector: + skip, relu, stored; the last Q % 8 positions
-   as OC_OUT. */
+/* OC_OUT for float on AVX2 (Mp a multiple of 8): per 8 channels, blocks of OC_QB positions
+   transposed 8 x 8 in registers (the unpack / shuffle / lane-permute steps) into tmp (in L1),
+   then each channel's run of the block + skip, relu, stored: the skip and the output then
+   stream one channel at a time (writing all 8 channels' rows at once, 16 streams with the
+   skip's, ran at half dc_rows's speed); the last (q1 - q0) % 8 positions as OC_OUT. */
 DN_TARGET_AVX2 static void oc_out_f_avx2(const float* __restrict grid, ptrdiff_t Mp,
                                          ptrdiff_t M, ptrdiff_t Q, ptrdiff_t q0, ptrdiff_t q1,
                                          const float* __restrict res, int relu,
                                          float* __restrict out) {
-    ptrdiff_t q = q0;
+    float tmp[8][OC_QB] __attribute__((aligned(32)));
     const __m256 zero = _mm256_setzero_ps();
-    for (; q + 8 <= q1; q += 8)
-        for (ptrdiff_t m0 = 0; m0 < M; m0 += 8) {
-            const float* g = grid + q * Mp + m0;
-            __m256 r[8], t[8], c[8];
-            for (int i = 0; i < 8; i++)
-                r[i] = _mm256_loadu_ps(g + i * Mp);
-            for (int i = 0; i < 8; i += 2) {
-                t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-                t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    const ptrdiff_t qe = q0 + (q1 - q0) / 8 * 8;
+    for (ptrdiff_t m0 = 0; m0 < M; m0 += 8) {
+        const int n = M - m0 < 8 ? (int)(M - m0) : 8;
+        for (ptrdiff_t b = q0; b < qe; b += OC_QB) {
+            const ptrdiff_t e = b + OC_QB < qe ? b + OC_QB : qe;
+            for (ptrdiff_t q = b; q < e; q += 8) {
+                const float* g = grid + q * Mp + m0;
+                __m256 r[8], t[8];
+                for (int i = 0; i < 8; i++)
+                    r[i] = _mm256_loadu_ps(g + i * Mp);
+                for (int i = 0; i < 8; i += 2) {
+                    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+                    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+                }
+                for (int i = 0; i < 8; i += 4) {
+                    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+                    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+                    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+                    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+                }
+                for (int i = 0; i < 4; i++) {
+                    _mm256_store_ps(tmp[i] + (q - b), _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+                    _mm256_store_ps(tmp[i + 4] + (q - b),
+                                    _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+                }
             }
-            for (int i = 0; i < 8; i += 4) {
-                r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-                r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-                r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-                r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-            }
-            for (int i = 0; i < 4; i++) {
-                c[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
-                c[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
-            }
-            const int n = M - m0 < 8 ? (int)(M - m0) : 8;
             for (int j = 0; j < n; j++) {
-                float* o = out + (m0 + j) * Q + q;
-                __m256 v = c[j];
-                if (res)
-                    v = _mm256_add_ps(v, _mm256_loadu_ps(res + (m0 + j) * Q + q));
-                if (relu) /* a NaN compares false: kept, as DC_RELU1 */
-                    v = _mm256_andnot_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ), v);
-                _mm256_storeu_ps(o, v);
+                float* o = out + (m0 + j) * Q;
+                const float* rr = res ? res + (m0 + j) * Q : NULL;
+                for (ptrdiff_t q = b; q < e; q += 8) {
+                    __m256 v = _mm256_load_ps(tmp[j] + (q - b));
+                    if (rr)
+                        v = _mm256_add_ps(v, _mm256_loadu_ps(rr + q));
+                    if (relu) /* a NaN compares false: kept, as DC_RELU1 */
+                        v = _mm256_andnot_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ), v);
+                    _mm256_storeu_ps(o + q, v);
+                }
             }
         }
-    oc_out_f_avx2_tail(grid, Mp, M, Q, q, q1, res, relu, out);
+    }
+    oc_out_f_avx2_tail(grid, Mp, M, Q, qe, q1, res, relu, out);
 }
 #endif
 

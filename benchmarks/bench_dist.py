@@ -114,6 +114,8 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
                 cpu[kind].append(float(every[0, 1] if kind == "single" else every[:, 1].mean()))
     report = dp.comm_report(blocking_repeats=20)
     report_mpi = dp_mpi.comm_report(blocking_repeats=20)
+    dp.close()
+    dp_mpi.close()
     if not comm.is_root:
         return {}
     return {"rates": rates, "cpu_s_per_step": cpu, "comm": report, "comm_mpi": report_mpi}
@@ -133,6 +135,8 @@ def exact(model: str, batch: int, steps: int) -> dict:
         model_ = DataParallel(plan, Comm(), sync_bn=True)
         root = model_.comm.is_root
     train_steps(model_, plan, *data(plan, 256, np.float64), batch, steps)
+    if dist:
+        model_.close()
     return {"params": {k: v.tolist() for k, v in plan.params.items()}} if root else {}
 
 

@@ -110,12 +110,14 @@ class GradientBuckets:
     def pack(self, i: int, grads: dict) -> None:
         """Bucket i's gradients (and the loss, in the last) into its flat buffer."""
         flat = self.flat[i]
-        for p, off, size, _ in self.layout[i]:
+        for p, off, size, shape in self.layout[i]:
             g = self._loss if p is LOSS else grads.get(p)
             if g is None:  # its backward step was skipped (no gradient reached it): zero
                 flat[off:off + size] = 0
             else:
-                flat[off:off + size] = np.reshape(g, -1)
+                # copied once, as the param's shape: a convolution's weight gradient is a
+                # transposed view, which np.reshape(g, -1) would first copy to C order
+                flat[off:off + size].reshape(shape)[...] = g
 
     def finish(self, grads: dict) -> dict:
         """Start any bucket not started yet, wait for all, and point grads at the sums."""

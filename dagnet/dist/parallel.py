@@ -16,9 +16,11 @@ It is the plan (every attribute not defined here is the plan's), except that
   * the params and state start as rank 0's (broadcast), and every `check_every` steps a
     checksum of the params is compared across the ranks: a rank whose params differ means
     a bug or a broken node, and training stops with DistributedError naming the params;
-  * close() (or leaving a `with` block) releases the shared-memory segment of the buckets
-    (collective): a process that builds many DataParallel objects keeps none it no longer
-    uses. The last step's gradients are copied out of the segment first; the plan stays.
+  * close() (or leaving a `with` block without an error) releases the shared-memory segment
+    of the buckets (collective): a process that builds many DataParallel objects keeps none
+    it no longer uses. The last step's gradients are copied out of the segment first; the
+    plan stays. Leaving the block by an error frees nothing (no collective: the other ranks
+    may not have seen the error), so the error raised is the one that happened.
 
 How the buckets are summed: on one machine in shared memory (shm.py: the ranks that finish
 their backward first do the sums while they would wait), across machines (or with
@@ -41,7 +43,7 @@ from dagnet.dist.buckets import BucketedExecutor, GradientBuckets
 from dagnet.dist.shm import SharedBuckets, one_machine, segment_bytes
 from dagnet.dist.sharding import counts, shard
 from dagnet.dist.syncbn import StatisticsSync
-from dagnet.errors import DistributedError, PeerLostError
+from dagnet.errors import DistributedError
 from dagnet.ops.norm import synchronised_statistics
 
 #: steps between two params checksums (a crc32 of every param: ~1 ms for LeNet's 1.7 MB)
@@ -101,8 +103,10 @@ class DataParallel:
         return self
 
     def __exit__(self, kind, error, tb) -> None:
-        if isinstance(error, PeerLostError):
-            # no collective can complete: the segment goes with the process
+        if error is not None:
+            # no collective: the other ranks may not have seen this error (a lost peer, a
+            # disk full on rank 0) and would never meet this one; the error stays the one
+            # raised, and the segment goes with the process
             self.closed = True
             return
         self.close()

@@ -384,6 +384,11 @@ try:
     closed = "trained after close"
 except DistributedError as e:
     closed = "closed" in str(e)
+try:  # an error inside the block is the error raised: no collective on the way out
+    with DataParallel(plan, comm, shared_memory=sys.argv[1] == "shm") as failed:
+        raise KeyError("the user's error")
+except KeyError as e:
+    closed = closed and failed.closed and "user" in str(e)
 open_one = DataParallel(plan, comm, shared_memory=sys.argv[1] == "shm")
 if comm.rank == 0:
     print(after - before, max(kept) < 1e-12, closed, segments() - after > 0, "closed" in repr(model))
@@ -394,7 +399,8 @@ if comm.rank == 0:
 def test_closed_data_parallel_releases_its_shared_segment(transport, grows):
     """close() (or a `with` block) frees the buckets' shared memory: three DataParallel
     objects built and closed in turn leave no segment mapped (an open one does, in shared
-    memory), the last step's gradients stay readable, and a closed one refuses to train."""
+    memory), the last step's gradients stay readable, a closed one refuses to train, and an
+    error inside the block leaves it as raised."""
     r = mpiexec(2, "-c", CLOSING, transport)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.strip() == f"0 True True {grows} True"
+    assert r.stdout.strip() == f"0 True True {grows} True"  # grows: the unclosed ones keep theirs

@@ -391,7 +391,8 @@ except KeyError as e:
     closed = closed and failed.closed and "user" in str(e)
 open_one = DataParallel(plan, comm, shared_memory=sys.argv[1] == "shm")
 if comm.rank == 0:
-    print(after - before, max(kept) < 1e-12, closed, segments() - after > 0, "closed" in repr(model))
+    grew = segments() - after > 0
+    print(after - before, max(kept) < 1e-12, closed, grew, "closed" in repr(model))
 """
 
 

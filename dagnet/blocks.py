@@ -25,6 +25,8 @@ import os
 import queue
 import threading
 
+import numpy as np
+
 from dagnet import kernels, procenv
 
 _SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
@@ -164,6 +166,43 @@ def _one_blas_thread(enter: bool) -> None:
         if _held["runs"] == 0:
             for (_, set_threads), n in zip(_CONTROLS, _held["before"]):
                 set_threads(n)
+
+
+#: a product of at most this many multiply-adds runs whole on one BLAS thread (`matmul`):
+#: OpenBLAS threads LeNet's fc1 (64 x 400 x 120: 3.1M), and with the second core busy its
+#: threaded GEMM waited for the other thread: 24-50 ms instead of 0.2 ms on one thread
+SERIAL_MACS = 1 << 22
+#: at most this many row blocks for a larger product
+MAX_ROW_BLOCKS = 8
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """a @ b on one-thread GEMMs.  a: (M, K), b: (K, N) -> (M, N); out: an array to write.
+
+    Up to SERIAL_MACS multiply-adds in one piece on the calling thread, else by blocks of
+    a's rows over the threads (`run`); the pieces are fixed by the shapes, so the result is
+    the same for any thread count."""
+    m, k = a.shape
+    n = b.shape[1]
+    macs = m * n * k
+    if out is None:
+        out = np.empty((m, n), np.result_type(a, b))
+    if macs > SERIAL_MACS and m > 1:
+        span = spans(m, -(-m // min(MAX_ROW_BLOCKS, -(-macs // SERIAL_MACS))))
+
+        def block(i):
+            r0, r1 = span[i]
+            np.matmul(a[r0:r1], b, out=out[r0:r1])
+
+        run(block, len(span))
+        return out
+    threads_for(1)  # finds OpenBLAS on first use
+    _one_blas_thread(True)
+    try:
+        np.matmul(a, b, out=out)
+    finally:
+        _one_blas_thread(False)
+    return out
 
 
 def spans(n: int, per: int) -> list:

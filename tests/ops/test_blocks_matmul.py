@@ -8,16 +8,18 @@ from dagnet import blocks, kernels
 from dagnet.ops.dense import affine_backward, affine_forward
 
 
-@pytest.fixture(params=["whole", "row-blocks"])
+@pytest.fixture(params=["whole", "blocks"])
 def path(request, monkeypatch):
     """Products of a few thousand multiply-adds: whole (one piece, one BLAS thread) or, with
-    SERIAL_MACS lowered, in row blocks over the threads (a shorter last block included)."""
+    SERIAL_MACS lowered, in blocks of rows or columns over the threads (a shorter last block
+    included)."""
     monkeypatch.setattr(blocks, "SERIAL_MACS", 10**9 if request.param == "whole" else 500)
     return request.param
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
-@pytest.mark.parametrize("m,k,n", [(13, 20, 7), (2, 300, 5), (1, 9, 4), (40, 3, 11)])
+@pytest.mark.parametrize("m,k,n", [(13, 20, 7), (2, 300, 5), (1, 9, 4), (40, 3, 11),
+                                   (5, 30, 60), (3, 40, 1)])  # by columns; one column
 def test_matmul_is_numpys_product(path, m, k, n, dtype, tol):
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
@@ -39,13 +41,15 @@ def test_matmul_writes_into_out_and_reads_transposed_views(path):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_matmul_is_bitwise_the_same_for_any_thread_count(path, dtype, monkeypatch):
     rng = np.random.default_rng(2)
-    a, b = rng.standard_normal((64, 150)).astype(dtype), rng.standard_normal((150, 30)).astype(dtype)
-    results = []
-    for threads in (1, 2, 3):
-        monkeypatch.setattr(kernels, "NUM_THREADS", threads)
-        results.append(blocks.matmul(a, b))
-    for r in results[1:]:
-        np.testing.assert_array_equal(r, results[0])
+    for m, n in ((64, 30), (20, 90)):  # by rows, by columns
+        a = rng.standard_normal((m, 150)).astype(dtype)
+        b = rng.standard_normal((150, n)).astype(dtype)
+        results = []
+        for threads in (1, 2, 3):
+            monkeypatch.setattr(kernels, "NUM_THREADS", threads)
+            results.append(blocks.matmul(a, b))
+        for r in results[1:]:
+            np.testing.assert_array_equal(r, results[0])
 
 
 def test_matmul_gives_openblas_its_thread_count_back(path, monkeypatch):

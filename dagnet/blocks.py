@@ -25,6 +25,8 @@ import os
 import queue
 import threading
 
+import numpy as np
+
 from dagnet import kernels, procenv
 
 _SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
@@ -164,6 +166,50 @@ def _one_blas_thread(enter: bool) -> None:
         if _held["runs"] == 0:
             for (_, set_threads), n in zip(_CONTROLS, _held["before"]):
                 set_threads(n)
+
+
+#: a product of at most this many multiply-adds runs whole on one BLAS thread (`matmul`):
+#: OpenBLAS threads LeNet's fc1 (64 x 400 x 120: 3.1M), and with the second core busy its
+#: threaded GEMM waited for the other thread: 24-50 ms instead of 0.2 ms on one thread
+SERIAL_MACS = 1 << 22
+#: at most this many blocks (of rows or columns) for a larger product
+MAX_BLOCKS = 8
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """a @ b on one-thread GEMMs.  a: (M, K), b: (K, N) -> (M, N); out: an array to write.
+
+    Up to SERIAL_MACS multiply-adds in one piece on the calling thread, else by blocks of
+    a's rows (or b's columns, the longer side) over the threads (`run`); the pieces are
+    fixed by the shapes, so the result is the same for any thread count."""
+    m, k = a.shape
+    n = b.shape[1]
+    macs = m * n * k
+    if out is None:
+        out = np.empty((m, n), np.result_type(a, b))
+    if macs > SERIAL_MACS and max(m, n) > 1:
+        # split the longer side: each block then reads the other operand whole, and that
+        # operand is the smaller (fc1's dx, 64 x 100 @ 100 x 8192: by columns)
+        rows = m >= n
+        side = m if rows else n
+        span = spans(side, -(-side // min(MAX_BLOCKS, -(-macs // SERIAL_MACS))))
+
+        def block(i):
+            i0, i1 = span[i]
+            if rows:
+                np.matmul(a[i0:i1], b, out=out[i0:i1])
+            else:
+                np.matmul(a, b[:, i0:i1], out=out[:, i0:i1])
+
+        run(block, len(span))
+        return out
+    threads_for(1)  # finds OpenBLAS on first use
+    _one_blas_thread(True)
+    try:
+        np.matmul(a, b, out=out)
+    finally:
+        _one_blas_thread(False)
+    return out
 
 
 def spans(n: int, per: int) -> list:

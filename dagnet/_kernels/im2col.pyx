@@ -12,6 +12,7 @@ for one GEMM per sample, w @ cols[n] = out[n] already NCHW, or the transposed vi
 the batch; each thread owns its samples' rows, which keeps results bitwise deterministic.
 """
 from cython.parallel import prange
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from dagnet._kernels.types cimport real
@@ -34,11 +35,12 @@ cdef inline Py_ssize_t _end_inside(Py_ssize_t offset, Py_ssize_t stride, Py_ssiz
     return last if last < n_out else n_out
 
 
-cdef void _im2col_one(const real* x, real* cols, Py_ssize_t row_stride, Py_ssize_t C,
+cdef void _im2col_clipped(const real* x, real* cols, Py_ssize_t row_stride, Py_ssize_t C,
                       Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
                       Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
                       Py_ssize_t dw, Py_ssize_t ho, Py_ssize_t wo) noexcept nogil:
-    """One sample: each row (a run of ho*wo values) is written in order, sequentially."""
+    """One sample, any stride: each row (a run of ho*wo values) is written in order, each
+    output row clipped to the image."""
     cdef Py_ssize_t c, i, j, oh, ow, ih, lo, hi, jw
     cdef const real* src
     cdef real* dst
@@ -73,11 +75,11 @@ cdef void _im2col_one(const real* x, real* cols, Py_ssize_t row_stride, Py_ssize
                     dst += wo
 
 
-cdef void _col2im_one(const real* cols, Py_ssize_t row_stride, real* dx, Py_ssize_t C,
+cdef void _col2im_clipped(const real* cols, Py_ssize_t row_stride, real* dx, Py_ssize_t C,
                       Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
                       Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
                       Py_ssize_t dw, Py_ssize_t ho, Py_ssize_t wo) noexcept nogil:
-    """One sample: the adjoint of _im2col_one; padding entries are dropped, overlaps summed."""
+    """One sample: the adjoint of _im2col_clipped; padding entries are dropped, overlaps summed."""
     cdef Py_ssize_t c, i, j, oh, ow, ih, lo, hi, jw
     cdef real* dst
     cdef const real* src
@@ -102,6 +104,134 @@ cdef void _col2im_one(const real* cols, Py_ssize_t row_stride, real* dx, Py_ssiz
                     src += wo
 
 
+cdef inline void _copy_rows(real* dst, const real* src, Py_ssize_t ld, Py_ssize_t ho,
+                            Py_ssize_t wo) noexcept nogil:
+    """dst (ho, wo) contiguous = the rows of src ld apart; fixed widths unrolled (a runtime
+    trip count costs a vector loop's set-up per row: 8 x 8 outputs have 8-value rows)."""
+    cdef Py_ssize_t oh, ow
+    if wo == 8:
+        for oh in range(ho):
+            for ow in range(8):
+                dst[oh * 8 + ow] = src[oh * ld + ow]
+    elif wo == 16:
+        for oh in range(ho):
+            for ow in range(16):
+                dst[oh * 16 + ow] = src[oh * ld + ow]
+    else:
+        for oh in range(ho):
+            for ow in range(wo):
+                dst[oh * wo + ow] = src[oh * ld + ow]
+
+
+cdef inline void _add_rows(real* dst, const real* src, Py_ssize_t ld, Py_ssize_t ho,
+                           Py_ssize_t wo) noexcept nogil:
+    """The rows of dst ld apart += src (ho, wo) contiguous (_copy_rows' adjoint)."""
+    cdef Py_ssize_t oh, ow
+    if wo == 8:
+        for oh in range(ho):
+            for ow in range(8):
+                dst[oh * ld + ow] += src[oh * 8 + ow]
+    elif wo == 16:
+        for oh in range(ho):
+            for ow in range(16):
+                dst[oh * ld + ow] += src[oh * 16 + ow]
+    else:
+        for oh in range(ho):
+            for ow in range(wo):
+                dst[oh * ld + ow] += src[oh * wo + ow]
+
+
+cdef inline void _pad_plane(const real* x, real* pp, Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph,
+                            Py_ssize_t pw, Py_ssize_t Hp, Py_ssize_t Wp) noexcept nogil:
+    """pp (Hp, Wp) = the plane x (H, W) at row ph, column pw of zeros, cut at Hp x Wp."""
+    cdef Py_ssize_t r, ih, k, left = pw if pw < Wp else Wp
+    cdef Py_ssize_t width = W if W < Wp - left else Wp - left
+    cdef real* row
+    for r in range(Hp):
+        row = pp + r * Wp
+        ih = r - ph
+        if ih < 0 or ih >= H:
+            memset(row, 0, Wp * sizeof(real))
+            continue
+        memset(row, 0, left * sizeof(real))
+        for k in range(width):
+            row[left + k] = x[ih * W + k]
+        memset(row + left + width, 0, (Wp - left - width) * sizeof(real))
+
+
+cdef void _im2col_plane(const real* x, real* cols, Py_ssize_t row_stride, Py_ssize_t C,
+                        Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t ph,
+                        Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t ho,
+                        Py_ssize_t wo, real* pp) noexcept nogil:
+    """One sample of a stride-1 conv: _im2col_clipped's rows, each channel first laid out as
+    a padded plane (pp, Hp x Wp: what the windows reach), so that every row is plain copies
+    without bounds tests or zero runs; unpadded, x is read in place."""
+    cdef Py_ssize_t c, i, j
+    cdef Py_ssize_t Hp = ho + (kh - 1) * dh, Wp = wo + (kw - 1) * dw
+    # unpadded (and windows inside the image: a bottom/right pad needs the plane too)
+    cdef bint padded = ph > 0 or pw > 0 or Hp > H or Wp > W
+    cdef const real* plane
+    if not padded:
+        Wp = W
+    for c in range(C):
+        if padded:
+            _pad_plane(x + c * H * W, pp, H, W, ph, pw, Hp, Wp)
+            plane = pp
+        else:
+            plane = x + c * H * W
+        for i in range(kh):
+            for j in range(kw):
+                _copy_rows(cols + ((c * kh + i) * kw + j) * row_stride,
+                           plane + i * dh * Wp + j * dw, Wp, ho, wo)
+
+
+cdef void _col2im_plane(const real* cols, Py_ssize_t row_stride, real* dx, Py_ssize_t C,
+                        Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t ph,
+                        Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t ho,
+                        Py_ssize_t wo, real* pp) noexcept nogil:
+    """One sample of a stride-1 conv: _col2im_clipped's sums, into a zeroed padded plane (pp)
+    then cut out, or unpadded into dx itself: each pixel's terms are added from 0 in the
+    same (c, i, j, oh) order as there (bitwise the same)."""
+    cdef Py_ssize_t c, i, j, ih, iw
+    cdef Py_ssize_t Hp = ho + (kh - 1) * dh, Wp = wo + (kw - 1) * dw
+    cdef bint padded = ph > 0 or pw > 0 or Hp > H or Wp > W
+    cdef real* plane
+    cdef real* dst
+    if not padded:
+        Wp = W
+        memset(dx, 0, C * H * W * sizeof(real))
+    for c in range(C):
+        if padded:
+            memset(pp, 0, Hp * Wp * sizeof(real))
+            plane = pp
+        else:
+            plane = dx + c * H * W
+        for i in range(kh):
+            for j in range(kw):
+                _add_rows(plane + i * dh * Wp + j * dw, cols + ((c * kh + i) * kw + j) * row_stride,
+                          Wp, ho, wo)
+        if padded:  # the plane's inside is dx; pixels no window reaches get 0
+            dst = dx + c * H * W
+            for ih in range(H):
+                if ih + ph >= Hp:
+                    memset(dst + ih * W, 0, W * sizeof(real))
+                    continue
+                for iw in range(W):
+                    dst[ih * W + iw] = 0
+                for iw in range(Wp - pw if Wp - pw < W else W):
+                    dst[ih * W + iw] = pp[(ih + ph) * Wp + iw + pw]
+
+
+cdef Py_ssize_t _plane_values(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                              Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t ho,
+                              Py_ssize_t wo) noexcept nogil:
+    """Values of a stride-1 conv's padded plane, what its windows reach (0 for a strided
+    one: the clipped loops need none)."""
+    if sh != 1 or sw != 1:
+        return 0
+    return (ho + (kh - 1) * dh) * (wo + (kw - 1) * dw)
+
+
 def im2col(const real[:, :, :, ::1] x, real[:, :, :] cols, int kh, int kw, int sh, int sw,
            int ph, int pw, int dh, int dw, int ho, int wo, bint ones_row, int num_threads):
     """Fill cols (N, K or K+1, ho*wo), any strides but the last, from x (N, C, H, W); with
@@ -112,6 +242,11 @@ def im2col(const real[:, :, :, ::1] x, real[:, :, :] cols, int kh, int kw, int s
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t K = C * kh * kw, P = ho * wo, n, p
+    cdef real* pp
+    # stride 1 by padded planes (_im2col_plane); a strided conv reads each pixel about
+    # kh*kw/(sh*sw) times, too few to pay for building the plane (2 x 2: 0.7x the speed)
+    cdef bint strided = sh != 1 or sw != 1
+    cdef Py_ssize_t plane = _plane_values(kh, kw, sh, sw, dh, dw, ho, wo)
     cdef Py_ssize_t rows = cols.shape[1], row_stride = cols.strides[1] // sizeof(real)
     # one output position: numpy exports a size-1 axis of a non-contiguous view with any stride
     if cols.shape[2] > 1 and cols.strides[2] != sizeof(real):
@@ -123,8 +258,14 @@ def im2col(const real[:, :, :, ::1] x, real[:, :, :] cols, int kh, int kw, int s
         return
     with nogil:
         for n in prange(N, schedule="static", num_threads=num_threads):
-            _im2col_one(&x[n, 0, 0, 0], &cols[n, 0, 0], row_stride, C, H, W, kh, kw, sh, sw,
-                        ph, pw, dh, dw, ho, wo)
+            if strided:
+                _im2col_clipped(&x[n, 0, 0, 0], &cols[n, 0, 0], row_stride, C, H, W, kh, kw, sh,
+                                sw, ph, pw, dh, dw, ho, wo)
+            else:
+                pp = <real*>malloc(plane * sizeof(real) + 1)
+                _im2col_plane(&x[n, 0, 0, 0], &cols[n, 0, 0], row_stride, C, H, W, kh, kw, ph,
+                              pw, dh, dw, ho, wo, pp)
+                free(pp)
             if ones_row:
                 for p in range(P):
                     cols[n, K, p] = 1
@@ -139,6 +280,11 @@ def col2im(const real[:, :, :] cols, real[:, :, :, ::1] dx, int kh, int kw, int 
     """
     cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
     cdef Py_ssize_t K = C * kh * kw, n, row_stride = cols.strides[1] // sizeof(real)
+    cdef real* pp
+    # stride 1 by padded planes (_im2col_plane); a strided conv reads each pixel about
+    # kh*kw/(sh*sw) times, too few to pay for building the plane (2 x 2: 0.7x the speed)
+    cdef bint strided = sh != 1 or sw != 1
+    cdef Py_ssize_t plane = _plane_values(kh, kw, sh, sw, dh, dw, ho, wo)
     # one output position: numpy exports a size-1 axis of a non-contiguous view with any stride
     if cols.shape[2] > 1 and cols.strides[2] != sizeof(real):
         raise ValueError("col2im: the last axis of cols must be contiguous")
@@ -149,5 +295,11 @@ def col2im(const real[:, :, :] cols, real[:, :, :, ::1] dx, int kh, int kw, int 
         return
     with nogil:
         for n in prange(N, schedule="dynamic", num_threads=num_threads):  # late threads take less
-            _col2im_one(&cols[n, 0, 0], row_stride, &dx[n, 0, 0, 0], C, H, W, kh, kw, sh, sw,
-                        ph, pw, dh, dw, ho, wo)
+            if strided:
+                _col2im_clipped(&cols[n, 0, 0], row_stride, &dx[n, 0, 0, 0], C, H, W, kh, kw, sh,
+                                sw, ph, pw, dh, dw, ho, wo)
+            else:
+                pp = <real*>malloc(plane * sizeof(real) + 1)
+                _col2im_plane(&cols[n, 0, 0], row_stride, &dx[n, 0, 0, 0], C, H, W, kh, kw, ph,
+                              pw, dh, dw, ho, wo, pp)
+                free(pp)

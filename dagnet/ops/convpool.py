@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet import kernels
+from dagnet import blocks, kernels
 from dagnet.ops.base import as_pair
 from dagnet.ops.conv import conv_geometry, weights_with_bias, window_out_size
 
@@ -51,7 +51,8 @@ def conv_relu_pool_forward(x, w, b, stride, pad, pool_size, pool_stride, pool_pa
     # (w | b) transposed into a contiguous (K + 1, F): OpenBLAS then packs the patch rows
     # faster than through the transposed view (LeNet's conv2 GEMM 12.0 vs 15.5 ms, 1 thread)
     wbt = np.ascontiguousarray(weights_with_bias(w, b, x.dtype).T)
-    y = rows.reshape(n * p, -1) @ wbt  # (N*P, F): the conv output channels-last
+    # (N*P, F): the conv output channels-last; by blocks of rows on one-thread GEMMs
+    y = blocks.matmul(rows.reshape(n * p, -1), wbt)
     pooled, argmax = kernels.maxpool_rows(y.reshape(n, p, f), conv_size, *pool,
                                           window_out_size(conv_size, *pool), relu=True, out=out)
     return pooled, (rows, argmax, pooled, w, x.shape, (ksize, stride, pad, conv_size), pool)

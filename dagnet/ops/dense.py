@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dagnet import blocks
 from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, check_floats, register
 from dagnet.ops.conv import INIT, WEIGHT_SCALE
@@ -17,7 +18,7 @@ def affine_forward(x, w, b, out=None):
     """x @ w + b with x flattened per example.  x: (N, d1, ..., dk), w: (D, M), b: (M,) -> (N, M).
     out: an (N, M) array to write into."""
     x2 = x.reshape(x.shape[0], -1)
-    out = np.matmul(x2, w, out=out)
+    out = blocks.matmul(x2, w, out=out)  # one-thread GEMMs (dagnet/blocks.py: OpenBLAS's waits)
     out += b
     return out, (x2, w, x.shape)
 
@@ -26,8 +27,8 @@ def affine_backward(dout, cache, need_dx=True):
     """Gradients of affine_forward.  dout: (N, M) -> (dx (N, d1, ..., dk) or None, dw (D, M), db (M,))."""
     x2, w, x_shape = cache
     # The first layer's input is data: skipping its gradient saves a GEMM.
-    dx = (dout @ w.T).reshape(x_shape) if need_dx else None
-    return dx, x2.T @ dout, dout.sum(axis=0)
+    dx = blocks.matmul(dout, w.T).reshape(x_shape) if need_dx else None
+    return dx, blocks.matmul(x2.T, dout), dout.sum(axis=0)
 
 
 @register

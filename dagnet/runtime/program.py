@@ -41,11 +41,22 @@ ENABLED: bool = True
 SPLIT_FILTERS: bool = True
 
 try:
-    from dagnet._kernels.infer import same_bytes
-except ImportError:  # a build without the kernels: compare with numpy
+    from dagnet._kernels.infer import gap_concat, same_bytes, same_sources
+except ImportError:  # a build without the kernels: numpy
+    def gap_concat(srcs, pooled, out):
+        np.concatenate([a.mean(axis=(2, 3)) if p else a for a, p in zip(srcs, pooled)], axis=1,
+                       out=out)
+
     def same_bytes(now, then):
         return len(now) == len(then) and all(
             a.shape == b.shape and np.array_equal(a, b, equal_nan=True) for a, b in zip(now, then))
+
+    def same_sources(params, state, keys, then):
+        try:
+            now = [params[k] if f is None else state[k][f] for k, f in keys]
+        except (KeyError, TypeError):
+            return False
+        return same_bytes(now, then)
 
 
 class EvalProgram:
@@ -63,7 +74,7 @@ class EvalProgram:
         #: params, constants), with the first instruction that reads it
         self.needs = {}
         for i in self.code:
-            for v in i.ins if i.kind != "conv" else i.reads:
+            for v in i.reads if i.kind in ("conv", "gap") else i.ins:
                 if v not in made:
                     self.needs.setdefault(v, i)
         #: (param name, None) or (state key, statistic) of each array the weights come from
@@ -150,6 +161,8 @@ class EvalProgram:
                 calls.append(_conv_call(ins, w, arrays[ins.name], scratch, self.env, batch))
             elif ins.kind == "affine":
                 calls.append(_affine_call(ins, arrays[ins.name], self))
+            elif ins.kind == "gap":
+                calls.append(_gap_call(ins, arrays[ins.name], self.env))
             else:
                 calls.append(_op_call(ins, arrays[ins.name], scratch, self))
         if len(self.bound) >= 2:
@@ -160,7 +173,8 @@ class EvalProgram:
     # -- running ---------------------------------------------------------------------------
     def run(self, values: dict, state: dict, rng, batch: int) -> dict:
         """{wanted value: a fresh array}; values: the checked feeds (and params/constants)."""
-        if not self.weights or not same_bytes(self._sources(state), self.snapshot):
+        if not self.weights or not same_sources(self.plan.params, state, self.source_keys,
+                                                self.snapshot):
             self._fold(state)
         self.state, self.rng = state, rng
         env = self.env
@@ -233,7 +247,7 @@ def _scratch(ins, batch: int, program) -> int:
                                       as_pads(c["pad"])[:2]) * _planes_rows(batch) * item
         return columns_size(w_shape, (w_shape[0], *_conv_out(ins, w_shape)), c["groups"]) * \
             batch * item
-    if ins.kind in ("member", "affine"):  # a join's tail (global_avg_pool), a GEMV: no scratch
+    if ins.kind in ("member", "affine", "gap"):  # a join's tail, a GEMV, a head: no scratch
         return 0
     wb = ins.step.workspace_buffer
     return program.plan.buffer_bytes.get(wb, 0) * batch if wb >= 0 else 0
@@ -317,6 +331,16 @@ def _affine_call(ins, out, program):
         add(y, b, out=y)
         if relu:
             maximum(y, 0, out=y)
+        env[name] = out
+    return call
+
+
+def _gap_call(ins, out, env):
+    """The call of a gap instruction: its parts' means (or vectors) side by side into out."""
+    srcs, pooled, name, y = ins.reads, ins.pooled, ins.name, out.reshape(len(out), -1)
+
+    def call():
+        gap_concat([env[v] for v in srcs], pooled, y)
         env[name] = out
     return call
 

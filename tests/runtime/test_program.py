@@ -81,7 +81,11 @@ def test_resnet_small_is_lowered_to_folded_convs_with_their_joins():
     assert sum(c.residual is not None for c in convs) == 4  # the four blocks' joins
     assert [c.name for c in convs if not c.relu] == ["block3.skip+block3.add+block3.relu2#skip"]
     assert not any("batchnorm" in i.step.op_name for i in prog.code if i.kind == "step")
-    assert kinds.count("member") == 1  # block4's global_avg_pool
+    # the head: both global_avg_pools and their concat in one call, reading the convs' values
+    assert kinds[-2:] == ["gap", "affine"] and "member" not in kinds and "step" not in kinds
+    head = prog.code[-2]
+    assert head.name == "features" and head.pooled == (True, True)
+    assert head.reads == ("block2.add+block2.relu2", "block4.add+block4.relu2+gap2#join")
 
 
 def test_folded_weights_follow_params_and_statistics_changed_in_place():
@@ -386,3 +390,63 @@ def test_a_join_of_two_folded_convs_runs_both():
     (prog,) = plan.executor.programs.values()
     convs = [i for i in prog.code if i.kind == "conv"]
     assert len(convs) == 2 and sum(c.residual is not None for c in convs) == 1
+
+
+# -- the head: global_avg_pools and their concat (a "gap" instruction) -------------------------
+def _reference_gap_concat(srcs, pooled):
+    """The loop reference: each part's mean over H, W (in float64), or the part as it is."""
+    cols = []
+    for a, p in zip(srcs, pooled):
+        n, c = a.shape[:2]
+        part = np.empty((n, c))
+        for i in np.ndindex(n, c):
+            part[i] = sum(float(v) for v in a[i].ravel()) / a[i].size if p else a[i]
+        cols.append(part)
+    return np.concatenate(cols, axis=1)
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-14), (np.float32, 1e-6)])
+def test_gap_concat_matches_the_loop_reference(dtype, tol):
+    rng = np.random.default_rng(0)
+    srcs = [rng.standard_normal(s).astype(dtype) for s in ((3, 4, 5, 6), (3, 2), (3, 3, 1, 7))]
+    srcs[1][1, 0] = -0.0  # a copied -0.0 keeps its sign, a NaN stays NaN
+    srcs[0][2, 1, 3, 3] = np.nan
+    pooled = (True, False, True)
+    out = np.full((3, 9), 7.0, dtype)
+    program.gap_concat(srcs, pooled, out)
+    want = _reference_gap_concat(srcs, pooled)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(want))
+    ok = ~np.isnan(want)
+    assert np.abs(out[ok] - want[ok]).max() <= tol
+    assert np.signbit(out[1, 4]) and out[1, 4] == 0
+    with pytest.raises(ValueError, match="columns"):
+        program.gap_concat(srcs, pooled, np.empty((3, 10), dtype))
+    with pytest.raises(ValueError, match="source 1"):
+        program.gap_concat(srcs, (True, True, True), out)
+    with pytest.raises(ValueError, match="source 0"):
+        program.gap_concat([srcs[0].astype(np.float16), *srcs[1:]], pooled, out)
+
+
+def test_a_wanted_pool_is_kept_and_copied_into_the_concat():
+    plan = _eval_plan(resnet_small())
+    outs = ["gap1", "scores"]
+    plan = dagnet.compile(resnet_small(), dtype="float64", mode="eval", outputs=outs,
+                          params=plan.params, state=plan.state)
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28))
+    _close(*_both(plan, {"x": x}, outputs=outs), 1e-12)
+    (prog,) = plan.executor.programs.values()
+    heads = [(i.name, i.pooled) for i in prog.code if i.kind == "gap"]
+    assert heads == [("gap1", (True,)), ("features", (False, True))]
+
+
+def test_same_sources_looks_the_arrays_up_and_compares_their_bytes():
+    params, state = {"w": np.arange(4.0)}, {"bn": {"running_var": np.ones(3)}}
+    keys = [("w", None), ("bn", "running_var")]
+    snap = [params["w"].copy(), state["bn"]["running_var"].copy()]
+    assert program.same_sources(params, state, keys, snap)
+    state["bn"]["running_var"][1] = 2.0
+    assert not program.same_sources(params, state, keys, snap)
+    state["bn"]["running_var"][1] = 1.0
+    assert not program.same_sources({}, state, keys, snap)  # a look-up that fails
+    assert not program.same_sources(params, {"bn": None}, keys, snap)
+    assert not program.same_sources(params, state, keys, snap[:1])

@@ -36,8 +36,9 @@ from dagnet.runtime.lower import fold, instructions
 
 #: False runs eval plans step by step on the executor (for A/B measurements and debugging)
 ENABLED: bool = True
-#: a batch smaller than the thread count splits each sample's filters among the caller and
-#: spinning helper threads (direct.pyx, helpers.h), which stand down on a loaded machine
+#: a batch smaller than the thread count splits each sample's filters (and a small batch's
+#: fully connected layers their columns) among the caller and spinning helper threads
+#: (direct.pyx, helpers.h), which stand down on a loaded machine
 SPLIT_FILTERS: bool = True
 
 try:
@@ -207,6 +208,12 @@ def _take(free: list, size: int) -> np.ndarray:
 DIRECT_WASTE = 1.5
 
 
+#: batches below this run an affine instruction on direct.pyx's affine_small (its columns
+#: split among the threads; a batch-1 GEMV streams its weights at the rate of the cores that
+#: read them), larger ones on numpy's matmul (BLAS reuses each weight for several samples)
+SMALL_AFFINE = 4
+
+
 def _direct(ins, w_shape) -> bool:
     """Whether a conv instruction runs on the direct kernel (else conv_forward)."""
     c = ins.conv
@@ -313,7 +320,7 @@ def _conv_out(ins, w_shape) -> tuple:
 
 def _affine_call(ins, out, program):
     """The call of an affine instruction: x (flattened per example) @ w + b, max(., 0) if
-    relu, into out; the params are looked up on each call (the user may replace them), and
+    relu, into out (affine_small below SMALL_AFFINE samples, else numpy's matmul); the params are looked up on each call (the user may replace them), and
     the op's forward runs instead (its errors) if one no longer has the plan's dtype or shape."""
     x, name, relu, env, params = ins.reads[0], ins.name, ins.relu, program.env, program.plan.params
     wn, bn = ins.params
@@ -321,13 +328,23 @@ def _affine_call(ins, out, program):
     y = out.reshape(len(out), -1)
     matmul, add, maximum = np.matmul, np.add, np.maximum
     checked = _op_call(ins, out, None, program)
+    # a small batch: blocks of columns split among the caller and the helpers (affine.h)
+    small = direct._ext.affine_small if direct._ext is not None and SPLIT_FILTERS and \
+        len(out) < SMALL_AFFINE else None
+    threads = max(1, kernels.NUM_THREADS)
 
     def call():
         w, b, a = params[wn], params[bn], env[x]
         if w.dtype != dtype or b.dtype != dtype or w.shape != w_shape or b.shape != b_shape or \
                 a.dtype != dtype:
             return checked()
-        matmul(a.reshape(len(a), -1), w, out=y)
+        a = a.reshape(len(a), -1)
+        if small is not None and w.flags.c_contiguous and a.flags.c_contiguous and \
+                b.flags.c_contiguous:
+            small(a, w, b, y, relu, threads)
+            env[name] = out
+            return
+        matmul(a, w, out=y)
         add(y, b, out=y)
         if relu:
             maximum(y, 0, out=y)

@@ -450,3 +450,75 @@ def test_same_sources_looks_the_arrays_up_and_compares_their_bytes():
     assert not program.same_sources({}, state, keys, snap)  # a look-up that fails
     assert not program.same_sources(params, {"bn": None}, keys, snap)
     assert not program.same_sources(params, state, keys, snap[:1])
+
+
+# -- a fully connected layer at a small batch (direct.pyx affine_small, affine.h) -------------
+def _reference_affine(x, w, b, relu):
+    """The loop reference: each output's sum in float64, + b, 0 for a negative one if relu."""
+    n, d = x.shape
+    y = np.empty((n, w.shape[1]))
+    for i, j in np.ndindex(y.shape):
+        v = sum(float(x[i, k]) * float(w[k, j]) for k in range(d)) + float(b[j])
+        y[i, j] = 0.0 if relu and v < 0 else v
+    return y
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("n,d,m", [(1, 37, 10), (1, 50, 64), (2, 19, 130), (3, 8, 1)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_affine_small_matches_the_loop_reference(n, d, m, relu, dtype, tol):
+    rng = np.random.default_rng(0)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in ((n, d), (d, m), (m,)))
+    want = _reference_affine(x, w, b, relu)
+    for threads in (1, 2, 3):
+        y = np.full((n, m), np.inf, dtype)
+        direct._ext.affine_small(x, w, b, y, relu, threads)
+        assert np.abs(y - want).max() <= tol * max(1, np.abs(want).max())
+    if relu:
+        assert (y >= 0).all()
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_affine_small_bitwise_same_for_any_thread_count(dtype):
+    # LeNet's fc1 (8 blocks of columns, the last one partial), run many times: the blocks
+    # land on different threads each time, the numbers do not change
+    rng = np.random.default_rng(1)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in ((1, 800), (800, 500), (500,)))
+    w[3, 7] = np.nan  # a NaN's column stays NaN through relu
+    want = np.empty((1, 500), dtype)
+    direct._ext.affine_small(x, w, b, want, True, 1)
+    assert np.isnan(want[0, 7]) and np.isnan(want).sum() == 1
+    for threads in (2, 3, 2):
+        for _ in range(20):
+            y = np.empty_like(want)
+            direct._ext.affine_small(x, w, b, y, True, threads)
+            np.testing.assert_array_equal(y, want)
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+def test_affine_small_refuses_arrays_it_cannot_read():
+    x, w, b, y = np.zeros((1, 4)), np.zeros((4, 3)), np.zeros(3), np.zeros((1, 3))
+    direct._ext.affine_small(x, w, b, y, False, 2)
+    for args in ((x.astype(np.float32), w, b, y), (x, w.T.copy().T, b, y), (x, w, b, y[:, :2]),
+                 (x, np.zeros((5, 3)), b, y), (x, w, np.zeros(4), y)):
+        with pytest.raises(ValueError, match="affine_small"):
+            direct._ext.affine_small(*args, False, 2)
+    y.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        direct._ext.affine_small(x, w, b, y, False, 2)
+
+
+def test_a_small_batch_runs_the_fully_connected_layers_on_affine_small(monkeypatch):
+    plan = _eval_plan(lenet())
+    x = np.random.default_rng(0).standard_normal((1, 1, 28, 28))
+    calls = []
+    real = direct._ext.affine_small
+    monkeypatch.setattr(direct._ext, "affine_small", lambda *a: calls.append(a[1].shape) or real(*a))
+    got = plan.forward({"x": x}, mode="eval", outputs=["scores"])
+    assert calls == [(800, 500), (500, 10)]
+    monkeypatch.setattr(program, "SMALL_AFFINE", 0)  # numpy's matmul: the same numbers
+    plan.executor.programs.clear()
+    _close(got, plan.forward({"x": x}, mode="eval", outputs=["scores"]), 1e-12)
+    assert len(calls) == 2

@@ -206,7 +206,8 @@ def own_process(contender: str, model: str, batches, repeats: int) -> dict:
     """_child's figures from a fresh process ({"error": ...} if it failed); torch is imported first there
     and gets the environment without what dagnet set (its own thread defaults)."""
     return child_json(__file__, ["--child", contender, model, "--batches", *batches,
-                                 "--repeats", repeats], contender == "torch", 1800)
+                                 "--repeats", repeats, "--sample-images", SAMPLE_IMAGES],
+                      contender == "torch", 1800)
 
 
 def import_and_compile_s(graph, scores, params, state, folder, rounds: int = 3) -> dict:
@@ -271,7 +272,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=21, help="alternating rounds per batch size")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--batches", type=int, nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--sample-images", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    global SAMPLE_IMAGES
+    if args.sample_images or args.quick:  # a child runs as its parent; --quick, one call
+        SAMPLE_IMAGES = args.sample_images or 1
     if args.child:
         return _child(*args.child, args.batches, args.repeats)
     ort_ok, torch_ok = have_ort(), have_torch()

@@ -2,6 +2,7 @@
 # shares: helpers.h's pool is one per extension module): blocks of columns split among the
 # caller and the spinning helpers (affine.h explains why).
 cimport numpy as cnp
+import numpy as np
 
 cnp.import_array()
 

@@ -208,8 +208,8 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
                           out.shape[2], out.shape[3], &out[n, 0, 0, 0])
 
 
-include "direct_split.pxi"
 include "affine_split.pxi"
+include "direct_split.pxi"
 
 
 cdef inline void _copy_out(const real* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t m0,

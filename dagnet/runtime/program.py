@@ -40,6 +40,9 @@ ENABLED: bool = True
 #: fully connected layers their columns) among the caller and spinning helper threads
 #: (direct.pyx, helpers.h), which stand down on a loaded machine
 SPLIT_FILTERS: bool = True
+#: such a split conv is bound to its buffers once (direct_split.pxi SplitConv), not passed
+#: them as forward's 20 typed arguments on every call (~2 us); False for A/B measurements
+BIND_SPLIT: bool = True
 
 try:
     from dagnet._kernels.infer import gap_concat, same_bytes, same_sources
@@ -288,6 +291,13 @@ def _conv_call(ins, weights, out, scratch, env, batch):
         fn = direct._ext.forward
         args = (planes, geo.slot, geo.off, wp, bp, grid, out, *stride, *pads[:2], geo.hq, geo.wq,
                 geo.qr, direct.ISA, threads)
+        if parts > 1 and BIND_SPLIT:  # bound once: a call checks its input and skip alone
+            bound = direct._ext.SplitConv((batch, *ins.x_shape), *args, bool(res), relu, pool, parts)
+
+            def split():
+                bound(np.ascontiguousarray(env[x]), np.ascontiguousarray(env[res]) if res else None)
+                env[name] = out
+            return split
 
         def call():  # a step's view (a split, a transpose) is copied to the C order it reads
             fn(np.ascontiguousarray(env[x]), *args,

@@ -522,3 +522,63 @@ def test_a_small_batch_runs_the_fully_connected_layers_on_affine_small(monkeypat
     plan.executor.programs.clear()
     _close(got, plan.forward({"x": x}, mode="eval", outputs=["scores"]), 1e-12)
     assert len(calls) == 2
+
+
+# -- the split path bound once (direct_split.pxi SplitConv) -----------------------------------
+def _bound(x_shape, w, b, stride, pad, has_res, relu, pool, parts=2, threads=2):
+    """(SplitConv, out) of a conv of per-batch input shape x_shape."""
+    dtype = w.dtype
+    geo = direct.geometry(x_shape[1:], w.shape, stride, pad, direct._ext.lanes(direct.ISA, dtype == np.float64))
+    ho, wo = geo.ho, geo.wo
+    if pool is not None:
+        ho, wo = (geo.ho - pool[0]) // pool[2] + 1, (geo.wo - pool[1]) // pool[3] + 1
+        pool = (geo.ho, geo.wo, *pool)
+    out = np.empty((x_shape[0], w.shape[0], ho, wo), dtype)
+    conv = direct._ext.SplitConv(tuple(x_shape), np.empty((x_shape[0], geo.size), dtype), geo.slot,
+                                 geo.off, *direct.packed(w, b, dtype),
+                                 np.empty((threads, w.shape[0] * geo.qr), dtype), out, *stride, *pad,
+                                 geo.hq, geo.wq, geo.qr, direct.ISA, threads, has_res, relu, pool, parts)
+    return conv, out
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("residual,relu,pool", [(True, True, None), (False, False, None),
+                                                (False, True, (2, 2, 2, 2)), (True, True, (2, 2, 2, 2))])
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", SHAPES)
+def test_split_conv_bound_once_is_forward_bitwise(x_shape, w_shape, stride, pad, residual, relu,
+                                                   pool, dtype):
+    rng = np.random.default_rng(4)
+    x_shape = (1, *x_shape[1:])
+    w, b = (rng.standard_normal(s).astype(dtype) for s in (w_shape, w_shape[:1]))
+    conv, out = _bound(x_shape, w, b, stride, pad, residual, relu, pool)
+    for seed in range(3):  # new inputs into the same buffers
+        x = np.random.default_rng(seed).standard_normal(x_shape).astype(dtype)
+        y = ref.conv_forward(x, w, b, stride, pad)
+        res = np.random.default_rng(seed + 9).standard_normal(y.shape).astype(dtype) if residual else None
+        conv(x, res)
+        want = _epilogue(x, w, b, stride, pad, res, relu, threads=1, pool=pool)
+        np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+def test_split_conv_checks_what_it_is_called_with():
+    rng = np.random.default_rng(5)
+    w, b = rng.standard_normal((8, 3, 3, 3)), rng.standard_normal(8)
+    conv, out = _bound((1, 3, 6, 6), w, b, (1, 1), (1, 1), True, True, None)
+    x, res = np.zeros((1, 3, 6, 6)), np.zeros((1, 8, 6, 6))
+    conv(x, res)
+    for bad_x, bad_res in ((x.astype(np.float32), res), (np.zeros((2, 3, 6, 6)), res),
+                           (np.zeros((1, 3, 6, 12))[..., ::2], res), (x, None), (x, res[:, :4])):
+        with pytest.raises(ValueError, match="SplitConv"):
+            conv(bad_x, bad_res)
+    plain, _ = _bound((1, 3, 6, 6), w, b, (1, 1), (1, 1), False, True, None)
+    with pytest.raises(ValueError, match="without a residual"):
+        plain(x, res)
+    with pytest.raises(ValueError, match="parts"):
+        _bound((1, 3, 6, 6), w, b, (1, 1), (1, 1), False, True, None, parts=1)
+    geo = direct.geometry((3, 6, 6), w.shape, (1, 1), (1, 1), direct._ext.lanes(direct.ISA, True))
+    with pytest.raises(ValueError, match="buffers"):  # forward's own checks, at binding
+        direct._ext.SplitConv((1, 3, 6, 6), np.empty((1, geo.size)), geo.slot, geo.off,
+                              *direct.packed(w, b, np.float64), np.empty((1, 8 * geo.qr)), out,
+                              1, 1, 1, 1, geo.hq, geo.wq, geo.qr, direct.ISA, 2, False, True, None, 2)

@@ -153,6 +153,9 @@ class Executor:
                 a = plan.params.get(v)
                 if a is None:
                     a = plan.constants.get(v)
+                    if a is None and ins is None:
+                        raise FeedError(f"'{v}' was asked for, an input that was not fed; the "
+                                        f"plan's inputs are {sorted(plan.input_specs)}")
                     if a is None:
                         raise _missing(plan, ins.step, {**plan.params, **plan.constants, **fed})
             else:  # the kernels read C order

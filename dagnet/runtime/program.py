@@ -81,6 +81,9 @@ class EvalProgram:
             for v in i.reads if i.kind in ("conv", "gap") else i.ins:
                 if v not in made:
                     self.needs.setdefault(v, i)
+        for v in self.wanted:  # a wanted feed, param or constant: passed through (None: no step)
+            if v not in made:
+                self.needs.setdefault(v, None)
         #: (param name, None) or (state key, statistic) of each array the weights come from
         self.source_keys = [(p, None) for c in self.convs for p in c.params]
         for c in self.convs:

@@ -582,3 +582,12 @@ def test_split_conv_checks_what_it_is_called_with():
         direct._ext.SplitConv((1, 3, 6, 6), np.empty((1, geo.size)), geo.slot, geo.off,
                               *direct.packed(w, b, np.float64), np.empty((1, 8 * geo.qr)), out,
                               1, 1, 1, 1, geo.hq, geo.wq, geo.qr, direct.ISA, 2, False, True, None, 2)
+
+
+def test_a_wanted_input_is_passed_through_or_named_when_not_fed():
+    plan = _eval_plan(lenet())
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28))
+    got = plan.forward({"x": x}, mode="eval", outputs=["x", "scores"])
+    np.testing.assert_array_equal(got["x"], x)
+    with pytest.raises(dagnet.errors.FeedError, match="'y' was asked for"):
+        plan.forward({"x": x}, mode="eval", outputs=["y"])

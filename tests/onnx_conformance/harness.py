@@ -85,13 +85,24 @@ def all_node_cases() -> dict:
     return {c.name: owner[c.name] for c in cases if owner.get(c.name) in ops}
 
 
+_OLDER: dict = {}  # (op, case name) -> older_opsets' result: the docs test and the older-opset
+# tests need the same conversions, each an onnxruntime session per case and opset (minutes in all)
+
+
 def older_opsets(case, op: str) -> dict:
-    """{name@opset: case} of `case` converted by onnx.version_converter to each older opset in
-    which `op` changed, where the converter has an adapter (many downgrades have none) and its
-    result is valid at that opset. Each expects what onnxruntime computes for the converted
-    model: the converter keeps attributes whose meaning changed (Softmax's axis=1 before opset
-    13 normalises the flattened trailing block, not one axis), so the case's own outputs need not
-    hold; a version onnxruntime does not run is left out."""
+    """{name@opset: case} of `case` (one of node_cases(op): its name says which) converted by
+    onnx.version_converter to each older opset in which `op` changed, where the converter has
+    an adapter (many downgrades have none) and its result is valid at that opset. Each expects
+    what onnxruntime computes for the converted model: the converter keeps attributes whose
+    meaning changed (Softmax's axis=1 before opset 13 normalises the flattened trailing block,
+    not one axis), so the case's own outputs need not hold; a version onnxruntime does not run
+    is left out."""
+    if (op, case.name) not in _OLDER:
+        _OLDER[op, case.name] = _older_opsets(case, op)
+    return _OLDER[op, case.name]
+
+
+def _older_opsets(case, op: str) -> dict:
     current = next(o.version for o in case.model.opset_import if o.domain in ("", "ai.onnx"))
     out = {}
     for v in sorted({s.since_version for s in onnx.defs.get_all_schemas_with_history()

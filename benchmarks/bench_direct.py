@@ -1,10 +1,12 @@
 """Direct conv forward benchmark: prints one JSON object.
 
 For each conv of resnet_small and LeNet as their inference programs run it (the epilogue:
-relu, + skip, 2x2 max pool), the direct kernel's single-thread rate (dagnet/_kernels/
-direct.pyx forward; GFLOP/s of the conv's own multiply-adds, 2*F*C*kh*kw*Ho*Wo a sample),
-against OpenBLAS's single-thread float32 GEMM of a large square matrix (the practical peak
-of the same core), alternating with it in rounds, medians; and the grid's extra positions
+relu, + skip, 2x2 max pool), the direct kernels' single-thread rates (dagnet/_kernels/
+direct.pyx forward, the planes kernel of direct.h, and forward_oc, vectorised along output
+channels, direct_oc.h, for the convs without a pool; GFLOP/s of the conv's own
+multiply-adds, 2*F*C*kh*kw*Ho*Wo a sample, and oc_speedup: planes time / oc time), against
+OpenBLAS's single-thread float32 GEMM of a large square matrix (the practical peak of the
+same core), all alternating in rounds, medians; and the planes grid's extra positions
 (direct.h: rows Wq >= Wo wide, rounded to whole vectors).
 
 Times are the calling thread's CPU time (time.thread_time), one thread: on a machine shared
@@ -56,8 +58,17 @@ def conv_runner(x_shape, w_shape, stride, pad, epilogue, batch):
     def run():
         ext.forward(x, planes, geo.slot, geo.off, wp, bp, grid, out, *stride, *pad, geo.hq,
                     geo.wq, geo.qr, direct.ISA, 1, res, relu, pool, 1)
+    run_oc = None
+    if pool is None:
+        oc = direct.oc_geometry(x_shape, w_shape, stride, pad, ext.lanes(direct.ISA, False))
+        wq, bq = direct.oc_packed(w, b, np.float32)
+        scratch = np.empty((1, oc.size), np.float32)
+
+        def run_oc():
+            ext.forward_oc(x, scratch, oc.off, wq, bq, out, oc.nb, *stride, *pad, direct.ISA,
+                           1, res, relu)
     flops = 2 * np.prod(w_shape) * geo.ho * geo.wo * batch
-    return run, float(flops), geo.qr / (geo.ho * geo.wo)
+    return run, run_oc, float(flops), geo.qr / (geo.ho * geo.wo)
 
 
 def cpu_seconds(fn, rounds: int) -> list:
@@ -84,19 +95,26 @@ def main() -> None:
     with threadpoolctl.threadpool_limits(1):
         gemm_s, rows = [], {}
         for name, (xs, ws, st, pd, epi) in SHAPES.items():
-            run, flops, extra = conv_runner(xs, ws, st, pd, epi, batch)
+            run, run_oc, flops, extra = conv_runner(xs, ws, st, pd, epi, batch)
             run()
-            conv_s = []
+            conv_s, oc_s = [], []
             for _ in range(rounds):  # alternating with the GEMM: the same machine state
                 conv_s += cpu_seconds(run, 1)
+                if run_oc is not None:
+                    oc_s += cpu_seconds(run_oc, 1)
                 gemm_s += cpu_seconds(lambda: m1 @ m2, 1)
-            rows[name] = (flops, float(np.median(conv_s)), extra, epi)
+            rows[name] = (flops, float(np.median(conv_s)), oc_s and float(np.median(oc_s)),
+                          extra, epi)
         gemm = 2 * n ** 3 / float(np.median(gemm_s))
-    for name, (flops, s, extra, epi) in rows.items():
-        out["convs"][name] = {"epilogue": epi, "gflop_s": round(flops / s / 1e9, 2),
-                              "of_openblas_gemm": round(flops / s / gemm, 3),
-                              "us_per_sample": round(s / batch * 1e6, 2),
-                              "grid_extra": round(extra, 3)}
+    for name, (flops, s, s_oc, extra, epi) in rows.items():
+        row = out["convs"][name] = {"epilogue": epi, "gflop_s": round(flops / s / 1e9, 2),
+                                    "of_openblas_gemm": round(flops / s / gemm, 3),
+                                    "us_per_sample": round(s / batch * 1e6, 2),
+                                    "grid_extra": round(extra, 3)}
+        if s_oc:
+            row.update(oc_gflop_s=round(flops / s_oc / 1e9, 2),
+                       oc_of_openblas_gemm=round(flops / s_oc / gemm, 3),
+                       oc_speedup=round(s / s_oc, 3))
     out["openblas_gemm_gflop_s"] = round(gemm / 1e9, 2)
     print(json.dumps(out))
 

@@ -51,9 +51,59 @@ def data(plan, n, dtype):
     return X, rng.integers(0, 10, n), rng
 
 
-def train_steps(model, plan, X, y, rng, batch, steps, after=None) -> float:
+class Phases:
+    """CPU seconds (time.thread_time) a rank spends in each phase of its steps, exclusive of
+    the phases nested in it (the pack runs inside the backward sweep, the sums inside the
+    wait), accumulated under `self.window` (None: not recorded)."""
+
+    def __init__(self):
+        self.window = None
+        self.seconds: dict = {}
+        self._stack: list = []
+
+    def wrap(self, obj, method: str, phase: str) -> None:
+        f = getattr(obj, method)
+
+        def timed(*args, **kwargs):
+            self._stack.append(0.0)  # the nested phases' time
+            t = time.thread_time()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                spent = time.thread_time() - t
+                nested = self._stack.pop()
+                if self._stack:
+                    self._stack[-1] += spent
+                if self.window is not None:
+                    at = self.seconds.setdefault(self.window, {})
+                    at[phase] = at.get(phase, 0.0) + spent - nested
+        setattr(obj, method, timed)
+
+    def update(self):
+        """A context for the optimizer's update."""
+        return _Update(self)
+
+
+class _Update:
+    def __init__(self, phases):
+        self.phases = phases
+
+    def __enter__(self):
+        self.t = time.thread_time()
+
+    def __exit__(self, *exc):
+        p = self.phases
+        if p.window is not None:
+            at = p.seconds.setdefault(p.window, {})
+            at["update"] = at.get("update", 0.0) + time.thread_time() - self.t
+
+
+def train_steps(model, plan, X, y, rng, batch, steps, after=None, phases=None) -> float:
     """Seconds for `steps` SGD-momentum steps of `model` (a plan or its DataParallel) at
-    global batch `batch`; after(): called after each step's gradients, before the update."""
+    global batch `batch`; after(): called after each step's gradients, before the update;
+    phases: a Phases that times the update."""
+    import contextlib
+
     from dagnet.train.optim import sgd_momentum
 
     configs = getattr(plan, "_bench_configs", None) or {p: {"learning_rate": 0.01} for p in plan.params}
@@ -64,8 +114,9 @@ def train_steps(model, plan, X, y, rng, batch, steps, after=None) -> float:
         _, grads = model.loss_and_grads(X[idx], y[idx])
         if after is not None:
             after()
-        for p, w in plan.params.items():
-            w[...], configs[p] = sgd_momentum(w, grads[p], configs[p])
+        with phases.update() if phases else contextlib.nullcontext():
+            for p, w in plan.params.items():
+                w[...], configs[p] = sgd_momentum(w, grads[p], configs[p])
     return time.perf_counter() - t
 
 
@@ -90,6 +141,12 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
     solo = dagnet.compile(get_model(model))
     X, y, rng = data(plan, batch * 8, np.float32)
     kinds = ("single", "independent", "dual", "dual_mpi", "naive")
+    # where the CPU time of a step goes, 2 ranks (shared memory) against independent steps
+    phases = Phases()
+    for obj, methods in ((dp.executor, ("forward", "backward")), (solo, ("forward", "backward")),
+                         (dp.buckets, ("pack", "_wait_all", "_sum_chunk"))):
+        for m in methods:
+            phases.wrap(obj, m, {"_wait_all": "wait", "_sum_chunk": "sum"}.get(m, m))
     sums = np.zeros(sum(f.size for f in dp.buckets.flat), plan.dtype)
     rates = {k: [] for k in kinds}
     cpu = {k: [] for k in kinds}
@@ -97,15 +154,19 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
         for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
             comm.all_arrive(600)
             runs = kind != "single" or comm.is_root
+            phases.window = (r, kind) if r >= 0 and kind in ("independent", "dual") else None
             wall, c = time.perf_counter(), time.thread_time()
             if kind in ("dual", "dual_mpi"):
-                train_steps(dp if kind == "dual" else dp_mpi, plan, X, y, rng, 2 * batch, steps)
+                train_steps(dp if kind == "dual" else dp_mpi, plan, X, y, rng, 2 * batch, steps,
+                            phases=phases)
             elif kind == "naive":
                 train_steps(solo, solo, X, y, rng, batch, steps,
                             after=lambda: comm.allreduce(sums, "the naive control's allreduce"))
             elif runs:
-                train_steps(solo, solo, X, y, rng, batch, steps)
+                train_steps(solo, solo, X, y, rng, batch, steps, phases=phases)
             wall, c = time.perf_counter() - wall, time.thread_time() - c
+            if phases.window is not None:
+                phases.seconds[phases.window]["step"] = c
             # each rank's images/s, gathered after the window (out of its timing)
             every = comm.allgather(np.array([batch * steps / wall if runs else 0.0, c / steps]),
                                    "gathering the window's rates")
@@ -114,9 +175,21 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
                 cpu[kind].append(float(every[0, 1] if kind == "single" else every[:, 1].mean()))
     report = dp.comm_report(blocking_repeats=20)
     report_mpi = dp_mpi.comm_report(blocking_repeats=20)
+    dp.close()
+    dp_mpi.close()
+    split = {}
+    for kind in ("independent", "dual"):
+        names = ("forward", "backward", "pack", "sum", "wait", "update")
+        per = np.array([[phases.seconds.get((r, kind), {}).get(k, 0.0) for k in names + ("step",)]
+                        for r in range(rounds)]) / steps
+        per[:, -1] -= per[:, :-1].sum(axis=1)  # the rest: Python around the phases
+        mean = comm.allgather(np.median(per, axis=0), "gathering the phases").mean(axis=0)
+        split[kind] = {k: round(float(v) * 1e3, 3) for k, v in zip(names + ("other",), mean)
+                       if kind == "dual" or k not in ("pack", "sum", "wait")}
     if not comm.is_root:
         return {}
-    return {"rates": rates, "cpu_s_per_step": cpu, "comm": report, "comm_mpi": report_mpi}
+    return {"rates": rates, "cpu_s_per_step": cpu, "comm": report, "comm_mpi": report_mpi,
+            "cpu_phases": split}
 
 
 def exact(model: str, batch: int, steps: int) -> dict:
@@ -133,6 +206,8 @@ def exact(model: str, batch: int, steps: int) -> dict:
         model_ = DataParallel(plan, Comm(), sync_bn=True)
         root = model_.comm.is_root
     train_steps(model_, plan, *data(plan, 256, np.float64), batch, steps)
+    if dist:
+        model_.close()
     return {"params": {k: v.tolist() for k, v in plan.params.items()}} if root else {}
 
 
@@ -208,6 +283,11 @@ def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
             "cpu_ms_per_step": {"1_rank": ms["single"], "2_independent": ms["independent"],
                                 "2_ranks": ms["dual"], "2_ranks_mpi": ms["dual_mpi"],
                                 "2_naive_allreduce": ms["naive"]},
+            # ... and where it goes, per rank (medians over the rounds, mean of the ranks):
+            # CPU ms per step of each phase, exclusive of the phases nested in it; `wait` is
+            # the polling while the other rank finishes (its summing is `sum`)
+            "cpu_ms_per_step_phases": {"2_independent": r["cpu_phases"]["independent"],
+                                       "2_ranks": r["cpu_phases"]["dual"]},
             "forward_ms": round(c["forward_s"] * 1e3, 2),
             "backward_ms": round(c["backward_s"] * 1e3, 2),
             "wait_after_backward_ms": round(c["wait_s"] * 1e3, 3),

@@ -63,6 +63,7 @@ class GradientBuckets:
         self.meta = meta
         self.layout = bucket_layout(plan)  # per bucket: [(param, offset, size, shape)]
         self.flat = [np.zeros(e[-1][1] + e[-1][2], dtype=plan.dtype) for e in self.layout]
+        self.itemsize = np.dtype(plan.dtype).itemsize
         self.position = {s.name: k for k, s in enumerate(plan.backward_steps)}
         # start once past this step (the loss alone: after the sweep)
         self.after = [b["position"] for b in meta["buckets"]] or [len(self.position)]
@@ -76,7 +77,12 @@ class GradientBuckets:
 
     @property
     def nbytes(self) -> int:
-        return sum(f.nbytes for f in self.flat)
+        return sum(e[-1][1] + e[-1][2] for e in self.layout) * self.itemsize
+
+    def close(self) -> None:
+        """Release what the buckets hold (collective: every rank calls it); by MPI nothing is
+        left once the last step's requests completed, so only the buffers go."""
+        self.requests = [None] * len(self.flat)
 
     def begin(self, loss: float = 0.0) -> None:
         """Mark the start of a backward sweep; `loss`: this rank's (weighted) loss."""
@@ -104,12 +110,14 @@ class GradientBuckets:
     def pack(self, i: int, grads: dict) -> None:
         """Bucket i's gradients (and the loss, in the last) into its flat buffer."""
         flat = self.flat[i]
-        for p, off, size, _ in self.layout[i]:
+        for p, off, size, shape in self.layout[i]:
             g = self._loss if p is LOSS else grads.get(p)
             if g is None:  # its backward step was skipped (no gradient reached it): zero
                 flat[off:off + size] = 0
             else:
-                flat[off:off + size] = np.reshape(g, -1)
+                # copied once, as the param's shape: a convolution's weight gradient is a
+                # transposed view, which np.reshape(g, -1) would first copy to C order
+                flat[off:off + size].reshape(shape)[...] = g
 
     def finish(self, grads: dict) -> dict:
         """Start any bucket not started yet, wait for all, and point grads at the sums."""

@@ -1,8 +1,8 @@
 """DataParallel: one rank's view of a plan trained data-parallel over MPI.
 
     plan = dagnet.compile(graph, bucket_mb=4)
-    model = DataParallel(plan, Comm(), sync_bn=False)
-    Solver(model, data, batch_size=64, ...)     # 64 is the global batch
+    with DataParallel(plan, Comm(), sync_bn=False) as model:
+        Solver(model, data, batch_size=64, ...).train()   # 64 is the global batch
 
 It is the plan (every attribute not defined here is the plan's), except that
   * loss_and_grads(X, y) takes the *global* batch, runs this rank's shard of it (sharding.py)
@@ -15,7 +15,12 @@ It is the plan (every attribute not defined here is the plan's), except that
     Solver's accuracy and validation-loss checks do);
   * the params and state start as rank 0's (broadcast), and every `check_every` steps a
     checksum of the params is compared across the ranks: a rank whose params differ means
-    a bug or a broken node, and training stops with DistributedError naming the params.
+    a bug or a broken node, and training stops with DistributedError naming the params;
+  * close() (or leaving a `with` block without an error) releases the shared-memory segment
+    of the buckets (collective): a process that builds many DataParallel objects keeps none
+    it no longer uses. The last step's gradients are copied out of the segment first; the
+    plan stays. Leaving the block by an error frees nothing (no collective: the other ranks
+    may not have seen the error), so the error raised is the one that happened.
 
 How the buckets are summed: on one machine in shared memory (shm.py: the ranks that finish
 their backward first do the sums while they would wait), across machines (or with
@@ -61,6 +66,8 @@ class DataParallel:
         self.executor = BucketedExecutor(plan, self.buckets)  # its own caches and buffers
         self.stats_sync = StatisticsSync(comm) if sync_bn else None
         self.steps_done = 0
+        self._grads = None  # the last step's gradients (views of the buckets' sums)
+        self.closed = False
         self.forward_s = collections.deque(maxlen=1000)  # seconds of each step's forward
         self._state_synced = False  # rank 0's batchnorm state broadcast since the last step
         # dropout: each rank its own stream (the same stream would drop the same units of
@@ -76,7 +83,33 @@ class DataParallel:
     def __repr__(self) -> str:
         how = "shared memory" if isinstance(self.buckets, SharedBuckets) else "MPI"
         return (f"<DataParallel rank {self.comm.rank}/{self.comm.size} of {self.plan!r}, "
-                f"{len(self.buckets.flat)} buckets summed by {how}, sync_bn={self.sync_bn}>")
+                f"{len(self.buckets.layout)} buckets summed by {how}, sync_bn={self.sync_bn}"
+                f"{', closed' if self.closed else ''}>")
+
+    # -- releasing the buckets ---------------------------------------------------------------
+    def close(self) -> None:
+        """Release the buckets (collective: every rank calls it; PeerLostError, after a
+        bounded wait, when a rank is gone). Idempotent; training steps then raise."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._grads is not None:  # views of memory about to be unmapped
+            for p, g in self._grads.items():
+                self._grads[p] = np.array(g)
+            self._grads = None
+        self.buckets.close()
+
+    def __enter__(self) -> "DataParallel":
+        return self
+
+    def __exit__(self, kind, error, tb) -> None:
+        if error is not None:
+            # no collective: the other ranks may not have seen this error (a lost peer, a
+            # disk full on rank 0) and would never meet this one; the error stays the one
+            # raised, and the segment goes with the process
+            self.closed = True
+            return
+        self.close()
 
     # -- keeping the ranks identical ---------------------------------------------------------
     def broadcast_from_root(self) -> None:
@@ -125,6 +158,10 @@ class DataParallel:
     def loss_and_grads(self, x, y=None, reg: float = 0.0):
         """(loss, {param: grad}) of the global batch (x, y); this rank computes its shard."""
         plan = self.plan
+        if self.closed:
+            raise DistributedError(
+                f"rank {self.comm.rank}: this DataParallel was closed (its gradient buckets "
+                f"are released); build a new one, DataParallel(plan, comm), to train again")
         if self.check_every and self.steps_done % self.check_every == 0:
             self.check_params()
         feeds = runtime.check_feeds(plan, plan.feeds_for(x, y))
@@ -142,6 +179,7 @@ class DataParallel:
             self.buckets.begin(part.weight * float(sum(np.sum(values[v]) for v in plan.losses)))
             grads = self.executor.backward(seeds)
         self.buckets.finish(grads)
+        self._grads = grads
         self.steps_done += 1
         self._state_synced = not plan.state
         value = self.buckets.loss
@@ -174,7 +212,7 @@ class DataParallel:
         `skew_s` (the largest minus the smallest wait: imbalance between the ranks), the
         blocking allreduce time and overlap = 1 - exposed / blocking."""
         b = self.buckets
-        report = {"buckets": len(b.flat), "bytes": b.nbytes, "steps": len(b.exposed),
+        report = {"buckets": len(b.layout), "bytes": b.nbytes, "steps": len(b.exposed),
                   "forward_s": float(np.median(self.forward_s)) if self.forward_s else None,
                   "backward_s": float(np.median(b.backward)) if b.backward else None,
                   "wait_s": float(np.median(b.exposed)) if b.exposed else None}

@@ -109,11 +109,22 @@ class SharedBuckets(GradientBuckets):
         comm.all_arrive(comm.timeout)  # the flags are zero before any rank publishes
 
     def close(self) -> None:
-        """Release the segment (collective)."""
-        if self.win is not None:
-            self.win.Unlock_all()
-            self.win.Free()
-            self.win = None
+        """Release the segment (collective: MPI_Win_free waits for every rank). The ranks
+        first meet at a bounded barrier: when one is lost, PeerLostError, and the segment
+        stays mapped until this process ends (freeing it would wait forever)."""
+        if self.win is None:
+            return
+        c = self.comm
+        if not c.all_arrive(c.timeout):
+            raise PeerLostError(
+                f"rank {c.rank} of {c.size} ({c.host}): no answer from the other ranks for "
+                f"{c.timeout:g} s while releasing the shared gradient buckets: a rank died or "
+                f"hangs; the segment is freed when this process ends")
+        self.win.Unlock_all()
+        self.win.Free()
+        self.win = None
+        self.slots = self.sums = self.flat = []
+        self.ready = self.done = self.passed = None
 
     def begin(self, loss: float = 0.0) -> None:
         super().begin(loss)

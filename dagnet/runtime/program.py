@@ -117,13 +117,12 @@ class EvalProgram:
                             st["running_var"], eps, dtype)
             fresh.append((np.ascontiguousarray(w, dtype), np.ascontiguousarray(b, dtype)))
         if self.weights and all(a[0].shape == f[0].shape for a, f in zip(self.weights, fresh)):
-            for held, (w, b) in zip(self.weights, fresh):
+            for c, held, (w, b) in zip(self.convs, self.weights, fresh):
                 held[0][...], held[1][...] = w, b
-                if len(held) == 4:  # the direct kernel's packed copies
-                    held[2][...], held[3][...] = direct.packed(w, b, dtype)
+                for dst, src in zip(held[2:], _packed(c, w, b, dtype, len(held) > 4)):
+                    dst[...] = src
         else:
-            self.weights = [[w, b, *direct.packed(w, b, dtype)] if _direct(c, w.shape) else [w, b]
-                            for c, (w, b) in zip(self.convs, fresh)]
+            self.weights = [[w, b, *_packed(c, w, b, dtype)] for c, (w, b) in zip(self.convs, fresh)]
             self.bound = {}
         self.snapshot = [np.array(a, copy=True) for a in self._sources(state)]
 
@@ -231,6 +230,19 @@ def _direct(ins, w_shape) -> bool:
     return geo.wq <= DIRECT_WASTE * geo.wo and _pool_fits(ins.pool)
 
 
+def _packed(ins, w, b, dtype, oc=None) -> tuple:
+    """A conv's weights packed for the direct kernels that may run it: the planes kernel's,
+    then, if oc (None: if ops/direct.py uses_oc says so), direct_oc.h's; none for
+    conv_forward."""
+    if not _direct(ins, w.shape):
+        return ()
+    pair = as_pair(ins.conv["stride"]), as_pads(ins.conv["pad"])[:2]
+    if oc is None:
+        oc = direct.uses_oc(ins.x_shape, w.shape, *pair)
+    oc = direct.oc_packed(w, b, dtype) if oc else ()
+    return (*direct.packed(w, b, dtype), *oc)
+
+
 def _as_step(ins):
     """A conv + pool instruction the direct kernel does not take, as its step (whose fused
     kernel pools without writing the conv's output out: ops/fused.py ConvReLUPool)."""
@@ -256,8 +268,11 @@ def _scratch(ins, batch: int, program) -> int:
         c = ins.conv
         w_shape = program.plan.params[ins.params[0]].shape
         if _direct(ins, w_shape):
-            return direct.planes_size(ins.x_shape, w_shape, as_pair(c["stride"]),
-                                      as_pads(c["pad"])[:2]) * _planes_rows(batch) * item
+            pair = as_pair(c["stride"]), as_pads(c["pad"])[:2]
+            lanes = direct._ext.lanes(direct.ISA, program.dtype == np.float64)
+            oc = direct.oc_geometry(tuple(ins.x_shape), tuple(w_shape), *pair, lanes).size * \
+                max(1, kernels.NUM_THREADS) if direct.uses_oc(ins.x_shape, w_shape, *pair) else 0
+            return max(oc, direct.planes_size(ins.x_shape, w_shape, *pair) * _planes_rows(batch)) * item
         return columns_size(w_shape, (w_shape[0], *_conv_out(ins, w_shape)), c["groups"]) * \
             batch * item
     if ins.kind in ("member", "affine", "gap"):  # a join's tail, a GEMV, a head: no scratch
@@ -277,8 +292,10 @@ def _conv_call(ins, weights, out, scratch, env, batch):
     output pass, or conv_forward (im2col + GEMM) and the epilogue after it."""
     c, name, x, res, relu = ins.conv, ins.name, ins.reads[0], ins.residual, ins.relu
     stride, pads, dilation = as_pair(c["stride"]), as_pads(c["pad"]), as_pair(c["dilation"])
-    if len(weights) == 4:
-        w, _, wp, bp = weights
+    if len(weights) == 6 and batch >= kernels.NUM_THREADS and direct.OC_ENABLED:
+        return _oc_call(ins, weights, out, scratch, env)
+    if len(weights) >= 4:
+        w, _, wp, bp = weights[:4]
         geo = direct.geometry(tuple(ins.x_shape), w.shape, stride, pads[:2],
                               direct._ext.lanes(direct.ISA, out.dtype == np.float64))
         planes = kernels.typed_view(scratch, (_planes_rows(batch), geo.size), out.dtype)
@@ -321,6 +338,24 @@ def _conv_call(ins, weights, out, scratch, env, batch):
             np.maximum(y, 0, out=y)
         if pool is not None:
             maxpool_forward(y, **pool, out=out)
+        env[name] = out
+    return call
+
+
+def _oc_call(ins, weights, out, scratch, env):
+    """A direct conv on direct_oc.h's kernels (batches of at least one sample a thread)."""
+    c, name, x, res, relu = ins.conv, ins.name, ins.reads[0], ins.residual, ins.relu
+    stride, pads, w = as_pair(c["stride"]), as_pads(c["pad"])[:2], weights[0]
+    geo = direct.oc_geometry(tuple(ins.x_shape), w.shape, stride, pads,
+                             direct._ext.lanes(direct.ISA, out.dtype == np.float64))
+    threads = max(1, kernels.NUM_THREADS)
+    rows = kernels.typed_view(scratch, (threads, geo.size), out.dtype)
+    fn = direct._ext.forward_oc
+    args = (rows, geo.off, *weights[4:], out, geo.nb, *stride, *pads, direct.ISA, threads)
+
+    def call():  # a step's view (a split, a transpose) is copied to the C order it reads
+        fn(np.ascontiguousarray(env[x]), *args,
+           np.ascontiguousarray(env[res]) if res else None, relu)
         env[name] = out
     return call
 

@@ -1,0 +1,220 @@
+/* Direct convolution vectorised along output channels (as MLAS's NCHWc kernels): the
+   inference forward of dagnet/_kernels/direct.pyx's forward_oc.
+
+   direct.h vectorises along output positions: each tap's input is a vector load at an offset
+   into the stride's phase planes, on a grid Wq = W + 2*pad wide (its extra columns computed
+   and dropped), with a 32-byte load that straddles two cache lines for most offsets. Here a
+   tap's input value is broadcast and multiplied by a vector of the tap's weights for L
+   consecutive output channels: a tile of R positions along one output row x NB vectors of
+   output channels (R*NB = 12 accumulators or fewer; with NB weight vectors and one broadcast
+   that is at most 16 registers), k running over all C*kh*kw taps. Positions run along the
+   true output row (a narrower tile at its end: no grid waste), a stride is read in place
+   (input column ow*sw + j: no phase planes), the broadcasts never split a cache line and the
+   weights, packed [tile][k][NB*L], stream in order.
+
+   The input of one sample is its padded copy (C, Hp, Wp) (or the sample itself when there
+   is no padding), tap k = (c, i, j) at off[k] = (c*Hp + i)*Wp + j; the tiles write a grid
+   of the sample's output positions x Mp channels (position-major), which oc_out reads out
+   channel by channel into the NCHW output, + skip, relu. Each output is bias + the taps'
+   products in k order: the same sum, in the same order, as direct.h's dc_gemm. */
+#ifndef DAGNET_DIRECT_OC_H
+#define DAGNET_DIRECT_OC_H
+#include "direct.h" /* DC_RELU1, DC_PICK, dc_lanes */
+
+/* grid[r][v*L ..] (rows ldg apart) = bias + sum_k w[k] * x[off[k] + r*sw], for R positions
+   and NB vectors of L channels. */
+#define OC_TILE(NAME, ATTR, T, V, VU, L, R, NB, UNROLL)                                     \
+ATTR static inline void NAME(ptrdiff_t K, const int32_t* __restrict off,                   \
+                             const T* __restrict w, const T* __restrict bias,              \
+                             const T* __restrict x, ptrdiff_t sw, T* __restrict grid,       \
+                             ptrdiff_t ldg) {                                               \
+    V acc[R][NB];                                                                           \
+    for (int v = 0; v < NB; v++) {                                                          \
+        const V b = *(const VU*)(bias + v * L);                                             \
+        for (int r = 0; r < R; r++)                                                         \
+            acc[r][v] = b;                                                                  \
+    }                                                                                       \
+    UNROLL                                                                                  \
+    for (ptrdiff_t k = 0; k < K; k++, w += NB * L) {                                        \
+        const T* __restrict xk = x + off[k];                                                \
+        V wv[NB];                                                                           \
+        for (int v = 0; v < NB; v++)                                                        \
+            wv[v] = *(const VU*)(w + v * L);                                                \
+        for (int r = 0; r < R; r++) {                                                       \
+            const V b = (V){0} + xk[r * sw];                                                \
+            for (int v = 0; v < NB; v++)                                                    \
+                acc[r][v] += b * wv[v];                                                     \
+        }                                                                                   \
+    }                                                                                       \
+    for (int r = 0; r < R; r++)                                                             \
+        for (int v = 0; v < NB; v++)                                                        \
+            *(VU*)(grid + r * ldg + v * L) = acc[r][v];                                     \
+}
+
+/* The tiles of NB vectors: 12 / NB positions, and the row's tail in a narrower tile. */
+#define OC_TILES2(NAME, ATTR, T, V, VU, L)                                                  \
+OC_TILE(NAME##_6, ATTR, T, V, VU, L, 6, 2, DC_UNROLL)                                                  \
+OC_TILE(NAME##_5, ATTR, T, V, VU, L, 5, 2, DC_UNROLL)                                                  \
+OC_TILE(NAME##_4, ATTR, T, V, VU, L, 4, 2, DC_UNROLL)                                                  \
+OC_TILE(NAME##_3, ATTR, T, V, VU, L, 3, 2, DC_UNROLL)                                                  \
+OC_TILE(NAME##_2, ATTR, T, V, VU, L, 2, 2, DC_UNROLL)                                                  \
+OC_TILE(NAME##_1, ATTR, T, V, VU, L, 1, 2, DC_UNROLL)                                                  \
+ATTR static void NAME(ptrdiff_t K, const int32_t* off, const T* w, const T* bias,           \
+                      const T* x, ptrdiff_t sw, ptrdiff_t Wo, T* grid, ptrdiff_t ldg) {     \
+    ptrdiff_t ow = 0;                                                                       \
+    for (; ow + 6 <= Wo; ow += 6)                                                           \
+        NAME##_6(K, off, w, bias, x + ow * sw, sw, grid + ow * ldg, ldg);                   \
+    x += ow * sw;                                                                           \
+    grid += ow * ldg;                                                                       \
+    switch (Wo - ow) {                                                                      \
+    case 5: NAME##_5(K, off, w, bias, x, sw, grid, ldg); break;                             \
+    case 4: NAME##_4(K, off, w, bias, x, sw, grid, ldg); break;                             \
+    case 3: NAME##_3(K, off, w, bias, x, sw, grid, ldg); break;                             \
+    case 2: NAME##_2(K, off, w, bias, x, sw, grid, ldg); break;                             \
+    case 1: NAME##_1(K, off, w, bias, x, sw, grid, ldg); break;                             \
+    }                                                                                       \
+}
+#define OC_TILES4(NAME, ATTR, T, V, VU, L)                                                  \
+OC_TILE(NAME##_3, ATTR, T, V, VU, L, 3, 4, )                                                  \
+OC_TILE(NAME##_2, ATTR, T, V, VU, L, 2, 4, )                                                  \
+OC_TILE(NAME##_1, ATTR, T, V, VU, L, 1, 4, )                                                  \
+ATTR static void NAME(ptrdiff_t K, const int32_t* off, const T* w, const T* bias,           \
+                      const T* x, ptrdiff_t sw, ptrdiff_t Wo, T* grid, ptrdiff_t ldg) {     \
+    ptrdiff_t ow = 0;                                                                       \
+    for (; ow + 3 <= Wo; ow += 3)                                                           \
+        NAME##_3(K, off, w, bias, x + ow * sw, sw, grid + ow * ldg, ldg);                   \
+    if (Wo - ow == 2)                                                                       \
+        NAME##_2(K, off, w, bias, x + ow * sw, sw, grid + ow * ldg, ldg);                   \
+    else if (Wo - ow == 1)                                                                  \
+        NAME##_1(K, off, w, bias, x + ow * sw, sw, grid + ow * ldg, ldg);                   \
+}
+
+/* grid (Ho*Wo positions x Mp channels, position-major) of output rows oh0 <= oh < oh1:
+   every tile of NB*L channels (weights wp: tiles of K x NB*L, bias: Mp values) along each
+   row; xp is the padded sample (rows Wp apart), the output row oh reading its rows from
+   oh*sh. */
+#define OC_ROWS(NAME, ATTR, T)                                                              \
+ATTR static void NAME(int nb, ptrdiff_t K, const int32_t* off, const T* wp, const T* bias,  \
+                      ptrdiff_t Mp, const T* xp, ptrdiff_t Wp, ptrdiff_t sh, ptrdiff_t sw,  \
+                      ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t Wo, T* grid, ptrdiff_t L) {   \
+    const ptrdiff_t nc = nb * L;                                                            \
+    for (ptrdiff_t t = 0; t < Mp / nc; t++)                                                 \
+        for (ptrdiff_t oh = oh0; oh < oh1; oh++) {                                          \
+            const T* w = wp + t * K * nc;                                                   \
+            T* g = grid + oh * Wo * Mp + t * nc;                                            \
+            if (nb == 4)                                                                    \
+                NAME##_nb4(K, off, w, bias + t * nc, xp + oh * sh * Wp, sw, Wo, g, Mp);     \
+            else                                                                            \
+                NAME##_nb2(K, off, w, bias + t * nc, xp + oh * sh * Wp, sw, Wo, g, Mp);     \
+        }                                                                                   \
+}
+
+/* out[m][q] = grid[q][m] (+ res[m][q] if res), then max(., 0) if relu (a bit mask:
+   DC_RELU1 of direct.h, NaN kept), for m < M, q0 <= q < q1 (q = oh*Wo + ow: the sample's
+   positions, in both). The grid is read in blocks of OC_QB positions (OC_QB*Mp values, in L1)
+   channel by channel: a position's channels lie one cache line apart or closer. */
+#define OC_QB 64
+#define OC_OUT(NAME, ATTR, T, IS)                                                           \
+ATTR static void NAME(const T* __restrict grid, ptrdiff_t Mp, ptrdiff_t M, ptrdiff_t Q,     \
+                      ptrdiff_t q0, ptrdiff_t q1, const T* __restrict res, int relu,        \
+                      T* __restrict out) {                                                  \
+    for (ptrdiff_t b = q0; b < q1; b += OC_QB) {                                            \
+        const ptrdiff_t e = b + OC_QB < q1 ? b + OC_QB : q1;                                \
+        for (ptrdiff_t m = 0; m < M; m++)                                                   \
+            for (ptrdiff_t q = b; q < e; q++) {                                             \
+                T v = grid[q * Mp + m];                                                     \
+                if (res)                                                                    \
+                    v = v + res[m * Q + q];                                                 \
+                if (relu)                                                                   \
+                    DC_RELU1(T, IS, v);                                                     \
+                out[m * Q + q] = v;                                                         \
+            }                                                                               \
+    }                                                                                       \
+}
+
+
+#define OC_VARIANT(SUF, OUT, ATTR, T, V, VU, L, IS)                                              \
+OC_TILES2(oc_rows_##SUF##_nb2, ATTR, T, V, VU, L)                                           \
+OC_TILES4(oc_rows_##SUF##_nb4, ATTR, T, V, VU, L)                                           \
+OC_ROWS(oc_rows_##SUF, ATTR, T)                                                             \
+OC_OUT(OUT, ATTR, T, IS)
+
+OC_VARIANT(f_portable, oc_out_f_portable, , float, dn_f4, dn_f4_u, 4, uint32_t)
+OC_VARIANT(d_portable, oc_out_d_portable, , double, dn_d2, dn_d2_u, 2, uint64_t)
+#if DN_X86
+OC_VARIANT(f_avx2, oc_out_f_avx2_tail, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8, uint32_t)
+OC_VARIANT(d_avx2, oc_out_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, uint64_t)
+#endif
+
+#if DN_X86
+#include <immintrin.h>
+/* OC_OUT for float on AVX2 (Mp a multiple of 8): per 8 channels, blocks of OC_QB positions
+   transposed 8 x 8 in registers (the unpack / shuffle / lane-permute steps) into tmp (in L1),
+   then each channel's run of the block + skip, relu, stored: the skip and the output then
+   stream one channel at a time (writing all 8 channels' rows at once, 16 streams with the
+   skip's, ran at half dc_rows's speed); the last (q1 - q0) % 8 positions as OC_OUT. */
+DN_TARGET_AVX2 static void oc_out_f_avx2(const float* __restrict grid, ptrdiff_t Mp,
+                                         ptrdiff_t M, ptrdiff_t Q, ptrdiff_t q0, ptrdiff_t q1,
+                                         const float* __restrict res, int relu,
+                                         float* __restrict out) {
+    float tmp[8][OC_QB] __attribute__((aligned(32)));
+    const __m256 zero = _mm256_setzero_ps();
+    const ptrdiff_t qe = q0 + (q1 - q0) / 8 * 8;
+    for (ptrdiff_t m0 = 0; m0 < M; m0 += 8) {
+        const int n = M - m0 < 8 ? (int)(M - m0) : 8;
+        for (ptrdiff_t b = q0; b < qe; b += OC_QB) {
+            const ptrdiff_t e = b + OC_QB < qe ? b + OC_QB : qe;
+            for (ptrdiff_t q = b; q < e; q += 8) {
+                const float* g = grid + q * Mp + m0;
+                __m256 r[8], t[8];
+                for (int i = 0; i < 8; i++)
+                    r[i] = _mm256_loadu_ps(g + i * Mp);
+                for (int i = 0; i < 8; i += 2) {
+                    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+                    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+                }
+                for (int i = 0; i < 8; i += 4) {
+                    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+                    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+                    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+                    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+                }
+                for (int i = 0; i < 4; i++) {
+                    _mm256_store_ps(tmp[i] + (q - b), _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+                    _mm256_store_ps(tmp[i + 4] + (q - b),
+                                    _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+                }
+            }
+            for (int j = 0; j < n; j++) {
+                float* o = out + (m0 + j) * Q;
+                const float* rr = res ? res + (m0 + j) * Q : NULL;
+                for (ptrdiff_t q = b; q < e; q += 8) {
+                    __m256 v = _mm256_load_ps(tmp[j] + (q - b));
+                    if (rr)
+                        v = _mm256_add_ps(v, _mm256_loadu_ps(rr + q));
+                    if (relu) /* a NaN compares false: kept, as DC_RELU1 */
+                        v = _mm256_andnot_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ), v);
+                    _mm256_storeu_ps(o + q, v);
+                }
+            }
+        }
+    }
+    oc_out_f_avx2_tail(grid, Mp, M, Q, qe, q1, res, relu, out);
+}
+#endif
+
+#define OC_DISPATCH(T, SUF)                                                                 \
+static void oc_rows_##SUF(int isa, int nb, ptrdiff_t K, const int32_t* off, const T* wp,    \
+                          const T* bias, ptrdiff_t Mp, const T* xp, ptrdiff_t Wp,           \
+                          ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t oh0, ptrdiff_t oh1,         \
+                          ptrdiff_t Wo, T* grid) {                                          \
+    const ptrdiff_t L = dc_lanes(isa, sizeof(T) == 8);                                      \
+    DC_PICK(oc_rows_##SUF, (nb, K, off, wp, bias, Mp, xp, Wp, sh, sw, oh0, oh1, Wo, grid, L)) \
+}                                                                                           \
+static void oc_out_##SUF(int isa, const T* grid, ptrdiff_t Mp, ptrdiff_t M, ptrdiff_t Q,    \
+                         ptrdiff_t q0, ptrdiff_t q1, const T* res, int relu, T* out) {      \
+    DC_PICK(oc_out_##SUF, (grid, Mp, M, Q, q0, q1, res, relu, out))                         \
+}
+OC_DISPATCH(float, f)
+OC_DISPATCH(double, d)
+#endif

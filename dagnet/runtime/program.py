@@ -32,6 +32,7 @@ from dagnet.ops.base import as_pair
 from dagnet.ops.conv import columns_size, conv_forward, conv_geometry
 from dagnet.ops.pool import maxpool_forward
 from dagnet.ops.window import as_pads, is_symmetric
+from dagnet.runtime.calls import affine_call, gap_call, op_call
 from dagnet.runtime.lower import fold, instructions
 
 #: False runs eval plans step by step on the executor (for A/B measurements and debugging)
@@ -45,12 +46,8 @@ SPLIT_FILTERS: bool = True
 BIND_SPLIT: bool = True
 
 try:
-    from dagnet._kernels.infer import gap_concat, same_bytes, same_sources
+    from dagnet._kernels.infer import same_bytes, same_sources
 except ImportError:  # a build without the kernels: numpy
-    def gap_concat(srcs, pooled, out):
-        np.concatenate([a.mean(axis=(2, 3)) if p else a for a, p in zip(srcs, pooled)], axis=1,
-                       out=out)
-
     def same_bytes(now, then):
         return len(now) == len(then) and all(
             a.shape == b.shape and np.array_equal(a, b, equal_nan=True) for a, b in zip(now, then))
@@ -166,11 +163,12 @@ class EvalProgram:
                 w = self.weights[self.convs.index(ins)]
                 calls.append(_conv_call(ins, w, arrays[ins.name], scratch, self.env, batch))
             elif ins.kind == "affine":
-                calls.append(_affine_call(ins, arrays[ins.name], self))
+                calls.append(affine_call(ins, arrays[ins.name], self,
+                                         SMALL_AFFINE if SPLIT_FILTERS else 0))
             elif ins.kind == "gap":
-                calls.append(_gap_call(ins, arrays[ins.name], self.env))
+                calls.append(gap_call(ins, arrays[ins.name], self.env))
             else:
-                calls.append(_op_call(ins, arrays[ins.name], scratch, self))
+                calls.append(op_call(ins, arrays[ins.name], scratch, self))
         if len(self.bound) >= 2:
             self.bound.pop(next(iter(self.bound)))
         self.bound[batch] = calls
@@ -364,61 +362,3 @@ def _conv_out(ins, w_shape) -> tuple:
     """(Ho, Wo) of a conv instruction's conv (before its pool)."""
     c = ins.conv
     return conv_geometry((1, *ins.x_shape), w_shape, c["stride"], c["pad"], c["dilation"])[3]
-
-
-def _affine_call(ins, out, program):
-    """The call of an affine instruction: x (flattened per example) @ w + b, max(., 0) if
-    relu, into out (affine_small below SMALL_AFFINE samples, else numpy's matmul); the params are looked up on each call (the user may replace them), and
-    the op's forward runs instead (its errors) if one no longer has the plan's dtype or shape."""
-    x, name, relu, env, params = ins.reads[0], ins.name, ins.relu, program.env, program.plan.params
-    wn, bn = ins.params
-    dtype, w_shape, b_shape = program.dtype, params[wn].shape, params[bn].shape
-    y = out.reshape(len(out), -1)
-    matmul, add, maximum = np.matmul, np.add, np.maximum
-    checked = _op_call(ins, out, None, program)
-    # a small batch: blocks of columns split among the caller and the helpers (affine.h)
-    small = direct._ext.affine_small if direct._ext is not None and SPLIT_FILTERS and \
-        len(out) < SMALL_AFFINE else None
-    threads = max(1, kernels.NUM_THREADS)
-
-    def call():
-        w, b, a = params[wn], params[bn], env[x]
-        if w.dtype != dtype or b.dtype != dtype or w.shape != w_shape or b.shape != b_shape or \
-                a.dtype != dtype:
-            return checked()
-        a = a.reshape(len(a), -1)
-        if small is not None and w.flags.c_contiguous and a.flags.c_contiguous and \
-                b.flags.c_contiguous:
-            small(a, w, b, y, relu, threads)
-            env[name] = out
-            return
-        matmul(a, w, out=y)
-        add(y, b, out=y)
-        if relu:
-            maximum(y, 0, out=y)
-        env[name] = out
-    return call
-
-
-def _gap_call(ins, out, env):
-    """The call of a gap instruction: its parts' means (or vectors) side by side into out."""
-    srcs, pooled, name, y = ins.reads, ins.pooled, ins.name, out.reshape(len(out), -1)
-
-    def call():
-        gap_concat([env[v] for v in srcs], pooled, y)
-        env[name] = out
-    return call
-
-
-def _op_call(ins, out, scratch, program):
-    """The call of a step or member: its op's forward, with the arena's array as out= where
-    the op takes one, and the scratch as workspace= where the step has planned one."""
-    op, attrs, names, name, env = ins.op, ins.attrs, ins.ins, ins.name, program.env
-    o = out if op.supports_out else None
-    kw = {"workspace": scratch} if ins.kind == "step" and ins.step.workspace_buffer >= 0 else {}
-    key = ins.step.state_key if ins.kind == "step" else None
-
-    def call():
-        env[name] = op.forward([env[n] for n in names], attrs, mode="eval",
-                               state=program.state.get(key), rng=program.rng, out=o, **kw)[0]
-    return call

@@ -10,7 +10,7 @@ from dagnet import kernels
 from dagnet import reference as ref
 from dagnet.models import lenet, lenet_bn, resnet_small
 from dagnet.ops import direct
-from dagnet.runtime import program
+from dagnet.runtime import calls, program
 from dagnet.runtime.lower import fold
 from tests.compiler import nets
 
@@ -413,18 +413,18 @@ def test_gap_concat_matches_the_loop_reference(dtype, tol):
     srcs[0][2, 1, 3, 3] = np.nan
     pooled = (True, False, True)
     out = np.full((3, 9), 7.0, dtype)
-    program.gap_concat(srcs, pooled, out)
+    calls.gap_concat(srcs, pooled, out)
     want = _reference_gap_concat(srcs, pooled)
     np.testing.assert_array_equal(np.isnan(out), np.isnan(want))
     ok = ~np.isnan(want)
     assert np.abs(out[ok] - want[ok]).max() <= tol
     assert np.signbit(out[1, 4]) and out[1, 4] == 0
     with pytest.raises(ValueError, match="columns"):
-        program.gap_concat(srcs, pooled, np.empty((3, 10), dtype))
+        calls.gap_concat(srcs, pooled, np.empty((3, 10), dtype))
     with pytest.raises(ValueError, match="source 1"):
-        program.gap_concat(srcs, (True, True, True), out)
+        calls.gap_concat(srcs, (True, True, True), out)
     with pytest.raises(ValueError, match="source 0"):
-        program.gap_concat([srcs[0].astype(np.float16), *srcs[1:]], pooled, out)
+        calls.gap_concat([srcs[0].astype(np.float16), *srcs[1:]], pooled, out)
 
 
 def test_a_wanted_pool_is_kept_and_copied_into_the_concat():

@@ -7,6 +7,7 @@ eval plan, onnxruntime (CPU provider, 2 intra-op threads, all graph optimisation
 dagnet's ONNX export, and PyTorch eager, with the same weights and batchnorm statistics.
 
 - every contender in a process of its own, with its own thread defaults: its images/s there
+  (each timed sample SAMPLE_IMAGES images at least: 64 calls at batch 1)
   (the headline ratios, as bench_train's against torch) and its peak memory (the rise of the
   resident set's high-water mark over what the imports left);
 - dagnet against onnxruntime also alternating in this process, medians, and dagnet's plan run
@@ -53,6 +54,21 @@ CONTENDERS = ("dagnet", "onnxruntime", "torch")
 #: float32 scores of different summation orders differ by ~1e-6 of their scale (ResNet-50's
 #: random-weight logits by ~1e-3 absolute); a wrong kernel is off by O(1) of it
 TOLERANCE = 1e-3
+
+
+#: images per timed sample at least: a batch-1 call takes 0.1-0.7 ms, in which one preemption
+#: or timer tick is a large share; a sample of 64 calls is a few to tens of milliseconds
+SAMPLE_IMAGES = 64
+
+
+def calls_per_sample(batch: int) -> int:
+    """Calls timed together as one sample (each sample's time is divided by them)."""
+    return max(1, SAMPLE_IMAGES // batch)
+
+
+def _calls(run, x, k: int) -> None:
+    for _ in range(k):
+        run(x)
 
 
 def scaled_diff(a, b) -> float:
@@ -169,7 +185,9 @@ def _child(contender: str, model: str, batches, repeats: int) -> None:
         for b in batches:
             x = inputs(shape, b)
             got[b] = run(x)
-            out["img_s"][str(b)] = b / median_times({contender: lambda: run(x)}, repeats)[contender]
+            k = calls_per_sample(b)
+            out["img_s"][str(b)] = b * k / median_times({contender: lambda: _calls(run, x, k)},
+                                                        repeats)[contender]
     out["peak_rss_bytes"] = _rss("VmHWM:") - base
     if contender == "dagnet":  # the batch-1 filter split's loops: with its helpers, or alone
         out["split_loops"] = _split_counts()  # (mostly alone: a loaded machine, see helpers.h)
@@ -188,7 +206,8 @@ def own_process(contender: str, model: str, batches, repeats: int) -> dict:
     """_child's figures from a fresh process ({"error": ...} if it failed); torch is imported first there
     and gets the environment without what dagnet set (its own thread defaults)."""
     return child_json(__file__, ["--child", contender, model, "--batches", *batches,
-                                 "--repeats", repeats], contender == "torch", 1800)
+                                 "--repeats", repeats, "--sample-images", SAMPLE_IMAGES],
+                      contender == "torch", 1800)
 
 
 def import_and_compile_s(graph, scores, params, state, folder, rounds: int = 3) -> dict:
@@ -224,8 +243,9 @@ def bench_model(model: str, batches, repeats: int, ort_ok: bool, torch_ok: bool)
         for b in batches:
             x = inputs(shape, b)
             outs = {k: r(x) for k, r in runners.items()}
-            t = median_times({k: (lambda r=r: r(x)) for k, r in runners.items()}, repeats)
-            row = {k + "_img_s": b / v for k, v in t.items()}
+            k = calls_per_sample(b)
+            t = median_times({c: (lambda r=r: _calls(r, x, k)) for c, r in runners.items()}, repeats)
+            row = {c + "_img_s": b * k / v for c, v in t.items()}
             row["program_speedup_same_process"] = ratio(row["dagnet_img_s"], row["dagnet_steps_img_s"])
             if ort_ok:
                 row["ort_max_scaled_diff"] = scaled_diff(outs["onnxruntime"], outs["dagnet"])
@@ -252,7 +272,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=21, help="alternating rounds per batch size")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--batches", type=int, nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--sample-images", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    global SAMPLE_IMAGES
+    if args.sample_images or args.quick:  # a child runs as its parent; --quick, one call
+        SAMPLE_IMAGES = args.sample_images or 1
     if args.child:
         return _child(*args.child, args.batches, args.repeats)
     ort_ok, torch_ok = have_ort(), have_torch()

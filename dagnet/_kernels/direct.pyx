@@ -208,6 +208,7 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
                           out.shape[2], out.shape[3], &out[n, 0, 0, 0])
 
 
+include "affine_split.pxi"
 include "direct_split.pxi"
 include "direct_oc.pxi"
 

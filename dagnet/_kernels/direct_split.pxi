@@ -55,3 +55,93 @@ def helper_counts():
     items the helpers ran."""
     return {"with_helpers": dn_count[0], "alone": dn_count[1], "long_waits": dn_count[2],
             "helper_items": dn_count[3]}
+
+
+cdef class SplitConv:
+    """forward's split path (parts > 1: a batch smaller than the threads) bound once to its
+    buffers, for an inference program's conv called again and again with new inputs.
+
+        conv = SplitConv(x_shape, planes, slot, off, wp, bias, grid, out, sh, sw, ph, pw, Hq,
+                         Wq, Qr, isa, num_threads, has_residual, relu, pool, parts)
+        conv(x, residual)   # as forward(x, ..., residual, relu, pool, parts) into out
+
+    Why: forward takes its 20 arguments as typed memoryviews and checks their geometry on
+    every call, ~2 us, a few percent of a batch-1 conv. The constructor runs forward once on
+    zeros (its checks, unchanged) and keeps the pointers; a call checks only x and residual
+    (C-contiguous arrays of out's dtype and shape, through numpy's C API)."""
+    cdef object keep  # the bound arrays, alive while the pointers are used
+    cdef _Split split
+    cdef Py_ssize_t N, C, H, W, sh, sw, ph, pw, Hq, Wq, nph, S, jobs
+    cdef tuple x_shape, res_shape
+    cdef const int32_t* slot
+    cdef char* planes
+    cdef int threads, num
+    cdef bint has_res
+
+    def __init__(self, tuple x_shape, planes, slot, off, wp, bias, grid, out, int sh, int sw,
+                 int ph, int pw, int Hq, int Wq, int Qr, int isa, int num_threads,
+                 bint has_residual, bint relu, pool, int parts):
+        cdef cnp.ndarray o = out
+        if parts < 2:
+            raise ValueError("SplitConv: parts must be at least 2 (forward runs parts=1)")
+        x0 = np.zeros(x_shape, out.dtype)
+        res0 = None
+        forward(x0, planes, slot, off, wp, bias, grid, out, sh, sw, ph, pw, Hq, Wq, Qr, isa,
+                num_threads, None, relu, pool, parts)  # its checks (out's shape holds Ho, Wo)
+        self.N, self.C, self.H, self.W = x_shape
+        M = out.shape[1]
+        Ho, Wo = (pool[0], pool[1]) if pool is not None else (out.shape[2], out.shape[3])
+        if has_residual:  # forward checks the residual's shape in the call
+            res0 = np.zeros((self.N, M, Ho, Wo), out.dtype)
+            forward(x0, planes, slot, off, wp, bias, grid, out, sh, sw, ph, pw, Hq, Wq, Qr,
+                    isa, num_threads, res0, relu, pool, parts)
+        out[...] = 0
+        self.keep = (planes, slot, off, wp, bias, grid, out)
+        self.x_shape, self.res_shape = tuple(x_shape), (self.N, M, Ho, Wo)
+        self.sh, self.sw, self.ph, self.pw, self.Hq, self.Wq = sh, sw, ph, pw, Hq, Wq
+        self.slot = <const int32_t*>cnp.PyArray_DATA(<cnp.ndarray>slot)
+        self.nph = int((slot >= 0).sum())
+        self.planes = <char*>cnp.PyArray_DATA(<cnp.ndarray>planes)
+        self.S = planes.shape[1]
+        self.num, self.has_res = cnp.PyArray_TYPE(o), has_residual
+        tiles = (M + DC_FR - 1) // DC_FR
+        self.jobs = self.N * tiles
+        self.threads = num_threads if num_threads <= self.jobs else self.jobs
+        pkh, pkw, psh, psw = (pool[2], pool[3], pool[4], pool[5]) if pool is not None else (0, 0, 1, 1)
+        self.split = _Split(<const void*>self.planes, <const int32_t*>cnp.PyArray_DATA(<cnp.ndarray>off),
+                            <const void*>cnp.PyArray_DATA(<cnp.ndarray>wp),
+                            <const void*>cnp.PyArray_DATA(<cnp.ndarray>bias),
+                            <void*>cnp.PyArray_DATA(<cnp.ndarray>grid), <void*>cnp.PyArray_DATA(o),
+                            NULL, self.S, grid.shape[1], M * out.shape[2] * out.shape[3],
+                            M * Ho * Wo, M, off.shape[0], Qr, Wq, Ho, Wo, out.shape[2],
+                            out.shape[3], tiles, isa, relu, pkh, pkw, psh, psw,
+                            not has_residual and not relu and pool is None,
+                            self.num == cnp.NPY_FLOAT64)
+
+    def __call__(self, x, residual=None):
+        """out = the conv of x (N, C, H, W) (+ residual, relu, pool as bound)."""
+        cdef Py_ssize_t n, xn = self.C * self.H * self.W
+        cdef const char* xp
+        if not _c_floats(x, 4, self.num) or x.shape != self.x_shape:
+            raise ValueError(f"SplitConv: x must be a C-contiguous {self.x_shape} array of the "
+                             f"bound dtype")
+        if self.has_res:
+            if not _c_floats(residual, 4, self.num) or residual.shape != self.res_shape:
+                raise ValueError(f"SplitConv: residual must be a C-contiguous {self.res_shape} "
+                                 f"array of the bound dtype")
+            self.split.res = cnp.PyArray_DATA(<cnp.ndarray>residual)
+        elif residual is not None:
+            raise ValueError("SplitConv: bound without a residual")
+        xp = <const char*>cnp.PyArray_DATA(<cnp.ndarray>x)
+        with nogil:
+            for n in range(self.N):
+                if self.num == cnp.NPY_FLOAT64:
+                    _planes_one(<const double*>xp + n * xn, self.C, self.H, self.W, self.sh,
+                                self.sw, self.ph, self.pw, self.Hq, self.Wq, self.slot, self.nph,
+                                <double*>self.planes + n * self.S, self.S)
+                else:
+                    _planes_one(<const float*>xp + n * xn, self.C, self.H, self.W, self.sh,
+                                self.sw, self.ph, self.pw, self.Hq, self.Wq, self.slot, self.nph,
+                                <float*>self.planes + n * self.S, self.S)
+            dn_par_for(_split_task, &self.split, self.jobs, self.threads)
+        self.split.res = NULL

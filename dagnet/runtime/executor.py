@@ -72,14 +72,15 @@ class Executor:
         self.state = plan.state if self.given_state is None else self.given_state
         self.rng = plan.rng if self.given_rng is None else self.given_rng
         self.caches = caches = {}  # a failed run leaves none for backward to misuse
-        values = dict(plan.params)
-        values.update(plan.constants)
-        values.update(check_feeds(plan, feeds))
+        fed = check_feeds(plan, feeds)
         if self._takes_program(mode):
-            batch = batch_size(plan, values)
+            batch = batch_size(plan, fed)
             if batch:
                 self.fed_batch = batch
-                return self._run_program(values, wanted, batch)
+                return self._run_program(fed, wanted, batch)
+        values = dict(plan.params)
+        values.update(plan.constants)
+        values.update(fed)
         keep = set(plan.output_values)
         keep.update(wanted)
         self.fed_batch = batch = batch_size(plan, values)  # for backward to check seed shapes
@@ -137,17 +138,29 @@ class Executor:
         return (_program.ENABLED and mode == "eval" == plan.mode and not self.fresh
                 and plan.use_planned_buffers and type(self).step_forward is Executor.step_forward)
 
-    def _run_program(self, values: dict, wanted: tuple, batch: int) -> dict:
-        """{wanted value: array} computed by the program of `wanted` (built on first use)."""
+    def _run_program(self, fed: dict, wanted: tuple, batch: int) -> dict:
+        """{wanted value: array} computed by the program of `wanted` (built on first use) from
+        the checked feeds; of the params and constants it gets only those its steps read (a
+        copy of the params dict each call cost as much as a small step)."""
+        plan = self.plan
         prog = self.programs.get(wanted)
         if prog is None:
-            prog = self.programs[wanted] = _program.EvalProgram(self.plan, wanted)
+            prog = self.programs[wanted] = _program.EvalProgram(plan, wanted)
+        values = {}
         for v, ins in prog.needs.items():
-            if v not in values:
-                raise _missing(self.plan, ins.step, values)
-        for name, spec in self.plan.input_specs.items():  # the kernels read C order
-            if name in values:
-                values[name] = np.ascontiguousarray(values[name])
+            a = fed.get(v)
+            if a is None:
+                a = plan.params.get(v)
+                if a is None:
+                    a = plan.constants.get(v)
+                    if a is None and ins is None:
+                        raise FeedError(f"'{v}' was asked for, an input that was not fed; the "
+                                        f"plan's inputs are {sorted(plan.input_specs)}")
+                    if a is None:
+                        raise _missing(plan, ins.step, {**plan.params, **plan.constants, **fed})
+            else:  # the kernels read C order
+                a = np.ascontiguousarray(a)
+            values[v] = a
         try:
             return prog.run(values, self.state, self.rng, batch)
         except DagnetError as e:

@@ -11,6 +11,17 @@ def _shape_text(want: tuple, batched: bool) -> str:
     return f"({', '.join(dims)}{',' if len(dims) == 1 else ''})"
 
 
+_KINDS: dict = {}
+
+
+def _kind(dtype) -> str:
+    """The kind letter of an input's dtype (np.dtype parses its name in a microsecond: once)."""
+    kind = _KINDS.get(dtype)
+    if kind is None:
+        kind = _KINDS[dtype] = np.dtype(dtype).kind
+    return kind
+
+
 def check_feeds(plan, feeds: dict) -> dict:
     """Feeds as arrays of the plan's dtype (float inputs) or int64 (integer inputs): a batch
     (N, *shape) for a batched input, exactly its shape for an unbatched one.
@@ -33,7 +44,7 @@ def check_feeds(plan, feeds: dict) -> dict:
             kind = "" if batched else " (an unbatched input: no batch axis)"
             raise FeedError(f"feed '{name}': expected shape {_shape_text(want, batched)}{kind}, "
                             f"got {a.shape}")
-        kind = np.dtype(spec["dtype"]).kind
+        kind = _kind(spec["dtype"])
         if kind == "f":
             if a.dtype.kind != "f":
                 raise FeedError(f"feed '{name}': expected floats ({plan.dtype}), got {a.dtype}; "
@@ -51,8 +62,8 @@ def check_feeds(plan, feeds: dict) -> dict:
             raise FeedError(f"feeds disagree on the batch size: '{name}' has {a.shape[0]}, "
                             f"others {batch}")
         batch = a.shape[0]
-    unknown = set(feeds) - set(plan.input_specs)
-    if unknown:
+    if len(out) != len(feeds):  # a feed that is no input
+        unknown = set(feeds) - set(plan.input_specs)
         raise FeedError(f"unknown feed(s) {sorted(unknown)}; the plan's inputs are "
                         f"{sorted(plan.input_specs)}")
     return out

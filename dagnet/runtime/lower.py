@@ -13,7 +13,9 @@ makes the skip (ResNet's projection shortcut, the chain's anchor) runs first as 
 instruction of its own. A fully connected layer whose weights are params (affine, alone or
 with relu) becomes an "affine" instruction: its matrix product, bias and relu without the op's
 per-call checks (the plan checked the shapes once; the program checks the params' dtype and
-shape). Every other step is run as the executor runs it ("step"), and the members after a
+shape). A global_avg_pool of a conv's value, and a concat of such pools (a ResNet's head),
+becomes a "gap" instruction: the means written side by side into the concat's value. Every
+other step is run as the executor runs it ("step"), and the members after a
 join as their ops' forward ("member").
 """
 from __future__ import annotations
@@ -35,7 +37,7 @@ CONV_STEPS = ("conv2d", "conv2d+relu", "conv2d+batchnorm", "conv2d+batchnorm+rel
 
 @dataclass
 class Instr:
-    """One call of the program: kind "conv", "affine", "step" or "member"; it writes value `name`
+    """One call of the program: kind "conv", "affine", "gap", "step" or "member"; it writes value `name`
     (per-example `shape` if batched) and reads the values `reads` (data, not folded params)."""
 
     kind: str
@@ -52,6 +54,7 @@ class Instr:
     residual: str | None = None
     relu: bool = False
     pool: dict | None = None  # max_pool2d's attrs read, for a pool after relu
+    pooled: tuple = ()  # gap: per value read, whether it is averaged over H, W (else copied)
     x_shape: tuple = ()
     # member: the op and its attrs; every input (data and params) in `ins`
     op: object = field(default=None, repr=False)
@@ -62,7 +65,8 @@ class Instr:
     def aliases(self) -> bool:
         """Whether its value may be a view of (or be) an input: a step or member whose op says
         so, or takes no out= (it may hand back an input as it is)."""
-        return self.kind not in ("conv", "affine") and (self.op.may_alias or not self.op.supports_out)
+        return self.kind not in ("conv", "affine", "gap") and \
+            (self.op.may_alias or not self.op.supports_out)
 
 
 def fold(w, b, gamma, beta, mean, var, eps, dtype):
@@ -171,7 +175,51 @@ def instructions(plan, steps, keep) -> list[Instr]:
             continue
         out.append(Instr("step", step.name, tuple(step.inputs), step.shape, step,
                          batched=step.batched, op=step.op, attrs=step.attrs, ins=tuple(step.inputs)))
-    return out + list(deferred.values())
+    return _heads(out + list(deferred.values()), keep)
+
+
+def _heads(code: list, keep) -> list:
+    """code with each global_avg_pool of a conv instruction's value as a "gap" instruction,
+    and each concat of per-example vectors (axis 1) whose inputs are such pools (read by the
+    concat alone) or vectors made by affine and gap instructions as one "gap" instruction of
+    all the parts: a ResNet's head in one call, no pooled value written before it is copied."""
+    made = {i.name: i for i in code}
+    readers: dict = {}
+    for i in code:
+        for v in set(i.reads):
+            readers[v] = readers.get(v, 0) + 1
+    out = []
+    for ins in code:
+        if ins.kind in ("step", "member") and ins.op.name == "global_avg_pool" and ins.batched \
+                and len(ins.reads) == 1 and getattr(made.get(ins.reads[0]), "kind", "") == "conv":
+            ins = made[ins.name] = Instr("gap", ins.name, ins.reads, ins.shape, ins.step, pooled=(True,))
+        elif ins.kind == "step" and ins.op.name == "concat" and ins.batched and len(ins.shape) == 1 \
+                and ins.op.read_attrs(ins.attrs)["axis"] in (1, -1):
+            parts = _vectors(ins, made, readers, keep)
+            if parts is not None:
+                drop = {id(made[v]) for v in ins.reads if made[v].kind == "gap" and
+                        readers[v] == 1 and v not in keep}
+                out = [i for i in out if id(i) not in drop]
+                ins = made[ins.name] = Instr("gap", ins.name, tuple(v for v, _ in parts), ins.shape,
+                                             ins.step, pooled=tuple(p for _, p in parts))
+        out.append(ins)
+    return out
+
+
+def _vectors(concat, made, readers, keep) -> list | None:
+    """[(value, pooled)] the parts of a concat instruction in a "gap" instruction: a gap read
+    by it alone gives its own parts, another affine or gap instruction's vector is copied;
+    None if an input is neither."""
+    parts = []
+    for v in concat.reads:
+        p = made.get(v)
+        if p is None or p.kind not in ("gap", "affine") or not p.batched or len(p.shape) != 1:
+            return None
+        if p.kind == "gap" and readers[v] == 1 and v not in keep:
+            parts += zip(p.reads, p.pooled)
+        else:
+            parts.append((v, False))
+    return parts
 
 
 def _lower_join(step, conv: Instr, join, shapes) -> list[Instr]:

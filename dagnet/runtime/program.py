@@ -32,20 +32,32 @@ from dagnet.ops.base import as_pair
 from dagnet.ops.conv import columns_size, conv_forward, conv_geometry
 from dagnet.ops.pool import maxpool_forward
 from dagnet.ops.window import as_pads, is_symmetric
+from dagnet.runtime.calls import affine_call, gap_call, op_call
 from dagnet.runtime.lower import fold, instructions
 
 #: False runs eval plans step by step on the executor (for A/B measurements and debugging)
 ENABLED: bool = True
-#: a batch smaller than the thread count splits each sample's filters among the caller and
-#: spinning helper threads (direct.pyx, helpers.h), which stand down on a loaded machine
+#: a batch smaller than the thread count splits each sample's filters (and a small batch's
+#: fully connected layers their columns) among the caller and spinning helper threads
+#: (direct.pyx, helpers.h), which stand down on a loaded machine
 SPLIT_FILTERS: bool = True
+#: such a split conv is bound to its buffers once (direct_split.pxi SplitConv), not passed
+#: them as forward's 20 typed arguments on every call (~2 us); False for A/B measurements
+BIND_SPLIT: bool = True
 
 try:
-    from dagnet._kernels.infer import same_bytes
-except ImportError:  # a build without the kernels: compare with numpy
+    from dagnet._kernels.infer import same_bytes, same_sources
+except ImportError:  # a build without the kernels: numpy
     def same_bytes(now, then):
         return len(now) == len(then) and all(
             a.shape == b.shape and np.array_equal(a, b, equal_nan=True) for a, b in zip(now, then))
+
+    def same_sources(params, state, keys, then):
+        try:
+            now = [params[k] if f is None else state[k][f] for k, f in keys]
+        except (KeyError, TypeError):
+            return False
+        return same_bytes(now, then)
 
 
 class EvalProgram:
@@ -63,9 +75,12 @@ class EvalProgram:
         #: params, constants), with the first instruction that reads it
         self.needs = {}
         for i in self.code:
-            for v in i.ins if i.kind != "conv" else i.reads:
+            for v in i.reads if i.kind in ("conv", "gap") else i.ins:
                 if v not in made:
                     self.needs.setdefault(v, i)
+        for v in self.wanted:  # a wanted feed, param or constant: passed through (None: no step)
+            if v not in made:
+                self.needs.setdefault(v, None)
         #: (param name, None) or (state key, statistic) of each array the weights come from
         self.source_keys = [(p, None) for c in self.convs for p in c.params]
         for c in self.convs:
@@ -148,9 +163,12 @@ class EvalProgram:
                 w = self.weights[self.convs.index(ins)]
                 calls.append(_conv_call(ins, w, arrays[ins.name], scratch, self.env, batch))
             elif ins.kind == "affine":
-                calls.append(_affine_call(ins, arrays[ins.name], self))
+                calls.append(affine_call(ins, arrays[ins.name], self,
+                                         SMALL_AFFINE if SPLIT_FILTERS else 0))
+            elif ins.kind == "gap":
+                calls.append(gap_call(ins, arrays[ins.name], self.env))
             else:
-                calls.append(_op_call(ins, arrays[ins.name], scratch, self))
+                calls.append(op_call(ins, arrays[ins.name], scratch, self))
         if len(self.bound) >= 2:
             self.bound.pop(next(iter(self.bound)))
         self.bound[batch] = calls
@@ -159,7 +177,8 @@ class EvalProgram:
     # -- running ---------------------------------------------------------------------------
     def run(self, values: dict, state: dict, rng, batch: int) -> dict:
         """{wanted value: a fresh array}; values: the checked feeds (and params/constants)."""
-        if not self.weights or not same_bytes(self._sources(state), self.snapshot):
+        if not self.weights or not same_sources(self.plan.params, state, self.source_keys,
+                                                self.snapshot):
             self._fold(state)
         self.state, self.rng = state, rng
         env = self.env
@@ -190,6 +209,12 @@ def _take(free: list, size: int) -> np.ndarray:
 #: it runs convs whose grid is at most this much wider (no input gradient to weigh as
 #: ops/direct.py's training rule does), 1x1 convs too (no im2col copy, no BLAS call)
 DIRECT_WASTE = 1.5
+
+
+#: batches below this run an affine instruction on direct.pyx's affine_small (its columns
+#: split among the threads; a batch-1 GEMV streams its weights at the rate of the cores that
+#: read them), larger ones on numpy's matmul (BLAS reuses each weight for several samples)
+SMALL_AFFINE = 4
 
 
 def _direct(ins, w_shape) -> bool:
@@ -248,7 +273,7 @@ def _scratch(ins, batch: int, program) -> int:
             return max(oc, direct.planes_size(ins.x_shape, w_shape, *pair) * _planes_rows(batch)) * item
         return columns_size(w_shape, (w_shape[0], *_conv_out(ins, w_shape)), c["groups"]) * \
             batch * item
-    if ins.kind in ("member", "affine"):  # a join's tail (global_avg_pool), a GEMV: no scratch
+    if ins.kind in ("member", "affine", "gap"):  # a join's tail, a GEMV, a head: no scratch
         return 0
     wb = ins.step.workspace_buffer
     return program.plan.buffer_bytes.get(wb, 0) * batch if wb >= 0 else 0
@@ -284,6 +309,13 @@ def _conv_call(ins, weights, out, scratch, env, batch):
         fn = direct._ext.forward
         args = (planes, geo.slot, geo.off, wp, bp, grid, out, *stride, *pads[:2], geo.hq, geo.wq,
                 geo.qr, direct.ISA, threads)
+        if parts > 1 and BIND_SPLIT:  # bound once: a call checks its input and skip alone
+            bound = direct._ext.SplitConv((batch, *ins.x_shape), *args, bool(res), relu, pool, parts)
+
+            def split():
+                bound(np.ascontiguousarray(env[x]), np.ascontiguousarray(env[res]) if res else None)
+                env[name] = out
+            return split
 
         def call():  # a step's view (a split, a transpose) is copied to the C order it reads
             fn(np.ascontiguousarray(env[x]), *args,
@@ -330,41 +362,3 @@ def _conv_out(ins, w_shape) -> tuple:
     """(Ho, Wo) of a conv instruction's conv (before its pool)."""
     c = ins.conv
     return conv_geometry((1, *ins.x_shape), w_shape, c["stride"], c["pad"], c["dilation"])[3]
-
-
-def _affine_call(ins, out, program):
-    """The call of an affine instruction: x (flattened per example) @ w + b, max(., 0) if
-    relu, into out; the params are looked up on each call (the user may replace them), and
-    the op's forward runs instead (its errors) if one no longer has the plan's dtype or shape."""
-    x, name, relu, env, params = ins.reads[0], ins.name, ins.relu, program.env, program.plan.params
-    wn, bn = ins.params
-    dtype, w_shape, b_shape = program.dtype, params[wn].shape, params[bn].shape
-    y = out.reshape(len(out), -1)
-    matmul, add, maximum = np.matmul, np.add, np.maximum
-    checked = _op_call(ins, out, None, program)
-
-    def call():
-        w, b, a = params[wn], params[bn], env[x]
-        if w.dtype != dtype or b.dtype != dtype or w.shape != w_shape or b.shape != b_shape or \
-                a.dtype != dtype:
-            return checked()
-        matmul(a.reshape(len(a), -1), w, out=y)
-        add(y, b, out=y)
-        if relu:
-            maximum(y, 0, out=y)
-        env[name] = out
-    return call
-
-
-def _op_call(ins, out, scratch, program):
-    """The call of a step or member: its op's forward, with the arena's array as out= where
-    the op takes one, and the scratch as workspace= where the step has planned one."""
-    op, attrs, names, name, env = ins.op, ins.attrs, ins.ins, ins.name, program.env
-    o = out if op.supports_out else None
-    kw = {"workspace": scratch} if ins.kind == "step" and ins.step.workspace_buffer >= 0 else {}
-    key = ins.step.state_key if ins.kind == "step" else None
-
-    def call():
-        env[name] = op.forward([env[n] for n in names], attrs, mode="eval",
-                               state=program.state.get(key), rng=program.rng, out=o, **kw)[0]
-    return call

@@ -10,7 +10,7 @@ from dagnet import kernels
 from dagnet import reference as ref
 from dagnet.models import lenet, lenet_bn, resnet_small
 from dagnet.ops import direct
-from dagnet.runtime import program
+from dagnet.runtime import calls, program
 from dagnet.runtime.lower import fold
 from tests.compiler import nets
 
@@ -81,7 +81,11 @@ def test_resnet_small_is_lowered_to_folded_convs_with_their_joins():
     assert sum(c.residual is not None for c in convs) == 4  # the four blocks' joins
     assert [c.name for c in convs if not c.relu] == ["block3.skip+block3.add+block3.relu2#skip"]
     assert not any("batchnorm" in i.step.op_name for i in prog.code if i.kind == "step")
-    assert kinds.count("member") == 1  # block4's global_avg_pool
+    # the head: both global_avg_pools and their concat in one call, reading the convs' values
+    assert kinds[-2:] == ["gap", "affine"] and "member" not in kinds and "step" not in kinds
+    head = prog.code[-2]
+    assert head.name == "features" and head.pooled == (True, True)
+    assert head.reads == ("block2.add+block2.relu2", "block4.add+block4.relu2+gap2#join")
 
 
 def test_folded_weights_follow_params_and_statistics_changed_in_place():
@@ -386,3 +390,204 @@ def test_a_join_of_two_folded_convs_runs_both():
     (prog,) = plan.executor.programs.values()
     convs = [i for i in prog.code if i.kind == "conv"]
     assert len(convs) == 2 and sum(c.residual is not None for c in convs) == 1
+
+
+# -- the head: global_avg_pools and their concat (a "gap" instruction) -------------------------
+def _reference_gap_concat(srcs, pooled):
+    """The loop reference: each part's mean over H, W (in float64), or the part as it is."""
+    cols = []
+    for a, p in zip(srcs, pooled):
+        n, c = a.shape[:2]
+        part = np.empty((n, c))
+        for i in np.ndindex(n, c):
+            part[i] = sum(float(v) for v in a[i].ravel()) / a[i].size if p else a[i]
+        cols.append(part)
+    return np.concatenate(cols, axis=1)
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-14), (np.float32, 1e-6)])
+def test_gap_concat_matches_the_loop_reference(dtype, tol):
+    rng = np.random.default_rng(0)
+    srcs = [rng.standard_normal(s).astype(dtype) for s in ((3, 4, 5, 6), (3, 2), (3, 3, 1, 7))]
+    srcs[1][1, 0] = -0.0  # a copied -0.0 keeps its sign, a NaN stays NaN
+    srcs[0][2, 1, 3, 3] = np.nan
+    pooled = (True, False, True)
+    out = np.full((3, 9), 7.0, dtype)
+    calls.gap_concat(srcs, pooled, out)
+    want = _reference_gap_concat(srcs, pooled)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(want))
+    ok = ~np.isnan(want)
+    assert np.abs(out[ok] - want[ok]).max() <= tol
+    assert np.signbit(out[1, 4]) and out[1, 4] == 0
+    with pytest.raises(ValueError, match="columns"):
+        calls.gap_concat(srcs, pooled, np.empty((3, 10), dtype))
+    with pytest.raises(ValueError, match="source 1"):
+        calls.gap_concat(srcs, (True, True, True), out)
+    with pytest.raises(ValueError, match="source 0"):
+        calls.gap_concat([srcs[0].astype(np.float16), *srcs[1:]], pooled, out)
+
+
+def test_a_wanted_pool_is_kept_and_copied_into_the_concat():
+    plan = _eval_plan(resnet_small())
+    outs = ["gap1", "scores"]
+    plan = dagnet.compile(resnet_small(), dtype="float64", mode="eval", outputs=outs,
+                          params=plan.params, state=plan.state)
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28))
+    _close(*_both(plan, {"x": x}, outputs=outs), 1e-12)
+    (prog,) = plan.executor.programs.values()
+    heads = [(i.name, i.pooled) for i in prog.code if i.kind == "gap"]
+    assert heads == [("gap1", (True,)), ("features", (False, True))]
+
+
+def test_same_sources_looks_the_arrays_up_and_compares_their_bytes():
+    params, state = {"w": np.arange(4.0)}, {"bn": {"running_var": np.ones(3)}}
+    keys = [("w", None), ("bn", "running_var")]
+    snap = [params["w"].copy(), state["bn"]["running_var"].copy()]
+    assert program.same_sources(params, state, keys, snap)
+    state["bn"]["running_var"][1] = 2.0
+    assert not program.same_sources(params, state, keys, snap)
+    state["bn"]["running_var"][1] = 1.0
+    assert not program.same_sources({}, state, keys, snap)  # a look-up that fails
+    assert not program.same_sources(params, {"bn": None}, keys, snap)
+    assert not program.same_sources(params, state, keys, snap[:1])
+
+
+# -- a fully connected layer at a small batch (direct.pyx affine_small, affine.h) -------------
+def _reference_affine(x, w, b, relu):
+    """The loop reference: each output's sum in float64, + b, 0 for a negative one if relu."""
+    n, d = x.shape
+    y = np.empty((n, w.shape[1]))
+    for i, j in np.ndindex(y.shape):
+        v = sum(float(x[i, k]) * float(w[k, j]) for k in range(d)) + float(b[j])
+        y[i, j] = 0.0 if relu and v < 0 else v
+    return y
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("n,d,m", [(1, 37, 10), (1, 50, 64), (2, 19, 130), (3, 8, 1)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_affine_small_matches_the_loop_reference(n, d, m, relu, dtype, tol):
+    rng = np.random.default_rng(0)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in ((n, d), (d, m), (m,)))
+    want = _reference_affine(x, w, b, relu)
+    for threads in (1, 2, 3):
+        y = np.full((n, m), np.inf, dtype)
+        direct._ext.affine_small(x, w, b, y, relu, threads)
+        assert np.abs(y - want).max() <= tol * max(1, np.abs(want).max())
+    if relu:
+        assert (y >= 0).all()
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_affine_small_bitwise_same_for_any_thread_count(dtype):
+    # LeNet's fc1 (8 blocks of columns, the last one partial), run many times: the blocks
+    # land on different threads each time, the numbers do not change
+    rng = np.random.default_rng(1)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in ((1, 800), (800, 500), (500,)))
+    w[3, 7] = np.nan  # a NaN's column stays NaN through relu
+    want = np.empty((1, 500), dtype)
+    direct._ext.affine_small(x, w, b, want, True, 1)
+    assert np.isnan(want[0, 7]) and np.isnan(want).sum() == 1
+    for threads in (2, 3, 2):
+        for _ in range(20):
+            y = np.empty_like(want)
+            direct._ext.affine_small(x, w, b, y, True, threads)
+            np.testing.assert_array_equal(y, want)
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+def test_affine_small_refuses_arrays_it_cannot_read():
+    x, w, b, y = np.zeros((1, 4)), np.zeros((4, 3)), np.zeros(3), np.zeros((1, 3))
+    direct._ext.affine_small(x, w, b, y, False, 2)
+    for args in ((x.astype(np.float32), w, b, y), (x, w.T.copy().T, b, y), (x, w, b, y[:, :2]),
+                 (x, np.zeros((5, 3)), b, y), (x, w, np.zeros(4), y)):
+        with pytest.raises(ValueError, match="affine_small"):
+            direct._ext.affine_small(*args, False, 2)
+    y.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        direct._ext.affine_small(x, w, b, y, False, 2)
+
+
+def test_a_small_batch_runs_the_fully_connected_layers_on_affine_small(monkeypatch):
+    plan = _eval_plan(lenet())
+    x = np.random.default_rng(0).standard_normal((1, 1, 28, 28))
+    calls = []
+    real = direct._ext.affine_small
+    monkeypatch.setattr(direct._ext, "affine_small", lambda *a: calls.append(a[1].shape) or real(*a))
+    got = plan.forward({"x": x}, mode="eval", outputs=["scores"])
+    assert calls == [(800, 500), (500, 10)]
+    monkeypatch.setattr(program, "SMALL_AFFINE", 0)  # numpy's matmul: the same numbers
+    plan.executor.programs.clear()
+    _close(got, plan.forward({"x": x}, mode="eval", outputs=["scores"]), 1e-12)
+    assert len(calls) == 2
+
+
+# -- the split path bound once (direct_split.pxi SplitConv) -----------------------------------
+def _bound(x_shape, w, b, stride, pad, has_res, relu, pool, parts=2, threads=2):
+    """(SplitConv, out) of a conv of per-batch input shape x_shape."""
+    dtype = w.dtype
+    geo = direct.geometry(x_shape[1:], w.shape, stride, pad, direct._ext.lanes(direct.ISA, dtype == np.float64))
+    ho, wo = geo.ho, geo.wo
+    if pool is not None:
+        ho, wo = (geo.ho - pool[0]) // pool[2] + 1, (geo.wo - pool[1]) // pool[3] + 1
+        pool = (geo.ho, geo.wo, *pool)
+    out = np.empty((x_shape[0], w.shape[0], ho, wo), dtype)
+    conv = direct._ext.SplitConv(tuple(x_shape), np.empty((x_shape[0], geo.size), dtype), geo.slot,
+                                 geo.off, *direct.packed(w, b, dtype),
+                                 np.empty((threads, w.shape[0] * geo.qr), dtype), out, *stride, *pad,
+                                 geo.hq, geo.wq, geo.qr, direct.ISA, threads, has_res, relu, pool, parts)
+    return conv, out
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("residual,relu,pool", [(True, True, None), (False, False, None),
+                                                (False, True, (2, 2, 2, 2)), (True, True, (2, 2, 2, 2))])
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", SHAPES)
+def test_split_conv_bound_once_is_forward_bitwise(x_shape, w_shape, stride, pad, residual, relu,
+                                                   pool, dtype):
+    rng = np.random.default_rng(4)
+    x_shape = (1, *x_shape[1:])
+    w, b = (rng.standard_normal(s).astype(dtype) for s in (w_shape, w_shape[:1]))
+    conv, out = _bound(x_shape, w, b, stride, pad, residual, relu, pool)
+    for seed in range(3):  # new inputs into the same buffers
+        x = np.random.default_rng(seed).standard_normal(x_shape).astype(dtype)
+        y = ref.conv_forward(x, w, b, stride, pad)
+        res = np.random.default_rng(seed + 9).standard_normal(y.shape).astype(dtype) if residual else None
+        conv(x, res)
+        want = _epilogue(x, w, b, stride, pad, res, relu, threads=1, pool=pool)
+        np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+def test_split_conv_checks_what_it_is_called_with():
+    rng = np.random.default_rng(5)
+    w, b = rng.standard_normal((8, 3, 3, 3)), rng.standard_normal(8)
+    conv, out = _bound((1, 3, 6, 6), w, b, (1, 1), (1, 1), True, True, None)
+    x, res = np.zeros((1, 3, 6, 6)), np.zeros((1, 8, 6, 6))
+    conv(x, res)
+    for bad_x, bad_res in ((x.astype(np.float32), res), (np.zeros((2, 3, 6, 6)), res),
+                           (np.zeros((1, 3, 6, 12))[..., ::2], res), (x, None), (x, res[:, :4])):
+        with pytest.raises(ValueError, match="SplitConv"):
+            conv(bad_x, bad_res)
+    plain, _ = _bound((1, 3, 6, 6), w, b, (1, 1), (1, 1), False, True, None)
+    with pytest.raises(ValueError, match="without a residual"):
+        plain(x, res)
+    with pytest.raises(ValueError, match="parts"):
+        _bound((1, 3, 6, 6), w, b, (1, 1), (1, 1), False, True, None, parts=1)
+    geo = direct.geometry((3, 6, 6), w.shape, (1, 1), (1, 1), direct._ext.lanes(direct.ISA, True))
+    with pytest.raises(ValueError, match="buffers"):  # forward's own checks, at binding
+        direct._ext.SplitConv((1, 3, 6, 6), np.empty((1, geo.size)), geo.slot, geo.off,
+                              *direct.packed(w, b, np.float64), np.empty((1, 8 * geo.qr)), out,
+                              1, 1, 1, 1, geo.hq, geo.wq, geo.qr, direct.ISA, 2, False, True, None, 2)
+
+
+def test_a_wanted_input_is_passed_through_or_named_when_not_fed():
+    plan = _eval_plan(lenet())
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28))
+    got = plan.forward({"x": x}, mode="eval", outputs=["x", "scores"])
+    np.testing.assert_array_equal(got["x"], x)
+    with pytest.raises(dagnet.errors.FeedError, match="'y' was asked for"):
+        plan.forward({"x": x}, mode="eval", outputs=["y"])

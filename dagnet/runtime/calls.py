@@ -1,0 +1,81 @@
+"""The calls of an inference program's instructions other than convs (program.py binds them).
+
+    affine_call(ins, out, program, small_below)   a fully connected layer (affine_small below
+                                                  small_below samples, else numpy's matmul)
+    gap_call(ins, out, env)                        global average pools and their concat
+    op_call(ins, out, scratch, program)            any other step: its op's forward
+
+Each returns a function of no arguments that reads its inputs from the program's env and
+writes its value there.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dagnet import kernels
+from dagnet.ops import direct
+
+try:
+    from dagnet._kernels.infer import gap_concat
+except ImportError:  # a build without the kernels: numpy
+    def gap_concat(srcs, pooled, out):
+        np.concatenate([a.mean(axis=(2, 3)) if p else a for a, p in zip(srcs, pooled)], axis=1,
+                       out=out)
+
+
+def affine_call(ins, out, program, small_below: int):
+    """The call of an affine instruction: x (flattened per example) @ w + b, max(., 0) if
+    relu, into out (affine_small below small_below samples, else numpy's matmul); the params are looked up on each call (the user may replace them), and
+    the op's forward runs instead (its errors) if one no longer has the plan's dtype or shape."""
+    x, name, relu, env, params = ins.reads[0], ins.name, ins.relu, program.env, program.plan.params
+    wn, bn = ins.params
+    dtype, w_shape, b_shape = program.dtype, params[wn].shape, params[bn].shape
+    y = out.reshape(len(out), -1)
+    matmul, add, maximum = np.matmul, np.add, np.maximum
+    checked = op_call(ins, out, None, program)
+    # a small batch: blocks of columns split among the caller and the helpers (affine.h)
+    small = direct._ext.affine_small if direct._ext is not None and len(out) < small_below \
+        else None
+    threads = max(1, kernels.NUM_THREADS)
+
+    def call():
+        w, b, a = params[wn], params[bn], env[x]
+        if w.dtype != dtype or b.dtype != dtype or w.shape != w_shape or b.shape != b_shape or \
+                a.dtype != dtype:
+            return checked()
+        a = a.reshape(len(a), -1)
+        if small is not None and w.flags.c_contiguous and a.flags.c_contiguous and \
+                b.flags.c_contiguous:
+            small(a, w, b, y, relu, threads)
+            env[name] = out
+            return
+        matmul(a, w, out=y)
+        add(y, b, out=y)
+        if relu:
+            maximum(y, 0, out=y)
+        env[name] = out
+    return call
+
+
+def gap_call(ins, out, env):
+    """The call of a gap instruction: its parts' means (or vectors) side by side into out."""
+    srcs, pooled, name, y = ins.reads, ins.pooled, ins.name, out.reshape(len(out), -1)
+
+    def call():
+        gap_concat([env[v] for v in srcs], pooled, y)
+        env[name] = out
+    return call
+
+
+def op_call(ins, out, scratch, program):
+    """The call of a step or member: its op's forward, with the arena's array as out= where
+    the op takes one, and the scratch as workspace= where the step has planned one."""
+    op, attrs, names, name, env = ins.op, ins.attrs, ins.ins, ins.name, program.env
+    o = out if op.supports_out else None
+    kw = {"workspace": scratch} if ins.kind == "step" and ins.step.workspace_buffer >= 0 else {}
+    key = ins.step.state_key if ins.kind == "step" else None
+
+    def call():
+        env[name] = op.forward([env[n] for n in names], attrs, mode="eval",
+                               state=program.state.get(key), rng=program.rng, out=o, **kw)[0]
+    return call

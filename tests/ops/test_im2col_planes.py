@@ -21,11 +21,11 @@ CASES = [  # (x shape, (kh, kw), stride, (top, left) pad, out size, dilation)
 ]
 
 
-def loop_im2col(x, ksize, stride, pad, out_size, dilation):
-    """cols (N, C*kh*kw, P) by loops over taps and output rows."""
-    n, c, h, w = x.shape
+def in_window(x_shape, ksize, stride, pad, out_size, dilation):
+    """(channel, column row k, input row, input column, output position q) of every tap that
+    reads inside the image, in the kernels' order: channel, tap row, tap column, output row."""
+    _, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw), (ho, wo), (dh, dw) = ksize, stride, pad, out_size, dilation
-    cols = np.zeros((n, c * kh * kw, ho * wo), x.dtype)
     for ch in range(c):
         for i in range(kh):
             for j in range(kw):
@@ -33,23 +33,23 @@ def loop_im2col(x, ksize, stride, pad, out_size, dilation):
                     for ow in range(wo):
                         ih, iw = oh * sh + i * dh - ph, ow * sw + j * dw - pw
                         if 0 <= ih < h and 0 <= iw < w:
-                            cols[:, (ch * kh + i) * kw + j, oh * wo + ow] = x[:, ch, ih, iw]
+                            yield ch, (ch * kh + i) * kw + j, ih, iw, oh * wo + ow
+
+
+def loop_im2col(x, ksize, stride, pad, out_size, dilation):
+    """cols (N, C*kh*kw, P) by loops over taps and output rows."""
+    kh, kw = ksize
+    cols = np.zeros((x.shape[0], x.shape[1] * kh * kw, out_size[0] * out_size[1]), x.dtype)
+    for ch, k, ih, iw, q in in_window(x.shape, ksize, stride, pad, out_size, dilation):
+        cols[:, k, q] = x[:, ch, ih, iw]
     return cols
 
 
 def loop_col2im(cols, x_shape, ksize, stride, pad, out_size, dilation):
     """dx summed in the kernels' order: channel, tap row, tap column, output row."""
-    n, c, h, w = x_shape
-    (kh, kw), (sh, sw), (ph, pw), (ho, wo), (dh, dw) = ksize, stride, pad, out_size, dilation
     dx = np.zeros(x_shape, cols.dtype)
-    for ch in range(c):
-        for i in range(kh):
-            for j in range(kw):
-                for oh in range(ho):
-                    for ow in range(wo):
-                        ih, iw = oh * sh + i * dh - ph, ow * sw + j * dw - pw
-                        if 0 <= ih < h and 0 <= iw < w:
-                            dx[:, ch, ih, iw] += cols[:, (ch * kh + i) * kw + j, oh * wo + ow]
+    for ch, k, ih, iw, q in in_window(x_shape, ksize, stride, pad, out_size, dilation):
+        dx[:, ch, ih, iw] += cols[:, k, q]
     return dx
 
 

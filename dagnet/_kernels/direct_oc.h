@@ -53,12 +53,12 @@ ATTR static inline void NAME(ptrdiff_t K, const int32_t* __restrict off,        
 
 /* The tiles of NB vectors: 12 / NB positions, and the row's tail in a narrower tile. */
 #define OC_TILES2(NAME, ATTR, T, V, VU, L)                                                  \
-OC_TILE(NAME##_6, ATTR, T, V, VU, L, 6, 2, DC_UNROLL)                                                  \
-OC_TILE(NAME##_5, ATTR, T, V, VU, L, 5, 2, DC_UNROLL)                                                  \
-OC_TILE(NAME##_4, ATTR, T, V, VU, L, 4, 2, DC_UNROLL)                                                  \
-OC_TILE(NAME##_3, ATTR, T, V, VU, L, 3, 2, DC_UNROLL)                                                  \
-OC_TILE(NAME##_2, ATTR, T, V, VU, L, 2, 2, DC_UNROLL)                                                  \
-OC_TILE(NAME##_1, ATTR, T, V, VU, L, 1, 2, DC_UNROLL)                                                  \
+OC_TILE(NAME##_6, ATTR, T, V, VU, L, 6, 2, DC_UNROLL)                                       \
+OC_TILE(NAME##_5, ATTR, T, V, VU, L, 5, 2, DC_UNROLL)                                       \
+OC_TILE(NAME##_4, ATTR, T, V, VU, L, 4, 2, DC_UNROLL)                                       \
+OC_TILE(NAME##_3, ATTR, T, V, VU, L, 3, 2, DC_UNROLL)                                       \
+OC_TILE(NAME##_2, ATTR, T, V, VU, L, 2, 2, DC_UNROLL)                                       \
+OC_TILE(NAME##_1, ATTR, T, V, VU, L, 1, 2, DC_UNROLL)                                       \
 ATTR static void NAME(ptrdiff_t K, const int32_t* off, const T* w, const T* bias,           \
                       const T* x, ptrdiff_t sw, ptrdiff_t Wo, T* grid, ptrdiff_t ldg) {     \
     ptrdiff_t ow = 0;                                                                       \

@@ -148,18 +148,17 @@ class Executor:
             prog = self.programs[wanted] = _program.EvalProgram(plan, wanted)
         values = {}
         for v, ins in prog.needs.items():
-            a = fed.get(v)
+            if v in fed:
+                values[v] = np.ascontiguousarray(fed[v])  # the kernels read C order
+                continue
+            a = plan.params.get(v)
             if a is None:
-                a = plan.params.get(v)
-                if a is None:
-                    a = plan.constants.get(v)
-                    if a is None and ins is None:
-                        raise FeedError(f"'{v}' was asked for, an input that was not fed; the "
-                                        f"plan's inputs are {sorted(plan.input_specs)}")
-                    if a is None:
-                        raise _missing(plan, ins.step, {**plan.params, **plan.constants, **fed})
-            else:  # the kernels read C order
-                a = np.ascontiguousarray(a)
+                a = plan.constants.get(v)
+            if a is None and ins is None:
+                raise FeedError(f"'{v}' was asked for, an input that was not fed; the "
+                                f"plan's inputs are {sorted(plan.input_specs)}")
+            if a is None:
+                raise _missing(plan, ins.step, {**plan.params, **plan.constants, **fed})
             values[v] = a
         try:
             return prog.run(values, self.state, self.rng, batch)

@@ -66,6 +66,9 @@ NUM_THREADS: int = _threads_from_env()
 #: CPU runs, one of ROW_ISAS
 ROW_ISAS = _convpool_ext.ISA_NAMES if HAVE_CYTHON else ("portable",)
 ROW_ISA: int = _convpool_ext.best_isa() if HAVE_CYTHON else 0
+#: conv_pool_backward sums dw | db over this many chunks of samples (each on one thread, the
+#: chunks then in order): enough for two threads to balance, few enough to sum cheaply
+ROW_DW_CHUNKS = 16
 
 # Waking a sleeping (passive) OpenMP thread costs tens of microseconds: below this many
 # outputs a max-pool runs faster on one thread (measured: 51,200 outputs took 0.14 ms on one
@@ -212,35 +215,46 @@ def maxpool_backward(dout, argmax, x_shape, ksize, stride, pad, dx=None, dilatio
 
 
 # -- conv + relu + max-pool in row layout (the fused step) -------------------------------
-def im2row(x, ksize, stride, pad, out_size, ones_row=False, buffer=None):
+def im2row(x, ksize, stride, pad, out_size, ones_row=False, buffer=None, threads=None,
+           out=None):
     """Patches of x as rows.  x: (N, C, H, W) -> rows (N, ho*wo, K [+ 1]), K = C*kh*kw:
     im2col's numbers transposed, each output pixel's patch contiguous (then a 1 with
     ones_row). buffer: a byte array to build rows in (at its front) instead of a fresh
-    allocation."""
+    allocation; out: an array of that shape to fill instead (a block of samples of a larger
+    one). threads: the OpenMP threads (default NUM_THREADS)."""
     n, c = x.shape[:2]
     shape = (n, out_size[0] * out_size[1], c * ksize[0] * ksize[1] + int(ones_row))
-    rows = np.empty(shape, dtype=x.dtype) if buffer is None else typed_view(buffer, shape, x.dtype)
+    if out is not None:
+        rows = out
+    else:
+        rows = np.empty(shape, dtype=x.dtype) if buffer is None else typed_view(buffer, shape, x.dtype)
     if HAVE_CYTHON:
         _convpool_ext.im2row(np.ascontiguousarray(x), rows, *ksize, *stride, *pad, *out_size,
-                             ones_row, NUM_THREADS)
+                             ones_row, threads or NUM_THREADS)
     else:
         rows[...] = im2col_numpy(x, ksize, stride, pad, out_size, ones_row).transpose(0, 2, 1)
     return rows
 
 
-def maxpool_rows(y, conv_size, ksize, stride, pad, out_size, relu=False, out=None):
+def maxpool_rows(y, conv_size, ksize, stride, pad, out_size, relu=False, out=None,
+                 argmax=None, threads=None):
     """Max-pool (then relu) of a conv output stored channels-last, y (N, ho*wo, F) with
-    conv_size = (ho, wo) -> out, argmax (N, F, po, qo) as maxpool_forward gives them."""
+    conv_size = (ho, wo) -> out, argmax (N, F, po, qo) as maxpool_forward gives them.
+    out, argmax: arrays to write into; threads: the OpenMP threads (default: by size)."""
     n, _, f = y.shape
     if out is None:
         out = np.empty((n, f, *out_size), dtype=y.dtype)
     if not HAVE_CYTHON:
         planes = y.reshape(n, *conv_size, f).transpose(0, 3, 1, 2)
-        m, argmax = maxpool_forward_numpy(planes, ksize, stride, pad, out_size)
+        m, am = maxpool_forward_numpy(planes, ksize, stride, pad, out_size)
         out[...] = np.maximum(m, 0) if relu else m  # maximum keeps a NaN
+        if argmax is None:
+            return out, am
+        argmax[...] = am
         return out, argmax
-    argmax = np.empty(out.shape, dtype=argmax_dtype(ksize[0] * ksize[1]))
-    threads = _pool_threads(out.size)
+    if argmax is None:
+        argmax = np.empty(out.shape, dtype=argmax_dtype(ksize[0] * ksize[1]))
+    threads = threads or _pool_threads(out.size)
     scratch = out[0].size
     _convpool_ext.maxpool_rows(y, out, argmax, np.empty((threads, scratch), dtype=y.dtype),
                                np.empty((threads, scratch), dtype=np.int32), *conv_size, *ksize,
@@ -248,28 +262,38 @@ def maxpool_rows(y, conv_size, ksize, stride, pad, out_size, relu=False, out=Non
     return out, argmax
 
 
-def conv_pool_backward(g, argmax, rows, w2, x_shape, conv, pool, need_dx=True):
-    """Gradients of y = rows @ (w2 | b).T followed by a max-pool, from the pooled gradient g
-    (N, F, po, qo) (relu's mask applied) and the pool's argmax: -> (dx or None, dwb), dwb
-    (F, K + 1) being dw | db when rows carry the ones column. w2: (F, K).
+def conv_pool_backward(g, argmax, rows, w2, x_shape, conv, pool, need_dx=True, dwb=None,
+                       dx=None, threads=None, mask=None):
+    """Gradients of y = rows @ (w2 | b).T followed by a max-pool (and a relu), from the pooled
+    gradient g (N, F, po, qo) and the pool's argmax: -> (dx or None, dwb), dwb (F, K + 1)
+    being dw | db when rows carry the ones column. w2: (F, K). mask: the pooled output
+    (N, F, po, qo) when a relu follows the pool (g passes where it is > 0), else None.
 
     conv = (ksize, stride, pad, (ho, wo)) and pool = (ksize, stride, pad) pairs. Only the
     conv outputs that won their window get a gradient, so the kernel visits those alone, their
     rows summed per filter and their filters per row; the numpy version is the dense
-    computation it must match."""
+    computation it must match. dwb, dx: arrays to write into; threads: the OpenMP threads
+    (default NUM_THREADS). dw | db is summed per chunk of samples (ROW_DW_CHUNKS of them,
+    fixed by the batch size), then over the chunks in order: the same for any thread count."""
     n, f = g.shape[:2]
     (kh, kw), cstride, cpad, (ho, wo) = conv
     pksize, pstride, ppad = pool
+    if dx is None and need_dx:
+        dx = np.empty(x_shape, dtype=g.dtype)
     if not HAVE_CYTHON:
+        if mask is not None:
+            g = g * (mask > 0)
         dconv = maxpool_backward_numpy(g, argmax, (n, f, ho, wo), pksize, pstride, ppad)
         d2 = dconv.transpose(0, 2, 3, 1).reshape(n * ho * wo, f)
-        dwb = d2.T @ rows.reshape(n * ho * wo, -1)
+        dwb = np.matmul(d2.T, rows.reshape(n * ho * wo, -1), out=dwb)
         if not need_dx:
             return None, dwb
         dcols = (d2 @ w2).reshape(n, ho * wo, -1).transpose(0, 2, 1)
-        return col2im_numpy(dcols, x_shape, (kh, kw), cstride, cpad, (ho, wo)), dwb
-    threads = max(1, min(NUM_THREADS, n))
-    dw_part = np.zeros((threads, f, rows.shape[2]), dtype=g.dtype)
+        dx[...] = col2im_numpy(dcols, x_shape, (kh, kw), cstride, cpad, (ho, wo))
+        return dx, dwb
+    threads = max(1, min(threads or NUM_THREADS, n))
+    per = -(-n // ROW_DW_CHUNKS)
+    dw_part = np.zeros((-(-n // per), f, rows.shape[2]), dtype=g.dtype)
     # the filters and their column gradients in rows of whole, aligned vectors (16 values
     # at 64-byte boundaries): the kernel's loads then never straddle a cache line and no row
     # ends in a partial vector
@@ -277,15 +301,15 @@ def conv_pool_backward(g, argmax, rows, w2, x_shape, conv, pool, need_dx=True):
     w2p = _aligned_zeros((f, kp), g.dtype)
     w2p[:, :w2.shape[1]] = w2
     dcols = _aligned_zeros((threads, ho * wo, kp), g.dtype) if need_dx else None
-    dx = np.empty(x_shape, dtype=g.dtype) if need_dx else None
     fq = f * g.shape[2] * g.shape[3]
     iscratch = np.empty((threads, _convpool_ext.int_scratch(f, fq // f, ho * wo)),
                         dtype=np.int32)
     rscratch = np.empty((threads, 2 * fq), dtype=g.dtype)
-    _convpool_ext.backward(rows, np.ascontiguousarray(g), argmax, w2p, dw_part, dcols, dx,
-                           iscratch, rscratch, ho, wo, *pksize, *pstride, *ppad, kh, kw,
-                           *cstride, *cpad, ROW_ISA, threads)
-    return dx, dw_part.sum(axis=0)
+    mask = None if mask is None else np.ascontiguousarray(mask, g.dtype)
+    _convpool_ext.backward(rows, np.ascontiguousarray(g), mask, argmax, w2p, dw_part, dcols,
+                           dx if need_dx else None, iscratch, rscratch, ho, wo, *pksize,
+                           *pstride, *ppad, kh, kw, *cstride, *cpad, ROW_ISA, threads, per)
+    return dx, np.sum(dw_part, axis=0, out=dwb)
 
 
 def _aligned_zeros(shape, dtype, align=64):

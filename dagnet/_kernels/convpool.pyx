@@ -12,10 +12,10 @@ dw | db and the input's column gradient are sums of chosen rows, blocked in regi
 (rowops.h), instead of dense GEMMs over a gradient that is three-quarters zeros. An unfused
 conv cannot do this: nothing tells it that the gradient reaching it is that sparse.
 
-Samples are independent, so OpenMP splits the batch. In backward each thread adds dw over its
-own samples into its own slice of dw_part and the caller sums the slices: the result is
-deterministic for a given thread count (static schedule: the same samples in the same order),
-and differs in rounding between thread counts.
+Samples are independent, so OpenMP splits the batch. In backward the batch is cut into chunks
+of samples fixed by the caller (never by the thread count); each chunk runs on one thread,
+which adds its samples' dw in order into the chunk's own slice of dw_part, and the caller sums
+the slices in chunk order: the same numbers for any thread count and schedule.
 """
 from cython.parallel import prange, threadid
 from libc.stdint cimport int32_t
@@ -195,12 +195,13 @@ def maxpool_rows(const real[:, :, ::1] y, real[:, :, :, ::1] out, index_t[:, :, 
                       &kscratch[t, 0], F, ho, wo, po, qo, kh, kw, sh, sw, ph, pw, relu)
 
 
-cdef void _backward_one(const real* rows, const real* g, const index_t* arg, const real* w2,
-                        real* dw, real* dcols, int32_t* iscratch, real* rscratch,
+cdef void _backward_one(const real* rows, const real* g, const real* mask, const index_t* arg,
+                        const real* w2, real* dw, real* dcols, int32_t* iscratch, real* rscratch,
                         Py_ssize_t F, Py_ssize_t Kw, Py_ssize_t R, Py_ssize_t P,
                         Py_ssize_t Q, const Py_ssize_t* corner, const Py_ssize_t* cell,
                         int isa) noexcept nogil:
-    """One sample. Each pooled gradient g[f, q] that is not 0 belongs to one conv output: row
+    """One sample. Each pooled gradient g[f, q] that is not 0, and whose mask[f, q] > 0 if a
+    mask is given (relu's: the pooled output), belongs to one conv output: row
     r of rows (R values each), the window's argmax. dw[f] (| db) adds g * rows[r] over filter
     f's windows; then, if dcols is given, dcols[r] = the sum of g * w2[f] (Kw values each) over
     the gradients landing on r = corner[q] + cell[argmax] (where window q starts, and where
@@ -229,6 +230,8 @@ cdef void _backward_one(const real* rows, const real* g, const index_t* arg, con
         fstart[f] = <int32_t>c
         for q in range(Q):
             gv = g[f * Q + q]
+            if mask != NULL and not mask[f * Q + q] > 0:  # a NaN output is not > 0 either
+                gv = gv * 0  # as relu's backward, dout * (out > 0): a NaN or inf dout stays NaN
             if gv == 0:  # relu's zeros, and gradients that are 0 anyway: no work
                 continue
             frow[c] = <int32_t>(corner[q] + cell[arg[f * Q + q]])
@@ -281,31 +284,38 @@ def int_scratch(Py_ssize_t F, Py_ssize_t Q, Py_ssize_t P):
 
 
 def backward(const real[:, :, ::1] rows, const real[:, :, :, ::1] g,
-             const index_t[:, :, :, ::1] argmax, const real[:, ::1] w2,
+             const real[:, :, :, ::1] mask, const index_t[:, :, :, ::1] argmax,
+             const real[:, ::1] w2,
              real[:, :, ::1] dw_part, real[:, :, ::1] dcols, real[:, :, :, ::1] dx,
              int32_t[:, ::1] iscratch, real[:, ::1] rscratch,
              int ho, int wo, int pkh, int pkw, int psh, int psw, int pph, int ppw,
-             int kh, int kw, int sh, int sw, int ph, int pw, int isa, int num_threads):
-    """Gradients of rows @ (w | b).T -> max-pool, given the pooled gradient g (N, F, po, qo)
-    with relu's mask already applied, and the pool's argmax.
+             int kh, int kw, int sh, int sw, int ph, int pw, int isa, int num_threads,
+             int per):
+    """Gradients of rows @ (w | b).T -> max-pool (-> relu), given the pooled gradient g
+    (N, F, po, qo), the pool's argmax and, for relu, mask: the pooled output (N, F, po, qo),
+    g passing where it is > 0 (None: g has relu's mask applied, or there is no relu).
 
     rows: (N, ho*wo, R), R = K + 1 with the ones column (or K), K = C*kh*kw. w2: (F, Kw),
     Kw >= K: the filters, each row padded at will (the columns after K only reach dcols'
     padding; rows of a multiple of 16 values at 64-byte boundaries are fastest: whole,
-    aligned vectors). dw_part (num_threads, F, R), zeroed by the caller: thread t adds its
-    samples' dw | db into dw_part[t]. dcols (num_threads, ho*wo, Kw) is scratch and dx
+    aligned vectors). dcols (num_threads, ho*wo, Kw) is scratch and dx
     (N, C, H, W) is overwritten with the input's gradient; pass both as None to skip it (the
     plan needs no gradient for x). iscratch (num_threads, int_scratch(F, Q, P)) and rscratch
     (num_threads, 2*F*Q) are scratch, Q = po*qo, P = ho*wo. isa: the variant of the sparse
-    sums (an index into ISA_NAMES, at most best_isa())."""
+    sums (an index into ISA_NAMES, at most best_isa()). per: samples per chunk; dw_part
+    (ceil(N / per), F, R), zeroed by the caller: one thread adds the dw | db of chunk c's
+    samples, c*per onwards, in order, into dw_part[c]."""
     cdef Py_ssize_t N = g.shape[0], F = g.shape[1], qo = g.shape[3], Q = g.shape[2] * g.shape[3]
-    cdef Py_ssize_t P = rows.shape[1], R = rows.shape[2], Kw = w2.shape[1], n, t
-    cdef Py_ssize_t C = 0, H = 0, W = 0
+    cdef Py_ssize_t P = rows.shape[1], R = rows.shape[2], Kw = w2.shape[1], n, t, ch
+    cdef Py_ssize_t C = 0, H = 0, W = 0, chunks = (N + per - 1) // per if per > 0 else 0
     cdef real* dcp = NULL
     cdef real* dxp = NULL
-    cdef bint need_dx = dx is not None
+    cdef const real* mp = NULL
+    cdef bint need_dx = dx is not None, has_mask = mask is not None
     if (rows.shape[0] != N or P != ho * wo or w2.shape[0] != F
-            or not _same4(argmax.shape, g.shape) or dw_part.shape[0] < num_threads
+            or not _same4(argmax.shape, g.shape) or (mask is not None and not _same4(mask.shape, g.shape))
+            or per < 1 or dw_part.shape[0] < chunks
+            or num_threads < 1
             or dw_part.shape[1] != F or dw_part.shape[2] != R
             or iscratch.shape[0] < num_threads or iscratch.shape[1] < int_scratch(F, Q, P)
             or rscratch.shape[0] < num_threads or rscratch.shape[1] < 2 * F * Q):
@@ -331,13 +341,16 @@ def backward(const real[:, :, ::1] rows, const real[:, :, :, ::1] g,
     for a in range(pkh * pkw):
         cell[a] = (a // pkw) * wo + a % pkw
     with nogil:
-        for n in prange(N, schedule="static", num_threads=num_threads):
+        for ch in prange(chunks, schedule="dynamic", num_threads=min(num_threads, chunks)):
             t = threadid()
-            if need_dx:
-                dcp = &dcols[t, 0, 0]
-                dxp = &dx[n, 0, 0, 0]
-            _backward_one(&rows[n, 0, 0], &g[n, 0, 0, 0], &argmax[n, 0, 0, 0], &w2[0, 0],
-                          &dw_part[t, 0, 0], dcp, &iscratch[t, 0], &rscratch[t, 0], F, Kw, R,
-                          P, Q, &corner[0], &cell[0], isa)
-            if need_dx:
-                _row2im_one(dcp, Kw, dxp, C, H, W, kh, kw, sh, sw, ph, pw, ho, wo)
+            for n in range(ch * per, min(N, ch * per + per)):
+                if need_dx:
+                    dcp = &dcols[t, 0, 0]
+                    dxp = &dx[n, 0, 0, 0]
+                if has_mask:
+                    mp = &mask[n, 0, 0, 0]
+                _backward_one(&rows[n, 0, 0], &g[n, 0, 0, 0], mp, &argmax[n, 0, 0, 0],
+                              &w2[0, 0], &dw_part[ch, 0, 0], dcp, &iscratch[t, 0],
+                              &rscratch[t, 0], F, Kw, R, P, Q, &corner[0], &cell[0], isa)
+                if need_dx:
+                    _row2im_one(dcp, Kw, dxp, C, H, W, kh, kw, sh, sw, ph, pw, ho, wo)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dagnet
-from dagnet import Graph, kernels
+from dagnet import Graph, blocks, kernels
 from dagnet.gradcheck import norm_error
 from dagnet.ops import convpool
 from dagnet.ops import fused as fused_module
@@ -279,3 +279,97 @@ def test_sparse_backward_in_every_variant_matches_the_dense_one_and_repeats_bitw
     numpy_kernels(monkeypatch)
     dx0, dwb0 = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool)
     assert norm_error(dwb, dwb0) < tol and norm_error(dx, dx0) < tol
+
+
+def relu_pool_case(x_shape, w_shape, pad, dtype, seed=5):
+    """x, w2, rows, the pooled output with relu, its argmax and a gradient, for a 2x2 pool."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w2 = rng.standard_normal((w_shape[0], int(np.prod(w_shape[1:])))).astype(dtype)
+    conv = geometry(x.shape, w_shape, 1, pad)
+    pool = ((2, 2), (2, 2), (0, 0))
+    rows = kernels.im2row(x, *conv, ones_row=True)
+    out, argmax = kernels.maxpool_rows((rows[:, :, :-1] @ w2.T).astype(dtype), conv[3], *pool,
+                                       window_out_size(conv[3], *pool), relu=True)
+    return x, w2, rows, out, argmax, rng.standard_normal(out.shape).astype(dtype), conv, pool
+
+
+@pytest.mark.parametrize("need_dx", [True, False])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sparse_backward_is_bitwise_the_same_for_any_thread_count(dtype, need_dx, monkeypatch):
+    """dw | db is summed per chunk of samples fixed by the batch size, then over the chunks in
+    order: 1, 2, 3 or 5 threads give the same bits (37 samples: chunks of 3, the last short)."""
+    x, w2, rows, out, argmax, g, conv, pool = relu_pool_case((37, 3, 10, 10), (6, 3, 3, 3), 1,
+                                                             dtype)
+    got = []
+    for threads in (1, 2, 3, 5):
+        monkeypatch.setattr(kernels, "NUM_THREADS", threads)
+        got.append(kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool,
+                                              need_dx, mask=out))
+    for dx, dwb in got[1:]:
+        np.testing.assert_array_equal(dwb, got[0][1])
+        if need_dx:
+            np.testing.assert_array_equal(dx, got[0][0])
+
+
+def test_sparse_backward_applies_relus_mask_itself(monkeypatch):
+    """mask=out zeroes the gradients where the pooled output is not > 0 (a NaN output
+    included) as relu's backward, dout * (out > 0), does (a NaN gradient there stays NaN):
+    the same bits as the gradient masked beforehand; the numpy version agrees."""
+    x, w2, rows, out, argmax, g, conv, pool = relu_pool_case((5, 2, 8, 8), (4, 2, 3, 3), 1,
+                                                             np.float64)
+    out[1, 2, 1, 1] = np.nan
+    assert (out <= 0).sum() >= 5  # relu's zeros to mask
+    masked = g * (out > 0)
+    dx, dwb = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool, mask=out)
+    dx1, dwb1 = kernels.conv_pool_backward(masked, argmax, rows, w2, x.shape, conv, pool)
+    np.testing.assert_array_equal(dwb, dwb1)
+    np.testing.assert_array_equal(dx, dx1)
+    numpy_kernels(monkeypatch)
+    dx0, dwb0 = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool, mask=out)
+    assert norm_error(dwb, dwb0) < 1e-12 and norm_error(dx, dx0) < 1e-12
+    g[0, 0, 0, 0], out[0, 0, 0, 0] = np.nan, 0.0  # a NaN gradient where relu passed nothing
+    monkeypatch.setattr(kernels, "HAVE_CYTHON", True)
+    _, dwb = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool, mask=out)
+    _, dwb1 = kernels.conv_pool_backward(g * (out > 0), argmax, rows, w2, x.shape, conv, pool)
+    assert np.isnan(dwb).any()
+    np.testing.assert_array_equal(dwb, dwb1)
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("x_shape,w_shape,pad", [
+    ((19, 3, 16, 16), (8, 3, 7, 7), 3),    # the three-layer convnet's conv, smaller: 4 blocks
+    ((21, 20, 12, 12), (50, 20, 5, 5), 0),  # LeNet's conv2: 8 samples a block, the last short
+])
+def test_blocked_forward_matches_the_whole_batch_one_and_any_thread_count(
+        x_shape, w_shape, pad, dtype, tol, monkeypatch):
+    """The forward by blocks of samples (im2row, GEMM and pool per block) gives the stages
+    run over the whole batch (the argmax exactly), the same bits on 1 and 3 threads, and
+    the patch rows the backward reads."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    args = (x, w, b, 1, pad, 2, 2, 0)
+    monkeypatch.setattr(convpool, "BLOCKED", False)
+    want, want_cache = convpool.conv_relu_pool_forward(*args)
+    monkeypatch.setattr(convpool, "BLOCKED", True)
+    runs = []
+    blocks.threads_for(1)  # finds OpenBLAS
+    before = [get() for get, _ in blocks._CONTROLS]
+    try:
+        for threads in (1, 3):  # as a process with DAGNET_NUM_THREADS=threads has them
+            monkeypatch.setattr(kernels, "NUM_THREADS", threads)
+            for _, set_threads in blocks._CONTROLS:
+                set_threads(threads)
+            runs.append(convpool.conv_relu_pool_forward(*args))
+    finally:
+        for (_, set_threads), n in zip(blocks._CONTROLS, before):
+            set_threads(n)
+    (got, cache), (got3, cache3) = runs
+    assert got.dtype == dtype and norm_error(got, want) < tol
+    np.testing.assert_array_equal(got, got3)
+    np.testing.assert_array_equal(cache[0], want_cache[0])  # the rows
+    np.testing.assert_array_equal(cache[1], cache3[1])  # the argmax, on any thread count
+    if dtype == np.float64:  # float32 ties may break differently in another summation order
+        np.testing.assert_array_equal(cache[1], want_cache[1])

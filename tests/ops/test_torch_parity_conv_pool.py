@@ -185,3 +185,23 @@ def test_pools1d(dtype):
 def test_global_max_pool(dtype):
     x = (np.random.default_rng(8).permutation(3 * 4 * 5 * 6) * 0.01).reshape(3, 4, 5, 6)
     compare("global_max_pool", [x], {}, lambda t: F.adaptive_max_pool2d(t, 1).flatten(1), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape,w_shape,pad", [
+    ((5, 3, 16, 16), (32, 3, 7, 7), 3),    # the three-layer convnet's conv, smaller
+    ((6, 20, 12, 12), (50, 20, 5, 5), 0),  # LeNet's conv2
+])
+def test_fused_conv_relu_pool_in_row_layout(x_shape, w_shape, pad, dtype):
+    """The fused conv + relu + max-pool on its row kernel (by blocks forward, sparse backward,
+    relu's mask applied in the kernel) against conv2d -> relu -> max_pool2d."""
+    from dagnet.ops import fused
+
+    op = get_op("conv2d+relu+max_pool2d")
+    assert op.uses_rows(w_shape) and fused.ConvReLUPool.ROWS_FROM < float("inf")
+    attrs = {"members": [{"op": "conv2d", "attrs": {"pad": pad}}, {"op": "relu", "attrs": {}},
+                         {"op": "max_pool2d", "attrs": {"size": 2}}]}
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s) for s in (x_shape, w_shape, w_shape[:1])]
+    compare(op.name, arrays, attrs,
+            lambda x, w, b: F.max_pool2d(F.relu(F.conv2d(x, w, b, padding=pad)), 2), dtype)

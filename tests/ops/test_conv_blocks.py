@@ -161,6 +161,27 @@ def test_run_restores_openblas_threads_and_nests_inline(monkeypatch):
     assert len(inner) == 8
 
 
+@pytest.mark.parametrize("count", [1, 3])
+def test_a_one_thread_run_holds_openblas_at_one_thread_too(count, monkeypatch):
+    """DAGNET_NUM_THREADS=1 (or a single block) runs the blocks inline, each GEMM still on one
+    BLAS thread as on more threads, and gives OpenBLAS its count back."""
+    monkeypatch.setattr(kernels, "NUM_THREADS", 1)
+    blocks.threads_for(1)
+    if not blocks._CONTROLS:
+        pytest.skip("no OpenBLAS whose thread count can be set")
+    before = [get() for get, _ in blocks._CONTROLS]
+    for _, set_threads in blocks._CONTROLS:
+        set_threads(2)
+    try:
+        seen = []
+        blocks.run(lambda i: seen.append([get() for get, _ in blocks._CONTROLS]), count)
+        assert seen == [[1] * len(blocks._CONTROLS)] * count
+        assert [get() for get, _ in blocks._CONTROLS] == [2] * len(blocks._CONTROLS)
+    finally:
+        for (_, set_threads), n in zip(blocks._CONTROLS, before):
+            set_threads(n)
+
+
 def test_blocks_are_fixed_by_the_shapes():
     assert conv_blocks.parts(64, 64) == [(a, a + 8) for a in range(0, 64, 8)]
     assert len(conv_blocks.parts(64, 256)) == conv_blocks.MAX_BLOCKS  # 4 samples each

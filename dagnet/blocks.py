@@ -187,25 +187,32 @@ def _one_blas_thread(enter: bool) -> None:
 SERIAL_MACS = 1 << 22
 #: at most this many blocks (of rows or columns) for a larger product
 MAX_BLOCKS = 8
+#: and blocks at least this many rows (columns) wide: each block reads the other operand
+#: whole (OpenBLAS packs it anew), so thin blocks repeat that for little work. The three-layer
+#: convnet's fc1 forward, (64 x 8192) @ (8192 x 100), took 4.6 ms on one thread in 8 blocks
+#: of 13 columns, 2.2 ms in 2 of 50 (whole: 2.0)
+MIN_BLOCK_SIDE = 48
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """a @ b on one-thread GEMMs.  a: (M, K), b: (K, N) -> (M, N); out: an array to write.
 
     Up to SERIAL_MACS multiply-adds in one piece on the calling thread, else by blocks of
-    a's rows (or b's columns, the longer side) over the threads (`run`); the pieces are
-    fixed by the shapes, so the result is the same for any thread count."""
+    a's rows (or b's columns, the longer side) over the threads (`run`), at least
+    MIN_BLOCK_SIDE wide; the pieces are fixed by the shapes, so the result is the same for
+    any thread count."""
     m, k = a.shape
     n = b.shape[1]
     macs = m * n * k
     if out is None:
         out = np.empty((m, n), np.result_type(a, b))
-    if macs > SERIAL_MACS and max(m, n) > 1:
-        # split the longer side: each block then reads the other operand whole, and that
-        # operand is the smaller (fc1's dx, 64 x 100 @ 100 x 8192: by columns)
-        rows = m >= n
-        side = m if rows else n
-        span = spans(side, -(-side // min(MAX_BLOCKS, -(-macs // SERIAL_MACS))))
+    # split the longer side: each block then reads the other operand whole, and that operand
+    # is the smaller (fc1's dx, 64 x 100 @ 100 x 8192: by columns)
+    rows = m >= n
+    side = m if rows else n
+    count = min(MAX_BLOCKS, -(-macs // SERIAL_MACS), side // MIN_BLOCK_SIDE)
+    if macs > SERIAL_MACS and count > 1:
+        span = spans(side, -(-side // count))
 
         def block(i):
             i0, i1 = span[i]

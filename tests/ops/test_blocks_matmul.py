@@ -14,6 +14,7 @@ def path(request, monkeypatch):
     SERIAL_MACS lowered, in blocks of rows or columns over the threads (a shorter last block
     included)."""
     monkeypatch.setattr(blocks, "SERIAL_MACS", 10**9 if request.param == "whole" else 500)
+    monkeypatch.setattr(blocks, "MIN_BLOCK_SIDE", 2)
     return request.param
 
 
@@ -70,3 +71,20 @@ def test_affine_by_blocks_matches_the_plain_products(path):
     np.testing.assert_allclose(dx, (dout @ w.T).reshape(x.shape), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dw, x.reshape(9, -1).T @ dout, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(db, dout.sum(axis=0), rtol=1e-12, atol=1e-12)
+
+
+def test_blocks_are_at_least_min_block_side_wide(monkeypatch):
+    """A product split into blocks splits its longer side into at most MAX_BLOCKS pieces of
+    at least MIN_BLOCK_SIDE (the three-layer convnet's fc1: 100 columns in 2 blocks, not 8 of
+    13); one too narrow for two blocks runs whole."""
+    calls = []
+    real_run = blocks.run
+    monkeypatch.setattr(blocks, "run", lambda fn, count: (calls.append(count), real_run(fn, count)))
+    rng = np.random.default_rng(3)
+    for (m, k, n), want in (((64, 8192, 100), 2), ((64, 100, 8192), 8), ((8192, 64, 100), 8),
+                            ((64, 70000, 90), None)):
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        calls.clear()
+        np.testing.assert_allclose(blocks.matmul(a, b), a @ b, rtol=1e-4, atol=1e-3)
+        assert calls == ([] if want is None else [want])

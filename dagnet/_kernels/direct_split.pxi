@@ -1,5 +1,6 @@
-# The batch-1 forward's split (included by direct.pyx): one sample's filter tiles shared by
-# the caller and the spinning helper threads of helpers.h (see there for why not OpenMP).
+# The batch-1 forward's split (included by direct.pyx): one sample's filter tiles, and a bound
+# split conv's planes fill, shared by the caller and the spinning helper threads of helpers.h
+# (see there for why not OpenMP).
 
 cdef extern from "helpers.h" nogil:
     ctypedef void (*dn_task)(void* ctx, Py_ssize_t item, int tid) noexcept nogil
@@ -49,12 +50,65 @@ cdef inline void _split_one(_Split* c, real* kind, Py_ssize_t item, int tid) noe
                   c.kh, c.kw, c.sh, c.sw, c.Hp, c.Wp, out)
 
 
+cdef struct _Fill:
+    # a bound split conv's input copied into the interiors of its planes (their zero borders
+    # and tail written once, at binding): one item per sample and channel
+    const void* x
+    void* planes
+    const int32_t* slot
+    Py_ssize_t x_c, S, C, H, W, Hq, Wq, nph
+    int sh, sw, ph, pw
+    bint is_double
+
+
+cdef void _fill_task(void* ctx, Py_ssize_t item, int tid) noexcept nogil:
+    cdef _Fill* f = <_Fill*>ctx
+    if f.is_double:
+        _fill_one(f, <double*>NULL, item)
+    else:
+        _fill_one(f, <float*>NULL, item)
+
+
+cdef inline void _fill_one(_Fill* f, real* kind, Py_ssize_t item) noexcept nogil:
+    """Channel item % C of sample item // C into its phase planes' interiors: the values
+    _planes_one writes there, none of the zeros around them."""
+    cdef Py_ssize_t n = item // f.C, c = item % f.C, rh, rw, a, b, ih, lo, hi, L = f.Hq * f.Wq
+    cdef const real* x = <const real*>f.x + item * f.x_c
+    cdef real* plane
+    cdef const real* row
+    for rh in range(f.sh):
+        for rw in range(f.sw):
+            if f.slot[rh * f.sw + rw] < 0:
+                continue
+            plane = <real*>f.planes + n * f.S + (c * f.nph + f.slot[rh * f.sw + rw]) * L
+            lo = (f.pw - rw + f.sw - 1) // f.sw if f.pw > rw else 0
+            hi = (f.W - 1 + f.pw - rw) // f.sw + 1 if f.W - 1 + f.pw - rw >= 0 else 0
+            if hi > f.Wq:
+                hi = f.Wq
+            if lo >= hi:
+                continue
+            for a in range(f.Hq):
+                ih = a * f.sh + rh - f.ph
+                if ih < 0 or ih >= f.H:
+                    continue
+                row = x + ih * f.W
+                if f.sw == 1:
+                    memcpy(plane + a * f.Wq + lo, row + lo + rw - f.pw, (hi - lo) * sizeof(real))
+                else:
+                    for b in range(lo, hi):
+                        plane[a * f.Wq + b] = row[b * f.sw + rw - f.pw]
+
+
 def helper_counts():
     """{name: count since load} of the batch-1 split's loops (helpers.h): run with the helpers,
     run alone (after a long wait for a preempted helper, or a second caller), long waits, and
     items the helpers ran."""
     return {"with_helpers": dn_count[0], "alone": dn_count[1], "long_waits": dn_count[2],
             "helper_items": dn_count[3]}
+
+
+cdef enum:
+    FILL_SPLIT = 4096  # values of input at least, for a split conv's planes fill to be shared
 
 
 cdef class SplitConv:
@@ -68,14 +122,20 @@ cdef class SplitConv:
     Why: forward takes its 20 arguments as typed memoryviews and checks their geometry on
     every call, ~2 us, a few percent of a batch-1 conv. The constructor runs forward once on
     zeros (its checks, unchanged) and keeps the pointers; a call checks only x and residual
-    (C-contiguous arrays of out's dtype and shape, through numpy's C API)."""
+    (C-contiguous arrays of out's dtype and shape, through numpy's C API).
+
+    planes are the conv's own (no other call writes them): their zero borders and tail are
+    written once, here, and a call copies x into their interiors alone, one item per sample
+    and channel shared by the caller and the helpers (the serial fill, borders and all, took
+    3-4 us of a 16-channel 28 x 28 conv's ~35 us on two threads)."""
     cdef object keep  # the bound arrays, alive while the pointers are used
     cdef _Split split
+    cdef _Fill fill
     cdef Py_ssize_t N, C, H, W, sh, sw, ph, pw, Hq, Wq, nph, S, jobs
     cdef tuple x_shape, res_shape
     cdef const int32_t* slot
     cdef char* planes
-    cdef int threads, num
+    cdef int threads, fill_threads, num
     cdef bint has_res
 
     def __init__(self, tuple x_shape, planes, slot, off, wp, bias, grid, out, int sh, int sw,
@@ -108,6 +168,12 @@ cdef class SplitConv:
         self.jobs = self.N * tiles
         self.threads = num_threads if num_threads <= self.jobs else self.jobs
         pkh, pkw, psh, psw = (pool[2], pool[3], pool[4], pool[5]) if pool is not None else (0, 0, 1, 1)
+        # a small input is copied by the caller alone: the helpers' share would not pay for
+        # the hand-over (LeNet's conv2 input, 2,880 values: 0.97x split)
+        self.fill_threads = self.threads if self.N * self.C * self.H * self.W >= FILL_SPLIT else 1
+        self.fill = _Fill(NULL, <void*>self.planes, self.slot, self.H * self.W,
+                          self.S, self.C, self.H, self.W, Hq, Wq, self.nph, sh, sw, ph, pw,
+                          self.num == cnp.NPY_FLOAT64)
         self.split = _Split(<const void*>self.planes, <const int32_t*>cnp.PyArray_DATA(<cnp.ndarray>off),
                             <const void*>cnp.PyArray_DATA(<cnp.ndarray>wp),
                             <const void*>cnp.PyArray_DATA(<cnp.ndarray>bias),
@@ -120,8 +186,6 @@ cdef class SplitConv:
 
     def __call__(self, x, residual=None):
         """out = the conv of x (N, C, H, W) (+ residual, relu, pool as bound)."""
-        cdef Py_ssize_t n, xn = self.C * self.H * self.W
-        cdef const char* xp
         if not _c_floats(x, 4, self.num) or x.shape != self.x_shape:
             raise ValueError(f"SplitConv: x must be a C-contiguous {self.x_shape} array of the "
                              f"bound dtype")
@@ -132,16 +196,8 @@ cdef class SplitConv:
             self.split.res = cnp.PyArray_DATA(<cnp.ndarray>residual)
         elif residual is not None:
             raise ValueError("SplitConv: bound without a residual")
-        xp = <const char*>cnp.PyArray_DATA(<cnp.ndarray>x)
+        self.fill.x = cnp.PyArray_DATA(<cnp.ndarray>x)
         with nogil:
-            for n in range(self.N):
-                if self.num == cnp.NPY_FLOAT64:
-                    _planes_one(<const double*>xp + n * xn, self.C, self.H, self.W, self.sh,
-                                self.sw, self.ph, self.pw, self.Hq, self.Wq, self.slot, self.nph,
-                                <double*>self.planes + n * self.S, self.S)
-                else:
-                    _planes_one(<const float*>xp + n * xn, self.C, self.H, self.W, self.sh,
-                                self.sw, self.ph, self.pw, self.Hq, self.Wq, self.slot, self.nph,
-                                <float*>self.planes + n * self.S, self.S)
+            dn_par_for(_fill_task, &self.fill, self.N * self.C, self.fill_threads)
             dn_par_for(_split_task, &self.split, self.jobs, self.threads)
         self.split.res = NULL

@@ -12,8 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet import kernels
+from dagnet import blocks, kernels
 from dagnet.ops import direct
+
+#: a batch of at least affine_call's small_below runs its product on dagnet/blocks.py's
+#: one-thread GEMMs, as the affine op does (the same numbers as the executor's step, for any
+#: thread count), not on OpenBLAS's own threads: with the other core busy those waited for
+#: each other, LeNet's fc1 at batch 256 60-64 ms against 9 ms (medians, in-process A/B, load
+#: 6.5); False for A/B measurements
+BLOCKED: bool = True
 
 try:
     from dagnet._kernels.infer import gap_concat
@@ -25,13 +32,14 @@ except ImportError:  # a build without the kernels: numpy
 
 def affine_call(ins, out, program, small_below: int):
     """The call of an affine instruction: x (flattened per example) @ w + b, max(., 0) if
-    relu, into out (affine_small below small_below samples, else numpy's matmul); the params are looked up on each call (the user may replace them), and
-    the op's forward runs instead (its errors) if one no longer has the plan's dtype or shape."""
+    relu, into out (affine_small below small_below samples, else blocks.matmul); the params
+    are looked up on each call (the user may replace them), and the op's forward runs
+    instead (its errors) if one no longer has the plan's dtype or shape."""
     x, name, relu, env, params = ins.reads[0], ins.name, ins.relu, program.env, program.plan.params
     wn, bn = ins.params
     dtype, w_shape, b_shape = program.dtype, params[wn].shape, params[bn].shape
     y = out.reshape(len(out), -1)
-    matmul, add, maximum = np.matmul, np.add, np.maximum
+    matmul, add, maximum = blocks.matmul if BLOCKED else np.matmul, np.add, np.maximum
     checked = op_call(ins, out, None, program)
     # a small batch: blocks of columns split among the caller and the helpers (affine.h)
     small = direct._ext.affine_small if direct._ext is not None and len(out) < small_below \

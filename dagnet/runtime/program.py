@@ -309,8 +309,11 @@ def _conv_call(ins, weights, out, scratch, env, batch):
         fn = direct._ext.forward
         args = (planes, geo.slot, geo.off, wp, bp, grid, out, *stride, *pads[:2], geo.hq, geo.wq,
                 geo.qr, direct.ISA, threads)
-        if parts > 1 and BIND_SPLIT:  # bound once: a call checks its input and skip alone
-            bound = direct._ext.SplitConv((batch, *ins.x_shape), *args, bool(res), relu, pool, parts)
+        if parts > 1 and BIND_SPLIT:  # bound once: a call checks its input and skip alone,
+            # and copies it into the interiors of planes of its own (their borders stay zero)
+            own = np.zeros((batch, geo.size), out.dtype)
+            bound = direct._ext.SplitConv((batch, *ins.x_shape), own, *args[1:], bool(res), relu,
+                                          pool, parts)
 
             def split():
                 bound(np.ascontiguousarray(env[x]), np.ascontiguousarray(env[res]) if res else None)

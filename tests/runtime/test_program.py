@@ -120,7 +120,7 @@ def test_fully_connected_layers_are_affine_instructions_that_follow_their_params
 def test_a_batch_affine_gives_the_ops_numbers_for_any_thread_count(monkeypatch):
     # large enough for blocks.matmul to split the product (over 2**22 multiply-adds): the
     # program's affine runs on its one-thread GEMMs, as the op does, on any number of threads
-    # (blocks.run on one thread leaves OpenBLAS its own threads: not compared here)
+    # (one thread included: blocks.run then holds OpenBLAS at one thread too)
     plan = _eval_plan(nets.two_layer(d=800, hidden=500, classes=10), "float32")
     x = np.random.default_rng(3).standard_normal((64, 800)).astype(np.float32)
     name = "x"
@@ -130,7 +130,7 @@ def test_a_batch_affine_gives_the_ops_numbers_for_any_thread_count(monkeypatch):
     monkeypatch.setattr(program, "ENABLED", False)  # the executor's steps: the same bits
     np.testing.assert_array_equal(plan.forward({name: x}, mode="eval", outputs=["fc2"])["fc2"], got)
     monkeypatch.setattr(program, "ENABLED", True)
-    for threads in (3, 4):
+    for threads in (1, 3, 4):
         monkeypatch.setattr(kernels, "NUM_THREADS", threads)
         plan.executor.programs.clear()
         np.testing.assert_array_equal(plan.forward({name: x}, mode="eval", outputs=["fc2"])["fc2"], got)

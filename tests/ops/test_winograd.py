@@ -30,7 +30,9 @@ SHAPES = [  # (N, C, H, W), F, pad
     ((1, 10, 3, 3), 3, (0, 0)),  # one output
     ((2, 12, 5, 11), 9, (2, 2)),  # pad 2
     ((2, 8, 9, 10), 6, (1, 0)),  # unequal pads
-    ((1, 8, 4, 17), 4, (1, 1)),  # rows of 17: whole vectors of 2L outputs, then one value
+    ((1, 8, 4, 17), 4, (1, 1)),  # rows of 17: whole vectors, then one value
+    ((2, 8, 5, 15), 4, (1, 1)),  # rows of 15: a phase plane of 8 whose last odd value lies
+    ((1, 8, 3, 7), 3, (1, 1)),  # past the row at 8 (or 4) lanes: split value by value
 ]
 
 

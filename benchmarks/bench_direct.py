@@ -3,8 +3,10 @@
 For each conv of resnet_small and LeNet as their inference programs run it (the epilogue:
 relu, + skip, 2x2 max pool), the direct kernels' single-thread rates (dagnet/_kernels/
 direct.pyx forward, the planes kernel of direct.h, and forward_oc, vectorised along output
-channels, direct_oc.h, for the convs without a pool; GFLOP/s of the conv's own
-multiply-adds, 2*F*C*kh*kw*Ho*Wo a sample, and oc_speedup: planes time / oc time), against
+channels, direct_oc.h, for the convs without a pool, and forward_wino, Winograd F(2x2, 3x3),
+winograd.h, for those ops/winograd.py uses_wino takes; GFLOP/s of the conv's own
+multiply-adds, 2*F*C*kh*kw*Ho*Wo a sample (for Winograd: the direct conv's count, an
+effective rate), and oc_speedup / wino_speedup: planes time / their time), against
 OpenBLAS's single-thread float32 GEMM of a large square matrix (the practical peak of the
 same core), all alternating in rounds, medians; and the planes grid's extra positions
 (direct.h: rows Wq >= Wo wide, rounded to whole vectors).
@@ -23,7 +25,7 @@ import time
 import dagnet  # noqa: F401  (before numpy: it tunes OpenBLAS's threads, dagnet/procenv.py)
 import numpy as np
 
-from dagnet.ops import direct
+from dagnet.ops import direct, winograd
 
 SHAPES = {  # name -> per-example input (C, H, W), weights (F, C, kh, kw), stride, pad, epilogue
     "resnet_small.stem": ((1, 28, 28), (16, 1, 3, 3), (1, 1), (1, 1), "relu"),
@@ -67,8 +69,17 @@ def conv_runner(x_shape, w_shape, stride, pad, epilogue, batch):
         def run_oc():
             ext.forward_oc(x, scratch, oc.off, wq, bq, out, oc.nb, *stride, *pad, direct.ISA,
                            1, res, relu)
+    run_wino = None
+    if pool is None and winograd.uses_wino(x_shape, w_shape, stride, pad):
+        wg = winograd.geometry(x_shape, w_shape, pad, direct.ISA, False)
+        u, bu = winograd.packed(w, b, np.float32)
+        wscratch = np.empty((1, wg.scratch), np.float32)
+
+        def run_wino():
+            ext.forward_wino(x, wscratch, u, bu, out, *pad, wg.hq, wg.wq, wg.qr, wg.size,
+                             direct.ISA, 1, res, relu)
     flops = 2 * np.prod(w_shape) * geo.ho * geo.wo * batch
-    return run, run_oc, float(flops), geo.qr / (geo.ho * geo.wo)
+    return run, run_oc, run_wino, float(flops), geo.qr / (geo.ho * geo.wo)
 
 
 def cpu_seconds(fn, rounds: int) -> list:
@@ -95,18 +106,20 @@ def main() -> None:
     with threadpoolctl.threadpool_limits(1):
         gemm_s, rows = [], {}
         for name, (xs, ws, st, pd, epi) in SHAPES.items():
-            run, run_oc, flops, extra = conv_runner(xs, ws, st, pd, epi, batch)
+            run, run_oc, run_wino, flops, extra = conv_runner(xs, ws, st, pd, epi, batch)
             run()
-            conv_s, oc_s = [], []
+            conv_s, oc_s, wino_s = [], [], []
             for _ in range(rounds):  # alternating with the GEMM: the same machine state
                 conv_s += cpu_seconds(run, 1)
                 if run_oc is not None:
                     oc_s += cpu_seconds(run_oc, 1)
+                if run_wino is not None:
+                    wino_s += cpu_seconds(run_wino, 1)
                 gemm_s += cpu_seconds(lambda: m1 @ m2, 1)
             rows[name] = (flops, float(np.median(conv_s)), oc_s and float(np.median(oc_s)),
-                          extra, epi)
+                          wino_s and float(np.median(wino_s)), extra, epi)
         gemm = 2 * n ** 3 / float(np.median(gemm_s))
-    for name, (flops, s, s_oc, extra, epi) in rows.items():
+    for name, (flops, s, s_oc, s_wino, extra, epi) in rows.items():
         row = out["convs"][name] = {"epilogue": epi, "gflop_s": round(flops / s / 1e9, 2),
                                     "of_openblas_gemm": round(flops / s / gemm, 3),
                                     "us_per_sample": round(s / batch * 1e6, 2),
@@ -115,6 +128,9 @@ def main() -> None:
             row.update(oc_gflop_s=round(flops / s_oc / 1e9, 2),
                        oc_of_openblas_gemm=round(flops / s_oc / gemm, 3),
                        oc_speedup=round(s / s_oc, 3))
+        if s_wino:
+            row.update(wino_gflop_s=round(flops / s_wino / 1e9, 2),
+                       wino_speedup=round(s / s_wino, 3))
     out["openblas_gemm_gflop_s"] = round(gemm / 1e9, 2)
     print(json.dumps(out))
 

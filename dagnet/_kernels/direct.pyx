@@ -211,6 +211,7 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
 include "affine_split.pxi"
 include "direct_split.pxi"
 include "direct_oc.pxi"
+include "winograd.pxi"
 
 
 cdef inline void _copy_out(const real* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t m0,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet import kernels
-from dagnet.ops import direct
+from dagnet.ops import direct, winograd
 from dagnet.ops.base import as_pair
 from dagnet.ops.conv import columns_size, conv_forward, conv_geometry
 from dagnet.ops.pool import maxpool_forward
@@ -228,17 +228,20 @@ def _direct(ins, w_shape) -> bool:
     return geo.wq <= DIRECT_WASTE * geo.wo and _pool_fits(ins.pool)
 
 
-def _packed(ins, w, b, dtype, oc=None) -> tuple:
+def _packed(ins, w, b, dtype, extra=None) -> tuple:
     """A conv's weights packed for the direct kernels that may run it: the planes kernel's,
-    then, if oc (None: if ops/direct.py uses_oc says so), direct_oc.h's; none for
-    conv_forward."""
+    then, if extra (None: if ops/direct.py uses_oc or ops/winograd.py uses_wino says so),
+    direct_oc.h's for a strided conv, Winograd's transformed filters for a stride-1 one; none
+    for conv_forward."""
     if not _direct(ins, w.shape):
         return ()
     pair = as_pair(ins.conv["stride"]), as_pads(ins.conv["pad"])[:2]
-    if oc is None:
-        oc = direct.uses_oc(ins.x_shape, w.shape, *pair)
-    oc = direct.oc_packed(w, b, dtype) if oc else ()
-    return (*direct.packed(w, b, dtype), *oc)
+    if extra is None:
+        extra = direct.uses_oc(ins.x_shape, w.shape, *pair) or \
+            (winograd.uses_wino(ins.x_shape, w.shape, *pair) and ins.pool is None)
+    extra = () if not extra else winograd.packed(w, b, dtype) if pair[0] == (1, 1) else \
+        direct.oc_packed(w, b, dtype)
+    return (*direct.packed(w, b, dtype), *extra)
 
 
 def _as_step(ins):
@@ -270,6 +273,10 @@ def _scratch(ins, batch: int, program) -> int:
             lanes = direct._ext.lanes(direct.ISA, program.dtype == np.float64)
             oc = direct.oc_geometry(tuple(ins.x_shape), tuple(w_shape), *pair, lanes).size * \
                 max(1, kernels.NUM_THREADS) if direct.uses_oc(ins.x_shape, w_shape, *pair) else 0
+            if winograd.uses_wino(ins.x_shape, w_shape, *pair):
+                oc = max(1, kernels.NUM_THREADS) * winograd.geometry(
+                    tuple(ins.x_shape), tuple(w_shape), pair[1], direct.ISA,
+                    program.dtype == np.float64).scratch
             return max(oc, direct.planes_size(ins.x_shape, w_shape, *pair) * _planes_rows(batch)) * item
         return columns_size(w_shape, (w_shape[0], *_conv_out(ins, w_shape)), c["groups"]) * \
             batch * item
@@ -290,8 +297,11 @@ def _conv_call(ins, weights, out, scratch, env, batch):
     output pass, or conv_forward (im2col + GEMM) and the epilogue after it."""
     c, name, x, res, relu = ins.conv, ins.name, ins.reads[0], ins.residual, ins.relu
     stride, pads, dilation = as_pair(c["stride"]), as_pads(c["pad"]), as_pair(c["dilation"])
-    if len(weights) == 6 and batch >= kernels.NUM_THREADS and direct.OC_ENABLED:
-        return _oc_call(ins, weights, out, scratch, env)
+    if len(weights) == 6 and batch >= kernels.NUM_THREADS:
+        if stride == (1, 1) and winograd.ENABLED and ins.pool is None:
+            return _wino_call(ins, weights, out, scratch, env)
+        if stride != (1, 1) and direct.OC_ENABLED:
+            return _oc_call(ins, weights, out, scratch, env)
     if len(weights) >= 4:
         w, _, wp, bp = weights[:4]
         geo = direct.geometry(tuple(ins.x_shape), w.shape, stride, pads[:2],
@@ -353,6 +363,23 @@ def _oc_call(ins, weights, out, scratch, env):
     rows = kernels.typed_view(scratch, (threads, geo.size), out.dtype)
     fn = direct._ext.forward_oc
     args = (rows, geo.off, *weights[4:], out, geo.nb, *stride, *pads, direct.ISA, threads)
+
+    def call():  # a step's view (a split, a transpose) is copied to the C order it reads
+        fn(np.ascontiguousarray(env[x]), *args,
+           np.ascontiguousarray(env[res]) if res else None, relu)
+        env[name] = out
+    return call
+
+
+def _wino_call(ins, weights, out, scratch, env):
+    """A 3x3 stride-1 conv by Winograd (ops/winograd.py; batches of a sample a thread or more)."""
+    name, x, res, relu, w = ins.name, ins.reads[0], ins.residual, ins.relu, weights[0]
+    pads = as_pads(ins.conv["pad"])[:2]
+    geo = winograd.geometry(tuple(ins.x_shape), w.shape, pads, direct.ISA, out.dtype == np.float64)
+    threads = max(1, kernels.NUM_THREADS)
+    rows = kernels.typed_view(scratch, (threads, geo.scratch), out.dtype)
+    fn = direct._ext.forward_wino
+    args = (rows, *weights[4:], out, *pads, geo.hq, geo.wq, geo.qr, geo.size, direct.ISA, threads)
 
     def call():  # a step's view (a split, a transpose) is copied to the C order it reads
         fn(np.ascontiguousarray(env[x]), *args,

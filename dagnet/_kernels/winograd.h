@@ -1,0 +1,270 @@
+/* Winograd F(2x2, 3x3): an inference conv of 3x3 kernels at stride 1 in 16 small products
+   instead of 9 taps per output (2.25x fewer multiplies), for dagnet/_kernels/winograd.pxi.
+
+   Each 2x2 block of outputs (a "tile") is computed from the 4x4 block of the padded input
+   under it: V = B^T d B (per input channel), M[xi] = sum_c U[xi][m][c] * V[xi][c] for each
+   of the 16 positions xi of the 4x4 transform, Y = A^T M A + bias (the 2x2 outputs), with
+       B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1],
+   and U = G g G^T the filters' transform (G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]),
+   computed once in float64 when the program binds (ops/winograd.py packed).
+
+   The input: the sample's stride-2 phase planes (direct.h's planes with sh = sw = 2, laid
+   out by wg_planes): plane (c, rh, rw)[a][b] = xpad[c][2a + rh][2b + rw], Hq x Wq
+   each. Tile (th, tw)'s value (i, j) is xpad[2th + i][2tw + j] = plane (c, i%2, j%2) at
+   p + (i/2)*Wq + j/2 with p = th*Wq + tw: every one of the 16 values of every tile is the
+   planes at a fixed offset from the tile's flat position p. So a vector of tiles is a vector
+   of positions p, loaded whole, as the direct kernel's taps are; the grid's last column
+   (tw = Wq - 1, past the tiles) is computed and never read out, as there.
+
+   Per block of NV vectors of positions (all in L1): the input transform of every channel
+   into vb[xi][c][NV*L]; per tile of WG_FR output channels, the 16 products [WG_FR x C] x
+   [C x NV*L], each in NV*WG_FR accumulators (direct.h's dc_gemm tile), into mb[xi][r][NV*L];
+   then the inverse transform into the output phase grid y[m][a*2 + b][p] (+ bias). No
+   transformed tensor larger than a block exists. wg_out then reads y out into the conv's
+   output (a row's even and odd columns interleaved in vectors) with the epilogue: + skip,
+   relu keeping NaN. Every output is the same sums in the same order whatever the batch,
+   its split or the thread count: a position's block and lane depend on the geometry alone.
+
+   Measured (one thread, resnet_small's shapes, hot caches): the products run at ~88% of
+   the FMA peak and take half the time; the input transform, the planes and the read-out
+   the rest. Hence 32 channels gain and 16 do not (ops/winograd.py uses_wino): the
+   transforms are shared by the channels. F(4x4, 3x3) would halve the products on 28 x 28
+   but not on 14 x 14 (its 4 x 4 tiles cover 16 x 16 outputs there, a 1.3x waste, and the
+   grid's extra column 1.25x), with stride-4 planes and worse rounding. */
+#ifndef DAGNET_WINOGRAD_H
+#define DAGNET_WINOGRAD_H
+#include "direct.h"
+
+#define WG_FR 4 /* output channels per tile of the products */
+#define WG_NV 3 /* vectors of positions per block (the grid's tail: 2 or 1) */
+
+/* One block of NV vectors of positions at q0 for all M channels: src the sample's planes
+   (C channels of 4 planes, HW values each, rows Wq apart), u the transformed filters
+   (16 x tiles x C x WG_FR), bias tiles*WG_FR values; vb (16*C*NV*L), mb (16*WG_FR*NV*L)
+   scratch; y: (tiles*WG_FR, 4, Qr) output phase grid. */
+#define WG_BLOCK(NAME, ATTR, T, V, VU, L, NV)                                               \
+ATTR static inline void NAME(ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq,          \
+                             ptrdiff_t Qr, ptrdiff_t q0, const T* __restrict src,           \
+                             const T* __restrict u, const T* __restrict bias,               \
+                             T* __restrict vb, T* __restrict mb, T* __restrict y) {         \
+    enum { B = NV * L };                                                                    \
+    const ptrdiff_t tiles = (M + WG_FR - 1) / WG_FR;                                        \
+    for (ptrdiff_t c = 0; c < C; c++) {                                                     \
+        const T* __restrict s = src + c * 4 * HW + q0;                                      \
+        for (int v = 0; v < NV; v++) {                                                      \
+            V d[4][4], t[4][4];                                                             \
+            for (int i = 0; i < 4; i++)                                                     \
+                for (int j = 0; j < 4; j++)                                                 \
+                    d[i][j] = *(const VU*)(s + ((i & 1) * 2 + (j & 1)) * HW +               \
+                                            (i >> 1) * Wq + (j >> 1) + v * L);              \
+            for (int j = 0; j < 4; j++) {                                                   \
+                t[0][j] = d[0][j] - d[2][j];                                                \
+                t[1][j] = d[1][j] + d[2][j];                                                \
+                t[2][j] = d[2][j] - d[1][j];                                                \
+                t[3][j] = d[1][j] - d[3][j];                                                \
+            }                                                                               \
+            for (int i = 0; i < 4; i++) {                                                   \
+                T* __restrict o = vb + ((i * 4) * C + c) * B + v * L;                       \
+                *(VU*)(o) = t[i][0] - t[i][2];                                               \
+                *(VU*)(o + C * B) = t[i][1] + t[i][2];                                       \
+                *(VU*)(o + 2 * C * B) = t[i][2] - t[i][1];                                   \
+                *(VU*)(o + 3 * C * B) = t[i][1] - t[i][3];                                   \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+    for (ptrdiff_t tl = 0; tl < tiles; tl++) {                                              \
+        for (int xi = 0; xi < 16; xi++) {                                                   \
+            const T* __restrict w = u + (xi * tiles + tl) * C * WG_FR;                      \
+            const T* __restrict x = vb + xi * C * B;                                        \
+            V acc[WG_FR][NV];                                                               \
+            for (int r = 0; r < WG_FR; r++)                                                 \
+                for (int v = 0; v < NV; v++)                                                \
+                    acc[r][v] = (V){0};                                                     \
+            DC_UNROLL                                                                       \
+            for (ptrdiff_t c = 0; c < C; c++, w += WG_FR, x += B) {                         \
+                V xv[NV];                                                                   \
+                for (int v = 0; v < NV; v++)                                                \
+                    xv[v] = *(const VU*)(x + v * L);                                         \
+                for (int r = 0; r < WG_FR; r++) {                                           \
+                    const V wr = (V){0} + w[r];                                             \
+                    for (int v = 0; v < NV; v++)                                            \
+                        acc[r][v] += wr * xv[v];                                            \
+                }                                                                           \
+            }                                                                               \
+            for (int r = 0; r < WG_FR; r++)                                                 \
+                for (int v = 0; v < NV; v++)                                                \
+                    *(VU*)(mb + (xi * WG_FR + r) * B + v * L) = acc[r][v];                   \
+        }                                                                                   \
+        for (int r = 0; r < WG_FR; r++) {                                                   \
+            const T b0 = bias[tl * WG_FR + r];                                              \
+            T* __restrict yo = y + (tl * WG_FR + r) * 4 * Qr + q0;                          \
+            for (int v = 0; v < NV; v++) {                                                  \
+                V m[16], s0[4], s1[4];                                                      \
+                for (int xi = 0; xi < 16; xi++)                                             \
+                    m[xi] = *(const VU*)(mb + (xi * WG_FR + r) * B + v * L);                 \
+                for (int j = 0; j < 4; j++) {                                               \
+                    s0[j] = (m[j] + m[4 + j]) + m[8 + j];                                   \
+                    s1[j] = (m[4 + j] - m[8 + j]) - m[12 + j];                              \
+                }                                                                           \
+                *(VU*)(yo + v * L) = ((s0[0] + s0[1]) + s0[2]) + b0;                        \
+                *(VU*)(yo + Qr + v * L) = ((s0[1] - s0[2]) - s0[3]) + b0;                   \
+                *(VU*)(yo + 2 * Qr + v * L) = ((s1[0] + s1[1]) + s1[2]) + b0;               \
+                *(VU*)(yo + 3 * Qr + v * L) = ((s1[1] - s1[2]) - s1[3]) + b0;               \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+}
+
+/* y (tiles*WG_FR, 4, Qr) of one sample: every block of the grid's Qr positions (a multiple
+   of L): whole blocks of WG_NV vectors, then one of 2 or 1 (vb, mb: WG_NV vectors' worth). */
+#define WG_GRID(NAME, ATTR, T, V, VU, L)                                                    \
+WG_BLOCK(NAME##_b3, ATTR, T, V, VU, L, WG_NV)                                               \
+WG_BLOCK(NAME##_b2, ATTR, T, V, VU, L, 2)                                                   \
+WG_BLOCK(NAME##_b1, ATTR, T, V, VU, L, 1)                                                   \
+ATTR static void NAME(ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq, ptrdiff_t Qr,   \
+                      const T* __restrict src, const T* __restrict u,                       \
+                      const T* __restrict bias, T* __restrict vb, T* __restrict mb,          \
+                      T* __restrict y) {                                                    \
+    ptrdiff_t q0 = 0;                                                                       \
+    for (; q0 + WG_NV * L <= Qr; q0 += WG_NV * L)                                           \
+        NAME##_b3(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
+    if (Qr - q0 >= 2 * L)                                                                   \
+        NAME##_b2(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
+    else if (Qr - q0 >= L)                                                                  \
+        NAME##_b1(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
+}
+
+/* out[m][oh][ow] = y[m][(oh%2)*2 + ow%2][(oh/2)*Wq + ow/2] (+ res[m][oh][ow] if res), then
+   max(., 0) if relu (a bit mask: NaN stays NaN), for m < M, oh < Ho, ow < Wo. A row of at
+   least L outputs is whole vectors, each L/2 even and L/2 odd columns interleaved by a
+   shuffle (GCC), the last one ending at the row's end (or one before it, starting on an
+   even column; it writes some values again, the same: out is neither y nor res); the rest
+   value by value (the same single add and mask: the same values). y must have L values
+   readable past its last row. */
+#define WG_OUT(NAME, ATTR, T, V, VU, L, I, IS, LO)                                          \
+ATTR static void NAME(const T* __restrict y, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t M,        \
+                      ptrdiff_t Ho, ptrdiff_t Wo, const T* __restrict res, int relu,         \
+                      T* __restrict out) {                                                  \
+    const ptrdiff_t last = (Wo - L) & ~(ptrdiff_t)1;                                        \
+    for (ptrdiff_t m = 0; m < M; m++)                                                       \
+        for (ptrdiff_t oh = 0; oh < Ho; oh++) {                                             \
+            const T* __restrict ye = y + (m * 4 + (oh & 1) * 2) * Qr + (oh >> 1) * Wq;      \
+            const T* __restrict yo = ye + Qr;                                               \
+            const ptrdiff_t o = (m * Ho + oh) * Wo;                                         \
+            const T* __restrict r = res ? res + o : NULL;                                   \
+            T* __restrict dst = out + o;                                                    \
+            ptrdiff_t ow = 0;                                                               \
+            if (DC_SHUFFLE && Wo >= L) {                                                    \
+                for (; ow < Wo - 1; ow += L) {                                              \
+                    const ptrdiff_t at = ow <= last ? ow : last;                            \
+                    V a = DC_SHUF(*(const VU*)(ye + at / 2), *(const VU*)(yo + at / 2), LO); \
+                    if (r)                                                                  \
+                        a = a + *(const VU*)(r + at);                                       \
+                    if (relu)                                                               \
+                        a = (V)((I)a & ~(I)(a < (V){0}));                                  \
+                    *(VU*)(dst + at) = a;                                                   \
+                }                                                                           \
+                ow = last + L;                                                              \
+            }                                                                               \
+            for (; ow < Wo; ow++) {                                                         \
+                T v = (ow & 1 ? yo : ye)[ow >> 1];                                          \
+                if (r)                                                                      \
+                    v = v + r[ow];                                                          \
+                if (relu)                                                                   \
+                    DC_RELU1(T, IS, v);                                                     \
+                dst[ow] = v;                                                                \
+            }                                                                               \
+        }                                                                                   \
+}
+
+/* src (S values) = the sample x (C, H, W) padded by (ph, pw) as stride-2 phase planes
+   (plane (c, rh, rw)[a][b] = xpad[c][2a + rh][2b + rw], Hq x Wq each), then zeros: what
+   direct.pyx _planes_one writes for sh = sw = 2, the phases of a row split in vectors (the
+   even or odd values of two loaded vectors, by a shuffle, GCC) instead of value by value. */
+#define WG_PLANES(NAME, ATTR, T, V, VU, L, EVEN, ODD)                                       \
+ATTR static void NAME(const T* __restrict x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,          \
+                      ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t Hq, ptrdiff_t Wq,                \
+                      T* __restrict src, ptrdiff_t S) {                                     \
+    const ptrdiff_t HW = Hq * Wq;                                                           \
+    for (ptrdiff_t c = 0; c < C; c++)                                                       \
+        for (ptrdiff_t a2 = 0; a2 < 2 * Hq; a2++)                                           \
+            for (int rw = 0; rw < 2; rw++) {                                                \
+                T* __restrict p = src + (c * 4 + (a2 & 1) * 2 + rw) * HW + (a2 >> 1) * Wq;  \
+                const ptrdiff_t ih = a2 - ph, s = rw - pw;                                  \
+                if (ih < 0 || ih >= H) {                                                    \
+                    memset(p, 0, Wq * sizeof(T));                                           \
+                    continue;                                                               \
+                }                                                                           \
+                const T* __restrict row = x + (c * H + ih) * W;                             \
+                /* the plane's columns b with 0 <= 2b + s < W */                            \
+                ptrdiff_t lo = s < 0 ? (1 - s) / 2 : 0;                                     \
+                ptrdiff_t hi = W - 1 - s >= 0 ? (W - 1 - s) / 2 + 1 : 0;                    \
+                if (hi > Wq)                                                                \
+                    hi = Wq;                                                                \
+                if (lo > hi)                                                                \
+                    lo = hi;                                                                \
+                for (ptrdiff_t b = 0; b < lo; b++)                                          \
+                    p[b] = 0;                                                               \
+                for (ptrdiff_t b = hi; b < Wq; b++)                                         \
+                    p[b] = 0;                                                               \
+                ptrdiff_t b = lo;                                                           \
+                /* L values at b from 2L loaded at 2b + s (the evens) or, where the last odd \
+                   one lies past the row, at 2b + s - 1 (the odds); the last vector ends at  \
+                   hi (writing some values again, the same) */                              \
+                if (DC_SHUFFLE && hi - lo >= L)                                             \
+                    for (ptrdiff_t b0 = lo; b0 < hi; b0 += L) {                             \
+                        const ptrdiff_t at = b0 + L <= hi ? b0 : hi - L;                    \
+                        const T* q = row + 2 * at + s;                                      \
+                        if (2 * (at + L) + s <= W)                                          \
+                            *(VU*)(p + at) = DC_SHUF(*(const VU*)q, *(const VU*)(q + L), EVEN); \
+                        else if (2 * at + s >= 1)                                           \
+                            *(VU*)(p + at) = DC_SHUF(*(const VU*)(q - 1), *(const VU*)(q - 1 + L), \
+                                                     ODD);                                  \
+                        else                                                                \
+                            break;                                                          \
+                        b = at + L;                                                         \
+                    }                                                                       \
+                for (; b < hi; b++)                                                         \
+                    p[b] = row[2 * b + s];                                                  \
+            }                                                                               \
+    memset(src + 4 * C * HW, 0, (S - 4 * C * HW) * sizeof(T));                              \
+}
+
+WG_GRID(wg_grid_f_portable, , float, dn_f4, dn_f4_u, 4)
+WG_GRID(wg_grid_d_portable, , double, dn_d2, dn_d2_u, 2)
+WG_OUT(wg_out_f_portable, , float, dn_f4, dn_f4_u, 4, dc_i4, uint32_t, ((dc_i4){0, 4, 1, 5}))
+WG_OUT(wg_out_d_portable, , double, dn_d2, dn_d2_u, 2, dc_l2, uint64_t, ((dc_l2){0, 2}))
+WG_PLANES(wg_planes_f_portable, , float, dn_f4, dn_f4_u, 4, ((dc_i4){0, 2, 4, 6}),
+          ((dc_i4){1, 3, 5, 7}))
+WG_PLANES(wg_planes_d_portable, , double, dn_d2, dn_d2_u, 2, ((dc_l2){0, 2}), ((dc_l2){1, 3}))
+#if DN_X86
+WG_GRID(wg_grid_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8)
+WG_GRID(wg_grid_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4)
+WG_OUT(wg_out_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8, dc_i8, uint32_t,
+       ((dc_i8){0, 8, 1, 9, 2, 10, 3, 11}))
+WG_OUT(wg_out_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, dc_l4, uint64_t,
+       ((dc_l4){0, 4, 1, 5}))
+WG_PLANES(wg_planes_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8,
+          ((dc_i8){0, 2, 4, 6, 8, 10, 12, 14}), ((dc_i8){1, 3, 5, 7, 9, 11, 13, 15}))
+WG_PLANES(wg_planes_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, ((dc_l4){0, 2, 4, 6}),
+          ((dc_l4){1, 3, 5, 7}))
+#endif
+
+#define WG_DISPATCH(T, SUF)                                                                 \
+static void wg_grid_##SUF(int isa, ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq,    \
+                          ptrdiff_t Qr, const T* src, const T* u, const T* bias, T* vb,     \
+                          T* mb, T* y) {                                                    \
+    DC_PICK(wg_grid_##SUF, (M, C, HW, Wq, Qr, src, u, bias, vb, mb, y))                     \
+}                                                                                           \
+static void wg_out_##SUF(int isa, const T* y, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t M,       \
+                         ptrdiff_t Ho, ptrdiff_t Wo, const T* res, int relu, T* out) {      \
+    DC_PICK(wg_out_##SUF, (y, Qr, Wq, M, Ho, Wo, res, relu, out))                           \
+}                                                                                           \
+static void wg_planes_##SUF(int isa, const T* x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,      \
+                            ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t Hq, ptrdiff_t Wq, T* src,  \
+                            ptrdiff_t S) {                                                  \
+    DC_PICK(wg_planes_##SUF, (x, C, H, W, ph, pw, Hq, Wq, src, S))                          \
+}
+WG_DISPATCH(float, f)
+WG_DISPATCH(double, d)
+#endif

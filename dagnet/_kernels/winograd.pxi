@@ -1,0 +1,89 @@
+# The inference forward of 3x3 stride-1 convs by Winograd F(2x2, 3x3) (included by
+# direct.pyx; the kernels and why: winograd.h).
+
+cdef extern from "winograd.h" nogil:
+    void wg_grid_f(int isa, Py_ssize_t M, Py_ssize_t C, Py_ssize_t HW, Py_ssize_t Wq,
+                   Py_ssize_t Qr, const float* src, const float* u, const float* bias,
+                   float* vb, float* mb, float* y)
+    void wg_grid_d(int isa, Py_ssize_t M, Py_ssize_t C, Py_ssize_t HW, Py_ssize_t Wq,
+                   Py_ssize_t Qr, const double* src, const double* u, const double* bias,
+                   double* vb, double* mb, double* y)
+    void wg_out_f(int isa, const float* y, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t M,
+                  Py_ssize_t Ho, Py_ssize_t Wo, const float* res, int relu, float* out)
+    void wg_out_d(int isa, const double* y, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t M,
+                  Py_ssize_t Ho, Py_ssize_t Wo, const double* res, int relu, double* out)
+    void wg_planes_f(int isa, const float* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                     Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Hq, Py_ssize_t Wq, float* src,
+                     Py_ssize_t S)
+    void wg_planes_d(int isa, const double* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                     Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Hq, Py_ssize_t Wq, double* src,
+                     Py_ssize_t S)
+    enum:
+        WG_FR
+        WG_NV
+
+
+WINO_ROWS, WINO_VECTORS = WG_FR, WG_NV
+
+
+def wino_scratch(Py_ssize_t C, Py_ssize_t M, Py_ssize_t S, Py_ssize_t Qr, int isa,
+                 bint is_double):
+    """Values of one thread's scratch row for forward_wino: the planes (S), the block's
+    transformed input and products, the output phase grid (and a vector read past it)."""
+    cdef Py_ssize_t L = dc_lanes(isa, is_double), B = WG_NV * L
+    return S + 16 * C * B + 16 * WG_FR * B + (M + WG_FR - 1) // WG_FR * WG_FR * 4 * Qr + L
+
+
+def forward_wino(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[::1] u,
+                 const real[::1] bias, real[:, :, :, ::1] out, int ph, int pw, int Hq, int Wq,
+                 int Qr, int S, int isa, int num_threads, const real[:, :, :, ::1] residual=None,
+                 bint relu=False):
+    """out (N, M, Ho, Wo) = the 3x3 stride-1 conv of x (N, C, H, W) padded by (ph, pw) (+
+    residual (N, M, Ho, Wo) if given, max(., 0) if relu: NaN stays NaN) by Winograd
+    F(2x2, 3x3) (winograd.h), samples split over OpenMP threads. u: the transformed filters
+    (16, ceil(M / WG_FR), C, WG_FR), bias padded like them (ops/winograd.py packed); Hq, Wq:
+    the stride-2 planes' size, Qr: the tile grid's positions ceil(Ho / 2) * Wq rounded up to
+    whole vectors, S: a sample's planes with their zero tail; scratch: one row per thread of
+    wino_scratch values."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t M = out.shape[1], Ho = out.shape[2], Wo = out.shape[3], n, t
+    cdef Py_ssize_t L = dc_lanes(isa, real is double), B = WG_NV * L, HW = Hq * Wq
+    cdef Py_ssize_t tiles = (M + WG_FR - 1) // WG_FR
+    cdef bint has_res = residual is not None, is_double = real is double
+    cdef real* row
+    cdef real* vb
+    cdef real* mb
+    cdef real* y
+    if not 0 <= isa <= dn_best_isa():
+        raise ValueError(f"direct.forward_wino: isa {isa} is not one this CPU runs")
+    if (ph < 0 or pw < 0 or Ho != H + 2 * ph - 2 or Wo != W + 2 * pw - 2 or Ho < 1 or Wo < 1
+            or Hq != (H + 2 * ph + 1) // 2 or Wq != (W + 2 * pw + 1) // 2 or Qr % L
+            or Qr < (Ho + 1) // 2 * Wq or S < 4 * C * HW or S < 4 * C * HW - HW + Wq + 1 + Qr
+            or u.shape[0] < 16 * tiles * C * WG_FR or bias.shape[0] < tiles * WG_FR
+            or out.shape[0] != N or num_threads < 1 or scratch.shape[0] < min(num_threads, N)
+            or scratch.shape[1] < wino_scratch(C, M, S, Qr, isa, is_double)):
+        raise ValueError("direct.forward_wino: the buffers and the geometry disagree")
+    if has_res and (residual.shape[0] != N or residual.shape[1] != M
+                    or residual.shape[2] != Ho or residual.shape[3] != Wo):
+        raise ValueError("direct.forward_wino: the residual's shape is not the conv output's")
+    if N == 0 or M == 0:
+        return
+    if num_threads > N:
+        num_threads = N
+    with nogil:
+        for n in prange(N, schedule="static", num_threads=num_threads):
+            t = threadid()
+            row = &scratch[t, 0]
+            vb = row + S
+            mb = vb + 16 * C * B
+            y = mb + 16 * WG_FR * B
+            if real is float:
+                wg_planes_f(isa, &x[n, 0, 0, 0], C, H, W, ph, pw, Hq, Wq, row, S)
+                wg_grid_f(isa, M, C, HW, Wq, Qr, row, &u[0], &bias[0], vb, mb, y)
+                wg_out_f(isa, y, Qr, Wq, M, Ho, Wo, &residual[n, 0, 0, 0] if has_res else NULL,
+                         relu, &out[n, 0, 0, 0])
+            else:
+                wg_planes_d(isa, &x[n, 0, 0, 0], C, H, W, ph, pw, Hq, Wq, row, S)
+                wg_grid_d(isa, M, C, HW, Wq, Qr, row, &u[0], &bias[0], vb, mb, y)
+                wg_out_d(isa, y, Qr, Wq, M, Ho, Wo, &residual[n, 0, 0, 0] if has_res else NULL,
+                         relu, &out[n, 0, 0, 0])

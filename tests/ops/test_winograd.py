@@ -1,0 +1,229 @@
+"""Winograd F(2x2, 3x3) inference convs (ops/winograd.py, _kernels/winograd.h) against the
+loop reference computed in float64, in float32 and float64, for every kernel variant this
+CPU runs: tile grids ending in blocks of 3, 2 and 1 vectors, odd sizes (a last tile half
+outside), pads 0 to 2 and unequal, channel counts that fill no whole tile or vector; with the
+epilogue (+ skip, relu keeping NaN); bitwise the same for any thread count and batch split;
+torch's conv2d at float32 tolerances; and resnet_small's eval program running it.
+
+The tolerance: Winograd's sum is not the direct conv's, so its error is bounded not by
+|w| * |x| but by the same transforms on magnitudes: with |.| elementwise,
+    bound = |A^T| [sum_c |G| |g| |G^T| * |B^T| |d| |B|] |A| + |b| + |skip|
+(each output's float64 sum of the absolute values of every intermediate term), and a sum of
+C products after transforms of a few additions each rounds at most (C + 16) times, so
+    |got - reference| <= (C + 16) * eps * bound,   eps = 2**-24 (float32) or 2**-53.
+"""
+import numpy as np
+import pytest
+
+from dagnet import reference as ref
+from dagnet.ops import direct, winograd
+
+pytestmark = pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+
+ISAS = list(range(direct.ISA + 1)) if direct._ext is not None else []
+SHAPES = [  # (N, C, H, W), F, pad
+    ((3, 16, 12, 12), 16, (1, 1)),  # resnet_small's block, smaller
+    ((2, 32, 14, 14), 32, (1, 1)),  # resnet_small's 32-channel block: blocks of 3 + 1 vectors
+    ((2, 8, 28, 28), 16, (1, 1)),  # 28 x 28: 9 whole blocks (AVX2 float)
+    ((2, 9, 7, 9), 5, (1, 1)),  # odd sizes: the last tile row and column half outside
+    ((2, 8, 6, 5), 7, (0, 0)),  # no padding
+    ((1, 10, 3, 3), 3, (0, 0)),  # one output
+    ((2, 12, 5, 11), 9, (2, 2)),  # pad 2
+    ((2, 8, 9, 10), 6, (1, 0)),  # unequal pads
+    ((1, 8, 4, 17), 4, (1, 1)),  # rows of 17: whole vectors, then one value
+    ((2, 8, 5, 15), 4, (1, 1)),  # rows of 15: a phase plane of 8 whose last odd value lies
+    ((1, 8, 3, 7), 3, (1, 1)),  # past the row at 8 (or 4) lanes: split value by value
+]
+
+
+def data(x_shape, f, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(x_shape).astype(dtype),
+            rng.standard_normal((f, x_shape[1], 3, 3)).astype(dtype),
+            rng.standard_normal(f).astype(dtype))
+
+
+def bound(x, w, b, pad, res=None):
+    """The float64 sum of the absolute values of every term of each output's Winograd sum."""
+    bt = np.abs(np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float))
+    at = np.abs(np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float))
+    g = np.abs(winograd.G)
+    n, c, h, wd = x.shape
+    ho, wo = h + 2 * pad[0] - 2, wd + 2 * pad[1] - 2
+    th, tw = -(-ho // 2), -(-wo // 2)
+    xp = np.zeros((n, c, 2 * th + 2, 2 * tw + 2))
+    xp[:, :, pad[0]:pad[0] + h, pad[1]:pad[1] + wd] = np.abs(x)
+    d = np.lib.stride_tricks.sliding_window_view(xp, (4, 4), axis=(2, 3))[:, :, ::2, ::2]
+    v = np.einsum("ik,nctukl,jl->nctuij", bt, d, bt)
+    u = np.einsum("ai,fcij,bj->fcab", g, np.abs(w.astype(float)), g)
+    p = np.einsum("fcij,nctuij->nftuij", u, v)
+    y = np.einsum("ai,nftuij,bj->nftaub", at, p, at).reshape(n, -1, 2 * th, 2 * tw)
+    return y[:, :, :ho, :wo] + np.abs(b.astype(float))[:, None, None] + \
+        (0 if res is None else np.abs(res.astype(float)))
+
+
+def assert_within_bound(got, want, x, w, b, pad, res=None):
+    eps = 2.0 ** -24 if got.dtype == np.float32 else 2.0 ** -53
+    err = np.abs(got.astype(float) - want)
+    tol = (x.shape[1] + 16) * eps * bound(x, w, b, pad, res)
+    assert (err <= tol).all(), f"worst error / bound {float((err / tol).max()):.3g}"
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("x_shape,f,pad", SHAPES)
+def test_matches_reference(x_shape, f, pad, dtype, isa):
+    x, w, b = data(x_shape, f, dtype)
+    want = ref.conv_forward(x.astype(float), w.astype(float), b.astype(float), 1, pad)
+    res = np.random.default_rng(1).standard_normal(want.shape).astype(dtype)
+    for relu, r in ((False, None), (True, None), (True, res), (False, res)):
+        got = winograd.forward(x, w, b, pad, r, relu, isa=isa)
+        z = want + (r if r is not None else 0)
+        assert got.dtype == dtype and got.shape == want.shape
+        # |max(a, 0) - max(z, 0)| <= |a - z|: relu keeps the bound of the sum under it
+        assert_within_bound(got, np.maximum(z, 0) if relu else z, x, w, b, pad, r)
+
+
+def test_the_bound_is_tight_enough_to_fail():
+    """A wrong result (one filter tap off by a float32 ulp's worth of its size) breaks it."""
+    x, w, b = data((2, 16, 12, 12), 16, np.float32)
+    want = ref.conv_forward(x.astype(float), w.astype(float), b.astype(float), 1, (1, 1))
+    w2 = w.copy()
+    w2[3, 5, 1, 1] *= 1 + 2.0 ** -10
+    got = winograd.forward(x, w2, b, (1, 1))
+    with pytest.raises(AssertionError, match="worst error"):
+        assert_within_bound(got, want, x, w, b, (1, 1))
+
+
+@pytest.mark.parametrize("x_shape,f,pad", SHAPES[:4])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bitwise_same_for_any_thread_count_and_batch_split(x_shape, f, pad, dtype):
+    x, w, b = data((5, *x_shape[1:]), f, dtype)
+    one = winograd.forward(x, w, b, pad, None, True, threads=1)
+    for threads in (2, 3):
+        np.testing.assert_array_equal(winograd.forward(x, w, b, pad, None, True,
+                                                       threads=threads), one)
+    parts = [winograd.forward(x[i:j], w, b, pad, None, True, threads=2)
+             for i, j in ((0, 1), (1, 3), (3, 5))]
+    np.testing.assert_array_equal(np.concatenate(parts), one)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_relu_keeps_nan_and_skip_adds(isa):
+    x, w, b = data((2, 8, 6, 6), 5, np.float32)
+    x[1, 2, 3, 3] = np.nan
+    res = np.full((2, 5, 6, 6), -1e3, np.float32)
+    got = winograd.forward(x, w, b, (1, 1), res, True, isa=isa)
+    # the transforms add and subtract, never multiply by a zero coefficient: a NaN reaches
+    # exactly the outputs whose 3 x 3 window holds it, as in the direct conv
+    want = np.maximum(ref.conv_forward(x, w, b, (1, 1), (1, 1)) + res, 0)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(got).sum() == 5 * 9
+    assert (got[~np.isnan(got)] == 0).all()
+
+
+def test_torch_parity():
+    torch = pytest.importorskip("torch")
+    x, w, b = data((4, 16, 28, 28), 16, np.float32)
+    got = winograd.forward(x, w, b, (1, 1))
+    want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w),
+                                      torch.from_numpy(b), padding=1).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_geometry_and_packing():
+    geo = winograd.geometry((16, 28, 28), (16, 16, 3, 3), (1, 1), 1, False)
+    assert (geo.ho, geo.wo, geo.hq, geo.wq, geo.qr) == (28, 28, 15, 15, 216)
+    assert geo.size == 63 * 225 + 16 + 216  # the last plane, the last tile's reach, the grid
+    geo = winograd.geometry((32, 14, 14), (32, 32, 3, 3), (1, 1), 0, True)
+    assert (geo.hq, geo.wq, geo.qr) == (8, 8, 56)
+    w = np.random.default_rng(0).standard_normal((5, 2, 3, 3))
+    u, bp = winograd.packed(w, np.arange(5.0), np.float64)
+    u = u.reshape(16, 2, 2, 4)  # (xi, tile of 4 filters, c, filter in the tile)
+    want = winograd.G @ w @ winograd.G.T  # (5, 2, 4, 4)
+    assert np.allclose(u[:, 0, :, :].transpose(2, 1, 0).reshape(4, 2, 4, 4), want[:4])
+    assert np.allclose(u[:, 1, :, 0].T.reshape(2, 4, 4), want[4])
+    assert (u[:, 1, :, 1:] == 0).all() and bp.tolist() == [0, 1, 2, 3, 4, 0, 0, 0]
+
+
+def test_rule(monkeypatch):
+    assert winograd.uses_wino((32, 14, 14), (32, 32, 3, 3), (1, 1), (1, 1))
+    assert winograd.uses_wino((64, 7, 7), (128, 64, 3, 3), (1, 1), (0, 0))
+    assert not winograd.uses_wino((16, 28, 28), (16, 16, 3, 3), (1, 1), (1, 1))  # 16 channels
+    assert not winograd.uses_wino((1, 28, 28), (16, 1, 3, 3), (1, 1), (1, 1))  # the stem
+    assert not winograd.uses_wino((32, 28, 28), (32, 32, 3, 3), (2, 2), (1, 1))  # strided
+    assert not winograd.uses_wino((32, 28, 28), (32, 32, 1, 1), (1, 1), (0, 0))  # 1x1
+    assert not winograd.uses_wino((32, 28, 28), (32, 32, 5, 5), (1, 1), (2, 2))
+    monkeypatch.setattr(winograd, "ENABLED", False)
+    assert not winograd.uses_wino((32, 14, 14), (32, 32, 3, 3), (1, 1), (1, 1))
+
+
+def test_bad_buffers_refused():
+    x, w, b = data((2, 8, 6, 6), 5, np.float32)
+    isa = direct.ISA
+    geo = winograd.geometry((8, 6, 6), w.shape, (1, 1), isa, False)
+    u, bp = winograd.packed(w, b, np.float32)
+    out = np.empty((2, 5, 6, 6), np.float32)
+    ext = direct._ext
+
+    def run(scratch=None, qr=geo.qr, size=geo.size, res=None, o=out):
+        scratch = np.empty((2, geo.scratch), np.float32) if scratch is None else scratch
+        ext.forward_wino(x, scratch, u, bp, o, 1, 1, geo.hq, geo.wq, qr, size, isa, 2, res)
+    run()
+    with pytest.raises(ValueError, match="disagree"):  # one scratch row for two threads
+        run(np.empty((1, geo.scratch), np.float32))
+    with pytest.raises(ValueError, match="disagree"):  # a row too short
+        run(np.empty((2, geo.scratch - 1), np.float32))
+    with pytest.raises(ValueError, match="disagree"):  # planes too short for the last reads
+        run(size=geo.size - 1)
+    with pytest.raises(ValueError, match="disagree"):  # a grid of part vectors
+        run(qr=geo.qr + 1)
+    with pytest.raises(ValueError, match="disagree"):  # not a 3x3 pad-1 conv's output
+        run(o=np.empty((2, 5, 6, 5), np.float32))
+    with pytest.raises(ValueError, match="residual"):
+        run(res=np.empty((2, 5, 6, 5), np.float32))
+
+
+def _resnet_eval(dtype):
+    from dagnet.models import resnet_small
+    import dagnet
+    g = resnet_small()
+    train = dagnet.compile(g, dtype=dtype, seed=0)
+    rng = np.random.default_rng(1)
+    for st in train.state.values():
+        st["running_mean"][...] = rng.normal(0, 0.3, st["running_mean"].shape)
+        st["running_var"][...] = rng.uniform(0.3, 3.0, st["running_var"].shape)
+    return dagnet.compile(g, dtype=dtype, mode="eval", params=train.params, state=train.state)
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("float64", 1e-13)])
+def test_eval_program_runs_32_channel_convs_here(dtype, tol, monkeypatch):
+    """resnet_small's eval program at a batch of a sample a thread or more: its three 3x3
+    stride-1 convs of 32 channels on Winograd (with their skip and relu), the scores those
+    of the direct kernels within float rounding, and following its weights changed in place
+    (refolded, transformed again); at batch 1 (filters split among threads) the direct
+    kernels run."""
+    from dagnet import kernels
+    monkeypatch.setattr(kernels, "NUM_THREADS", 2)
+    x = np.random.default_rng(0).standard_normal((5, 1, 28, 28)).astype(dtype)
+    calls = []
+    real = direct._ext.forward_wino
+    monkeypatch.setattr(direct._ext, "forward_wino", lambda *a: calls.append(a) or real(*a))
+    plans, scores = {}, {}
+    for on in (True, False):  # read when the program packs weights and binds its calls
+        monkeypatch.setattr(winograd, "ENABLED", on)
+        plans[on] = _resnet_eval(dtype)
+        scores[on] = plans[on].forward({"x": x}, mode="eval", outputs=["scores"])["scores"]
+    assert [a[0].shape[1:] + a[4].shape[1:] for a in calls] == [(32, 14, 14, 32, 14, 14)] * 3
+    assert sum(a[-1] for a in calls) == 3 and sum(a[-2] is not None for a in calls) == 2
+    scale = np.abs(scores[False]).max()
+    assert 0 < np.abs(scores[True] - scores[False]).max() < tol * scale
+    for p in plans.values():
+        p.params["block4.conv2.w"] *= 1.5
+    again = {on: p.forward({"x": x}, mode="eval", outputs=["scores"])["scores"]
+             for on, p in plans.items()}
+    assert len(calls) == 6 and not np.allclose(again[True], scores[True])
+    assert np.abs(again[True] - again[False]).max() < tol * scale
+    monkeypatch.setattr(winograd, "ENABLED", True)
+    one = plans[True].forward({"x": x[:1]}, mode="eval", outputs=["scores"])["scores"]
+    assert len(calls) == 6 and np.abs(one - again[False][:1]).max() < tol * scale

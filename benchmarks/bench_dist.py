@@ -18,7 +18,7 @@ communication. Exactness: 100 steps in float64 with --sync-bn,
 to 32 MiB, the alpha-beta fit and the cost model's predicted efficiency at 8, 64 and 512
 ranks for the zoo models (benchmarks/dist_cost_model.py).
 
-    python benchmarks/bench_dist.py [--quick] [--rounds 15]
+    python benchmarks/bench_dist.py [--quick] [--rounds N] [--models lenet]
 
 summary: {"scaling_efficiency_2_ranks": {model: median over rounds of img/s 2 ranks /
                                                 (2 x img/s 1 rank)},
@@ -44,6 +44,9 @@ import numpy as np  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MODELS = ("lenet", "resnet_small")
+# rounds of windows per model: a LeNet round takes ~1 s on a quiet machine (its 0.15 s windows'
+# ratios spread more, so it gets more rounds: ~0.5 min), a resnet_small round ~10 s (~2.5 min)
+ROUNDS = {"lenet": 40, "resnet_small": 15}
 
 
 # -- the workers: fresh processes, under mpiexec or alone ---------------------------------------
@@ -152,12 +155,13 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
     sums = np.zeros(sum(f.size for f in dp.buckets.flat), plan.dtype)
     rates = {k: [] for k in kinds}
     cpu = {k: [] for k in kinds}
+    others = {k: [] for k in kinds}  # CPU of the process's other threads (MPI's, the pools')
     for r in range(-1, rounds):  # round -1 warms them up
         for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
             comm.all_arrive(600)
             runs = kind != "single" or comm.is_root
             phases.window = (r, kind) if r >= 0 and kind in ("independent", "dual") else None
-            wall, c = time.perf_counter(), time.thread_time()
+            wall, c, p = time.perf_counter(), time.thread_time(), time.process_time()
             if kind in ("dual", "dual_mpi"):
                 train_steps(dp if kind == "dual" else dp_mpi, plan, X, y, rng, 2 * batch, steps,
                             phases=phases)
@@ -167,14 +171,17 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
             elif runs:
                 train_steps(solo, solo, X, y, rng, batch, steps, phases=phases)
             wall, c = time.perf_counter() - wall, time.thread_time() - c
+            p = time.process_time() - p
             if phases.window is not None:
                 phases.seconds[phases.window]["step"] = c
             # each rank's images/s, gathered after the window (out of its timing)
-            every = comm.allgather(np.array([batch * steps / wall if runs else 0.0, c / steps]),
+            every = comm.allgather(np.array([batch * steps / wall if runs else 0.0, c / steps,
+                                             (p - c) / steps]),
                                    "gathering the window's rates")
             if r >= 0:
                 rates[kind].append(float(every[0, 0] if kind == "single" else every[:, 0].sum()))
                 cpu[kind].append(float(every[0, 1] if kind == "single" else every[:, 1].mean()))
+                others[kind].append(float(every[0, 2] if kind == "single" else every[:, 2].mean()))
     report = dp.comm_report(blocking_repeats=20)
     report_mpi = dp_mpi.comm_report(blocking_repeats=20)
     dp.close()
@@ -194,7 +201,7 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
         split[kind]["step"] = round(float(every.sum(axis=1).mean()) * 1e3, 3)
     if not comm.is_root:
         return {}
-    return {"rates": rates, "cpu_s_per_step": cpu, "comm": report, "comm_mpi": report_mpi,
+    return {"rates": rates, "cpu_s_per_step": cpu, "other_threads_cpu_s_per_step": others, "comm": report, "comm_mpi": report_mpi,
             "cpu_phases": split}
 
 
@@ -259,6 +266,7 @@ def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
     load = os.getloadavg()
     r = spawn(2, "ab", model, batch, steps, rounds)
     rates, c, cpu = r["rates"], r["comm"], r["cpu_s_per_step"]
+    others = r["other_threads_cpu_s_per_step"]
     one, ind, two, two_mpi, naive = (float(np.median(rates[k])) for k in
                                      ("single", "independent", "dual", "dual_mpi", "naive"))
     ms = {k: round(float(np.median(v)) * 1e3, 2) for k, v in cpu.items()}
@@ -303,6 +311,12 @@ def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
             # ... and where it goes, per rank (totals over the rounds, mean of the ranks): CPU
             # ms per step of each phase, exclusive of the phases nested in it, adding up to
             # `step`; `wait` is the polling while the other rank finishes (its summing `sum`)
+            # CPU ms per step of a rank's threads other than the main one (MPI's, OpenBLAS's,
+            # libgomp's): none of them should work in a one-thread rank
+            "other_threads_cpu_ms_per_step": {
+                k: round(max(0.0, float(np.median(v))) * 1e3, 3) for k, v in (
+                    ("1_rank", others["single"]), ("2_independent", others["independent"]),
+                    ("2_ranks", others["dual"]), ("2_ranks_mpi", others["dual_mpi"]))},
             "cpu_ms_per_step_phases": {"2_independent": r["cpu_phases"]["independent"],
                                        "2_ranks": r["cpu_phases"]["dual"]},
             "forward_ms": round(c["forward_s"] * 1e3, 2),
@@ -339,7 +353,8 @@ def exactness(model: str, batch: int, steps: int) -> float:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="tiny sizes (the tests run this)")
-    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--rounds", type=int,
+                    help=f"rounds of windows per model (default: {ROUNDS})")
     ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
                     help="the models to measure (default: both)")
     ap.add_argument("--worker", nargs="*", help=argparse.SUPPRESS)
@@ -357,9 +372,10 @@ def main():
         raise SystemExit("bench_dist.py needs mpiexec and mpi4py: pip install -e '.[dist]'")
     import dist_cost_model as cm
 
-    rounds, steps = (1, 2) if args.quick else (args.rounds, 10)
+    steps = 2 if args.quick else 10
     names = args.models[:1] if args.quick else tuple(args.models)
-    models = {m: throughput(m, rounds, 64, steps) for m in names}
+    models = {m: throughput(m, 1 if args.quick else args.rounds or ROUNDS[m], 64, steps)
+              for m in names}
     exact_steps = 3 if args.quick else 100
     diff = {m: exactness(m, 32, exact_steps) for m in names}
     times = {int(k): v for k, v in spawn(2, "sweep", 6 if args.quick else 12).items()}

@@ -6,10 +6,11 @@ MobileNet-v2 at 32x32, batch 1 and 64): dagnet's fused
 eval plan, onnxruntime (CPU provider, 2 intra-op threads, all graph optimisations) running
 dagnet's ONNX export, and PyTorch eager, with the same weights and batchnorm statistics.
 
-- every contender in a process of its own, with its own thread defaults: its images/s there
-  (each timed sample SAMPLE_IMAGES images at least: 64 calls at batch 1)
-  (the headline ratios, as bench_train's against torch) and its peak memory (the rise of the
-  resident set's high-water mark over what the imports left);
+- every contender in a process of its own, with its own thread defaults, all started first and
+  timed in alternating windows (benchmarks/alternate.py; each timed sample SAMPLE_IMAGES images
+  at least: 64 calls at batch 1): its images/s there (median of its windows), the headline
+  ratios (the median of the rounds' ratios: the VM's drift cancels within a round) and its peak
+  memory (the rise of the resident set's high-water mark over what the imports left);
 - dagnet against onnxruntime also alternating in this process, medians, and dagnet's plan run
   step by step by its executor ("dagnet_steps": what its inference program, runtime/program.py,
   gains over that) (a detail: there
@@ -21,23 +22,26 @@ dagnet's ONNX export, and PyTorch eager, with the same weights and batchnorm sta
   helper threads and how many alone ("split_loops": alone, when the helpers found no free core);
 - with onnx installed, the seconds to import dagnet's ONNX export and compile it (medians of 3).
 
-    python benchmarks/bench_infer.py [--quick] [--models lenet resnet_small]
+    python benchmarks/bench_infer.py [--quick] [--models lenet resnet_small] [--rounds 7] [--window 5]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
+import statistics
 import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)  # bench_train's timing and torch module, also in the children
 
+import alternate  # noqa: E402
 import dagnet  # noqa: E402  (before numpy: it tunes OpenBLAS's threads, dagnet/procenv.py)
 import numpy as np  # noqa: E402
 
-from bench_train import child_json, have_torch, median_times, ratio, torch_module, worst  # noqa: E402
+from bench_train import have_torch, median_times, ratio, torch_module, worst  # noqa: E402
 from dagnet import models as zoo  # noqa: E402
 
 MODELS = {  # name -> () -> (graph, per-example input shape, batch sizes)
@@ -172,28 +176,31 @@ def _rss(field: str) -> int:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field))
 
 
-def _child(contender: str, model: str, batches, repeats: int) -> None:
-    """One contender alone: img/s per batch, peak memory, max |scores - dagnet's scores|."""
+def _serve(contender: str, model: str, batches) -> None:
+    """One contender alone in this process, timing windows on request (alternate.serve); its
+    last line: peak memory, max |scores - dagnet's scores| over the scale."""
     if contender == "torch":
         have_torch()
     graph, shape, _, scores, params, state = model_setup(model)
     base = _rss("VmRSS:")  # imports done: what the high-water mark gains is this contender's
-    got = {}
-    with tempfile.TemporaryDirectory() as folder:
-        run = make_runner(contender, graph, scores, params, state, folder)
-        out = {"img_s": {}}
-        for b in batches:
-            x = inputs(shape, b)
-            got[b] = run(x)
-            k = calls_per_sample(b)
-            out["img_s"][str(b)] = b * k / median_times({contender: lambda: _calls(run, x, k)},
-                                                        repeats)[contender]
-    out["peak_rss_bytes"] = _rss("VmHWM:") - base
-    if contender == "dagnet":  # the batch-1 filter split's loops: with its helpers, or alone
-        out["split_loops"] = _split_counts()  # (mostly alone: a loaded machine, see helpers.h)
-    reference = dagnet_runner(graph, scores, params, state)  # after the peak was read
-    out["max_scaled_diff"] = max(scaled_diff(got[b], reference(inputs(shape, b))) for b in batches)
-    print(json.dumps(out))
+    folder = tempfile.mkdtemp()
+    run = make_runner(contender, graph, scores, params, state, folder)
+    xs = {b: inputs(shape, b) for b in batches}
+    got = {b: run(x) for b, x in xs.items()}
+
+    def window(batch: int, samples: int) -> dict:
+        k = calls_per_sample(batch)
+        return alternate.timed_window(lambda: _calls(run, xs[batch], k), samples) | {"calls": k}
+
+    def farewell() -> dict:
+        out = {"peak_rss_bytes": _rss("VmHWM:") - base}
+        if contender == "dagnet":  # the batch-1 filter split's loops: with its helpers, or alone
+            out["split_loops"] = _split_counts()  # (mostly alone: a loaded machine, see helpers.h)
+        reference = dagnet_runner(graph, scores, params, state)  # after the peak was read
+        out["max_scaled_diff"] = max(scaled_diff(got[b], reference(xs[b])) for b in batches)
+        shutil.rmtree(folder)
+        return out
+    alternate.serve({}, window, farewell)
 
 
 def _split_counts() -> dict | None:
@@ -202,12 +209,26 @@ def _split_counts() -> dict | None:
     return direct._ext.helper_counts() if direct._ext is not None else None
 
 
-def own_process(contender: str, model: str, batches, repeats: int) -> dict:
-    """_child's figures from a fresh process ({"error": ...} if it failed); torch is imported first there
-    and gets the environment without what dagnet set (its own thread defaults)."""
-    return child_json(__file__, ["--child", contender, model, "--batches", *batches,
-                                 "--repeats", repeats, "--sample-images", SAMPLE_IMAGES],
-                      contender == "torch", 1800)
+def own_processes(model: str, batches, rounds: int, window: int, contenders) -> dict:
+    """The headline figures: each contender in a process of its own (torch's imported first and
+    without what dagnet set in the environment: its own thread defaults), all started, then per
+    batch size `rounds` alternating windows of `window` samples each (alternate.py). Returns
+    {contender: {"img_s": {batch: median}, "round_s": {batch: [...]}, peak_rss_bytes, ...}}."""
+    started = {c: alternate.start(__file__, ["--serve", c, model, "--batches", *batches,
+                                              "--sample-images", SAMPLE_IMAGES], c == "torch")
+               for c in contenders}
+    live = {c: p for c, p in started.items() if isinstance(p, alternate.Contender)}
+    out = {c: p for c, p in started.items() if c not in live}  # {"error": ...}
+    try:
+        secs = {b: alternate.alternate(live, rounds, batch=b, samples=window) for b in batches}
+    finally:
+        for c, p in live.items():
+            out[c] = p.close()
+    k = {b: calls_per_sample(b) for b in batches}
+    for c in live:
+        out[c]["round_s"] = {str(b): secs[b][c] for b in batches}
+        out[c]["img_s"] = {str(b): b * k[b] / statistics.median(secs[b][c]) for b in batches}
+    return out
 
 
 def import_and_compile_s(graph, scores, params, state, folder, rounds: int = 3) -> dict:
@@ -230,8 +251,9 @@ def import_and_compile_s(graph, scores, params, state, folder, rounds: int = 3) 
     return {"onnx_import_s": sorted(loads)[rounds // 2], "compile_eval_s": sorted(compiles)[rounds // 2]}
 
 
-def bench_model(model: str, batches, repeats: int, ort_ok: bool, torch_ok: bool) -> dict:
+def bench_model(model: str, batches, repeats: int, rounds: int, window: int, contenders) -> dict:
     graph, shape, _, scores, params, state = model_setup(model)
+    ort_ok = "onnxruntime" in contenders
     out = {"batches": {}}
     with tempfile.TemporaryDirectory() as folder:
         if ort_ok:
@@ -251,13 +273,15 @@ def bench_model(model: str, batches, repeats: int, ort_ok: bool, torch_ok: bool)
                 row["ort_max_scaled_diff"] = scaled_diff(outs["onnxruntime"], outs["dagnet"])
                 row["ratio_vs_ort_same_process"] = ratio(row["dagnet_img_s"], row["onnxruntime_img_s"])
             out["batches"][str(b)] = row
-    out["own_process"] = {c: own_process(c, model, batches, repeats) for c in CONTENDERS
-                          if c == "dagnet" or (c == "onnxruntime" and ort_ok) or (c == "torch" and torch_ok)}
-    own = {c: o.get("img_s", {}) for c, o in out["own_process"].items()}
+    out["own_process"] = own = own_processes(model, batches, rounds, window, contenders)
     for b, row in out["batches"].items():
-        mine = own["dagnet"].get(b)
-        row["ratio_vs_ort"] = ratio(mine, own.get("onnxruntime", {}).get(b))
-        row["ratio_vs_torch"] = ratio(mine, own.get("torch", {}).get(b))
+        for c, key in (("onnxruntime", "ratio_vs_ort"), ("torch", "ratio_vs_torch")):
+            if "round_s" in own.get(c, {}) and "round_s" in own["dagnet"]:
+                mine, theirs = own["dagnet"]["round_s"][b], own[c]["round_s"][b]
+                row[key] = alternate.median_ratio(mine, theirs)
+                row[key.replace("ratio_", "round_ratios_")] = [t / m for m, t in zip(mine, theirs)]
+            else:
+                row[key] = None
     diffs = [row.get("ort_max_scaled_diff", 0.0) for row in out["batches"].values()]
     diffs += [o.get("max_scaled_diff", 0.0) for o in out["own_process"].values()]
     out["outputs_equal"] = max(diffs) < TOLERANCE
@@ -269,22 +293,27 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true", help="tiny run to check the script works")
     # ResNet-50 and GoogLeNet at 224x224 take minutes per contender on 2 cores: only when named
     ap.add_argument("--models", nargs="+", choices=list(MODELS), default=["lenet", "resnet_small"])
-    ap.add_argument("--repeats", type=int, default=21, help="alternating rounds per batch size")
-    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--repeats", type=int, default=21,
+                    help="alternating samples per batch size in the same-process comparison (a detail)")
+    ap.add_argument("--rounds", type=int, default=7,
+                    help="alternating windows per contender and batch size in the own-process comparison")
+    ap.add_argument("--window", type=int, default=5, help="timed samples per window")
+    ap.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--batches", type=int, nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--sample-images", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     global SAMPLE_IMAGES
     if args.sample_images or args.quick:  # a child runs as its parent; --quick, one call
         SAMPLE_IMAGES = args.sample_images or 1
-    if args.child:
-        return _child(*args.child, args.batches, args.repeats)
+    if args.serve:
+        return _serve(*args.serve, args.batches)
     ort_ok, torch_ok = have_ort(), have_torch()
-    repeats = 2 if args.quick else args.repeats
+    contenders = [c for c, ok in zip(CONTENDERS, (True, ort_ok, torch_ok)) if ok]
+    repeats, rounds, window = (2, 2, 1) if args.quick else (args.repeats, args.rounds, args.window)
     results = {}
     for name in args.models:
         batches = (1, 4) if args.quick else MODELS[name]()[2]
-        results[name] = bench_model(name, batches, repeats, ort_ok, torch_ok)
+        results[name] = bench_model(name, batches, repeats, rounds, window, contenders)
 
     def at(model, b):
         return results.get(model, {}).get("batches", {}).get(str(b), {}).get("ratio_vs_ort")

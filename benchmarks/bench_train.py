@@ -2,14 +2,17 @@
 
 Images/s of a full training step (forward, backward, SGD-momentum update), float32, batch 64,
 for every zoo model with convolutions (lenet, lenet_bn, three_layer_convnet, convnet_deep,
-resnet_small, resnet20 once the zoo has it): dagnet's fused plan, its unfused plan and PyTorch
-eager with the same architecture (built from the same Graph), in one process, alternating,
-medians after warm-up; and torch eager and torch.compile in a process of their own (torch's
-best case, the headline ratios; compile time reported apart).
+resnet_small, resnet20 once the zoo has it):
+- the headline: dagnet's fused plan, torch eager and torch.compile (Inductor's C++ backend;
+  compile time reported apart) each in a process of its own (torch's with its own thread
+  defaults: its best case), timed in alternating windows; each ratio is the median of the
+  rounds' ratios (benchmarks/alternate.py: the VM's drift cancels within a round);
+- details: dagnet fused, dagnet unfused and torch eager (built from the same Graph) in this one
+  process, alternating, medians after warm-up (fused_speedup_lenet; the same-process ratio).
 Also the planned peak memory and the wall time of one Fashion-MNIST LeNet epoch (the batch-size
 and depth series are benchmarks/bench_series.py's).
 
-    python benchmarks/bench_train.py [--quick] [--no-epoch] [--no-compile]
+    python benchmarks/bench_train.py [--quick] [--no-epoch] [--no-compile] [--rounds 5] [--window 7]
                                      [--models lenet resnet_small ...]
 """
 from __future__ import annotations
@@ -18,14 +21,18 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 
-import dagnet  # before numpy: it tunes OpenBLAS's threads (dagnet/procenv.py)
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # alternate.py, also in the children
 
-from dagnet import models as zoo
-from dagnet.models import convnet_deep, lenet, lenet_bn, resnet_small, three_layer_convnet
-from dagnet.train.optim import sgd_momentum
+import alternate  # noqa: E402
+import dagnet  # noqa: E402  (before numpy: it tunes OpenBLAS's threads, dagnet/procenv.py)
+import numpy as np  # noqa: E402
+
+from dagnet import models as zoo  # noqa: E402
+from dagnet.models import convnet_deep, lenet, lenet_bn, resnet_small, three_layer_convnet  # noqa: E402
+from dagnet.train.optim import sgd_momentum  # noqa: E402
 
 MODELS = {  # name -> () -> (graph, per-example input shape): every zoo model with convolutions
     "lenet": lambda: (lenet(), (1, 28, 28)),
@@ -181,36 +188,55 @@ def child_json(script: str, args, torch_first: bool, timeout: int) -> dict:
     return json.loads(r.stdout.splitlines()[-1]) if r.returncode == 0 else {"error": r.stderr[-500:]}
 
 
-def torch_own_process(model: str, batch: int, repeats: int, compiled: bool = False) -> dict:
-    """{"torch_img_s"} of the torch step measured in a child process that loads torch before
-    dagnet, with compiled also {"torch_compile_img_s", "torch_compile_s"} (the first step,
-    compilation included); {} if the child failed.
-
-    In this process dagnet set OMP_WAIT_POLICY=PASSIVE and OPENBLAS_THREAD_TIMEOUT before
-    torch loaded, and torch shares that OpenMP runtime; the child gets the environment without
-    what dagnet set (child_json)."""
-    args = ["--torch-only", model, "--batch", batch, "--repeats", repeats]
-    out = child_json(__file__, args + (["--torch-compile"] if compiled else []), True, 3600)
-    return {} if "error" in out else out
-
-
-def _torch_only(model: str, batch: int, repeats: int, compiled: bool) -> None:
+def _serve(contender: str, model: str, batch: int) -> None:
+    """A child process timing one contender's training step in windows on request (alternate.serve):
+    dagnet's fused plan, torch eager or torch.compile (its first step, compilation, reported in the
+    hello line)."""
     graph, shape = MODELS[model]()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch,) + shape).astype(np.float32)
     y = rng.integers(0, 10, batch)
-    have_torch()
-    steppers = {"torch": torch_stepper(graph, dagnet.compile(graph, seed=0), x, y)}
-    out = {}
-    if compiled:
-        steppers["torch_compile"] = torch_stepper(graph, dagnet.compile(graph, seed=0), x, y,
-                                                  compiled=True)
+    hello = {}
+    if contender == "dagnet":
+        step = dagnet_stepper(dagnet.compile(graph, seed=0), x, y)
+    else:
+        have_torch()
+        step = torch_stepper(graph, dagnet.compile(graph, seed=0), x, y, compiled=contender == "torch_compile")
         t = time.perf_counter()
-        steppers["torch_compile"]()
-        out["torch_compile_s"] = time.perf_counter() - t
-    t = median_times(steppers, repeats)
-    out.update({k + "_img_s": batch / v for k, v in t.items()})
-    print(json.dumps(out))
+        step()
+        hello["first_step_s"] = time.perf_counter() - t
+    for _ in range(3):
+        step()
+    alternate.serve(hello, lambda samples: alternate.timed_window(step, samples))
+
+
+def own_processes(model: str, batch: int, rounds: int, window: int, compiled: bool) -> dict:
+    """The headline figures: dagnet, torch eager (and torch.compile) each in a process of its own
+    (torch's without what dagnet sets in the environment: its own thread defaults, its best case),
+    timed in `rounds` alternating windows of `window` steps; each ratio is the median of the
+    rounds' ratios (alternate.py)."""
+    names = ["dagnet", "torch"] + (["torch_compile"] if compiled else [])
+    started = {n: alternate.start(__file__, ["--serve", n, model, "--batch", batch], torch_first=n != "dagnet")
+               for n in names}
+    live = {n: c for n, c in started.items() if isinstance(c, alternate.Contender)}
+    try:
+        secs = alternate.alternate(live, rounds, samples=window) if "dagnet" in live else {}
+    finally:
+        for c in live.values():
+            c.close()
+    out = {"own_process_errors": {n: c["error"] for n, c in started.items() if n not in live}} \
+        if len(live) < len(started) else {}
+    img_s = {"dagnet": "dagnet_own_process_img_s", "torch": "torch_own_process_img_s",
+             "torch_compile": "torch_compile_img_s"}
+    for n, s in secs.items():
+        out[img_s[n]] = batch / statistics.median(s)
+    for n, key in (("torch", "ratio_vs_torch_own_process"), ("torch_compile", "ratio_vs_torch_compile")):
+        if n in secs:
+            out[f"round_ratios_vs_{n}"] = [t / d for d, t in zip(secs["dagnet"], secs[n])]
+            out[key] = alternate.median_ratio(secs["dagnet"], secs[n])
+    if "torch_compile" in live:
+        out["torch_compile_s"] = live["torch_compile"].hello["first_step_s"]
+    return out
 
 
 def bench_model(graph, shape, batch, repeats, torch_ok):
@@ -266,28 +292,26 @@ def main(argv=None) -> dict:
                     help="skip torch.compile (minutes of compilation per model; --quick skips it)")
     ap.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
                     help="the zoo models to time (default: all)")
-    ap.add_argument("--torch-only", help=argparse.SUPPRESS)
-    ap.add_argument("--torch-compile", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="alternating windows per contender in the own-process comparison (the headline)")
+    ap.add_argument("--window", type=int, default=7, help="timed steps per window")
+    ap.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
     # 21 alternating rounds: on this noisy 2-core VM, medians of 9 swung by 5-10% run to run
     ap.add_argument("--repeats", type=int, default=21, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.torch_only:
-        return _torch_only(args.torch_only, args.batch, args.repeats, args.torch_compile)
+    if args.serve:
+        return _serve(*args.serve, args.batch)
     torch_ok = have_torch()
     batch, repeats = (8, 2) if args.quick else (args.batch, args.repeats)
+    rounds, window = (2, 1) if args.quick else (args.rounds, args.window)
     compiled = torch_ok and not (args.quick or args.no_compile)
     results = {}
     for name in args.models:
         g, s = MODELS[name]()
         results[name] = r = bench_model(g, s, batch, repeats, torch_ok)
         if torch_ok:
-            own = torch_own_process(name, batch, repeats, compiled)
-            r["torch_own_process_img_s"] = own.get("torch_img_s")
-            r["torch_compile_img_s"] = own.get("torch_compile_img_s")
-            r["torch_compile_s"] = own.get("torch_compile_s")
-            r["ratio_vs_torch_own_process"] = ratio(r["dagnet_fused_img_s"], r["torch_own_process_img_s"])
-            r["ratio_vs_torch_compile"] = ratio(r["dagnet_fused_img_s"], r["torch_compile_img_s"])
+            r.update(own_processes(name, batch, rounds, window, compiled))
     try:
         from threadpoolctl import threadpool_info
 

@@ -1,0 +1,107 @@
+"""Contenders in processes of their own, timed in alternating windows: one-run ratios that hold.
+
+This VM's speed drifts 30% within minutes, so two contenders timed one after the other a minute
+apart differ by the drift as much as by their code. Here every contender runs in a process of its
+own (its own thread settings, none of the other's threads or caches), all of them are started
+first, and the parent asks each in turn for a window of timed calls. A round is one window of
+each (the order rotated round by round); a round's ratio compares moments seconds apart, and the
+headline is the median of the rounds' ratios.
+
+Protocol: the child (`serve`) prints one JSON line once set up, then answers each JSON request
+line on its stdin with one JSON line; at EOF it prints a last line (`farewell`) and exits. Lines
+that are not JSON objects (a library's chatter) are skipped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+class Contender:
+    """A child process running `script` as __main__ with `args`, answering requests."""
+
+    def __init__(self, script: str, args, torch_first: bool = False):
+        # torch_first: torch is imported before the script (so before dagnet) and the child gets
+        # the environment without what dagnet set: torch keeps its own thread defaults, its best case
+        from dagnet import procenv
+
+        argv = [script, *map(str, args)]
+        first = "import torch; " if torch_first else ""
+        code = f"{first}import runpy, sys; sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
+        env = {k: v for k, v in os.environ.items() if k not in procenv.SET_BY_DAGNET} if torch_first else None
+        self._err = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty child never blocks
+        self._p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=self._err, text=True, env=env)
+        self.hello = self._answer()
+
+    def _answer(self) -> dict:
+        for line in self._p.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
+        self._p.wait()
+        self._err.seek(0)
+        raise RuntimeError(f"contender exited {self._p.returncode}: {self._err.read()[-500:]}")
+
+    def ask(self, **request) -> dict:
+        self._p.stdin.write(json.dumps(request) + "\n")
+        self._p.stdin.flush()
+        return self._answer()
+
+    def close(self) -> dict:
+        """The child's last line (e.g. its peak memory), after which it has exited."""
+        self._p.stdin.close()
+        try:
+            return self._answer()
+        finally:
+            self._p.wait()
+            self._err.close()
+
+
+def start(script: str, args, torch_first: bool = False) -> Contender | dict:
+    """A started Contender, or {"error": why} if its setup failed (e.g. a package is missing)."""
+    try:
+        return Contender(script, args, torch_first)
+    except RuntimeError as e:
+        return {"error": str(e)}
+
+
+def serve(hello: dict, window, farewell=lambda: {}) -> None:
+    """The child's side: print `hello`, answer each request with window(**request), and at EOF
+    print farewell()."""
+    print(json.dumps(hello), flush=True)
+    for line in sys.stdin:
+        print(json.dumps(window(**json.loads(line))), flush=True)
+    print(json.dumps(farewell()), flush=True)
+
+
+def timed_window(call, samples: int) -> dict:
+    """{"s": median seconds of `samples` timed calls} after one untimed call (the first call after
+    the idle wait finds cold caches and sleeping threads)."""
+    call()
+    times = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    return {"s": statistics.median(times)}
+
+
+def alternate(contenders: dict, rounds: int, **request) -> dict:
+    """{name: [seconds of each round's window]}: `rounds` rounds of one window per contender,
+    the order rotated each round so that none always runs right after the same other one."""
+    names = list(contenders)
+    out = {k: [] for k in names}
+    for r in range(rounds):
+        for k in names[r % len(names):] + names[:r % len(names)]:
+            out[k].append(contenders[k].ask(**request)["s"])
+    return out
+
+
+def median_ratio(mine: list, theirs: list) -> float:
+    """Median over rounds of (their seconds / mine): how many times faster mine ran, round by round."""
+    return statistics.median(t / m for m, t in zip(mine, theirs))

@@ -3,7 +3,8 @@
 Images/s of a training step (float32, SGD momentum, each rank one thread) for LeNet and
 resnet_small: 1 rank x 1 thread (a plain plan, no MPI) against 2 ranks x 1 thread, each rank
 with the same batch of 64 (weak scaling, as Horovod reports it), in alternating windows of one
-mpiexec job (rank 1 sleeps during the 1-rank windows), medians over the rounds. A third window
+mpiexec job (rank 1 sleeps during the 1-rank windows); each ratio is the median over the rounds
+of the round's ratio (windows moments apart, so the machine's drift cancels). A third window
 runs two independent processes (each its own plan, no communication): the machine's ceiling
 for two processes (memory bandwidth, caches, other jobs), so that scaling efficiency /
 ceiling is the part data parallelism itself keeps. The 2-rank step runs twice: with the
@@ -17,10 +18,11 @@ communication. Exactness: 100 steps in float64 with --sync-bn,
 to 32 MiB, the alpha-beta fit and the cost model's predicted efficiency at 8, 64 and 512
 ranks for the zoo models (benchmarks/dist_cost_model.py).
 
-    python benchmarks/bench_dist.py [--quick] [--rounds 7]
+    python benchmarks/bench_dist.py [--quick] [--rounds N] [--models lenet]
 
-summary: {"scaling_efficiency_2_ranks": {model: img/s 2 ranks / (2 x img/s 1 rank)},
-          "machine_ceiling_2_procs": {model: img/s 2 independent / (2 x img/s 1 rank)},
+summary: {"scaling_efficiency_2_ranks": {model: median over rounds of img/s 2 ranks /
+                                                (2 x img/s 1 rank)},
+          "machine_ceiling_2_procs": {model: the same for 2 independent processes},
           "max_rel_param_diff_vs_single": ...}
 """
 from __future__ import annotations
@@ -42,6 +44,9 @@ import numpy as np  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MODELS = ("lenet", "resnet_small")
+# rounds of windows per model: a LeNet round takes ~1 s on a quiet machine (its 0.15 s windows'
+# ratios spread more, so it gets more rounds: ~0.5 min), a resnet_small round ~10 s (~2.5 min)
+ROUNDS = {"lenet": 40, "resnet_small": 15}
 
 
 # -- the workers: fresh processes, under mpiexec or alone ---------------------------------------
@@ -150,12 +155,13 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
     sums = np.zeros(sum(f.size for f in dp.buckets.flat), plan.dtype)
     rates = {k: [] for k in kinds}
     cpu = {k: [] for k in kinds}
+    others = {k: [] for k in kinds}  # CPU of the process's other threads (MPI's, the pools')
     for r in range(-1, rounds):  # round -1 warms them up
         for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
             comm.all_arrive(600)
             runs = kind != "single" or comm.is_root
             phases.window = (r, kind) if r >= 0 and kind in ("independent", "dual") else None
-            wall, c = time.perf_counter(), time.thread_time()
+            wall, c, p = time.perf_counter(), time.thread_time(), time.process_time()
             if kind in ("dual", "dual_mpi"):
                 train_steps(dp if kind == "dual" else dp_mpi, plan, X, y, rng, 2 * batch, steps,
                             phases=phases)
@@ -165,30 +171,37 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
             elif runs:
                 train_steps(solo, solo, X, y, rng, batch, steps, phases=phases)
             wall, c = time.perf_counter() - wall, time.thread_time() - c
+            p = time.process_time() - p
             if phases.window is not None:
                 phases.seconds[phases.window]["step"] = c
             # each rank's images/s, gathered after the window (out of its timing)
-            every = comm.allgather(np.array([batch * steps / wall if runs else 0.0, c / steps]),
+            every = comm.allgather(np.array([batch * steps / wall if runs else 0.0, c / steps,
+                                             (p - c) / steps]),
                                    "gathering the window's rates")
             if r >= 0:
                 rates[kind].append(float(every[0, 0] if kind == "single" else every[:, 0].sum()))
                 cpu[kind].append(float(every[0, 1] if kind == "single" else every[:, 1].mean()))
+                others[kind].append(float(every[0, 2] if kind == "single" else every[:, 2].mean()))
     report = dp.comm_report(blocking_repeats=20)
     report_mpi = dp_mpi.comm_report(blocking_repeats=20)
     dp.close()
     dp_mpi.close()
     split = {}
     for kind in ("independent", "dual"):
+        # totals over the rounds per step (not medians per phase: medians of the parts do not
+        # add up to the median of the whole, and the phases should add up to the step)
         names = ("forward", "backward", "pack", "sum", "wait", "update")
-        per = np.array([[phases.seconds.get((r, kind), {}).get(k, 0.0) for k in names + ("step",)]
-                        for r in range(rounds)]) / steps
-        per[:, -1] -= per[:, :-1].sum(axis=1)  # the rest: Python around the phases
-        mean = comm.allgather(np.median(per, axis=0), "gathering the phases").mean(axis=0)
-        split[kind] = {k: round(float(v) * 1e3, 3) for k, v in zip(names + ("other",), mean)
+        total = np.array([sum(phases.seconds.get((r, kind), {}).get(k, 0.0) for r in range(rounds))
+                          for k in names + ("step",)]) / (rounds * steps)
+        total[-1] -= total[:-1].sum()  # the rest: Python around the phases
+        every = comm.allgather(total, "gathering the phases")
+        split[kind] = {k: round(float(v) * 1e3, 3)
+                       for k, v in zip(names + ("other",), every.mean(axis=0))
                        if kind == "dual" or k not in ("pack", "sum", "wait")}
+        split[kind]["step"] = round(float(every.sum(axis=1).mean()) * 1e3, 3)
     if not comm.is_root:
         return {}
-    return {"rates": rates, "cpu_s_per_step": cpu, "comm": report, "comm_mpi": report_mpi,
+    return {"rates": rates, "cpu_s_per_step": cpu, "other_threads_cpu_s_per_step": others, "comm": report, "comm_mpi": report_mpi,
             "cpu_phases": split}
 
 
@@ -249,30 +262,42 @@ def spawn(ranks: int, *args) -> dict:
 
 def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
     """1 rank, 2 independent processes and 2 ranks in rotating windows of one job (see ab);
-    medians over the rounds."""
+    ratios: medians over the rounds of each round's ratio, rates: medians over the rounds."""
     load = os.getloadavg()
     r = spawn(2, "ab", model, batch, steps, rounds)
     rates, c, cpu = r["rates"], r["comm"], r["cpu_s_per_step"]
+    others = r["other_threads_cpu_s_per_step"]
     one, ind, two, two_mpi, naive = (float(np.median(rates[k])) for k in
                                      ("single", "independent", "dual", "dual_mpi", "naive"))
     ms = {k: round(float(np.median(v)) * 1e3, 2) for k, v in cpu.items()}
+
+    def paired(a: str, b: str, k: float = 1.0) -> list:
+        # per round: a's window over k x b's, both from the same round (moments apart)
+        return [x / (k * z) for x, z in zip(rates[a], rates[b])]
+
+    ratios = paired("dual", "single", 2)
     return {"per_rank_batch": batch, "rounds": rounds, "steps_per_window": steps,
             "images_per_s_1_rank": round(one, 1), "images_per_s_2_independent": round(ind, 1),
             "images_per_s_2_ranks": round(two, 1),
             "images_per_s_2_ranks_mpi": round(two_mpi, 1),
             "images_per_s_2_naive_allreduce": round(naive, 1),
-            "scaling_efficiency": round(two / (2 * one), 3),
+            # the headline: the median over the rounds of each round's 2-rank window over 2x
+            # its 1-rank window (paired windows, so the machine's drift between rounds cancels)
+            "scaling_efficiency": median(ratios),
+            "scaling_efficiency_quartiles": [round(float(q), 3)
+                                             for q in np.percentile(ratios, [25, 75])],
+            "scaling_efficiency_rounds": [round(x, 3) for x in ratios],
+            # the same from the medians of all rounds' windows, taken at different moments
+            "scaling_efficiency_of_medians": round(two / (2 * one), 3),
             # the same step with the buckets summed by MPI's Iallreduce (several machines)
-            "scaling_efficiency_mpi": round(two_mpi / (2 * one), 3),
-            "shared_memory_over_mpi": round(float(np.median(
-                [a / b for a, b in zip(rates["dual"], rates["dual_mpi"])])), 3),
-            "machine_ceiling_2_procs": round(ind / (2 * one), 3),
+            "scaling_efficiency_mpi": median(paired("dual_mpi", "single", 2)),
+            "shared_memory_over_mpi": median(paired("dual", "dual_mpi")),
+            "machine_ceiling_2_procs": median(paired("independent", "single", 2)),
+            "machine_ceiling_of_medians": round(ind / (2 * one), 3),
             # the part of the ceiling data-parallel training keeps: 1 - this is dagnet's loss
-            "efficiency_of_ceiling": round(two / ind, 3),
+            "efficiency_of_ceiling": median(paired("dual", "independent")),
             # the control: lockstep plus the bytes, without dagnet's machinery
-            "naive_allreduce_of_ceiling": round(naive / ind, 3),
-            "median_of_round_ratios": round(float(np.median(
-                [d / (2 * s) for s, d in zip(rates["single"], rates["dual"])])), 3),
+            "naive_allreduce_of_ceiling": median(paired("naive", "independent")),
             "rounds_1_rank": [round(x, 1) for x in rates["single"]],
             "rounds_2_independent": [round(x, 1) for x in rates["independent"]],
             "rounds_2_ranks": [round(x, 1) for x in rates["dual"]],
@@ -283,9 +308,15 @@ def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
             "cpu_ms_per_step": {"1_rank": ms["single"], "2_independent": ms["independent"],
                                 "2_ranks": ms["dual"], "2_ranks_mpi": ms["dual_mpi"],
                                 "2_naive_allreduce": ms["naive"]},
-            # ... and where it goes, per rank (medians over the rounds, mean of the ranks):
-            # CPU ms per step of each phase, exclusive of the phases nested in it; `wait` is
-            # the polling while the other rank finishes (its summing is `sum`)
+            # ... and where it goes, per rank (totals over the rounds, mean of the ranks): CPU
+            # ms per step of each phase, exclusive of the phases nested in it, adding up to
+            # `step`; `wait` is the polling while the other rank finishes (its summing `sum`)
+            # CPU ms per step of a rank's threads other than the main one (MPI's, OpenBLAS's,
+            # libgomp's): none of them should work in a one-thread rank
+            "other_threads_cpu_ms_per_step": {
+                k: round(max(0.0, float(np.median(v))) * 1e3, 3) for k, v in (
+                    ("1_rank", others["single"]), ("2_independent", others["independent"]),
+                    ("2_ranks", others["dual"]), ("2_ranks_mpi", others["dual_mpi"]))},
             "cpu_ms_per_step_phases": {"2_independent": r["cpu_phases"]["independent"],
                                        "2_ranks": r["cpu_phases"]["dual"]},
             "forward_ms": round(c["forward_s"] * 1e3, 2),
@@ -295,11 +326,18 @@ def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
             "communication_ms": round(c["blocking_allreduce_s"] * 1e3, 3),
             "exposed_wait_ms": round(c["exposed_wait_s"] * 1e3, 3),
             "rank_skew_ms": round(c["skew_s"] * 1e3, 3),
+            # the share of the steps each rank finished its backward last: near 1/2 each, the
+            # skew is noise; far from it, one rank is systematically slower
+            "last_to_finish_share": [round(x, 3) for x in c["last_share"]],
             "overlap_fraction": round(c["overlap_fraction"], 3),
             "mpi": {k: round(r["comm_mpi"][v] * 1e3, 3) for k, v in (
                 ("wait_after_backward_ms", "wait_s"), ("exposed_wait_ms", "exposed_wait_s"),
                 ("rank_skew_ms", "skew_s"), ("communication_ms", "blocking_allreduce_s"))},
             "load_average_before_after": [round(load[0], 2), round(os.getloadavg()[0], 2)]}
+
+
+def median(xs: list) -> float:
+    return round(float(np.median(xs)), 3)
 
 
 def exactness(model: str, batch: int, steps: int) -> float:
@@ -315,7 +353,8 @@ def exactness(model: str, batch: int, steps: int) -> float:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="tiny sizes (the tests run this)")
-    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--rounds", type=int,
+                    help=f"rounds of windows per model (default: {ROUNDS})")
     ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
                     help="the models to measure (default: both)")
     ap.add_argument("--worker", nargs="*", help=argparse.SUPPRESS)
@@ -333,15 +372,18 @@ def main():
         raise SystemExit("bench_dist.py needs mpiexec and mpi4py: pip install -e '.[dist]'")
     import dist_cost_model as cm
 
-    rounds, steps = (1, 2) if args.quick else (args.rounds, 10)
+    steps = 2 if args.quick else 10
     names = args.models[:1] if args.quick else tuple(args.models)
-    models = {m: throughput(m, rounds, 64, steps) for m in names}
+    models = {m: throughput(m, 1 if args.quick else args.rounds or ROUNDS[m], 64, steps)
+              for m in names}
     exact_steps = 3 if args.quick else 100
     diff = {m: exactness(m, 32, exact_steps) for m in names}
     times = {int(k): v for k, v in spawn(2, "sweep", 6 if args.quick else 12).items()}
     alpha, beta = cm.fit(list(times), list(times.values()))
     zoo = cm.zoo_predictions(alpha, beta, names if args.quick else None)
     print(json.dumps({
+        # medians of the rounds' ratios (each 2-rank window over 2x the 1-rank window of its
+        # round); the models' *_of_medians are the ratios of the medians over all rounds
         "summary": {"scaling_efficiency_2_ranks": {m: r["scaling_efficiency"] for m, r in models.items()},
                     "machine_ceiling_2_procs": {m: r["machine_ceiling_2_procs"] for m, r in models.items()},
                     "max_rel_param_diff_vs_single": max(diff.values())},

@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -98,6 +99,13 @@ def test_bench_dist_quick():
     assert lenet["images_per_s_1_rank"] > 0 and lenet["images_per_s_2_ranks"] > 0
     assert lenet["images_per_s_2_independent"] > 0 and lenet["machine_ceiling_2_procs"] > 0
     assert all(v > 0 for v in lenet["cpu_ms_per_step"].values())
+    # the headline is the median of the rounds' paired ratios; the phases add up to the step
+    assert summary["scaling_efficiency_2_ranks"]["lenet"] == lenet["scaling_efficiency"]
+    assert lenet["scaling_efficiency"] == pytest.approx(
+        float(np.median(lenet["scaling_efficiency_rounds"])), abs=1.5e-3)
+    for split in lenet["cpu_ms_per_step_phases"].values():
+        assert abs(sum(v for k, v in split.items() if k != "step") - split["step"]) < 0.01
+    assert sum(lenet["last_to_finish_share"]) == pytest.approx(1.0)
     assert 0 <= lenet["overlap_fraction"] <= 1 and lenet["communication_ms"] > 0
     # a non-negative fit: on a quick, noisy run the per-byte cost may come out as 0
     assert out["cost_model"]["alpha_s"] > 0 and out["cost_model"]["beta_s_per_byte"] >= 0

@@ -209,7 +209,8 @@ class DataParallel:
         (allreduce not hidden, plus waiting for slower ranks). With blocking_repeats
         (collective: every rank must call it): also `exposed_wait_s`, per step the smallest
         wait over the ranks (the last rank to finish backward waits only for the network),
-        `skew_s` (the largest minus the smallest wait: imbalance between the ranks), the
+        `skew_s` (the largest minus the smallest wait: imbalance between the ranks),
+        `last_share` (per rank, the share of the steps it was the last to finish), the
         blocking allreduce time and overlap = 1 - exposed / blocking."""
         b = self.buckets
         report = {"buckets": len(b.layout), "bytes": b.nbytes, "steps": len(b.exposed),
@@ -220,6 +221,9 @@ class DataParallel:
             waits = self.comm.allgather(np.array(b.exposed), "comparing the ranks' waits")
             report["exposed_wait_s"] = float(np.median(waits.min(axis=0)))
             report["skew_s"] = float(np.median(waits.max(axis=0) - waits.min(axis=0)))
+            # per rank, the share of the steps it finished its backward last (waited least)
+            last = waits.argmin(axis=0)
+            report["last_share"] = [float(np.mean(last == r)) for r in range(self.comm.size)]
             blocking = b.time_blocking(blocking_repeats)
             report["blocking_allreduce_s"] = blocking
             report["overlap_fraction"] = max(0.0, 1.0 - report["exposed_wait_s"] / blocking) \

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+import dagnet
 from dagnet import Graph
 
 
@@ -91,3 +92,17 @@ def assert_plans_agree(a, b, feeds, rtol=1e-10, atol=1e-13):
 
 ALL = {"two_layer": two_layer, "fc_bn_dropout": fc_bn_dropout,
        "three_layer_convnet": three_layer_convnet, "lenet_tiny": lenet_tiny, "residual": residual}
+
+
+def resnet_small_eval(dtype):
+    """The zoo's resnet_small compiled for eval, its batchnorm statistics moved away from (0, 1)
+    so that folding them into the convs matters."""
+    from dagnet.models import resnet_small
+
+    g = resnet_small()
+    train = dagnet.compile(g, dtype=dtype, seed=0)
+    rng = np.random.default_rng(1)
+    for st in train.state.values():
+        st["running_mean"][...] = rng.normal(0, 0.3, st["running_mean"].shape)
+        st["running_var"][...] = rng.uniform(0.3, 3.0, st["running_var"].shape)
+    return dagnet.compile(g, dtype=dtype, mode="eval", params=train.params, state=train.state)

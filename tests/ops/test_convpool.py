@@ -264,15 +264,8 @@ def test_sparse_backward_in_every_variant_matches_the_dense_one_and_repeats_bitw
     bitwise the same."""
     monkeypatch.setattr(kernels, "ROW_ISA", isa)
     monkeypatch.setattr(kernels, "NUM_THREADS", 2)
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal(x_shape).astype(dtype)
-    w2 = rng.standard_normal((w_shape[0], int(np.prod(w_shape[1:])))).astype(dtype)
-    conv = geometry(x.shape, w_shape, 1, pad)
-    pool = ((2, 2), (2, 2), (0, 0))
-    rows = kernels.im2row(x, *conv, ones_row=True)
-    out, argmax = kernels.maxpool_rows((rows[:, :, :-1] @ w2.T).astype(dtype), conv[3], *pool,
-                                       window_out_size(conv[3], *pool), relu=True)
-    g = (rng.standard_normal(out.shape) * (out > 0)).astype(dtype)
+    x, w2, rows, out, argmax, g, conv, pool = relu_pool_case(x_shape, w_shape, pad, dtype, seed=3)
+    g = (g * (out > 0)).astype(dtype)
     dx, dwb = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool)
     dx2, dwb2 = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool)
     assert np.array_equal(dx, dx2) and np.array_equal(dwb, dwb2)

@@ -9,6 +9,7 @@ import pytest
 from dagnet import reference as ref
 from dagnet.gradcheck import norm_error
 from dagnet.ops import direct
+from tests.compiler import nets
 
 pytestmark = pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
 
@@ -118,18 +119,6 @@ def test_bad_buffers_refused():
                                np.empty((2, 5, 6, 5), np.float32))
 
 
-def _resnet_eval(dtype):
-    from dagnet.models import resnet_small
-    import dagnet
-    g = resnet_small()
-    train = dagnet.compile(g, dtype=dtype, seed=0)
-    rng = np.random.default_rng(1)
-    for st in train.state.values():
-        st["running_mean"][...] = rng.normal(0, 0.3, st["running_mean"].shape)
-        st["running_var"][...] = rng.uniform(0.3, 3.0, st["running_var"].shape)
-    return dagnet.compile(g, dtype=dtype, mode="eval", params=train.params, state=train.state)
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_eval_program_runs_strided_convs_here_bitwise_as_the_planes_kernel(dtype, monkeypatch):
     """resnet_small's eval program at a batch of a sample a thread or more: its 3x3 stride-2
@@ -144,7 +133,7 @@ def test_eval_program_runs_strided_convs_here_bitwise_as_the_planes_kernel(dtype
     plans, scores = {}, {}
     for on in (True, False):  # read when the program packs weights and binds its calls
         monkeypatch.setattr(direct, "OC_ENABLED", on)
-        plans[on] = _resnet_eval(dtype)
+        plans[on] = nets.resnet_small_eval(dtype)
         scores[on] = plans[on].forward({"x": x}, mode="eval", outputs=["scores"])["scores"]
     assert [a[0].shape[1:] + a[5].shape[1:] for a in calls] == [(16, 28, 28, 32, 14, 14)]
     np.testing.assert_array_equal(scores[True], scores[False])

@@ -17,6 +17,7 @@ import pytest
 
 from dagnet import reference as ref
 from dagnet.ops import direct, winograd
+from tests.compiler import nets
 
 pytestmark = pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
 
@@ -184,18 +185,6 @@ def test_bad_buffers_refused():
         run(res=np.empty((2, 5, 6, 5), np.float32))
 
 
-def _resnet_eval(dtype):
-    from dagnet.models import resnet_small
-    import dagnet
-    g = resnet_small()
-    train = dagnet.compile(g, dtype=dtype, seed=0)
-    rng = np.random.default_rng(1)
-    for st in train.state.values():
-        st["running_mean"][...] = rng.normal(0, 0.3, st["running_mean"].shape)
-        st["running_var"][...] = rng.uniform(0.3, 3.0, st["running_var"].shape)
-    return dagnet.compile(g, dtype=dtype, mode="eval", params=train.params, state=train.state)
-
-
 @pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("float64", 1e-13)])
 def test_eval_program_runs_32_channel_convs_here(dtype, tol, monkeypatch):
     """resnet_small's eval program at a batch of a sample a thread or more: its three 3x3
@@ -212,7 +201,7 @@ def test_eval_program_runs_32_channel_convs_here(dtype, tol, monkeypatch):
     plans, scores = {}, {}
     for on in (True, False):  # read when the program packs weights and binds its calls
         monkeypatch.setattr(winograd, "ENABLED", on)
-        plans[on] = _resnet_eval(dtype)
+        plans[on] = nets.resnet_small_eval(dtype)
         scores[on] = plans[on].forward({"x": x}, mode="eval", outputs=["scores"])["scores"]
     assert [a[0].shape[1:] + a[4].shape[1:] for a in calls] == [(32, 14, 14, 32, 14, 14)] * 3
     assert sum(a[-1] for a in calls) == 3 and sum(a[-2] is not None for a in calls) == 2

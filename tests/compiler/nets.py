@@ -106,3 +106,22 @@ def resnet_small_eval(dtype):
         st["running_mean"][...] = rng.normal(0, 0.3, st["running_mean"].shape)
         st["running_var"][...] = rng.uniform(0.3, 3.0, st["running_var"].shape)
     return dagnet.compile(g, dtype=dtype, mode="eval", params=train.params, state=train.state)
+
+
+def resnet_small_eval_both_ways(monkeypatch, dtype, kernel, switch):
+    """(x, calls, plans, scores) of resnet_small's eval program on 5 samples and 2 threads, with
+    the kernel switch (module, flag) on and off (read when a program binds); calls: the
+    argument tuples of every call of the spied kernel (extension module, function name)."""
+    from dagnet import kernels
+
+    monkeypatch.setattr(kernels, "NUM_THREADS", 2)
+    x = np.random.default_rng(0).standard_normal((5, 1, 28, 28)).astype(dtype)
+    calls = []
+    real = getattr(*kernel)
+    monkeypatch.setattr(*kernel, lambda *a: calls.append(a) or real(*a))
+    plans, scores = {}, {}
+    for on in (True, False):
+        monkeypatch.setattr(*switch, on)
+        plans[on] = resnet_small_eval(dtype)
+        scores[on] = plans[on].forward({"x": x}, mode="eval", outputs=["scores"])["scores"]
+    return x, calls, plans, scores

@@ -124,17 +124,8 @@ def test_eval_program_runs_strided_convs_here_bitwise_as_the_planes_kernel(dtype
     """resnet_small's eval program at a batch of a sample a thread or more: its 3x3 stride-2
     conv on these kernels, the scores bitwise those of the planes kernel, and following its
     weights changed in place (refolded, repacked)."""
-    from dagnet import kernels
-    monkeypatch.setattr(kernels, "NUM_THREADS", 2)
-    x = np.random.default_rng(0).standard_normal((5, 1, 28, 28)).astype(dtype)
-    calls = []
-    real = direct._ext.forward_oc
-    monkeypatch.setattr(direct._ext, "forward_oc", lambda *a: calls.append(a) or real(*a))
-    plans, scores = {}, {}
-    for on in (True, False):  # read when the program packs weights and binds its calls
-        monkeypatch.setattr(direct, "OC_ENABLED", on)
-        plans[on] = nets.resnet_small_eval(dtype)
-        scores[on] = plans[on].forward({"x": x}, mode="eval", outputs=["scores"])["scores"]
+    x, calls, plans, scores = nets.resnet_small_eval_both_ways(
+        monkeypatch, dtype, (direct._ext, "forward_oc"), (direct, "OC_ENABLED"))
     assert [a[0].shape[1:] + a[5].shape[1:] for a in calls] == [(16, 28, 28, 32, 14, 14)]
     np.testing.assert_array_equal(scores[True], scores[False])
     for p in plans.values():

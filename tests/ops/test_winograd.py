@@ -192,17 +192,8 @@ def test_eval_program_runs_32_channel_convs_here(dtype, tol, monkeypatch):
     of the direct kernels within float rounding, and following its weights changed in place
     (refolded, transformed again); at batch 1 (filters split among threads) the direct
     kernels run."""
-    from dagnet import kernels
-    monkeypatch.setattr(kernels, "NUM_THREADS", 2)
-    x = np.random.default_rng(0).standard_normal((5, 1, 28, 28)).astype(dtype)
-    calls = []
-    real = direct._ext.forward_wino
-    monkeypatch.setattr(direct._ext, "forward_wino", lambda *a: calls.append(a) or real(*a))
-    plans, scores = {}, {}
-    for on in (True, False):  # read when the program packs weights and binds its calls
-        monkeypatch.setattr(winograd, "ENABLED", on)
-        plans[on] = nets.resnet_small_eval(dtype)
-        scores[on] = plans[on].forward({"x": x}, mode="eval", outputs=["scores"])["scores"]
+    x, calls, plans, scores = nets.resnet_small_eval_both_ways(
+        monkeypatch, dtype, (direct._ext, "forward_wino"), (winograd, "ENABLED"))
     assert [a[0].shape[1:] + a[4].shape[1:] for a in calls] == [(32, 14, 14, 32, 14, 14)] * 3
     assert sum(a[-1] for a in calls) == 3 and sum(a[-2] is not None for a in calls) == 2
     scale = np.abs(scores[False]).max()

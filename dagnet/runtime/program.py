@@ -228,19 +228,28 @@ def _direct(ins, w_shape) -> bool:
     return geo.wq <= DIRECT_WASTE * geo.wo and _pool_fits(ins.pool)
 
 
+def _fast_kernel(ins, w_shape) -> str | None:
+    """The kernel a direct conv runs on at batches of a sample a thread or more, if not the
+    planes kernel: "oc" (direct_oc.h) for a strided conv ops/direct.py's uses_oc takes, "wino"
+    (winograd.h) for a stride-1 one without a fused pool that ops/winograd.py's uses_wino takes."""
+    pair = as_pair(ins.conv["stride"]), as_pads(ins.conv["pad"])[:2]
+    if direct.uses_oc(ins.x_shape, w_shape, *pair):
+        return "oc"
+    if ins.pool is None and winograd.uses_wino(ins.x_shape, w_shape, *pair):
+        return "wino"
+    return None
+
+
 def _packed(ins, w, b, dtype, extra=None) -> tuple:
     """A conv's weights packed for the direct kernels that may run it: the planes kernel's,
-    then, if extra (None: if ops/direct.py uses_oc or ops/winograd.py uses_wino says so),
-    direct_oc.h's for a strided conv, Winograd's transformed filters for a stride-1 one; none
-    for conv_forward."""
+    then, if extra (None: if _fast_kernel names one), direct_oc.h's for a strided conv,
+    Winograd's transformed filters for a stride-1 one; none for conv_forward."""
     if not _direct(ins, w.shape):
         return ()
-    pair = as_pair(ins.conv["stride"]), as_pads(ins.conv["pad"])[:2]
     if extra is None:
-        extra = direct.uses_oc(ins.x_shape, w.shape, *pair) or \
-            (winograd.uses_wino(ins.x_shape, w.shape, *pair) and ins.pool is None)
-    extra = () if not extra else winograd.packed(w, b, dtype) if pair[0] == (1, 1) else \
-        direct.oc_packed(w, b, dtype)
+        extra = _fast_kernel(ins, w.shape) is not None
+    extra = () if not extra else winograd.packed(w, b, dtype) if as_pair(ins.conv["stride"]) == (1, 1) \
+        else direct.oc_packed(w, b, dtype)
     return (*direct.packed(w, b, dtype), *extra)
 
 
@@ -270,14 +279,13 @@ def _scratch(ins, batch: int, program) -> int:
         w_shape = program.plan.params[ins.params[0]].shape
         if _direct(ins, w_shape):
             pair = as_pair(c["stride"]), as_pads(c["pad"])[:2]
-            lanes = direct._ext.lanes(direct.ISA, program.dtype == np.float64)
-            oc = direct.oc_geometry(tuple(ins.x_shape), tuple(w_shape), *pair, lanes).size * \
-                max(1, kernels.NUM_THREADS) if direct.uses_oc(ins.x_shape, w_shape, *pair) else 0
-            if winograd.uses_wino(ins.x_shape, w_shape, *pair):
-                oc = max(1, kernels.NUM_THREADS) * winograd.geometry(
-                    tuple(ins.x_shape), tuple(w_shape), pair[1], direct.ISA,
-                    program.dtype == np.float64).scratch
-            return max(oc, direct.planes_size(ins.x_shape, w_shape, *pair) * _planes_rows(batch)) * item
+            shapes, is_double = (tuple(ins.x_shape), tuple(w_shape)), program.dtype == np.float64
+            fast = _fast_kernel(ins, w_shape)
+            row = direct.oc_geometry(*shapes, *pair, direct._ext.lanes(direct.ISA, is_double)).size \
+                if fast == "oc" else winograd.geometry(*shapes, pair[1], direct.ISA, is_double).scratch \
+                if fast == "wino" else 0
+            return max(row * max(1, kernels.NUM_THREADS),
+                       direct.planes_size(ins.x_shape, w_shape, *pair) * _planes_rows(batch)) * item
         return columns_size(w_shape, (w_shape[0], *_conv_out(ins, w_shape)), c["groups"]) * \
             batch * item
     if ins.kind in ("member", "affine", "gap"):  # a join's tail, a GEMV, a head: no scratch
@@ -297,11 +305,12 @@ def _conv_call(ins, weights, out, scratch, env, batch):
     output pass, or conv_forward (im2col + GEMM) and the epilogue after it."""
     c, name, x, res, relu = ins.conv, ins.name, ins.reads[0], ins.residual, ins.relu
     stride, pads, dilation = as_pair(c["stride"]), as_pads(c["pad"]), as_pair(c["dilation"])
-    if len(weights) == 6 and batch >= kernels.NUM_THREADS:
-        if stride == (1, 1) and winograd.ENABLED and ins.pool is None:
-            return _wino_call(ins, weights, out, scratch, env)
-        if stride != (1, 1) and direct.OC_ENABLED:
-            return _oc_call(ins, weights, out, scratch, env)
+    fast = _fast_kernel(ins, weights[0].shape) if len(weights) == 6 and batch >= kernels.NUM_THREADS \
+        else None
+    if fast == "wino":
+        return _wino_call(ins, weights, out, scratch, env)
+    if fast == "oc":
+        return _oc_call(ins, weights, out, scratch, env)
     if len(weights) >= 4:
         w, _, wp, bp = weights[:4]
         geo = direct.geometry(tuple(ins.x_shape), w.shape, stride, pads[:2],
@@ -329,12 +338,7 @@ def _conv_call(ins, weights, out, scratch, env, batch):
                 bound(np.ascontiguousarray(env[x]), np.ascontiguousarray(env[res]) if res else None)
                 env[name] = out
             return split
-
-        def call():  # a step's view (a split, a transpose) is copied to the C order it reads
-            fn(np.ascontiguousarray(env[x]), *args,
-               np.ascontiguousarray(env[res]) if res else None, relu, pool, parts)
-            env[name] = out
-        return call
+        return _kernel_call(ins, out, env, fn, args, (pool, parts))
     w, b = weights
     y = out if ins.pool is None else np.empty((batch, w.shape[0], *_conv_out(ins, w.shape)), out.dtype)
     pool = {k: ins.pool[k] for k in ("size", "stride", "pad", "dilation", "ceil_mode")} \
@@ -355,35 +359,35 @@ def _conv_call(ins, weights, out, scratch, env, batch):
 
 def _oc_call(ins, weights, out, scratch, env):
     """A direct conv on direct_oc.h's kernels (batches of at least one sample a thread)."""
-    c, name, x, res, relu = ins.conv, ins.name, ins.reads[0], ins.residual, ins.relu
-    stride, pads, w = as_pair(c["stride"]), as_pads(c["pad"])[:2], weights[0]
+    c, w = ins.conv, weights[0]
+    stride, pads = as_pair(c["stride"]), as_pads(c["pad"])[:2]
     geo = direct.oc_geometry(tuple(ins.x_shape), w.shape, stride, pads,
                              direct._ext.lanes(direct.ISA, out.dtype == np.float64))
     threads = max(1, kernels.NUM_THREADS)
     rows = kernels.typed_view(scratch, (threads, geo.size), out.dtype)
-    fn = direct._ext.forward_oc
-    args = (rows, geo.off, *weights[4:], out, geo.nb, *stride, *pads, direct.ISA, threads)
-
-    def call():  # a step's view (a split, a transpose) is copied to the C order it reads
-        fn(np.ascontiguousarray(env[x]), *args,
-           np.ascontiguousarray(env[res]) if res else None, relu)
-        env[name] = out
-    return call
+    return _kernel_call(ins, out, env, direct._ext.forward_oc,
+                        (rows, geo.off, *weights[4:], out, geo.nb, *stride, *pads, direct.ISA, threads))
 
 
 def _wino_call(ins, weights, out, scratch, env):
     """A 3x3 stride-1 conv by Winograd (ops/winograd.py; batches of a sample a thread or more)."""
-    name, x, res, relu, w = ins.name, ins.reads[0], ins.residual, ins.relu, weights[0]
     pads = as_pads(ins.conv["pad"])[:2]
-    geo = winograd.geometry(tuple(ins.x_shape), w.shape, pads, direct.ISA, out.dtype == np.float64)
+    geo = winograd.geometry(tuple(ins.x_shape), weights[0].shape, pads, direct.ISA,
+                            out.dtype == np.float64)
     threads = max(1, kernels.NUM_THREADS)
     rows = kernels.typed_view(scratch, (threads, geo.scratch), out.dtype)
-    fn = direct._ext.forward_wino
-    args = (rows, *weights[4:], out, *pads, geo.hq, geo.wq, geo.qr, geo.size, direct.ISA, threads)
+    return _kernel_call(ins, out, env, direct._ext.forward_wino,
+                        (rows, *weights[4:], out, *pads, geo.hq, geo.wq, geo.qr, geo.size, direct.ISA,
+                         threads))
+
+
+def _kernel_call(ins, out, env, fn, args, tail=()):
+    """The call of a direct conv kernel taking (x, *args, skip or None, relu, *tail): it writes out."""
+    name, x, res, relu = ins.name, ins.reads[0], ins.residual, ins.relu
 
     def call():  # a step's view (a split, a transpose) is copied to the C order it reads
         fn(np.ascontiguousarray(env[x]), *args,
-           np.ascontiguousarray(env[res]) if res else None, relu)
+           np.ascontiguousarray(env[res]) if res else None, relu, *tail)
         env[name] = out
     return call
 

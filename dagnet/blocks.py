@@ -20,6 +20,7 @@ each product threaded by the BLAS itself as before.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import queue
@@ -138,47 +139,43 @@ def run(fn, count: int) -> None:
             fn(i)
         return
     threads = threads_for(count)
-    if threads == 1:
-        # one thread (DAGNET_NUM_THREADS=1, or one block): the blocks' GEMMs still on one BLAS
-        # thread each, as on more threads (the same sums: bitwise the same results). OpenBLAS
-        # keeps its own count (the cores) otherwise, and split each block's GEMM over threads
-        # that wait for each other: resnet20's 64-channel 8 x 8 conv forward took 124 ms of
-        # CPU instead of 6 with DAGNET_NUM_THREADS=1 on a loaded machine
-        _one_blas_thread(True)
-        try:
+    with _one_blas_thread():
+        if threads == 1:
+            # one thread (DAGNET_NUM_THREADS=1, or one block): the blocks' GEMMs still on one
+            # BLAS thread each, as on more threads (the same sums: bitwise the same results).
+            # OpenBLAS keeps its own count (the cores) otherwise, and split each block's GEMM
+            # over threads that wait for each other: resnet20's 64-channel 8 x 8 conv forward
+            # took 124 ms of CPU instead of 6 with DAGNET_NUM_THREADS=1 on a loaded machine
             for i in range(count):
                 fn(i)
-        finally:
-            _one_blas_thread(False)
-        return
-    blocks = _Blocks(fn, count)
-    _one_blas_thread(True)
-    try:
+            return
+        blocks = _Blocks(fn, count)
         for tasks in _team(threads - 1):
             tasks.put(blocks.work)
         blocks.work()
         blocks.wait()
-    finally:
-        _one_blas_thread(False)
     if blocks.errors:
         raise blocks.errors[0]
 
 
-def _one_blas_thread(enter: bool) -> None:
+@contextlib.contextmanager
+def _one_blas_thread():
     """OpenBLAS at one thread from the first run that starts to the last that ends (runs
     from several Python threads overlap: the counts are saved and put back once)."""
     with _lock:
-        if enter:
-            if _held["runs"] == 0:
-                _held["before"] = [get() for get, _ in _CONTROLS]
-                for _, set_threads in _CONTROLS:
-                    set_threads(1)
-            _held["runs"] += 1
-            return
-        _held["runs"] -= 1
         if _held["runs"] == 0:
-            for (_, set_threads), n in zip(_CONTROLS, _held["before"]):
-                set_threads(n)
+            _held["before"] = [get() for get, _ in _CONTROLS]
+            for _, set_threads in _CONTROLS:
+                set_threads(1)
+        _held["runs"] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _held["runs"] -= 1
+            if _held["runs"] == 0:
+                for (_, set_threads), n in zip(_CONTROLS, _held["before"]):
+                    set_threads(n)
 
 
 #: a product of at most this many multiply-adds runs whole on one BLAS thread (`matmul`):
@@ -224,11 +221,8 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         run(block, len(span))
         return out
     threads_for(1)  # finds OpenBLAS on first use
-    _one_blas_thread(True)
-    try:
+    with _one_blas_thread():
         np.matmul(a, b, out=out)
-    finally:
-        _one_blas_thread(False)
     return out
 
 

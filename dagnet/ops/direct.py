@@ -255,12 +255,18 @@ def oc_geometry(x_shape: tuple, w_shape: tuple, stride: tuple, pad: tuple,
     (c, h, w), (f, _, kh, kw), (sh, sw), (ph, pw) = x_shape, w_shape, stride, pad
     hp, wp = h + 2 * ph, w + 2 * pw
     ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
-    nb = 4 if _round(f, 4 * lanes) == _round(f, 2 * lanes) else 2
-    rows = _round(f, nb * lanes)
+    nb, rows = _oc_tiles(f, lanes)
     ci, ii, jj = np.meshgrid(np.arange(c), np.arange(kh), np.arange(kw), indexing="ij")
     off = ((ci * hp + ii) * wp + jj).astype(np.int32).ravel()
     padded = c * hp * wp if ph or pw else 0
     return OcGeometry(ho, wo, off, nb, rows, padded + ho * wo * rows)
+
+
+def _oc_tiles(f: int, lanes: int) -> tuple:
+    """(nb, Mp) of f filters: vectors of output channels per tile (4 where that pads no more
+    filters than 2, else 2) and the filters rounded up to whole tiles."""
+    nb = 4 if _round(f, 4 * lanes) == _round(f, 2 * lanes) else 2
+    return nb, _round(f, nb * lanes)
 
 
 def oc_packed(w, b, dtype, isa: int = None) -> tuple:
@@ -270,8 +276,8 @@ def oc_packed(w, b, dtype, isa: int = None) -> tuple:
     lanes = _ext.lanes(ISA if isa is None else isa, np.dtype(dtype) == np.float64)
     f = w.shape[0]
     k = w[0].size
-    nb = 4 if _round(f, 4 * lanes) == _round(f, 2 * lanes) else 2
-    rows, nc = _round(f, nb * lanes), nb * lanes
+    nb, rows = _oc_tiles(f, lanes)
+    nc = nb * lanes
     wk = np.zeros((rows, k), dtype=dtype)
     wk[:f] = w.reshape(f, k)
     bq = np.zeros(rows, dtype=dtype)

@@ -22,20 +22,27 @@ import tempfile
 import time
 
 
+def child_command(script: str, args, torch_first: bool = False) -> tuple:
+    """(command, env) that run `script` as __main__ with `args` in a fresh Python. With
+    torch_first, torch is imported before the script (so before dagnet) and the child gets the
+    environment without what dagnet set: torch keeps its own thread defaults (spinning threads),
+    its best case; else env is None (this process's)."""
+    from dagnet import procenv
+
+    argv = [script, *map(str, args)]
+    first = "import torch; " if torch_first else ""
+    code = f"{first}import runpy, sys; sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
+    env = {k: v for k, v in os.environ.items() if k not in procenv.SET_BY_DAGNET} if torch_first else None
+    return [sys.executable, "-c", code], env
+
+
 class Contender:
     """A child process running `script` as __main__ with `args`, answering requests."""
 
     def __init__(self, script: str, args, torch_first: bool = False):
-        # torch_first: torch is imported before the script (so before dagnet) and the child gets
-        # the environment without what dagnet set: torch keeps its own thread defaults, its best case
-        from dagnet import procenv
-
-        argv = [script, *map(str, args)]
-        first = "import torch; " if torch_first else ""
-        code = f"{first}import runpy, sys; sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
-        env = {k: v for k, v in os.environ.items() if k not in procenv.SET_BY_DAGNET} if torch_first else None
+        command, env = child_command(script, args, torch_first)
         self._err = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty child never blocks
-        self._p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self._p = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=self._err, text=True, env=env)
         self.hello = self._answer()
 
@@ -102,6 +109,6 @@ def alternate(contenders: dict, rounds: int, **request) -> dict:
     return out
 
 
-def median_ratio(mine: list, theirs: list) -> float:
-    """Median over rounds of (their seconds / mine): how many times faster mine ran, round by round."""
-    return statistics.median(t / m for m, t in zip(mine, theirs))
+def round_ratios(mine: list, theirs: list) -> list:
+    """Their seconds / mine, round by round: how many times faster mine ran in each round."""
+    return [t / m for m, t in zip(mine, theirs)]

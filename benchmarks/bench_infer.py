@@ -278,8 +278,8 @@ def bench_model(model: str, batches, repeats: int, rounds: int, window: int, con
         for c, key in (("onnxruntime", "ratio_vs_ort"), ("torch", "ratio_vs_torch")):
             if "round_s" in own.get(c, {}) and "round_s" in own["dagnet"]:
                 mine, theirs = own["dagnet"]["round_s"][b], own[c]["round_s"][b]
-                row[key] = alternate.median_ratio(mine, theirs)
-                row[key.replace("ratio_", "round_ratios_")] = [t / m for m, t in zip(mine, theirs)]
+                row[key.replace("ratio_", "round_ratios_")] = ratios = alternate.round_ratios(mine, theirs)
+                row[key] = statistics.median(ratios)
             else:
                 row[key] = None
     diffs = [row.get("ort_max_scaled_diff", 0.0) for row in out["batches"].values()]

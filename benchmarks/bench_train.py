@@ -171,20 +171,11 @@ def have_torch() -> bool:
 
 def child_json(script: str, args, torch_first: bool, timeout: int) -> dict:
     """The last JSON line that `script` (run as __main__ with `args`) prints in a fresh process,
-    or {"error": its stderr's tail} if it failed. With torch_first, torch is imported before the
-    script (and so before dagnet) and the child gets the environment without what dagnet set,
-    so torch keeps its own defaults (spinning threads), its best case."""
+    or {"error": its stderr's tail} if it failed; torch_first: as alternate.child_command's."""
     import subprocess
-    import sys
 
-    from dagnet import procenv
-
-    argv = [script, *map(str, args)]
-    first = "import torch; " if torch_first else ""
-    code = f"{first}import runpy, sys; sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
-    env = {k: v for k, v in os.environ.items() if k not in procenv.SET_BY_DAGNET} if torch_first else None
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                       env=env)
+    command, env = alternate.child_command(script, args, torch_first)
+    r = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     return json.loads(r.stdout.splitlines()[-1]) if r.returncode == 0 else {"error": r.stderr[-500:]}
 
 
@@ -232,8 +223,8 @@ def own_processes(model: str, batch: int, rounds: int, window: int, compiled: bo
         out[img_s[n]] = batch / statistics.median(s)
     for n, key in (("torch", "ratio_vs_torch_own_process"), ("torch_compile", "ratio_vs_torch_compile")):
         if n in secs:
-            out[f"round_ratios_vs_{n}"] = [t / d for d, t in zip(secs["dagnet"], secs[n])]
-            out[key] = alternate.median_ratio(secs["dagnet"], secs[n])
+            out[f"round_ratios_vs_{n}"] = ratios = alternate.round_ratios(secs["dagnet"], secs[n])
+            out[key] = statistics.median(ratios)
     if "torch_compile" in live:
         out["torch_compile_s"] = live["torch_compile"].hello["first_step_s"]
     return out

@@ -28,6 +28,7 @@ summary: {"scaling_efficiency_2_ranks": {model: median over rounds of img/s 2 ra
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -79,36 +80,26 @@ class Phases:
                 nested = self._stack.pop()
                 if self._stack:
                     self._stack[-1] += spent
-                if self.window is not None:
-                    at = self.seconds.setdefault(self.window, {})
-                    at[phase] = at.get(phase, 0.0) + spent - nested
+                self._add(phase, spent - nested)
         setattr(obj, method, timed)
 
+    @contextlib.contextmanager
     def update(self):
         """A context for the optimizer's update."""
-        return _Update(self)
+        t = time.thread_time()
+        yield
+        self._add("update", time.thread_time() - t)
 
-
-class _Update:
-    def __init__(self, phases):
-        self.phases = phases
-
-    def __enter__(self):
-        self.t = time.thread_time()
-
-    def __exit__(self, *exc):
-        p = self.phases
-        if p.window is not None:
-            at = p.seconds.setdefault(p.window, {})
-            at["update"] = at.get("update", 0.0) + time.thread_time() - self.t
+    def _add(self, phase: str, seconds: float) -> None:
+        if self.window is not None:
+            at = self.seconds.setdefault(self.window, {})
+            at[phase] = at.get(phase, 0.0) + seconds
 
 
 def train_steps(model, plan, X, y, rng, batch, steps, after=None, phases=None) -> float:
     """Seconds for `steps` SGD-momentum steps of `model` (a plan or its DataParallel) at
     global batch `batch`; after(): called after each step's gradients, before the update;
     phases: a Phases that times the update."""
-    import contextlib
-
     from dagnet.train.optim import sgd_momentum
 
     configs = getattr(plan, "_bench_configs", None) or {p: {"learning_rate": 0.01} for p in plan.params}

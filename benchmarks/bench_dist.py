@@ -134,13 +134,17 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
     plan = dagnet.compile(get_model(model), bucket_mb=4)
     dp = DataParallel(plan, comm)  # on one machine: the buckets summed in shared memory
     dp_mpi = DataParallel(plan, comm, shared_memory=False)  # by MPI's Iallreduce
+    dp_spin = DataParallel(plan, comm)  # shared memory, its wait spinning even when contended
+    dp_spin.buckets.nap = False
     solo = dagnet.compile(get_model(model))
     X, y, rng = data(plan, batch * 8, np.float32)
-    kinds = ("single", "independent", "dual", "dual_mpi", "naive")
+    kinds = ("single", "independent", "dual", "dual_spin", "dual_mpi", "naive")
     # where the CPU time of a step goes, 2 ranks (shared memory) against independent steps
     phases = Phases()
     for obj, methods in ((dp.executor, ("forward", "backward")), (solo, ("forward", "backward")),
-                         (dp.buckets, ("pack", "_wait_all", "_sum_chunk"))):
+                         (dp.buckets, ("pack", "_wait_all", "_sum_chunk")),
+                         (dp_spin.executor, ("forward", "backward")),
+                         (dp_spin.buckets, ("pack", "_wait_all", "_sum_chunk"))):
         for m in methods:
             phases.wrap(obj, m, {"_wait_all": "wait", "_sum_chunk": "sum"}.get(m, m))
     sums = np.zeros(sum(f.size for f in dp.buckets.flat), plan.dtype)
@@ -151,11 +155,12 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
         for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
             comm.all_arrive(600)
             runs = kind != "single" or comm.is_root
-            phases.window = (r, kind) if r >= 0 and kind in ("independent", "dual") else None
+            phases.window = (r, kind) if r >= 0 and kind in ("independent", "dual", "dual_spin") \
+                else None
             wall, c, p = time.perf_counter(), time.thread_time(), time.process_time()
-            if kind in ("dual", "dual_mpi"):
-                train_steps(dp if kind == "dual" else dp_mpi, plan, X, y, rng, 2 * batch, steps,
-                            phases=phases)
+            if kind in ("dual", "dual_spin", "dual_mpi"):
+                train_steps({"dual": dp, "dual_spin": dp_spin, "dual_mpi": dp_mpi}[kind], plan, X,
+                            y, rng, 2 * batch, steps, phases=phases)
             elif kind == "naive":
                 train_steps(solo, solo, X, y, rng, batch, steps,
                             after=lambda: comm.allreduce(sums, "the naive control's allreduce"))
@@ -174,11 +179,14 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
                 cpu[kind].append(float(every[0, 1] if kind == "single" else every[:, 1].mean()))
                 others[kind].append(float(every[0, 2] if kind == "single" else every[:, 2].mean()))
     report = dp.comm_report(blocking_repeats=20)
+    # the share of dp's steps whose wait slept (the rank preempted in the step before)
+    report["contended_share"] = dp.buckets.contended_steps / max(1, dp.buckets.step)
     report_mpi = dp_mpi.comm_report(blocking_repeats=20)
     dp.close()
+    dp_spin.close()
     dp_mpi.close()
     split = {}
-    for kind in ("independent", "dual"):
+    for kind in ("independent", "dual", "dual_spin"):
         # totals over the rounds per step (not medians per phase: medians of the parts do not
         # add up to the median of the whole, and the phases should add up to the step)
         names = ("forward", "backward", "pack", "sum", "wait", "update")
@@ -188,7 +196,7 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
         every = comm.allgather(total, "gathering the phases")
         split[kind] = {k: round(float(v) * 1e3, 3)
                        for k, v in zip(names + ("other",), every.mean(axis=0))
-                       if kind == "dual" or k not in ("pack", "sum", "wait")}
+                       if kind != "independent" or k not in ("pack", "sum", "wait")}
         split[kind]["step"] = round(float(every.sum(axis=1).mean()) * 1e3, 3)
     if not comm.is_root:
         return {}
@@ -283,6 +291,12 @@ def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
             # the same step with the buckets summed by MPI's Iallreduce (several machines)
             "scaling_efficiency_mpi": median(paired("dual_mpi", "single", 2)),
             "shared_memory_over_mpi": median(paired("dual", "dual_mpi")),
+            # the shared-memory wait sleeping on a futex when the rank was preempted in its
+            # last step (dagnet's default) over the same wait always spinning
+            "nap_over_spin": median(paired("dual", "dual_spin")),
+            "nap_over_spin_quartiles": [round(float(q), 3) for q in
+                                        np.percentile(paired("dual", "dual_spin"), [25, 75])],
+            "scaling_efficiency_spin": median(paired("dual_spin", "single", 2)),
             "machine_ceiling_2_procs": median(paired("independent", "single", 2)),
             "machine_ceiling_of_medians": round(ind / (2 * one), 3),
             # the part of the ceiling data-parallel training keeps: 1 - this is dagnet's loss
@@ -297,7 +311,8 @@ def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
             # CPU time a rank spent per step (load-independent): 2 ranks minus independent is
             # what data parallelism costs on the CPU (sharding, packing, polling, spinning)
             "cpu_ms_per_step": {"1_rank": ms["single"], "2_independent": ms["independent"],
-                                "2_ranks": ms["dual"], "2_ranks_mpi": ms["dual_mpi"],
+                                "2_ranks": ms["dual"], "2_ranks_spin": ms["dual_spin"],
+                                "2_ranks_mpi": ms["dual_mpi"],
                                 "2_naive_allreduce": ms["naive"]},
             # ... and where it goes, per rank (totals over the rounds, mean of the ranks): CPU
             # ms per step of each phase, exclusive of the phases nested in it, adding up to
@@ -309,7 +324,8 @@ def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
                     ("1_rank", others["single"]), ("2_independent", others["independent"]),
                     ("2_ranks", others["dual"]), ("2_ranks_mpi", others["dual_mpi"]))},
             "cpu_ms_per_step_phases": {"2_independent": r["cpu_phases"]["independent"],
-                                       "2_ranks": r["cpu_phases"]["dual"]},
+                                       "2_ranks": r["cpu_phases"]["dual"],
+                                       "2_ranks_spin": r["cpu_phases"]["dual_spin"]},
             "forward_ms": round(c["forward_s"] * 1e3, 2),
             "backward_ms": round(c["backward_s"] * 1e3, 2),
             "wait_after_backward_ms": round(c["wait_s"] * 1e3, 3),
@@ -321,6 +337,7 @@ def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
             # skew is noise; far from it, one rank is systematically slower
             "last_to_finish_share": [round(x, 3) for x in c["last_share"]],
             "overlap_fraction": round(c["overlap_fraction"], 3),
+            "contended_share": round(c["contended_share"], 3),
             "mpi": {k: round(r["comm_mpi"][v] * 1e3, 3) for k, v in (
                 ("wait_after_backward_ms", "wait_s"), ("exposed_wait_ms", "exposed_wait_s"),
                 ("rank_skew_ms", "skew_s"), ("communication_ms", "blocking_allreduce_s"))},

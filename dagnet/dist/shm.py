@@ -20,8 +20,13 @@ i.e. after every rank applied step s's update (which read the sums), and a rank 
 s+1 only after every rank has left step s's sums (`passed`). Every wait is bounded
 (comm.timeout). Across machines the buckets go through MPI (buckets.py).
 
+The wait spins while this rank has its core to itself; when the scheduler took the core
+away during the last step (other jobs want it), the wait sleeps on a futex after 0.1 ms
+instead, woken by the next flag any rank publishes (futex.py says why).
+
 Segment: [ready (buckets, ranks) | done (buckets, chunks) | passed (ranks), int64 step
-counters | per bucket: a slot per rank, then the sums], each on a 64-byte boundary.
+counters | bell: an int32 every publisher bumps | per bucket: a slot per rank, then the sums],
+each on a 64-byte boundary.
 """
 from __future__ import annotations
 
@@ -31,11 +36,15 @@ import time
 
 import numpy as np
 
+from dagnet.dist import futex
 from dagnet.dist.buckets import GradientBuckets, bucket_layout
 from dagnet.dist.comm import _DOZE, _SPIN
 from dagnet.errors import PeerLostError
 
 _ALIGN = 64
+# a contended rank spins this long before it sleeps: the ranks often finish within it, and a
+# futex wake-up took 0.06-0.17 ms at load 5 (benchmarks/dist_wakeup.py)
+_NAP = 1e-4
 
 
 def one_machine(comm, nbytes: int) -> bool:
@@ -58,7 +67,7 @@ def segment_bytes(plan, size: int) -> int:
     layout = bucket_layout(plan)
     itemsize = np.dtype(plan.dtype).itemsize
     per = sum(_round((e[-1][1] + e[-1][2]) * itemsize) for e in layout)
-    return _round((2 * len(layout) + 1) * size * 8) + per * (size + 1)
+    return _round(_flag_count(len(layout), size) * 8) + per * (size + 1)
 
 
 def _shm_free() -> int:
@@ -76,7 +85,7 @@ class SharedBuckets(GradientBuckets):
         n, nb = comm.size, len(self.flat)
         dtype = np.dtype(plan.dtype)
         sizes = [f.size for f in self.flat]
-        flags = _round((2 * nb + 1) * n * 8)
+        flags = _round(_flag_count(nb, n) * 8)
         per = [_round(s * dtype.itemsize) for s in sizes]
         total = segment_bytes(plan, n)
         # rank 0 allocates the whole segment, the others map it (same order of ranks as comm)
@@ -84,14 +93,20 @@ class SharedBuckets(GradientBuckets):
         buf, _ = self.win.Shared_query(0)
         raw = np.frombuffer(buf, dtype=np.uint8, count=total)
         self.win.Lock_all(MPI.MODE_NOCHECK)  # a passive epoch, for Win_sync's memory barriers
-        flag = raw[:(2 * nb + 1) * n * 8].view(np.int64)
+        flag = raw[:_flag_count(nb, n) * 8].view(np.int64)
         if comm.rank == 0:
             flag[...] = 0
         # step counters: ready[bucket, rank] (its slot packed), done[bucket, chunk] (summed),
         # passed[rank] (done reading the slots of that step)
         self.ready = flag[:nb * n].reshape(nb, n)
         self.done = flag[nb * n:2 * nb * n].reshape(nb, n)
-        self.passed = flag[2 * nb * n:]
+        self.passed = flag[2 * nb * n:(2 * nb + 1) * n]
+        self.bell = flag[(2 * nb + 1) * n:].view(np.int32)[:1]  # bumped by every publish
+        # sleep in the wait when the scheduler preempted this rank in the last step
+        self.nap = futex.AVAILABLE
+        self._contended = False
+        self.contended_steps = 0  # steps whose wait slept (this rank was preempted the step before)
+        self._preempted = futex.preemptions() if self.nap else 0
         self.slots, self.sums, self.chunks = [], [], []
         at = flags
         for s, p in zip(sizes, per):
@@ -124,7 +139,7 @@ class SharedBuckets(GradientBuckets):
         self.win.Free()
         self.win = None
         self.slots = self.sums = self.flat = []
-        self.ready = self.done = self.passed = None
+        self.ready = self.done = self.passed = self.bell = None
 
     def begin(self, loss: float = 0.0) -> None:
         super().begin(loss)
@@ -153,6 +168,7 @@ class SharedBuckets(GradientBuckets):
         self._starts_now[i] = time.perf_counter() - self._t0
         self.win.Sync()  # the slot's bytes are visible before its flag
         self.ready[i, self.comm.rank] = self.step
+        self._ring()
         self.requests[i] = True
 
     def _sum_ready(self) -> bool:
@@ -186,6 +202,7 @@ class SharedBuckets(GradientBuckets):
             self.sums[i][c] = part
         self.win.Sync()  # the sum's bytes are visible before its flag
         self.done[i, j] = self.step
+        self._ring()
 
     def finish(self, grads: dict) -> dict:
         """Pack the buckets not packed yet, sum this rank's chunks, wait for the others', and
@@ -206,14 +223,35 @@ class SharedBuckets(GradientBuckets):
         """Sum chunks as their buckets become ready, until every chunk is summed."""
         self._spin_until(self._sum_ready)
         self.passed[self.comm.rank] = self.step
+        self._ring()
+        if self.nap:  # was the core taken from this rank during the step? then sleep next time
+            now = futex.preemptions()
+            self._contended, self._preempted = now > self._preempted, now
+            self.contended_steps += self._contended
+
+    def _ring(self) -> None:
+        """After publishing a flag: bump the bell and wake the ranks sleeping on it. The
+        barrier first: the flag is visible before this rank reads the bell, so a rank that
+        read the bumped bell sees the flag (or sleeps on a value the next bump changes)."""
+        if self.nap:
+            self.win.Sync()
+            self.bell[0] += 1
+            futex.wake(self.bell)
 
     def _spin_until(self, done) -> None:
-        """Call done() until it is true (polling flat out, then yielding the core, then
-        sleeping between calls, as Comm.wait); PeerLostError after comm.timeout seconds."""
+        """Call done() until it is true: polling flat out, then yielding the core, then
+        sleeping between calls (as Comm.wait), or, when this rank was preempted in its last
+        step, sleeping on the bell after _NAP; PeerLostError after comm.timeout seconds."""
         start = time.monotonic()
-        while not done():
+        nap = _NAP if self.nap and self._contended else None
+        while True:
+            bell = int(self.bell[0]) if nap is not None else 0  # read before the flags
+            if done():
+                return
             waited = time.monotonic() - start
-            if waited > _DOZE:
+            if nap is not None and waited > nap:
+                futex.wait(self.bell, bell, 0.002)  # re-checks the deadline every 2 ms
+            elif waited > _DOZE:
                 time.sleep(0.001)
             elif waited > _SPIN:
                 os.sched_yield()
@@ -237,6 +275,11 @@ class SharedBuckets(GradientBuckets):
             self._wait_all()
             times.append(time.perf_counter() - t)
         return float(np.median(times))
+
+
+def _flag_count(buckets: int, ranks: int) -> int:
+    """int64 words before the buckets: ready, done, passed, and one holding the bell."""
+    return (2 * buckets + 1) * ranks + 1
 
 
 def _round(nbytes: int) -> int:

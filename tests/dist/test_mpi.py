@@ -88,15 +88,20 @@ def test_two_ranks_equal_one_process_and_repeat_bitwise(model, sync, tmp_path):
 
 def test_shared_memory_sums_equal_mpis_bitwise(tmp_path):
     """The shared-memory buckets and MPI's allreduce give two ranks bitwise the same run
-    (two summands: the order cannot differ)."""
-    runs = {}
-    for transport in ("shm", "mpi"):
+    (two summands: the order cannot differ), and so does the shared-memory wait sleeping on
+    its futex in every step (as when the ranks are preempted)."""
+    runs, naps = {}, 0
+    for transport in ("shm", "mpi", "nap"):
         r = mpiexec(2, "-m", "tests.dist.worker", "convbn", "sync", str(tmp_path / transport),
                     transport)
         assert r.returncode == 0, r.stdout + r.stderr
         runs[transport] = load(tmp_path / f"{transport}.rank0.npz")
-        assert runs[transport].pop("transport") == transport
+        assert runs[transport].pop("transport") == ("shm" if transport == "nap" else transport)
+        if transport == "nap":
+            naps = runs["nap"].pop("naps") + load(tmp_path / "nap.rank1.npz")["naps"]
+    assert naps > 0  # the futex path ran
     assert all(np.array_equal(runs["shm"][p], runs["mpi"][p]) for p in runs["mpi"])
+    assert all(np.array_equal(runs["nap"][p], runs["shm"][p]) for p in runs["shm"])
 
 
 def test_three_ranks_in_shared_memory_exact_and_repeatable(tmp_path):

@@ -5,10 +5,13 @@
     mpiexec -n 2 python -m tests.dist.worker diverge - OUT      # rank 1's params drift
     mpiexec -n 2 python -m tests.dist.worker MODEL SYNC OUT mpi  # buckets summed by MPI, or
                                                                 # shm (default: the machine's)
+                                                                # or nap: shm, every wait
+                                                                # sleeping on the futex
 
 Trains 100 steps (4 epochs of 25 global batches of 32) in float64 with the Solver, momentum
 SGD and weight decay; writes the params after the last epoch and the validation losses to
-OUT.rank{r}.npz, with "transport": how the buckets were summed ("shm" or "mpi").
+OUT.rank{r}.npz, with "transport": how the buckets were summed ("shm" or "mpi"), and "naps":
+with nap, the times this rank slept on the shared-memory futex.
 """
 import sys
 
@@ -48,14 +51,25 @@ def data() -> dict:
 def main(name: str, sync: bool, out: str, transport: str | None = None) -> int:
     plan = dagnet.compile(graph("convbn" if name == "diverge" else name), dtype="float64",
                           seed=0, bucket_mb=0.05)
-    model, rank, used = plan, 0, "none"
+    model, rank, used, naps = plan, 0, "none", [0]
     if launcher_size() is not None:
         from dagnet.dist import Comm, DataParallel
         from dagnet.dist.shm import SharedBuckets
 
         comm = Comm(timeout=30)
         rank = comm.rank
-        shared = None if transport is None else transport == "shm"
+        shared = None if transport is None else transport in ("shm", "nap")
+        if transport == "nap":  # as if preempted in every step: every wait sleeps after 0.1 ms
+            from dagnet.dist import futex
+
+            count = iter(range(1 << 62))
+            futex.preemptions = lambda: next(count)
+            sleep = futex.wait
+
+            def wait(*args):
+                naps[0] += 1
+                sleep(*args)
+            futex.wait = wait
         model = DataParallel(plan, comm, sync_bn=sync, check_every=10, shared_memory=shared)
         used = "shm" if isinstance(model.buckets, SharedBuckets) else "mpi"
         if name == "diverge" and rank == 1:
@@ -72,6 +86,8 @@ def main(name: str, sync: bool, out: str, transport: str | None = None) -> int:
         return 2
     final["val_loss_history"] = np.array(solver.val_loss_history)  # must agree across ranks
     final["transport"] = np.array(used)
+    if transport == "nap":
+        final["naps"] = np.array(naps[0])
     np.savez(f"{out}.rank{rank}.npz", **final)
     return 0
 

@@ -1,0 +1,67 @@
+"""The futex the shared-memory buckets' wait sleeps on: across processes, woken at once by a
+wake, at once when the word already changed, and by its timeout otherwise."""
+import mmap
+import os
+import time
+
+import numpy as np
+import pytest
+
+from dagnet.dist import futex
+
+pytestmark = pytest.mark.skipif(not futex.AVAILABLE, reason="futexes are Linux's")
+
+
+def test_a_sleeping_process_wakes_when_another_bumps_the_word():
+    mm = mmap.mmap(-1, 4096)  # shared with the child after the fork
+    word = np.frombuffer(mm, dtype=np.int32, count=1)
+    seen = np.frombuffer(mm, dtype=np.float64, count=2, offset=64)
+    pid = os.fork()
+    if pid == 0:
+        futex.wait(word, 0, 30.0)  # would sleep 30 s unless woken
+        seen[0] = time.monotonic()
+        os._exit(0)
+    time.sleep(0.2)  # the child is asleep by now
+    word[0] += 1
+    bumped = time.monotonic()
+    futex.wake(word)
+    os.waitpid(pid, 0)
+    assert 0 <= seen[0] - bumped < 5.0
+
+
+def test_no_sleep_when_the_word_changed_and_the_timeout_bounds_it():
+    word = np.zeros(1, dtype=np.int32)
+    t = time.monotonic()
+    futex.wait(word, 1, 5.0)  # the word is 0, not 1: returns at once
+    assert time.monotonic() - t < 1.0
+    t = time.monotonic()
+    futex.wait(word, 0, 0.05)  # nobody wakes it
+    assert 0.04 <= time.monotonic() - t < 2.0
+
+
+def test_the_word_must_be_an_aligned_int32():
+    with pytest.raises(ValueError, match="int32"):
+        futex.wait(np.zeros(1, dtype=np.int64), 0, 0.01)
+
+
+def test_preemptions_count_a_core_shared_with_a_busy_process():
+    """Two processes spinning on one core: the scheduler takes it from this one."""
+    cpus = os.sched_getaffinity(0)
+    core = {min(cpus)}
+    pid = os.fork()
+    if pid == 0:
+        os.sched_setaffinity(0, core)
+        end = time.monotonic() + 0.6
+        while time.monotonic() < end:
+            pass
+        os._exit(0)
+    try:
+        os.sched_setaffinity(0, core)
+        before = futex.preemptions()
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            pass
+        assert futex.preemptions() > before
+    finally:
+        os.sched_setaffinity(0, cpus)
+        os.waitpid(pid, 0)

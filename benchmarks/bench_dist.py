@@ -9,7 +9,9 @@ runs two independent processes (each its own plan, no communication): the machin
 for two processes (memory bandwidth, caches, other jobs), so that scaling efficiency /
 ceiling is the part data parallelism itself keeps. The 2-rank step runs twice: with the
 buckets summed in shared memory (dagnet's choice on one machine, dagnet/dist/shm.py) and by
-MPI's Iallreduce (its choice across machines). CPU time per step in each window says
+MPI's Iallreduce (its choice across machines), and a third time in shared memory with the
+wait always spinning (`dual_spin`: dagnet's wait sleeps on a futex when the rank was preempted
+in its last step; `nap_over_spin` compares them). CPU time per step in each window says
 what data parallelism costs the CPU, whatever the load. For 2 ranks:
 the blocking time of the step's allreduces (communication time), the wait left after backward
 on the last rank to finish it (exposed), the ranks' skew, and overlap = 1 - exposed /
@@ -117,12 +119,13 @@ def train_steps(model, plan, X, y, rng, batch, steps, after=None, phases=None) -
 
 
 def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
-    """Under mpiexec -n 2: per round, five windows of `steps` steps in rotating order, so that
+    """Under mpiexec -n 2: per round, six windows of `steps` steps in rotating order, so that
     all see the same machine load: `single` (rank 0 alone on a plan of its own, no MPI;
     rank 1 waits at a barrier), `independent` (both ranks train their own plan at `batch`, no
     communication: the machine's ceiling for two processes) and `dual` (both ranks
     data-parallel at `batch` per rank, the buckets summed in shared memory; `dual_mpi`: by
-    MPI). Per window: wall seconds and this thread's CPU seconds
+    MPI; `dual_spin`: in shared memory, the wait spinning even when the rank was preempted).
+    Per window: wall seconds and this thread's CPU seconds
     (time.thread_time: what a rank spent on the CPU, whatever the other jobs took). A fourth,
     `naive`, is the control: each rank its own step on its own plan, then one blocking
     allreduce of as many bytes as the gradients (no sharding, packing or overlap): what

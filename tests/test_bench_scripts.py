@@ -106,6 +106,9 @@ def test_bench_dist_quick():
     for split in lenet["cpu_ms_per_step_phases"].values():
         assert abs(sum(v for k, v in split.items() if k != "step") - split["step"]) < 0.01
     assert sum(lenet["last_to_finish_share"]) == pytest.approx(1.0)
+    # the futex-napping wait against the spinning one, in the same rounds
+    assert lenet["nap_over_spin"] > 0 and 0 <= lenet["contended_share"] <= 1
+    assert set(lenet["cpu_ms_per_step_phases"]) == {"2_independent", "2_ranks", "2_ranks_spin"}
     assert 0 <= lenet["overlap_fraction"] <= 1 and lenet["communication_ms"] > 0
     # a non-negative fit: on a quick, noisy run the per-byte cost may come out as 0
     assert out["cost_model"]["alpha_s"] > 0 and out["cost_model"]["beta_s_per_byte"] >= 0

@@ -13,7 +13,9 @@ plan.describe()); this module executes that schedule through MPI (shm.py: throug
 memory, on one machine), by the executor's per-step backward hook: before a step's backward
 runs, every bucket whose last gradient an earlier step finished is started (the moment that
 earlier step's gradients were summed in), and the requests in flight are polled, which is
-what moves them along (see comm.py). Timings per step: `exposed` is the wait
+what moves them along (see comm.py). An op that can write its param gradients where it is
+told (Op.writes_grads: affine, affine+relu) writes those its step finishes straight into the
+bucket, so the pack copies only the others. Timings per step: `exposed` is the wait
 after the backward sweep ended (communication not hidden behind compute). The step's loss
 rides in the last bucket (one more value after its gradients), so that it costs no
 collective of its own.
@@ -74,6 +76,22 @@ class GradientBuckets:
         self.start_offsets = collections.deque(maxlen=_KEEP)  # per step: [s after backward began]
         self._t0 = 0.0
         self._starts_now: list = []
+        # per backward step: [(input port, param)] whose gradient the step finishes alone (the
+        # param's last contributor, named once among its inputs) and that its op can write
+        # into the bucket; their views of this rank's bucket come with the first step (`into`)
+        owner = {p: (i, off, size, shape) for i, e in enumerate(self.layout)
+                 for p, off, size, shape in e if p is not LOSS}
+        last = {}
+        for s in plan.backward_steps:
+            for port, (src, need) in enumerate(zip(s.inputs, s.needs)):
+                if need and src in owner:
+                    last[src] = (s, port)
+        self._writes = collections.defaultdict(list)
+        for p, (s, port) in last.items():
+            if s.op.writes_grads and s.inputs.count(p) == 1:
+                self._writes[s.name].append((port, p))
+        self._owner = owner
+        self._views: dict = {}  # {param: its view of this rank's bucket}, made on first use
 
     @property
     def nbytes(self) -> int:
@@ -102,6 +120,17 @@ class GradientBuckets:
         if active:
             self.comm.progress(active)
 
+    def into(self, step) -> dict | None:
+        """{input port: array} where `step` writes the param gradients it finishes (views of
+        this rank's buckets), or None."""
+        writes = self._writes.get(step.name)
+        if not writes:
+            return None
+        if not self._views:
+            for p, (i, off, size, shape) in self._owner.items():
+                self._views[p] = self.flat[i][off:off + size].reshape(shape)
+        return {port: self._views[p] for port, p in writes}
+
     def _start(self, i: int, grads: dict) -> None:
         self.pack(i, grads)
         self._starts_now[i] = time.perf_counter() - self._t0
@@ -112,6 +141,8 @@ class GradientBuckets:
         flat = self.flat[i]
         for p, off, size, shape in self.layout[i]:
             g = self._loss if p is LOSS else grads.get(p)
+            if g is not None and g is self._views.get(p):
+                continue  # its step wrote it here
             if g is None:  # its backward step was skipped (no gradient reached it): zero
                 flat[off:off + size] = 0
             else:
@@ -164,4 +195,7 @@ class BucketedExecutor(Executor):
 
     def step_backward(self, step, dout, cache):
         self.buckets.before_step(step, self.grads)
-        return super().step_backward(step, dout, cache)
+        into = self.buckets.into(step)
+        if into is None:
+            return super().step_backward(step, dout, cache)
+        return step.op.backward(dout, cache, step.attrs, needs=step.needs, grads=into)

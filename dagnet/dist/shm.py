@@ -139,6 +139,7 @@ class SharedBuckets(GradientBuckets):
         self.win.Free()
         self.win = None
         self.slots = self.sums = self.flat = []
+        self._views = {}  # views of the unmapped segment
         self.ready = self.done = self.passed = self.bell = None
 
     def begin(self, loss: float = 0.0) -> None:
@@ -157,19 +158,29 @@ class SharedBuckets(GradientBuckets):
             if after < here and self.requests[i] is None:
                 self._start(i, grads)
 
+    def into(self, step) -> dict | None:
+        """As GradientBuckets.into, once every rank has left the last step's sums (a rank
+        may still be summing from this rank's slots)."""
+        if self._writes.get(step.name):
+            self._wait_free()
+        return super().into(step)
+
     def _start(self, i: int, grads: dict) -> None:
-        if not self._free:
-            # a rank may still be summing (as a helper) a chunk of the last step from the slot
-            # about to be overwritten; it leaves the step long before we get here, save when
-            # the machine took its core away
-            self._spin_until(lambda: bool((self.passed >= self.step - 1).all()))
-            self._free = True
+        self._wait_free()
         self.pack(i, grads)
         self._starts_now[i] = time.perf_counter() - self._t0
         self.win.Sync()  # the slot's bytes are visible before its flag
         self.ready[i, self.comm.rank] = self.step
         self._ring()
         self.requests[i] = True
+
+    def _wait_free(self) -> None:
+        if not self._free:
+            # a rank may still be summing (as a helper) a chunk of the last step from the slot
+            # about to be overwritten; it leaves the step long before we get here, save when
+            # the machine took its core away
+            self._spin_until(lambda: bool((self.passed >= self.step - 1).all()))
+            self._free = True
 
     def _sum_ready(self) -> bool:
         """Sum the chunks not summed yet of every bucket all ranks have packed, this rank's

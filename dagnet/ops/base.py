@@ -133,6 +133,9 @@ class Op:
     #: forward can write its result into `out` (an array of the output's shape and dtype): the
     #: runtime passes the memory plan's buffer, or inputs[0] for an in-place element-wise op
     supports_out: bool = False
+    #: backward takes `grads={input port: array}` and writes those inputs' gradients there
+    #: (a param's gradient straight into its allreduce bucket: dagnet/dist/buckets.py)
+    writes_grads: bool = False
     #: True for ops with explicit state (batchnorm running statistics)
     stateful: bool = False
     #: True for ops whose forward draws random numbers (dropout): they get an explicit rng

@@ -23,12 +23,13 @@ def affine_forward(x, w, b, out=None):
     return out, (x2, w, x.shape)
 
 
-def affine_backward(dout, cache, need_dx=True):
-    """Gradients of affine_forward.  dout: (N, M) -> (dx (N, d1, ..., dk) or None, dw (D, M), db (M,))."""
+def affine_backward(dout, cache, need_dx=True, dw=None, db=None):
+    """Gradients of affine_forward.  dout: (N, M) -> (dx (N, d1, ..., dk) or None, dw (D, M), db (M,));
+    dw, db: arrays to write them into (C order)."""
     x2, w, x_shape = cache
     # The first layer's input is data: skipping its gradient saves a GEMM.
     dx = blocks.matmul(dout, w.T).reshape(x_shape) if need_dx else None
-    return dx, blocks.matmul(x2.T, dout), dout.sum(axis=0)
+    return dx, blocks.matmul(x2.T, dout, out=dw), np.sum(dout, axis=0, out=db)
 
 
 @register
@@ -47,6 +48,7 @@ class Affine(Op):
     )
     fusion_kind = "out_fusable"  # an elementwise chain may follow in its step
     supports_out = True
+    writes_grads = True
     saves = frozenset({"input"})
 
     def param_shapes(self, x_shape, attrs):
@@ -77,8 +79,10 @@ class Affine(Op):
         self.infer_shape([x.shape[1:], w.shape, b.shape], attrs)
         return affine_forward(x, w, b, out=out)
 
-    def backward(self, dout, cache, attrs, needs=None):
-        return affine_backward(dout, cache, need_dx=needs is None or needs[0])
+    def backward(self, dout, cache, attrs, needs=None, grads=None):
+        grads = grads or {}
+        return affine_backward(dout, cache, need_dx=needs is None or needs[0],
+                               dw=grads.get(1), db=grads.get(2))
 
     def jvp(self, tangents, inputs, out, cache, attrs):
         (tx, tw, tb), (x2, w, _) = tangents, cache

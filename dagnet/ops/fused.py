@@ -317,6 +317,7 @@ class AffineReLU(FusedOp):
 
     chain = ("affine", "relu")
     saves = frozenset({"input", "output"})
+    writes_grads = True
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         x, w, b = inputs
@@ -324,9 +325,11 @@ class AffineReLU(FusedOp):
         np.maximum(y, 0, out=y)
         return y, (acache, y)
 
-    def backward(self, dout, cache, attrs, needs=None):
+    def backward(self, dout, cache, attrs, needs=None, grads=None):
         acache, y = cache
-        return affine_backward(_relu_mask_grad(dout, y), acache, need_dx=needs is None or needs[0])
+        grads = grads or {}
+        return affine_backward(_relu_mask_grad(dout, y), acache, need_dx=needs is None or needs[0],
+                               dw=grads.get(1), db=grads.get(2))
 
 
 @register

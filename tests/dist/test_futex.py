@@ -65,3 +65,21 @@ def test_preemptions_count_a_core_shared_with_a_busy_process():
     finally:
         os.sched_setaffinity(0, cpus)
         os.waitpid(pid, 0)
+
+
+def test_the_wakeup_benchmark_prints_every_way():
+    import json
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "dist_wakeup.py"
+    r = subprocess.run([sys.executable, str(script), "--trials", "2"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    ways = json.loads(r.stdout)["ways"]
+    assert set(ways) == {"spin", "yield", "sleep100us", "futex", "spin1ms_futex"}
+    for by_delay in ways.values():
+        assert set(by_delay) == {"0.2ms", "1ms", "3ms"}
+        assert all(v["latency_us_median"] >= 0 and v["waiter_cpu_share"] >= 0
+                   for v in by_delay.values())

@@ -359,6 +359,48 @@ def test_the_loss_rides_in_the_last_bucket_even_without_gradients(transport):
     assert r.stdout.strip() == "[[1.0, 0.0], [1.0, 0.0]] True"  # on both ranks
 
 
+WRITES = """
+import sys
+import numpy as np
+import dagnet
+from dagnet.dist import Comm, DataParallel
+from tests.dist.worker import data, graph
+plan = dagnet.compile(graph(sys.argv[2]), dtype="float64", bucket_mb=0.05)
+model = DataParallel(plan, Comm(timeout=30), sync_bn=True, shared_memory=sys.argv[1] == "shm")
+copied = []
+pack = model.buckets.pack
+model.buckets.pack = lambda i, grads: copied.extend(
+    p for p, *_ in model.buckets.layout[i] if p is not None and grads.get(p) is not
+    model.buckets._views.get(p)) or pack(i, grads)
+d = data()
+for k in range(3):
+    X, y = d["X_train"][32 * k:32 * (k + 1)], d["y_train"][32 * k:32 * (k + 1)]
+    loss, grads = model.loss_and_grads(X, y)
+    ref_loss, ref = plan.loss_and_grads(X, y)  # one process, the whole batch
+    # (a bias before batchnorm has a zero gradient, up to rounding: hence the floor)
+    floor = 1e-3 * max(float(np.abs(r).max()) for r in ref.values())
+    err = max(float(np.abs(grads[p] - ref[p]).max() / max(np.abs(ref[p]).max(), floor))
+              for p in ref)
+    assert err < 1e-9 and abs(loss - ref_loss) < 1e-12, (k, err)
+    for p, w in plan.params.items():
+        w -= 0.1 * grads[p]
+if model.comm.rank == 0:
+    print(sorted(set(copied)))
+"""
+
+
+@pytest.mark.parametrize("transport", ["shm", "mpi"])
+@pytest.mark.parametrize("model,copied", [
+    ("fc", []),  # affine+relu and affine write their gradients straight into the buckets
+    ("convbn", ["bn1.beta", "bn1.gamma", "bn2.beta", "bn2.gamma", "conv1.b", "conv1.w",
+                "fc1.b", "fc1.w"])])  # only the last affine writes its own
+def test_affine_gradients_are_written_into_the_buckets(transport, model, copied):
+    """No pack copy for the gradients an op writes into its bucket, and the same sums."""
+    r = mpiexec(2, "-c", WRITES, transport, model)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == str(copied)
+
+
 CLOSING = """
 import sys
 import numpy as np

@@ -1,9 +1,10 @@
 """Sleeping on a word of shared memory until another process changes it (Linux futex), and
 whether this thread is competing for its core.
 
-    futex.wait(word_array, expected, seconds)   # returns when the word != expected, woken, or timed out
-    futex.wake(word_array)                       # wake every process sleeping on the word
-    futex.preemptions()                          # this thread's involuntary context switches so far
+    bell = futex.Word(int32_array[:1])   # a word of shared memory
+    bell.wait(expected, seconds)         # returns when the word != expected, woken, or timed out
+    bell.wake()                          # wake every process sleeping on the word
+    futex.preemptions()                  # this thread's involuntary context switches so far
 
 Why: the shared-memory buckets' wait spins (dagnet/dist/shm.py), which costs nothing on a quiet
 machine but, when other jobs want the cores, spends the rank's share of the CPU: the
@@ -40,22 +41,27 @@ class _Timespec(ctypes.Structure):
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
-def _address(word: np.ndarray) -> ctypes.c_void_p:
-    if word.dtype != np.int32 or word.ctypes.data % 4:
-        raise ValueError("a futex word is one 4-byte aligned int32")
-    return ctypes.c_void_p(word.ctypes.data)
+class Word:
+    """word[0] of an int32 array, for sleeping on and waking (its address taken once: numpy's
+    .ctypes costs tens of microseconds a call)."""
 
+    def __init__(self, word: np.ndarray):
+        if word.dtype != np.int32 or word.ctypes.data % 4:
+            raise ValueError("a futex word is one 4-byte aligned int32")
+        self.array = word
+        self._address = ctypes.c_void_p(word.ctypes.data)
 
-def wait(word: np.ndarray, expected: int, seconds: float) -> None:
-    """Sleep until word[0] != expected (at once if it already is), a wake(), or `seconds`."""
-    ts = _Timespec(int(seconds), int(seconds % 1 * 1e9))
-    _syscall(_SYS_FUTEX, _address(word), _WAIT, ctypes.c_int(expected), ctypes.byref(ts),
-             None, 0)
+    def wait(self, expected: int, seconds: float) -> None:
+        """Sleep until the word != expected (at once if it already is), a wake(), or
+        `seconds`."""
+        ts = _Timespec(int(seconds), int(seconds % 1 * 1e9))
+        _syscall(_SYS_FUTEX, self._address, _WAIT, ctypes.c_int(expected), ctypes.byref(ts),
+                 None, 0)
 
-
-def wake(word: np.ndarray) -> None:
-    """Wake every process sleeping on word (a system call, ~1 us, even when none sleeps)."""
-    _syscall(_SYS_FUTEX, _address(word), _WAKE, ctypes.c_int(_ALL), None, None, 0)
+    def wake(self) -> None:
+        """Wake every process sleeping on the word (a system call, ~1 us, even when none
+        sleeps)."""
+        _syscall(_SYS_FUTEX, self._address, _WAKE, ctypes.c_int(_ALL), None, None, 0)
 
 
 def preemptions() -> int:

@@ -102,6 +102,7 @@ class SharedBuckets(GradientBuckets):
         self.done = flag[nb * n:2 * nb * n].reshape(nb, n)
         self.passed = flag[2 * nb * n:(2 * nb + 1) * n]
         self.bell = flag[(2 * nb + 1) * n:].view(np.int32)[:1]  # bumped by every publish
+        self._bell = futex.Word(self.bell) if futex.AVAILABLE else None
         # sleep in the wait when the scheduler preempted this rank in the last step
         self.nap = futex.AVAILABLE
         self._contended = False
@@ -140,7 +141,7 @@ class SharedBuckets(GradientBuckets):
         self.win = None
         self.slots = self.sums = self.flat = []
         self._views = {}  # views of the unmapped segment
-        self.ready = self.done = self.passed = self.bell = None
+        self.ready = self.done = self.passed = self.bell = self._bell = None
 
     def begin(self, loss: float = 0.0) -> None:
         super().begin(loss)
@@ -247,7 +248,7 @@ class SharedBuckets(GradientBuckets):
         if self.nap:
             self.win.Sync()
             self.bell[0] += 1
-            futex.wake(self.bell)
+            self._bell.wake()
 
     def _spin_until(self, done) -> None:
         """Call done() until it is true: polling flat out, then yielding the core, then
@@ -261,7 +262,7 @@ class SharedBuckets(GradientBuckets):
                 return
             waited = time.monotonic() - start
             if nap is not None and waited > nap:
-                futex.wait(self.bell, bell, 0.002)  # re-checks the deadline every 2 ms
+                self._bell.wait(bell, 0.002)  # re-checks the deadline every 2 ms
             elif waited > _DOZE:
                 time.sleep(0.001)
             elif waited > _SPIN:

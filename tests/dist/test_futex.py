@@ -18,30 +18,30 @@ def test_a_sleeping_process_wakes_when_another_bumps_the_word():
     seen = np.frombuffer(mm, dtype=np.float64, count=2, offset=64)
     pid = os.fork()
     if pid == 0:
-        futex.wait(word, 0, 30.0)  # would sleep 30 s unless woken
+        futex.Word(word).wait(0, 30.0)  # would sleep 30 s unless woken
         seen[0] = time.monotonic()
         os._exit(0)
     time.sleep(0.2)  # the child is asleep by now
     word[0] += 1
     bumped = time.monotonic()
-    futex.wake(word)
+    futex.Word(word).wake()
     os.waitpid(pid, 0)
     assert 0 <= seen[0] - bumped < 5.0
 
 
 def test_no_sleep_when_the_word_changed_and_the_timeout_bounds_it():
-    word = np.zeros(1, dtype=np.int32)
+    word = futex.Word(np.zeros(1, dtype=np.int32))
     t = time.monotonic()
-    futex.wait(word, 1, 5.0)  # the word is 0, not 1: returns at once
+    word.wait(1, 5.0)  # the word is 0, not 1: returns at once
     assert time.monotonic() - t < 1.0
     t = time.monotonic()
-    futex.wait(word, 0, 0.05)  # nobody wakes it
+    word.wait(0, 0.05)  # nobody wakes it
     assert 0.04 <= time.monotonic() - t < 2.0
 
 
 def test_the_word_must_be_an_aligned_int32():
     with pytest.raises(ValueError, match="int32"):
-        futex.wait(np.zeros(1, dtype=np.int64), 0, 0.01)
+        futex.Word(np.zeros(1, dtype=np.int64))
 
 
 def test_preemptions_count_a_core_shared_with_a_busy_process():

@@ -64,12 +64,12 @@ def main(name: str, sync: bool, out: str, transport: str | None = None) -> int:
 
             count = iter(range(1 << 62))
             futex.preemptions = lambda: next(count)
-            sleep = futex.wait
+            sleep = futex.Word.wait
 
-            def wait(*args):
+            def wait(self, *args):
                 naps[0] += 1
-                sleep(*args)
-            futex.wait = wait
+                sleep(self, *args)
+            futex.Word.wait = wait
         model = DataParallel(plan, comm, sync_bn=sync, check_every=10, shared_memory=shared)
         used = "shm" if isinstance(model.buckets, SharedBuckets) else "mpi"
         if name == "diverge" and rank == 1:

@@ -103,7 +103,8 @@ class SharedBuckets(GradientBuckets):
         self.passed = flag[2 * nb * n:(2 * nb + 1) * n]
         self.bell = flag[(2 * nb + 1) * n:].view(np.int32)[:1]  # bumped by every publish
         self._bell = futex.Word(self.bell) if futex.AVAILABLE else None
-        # sleep in the wait when the scheduler preempted this rank in the last step
+        # sleep in the wait when the scheduler preempted this rank in the last step (False:
+        # always spin); every rank rings the bell whatever its own choice
         self.nap = futex.AVAILABLE
         self._contended = False
         self.contended_steps = 0  # steps whose wait slept (this rank was preempted the step before)
@@ -245,7 +246,7 @@ class SharedBuckets(GradientBuckets):
         """After publishing a flag: bump the bell and wake the ranks sleeping on it. The
         barrier first: the flag is visible before this rank reads the bell, so a rank that
         read the bumped bell sees the flag (or sleeps on a value the next bump changes)."""
-        if self.nap:
+        if self._bell is not None:
             self.win.Sync()
             self.bell[0] += 1
             self._bell.wake()

@@ -211,7 +211,8 @@ def own_processes(model: str, batch: int, rounds: int, window: int, compiled: bo
                for n in names}
     live = {n: c for n, c in started.items() if isinstance(c, alternate.Contender)}
     try:
-        secs = alternate.alternate(live, rounds, samples=window) if "dagnet" in live else {}
+        tails = {}
+        secs = alternate.alternate(live, rounds, tails, samples=window) if "dagnet" in live else {}
     finally:
         for c in live.values():
             c.close()
@@ -221,6 +222,7 @@ def own_processes(model: str, batch: int, rounds: int, window: int, compiled: bo
              "torch_compile": "torch_compile_img_s"}
     for n, s in secs.items():
         out[img_s[n]] = batch / statistics.median(s)
+    out["tail_cpu_ms"] = {n: statistics.median(t) for n, t in tails.items()}
     for n, key in (("torch", "ratio_vs_torch_own_process"), ("torch_compile", "ratio_vs_torch_compile")):
         if n in secs:
             out[f"round_ratios_vs_{n}"] = ratios = alternate.round_ratios(secs["dagnet"], secs[n])

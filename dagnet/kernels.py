@@ -337,45 +337,45 @@ def bn_stats(x):
 
 
 def bn_normalize(x, mean, inv_std, gamma, beta, relu=False, out=None, skip=None):
-    """xhat = (x - mean) * inv_std, out = gamma * xhat + beta per channel (+ skip, then
-    max(out, 0) if relu) in one pass.  x: (N, C, H, W); mean, inv_std, gamma, beta: (C,) of
-    x's dtype; skip: like x (a residual join). -> (out, xhat); out: an array like x with
-    contiguous (H, W) planes to write into."""
+    """out = gamma * (x - mean) * inv_std + beta per channel (+ skip, then max(out, 0) if
+    relu) in one pass; the normalised x is not stored (bn_backward recomputes it from x).
+    x: (N, C, H, W); mean, inv_std, gamma, beta: (C,) of x's dtype; skip: like x (a residual
+    join). -> out, an array like x with contiguous (H, W) planes (given, or new)."""
     out = np.empty(x.shape, dtype=x.dtype) if out is None else out
-    xhat = np.empty(x.shape, dtype=x.dtype)
     x3 = _planes(x)
-    _norm_ext.normalize(x3, mean, inv_std, gamma, beta, _planes(xhat, True), _planes(out, True),
-                        relu, NUM_THREADS, x3 if skip is None else _planes(skip),
-                        skip is not None)
-    return out, xhat
+    _norm_ext.normalize(x3, mean, inv_std, gamma, beta, _planes(out, True), relu, NUM_THREADS,
+                        x3 if skip is None else _planes(skip), skip is not None)
+    return out
 
 
-def bn_backward(dout, xhat, gamma, inv_std, relu_out=None, need_dx=True, dx=None,
+def bn_backward(dout, x, mean, gamma, inv_std, relu_out=None, need_dx=True, dx=None,
                 masked=None):
-    """Train-mode gradients of bn_normalize (with statistics of the batch), the relu's mask
-    from its output relu_out when given: -> (dx or None, dgamma, dbeta). dx: an array like
-    dout with contiguous (H, W) planes to write into (a conv's GEMM-layout gradient buffer);
-    masked: one like dout that gets g (the skip's gradient at a residual join).
+    """Train-mode gradients of bn_normalize (with statistics of the batch) from its input x,
+    the relu's mask from its output relu_out when given: -> (dx or None, dgamma, dbeta).
+    dx: an array like dout with contiguous (H, W) planes to write into (a conv's GEMM-layout
+    gradient buffer); masked: one like dout that gets g (the skip's gradient at a residual
+    join).
 
-        g = dout (* (relu_out > 0));  dbeta = sum g, dgamma = sum g * xhat per channel;
+        g = dout (* (relu_out > 0));  xhat = (x - mean) * inv_std (as forward computed it);
+        dbeta = sum g, dgamma = sum g * xhat per channel;
         dx = gamma * inv_std / m * (m * g - dbeta - xhat * dgamma),  m = N*H*W
     """
     c, dtype = dout.shape[1], dout.dtype
     m = dtype.type(dout.size // c)
-    d3, h3 = _planes(dout), _planes(xhat)
+    d3, x3 = _planes(dout), _planes(x)
     relu = relu_out is not None
-    mask = h3 if relu_out is None else _planes(relu_out)
+    mask = x3 if relu_out is None else _planes(relu_out)  # not read without relu
     # a writable stand-in when g is not wanted (dout itself may be read-only)
     g3 = np.empty((1, 1, 1), dtype) if masked is None else _planes(masked, True)
     dbeta64, dgamma64 = np.empty(c), np.empty(c)
-    _norm_ext.backward_sums(d3, h3, mask, dbeta64, dgamma64, relu, NUM_THREADS, g3,
-                            masked is not None)
+    _norm_ext.backward_sums(d3, x3, mean, inv_std, mask, dbeta64, dgamma64, relu, NUM_THREADS,
+                            g3, masked is not None)
     dbeta, dgamma = dbeta64.astype(dtype), dgamma64.astype(dtype)
     if not need_dx:
         return None, dgamma, dbeta
     if masked is not None:  # g is written: dx reads it, the mask no more
-        d3, mask, relu = g3, h3, False
+        d3, relu = g3, False
     dx = np.empty(dout.shape, dtype=dtype) if dx is None else dx
-    _norm_ext.backward_dx(d3, h3, mask, (gamma * inv_std) / m, dbeta, dgamma, m,
+    _norm_ext.backward_dx(d3, x3, mean, inv_std, mask, (gamma * inv_std) / m, dbeta, dgamma, m,
                           _planes(dx, True), relu, NUM_THREADS)
     return dx, dgamma, dbeta

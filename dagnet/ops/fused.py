@@ -278,7 +278,7 @@ class BNAddReLU(FusedOp):
     operands, or of one that broadcasts, runs member by member."""
 
     chain = ("batchnorm", "add", "relu")
-    saves = frozenset({"output"})
+    saves = frozenset({"input", "output"})  # batchnorm's backward reads its x
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         x, gamma, beta, *others = inputs

@@ -123,14 +123,16 @@ class FusedOp(Op):
 
     def workspace(self, in_shapes, out_shape, attrs):
         """The members' scratch plus the inner values the step materialises; kept for backward:
-        the members' kept scratch (columns, pooling indices, batchnorm's normalised x), not the
-        inner values (a step's cache keeps only its output); in the planned buffer: the first
+        the members' kept scratch (columns, pooling indices) and the inner values whose next
+        member's backward reads its input (batchnorm's x); in the planned buffer: the first
         member's (a conv's columns), which its kernel builds there."""
         elements = saved = planned = 0
-        for i, op, a, ins, out in self._walk(in_shapes, attrs):
+        walk = list(self._walk(in_shapes, attrs))
+        for (i, op, a, ins, out), after in zip(walk, walk[1:] + [None]):
             w = op.workspace(ins, out, a)
-            elements += w.elements + (int(np.prod(out, dtype=np.int64)) if i in self.inner_values else 0)
-            saved += w.saved
+            inner = int(np.prod(out, dtype=np.int64)) if i in self.inner_values else 0
+            elements += w.elements + inner
+            saved += w.saved + (inner if after is not None and "input" in after[1].saves else 0)
             planned = w.planned if i == 0 else planned
         return Workspace(elements, saved, planned)
 

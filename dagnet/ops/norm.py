@@ -33,7 +33,6 @@ from dagnet import kernels
 from dagnet.errors import AttrError, FeedError, ShapeError
 from dagnet.ops.base import Op, check_floats, register
 from dagnet.ops.declare import POSITIVE, Attr, data, param
-from dagnet.ops.workspace import Workspace
 
 _AXES = {2: (0,), 4: (0, 2, 3)}  # full rank of x -> axes the statistics reduce over
 _sync = None  # the cross-process reducer of synchronised batchnorm, or None
@@ -104,16 +103,21 @@ def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=None, relu
         raise AttrError(f"batchnorm: mode must be 'train' or 'eval', got {mode!r}")
     inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
     if compiled:
-        out, xhat = kernels.bn_normalize(x, mean, inv_std, gamma, beta, relu, out, skip)
+        out = kernels.bn_normalize(x, mean, inv_std, gamma, beta, relu, out, skip)
     else:
-        xhat = (x - _per_channel(mean, x.ndim)) * _per_channel(inv_std, x.ndim)
-        out = np.multiply(_per_channel(gamma, x.ndim), xhat, out=out)
+        out = np.multiply(_per_channel(gamma, x.ndim), _xhat(x, mean, inv_std), out=out)
         out += _per_channel(beta, x.ndim)
         if skip is not None:
             out += skip
         if relu:
             np.maximum(out, 0, out=out)
-    return out, (mode, xhat, gamma, inv_std, sync)
+    # x, not xhat: backward recomputes xhat, so forward writes one tensor, not two
+    return out, (mode, x, mean, gamma, inv_std, sync)
+
+
+def _xhat(x, mean, inv_std):
+    """(x - mean) * inv_std per feature/channel, as the kernels compute it."""
+    return (x - _per_channel(mean, x.ndim)) * _per_channel(inv_std, x.ndim)
 
 
 def batchnorm_backward(dout, cache, need_dx=True, relu_out=None, dx=None, masked=None):
@@ -121,22 +125,25 @@ def batchnorm_backward(dout, cache, need_dx=True, relu_out=None, dx=None, masked
 
     Train mode uses the closed form
         dx = gamma * inv_std / m * (m * dout - sum(dout) - xhat * sum(dout * xhat))
-    (sums per channel over its m values), which reuses dbeta = sum(dout) and
+    (sums per channel over its m values; xhat = (x - mean) * inv_std recomputed from the x
+    the cache keeps), which reuses dbeta = sum(dout) and
     dgamma = sum(dout * xhat); eval mode is an affine map: dx = dout * gamma * inv_std.
     relu_out: the output of a relu fused after the batchnorm (relu=True in forward); dout is
     then the relu's incoming gradient, masked where relu_out is not positive. dx: an array
     like dout (with contiguous (H, W) planes) to write the input gradient into. masked: an
     array like dout that gets the masked gradient (a residual join's skip gradient).
     """
-    mode, xhat, gamma, inv_std, sync = cache
+    mode, x, mean, gamma, inv_std, sync = cache
     if masked is not None and not (mode == "train" and dout.ndim == 4 and kernels.HAVE_CYTHON
                                    and sync is None):
         masked[...] = dout if relu_out is None else dout * (relu_out > 0)
         dout, relu_out = masked, None
     if sync is not None:
-        return _synchronised_backward(dout, xhat, gamma, inv_std, sync, need_dx, relu_out, dx)
+        return _synchronised_backward(dout, _xhat(x, mean, inv_std), gamma, inv_std, sync,
+                                      need_dx, relu_out, dx)
     if mode == "train" and dout.ndim == 4 and kernels.HAVE_CYTHON:
-        return kernels.bn_backward(dout, xhat, gamma, inv_std, relu_out, need_dx, dx, masked)
+        return kernels.bn_backward(dout, x, mean, gamma, inv_std, relu_out, need_dx, dx, masked)
+    xhat = _xhat(x, mean, inv_std)
     if relu_out is not None:
         dout = dout * (relu_out > 0)
     axes = _AXES[dout.ndim]
@@ -197,8 +204,8 @@ class BatchNorm(Op):
     )
     fusion_kind = "out_fusable"  # an elementwise chain may follow in its step
     supports_out = True
-    # backward reads gamma (a param) and the normalised x its cache keeps (workspace), never x
-    saves = frozenset()
+    # backward reads gamma (a param) and x, from which it recomputes the normalised x
+    saves = frozenset({"input"})
     stateful = True
 
     def param_shapes(self, x_shape, attrs):
@@ -226,10 +233,6 @@ class BatchNorm(Op):
                     f"give {port} shape ({c},)"
                 )
         return x_shape
-
-    def workspace(self, in_shapes, out_shape, attrs):
-        """xhat, the normalised input, kept for backward: one value per input value."""
-        return Workspace.kept(int(np.prod(in_shapes[0], dtype=np.int64)))
 
     def init_state(self, in_shapes, attrs, dtype):
         """running_mean = 0 and running_var = 1, shape (C,)."""

@@ -98,3 +98,28 @@ def test_liveness_in_train_mode_keeps_what_backward_reads():
     assert live["fc1"][1] < S
     # relu1's output is read by fc2's backward: lives into the backward half
     assert live["relu1"][1] >= S
+def test_batchnorm_keeps_its_input_for_backward_not_a_normalised_copy():
+    """batchnorm's backward recomputes xhat from x: the memory plan keeps x (the conv's
+    output) alive until batchnorm's backward, and counts no kept scratch for it; fused after a
+    conv, the step's kept scratch is the conv output it reads, as many values as x."""
+    g = Graph("conv-bn")
+    x = g.input("x", (2, 6, 6))
+    y = g.input("y", (), dtype="int64")
+    h = g.batchnorm(g.conv2d(x, 3, 3, pad=1, name="conv"), name="bn")
+    g.softmax_cross_entropy(g.affine(g.relu(h, name="relu"), 3, name="fc"), y)
+    plan = dagnet.compile(g, fuse=False)
+    S = len(plan.steps)
+    t_bn = [s.name for s in plan.steps].index("bn")
+    assert plan.graph.node("conv").meta["live"][1] >= 2 * S - 1 - t_bn
+    assert get_op("batchnorm").workspace([(3, 6, 6), (3,), (3,)], (3, 6, 6), {}).saved == 0
+    fused = get_op("conv2d+batchnorm+relu")
+    members = [{"name": "conv", "op": "conv2d", "attrs": {"filters": 3, "kernel": 3, "pad": 1}},
+               {"name": "bn", "op": "batchnorm", "attrs": {}},
+               {"name": "relu", "op": "relu", "attrs": {}}]
+    w = fused.workspace([(2, 6, 6), (3, 2, 3, 3), (3,), (3,), (3,)], (3, 6, 6),
+                        {"members": members})
+    conv_kept = get_op("conv2d").workspace([(2, 6, 6), (3, 2, 3, 3), (3,)], (3, 6, 6),
+                                           members[0]["attrs"]).saved
+    assert w.saved == conv_kept + 3 * 6 * 6
+
+

@@ -198,6 +198,48 @@ def test_num_threads_from_env():
     assert "DAGNET_NUM_THREADS must be a positive integer, got 'zero'" in proc.stderr
 
 
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+@pytest.mark.parametrize("shape,offset", [((3, 2, 5, 7), 0.0), ((2, 3, 1, 3), 0.0),
+                                          ((4, 2, 4, 4), 1000.0)],
+                         ids=["tail-lanes", "plane-shorter-than-lanes", "far-from-zero"])
+@pytest.mark.parametrize("relu,skip", [(False, False), (True, True)], ids=["bn", "bn+add+relu"])
+def test_batchnorm_kernels_match_the_loop_reference(dtype, tol, shape, offset, relu, skip):
+    """The compiled kernels (one-pass shifted statistics, sums in eight accumulators, xhat
+    recomputed from x in backward) value by value against reference.standardise_rows and its
+    Jacobian, per channel: planes whose length is no multiple of the lanes, planes shorter
+    than them, and channels whose mean is far from zero (the shift keeps the variance)."""
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(shape) * 2 + offset).astype(dtype)
+    c = shape[1]
+    gamma, beta = (rng.standard_normal(c).astype(dtype) for _ in range(2))
+    dout = rng.standard_normal(shape).astype(dtype)
+    res = rng.standard_normal(shape).astype(dtype) if skip else None
+    mean, var = kernels.bn_stats(x)
+    inv_std = 1 / np.sqrt(var.astype(dtype) + dtype(1e-5))
+    out = kernels.bn_normalize(x, mean.astype(dtype), inv_std, gamma, beta, relu, skip=res)
+    masked = np.empty_like(x) if skip else None
+    dx, dgamma, dbeta = kernels.bn_backward(dout, x, mean.astype(dtype), gamma, inv_std,
+                                            out if relu else None, masked=masked)
+
+    def rows(a):  # (C, N*H*W) in float64: one row per channel
+        return a.astype(np.float64).transpose(1, 0, 2, 3).reshape(c, -1)
+
+    xhat = ref.standardise_rows(rows(x), 1e-5)
+    want = gamma[:, None] * xhat + beta[:, None] + (rows(res) if skip else 0)
+    want = np.maximum(want, 0) if relu else want
+    g = rows(dout) * (want > 0) if relu else rows(dout)
+    want_dx = gamma[:, None] * ref.standardise_rows_backward(g, rows(x), 1e-5)
+    np.testing.assert_allclose(mean, rows(x).mean(axis=1), rtol=tol)
+    np.testing.assert_allclose(var, rows(x).var(axis=1), rtol=tol)
+    close = dict(rtol=tol, atol=tol)
+    np.testing.assert_allclose(rows(out), want, **close)
+    np.testing.assert_allclose(dbeta, g.sum(axis=1), **close)
+    np.testing.assert_allclose(dgamma, (g * xhat).sum(axis=1), **close)
+    np.testing.assert_allclose(rows(dx), want_dx, **close)
+    if skip:
+        np.testing.assert_array_equal(rows(masked), g)
+
+
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 @pytest.mark.parametrize("relu,skip", [(False, False), (True, False), (True, True)],
                          ids=["bn", "bn+relu", "bn+add+relu"])
@@ -215,11 +257,11 @@ def test_batchnorm_kernels_match_their_numpy_versions(dtype, tol, relu, skip, mo
         mean, var = kernels.bn_stats(x)
         m, v = mean.astype(dtype), var.astype(dtype)
         inv_std = 1 / np.sqrt(v + dtype(1e-5))
-        out, xhat = kernels.bn_normalize(x, m, inv_std, gamma, beta, relu, skip=res)
+        out = kernels.bn_normalize(x, m, inv_std, gamma, beta, relu, skip=res)
         masked = np.full(x.shape, np.nan, dtype) if skip else None
-        grads = kernels.bn_backward(dout, xhat, gamma, inv_std, out if relu else None,
+        grads = kernels.bn_backward(dout, x, m, gamma, inv_std, out if relu else None,
                                     masked=masked)
-        return (mean, var, out, xhat, *grads) + ((masked,) if skip else ())
+        return (mean, var, out, *grads) + ((masked,) if skip else ())
 
     fast = run()
     for threads in (1, 3):
@@ -234,13 +276,16 @@ def test_batchnorm_kernels_match_their_numpy_versions(dtype, tol, relu, skip, mo
                                    skip=res)
     masked = np.empty_like(x) if skip else None
     grads = batchnorm_backward(dout, cache, relu_out=out if relu else None, masked=masked)
-    for a, b in zip(fast[2:], (out, cache[1], *grads) + ((masked,) if skip else ())):
+    assert cache[1] is x  # backward recomputes xhat from x: no normalised copy is kept
+    for a, b in zip(fast[2:], (out, *grads) + ((masked,) if skip else ())):
         assert a.dtype == b.dtype
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * 10)
     if skip:  # the skip's gradient is the relu's: dout where the output is positive
         np.testing.assert_array_equal(fast[-1], dout * (fast[2] > 0))
+        xhat = (x - fast[0].astype(dtype).reshape(1, -1, 1, 1)) / np.sqrt(
+            fast[1].astype(dtype).reshape(1, -1, 1, 1) + dtype(1e-5))
         np.testing.assert_allclose(fast[2], np.maximum(
-            gamma.reshape(1, -1, 1, 1) * fast[3] + beta.reshape(1, -1, 1, 1) + res, 0),
+            gamma.reshape(1, -1, 1, 1) * xhat + beta.reshape(1, -1, 1, 1) + res, 0),
             rtol=tol, atol=tol * 10)
     mean, var = fast[:2]
     np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=(0, 2, 3)), rtol=1e-6)

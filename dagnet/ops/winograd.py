@@ -1,10 +1,13 @@
-"""Winograd F(2x2, 3x3): inference 3x3 stride-1 convs in 2.25x fewer multiplies.
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3): inference 3x3 stride-1 convs in 2.25x or 4x fewer
+multiplies.
 
     x: (N, C, H, W), w: (F, C, 3, 3), b: (F,), pad (ph, pw) -> (N, F, H + 2ph - 2, W + 2pw - 2)
 
 Each 2x2 block of outputs is A^T [sum_c (G g G^T) * (B^T d B)] A over the 4x4 input block
 under it: 16 products per input channel and output channel for 4 outputs, against the
-direct conv's 36 (dagnet/_kernels/winograd.h has the matrices, the layout and the blocking).
+direct conv's 36 (dagnet/_kernels/winograd.h has the matrices, the layout and the blocking);
+F(4x4, 3x3) takes 36 products over a 6x6 block for 16 outputs, against 144 (winograd4.h),
+with larger rounding errors (its transforms' coefficients). `tile` picks which.
 The filters' transform U = G g G^T is computed once, in float64, when an eval program binds
 its calls (as batchnorm is folded); `packed` does it.
 
@@ -125,8 +128,9 @@ def uses_wino(x_shape, w_shape, stride, pad) -> bool:
     tile's by the C input channels; with few channels they cost what the fewer products
     save. Measured single-thread against the planes kernel (benchmarks/bench_direct.py,
     alternating rounds, medians): resnet_small's 32-channel 14 x 14 convs 1.21-1.33x on
-    F(2x2) (1.10-1.17x on F(4x4)); its 16-channel 28 x 28 ones 0.99-1.07x on F(2x2), 1.33x
-    on F(4x4)."""
+    F(2x2) (0.83-1.17x on F(4x4)); its 16-channel 28 x 28 ones 0.97-1.07x on F(2x2), 1.18-1.33x
+    on F(4x4) (resnet_small's eval program at batch 256, 2 threads, alternating: 1.12-1.14x
+    with them on F(4x4))."""
     if not (_ext is not None and ENABLED and direct.ENABLED and tuple(w_shape[2:]) == (3, 3)
             and tuple(stride) == (1, 1) and x_shape[1] + 2 * pad[0] >= 3
             and x_shape[2] + 2 * pad[1] >= 3):

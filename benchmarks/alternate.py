@@ -5,7 +5,10 @@ apart differ by the drift as much as by their code. Here every contender runs in
 own (its own thread settings, none of the other's threads or caches), all of them are started
 first, and the parent asks each in turn for a window of timed calls. A round is one window of
 each (the order rotated round by round); a round's ratio compares moments seconds apart, and the
-headline is the median of the rounds' ratios.
+headline is the median of the rounds' ratios. Each window starts once the process timed before it
+has gone idle (`Contender.settle`): onnxruntime's intra-op threads spin on for 100-200 ms after a
+call (30-50 ms of CPU), which would otherwise take a core from the contender timed next, a cost
+no deployment of either pays.
 
 Protocol: the child (`serve`) prints one JSON line once set up, then answers each JSON request
 line on its stdin with one JSON line; at EOF it prints a last line (`farewell`) and exits. Lines
@@ -36,6 +39,12 @@ def child_command(script: str, args, torch_first: bool = False) -> tuple:
     return [sys.executable, "-c", code], env
 
 
+#: a child is idle once its CPU time stood still this long (its ticks are 10 ms: a spinning
+#: thread shows in every 50 ms); never waited for longer than SETTLE_LIMIT_S
+SETTLE_QUIET_S = 0.05
+SETTLE_LIMIT_S = 1.0
+
+
 class Contender:
     """A child process running `script` as __main__ with `args`, answering requests."""
 
@@ -53,6 +62,25 @@ class Contender:
         self._p.wait()
         self._err.seek(0)
         raise RuntimeError(f"contender exited {self._p.returncode}: {self._err.read()[-500:]}")
+
+    def cpu_ms(self) -> float:
+        """User + system CPU milliseconds the child has used, all its threads (10 ms ticks)."""
+        with open(f"/proc/{self._p.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+    def settle(self, quiet_s: float = SETTLE_QUIET_S, limit_s: float = SETTLE_LIMIT_S) -> float:
+        """Wait until the child used no CPU for quiet_s (at most limit_s); returns the CPU ms it
+        burnt meanwhile (its tail: threads spinning on after it answered)."""
+        start = before = self.cpu_ms()
+        deadline = time.perf_counter() + limit_s
+        while time.perf_counter() < deadline:
+            time.sleep(quiet_s)
+            now = self.cpu_ms()
+            if now == before:
+                break
+            before = now
+        return before - start
 
     def ask(self, **request) -> dict:
         self._p.stdin.write(json.dumps(request) + "\n")
@@ -98,14 +126,18 @@ def timed_window(call, samples: int) -> dict:
     return {"s": statistics.median(times)}
 
 
-def alternate(contenders: dict, rounds: int, **request) -> dict:
+def alternate(contenders: dict, rounds: int, tails: dict | None = None, **request) -> dict:
     """{name: [seconds of each round's window]}: `rounds` rounds of one window per contender,
-    the order rotated each round so that none always runs right after the same other one."""
+    the order rotated each round so that none always runs right after the same other one; each
+    window begins once the one before has settled (its CPU ms then appended to tails[name])."""
     names = list(contenders)
     out = {k: [] for k in names}
     for r in range(rounds):
         for k in names[r % len(names):] + names[:r % len(names)]:
             out[k].append(contenders[k].ask(**request)["s"])
+            tail = contenders[k].settle()
+            if tails is not None:
+                tails.setdefault(k, []).append(tail)
     return out
 
 

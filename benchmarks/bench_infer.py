@@ -213,14 +213,16 @@ def own_processes(model: str, batches, rounds: int, window: int, contenders) -> 
     """The headline figures: each contender in a process of its own (torch's imported first and
     without what dagnet set in the environment: its own thread defaults), all started, then per
     batch size `rounds` alternating windows of `window` samples each (alternate.py). Returns
-    {contender: {"img_s": {batch: median}, "round_s": {batch: [...]}, peak_rss_bytes, ...}}."""
+    {contender: {"img_s": {batch: median}, "round_s": {batch: [...]}, "tail_cpu_ms": {batch:
+    median CPU ms its process burnt after a window, before the next began}, peak_rss_bytes, ...}}."""
     started = {c: alternate.start(__file__, ["--serve", c, model, "--batches", *batches,
                                               "--sample-images", SAMPLE_IMAGES], c == "torch")
                for c in contenders}
     live = {c: p for c, p in started.items() if isinstance(p, alternate.Contender)}
     out = {c: p for c, p in started.items() if c not in live}  # {"error": ...}
     try:
-        secs = {b: alternate.alternate(live, rounds, batch=b, samples=window) for b in batches}
+        tails = {b: {} for b in batches}
+        secs = {b: alternate.alternate(live, rounds, tails[b], batch=b, samples=window) for b in batches}
     finally:
         for c, p in live.items():
             out[c] = p.close()
@@ -228,6 +230,7 @@ def own_processes(model: str, batches, rounds: int, window: int, contenders) -> 
     for c in live:
         out[c]["round_s"] = {str(b): secs[b][c] for b in batches}
         out[c]["img_s"] = {str(b): b * k[b] / statistics.median(secs[b][c]) for b in batches}
+        out[c]["tail_cpu_ms"] = {str(b): statistics.median(tails[b][c]) for b in batches}
     return out
 
 

@@ -12,7 +12,7 @@ resnet_small, resnet20 once the zoo has it):
 Also the planned peak memory and the wall time of one Fashion-MNIST LeNet epoch (the batch-size
 and depth series are benchmarks/bench_series.py's).
 
-    python benchmarks/bench_train.py [--quick] [--no-epoch] [--no-compile] [--rounds 5] [--window 7]
+    python benchmarks/bench_train.py [--quick] [--no-epoch] [--no-compile] [--rounds 9] [--window 7]
                                      [--models lenet resnet_small ...]
 """
 from __future__ import annotations
@@ -211,7 +211,8 @@ def own_processes(model: str, batch: int, rounds: int, window: int, compiled: bo
                for n in names}
     live = {n: c for n, c in started.items() if isinstance(c, alternate.Contender)}
     try:
-        secs = alternate.alternate(live, rounds, samples=window) if "dagnet" in live else {}
+        tails = {}
+        secs = alternate.alternate(live, rounds, tails, samples=window) if "dagnet" in live else {}
     finally:
         for c in live.values():
             c.close()
@@ -221,6 +222,7 @@ def own_processes(model: str, batch: int, rounds: int, window: int, compiled: bo
              "torch_compile": "torch_compile_img_s"}
     for n, s in secs.items():
         out[img_s[n]] = batch / statistics.median(s)
+    out["tail_cpu_ms"] = {n: statistics.median(t) for n, t in tails.items()}
     for n, key in (("torch", "ratio_vs_torch_own_process"), ("torch_compile", "ratio_vs_torch_compile")):
         if n in secs:
             out[f"round_ratios_vs_{n}"] = ratios = alternate.round_ratios(secs["dagnet"], secs[n])
@@ -283,7 +285,9 @@ def main(argv=None) -> dict:
                     help="skip torch.compile (minutes of compilation per model; --quick skips it)")
     ap.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
                     help="the zoo models to time (default: all)")
-    ap.add_argument("--rounds", type=int, default=5,
+    # 9 rounds: with 5, the ResNets' headline moved 0.88-1.04 between quiet runs (round ratios
+    # spread 0.79-1.31 within a run); each added round costs ~4 s of resnet20
+    ap.add_argument("--rounds", type=int, default=9,
                     help="alternating windows per contender in the own-process comparison (the headline)")
     ap.add_argument("--window", type=int, default=7, help="timed steps per window")
     ap.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)

@@ -44,3 +44,34 @@ def test_rounds_alternate_and_ratios_are_per_round(child):
 def test_a_child_that_fails_to_set_up_is_an_error_entry(child):
     got = alternate.start(child, [-1])
     assert set(got) == {"error"} and "cannot set up: -1" in got["error"]
+
+
+SPINNER = f"""
+import sys, threading, time
+sys.path.insert(0, {str(BENCH)!r})
+import alternate
+
+def spin():  # threads that go on spinning after the answer, as onnxruntime's do
+    end = time.thread_time() + 0.2
+    while time.thread_time() < end:
+        pass
+
+def window(samples):
+    threading.Thread(target=spin).start()
+    return {{"s": 1.0}}
+
+alternate.serve({{}}, window)
+"""
+
+
+def test_each_window_waits_until_the_child_before_has_stopped_spinning(child, tmp_path):
+    path = tmp_path / "spinner.py"
+    path.write_text(SPINNER)
+    spinner, quiet = alternate.start(str(path), []), alternate.start(child, [1.0])
+    tails = {}
+    alternate.alternate({"spinner": spinner, "quiet": quiet}, rounds=2, tails=tails, samples=1)
+    spinner.close(), quiet.close()
+    # the spinner's 200 ms of CPU after each answer were waited out (10 ms ticks; half as a margin
+    # for a loaded machine), the quiet child's tail is nothing
+    assert len(tails["spinner"]) == 2 and min(tails["spinner"]) >= 100
+    assert max(tails["quiet"]) < 50

@@ -3,10 +3,11 @@
 For each conv of resnet_small and LeNet as their inference programs run it (the epilogue:
 relu, + skip, 2x2 max pool), the direct kernels' single-thread rates (dagnet/_kernels/
 direct.pyx forward, the planes kernel of direct.h, and forward_oc, vectorised along output
-channels, direct_oc.h, for the convs without a pool, and forward_wino, Winograd F(2x2, 3x3),
-winograd.h, for those ops/winograd.py uses_wino takes; GFLOP/s of the conv's own
+channels, direct_oc.h, for the convs without a pool, and forward_wino and forward_wino4, Winograd F(2x2, 3x3) and
+F(4x4, 3x3), winograd.h and winograd4.h, for every 3x3 stride-1 conv of more than one channel
+whatever ops/winograd.py's rules pick; GFLOP/s of the conv's own
 multiply-adds, 2*F*C*kh*kw*Ho*Wo a sample (for Winograd: the direct conv's count, an
-effective rate), and oc_speedup / wino_speedup: planes time / their time), against
+effective rate), and oc_speedup / wino_speedup / wino4_speedup: planes time / their time), against
 OpenBLAS's single-thread float32 GEMM of a large square matrix (the practical peak of the
 same core), all alternating in rounds, medians; and the planes grid's extra positions
 (direct.h: rows Wq >= Wo wide, rounded to whole vectors).
@@ -19,6 +20,7 @@ with other work, wall time counts the waits for a core, CPU time does not.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 
@@ -69,15 +71,15 @@ def conv_runner(x_shape, w_shape, stride, pad, epilogue, batch):
         def run_oc():
             ext.forward_oc(x, scratch, oc.off, wq, bq, out, oc.nb, *stride, *pad, direct.ISA,
                            1, res, relu)
-    run_wino = None
-    if pool is None and winograd.uses_wino(x_shape, w_shape, stride, pad):
-        wg = winograd.geometry(x_shape, w_shape, pad, direct.ISA, False)
-        u, bu = winograd.packed(w, b, np.float32)
-        wscratch = np.empty((1, wg.scratch), np.float32)
-
-        def run_wino():
-            ext.forward_wino(x, wscratch, u, bu, out, *pad, wg.hq, wg.wq, wg.qr, wg.size,
-                             direct.ISA, 1, res, relu)
+    run_wino = {}
+    if pool is None and tuple(w_shape[2:]) == (3, 3) and stride == (1, 1) and x_shape[0] > 1:
+        for m in (2, 4):  # both tile sizes, whatever ops/winograd.py's rules pick
+            wg = winograd.geometry(x_shape, w_shape, pad, direct.ISA, False, m)
+            u, bu = winograd.packed(w, b, np.float32, m)
+            wscratch = np.empty((1, wg.scratch), np.float32)
+            run_wino[m] = functools.partial(winograd.kernel(wg), x, wscratch, u, bu, out, *pad,
+                                            wg.hq, wg.wq, wg.qr, wg.size, direct.ISA, 1, res,
+                                            relu)
     flops = 2 * np.prod(w_shape) * geo.ho * geo.wo * batch
     return run, run_oc, run_wino, float(flops), geo.qr / (geo.ho * geo.wo)
 
@@ -108,16 +110,16 @@ def main() -> None:
         for name, (xs, ws, st, pd, epi) in SHAPES.items():
             run, run_oc, run_wino, flops, extra = conv_runner(xs, ws, st, pd, epi, batch)
             run()
-            conv_s, oc_s, wino_s = [], [], []
+            conv_s, oc_s, wino_s = [], [], {m: [] for m in run_wino}
             for _ in range(rounds):  # alternating with the GEMM: the same machine state
                 conv_s += cpu_seconds(run, 1)
                 if run_oc is not None:
                     oc_s += cpu_seconds(run_oc, 1)
-                if run_wino is not None:
-                    wino_s += cpu_seconds(run_wino, 1)
+                for m, fn in run_wino.items():
+                    wino_s[m] += cpu_seconds(fn, 1)
                 gemm_s += cpu_seconds(lambda: m1 @ m2, 1)
             rows[name] = (flops, float(np.median(conv_s)), oc_s and float(np.median(oc_s)),
-                          wino_s and float(np.median(wino_s)), extra, epi)
+                          {m: float(np.median(t)) for m, t in wino_s.items()}, extra, epi)
         gemm = 2 * n ** 3 / float(np.median(gemm_s))
     for name, (flops, s, s_oc, s_wino, extra, epi) in rows.items():
         row = out["convs"][name] = {"epilogue": epi, "gflop_s": round(flops / s / 1e9, 2),
@@ -128,9 +130,10 @@ def main() -> None:
             row.update(oc_gflop_s=round(flops / s_oc / 1e9, 2),
                        oc_of_openblas_gemm=round(flops / s_oc / gemm, 3),
                        oc_speedup=round(s / s_oc, 3))
-        if s_wino:
-            row.update(wino_gflop_s=round(flops / s_wino / 1e9, 2),
-                       wino_speedup=round(s / s_wino, 3))
+        for m, sw in s_wino.items():  # F(2x2): "wino_", F(4x4): "wino4_"
+            key = "wino" if m == 2 else "wino4"
+            row.update({f"{key}_gflop_s": round(flops / sw / 1e9, 2),
+                        f"{key}_speedup": round(s / sw, 3)})
     out["openblas_gemm_gflop_s"] = round(gemm / 1e9, 2)
     print(json.dumps(out))
 

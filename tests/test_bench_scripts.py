@@ -177,3 +177,6 @@ def test_bench_direct_quick():
     for c in out["convs"].values():
         assert c["gflop_s"] > 0 and c["of_openblas_gemm"] > 0 and c["grid_extra"] >= 1
     assert out["convs"]["resnet_small.block_16"]["grid_extra"] == pytest.approx(30 / 28, abs=1e-3)
+    for name in ("resnet_small.block_16", "resnet_small.block_32"):  # both Winograd tiles
+        assert out["convs"][name]["wino_speedup"] > 0 and out["convs"][name]["wino4_speedup"] > 0
+    assert "wino4_speedup" not in out["convs"]["resnet_small.stem"]

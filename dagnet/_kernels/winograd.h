@@ -28,9 +28,9 @@
    Measured (one thread, resnet_small's shapes, hot caches): the products run at ~88% of
    the FMA peak and take half the time; the input transform, the planes and the read-out
    the rest. Hence 32 channels gain and 16 do not (ops/winograd.py uses_wino): the
-   transforms are shared by the channels. F(4x4, 3x3) would halve the products on 28 x 28
-   but not on 14 x 14 (its 4 x 4 tiles cover 16 x 16 outputs there, a 1.3x waste, and the
-   grid's extra column 1.25x), with stride-4 planes and worse rounding. */
+   transforms are shared by the channels. F(4x4, 3x3) (winograd4.h) halves the products on
+   28 x 28 and runs the 16-channel convs there, but not on 14 x 14 (its 4 x 4 tiles cover
+   16 x 16 outputs there, a 1.3x waste, and the grid's extra column 1.25x). */
 #ifndef DAGNET_WINOGRAD_H
 #define DAGNET_WINOGRAD_H
 #include "direct.h"

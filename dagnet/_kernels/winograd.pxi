@@ -87,3 +87,91 @@ def forward_wino(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[::
                 wg_grid_d(isa, M, C, HW, Wq, Qr, row, &u[0], &bias[0], vb, mb, y)
                 wg_out_d(isa, y, Qr, Wq, M, Ho, Wo, &residual[n, 0, 0, 0] if has_res else NULL,
                          relu, &out[n, 0, 0, 0])
+
+
+# -- F(4x4, 3x3) (winograd4.h): stride-4 planes, 36 products per 4x4 block of outputs --
+cdef extern from "winograd4.h" nogil:
+    void wg4_grid_f(int isa, Py_ssize_t M, Py_ssize_t C, Py_ssize_t HW, Py_ssize_t Wq,
+                    Py_ssize_t Qr, const float* src, const float* u, const float* bias,
+                    float* vb, float* mb, float* y)
+    void wg4_grid_d(int isa, Py_ssize_t M, Py_ssize_t C, Py_ssize_t HW, Py_ssize_t Wq,
+                    Py_ssize_t Qr, const double* src, const double* u, const double* bias,
+                    double* vb, double* mb, double* y)
+    void wg4_out_f(int isa, const float* y, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t M,
+                   Py_ssize_t Ho, Py_ssize_t Wo, const float* res, int relu, float* out)
+    void wg4_out_d(int isa, const double* y, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t M,
+                   Py_ssize_t Ho, Py_ssize_t Wo, const double* res, int relu, double* out)
+    void wg4_planes_f(int isa, const float* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                      Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Hq, Py_ssize_t Wq, float* src,
+                      Py_ssize_t S, float* pad)
+    void wg4_planes_d(int isa, const double* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                      Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Hq, Py_ssize_t Wq, double* src,
+                      Py_ssize_t S, double* pad)
+    enum:
+        WG4_NV
+
+
+def wino4_scratch(Py_ssize_t C, Py_ssize_t M, Py_ssize_t S, Py_ssize_t Hq, Py_ssize_t Wq,
+                  Py_ssize_t Qr,
+                  int isa, bint is_double):
+    """Values of one thread's scratch row for forward_wino4: the planes (S), a padded channel
+    (4*Hq rows of 4*(Wq + L)), the block's transformed input and products, the output phase
+    grid (and a vector past)."""
+    cdef Py_ssize_t L = dc_lanes(isa, is_double), B = WG4_NV * L
+    return (S + 16 * Hq * (Wq + L) + 36 * C * B + 36 * WG_FR * B
+            + (M + WG_FR - 1) // WG_FR * WG_FR * 16 * Qr + L)
+
+
+def forward_wino4(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[::1] u,
+                  const real[::1] bias, real[:, :, :, ::1] out, int ph, int pw, int Hq, int Wq,
+                  int Qr, int S, int isa, int num_threads, const real[:, :, :, ::1] residual=None,
+                  bint relu=False):
+    """forward_wino by F(4x4, 3x3) (winograd4.h): u the transformed filters (36,
+    ceil(M / WG_FR), C, WG_FR) (ops/winograd.py packed with tile 4); Hq = ceil(Ho / 4) + 1,
+    Wq = ceil(Wo / 4) + 1: the stride-4 planes' size; Qr: ceil(Ho / 4) * Wq rounded up to
+    whole vectors; S: a sample's 16 planes a channel with their zero tail; scratch: one row
+    per thread of wino4_scratch values."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t M = out.shape[1], Ho = out.shape[2], Wo = out.shape[3], n, t
+    cdef Py_ssize_t L = dc_lanes(isa, real is double), B = WG4_NV * L, HW = Hq * Wq
+    cdef Py_ssize_t tiles = (M + WG_FR - 1) // WG_FR
+    cdef bint has_res = residual is not None, is_double = real is double
+    cdef real* row
+    cdef real* rb
+    cdef real* vb
+    cdef real* mb
+    cdef real* y
+    if not 0 <= isa <= dn_best_isa():
+        raise ValueError(f"direct.forward_wino4: isa {isa} is not one this CPU runs")
+    if (ph < 0 or pw < 0 or Ho != H + 2 * ph - 2 or Wo != W + 2 * pw - 2 or Ho < 1 or Wo < 1
+            or Hq != (Ho + 3) // 4 + 1 or Wq != (Wo + 3) // 4 + 1 or Qr % L
+            or Qr < (Ho + 3) // 4 * Wq or S < 16 * C * HW or S < 16 * C * HW - HW + Wq + 1 + Qr
+            or u.shape[0] < 36 * tiles * C * WG_FR or bias.shape[0] < tiles * WG_FR
+            or out.shape[0] != N or num_threads < 1 or scratch.shape[0] < min(num_threads, N)
+            or scratch.shape[1] < wino4_scratch(C, M, S, Hq, Wq, Qr, isa, is_double)):
+        raise ValueError("direct.forward_wino4: the buffers and the geometry disagree")
+    if has_res and (residual.shape[0] != N or residual.shape[1] != M
+                    or residual.shape[2] != Ho or residual.shape[3] != Wo):
+        raise ValueError("direct.forward_wino4: the residual's shape is not the conv output's")
+    if N == 0 or M == 0:
+        return
+    if num_threads > N:
+        num_threads = N
+    with nogil:
+        for n in prange(N, schedule="static", num_threads=num_threads):
+            t = threadid()
+            row = &scratch[t, 0]
+            rb = row + S
+            vb = rb + 16 * Hq * (Wq + L)
+            mb = vb + 36 * C * B
+            y = mb + 36 * WG_FR * B
+            if real is float:
+                wg4_planes_f(isa, &x[n, 0, 0, 0], C, H, W, ph, pw, Hq, Wq, row, S, rb)
+                wg4_grid_f(isa, M, C, HW, Wq, Qr, row, &u[0], &bias[0], vb, mb, y)
+                wg4_out_f(isa, y, Qr, Wq, M, Ho, Wo, &residual[n, 0, 0, 0] if has_res else NULL,
+                          relu, &out[n, 0, 0, 0])
+            else:
+                wg4_planes_d(isa, &x[n, 0, 0, 0], C, H, W, ph, pw, Hq, Wq, row, S, rb)
+                wg4_grid_d(isa, M, C, HW, Wq, Qr, row, &u[0], &bias[0], vb, mb, y)
+                wg4_out_d(isa, y, Qr, Wq, M, Ho, Wo, &residual[n, 0, 0, 0] if has_res else NULL,
+                          relu, &out[n, 0, 0, 0])

@@ -1,10 +1,13 @@
-"""Winograd F(2x2, 3x3): inference 3x3 stride-1 convs in 2.25x fewer multiplies.
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3): inference 3x3 stride-1 convs in 2.25x or 4x fewer
+multiplies.
 
     x: (N, C, H, W), w: (F, C, 3, 3), b: (F,), pad (ph, pw) -> (N, F, H + 2ph - 2, W + 2pw - 2)
 
 Each 2x2 block of outputs is A^T [sum_c (G g G^T) * (B^T d B)] A over the 4x4 input block
 under it: 16 products per input channel and output channel for 4 outputs, against the
-direct conv's 36 (dagnet/_kernels/winograd.h has the matrices, the layout and the blocking).
+direct conv's 36 (dagnet/_kernels/winograd.h has the matrices, the layout and the blocking);
+F(4x4, 3x3) takes 36 products over a 6x6 block for 16 outputs, against 144 (winograd4.h),
+with larger rounding errors (its transforms' coefficients). `tile` picks which.
 The filters' transform U = G g G^T is computed once, in float64, when an eval program binds
 its calls (as batchnorm is folded); `packed` does it.
 
@@ -29,50 +32,89 @@ _ext = direct._ext
 #: False keeps every inference conv off Winograd (for A/B measurements and debugging);
 #: programs read it when they pack weights and bind a batch size's calls
 ENABLED: bool = True
-#: input channels below this stay on the direct kernels: see uses_wino
+#: input channels below this stay off F(2x2, 3x3): see uses_wino
 MIN_CHANNELS = 32
+
+#: False keeps every Winograd conv on F(2x2, 3x3) (for A/B measurements and debugging)
+F4_ENABLED: bool = True
+#: input channels below this stay off F(4x4, 3x3): see tile
+MIN_CHANNELS4 = 16
+#: F(4x4, 3x3) where its grid's products are at most this share of F(2x2)'s: see tile
+F4_PRODUCTS = 0.7
 
 #: F(2x2, 3x3)'s filter transform (4 x 3)
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+#: F(4x4, 3x3)'s filter transform (6 x 3), points 0, 1, -1, 2, -2 (winograd4.h)
+G4 = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+               [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
 
 
 class WinoGeometry(NamedTuple):
-    """The planes and tile grid of one conv shape for winograd.h."""
+    """The planes and tile grid of one conv shape for winograd.h (m = 2) or winograd4.h
+    (m = 4)."""
 
+    m: int  # outputs per tile side: F(m x m, 3x3)
     ho: int
     wo: int
-    hq: int  # the stride-2 phase planes' height and width (direct.h's planes, sh = sw = 2)
+    hq: int  # the stride-m phase planes' height and width
     wq: int
-    qr: int  # the tile grid's positions ceil(ho / 2) * wq, rounded up to whole vectors
+    qr: int  # the tile grid's positions ceil(ho / m) * wq, rounded up to whole vectors
     size: int  # values of a sample's planes, their zero tail included
     scratch: int  # values of one thread's scratch row (planes, block buffers, output phases)
 
 
 @functools.lru_cache(maxsize=256)
-def geometry(x_shape: tuple, w_shape: tuple, pad: tuple, isa: int,
-             is_double: bool) -> WinoGeometry:
+def geometry(x_shape: tuple, w_shape: tuple, pad: tuple, isa: int, is_double: bool,
+             m: int = None) -> WinoGeometry:
     """The geometry of a 3x3 stride-1 conv of per-example input x_shape (C, H, W), weights
-    w_shape (F, C, 3, 3) and (height, width) pad, for variant isa's vectors."""
+    w_shape (F, C, 3, 3) and (height, width) pad, for variant isa's vectors, on F(m x m, 3x3)
+    (None: the one `tile` picks)."""
     (c, h, w), f, (ph, pw) = x_shape, w_shape[0], pad
+    m = tile(x_shape, pad) if m is None else m
     lanes = _ext.lanes(isa, is_double)
     ho, wo = h + 2 * ph - 2, w + 2 * pw - 2
-    hq, wq = (h + 2 * ph + 1) // 2, (w + 2 * pw + 1) // 2
-    qr = -(-((ho + 1) // 2 * wq) // lanes) * lanes
-    size = max(4 * c * hq * wq, (4 * c - 1) * hq * wq + wq + 1 + qr)
-    return WinoGeometry(ho, wo, hq, wq, qr, size,
-                        _ext.wino_scratch(c, f, size, qr, isa, is_double))
+    if m == 2:
+        hq, wq = (h + 2 * ph + 1) // 2, (w + 2 * pw + 1) // 2
+    else:  # a tile row further: the 6 x 6 inputs of the last tiles
+        hq, wq = -(-ho // 4) + 1, -(-wo // 4) + 1
+    qr = -(-(-(-ho // m) * wq) // lanes) * lanes
+    planes = m * m * c * hq * wq
+    size = max(planes, planes - hq * wq + wq + 1 + qr)
+    scratch = _ext.wino_scratch(c, f, size, qr, isa, is_double) if m == 2 else \
+        _ext.wino4_scratch(c, f, size, hq, wq, qr, isa, is_double)
+    return WinoGeometry(m, ho, wo, hq, wq, qr, size, scratch)
 
 
-def packed(w, b, dtype) -> tuple:
-    """(u, bias) as winograd.h reads them: U = G g G^T of w (F, C, 3, 3), computed in
-    float64, laid out (16, ceil(F / 4), C, 4) (zeros past F), b (F,) padded to the tiles."""
+def tile(x_shape, pad) -> int:
+    """m of the F(m x m, 3x3) a Winograd conv of per-example input x_shape (C, H, W) and
+    (height, width) pad runs: 4 where F(4x4)'s grid (tiles of 4 x 4 outputs, a column more)
+    takes at most F4_PRODUCTS of F(2x2)'s products, with at least MIN_CHANNELS4 input
+    channels; else 2. resnet_small's 28 x 28: 7 x 8 tiles of 36 products against 14 x 15 of
+    16, 0.60; its 14 x 14: 4 x 5 against 7 x 8, 0.80 (F(4x4)'s 16 x 16 outputs cover 14 x 14
+    with 1.3x waste)."""
+    (c, h, w), (ph, pw) = x_shape, pad
+    ho, wo = h + 2 * ph - 2, w + 2 * pw - 2
+    f2 = 16 * -(-ho // 2) * ((w + 2 * pw + 1) // 2)
+    f4 = 36 * -(-ho // 4) * (-(-wo // 4) + 1)
+    return 4 if F4_ENABLED and c >= MIN_CHANNELS4 and f4 <= F4_PRODUCTS * f2 else 2
+
+
+def kernel(geo: WinoGeometry):
+    """The direct extension's forward of geo's F(m x m, 3x3)."""
+    return _ext.forward_wino if geo.m == 2 else _ext.forward_wino4
+
+
+def packed(w, b, dtype, m: int = 2) -> tuple:
+    """(u, bias) as winograd.h (m = 2) or winograd4.h (m = 4) reads them: U = G g G^T of w
+    (F, C, 3, 3), computed in float64, laid out ((m+2)^2, ceil(F / 4), C, 4) (zeros past F),
+    b (F,) padded to the tiles."""
     f, c = w.shape[:2]
-    r = _ext.WINO_ROWS
+    r, g, n = _ext.WINO_ROWS, (G if m == 2 else G4), m + 2
     tiles = -(-f // r)
-    u = np.einsum("ai,fcij,bj->abcf", G, np.asarray(w, np.float64), G)  # (4, 4, C, F)
-    up = np.zeros((4, 4, c, tiles * r))
+    u = np.einsum("ai,fcij,bj->abcf", g, np.asarray(w, np.float64), g)  # (n, n, C, F)
+    up = np.zeros((n, n, c, tiles * r))
     up[..., :f] = u
-    up = up.reshape(16, c, tiles, r).transpose(0, 2, 1, 3)
+    up = up.reshape(n * n, c, tiles, r).transpose(0, 2, 1, 3)
     bp = np.zeros(tiles * r, dtype)
     bp[:f] = b
     return np.ascontiguousarray(up, dtype).ravel(), bp
@@ -81,30 +123,34 @@ def packed(w, b, dtype) -> tuple:
 def uses_wino(x_shape, w_shape, stride, pad) -> bool:
     """Whether an inference conv (groups 1, no dilation, symmetric pad, no fused pool) of
     per-example input x_shape (C, H, W) runs on Winograd: 3x3 kernels at stride 1 with at
-    least MIN_CHANNELS input channels. The transforms are shared: each input tile's by the
-    F filters, each output tile's by the C input channels; with few channels they cost what
-    the fewer products save. Measured single-thread against the planes kernel (benchmarks/
-    bench_direct.py, alternating, 3 runs): resnet_small's 32-channel 14 x 14 convs 1.21-1.33x,
-    its 16-channel 28 x 28 ones 0.99-1.07x; its eval program at batch 256, 2 threads,
-    alternating: 1.12-1.14x with the 32-channel convs on Winograd, 1.04-1.09x with the
-    16-channel ones too."""
-    return (_ext is not None and ENABLED and direct.ENABLED and tuple(w_shape[2:]) == (3, 3)
-            and tuple(stride) == (1, 1) and x_shape[0] >= MIN_CHANNELS
-            and x_shape[1] + 2 * pad[0] >= 3 and x_shape[2] + 2 * pad[1] >= 3)
+    least MIN_CHANNELS input channels for F(2x2, 3x3), MIN_CHANNELS4 where `tile` picks
+    F(4x4, 3x3). The transforms are shared: each input tile's by the F filters, each output
+    tile's by the C input channels; with few channels they cost what the fewer products
+    save. Measured single-thread against the planes kernel (benchmarks/bench_direct.py,
+    alternating rounds, medians): resnet_small's 32-channel 14 x 14 convs 1.21-1.33x on
+    F(2x2) (0.83-1.17x on F(4x4)); its 16-channel 28 x 28 ones 0.97-1.07x on F(2x2), 1.18-1.33x
+    on F(4x4) (resnet_small's eval program at batch 256, 2 threads, alternating: 1.12-1.14x
+    with them on F(4x4))."""
+    if not (_ext is not None and ENABLED and direct.ENABLED and tuple(w_shape[2:]) == (3, 3)
+            and tuple(stride) == (1, 1) and x_shape[1] + 2 * pad[0] >= 3
+            and x_shape[2] + 2 * pad[1] >= 3):
+        return False
+    return x_shape[0] >= MIN_CHANNELS or tile(x_shape, pad) == 4
 
 
-def forward(x, w, b, pad, residual=None, relu=False, isa: int = None, threads: int = None):
-    """The inference conv by Winograd (transforming and packing its filters each call: the
-    eval program does it once).  x: (N, C, H, W), w: (F, C, 3, 3), b: (F,), pad (ph, pw),
-    residual: (N, F, Ho, Wo) or None -> (N, F, Ho, Wo)."""
+def forward(x, w, b, pad, residual=None, relu=False, isa: int = None, threads: int = None,
+            m: int = None):
+    """The inference conv by Winograd F(m x m, 3x3) (None: the one `tile` picks; transforming
+    and packing its filters each call: the eval program does it once).  x: (N, C, H, W),
+    w: (F, C, 3, 3), b: (F,), pad (ph, pw), residual: (N, F, Ho, Wo) or None -> (N, F, Ho, Wo)."""
     x = np.ascontiguousarray(x)
     isa = direct.ISA if isa is None else isa
-    geo = geometry(x.shape[1:], w.shape, tuple(pad), isa, x.dtype == np.float64)
-    u, bp = packed(w, b, x.dtype)
+    geo = geometry(x.shape[1:], w.shape, tuple(pad), isa, x.dtype == np.float64, m)
+    u, bp = packed(w, b, x.dtype, geo.m)
     threads = max(1, min(kernels.NUM_THREADS if threads is None else threads, x.shape[0]))
     out = np.empty((x.shape[0], w.shape[0], geo.ho, geo.wo), x.dtype)
     scratch = np.empty((threads, geo.scratch), x.dtype)
     res = None if residual is None else np.ascontiguousarray(residual, x.dtype)
-    _ext.forward_wino(x, scratch, u, bp, out, *pad, geo.hq, geo.wq, geo.qr, geo.size, isa,
+    kernel(geo)(x, scratch, u, bp, out, *pad, geo.hq, geo.wq, geo.qr, geo.size, isa,
                       threads, res, relu)
     return out

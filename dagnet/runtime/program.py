@@ -248,8 +248,9 @@ def _packed(ins, w, b, dtype, extra=None) -> tuple:
         return ()
     if extra is None:
         extra = _fast_kernel(ins, w.shape) is not None
-    extra = () if not extra else winograd.packed(w, b, dtype) if as_pair(ins.conv["stride"]) == (1, 1) \
-        else direct.oc_packed(w, b, dtype)
+    pads = as_pads(ins.conv["pad"])[:2]
+    extra = () if not extra else winograd.packed(w, b, dtype, winograd.tile(ins.x_shape, pads)) \
+        if as_pair(ins.conv["stride"]) == (1, 1) else direct.oc_packed(w, b, dtype)
     return (*direct.packed(w, b, dtype), *extra)
 
 
@@ -376,7 +377,7 @@ def _wino_call(ins, weights, out, scratch, env):
                             out.dtype == np.float64)
     threads = max(1, kernels.NUM_THREADS)
     rows = kernels.typed_view(scratch, (threads, geo.scratch), out.dtype)
-    return _kernel_call(ins, out, env, direct._ext.forward_wino,
+    return _kernel_call(ins, out, env, winograd.kernel(geo),
                         (rows, *weights[4:], out, *pads, geo.hq, geo.wq, geo.qr, geo.size, direct.ISA,
                          threads))
 

@@ -1,16 +1,19 @@
-"""Winograd F(2x2, 3x3) inference convs (ops/winograd.py, _kernels/winograd.h) against the
-loop reference computed in float64, in float32 and float64, for every kernel variant this
-CPU runs: tile grids ending in blocks of 3, 2 and 1 vectors, odd sizes (a last tile half
-outside), pads 0 to 2 and unequal, channel counts that fill no whole tile or vector; with the
-epilogue (+ skip, relu keeping NaN); bitwise the same for any thread count and batch split;
-torch's conv2d at float32 tolerances; and resnet_small's eval program running it.
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3) inference convs (ops/winograd.py, _kernels/
+winograd.h, winograd4.h) against the loop reference computed in float64, in float32 and
+float64, for every kernel variant this CPU runs: tile grids ending in blocks of 3, 2 and 1
+vectors, odd sizes (a last tile part outside), pads 0 to 2 and unequal, channel counts that
+fill no whole tile or vector; with the epilogue (+ skip, relu keeping NaN); bitwise the same
+for any thread count and batch split; torch's conv2d at float32 tolerances; and
+resnet_small's eval program running them.
 
 The tolerance: Winograd's sum is not the direct conv's, so its error is bounded not by
 |w| * |x| but by the same transforms on magnitudes: with |.| elementwise,
     bound = |A^T| [sum_c |G| |g| |G^T| * |B^T| |d| |B|] |A| + |b| + |skip|
 (each output's float64 sum of the absolute values of every intermediate term), and a sum of
 C products after transforms of a few additions each rounds at most (C + 16) times, so
-    |got - reference| <= (C + 16) * eps * bound,   eps = 2**-24 (float32) or 2**-53.
+    |got - reference| <= (C + 16) * eps * bound,   eps = 2**-24 (float32) or 2**-53,
+the same rule for both tile sizes (F(4x4)'s bound is larger: its transforms' coefficients
+reach 8, and G's 1/6 and 1/24 round; test_f4_error_against_f2_and_direct measures it).
 """
 import numpy as np
 import pytest
@@ -44,69 +47,137 @@ def data(x_shape, f, dtype, seed=0):
             rng.standard_normal(f).astype(dtype))
 
 
-def bound(x, w, b, pad, res=None):
-    """The float64 sum of the absolute values of every term of each output's Winograd sum."""
-    bt = np.abs(np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float))
-    at = np.abs(np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float))
-    g = np.abs(winograd.G)
+#: (B^T, A^T, G) of F(2x2, 3x3) and F(4x4, 3x3) (winograd.h, winograd4.h)
+TRANSFORMS = {
+    2: (np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float),
+        np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float), winograd.G),
+    4: (np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                  [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], float),
+        np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                  [0, 1, -1, 8, -8, 1]], float), winograd.G4),
+}
+
+
+def winograd_loops(x, w, b, pad, m, absolute=False):
+    """F(m x m, 3x3) of x (N, C, H, W) in float64 by the matrices, tile by tile: the conv
+    (exact arithmetic: the reference's numbers), or with |.| of every matrix and operand the
+    sum of the absolute values of every term of each output (the rounding's scale)."""
+    bt, at, g = (np.abs(a) if absolute else a for a in TRANSFORMS[m])
+    f = np.abs if absolute else np.asarray
     n, c, h, wd = x.shape
     ho, wo = h + 2 * pad[0] - 2, wd + 2 * pad[1] - 2
-    th, tw = -(-ho // 2), -(-wo // 2)
-    xp = np.zeros((n, c, 2 * th + 2, 2 * tw + 2))
-    xp[:, :, pad[0]:pad[0] + h, pad[1]:pad[1] + wd] = np.abs(x)
-    d = np.lib.stride_tricks.sliding_window_view(xp, (4, 4), axis=(2, 3))[:, :, ::2, ::2]
+    th, tw = -(-ho // m), -(-wo // m)
+    xp = np.zeros((n, c, m * th + 2, m * tw + 2))
+    xp[:, :, pad[0]:pad[0] + h, pad[1]:pad[1] + wd] = f(x.astype(float))
+    d = np.lib.stride_tricks.sliding_window_view(xp, (m + 2, m + 2), axis=(2, 3))[:, :, ::m, ::m]
     v = np.einsum("ik,nctukl,jl->nctuij", bt, d, bt)
-    u = np.einsum("ai,fcij,bj->fcab", g, np.abs(w.astype(float)), g)
+    u = np.einsum("ai,fcij,bj->fcab", g, f(w.astype(float)), g)
     p = np.einsum("fcij,nctuij->nftuij", u, v)
-    y = np.einsum("ai,nftuij,bj->nftaub", at, p, at).reshape(n, -1, 2 * th, 2 * tw)
-    return y[:, :, :ho, :wo] + np.abs(b.astype(float))[:, None, None] + \
+    y = np.einsum("ai,nftuij,bj->nftaub", at, p, at).reshape(n, -1, m * th, m * tw)
+    return y[:, :, :ho, :wo] + f(b.astype(float))[:, None, None]
+
+
+def bound(x, w, b, pad, res=None, m=2):
+    """The float64 sum of the absolute values of every term of each output's Winograd sum."""
+    return winograd_loops(x, w, b, pad, m, absolute=True) + \
         (0 if res is None else np.abs(res.astype(float)))
 
 
-def assert_within_bound(got, want, x, w, b, pad, res=None):
+def assert_within_bound(got, want, x, w, b, pad, res=None, m=2):
     eps = 2.0 ** -24 if got.dtype == np.float32 else 2.0 ** -53
     err = np.abs(got.astype(float) - want)
-    tol = (x.shape[1] + 16) * eps * bound(x, w, b, pad, res)
+    tol = (x.shape[1] + 16) * eps * bound(x, w, b, pad, res, m)
     assert (err <= tol).all(), f"worst error / bound {float((err / tol).max()):.3g}"
 
 
+def test_the_matrices_are_the_conv():
+    """The loop form of both tile sizes (the matrices the kernels and bounds use) is the conv."""
+    x, w, b = data((2, 3, 9, 7), 4, np.float64)
+    want = ref.conv_forward(x, w, b, 1, (1, 1))
+    for m in (2, 4):
+        np.testing.assert_allclose(winograd_loops(x, w, b, (1, 1), m), want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("m", [2, 4])
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("x_shape,f,pad", SHAPES)
-def test_matches_reference(x_shape, f, pad, dtype, isa):
+def test_matches_reference(x_shape, f, pad, dtype, isa, m):
     x, w, b = data(x_shape, f, dtype)
     want = ref.conv_forward(x.astype(float), w.astype(float), b.astype(float), 1, pad)
     res = np.random.default_rng(1).standard_normal(want.shape).astype(dtype)
     for relu, r in ((False, None), (True, None), (True, res), (False, res)):
-        got = winograd.forward(x, w, b, pad, r, relu, isa=isa)
+        got = winograd.forward(x, w, b, pad, r, relu, isa=isa, m=m)
         z = want + (r if r is not None else 0)
         assert got.dtype == dtype and got.shape == want.shape
         # |max(a, 0) - max(z, 0)| <= |a - z|: relu keeps the bound of the sum under it
-        assert_within_bound(got, np.maximum(z, 0) if relu else z, x, w, b, pad, r)
+        assert_within_bound(got, np.maximum(z, 0) if relu else z, x, w, b, pad, r, m)
 
 
-def test_the_bound_is_tight_enough_to_fail():
-    """A wrong result (one filter tap off by a float32 ulp's worth of its size) breaks it."""
+@pytest.mark.parametrize("m", [2, 4])
+def test_the_bound_is_tight_enough_to_fail(m):
+    """A wrong result (one filter tap off by 2**-10 of its size; F(4x4)'s bound, ~5x looser,
+    by 2**-8) breaks it."""
     x, w, b = data((2, 16, 12, 12), 16, np.float32)
     want = ref.conv_forward(x.astype(float), w.astype(float), b.astype(float), 1, (1, 1))
     w2 = w.copy()
-    w2[3, 5, 1, 1] *= 1 + 2.0 ** -10
-    got = winograd.forward(x, w2, b, (1, 1))
+    w2[3, 5, 1, 1] *= 1 + 2.0 ** -(10 if m == 2 else 8)
+    got = winograd.forward(x, w2, b, (1, 1), m=m)
     with pytest.raises(AssertionError, match="worst error"):
-        assert_within_bound(got, want, x, w, b, (1, 1))
+        assert_within_bound(got, want, x, w, b, (1, 1), m=m)
 
 
+def test_f4_error_against_f2_and_direct():
+    """F(4x4)'s float32 error on resnet_small's 16-channel conv, against the float64 loop
+    reference: larger than F(2x2)'s and the direct kernel's (its transforms' coefficients;
+    measured: max 3.3e-6 of the outputs' scale against 2.5e-7 and 4.5e-7, median 8e-8
+    against 2.5e-8), and its bound ~8x F(2x2)'s (median over the outputs; up to ~50x at a
+    tile's last row and column, A^T's 8)."""
+    x, w, b = data((2, 16, 28, 28), 16, np.float32)
+    want = ref.conv_forward(x.astype(float), w.astype(float), b.astype(float), 1, (1, 1))
+    err = {m: np.abs(winograd.forward(x, w, b, (1, 1), m=m) - want).max() for m in (2, 4)}
+    err["direct"] = np.abs(direct.direct_forward(x, w, b, (1, 1), (1, 1))[0] - want).max()
+    scale = np.abs(want).max()
+    assert err["direct"] < 1e-6 * scale and err[2] < 1e-6 * scale
+    assert max(err[2], err["direct"]) < err[4] < 1e-5 * scale
+    ratio = bound(x, w, b, (1, 1), m=4) / bound(x, w, b, (1, 1), m=2)
+    assert 4 < np.median(ratio) < 12 and ratio.max() < 100
+
+
+@pytest.mark.parametrize("m", [2, 4])
 @pytest.mark.parametrize("x_shape,f,pad", SHAPES[:4])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bitwise_same_for_any_thread_count_and_batch_split(x_shape, f, pad, dtype):
+def test_bitwise_same_for_any_thread_count_and_batch_split(x_shape, f, pad, dtype, m):
     x, w, b = data((5, *x_shape[1:]), f, dtype)
-    one = winograd.forward(x, w, b, pad, None, True, threads=1)
+    one = winograd.forward(x, w, b, pad, None, True, threads=1, m=m)
     for threads in (2, 3):
         np.testing.assert_array_equal(winograd.forward(x, w, b, pad, None, True,
-                                                       threads=threads), one)
-    parts = [winograd.forward(x[i:j], w, b, pad, None, True, threads=2)
+                                                       threads=threads, m=m), one)
+    parts = [winograd.forward(x[i:j], w, b, pad, None, True, threads=2, m=m)
              for i, j in ((0, 1), (1, 3), (3, 5))]
     np.testing.assert_array_equal(np.concatenate(parts), one)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_f4_nan_reaches_its_tiles(isa, dtype):
+    """F(4x4): a NaN input makes NaN every output whose window holds it, and no output of a
+    tile whose 6 x 6 input does not hold it (in between: the tiles that read it, winograd4.h);
+    relu keeps it; the other outputs are the conv's."""
+    x, w, b = data((2, 8, 13, 11), 5, dtype)
+    x[1, 2, 5, 6] = np.nan
+    got = winograd.forward(x, w, b, (1, 1), None, True, isa=isa, m=4)
+    want = np.maximum(ref.conv_forward(x.astype(float), w.astype(float), b.astype(float), 1,
+                                       (1, 1)), 0)
+    window = np.isnan(want)
+    assert window.sum() == 5 * 9 and np.isnan(got[window]).all()
+    # padded (row, col) (6, 7) lies in the 6 x 6 inputs of tiles whose rows 4t..4t+5 hold 6
+    # (t = 1) and columns 4u..4u+5 hold 7 (u = 1): outputs rows 4..7, columns 4..7
+    reach = np.zeros_like(window)
+    reach[1, :, 4:8, 4:8] = True
+    assert np.isnan(got[~reach]).sum() == 0
+    np.testing.assert_allclose(got[~reach], want[~reach], rtol=1e-4, atol=1e-4)
+    assert np.isnan(winograd.forward(x[:1], w, b, (1, 1), None, True, isa=isa, m=4)).sum() == 0
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -114,8 +185,8 @@ def test_relu_keeps_nan_and_skip_adds(isa):
     x, w, b = data((2, 8, 6, 6), 5, np.float32)
     x[1, 2, 3, 3] = np.nan
     res = np.full((2, 5, 6, 6), -1e3, np.float32)
-    got = winograd.forward(x, w, b, (1, 1), res, True, isa=isa)
-    # the transforms add and subtract, never multiply by a zero coefficient: a NaN reaches
+    got = winograd.forward(x, w, b, (1, 1), res, True, isa=isa, m=2)
+    # F(2x2): the transforms add and subtract, never multiply by a zero coefficient: a NaN reaches
     # exactly the outputs whose 3 x 3 window holds it, as in the direct conv
     want = np.maximum(ref.conv_forward(x, w, b, (1, 1), (1, 1)) + res, 0)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
@@ -123,21 +194,29 @@ def test_relu_keeps_nan_and_skip_adds(isa):
     assert (got[~np.isnan(got)] == 0).all()
 
 
-def test_torch_parity():
+@pytest.mark.parametrize("m", [2, 4])
+def test_torch_parity(m):
     torch = pytest.importorskip("torch")
     x, w, b = data((4, 16, 28, 28), 16, np.float32)
-    got = winograd.forward(x, w, b, (1, 1))
+    got = winograd.forward(x, w, b, (1, 1), m=m)
     want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w),
                                       torch.from_numpy(b), padding=1).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_geometry_and_packing():
-    geo = winograd.geometry((16, 28, 28), (16, 16, 3, 3), (1, 1), 1, False)
-    assert (geo.ho, geo.wo, geo.hq, geo.wq, geo.qr) == (28, 28, 15, 15, 216)
+    geo = winograd.geometry((16, 28, 28), (16, 16, 3, 3), (1, 1), 1, False, 2)
+    assert (geo.m, geo.ho, geo.wo, geo.hq, geo.wq, geo.qr) == (2, 28, 28, 15, 15, 216)
     assert geo.size == 63 * 225 + 16 + 216  # the last plane, the last tile's reach, the grid
     geo = winograd.geometry((32, 14, 14), (32, 32, 3, 3), (1, 1), 0, True)
-    assert (geo.hq, geo.wq, geo.qr) == (8, 8, 56)
+    assert (geo.m, geo.hq, geo.wq, geo.qr) == (2, 8, 8, 56)
+    # F(4x4): 7 x 7 tiles of 28 x 28, a row and a column of planes more; 16 planes a channel
+    geo = winograd.geometry((16, 28, 28), (16, 16, 3, 3), (1, 1), 1, False)
+    assert (geo.m, geo.hq, geo.wq, geo.qr) == (4, 8, 8, 56)
+    assert geo.size == 255 * 64 + 9 + 56
+    u4, _ = winograd.packed(np.ones((4, 1, 3, 3)), np.zeros(4), np.float64, 4)
+    assert u4.shape == (36 * 4,)
+    assert np.allclose(u4.reshape(6, 6, 4)[..., 0], winograd.G4 @ np.ones((3, 3)) @ winograd.G4.T)
     w = np.random.default_rng(0).standard_normal((5, 2, 3, 3))
     u, bp = winograd.packed(w, np.arange(5.0), np.float64)
     u = u.reshape(16, 2, 2, 4)  # (xi, tile of 4 filters, c, filter in the tile)
@@ -149,27 +228,38 @@ def test_geometry_and_packing():
 
 def test_rule(monkeypatch):
     assert winograd.uses_wino((32, 14, 14), (32, 32, 3, 3), (1, 1), (1, 1))
+    assert winograd.tile((32, 14, 14), (1, 1)) == 2  # F(4x4) products 0.80 of F(2x2)'s
     assert winograd.uses_wino((64, 7, 7), (128, 64, 3, 3), (1, 1), (0, 0))
-    assert not winograd.uses_wino((16, 28, 28), (16, 16, 3, 3), (1, 1), (1, 1))  # 16 channels
+    assert winograd.uses_wino((16, 28, 28), (16, 16, 3, 3), (1, 1), (1, 1))  # on F(4x4)
+    assert winograd.tile((16, 28, 28), (1, 1)) == 4 and winograd.tile((64, 56, 56), (1, 1)) == 4
+    assert winograd.tile((8, 28, 28), (1, 1)) == 2  # too few channels
+    assert not winograd.uses_wino((8, 28, 28), (8, 8, 3, 3), (1, 1), (1, 1))
+    assert not winograd.uses_wino((16, 14, 14), (16, 16, 3, 3), (1, 1), (1, 1))  # F(2x2) only
     assert not winograd.uses_wino((1, 28, 28), (16, 1, 3, 3), (1, 1), (1, 1))  # the stem
     assert not winograd.uses_wino((32, 28, 28), (32, 32, 3, 3), (2, 2), (1, 1))  # strided
     assert not winograd.uses_wino((32, 28, 28), (32, 32, 1, 1), (1, 1), (0, 0))  # 1x1
     assert not winograd.uses_wino((32, 28, 28), (32, 32, 5, 5), (1, 1), (2, 2))
+    monkeypatch.setattr(winograd, "F4_ENABLED", False)
+    assert winograd.tile((16, 28, 28), (1, 1)) == 2
+    assert not winograd.uses_wino((16, 28, 28), (16, 16, 3, 3), (1, 1), (1, 1))
+    monkeypatch.setattr(winograd, "F4_ENABLED", True)
     monkeypatch.setattr(winograd, "ENABLED", False)
     assert not winograd.uses_wino((32, 14, 14), (32, 32, 3, 3), (1, 1), (1, 1))
+    assert not winograd.uses_wino((16, 28, 28), (16, 16, 3, 3), (1, 1), (1, 1))
 
 
-def test_bad_buffers_refused():
+@pytest.mark.parametrize("m", [2, 4])
+def test_bad_buffers_refused(m):
     x, w, b = data((2, 8, 6, 6), 5, np.float32)
     isa = direct.ISA
-    geo = winograd.geometry((8, 6, 6), w.shape, (1, 1), isa, False)
-    u, bp = winograd.packed(w, b, np.float32)
+    geo = winograd.geometry((8, 6, 6), w.shape, (1, 1), isa, False, m)
+    u, bp = winograd.packed(w, b, np.float32, m)
     out = np.empty((2, 5, 6, 6), np.float32)
-    ext = direct._ext
+    fn = winograd.kernel(geo)
 
-    def run(scratch=None, qr=geo.qr, size=geo.size, res=None, o=out):
+    def run(scratch=None, qr=geo.qr, size=geo.size, res=None, o=out, hq=geo.hq):
         scratch = np.empty((2, geo.scratch), np.float32) if scratch is None else scratch
-        ext.forward_wino(x, scratch, u, bp, o, 1, 1, geo.hq, geo.wq, qr, size, isa, 2, res)
+        fn(x, scratch, u, bp, o, 1, 1, hq, geo.wq, qr, size, isa, 2, res)
     run()
     with pytest.raises(ValueError, match="disagree"):  # one scratch row for two threads
         run(np.empty((1, geo.scratch), np.float32))
@@ -181,6 +271,12 @@ def test_bad_buffers_refused():
         run(qr=geo.qr + 1)
     with pytest.raises(ValueError, match="disagree"):  # not a 3x3 pad-1 conv's output
         run(o=np.empty((2, 5, 6, 5), np.float32))
+    with pytest.raises(ValueError, match="disagree"):  # planes of the other tile size
+        run(hq=geo.hq + 1)
+    with pytest.raises(ValueError, match="disagree"):  # the other tile size's filters
+        fn(x, np.empty((2, geo.scratch), np.float32), winograd.packed(w, b, np.float32, 6 - m)[0]
+           if m == 4 else u[:16 * 2 * 8 * 4 - 1], bp, out, 1, 1, geo.hq, geo.wq, geo.qr,
+           geo.size, isa, 2)
     with pytest.raises(ValueError, match="residual"):
         run(res=np.empty((2, 5, 6, 5), np.float32))
 
@@ -192,6 +288,7 @@ def test_eval_program_runs_32_channel_convs_here(dtype, tol, monkeypatch):
     of the direct kernels within float rounding, and following its weights changed in place
     (refolded, transformed again); at batch 1 (filters split among threads) the direct
     kernels run."""
+    monkeypatch.setattr(winograd, "F4_ENABLED", False)  # the 16-channel convs: direct.h
     x, calls, plans, scores = nets.resnet_small_eval_both_ways(
         monkeypatch, dtype, (direct._ext, "forward_wino"), (winograd, "ENABLED"))
     assert [a[0].shape[1:] + a[4].shape[1:] for a in calls] == [(32, 14, 14, 32, 14, 14)] * 3
@@ -207,3 +304,22 @@ def test_eval_program_runs_32_channel_convs_here(dtype, tol, monkeypatch):
     monkeypatch.setattr(winograd, "ENABLED", True)
     one = plans[True].forward({"x": x[:1]}, mode="eval", outputs=["scores"])["scores"]
     assert len(calls) == 6 and np.abs(one - again[False][:1]).max() < tol * scale
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 2e-5), ("float64", 1e-13)])
+def test_eval_program_runs_16_channel_convs_on_f4(dtype, tol, monkeypatch):
+    """resnet_small's eval program: its four 3x3 stride-1 convs of 16 channels at 28 x 28 on
+    F(4x4) (two with their skip, all with relu), the 32-channel ones on F(2x2), the scores
+    those of F(2x2) and the direct kernels within float rounding; F4_ENABLED off keeps them
+    off F(4x4)."""
+    x, calls, plans, scores = nets.resnet_small_eval_both_ways(
+        monkeypatch, dtype, (direct._ext, "forward_wino4"), (winograd, "F4_ENABLED"))
+    assert [a[0].shape[1:] + a[4].shape[1:] for a in calls] == [(16, 28, 28, 16, 28, 28)] * 4
+    assert sum(a[-1] for a in calls) == 4 and sum(a[-2] is not None for a in calls) == 2
+    scale = np.abs(scores[False]).max()
+    assert 0 < np.abs(scores[True] - scores[False]).max() < tol * scale
+    monkeypatch.setattr(winograd, "ENABLED", False)
+    monkeypatch.setattr(winograd, "F4_ENABLED", True)
+    plain = nets.resnet_small_eval(dtype).forward({"x": x}, mode="eval",
+                                                   outputs=["scores"])["scores"]
+    assert len(calls) == 4 and np.abs(scores[True] - plain).max() < tol * scale

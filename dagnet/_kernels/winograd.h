@@ -38,6 +38,38 @@
 #define WG_FR 4 /* output channels per tile of the products */
 #define WG_NV 3 /* vectors of positions per block (the grid's tail: 2 or 1) */
 
+/* The transformed products of one block, for either tile size: for each of the POINTS
+   transform positions xi and the WG_FR channels of filter tile tl,
+   mb[xi][r] (NV*L values) = sum over c < C of u[xi][tl][c][r] * vb[xi][c] (u: POINTS x tiles
+   x C x WG_FR, vb: POINTS x C x NV*L). The channel loop is the block's whole work: its
+   WG_FR x NV accumulators stay in registers. */
+#define WG_PRODUCTS(T, V, VU, L, NV, POINTS, C, tiles, tl, u, vb, mb)                       \
+    do {                                                                                    \
+        enum { PB = (NV) * (L) };                                                           \
+        for (int xi = 0; xi < (POINTS); xi++) {                                             \
+            const T* __restrict w = u + (xi * tiles + tl) * C * WG_FR;                      \
+            const T* __restrict x = vb + xi * C * PB;                                       \
+            V acc[WG_FR][NV];                                                               \
+            for (int r = 0; r < WG_FR; r++)                                                 \
+                for (int v = 0; v < NV; v++)                                                \
+                    acc[r][v] = (V){0};                                                     \
+            DC_UNROLL                                                                       \
+            for (ptrdiff_t c = 0; c < C; c++, w += WG_FR, x += PB) {                        \
+                V xv[NV];                                                                   \
+                for (int v = 0; v < NV; v++)                                                \
+                    xv[v] = *(const VU*)(x + v * L);                                        \
+                for (int r = 0; r < WG_FR; r++) {                                           \
+                    const V wr = (V){0} + w[r];                                             \
+                    for (int v = 0; v < NV; v++)                                            \
+                        acc[r][v] += wr * xv[v];                                            \
+                }                                                                           \
+            }                                                                               \
+            for (int r = 0; r < WG_FR; r++)                                                 \
+                for (int v = 0; v < NV; v++)                                                \
+                    *(VU*)(mb + (xi * WG_FR + r) * PB + v * L) = acc[r][v];                 \
+        }                                                                                   \
+    } while (0)
+
 /* One block of NV vectors of positions at q0 for all M channels: src the sample's planes
    (C channels of 4 planes, HW values each, rows Wq apart), u the transformed filters
    (16 x tiles x C x WG_FR), bias tiles*WG_FR values; vb (16*C*NV*L), mb (16*WG_FR*NV*L)
@@ -73,28 +105,7 @@ ATTR static inline void NAME(ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t W
         }                                                                                   \
     }                                                                                       \
     for (ptrdiff_t tl = 0; tl < tiles; tl++) {                                              \
-        for (int xi = 0; xi < 16; xi++) {                                                   \
-            const T* __restrict w = u + (xi * tiles + tl) * C * WG_FR;                      \
-            const T* __restrict x = vb + xi * C * B;                                        \
-            V acc[WG_FR][NV];                                                               \
-            for (int r = 0; r < WG_FR; r++)                                                 \
-                for (int v = 0; v < NV; v++)                                                \
-                    acc[r][v] = (V){0};                                                     \
-            DC_UNROLL                                                                       \
-            for (ptrdiff_t c = 0; c < C; c++, w += WG_FR, x += B) {                         \
-                V xv[NV];                                                                   \
-                for (int v = 0; v < NV; v++)                                                \
-                    xv[v] = *(const VU*)(x + v * L);                                         \
-                for (int r = 0; r < WG_FR; r++) {                                           \
-                    const V wr = (V){0} + w[r];                                             \
-                    for (int v = 0; v < NV; v++)                                            \
-                        acc[r][v] += wr * xv[v];                                            \
-                }                                                                           \
-            }                                                                               \
-            for (int r = 0; r < WG_FR; r++)                                                 \
-                for (int v = 0; v < NV; v++)                                                \
-                    *(VU*)(mb + (xi * WG_FR + r) * B + v * L) = acc[r][v];                   \
-        }                                                                                   \
+        WG_PRODUCTS(T, V, VU, L, NV, 16, C, tiles, tl, u, vb, mb);                          \
         for (int r = 0; r < WG_FR; r++) {                                                   \
             const T b0 = bias[tl * WG_FR + r];                                              \
             T* __restrict yo = y + (tl * WG_FR + r) * 4 * Qr + q0;                          \

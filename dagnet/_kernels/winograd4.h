@@ -96,28 +96,7 @@ ATTR static inline void NAME(ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t W
         }                                                                                   \
     }                                                                                       \
     for (ptrdiff_t tl = 0; tl < tiles; tl++) {                                              \
-        for (int xi = 0; xi < 36; xi++) {                                                   \
-            const T* __restrict w = u + (xi * tiles + tl) * C * WG_FR;                      \
-            const T* __restrict x = vb + xi * C * B;                                        \
-            V acc[WG_FR][NV];                                                               \
-            for (int r = 0; r < WG_FR; r++)                                                 \
-                for (int v = 0; v < NV; v++)                                                \
-                    acc[r][v] = (V){0};                                                     \
-            DC_UNROLL                                                                       \
-            for (ptrdiff_t c = 0; c < C; c++, w += WG_FR, x += B) {                         \
-                V xv[NV];                                                                   \
-                for (int v = 0; v < NV; v++)                                                \
-                    xv[v] = *(const VU*)(x + v * L);                                        \
-                for (int r = 0; r < WG_FR; r++) {                                           \
-                    const V wr = (V){0} + w[r];                                             \
-                    for (int v = 0; v < NV; v++)                                            \
-                        acc[r][v] += wr * xv[v];                                            \
-                }                                                                           \
-            }                                                                               \
-            for (int r = 0; r < WG_FR; r++)                                                 \
-                for (int v = 0; v < NV; v++)                                                \
-                    *(VU*)(mb + (xi * WG_FR + r) * B + v * L) = acc[r][v];                  \
-        }                                                                                   \
+        WG_PRODUCTS(T, V, VU, L, NV, 36, C, tiles, tl, u, vb, mb);                          \
         for (int r = 0; r < WG_FR; r++) {                                                   \
             const T b0 = bias[tl * WG_FR + r];                                              \
             T* __restrict yo = y + (tl * WG_FR + r) * 16 * Qr + q0;                         \

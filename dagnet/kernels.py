@@ -21,6 +21,7 @@ OpenBLAS's, share the cores).
 """
 from __future__ import annotations
 
+import math
 import os
 import warnings
 
@@ -120,7 +121,7 @@ def im2col(x, ksize, stride, pad, out_size, ones_row=False, layout="NKP", buffer
 def typed_view(buffer: np.ndarray, shape: tuple, dtype) -> np.ndarray:
     """The C-contiguous array of `shape` and `dtype` at the front of the byte array `buffer`."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize  # np.prod costs ~6 us; this runs ~15 times a step
     if buffer.dtype != np.uint8 or buffer.ndim != 1 or buffer.nbytes < nbytes:
         raise ValueError(f"a workspace of {nbytes} bytes is needed, got {buffer.dtype} "
                          f"{buffer.shape}")
@@ -314,7 +315,7 @@ def conv_pool_backward(g, argmax, rows, w2, x_shape, conv, pool, need_dx=True, d
 
 def _aligned_zeros(shape, dtype, align=64):
     """np.zeros(shape, dtype) starting at a multiple of align bytes."""
-    raw = np.zeros(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize + align, np.uint8)
+    raw = np.zeros(math.prod(shape) * np.dtype(dtype).itemsize + align, np.uint8)
     return typed_view(raw[-raw.ctypes.data % align:], shape, dtype)
 
 

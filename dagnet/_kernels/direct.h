@@ -139,6 +139,21 @@ ATTR static void NAME(ptrdiff_t Mr, ptrdiff_t Kr, ptrdiff_t Qr, const int32_t* _
         memcpy(&(v), &u_, sizeof(T));                                                       \
     } while (0)
 
+/* The relu mask of a vector (DC_RELU1's, lane by lane). */
+#define DC_RELUV(V, I, v) ((V)((I)(v) & ~(I)((v) < (V){0})))
+
+/* One output value: out[k] = val (+ res[k] if res), then DC_RELU1 if relu: the vectors'
+   single add and mask, so a row's values come out the same whichever way they went. */
+#define DC_ONE(T, IS, val, res, k, relu, out)                                               \
+    do {                                                                                    \
+        T one_ = (val);                                                                     \
+        if (res)                                                                            \
+            one_ = one_ + (res)[k];                                                         \
+        if (relu)                                                                           \
+            DC_RELU1(T, IS, one_);                                                          \
+        (out)[k] = one_;                                                                    \
+    } while (0)
+
 /* out[m][oh][ow] = grid[m][oh*Wq + ow] (+ res[m][oh][ow] if res), then max(., 0) if relu,
    for m0 <= m < m1, oh < Ho, ow < Wo (rows of grid Qr apart): dc_gemm's grid read out into
    the conv's output while in cache. relu is a bit mask, not a jump (conv outputs' signs are
@@ -152,7 +167,7 @@ ATTR static inline V NAME##_one(const T* __restrict row, const T* __restrict res
     if (res)                                                                                \
         v = v + *(const VU*)res;                                                            \
     if (relu)                                                                               \
-        v = (V)((I)v & ~(I)(v < (V){0}));                                                  \
+        v = DC_RELUV(V, I, v);                                                              \
     return v;                                                                               \
 }                                                                                           \
 ATTR static void NAME(const T* __restrict g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t m0,      \
@@ -170,14 +185,8 @@ ATTR static void NAME(const T* __restrict g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff
                 }                                                                           \
                 continue;                                                                   \
             }                                                                               \
-            for (ptrdiff_t ow = 0; ow < Wo; ow++) {                                         \
-                T v = row[ow];                                                              \
-                if (r)                                                                      \
-                    v = v + r[ow];                                                          \
-                if (relu)                                                                   \
-                    DC_RELU1(T, IS, v);                                                     \
-                out[o + ow] = v;                                                            \
-            }                                                                               \
+            for (ptrdiff_t ow = 0; ow < Wo; ow++)                                           \
+                DC_ONE(T, IS, row[ow], r, ow, relu, out + o);                               \
         }                                                                                   \
 }
 
@@ -242,7 +251,7 @@ ATTR static void NAME(T* __restrict g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t m0,
                     const I gt = (I)(c > e) | (I)(c != c);                                  \
                     V v = (V)(((I)c & gt) | ((I)e & ~gt));                                  \
                     if (relu)                                                               \
-                        v = (V)((I)v & ~(I)(v < (V){0}));                                  \
+                        v = DC_RELUV(V, I, v);                                              \
                     *(VU*)(dst + ow) = v;                                                   \
                 }                                                                           \
             for (; ow < Wp; ow++) {                                                         \

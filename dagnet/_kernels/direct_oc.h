@@ -121,14 +121,8 @@ ATTR static void NAME(const T* __restrict grid, ptrdiff_t Mp, ptrdiff_t M, ptrdi
     for (ptrdiff_t b = q0; b < q1; b += OC_QB) {                                            \
         const ptrdiff_t e = b + OC_QB < q1 ? b + OC_QB : q1;                                \
         for (ptrdiff_t m = 0; m < M; m++)                                                   \
-            for (ptrdiff_t q = b; q < e; q++) {                                             \
-                T v = grid[q * Mp + m];                                                     \
-                if (res)                                                                    \
-                    v = v + res[m * Q + q];                                                 \
-                if (relu)                                                                   \
-                    DC_RELU1(T, IS, v);                                                     \
-                out[m * Q + q] = v;                                                         \
-            }                                                                               \
+            for (ptrdiff_t q = b; q < e; q++)                                               \
+                DC_ONE(T, IS, grid[q * Mp + m], res, m * Q + q, relu, out);                 \
     }                                                                                       \
 }
 

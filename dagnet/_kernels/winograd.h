@@ -172,19 +172,13 @@ ATTR static void NAME(const T* __restrict y, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff
                     if (r)                                                                  \
                         a = a + *(const VU*)(r + at);                                       \
                     if (relu)                                                               \
-                        a = (V)((I)a & ~(I)(a < (V){0}));                                  \
+                        a = DC_RELUV(V, I, a);                                              \
                     *(VU*)(dst + at) = a;                                                   \
                 }                                                                           \
                 ow = last + L;                                                              \
             }                                                                               \
-            for (; ow < Wo; ow++) {                                                         \
-                T v = (ow & 1 ? yo : ye)[ow >> 1];                                          \
-                if (r)                                                                      \
-                    v = v + r[ow];                                                          \
-                if (relu)                                                                   \
-                    DC_RELU1(T, IS, v);                                                     \
-                dst[ow] = v;                                                                \
-            }                                                                               \
+            for (; ow < Wo; ow++)                                                           \
+                DC_ONE(T, IS, (ow & 1 ? yo : ye)[ow >> 1], r, ow, relu, dst);               \
         }                                                                                   \
 }
 

@@ -141,17 +141,6 @@ ATTR static void NAME(ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq, ptrd
         NAME##_b1(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
 }
 
-/* One output value: + skip, relu (the same single add and mask as the vectors). */
-#define WG4_ONE(T, IS, val, r, k, relu, dst)                                                \
-    do {                                                                                    \
-        T v_ = (val);                                                                       \
-        if (r)                                                                              \
-            v_ = v_ + (r)[k];                                                               \
-        if (relu)                                                                           \
-            DC_RELU1(T, IS, v_);                                                            \
-        (dst)[k] = v_;                                                                      \
-    } while (0)
-
 /* out[m][oh][ow] = y[m][(oh%4)*4 + ow%4][(oh/4)*Wq + ow/4] (+ res, relu), m < M, oh < Ho,
    ow < Wo: per row, L values of each of its 4 phase rows interleaved into 4L outputs by two
    rounds of shuffles (GCC; I01/I23 pair values, P0/P1 pairs of pairs), stored as whole
@@ -187,16 +176,16 @@ ATTR static void NAME(const T* __restrict y, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff
                             if (r)                                                          \
                                 a = a + *(const VU*)(r + at);                               \
                             if (relu)                                                       \
-                                a = (V)((I)a & ~(I)(a < (V){0}));                           \
+                                a = DC_RELUV(V, I, a);                                      \
                             *(VU*)(dst + at) = a;                                           \
                         } else {                                                            \
                             for (ptrdiff_t e = at; e < Wo; e++)                             \
-                                WG4_ONE(T, IS, a[e - at], r, e, relu, dst);                 \
+                                DC_ONE(T, IS, a[e - at], r, e, relu, dst);                 \
                         }                                                                   \
                     }                                                                       \
                 }                                                                           \
             for (; ow < Wo; ow++)                                                           \
-                WG4_ONE(T, IS, y0[(ow & 3) * Qr + (ow >> 2)], r, ow, relu, dst);            \
+                DC_ONE(T, IS, y0[(ow & 3) * Qr + (ow >> 2)], r, ow, relu, dst);            \
         }                                                                                   \
 }
 

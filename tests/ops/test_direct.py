@@ -68,6 +68,27 @@ def test_bitwise_same_for_any_thread_count(x_shape, w_shape, stride, pad, monkey
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.skipif(direct.ISA < 2, reason="this CPU runs no AVX-512")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_avx512_products_bitwise_avx2s(dtype, monkeypatch):
+    """dc_gemm's AVX-512 tiles (the forward and dx's products) give bitwise the AVX2 tiles'
+    values, for grids ending in every tail: 0-5 whole vectors after the 6-vector tiles, with
+    and without the last half vector."""
+    lanes = direct._ext.lanes(2, dtype == np.float64)  # AVX2's: the grid's rounding
+    tails = set()
+    for wd in range(1, 41):
+        x_shape, w_shape = (2, 3, 3, wd), (5, 3, 3, 3)
+        qr = direct.geometry(x_shape[1:], w_shape, (1, 1), (1, 1), lanes).qr // lanes
+        tails.add((qr % 12 // 2, qr % 2))
+        results = []
+        for isa in (1, 2):
+            monkeypatch.setattr(direct, "ISA", isa)
+            results.append(run(x_shape, w_shape, (1, 1), (1, 1), dtype, seed=wd)[1])
+        for a, b in zip(*results):
+            np.testing.assert_array_equal(a, b)
+    assert tails == {(v, h) for v in range(6) for h in (0, 1)}
+
+
 def test_rule_picks_few_channel_convs_with_little_waste(monkeypatch):
     assert direct.uses_direct((16, 28, 28), (16, 16, 3, 3), (1, 1), (1, 1))
     assert direct.uses_direct((16, 28, 28), (32, 16, 3, 3), (2, 2), (1, 1))

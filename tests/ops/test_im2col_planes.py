@@ -75,6 +75,27 @@ def test_im2col_col2im_match_loops_bitwise(x_shape, ksize, stride, pad, out_size
         np.testing.assert_array_equal(dx, want_dx)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,ksize,stride,pad,out_size,dilation", CASES)
+def test_knp_block_of_a_batch_matches_loops(x_shape, ksize, stride, pad, out_size, dilation,
+                                            dtype):
+    """KNP columns of a block of samples written into its slice of the batch's array (as
+    ops/conv_blocks.py does: rows built across the block's samples, the channels split over
+    the threads) are the loops' exactly, and nothing outside the slice is touched."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((x_shape[0] + 3, *x_shape[1:])).astype(dtype)
+    want = loop_im2col(x[1:-2], ksize, stride, pad, out_size, dilation)
+    rows, p = want.shape[1] + 1, want.shape[2]
+    for threads in (1, 2, 3):
+        big = np.full((rows, x.shape[0], p), np.nan, dtype)
+        kernels.im2col(x[1:-2], ksize, stride, pad, out_size, ones_row=True, layout="KNP",
+                       dilation=dilation, threads=threads, out=big[:, 1:-2])
+        samples = big[:, 1:-2].transpose(1, 0, 2)
+        np.testing.assert_array_equal(samples[:, :-1], want)
+        assert (samples[:, -1] == 1).all()
+        assert np.isnan(big[:, :1]).all() and np.isnan(big[:, -2:]).all()
+
+
 def test_col2im_overwrites_a_dirty_output():
     """dx is written whole (pixels no window reaches are 0), whatever it held before."""
     x_shape, ksize, pad, out_size = (2, 2, 6, 6), (3, 3), (1, 1), (3, 3)  # windows end early

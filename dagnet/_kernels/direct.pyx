@@ -61,7 +61,7 @@ TILE_ROWS, TILE_VECTORS, DW_TAPS, DW_ROWS = DC_FR, DC_NV, DC_KR, DC_DB
 
 def best_isa():
     """The widest variant of the kernels this CPU runs (isa.h: 0 portable, 1 AVX2 + FMA, 2
-    AVX-512, which runs the AVX2 kernels)."""
+    AVX-512, which runs the AVX2 kernels but for the direct forward's products, direct.h)."""
     return dn_best_isa()
 
 

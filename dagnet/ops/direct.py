@@ -28,7 +28,8 @@ try:
 except ImportError:
     _ext = None
 
-#: the kernels' variant: the widest this CPU runs (AVX-512 CPUs run the AVX2 kernels)
+#: the kernels' variant: the widest this CPU runs (AVX-512 CPUs run the AVX2 kernels, but
+#: direct.h's dc_gemm on 16-float vectors)
 ISA: int = _ext.best_isa() if _ext is not None else 0
 #: False sends every conv to im2col + GEMM, as torch.backends.mkldnn.enabled does for PyTorch's
 #: own direct kernels: for A/B measurements and for debugging. Plans read it when they are

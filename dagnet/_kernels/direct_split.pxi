@@ -57,7 +57,7 @@ cdef struct _Fill:
     void* planes
     const int32_t* slot
     Py_ssize_t x_c, S, C, H, W, Hq, Wq, nph
-    int sh, sw, ph, pw
+    int sh, sw, ph, pw, isa
     bint is_double
 
 
@@ -76,6 +76,10 @@ cdef inline void _fill_one(_Fill* f, real* kind, Py_ssize_t item) noexcept nogil
     cdef const real* x = <const real*>f.x + item * f.x_c
     cdef real* plane
     cdef const real* row
+    if f.sh == 2 and f.sw == 2 and f.nph == 4:  # _planes_one's vectors (borders and all)
+        _planes_one(x, 1, f.H, f.W, 2, 2, f.ph, f.pw, f.Hq, f.Wq, f.slot, 4,
+                    <real*>f.planes + n * f.S + c * 4 * L, 4 * L, f.isa)
+        return
     for rh in range(f.sh):
         for rw in range(f.sw):
             if f.slot[rh * f.sw + rw] < 0:
@@ -173,7 +177,7 @@ cdef class SplitConv:
         self.fill_threads = self.threads if self.N * self.C * self.H * self.W >= FILL_SPLIT else 1
         self.fill = _Fill(NULL, <void*>self.planes, self.slot, self.H * self.W,
                           self.S, self.C, self.H, self.W, Hq, Wq, self.nph, sh, sw, ph, pw,
-                          self.num == cnp.NPY_FLOAT64)
+                          isa, self.num == cnp.NPY_FLOAT64)
         self.split = _Split(<const void*>self.planes, <const int32_t*>cnp.PyArray_DATA(<cnp.ndarray>off),
                             <const void*>cnp.PyArray_DATA(<cnp.ndarray>wp),
                             <const void*>cnp.PyArray_DATA(<cnp.ndarray>bias),

@@ -297,9 +297,31 @@ ATTR static void NAME(ptrdiff_t M, ptrdiff_t K, ptrdiff_t Qr, const int32_t* __r
         HALF(M, K, off, wp, bias, src + q0, out + q0, ldo);                                 \
 }
 
+/* dst[r][:n] = src[r][:n] for r < rows (rows lds and ldd values apart): a split conv's
+   planes fill at width stride 1 (direct_split.pxi), a row in vectors, the last one ending at
+   the row's end (writing some values again, the same), not a memcpy call per row (28 floats:
+   the call cost more than the copy); a row shorter than L value by value. */
+#define DC_COPY(NAME, ATTR, T, VU, L)                                                       \
+ATTR static void NAME(const T* __restrict src, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t n,   \
+                      T* __restrict dst, ptrdiff_t ldd) {                                   \
+    for (ptrdiff_t r = 0; r < rows; r++, src += lds, dst += ldd) {                          \
+        if (n < L) {                                                                        \
+            for (ptrdiff_t i = 0; i < n; i++)                                               \
+                dst[i] = src[i];                                                            \
+            continue;                                                                       \
+        }                                                                                   \
+        for (ptrdiff_t i = 0; i < n; i += L) {                                              \
+            const ptrdiff_t at = i + L <= n ? i : n - L;                                    \
+            *(VU*)(dst + at) = *(const VU*)(src + at);                                      \
+        }                                                                                   \
+    }                                                                                       \
+}
+
 typedef int32_t dc_i4 __attribute__((vector_size(16)));
 typedef int64_t dc_l2 __attribute__((vector_size(16)));
 DC_GEMM(dc_gemm_f_portable, , float, dn_f4, dn_f4_u, 4)
+DC_COPY(dc_copy_f_portable, , float, dn_f4_u, 4)
+DC_COPY(dc_copy_d_portable, , double, dn_d2_u, 2)
 DC_GEMM(dc_gemm_d_portable, , double, dn_d2, dn_d2_u, 2)
 DC_DW(dc_dw_f_portable, , float, dn_f4, dn_f4_u, 4)
 DC_DW(dc_dw_d_portable, , double, dn_d2, dn_d2_u, 2)
@@ -316,6 +338,10 @@ DC_GEMM(dc_gemm_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8)
 DC_GEMM(dc_gemm_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4)
 DC_GEMM_WIDE(dc_gemm_f_avx512, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16, dc_gemm_f_avx2_t1)
 DC_GEMM_WIDE(dc_gemm_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, dc_gemm_d_avx2_t1)
+DC_COPY(dc_copy_f_avx2, DN_TARGET_AVX2, float, dn_f8_u, 8)
+DC_COPY(dc_copy_d_avx2, DN_TARGET_AVX2, double, dn_d4_u, 4)
+DC_COPY(dc_copy_f_avx512, DN_TARGET_AVX512, float, dn_f16_u, 16)
+DC_COPY(dc_copy_d_avx512, DN_TARGET_AVX512, double, dn_d8_u, 8)
 DC_DW(dc_dw_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8)
 DC_DW(dc_dw_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4)
 DC_ROWS(dc_rows_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8, dc_i8, uint32_t)
@@ -360,6 +386,10 @@ static ptrdiff_t dc_lanes(int isa, int is_double) {
 static void dc_gemm_##SUF(int isa, ptrdiff_t M, ptrdiff_t K, ptrdiff_t Qr, const int32_t* off, \
                           const T* wp, const T* bias, const T* src, T* out, ptrdiff_t ldo) { \
     DC_PICK512(dc_gemm_##SUF, (M, K, Qr, off, wp, bias, src, out, ldo))                     \
+}                                                                                           \
+static void dc_copy_##SUF(int isa, const T* src, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t n, \
+                          T* dst, ptrdiff_t ldd) {                                          \
+    DC_PICK512(dc_copy_##SUF, (src, lds, rows, n, dst, ldd))                                \
 }                                                                                           \
 static void dc_dw_##SUF(int isa, ptrdiff_t Mr, ptrdiff_t Kr, ptrdiff_t Qr, const int32_t* off, \
                         const T* d, ptrdiff_t ldd, const T* src, T* part) {                 \

@@ -26,6 +26,10 @@ from dagnet._kernels.types cimport real
 
 cdef extern from "direct.h" nogil:
     int dn_best_isa()
+    void dc_copy_f(int isa, const float* src, Py_ssize_t lds, Py_ssize_t rows, Py_ssize_t n,
+                   float* dst, Py_ssize_t ldd)
+    void dc_copy_d(int isa, const double* src, Py_ssize_t lds, Py_ssize_t rows, Py_ssize_t n,
+                   double* dst, Py_ssize_t ldd)
     Py_ssize_t dc_lanes(int isa, int is_double)
     void dc_gemm_f(int isa, Py_ssize_t M, Py_ssize_t K, Py_ssize_t Qr, const int32_t* off,
                    const float* wp, const float* bias, const float* src, float* out,

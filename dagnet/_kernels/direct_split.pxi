@@ -101,8 +101,28 @@ cdef inline void _fill_one(_Fill* f, real* kind, Py_ssize_t item) noexcept nogil
     cdef const real* x = <const real*>f.x + item * f.x_c
     cdef real* plane
     cdef const real* row
+    cdef Py_ssize_t a0, a1
     if f.sw == 2:
         _fill_w2(f, x, <real*>f.planes + n * f.S + c * f.nph * L, L)
+        return
+    if f.sw == 1:  # per phase rh: the plane rows a0 <= a < a1 hold input rows a*sh + rh - ph
+        lo = f.pw  # the plane's columns pw <= b < pw + W (hi - lo values, Wq = W + 2pw)
+        for rh in range(f.sh):
+            if f.slot[rh] < 0:
+                continue
+            plane = <real*>f.planes + n * f.S + (c * f.nph + f.slot[rh]) * L
+            a0 = (f.ph - rh + f.sh - 1) // f.sh if f.ph > rh else 0
+            a1 = (f.H - 1 + f.ph - rh) // f.sh + 1 if f.H - 1 + f.ph - rh >= 0 else 0
+            if a1 > f.Hq:
+                a1 = f.Hq
+            hi = lo + f.W if lo + f.W <= f.Wq else f.Wq
+            if a0 < a1 and lo < hi:
+                if real is float:
+                    dc_copy_f(f.isa, x + (a0 * f.sh + rh - f.ph) * f.W, f.sh * f.W, a1 - a0,
+                              hi - lo, plane + a0 * f.Wq + lo, f.Wq)
+                else:
+                    dc_copy_d(f.isa, x + (a0 * f.sh + rh - f.ph) * f.W, f.sh * f.W, a1 - a0,
+                              hi - lo, plane + a0 * f.Wq + lo, f.Wq)
         return
     for rh in range(f.sh):
         for rw in range(f.sw):

@@ -341,6 +341,10 @@ DC_GEMM_WIDE(dc_gemm_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, dc_g
 DC_COPY(dc_copy_f_avx2, DN_TARGET_AVX2, float, dn_f8_u, 8)
 DC_COPY(dc_copy_d_avx2, DN_TARGET_AVX2, double, dn_d4_u, 4)
 DC_COPY(dc_copy_f_avx512, DN_TARGET_AVX512, float, dn_f16_u, 16)
+typedef int32_t dc_i16 __attribute__((vector_size(64)));
+typedef int64_t dc_l8 __attribute__((vector_size(64)));
+DC_ROWS(dc_rows_f_avx512, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16, dc_i16, uint32_t)
+DC_ROWS(dc_rows_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, dc_l8, uint64_t)
 DC_COPY(dc_copy_d_avx512, DN_TARGET_AVX512, double, dn_d8_u, 8)
 DC_DW(dc_dw_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8)
 DC_DW(dc_dw_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4)
@@ -398,7 +402,11 @@ static void dc_dw_##SUF(int isa, ptrdiff_t Mr, ptrdiff_t Kr, ptrdiff_t Qr, const
 static void dc_rows_##SUF(int isa, const T* g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t m0,     \
                           ptrdiff_t m1, ptrdiff_t Ho, ptrdiff_t Wo, const T* res, int relu,  \
                           T* out) {                                                         \
-    DC_PICK(dc_rows_##SUF, (g, Qr, Wq, m0, m1, Ho, Wo, res, relu, out))                     \
+    if (Wo * (ptrdiff_t)sizeof(T) < 64) { /* rows narrower than a 64-byte vector: AVX2's */  \
+        DC_PICK(dc_rows_##SUF, (g, Qr, Wq, m0, m1, Ho, Wo, res, relu, out))                 \
+    } else {                                                                                \
+        DC_PICK512(dc_rows_##SUF, (g, Qr, Wq, m0, m1, Ho, Wo, res, relu, out))              \
+    }                                                                                       \
 }                                                                                           \
 static void dc_pool_##SUF(int isa, T* g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t m0, ptrdiff_t m1, \
                           ptrdiff_t Ho, ptrdiff_t Wo, const T* res, int relu, int kh, int kw, \

@@ -207,7 +207,8 @@ def test_fold_is_batchnorm_after_the_conv():
 ISAS = list(range(direct.ISA + 1)) if direct._ext is not None else []
 SHAPES = [((3, 16, 12, 12), (16, 16, 3, 3), (1, 1), (1, 1)),
           ((2, 16, 12, 12), (32, 16, 3, 3), (2, 2), (1, 1)),
-          ((2, 2, 11, 10), (7, 2, 5, 5), (2, 3), (2, 1))]
+          ((2, 2, 11, 10), (7, 2, 5, 5), (2, 3), (2, 1)),
+          ((1, 3, 6, 28), (5, 3, 3, 3), (1, 1), (1, 1))]  # rows of 28: AVX-512's read-out too
 
 
 def _epilogue(x, w, b, stride, pad, res, relu, threads=kernels.NUM_THREADS, pool=None, parts=1):

@@ -102,7 +102,8 @@ cdef inline void _fill_one(_Fill* f, real* kind, Py_ssize_t item) noexcept nogil
     cdef real* plane
     cdef const real* row
     cdef Py_ssize_t a0, a1
-    if f.sw == 2:
+    if f.sw == 2 and f.nph == 2 * f.sh:  # every phase used (a 1x1 stride-2 conv's one phase
+        # of four: the loop below, its rows' values alone, measured 0.3 us faster)
         _fill_w2(f, x, <real*>f.planes + n * f.S + c * f.nph * L, L)
         return
     if f.sw == 1:  # per phase rh: the plane rows a0 <= a < a1 hold input rows a*sh + rh - ph

@@ -302,6 +302,7 @@ def main(argv=None) -> dict:
                     help="alternating windows per contender and batch size in the own-process comparison")
     ap.add_argument("--window", type=int, default=5, help="timed samples per window")
     ap.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
+    # the batch sizes instead of the model's (1 and its large one); a child serves these
     ap.add_argument("--batches", type=int, nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--sample-images", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -315,7 +316,7 @@ def main(argv=None) -> dict:
     repeats, rounds, window = (2, 2, 1) if args.quick else (args.repeats, args.rounds, args.window)
     results = {}
     for name in args.models:
-        batches = (1, 4) if args.quick else MODELS[name]()[2]
+        batches = tuple(args.batches) if args.batches else (1, 4) if args.quick else MODELS[name]()[2]
         results[name] = bench_model(name, batches, repeats, rounds, window, contenders)
 
     def at(model, b):

@@ -17,8 +17,9 @@
    vectors of positions in registers (12 accumulators; with the 3 loaded vectors and one
    broadcast weight that is the 16 registers of SSE2 and AVX2) while k runs over all taps: per
    tap DC_NV loads and DC_FR broadcasts feed 12 multiply-adds (the grid's last 1 or 2 vectors:
-   a narrower tile). The weights are packed per tile of DC_FR channels (k-major, zero rows
-   past M), so they stream in order. An inference conv's output pass (dc_rows, dc_pool: +
+   a narrower tile); on AVX-512, DC_FR x DC_NV512 vectors of 16 floats (DC_GEMM512, the same
+   bits). The weights are packed per tile of DC_FR channels (k-major, zero rows past M), so
+   they stream in order. An inference conv's output pass (dc_rows, dc_pool: +
    skip, relu, pool) reads the grid out in vectors while it is in cache. dc_dw keeps DC_KR
    taps x DC_DB channels (12 accumulators, 3 loaded gradient vectors, one loaded source
    vector) while q runs over the sample's grid.
@@ -271,9 +272,31 @@ ATTR static void NAME(T* __restrict g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t m0,
         }                                                                                   \
 }
 
+/* dst[r][:n] = src[r][:n] for r < rows (rows lds and ldd values apart): a split conv's
+   planes fill at width stride 1 (direct_split.pxi), a row in vectors, the last one ending at
+   the row's end (writing some values again, the same), not a memcpy call per row (28 floats:
+   the call cost more than the copy); a row shorter than L value by value. */
+#define DC_COPY(NAME, ATTR, T, VU, L)                                                       \
+ATTR static void NAME(const T* __restrict src, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t n,   \
+                      T* __restrict dst, ptrdiff_t ldd) {                                   \
+    for (ptrdiff_t r = 0; r < rows; r++, src += lds, dst += ldd) {                          \
+        if (n < L) {                                                                        \
+            for (ptrdiff_t i = 0; i < n; i++)                                               \
+                dst[i] = src[i];                                                            \
+            continue;                                                                       \
+        }                                                                                   \
+        for (ptrdiff_t i = 0; i < n; i += L) {                                              \
+            const ptrdiff_t at = i + L <= n ? i : n - L;                                    \
+            *(VU*)(dst + at) = *(const VU*)(src + at);                                      \
+        }                                                                                   \
+    }                                                                                       \
+}
+
 typedef int32_t dc_i4 __attribute__((vector_size(16)));
 typedef int64_t dc_l2 __attribute__((vector_size(16)));
 DC_GEMM(dc_gemm_f_portable, , float, dn_f4, dn_f4_u, 4)
+DC_COPY(dc_copy_f_portable, , float, dn_f4_u, 4)
+DC_COPY(dc_copy_d_portable, , double, dn_d2_u, 2)
 DC_GEMM(dc_gemm_d_portable, , double, dn_d2, dn_d2_u, 2)
 DC_DW(dc_dw_f_portable, , float, dn_f4, dn_f4_u, 4)
 DC_DW(dc_dw_d_portable, , double, dn_d2, dn_d2_u, 2)
@@ -288,6 +311,14 @@ typedef int32_t dc_i8 __attribute__((vector_size(32)));
 typedef int64_t dc_l4 __attribute__((vector_size(32)));
 DC_GEMM(dc_gemm_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8)
 DC_GEMM(dc_gemm_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4)
+DC_COPY(dc_copy_f_avx2, DN_TARGET_AVX2, float, dn_f8_u, 8)
+DC_COPY(dc_copy_d_avx2, DN_TARGET_AVX2, double, dn_d4_u, 4)
+DC_COPY(dc_copy_f_avx512, DN_TARGET_AVX512, float, dn_f16_u, 16)
+typedef int32_t dc_i16 __attribute__((vector_size(64)));
+typedef int64_t dc_l8 __attribute__((vector_size(64)));
+DC_ROWS(dc_rows_f_avx512, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16, dc_i16, uint32_t)
+DC_ROWS(dc_rows_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, dc_l8, uint64_t)
+DC_COPY(dc_copy_d_avx512, DN_TARGET_AVX512, double, dn_d8_u, 8)
 DC_DW(dc_dw_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8)
 DC_DW(dc_dw_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4)
 DC_ROWS(dc_rows_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8, dc_i8, uint32_t)
@@ -305,7 +336,8 @@ DC_POOL(dc_pool_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, dc_l4, uint64
    results are bitwise the AVX2 variant's (ISA 1 runs those: the A/B). Measured in process,
    alternating, batch 64, 2 threads, load 6-7: the 16- and 32-channel 3x3 convs' forward
    1.56-1.74x faster, their backward (dx's products) 1.23-1.31x; training steps (9 rounds)
-   resnet20 1.30x, resnet_small 1.26x, convnet_deep 1.16x. Tiles of 4 vectors ran the same. */
+   resnet20 1.30x, resnet_small 1.26x, convnet_deep 1.16x. Tiles of 3 or 4 vectors ran within
+   3% of 6 (resnet_small's batch-1 convs: 1.4-1.5x the AVX2 tiles). */
 #define DC_NV512 6
 #define DC_GEMM512(NAME, T, V, VU, L, VH, VHU)                                              \
 DC_TILE(NAME##_t6, DN_TARGET_AVX512, T, V, VU, L, 6)                                        \
@@ -339,8 +371,9 @@ DC_GEMM512(dc_gemm_f_avx512, float, dn_f16, dn_f16_u, 16, dn_f8, dn_f8_u)
 DC_GEMM512(dc_gemm_d_avx512, double, dn_d8, dn_d8_u, 8, dn_d4, dn_d4_u)
 #endif
 
-/* The vector width (values) of variant isa for T: AVX2's for AVX-512 too (the planes'
-   geometry and dc_dw, dc_rows, dc_pool run as AVX2; only dc_gemm has AVX-512 tiles). */
+/* The vector width (values) of variant isa for T, which the planes' geometry (Qr) is rounded
+   to: AVX2's for AVX-512 too (dc_gemm's AVX-512 tiles end on a half vector; dc_dw and dc_pool
+   run as AVX2). */
 static ptrdiff_t dc_lanes(int isa, int is_double) {
 #if DN_X86
     if (isa >= DN_AVX2)
@@ -356,25 +389,26 @@ static ptrdiff_t dc_lanes(int isa, int is_double) {
         return;                                                                             \
     }                                                                                       \
     NAME##_portable ARGS;
-#else
-#define DC_PICK(NAME, ARGS) NAME##_portable ARGS;
-#endif
-
-#if DN_X86
-#define DC_GEMM_AVX512(NAME, ARGS)                                                          \
-    if (isa >= DN_AVX512) {                                                   \
+/* DC_PICK for a kernel with an AVX-512 variant */
+#define DC_PICK512(NAME, ARGS)                                                              \
+    if (isa >= DN_AVX512) {                                                                 \
         NAME##_avx512 ARGS;                                                                 \
         return;                                                                             \
-    }
+    }                                                                                       \
+    DC_PICK(NAME, ARGS)
 #else
-#define DC_GEMM_AVX512(NAME, ARGS)
+#define DC_PICK(NAME, ARGS) NAME##_portable ARGS;
+#define DC_PICK512(NAME, ARGS) NAME##_portable ARGS;
 #endif
 
 #define DC_DISPATCH(T, SUF)                                                                 \
 static void dc_gemm_##SUF(int isa, ptrdiff_t M, ptrdiff_t K, ptrdiff_t Qr, const int32_t* off, \
                           const T* wp, const T* bias, const T* src, T* out, ptrdiff_t ldo) { \
-    DC_GEMM_AVX512(dc_gemm_##SUF, (M, K, Qr, off, wp, bias, src, out, ldo))                 \
-    DC_PICK(dc_gemm_##SUF, (M, K, Qr, off, wp, bias, src, out, ldo))                        \
+    DC_PICK512(dc_gemm_##SUF, (M, K, Qr, off, wp, bias, src, out, ldo))                     \
+}                                                                                           \
+static void dc_copy_##SUF(int isa, const T* src, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t n, \
+                          T* dst, ptrdiff_t ldd) {                                          \
+    DC_PICK512(dc_copy_##SUF, (src, lds, rows, n, dst, ldd))                                \
 }                                                                                           \
 static void dc_dw_##SUF(int isa, ptrdiff_t Mr, ptrdiff_t Kr, ptrdiff_t Qr, const int32_t* off, \
                         const T* d, ptrdiff_t ldd, const T* src, T* part) {                 \
@@ -383,7 +417,11 @@ static void dc_dw_##SUF(int isa, ptrdiff_t Mr, ptrdiff_t Kr, ptrdiff_t Qr, const
 static void dc_rows_##SUF(int isa, const T* g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t m0,     \
                           ptrdiff_t m1, ptrdiff_t Ho, ptrdiff_t Wo, const T* res, int relu,  \
                           T* out) {                                                         \
-    DC_PICK(dc_rows_##SUF, (g, Qr, Wq, m0, m1, Ho, Wo, res, relu, out))                     \
+    if (Wo * (ptrdiff_t)sizeof(T) < 64) { /* rows narrower than a 64-byte vector: AVX2's */  \
+        DC_PICK(dc_rows_##SUF, (g, Qr, Wq, m0, m1, Ho, Wo, res, relu, out))                 \
+    } else {                                                                                \
+        DC_PICK512(dc_rows_##SUF, (g, Qr, Wq, m0, m1, Ho, Wo, res, relu, out))              \
+    }                                                                                       \
 }                                                                                           \
 static void dc_pool_##SUF(int isa, T* g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t m0, ptrdiff_t m1, \
                           ptrdiff_t Ho, ptrdiff_t Wo, const T* res, int relu, int kh, int kw, \

@@ -26,6 +26,10 @@ from dagnet._kernels.types cimport real
 
 cdef extern from "direct.h" nogil:
     int dn_best_isa()
+    void dc_copy_f(int isa, const float* src, Py_ssize_t lds, Py_ssize_t rows, Py_ssize_t n,
+                   float* dst, Py_ssize_t ldd)
+    void dc_copy_d(int isa, const double* src, Py_ssize_t lds, Py_ssize_t rows, Py_ssize_t n,
+                   double* dst, Py_ssize_t ldd)
     Py_ssize_t dc_lanes(int isa, int is_double)
     void dc_gemm_f(int isa, Py_ssize_t M, Py_ssize_t K, Py_ssize_t Qr, const int32_t* off,
                    const float* wp, const float* bias, const float* src, float* out,
@@ -61,7 +65,7 @@ TILE_ROWS, TILE_VECTORS, DW_TAPS, DW_ROWS = DC_FR, DC_NV, DC_KR, DC_DB
 
 def best_isa():
     """The widest variant of the kernels this CPU runs (isa.h: 0 portable, 1 AVX2 + FMA, 2
-    AVX-512, which runs the AVX2 kernels but for dc_gemm's AVX-512 tiles)."""
+    AVX-512, which runs the AVX2 kernels but for direct.h's products (dc_gemm), copies and read-out))."""
     return dn_best_isa()
 
 
@@ -82,11 +86,19 @@ cdef inline void _gemm(int isa, Py_ssize_t M, Py_ssize_t K, Py_ssize_t Qr, const
 cdef void _planes_one(const real* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh,
                       Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Hq, Py_ssize_t Wq,
                       const int32_t* slot, Py_ssize_t nph, real* src,
-                      Py_ssize_t S) noexcept nogil:
+                      Py_ssize_t S, int isa) noexcept nogil:
     """src (S values) = the used phase planes of x (C, H, W) padded by (ph, pw), then zeros."""
     cdef Py_ssize_t c, rh, rw, a, b, ih, iw, lo, hi, L = Hq * Wq
     cdef real* plane
     cdef const real* row
+    if sh == 2 and sw == 2 and nph == 4:  # all four phases of stride 2 (slot: 0, 1, 2, 3):
+        # Winograd's planes, the same values, a row's phases split in vectors (winograd.h)
+        # where the loop below copied value by value (a 16-channel 28 x 28 input: ~10 us)
+        if real is float:
+            wg_planes_f(isa, x, C, H, W, ph, pw, Hq, Wq, src, S)
+        else:
+            wg_planes_d(isa, x, C, H, W, ph, pw, Hq, Wq, src, S)
+        return
     for c in range(C):
         for rh in range(sh):
             for rw in range(sw):
@@ -190,7 +202,7 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
         with nogil:
             for n in range(N):
                 _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph,
-                            &planes[n, 0], S)
+                            &planes[n, 0], S, isa)
             dn_par_for(_split_task, &split, N * tiles, num_threads)
         return
     with nogil:
@@ -198,7 +210,7 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
             t = threadid()
             g = &grid[t, 0]
             pl = &planes[n if kept else t, 0]
-            _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph, pl, S)
+            _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph, pl, S, isa)
             _gemm(isa, M, K, Qr, &off[0], &wp[0], &bias[0], pl, g, Qr)
             if plain:
                 _copy_out(g, Qr, Wq, 0, M, Ho, Wo, &out[n, 0, 0, 0])

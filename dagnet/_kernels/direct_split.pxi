@@ -57,7 +57,7 @@ cdef struct _Fill:
     void* planes
     const int32_t* slot
     Py_ssize_t x_c, S, C, H, W, Hq, Wq, nph
-    int sh, sw, ph, pw
+    int sh, sw, ph, pw, isa
     bint is_double
 
 
@@ -69,6 +69,31 @@ cdef void _fill_task(void* ctx, Py_ssize_t item, int tid) noexcept nogil:
         _fill_one(f, <float*>NULL, item)
 
 
+cdef inline void _fill_w2(_Fill* f, const real* x, real* planes, Py_ssize_t L) noexcept nogil:
+    """_fill_one's values for a width stride of 2, input row by input row: its even values,
+    then its odd ones, into the phase planes they belong to (a stride-2 copy the compiler
+    vectorises; plane row by plane row, value by value with branches between, the 16 channels
+    of resnet_small's 28 x 28 downsampling input took ~1/4 of that conv's time)."""
+    cdef Py_ssize_t ih, e, i, m, a, rh, k, b0
+    cdef const real* row
+    cdef real* dst
+    for ih in range(f.H):
+        a = (ih + f.ph) // f.sh  # the padded row ih + ph: plane row a of phase rh
+        rh = (ih + f.ph) % f.sh
+        row = x + ih * f.W
+        for e in range(2):  # columns e, e + 2, ...: padded column e + pw + 2i, phase (e + pw) % 2
+            k = f.slot[rh * 2 + (e + f.pw) % 2]
+            if k < 0:
+                continue
+            b0 = (e + f.pw) // 2
+            m = (f.W - e + 1) // 2
+            if b0 + m > f.Wq:
+                m = f.Wq - b0
+            dst = planes + k * L + a * f.Wq + b0
+            for i in range(m):
+                dst[i] = row[e + 2 * i]
+
+
 cdef inline void _fill_one(_Fill* f, real* kind, Py_ssize_t item) noexcept nogil:
     """Channel item % C of sample item // C into its phase planes' interiors: the values
     _planes_one writes there, none of the zeros around them."""
@@ -76,6 +101,30 @@ cdef inline void _fill_one(_Fill* f, real* kind, Py_ssize_t item) noexcept nogil
     cdef const real* x = <const real*>f.x + item * f.x_c
     cdef real* plane
     cdef const real* row
+    cdef Py_ssize_t a0, a1
+    if f.sw == 2 and f.nph == 2 * f.sh:  # every phase used (a 1x1 stride-2 conv's one phase
+        # of four: the loop below, its rows' values alone, measured 0.3 us faster)
+        _fill_w2(f, x, <real*>f.planes + n * f.S + c * f.nph * L, L)
+        return
+    if f.sw == 1:  # per phase rh: the plane rows a0 <= a < a1 hold input rows a*sh + rh - ph
+        lo = f.pw  # the plane's columns pw <= b < pw + W (hi - lo values, Wq = W + 2pw)
+        for rh in range(f.sh):
+            if f.slot[rh] < 0:
+                continue
+            plane = <real*>f.planes + n * f.S + (c * f.nph + f.slot[rh]) * L
+            a0 = (f.ph - rh + f.sh - 1) // f.sh if f.ph > rh else 0
+            a1 = (f.H - 1 + f.ph - rh) // f.sh + 1 if f.H - 1 + f.ph - rh >= 0 else 0
+            if a1 > f.Hq:
+                a1 = f.Hq
+            hi = lo + f.W if lo + f.W <= f.Wq else f.Wq
+            if a0 < a1 and lo < hi:
+                if real is float:
+                    dc_copy_f(f.isa, x + (a0 * f.sh + rh - f.ph) * f.W, f.sh * f.W, a1 - a0,
+                              hi - lo, plane + a0 * f.Wq + lo, f.Wq)
+                else:
+                    dc_copy_d(f.isa, x + (a0 * f.sh + rh - f.ph) * f.W, f.sh * f.W, a1 - a0,
+                              hi - lo, plane + a0 * f.Wq + lo, f.Wq)
+        return
     for rh in range(f.sh):
         for rw in range(f.sw):
             if f.slot[rh * f.sw + rw] < 0:
@@ -173,7 +222,7 @@ cdef class SplitConv:
         self.fill_threads = self.threads if self.N * self.C * self.H * self.W >= FILL_SPLIT else 1
         self.fill = _Fill(NULL, <void*>self.planes, self.slot, self.H * self.W,
                           self.S, self.C, self.H, self.W, Hq, Wq, self.nph, sh, sw, ph, pw,
-                          self.num == cnp.NPY_FLOAT64)
+                          isa, self.num == cnp.NPY_FLOAT64)
         self.split = _Split(<const void*>self.planes, <const int32_t*>cnp.PyArray_DATA(<cnp.ndarray>off),
                             <const void*>cnp.PyArray_DATA(<cnp.ndarray>wp),
                             <const void*>cnp.PyArray_DATA(<cnp.ndarray>bias),

@@ -28,8 +28,8 @@ try:
 except ImportError:
     _ext = None
 
-#: the kernels' variant: the widest this CPU runs (AVX-512 CPUs run the AVX2 kernels but for
-#: dc_gemm, the forward's and dx's products: 1 here is the A/B against its AVX2 tiles)
+#: the kernels' variant: the widest this CPU runs (AVX-512 CPUs run direct.h's products, copies
+#: and read-out on 16-float vectors, the rest as AVX2: 1 here is the A/B against the AVX2 tiles)
 ISA: int = _ext.best_isa() if _ext is not None else 0
 #: False sends every conv to im2col + GEMM, as torch.backends.mkldnn.enabled does for PyTorch's
 #: own direct kernels: for A/B measurements and for debugging. Plans read it when they are

@@ -89,6 +89,20 @@ def test_avx512_products_bitwise_avx2s(dtype, monkeypatch):
     assert tails == {(v, h) for v in range(6) for h in (0, 1)}
 
 
+@pytest.mark.skipif(direct.ISA < 2, reason="this CPU runs no AVX-512")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", SHAPES)
+def test_avx512_products_bitwise_same_as_avx2(x_shape, w_shape, stride, pad, dtype, monkeypatch):
+    # direct.h's AVX-512 dc_gemm (forward and input gradient) sums each output as the AVX2
+    # one does, over twice the lanes and with a half-vector tail: the same bits
+    results = []
+    for isa in (1, 2):
+        monkeypatch.setattr(direct, "ISA", isa)
+        results.append(run(x_shape, w_shape, stride, pad, dtype)[1])
+    for name, a, b in zip(("out", "dx", "dw", "db"), *results):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
 def test_rule_picks_few_channel_convs_with_little_waste(monkeypatch):
     assert direct.uses_direct((16, 28, 28), (16, 16, 3, 3), (1, 1), (1, 1))
     assert direct.uses_direct((16, 28, 28), (32, 16, 3, 3), (2, 2), (1, 1))

@@ -207,7 +207,8 @@ def test_fold_is_batchnorm_after_the_conv():
 ISAS = list(range(direct.ISA + 1)) if direct._ext is not None else []
 SHAPES = [((3, 16, 12, 12), (16, 16, 3, 3), (1, 1), (1, 1)),
           ((2, 16, 12, 12), (32, 16, 3, 3), (2, 2), (1, 1)),
-          ((2, 2, 11, 10), (7, 2, 5, 5), (2, 3), (2, 1))]
+          ((2, 2, 11, 10), (7, 2, 5, 5), (2, 3), (2, 1)),
+          ((1, 3, 6, 28), (5, 3, 3, 3), (1, 1), (1, 1))]  # rows of 28: AVX-512's read-out too
 
 
 def _epilogue(x, w, b, stride, pad, res, relu, threads=kernels.NUM_THREADS, pool=None, parts=1):
@@ -564,7 +565,11 @@ def _bound(x_shape, w, b, stride, pad, has_res, relu, pool, parts=2, threads=2):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("residual,relu,pool", [(True, True, None), (False, False, None),
                                                 (False, True, (2, 2, 2, 2)), (True, True, (2, 2, 2, 2))])
-@pytest.mark.parametrize("x_shape,w_shape,stride,pad", SHAPES)
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", SHAPES + [  # the fill's stride cases
+    ((1, 16, 12, 12), (32, 16, 1, 1), (2, 2), (0, 0)),  # resnet's 1x1 skip: one phase of four
+    ((1, 3, 9, 11), (4, 3, 3, 3), (1, 2), (0, 2)),  # odd width, a pad of 2
+    ((1, 2, 7, 13), (5, 2, 2, 4), (3, 2), (1, 1)),
+    ((1, 4, 10, 20), (6, 4, 3, 3), (2, 1), (2, 0))])  # rows of 20: whole vectors and a tail
 def test_split_conv_bound_once_is_forward_bitwise(x_shape, w_shape, stride, pad, residual, relu,
                                                    pool, dtype):
     rng = np.random.default_rng(4)

@@ -2,7 +2,7 @@
 the training convs of resnet20 and resnet_small at batch 64. Prints one JSON line of (min, median) ms;
 DAGNET_NUM_THREADS sets both libraries' threads.
 
-    python benchmarks/bench_conv_parts.py dagnet|torch [--reps 15] [--cpu]
+    python benchmarks/bench_conv_parts.py dagnet|torch [--reps 15] [--cpu] [--quick]
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ SHAPES = [  # (name, C, F, H, stride)
     ("rs 16ch 28x28", 16, 16, 28, 1),
     ("rs 32ch 14x14", 32, 32, 14, 1),
 ]
-N = 64
+N = 2 if "--quick" in sys.argv else 64  # --quick: the script runs (tests)
 #: --cpu: the process's CPU time instead of the wall clock (with one thread, robust to load)
 CLOCK = time.process_time if "--cpu" in sys.argv else time.perf_counter
 
@@ -80,6 +80,6 @@ def run_torch(reps):
 
 
 if __name__ == "__main__":
-    lib = sys.argv[1]
+    lib = "torch" if "torch" in sys.argv[1:] else "dagnet"
     reps = int(sys.argv[sys.argv.index("--reps") + 1]) if "--reps" in sys.argv else 15
     print(json.dumps({"lib": lib, **(run_dagnet(reps) if lib == "dagnet" else run_torch(reps))}))

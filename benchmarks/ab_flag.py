@@ -1,8 +1,9 @@
-"""In-process A/B of a module flag on dagnet's training step: one compiled plan per model, the
-flag flipped between alternating windows of steps; per model the median over rounds of the
-on/off time ratio. Prints one JSON line.
+"""In-process A/B of module flags on dagnet's training step: one compiled plan per model, the
+flags flipped together between alternating windows of steps; per model the median over rounds
+of the off/on time ratio (the speedup the flags give). Prints one JSON line.
 
-    python benchmarks/ab_flag.py dagnet.ops.winograd DX_ENABLED [--rounds 9] [--window 5]
+    python benchmarks/ab_flag.py dagnet.ops.winograd.DX_ENABLED [more.module.FLAG ...]
+                                 [--rounds 9] [--window 5]
                                  [--models resnet20 resnet_small convnet_deep] [--cpu] [--quick]
 """
 from __future__ import annotations
@@ -24,8 +25,7 @@ import numpy as np  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("module")
-    ap.add_argument("flag")
+    ap.add_argument("flags", nargs="+", help="module.FLAG: booleans, True when on")
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--window", type=int, default=5)
     ap.add_argument("--batch", type=int, default=64)
@@ -37,7 +37,11 @@ def main():
     a = ap.parse_args()
     if a.quick:
         a.rounds, a.window, a.batch, a.models = 1, 1, 4, ["resnet_small"]
-    mod = importlib.import_module(a.module)
+    flags = [(importlib.import_module(f.rsplit(".", 1)[0]), f.rsplit(".", 1)[1]) for f in a.flags]
+
+    def set_flags(on):
+        for mod, name in flags:
+            setattr(mod, name, on)
     clock = time.process_time if a.cpu else time.perf_counter
     rng = np.random.default_rng(0)
     steps = {}
@@ -53,7 +57,7 @@ def main():
             step()
         for r in range(a.rounds):
             for on in ((True, False) if r % 2 == 0 else (False, True)):
-                setattr(mod, a.flag, on)
+                set_flags(on)
                 step()
                 t = clock()
                 for _ in range(a.window):
@@ -64,8 +68,8 @@ def main():
                      "off_ms": round(statistics.median(times[False]) * 1e3, 2),
                      "speedup_median": round(statistics.median(ratios), 3),
                      "speedup_range": [round(min(ratios), 3), round(max(ratios), 3)]}
-    setattr(mod, a.flag, True)
-    print(json.dumps({"flag": f"{a.module}.{a.flag}", "rounds": a.rounds, "clock": "cpu" if a.cpu else "wall",
+    set_flags(True)
+    print(json.dumps({"flags": a.flags, "rounds": a.rounds, "clock": "cpu" if a.cpu else "wall",
                       "threads": dagnet.kernels.NUM_THREADS, "load": os.getloadavg()[0], **out}))
 
 

@@ -183,8 +183,9 @@ def test_bench_direct_quick():
 
 
 def test_ab_flag_quick():
-    out = run("ab_flag.py", "dagnet.ops.winograd", "DX_ENABLED")
-    assert out["flag"] == "dagnet.ops.winograd.DX_ENABLED" and out["clock"] == "wall"
+    out = run("ab_flag.py", "dagnet.ops.winograd.DX_ENABLED", "dagnet.ops.direct.DW_WIDE")
+    assert out["flags"] == ["dagnet.ops.winograd.DX_ENABLED", "dagnet.ops.direct.DW_WIDE"]
+    assert out["clock"] == "wall"
     assert out["resnet_small"]["on_ms"] > 0 and out["resnet_small"]["off_ms"] > 0
 
 

@@ -180,3 +180,20 @@ def test_bench_direct_quick():
     for name in ("resnet_small.block_16", "resnet_small.block_32"):  # both Winograd tiles
         assert out["convs"][name]["wino_speedup"] > 0 and out["convs"][name]["wino4_speedup"] > 0
     assert "wino4_speedup" not in out["convs"]["resnet_small.stem"]
+
+
+def test_ab_flag_quick():
+    out = run("ab_flag.py", "dagnet.ops.winograd.DX_ENABLED", "dagnet.ops.direct.DW_WIDE")
+    assert out["flags"] == ["dagnet.ops.winograd.DX_ENABLED", "dagnet.ops.direct.DW_WIDE"]
+    assert out["clock"] == "wall"
+    assert out["resnet_small"]["on_ms"] > 0 and out["resnet_small"]["off_ms"] > 0
+
+
+def test_bench_conv_parts_quick():
+    from dagnet.ops import direct
+    if direct._ext is None:
+        pytest.skip("direct kernels not built")
+    out = run("bench_conv_parts.py", "dagnet", "--reps", "1")
+    assert out["lib"] == "dagnet" and len(out) == 8
+    for v in (v for k, v in out.items() if k != "lib"):
+        assert v["kind"] in ("direct", "im2col") and set(v) == {"kind", "fwd", "dx", "dw", "bwd"}

@@ -31,6 +31,9 @@
 #include <string.h>
 
 #include "isa.h"
+#if DN_X86
+#include <immintrin.h>
+#endif
 
 #define DC_FR 4 /* dc_gemm: output channels per tile */
 #define DC_NV 3 /* dc_gemm: vectors of positions per tile (the tails: 2 or 1) */
@@ -41,6 +44,14 @@
 #endif
 #define DC_KR 4 /* dc_dw: taps per tile */
 #define DC_DB 3 /* dc_dw: channels per tile */
+#define DC_DW_WIDE 6 /* dc_dw on AVX-512 (32 registers): channels per tile, then DC_DB */
+/* keeps a loaded vector in a register (GCC otherwise reloads it from memory for each of its
+   multiply-adds: more loads than the ports issue) */
+#if DN_X86
+#define DC_IN_REGISTER(v) __asm__("" : "+v"(v))
+#else
+#define DC_IN_REGISTER(v) ((void)0)
+#endif
 
 /* out[m][q0 + q] for m < M (rows ldo apart), q < NV*L: the tiles of DC_FR channels x NV
    vectors of positions at q0 (src and out already moved there). */
@@ -97,37 +108,66 @@ ATTR static void NAME(ptrdiff_t M, ptrdiff_t K, ptrdiff_t Qr, const int32_t* __r
         NAME##_t1(M, K, off, wp, bias, src + q0, out + q0, ldo);                            \
 }
 
-/* part[m][k][:L] += the L lane sums of d[m][q] * src[off[k] + q] over q < Qr (a multiple of
-   L), for m < Mr (a multiple of DC_DB; rows of d ldd apart) and k < Kr (a multiple of
-   DC_KR); the lanes are summed later, in order. */
-#define DC_DW(NAME, ATTR, T, V, VU, L)                                                      \
+/* part[m][k][:L] += the L lane sums of d[m][q] * src[off[k] + q] over q < Qr, for m0 <= m <
+   m0 + DB (rows of d ldd apart) and k < Kr (a multiple of DC_KR): one tile row of dc_dw. Qr:
+   whole vectors, or (AVX-512, whose dw vectors are twice the forward's, to which the grid
+   is rounded) a last half vector, read into a zeroed one (nothing read past Qr). */
+#define DC_DW_ROWS(NAME, ATTR, T, V, VU, L, DB, HALF)                                           \
+ATTR static inline void NAME(ptrdiff_t m0, ptrdiff_t Kr, ptrdiff_t Qr,                      \
+                             const int32_t* __restrict off, const T* __restrict d,          \
+                             ptrdiff_t ldd, const T* __restrict src, T* __restrict part) {  \
+    for (ptrdiff_t k0 = 0; k0 < Kr; k0 += DC_KR) {                                          \
+        V acc[DC_KR][DB];                                                                   \
+        const T* __restrict sk[DC_KR];                                                      \
+        for (int c = 0; c < DC_KR; c++) {                                                   \
+            sk[c] = src + off[k0 + c];                                                      \
+            for (int r = 0; r < DB; r++)                                                    \
+                acc[c][r] = (V){0};                                                         \
+        }                                                                                   \
+        const T* __restrict dm = d + m0 * ldd;                                              \
+        ptrdiff_t q = 0;                                                                    \
+        for (; q + L <= Qr; q += L) {                                                       \
+            V dv[DB];                                                                       \
+            for (int r = 0; r < DB; r++)                                                    \
+                dv[r] = *(const VU*)(dm + r * ldd + q);                                     \
+            for (int c = 0; c < DC_KR; c++) {                                               \
+                V sv = *(const VU*)(sk[c] + q);                                             \
+                DC_IN_REGISTER(sv);                                                         \
+                for (int r = 0; r < DB; r++)                                                \
+                    acc[c][r] += sv * dv[r];                                                \
+            }                                                                               \
+        }                                                                                   \
+        if (q < Qr) { /* the last half vector, zeros above */                               \
+            V dv[DB];                                                                       \
+            for (int r = 0; r < DB; r++)                                                    \
+                dv[r] = HALF(V, dm + r * ldd + q);                                               \
+            for (int c = 0; c < DC_KR; c++) {                                               \
+                const V sv = HALF(V, sk[c] + q);                                                 \
+                for (int r = 0; r < DB; r++)                                                \
+                    acc[c][r] += sv * dv[r];                                                \
+            }                                                                               \
+        }                                                                                   \
+        for (int c = 0; c < DC_KR; c++)                                                     \
+            for (int r = 0; r < DB; r++)                                                    \
+                *(VU*)(part + ((m0 + r) * Kr + k0 + c) * L) += acc[c][r];                   \
+    }                                                                                       \
+}
+
+/* dc_dw: part[m][k][:L] += the L lane sums of d[m][q] * src[off[k] + q] over q < Qr (whole
+   vectors, or on AVX-512 a last half one), for m < Mr (a multiple of DC_DB; rows of d ldd
+   apart) and k < Kr (a multiple of DC_KR); the lanes are summed later, in order. Tiles of
+   WIDE channels (a multiple of DC_DB), the rest in tiles of DC_DB. */
+#define DC_DW(NAME, ATTR, T, V, VU, L, WIDE, HALF)                                          \
+DC_DW_ROWS(NAME##_wide, ATTR, T, V, VU, L, WIDE, HALF)                                      \
+DC_DW_ROWS(NAME##_rows, ATTR, T, V, VU, L, DC_DB, HALF)                                     \
 ATTR static void NAME(ptrdiff_t Mr, ptrdiff_t Kr, ptrdiff_t Qr, const int32_t* __restrict off, \
                       const T* __restrict d, ptrdiff_t ldd, const T* __restrict src,        \
                       T* __restrict part) {                                                 \
-    for (ptrdiff_t m0 = 0; m0 < Mr; m0 += DC_DB)                                            \
-        for (ptrdiff_t k0 = 0; k0 < Kr; k0 += DC_KR) {                                      \
-            V acc[DC_KR][DC_DB];                                                            \
-            const T* __restrict sk[DC_KR];                                                  \
-            for (int c = 0; c < DC_KR; c++) {                                               \
-                sk[c] = src + off[k0 + c];                                                  \
-                for (int r = 0; r < DC_DB; r++)                                             \
-                    acc[c][r] = (V){0};                                                     \
-            }                                                                               \
-            const T* __restrict dm = d + m0 * ldd;                                          \
-            for (ptrdiff_t q = 0; q < Qr; q += L) {                                         \
-                V dv[DC_DB];                                                                \
-                for (int r = 0; r < DC_DB; r++)                                             \
-                    dv[r] = *(const VU*)(dm + r * ldd + q);                                 \
-                for (int c = 0; c < DC_KR; c++) {                                           \
-                    const V sv = *(const VU*)(sk[c] + q);                                   \
-                    for (int r = 0; r < DC_DB; r++)                                         \
-                        acc[c][r] += sv * dv[r];                                            \
-                }                                                                           \
-            }                                                                               \
-            for (int c = 0; c < DC_KR; c++)                                                 \
-                for (int r = 0; r < DC_DB; r++)                                             \
-                    *(VU*)(part + ((m0 + r) * Kr + k0 + c) * L) += acc[c][r];               \
-        }                                                                                   \
+    ptrdiff_t m0 = 0;                                                                       \
+    for (; m0 + (WIDE) <= Mr; m0 += (WIDE))                                                 \
+        NAME##_wide(m0, Kr, Qr, off, d, ldd, src, part);                                    \
+    for (; m0 < Mr; m0 += DC_DB)                                                            \
+        NAME##_rows(m0, Kr, Qr, off, d, ldd, src, part);                                    \
 }
 
 /* v = max(v, 0) for one value of type T (IS: the signed integer of its size), branch-free
@@ -292,14 +332,19 @@ ATTR static void NAME(const T* __restrict src, ptrdiff_t lds, ptrdiff_t rows, pt
     }                                                                                       \
 }
 
+/* dc_dw's half vector at the grid's end, HALF(V, p): on AVX-512 a masked load (zeros above,
+   nothing read past); the other variants' grids are whole vectors (never called) */
+#define DC_NO_HALF(V, p) ((V){0})
+#define DC_HALF_F16(V, p) ((V)_mm512_maskz_loadu_ps(0x00ff, (p)))
+#define DC_HALF_D8(V, p) ((V)_mm512_maskz_loadu_pd(0x0f, (p)))
 typedef int32_t dc_i4 __attribute__((vector_size(16)));
 typedef int64_t dc_l2 __attribute__((vector_size(16)));
 DC_GEMM(dc_gemm_f_portable, , float, dn_f4, dn_f4_u, 4)
 DC_COPY(dc_copy_f_portable, , float, dn_f4_u, 4)
 DC_COPY(dc_copy_d_portable, , double, dn_d2_u, 2)
 DC_GEMM(dc_gemm_d_portable, , double, dn_d2, dn_d2_u, 2)
-DC_DW(dc_dw_f_portable, , float, dn_f4, dn_f4_u, 4)
-DC_DW(dc_dw_d_portable, , double, dn_d2, dn_d2_u, 2)
+DC_DW(dc_dw_f_portable, , float, dn_f4, dn_f4_u, 4, DC_DB, DC_NO_HALF)
+DC_DW(dc_dw_d_portable, , double, dn_d2, dn_d2_u, 2, DC_DB, DC_NO_HALF)
 DC_ROWS(dc_rows_f_portable, , float, dn_f4, dn_f4_u, 4, dc_i4, uint32_t)
 DC_ROWS(dc_rows_d_portable, , double, dn_d2, dn_d2_u, 2, dc_l2, uint64_t)
 DC_POOL(dc_pool_f_portable, , float, dn_f4, dn_f4_u, 4, dc_i4, uint32_t, ((dc_i4){0, 2, 4, 6}),
@@ -319,8 +364,13 @@ typedef int64_t dc_l8 __attribute__((vector_size(64)));
 DC_ROWS(dc_rows_f_avx512, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16, dc_i16, uint32_t)
 DC_ROWS(dc_rows_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, dc_l8, uint64_t)
 DC_COPY(dc_copy_d_avx512, DN_TARGET_AVX512, double, dn_d8_u, 8)
-DC_DW(dc_dw_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8)
-DC_DW(dc_dw_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4)
+DC_DW(dc_dw_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8, DC_DB, DC_NO_HALF)
+DC_DW(dc_dw_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, DC_DB, DC_NO_HALF)
+/* dw alone has an AVX-512 variant (16 float lanes, 24 accumulators in tiles of 6 channels
+   x 4 taps): 1.13-1.6x AVX2's on grids of 224-1088 positions, 0.82x on 72 (ops/direct.py
+   DW_WIDE_MIN_GRID keeps those on AVX2); dc_gemm's AVX-512 tiles: DC_GEMM512 below */
+DC_DW(dc_dw_f_avx512, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16, DC_DW_WIDE, DC_HALF_F16)
+DC_DW(dc_dw_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, DC_DW_WIDE, DC_HALF_D8)
 DC_ROWS(dc_rows_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8, dc_i8, uint32_t)
 DC_ROWS(dc_rows_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, dc_l4, uint64_t)
 DC_POOL(dc_pool_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8, dc_i8, uint32_t,
@@ -372,14 +422,23 @@ DC_GEMM512(dc_gemm_d_avx512, double, dn_d8, dn_d8_u, 8, dn_d4, dn_d4_u)
 #endif
 
 /* The vector width (values) of variant isa for T, which the planes' geometry (Qr) is rounded
-   to: AVX2's for AVX-512 too (dc_gemm's AVX-512 tiles end on a half vector; dc_dw and dc_pool
-   run as AVX2). */
+   to: AVX2's for AVX-512 too (dc_gemm's AVX-512 tiles end on a half vector; dc_dw has its
+   own, dc_dw_lanes; dc_pool runs as AVX2). */
 static ptrdiff_t dc_lanes(int isa, int is_double) {
 #if DN_X86
     if (isa >= DN_AVX2)
         return is_double ? 4 : 8;
 #endif
     return is_double ? 2 : 4;
+}
+
+/* The lanes of dc_dw's partial sums (its vector width) for variant isa and T. */
+static ptrdiff_t dc_dw_lanes(int isa, int is_double) {
+#if DN_X86
+    if (isa >= DN_AVX512)
+        return is_double ? 8 : 16;
+#endif
+    return dc_lanes(isa, is_double);
 }
 
 #if DN_X86
@@ -389,7 +448,7 @@ static ptrdiff_t dc_lanes(int isa, int is_double) {
         return;                                                                             \
     }                                                                                       \
     NAME##_portable ARGS;
-/* DC_PICK for a kernel with an AVX-512 variant */
+/* DC_PICK for a kernel with an AVX-512 variant (dc_gemm, dc_copy, dc_rows, dc_dw) */
 #define DC_PICK512(NAME, ARGS)                                                              \
     if (isa >= DN_AVX512) {                                                                 \
         NAME##_avx512 ARGS;                                                                 \
@@ -412,7 +471,7 @@ static void dc_copy_##SUF(int isa, const T* src, ptrdiff_t lds, ptrdiff_t rows, 
 }                                                                                           \
 static void dc_dw_##SUF(int isa, ptrdiff_t Mr, ptrdiff_t Kr, ptrdiff_t Qr, const int32_t* off, \
                         const T* d, ptrdiff_t ldd, const T* src, T* part) {                 \
-    DC_PICK(dc_dw_##SUF, (Mr, Kr, Qr, off, d, ldd, src, part))                              \
+    DC_PICK512(dc_dw_##SUF, (Mr, Kr, Qr, off, d, ldd, src, part))                           \
 }                                                                                           \
 static void dc_rows_##SUF(int isa, const T* g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t m0,     \
                           ptrdiff_t m1, ptrdiff_t Ho, ptrdiff_t Wo, const T* res, int relu,  \

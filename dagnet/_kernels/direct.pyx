@@ -31,6 +31,7 @@ cdef extern from "direct.h" nogil:
     void dc_copy_d(int isa, const double* src, Py_ssize_t lds, Py_ssize_t rows, Py_ssize_t n,
                    double* dst, Py_ssize_t ldd)
     Py_ssize_t dc_lanes(int isa, int is_double)
+    Py_ssize_t dc_dw_lanes(int isa, int is_double)
     void dc_gemm_f(int isa, Py_ssize_t M, Py_ssize_t K, Py_ssize_t Qr, const int32_t* off,
                    const float* wp, const float* bias, const float* src, float* out,
                    Py_ssize_t ldo)
@@ -65,13 +66,20 @@ TILE_ROWS, TILE_VECTORS, DW_TAPS, DW_ROWS = DC_FR, DC_NV, DC_KR, DC_DB
 
 def best_isa():
     """The widest variant of the kernels this CPU runs (isa.h: 0 portable, 1 AVX2 + FMA, 2
-    AVX-512, which runs the AVX2 kernels but for direct.h's products (dc_gemm), copies and read-out))."""
+    AVX-512, which runs the AVX2 kernels but for direct.h's products (dc_gemm), copies, read-out
+    and dw (dw_lanes)))."""
     return dn_best_isa()
 
 
 def lanes(int isa, bint is_double):
     """Values per vector of variant isa for float32 (or float64 if is_double)."""
     return dc_lanes(isa, is_double)
+
+
+def dw_lanes(int isa, bint is_double):
+    """The lanes of backward's dw sums (lanes_part) for variant isa: its dw kernel's vector
+    width (AVX-512's is twice the forward's)."""
+    return dc_dw_lanes(isa, is_double)
 
 
 cdef inline void _gemm(int isa, Py_ssize_t M, Py_ssize_t K, Py_ssize_t Qr, const int32_t* off,
@@ -283,13 +291,14 @@ def backward(const real[:, :, :, ::1] dout, const real[:, ::1] planes,
     """dw_part[chunk] (Mr, Kr) = the dw of the chunk's samples, db_part[chunk] (M,) += their
     dout sums; with dx (not None) its input gradient. The chunks split the batch evenly, in
     order. off: the forward's offsets padded to Kr (a multiple of DC_KR); lanes_part: one
-    (Mr*Kr*L,) row per thread for dw's lane sums; dgrid: one (Mr*Qr,) scratch row per thread. For dx, per phase rh*sw + rw: ph_taps[p] taps (of
+    (Mr*Kr*dw_lanes,) row per thread for dw's lane sums; dgrid: one (Mr*Qr,) scratch row per thread. For dx, per phase rh*sw + rw: ph_taps[p] taps (of
     ph_taps[-1] = M, the output channels), their offsets ph_off and packed weights ph_w (in
     phase order), doutp and xgrid one scratch row per thread (the padded dout planes, Wd
     wide, and the (C*Qd,) products)."""
     cdef Py_ssize_t N = dout.shape[0], M = dout.shape[1], Ho = dout.shape[2], Wo = dout.shape[3]
     cdef Py_ssize_t chunks = dw_part.shape[0], Mr = dw_part.shape[1], Kr = off.shape[0]
     cdef Py_ssize_t L = dc_lanes(isa, real is double), S = planes.shape[1]
+    cdef Py_ssize_t Ld = dc_dw_lanes(isa, real is double)
     cdef Py_ssize_t C = 0, H = 0, W = 0, Ct = 0, Hd = 0, Sd = 0, nphase = sh * sw
     cdef Py_ssize_t ch, n, t, p, kp, k0, w0, a, b, c, ih, iw, rh, rw, i
     cdef bint need_dx = dx is not None
@@ -300,7 +309,7 @@ def backward(const real[:, :, :, ::1] dout, const real[:, ::1] planes,
     cdef real* lp
     cdef real s
     if (Kr % DC_KR or Mr % DC_DB or Mr < M or dw_part.shape[2] != Kr
-            or lanes_part.shape[0] < num_threads or lanes_part.shape[1] < Mr * Kr * L
+            or lanes_part.shape[0] < num_threads or lanes_part.shape[1] < Mr * Kr * Ld
             or db_part.shape[0] != chunks or db_part.shape[1] < M or chunks < 1
             or dgrid.shape[0] < num_threads or dgrid.shape[1] < Mr * Qr or Qr % L
             or Qr < Ho * Wq or planes.shape[0] < N):
@@ -334,7 +343,7 @@ def backward(const real[:, :, :, ::1] dout, const real[:, ::1] planes,
             t = threadid()
             g = &dgrid[t, 0]
             lp = &lanes_part[t, 0]
-            memset(lp, 0, Mr * Kr * L * sizeof(real))
+            memset(lp, 0, Mr * Kr * Ld * sizeof(real))
             for n in range(ch * N // chunks, (ch + 1) * N // chunks):
                 _grid_one(&dout[n, 0, 0, 0], M, Ho, Wo, 0, 0, Wq, Mr, Qr, g, &db_part[ch, 0])
                 if real is float:
@@ -378,6 +387,6 @@ def backward(const real[:, :, :, ::1] dout, const real[:, ::1] planes,
                     w0 = w0 + kp * Ct
             for i in range(Mr * Kr):  # the lanes of each dw entry, summed in order
                 s = 0
-                for a in range(L):
-                    s = s + lp[i * L + a]
+                for a in range(Ld):
+                    s = s + lp[i * Ld + a]
                 (&dw_part[ch, 0, 0])[i] = s

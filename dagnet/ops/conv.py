@@ -29,6 +29,7 @@ from dagnet.ops.depthwise import (DepthwiseCache, depthwise_backward, depthwise_
                                   uses_depthwise)
 from dagnet.ops.depthwise import planes_size as depthwise_planes_size
 from dagnet.ops.direct import DirectCache, direct_backward, direct_forward, planes_size, uses_direct
+from dagnet.ops.winograd import input_grad, uses_dx
 from dagnet.ops.window import (DILATION, FLOOR, PADDING, STRIDE, as_pads, is_symmetric,
                                out_extent, window_out_size)
 from dagnet.ops.workspace import Workspace
@@ -153,6 +154,9 @@ def conv_backward(dout, cache, need_dx=True):
     """Gradients of conv_forward.  dout: (N, F, Ho, Wo) -> (dx (N, C, H, W) or None,
     dw (F, C/groups, kh, kw), db (F,)). A dout from grad_buffer is used as it lies (no copy)."""
     if isinstance(cache, DirectCache):
+        if need_dx and uses_dx(cache.x_shape[1:], cache.w.shape, cache.stride, cache.pad):
+            dout = np.ascontiguousarray(dout)  # dx by Winograd (ops/winograd.py), dw direct
+            return (input_grad(dout, cache.w, cache.pad), *direct_backward(dout, cache, False)[1:])
         return direct_backward(dout, cache, need_dx)
     if isinstance(cache, DepthwiseCache):
         return depthwise_backward(dout, cache, need_dx)

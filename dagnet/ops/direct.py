@@ -28,13 +28,21 @@ try:
 except ImportError:
     _ext = None
 
-#: the kernels' variant: the widest this CPU runs (AVX-512 CPUs run direct.h's products, copies
-#: and read-out on 16-float vectors, the rest as AVX2: 1 here is the A/B against the AVX2 tiles)
+#: the kernels' variant: the widest this CPU runs (AVX-512 CPUs run direct.h's products, copies,
+#: read-out and dw (DW_WIDE) on 16-float vectors, the rest as AVX2: 1 here is the A/B against AVX2)
 ISA: int = _ext.best_isa() if _ext is not None else 0
 #: False sends every conv to im2col + GEMM, as torch.backends.mkldnn.enabled does for PyTorch's
 #: own direct kernels: for A/B measurements and for debugging. Plans read it when they are
 #: compiled (workspace sizes) and convs when they run, so set it before compiling.
 ENABLED: bool = True
+#: dw on AVX-512 CPUs takes the AVX-512 kernel (direct.h dc_dw: 16 float lanes, tiles of 6
+#: channels) where the grid has at least DW_WIDE_MIN_GRID positions; False keeps it on AVX2's
+#: (A/B measurements). Measured single-thread, CPU time, batch 64, medians of 3 rounds:
+#: resnet20's 16-channel 32 x 32 conv 1.49x, 32-channel 16 x 16 1.20x, 16 -> 32 stride 2
+#: 1.13x; resnet_small's 16-channel 28 x 28 1.60x, 32-channel 14 x 14 (224 positions) 1.23x;
+#: resnet20's 32 -> 64 stride 2 (72: 4.5 vectors) 0.82x, left on AVX2.
+DW_WIDE: bool = True
+DW_WIDE_MIN_GRID = 128
 # dw is summed per chunk of samples, the chunks fixed by the batch size alone, so that the
 # result is the same for any thread count
 DW_CHUNKS = 16
@@ -204,7 +212,8 @@ def direct_backward(dout, cache, need_dx=True):
     dout = np.ascontiguousarray(dout)
     dtype = dout.dtype
     n, f = dout.shape[:2]
-    lanes = _ext.lanes(ISA, dtype == np.float64)
+    isa = ISA if DW_WIDE and geo.qr >= DW_WIDE_MIN_GRID else min(ISA, 1)  # 1: AVX2
+    lanes = _ext.dw_lanes(isa, dtype == np.float64)
     threads = max(1, min(kernels.NUM_THREADS, n))
     chunks = max(1, min(n, DW_CHUNKS))
     kr, mr = geo.off_dw.size, geo.rows_dw
@@ -223,7 +232,7 @@ def direct_backward(dout, cache, need_dx=True):
         doutp = xgrid = np.zeros((1, 0), dtype)
     _ext.backward(dout, planes, geo.off_dw, dw_part, db_part, lanes_part, dgrid, geo.wq,
                   geo.qr, dx, geo.ph_taps, geo.ph_off, ph_w, doutp, xgrid, *stride, *pad,
-                  geo.hq, geo.ti, geo.tj, geo.wd, geo.qd, ISA, threads)
+                  geo.hq, geo.ti, geo.tj, geo.wd, geo.qd, isa, threads)
     k = int(np.prod(w.shape[1:]))
     dw = dw_part.sum(axis=0)[:f, :k].reshape(w.shape)
     db = db_part.sum(axis=0).astype(dtype)

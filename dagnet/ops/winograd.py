@@ -15,7 +15,12 @@ Why: resnet_small's eval program spends almost all its time in 3x3 stride-1 conv
 32 channels, where the direct kernels (direct.h) run near what a direct conv can do; fewer
 multiplies is what is left. The sums differ from the direct conv's (a transform, then the
 products): the tests hold the outputs to a float64 reference within a bound derived from the
-transforms' magnitudes. Training keeps the direct and im2col convs (no Winograd backward).
+transforms' magnitudes.
+
+Training's input gradients take the same kernels (`uses_dx`, `input_grad`): the input gradient
+of a 3x3 stride-1 conv padded by p is the 3x3 stride-1 conv of the output gradient padded by
+2 - p, with the filters flipped and their two channel axes swapped (F in, C out). Training's
+forward and dw keep the direct and im2col convs.
 """
 from __future__ import annotations
 
@@ -136,6 +141,35 @@ def uses_wino(x_shape, w_shape, stride, pad) -> bool:
             and x_shape[2] + 2 * pad[1] >= 3):
         return False
     return x_shape[0] >= MIN_CHANNELS or tile(x_shape, pad) == 4
+
+
+#: False keeps training's input gradients on the direct kernels (for A/B measurements and
+#: debugging); convs read it when they run backward
+DX_ENABLED: bool = True
+
+
+def uses_dx(x_shape, w_shape, stride, pad) -> bool:
+    """Whether the input gradient of a training conv that runs on the direct kernels (ops/
+    direct.py) of per-example input x_shape (C, H, W), weights w_shape (F, C, kh, kw), (height,
+    width) stride and pad runs here: the 3x3 stride-1 convs whose gradient conv (F input
+    channels, pad 2 - p) uses_wino takes. Measured against the direct kernels' input gradient,
+    one thread, CPU time, batch 64, medians of 3 rounds (the filter transform each call
+    included): resnet20's 16-channel 32 x 32 convs 1.54x faster (F(4x4)), its 32-channel
+    16 x 16 ones 1.56x; resnet_small's 16-channel 28 x 28 1.47x (F(4x4)), 32-channel 14 x 14
+    1.53x (F(2x2))."""
+    if not DX_ENABLED or tuple(w_shape[2:]) != (3, 3) or tuple(stride) != (1, 1) or max(pad) > 2:
+        return False
+    (c, h, w), f, (ph, pw) = x_shape, w_shape[0], pad
+    return uses_wino((f, h + 2 * ph - 2, w + 2 * pw - 2), (c, f, 3, 3), (1, 1), (2 - ph, 2 - pw))
+
+
+def input_grad(dout, w, pad, threads: int = None):
+    """The input gradient (N, C, H, W) of the 3x3 stride-1 conv of weights w (F, C, 3, 3) and
+    (height, width) pad from its output gradient dout (N, F, Ho, Wo), by Winograd (the tile
+    `tile` picks for dout's planes)."""
+    wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+    return forward(dout, wt, np.zeros(w.shape[1], dout.dtype), (2 - pad[0], 2 - pad[1]),
+                   threads=threads)
 
 
 def forward(x, w, b, pad, residual=None, relu=False, isa: int = None, threads: int = None,

@@ -49,6 +49,24 @@ def test_matches_reference(x_shape, w_shape, stride, pad, dtype, tol, isa, monke
         assert norm_error(g, r) < tol, name
 
 
+@pytest.mark.skipif(direct.ISA < 2, reason="no AVX-512 here")
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 1e-6)])
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", SHAPES)
+def test_dw_wide_kernel_matches_reference(x_shape, w_shape, stride, pad, dtype, tol, monkeypatch):
+    """dw on the AVX-512 kernel (tiles of 6 channels, then 3; grids ending in a half vector)
+    for every shape, not only the grids of DW_WIDE_MIN_GRID positions; and DW_WIDE off (the
+    AVX2 kernel) the same within rounding."""
+    monkeypatch.setattr(direct, "DW_WIDE_MIN_GRID", 0)
+    (x, w, b, dout), got = run(x_shape, w_shape, stride, pad, dtype)
+    want = ref.conv_backward(dout, x, w, stride, pad)
+    for name, g, r in zip(("dx", "dw", "db"), got[1:], want):
+        assert norm_error(g, r) < tol, name
+    monkeypatch.setattr(direct, "DW_WIDE", False)
+    narrow = run(x_shape, w_shape, stride, pad, dtype)[1]
+    assert norm_error(narrow[2], got[2]) < tol
+    np.testing.assert_array_equal(narrow[1], got[1])  # dx: the same kernel
+
+
 def test_no_dx_keeps_dw_db():
     _, (_, dx, dw, db) = run(*SHAPES[0], np.float64)
     _, (_, none, dw2, db2) = run(*SHAPES[0], np.float64, need_dx=False)
@@ -75,6 +93,7 @@ def test_avx512_products_bitwise_avx2s(dtype, monkeypatch):
     values, for grids ending in every tail: 0-5 whole vectors after the 6-vector tiles, with
     and without the last half vector."""
     lanes = direct._ext.lanes(2, dtype == np.float64)  # AVX2's: the grid's rounding
+    monkeypatch.setattr(direct, "DW_WIDE", False)  # dw's own AVX-512 tiles sum other lanes
     tails = set()
     for wd in range(1, 41):
         x_shape, w_shape = (2, 3, 3, wd), (5, 3, 3, 3)
@@ -95,6 +114,7 @@ def test_avx512_products_bitwise_avx2s(dtype, monkeypatch):
 def test_avx512_products_bitwise_same_as_avx2(x_shape, w_shape, stride, pad, dtype, monkeypatch):
     # direct.h's AVX-512 dc_gemm (forward and input gradient) sums each output as the AVX2
     # one does, over twice the lanes and with a half-vector tail: the same bits
+    monkeypatch.setattr(direct, "DW_WIDE", False)  # dw's own AVX-512 tiles sum other lanes
     results = []
     for isa in (1, 2):
         monkeypatch.setattr(direct, "ISA", isa)

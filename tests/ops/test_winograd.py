@@ -323,3 +323,94 @@ def test_eval_program_runs_16_channel_convs_on_f4(dtype, tol, monkeypatch):
     plain = nets.resnet_small_eval(dtype).forward({"x": x}, mode="eval",
                                                    outputs=["scores"])["scores"]
     assert len(calls) == 4 and np.abs(scores[True] - plain).max() < tol * scale
+
+
+# -- training's input gradients (uses_dx, input_grad; ops/conv.py conv_backward) --
+DX_SHAPES = [  # (N, C, H, W), F, pad: the gradient conv has F input channels, pad 2 - p
+    ((2, 5, 12, 12), 32, (1, 1)),  # F(2x2) (32 channels of dout)
+    ((2, 3, 14, 13), 16, (1, 1)),  # F(4x4) (16 channels, a tile row and column half outside)
+    ((2, 4, 9, 11), 32, (0, 0)),  # the gradient conv padded by 2
+    ((2, 6, 8, 8), 32, (2, 2)),  # by 0
+    ((1, 7, 10, 9), 33, (1, 0)),  # unequal pads; filters filling no whole tile
+]
+
+
+def dx_data(x_shape, f, pad, dtype):
+    x, w, _ = data(x_shape, f, dtype)
+    ho, wo = x_shape[2] + 2 * pad[0] - 2, x_shape[3] + 2 * pad[1] - 2
+    dout = np.random.default_rng(2).standard_normal((x_shape[0], f, ho, wo)).astype(dtype)
+    return x, w, dout
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("x_shape,f,pad", DX_SHAPES)
+def test_input_grad_matches_reference(x_shape, f, pad, dtype, isa, monkeypatch):
+    """The input gradient against the loop reference's (dagnet/reference.py conv_backward),
+    within the bound of the gradient conv it runs (dout, the flipped and swapped filters)."""
+    monkeypatch.setattr(direct, "ISA", isa)
+    x, w, dout = dx_data(x_shape, f, pad, dtype)
+    want = ref.conv_backward(dout.astype(float), x.astype(float), w.astype(float), 1, pad)[0]
+    got = winograd.input_grad(dout, w, pad)
+    assert got.dtype == dtype and got.shape == x.shape
+    wt = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+    back = (2 - pad[0], 2 - pad[1])
+    assert_within_bound(got, want, dout, wt, np.zeros(x_shape[1], dtype), back,
+                        m=winograd.tile(dout.shape[1:], back))
+
+
+def test_uses_dx_rule(monkeypatch):
+    assert winograd.uses_dx((16, 32, 32), (16, 16, 3, 3), (1, 1), (1, 1))  # F(4x4)
+    assert winograd.uses_dx((32, 16, 16), (32, 32, 3, 3), (1, 1), (1, 1))  # F(2x2)
+    assert winograd.uses_dx((3, 16, 16), (32, 3, 3, 3), (1, 1), (1, 1))  # dout's channels count
+    assert not winograd.uses_dx((32, 16, 16), (8, 32, 3, 3), (1, 1), (1, 1))  # ... too few
+    assert not winograd.uses_dx((16, 32, 32), (32, 16, 3, 3), (2, 2), (1, 1))  # strided
+    assert not winograd.uses_dx((32, 16, 16), (32, 32, 5, 5), (1, 1), (2, 2))
+    assert not winograd.uses_dx((32, 16, 16), (32, 32, 3, 3), (1, 1), (3, 3))  # pad past 2
+    monkeypatch.setattr(winograd, "DX_ENABLED", False)
+    assert not winograd.uses_dx((32, 16, 16), (32, 32, 3, 3), (1, 1), (1, 1))
+    monkeypatch.setattr(winograd, "DX_ENABLED", True)
+    monkeypatch.setattr(winograd, "ENABLED", False)
+    assert not winograd.uses_dx((32, 16, 16), (32, 32, 3, 3), (1, 1), (1, 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_backward_takes_it(dtype, monkeypatch):
+    """A conv on the direct kernels takes its input gradient from input_grad (bitwise), its dw
+    and db from direct_backward (bitwise); DX_ENABLED off gives the direct kernels' dx, both
+    the reference's within rounding (F(4x4)'s, here: ~4x the direct kernels' norm-wise; its
+    bound is test_input_grad_matches_reference's); bitwise the same for any thread count."""
+    from dagnet import kernels
+    from dagnet.gradcheck import norm_error
+    from dagnet.ops.conv import conv_backward, conv_forward
+    x, w, dout = dx_data((3, 16, 12, 12), 16, (1, 1), dtype)
+    b = np.zeros(16, dtype)
+    _, cache = conv_forward(x, w, b, 1, 1)
+    assert isinstance(cache, direct.DirectCache)
+    got = conv_backward(dout, cache)
+    np.testing.assert_array_equal(got[0], winograd.input_grad(dout, w, (1, 1)))
+    for a, z in zip(got[1:], direct.direct_backward(dout, cache, False)[1:]):
+        np.testing.assert_array_equal(a, z)
+    monkeypatch.setattr(winograd, "DX_ENABLED", False)
+    plain = conv_backward(dout, cache)[0]
+    want = ref.conv_backward(dout.astype(float), x.astype(float), w.astype(float), 1, 1)[0]
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    assert norm_error(got[0], want) < 10 * tol and norm_error(plain, want) < tol
+    assert not np.array_equal(got[0], plain)
+    monkeypatch.setattr(winograd, "DX_ENABLED", True)
+    for threads in (1, 3):
+        monkeypatch.setattr(kernels, "NUM_THREADS", threads)
+        np.testing.assert_array_equal(conv_backward(dout, cache)[0], got[0])
+
+
+def test_conv2d_op_gradients_through_winograd_dx():
+    """float64 gradient check of conv2d where its forward runs on the direct kernels and its
+    input gradient on Winograd (32 filters: dout's 32 channels take F(2x2))."""
+    from dagnet.ops.conv import takes_direct
+    from tests.ops.harness import check_op
+    rng = np.random.default_rng(0)
+    shape, w_shape = (2, 4, 12, 12), (32, 4, 3, 3)
+    assert takes_direct(shape[1:], w_shape, 1, 1)
+    assert winograd.uses_dx(shape[1:], w_shape, (1, 1), (1, 1))
+    check_op("conv2d", [rng.standard_normal(shape), rng.standard_normal(w_shape),
+                        rng.standard_normal(32)], {"pad": 1})

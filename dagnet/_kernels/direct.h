@@ -7,7 +7,10 @@
    off[k] = plane(c, i % s, j % s)*Hq*Wq + (i / s)*Wq + j / s. The convolution is a matrix
    product whose second operand is never built: row k of it is src shifted by off[k]. The
    output is computed on the Ho x Wq grid (Wq >= Wo); the grid's columns past Wo read into the
-   next row and are dropped (7% more work for 28 x 28 at pad 1).
+   next row and are dropped (7% more work for 28 x 28 at pad 1). Where the output rows alone
+   take fewer vectors (each row in ceil(Wo / L) of them), the forward computes those
+   (dc_gemm_rows: LeNet's conv2, 8 outputs a row on a grid 12 wide, 1.41x faster at batch
+   256, its conv1 1.06x).
 
    dc_gemm: out[m][q] = bias[m] + sum_k w[k][m] * src[off[k] + q]   (the forward; the input
        gradient is the same product on the output gradient's planes, per phase)
@@ -94,6 +97,75 @@ ATTR static void NAME(ptrdiff_t M, ptrdiff_t K, ptrdiff_t Qr, const int32_t* __r
         NAME##_t2(M, K, off, wp, bias, src + q0, out + q0, ldo);                            \
     else if (Qr - q0 >= L)                                                                  \
         NAME##_t1(M, K, off, wp, bias, src + q0, out + q0, ldo);                            \
+}
+
+/* The tile of DC_TILE at NV vectors of positions anywhere in the grid, vector v at
+   q[v] (src and out read and written there): dc_gemm_rows's, which skips the grid's
+   columns past Wo. The same sums, in the same order, as DC_TILE's. */
+#define DC_TILEV(NAME, ATTR, T, V, VU, L, NV)                                               \
+ATTR static inline void NAME(ptrdiff_t M, ptrdiff_t K, const int32_t* __restrict off,      \
+                             const T* __restrict wp, const T* __restrict bias,             \
+                             const T* __restrict s, const ptrdiff_t* q,                     \
+                             T* __restrict out, ptrdiff_t ldo) {                            \
+    const ptrdiff_t tiles = (M + DC_FR - 1) / DC_FR;                                        \
+    ptrdiff_t at[NV];                                                                       \
+    for (int v = 0; v < NV; v++)                                                            \
+        at[v] = q[v];                                                                       \
+    for (ptrdiff_t t = 0; t < tiles; t++) {                                                 \
+        const T* __restrict w = wp + t * K * DC_FR;                                         \
+        V acc[DC_FR][NV];                                                                   \
+        for (int r = 0; r < DC_FR; r++) {                                                   \
+            const T b0 = bias ? bias[t * DC_FR + r] : (T)0;                                 \
+            for (int v = 0; v < NV; v++)                                                    \
+                acc[r][v] = (V){0} + b0;                                                    \
+        }                                                                                   \
+        DC_UNROLL                                                                           \
+        for (ptrdiff_t k = 0; k < K; k++, w += DC_FR) {                                     \
+            const T* __restrict sk = s + off[k];                                            \
+            V x[NV];                                                                        \
+            for (int v = 0; v < NV; v++)                                                    \
+                x[v] = *(const VU*)(sk + at[v]);                                            \
+            for (int r = 0; r < DC_FR; r++) {                                               \
+                const V wr = (V){0} + w[r];                                                 \
+                for (int v = 0; v < NV; v++)                                                \
+                    acc[r][v] += wr * x[v];                                                 \
+            }                                                                               \
+        }                                                                                   \
+        const ptrdiff_t rows = M - t * DC_FR < DC_FR ? M - t * DC_FR : DC_FR;               \
+        for (ptrdiff_t r = 0; r < rows; r++)                                                \
+            for (int v = 0; v < NV; v++)                                                    \
+                *(VU*)(out + (t * DC_FR + r) * ldo + at[v]) = acc[r][v];                    \
+    }                                                                                       \
+}
+
+/* dc_gemm's out[m][q] for the grid's positions q = oh*Wq + ow, oh < Ho, ow < Wo only
+   (Wo >= L): each output row in ceil(Wo / L) vectors, the last ending at Wo (it computes
+   some values twice, the same), DC_NV vectors a tile, across rows. The forward's choice
+   where that is fewer vectors than the whole grid (dc_gemm_out): LeNet's conv2 (12 x 12 ->
+   8 x 8, Wq 12) 8 vectors a channel for 12. Every value the same sum, in the same order. */
+#define DC_GEMM_ROWS(NAME, ATTR, T, V, VU, L)                                               \
+DC_TILEV(NAME##_t3, ATTR, T, V, VU, L, DC_NV)                                               \
+DC_TILEV(NAME##_t2, ATTR, T, V, VU, L, 2)                                                   \
+DC_TILEV(NAME##_t1, ATTR, T, V, VU, L, 1)                                                   \
+ATTR static void NAME(ptrdiff_t M, ptrdiff_t K, ptrdiff_t Ho, ptrdiff_t Wo, ptrdiff_t Wq,   \
+                      const int32_t* __restrict off, const T* __restrict wp,               \
+                      const T* __restrict bias, const T* __restrict src,                   \
+                      T* __restrict out, ptrdiff_t ldo) {                                   \
+    const ptrdiff_t per = (Wo + L - 1) / L, total = Ho * per;                               \
+    for (ptrdiff_t i = 0; i < total; i += DC_NV) {                                          \
+        ptrdiff_t q[DC_NV];                                                                 \
+        const ptrdiff_t nv = total - i < DC_NV ? total - i : DC_NV;                         \
+        for (ptrdiff_t v = 0; v < nv; v++) {                                                \
+            const ptrdiff_t ow = (i + v) % per * L;                                         \
+            q[v] = (i + v) / per * Wq + (ow + L <= Wo ? ow : Wo - L);                       \
+        }                                                                                   \
+        if (nv == DC_NV)                                                                    \
+            NAME##_t3(M, K, off, wp, bias, src, q, out, ldo);                               \
+        else if (nv == 2)                                                                   \
+            NAME##_t2(M, K, off, wp, bias, src, q, out, ldo);                               \
+        else                                                                                \
+            NAME##_t1(M, K, off, wp, bias, src, q, out, ldo);                               \
+    }                                                                                       \
 }
 
 /* part[m][k][:L] += the L lane sums of d[m][q] * src[off[k] + q] over q < Qr (a multiple of
@@ -275,6 +347,8 @@ typedef int32_t dc_i4 __attribute__((vector_size(16)));
 typedef int64_t dc_l2 __attribute__((vector_size(16)));
 DC_GEMM(dc_gemm_f_portable, , float, dn_f4, dn_f4_u, 4)
 DC_GEMM(dc_gemm_d_portable, , double, dn_d2, dn_d2_u, 2)
+DC_GEMM_ROWS(dc_gemm_rows_f_portable, , float, dn_f4, dn_f4_u, 4)
+DC_GEMM_ROWS(dc_gemm_rows_d_portable, , double, dn_d2, dn_d2_u, 2)
 DC_DW(dc_dw_f_portable, , float, dn_f4, dn_f4_u, 4)
 DC_DW(dc_dw_d_portable, , double, dn_d2, dn_d2_u, 2)
 DC_ROWS(dc_rows_f_portable, , float, dn_f4, dn_f4_u, 4, dc_i4, uint32_t)
@@ -288,6 +362,8 @@ typedef int32_t dc_i8 __attribute__((vector_size(32)));
 typedef int64_t dc_l4 __attribute__((vector_size(32)));
 DC_GEMM(dc_gemm_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8)
 DC_GEMM(dc_gemm_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4)
+DC_GEMM_ROWS(dc_gemm_rows_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8)
+DC_GEMM_ROWS(dc_gemm_rows_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4)
 DC_DW(dc_dw_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8)
 DC_DW(dc_dw_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4)
 DC_ROWS(dc_rows_f_avx2, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8, dc_i8, uint32_t)
@@ -319,9 +395,20 @@ static ptrdiff_t dc_lanes(int isa, int is_double) {
 #define DC_PICK(NAME, ARGS) NAME##_portable ARGS;
 #endif
 
+/* Whether dc_gemm_out may take the output rows alone (direct.pyx set_rows: A/B measurements). */
+static int dc_rows_on = 1;
+
 #define DC_DISPATCH(T, SUF)                                                                 \
-static void dc_gemm_##SUF(int isa, ptrdiff_t M, ptrdiff_t K, ptrdiff_t Qr, const int32_t* off, \
-                          const T* wp, const T* bias, const T* src, T* out, ptrdiff_t ldo) { \
+/* dc_gemm's product, for the forward the output rows alone (dc_gemm_rows) where that is  \
+   fewer vectors than the whole grid of Qr positions (Wo 0: the grid, as dx's products). */  \
+static void dc_gemm_out_##SUF(int isa, ptrdiff_t M, ptrdiff_t K, ptrdiff_t Qr, ptrdiff_t Ho, \
+                              ptrdiff_t Wo, ptrdiff_t Wq, const int32_t* off, const T* wp,  \
+                              const T* bias, const T* src, T* out, ptrdiff_t ldo) {        \
+    const ptrdiff_t L = dc_lanes(isa, sizeof(T) == 8);                                      \
+    if (dc_rows_on && Wo >= L && Ho * ((Wo + L - 1) / L) < Qr / L) {                         \
+        DC_PICK(dc_gemm_rows_##SUF, (M, K, Ho, Wo, Wq, off, wp, bias, src, out, ldo))       \
+        return;                                                                             \
+    }                                                                                       \
     DC_PICK(dc_gemm_##SUF, (M, K, Qr, off, wp, bias, src, out, ldo))                        \
 }                                                                                           \
 static void dc_dw_##SUF(int isa, ptrdiff_t Mr, ptrdiff_t Kr, ptrdiff_t Qr, const int32_t* off, \

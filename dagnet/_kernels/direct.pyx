@@ -27,12 +27,13 @@ from dagnet._kernels.types cimport real
 cdef extern from "direct.h" nogil:
     int dn_best_isa()
     Py_ssize_t dc_lanes(int isa, int is_double)
-    void dc_gemm_f(int isa, Py_ssize_t M, Py_ssize_t K, Py_ssize_t Qr, const int32_t* off,
-                   const float* wp, const float* bias, const float* src, float* out,
-                   Py_ssize_t ldo)
-    void dc_gemm_d(int isa, Py_ssize_t M, Py_ssize_t K, Py_ssize_t Qr, const int32_t* off,
-                   const double* wp, const double* bias, const double* src, double* out,
-                   Py_ssize_t ldo)
+    void dc_gemm_out_f(int isa, Py_ssize_t M, Py_ssize_t K, Py_ssize_t Qr, Py_ssize_t Ho,
+                       Py_ssize_t Wo, Py_ssize_t Wq, const int32_t* off, const float* wp,
+                       const float* bias, const float* src, float* out, Py_ssize_t ldo)
+    void dc_gemm_out_d(int isa, Py_ssize_t M, Py_ssize_t K, Py_ssize_t Qr, Py_ssize_t Ho,
+                       Py_ssize_t Wo, Py_ssize_t Wq, const int32_t* off, const double* wp,
+                       const double* bias, const double* src, double* out, Py_ssize_t ldo)
+    int dc_rows_on
     void dc_dw_f(int isa, Py_ssize_t Mr, Py_ssize_t Kr, Py_ssize_t Qr, const int32_t* off,
                  const float* d, Py_ssize_t ldd, const float* src, float* part)
     void dc_dw_d(int isa, Py_ssize_t Mr, Py_ssize_t Kr, Py_ssize_t Qr, const int32_t* off,
@@ -70,13 +71,25 @@ def lanes(int isa, bint is_double):
     return dc_lanes(isa, is_double)
 
 
+def set_rows(bint on):
+    """Sets whether the forward may compute the output rows alone, skipping the grid's
+    columns past Wo (direct.h dc_gemm_rows: the same numbers; off for A/B measurements and
+    the test holding the two together); returns the previous setting."""
+    global dc_rows_on
+    was, dc_rows_on = dc_rows_on, on
+    return bool(was)
+
+
 cdef inline void _gemm(int isa, Py_ssize_t M, Py_ssize_t K, Py_ssize_t Qr, const int32_t* off,
                        const real* wp, const real* bias, const real* src, real* out,
-                       Py_ssize_t ldo) noexcept nogil:
+                       Py_ssize_t ldo, Py_ssize_t Ho=0, Py_ssize_t Wo=0,
+                       Py_ssize_t Wq=0) noexcept nogil:
+    """out's grid of Qr positions, or (the forward, given Ho, Wo, Wq) its Ho x Wo outputs'
+    (direct.h dc_gemm_out: the rest of each row's Wq may be left unwritten)."""
     if real is float:
-        dc_gemm_f(isa, M, K, Qr, off, wp, bias, src, out, ldo)
+        dc_gemm_out_f(isa, M, K, Qr, Ho, Wo, Wq, off, wp, bias, src, out, ldo)
     else:
-        dc_gemm_d(isa, M, K, Qr, off, wp, bias, src, out, ldo)
+        dc_gemm_out_d(isa, M, K, Qr, Ho, Wo, Wq, off, wp, bias, src, out, ldo)
 
 
 cdef void _planes_one(const real* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh,
@@ -199,7 +212,7 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
             g = &grid[t, 0]
             pl = &planes[n if kept else t, 0]
             _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph, pl, S)
-            _gemm(isa, M, K, Qr, &off[0], &wp[0], &bias[0], pl, g, Qr)
+            _gemm(isa, M, K, Qr, &off[0], &wp[0], &bias[0], pl, g, Qr, Ho, Wo, Wq)
             if plain:
                 _copy_out(g, Qr, Wq, 0, M, Ho, Wo, &out[n, 0, 0, 0])
             else:

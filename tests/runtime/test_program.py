@@ -287,6 +287,62 @@ def test_direct_pooled_epilogue_matches_the_loop_reference(pool, residual, dtype
     assert np.abs(got[ok] - want[ok]).max() <= tol * max(1, np.abs(want[ok]).max())
 
 
+#: convs whose output rows take fewer vectors than the grid (direct.h dc_gemm_rows): LeNet's
+#: conv2 (8 x 8 outputs on a grid 12 wide) and conv1 (24 x 24 on 28), and rows of 15 (a
+#: vector's worth and a part: the last vector overlaps the one before)
+ROWS_SHAPES = [((3, 20, 12, 12), (50, 20, 5, 5), (1, 1), (0, 0)),
+               ((2, 1, 28, 28), (20, 1, 5, 5), (1, 1), (0, 0)),
+               ((3, 3, 17, 21), (6, 3, 5, 7), (1, 1), (0, 0))]
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("pool,threads,parts", [(None, 2, 1), ((2, 2, 2, 2), 2, 1),
+                                                ((2, 2, 2, 2), 3, 4), (None, 2, 2)])
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", ROWS_SHAPES)
+def test_output_rows_alone_give_the_grids_numbers(x_shape, w_shape, stride, pad, pool, threads,
+                                                   parts, dtype, tol, isa, monkeypatch):
+    """The forward computing the output rows alone gives the whole grid's values bitwise,
+    and the loop reference's."""
+    monkeypatch.setattr(direct, "ISA", isa)
+    rng = np.random.default_rng(2)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[:1]))
+    x = x[:1] if parts > 1 else x
+    got = _epilogue(x, w, b, stride, pad, None, True, threads=threads, pool=pool, parts=parts)
+    was = direct._ext.set_rows(False)
+    try:
+        grid = _epilogue(x, w, b, stride, pad, None, True, threads=threads, pool=pool, parts=parts)
+    finally:
+        direct._ext.set_rows(was)
+    np.testing.assert_array_equal(got, grid)
+    want = _reference_epilogue(x, w, b, stride, pad, None, True, pool and pool[:4])
+    assert np.abs(got - want).max() <= tol * max(1, np.abs(want).max())
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+@pytest.mark.parametrize("rows", [True, False])
+def test_output_rows_alone_leave_the_grids_extra_columns_unwritten(rows):
+    """With rows alone, the grid's columns past Wo are never computed (the scratch keeps what
+    it held there); the whole grid writes them."""
+    x_shape, w_shape, stride, pad = ROWS_SHAPES[0]
+    rng = np.random.default_rng(3)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, w_shape, w_shape[:1]))
+    geo = direct.geometry(x.shape[1:], w.shape, stride, pad, direct._ext.lanes(direct.ISA, False))
+    grid = np.full((1, w.shape[0] * geo.qr), np.nan, np.float32)
+    out = np.empty((len(x), w.shape[0], geo.ho, geo.wo), np.float32)
+    was = direct._ext.set_rows(rows)
+    try:
+        direct._ext.forward(x, np.empty((len(x), geo.size), np.float32), geo.slot, geo.off,
+                            *direct.packed(w, b, np.float32), grid, out, *stride, *pad, geo.hq,
+                            geo.wq, geo.qr, direct.ISA, 1)
+    finally:
+        direct._ext.set_rows(was)
+    rows_of = grid[0, :geo.ho * geo.wq].reshape(geo.ho, geo.wq)
+    assert not np.isnan(rows_of[:, :geo.wo]).any()
+    assert np.isnan(rows_of[:, geo.wo:]).all() == rows
+
+
 @pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
 def test_overlapping_pool_windows_are_refused():
     x, w, b = np.zeros((1, 2, 8, 8)), np.zeros((3, 2, 3, 3)), np.zeros(3)

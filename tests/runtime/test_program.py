@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import dagnet
-from dagnet import kernels
+from dagnet import blocks, kernels
 from dagnet import reference as ref
 from dagnet.models import lenet, lenet_bn, resnet_small
 from dagnet.ops import direct
@@ -134,6 +134,23 @@ def test_a_batch_affine_gives_the_ops_numbers_for_any_thread_count(monkeypatch):
         monkeypatch.setattr(kernels, "NUM_THREADS", threads)
         plan.executor.programs.clear()
         np.testing.assert_array_equal(plan.forward({name: x}, mode="eval", outputs=["fc2"])["fc2"], got)
+
+
+def test_a_batch_affine_splits_as_the_eval_op_splits(monkeypatch):
+    # the program's fully connected layers and the executor's eval steps cut their products
+    # into the same blocks (blocks.EVAL_MIN_BLOCK_SIDE wide: LeNet's fc1 at batch 256), hence
+    # the same bits
+    plan = _eval_plan(nets.two_layer(d=800, hidden=500, classes=10), "float32")
+    x = np.random.default_rng(5).standard_normal((256, 800)).astype(np.float32)
+    counts = []
+    real_run = blocks.run
+    monkeypatch.setattr(blocks, "run", lambda fn, n: (counts.append(n), real_run(fn, n)))
+    got = plan.forward({"x": x}, mode="eval", outputs=["fc2"])["fc2"]
+    in_program, counts[:] = list(counts), []
+    monkeypatch.setattr(program, "ENABLED", False)
+    want = plan.forward({"x": x}, mode="eval", outputs=["fc2"])["fc2"]
+    assert in_program == [500 // blocks.EVAL_MIN_BLOCK_SIDE] and counts == in_program
+    np.testing.assert_array_equal(got, want)
 
 
 def test_an_affine_param_of_another_dtype_is_refused_as_the_executor_refuses_it():

@@ -71,13 +71,14 @@ def lanes(int isa, bint is_double):
     return dc_lanes(isa, is_double)
 
 
-def set_rows(bint on):
+def set_rows(int mode):
     """Sets whether the forward may compute the output rows alone, skipping the grid's
-    columns past Wo (direct.h dc_gemm_rows: the same numbers; off for A/B measurements and
-    the test holding the two together); returns the previous setting."""
+    columns past Wo (direct.h dc_gemm_rows: 1; 2 also two of their 8-float vectors to an
+    AVX-512 register, dc_gemm_rows16; 0 neither: the same numbers each way, for A/B
+    measurements and the tests holding them together); returns the previous mode."""
     global dc_rows_on
-    was, dc_rows_on = dc_rows_on, on
-    return bool(was)
+    was, dc_rows_on = dc_rows_on, mode
+    return was
 
 
 cdef inline void _gemm(int isa, Py_ssize_t M, Py_ssize_t K, Py_ssize_t Qr, const int32_t* off,

@@ -189,15 +189,24 @@ MAX_BLOCKS = 8
 #: convnet's fc1 forward, (64 x 8192) @ (8192 x 100), took 4.6 ms on one thread in 8 blocks
 #: of 13 columns, 2.2 ms in 2 of 50 (whole: 2.0)
 MIN_BLOCK_SIDE = 48
+#: an eval-mode product's blocks (the affine op's forward in eval mode and the inference
+#: program's affine, which give the same bits so) at least this wide: with no backward to
+#: balance, LeNet's fc1 at batch 256, (256 x 800) @ (800 x 500), in 8 blocks of 63 columns
+#: repacked its 800 KB input 8 times; in 2 of 250 it ran 1.57x faster, in 4 of 125 1.31x
+#: (medians of 100 alternating calls, load 4.3; whole on one thread 3.0x there, the second
+#: core being busy: 2 blocks cost little more when one thread takes both, half when not)
+EVAL_MIN_BLOCK_SIDE = 192
 
 
-def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None,
+           min_side: int | None = None) -> np.ndarray:
     """a @ b on one-thread GEMMs.  a: (M, K), b: (K, N) -> (M, N); out: an array to write.
 
     Up to SERIAL_MACS multiply-adds in one piece on the calling thread, else by blocks of
-    a's rows (or b's columns, the longer side) over the threads (`run`), at least
-    MIN_BLOCK_SIDE wide; the pieces are fixed by the shapes, so the result is the same for
-    any thread count."""
+    a's rows (or b's columns, the longer side) over the threads (`run`), at least min_side
+    (default MIN_BLOCK_SIDE) wide; the pieces are fixed by the shapes (and min_side), so the
+    result is the same for any thread count."""
+    min_side = MIN_BLOCK_SIDE if min_side is None else min_side
     m, k = a.shape
     n = b.shape[1]
     macs = m * n * k
@@ -207,7 +216,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     # is the smaller (fc1's dx, 64 x 100 @ 100 x 8192: by columns)
     rows = m >= n
     side = m if rows else n
-    count = min(MAX_BLOCKS, -(-macs // SERIAL_MACS), side // MIN_BLOCK_SIDE)
+    count = min(MAX_BLOCKS, -(-macs // SERIAL_MACS), side // min_side)
     if macs > SERIAL_MACS and count > 1:
         span = spans(side, -(-side // count))
 

@@ -41,7 +41,8 @@ cdef inline void _split_one(_Split* c, real* kind, Py_ssize_t item, int tid) noe
     if m1 > c.M:
         m1 = c.M
     _gemm(c.isa, m1 - m0, c.K, c.Qr, c.off, <const real*>c.wp + m0 * c.K,
-          <const real*>c.bias + m0, <const real*>c.planes + n * c.planes_n, g + m0 * c.Qr, c.Qr)
+          <const real*>c.bias + m0, <const real*>c.planes + n * c.planes_n, g + m0 * c.Qr, c.Qr,
+          c.Ho, c.Wo, c.Wq)
     if c.plain:
         _copy_out(g, c.Qr, c.Wq, m0, m1, c.Ho, c.Wo, out)
     else:

@@ -14,13 +14,20 @@ from dagnet.ops.conv import INIT, WEIGHT_SCALE
 from dagnet.ops.declare import COUNT, REQUIRED, Attr, data, param, weight
 
 
-def affine_forward(x, w, b, out=None):
+def affine_forward(x, w, b, out=None, mode="train"):
     """x @ w + b with x flattened per example.  x: (N, d1, ..., dk), w: (D, M), b: (M,) -> (N, M).
-    out: an (N, M) array to write into."""
+    out: an (N, M) array to write into; mode "eval" splits the product into eval's blocks
+    (blocks.EVAL_MIN_BLOCK_SIDE), as the inference program's affine does (the same bits)."""
     x2 = x.reshape(x.shape[0], -1)
-    out = blocks.matmul(x2, w, out=out)  # one-thread GEMMs (dagnet/blocks.py: OpenBLAS's waits)
+    # one-thread GEMMs (dagnet/blocks.py: OpenBLAS's waits)
+    out = blocks.matmul(x2, w, out=out, min_side=eval_side(mode))
     out += b
     return out, (x2, w, x.shape)
+
+
+def eval_side(mode: str) -> int | None:
+    """The blocks' least width for an affine product in mode (None: blocks.matmul's default)."""
+    return blocks.EVAL_MIN_BLOCK_SIDE if mode == "eval" else None
 
 
 def affine_backward(dout, cache, need_dx=True, dw=None, db=None):
@@ -77,7 +84,7 @@ class Affine(Op):
         x, w, b = inputs
         check_floats(self.name, self.input_names, inputs)
         self.infer_shape([x.shape[1:], w.shape, b.shape], attrs)
-        return affine_forward(x, w, b, out=out)
+        return affine_forward(x, w, b, out=out, mode=mode)
 
     def backward(self, dout, cache, attrs, needs=None, grads=None):
         grads = grads or {}

@@ -321,7 +321,7 @@ class AffineReLU(FusedOp):
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         x, w, b = inputs
-        y, acache = affine_forward(x, w, b, out=out)
+        y, acache = affine_forward(x, w, b, out=out, mode=mode)
         np.maximum(y, 0, out=y)
         return y, (acache, y)
 
@@ -342,7 +342,7 @@ class AffineBNReLU(FusedOp):
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         x, w, b, gamma, beta = inputs
-        y, acache = affine_forward(x, w, b)
+        y, acache = affine_forward(x, w, b, mode=mode)
         z, bcache = batchnorm_forward(y, gamma, beta, mode, state,
                                       *_bn_args(self.member_attrs(attrs, "batchnorm")), out=out,
                                       relu=True)

@@ -14,6 +14,7 @@ import numpy as np
 
 from dagnet import blocks, kernels
 from dagnet.ops import direct
+from dagnet.ops.dense import eval_side
 
 #: a batch of at least affine_call's small_below runs its product on dagnet/blocks.py's
 #: one-thread GEMMs, as the affine op does (the same numbers as the executor's step, for any
@@ -40,6 +41,7 @@ def affine_call(ins, out, program, small_below: int):
     dtype, w_shape, b_shape = program.dtype, params[wn].shape, params[bn].shape
     y = out.reshape(len(out), -1)
     matmul, add, maximum = blocks.matmul if BLOCKED else np.matmul, np.add, np.maximum
+    side = {"min_side": eval_side("eval")} if BLOCKED else {}  # the eval op's blocks
     checked = op_call(ins, out, None, program)
     # a small batch: blocks of columns split among the caller and the helpers (affine.h)
     small = direct._ext.affine_small if direct._ext is not None and len(out) < small_below \
@@ -57,7 +59,7 @@ def affine_call(ins, out, program, small_below: int):
             small(a, w, b, y, relu, threads)
             env[name] = out
             return
-        matmul(a, w, out=y)
+        matmul(a, w, out=y, **side)
         add(y, b, out=y)
         if relu:
             maximum(y, 0, out=y)

@@ -205,7 +205,7 @@ def _take(free: list, size: int) -> np.ndarray:
     return free.pop(min(fits, key=lambda k: free[k].nbytes))
 
 
-#: the direct kernel computes Wq >= Wo columns of each output row (direct.h); for inference
+#: the direct kernel computes Wq >= Wo columns of each output row (direct.h; or the rows alone); for inference
 #: it runs convs whose grid is at most this much wider (no input gradient to weigh as
 #: ops/direct.py's training rule does), 1x1 convs too (no im2col copy, no BLAS call)
 DIRECT_WASTE = 1.5

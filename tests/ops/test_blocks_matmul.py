@@ -88,3 +88,22 @@ def test_blocks_are_at_least_min_block_side_wide(monkeypatch):
         calls.clear()
         np.testing.assert_allclose(blocks.matmul(a, b), a @ b, rtol=1e-4, atol=1e-3)
         assert calls == ([] if want is None else [want])
+
+
+def test_eval_mode_affine_splits_into_evals_wider_blocks(monkeypatch):
+    """The affine op in eval mode splits its product into blocks at least
+    EVAL_MIN_BLOCK_SIDE wide (LeNet's fc1 at batch 256: 2 blocks of 250 columns, not 8 of
+    63), in train mode MIN_BLOCK_SIDE wide; the numbers are the product's either way."""
+    calls = []
+    real_run = blocks.run
+    monkeypatch.setattr(blocks, "run", lambda fn, count: (calls.append(count), real_run(fn, count)))
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((256, 50, 4, 4)).astype(np.float32)
+    w, b = rng.standard_normal((800, 500)).astype(np.float32), np.zeros(500, np.float32)
+    want = x.reshape(256, -1).astype(np.float64) @ w
+    for mode, count in (("eval", 500 // blocks.EVAL_MIN_BLOCK_SIDE), ("train", 8)):
+        calls.clear()
+        got, _ = affine_forward(x, w, b, mode=mode)
+        assert calls == [count]
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    assert blocks.EVAL_MIN_BLOCK_SIDE > blocks.MIN_BLOCK_SIDE

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import dagnet
-from dagnet import kernels
+from dagnet import blocks, kernels
 from dagnet import reference as ref
 from dagnet.models import lenet, lenet_bn, resnet_small
 from dagnet.ops import direct
@@ -134,6 +134,23 @@ def test_a_batch_affine_gives_the_ops_numbers_for_any_thread_count(monkeypatch):
         monkeypatch.setattr(kernels, "NUM_THREADS", threads)
         plan.executor.programs.clear()
         np.testing.assert_array_equal(plan.forward({name: x}, mode="eval", outputs=["fc2"])["fc2"], got)
+
+
+def test_a_batch_affine_splits_as_the_eval_op_splits(monkeypatch):
+    # the program's fully connected layers and the executor's eval steps cut their products
+    # into the same blocks (blocks.EVAL_MIN_BLOCK_SIDE wide: LeNet's fc1 at batch 256), hence
+    # the same bits
+    plan = _eval_plan(nets.two_layer(d=800, hidden=500, classes=10), "float32")
+    x = np.random.default_rng(5).standard_normal((256, 800)).astype(np.float32)
+    counts = []
+    real_run = blocks.run
+    monkeypatch.setattr(blocks, "run", lambda fn, n: (counts.append(n), real_run(fn, n)))
+    got = plan.forward({"x": x}, mode="eval", outputs=["fc2"])["fc2"]
+    in_program, counts[:] = list(counts), []
+    monkeypatch.setattr(program, "ENABLED", False)
+    want = plan.forward({"x": x}, mode="eval", outputs=["fc2"])["fc2"]
+    assert in_program == [500 // blocks.EVAL_MIN_BLOCK_SIDE] and counts == in_program
+    np.testing.assert_array_equal(got, want)
 
 
 def test_an_affine_param_of_another_dtype_is_refused_as_the_executor_refuses_it():
@@ -286,6 +303,67 @@ def test_direct_pooled_epilogue_matches_the_loop_reference(pool, residual, dtype
     ok = ~np.isnan(want)
     assert np.isnan(want).any() and ok.any()
     assert np.abs(got[ok] - want[ok]).max() <= tol * max(1, np.abs(want[ok]).max())
+
+
+#: convs whose output rows take fewer vectors than the grid (direct.h dc_gemm_rows): LeNet's
+#: conv2 (8 x 8 outputs on a grid 12 wide) and conv1 (24 x 24 on 28), and rows of 15 (a
+#: vector's worth and a part: the last vector overlaps the one before)
+ROWS_SHAPES = [((3, 20, 12, 12), (50, 20, 5, 5), (1, 1), (0, 0)),
+               ((2, 1, 28, 28), (20, 1, 5, 5), (1, 1), (0, 0)),
+               ((3, 3, 17, 21), (6, 3, 5, 7), (1, 1), (0, 0))]
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("pool,threads,parts", [(None, 2, 1), ((2, 2, 2, 2), 2, 1),
+                                                ((2, 2, 2, 2), 3, 4), (None, 2, 2)])
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", ROWS_SHAPES)
+def test_output_rows_alone_give_the_grids_numbers(x_shape, w_shape, stride, pad, pool, threads,
+                                                   parts, dtype, tol, isa, monkeypatch):
+    """The forward computing the output rows alone (on AVX-512 two 8-float vectors to a
+    register) gives the whole grid's values bitwise, and the loop reference's."""
+    monkeypatch.setattr(direct, "ISA", isa)
+    rng = np.random.default_rng(2)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[:1]))
+    x = x[:1] if parts > 1 else x
+    got = {}
+    was = direct._ext.set_rows(0)
+    try:
+        for mode in (0, 1, 2):  # the grid, the rows alone, in pairs on AVX-512
+            direct._ext.set_rows(mode)
+            got[mode] = _epilogue(x, w, b, stride, pad, None, True, threads=threads, pool=pool,
+                                  parts=parts)
+    finally:
+        direct._ext.set_rows(was)
+    np.testing.assert_array_equal(got[1], got[0])
+    np.testing.assert_array_equal(got[2], got[0])
+    got = got[2]
+    want = _reference_epilogue(x, w, b, stride, pad, None, True, pool and pool[:4])
+    assert np.abs(got - want).max() <= tol * max(1, np.abs(want).max())
+
+
+@pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
+@pytest.mark.parametrize("rows", [0, 1, 2])
+def test_output_rows_alone_leave_the_grids_extra_columns_unwritten(rows):
+    """With rows alone, the grid's columns past Wo are never computed (the scratch keeps what
+    it held there); the whole grid writes them."""
+    x_shape, w_shape, stride, pad = ROWS_SHAPES[0]
+    rng = np.random.default_rng(3)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, w_shape, w_shape[:1]))
+    geo = direct.geometry(x.shape[1:], w.shape, stride, pad, direct._ext.lanes(direct.ISA, False))
+    grid = np.full((1, w.shape[0] * geo.qr), np.nan, np.float32)
+    out = np.empty((len(x), w.shape[0], geo.ho, geo.wo), np.float32)
+    was = direct._ext.set_rows(rows)
+    try:
+        direct._ext.forward(x, np.empty((len(x), geo.size), np.float32), geo.slot, geo.off,
+                            *direct.packed(w, b, np.float32), grid, out, *stride, *pad, geo.hq,
+                            geo.wq, geo.qr, direct.ISA, 1)
+    finally:
+        direct._ext.set_rows(was)
+    rows_of = grid[0, :geo.ho * geo.wq].reshape(geo.ho, geo.wq)
+    assert not np.isnan(rows_of[:, :geo.wo]).any()
+    assert np.isnan(rows_of[:, geo.wo:]).all() == bool(rows)
 
 
 @pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")

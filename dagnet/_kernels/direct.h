@@ -299,7 +299,8 @@ DC_POOL(dc_pool_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, dc_l4, uint64
 #endif
 
 /* The vector width (values) of variant isa for T; AVX-512 runs the AVX2 variant (16 wide
-   tiles would need other tile shapes, and no AVX-512 machine measured them). */
+   tiles would need other tile shapes) here; Winograd's grids and direct_oc.h's tiles have
+   16-wide variants of their own (wg_lanes, oc_width). */
 static ptrdiff_t dc_lanes(int isa, int is_double) {
 #if DN_X86
     if (isa >= DN_AVX2)

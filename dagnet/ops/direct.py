@@ -273,7 +273,7 @@ def oc_packed(w, b, dtype, isa: int = None) -> tuple:
     """(weights, bias) of a conv as direct_oc.h's kernels read them, for variant isa (default
     ISA): w (F, C, kh, kw) as tiles of nb*L filters, each K x nb*L (zeros past F), b (F,)
     padded to the tiles' Mp."""
-    lanes = _ext.lanes(ISA if isa is None else isa, np.dtype(dtype) == np.float64)
+    lanes = _ext.oc_lanes(ISA if isa is None else isa, np.dtype(dtype) == np.float64)
     f = w.shape[0]
     k = w[0].size
     nb, rows = _oc_tiles(f, lanes)
@@ -312,7 +312,7 @@ def oc_forward(x, w, b, stride, pad, residual=None, relu=False, isa: int = None,
     x = np.ascontiguousarray(x)
     isa = ISA if isa is None else isa
     geo = oc_geometry(x.shape[1:], w.shape, tuple(stride), tuple(pad),
-                      _ext.lanes(isa, x.dtype == np.float64))
+                      _ext.oc_lanes(isa, x.dtype == np.float64))
     wq, bq = oc_packed(w, b, x.dtype, isa)
     threads = max(1, min(kernels.NUM_THREADS if threads is None else threads, x.shape[0]))
     out = np.empty((x.shape[0], w.shape[0], geo.ho, geo.wo), x.dtype)

@@ -104,7 +104,7 @@ def test_rule(monkeypatch):
 
 def test_bad_buffers_refused():
     x, w, b = data((2, 3, 6, 6), (5, 3, 3, 3), np.float32)
-    geo = direct.oc_geometry((3, 6, 6), w.shape, (1, 1), (1, 1), direct._ext.lanes(direct.ISA, False))
+    geo = direct.oc_geometry((3, 6, 6), w.shape, (1, 1), (1, 1), direct._ext.oc_lanes(direct.ISA, False))
     wq, bq = direct.oc_packed(w, b, np.float32)
     out = np.empty((2, 5, 6, 6), np.float32)
     args = (wq, bq, out, geo.nb, 1, 1, 1, 1, direct.ISA, 2)

@@ -28,8 +28,11 @@ try:
 except ImportError:
     _ext = None
 
-#: the kernels' variant: the widest this CPU runs (AVX-512 CPUs run the AVX2 kernels)
+#: the kernels' variant: the widest this CPU runs (AVX-512 CPUs run the AVX2 kernels, but for
+#: Winograd's and direct_oc.h's, which have 16-wide ones)
 ISA: int = _ext.best_isa() if _ext is not None else 0
+#: ISA's value on AVX-512 CPUs (isa.h DN_AVX512)
+AVX512 = 2
 #: False sends every conv to im2col + GEMM, as torch.backends.mkldnn.enabled does for PyTorch's
 #: own direct kernels: for A/B measurements and for debugging. Plans read it when they are
 #: compiled (workspace sizes) and convs when they run, so set it before compiling.
@@ -292,12 +295,14 @@ def uses_oc(x_shape, w_shape, stride, pad) -> bool:
     resnet_small's eval program at batch 256, 2 threads, alternating (benchmarks/
     bench_direct.py has the single-thread rates): its 16 -> 32 3x3 stride-2 conv 1.22-1.44x
     faster (no phase planes, no grid columns past Wo); the 1x1 stride-2 projection 0.63-1.06x
-    (its one phase plane has no waste to remove); stride-1 3x3 convs 0.72-0.91x (16 channels
+    (its one phase plane has no waste to remove) with AVX2, 1.9x with AVX-512's 16-wide tiles
+    (benchmarks/bench_direct.py, 7 rounds: 1x1 convs take it there); stride-1 3x3 convs 0.72-0.91x (16 channels
     fill only two vectors: a broadcast per two multiply-adds, against one per three on the
     planes kernel; the output's transpose costs twice its plain copy); the 1-channel stem
     (9 taps: the tile's bias loads and grid stores as large as its products) 0.86x."""
     return (_ext is not None and ENABLED and OC_ENABLED and max(stride) > 1
-            and w_shape[2] * w_shape[3] > 1 and x_shape[0] * w_shape[2] * w_shape[3] >= MIN_OC_TAPS)
+            and (w_shape[2] * w_shape[3] > 1 or ISA >= AVX512)
+            and x_shape[0] * w_shape[2] * w_shape[3] >= MIN_OC_TAPS)
 
 
 #: see uses_oc

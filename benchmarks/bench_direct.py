@@ -64,7 +64,7 @@ def conv_runner(x_shape, w_shape, stride, pad, epilogue, batch):
                     geo.wq, geo.qr, direct.ISA, 1, res, relu, pool, 1)
     run_oc = None
     if pool is None:
-        oc = direct.oc_geometry(x_shape, w_shape, stride, pad, ext.lanes(direct.ISA, False))
+        oc = direct.oc_geometry(x_shape, w_shape, stride, pad, ext.oc_lanes(direct.ISA, False))
         wq, bq = direct.oc_packed(w, b, np.float32)
         scratch = np.empty((1, oc.size), np.float32)
 

@@ -597,7 +597,8 @@ DC_GEMM512(dc_gemm_d_avx512, double, dn_d8, dn_d8_u, 8, dn_d4, dn_d4_u)
 
 /* The vector width (values) of variant isa for T, which the planes' geometry (Qr) is rounded
    to: AVX2's for AVX-512 too (dc_gemm's AVX-512 tiles end on a half vector, dc_gemm_rows16
-   pairs AVX2's vectors; dc_dw has its own, dc_dw_lanes; dc_pool runs as AVX2). */
+   pairs AVX2's vectors; dc_dw has its own, dc_dw_lanes; dc_pool runs as AVX2; Winograd's grids
+   and direct_oc.h's tiles have their own, wg_lanes and oc_width). */
 static ptrdiff_t dc_lanes(int isa, int is_double) {
 #if DN_X86
     if (isa >= DN_AVX2)

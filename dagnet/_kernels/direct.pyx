@@ -19,7 +19,7 @@ batch size, not the thread count), and the caller sums the slices in order: bitw
 result for any thread count.
 """
 from cython.parallel import prange, threadid
-from libc.stdint cimport int32_t
+from libc.stdint cimport int32_t, uintptr_t
 from libc.string cimport memcpy, memset
 
 from dagnet._kernels.types cimport real

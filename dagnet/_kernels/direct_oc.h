@@ -140,6 +140,26 @@ OC_VARIANT(f_avx2, oc_out_f_avx2_tail, DN_TARGET_AVX2, float, dn_f8, dn_f8_u, 8,
 OC_VARIANT(d_avx2, oc_out_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, uint64_t)
 #endif
 
+/* AVX-512: the tiles on 16 floats (8 doubles) of output channels; the read-out stays
+   AVX2's (Mp, a multiple of 16, is one of 8). */
+#if DN_X86
+OC_TILES2(oc_rows_f_avx512_nb2, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16)
+OC_TILES4(oc_rows_f_avx512_nb4, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16)
+OC_ROWS(oc_rows_f_avx512, DN_TARGET_AVX512, float)
+OC_TILES2(oc_rows_d_avx512_nb2, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8)
+OC_TILES4(oc_rows_d_avx512_nb4, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8)
+OC_ROWS(oc_rows_d_avx512, DN_TARGET_AVX512, double)
+#endif
+
+/* The vector width (values) of the tiles of variant isa: Mp is a multiple of it. */
+static ptrdiff_t oc_width(int isa, int is_double) {
+#if DN_X86
+    if (isa >= DN_AVX512)
+        return is_double ? 8 : 16;
+#endif
+    return dc_lanes(isa, is_double);
+}
+
 #if DN_X86
 #include <immintrin.h>
 /* OC_OUT for float on AVX2 (Mp a multiple of 8): per 8 channels, blocks of OC_QB positions
@@ -197,13 +217,24 @@ DN_TARGET_AVX2 static void oc_out_f_avx2(const float* __restrict grid, ptrdiff_t
 }
 #endif
 
+#if DN_X86
+#define OC_PICK(NAME, ARGS)                                                                 \
+    if (isa >= DN_AVX512) {                                                                 \
+        NAME##_avx512 ARGS;                                                                 \
+        return;                                                                             \
+    }                                                                                       \
+    DC_PICK(NAME, ARGS)
+#else
+#define OC_PICK(NAME, ARGS) DC_PICK(NAME, ARGS)
+#endif
+
 #define OC_DISPATCH(T, SUF)                                                                 \
 static void oc_rows_##SUF(int isa, int nb, ptrdiff_t K, const int32_t* off, const T* wp,    \
                           const T* bias, ptrdiff_t Mp, const T* xp, ptrdiff_t Wp,           \
                           ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t oh0, ptrdiff_t oh1,         \
                           ptrdiff_t Wo, T* grid) {                                          \
-    const ptrdiff_t L = dc_lanes(isa, sizeof(T) == 8);                                      \
-    DC_PICK(oc_rows_##SUF, (nb, K, off, wp, bias, Mp, xp, Wp, sh, sw, oh0, oh1, Wo, grid, L)) \
+    const ptrdiff_t L = oc_width(isa, sizeof(T) == 8);                                      \
+    OC_PICK(oc_rows_##SUF, (nb, K, off, wp, bias, Mp, xp, Wp, sh, sw, oh0, oh1, Wo, grid, L)) \
 }                                                                                           \
 static void oc_out_##SUF(int isa, const T* grid, ptrdiff_t Mp, ptrdiff_t M, ptrdiff_t Q,    \
                          ptrdiff_t q0, ptrdiff_t q1, const T* res, int relu, T* out) {      \

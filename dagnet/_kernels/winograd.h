@@ -16,7 +16,7 @@
    of positions p, loaded whole, as the direct kernel's taps are; the grid's last column
    (tw = Wq - 1, past the tiles) is computed and never read out, as there.
 
-   Per block of NV vectors of positions (all in L1): the input transform of every channel
+   Per block of NV vectors of positions (in L1, or L2 at 16 lanes): the input transform of every channel
    into vb[xi][c][NV*L]; per tile of WG_FR output channels, the 16 products [WG_FR x C] x
    [C x NV*L], each in NV*WG_FR accumulators (direct.h's dc_gemm tile), into mb[xi][r][NV*L];
    then the inverse transform into the output phase grid y[m][a*2 + b][p] (+ bias). No
@@ -30,7 +30,12 @@
    the rest. Hence 32 channels gain and 16 do not (ops/winograd.py uses_wino): the
    transforms are shared by the channels. F(4x4, 3x3) (winograd4.h) halves the products on
    28 x 28 and runs the 16-channel convs there, but not on 14 x 14 (its 4 x 4 tiles cover
-   16 x 16 outputs there, a 1.3x waste, and the grid's extra column 1.25x). */
+   16 x 16 outputs there, a 1.3x waste, and the grid's extra column 1.25x).
+
+   AVX-512 runs the transforms and products (wg_grid, wg4_grid) on 16-wide vectors, the grid
+   rounded up to them (wg_lanes); the block buffers start on 64-byte boundaries (winograd.pxi
+   _at64). Measured (one thread, batch 64, resnet_small's shapes, alternating): 16-wide over
+   8-wide 1.08x on the 16-channel F(4x4) convs, 1.22x on the 32-channel F(2x2) ones. */
 #ifndef DAGNET_WINOGRAD_H
 #define DAGNET_WINOGRAD_H
 #include "direct.h"
@@ -255,11 +260,60 @@ WG_PLANES(wg_planes_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, ((dc_l4){
           ((dc_l4){1, 3, 5, 7}))
 #endif
 
+/* AVX-512 (32 registers of 16 floats): the transforms and products of either tile size
+   on 16-wide vectors, in blocks of up to WG_NV16 vectors (WG_FR x 4 = 16 accumulators);
+   resnet_small's grids are 4 such vectors (56 positions rounded up to 64: the 8-wide
+   variant's 7 vectors took 1.75x the vector operations). The planes and the read-out stay
+   8-wide (their vectors do not depend on the grid's). */
+#define WG_NV16 4
+#if DN_X86
+#define WG_GRID16(NAME, ATTR, T, V, VU, L, BLOCK)                                           \
+BLOCK(NAME##_b4, ATTR, T, V, VU, L, WG_NV16)                                                \
+BLOCK(NAME##_b2, ATTR, T, V, VU, L, 2)                                                      \
+BLOCK(NAME##_b1, ATTR, T, V, VU, L, 1)                                                      \
+ATTR static void NAME(ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq, ptrdiff_t Qr,   \
+                      const T* __restrict src, const T* __restrict u,                       \
+                      const T* __restrict bias, T* __restrict vb, T* __restrict mb,          \
+                      T* __restrict y) {                                                    \
+    ptrdiff_t q0 = 0, n = Qr / L;                                                           \
+    for (; n >= WG_NV16; n -= WG_NV16, q0 += WG_NV16 * L)                                   \
+        NAME##_b4(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
+    for (; n >= 2; n -= 2, q0 += 2 * L)                                                     \
+        NAME##_b2(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
+    if (n)                                                                                  \
+        NAME##_b1(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
+}
+WG_GRID16(wg_grid_f_avx512, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16, WG_BLOCK)
+WG_GRID16(wg_grid_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, WG_BLOCK)
+#define WG_PICK(NAME, ARGS)                                                                 \
+    if (isa >= DN_AVX512) {                                                                 \
+        NAME##_avx512 ARGS;                                                                 \
+        return;                                                                             \
+    }                                                                                       \
+    DC_PICK(NAME, ARGS)
+#else
+#define WG_PICK(NAME, ARGS) DC_PICK(NAME, ARGS)
+#endif
+
+/* The grid's vector width (values) of variant isa: what its tile grid is rounded up to. */
+static ptrdiff_t wg_lanes(int isa, int is_double) {
+#if DN_X86
+    if (isa >= DN_AVX512)
+        return is_double ? 8 : 16;
+#endif
+    return dc_lanes(isa, is_double);
+}
+
+/* Positions of the grid's largest block (the block buffers' vb and mb width). */
+static ptrdiff_t wg_block(int isa, int is_double) {
+    return wg_lanes(isa, is_double) * (DN_X86 && isa >= DN_AVX512 ? WG_NV16 : WG_NV);
+}
+
 #define WG_DISPATCH(T, SUF)                                                                 \
 static void wg_grid_##SUF(int isa, ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq,    \
                           ptrdiff_t Qr, const T* src, const T* u, const T* bias, T* vb,     \
                           T* mb, T* y) {                                                    \
-    DC_PICK(wg_grid_##SUF, (M, C, HW, Wq, Qr, src, u, bias, vb, mb, y))                     \
+    WG_PICK(wg_grid_##SUF, (M, C, HW, Wq, Qr, src, u, bias, vb, mb, y))                     \
 }                                                                                           \
 static void wg_out_##SUF(int isa, const T* y, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t M,       \
                          ptrdiff_t Ho, ptrdiff_t Wo, const T* res, int relu, T* out) {      \

@@ -18,20 +18,37 @@ cdef extern from "winograd.h" nogil:
     void wg_planes_d(int isa, const double* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                      Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Hq, Py_ssize_t Wq, double* src,
                      Py_ssize_t S)
+    Py_ssize_t wg_lanes(int isa, int is_double)
+    Py_ssize_t wg_block(int isa, int is_double)
     enum:
         WG_FR
-        WG_NV
 
 
-WINO_ROWS, WINO_VECTORS = WG_FR, WG_NV
+WINO_ROWS = WG_FR
+#: values a scratch row holds past its parts so that each block buffer can start on a 64-byte
+#: boundary (_at64): a 16-float vector loaded across two cache lines, as every one of them
+#: was from a numpy row, made the products 1.2-1.5x slower (8-wide ones too)
+ALIGN_SLACK = 3 * 16
+
+
+cdef inline real* _at64(real* p) noexcept nogil:
+    """p moved up to the next 64-byte boundary (at most 15 floats or 7 doubles)."""
+    return <real*>((<uintptr_t>p + 63) & ~(<uintptr_t>63))
+
+
+def wino_lanes(int isa, bint is_double):
+    """Values per vector of variant isa's Winograd grid (its tile positions are rounded up to
+    them): 16 floats with AVX-512, else the direct kernels' lanes."""
+    return wg_lanes(isa, is_double)
 
 
 def wino_scratch(Py_ssize_t C, Py_ssize_t M, Py_ssize_t S, Py_ssize_t Qr, int isa,
                  bint is_double):
     """Values of one thread's scratch row for forward_wino: the planes (S), the block's
     transformed input and products, the output phase grid (and a vector read past it)."""
-    cdef Py_ssize_t L = dc_lanes(isa, is_double), B = WG_NV * L
-    return S + 16 * C * B + 16 * WG_FR * B + (M + WG_FR - 1) // WG_FR * WG_FR * 4 * Qr + L
+    cdef Py_ssize_t L = wg_lanes(isa, is_double), B = wg_block(isa, is_double)
+    return (S + 16 * C * B + 16 * WG_FR * B + (M + WG_FR - 1) // WG_FR * WG_FR * 4 * Qr + L
+            + ALIGN_SLACK)
 
 
 def forward_wino(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[::1] u,
@@ -47,7 +64,8 @@ def forward_wino(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[::
     wino_scratch values."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t M = out.shape[1], Ho = out.shape[2], Wo = out.shape[3], n, t
-    cdef Py_ssize_t L = dc_lanes(isa, real is double), B = WG_NV * L, HW = Hq * Wq
+    cdef Py_ssize_t L = wg_lanes(isa, real is double), B = wg_block(isa, real is double)
+    cdef Py_ssize_t HW = Hq * Wq
     cdef Py_ssize_t tiles = (M + WG_FR - 1) // WG_FR
     cdef bint has_res = residual is not None, is_double = real is double
     cdef real* row
@@ -74,9 +92,9 @@ def forward_wino(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[::
         for n in prange(N, schedule="static", num_threads=num_threads):
             t = threadid()
             row = &scratch[t, 0]
-            vb = row + S
-            mb = vb + 16 * C * B
-            y = mb + 16 * WG_FR * B
+            vb = _at64(row + S)
+            mb = _at64(vb + 16 * C * B)
+            y = _at64(mb + 16 * WG_FR * B)
             if real is float:
                 wg_planes_f(isa, &x[n, 0, 0, 0], C, H, W, ph, pw, Hq, Wq, row, S)
                 wg_grid_f(isa, M, C, HW, Wq, Qr, row, &u[0], &bias[0], vb, mb, y)
@@ -107,8 +125,6 @@ cdef extern from "winograd4.h" nogil:
     void wg4_planes_d(int isa, const double* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                       Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Hq, Py_ssize_t Wq, double* src,
                       Py_ssize_t S, double* pad)
-    enum:
-        WG4_NV
 
 
 def wino4_scratch(Py_ssize_t C, Py_ssize_t M, Py_ssize_t S, Py_ssize_t Hq, Py_ssize_t Wq,
@@ -117,9 +133,9 @@ def wino4_scratch(Py_ssize_t C, Py_ssize_t M, Py_ssize_t S, Py_ssize_t Hq, Py_ss
     """Values of one thread's scratch row for forward_wino4: the planes (S), a padded channel
     (4*Hq rows of 4*(Wq + L)), the block's transformed input and products, the output phase
     grid (and a vector past)."""
-    cdef Py_ssize_t L = dc_lanes(isa, is_double), B = WG4_NV * L
-    return (S + 16 * Hq * (Wq + L) + 36 * C * B + 36 * WG_FR * B
-            + (M + WG_FR - 1) // WG_FR * WG_FR * 16 * Qr + L)
+    cdef Py_ssize_t L = wg_lanes(isa, is_double), B = wg_block(isa, is_double)
+    return (S + 16 * Hq * (Wq + dc_lanes(isa, is_double)) + 36 * C * B + 36 * WG_FR * B
+            + (M + WG_FR - 1) // WG_FR * WG_FR * 16 * Qr + L + ALIGN_SLACK)
 
 
 def forward_wino4(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[::1] u,
@@ -133,7 +149,8 @@ def forward_wino4(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[:
     per thread of wino4_scratch values."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t M = out.shape[1], Ho = out.shape[2], Wo = out.shape[3], n, t
-    cdef Py_ssize_t L = dc_lanes(isa, real is double), B = WG4_NV * L, HW = Hq * Wq
+    cdef Py_ssize_t L = wg_lanes(isa, real is double), B = wg_block(isa, real is double)
+    cdef Py_ssize_t HW = Hq * Wq, PL = dc_lanes(isa, real is double)
     cdef Py_ssize_t tiles = (M + WG_FR - 1) // WG_FR
     cdef bint has_res = residual is not None, is_double = real is double
     cdef real* row
@@ -162,9 +179,9 @@ def forward_wino4(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[:
             t = threadid()
             row = &scratch[t, 0]
             rb = row + S
-            vb = rb + 16 * Hq * (Wq + L)
-            mb = vb + 36 * C * B
-            y = mb + 36 * WG_FR * B
+            vb = _at64(rb + 16 * Hq * (Wq + PL))
+            mb = _at64(vb + 36 * C * B)
+            y = _at64(mb + 36 * WG_FR * B)
             if real is float:
                 wg4_planes_f(isa, &x[n, 0, 0, 0], C, H, W, ph, pw, Hq, Wq, row, S, rb)
                 wg4_grid_f(isa, M, C, HW, Wq, Qr, row, &u[0], &bias[0], vb, mb, y)

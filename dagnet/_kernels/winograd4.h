@@ -256,11 +256,16 @@ WG4_PLANES(wg4_planes_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, ((dc_l4
            ((dc_l4){2, 6, 3, 7}), ((dc_l4){0, 1, 4, 5}), ((dc_l4){2, 3, 6, 7}))
 #endif
 
+#if DN_X86
+WG_GRID16(wg4_grid_f_avx512, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16, WG4_BLOCK)
+WG_GRID16(wg4_grid_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, WG4_BLOCK)
+#endif
+
 #define WG4_DISPATCH(T, SUF)                                                                \
 static void wg4_grid_##SUF(int isa, ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq,   \
                            ptrdiff_t Qr, const T* src, const T* u, const T* bias, T* vb,    \
                            T* mb, T* y) {                                                   \
-    DC_PICK(wg4_grid_##SUF, (M, C, HW, Wq, Qr, src, u, bias, vb, mb, y))                    \
+    WG_PICK(wg4_grid_##SUF, (M, C, HW, Wq, Qr, src, u, bias, vb, mb, y))                    \
 }                                                                                           \
 static void wg4_out_##SUF(int isa, const T* y, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t M,      \
                           ptrdiff_t Ho, ptrdiff_t Wo, const T* res, int relu, T* out) {     \

@@ -29,8 +29,11 @@ except ImportError:
     _ext = None
 
 #: the kernels' variant: the widest this CPU runs (AVX-512 CPUs run direct.h's products, copies,
-#: read-out and dw (DW_WIDE) on 16-float vectors, the rest as AVX2: 1 here is the A/B against AVX2)
+#: read-out and dw (DW_WIDE), Winograd's and direct_oc.h's kernels on 16-float vectors, the rest
+#: as AVX2: 1 here is the A/B against AVX2)
 ISA: int = _ext.best_isa() if _ext is not None else 0
+#: ISA's value on AVX-512 CPUs (isa.h DN_AVX512)
+AVX512 = 2
 #: False sends every conv to im2col + GEMM, as torch.backends.mkldnn.enabled does for PyTorch's
 #: own direct kernels: for A/B measurements and for debugging. Plans read it when they are
 #: compiled (workspace sizes) and convs when they run, so set it before compiling.
@@ -283,7 +286,7 @@ def oc_packed(w, b, dtype, isa: int = None) -> tuple:
     """(weights, bias) of a conv as direct_oc.h's kernels read them, for variant isa (default
     ISA): w (F, C, kh, kw) as tiles of nb*L filters, each K x nb*L (zeros past F), b (F,)
     padded to the tiles' Mp."""
-    lanes = _ext.lanes(ISA if isa is None else isa, np.dtype(dtype) == np.float64)
+    lanes = _ext.oc_lanes(ISA if isa is None else isa, np.dtype(dtype) == np.float64)
     f = w.shape[0]
     k = w[0].size
     nb, rows = _oc_tiles(f, lanes)
@@ -302,12 +305,14 @@ def uses_oc(x_shape, w_shape, stride, pad) -> bool:
     resnet_small's eval program at batch 256, 2 threads, alternating (benchmarks/
     bench_direct.py has the single-thread rates): its 16 -> 32 3x3 stride-2 conv 1.22-1.44x
     faster (no phase planes, no grid columns past Wo); the 1x1 stride-2 projection 0.63-1.06x
-    (its one phase plane has no waste to remove); stride-1 3x3 convs 0.72-0.91x (16 channels
+    (its one phase plane has no waste to remove) with AVX2, 1.9x with AVX-512's 16-wide tiles
+    (benchmarks/bench_direct.py, 7 rounds: 1x1 convs take it there); stride-1 3x3 convs 0.72-0.91x (16 channels
     fill only two vectors: a broadcast per two multiply-adds, against one per three on the
     planes kernel; the output's transpose costs twice its plain copy); the 1-channel stem
     (9 taps: the tile's bias loads and grid stores as large as its products) 0.86x."""
     return (_ext is not None and ENABLED and OC_ENABLED and max(stride) > 1
-            and w_shape[2] * w_shape[3] > 1 and x_shape[0] * w_shape[2] * w_shape[3] >= MIN_OC_TAPS)
+            and (w_shape[2] * w_shape[3] > 1 or ISA >= AVX512)
+            and x_shape[0] * w_shape[2] * w_shape[3] >= MIN_OC_TAPS)
 
 
 #: see uses_oc
@@ -322,7 +327,7 @@ def oc_forward(x, w, b, stride, pad, residual=None, relu=False, isa: int = None,
     x = np.ascontiguousarray(x)
     isa = ISA if isa is None else isa
     geo = oc_geometry(x.shape[1:], w.shape, tuple(stride), tuple(pad),
-                      _ext.lanes(isa, x.dtype == np.float64))
+                      _ext.oc_lanes(isa, x.dtype == np.float64))
     wq, bq = oc_packed(w, b, x.dtype, isa)
     threads = max(1, min(kernels.NUM_THREADS if threads is None else threads, x.shape[0]))
     out = np.empty((x.shape[0], w.shape[0], geo.ho, geo.wo), x.dtype)

@@ -76,7 +76,7 @@ def geometry(x_shape: tuple, w_shape: tuple, pad: tuple, isa: int, is_double: bo
     (None: the one `tile` picks)."""
     (c, h, w), f, (ph, pw) = x_shape, w_shape[0], pad
     m = tile(x_shape, pad) if m is None else m
-    lanes = _ext.lanes(isa, is_double)
+    lanes = _ext.wino_lanes(isa, is_double)
     ho, wo = h + 2 * ph - 2, w + 2 * pw - 2
     if m == 2:
         hq, wq = (h + 2 * ph + 1) // 2, (w + 2 * pw + 1) // 2

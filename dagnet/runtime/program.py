@@ -282,7 +282,7 @@ def _scratch(ins, batch: int, program) -> int:
             pair = as_pair(c["stride"]), as_pads(c["pad"])[:2]
             shapes, is_double = (tuple(ins.x_shape), tuple(w_shape)), program.dtype == np.float64
             fast = _fast_kernel(ins, w_shape)
-            row = direct.oc_geometry(*shapes, *pair, direct._ext.lanes(direct.ISA, is_double)).size \
+            row = direct.oc_geometry(*shapes, *pair, direct._ext.oc_lanes(direct.ISA, is_double)).size \
                 if fast == "oc" else winograd.geometry(*shapes, pair[1], direct.ISA, is_double).scratch \
                 if fast == "wino" else 0
             return max(row * max(1, kernels.NUM_THREADS),
@@ -363,7 +363,7 @@ def _oc_call(ins, weights, out, scratch, env):
     c, w = ins.conv, weights[0]
     stride, pads = as_pair(c["stride"]), as_pads(c["pad"])[:2]
     geo = direct.oc_geometry(tuple(ins.x_shape), w.shape, stride, pads,
-                             direct._ext.lanes(direct.ISA, out.dtype == np.float64))
+                             direct._ext.oc_lanes(direct.ISA, out.dtype == np.float64))
     threads = max(1, kernels.NUM_THREADS)
     rows = kernels.typed_view(scratch, (threads, geo.size), out.dtype)
     return _kernel_call(ins, out, env, direct._ext.forward_oc,

@@ -95,7 +95,10 @@ def test_geometry_and_packing():
 
 def test_rule(monkeypatch):
     assert direct.uses_oc((16, 28, 28), (32, 16, 3, 3), (2, 2), (1, 1))
-    assert not direct.uses_oc((16, 28, 28), (32, 16, 1, 1), (2, 2), (0, 0))  # 1x1: no waste
+    # 1x1: no waste to remove; with AVX-512's 16-wide tiles it runs there all the same
+    for isa in (direct.AVX512 - 1, direct.AVX512):
+        monkeypatch.setattr(direct, "ISA", isa)
+        assert direct.uses_oc((16, 28, 28), (32, 16, 1, 1), (2, 2), (0, 0)) == (isa == direct.AVX512)
     assert not direct.uses_oc((16, 28, 28), (16, 16, 3, 3), (1, 1), (1, 1))  # stride 1: planes
     assert not direct.uses_oc((1, 28, 28), (16, 1, 3, 3), (2, 2), (1, 1))  # 9 taps
     monkeypatch.setattr(direct, "OC_ENABLED", False)
@@ -104,7 +107,7 @@ def test_rule(monkeypatch):
 
 def test_bad_buffers_refused():
     x, w, b = data((2, 3, 6, 6), (5, 3, 3, 3), np.float32)
-    geo = direct.oc_geometry((3, 6, 6), w.shape, (1, 1), (1, 1), direct._ext.lanes(direct.ISA, False))
+    geo = direct.oc_geometry((3, 6, 6), w.shape, (1, 1), (1, 1), direct._ext.oc_lanes(direct.ISA, False))
     wq, bq = direct.oc_packed(w, b, np.float32)
     out = np.empty((2, 5, 6, 6), np.float32)
     args = (wq, bq, out, geo.nb, 1, 1, 1, 1, direct.ISA, 2)
@@ -122,16 +125,17 @@ def test_bad_buffers_refused():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_eval_program_runs_strided_convs_here_bitwise_as_the_planes_kernel(dtype, monkeypatch):
     """resnet_small's eval program at a batch of a sample a thread or more: its 3x3 stride-2
-    conv on these kernels, the scores bitwise those of the planes kernel, and following its
-    weights changed in place (refolded, repacked)."""
+    conv on these kernels (and its 1x1 projection with AVX-512), the scores bitwise those of
+    the planes kernel, and following its weights changed in place (refolded, repacked)."""
     x, calls, plans, scores = nets.resnet_small_eval_both_ways(
         monkeypatch, dtype, (direct._ext, "forward_oc"), (direct, "OC_ENABLED"))
-    assert [a[0].shape[1:] + a[5].shape[1:] for a in calls] == [(16, 28, 28, 32, 14, 14)]
+    n = 2 if direct.ISA >= direct.AVX512 else 1
+    assert [a[0].shape[1:] + a[5].shape[1:] for a in calls] == [(16, 28, 28, 32, 14, 14)] * n
     np.testing.assert_array_equal(scores[True], scores[False])
     for p in plans.values():
         p.params["block3.conv1.w"] *= 1.5
         p.params["block3.skip.w"] *= -1
     again = {on: p.forward({"x": x}, mode="eval", outputs=["scores"])["scores"]
              for on, p in plans.items()}
-    assert len(calls) == 2 and not np.allclose(again[True], scores[True])
+    assert len(calls) == 2 * n and not np.allclose(again[True], scores[True])
     np.testing.assert_array_equal(again[True], again[False])

@@ -28,6 +28,8 @@ ISAS = list(range(direct.ISA + 1)) if direct._ext is not None else []
 SHAPES = [  # (N, C, H, W), F, pad
     ((3, 16, 12, 12), 16, (1, 1)),  # resnet_small's block, smaller
     ((2, 32, 14, 14), 32, (1, 1)),  # resnet_small's 32-channel block: blocks of 3 + 1 vectors
+    # (8-wide), one of 4 (16-wide)
+    ((1, 8, 20, 20), 8, (1, 1)),  # F(2x2)'s 16-wide grid of 7 vectors: blocks of 4, 2 and 1
     ((2, 8, 28, 28), 16, (1, 1)),  # 28 x 28: 9 whole blocks (AVX2 float)
     ((2, 9, 7, 9), 5, (1, 1)),  # odd sizes: the last tile row and column half outside
     ((2, 8, 6, 5), 7, (0, 0)),  # no padding

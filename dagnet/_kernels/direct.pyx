@@ -73,8 +73,8 @@ TILE_ROWS, TILE_VECTORS, DW_TAPS, DW_ROWS = DC_FR, DC_NV, DC_KR, DC_DB
 
 def best_isa():
     """The widest variant of the kernels this CPU runs (isa.h: 0 portable, 1 AVX2 + FMA, 2
-    AVX-512, which runs the AVX2 kernels but for direct.h's products (dc_gemm), copies, read-out
-    and dw (dw_lanes)))."""
+    AVX-512, whose 16-float variants are direct.h's products, copies, read-out and dw, and
+    Winograd's and direct_oc.h's kernels; the rest run as AVX2)."""
     return dn_best_isa()
 
 

@@ -623,7 +623,8 @@ static ptrdiff_t dc_dw_lanes(int isa, int is_double) {
         return;                                                                             \
     }                                                                                       \
     NAME##_portable ARGS;
-/* DC_PICK for a kernel with an AVX-512 variant (dc_gemm, dc_copy, dc_rows, dc_dw) */
+/* DC_PICK for a kernel with an AVX-512 variant (dc_gemm, dc_copy, dc_rows, dc_dw; direct_oc.h's
+   and the Winograd grids) */
 #define DC_PICK512(NAME, ARGS)                                                              \
     if (isa >= DN_AVX512) {                                                                 \
         NAME##_avx512 ARGS;                                                                 \

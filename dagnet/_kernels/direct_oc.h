@@ -217,24 +217,13 @@ DN_TARGET_AVX2 static void oc_out_f_avx2(const float* __restrict grid, ptrdiff_t
 }
 #endif
 
-#if DN_X86
-#define OC_PICK(NAME, ARGS)                                                                 \
-    if (isa >= DN_AVX512) {                                                                 \
-        NAME##_avx512 ARGS;                                                                 \
-        return;                                                                             \
-    }                                                                                       \
-    DC_PICK(NAME, ARGS)
-#else
-#define OC_PICK(NAME, ARGS) DC_PICK(NAME, ARGS)
-#endif
-
 #define OC_DISPATCH(T, SUF)                                                                 \
 static void oc_rows_##SUF(int isa, int nb, ptrdiff_t K, const int32_t* off, const T* wp,    \
                           const T* bias, ptrdiff_t Mp, const T* xp, ptrdiff_t Wp,           \
                           ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t oh0, ptrdiff_t oh1,         \
                           ptrdiff_t Wo, T* grid) {                                          \
     const ptrdiff_t L = oc_width(isa, sizeof(T) == 8);                                      \
-    OC_PICK(oc_rows_##SUF, (nb, K, off, wp, bias, Mp, xp, Wp, sh, sw, oh0, oh1, Wo, grid, L)) \
+    DC_PICK512(oc_rows_##SUF, (nb, K, off, wp, bias, Mp, xp, Wp, sh, sw, oh0, oh1, Wo, grid, L)) \
 }                                                                                           \
 static void oc_out_##SUF(int isa, const T* grid, ptrdiff_t Mp, ptrdiff_t M, ptrdiff_t Q,    \
                          ptrdiff_t q0, ptrdiff_t q1, const T* res, int relu, T* out) {      \

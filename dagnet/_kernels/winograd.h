@@ -285,14 +285,6 @@ ATTR static void NAME(ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq, ptrd
 }
 WG_GRID16(wg_grid_f_avx512, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16, WG_BLOCK)
 WG_GRID16(wg_grid_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, WG_BLOCK)
-#define WG_PICK(NAME, ARGS)                                                                 \
-    if (isa >= DN_AVX512) {                                                                 \
-        NAME##_avx512 ARGS;                                                                 \
-        return;                                                                             \
-    }                                                                                       \
-    DC_PICK(NAME, ARGS)
-#else
-#define WG_PICK(NAME, ARGS) DC_PICK(NAME, ARGS)
 #endif
 
 /* The grid's vector width (values) of variant isa: what its tile grid is rounded up to. */
@@ -313,7 +305,7 @@ static ptrdiff_t wg_block(int isa, int is_double) {
 static void wg_grid_##SUF(int isa, ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq,    \
                           ptrdiff_t Qr, const T* src, const T* u, const T* bias, T* vb,     \
                           T* mb, T* y) {                                                    \
-    WG_PICK(wg_grid_##SUF, (M, C, HW, Wq, Qr, src, u, bias, vb, mb, y))                     \
+    DC_PICK512(wg_grid_##SUF, (M, C, HW, Wq, Qr, src, u, bias, vb, mb, y))                     \
 }                                                                                           \
 static void wg_out_##SUF(int isa, const T* y, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t M,       \
                          ptrdiff_t Ho, ptrdiff_t Wo, const T* res, int relu, T* out) {      \

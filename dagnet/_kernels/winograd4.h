@@ -265,7 +265,7 @@ WG_GRID16(wg4_grid_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, WG4_BL
 static void wg4_grid_##SUF(int isa, ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq,   \
                            ptrdiff_t Qr, const T* src, const T* u, const T* bias, T* vb,    \
                            T* mb, T* y) {                                                   \
-    WG_PICK(wg4_grid_##SUF, (M, C, HW, Wq, Qr, src, u, bias, vb, mb, y))                    \
+    DC_PICK512(wg4_grid_##SUF, (M, C, HW, Wq, Qr, src, u, bias, vb, mb, y))                    \
 }                                                                                           \
 static void wg4_out_##SUF(int isa, const T* y, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t M,      \
                           ptrdiff_t Ho, ptrdiff_t Wo, const T* res, int relu, T* out) {     \

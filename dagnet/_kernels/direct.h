@@ -597,8 +597,8 @@ DC_GEMM512(dc_gemm_d_avx512, double, dn_d8, dn_d8_u, 8, dn_d4, dn_d4_u)
 
 /* The vector width (values) of variant isa for T, which the planes' geometry (Qr) is rounded
    to: AVX2's for AVX-512 too (dc_gemm's AVX-512 tiles end on a half vector, dc_gemm_rows16
-   pairs AVX2's vectors; dc_dw has its own, dc_dw_lanes; dc_pool runs as AVX2; Winograd's grids
-   and direct_oc.h's tiles have their own, wg_lanes and oc_width). */
+   pairs AVX2's vectors; dc_dw, direct_oc.h's tiles and Winograd's grids have their own,
+   dc_wide_lanes; dc_pool runs as AVX2). */
 static ptrdiff_t dc_lanes(int isa, int is_double) {
 #if DN_X86
     if (isa >= DN_AVX2)
@@ -607,8 +607,10 @@ static ptrdiff_t dc_lanes(int isa, int is_double) {
     return is_double ? 2 : 4;
 }
 
-/* The lanes of dc_dw's partial sums (its vector width) for variant isa and T. */
-static ptrdiff_t dc_dw_lanes(int isa, int is_double) {
+/* The vector width (values) of the kernels with 16-float AVX-512 variants for variant isa and
+   T: dc_dw's (its partial sums' lanes), direct_oc.h's tiles (Mp is a multiple of it) and the
+   Winograd grids' (their tile positions are rounded up to it). */
+static ptrdiff_t dc_wide_lanes(int isa, int is_double) {
 #if DN_X86
     if (isa >= DN_AVX512)
         return is_double ? 8 : 16;

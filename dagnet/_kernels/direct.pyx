@@ -31,7 +31,7 @@ cdef extern from "direct.h" nogil:
     void dc_copy_d(int isa, const double* src, Py_ssize_t lds, Py_ssize_t rows, Py_ssize_t n,
                    double* dst, Py_ssize_t ldd)
     Py_ssize_t dc_lanes(int isa, int is_double)
-    Py_ssize_t dc_dw_lanes(int isa, int is_double)
+    Py_ssize_t dc_wide_lanes(int isa, int is_double)
     void dc_gemm_f(int isa, Py_ssize_t M, Py_ssize_t K, Py_ssize_t Qr, const int32_t* off,
                    const float* wp, const float* bias, const float* src, float* out,
                    Py_ssize_t ldo)
@@ -86,7 +86,7 @@ def lanes(int isa, bint is_double):
 def dw_lanes(int isa, bint is_double):
     """The lanes of backward's dw sums (lanes_part) for variant isa: its dw kernel's vector
     width (AVX-512's is twice the forward's)."""
-    return dc_dw_lanes(isa, is_double)
+    return dc_wide_lanes(isa, is_double)
 
 
 def set_rows(int mode):

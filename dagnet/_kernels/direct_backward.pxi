@@ -40,7 +40,7 @@ def backward(const real[:, :, :, ::1] dout, const real[:, ::1] planes,
     cdef Py_ssize_t N = dout.shape[0], M = dout.shape[1], Ho = dout.shape[2], Wo = dout.shape[3]
     cdef Py_ssize_t chunks = dw_part.shape[0], Mr = dw_part.shape[1], Kr = off.shape[0]
     cdef Py_ssize_t L = dc_lanes(isa, real is double), S = planes.shape[1]
-    cdef Py_ssize_t Ld = dc_dw_lanes(isa, real is double)
+    cdef Py_ssize_t Ld = dc_wide_lanes(isa, real is double)
     cdef Py_ssize_t C = 0, H = 0, W = 0, Ct = 0, Hd = 0, Sd = 0, nphase = sh * sw
     cdef Py_ssize_t ch, n, t, p, kp, k0, w0, a, b, c, ih, iw, rh, rw, i
     cdef bint need_dx = dx is not None

@@ -151,15 +151,6 @@ OC_TILES4(oc_rows_d_avx512_nb4, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8)
 OC_ROWS(oc_rows_d_avx512, DN_TARGET_AVX512, double)
 #endif
 
-/* The vector width (values) of the tiles of variant isa: Mp is a multiple of it. */
-static ptrdiff_t oc_width(int isa, int is_double) {
-#if DN_X86
-    if (isa >= DN_AVX512)
-        return is_double ? 8 : 16;
-#endif
-    return dc_lanes(isa, is_double);
-}
-
 #if DN_X86
 #include <immintrin.h>
 /* OC_OUT for float on AVX2 (Mp a multiple of 8): per 8 channels, blocks of OC_QB positions
@@ -222,7 +213,7 @@ static void oc_rows_##SUF(int isa, int nb, ptrdiff_t K, const int32_t* off, cons
                           const T* bias, ptrdiff_t Mp, const T* xp, ptrdiff_t Wp,           \
                           ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t oh0, ptrdiff_t oh1,         \
                           ptrdiff_t Wo, T* grid) {                                          \
-    const ptrdiff_t L = oc_width(isa, sizeof(T) == 8);                                      \
+    const ptrdiff_t L = dc_wide_lanes(isa, sizeof(T) == 8);                                      \
     DC_PICK512(oc_rows_##SUF, (nb, K, off, wp, bias, Mp, xp, Wp, sh, sw, oh0, oh1, Wo, grid, L)) \
 }                                                                                           \
 static void oc_out_##SUF(int isa, const T* grid, ptrdiff_t Mp, ptrdiff_t M, ptrdiff_t Q,    \

@@ -12,7 +12,6 @@ cdef extern from "direct_oc.h" nogil:
                    double* grid)
     void oc_out_f(int isa, const float* grid, Py_ssize_t Mp, Py_ssize_t M, Py_ssize_t Q,
                   Py_ssize_t q0, Py_ssize_t q1, const float* res, int relu, float* out)
-    Py_ssize_t oc_width(int isa, int is_double)
     void oc_out_d(int isa, const double* grid, Py_ssize_t Mp, Py_ssize_t M, Py_ssize_t Q,
                   Py_ssize_t q0, Py_ssize_t q1, const double* res, int relu, double* out)
 
@@ -20,7 +19,7 @@ cdef extern from "direct_oc.h" nogil:
 def oc_lanes(int isa, bint is_double):
     """Values per vector of variant isa's output-channel tiles (16 floats with AVX-512, else
     the direct kernels' lanes): oc_geometry's and oc_packed's lanes."""
-    return oc_width(isa, is_double)
+    return dc_wide_lanes(isa, is_double)
 
 
 cdef void _pad_one(const real* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph,
@@ -51,7 +50,7 @@ def forward_oc(const real[:, :, :, ::1] x, real[:, ::1] scratch, const int32_t[:
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t M = out.shape[1], Ho = out.shape[2], Wo = out.shape[3], K = off.shape[0]
     cdef Py_ssize_t Hp = H + 2 * ph, Wp = W + 2 * pw, Mp = bq.shape[0], n, t, i
-    cdef Py_ssize_t L = oc_width(isa, real is double), reach
+    cdef Py_ssize_t L = dc_wide_lanes(isa, real is double), reach
     cdef Py_ssize_t xs = C * Hp * Wp if ph or pw else 0
     cdef bint has_res = residual is not None
     cdef const real* xn

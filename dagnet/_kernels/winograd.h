@@ -33,7 +33,7 @@
    16 x 16 outputs there, a 1.3x waste, and the grid's extra column 1.25x).
 
    AVX-512 runs the transforms and products (wg_grid, wg4_grid) on 16-wide vectors, the grid
-   rounded up to them (wg_lanes); the block buffers start on 64-byte boundaries (winograd.pxi
+   rounded up to them (direct.h dc_wide_lanes); the block buffers start on 64-byte boundaries (winograd.pxi
    _at64). Measured (one thread, batch 64, resnet_small's shapes, alternating): 16-wide over
    8-wide 1.08x on the 16-channel F(4x4) convs, 1.22x on the 32-channel F(2x2) ones. */
 #ifndef DAGNET_WINOGRAD_H
@@ -287,18 +287,9 @@ WG_GRID16(wg_grid_f_avx512, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16, WG_BL
 WG_GRID16(wg_grid_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, WG_BLOCK)
 #endif
 
-/* The grid's vector width (values) of variant isa: what its tile grid is rounded up to. */
-static ptrdiff_t wg_lanes(int isa, int is_double) {
-#if DN_X86
-    if (isa >= DN_AVX512)
-        return is_double ? 8 : 16;
-#endif
-    return dc_lanes(isa, is_double);
-}
-
 /* Positions of the grid's largest block (the block buffers' vb and mb width). */
 static ptrdiff_t wg_block(int isa, int is_double) {
-    return wg_lanes(isa, is_double) * (DN_X86 && isa >= DN_AVX512 ? WG_NV16 : WG_NV);
+    return dc_wide_lanes(isa, is_double) * (DN_X86 && isa >= DN_AVX512 ? WG_NV16 : WG_NV);
 }
 
 #define WG_DISPATCH(T, SUF)                                                                 \

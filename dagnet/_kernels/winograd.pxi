@@ -18,7 +18,6 @@ cdef extern from "winograd.h" nogil:
     void wg_planes_d(int isa, const double* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                      Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Hq, Py_ssize_t Wq, double* src,
                      Py_ssize_t S)
-    Py_ssize_t wg_lanes(int isa, int is_double)
     Py_ssize_t wg_block(int isa, int is_double)
     enum:
         WG_FR
@@ -39,14 +38,14 @@ cdef inline real* _at64(real* p) noexcept nogil:
 def wino_lanes(int isa, bint is_double):
     """Values per vector of variant isa's Winograd grid (its tile positions are rounded up to
     them): 16 floats with AVX-512, else the direct kernels' lanes."""
-    return wg_lanes(isa, is_double)
+    return dc_wide_lanes(isa, is_double)
 
 
 def wino_scratch(Py_ssize_t C, Py_ssize_t M, Py_ssize_t S, Py_ssize_t Qr, int isa,
                  bint is_double):
     """Values of one thread's scratch row for forward_wino: the planes (S), the block's
     transformed input and products, the output phase grid (and a vector read past it)."""
-    cdef Py_ssize_t L = wg_lanes(isa, is_double), B = wg_block(isa, is_double)
+    cdef Py_ssize_t L = dc_wide_lanes(isa, is_double), B = wg_block(isa, is_double)
     return (S + 16 * C * B + 16 * WG_FR * B + (M + WG_FR - 1) // WG_FR * WG_FR * 4 * Qr + L
             + ALIGN_SLACK)
 
@@ -64,7 +63,7 @@ def forward_wino(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[::
     wino_scratch values."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t M = out.shape[1], Ho = out.shape[2], Wo = out.shape[3], n, t
-    cdef Py_ssize_t L = wg_lanes(isa, real is double), B = wg_block(isa, real is double)
+    cdef Py_ssize_t L = dc_wide_lanes(isa, real is double), B = wg_block(isa, real is double)
     cdef Py_ssize_t HW = Hq * Wq
     cdef Py_ssize_t tiles = (M + WG_FR - 1) // WG_FR
     cdef bint has_res = residual is not None, is_double = real is double
@@ -133,7 +132,7 @@ def wino4_scratch(Py_ssize_t C, Py_ssize_t M, Py_ssize_t S, Py_ssize_t Hq, Py_ss
     """Values of one thread's scratch row for forward_wino4: the planes (S), a padded channel
     (4*Hq rows of 4*(Wq + L)), the block's transformed input and products, the output phase
     grid (and a vector past)."""
-    cdef Py_ssize_t L = wg_lanes(isa, is_double), B = wg_block(isa, is_double)
+    cdef Py_ssize_t L = dc_wide_lanes(isa, is_double), B = wg_block(isa, is_double)
     return (S + 16 * Hq * (Wq + dc_lanes(isa, is_double)) + 36 * C * B + 36 * WG_FR * B
             + (M + WG_FR - 1) // WG_FR * WG_FR * 16 * Qr + L + ALIGN_SLACK)
 
@@ -149,7 +148,7 @@ def forward_wino4(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[:
     per thread of wino4_scratch values."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t M = out.shape[1], Ho = out.shape[2], Wo = out.shape[3], n, t
-    cdef Py_ssize_t L = wg_lanes(isa, real is double), B = wg_block(isa, real is double)
+    cdef Py_ssize_t L = dc_wide_lanes(isa, real is double), B = wg_block(isa, real is double)
     cdef Py_ssize_t HW = Hq * Wq, PL = dc_lanes(isa, real is double)
     cdef Py_ssize_t tiles = (M + WG_FR - 1) // WG_FR
     cdef bint has_res = residual is not None, is_double = real is double

@@ -3,8 +3,12 @@
 Images/s of a training step (float32, SGD momentum, each rank one thread) for LeNet and
 resnet_small: 1 rank x 1 thread (a plain plan, no MPI) against 2 ranks x 1 thread, each rank
 with the same batch of 64 (weak scaling, as Horovod reports it), in alternating windows of one
-mpiexec job (rank 1 sleeps during the 1-rank windows); each ratio is the median over the rounds
-of the round's ratio (windows moments apart, so the machine's drift cancels). A third window
+mpiexec job (rank 1 sleeps during the 1-rank windows): each set-up in ABBA blocks (1 rank, it,
+it, 1 rank; windows of 5 LeNet or 2 resnet_small steps), so that a drift of the machine's speed
+that is linear over a block cancels; each ratio is the median over the rounds of the block's
+ratio, with its quartiles. The same ratios with each window's time net of the run delay (the
+time a rank waited, runnable, for a core that other jobs held; /proc/thread-self/schedstat)
+say what the code and lockstep cost apart from the other jobs' share of the cores. A third window
 runs two independent processes (each its own plan, no communication): the machine's ceiling
 for two processes (memory bandwidth, caches, other jobs), so that scaling efficiency /
 ceiling is the part data parallelism itself keeps. The 2-rank step runs twice: with the
@@ -47,9 +51,13 @@ import numpy as np  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MODELS = ("lenet", "resnet_small")
-# rounds of windows per model: a LeNet round takes ~1 s on a quiet machine (its 0.15 s windows'
-# ratios spread more, so it gets more rounds: ~0.5 min), a resnet_small round ~10 s (~2.5 min)
-ROUNDS = {"lenet": 40, "resnet_small": 15}
+# rounds per model: a round is five ABBA blocks (one per set-up against 1 rank), 20 windows:
+# ~1.5 s for LeNet on a quiet machine (its windows' ratios spread more, so it gets more
+# rounds: ~1 min), ~5 s for resnet_small (~1.5 min)
+ROUNDS = {"lenet": 40, "resnet_small": 20}
+# steps per window: short windows, so that each ABBA block (1 rank, 2 ranks, 2 ranks, 1 rank)
+# spans ~0.3 s (LeNet) to ~1 s (resnet_small) on a quiet machine, less than this VM's drifts
+STEPS = {"lenet": 5, "resnet_small": 2}
 
 
 # -- the workers: fresh processes, under mpiexec or alone ---------------------------------------
@@ -119,9 +127,10 @@ def train_steps(model, plan, X, y, rng, batch, steps, after=None, phases=None) -
 
 
 def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
-    """Under mpiexec -n 2: per round, six windows of `steps` steps in rotating order, so that
-    all see the same machine load: `single` (rank 0 alone on a plan of its own, no MPI;
-    rank 1 waits at a barrier), `independent` (both ranks train their own plan at `batch`, no
+    """Under mpiexec -n 2: per round, for each set-up but `single` in rotating order, an ABBA
+    block of windows of `steps` steps (single, it, it, single), so that each set-up's ratio
+    to `single` comes from windows moments apart: `single` (rank 0 alone on a plan of its own, no MPI;
+    rank 1 sleeps), `independent` (both ranks train their own plan at `batch`, no
     communication: the machine's ceiling for two processes) and `dual` (both ranks
     data-parallel at `batch` per rank, the buckets summed in shared memory; `dual_mpi`: by
     MPI; `dual_spin`: in shared memory, the wait spinning even when the rank was preempted).
@@ -151,36 +160,72 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
         for m in methods:
             phases.wrap(obj, m, {"_wait_all": "wait", "_sum_chunk": "sum"}.get(m, m))
     sums = np.zeros(sum(f.size for f in dp.buckets.flat), plan.dtype)
+
+    def window(r: int, kind: str) -> tuple:
+        """One window of `steps` steps of `kind`: (images/s, CPU s per step of the main
+        thread, of the others), over both ranks (rank 0's alone for `single`)."""
+        comm.all_arrive(600)
+        runs = kind != "single" or comm.is_root
+        phases.window = (r, kind) if r >= 0 and kind in ("independent", "dual", "dual_spin") \
+            else None
+        delay = run_delay()
+        wall, c, p = time.perf_counter(), time.thread_time(), time.process_time()
+        if kind in ("dual", "dual_spin", "dual_mpi"):
+            train_steps({"dual": dp, "dual_spin": dp_spin, "dual_mpi": dp_mpi}[kind], plan, X,
+                        y, rng, 2 * batch, steps, phases=phases)
+        elif kind == "naive":
+            train_steps(solo, solo, X, y, rng, batch, steps,
+                        after=lambda: comm.allreduce(sums, "the naive control's allreduce"))
+        elif runs:
+            train_steps(solo, solo, X, y, rng, batch, steps, phases=phases)
+        else:
+            idle()  # rank 1 during rank 0's window: asleep, not polling
+        wall, c = time.perf_counter() - wall, time.thread_time() - c
+        p, delay = time.process_time() - p, run_delay() - delay
+        if kind == "single" and comm.is_root:
+            comm.all_arrive(600)  # wakes rank 1 (idle)
+        if phases.window is not None:
+            at = phases.seconds.setdefault(phases.window, {})
+            at["step"] = at.get("step", 0.0) + c
+        # each rank's images/s, gathered after the window (out of its timing)
+        every = comm.allgather(np.array([batch * steps / wall if runs else 0.0, c / steps,
+                                         (p - c) / steps,
+                                         batch * steps / max(wall - delay, 1e-9) if runs else 0.0,
+                                         delay / wall]), "gathering the window's rates")
+        if kind == "single":
+            return tuple(float(v) for v in every[0])
+        return (float(every[:, 0].sum()), float(every[:, 1].mean()), float(every[:, 2].mean()),
+                float(every[:, 3].sum()), float(every[:, 4].mean()))
+
+    def idle() -> None:
+        """Sleep (0.2 ms naps) until rank 0 ends its window: a polling rank 1 would take CPU
+        from rank 0 or the machine's other jobs (Comm.wait yields the core for 50 ms first)."""
+        request = comm.ctl.Ibarrier()
+        while not request.Test():
+            time.sleep(2e-4)
+
     rates = {k: [] for k in kinds}
     cpu = {k: [] for k in kinds}
     others = {k: [] for k in kinds}  # CPU of the process's other threads (MPI's, the pools')
+    paired = {k: [] for k in kinds[1:]}  # per round: the kind's ABBA ratio to `single`
+    paired_net = {k: [] for k in kinds[1:]}  # the same, each window net of its run delay
+    delays = {k: [] for k in kinds}  # per window: the share of it a rank waited for a core
     for r in range(-1, rounds):  # round -1 warms them up
-        for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
-            comm.all_arrive(600)
-            runs = kind != "single" or comm.is_root
-            phases.window = (r, kind) if r >= 0 and kind in ("independent", "dual", "dual_spin") \
-                else None
-            wall, c, p = time.perf_counter(), time.thread_time(), time.process_time()
-            if kind in ("dual", "dual_spin", "dual_mpi"):
-                train_steps({"dual": dp, "dual_spin": dp_spin, "dual_mpi": dp_mpi}[kind], plan, X,
-                            y, rng, 2 * batch, steps, phases=phases)
-            elif kind == "naive":
-                train_steps(solo, solo, X, y, rng, batch, steps,
-                            after=lambda: comm.allreduce(sums, "the naive control's allreduce"))
-            elif runs:
-                train_steps(solo, solo, X, y, rng, batch, steps, phases=phases)
-            wall, c = time.perf_counter() - wall, time.thread_time() - c
-            p = time.process_time() - p
-            if phases.window is not None:
-                phases.seconds[phases.window]["step"] = c
-            # each rank's images/s, gathered after the window (out of its timing)
-            every = comm.allgather(np.array([batch * steps / wall if runs else 0.0, c / steps,
-                                             (p - c) / steps]),
-                                   "gathering the window's rates")
+        for kind in kinds[1:][r % (len(kinds) - 1):] + kinds[1:][:r % (len(kinds) - 1)]:
+            got = {}
+            # ABBA: single, kind, kind, single, the windows moments apart; the two means'
+            # ratio cancels a drift of the machine's speed that is linear over the block
+            for at, k in enumerate(("single", kind, kind, "single")):
+                got[at] = window(r, k)
             if r >= 0:
-                rates[kind].append(float(every[0, 0] if kind == "single" else every[:, 0].sum()))
-                cpu[kind].append(float(every[0, 1] if kind == "single" else every[:, 1].mean()))
-                others[kind].append(float(every[0, 2] if kind == "single" else every[:, 2].mean()))
+                single = got[0][0] + got[3][0]
+                paired[kind].append((got[1][0] + got[2][0]) / single)
+                paired_net[kind].append((got[1][3] + got[2][3]) / (got[0][3] + got[3][3]))
+                for at, k in enumerate(("single", kind, kind, "single")):
+                    rates[k].append(got[at][0])
+                    cpu[k].append(got[at][1])
+                    others[k].append(got[at][2])
+                    delays[k].append(got[at][4])
     report = dp.comm_report(blocking_repeats=20)
     # the share of dp's steps whose wait slept (the rank preempted in the step before)
     report["contended_share"] = dp.buckets.contended_steps / max(1, dp.buckets.step)
@@ -194,7 +239,7 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
         # add up to the median of the whole, and the phases should add up to the step)
         names = ("forward", "backward", "pack", "sum", "wait", "update")
         total = np.array([sum(phases.seconds.get((r, kind), {}).get(k, 0.0) for r in range(rounds))
-                          for k in names + ("step",)]) / (rounds * steps)
+                          for k in names + ("step",)]) / (2 * rounds * steps)  # two windows a round
         total[-1] -= total[:-1].sum()  # the rest: Python around the phases
         every = comm.allgather(total, "gathering the phases")
         split[kind] = {k: round(float(v) * 1e3, 3)
@@ -203,8 +248,21 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
         split[kind]["step"] = round(float(every.sum(axis=1).mean()) * 1e3, 3)
     if not comm.is_root:
         return {}
-    return {"rates": rates, "cpu_s_per_step": cpu, "other_threads_cpu_s_per_step": others, "comm": report, "comm_mpi": report_mpi,
+    return {"rates": rates, "paired": paired, "paired_net": paired_net, "delays": delays,
+            "cpu_s_per_step": cpu,
+            "other_threads_cpu_s_per_step": others, "comm": report, "comm_mpi": report_mpi,
             "cpu_phases": split}
+
+
+def run_delay() -> float:
+    """Seconds this thread has waited, runnable, for a core (the scheduler's run delay,
+    /proc/thread-self/schedstat's second field): the time other jobs took from it; 0.0 where
+    the kernel does not say."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1]) * 1e-9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def exact(model: str, batch: int, steps: int) -> dict:
@@ -274,8 +332,10 @@ def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
     ms = {k: round(float(np.median(v)) * 1e3, 2) for k, v in cpu.items()}
 
     def paired(a: str, b: str, k: float = 1.0) -> list:
-        # per round: a's window over k x b's, both from the same round (moments apart)
-        return [x / (k * z) for x, z in zip(rates[a], rates[b])]
+        # per round: a's ABBA ratio to the 1-rank windows around it over k x b's (b = single:
+        # 1); each ratio from windows moments apart, so the machine's drift cancels
+        return [x / (k * (1.0 if b == "single" else z))
+                for x, z in zip(r["paired"][a], r["paired"].get(b, r["paired"][a]))]
 
     ratios = paired("dual", "single", 2)
     return {"per_rank_batch": batch, "rounds": rounds, "steps_per_window": steps,
@@ -289,6 +349,17 @@ def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
             "scaling_efficiency_quartiles": [round(float(q), 3)
                                              for q in np.percentile(ratios, [25, 75])],
             "scaling_efficiency_rounds": [round(x, 3) for x in ratios],
+            # the same with each window's time net of the run delay (the time a rank waited,
+            # runnable, for a core other jobs held): what is left is the code's own cost and
+            # lockstep's (a rank idle while the other is held up stays in); on a quiet machine
+            # it equals the headline
+            "scaling_efficiency_net_of_run_delay": median([x / 2 for x in r["paired_net"]["dual"]]),
+            "scaling_efficiency_net_quartiles": [round(float(q) / 2, 3) for q in
+                                                 np.percentile(r["paired_net"]["dual"], [25, 75])],
+            "machine_ceiling_net_of_run_delay": median([x / 2 for x in
+                                                        r["paired_net"]["independent"]]),
+            # per kind, the median share of a window a rank waited for a core: this run's load
+            "run_delay_share": {k: round(float(np.median(v)), 3) for k, v in r["delays"].items()},
             # the same from the medians of all rounds' windows, taken at different moments
             "scaling_efficiency_of_medians": round(two / (2 * one), 3),
             # the same step with the buckets summed by MPI's Iallreduce (several machines)
@@ -383,10 +454,9 @@ def main():
         raise SystemExit("bench_dist.py needs mpiexec and mpi4py: pip install -e '.[dist]'")
     import dist_cost_model as cm
 
-    steps = 2 if args.quick else 10
     names = args.models[:1] if args.quick else tuple(args.models)
-    models = {m: throughput(m, 1 if args.quick else args.rounds or ROUNDS[m], 64, steps)
-              for m in names}
+    models = {m: throughput(m, 1 if args.quick else args.rounds or ROUNDS[m], 64,
+                            2 if args.quick else STEPS[m]) for m in names}
     exact_steps = 3 if args.quick else 100
     diff = {m: exactness(m, 32, exact_steps) for m in names}
     times = {int(k): v for k, v in spawn(2, "sweep", 6 if args.quick else 12).items()}

@@ -321,8 +321,9 @@ def spawn(ranks: int, *args) -> dict:
 
 
 def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
-    """1 rank, 2 independent processes and 2 ranks in rotating windows of one job (see ab);
-    ratios: medians over the rounds of each round's ratio, rates: medians over the rounds."""
+    """1 rank, 2 independent processes and 2 ranks in ABBA blocks of windows of one job (see
+    ab); ratios: medians over the rounds of each block's ratio, rates: medians over the
+    windows (`rounds_*`: every window's images/s in order, 1 rank's from every block)."""
     load = os.getloadavg()
     r = spawn(2, "ab", model, batch, steps, rounds)
     rates, c, cpu = r["rates"], r["comm"], r["cpu_s_per_step"]

@@ -106,6 +106,12 @@ def test_bench_dist_quick():
     for split in lenet["cpu_ms_per_step_phases"].values():
         assert abs(sum(v for k, v in split.items() if k != "step") - split["step"]) < 0.01
     assert sum(lenet["last_to_finish_share"]) == pytest.approx(1.0)
+    # the same ratio net of the run delay; each set-up's share of its windows spent waiting
+    # for a core (ABBA blocks: single's windows and every other set-up's)
+    assert lenet["scaling_efficiency_net_of_run_delay"] > 0
+    assert set(lenet["run_delay_share"]) == {"single", "independent", "dual", "dual_spin",
+                                             "dual_mpi", "naive"}
+    assert all(0 <= v <= 1 for v in lenet["run_delay_share"].values())
     # the futex-napping wait against the spinning one, in the same rounds
     assert lenet["nap_over_spin"] > 0 and 0 <= lenet["contended_share"] <= 1
     assert set(lenet["cpu_ms_per_step_phases"]) == {"2_independent", "2_ranks", "2_ranks_spin"}

@@ -20,6 +20,7 @@ result for any thread count.
 """
 from cython.parallel import prange, threadid
 from libc.stdint cimport int32_t, uintptr_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from dagnet._kernels.types cimport real

@@ -7,6 +7,17 @@ cdef extern from "helpers.h" nogil:
     void dn_par_for(dn_task fn, void* ctx, Py_ssize_t n, int threads)
     long long dn_count[4]
 
+cdef struct _Fill:
+    # a bound split conv's input copied into the interiors of its planes (their zero borders
+    # and tail written once, at binding): one item per sample and channel
+    const void* x
+    void* planes
+    const int32_t* slot
+    Py_ssize_t x_c, S, C, H, W, Hq, Wq, nph
+    int sh, sw, ph, pw, isa
+    bint is_double
+
+
 cdef struct _Split:
     # one batch-1 forward split into items (sample, tile of DC_FR filters): its arrays'
     # first elements (float or double, as is_double says) and their strides per sample
@@ -23,6 +34,11 @@ cdef struct _Split:
     bint relu
     int kh, kw, sh, sw
     bint plain, is_double
+    # in a chain (SplitChain), the planes fills of up to two later convs that read this one's
+    # output: each item's channels copied in as soon as they are written (hot in cache, and
+    # those convs need no fill loop of their own: one hand-over to the helpers fewer); else NULL
+    _Fill* next_fill
+    _Fill* next_fill2
 
 
 cdef void _split_task(void* ctx, Py_ssize_t item, int tid) noexcept nogil:
@@ -35,7 +51,7 @@ cdef void _split_task(void* ctx, Py_ssize_t item, int tid) noexcept nogil:
 
 cdef inline void _split_one(_Split* c, real* kind, Py_ssize_t item, int tid) noexcept nogil:
     """Item `item` of c: one sample's outputs of one tile of filters, in thread tid's grid."""
-    cdef Py_ssize_t n = item // c.tiles, m0 = (item % c.tiles) * DC_FR, m1 = m0 + DC_FR
+    cdef Py_ssize_t n = item // c.tiles, m0 = (item % c.tiles) * DC_FR, m1 = m0 + DC_FR, m
     cdef real* g = <real*>c.grid + tid * c.grid_t
     cdef real* out = <real*>c.out + n * c.out_n
     if m1 > c.M:
@@ -49,17 +65,12 @@ cdef inline void _split_one(_Split* c, real* kind, Py_ssize_t item, int tid) noe
         _epilogue(c.isa, g, c.Qr, c.Wq, m0, m1, c.Ho, c.Wo,
                   <const real*>c.res + n * c.res_n if c.res != NULL else NULL, c.relu,
                   c.kh, c.kw, c.sh, c.sw, c.Hp, c.Wp, out)
-
-
-cdef struct _Fill:
-    # a bound split conv's input copied into the interiors of its planes (their zero borders
-    # and tail written once, at binding): one item per sample and channel
-    const void* x
-    void* planes
-    const int32_t* slot
-    Py_ssize_t x_c, S, C, H, W, Hq, Wq, nph
-    int sh, sw, ph, pw, isa
-    bint is_double
+    if c.next_fill != NULL:
+        for m in range(m0, m1):
+            _fill_one(c.next_fill, kind, n * c.M + m)
+    if c.next_fill2 != NULL:
+        for m in range(m0, m1):
+            _fill_one(c.next_fill2, kind, n * c.M + m)
 
 
 cdef void _fill_task(void* ctx, Py_ssize_t item, int tid) noexcept nogil:
@@ -232,7 +243,7 @@ cdef class SplitConv:
                             M * Ho * Wo, M, off.shape[0], Qr, Wq, Ho, Wo, out.shape[2],
                             out.shape[3], tiles, isa, relu, pkh, pkw, psh, psw,
                             not has_residual and not relu and pool is None,
-                            self.num == cnp.NPY_FLOAT64)
+                            self.num == cnp.NPY_FLOAT64, NULL, NULL)
 
     def __call__(self, x, residual=None):
         """out = the conv of x (N, C, H, W) (+ residual, relu, pool as bound)."""
@@ -297,9 +308,9 @@ cdef class SplitChain:
     def __cinit__(self):
         self.parts = NULL
 
-    def __init__(self, list convs, list inputs):
-        cdef SplitConv c
-        cdef Py_ssize_t i
+    def __init__(self, list convs, list inputs, bint link=True):
+        cdef SplitConv c, w
+        cdef Py_ssize_t i, k
         if not convs or len(convs) != len(inputs) + 1:
             raise ValueError("SplitChain: one (x, residual) for each conv after the first")
         for i in range(1, len(convs)):
@@ -313,6 +324,19 @@ cdef class SplitChain:
             c = convs[i]
             self.parts[i] = _Bound(&c.fill, &c.split, c.N * c.C, c.jobs, c.fill_threads,
                                    c.threads)
+        for i in range(1, len(convs) if link else 0):  # a conv reading the output of one
+            c = convs[i]  # before it: its planes filled by that one's items
+            for k in range(i - 1, -1, -1):  # the last to write that buffer (the arena reuses
+                w = convs[k]  # buffers: an earlier conv may have written it with other values)
+                if c.fill.x != w.split.out:
+                    continue
+                if w.split.next_fill == NULL:
+                    w.split.next_fill = &c.fill
+                    self.parts[i].fills = 0
+                elif w.split.next_fill2 == NULL:
+                    w.split.next_fill2 = &c.fill
+                    self.parts[i].fills = 0
+                break
         self.convs, self.keep, self.n = list(convs), list(inputs), len(convs)
 
     def __dealloc__(self):

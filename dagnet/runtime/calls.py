@@ -26,6 +26,10 @@ BLOCKED: bool = True
 #: runs of batch-1 split convs each of which reads conv outputs run as one call (chain_splits);
 #: False for A/B measurements
 CHAIN: bool = True
+#: in such a run, a conv reading the output of the one before it gets its planes filled by
+#: that one's items (SplitChain link): one hand-over to the helper threads a conv fewer; False
+#: for A/B measurements
+LINK: bool = True
 
 try:
     from dagnet._kernels.infer import gap_concat
@@ -126,7 +130,8 @@ def _chain(run, arrays, env):
     splits = [call.split for _, call in run]
     x, res = splits[0][1:3]
     chain = direct._ext.SplitChain([s[0] for s in splits],
-                                   [(arrays[s[1]], arrays[s[2]] if s[2] else None) for s in splits[1:]])
+                                   [(arrays[s[1]], arrays[s[2]] if s[2] else None) for s in splits[1:]],
+                                   LINK)
     outs = [(ins.name, s[3]) for (ins, _), s in zip(run, splits)]
 
     def call():

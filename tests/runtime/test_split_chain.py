@@ -6,7 +6,7 @@ import pytest
 
 import dagnet
 from dagnet import Graph, kernels
-from dagnet.models import resnet_small
+from dagnet.models import lenet, lenet_bn, resnet_small
 from dagnet.ops import direct
 from dagnet.runtime import calls
 from tests.runtime.test_program import _both, _bound, _close, _eval_plan
@@ -40,6 +40,20 @@ def test_resnet_small_chained_is_bitwise_the_convs_one_by_one(dtype, monkeypatch
     for _ in range(2):  # new inputs into the same binding
         x = np.random.default_rng(_ + 1).standard_normal((1, 1, 28, 28)).astype(dtype)
         _close(*_both(plan, {"x": x}, outputs=outs), 1e-12 if dtype == "float64" else 2e-5)
+
+
+@pytest.mark.parametrize("build", [lenet, lenet_bn])
+@pytest.mark.parametrize("link", [False, True])
+def test_pooled_convs_chained_are_bitwise_the_convs_one_by_one(build, link, monkeypatch):
+    # conv + relu + pool twice: the second conv's planes filled from the first's pooled output
+    # by the first's items (link) or by a loop of its own
+    monkeypatch.setattr(calls, "LINK", link)
+    plan = _eval_plan(build(), "float32")
+    x = np.random.default_rng(3).standard_normal((1, 1, 28, 28)).astype(np.float32)
+    chained, alone, bound = _programs(plan, {"x": x}, ["scores"], monkeypatch)
+    np.testing.assert_array_equal(chained["scores"], alone["scores"])
+    assert [ins.kind for _, ins in bound][0] == "conv" and len(bound) < len(
+        plan.executor.programs[("scores",)].code)
 
 
 def test_a_chain_follows_params_changed_in_place(monkeypatch):

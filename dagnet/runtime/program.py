@@ -16,7 +16,7 @@ arrays of the latest two batch sizes are kept.
 
 Threads: a conv of a batch smaller than the thread count splits its filters among the caller
 and spinning helper threads (SPLIT_FILTERS; direct.pyx, helpers.h), not an OpenMP team whose
-sleeping threads' wake-ups took longer than a batch-1 conv.
+sleeping threads' wake-ups took longer than a batch-1 conv; runs of them, one call (chain_splits).
 
 Folded weights depend on params and batchnorm statistics the user may change in place
 between runs: each run compares them with the snapshot they were folded from (a memcmp each,

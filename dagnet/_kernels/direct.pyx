@@ -20,6 +20,7 @@ result for any thread count.
 """
 from cython.parallel import prange, threadid
 from libc.stdint cimport int32_t, uintptr_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from dagnet._kernels.types cimport real
@@ -226,7 +227,7 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
                        <const void*>&bias[0], <void*>&grid[0, 0], <void*>&out[0, 0, 0, 0], res_p,
                        S, grid.shape[1], M * out.shape[2] * out.shape[3], M * Ho * Wo,
                        M, K, Qr, Wq, Ho, Wo, out.shape[2], out.shape[3], tiles, isa, relu,
-                       pkh, pkw, psh, psw, plain, real is double)
+                       pkh, pkw, psh, psw, plain, real is double, NULL, NULL)
         with nogil:
             for n in range(N):
                 _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph,

@@ -7,6 +7,17 @@ cdef extern from "helpers.h" nogil:
     void dn_par_for(dn_task fn, void* ctx, Py_ssize_t n, int threads)
     long long dn_count[4]
 
+cdef struct _Fill:
+    # a bound split conv's input copied into the interiors of its planes (their zero borders
+    # and tail written once, at binding): one item per sample and channel
+    const void* x
+    void* planes
+    const int32_t* slot
+    Py_ssize_t x_c, S, C, H, W, Hq, Wq, nph
+    int sh, sw, ph, pw, isa
+    bint is_double
+
+
 cdef struct _Split:
     # one batch-1 forward split into items (sample, tile of DC_FR filters): its arrays'
     # first elements (float or double, as is_double says) and their strides per sample
@@ -23,6 +34,11 @@ cdef struct _Split:
     bint relu
     int kh, kw, sh, sw
     bint plain, is_double
+    # in a chain (SplitChain), the planes fills of up to two later convs that read this one's
+    # output: each item's channels copied in as soon as they are written (hot in cache, and
+    # those convs need no fill loop of their own: one hand-over to the helpers fewer); else NULL
+    _Fill* next_fill
+    _Fill* next_fill2
 
 
 cdef void _split_task(void* ctx, Py_ssize_t item, int tid) noexcept nogil:
@@ -35,7 +51,7 @@ cdef void _split_task(void* ctx, Py_ssize_t item, int tid) noexcept nogil:
 
 cdef inline void _split_one(_Split* c, real* kind, Py_ssize_t item, int tid) noexcept nogil:
     """Item `item` of c: one sample's outputs of one tile of filters, in thread tid's grid."""
-    cdef Py_ssize_t n = item // c.tiles, m0 = (item % c.tiles) * DC_FR, m1 = m0 + DC_FR
+    cdef Py_ssize_t n = item // c.tiles, m0 = (item % c.tiles) * DC_FR, m1 = m0 + DC_FR, m
     cdef real* g = <real*>c.grid + tid * c.grid_t
     cdef real* out = <real*>c.out + n * c.out_n
     if m1 > c.M:
@@ -49,17 +65,12 @@ cdef inline void _split_one(_Split* c, real* kind, Py_ssize_t item, int tid) noe
         _epilogue(c.isa, g, c.Qr, c.Wq, m0, m1, c.Ho, c.Wo,
                   <const real*>c.res + n * c.res_n if c.res != NULL else NULL, c.relu,
                   c.kh, c.kw, c.sh, c.sw, c.Hp, c.Wp, out)
-
-
-cdef struct _Fill:
-    # a bound split conv's input copied into the interiors of its planes (their zero borders
-    # and tail written once, at binding): one item per sample and channel
-    const void* x
-    void* planes
-    const int32_t* slot
-    Py_ssize_t x_c, S, C, H, W, Hq, Wq, nph
-    int sh, sw, ph, pw, isa
-    bint is_double
+    if c.next_fill != NULL:
+        for m in range(m0, m1):
+            _fill_one(c.next_fill, kind, n * c.M + m)
+    if c.next_fill2 != NULL:
+        for m in range(m0, m1):
+            _fill_one(c.next_fill2, kind, n * c.M + m)
 
 
 cdef void _fill_task(void* ctx, Py_ssize_t item, int tid) noexcept nogil:
@@ -232,10 +243,17 @@ cdef class SplitConv:
                             M * Ho * Wo, M, off.shape[0], Qr, Wq, Ho, Wo, out.shape[2],
                             out.shape[3], tiles, isa, relu, pkh, pkw, psh, psw,
                             not has_residual and not relu and pool is None,
-                            self.num == cnp.NPY_FLOAT64)
+                            self.num == cnp.NPY_FLOAT64, NULL, NULL)
 
     def __call__(self, x, residual=None):
         """out = the conv of x (N, C, H, W) (+ residual, relu, pool as bound)."""
+        self._set(x, residual)
+        with nogil:
+            self._run()
+        self.split.res = NULL
+
+    cdef int _set(self, x, residual) except -1:
+        """Point the fill at x and the epilogue at residual, checked as the call checks them."""
         if not _c_floats(x, 4, self.num) or x.shape != self.x_shape:
             raise ValueError(f"SplitConv: x must be a C-contiguous {self.x_shape} array of the "
                              f"bound dtype")
@@ -247,7 +265,88 @@ cdef class SplitConv:
         elif residual is not None:
             raise ValueError("SplitConv: bound without a residual")
         self.fill.x = cnp.PyArray_DATA(<cnp.ndarray>x)
+        return 0
+
+    cdef void _run(self) noexcept nogil:
+        _run_conv(&self.fill, &self.split, self.N * self.C, self.fill_threads, self.jobs,
+                  self.threads)
+
+
+cdef inline void _run_conv(_Fill* fill, _Split* split, Py_ssize_t fills, int fill_threads,
+                           Py_ssize_t jobs, int threads) noexcept nogil:
+    """A bound split conv: its planes filled, then its filter tiles."""
+    dn_par_for(_fill_task, fill, fills, fill_threads)
+    dn_par_for(_split_task, split, jobs, threads)
+
+
+cdef struct _Bound:
+    # a SplitConv's parts, for a chain to run without the GIL
+    _Fill* fill
+    _Split* split
+    Py_ssize_t fills, jobs
+    int fill_threads, threads
+
+
+cdef class SplitChain:
+    """Bound split convs run one after the other in one call, the GIL released once: an
+    inference program's run of batch-1 convs each of which but the first reads outputs of
+    convs before it (arrays of the program's arena, fixed while the program keeps its
+    binding).
+
+        chain = SplitChain(convs, inputs)   # inputs[i]: (x, residual) of convs[i + 1]
+        chain(x, residual)                  # convs[0](x, residual), then convs[i + 1](*inputs[i])
+
+    Why: the Python between two convs (a closure, its look-ups, the checks of its arrays) took
+    ~1 us of each batch-1 conv's 8-35 us. The arrays of inputs are checked here, once, and
+    kept alive; the convs are this chain's alone (their input and residual pointers stay set).
+    The numbers are the convs' own: each runs as its call would."""
+    cdef object keep
+    cdef list convs
+    cdef _Bound* parts
+    cdef Py_ssize_t n
+
+    def __cinit__(self):
+        self.parts = NULL
+
+    def __init__(self, list convs, list inputs, bint link=True):
+        cdef SplitConv c, w
+        cdef Py_ssize_t i, k
+        if not convs or len(convs) != len(inputs) + 1:
+            raise ValueError("SplitChain: one (x, residual) for each conv after the first")
+        for i in range(1, len(convs)):
+            c = convs[i]
+            x, res = inputs[i - 1]
+            c._set(x, res)
+        self.parts = <_Bound*>malloc(len(convs) * sizeof(_Bound))
+        if self.parts == NULL:
+            raise MemoryError()
+        for i in range(len(convs)):
+            c = convs[i]
+            self.parts[i] = _Bound(&c.fill, &c.split, c.N * c.C, c.jobs, c.fill_threads,
+                                   c.threads)
+        for i in range(1, len(convs) if link else 0):  # a conv reading the output of one
+            c = convs[i]  # before it: its planes filled by that one's items
+            for k in range(i - 1, -1, -1):  # the last to write that buffer (the arena reuses
+                w = convs[k]  # buffers: an earlier conv may have written it with other values)
+                if c.fill.x != w.split.out:
+                    continue
+                if w.split.next_fill == NULL:
+                    w.split.next_fill = &c.fill
+                    self.parts[i].fills = 0
+                elif w.split.next_fill2 == NULL:
+                    w.split.next_fill2 = &c.fill
+                    self.parts[i].fills = 0
+                break
+        self.convs, self.keep, self.n = list(convs), list(inputs), len(convs)
+
+    def __dealloc__(self):
+        free(self.parts)
+
+    def __call__(self, x, residual=None):
+        """Every conv of the chain, the first on x (+ residual), checked as its call checks them."""
+        cdef Py_ssize_t i
+        (<SplitConv>self.convs[0])._set(x, residual)
         with nogil:
-            dn_par_for(_fill_task, &self.fill, self.N * self.C, self.fill_threads)
-            dn_par_for(_split_task, &self.split, self.jobs, self.threads)
-        self.split.res = NULL
+            for i in range(self.n):
+                _run_conv(self.parts[i].fill, self.parts[i].split, self.parts[i].fills,
+                          self.parts[i].fill_threads, self.parts[i].jobs, self.parts[i].threads)

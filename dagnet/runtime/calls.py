@@ -4,6 +4,7 @@
                                                   small_below samples, else numpy's matmul)
     gap_call(ins, out, env)                        global average pools and their concat
     op_call(ins, out, scratch, program)            any other step: its op's forward
+    chain_splits(code, calls, arrays, env)         runs of batch-1 split convs as one call each
 
 Each returns a function of no arguments that reads its inputs from the program's env and
 writes its value there.
@@ -22,6 +23,13 @@ from dagnet.ops.dense import eval_side
 #: each other, LeNet's fc1 at batch 256 60-64 ms against 9 ms (medians, in-process A/B, load
 #: 6.5); False for A/B measurements
 BLOCKED: bool = True
+#: runs of batch-1 split convs each of which reads conv outputs run as one call (chain_splits);
+#: False for A/B measurements
+CHAIN: bool = True
+#: in such a run, a conv reading the output of the one before it gets its planes filled by
+#: that one's items (SplitChain link): one hand-over to the helper threads a conv fewer; False
+#: for A/B measurements
+LINK: bool = True
 
 try:
     from dagnet._kernels.infer import gap_concat
@@ -88,4 +96,45 @@ def op_call(ins, out, scratch, program):
     def call():
         env[name] = op.forward([env[n] for n in names], attrs, mode="eval",
                                state=program.state.get(key), rng=program.rng, out=o, **kw)[0]
+    return call
+
+
+def chain_splits(code, calls, arrays, env) -> list:
+    """[(call, its first instruction)]: the calls, with each run of consecutive split convs
+    (program.py's batch-1 SplitConv calls, marked .split = (SplitConv, x, residual, out)) in
+    which every conv after the first reads outputs of conv instructions (arena arrays, fixed
+    while the calls are bound; env may hold others, a step's view) merged into one call
+    (direct_split.pxi SplitChain: no Python between them). Errors name the run's first step."""
+    out, run, convs = [], [], set()  # run: [(instruction, call)]; convs: conv values so far
+
+    def close():
+        if run:
+            out.append((run[0][1] if len(run) == 1 else _chain(run, arrays, env), run[0][0]))
+        run.clear()
+    for ins, call in zip(code, calls):
+        split = getattr(call, "split", None) if CHAIN else None
+        if split is None or split[1] not in convs or (split[2] and split[2] not in convs):
+            close()
+        if split is None:
+            out.append((call, ins))
+        else:
+            run.append((ins, call))
+        if ins.kind == "conv":
+            convs.add(ins.name)
+    close()
+    return out
+
+
+def _chain(run, arrays, env):
+    """One call running the split convs of run (chain_splits) in turn."""
+    splits = [call.split for _, call in run]
+    x, res = splits[0][1:3]
+    chain = direct._ext.SplitChain([s[0] for s in splits],
+                                   [(arrays[s[1]], arrays[s[2]] if s[2] else None) for s in splits[1:]],
+                                   LINK)
+    outs = [(ins.name, s[3]) for (ins, _), s in zip(run, splits)]
+
+    def call():
+        chain(np.ascontiguousarray(env[x]), np.ascontiguousarray(env[res]) if res else None)
+        env.update(outs)
     return call

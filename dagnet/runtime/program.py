@@ -16,7 +16,7 @@ arrays of the latest two batch sizes are kept.
 
 Threads: a conv of a batch smaller than the thread count splits its filters among the caller
 and spinning helper threads (SPLIT_FILTERS; direct.pyx, helpers.h), not an OpenMP team whose
-sleeping threads' wake-ups took longer than a batch-1 conv.
+sleeping threads' wake-ups took longer than a batch-1 conv; runs of them, one call (chain_splits).
 
 Folded weights depend on params and batchnorm statistics the user may change in place
 between runs: each run compares them with the snapshot they were folded from (a memcmp each,
@@ -32,7 +32,7 @@ from dagnet.ops.base import as_pair
 from dagnet.ops.conv import columns_size, conv_forward, conv_geometry
 from dagnet.ops.pool import maxpool_forward
 from dagnet.ops.window import as_pads, is_symmetric
-from dagnet.runtime.calls import affine_call, gap_call, op_call
+from dagnet.runtime.calls import affine_call, chain_splits, gap_call, op_call
 from dagnet.runtime.lower import fold, instructions
 
 #: False runs eval plans step by step on the executor (for A/B measurements and debugging)
@@ -171,7 +171,7 @@ class EvalProgram:
                 calls.append(op_call(ins, arrays[ins.name], scratch, self))
         if len(self.bound) >= 2:
             self.bound.pop(next(iter(self.bound)))
-        self.bound[batch] = calls
+        self.bound[batch] = calls = chain_splits(self.code, calls, arrays, self.env)
         return calls
 
     # -- running ---------------------------------------------------------------------------
@@ -187,11 +187,11 @@ class EvalProgram:
         calls = self.bound.get(batch) or self._bind(batch)
         k = 0
         try:
-            for k, call in enumerate(calls):
+            for k, (call, _) in enumerate(calls):
                 call()
             return {v: np.array(env[v], copy=True) for v in self.wanted}
         except Exception as e:
-            e.dagnet_step = self.code[k].step
+            e.dagnet_step = calls[k][1].step
             raise
         finally:
             env.clear()  # hold no arrays between runs
@@ -338,6 +338,7 @@ def _conv_call(ins, weights, out, scratch, env, batch):
             def split():
                 bound(np.ascontiguousarray(env[x]), np.ascontiguousarray(env[res]) if res else None)
                 env[name] = out
+            split.split = (bound, x, res, out)  # for chain_splits (calls.py)
             return split
         return _kernel_call(ins, out, env, fn, args, (pool, parts))
     w, b = weights

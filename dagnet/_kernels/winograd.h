@@ -187,6 +187,28 @@ ATTR static void NAME(const T* __restrict y, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff
         }                                                                                   \
 }
 
+/* Values of WG_PLANES's padded channel (2 Hq x 2 Wq: a phase vector at b reads 2L values
+   from 2b): larger channels take the path after it. */
+#define WG_PAD 2048
+
+/* dst[0:n] = src[0:n] in whole vectors, the last one ending at n (writing some values again,
+   the same), or value by value below one vector: memcpy's call cost more than a short row
+   (the planes of resnet_small's 14 x 14 and 28 x 28 inputs). */
+#define DC_COPY_ROW(T, VU, L, dst, src, n)                                                  \
+    do {                                                                                    \
+        T* __restrict d_ = (dst);                                                           \
+        const T* __restrict s_ = (src);                                                     \
+        const ptrdiff_t n_ = (n);                                                           \
+        if (n_ >= (L))                                                                      \
+            for (ptrdiff_t k0_ = 0; k0_ < n_; k0_ += (L)) {                                 \
+                const ptrdiff_t k_ = k0_ + (L) <= n_ ? k0_ : n_ - (L);                      \
+                *(VU*)(d_ + k_) = *(const VU*)(s_ + k_);                                    \
+            }                                                                               \
+        else                                                                                \
+            for (ptrdiff_t k_ = 0; k_ < n_; k_++)                                           \
+                d_[k_] = s_[k_];                                                            \
+    } while (0)
+
 /* src (S values) = the sample x (C, H, W) padded by (ph, pw) as stride-2 phase planes
    (plane (c, rh, rw)[a][b] = xpad[c][2a + rh][2b + rw], Hq x Wq each), then zeros: what
    direct.pyx _planes_one writes for sh = sw = 2, the phases of a row split in vectors (the
@@ -196,6 +218,31 @@ ATTR static void NAME(const T* __restrict x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t
                       ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t Hq, ptrdiff_t Wq,                \
                       T* __restrict src, ptrdiff_t S) {                                     \
     const ptrdiff_t HW = Hq * Wq;                                                           \
+    if (DC_SHUFFLE && Wq >= L && 4 * Hq * Wq <= WG_PAD && ph + H <= 2 * Hq &&               \
+        pw + W <= 2 * Wq) {                                                                 \
+        /* each channel padded in a buffer (its borders zero once), then every row's two    \
+           phases split from it: a row split right after it was copied waited on the       \
+           copy's stores (1.25x slower) */                                                  \
+        T pad[WG_PAD] __attribute__((aligned(64)));                                         \
+        const ptrdiff_t RW = 2 * Wq;                                                        \
+        memset(pad, 0, 2 * Hq * RW * sizeof(T));                                            \
+        for (ptrdiff_t c = 0; c < C; c++) {                                                 \
+            for (ptrdiff_t ih = 0; ih < H; ih++)                                            \
+                DC_COPY_ROW(T, VU, L, pad + (ih + ph) * RW + pw, x + (c * H + ih) * W, W);  \
+            for (ptrdiff_t a2 = 0; a2 < 2 * Hq; a2++) {                                     \
+                T* __restrict p = src + (c * 4 + (a2 & 1) * 2) * HW + (a2 >> 1) * Wq;       \
+                const T* __restrict row = pad + a2 * RW;                                    \
+                for (ptrdiff_t b0 = 0; b0 < Wq; b0 += L) {                                  \
+                    const ptrdiff_t b = b0 + L <= Wq ? b0 : Wq - L;                         \
+                    const V e = *(const VU*)(row + 2 * b), o = *(const VU*)(row + 2 * b + L); \
+                    *(VU*)(p + b) = DC_SHUF(e, o, EVEN);                                    \
+                    *(VU*)(p + HW + b) = DC_SHUF(e, o, ODD);                                \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+        memset(src + 4 * C * HW, 0, (S - 4 * C * HW) * sizeof(T));                          \
+        return;                                                                             \
+    }                                                                                       \
     for (ptrdiff_t c = 0; c < C; c++)                                                       \
         for (ptrdiff_t a2 = 0; a2 < 2 * Hq; a2++)                                           \
             for (int rw = 0; rw < 2; rw++) {                                                \

@@ -39,6 +39,8 @@ SHAPES = [  # (N, C, H, W), F, pad
     ((1, 8, 4, 17), 4, (1, 1)),  # rows of 17: whole vectors, then one value
     ((2, 8, 5, 15), 4, (1, 1)),  # rows of 15: a phase plane of 8 whose last odd value lies
     ((1, 8, 3, 7), 3, (1, 1)),  # past the row at 8 (or 4) lanes: split value by value
+    ((1, 3, 9, 250), 2, (1, 1)),  # a channel past winograd.h's padded buffer (WG_PAD): split
+    # from the input's rows
 ]
 
 

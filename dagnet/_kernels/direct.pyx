@@ -50,6 +50,12 @@ cdef extern from "direct.h" nogil:
                  const float* d, Py_ssize_t ldd, const float* src, float* part)
     void dc_dw_d(int isa, Py_ssize_t Mr, Py_ssize_t Kr, Py_ssize_t Qr, const int32_t* off,
                  const double* d, Py_ssize_t ldd, const double* src, double* part)
+    void dc_dwt_f(int isa, Py_ssize_t Mp, Py_ssize_t Kr, Py_ssize_t Ho, Py_ssize_t Wo,
+                  Py_ssize_t Wq, const int32_t* off, const float* dT, const float* src,
+                  float* part)
+    void dc_dwt_d(int isa, Py_ssize_t Mp, Py_ssize_t Kr, Py_ssize_t Ho, Py_ssize_t Wo,
+                  Py_ssize_t Wq, const int32_t* off, const double* dT, const double* src,
+                  double* part)
     void dc_rows_f(int isa, const float* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t m0,
                    Py_ssize_t m1, Py_ssize_t Ho, Py_ssize_t Wo, const float* res, int relu,
                    float* out)
@@ -67,9 +73,12 @@ cdef extern from "direct.h" nogil:
         DC_NV
         DC_KR
         DC_DB
+        DC_KT2
 
 
 TILE_ROWS, TILE_VECTORS, DW_TAPS, DW_ROWS = DC_FR, DC_NV, DC_KR, DC_DB
+#: dc_dwt's taps per tile: its offsets are padded to a multiple of it
+DWT_TAPS = DC_KT2
 
 
 def best_isa():

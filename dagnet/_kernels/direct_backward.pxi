@@ -24,19 +24,43 @@ cdef void _grid_one(const real* dout, Py_ssize_t M, Py_ssize_t Ho, Py_ssize_t Wo
             sums[m] += s
 
 
+cdef void _transpose_one(const real* dout, Py_ssize_t M, Py_ssize_t Ho, Py_ssize_t Wo,
+                         Py_ssize_t Mp, real* dst, double* sums) noexcept nogil:
+    """dst (Ho*Wo, Mp) = dout (M, Ho*Wo) transposed, zeros past M; sums[m] += the sum of
+    dout[m] (_grid_one's loops, row by row: the same db bits)."""
+    cdef Py_ssize_t m, oh, ow, p
+    cdef double s
+    cdef const real* src
+    memset(dst, 0, Ho * Wo * Mp * sizeof(real))
+    for m in range(M):
+        for p in range(Ho * Wo):
+            dst[p * Mp + m] = dout[m * Ho * Wo + p]
+        s = 0
+        for oh in range(Ho):
+            src = dout + (m * Ho + oh) * Wo
+            for ow in range(Wo):
+                s = s + src[ow]
+        sums[m] += s
+
+
 def backward(const real[:, :, :, ::1] dout, const real[:, ::1] planes,
              const int32_t[::1] off, real[:, :, ::1] dw_part, double[:, ::1] db_part,
              real[:, ::1] lanes_part, real[:, ::1] dgrid, int Wq, int Qr,
              real[:, :, :, ::1] dx, const int32_t[::1] ph_taps, const int32_t[::1] ph_off,
              const real[::1] ph_w, real[:, ::1] doutp, real[:, ::1] xgrid, int sh, int sw,
-             int ph, int pw, int Hq, int Ti, int Tj, int Wd, int Qd, int isa, int num_threads):
+             int ph, int pw, int Hq, int Ti, int Tj, int Wd, int Qd, int isa, int num_threads,
+             bint by_channels=False):
     """dw_part[chunk] (Mr, Kr) = the dw of the chunk's samples, db_part[chunk] (M,) += their
     dout sums; with dx (not None) its input gradient. The chunks split the batch evenly, in
     order. off: the forward's offsets padded to Kr (a multiple of DC_KR); lanes_part: one
     (Mr*Kr*dw_lanes,) row per thread for dw's lane sums; dgrid: one (Mr*Qr,) scratch row per thread. For dx, per phase rh*sw + rw: ph_taps[p] taps (of
     ph_taps[-1] = M, the output channels), their offsets ph_off and packed weights ph_w (in
     phase order), doutp and xgrid one scratch row per thread (the padded dout planes, Wd
-    wide, and the (C*Qd,) products)."""
+    wide, and the (C*Qd,) products).
+
+    by_channels: dw by dc_dwt (vectorised along the output channels) instead: dw_part[chunk]
+    is then (Kr, Mp), Mp a multiple of 2 * dw_lanes and off padded to DWT_TAPS, dgrid one
+    (Ho*Wo*Mp,) row per thread (dout transposed), lanes_part unused."""
     cdef Py_ssize_t N = dout.shape[0], M = dout.shape[1], Ho = dout.shape[2], Wo = dout.shape[3]
     cdef Py_ssize_t chunks = dw_part.shape[0], Mr = dw_part.shape[1], Kr = off.shape[0]
     cdef Py_ssize_t L = dc_lanes(isa, real is double), S = planes.shape[1]
@@ -50,11 +74,18 @@ def backward(const real[:, :, :, ::1] dout, const real[:, ::1] planes,
     cdef real* dxn
     cdef real* lp
     cdef real s
-    if (Kr % DC_KR or Mr % DC_DB or Mr < M or dw_part.shape[2] != Kr
+    if by_channels:  # dw_part[chunk] is (Kr, Mp)
+        Mr = dw_part.shape[2]
+        if (Kr % DC_KT2 or Mr % (2 * Ld) or Mr < M or dw_part.shape[1] != Kr
+                or dgrid.shape[1] < Ho * Wo * Mr):
+            raise ValueError("direct.backward: the buffers and the geometry disagree")
+    elif (Kr % DC_KR or Mr % DC_DB or Mr < M or dw_part.shape[2] != Kr
             or lanes_part.shape[0] < num_threads or lanes_part.shape[1] < Mr * Kr * Ld
-            or db_part.shape[0] != chunks or db_part.shape[1] < M or chunks < 1
-            or dgrid.shape[0] < num_threads or dgrid.shape[1] < Mr * Qr or Qr % L
-            or Qr < Ho * Wq or planes.shape[0] < N):
+            or dgrid.shape[1] < Mr * Qr):
+        raise ValueError("direct.backward: the buffers and the geometry disagree")
+    if (db_part.shape[0] != chunks or db_part.shape[1] < M or chunks < 1
+            or dgrid.shape[0] < num_threads or Qr % L or Qr < Ho * Wq or Wo > Wq
+            or planes.shape[0] < N):
         raise ValueError("direct.backward: the buffers and the geometry disagree")
     if not 0 <= isa <= dn_best_isa():
         raise ValueError(f"direct.backward: isa {isa} is not one this CPU runs")
@@ -84,14 +115,27 @@ def backward(const real[:, :, :, ::1] dout, const real[:, ::1] planes,
         for ch in prange(chunks, schedule="dynamic", num_threads=num_threads):
             t = threadid()
             g = &dgrid[t, 0]
-            lp = &lanes_part[t, 0]
-            memset(lp, 0, Mr * Kr * Ld * sizeof(real))
+            lp = NULL
+            if by_channels:
+                memset(&dw_part[ch, 0, 0], 0, Kr * Mr * sizeof(real))
+            else:
+                lp = &lanes_part[t, 0]
+                memset(lp, 0, Mr * Kr * Ld * sizeof(real))
             for n in range(ch * N // chunks, (ch + 1) * N // chunks):
-                _grid_one(&dout[n, 0, 0, 0], M, Ho, Wo, 0, 0, Wq, Mr, Qr, g, &db_part[ch, 0])
-                if real is float:
-                    dc_dw_f(isa, Mr, Kr, Qr, &off[0], g, Qr, &planes[n, 0], lp)
+                if by_channels:
+                    _transpose_one(&dout[n, 0, 0, 0], M, Ho, Wo, Mr, g, &db_part[ch, 0])
+                    if real is float:
+                        dc_dwt_f(isa, Mr, Kr, Ho, Wo, Wq, &off[0], g, &planes[n, 0],
+                                 &dw_part[ch, 0, 0])
+                    else:
+                        dc_dwt_d(isa, Mr, Kr, Ho, Wo, Wq, &off[0], g, &planes[n, 0],
+                                 &dw_part[ch, 0, 0])
                 else:
-                    dc_dw_d(isa, Mr, Kr, Qr, &off[0], g, Qr, &planes[n, 0], lp)
+                    _grid_one(&dout[n, 0, 0, 0], M, Ho, Wo, 0, 0, Wq, Mr, Qr, g, &db_part[ch, 0])
+                    if real is float:
+                        dc_dw_f(isa, Mr, Kr, Qr, &off[0], g, Qr, &planes[n, 0], lp)
+                    else:
+                        dc_dw_d(isa, Mr, Kr, Qr, &off[0], g, Qr, &planes[n, 0], lp)
                 if not need_dx:
                     continue
                 dp = &doutp[t, 0]
@@ -127,8 +171,9 @@ def backward(const real[:, :, :, ::1] dout, const real[:, ::1] planes,
                                 dxn[(c * H + ih) * W + iw] = xg[c * Qd + a * Wd + b] if kp else 0
                     k0 = k0 + kp
                     w0 = w0 + kp * Ct
-            for i in range(Mr * Kr):  # the lanes of each dw entry, summed in order
-                s = 0
-                for a in range(Ld):
-                    s = s + lp[i * Ld + a]
-                (&dw_part[ch, 0, 0])[i] = s
+            if not by_channels:
+                for i in range(Mr * Kr):  # the lanes of each dw entry, summed in order
+                    s = 0
+                    for a in range(Ld):
+                        s = s + lp[i * Ld + a]
+                    (&dw_part[ch, 0, 0])[i] = s

@@ -46,6 +46,14 @@ ENABLED: bool = True
 #: resnet20's 32 -> 64 stride 2 (72: 4.5 vectors) 0.82x, left on AVX2.
 DW_WIDE: bool = True
 DW_WIDE_MIN_GRID = 128
+#: dw of convs with more than DWT_MIN_FILTERS filters on AVX-512 (with DW_WIDE) takes
+#: direct.h's dc_dwt (vectorised along the output channels, dout transposed: no lane sums,
+#: no grid columns past Wo); False keeps them on dc_dw (A/B measurements). See uses_dwt.
+DW_CHANNELS: bool = True
+DWT_MIN_FILTERS = 16
+#: the least variant that runs dc_dwt (AVX2's 16 registers hold too few of its accumulators;
+#: the tests lower it to run every variant against the reference)
+DWT_MIN_ISA = AVX512
 # dw is summed per chunk of samples, the chunks fixed by the batch size alone, so that the
 # result is the same for any thread count
 DW_CHUNKS = 16
@@ -63,6 +71,7 @@ class Geometry(NamedTuple):
     off: np.ndarray  # (K,) int32: the offset of tap (c, i, j) into the planes
     qr: int  # the output grid's positions (ho * wq), rounded up to whole vectors
     off_dw: np.ndarray  # off padded to whole dw tiles (the extra taps read tap 0, unused)
+    off_dwt: np.ndarray  # off padded to whole tiles of dc_dwt's taps (likewise)
     rows_dw: int  # F rounded up to whole dw tiles
     ti: int  # dout's planes for dx: dout placed at row ti, column tj of planes wd wide
     tj: int
@@ -98,6 +107,8 @@ def geometry(x_shape: tuple, w_shape: tuple, stride: tuple, pad: tuple, lanes: i
     kr = _round(off.size, _ext.DW_TAPS)
     off_dw = np.zeros(kr, np.int32)
     off_dw[:off.size] = off
+    off_dwt = np.zeros(_round(off.size, _ext.DWT_TAPS), np.int32)
+    off_dwt[:off.size] = off
     # the input gradient, per phase (rh, rw) of the padded input: pixel (a*sh + rh, b*sw + rw)
     # sums w[f, c, i, j] * dout[f, a - i//sh, b - j//sw] over the taps i = rh, j = rw (mod s)
     ti, tj = (kh - 1) // sh, (kw - 1) // sw
@@ -113,8 +124,9 @@ def geometry(x_shape: tuple, w_shape: tuple, stride: tuple, pad: tuple, lanes: i
             offs += [g * dplane + (ti - i // sh) * wd + tj - j // sw for g in range(f) for i, j in t]
     ph_off = np.array(offs, np.int32)
     dsize = max(f * dplane, int(ph_off.max()) + qd)
-    return Geometry(ho, wo, hq, wq, slot, size, off, qr, off_dw, _round(f, _ext.DW_ROWS), ti,
-                    tj, wd, qd, dsize, tuple(taps), np.array(counts + [f], np.int32), ph_off)
+    return Geometry(ho, wo, hq, wq, slot, size, off, qr, off_dw, off_dwt,
+                    _round(f, _ext.DW_ROWS), ti, tj, wd, qd, dsize, tuple(taps),
+                    np.array(counts + [f], np.int32), ph_off)
 
 
 def _pack(wk, dtype) -> np.ndarray:
@@ -208,6 +220,17 @@ def _phase_weights(w, geo, dtype) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def uses_dwt(f: int, isa: int) -> bool:
+    """Whether dw of a conv of f filters runs on dc_dwt (direct.h) for kernel variant isa:
+    on AVX-512 with more than DWT_MIN_FILTERS filters. Measured single-thread, CPU time,
+    batch 64, in process alternating with dc_dw (DW_WIDE's 16-lane kernel), medians of 9
+    rounds: resnet20's 32-channel 16 x 16 conv 1.32x faster, 32 -> 64 stride 2 2.84x,
+    16 -> 32 stride 2 1.43x; resnet_small's 32-channel 14 x 14 1.67x. 16 filters (one vector
+    of channels: a broadcast per multiply-add) ran 0.6x dc_dw's speed (direct.h's kernels
+    alone), left there."""
+    return DW_CHANNELS and DW_WIDE and isa >= DWT_MIN_ISA and f > DWT_MIN_FILTERS
+
+
 def direct_backward(dout, cache, need_dx=True):
     """Gradients of direct_forward.  dout: (N, F, Ho, Wo) -> (dx (N, C, H, W) or None,
     dw (F, C, kh, kw), db (F,))."""
@@ -215,15 +238,23 @@ def direct_backward(dout, cache, need_dx=True):
     dout = np.ascontiguousarray(dout)
     dtype = dout.dtype
     n, f = dout.shape[:2]
-    isa = ISA if DW_WIDE and geo.qr >= DW_WIDE_MIN_GRID else min(ISA, 1)  # 1: AVX2
+    by_channels = uses_dwt(f, ISA)
+    wide = by_channels or (DW_WIDE and geo.qr >= DW_WIDE_MIN_GRID)
+    isa = ISA if wide else min(ISA, 1)  # 1: AVX2
     lanes = _ext.dw_lanes(isa, dtype == np.float64)
     threads = max(1, min(kernels.NUM_THREADS, n))
     chunks = max(1, min(n, DW_CHUNKS))
-    kr, mr = geo.off_dw.size, geo.rows_dw
-    dw_part = np.empty((chunks, mr, kr), dtype=dtype)
     db_part = np.zeros((chunks, f))
-    lanes_part = np.empty((threads, mr * kr * lanes), dtype=dtype)
-    dgrid = np.empty((threads, mr * geo.qr), dtype=dtype)
+    if by_channels:  # dw_part[chunk] (Kr, Mp): taps by channels
+        off, mp = geo.off_dwt, _round(f, 2 * lanes)
+        dw_part = np.empty((chunks, off.size, mp), dtype=dtype)
+        lanes_part = np.zeros((threads, 0), dtype=dtype)
+        dgrid = np.empty((threads, geo.ho * geo.wo * mp), dtype=dtype)
+    else:
+        off, kr, mr = geo.off_dw, geo.off_dw.size, geo.rows_dw
+        dw_part = np.empty((chunks, mr, kr), dtype=dtype)
+        lanes_part = np.empty((threads, mr * kr * lanes), dtype=dtype)
+        dgrid = np.empty((threads, mr * geo.qr), dtype=dtype)
     dx = np.empty(x_shape, dtype=dtype) if need_dx else None
     if need_dx:
         c = x_shape[1]
@@ -233,11 +264,12 @@ def direct_backward(dout, cache, need_dx=True):
     else:
         ph_w = np.zeros(0, dtype)
         doutp = xgrid = np.zeros((1, 0), dtype)
-    _ext.backward(dout, planes, geo.off_dw, dw_part, db_part, lanes_part, dgrid, geo.wq,
+    _ext.backward(dout, planes, off, dw_part, db_part, lanes_part, dgrid, geo.wq,
                   geo.qr, dx, geo.ph_taps, geo.ph_off, ph_w, doutp, xgrid, *stride, *pad,
-                  geo.hq, geo.ti, geo.tj, geo.wd, geo.qd, isa, threads)
+                  geo.hq, geo.ti, geo.tj, geo.wd, geo.qd, isa, threads, by_channels)
     k = int(np.prod(w.shape[1:]))
-    dw = dw_part.sum(axis=0)[:f, :k].reshape(w.shape)
+    dw = dw_part.sum(axis=0)
+    dw = (dw[:k, :f].T if by_channels else dw[:f, :k]).reshape(w.shape)
     db = db_part.sum(axis=0).astype(dtype)
     return dx, dw, db
 

@@ -67,6 +67,49 @@ def test_dw_wide_kernel_matches_reference(x_shape, w_shape, stride, pad, dtype, 
     np.testing.assert_array_equal(narrow[1], got[1])  # dx: the same kernel
 
 
+DWT_SHAPES = SHAPES + [
+    ((2, 3, 9, 8), (80, 3, 3, 3), (1, 1), (1, 1)),  # AVX-512: a tile of 4 vectors, then 2
+    ((3, 32, 6, 6), (64, 32, 3, 3), (2, 2), (1, 1)),  # resnet20's 32 -> 64 stride 2, smaller
+]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 1e-6)])
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", DWT_SHAPES)
+def test_dw_by_channels_matches_reference(x_shape, w_shape, stride, pad, dtype, tol, isa,
+                                          monkeypatch):
+    """dw on dc_dwt (vectorised along the output channels) for every variant and shape, any
+    number of filters (zeros past them to whole vectors); dx and db as the reference's."""
+    monkeypatch.setattr(direct, "ISA", isa)
+    monkeypatch.setattr(direct, "DWT_MIN_ISA", 0)
+    monkeypatch.setattr(direct, "DWT_MIN_FILTERS", 0)
+    modes, backward = [], direct._ext.backward
+
+    def spy(*args):
+        modes.append(args[-1])
+        return backward(*args)
+    monkeypatch.setattr(direct._ext, "backward", spy)
+    (x, w, b, dout), got = run(x_shape, w_shape, stride, pad, dtype)
+    assert modes == [True]
+    want = ref.conv_backward(dout, x, w, stride, pad)
+    for name, g, r in zip(("dx", "dw", "db"), got[1:], want):
+        assert g.dtype == dtype and g.shape == r.shape, name
+        assert norm_error(g, r) < tol, name
+    monkeypatch.setattr(direct, "DW_CHANNELS", False)
+    other = run(x_shape, w_shape, stride, pad, dtype)[1]
+    assert modes == [True, False]
+    np.testing.assert_array_equal(other[3], got[3])  # db: the same sums in the same order
+    assert norm_error(other[2], got[2]) < tol
+
+
+def test_rule_picks_dw_by_channels_past_one_vector(monkeypatch):
+    assert direct.uses_dwt(32, direct.AVX512) and direct.uses_dwt(17, direct.AVX512)
+    assert not direct.uses_dwt(16, direct.AVX512)  # one vector: a broadcast per multiply-add
+    assert not direct.uses_dwt(64, 1)  # AVX2
+    monkeypatch.setattr(direct, "DW_WIDE", False)  # DW_WIDE off: AVX2's dw, as before
+    assert not direct.uses_dwt(32, direct.AVX512)
+
+
 def test_no_dx_keeps_dw_db():
     _, (_, dx, dw, db) = run(*SHAPES[0], np.float64)
     _, (_, none, dw2, db2) = run(*SHAPES[0], np.float64, need_dx=False)
@@ -132,12 +175,13 @@ def test_rule_picks_few_channel_convs_with_little_waste(monkeypatch):
     assert not direct.uses_direct((16, 28, 28), (16, 16, 3, 3), (1, 1), (1, 1))
 
 
-def test_conv2d_op_gradients_through_direct():
+@pytest.mark.parametrize("filters", [4, 24])  # 24: dw by channels where the CPU has AVX-512
+def test_conv2d_op_gradients_through_direct(filters):
     rng = np.random.default_rng(0)
-    shape, w_shape = (2, 3, 12, 12), (4, 3, 3, 3)
+    shape, w_shape = (2, 3, 12, 12), (filters, 3, 3, 3)
     assert direct.uses_direct(shape[1:], w_shape, (1, 1), (1, 1))
     check_op("conv2d", [rng.standard_normal(shape), rng.standard_normal(w_shape),
-                        rng.standard_normal(4)], {"pad": 1})
+                        rng.standard_normal(filters)], {"pad": 1})
 
 
 def test_planned_resnet_small_same_as_im2col(monkeypatch):

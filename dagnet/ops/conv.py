@@ -11,6 +11,10 @@ and, in backward, makes db the last column of dout @ cols.T: no separate bias or
 pass over the output. A dilation only changes which pixels im2col gathers; asymmetric pads
 only where the windows start and how many there are.
 
+Stride-1 convs the direct kernels (ops/direct.py) leave to im2col because of their dx run on
+the direct kernels' forward where ops/conv_planes.py takes them: dx always, the forward too
+where its grid is narrow (dw then from the direct kernels' planes).
+
 Grouped convolutions (groups > 1; depthwise when groups = C) take the same columns: the rows
 of group g's channels are one contiguous block, so one batched matmul, (G, F/G, K/G) @
 (N, G, K/G, P), computes every group of every sample; the bias is a separate add.
@@ -22,13 +26,13 @@ import numpy as np
 from dagnet import kernels
 from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, as_pair, check_floats, check_rank, register
-from dagnet.ops.conv_blocks import blocked_backward, blocked_forward
+from dagnet.ops.conv_blocks import blocked_backward, blocked_forward, planes_dw
 from dagnet.ops.declare import (COUNT, INITIALIZERS, POSITIVE, REQUIRED, WINDOW, Attr, data,
                                 param, weight)
 from dagnet.ops.depthwise import (DepthwiseCache, depthwise_backward, depthwise_forward,
                                   uses_depthwise)
 from dagnet.ops.depthwise import planes_size as depthwise_planes_size
-from dagnet.ops import direct
+from dagnet.ops.conv_planes import PlanesCache, direct_input_grad, dx_by_direct, fwd_by_direct
 from dagnet.ops.direct import DirectCache, direct_backward, direct_forward, planes_size, uses_direct
 from dagnet.ops.winograd import input_grad, uses_dx
 from dagnet.ops.window import (DILATION, FLOOR, PADDING, STRIDE, as_pads, is_symmetric,
@@ -70,9 +74,6 @@ BATCH_GEMM_BELOW = 256
 #: thread is free (ops/conv_blocks.py); False: one GEMM over the batch (or per sample, the
 #: batch in one call) threaded by OpenBLAS, for A/B measurements
 BLOCKED: bool = True
-#: training's input gradients of the stride-1 im2col convs by the direct kernels' forward
-#: where `dx_by_direct` takes them; False: GEMM + col2im (for A/B measurements)
-DX_DIRECT: bool = True
 
 
 def conv_forward(x, w, b, stride, pad, contiguous=True, out=None, workspace=None, dilation=1,
@@ -93,6 +94,10 @@ def conv_forward(x, w, b, stride, pad, contiguous=True, out=None, workspace=None
         # few channels: no im2col (ops/direct.py)
         return direct_forward(x, w, b, as_pair(stride), as_pads(pad)[:2], out=out,
                               workspace=workspace)
+    if fwd_by_direct(x.shape[1:], w.shape, stride, pad, dilation, groups):
+        out, cache = direct_forward(x, w, b, (1, 1), as_pads(pad)[:2], out=out,
+                                    workspace=workspace)
+        return out, PlanesCache(*cache)
     ksize, stride, pad, out_size = conv_geometry(x.shape, w.shape, stride, pad, dilation)
     if groups != 1:
         return _grouped_forward(x, w, b, ksize, stride, pad, dilation, out_size, groups, out,
@@ -157,6 +162,9 @@ def grad_buffer(cache, dout_shape, dtype):
 def conv_backward(dout, cache, need_dx=True):
     """Gradients of conv_forward.  dout: (N, F, Ho, Wo) -> (dx (N, C, H, W) or None,
     dw (F, C/groups, kh, kw), db (F,)). A dout from grad_buffer is used as it lies (no copy)."""
+    if isinstance(cache, PlanesCache):  # fwd_by_direct: its dx is dx_by_direct's
+        dx = direct_input_grad(dout, cache.w, cache.pad) if need_dx else None
+        return (dx, *planes_dw(dout, cache))
     if isinstance(cache, DirectCache):
         if need_dx and uses_dx(cache.x_shape[1:], cache.w.shape, cache.stride, cache.pad):
             dout = np.ascontiguousarray(dout)  # dx by Winograd (ops/winograd.py), dw direct
@@ -193,40 +201,6 @@ def conv_backward(dout, cache, need_dx=True):
                         w.shape[2:], stride, pad, dout.shape[2:], layout=layout,
                         dilation=dilation)
     return dx, dw, db
-
-
-def dx_by_direct(x_shape, w_shape, stride, pad, dilation, dout_shape) -> bool:
-    """Whether conv_backward computes the input gradient of an im2col conv (groups 1) of input
-    x_shape (N, C, H, W), weights w_shape (F, C, kh, kw), (top, left) pad and output dout_shape
-    by `direct_input_grad`: stride and dilation 1, the same pad on both sides of each axis, at
-    most the kernel's extent less one, and a gradient conv (F input channels, pad k - 1 - p)
-    whose direct forward computes at most 1.25x its outputs (uses_direct's rule). resnet20's 64-channel 8 x 8 convs, batch 64:
-    dx 4.0 ms of CPU against 6.0 for the GEMM + col2im (one thread, medians of 9 rounds)."""
-    if not DX_DIRECT or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1):
-        return False
-    (kh, kw), (ph, pw) = w_shape[2:], pad
-    ho, wo = dout_shape[2:]
-    bottom, right = ho - x_shape[2] - ph + kh - 1, wo - x_shape[3] - pw + kw - 1
-    if (bottom, right) != (ph, pw) or ph > kh - 1 or pw > kw - 1:
-        return False
-    # the direct forward's rule of uses_direct (its grid computes at most 1.25x the outputs);
-    # its rule for the direct dx does not apply: this dx is a forward
-    if direct._ext is None or not direct.ENABLED or (kh, kw) == (1, 1):
-        return False
-    geo = direct.geometry((w_shape[0], ho, wo), (w_shape[1], w_shape[0], kh, kw), (1, 1),
-                          (kh - 1 - ph, kw - 1 - pw), 1)
-    return geo.wq <= 1.25 * geo.wo
-
-
-def direct_input_grad(dout, w, pad):
-    """The input gradient (N, C, H, W) of the stride-1 conv of weights w (F, C, kh, kw) and
-    (height, width) pad, the same on both sides, from its output gradient dout (N, F, Ho, Wo):
-    the stride-1 conv of dout padded by k - 1 - p with the filters flipped and their channel
-    axes swapped, on the direct kernels (ops/direct.py)."""
-    wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-    kh, kw = w.shape[2:]
-    return direct_forward(dout, wt, np.zeros(w.shape[1], dout.dtype), (1, 1),
-                          (kh - 1 - pad[0], kw - 1 - pad[1]))[0]
 
 
 def takes_direct(x_shape, w_shape, stride, pad, dilation=(1, 1), groups=1) -> bool:
@@ -349,7 +323,9 @@ class Conv2D(Op):
         padded planes: built in the planned buffer, kept for backward."""
         w_shape = in_shapes[1]
         a = self.read_attrs(attrs)
-        if takes_direct(in_shapes[0], w_shape, a["stride"], a["pad"], a["dilation"], a["groups"]):
+        if (takes_direct(in_shapes[0], w_shape, a["stride"], a["pad"], a["dilation"], a["groups"])
+                or fwd_by_direct(in_shapes[0], w_shape, a["stride"], a["pad"], a["dilation"],
+                                 a["groups"])):
             planes = planes_size(in_shapes[0], w_shape, as_pair(a["stride"]), as_pads(a["pad"])[:2])
             return Workspace(planes, saved=planes, planned=planes)
         if uses_depthwise(in_shapes[0], w_shape, a["groups"]):

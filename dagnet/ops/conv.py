@@ -27,12 +27,12 @@ from dagnet import kernels
 from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, as_pair, check_floats, check_rank, register
 from dagnet.ops.conv_blocks import blocked_backward, blocked_forward, planes_dw
+from dagnet.ops.conv_planes import PlanesCache, direct_input_grad, dx_by_direct, fwd_by_direct
 from dagnet.ops.declare import (COUNT, INITIALIZERS, POSITIVE, REQUIRED, WINDOW, Attr, data,
                                 param, weight)
 from dagnet.ops.depthwise import (DepthwiseCache, depthwise_backward, depthwise_forward,
                                   uses_depthwise)
 from dagnet.ops.depthwise import planes_size as depthwise_planes_size
-from dagnet.ops.conv_planes import PlanesCache, direct_input_grad, dx_by_direct, fwd_by_direct
 from dagnet.ops.direct import DirectCache, direct_backward, direct_forward, planes_size, uses_direct
 from dagnet.ops.winograd import input_grad, uses_dx
 from dagnet.ops.window import (DILATION, FLOOR, PADDING, STRIDE, as_pads, is_symmetric,

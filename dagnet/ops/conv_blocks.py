@@ -112,7 +112,7 @@ def blocked_backward(dout, cache, need_dx):
 
 
 def planes_dw(dout, cache):
-    """dw and db of a stride-1 conv whose forward ran on the direct kernels (ops/conv.py
+    """dw and db of a stride-1 conv whose forward ran on the direct kernels (ops/conv_planes.py
     fwd_by_direct), by blocks: each block's columns built from its samples' planes (the
     zero-padded input, channel by channel) and multiplied at once, in cache; the same blocks,
     columns and products as blocked_backward's KNP dw, so bitwise its numbers. dout: (N, F,

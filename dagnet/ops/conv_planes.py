@@ -66,10 +66,9 @@ class PlanesCache(DirectCache):
 def fwd_by_direct(x_shape, w_shape, stride, pad, dilation=(1, 1), groups=1) -> bool:
     """Whether conv_forward runs a conv of per-example input x_shape (C, H, W) that the direct
     kernels leave to im2col (ops/conv.py takes_direct, asked first) on their forward anyway,
-    backward by PlanesCache:
-    one group, and the forward's grid and the input gradient's the rule of dx_by_direct
-    takes (stride and dilation 1, the same pad on both sides, a grid of at most 1.25x the
-    outputs), its planes no larger than the columns. The direct kernels leave these convs for
+    backward by PlanesCache: one group, an input gradient dx_by_direct takes (stride and
+    dilation 1, the same pad on both sides), a forward grid of at most 1.25x the outputs, and
+    planes no larger than the columns. The direct kernels leave these convs for
     their dx (which computes the taps in dout's padding): resnet20's 64-channel 8 x 8 convs,
     batch 64, forward + dw 1.34x less CPU (11.3 against 15.2 ms, one thread; 1.39x the wall
     time on two; medians of 15 and 21 rounds, load 4.5), dw bitwise the same."""
@@ -85,7 +84,7 @@ def fwd_by_direct(x_shape, w_shape, stride, pad, dilation=(1, 1), groups=1) -> b
         return False
     geo = direct.geometry(tuple(x_shape), tuple(w_shape), (1, 1), (ph, pw), 1)
     return (geo.wq <= 1.25 * geo.wo and planes_size(x_shape, w_shape, (1, 1), (ph, pw))
-            <= (x_shape[0] * kh * kw + 1) * ho * wo)  # the columns' size: the planned workspace
+            <= (x_shape[0] * kh * kw + 1) * ho * wo)  # the columns: an eval program's scratch
 
 
 def direct_input_grad(dout, w, pad):

@@ -5,6 +5,10 @@ of the off/on time ratio (the speedup the flags give). Prints one JSON line.
     python benchmarks/ab_flag.py dagnet.ops.winograd.DX_ENABLED [more.module.FLAG ...]
                                  [--rounds 9] [--window 5]
                                  [--models resnet20 resnet_small convnet_deep] [--cpu] [--quick]
+                                 [--plan-each]
+
+--plan-each compiles a plan for each setting, for flags plans read when they are compiled
+(workspace sizes: ops/direct.py ENABLED, ops/conv.py FWD_DIRECT).
 """
 from __future__ import annotations
 
@@ -34,6 +38,8 @@ def main():
     ap.add_argument("--cpu", action="store_true", help="the process's CPU time, not the wall "
                     "clock: the work done, robust to load (the pools sleep when idle)")
     ap.add_argument("--models", nargs="+", default=["resnet20", "resnet_small", "convnet_deep"])
+    ap.add_argument("--plan-each", action="store_true", help="a plan compiled with the flags "
+                    "on, one with them off: for flags read when compiling")
     a = ap.parse_args()
     if a.quick:
         a.rounds, a.window, a.batch, a.models = 1, 1, 4, ["resnet_small"]
@@ -49,19 +55,25 @@ def main():
         graph, shape = bench_train.MODELS[name]()
         x = rng.standard_normal((a.batch, *shape)).astype(np.float32)
         y = rng.integers(0, 10, a.batch)
-        steps[name] = bench_train.dagnet_stepper(dagnet.compile(graph, seed=0), x, y)
+        plans = {}
+        for on in (False, True):  # the flags left on
+            set_flags(on)
+            plans[on] = bench_train.dagnet_stepper(dagnet.compile(graph, seed=0), x, y)
+        steps[name] = plans if a.plan_each else {False: plans[True], True: plans[True]}
     out = {}
     for name, step in steps.items():
         times = {True: [], False: []}
-        for _ in range(2):
-            step()
+        for on in (True, False):
+            set_flags(on)
+            step[on]()
+            step[on]()
         for r in range(a.rounds):
             for on in ((True, False) if r % 2 == 0 else (False, True)):
                 set_flags(on)
-                step()
+                step[on]()
                 t = clock()
                 for _ in range(a.window):
-                    step()
+                    step[on]()
                 times[on].append((clock() - t) / a.window)
         ratios = [off / on for on, off in zip(times[True], times[False])]
         out[name] = {"on_ms": round(statistics.median(times[True]) * 1e3, 2),

@@ -11,6 +11,10 @@ and, in backward, makes db the last column of dout @ cols.T: no separate bias or
 pass over the output. A dilation only changes which pixels im2col gathers; asymmetric pads
 only where the windows start and how many there are.
 
+Stride-1 convs the direct kernels (ops/direct.py) leave to im2col because of their dx run on
+the direct kernels' forward where ops/conv_planes.py takes them: dx always, the forward too
+where its grid is narrow (dw then from the direct kernels' planes).
+
 Grouped convolutions (groups > 1; depthwise when groups = C) take the same columns: the rows
 of group g's channels are one contiguous block, so one batched matmul, (G, F/G, K/G) @
 (N, G, K/G, P), computes every group of every sample; the bias is a separate add.
@@ -22,7 +26,8 @@ import numpy as np
 from dagnet import kernels
 from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, as_pair, check_floats, check_rank, register
-from dagnet.ops.conv_blocks import blocked_backward, blocked_forward
+from dagnet.ops.conv_blocks import blocked_backward, blocked_forward, planes_dw
+from dagnet.ops.conv_planes import PlanesCache, direct_input_grad, dx_by_direct, fwd_by_direct
 from dagnet.ops.declare import (COUNT, INITIALIZERS, POSITIVE, REQUIRED, WINDOW, Attr, data,
                                 param, weight)
 from dagnet.ops.depthwise import (DepthwiseCache, depthwise_backward, depthwise_forward,
@@ -89,6 +94,10 @@ def conv_forward(x, w, b, stride, pad, contiguous=True, out=None, workspace=None
         # few channels: no im2col (ops/direct.py)
         return direct_forward(x, w, b, as_pair(stride), as_pads(pad)[:2], out=out,
                               workspace=workspace)
+    if fwd_by_direct(x.shape[1:], w.shape, stride, pad, dilation, groups):
+        out, cache = direct_forward(x, w, b, (1, 1), as_pads(pad)[:2], out=out,
+                                    workspace=workspace)
+        return out, PlanesCache(*cache)
     ksize, stride, pad, out_size = conv_geometry(x.shape, w.shape, stride, pad, dilation)
     if groups != 1:
         return _grouped_forward(x, w, b, ksize, stride, pad, dilation, out_size, groups, out,
@@ -153,6 +162,9 @@ def grad_buffer(cache, dout_shape, dtype):
 def conv_backward(dout, cache, need_dx=True):
     """Gradients of conv_forward.  dout: (N, F, Ho, Wo) -> (dx (N, C, H, W) or None,
     dw (F, C/groups, kh, kw), db (F,)). A dout from grad_buffer is used as it lies (no copy)."""
+    if isinstance(cache, PlanesCache):  # fwd_by_direct: its dx is dx_by_direct's
+        dx = direct_input_grad(dout, cache.w, cache.pad) if need_dx else None
+        return (dx, *planes_dw(dout, cache))
     if isinstance(cache, DirectCache):
         if need_dx and uses_dx(cache.x_shape[1:], cache.w.shape, cache.stride, cache.pad):
             dout = np.ascontiguousarray(dout)  # dx by Winograd (ops/winograd.py), dw direct
@@ -162,6 +174,10 @@ def conv_backward(dout, cache, need_dx=True):
         return depthwise_backward(dout, cache, need_dx)
     if cache[1] == "grouped":
         return _grouped_backward(dout, cache, need_dx)
+    if need_dx and dx_by_direct(cache[3], cache[2].shape, cache[4], cache[5], cache[6],
+                                dout.shape):
+        return (direct_input_grad(dout, cache[2], cache[5]),
+                *conv_backward(dout, cache, need_dx=False)[1:])
     if BLOCKED:
         return blocked_backward(dout, cache, need_dx)
     cols, layout, w, x_shape, stride, pad, dilation = cache
@@ -307,7 +323,9 @@ class Conv2D(Op):
         padded planes: built in the planned buffer, kept for backward."""
         w_shape = in_shapes[1]
         a = self.read_attrs(attrs)
-        if takes_direct(in_shapes[0], w_shape, a["stride"], a["pad"], a["dilation"], a["groups"]):
+        if (takes_direct(in_shapes[0], w_shape, a["stride"], a["pad"], a["dilation"], a["groups"])
+                or fwd_by_direct(in_shapes[0], w_shape, a["stride"], a["pad"], a["dilation"],
+                                 a["groups"])):
             planes = planes_size(in_shapes[0], w_shape, as_pair(a["stride"]), as_pads(a["pad"])[:2])
             return Workspace(planes, saved=planes, planned=planes)
         if uses_depthwise(in_shapes[0], w_shape, a["groups"]):

@@ -109,3 +109,31 @@ def blocked_backward(dout, cache, need_dx):
     blocks.run(block, len(span))
     dwb = dwb_parts.sum(axis=0).T
     return dx, dwb[:, :-1].reshape(w.shape), np.ascontiguousarray(dwb[:, -1])
+
+
+def planes_dw(dout, cache):
+    """dw and db of a stride-1 conv whose forward ran on the direct kernels (ops/conv_planes.py
+    fwd_by_direct), by blocks: each block's columns built from its samples' planes (the
+    zero-padded input, channel by channel) and multiplied at once, in cache; the same blocks,
+    columns and products as blocked_backward's KNP dw, so bitwise its numbers. dout: (N, F,
+    Ho, Wo) -> (dw, db)."""
+    planes, geo, w, x_shape, _, _ = cache
+    n, f = dout.shape[:2]
+    c, (kh, kw) = x_shape[1], w.shape[2:]
+    p = geo.ho * geo.wo
+    padded = planes[:, :c * geo.hq * geo.wq].reshape(n, c, geo.hq, geo.wq)
+    fmajor = dout.transpose(1, 0, 2, 3)
+    span = parts(n, p)
+    rows = c * kh * kw + 1
+    dwb_parts = np.empty((len(span), rows, f), dout.dtype)
+
+    def block(i):
+        a, z = span[i]
+        cols = kernels.im2col(padded[a:z], (kh, kw), (1, 1), (0, 0), (geo.ho, geo.wo),
+                              ones_row=True, layout="KNP", threads=1)
+        d = np.ascontiguousarray(fmajor[:, a:z]).reshape(f, -1)
+        np.matmul(cols.reshape(rows, -1), d.T, out=dwb_parts[i])
+
+    blocks.run(block, len(span))
+    dwb = dwb_parts.sum(axis=0).T
+    return dwb[:, :-1].reshape(w.shape), np.ascontiguousarray(dwb[:, -1])

@@ -94,7 +94,8 @@ def test_infer_shape_and_flops():
     assert conv.infer_shape([(3, 31, 31), (25, 3, 3, 3), (25,)], {"stride": 2, "pad": 1}) == (25, 16, 16)
     assert conv.infer_shape([(1, 7, 7), (2, 1, 3, 3), (2,)], {"stride": 2, "floor": True}) == (2, 3, 3)
     assert conv.flops([(3, 8, 8), (4, 3, 3, 3), (4,)], (4, 8, 8), {"pad": 1}) == 2 * 27 * 4 * 64
-    assert conv.workspace([(3, 8, 8), (4, 3, 3, 3), (4,)], (4, 8, 8), {"pad": 1}).elements == 28 * 64
+    # im2col's columns (pad 0: the direct kernels' grid, 8 columns for 6, too wide for them)
+    assert conv.workspace([(3, 8, 8), (4, 3, 3, 3), (4,)], (4, 6, 6), {}).elements == 28 * 36
 
 
 # -- bad input -----------------------------------------------------------------------------

@@ -40,6 +40,7 @@ def med(fn, reps):
 def run_dagnet(reps):
     import numpy as np
     from dagnet.ops.conv import conv_backward, conv_forward, takes_direct
+    from dagnet.ops.conv_planes import fwd_by_direct
     rng = np.random.default_rng(0)
     out = {}
     for name, c, f, h, s in SHAPES:
@@ -51,7 +52,9 @@ def run_dagnet(reps):
         fwd = med(lambda: conv_forward(x, w, b, s, 1), reps)
         both = med(lambda: conv_backward(dout, cache, True), reps)
         dw = med(lambda: conv_backward(dout, cache, False), reps)
-        kind = "direct" if takes_direct((c, h, h), w.shape, s, 1) else "im2col"
+        # the path conv_forward takes (ops/conv.py asks in this order)
+        kind = ("direct" if takes_direct((c, h, h), w.shape, s, 1)
+                else "planes" if fwd_by_direct((c, h, h), w.shape, s, 1) else "im2col")
         out[name] = {"kind": kind, "fwd": fwd, "dx": [round(a - b, 3) for a, b in zip(both, dw)], "dw": dw, "bwd": both}
     return out
 

@@ -46,6 +46,8 @@ F4_ENABLED: bool = True
 MIN_CHANNELS4 = 16
 #: F(4x4, 3x3) where its grid's products are at most this share of F(2x2)'s: see tile
 F4_PRODUCTS = 0.7
+#: outputs narrower than this stay off F(4x4, 3x3): see tile
+MIN_WIDTH4 = 28
 
 #: F(2x2, 3x3)'s filter transform (4 x 3)
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -96,12 +98,16 @@ def tile(x_shape, pad) -> int:
     takes at most F4_PRODUCTS of F(2x2)'s products, with at least MIN_CHANNELS4 input
     channels; else 2. resnet_small's 28 x 28: 7 x 8 tiles of 36 products against 14 x 15 of
     16, 0.60; its 14 x 14: 4 x 5 against 7 x 8, 0.80 (F(4x4)'s 16 x 16 outputs cover 14 x 14
-    with 1.3x waste)."""
+    with 1.3x waste). And outputs at least MIN_WIDTH4 wide: on narrower ones F(4x4) took
+    1.39-1.58x F(2x2)'s time though its grid's products are fewer (16 and 32 channels at 16 x 16,
+    64 at 8 x 8 and 16 x 16; 0.97-1.04x at 28 x 28 to 56 x 56; one thread, CPU time, medians
+    of 7 alternating rounds): resnet20's 32-channel 16 x 16 input gradients 1.5x faster."""
     (c, h, w), (ph, pw) = x_shape, pad
     ho, wo = h + 2 * ph - 2, w + 2 * pw - 2
     f2 = 16 * -(-ho // 2) * ((w + 2 * pw + 1) // 2)
     f4 = 36 * -(-ho // 4) * (-(-wo // 4) + 1)
-    return 4 if F4_ENABLED and c >= MIN_CHANNELS4 and f4 <= F4_PRODUCTS * f2 else 2
+    return (4 if F4_ENABLED and c >= MIN_CHANNELS4 and wo >= MIN_WIDTH4
+            and f4 <= F4_PRODUCTS * f2 else 2)
 
 
 def kernel(geo: WinoGeometry):

@@ -237,6 +237,9 @@ def test_rule(monkeypatch):
     assert winograd.uses_wino((16, 28, 28), (16, 16, 3, 3), (1, 1), (1, 1))  # on F(4x4)
     assert winograd.tile((16, 28, 28), (1, 1)) == 4 and winograd.tile((64, 56, 56), (1, 1)) == 4
     assert winograd.tile((8, 28, 28), (1, 1)) == 2  # too few channels
+    # too narrow: resnet20's 32-channel 16 x 16 and 64-channel 8 x 8 convs stay on F(2x2)
+    assert winograd.tile((32, 16, 16), (1, 1)) == 2 and winograd.tile((64, 8, 8), (1, 1)) == 2
+    assert winograd.tile((16, 32, 32), (1, 1)) == 4 and winograd.tile((16, 26, 26), (1, 1)) == 2
     assert not winograd.uses_wino((8, 28, 28), (8, 8, 3, 3), (1, 1), (1, 1))
     assert not winograd.uses_wino((16, 14, 14), (16, 16, 3, 3), (1, 1), (1, 1))  # F(2x2) only
     assert not winograd.uses_wino((1, 28, 28), (16, 1, 3, 3), (1, 1), (1, 1))  # the stem
@@ -387,7 +390,7 @@ def test_conv_backward_takes_it(dtype, monkeypatch):
     from dagnet import kernels
     from dagnet.gradcheck import norm_error
     from dagnet.ops.conv import conv_backward, conv_forward
-    x, w, dout = dx_data((3, 16, 12, 12), 16, (1, 1), dtype)
+    x, w, dout = dx_data((2, 16, 28, 28), 16, (1, 1), dtype)
     b = np.zeros(16, dtype)
     _, cache = conv_forward(x, w, b, 1, 1)
     assert isinstance(cache, direct.DirectCache)

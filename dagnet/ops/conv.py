@@ -26,8 +26,9 @@ import numpy as np
 from dagnet import kernels
 from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, as_pair, check_floats, check_rank, register
-from dagnet.ops.conv_blocks import blocked_backward, blocked_forward, planes_dw
-from dagnet.ops.conv_planes import PlanesCache, direct_input_grad, dx_by_direct, fwd_by_direct
+from dagnet.ops.conv_blocks import blocked_backward, blocked_forward
+from dagnet.ops.conv_planes import (PlanesCache, direct_input_grad, dx_by_direct, fwd_by_direct,
+                                    planes_backward)
 from dagnet.ops.declare import (COUNT, INITIALIZERS, POSITIVE, REQUIRED, WINDOW, Attr, data,
                                 param, weight)
 from dagnet.ops.depthwise import (DepthwiseCache, depthwise_backward, depthwise_forward,
@@ -162,9 +163,8 @@ def grad_buffer(cache, dout_shape, dtype):
 def conv_backward(dout, cache, need_dx=True):
     """Gradients of conv_forward.  dout: (N, F, Ho, Wo) -> (dx (N, C, H, W) or None,
     dw (F, C/groups, kh, kw), db (F,)). A dout from grad_buffer is used as it lies (no copy)."""
-    if isinstance(cache, PlanesCache):  # fwd_by_direct: its dx is dx_by_direct's
-        dx = direct_input_grad(dout, cache.w, cache.pad) if need_dx else None
-        return (dx, *planes_dw(dout, cache))
+    if isinstance(cache, PlanesCache):  # fwd_by_direct (ops/conv_planes.py)
+        return planes_backward(dout, cache, need_dx)
     if isinstance(cache, DirectCache):
         if need_dx and uses_dx(cache.x_shape[1:], cache.w.shape, cache.stride, cache.pad):
             dout = np.ascontiguousarray(dout)  # dx by Winograd (ops/winograd.py), dw direct

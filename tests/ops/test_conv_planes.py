@@ -1,9 +1,9 @@
 """The stride-1 convs the direct kernels leave to im2col for their dx, on the direct kernels'
 forward all the same (ops/conv_planes.py): the input gradient (dx_by_direct, direct_input_grad), after
 an im2col forward or with the forward on the direct kernels too (fwd_by_direct, dw from the
-planes by ops/conv_blocks.py planes_dw). Which convs take them, the reference's numbers in
-float64 and float32, float64 gradients, the col2im and im2col paths' numbers (dw bitwise),
-bitwise the same for any thread count, in a compiled plan's workspace."""
+planes on dc_dwt or by ops/conv_blocks.py planes_dw). Which convs take them, the reference's
+numbers in float64 and float32, float64 gradients, the col2im and im2col paths' numbers (planes_dw
+bitwise), bitwise the same for any thread count, in a compiled plan's workspace."""
 import numpy as np
 import pytest
 
@@ -13,6 +13,7 @@ from dagnet.gradcheck import numerical_gradient_array
 from dagnet.interpreter import loss_and_grads as interpret_loss_and_grads
 from dagnet.ops import conv_planes, direct
 from dagnet.ops.conv import conv_backward, conv_forward, grad_buffer
+from dagnet.ops.conv_blocks import planes_dw
 from dagnet.ops.conv_planes import PlanesCache, dx_by_direct, fwd_by_direct
 
 pytestmark = pytest.mark.skipif(direct._ext is None, reason="the direct kernels are not built")
@@ -98,9 +99,24 @@ def test_planes_dw_bitwise_the_im2col_paths(monkeypatch, dtype):
         monkeypatch.setattr(conv_planes, "FWD_DIRECT", False)
         cols_cache = conv_forward(x, w, b, 1, shape[-1])[1]
         monkeypatch.setattr(conv_planes, "FWD_DIRECT", True)
-        for g, r in zip(conv_backward(dout, cache, False)[1:],
-                        conv_backward(dout, cols_cache, False)[1:]):
+        for g, r in zip(planes_dw(dout, cache), conv_backward(dout, cols_cache, False)[1:]):
             assert np.array_equal(g, r)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dw_on_dc_dwt_where_it_takes_the_filters(monkeypatch, dtype):
+    """planes_backward's dw and db: direct_backward's (dc_dwt) where uses_dwt takes the filters
+    (AVX-512, more than 16), else planes_dw's; bitwise either way."""
+    for channels in (True, False):
+        monkeypatch.setattr(direct, "DW_CHANNELS", channels)
+        for shape in (s for s in TAKEN if s not in NO_FWD):
+            x, w, b, cache, dout = case(*shape, dtype=dtype)
+            assert isinstance(cache, PlanesCache)
+            dwt = direct.uses_dwt(w.shape[0], direct.ISA)
+            assert dwt == (channels and direct.uses_dwt(64, direct.ISA) and w.shape[0] > 16)
+            want = direct.direct_backward(dout, cache, False)[1:] if dwt else planes_dw(dout, cache)
+            for g, r in zip(conv_backward(dout, cache, False)[1:], want):
+                assert np.array_equal(g, r)
 
 
 def test_bitwise_the_same_for_any_thread_count(fwd, monkeypatch):

@@ -131,24 +131,31 @@ ATTR static inline void NAME(ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t W
     }                                                                                       \
 }
 
-/* y (tiles*WG_FR, 4, Qr) of one sample: every block of the grid's Qr positions (a multiple
-   of L): whole blocks of WG_NV vectors, then one of 2 or 1 (vb, mb: WG_NV vectors' worth). */
-#define WG_GRID(NAME, ATTR, T, V, VU, L)                                                    \
-WG_BLOCK(NAME##_b3, ATTR, T, V, VU, L, WG_NV)                                               \
-WG_BLOCK(NAME##_b2, ATTR, T, V, VU, L, 2)                                                   \
-WG_BLOCK(NAME##_b1, ATTR, T, V, VU, L, 1)                                                   \
+/* The grid drivers of either tile size (BLOCK: WG_BLOCK or winograd4.h's WG4_BLOCK): y of one
+   sample, the grid's Qr / L vectors of positions in blocks of NB vectors while BIG(n) holds of
+   the n vectors left, then of 2, a lone vector last (vb, mb: NB vectors' worth). Each size's
+   schedule (BIG) was measured on its own. */
+#define WG_DRIVE(NAME, ATTR, T, V, VU, L, BLOCK, NB, BIG)                                   \
+BLOCK(NAME##_bn, ATTR, T, V, VU, L, NB)                                                     \
+BLOCK(NAME##_b2, ATTR, T, V, VU, L, 2)                                                      \
+BLOCK(NAME##_b1, ATTR, T, V, VU, L, 1)                                                      \
 ATTR static void NAME(ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq, ptrdiff_t Qr,   \
                       const T* __restrict src, const T* __restrict u,                       \
-                      const T* __restrict bias, T* __restrict vb, T* __restrict mb,          \
+                      const T* __restrict bias, T* __restrict vb, T* __restrict mb,         \
                       T* __restrict y) {                                                    \
-    ptrdiff_t q0 = 0;                                                                       \
-    for (; q0 + WG_NV * L <= Qr; q0 += WG_NV * L)                                           \
-        NAME##_b3(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
-    if (Qr - q0 >= 2 * L)                                                                   \
+    ptrdiff_t q0 = 0, n = Qr / L;                                                           \
+    for (; BIG(n); n -= NB, q0 += NB * L)                                                   \
+        NAME##_bn(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
+    for (; n >= 2; n -= 2, q0 += 2 * L)                                                     \
         NAME##_b2(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
-    else if (Qr - q0 >= L)                                                                  \
+    if (n)                                                                                  \
         NAME##_b1(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
 }
+
+/* y (tiles*WG_FR, 4, Qr) of one sample: blocks of WG_NV vectors, then one of 2 or 1. */
+#define WG_WHOLE(n) ((n) >= WG_NV)
+#define WG_GRID(NAME, ATTR, T, V, VU, L) \
+    WG_DRIVE(NAME, ATTR, T, V, VU, L, WG_BLOCK, WG_NV, WG_WHOLE)
 
 /* out[m][oh][ow] = y[m][(oh%2)*2 + ow%2][(oh/2)*Wq + ow/2] (+ res[m][oh][ow] if res), then
    max(., 0) if relu (a bit mask: NaN stays NaN), for m < M, oh < Ho, ow < Wo. A row of at
@@ -314,22 +321,9 @@ WG_PLANES(wg_planes_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, ((dc_l4){
    8-wide (their vectors do not depend on the grid's). */
 #define WG_NV16 4
 #if DN_X86
-#define WG_GRID16(NAME, ATTR, T, V, VU, L, BLOCK)                                           \
-BLOCK(NAME##_b4, ATTR, T, V, VU, L, WG_NV16)                                                \
-BLOCK(NAME##_b2, ATTR, T, V, VU, L, 2)                                                      \
-BLOCK(NAME##_b1, ATTR, T, V, VU, L, 1)                                                      \
-ATTR static void NAME(ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq, ptrdiff_t Qr,   \
-                      const T* __restrict src, const T* __restrict u,                       \
-                      const T* __restrict bias, T* __restrict vb, T* __restrict mb,          \
-                      T* __restrict y) {                                                    \
-    ptrdiff_t q0 = 0, n = Qr / L;                                                           \
-    for (; n >= WG_NV16; n -= WG_NV16, q0 += WG_NV16 * L)                                   \
-        NAME##_b4(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
-    for (; n >= 2; n -= 2, q0 += 2 * L)                                                     \
-        NAME##_b2(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
-    if (n)                                                                                  \
-        NAME##_b1(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
-}
+#define WG_WHOLE16(n) ((n) >= WG_NV16)
+#define WG_GRID16(NAME, ATTR, T, V, VU, L, BLOCK) \
+    WG_DRIVE(NAME, ATTR, T, V, VU, L, BLOCK, WG_NV16, WG_WHOLE16)
 WG_GRID16(wg_grid_f_avx512, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16, WG_BLOCK)
 WG_GRID16(wg_grid_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, WG_BLOCK)
 #endif

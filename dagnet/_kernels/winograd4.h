@@ -124,22 +124,9 @@ ATTR static inline void NAME(ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t W
 /* y (tiles*WG_FR, 16, Qr) of one sample: the grid's Qr / L vectors of positions in blocks
    of WG4_NV (3: 12 accumulators cover the multiply-adds' latency) and 2, a lone vector only
    when the grid has one (vb, mb: WG4_NV vectors' worth). */
-#define WG4_GRID(NAME, ATTR, T, V, VU, L)                                                   \
-WG4_BLOCK(NAME##_b3, ATTR, T, V, VU, L, WG4_NV)                                             \
-WG4_BLOCK(NAME##_b2, ATTR, T, V, VU, L, 2)                                                  \
-WG4_BLOCK(NAME##_b1, ATTR, T, V, VU, L, 1)                                                  \
-ATTR static void NAME(ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq, ptrdiff_t Qr,   \
-                      const T* __restrict src, const T* __restrict u,                       \
-                      const T* __restrict bias, T* __restrict vb, T* __restrict mb,          \
-                      T* __restrict y) {                                                    \
-    ptrdiff_t q0 = 0, n = Qr / L;                                                           \
-    for (; n > 4 || n == 3; n -= 3, q0 += 3 * L)                                            \
-        NAME##_b3(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
-    for (; n >= 2; n -= 2, q0 += 2 * L)                                                     \
-        NAME##_b2(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
-    if (n)                                                                                  \
-        NAME##_b1(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
-}
+#define WG4_WHOLE(n) ((n) > 4 || (n) == 3) /* 4 left: two blocks of 2 */
+#define WG4_GRID(NAME, ATTR, T, V, VU, L) \
+    WG_DRIVE(NAME, ATTR, T, V, VU, L, WG4_BLOCK, WG4_NV, WG4_WHOLE)
 
 /* out[m][oh][ow] = y[m][(oh%4)*4 + ow%4][(oh/4)*Wq + ow/4] (+ res, relu), m < M, oh < Ho,
    ow < Wo: per row, L values of each of its 4 phase rows interleaved into 4L outputs by two

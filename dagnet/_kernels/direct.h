@@ -59,13 +59,10 @@
 #define DC_IN_REGISTER(v) ((void)0)
 #endif
 
-/* out[m][q0 + q] for m < M (rows ldo apart), q < NV*L: the tiles of DC_FR channels x NV
-   vectors of positions at q0 (src and out already moved there). */
-#define DC_TILE(NAME, ATTR, T, V, VU, L, NV)                                                \
-ATTR static inline void NAME(ptrdiff_t M, ptrdiff_t K, const int32_t* __restrict off,      \
-                             const T* __restrict wp, const T* __restrict bias,             \
-                             const T* __restrict s, T* __restrict out, ptrdiff_t ldo) {    \
-    const ptrdiff_t tiles = (M + DC_FR - 1) / DC_FR;                                        \
+/* The body of DC_TILE and DC_TILEV: the tiles of DC_FR channels x NV vectors of positions,
+   read from s at off[k] and written to out (rows ldo apart), vector v at AT (an expression
+   of v); the caller declares tiles, ceil(M / DC_FR). */
+#define DC_TILES(T, V, VU, NV, AT)                                                          \
     for (ptrdiff_t t = 0; t < tiles; t++) {                                                 \
         const T* __restrict w = wp + t * K * DC_FR;                                         \
         V acc[DC_FR][NV];                                                                   \
@@ -79,7 +76,7 @@ ATTR static inline void NAME(ptrdiff_t M, ptrdiff_t K, const int32_t* __restrict
             const T* __restrict sk = s + off[k];                                            \
             V x[NV];                                                                        \
             for (int v = 0; v < NV; v++)                                                    \
-                x[v] = *(const VU*)(sk + v * L);                                            \
+                x[v] = *(const VU*)(sk + (AT));                                             \
             for (int r = 0; r < DC_FR; r++) {                                               \
                 const V wr = (V){0} + w[r];                                                 \
                 for (int v = 0; v < NV; v++)                                                \
@@ -89,8 +86,17 @@ ATTR static inline void NAME(ptrdiff_t M, ptrdiff_t K, const int32_t* __restrict
         const ptrdiff_t rows = M - t * DC_FR < DC_FR ? M - t * DC_FR : DC_FR;               \
         for (ptrdiff_t r = 0; r < rows; r++)                                                \
             for (int v = 0; v < NV; v++)                                                    \
-                *(VU*)(out + (t * DC_FR + r) * ldo + v * L) = acc[r][v];                    \
-    }                                                                                       \
+                *(VU*)(out + (t * DC_FR + r) * ldo + (AT)) = acc[r][v];                     \
+    }
+
+/* out[m][q0 + q] for m < M (rows ldo apart), q < NV*L: the tiles of DC_FR channels x NV
+   vectors of positions at q0 (src and out already moved there). */
+#define DC_TILE(NAME, ATTR, T, V, VU, L, NV)                                                \
+ATTR static inline void NAME(ptrdiff_t M, ptrdiff_t K, const int32_t* __restrict off,       \
+                             const T* __restrict wp, const T* __restrict bias,              \
+                             const T* __restrict s, T* __restrict out, ptrdiff_t ldo) {     \
+    const ptrdiff_t tiles = (M + DC_FR - 1) / DC_FR;                                        \
+    DC_TILES(T, V, VU, NV, v * L)                                                           \
 }
 
 /* out[m][q] for m < M (rows ldo apart), q < Qr (a multiple of L); wp: ceil(M / DC_FR)
@@ -171,31 +177,7 @@ ATTR static inline void NAME(ptrdiff_t M, ptrdiff_t K, const int32_t* __restrict
     ptrdiff_t at[NV];                                                                       \
     for (int v = 0; v < NV; v++)                                                            \
         at[v] = q[v];                                                                       \
-    for (ptrdiff_t t = 0; t < tiles; t++) {                                                 \
-        const T* __restrict w = wp + t * K * DC_FR;                                         \
-        V acc[DC_FR][NV];                                                                   \
-        for (int r = 0; r < DC_FR; r++) {                                                   \
-            const T b0 = bias ? bias[t * DC_FR + r] : (T)0;                                 \
-            for (int v = 0; v < NV; v++)                                                    \
-                acc[r][v] = (V){0} + b0;                                                    \
-        }                                                                                   \
-        DC_UNROLL                                                                           \
-        for (ptrdiff_t k = 0; k < K; k++, w += DC_FR) {                                     \
-            const T* __restrict sk = s + off[k];                                            \
-            V x[NV];                                                                        \
-            for (int v = 0; v < NV; v++)                                                    \
-                x[v] = *(const VU*)(sk + at[v]);                                            \
-            for (int r = 0; r < DC_FR; r++) {                                               \
-                const V wr = (V){0} + w[r];                                                 \
-                for (int v = 0; v < NV; v++)                                                \
-                    acc[r][v] += wr * x[v];                                                 \
-            }                                                                               \
-        }                                                                                   \
-        const ptrdiff_t rows = M - t * DC_FR < DC_FR ? M - t * DC_FR : DC_FR;               \
-        for (ptrdiff_t r = 0; r < rows; r++)                                                \
-            for (int v = 0; v < NV; v++)                                                    \
-                *(VU*)(out + (t * DC_FR + r) * ldo + at[v]) = acc[r][v];                    \
-    }                                                                                       \
+    DC_TILES(T, V, VU, NV, at[v])                                                           \
 }
 
 /* dc_gemm's out[m][q] for the grid's positions q = oh*Wq + ow, oh < Ho, ow < Wo only

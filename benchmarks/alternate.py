@@ -39,8 +39,9 @@ def child_command(script: str, args, torch_first: bool = False) -> tuple:
     return [sys.executable, "-c", code], env
 
 
-#: a child is idle once its CPU time stood still this long (its ticks are 10 ms: a spinning
-#: thread shows in every 50 ms); never waited for longer than SETTLE_LIMIT_S
+#: a child is idle once none of its threads ran for this long (read in nanoseconds from
+#: schedstat: a thread that gets a fifth of a core on a loaded machine still shows in every
+#: 50 ms, which /proc/PID/stat's 10 ms ticks would not); never waited longer than SETTLE_LIMIT_S
 SETTLE_QUIET_S = 0.05
 SETTLE_LIMIT_S = 1.0
 
@@ -69,18 +70,30 @@ class Contender:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
+    def thread_ns(self) -> dict:
+        """{thread id: nanoseconds it has run} for each live thread of the child."""
+        ns = {}
+        for tid in os.listdir(f"/proc/{self._p.pid}/task"):
+            try:
+                with open(f"/proc/{self._p.pid}/task/{tid}/schedstat") as f:
+                    ns[tid] = int(f.read().split()[0])
+            except FileNotFoundError:  # the thread ended since the listing
+                pass
+        return ns
+
     def settle(self, quiet_s: float = SETTLE_QUIET_S, limit_s: float = SETTLE_LIMIT_S) -> float:
-        """Wait until the child used no CPU for quiet_s (at most limit_s); returns the CPU ms it
-        burnt meanwhile (its tail: threads spinning on after it answered)."""
-        start = before = self.cpu_ms()
+        """Wait until no thread of the child ran for quiet_s (at most limit_s); returns the CPU ms
+        it burnt meanwhile (its tail: threads spinning on after it answered)."""
+        start = self.cpu_ms()
+        before = self.thread_ns()
         deadline = time.perf_counter() + limit_s
         while time.perf_counter() < deadline:
             time.sleep(quiet_s)
-            now = self.cpu_ms()
+            now = self.thread_ns()
             if now == before:
                 break
             before = now
-        return before - start
+        return self.cpu_ms() - start
 
     def ask(self, **request) -> dict:
         self._p.stdin.write(json.dumps(request) + "\n")

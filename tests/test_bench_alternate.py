@@ -50,28 +50,41 @@ SPINNER = f"""
 import sys, threading, time
 sys.path.insert(0, {str(BENCH)!r})
 import alternate
+spans = []
 
 def spin():  # threads that go on spinning after the answer, as onnxruntime's do
-    end = time.thread_time() + 0.2
+    start = time.monotonic()
+    end = time.thread_time() + 0.08
     while time.thread_time() < end:
         pass
+    spans.append((start, time.monotonic()))
 
 def window(samples):
     threading.Thread(target=spin).start()
     return {{"s": 1.0}}
 
-alternate.serve({{}}, window)
+alternate.serve({{}}, window, lambda: {{"spans": spans}})
+"""
+
+WATCHER = f"""
+import sys, time
+sys.path.insert(0, {str(BENCH)!r})
+import alternate
+asked = []
+alternate.serve({{}}, lambda samples: asked.append(time.monotonic()) or {{"s": 1.0}}, lambda: {{"asked": asked}})
 """
 
 
-def test_each_window_waits_until_the_child_before_has_stopped_spinning(child, tmp_path):
-    path = tmp_path / "spinner.py"
-    path.write_text(SPINNER)
-    spinner, quiet = alternate.start(str(path), []), alternate.start(child, [1.0])
+def test_each_window_waits_until_the_child_before_has_stopped_spinning(tmp_path):
+    (tmp_path / "spinner.py").write_text(SPINNER)
+    (tmp_path / "watcher.py").write_text(WATCHER)
+    spinner = alternate.start(str(tmp_path / "spinner.py"), [])
+    watcher = alternate.start(str(tmp_path / "watcher.py"), [])
     tails = {}
-    alternate.alternate({"spinner": spinner, "quiet": quiet}, rounds=2, tails=tails, samples=1)
-    spinner.close(), quiet.close()
-    # the spinner's 200 ms of CPU after each answer were waited out (10 ms ticks; half as a margin
-    # for a loaded machine), the quiet child's tail is nothing
-    assert len(tails["spinner"]) == 2 and min(tails["spinner"]) >= 100
-    assert max(tails["quiet"]) < 50
+    alternate.alternate({"spinner": spinner, "watcher": watcher}, rounds=3, tails=tails, samples=1)
+    spans, asked = spinner.close()["spans"], watcher.close()["asked"]
+    # events, not amounts (a loaded machine stretches CPU ticks): no window of the watcher began
+    # while a spinner thread was spinning (time.monotonic is one clock for both processes)
+    assert len(spans) == 3 and len(asked) == 3
+    assert not [(q, s) for q in asked for s in spans if s[0] < q < s[1]]
+    assert len(tails["spinner"]) == 3 and max(tails["watcher"]) < 50

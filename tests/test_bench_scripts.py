@@ -206,3 +206,22 @@ def test_bench_conv_parts_quick():
         assert set(v) == {"kind", "fwd", "dx", "dw", "bwd"}
     # resnet20's 64-channel 8 x 8 conv runs on the direct kernels' planes (ops/conv_planes.py)
     assert out["r20 64ch 8x8"]["kind"] == "planes" and out["r20 32ch 16x16"]["kind"] == "direct"
+
+
+@pytest.mark.dist
+def test_dist_timeline_quick():
+    """The skew's split into start, CPU, run delay and the rest adds up: the parts' shares of
+    the skew's variance sum to 1 (each is cov(part, skew) / var(skew))."""
+    here = os.path.dirname(sys.executable)
+    if importlib.util.find_spec("mpi4py") is None or \
+            shutil.which("mpiexec", path=here + os.pathsep + os.environ.get("PATH", "")) is None:
+        pytest.skip("needs mpi4py and mpiexec: pip install -e '.[dist]'")
+    out = run("dist_timeline.py", "--small-bucket-mb", "0.1")
+    assert set(out) >= {"independent", "rule", "spin", "nap", "rule_small"}
+    assert all(out[k]["steps"] == 4 for k in ("independent", "rule", "rule_small"))
+    for kind in ("rule", "spin", "nap", "rule_small"):
+        shares = out[kind]["parts_share_of_skew_variance"]
+        assert set(shares) == {"start", "cpu", "run_delay", "rest"}
+        assert sum(shares.values()) == pytest.approx(1.0, abs=0.01)
+        assert 0 <= out[kind]["rank0_later_share"] <= 1
+        assert out[kind]["exposed_ms_median"] >= 0

@@ -60,7 +60,7 @@ cdef inline void _split_one(_Split* c, real* kind, Py_ssize_t item, int tid) noe
           <const real*>c.bias + m0, <const real*>c.planes + n * c.planes_n, g + m0 * c.Qr, c.Qr,
           c.Ho, c.Wo, c.Wq)
     if c.plain:
-        _copy_out(g, c.Qr, c.Wq, m0, m1, c.Ho, c.Wo, out)
+        _copy_out(c.isa, g, c.Qr, c.Wq, m0, m1, c.Ho, c.Wo, out)
     else:
         _epilogue(c.isa, g, c.Qr, c.Wq, m0, m1, c.Ho, c.Wo,
                   <const real*>c.res + n * c.res_n if c.res != NULL else NULL, c.relu,

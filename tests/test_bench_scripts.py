@@ -206,3 +206,20 @@ def test_bench_conv_parts_quick():
         assert set(v) == {"kind", "fwd", "dx", "dw", "bwd"}
     # resnet20's 64-channel 8 x 8 conv runs on the direct kernels' planes (ops/conv_planes.py)
     assert out["r20 64ch 8x8"]["kind"] == "planes" and out["r20 32ch 16x16"]["kind"] == "direct"
+
+
+def test_profile_step_quick():
+    out = run("profile_step.py", "dagnet", "--model", "resnet_small")
+    import dagnet
+    from dagnet.models import resnet_small
+    plan = dagnet.compile(resnet_small())
+    ms = out["ms"]
+    # every step timed both ways, the fused convs' kernels apart, the rest of the step named
+    assert {s.name + " fwd" for s in plan.steps} <= set(ms)
+    assert "stem.conv+stem.bn+stem.relu bwd | batchnorm_backward" in ms
+    assert {"update (sgd_momentum)", "step", "cpu step"} <= set(ms)
+    assert all(v >= 0 for k, v in ms.items() if "executor" not in k) and out["step_ms"] > 0
+    pytest.importorskip("torch")
+    out = run("profile_step.py", "torch", "--model", "resnet_small")
+    assert out["contender"] == "torch" and any(k.startswith("Optimizer.step") for k in out["ms"])
+    assert any(k.startswith("bwd ConvolutionBackward0") for k in out["ms"])

@@ -225,3 +225,20 @@ def test_dist_timeline_quick():
         assert sum(shares.values()) == pytest.approx(1.0, abs=0.01)
         assert 0 <= out[kind]["rank0_later_share"] <= 1
         assert out[kind]["exposed_ms_median"] >= 0
+
+
+def test_profile_step_quick():
+    out = run("profile_step.py", "dagnet", "--model", "resnet_small")
+    import dagnet
+    from dagnet.models import resnet_small
+    plan = dagnet.compile(resnet_small())
+    ms = out["ms"]
+    # every step timed both ways, the fused convs' kernels apart, the rest of the step named
+    assert {s.name + " fwd" for s in plan.steps} <= set(ms)
+    assert "stem.conv+stem.bn+stem.relu bwd | batchnorm_backward" in ms
+    assert {"update (sgd_momentum)", "step", "cpu step"} <= set(ms)
+    assert all(v >= 0 for k, v in ms.items() if "executor" not in k) and out["step_ms"] > 0
+    pytest.importorskip("torch")
+    out = run("profile_step.py", "torch", "--model", "resnet_small")
+    assert out["contender"] == "torch" and any(k.startswith("Optimizer.step") for k in out["ms"])
+    assert any(k.startswith("bwd ConvolutionBackward0") for k in out["ms"])

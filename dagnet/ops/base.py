@@ -136,6 +136,10 @@ class Op:
     #: backward takes `grads={input port: array}` and writes those inputs' gradients there
     #: (a param's gradient straight into its allreduce bucket: dagnet/dist/buckets.py)
     writes_grads: bool = False
+    #: backward returns its gradients in new arrays that nothing else holds (not the cache,
+    #: not dout, not each other): the executor then sums a fanned-out value's later gradients
+    #: into the first in place instead of into a new array (runtime/executor.py)
+    fresh_grads: bool = False
     #: True for ops with explicit state (batchnorm running statistics)
     stateful: bool = False
     #: True for ops whose forward draws random numbers (dropout): they get an explicit rng

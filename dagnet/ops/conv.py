@@ -271,6 +271,7 @@ class Conv2D(Op):
     supports_out = True
     # backward reads the im2col columns (its workspace) and w, never x itself or the output
     saves = frozenset()
+    fresh_grads = True  # dx is a new array on every path (views, such as dw's, are not taken)
 
     def param_shapes(self, x_shape, attrs):
         check_rank(self.name, "x", tuple(x_shape), 3, "C, H, W")

@@ -67,6 +67,7 @@ class ConvReLU(FusedOp):
 
     chain = ("conv2d", "relu")
     inner_values = (0,)  # the GEMM output, before relu writes NCHW
+    fresh_grads = True  # conv_backward's dx and the sums are new arrays
     saves = frozenset({"output"})
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
@@ -193,6 +194,7 @@ class ConvBNReLU(FusedOp):
     chain = ("conv2d", "batchnorm", "relu")
     inner_values = (0,)  # the conv output batchnorm reads
     saves = frozenset({"output"})
+    fresh_grads = True  # conv_backward's dx and the sums are new arrays
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,
                 workspace=None):
@@ -279,6 +281,9 @@ class BNAddReLU(FusedOp):
 
     chain = ("batchnorm", "add", "relu")
     saves = frozenset({"input", "output"})  # batchnorm's backward reads its x
+    # new arrays (the one pass's dskip and dx); member by member, add's backward may hand one
+    # array to several operands, which the executor's own check leaves alone
+    fresh_grads = True
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None):
         x, gamma, beta, *others = inputs

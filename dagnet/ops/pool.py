@@ -246,6 +246,7 @@ class GlobalAvgPool(_GlobalPool):
 
     name = "global_avg_pool"
     linear = True  # forward mode: the mean of the tangent
+    fresh_grads = True  # dx is a new array
     short = "gap"
     aliases = ("gap",)
 

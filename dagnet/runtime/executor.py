@@ -21,6 +21,20 @@ from dagnet.runtime import program as _program
 from dagnet.runtime.feeds import batch_size, check_feeds
 
 
+#: sum a fanned-out value's gradients into the first one where its op declares it a new array
+#: (Op.fresh_grads) instead of into a new array (resnet_small's residual fan-ins: an add into
+#: a new 3.2 MB array took 0.9 ms of CPU, in place 0.5 ms); False for A/B runs
+SUM_IN_PLACE = True
+
+
+def _owned(gr, dout, gin) -> bool:
+    """Whether gradient `gr`, returned by a backward that declares fresh_grads, may be added
+    into in place: a whole writable array of its own, neither dout nor another returned
+    gradient (an op that runs member by member may still hand one array to two inputs)."""
+    return (gr.base is None and gr.flags.writeable and gr is not dout
+            and sum(g is gr for g in gin) == 1)
+
+
 class Executor:
     """Runs the steps of `plan`; one per plan keeps the caches of its last train forward.
 
@@ -186,11 +200,14 @@ class Executor:
             if dout is None:
                 continue
             gin = self.step_backward(step, dout, caches[step.name])
+            fresh = SUM_IN_PLACE and step.op.fresh_grads
             for src, need, gr in zip(step.inputs, step.needs, gin):
                 if not need or gr is None:
                     continue
                 if src not in grads:
                     grads[src] = gr
+                    if fresh and _owned(gr, dout, gin):
+                        owned.add(src)
                 elif src in owned:
                     grads[src] += gr
                 else:

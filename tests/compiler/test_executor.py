@@ -88,3 +88,41 @@ def test_the_fusion_check_leaves_state_and_rng_alone():
     for node, st in state.items():
         for k, v in st.items():
             np.testing.assert_array_equal(plan.state[node][k], v)
+
+
+def _fan_in_net():
+    """A residual net whose values fan out to convs, a join's skip and a pool (the gradient
+    sums the executor does in place), and a join bn + s + s that runs member by member (add's
+    backward hands one array to both operands: never summed into in place)."""
+    g = dagnet.Graph("fan_in")
+    x = g.input("x", (2, 6, 6))
+    y = g.input("y", (), dtype="int64")
+    h = g.relu(g.batchnorm(g.conv2d(x, 4, 3, pad=1), name="stem_bn"))
+    c = g.conv2d(h, 4, 3, pad=1, name="c1")
+    s = g.conv2d(h, 4, 1, name="s1")
+    j = g.relu(g.add(g.batchnorm(c, name="bn1"), h), name="j1")  # the one-pass join
+    k = g.relu(g.add(g.batchnorm(g.conv2d(j, 4, 3, pad=1), name="bn2"), s, s), name="j2")
+    f = g.concat(g.global_avg_pool(j), g.global_avg_pool(k))
+    g.softmax_cross_entropy(g.affine(f, 3), y)
+    return g
+
+
+def test_fan_in_gradients_summed_in_place_are_those_summed_into_new_arrays(monkeypatch):
+    from dagnet.interpreter import loss_and_grads as interpret
+    from dagnet.runtime import executor
+
+    g = _fan_in_net()
+    feeds = {"x": np.random.default_rng(0).standard_normal((5, 2, 6, 6)),
+             "y": np.arange(5) % 3}
+    runs = {}
+    for on in (True, False):
+        monkeypatch.setattr(executor, "SUM_IN_PLACE", on)
+        plan = dagnet.compile(g, dtype="float64", seed=2)
+        assert [s.op_name for s in plan.steps].count("batchnorm+add+relu") == 2
+        runs[on] = plan.loss_and_grads(feeds)[1]
+        runs[on] = {k: v.copy() for k, v in runs[on].items()}
+    state0 = dagnet.compiler.params.init_state(g, "float64")
+    _, ref = interpret(g, feeds, plan.params, state0, seed=2)
+    for p in runs[True]:
+        assert np.array_equal(runs[True][p], runs[False][p]), p
+        np.testing.assert_allclose(runs[True][p], ref[p], rtol=1e-9, atol=1e-12, err_msg=p)

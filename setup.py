@@ -6,6 +6,7 @@ top-level names such as `models`.
 """
 import glob
 import os
+import platform
 import sys
 
 import numpy as np
@@ -15,17 +16,25 @@ from setuptools import Extension, find_packages, setup
 openmp = [] if sys.platform == "darwin" else ["-fopenmp"]
 # -O3 and native-free flags: the wheel must run on any x86_64 that numpy supports.
 compile_args = ["-O3", "-ffast-math", "-fno-finite-math-only"] + openmp
+# modules built again for wider vectors (the same source, `include`d): dagnet/kernels.py takes
+# the widest the CPU runs. The hand-blocked kernels choose theirs inside (isa.h); these are
+# plain loops the compiler vectorises, as wide as these flags let it.
+x86 = platform.machine().lower() in ("x86_64", "amd64")
+ISA_FLAGS = {"norm_avx2": ["-mavx2", "-mfma"],
+             "norm_avx512": ["-mavx512f", "-mavx2", "-mfma"]} if x86 else {}
 
 extensions = [
     Extension(
-        "dagnet._kernels." + os.path.splitext(os.path.basename(path))[0],
+        "dagnet._kernels." + name,
         [path],
         include_dirs=[np.get_include(), "dagnet/_kernels"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=compile_args,
+        extra_compile_args=compile_args + ISA_FLAGS.get(name, []),
         extra_link_args=openmp,
     )
     for path in sorted(glob.glob("dagnet/_kernels/*.pyx"))
+    for name in [os.path.splitext(os.path.basename(path))[0]]
+    if x86 or not name.startswith("norm_")
 ]
 
 core = [p for p in find_packages(include=["dagnet", "dagnet.*"])]

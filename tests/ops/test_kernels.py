@@ -1,5 +1,6 @@
 """The fast kernels (Cython, and their numpy fallbacks) against the loop-based reference."""
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -198,12 +199,30 @@ def test_num_threads_from_env():
     assert "DAGNET_NUM_THREADS must be a positive integer, got 'zero'" in proc.stderr
 
 
+@pytest.fixture(params=list(kernels.NORM_VARIANTS) or ["numpy"])
+def norm_build(request, monkeypatch):
+    """Each build of the batchnorm kernels this CPU runs (kernels.NORM_VARIANTS) in turn."""
+    if kernels.NORM_VARIANTS:
+        monkeypatch.setattr(kernels, "_norm_ext", kernels.NORM_VARIANTS[request.param])
+    return request.param
+
+
+def test_the_widest_batchnorm_build_the_cpu_runs_serves():
+    if not kernels.HAVE_CYTHON:
+        pytest.skip("kernels not built")
+    want = ["portable", "avx2", "avx512"][:kernels.ROW_ISA + 1]
+    if platform.machine() in ("x86_64", "AMD64"):  # setup.py builds them there
+        assert list(kernels.NORM_VARIANTS) == want
+    assert kernels._norm_ext is list(kernels.NORM_VARIANTS.values())[-1]
+
+
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-4)])
 @pytest.mark.parametrize("shape,offset", [((3, 2, 5, 7), 0.0), ((2, 3, 1, 3), 0.0),
                                           ((4, 2, 4, 4), 1000.0)],
                          ids=["tail-lanes", "plane-shorter-than-lanes", "far-from-zero"])
 @pytest.mark.parametrize("relu,skip", [(False, False), (True, True)], ids=["bn", "bn+add+relu"])
-def test_batchnorm_kernels_match_the_loop_reference(dtype, tol, shape, offset, relu, skip):
+def test_batchnorm_kernels_match_the_loop_reference(dtype, tol, shape, offset, relu, skip,
+                                                     norm_build):
     """The compiled kernels (one-pass shifted statistics, sums in eight accumulators, xhat
     recomputed from x in backward) value by value against reference.standardise_rows and its
     Jacobian, per channel: planes whose length is no multiple of the lanes, planes shorter
@@ -243,7 +262,8 @@ def test_batchnorm_kernels_match_the_loop_reference(dtype, tol, shape, offset, r
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 @pytest.mark.parametrize("relu,skip", [(False, False), (True, False), (True, True)],
                          ids=["bn", "bn+relu", "bn+add+relu"])
-def test_batchnorm_kernels_match_their_numpy_versions(dtype, tol, relu, skip, monkeypatch):
+def test_batchnorm_kernels_match_their_numpy_versions(dtype, tol, relu, skip, monkeypatch,
+                                                      norm_build):
     """Spatial batchnorm (+ relu, + a residual join's skip before it) in the compiled kernels
     against the numpy code of the same formulas; every thread count gives bitwise the same
     numbers."""

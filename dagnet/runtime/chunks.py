@@ -32,7 +32,8 @@ import threading
 
 import numpy as np
 
-from dagnet import blocks
+from dagnet import blocks, kernels
+from dagnet.runtime import program
 from dagnet.runtime.calls import affine_call
 from dagnet.runtime.program import EvalProgram, _direct
 
@@ -42,7 +43,8 @@ ENABLED: bool = True
 #: be. resnet_small at batch 256 on one thread took 1.14x / 1.16x / 1.13x / 1.09x / 1.04x less
 #: CPU than the whole batch in chunks of 4 / 8 / 16 / 32 / 64 (medians of 7 alternating rounds,
 #: load 4.4; bench_chunks.py); LeNet (11.5 KB of activations a sample against resnet_small's
-#: 50) 0.89-0.97x there
+#: 50) 0.89-0.97x there. On both threads, against onnxruntime (bench_infer, own processes,
+#: load 6-11): chunks of 16 1.26 (28 rounds), of 8 1.09 (14), whole 1.14 (21)
 CHUNK: int = 16
 
 
@@ -63,6 +65,7 @@ class ChunkedProgram(EvalProgram):
             [v for i in self.tail for v in i.reads if v in made] + [v for v in self.wanted if v in made]))
         feeds = [v for v in self.needs if v in plan.input_specs]
         self.sliced = frozenset(feeds)  # the values a chunk takes its rows of
+        self.shapes = {i.name: i.shape for i in head}  # per example
         self.chunked = bool(head) and all(
             i.kind in ("conv", "gap") and i.batched for i in head) and all(
             _direct(i, plan.params[i.params[0]].shape) for i in self.convs) and all(
@@ -77,7 +80,7 @@ class ChunkedProgram(EvalProgram):
         if not (ENABLED and self.chunked and batch > CHUNK):
             return super().run(values, state, rng, batch)
         spans = chunk_spans(batch, CHUNK)
-        made = {v: np.empty((batch, *self.code[self._index(v)].shape), self.dtype) for v in self.edge}
+        made = {v: np.empty((batch, *self.shapes[v]), self.dtype) for v in self.edge}
 
         def chunk(k: int) -> None:
             a, b = spans[k]
@@ -101,9 +104,11 @@ class ChunkedProgram(EvalProgram):
         feeds and params, which a layer whose params changed dtype or shape reads: its op's
         forward raises the executor's error)."""
         calls = self.tails.get(batch)
-        if calls is None:
+        if calls is None:  # bound as the whole program binds them (the same kernel: the same bits)
+            small = program.SMALL_AFFINE if program.SPLIT_FILTERS else 0
+            threads = max(1, kernels.NUM_THREADS)
             self.tails = {batch: (calls := [
-                (affine_call(i, np.empty((batch, *i.shape), self.dtype), self, 0, 1), i)
+                (affine_call(i, np.empty((batch, *i.shape), self.dtype), self, small, threads), i)
                 for i in self.tail])}
         self.state, self.rng = state, rng
         env = self.env
@@ -120,9 +125,6 @@ class ChunkedProgram(EvalProgram):
             raise
         finally:
             env.clear()
-
-    def _index(self, value: str) -> int:
-        return next(k for k, i in enumerate(self.code) if i.name == value)
 
     def _take(self) -> EvalProgram:
         """A one-thread program of the chunks' values that no other thread runs now (made

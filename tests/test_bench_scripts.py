@@ -188,6 +188,12 @@ def test_bench_direct_quick():
     assert "wino4_speedup" not in out["convs"]["resnet_small.stem"]
 
 
+def test_bench_chunks_quick():
+    out = run("bench_chunks.py", "--models", "lenet")
+    assert out["batch"] == 24 and set(out["models"]["lenet"]) == {"whole", "chunk8"}
+    assert out["models"]["lenet"]["chunk8"]["cpu_ratio"] > 0  # and its scores were the whole's
+
+
 def test_ab_flag_quick():
     out = run("ab_flag.py", "dagnet.ops.winograd.DX_ENABLED", "dagnet.ops.direct.DW_WIDE")
     assert out["flags"] == ["dagnet.ops.winograd.DX_ENABLED", "dagnet.ops.direct.DW_WIDE"]

@@ -1,6 +1,7 @@
 """The calls of an inference program's instructions other than convs (program.py binds them).
 
-    affine_call(ins, out, program, small_below)   a fully connected layer (affine_small below
+    affine_call(ins, out, program, small_below, threads)
+                                                  a fully connected layer (affine_small below
                                                   small_below samples, else numpy's matmul)
     gap_call(ins, out, env)                        global average pools and their concat
     op_call(ins, out, scratch, program)            any other step: its op's forward
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet import blocks, kernels
+from dagnet import blocks
 from dagnet.ops import direct
 from dagnet.ops.dense import eval_side
 
@@ -39,9 +40,9 @@ except ImportError:  # a build without the kernels: numpy
                        out=out)
 
 
-def affine_call(ins, out, program, small_below: int):
+def affine_call(ins, out, program, small_below: int, threads: int):
     """The call of an affine instruction: x (flattened per example) @ w + b, max(., 0) if
-    relu, into out (affine_small below small_below samples, else blocks.matmul); the params
+    relu, into out (affine_small on `threads` below small_below samples, else blocks.matmul); the params
     are looked up on each call (the user may replace them), and the op's forward runs
     instead (its errors) if one no longer has the plan's dtype or shape."""
     x, name, relu, env, params = ins.reads[0], ins.name, ins.relu, program.env, program.plan.params
@@ -54,7 +55,6 @@ def affine_call(ins, out, program, small_below: int):
     # a small batch: blocks of columns split among the caller and the helpers (affine.h)
     small = direct._ext.affine_small if direct._ext is not None and len(out) < small_below \
         else None
-    threads = max(1, kernels.NUM_THREADS)
 
     def call():
         w, b, a = params[wn], params[bn], env[x]

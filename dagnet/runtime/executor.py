@@ -18,6 +18,7 @@ import numpy as np
 from dagnet import kernels
 from dagnet.errors import DagnetError, FeedError
 from dagnet.runtime import program as _program
+from dagnet.runtime.chunks import ChunkedProgram
 from dagnet.runtime.feeds import batch_size, check_feeds
 
 
@@ -55,7 +56,7 @@ class Executor:
         self.buffers: dict = {}
         self.batch = 0
         self.fed_batch = 0  # the batch of the last forward (backward checks seeds against it)
-        self.programs: dict = {}  # wanted values -> EvalProgram (runtime/program.py)
+        self.programs: dict = {}  # wanted values -> ChunkedProgram (an EvalProgram: runtime/chunks.py)
 
     # -- hooks ------------------------------------------------------------------------------
     def step_forward(self, step, ins, mode, out=None, workspace=None):
@@ -159,7 +160,7 @@ class Executor:
         plan = self.plan
         prog = self.programs.get(wanted)
         if prog is None:
-            prog = self.programs[wanted] = _program.EvalProgram(plan, wanted)
+            prog = self.programs[wanted] = ChunkedProgram(plan, wanted)
         values = {}
         for v, ins in prog.needs.items():
             if v in fed:

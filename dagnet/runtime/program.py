@@ -63,8 +63,9 @@ except ImportError:  # a build without the kernels: numpy
 class EvalProgram:
     """The instructions computing `wanted` (value names) from the plan's feeds, eval mode."""
 
-    def __init__(self, plan, wanted: tuple):
+    def __init__(self, plan, wanted: tuple, threads: int | None = None):
         self.plan, self.wanted = plan, tuple(wanted)
+        self.threads = threads  # its kernels' threads (None: kernels.NUM_THREADS when bound)
         self.dtype = plan.dtype
         self.code = [_as_step(i) if i.kind == "conv" and i.pool is not None and
                      not _direct(i, plan.params[i.params[0]].shape) else i
@@ -156,15 +157,16 @@ class EvalProgram:
 
     def _bind(self, batch: int) -> list:
         arrays = self._arena(batch)
-        scratch = np.empty(max([_scratch(i, batch, self) for i in self.code] + [1]), np.uint8)
+        threads = self.threads or max(1, kernels.NUM_THREADS)
+        scratch = np.empty(max([_scratch(i, batch, self, threads) for i in self.code] + [1]), np.uint8)
         calls = []
         for ins in self.code:
             if ins.kind == "conv":
                 w = self.weights[self.convs.index(ins)]
-                calls.append(_conv_call(ins, w, arrays[ins.name], scratch, self.env, batch))
+                calls.append(_conv_call(ins, w, arrays[ins.name], scratch, self.env, batch, threads))
             elif ins.kind == "affine":
                 calls.append(affine_call(ins, arrays[ins.name], self,
-                                         SMALL_AFFINE if SPLIT_FILTERS else 0))
+                                         SMALL_AFFINE if SPLIT_FILTERS else 0, threads))
             elif ins.kind == "gap":
                 calls.append(gap_call(ins, arrays[ins.name], self.env))
             else:
@@ -272,8 +274,8 @@ def _pool_fits(pool) -> bool:
             and not pool["ceil_mode"] and stride[0] >= size[0] and stride[1] >= size[1])
 
 
-def _scratch(ins, batch: int, program) -> int:
-    """Bytes of scratch one call needs."""
+def _scratch(ins, batch: int, program, threads: int) -> int:
+    """Bytes of scratch one call needs (its kernel on `threads` threads)."""
     item = program.dtype.itemsize
     if ins.kind == "conv":
         c = ins.conv
@@ -285,8 +287,8 @@ def _scratch(ins, batch: int, program) -> int:
             row = direct.oc_geometry(*shapes, *pair, direct._ext.oc_lanes(direct.ISA, is_double)).size \
                 if fast == "oc" else winograd.geometry(*shapes, pair[1], direct.ISA, is_double).scratch \
                 if fast == "wino" else 0
-            return max(row * max(1, kernels.NUM_THREADS),
-                       direct.planes_size(ins.x_shape, w_shape, *pair) * _planes_rows(batch)) * item
+            return max(row * threads,
+                       direct.planes_size(ins.x_shape, w_shape, *pair) * _planes_rows(batch, threads)) * item
         return columns_size(w_shape, (w_shape[0], *_conv_out(ins, w_shape)), c["groups"]) * \
             batch * item
     if ins.kind in ("member", "affine", "gap"):  # a join's tail, a GEMV, a head: no scratch
@@ -295,29 +297,27 @@ def _scratch(ins, batch: int, program) -> int:
     return program.plan.buffer_bytes.get(wb, 0) * batch if wb >= 0 else 0
 
 
-def _planes_rows(batch: int) -> int:
+def _planes_rows(batch: int, threads: int) -> int:
     """Rows of a direct conv's planes: one per thread, reused (inference keeps none for a
     backward), or one per sample when the batch is smaller (its filters split among threads)."""
-    return min(batch, max(1, kernels.NUM_THREADS))
+    return min(batch, threads)
 
 
-def _conv_call(ins, weights, out, scratch, env, batch):
+def _conv_call(ins, weights, out, scratch, env, batch, threads):
     """The call of a conv instruction: the direct kernel with the skip, relu and pool in its
     output pass, or conv_forward (im2col + GEMM) and the epilogue after it."""
     c, name, x, res, relu = ins.conv, ins.name, ins.reads[0], ins.residual, ins.relu
     stride, pads, dilation = as_pair(c["stride"]), as_pads(c["pad"]), as_pair(c["dilation"])
-    fast = _fast_kernel(ins, weights[0].shape) if len(weights) == 6 and batch >= kernels.NUM_THREADS \
-        else None
+    fast = _fast_kernel(ins, weights[0].shape) if len(weights) == 6 and batch >= threads else None
     if fast == "wino":
-        return _wino_call(ins, weights, out, scratch, env)
+        return _wino_call(ins, weights, out, scratch, env, threads)
     if fast == "oc":
-        return _oc_call(ins, weights, out, scratch, env)
+        return _oc_call(ins, weights, out, scratch, env, threads)
     if len(weights) >= 4:
         w, _, wp, bp = weights[:4]
         geo = direct.geometry(tuple(ins.x_shape), w.shape, stride, pads[:2],
                               direct._ext.lanes(direct.ISA, out.dtype == np.float64))
-        planes = kernels.typed_view(scratch, (_planes_rows(batch), geo.size), out.dtype)
-        threads = max(1, kernels.NUM_THREADS)
+        planes = kernels.typed_view(scratch, (_planes_rows(batch, threads), geo.size), out.dtype)
         # a batch smaller than the threads: each sample's filters split among them
         parts = threads if batch < threads and SPLIT_FILTERS else 1
         threads = min(threads, batch * parts)  # the kernel runs no more (direct.pyx)
@@ -359,24 +359,22 @@ def _conv_call(ins, weights, out, scratch, env, batch):
     return call
 
 
-def _oc_call(ins, weights, out, scratch, env):
+def _oc_call(ins, weights, out, scratch, env, threads):
     """A direct conv on direct_oc.h's kernels (batches of at least one sample a thread)."""
     c, w = ins.conv, weights[0]
     stride, pads = as_pair(c["stride"]), as_pads(c["pad"])[:2]
     geo = direct.oc_geometry(tuple(ins.x_shape), w.shape, stride, pads,
                              direct._ext.oc_lanes(direct.ISA, out.dtype == np.float64))
-    threads = max(1, kernels.NUM_THREADS)
     rows = kernels.typed_view(scratch, (threads, geo.size), out.dtype)
     return _kernel_call(ins, out, env, direct._ext.forward_oc,
                         (rows, geo.off, *weights[4:], out, geo.nb, *stride, *pads, direct.ISA, threads))
 
 
-def _wino_call(ins, weights, out, scratch, env):
+def _wino_call(ins, weights, out, scratch, env, threads):
     """A 3x3 stride-1 conv by Winograd (ops/winograd.py; batches of a sample a thread or more)."""
     pads = as_pads(ins.conv["pad"])[:2]
     geo = winograd.geometry(tuple(ins.x_shape), weights[0].shape, pads, direct.ISA,
                             out.dtype == np.float64)
-    threads = max(1, kernels.NUM_THREADS)
     rows = kernels.typed_view(scratch, (threads, geo.scratch), out.dtype)
     return _kernel_call(ins, out, env, winograd.kernel(geo),
                         (rows, *weights[4:], out, *pads, geo.hq, geo.wq, geo.qr, geo.size, direct.ISA,

@@ -18,6 +18,7 @@ import numpy as np
 from dagnet.errors import DagnetError
 from dagnet.ops.base import get_op, register
 from dagnet.ops.conv import columns_size, conv_backward, conv_forward, grad_buffer, takes_direct
+from dagnet.ops.conv_planes import fwd_by_direct
 from dagnet.ops.convpool import conv_relu_pool_backward, conv_relu_pool_forward, rows_from
 from dagnet.ops.dense import affine_backward, affine_forward
 from dagnet.ops.direct import geometry
@@ -99,7 +100,8 @@ class ConvReLUPool(FusedOp):
       ceil_mode pool (the row kernel's windows are dense and symmetric): conv_forward's GEMM
       output pooled as it lies, the gradient routed straight into that layout for
       conv_backward's dense GEMMs. Also where the conv takes the direct kernels and
-      `direct_wins` (convnet_deep's 32-channel 28 x 28 conv: the step in 0.55-0.66x the time).
+      `direct_wins` (convnet_deep's 32-channel 28 x 28 conv: the step in 0.55-0.66x the time),
+      and where conv_forward runs it on the direct kernels' planes (`on_planes`).
 
     ROWS_FROM is what was measured to pay with the vector instructions this CPU runs
     (ops/convpool.py rows_from: 20 with AVX2 or AVX-512; without AVX2 never, the columns' dense GEMMs
@@ -122,7 +124,19 @@ class ConvReLUPool(FusedOp):
 
     def _rows(self, x_shape, w_shape, conv, pool) -> bool:
         return (self.uses_rows(w_shape) and _dense_windows(conv, pool)
-                and not self.direct_wins(x_shape, w_shape, conv))
+                and not self.direct_wins(x_shape, w_shape, conv)
+                and not self.on_planes(x_shape, w_shape, conv))
+
+    @staticmethod
+    def on_planes(x_shape, w_shape, conv) -> bool:
+        """Whether conv_forward runs the conv on the direct kernels' planes though they leave
+        it to im2col (ops/conv_planes.py fwd_by_direct): there the dense step beats the rows,
+        whose im2row copies each input value kh*kw times (forward + backward at batch 64,
+        rows / planes time, 2 threads, 9 alternating rounds: the three-layer convnet's
+        3 -> 32 7 x 7 conv 1.51x without dx, 1.27x with; 32 -> 64 5 x 5 at 16 x 16 1.36x;
+        its training step 1.20-1.23x, 15 rounds)."""
+        args = (x_shape, w_shape, conv["stride"], conv["pad"], conv["dilation"], conv["groups"])
+        return not takes_direct(*args) and fwd_by_direct(*args)
 
     def direct_wins(self, x_shape, w_shape, conv) -> bool:
         """Whether a conv the direct kernels take (ops/direct.py) runs faster by them, dense
@@ -159,6 +173,8 @@ class ConvReLUPool(FusedOp):
         if takes_direct(in_shapes[0], in_shapes[1], conv["stride"], conv["pad"],
                         conv["dilation"], conv["groups"]):
             return "direct: dense backward"
+        if self.on_planes(in_shapes[0], in_shapes[1], conv):
+            return "direct planes: dense backward"
         return "im2col columns: dense backward"
 
     def forward(self, inputs, attrs, mode="train", state=None, rng=None, out=None,

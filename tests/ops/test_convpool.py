@@ -123,6 +123,8 @@ def test_fused_conv_relu_pool_matches_unfused(net, rows_from, monkeypatch):
     """Both kernels of the fused op give the unfused chain's loss and gradients (float64,
     1e-10), run by the plan with its planned buffers."""
     monkeypatch.setattr(fused_module.ConvReLUPool, "ROWS_FROM", rows_from)
+    if rows_from == 0:  # the rows kernel, also where the direct kernels' planes would win
+        monkeypatch.setattr(fused_module.ConvReLUPool, "on_planes", staticmethod(lambda *a: False))
     g = conv_relu_pool_net(*net)
     rng = np.random.default_rng(0)
     feeds = {"x": rng.standard_normal((5, net[0], net[1], net[1])), "y": rng.integers(0, 4, 5)}
@@ -135,17 +137,24 @@ def test_fused_conv_relu_pool_matches_unfused(net, rows_from, monkeypatch):
 
 def test_rows_path_is_taken_where_it_pays_and_its_workspace_is_planned(monkeypatch):
     monkeypatch.setattr(fused_module.ConvReLUPool, "ROWS_FROM", convpool.ROWS_FROM_BY_ISA["avx2"])
-    g = conv_relu_pool_net(8, 8, 32, 3, 1, 1, (2, 2, 0))  # K = 72, F = 32: 72*32/104 = 22
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 8)).astype(np.float32)
+    # K = 72, F = 32: 72*32/104 = 22; padded, the conv runs on the direct kernels' planes
+    # (its 8 x 8 grid is narrow), where the dense step wins
+    plan = dagnet.compile(conv_relu_pool_net(8, 8, 32, 3, 1, 1, (2, 2, 0)), seed=0)
+    step = next(s for s in plan.steps if s.pattern == "conv2d+relu+max_pool2d")
+    _, (kernel, _) = step.op.forward([x, plan.params["conv.w"], plan.params["conv.b"]], step.attrs)
+    assert kernel == "columns" and step.op.kernel_note([(8, 8, 8), (32, 8, 3, 3), (32,)],
+                                                       step.attrs).startswith("direct planes")
+    g = conv_relu_pool_net(8, 8, 32, 3, 1, 0, (2, 2, 0))  # unpadded: the rows
     plan = dagnet.compile(g, seed=0)
     step = next(s for s in plan.steps if s.pattern == "conv2d+relu+max_pool2d")
-    x = np.random.default_rng(0).standard_normal((2, 8, 8, 8)).astype(np.float32)
     out, cache = step.op.forward([x, plan.params["conv.w"], plan.params["conv.b"]], step.attrs)
     kernel, (rows, *_) = cache
-    assert kernel == "rows" and rows.shape == (2, 64, 73)
+    assert kernel == "rows" and rows.shape == (2, 36, 73)
     w_shape = plan.params["conv.w"].shape
     per_example = step.op.workspace([(8, 8, 8), w_shape, (32,)], out.shape[1:], step.attrs).planned
     assert per_example == rows[0].size  # what the memory plan sets aside is what im2row fills
-    want, _ = conv_forward(x, plan.params["conv.w"], plan.params["conv.b"], 1, 1)
+    want, _ = conv_forward(x, plan.params["conv.w"], plan.params["conv.b"], 1, 0)
     np.testing.assert_allclose(out, maxpool_forward(np.maximum(want, 0), 2, 2, 0)[0],
                                rtol=1e-5, atol=1e-6)
 

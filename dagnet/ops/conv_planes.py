@@ -8,7 +8,8 @@ by k - 1 - p with the filters flipped and their channel axes swapped (F in, C ou
 direct forward runs with no such waste: `dx_by_direct`, `direct_input_grad`. Where the forward's
 grid is narrow too, the forward runs there as well (`fwd_by_direct`): its planes are the
 zero-padded input, and dw comes from them (`planes_backward`): on the direct kernels' dw along
-output channels where they take it (AVX-512, more than 16 filters: ops/direct.py uses_dwt),
+output channels where they take it (AVX-512, more than 16 filters of at least 128 taps:
+ops/direct.py uses_dwt),
 else by im2col + GEMM by blocks in cache (ops/conv_blocks.py planes_dw), bitwise what the
 im2col forward's columns give.
 
@@ -71,7 +72,7 @@ def planes_backward(dout, cache, need_dx=True):
     (resnet20's 64-channel 8 x 8 convs, batch 64: 1.45x faster than planes_dw on 2 threads,
     1.38x on one, CPU time; medians of 11 alternating rounds), else by planes_dw."""
     dx = direct_input_grad(dout, cache.w, cache.pad) if need_dx else None
-    if uses_dwt(cache.w.shape[0], direct.ISA):
+    if uses_dwt(cache.w.shape[0], int(np.prod(cache.w.shape[1:])), direct.ISA):
         return (dx, *direct_backward(dout, cache, False)[1:])
     return (dx, *planes_dw(dout, cache))
 

@@ -51,6 +51,13 @@ DW_WIDE_MIN_GRID = 128
 #: no grid columns past Wo); False keeps them on dc_dw (A/B measurements). See uses_dwt.
 DW_CHANNELS: bool = True
 DWT_MIN_FILTERS = 16
+#: ... and at least DWT_MIN_TAPS taps a filter (C * kh * kw): dc_dwt transposes each sample's
+#: dout (F x Ho*Wo values) once for all the taps, which few taps do not pay back. dw at batch 64,
+#: 2 threads, dc_dwt / the other path's time (dc_dw, or planes_dw for the planes convs), 7
+#: alternating rounds: 1 -> 32 3 x 3 at 28 x 28 (9 taps) 2.4x, LeNet's 1 -> 20 5 x 5 (25) 1.9x,
+#: 3 -> 64 3 x 3 (27) 2.9x, 4 -> 32 (36) 1.9x, 8 -> 32 and 8 -> 64 (72) 1.4x; 16 -> 32 (144)
+#: 0.93x, 3 -> 32 7 x 7 (147) 0.85x
+DWT_MIN_TAPS = 128
 #: the least variant that runs dc_dwt (AVX2's 16 registers hold too few of its accumulators;
 #: the tests lower it to run every variant against the reference)
 DWT_MIN_ISA = AVX512
@@ -220,15 +227,17 @@ def _phase_weights(w, geo, dtype) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def uses_dwt(f: int, isa: int) -> bool:
-    """Whether dw of a conv of f filters runs on dc_dwt (direct.h) for kernel variant isa:
-    on AVX-512 with more than DWT_MIN_FILTERS filters. Measured single-thread, CPU time,
+def uses_dwt(f: int, taps: int, isa: int) -> bool:
+    """Whether dw of a conv of f filters of `taps` values each (C * kh * kw) runs on dc_dwt
+    (direct.h) for kernel variant isa: on AVX-512 with more than DWT_MIN_FILTERS filters and
+    at least DWT_MIN_TAPS taps. Measured single-thread, CPU time,
     batch 64, in process alternating with dc_dw (DW_WIDE's 16-lane kernel), medians of 9
     rounds: resnet20's 32-channel 16 x 16 conv 1.32x faster, 32 -> 64 stride 2 2.84x,
     16 -> 32 stride 2 1.43x; resnet_small's 32-channel 14 x 14 1.67x. 16 filters (one vector
     of channels: a broadcast per multiply-add) ran 0.6x dc_dw's speed (direct.h's kernels
     alone), left there."""
-    return DW_CHANNELS and DW_WIDE and isa >= DWT_MIN_ISA and f > DWT_MIN_FILTERS
+    return (DW_CHANNELS and DW_WIDE and isa >= DWT_MIN_ISA and f > DWT_MIN_FILTERS
+            and taps >= DWT_MIN_TAPS)
 
 
 def direct_backward(dout, cache, need_dx=True):
@@ -238,7 +247,7 @@ def direct_backward(dout, cache, need_dx=True):
     dout = np.ascontiguousarray(dout)
     dtype = dout.dtype
     n, f = dout.shape[:2]
-    by_channels = uses_dwt(f, ISA)
+    by_channels = uses_dwt(f, int(np.prod(w.shape[1:])), ISA)
     wide = by_channels or (DW_WIDE and geo.qr >= DW_WIDE_MIN_GRID)
     isa = ISA if wide else min(ISA, 1)  # 1: AVX2
     lanes = _ext.dw_lanes(isa, dtype == np.float64)

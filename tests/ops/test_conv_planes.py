@@ -106,14 +106,16 @@ def test_planes_dw_bitwise_the_im2col_paths(monkeypatch, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dw_on_dc_dwt_where_it_takes_the_filters(monkeypatch, dtype):
     """planes_backward's dw and db: direct_backward's (dc_dwt) where uses_dwt takes the filters
-    (AVX-512, more than 16), else planes_dw's; bitwise either way."""
+    (AVX-512, more than 16 of at least 128 taps), else planes_dw's; bitwise either way."""
     for channels in (True, False):
         monkeypatch.setattr(direct, "DW_CHANNELS", channels)
         for shape in (s for s in TAKEN if s not in NO_FWD):
             x, w, b, cache, dout = case(*shape, dtype=dtype)
             assert isinstance(cache, PlanesCache)
-            dwt = direct.uses_dwt(w.shape[0], direct.ISA)
-            assert dwt == (channels and direct.uses_dwt(64, direct.ISA) and w.shape[0] > 16)
+            taps = w[0].size
+            dwt = direct.uses_dwt(w.shape[0], taps, direct.ISA)
+            assert dwt == (channels and direct.uses_dwt(64, 576, direct.ISA) and w.shape[0] > 16
+                           and taps >= 128)
             want = direct.direct_backward(dout, cache, False)[1:] if dwt else planes_dw(dout, cache)
             for g, r in zip(conv_backward(dout, cache, False)[1:], want):
                 assert np.array_equal(g, r)

@@ -338,6 +338,22 @@ def test_resumed_run_reports_the_speed_of_its_own_epochs(tiny_mnist, tmp_path, c
     assert "1 epoch" in summary
 
 
+def test_a_run_resumed_with_no_epoch_left_rewrites_its_history(tiny_mnist, tmp_path):
+    """Killed after its last checkpoint but before that epoch's history.json (each epoch writes
+    them in that order), a run resumed with nothing left to train still leaves a history.json
+    that holds every epoch of the checkpoint (tune's retried trials read it)."""
+    from dagnet.cli.main import main
+
+    out = tmp_path / "run"
+    assert main([*map(str, train_args(tiny_mnist, out, "--epochs", 2, "--quiet"))]) == 0
+    full = json.loads((out / "history.json").read_text())
+    stale = {**full, "val_acc_history": full["val_acc_history"][:1], "epoch": 1}
+    (out / "history.json").write_text(json.dumps(stale))  # as the kill would leave it
+    assert main([*map(str, train_args(tiny_mnist, out, "--epochs", 2, "--resume", "--quiet"))]) == 0
+    again = json.loads((out / "history.json").read_text())
+    assert again["val_acc_history"] == full["val_acc_history"] and again["epoch"] == 2
+
+
 @pytest.mark.parametrize("flags,options", [
     ([], {"update_rule": "sgd_momentum", "optim_config": {"learning_rate": 4e-2},
           "weight_decay": 0.0, "patience": None, "monitor": "val_acc", "min_delta": 0.0}),

@@ -133,6 +133,9 @@ def train_in_folder(args, world, ckpt: str, flags: dict, allowed: list, callback
         solver.train()  # leaves the best epoch's params in the plan
     if not world.is_root:
         return 0
+    # each epoch writes history.json after its checkpoint: a run killed between the two and
+    # resumed with no epoch left to train would keep the stale file without this
+    write_history(args.out, solver)
     test = evaluate_arrays(plan, data["X_test"], data["y_test"])
     write_pictures(args.out, graph, plan, solver, args.quiet)
     if not args.quiet:

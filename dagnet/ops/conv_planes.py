@@ -9,9 +9,8 @@ direct forward runs with no such waste: `dx_by_direct`, `direct_input_grad`. Whe
 grid is narrow too, the forward runs there as well (`fwd_by_direct`): its planes are the
 zero-padded input, and dw comes from them (`planes_backward`): on the direct kernels' dw along
 output channels where they take it (AVX-512, more than 16 filters of at least 128 taps:
-ops/direct.py uses_dwt),
-else by im2col + GEMM by blocks in cache (ops/conv_blocks.py planes_dw), bitwise what the
-im2col forward's columns give.
+ops/direct.py uses_dwt), else by im2col + GEMM by blocks in cache (ops/conv_blocks.py
+planes_dw), bitwise what the im2col forward's columns give.
 
 The direct kernels' sums run in another order than the GEMMs': outputs and dx differ from the
 im2col path's in the last bits (float32 within ~1e-6 of their scale); each is bitwise the same
@@ -72,7 +71,7 @@ def planes_backward(dout, cache, need_dx=True):
     (resnet20's 64-channel 8 x 8 convs, batch 64: 1.45x faster than planes_dw on 2 threads,
     1.38x on one, CPU time; medians of 11 alternating rounds), else by planes_dw."""
     dx = direct_input_grad(dout, cache.w, cache.pad) if need_dx else None
-    if uses_dwt(cache.w.shape[0], int(np.prod(cache.w.shape[1:])), direct.ISA):
+    if uses_dwt(cache.w.shape, direct.ISA):
         return (dx, *direct_backward(dout, cache, False)[1:])
     return (dx, *planes_dw(dout, cache))
 

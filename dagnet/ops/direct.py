@@ -227,17 +227,17 @@ def _phase_weights(w, geo, dtype) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def uses_dwt(f: int, taps: int, isa: int) -> bool:
-    """Whether dw of a conv of f filters of `taps` values each (C * kh * kw) runs on dc_dwt
-    (direct.h) for kernel variant isa: on AVX-512 with more than DWT_MIN_FILTERS filters and
-    at least DWT_MIN_TAPS taps. Measured single-thread, CPU time,
+def uses_dwt(w_shape, isa: int) -> bool:
+    """Whether dw of a conv of weights w_shape (F, C, kh, kw) runs on dc_dwt (direct.h) for
+    kernel variant isa: on AVX-512 with more than DWT_MIN_FILTERS filters of at least
+    DWT_MIN_TAPS taps (C * kh * kw) each. Measured single-thread, CPU time,
     batch 64, in process alternating with dc_dw (DW_WIDE's 16-lane kernel), medians of 9
     rounds: resnet20's 32-channel 16 x 16 conv 1.32x faster, 32 -> 64 stride 2 2.84x,
     16 -> 32 stride 2 1.43x; resnet_small's 32-channel 14 x 14 1.67x. 16 filters (one vector
     of channels: a broadcast per multiply-add) ran 0.6x dc_dw's speed (direct.h's kernels
     alone), left there."""
-    return (DW_CHANNELS and DW_WIDE and isa >= DWT_MIN_ISA and f > DWT_MIN_FILTERS
-            and taps >= DWT_MIN_TAPS)
+    return (DW_CHANNELS and DW_WIDE and isa >= DWT_MIN_ISA and w_shape[0] > DWT_MIN_FILTERS
+            and int(np.prod(w_shape[1:])) >= DWT_MIN_TAPS)
 
 
 def direct_backward(dout, cache, need_dx=True):
@@ -247,7 +247,7 @@ def direct_backward(dout, cache, need_dx=True):
     dout = np.ascontiguousarray(dout)
     dtype = dout.dtype
     n, f = dout.shape[:2]
-    by_channels = uses_dwt(f, int(np.prod(w.shape[1:])), ISA)
+    by_channels = uses_dwt(w.shape, ISA)
     wide = by_channels or (DW_WIDE and geo.qr >= DW_WIDE_MIN_GRID)
     isa = ISA if wide else min(ISA, 1)  # 1: AVX2
     lanes = _ext.dw_lanes(isa, dtype == np.float64)

@@ -112,10 +112,9 @@ def test_dw_on_dc_dwt_where_it_takes_the_filters(monkeypatch, dtype):
         for shape in (s for s in TAKEN if s not in NO_FWD):
             x, w, b, cache, dout = case(*shape, dtype=dtype)
             assert isinstance(cache, PlanesCache)
-            taps = w[0].size
-            dwt = direct.uses_dwt(w.shape[0], taps, direct.ISA)
-            assert dwt == (channels and direct.uses_dwt(64, 576, direct.ISA) and w.shape[0] > 16
-                           and taps >= 128)
+            dwt = direct.uses_dwt(w.shape, direct.ISA)
+            assert dwt == (channels and direct.uses_dwt((64, 64, 3, 3), direct.ISA)
+                           and w.shape[0] > 16 and w[0].size >= 128)
             want = direct.direct_backward(dout, cache, False)[1:] if dwt else planes_dw(dout, cache)
             for g, r in zip(conv_backward(dout, cache, False)[1:], want):
                 assert np.array_equal(g, r)

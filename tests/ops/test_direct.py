@@ -104,13 +104,16 @@ def test_dw_by_channels_matches_reference(x_shape, w_shape, stride, pad, dtype, 
 
 
 def test_rule_picks_dw_by_channels_past_one_vector_of_filters_with_many_taps(monkeypatch):
-    assert direct.uses_dwt(32, 288, direct.AVX512) and direct.uses_dwt(17, 144, direct.AVX512)
-    assert not direct.uses_dwt(16, 288, direct.AVX512)  # one vector: a broadcast per multiply-add
-    assert not direct.uses_dwt(64, 576, 1)  # AVX2
+    assert direct.uses_dwt((32, 32, 3, 3), direct.AVX512)
+    assert direct.uses_dwt((17, 16, 3, 3), direct.AVX512)
+    # 16 filters, one vector: a broadcast per multiply-add
+    assert not direct.uses_dwt((16, 32, 3, 3), direct.AVX512)
+    assert not direct.uses_dwt((64, 64, 3, 3), 1)  # AVX2
     # few taps a filter do not pay for dout's transpose: LeNet's conv1, 1 -> 32 3 x 3, 8 -> 64
-    assert not any(direct.uses_dwt(f, k, direct.AVX512) for f, k in ((20, 25), (32, 9), (64, 72)))
+    assert not any(direct.uses_dwt(s, direct.AVX512)
+                   for s in ((20, 1, 5, 5), (32, 1, 3, 3), (64, 8, 3, 3)))
     monkeypatch.setattr(direct, "DW_WIDE", False)  # DW_WIDE off: AVX2's dw, as before
-    assert not direct.uses_dwt(32, 288, direct.AVX512)
+    assert not direct.uses_dwt((32, 32, 3, 3), direct.AVX512)
 
 
 def test_no_dx_keeps_dw_db():

@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import alternate  # noqa: E402
 import bench_train  # noqa: E402
 import dagnet  # noqa: E402
 import numpy as np  # noqa: E402
@@ -121,7 +122,7 @@ def dagnet_table(graph, x, y, steps):
             clock.close_step()
         else:
             clock.now = collections.Counter()
-    return totals, clock.medians_ms()
+    return statistics.median(totals), clock.medians_ms()
 
 
 def torch_table(graph, x, y, steps):
@@ -129,13 +130,9 @@ def torch_table(graph, x, y, steps):
 
     bench_train.have_torch()
     step = bench_train.torch_stepper(graph, dagnet.compile(graph, seed=0), x, y)
-    for _ in range(3):
+    for _ in range(2):
         step()
-    totals = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        step()
-        totals.append(time.perf_counter() - t)
+    step_s = alternate.timed_window(step, steps)["s"]
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         for _ in range(steps):
             step()
@@ -149,7 +146,7 @@ def torch_table(graph, x, y, steps):
         key = e.name.replace("autograd::engine::evaluate_function: ", "bwd ")
         key = key if key.startswith("Optimizer") else f"{key} {shapes[:2]}"
         clock[key] += e.cpu_time_total / 1e3 / steps
-    return totals, dict(clock)
+    return step_s, dict(clock)
 
 
 def main():
@@ -167,7 +164,6 @@ def main():
         # defaults: its best case, as bench_train.py's headline runs it)
         import subprocess
 
-        import alternate
         command, env = alternate.child_command(__file__, sys.argv[1:], torch_first=True)
         sys.exit(subprocess.run(command, env=env).returncode)
     graph, shape = bench_train.MODELS[args.model]()
@@ -175,9 +171,9 @@ def main():
     x = rng.standard_normal((args.batch,) + shape).astype(np.float32)
     y = rng.integers(0, 10, args.batch)
     table = dagnet_table if args.contender == "dagnet" else torch_table
-    totals, ms = table(graph, x, y, args.steps)
+    step_s, ms = table(graph, x, y, args.steps)
     print(json.dumps({"contender": args.contender, "model": args.model, "batch": args.batch,
-                      "steps": args.steps, "step_ms": 1e3 * statistics.median(totals),
+                      "steps": args.steps, "step_ms": 1e3 * step_s,
                       "load_average": os.getloadavg(),
                       "ms": dict(sorted(ms.items(), key=lambda kv: -kv[1]))}, indent=1))
 

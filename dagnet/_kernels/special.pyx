@@ -1,8 +1,9 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Element-wise special functions numpy lacks: erf, from the C library (erff for float32, erf
-for float64: within a few ulp of the exact value). x and out are flat contiguous arrays of one
-dtype; long arrays are split over OpenMP threads (each element is independent: bitwise the same
-for any thread count)."""
+"""Element-wise kernels: erf, which numpy lacks, from the C library (erff for float32, erf for
+float64: within a few ulp of the exact value; x and out flat contiguous arrays of one dtype,
+long arrays split over OpenMP threads, each element independent: bitwise the same for any
+thread count); and, in one pass each, what numpy does in several: relu's input gradient
+(dagnet/relu_grad.py) and SGD with momentum's update (dagnet/train/optim.py)."""
 from cython.parallel import prange
 from libc.math cimport erf as erf64, erff as erf32
 
@@ -50,3 +51,21 @@ def relu_grad(const real[:, :, :] dout, const real[:, :, :] y, real[:, :, :] out
                     dn_relu_grad_f(&dout[a, b, 0], &y[a, b, 0], &out[a, b, 0], P)
                 else:
                     dn_relu_grad_d(&dout[a, b, 0], &y[a, b, 0], &out[a, b, 0], P)
+
+
+def momentum_step(real[::1] w, const real[::1] dw, real[::1] v, double momentum,
+                  double learning_rate):
+    """SGD with momentum in one pass: v = momentum * v - learning_rate * dw; w += v, each
+    product, difference and sum rounded to w's type as numpy's four passes round them (the
+    hyperparameters rounded to it first, as numpy casts a Python float to the array's type;
+    no FMA contraction: the baseline x86-64 build has none), so the bits are numpy's. One
+    thread (each value is independent)."""
+    cdef Py_ssize_t i, n = w.shape[0]
+    cdef real mu = <real>momentum, lr = <real>learning_rate, nv
+    if dw.shape[0] != n or v.shape[0] != n:
+        raise ValueError(f"momentum_step: w has {n} values, dw {dw.shape[0]}, v {v.shape[0]}")
+    with nogil:
+        for i in range(n):
+            nv = v[i] * mu - lr * dw[i]
+            v[i] = nv
+            w[i] = w[i] + nv

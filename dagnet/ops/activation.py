@@ -47,8 +47,7 @@ class _WithAlpha(_Elementwise):
 
 @register
 class ReLU(_Elementwise):
-    """max(x, 0); backward reads only the output (out > 0 iff x > 0): dout where out > 0, else
-    +0.0 (dagnet/relu_grad.py)."""
+    """max(x, 0); backward reads only the output (out > 0 iff x > 0)."""
 
     name = "relu"
     saves = frozenset({"output"})

@@ -8,7 +8,7 @@ dead unit and NaN where an infinite one does, and under the kernels' -ffast-math
 product turns into a select anyway, so the two paths would disagree. Here both paths select:
 the compiled kernel (special.pyx relu_grad: one pass, a compare and an AND per vector, no bool
 temporary; 1.6-1.9x the product's two passes at 0.4-1.6M float32 values) where the arrays lie as
-(A, B, P) with contiguous rows of P (a conv's GEMM-layout gradient does), numpy's where
+(A, B, P) with contiguous rows of P (a conv's GEMM-layout gradient does), numpy's same AND
 elsewhere; the two are bitwise equal, signed zeros and NaN included.
 """
 from __future__ import annotations

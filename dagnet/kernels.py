@@ -301,7 +301,7 @@ def conv_pool_backward(g, argmax, rows, w2, x_shape, conv, pool, need_dx=True, d
         dx = np.empty(x_shape, dtype=g.dtype)
     if not HAVE_CYTHON:
         if mask is not None:
-            g = g * (mask > 0)
+            g = np.where(mask > 0, g, 0)  # relu_grad's select: +0.0 where dead
         dconv = maxpool_backward_numpy(g, argmax, (n, f, ho, wo), pksize, pstride, ppad)
         d2 = dconv.transpose(0, 2, 3, 1).reshape(n * ho * wo, f)
         dwb = np.matmul(d2.T, rows.reshape(n * ho * wo, -1), out=dwb)

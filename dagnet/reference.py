@@ -307,6 +307,15 @@ def avgpool_backward(dout, x, size, stride=None, pad=0, dilation=1, ceil_mode=Fa
     return dx
 
 
+# -- relu's input gradient --------------------------------------------------------------------
+def relu_grad(dout, y):
+    """dout[i] if y[i] > 0 else +0.0, value by value (torch's threshold_backward)."""
+    out = np.empty(dout.shape, dout.dtype)
+    for i in np.ndindex(dout.shape):
+        out[i] = dout[i] if y[i] > 0 else 0.0
+    return out
+
+
 # -- special functions -------------------------------------------------------------------------
 def erf(x):
     """erf(x) value by value with Python's math.erf (double precision), in x's dtype."""

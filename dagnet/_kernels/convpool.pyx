@@ -231,7 +231,7 @@ cdef void _backward_one(const real* rows, const real* g, const real* mask, const
         for q in range(Q):
             gv = g[f * Q + q]
             if mask != NULL and not mask[f * Q + q] > 0:  # a NaN output is not > 0 either
-                gv = gv * 0  # as relu's backward, dout * (out > 0): a NaN or inf dout stays NaN
+                continue  # relu's backward gives +0.0 there, whatever dout (dagnet/relu_grad.py)
             if gv == 0:  # relu's zeros, and gradients that are 0 anyway: no work
                 continue
             frow[c] = <int32_t>(corner[q] + cell[arg[f * Q + q]])

@@ -13,6 +13,7 @@ from dagnet import special
 from dagnet.errors import ShapeError
 from dagnet.ops.base import Op, check_float, check_floats, register
 from dagnet.ops.declare import POSITIVE, Attr, Same, data, param, value
+from dagnet.relu_grad import relu_grad
 
 
 def _into(y: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -58,7 +59,7 @@ class ReLU(_Elementwise):
         return y, y
 
     def backward(self, dout, cache, attrs, needs=None):
-        return (dout * (cache > 0),)
+        return (relu_grad(dout, cache),)  # +0.0 where y <= 0, as torch's threshold_backward
 
 
 @register

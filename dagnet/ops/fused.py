@@ -27,6 +27,7 @@ from dagnet.ops.merge import Add
 from dagnet.ops.norm import batchnorm_backward, batchnorm_forward
 from dagnet.ops.pool import maxpool_backward, maxpool_forward
 from dagnet.ops.workspace import Workspace
+from dagnet.relu_grad import relu_grad
 
 
 def _conv_args(a):
@@ -55,8 +56,8 @@ def _bn_args(a):
 
 
 def _relu_mask_grad(dout, out):
-    """dout where the relu output is positive (a new array: dout may be shared)."""
-    return dout * (out > 0)
+    """dout where the relu output is positive, else +0.0 (a new array: dout may be shared)."""
+    return relu_grad(dout, out)
 
 
 _ADD = Add()  # the residual join's member op, for the joins its one pass does not take
@@ -83,7 +84,7 @@ class ConvReLU(FusedOp):
     def backward(self, dout, cache, attrs, needs=None):
         ccache, y = cache
         dy = grad_buffer(ccache, dout.shape, dout.dtype)
-        np.multiply(dout, y > 0, out=dy)  # masked and laid out for the GEMMs in one pass
+        relu_grad(dout, y, out=dy)  # masked and laid out for the GEMMs in one pass
         return conv_backward(dy, ccache, need_dx=needs is None or needs[0])
 
 

@@ -33,6 +33,7 @@ from dagnet import kernels
 from dagnet.errors import AttrError, FeedError, ShapeError
 from dagnet.ops.base import Op, check_floats, register
 from dagnet.ops.declare import POSITIVE, Attr, data, param
+from dagnet.relu_grad import relu_grad
 
 _AXES = {2: (0,), 4: (0, 2, 3)}  # full rank of x -> axes the statistics reduce over
 _sync = None  # the cross-process reducer of synchronised batchnorm, or None
@@ -136,7 +137,10 @@ def batchnorm_backward(dout, cache, need_dx=True, relu_out=None, dx=None, masked
     mode, x, mean, gamma, inv_std, sync = cache
     if masked is not None and not (mode == "train" and dout.ndim == 4 and kernels.HAVE_CYTHON
                                    and sync is None):
-        masked[...] = dout if relu_out is None else dout * (relu_out > 0)
+        if relu_out is None:
+            masked[...] = dout
+        else:
+            relu_grad(dout, relu_out, out=masked)
         dout, relu_out = masked, None
     if sync is not None:
         return _synchronised_backward(dout, _xhat(x, mean, inv_std), gamma, inv_std, sync,
@@ -145,7 +149,7 @@ def batchnorm_backward(dout, cache, need_dx=True, relu_out=None, dx=None, masked
         return kernels.bn_backward(dout, x, mean, gamma, inv_std, relu_out, need_dx, dx, masked)
     xhat = _xhat(x, mean, inv_std)
     if relu_out is not None:
-        dout = dout * (relu_out > 0)
+        dout = relu_grad(dout, relu_out)
     axes = _AXES[dout.ndim]
     dbeta = dout.sum(axis=axes)
     dgamma = np.sum(dout * xhat, axis=axes)
@@ -169,7 +173,7 @@ def _synchronised_backward(dout, xhat, gamma, inv_std, sync, need_dx, relu_out, 
     -> (dx, this process's dgamma, dbeta)."""
     reducer, m = sync
     if relu_out is not None:
-        dout = dout * (relu_out > 0)
+        dout = relu_grad(dout, relu_out)
     axes = _AXES[dout.ndim]
     dbeta = dout.sum(axis=axes)
     dgamma = np.sum(dout * xhat, axis=axes)

@@ -12,6 +12,7 @@ from dagnet.ops import fused as fused_module
 from dagnet.ops.base import as_pair
 from dagnet.ops.conv import conv_forward, window_out_size
 from dagnet.ops.pool import maxpool_backward, maxpool_forward
+from dagnet.relu_grad import relu_grad
 from tests.compiler import nets
 from tests.ops.test_kernels import CONV_CASES
 
@@ -315,14 +316,15 @@ def test_sparse_backward_is_bitwise_the_same_for_any_thread_count(dtype, need_dx
 
 
 def test_sparse_backward_applies_relus_mask_itself(monkeypatch):
-    """mask=out zeroes the gradients where the pooled output is not > 0 (a NaN output
-    included) as relu's backward, dout * (out > 0), does (a NaN gradient there stays NaN):
-    the same bits as the gradient masked beforehand; the numpy version agrees."""
+    """mask=out drops the gradients where the pooled output is not > 0 (a NaN output
+    included) as relu's backward, relu_grad (+0.0 there, whatever the gradient), does: the
+    same bits as the gradient masked beforehand, a NaN gradient at a dead unit included; the
+    numpy version agrees."""
     x, w2, rows, out, argmax, g, conv, pool = relu_pool_case((5, 2, 8, 8), (4, 2, 3, 3), 1,
                                                              np.float64)
     out[1, 2, 1, 1] = np.nan
     assert (out <= 0).sum() >= 5  # relu's zeros to mask
-    masked = g * (out > 0)
+    masked = relu_grad(g, out)
     dx, dwb = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool, mask=out)
     dx1, dwb1 = kernels.conv_pool_backward(masked, argmax, rows, w2, x.shape, conv, pool)
     np.testing.assert_array_equal(dwb, dwb1)
@@ -331,11 +333,14 @@ def test_sparse_backward_applies_relus_mask_itself(monkeypatch):
     dx0, dwb0 = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool, mask=out)
     assert norm_error(dwb, dwb0) < 1e-12 and norm_error(dx, dx0) < 1e-12
     g[0, 0, 0, 0], out[0, 0, 0, 0] = np.nan, 0.0  # a NaN gradient where relu passed nothing
+    _, dwb0 = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool, mask=out)
     monkeypatch.setattr(kernels, "HAVE_CYTHON", True)
     _, dwb = kernels.conv_pool_backward(g, argmax, rows, w2, x.shape, conv, pool, mask=out)
-    _, dwb1 = kernels.conv_pool_backward(g * (out > 0), argmax, rows, w2, x.shape, conv, pool)
-    assert np.isnan(dwb).any()
+    _, dwb1 = kernels.conv_pool_backward(relu_grad(g, out), argmax, rows, w2, x.shape, conv,
+                                         pool)
+    assert np.isfinite(dwb).all() and np.isfinite(dwb0).all()
     np.testing.assert_array_equal(dwb, dwb1)
+    assert norm_error(dwb, dwb0) < 1e-12
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])

@@ -721,10 +721,12 @@ def _(tmp):
       "backward of step 1 'scores' (affine)")
 def _(tmp):
     plan = mlp_plan()
-    plan.params["fc1.b"][...] = -100.0  # relu1 outputs only zeros: the scores stay finite
+    plan.params["fc1.w"][...] = 0.0
+    plan.params["fc1.b"][...] = 1e-30  # relu1 passes tiny values: the scores stay finite
     plan.params["scores.w"][:, 0] = 3e38
     plan.params["scores.w"][:, 1:] = -3e38
-    data = {"X_train": X(1), "y_train": np.array([0])}
+    # the wrong class: dscores (1, -1, 0) meets +-3e38 in scores' backward, 6e38 overflows
+    data = {"X_train": X(1), "y_train": np.array([1])}
     quiet_solver(plan, data, batch_size=1).train()
 
 

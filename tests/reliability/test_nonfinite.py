@@ -70,14 +70,18 @@ def test_the_first_node_inside_a_fused_step_is_named():
 
 
 def test_a_gradient_that_overflows_while_the_loss_is_finite(monkeypatch):
+    # relu1 alive but tiny, so the scores stay finite (a dead relu would pass no gradient:
+    # relu_grad gives +0.0 there whatever arrives, as torch does)
     plan = dagnet.compile(tiny_mlp(), seed=0)
-    plan.params["fc1.b"][...] = -100.0  # relu1 is all zeros: the scores stay finite
+    plan.params["fc1.w"][...] = 0.0
+    plan.params["fc1.b"][...] = 1e-30
     plan.params["scores.w"][:, 0] = 3e38
     plan.params["scores.w"][:, 1:] = -3e38
     before = {k: v.copy() for k, v in plan.params.items()}
-    data = {"X_train": np.ones((1, 6), np.float32), "y_train": np.array([0])}
-    with pytest.raises(TrainingError, match=r"gradient of 'fc1\.w' holds .* NaN .*the loss, "
-                                            r"1\.0986.*, is finite.*backward of step 1 'scores' "
+    # the wrong class: dscores (1, -1, 0) meets +-3e38 in scores' backward, 6e38 overflows
+    data = {"X_train": np.ones((1, 6), np.float32), "y_train": np.array([1])}
+    with pytest.raises(TrainingError, match=r"gradient of 'fc1\.w' holds 30 Inf .*the loss, "
+                                            r"3e\+09, is finite.*backward of step 1 'scores' "
                                             r"\(affine\): its gradient for input 'x'"):
         solver_for(plan, data, batch_size=1, num_epochs=1).train()
     for k, v in before.items():  # nothing was updated

@@ -59,6 +59,60 @@ def test_sgd_momentum_course_check():
     assert config["velocity"][-1, -1] == pytest.approx(0.8096, abs=1e-12)
 
 
+
+def numpy_momentum(w, dw, v, mu, lr):
+    """sgd_momentum's numpy passes, the bits the compiled pass must give."""
+    v *= mu
+    v -= lr * dw
+    w += v
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 65535, 65536, 200_003])
+def test_sgd_momentum_fused_pass_gives_numpys_bits(dtype, n, monkeypatch):
+    """The compiled one-pass update (from FUSED_FROM values) against numpy's four passes,
+    bitwise, over several steps with the rounding of both hyperparameters to w's type in
+    play (0.9 and 3e-3 are not exact in either); the kernel runs (not a silent fallback)."""
+    from dagnet.train import optim
+
+    calls = []
+    if optim._special_ext is not None:
+        real = optim._special_ext.momentum_step
+        monkeypatch.setattr(optim, "_special_ext", type("Ext", (), {"momentum_step": staticmethod(
+            lambda *a: calls.append(1) or real(*a))}))
+    rng = np.random.default_rng(n)
+    w = rng.standard_normal(n).astype(dtype) * 3
+    dw = rng.standard_normal(n).astype(dtype) * 1e3
+    w0, v0 = w.copy(), np.zeros_like(w)
+    config = {"learning_rate": 3e-3, "momentum": 0.9}
+    for _ in range(3):
+        got, config = sgd_momentum(w, dw, config)
+        numpy_momentum(w0, dw, v0, 0.9, 3e-3)
+        assert got is w
+        assert np.array_equal(w.view(f"u{w.itemsize}"), w0.view(f"u{w.itemsize}"))
+        assert np.array_equal(config["velocity"].view(f"u{w.itemsize}"),
+                              v0.view(f"u{w.itemsize}"))
+    assert len(calls) == (3 if optim._special_ext is not None and n >= optim.FUSED_FROM else 0)
+
+
+def test_sgd_momentum_falls_back_to_numpy_where_the_pass_would_differ():
+    """numpy scalars as hyperparameters (numpy computes in their type), a strided gradient,
+    mixed dtypes: numpy's passes, the same values as before."""
+    from dagnet.train import optim
+
+    n = 2 * optim.FUSED_FROM
+    rng = np.random.default_rng(0)
+    dw64 = rng.standard_normal(2 * n)
+    for lr, dw in ((np.float64(3e-3), dw64[:n].astype(np.float32)),
+                   (3e-3, dw64[::2].astype(np.float32)[::1][:n]),
+                   (3e-3, dw64[:n].astype(np.float32)[::-1]),
+                   (3e-3, dw64[:n])):
+        w = rng.standard_normal(n).astype(np.float32)
+        w0, v0 = w.copy(), np.zeros_like(w)
+        sgd_momentum(w, dw, {"learning_rate": lr, "momentum": 0.9})
+        numpy_momentum(w0, dw, v0, 0.9, lr)
+        assert np.array_equal(w, w0)
+
 def test_nesterov_step():
     w, dw, v = course_arrays()
     mu, lr = 0.9, 1e-3

@@ -273,6 +273,7 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
 include "affine_split.pxi"
 include "direct_split.pxi"
 include "direct_oc.pxi"
+include "direct_oc1.pxi"
 include "winograd.pxi"
 
 

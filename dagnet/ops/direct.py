@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from dagnet import kernels
+from dagnet.ops import direct_oc1
 
 try:
     from dagnet._kernels import direct as _ext
@@ -209,6 +210,9 @@ def direct_forward(x, w, b, stride, pad, out=None, workspace=None):
     if out is None:
         out = np.empty((n, f, geo.ho, geo.wo), dtype=dtype)
     threads = max(1, min(kernels.NUM_THREADS, n))
+    if direct_oc1.uses_oc1(x.shape[1:], w.shape, stride, pad, ISA):
+        direct_oc1.forward(x, w, b, pad, planes, out, geo, ISA, threads)
+        return out, DirectCache(planes, geo, w, x.shape, stride, pad)
     grid = np.empty((threads, f * geo.qr), dtype=dtype)
     wp, bp = packed(w, b, dtype)
     _ext.forward(x, planes, geo.slot, geo.off, wp, bp, grid, out, *stride, *pad, geo.hq, geo.wq,
@@ -328,15 +332,7 @@ def oc_packed(w, b, dtype, isa: int = None) -> tuple:
     ISA): w (F, C, kh, kw) as tiles of nb*L filters, each K x nb*L (zeros past F), b (F,)
     padded to the tiles' Mp."""
     lanes = _ext.oc_lanes(ISA if isa is None else isa, np.dtype(dtype) == np.float64)
-    f = w.shape[0]
-    k = w[0].size
-    nb, rows = _oc_tiles(f, lanes)
-    nc = nb * lanes
-    wk = np.zeros((rows, k), dtype=dtype)
-    wk[:f] = w.reshape(f, k)
-    bq = np.zeros(rows, dtype=dtype)
-    bq[:f] = b
-    return np.ascontiguousarray(wk.reshape(rows // nc, nc, k).transpose(0, 2, 1)).ravel(), bq
+    return direct_oc1.channel_tiles(w, b, dtype, _oc_tiles(w.shape[0], lanes)[0] * lanes)
 
 
 def uses_oc(x_shape, w_shape, stride, pad) -> bool:

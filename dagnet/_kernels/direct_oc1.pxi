@@ -16,7 +16,7 @@ def forward_oc1(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[:
                 int isa, int num_threads):
     """out (N, M, Ho, Wo) = the stride-1 conv of x (N, C, H, W) padded by (ph, pw), whose
     planes (the padded sample, Hq x Wq a channel, then zeros) it writes into planes (N, S)
-    (kept for backward), on direct_oc1.h's kernel, samples split over OpenMP threads: taps in
+    (kept for backward), or into one row per thread (fewer rows than N: reused in cache), on direct_oc1.h's kernel, samples split over OpenMP threads: taps in
     blocks of kb. off (K,): tap (c, i, j) at (c*Hq + i)*Wq + j; wq, bq: the filters in tiles
     of 2 vectors (ops/direct_oc1.py channel_tiles: direct_oc.h's layout, nb 2);
     grid: one (Ho*Wo*Mp,) scratch row per thread. The outputs are bitwise forward's."""
@@ -25,14 +25,16 @@ def forward_oc1(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[:
     cdef Py_ssize_t S = planes.shape[1], Mp = bq.shape[0], n, t, i
     cdef Py_ssize_t L = dc_wide_lanes(isa, real is double)
     cdef int32_t slot0 = 0
+    cdef bint kept = planes.shape[0] >= N
     cdef real* g
     cdef real* pl
     if not 0 <= isa <= dn_best_isa():
         raise ValueError(f"direct.forward_oc1: isa {isa} is not one this CPU runs")
     if (Mp % (2 * L) or Mp < M or wq.shape[0] < K * Mp or kb < 1
             or ph < 0 or pw < 0 or Hq != H + 2 * ph or Wq != W + 2 * pw
-            or Ho > Hq or Wo > Wq or out.shape[0] != N or planes.shape[0] < N
+            or Ho > Hq or Wo > Wq or out.shape[0] != N
             or S < C * Hq * Wq or num_threads < 1 or grid.shape[0] < min(num_threads, N)
+            or planes.shape[0] < min(num_threads, N)
             or grid.shape[1] < Ho * Wo * Mp):
         raise ValueError("direct.forward_oc1: the buffers and the geometry disagree")
     for i in range(K):
@@ -47,7 +49,7 @@ def forward_oc1(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[:
         for n in prange(N, schedule="dynamic", num_threads=num_threads):
             t = threadid()
             g = &grid[t, 0]
-            pl = &planes[n, 0]
+            pl = &planes[n if kept else t, 0]
             _planes_one(&x[n, 0, 0, 0], C, H, W, 1, 1, ph, pw, Hq, Wq, &slot0, 1, pl, S, isa)
             if real is float:
                 o1_conv_f(isa, K, kb, &off[0], &wq[0], &bq[0], Mp, pl, Wq, Ho, Wo, g)

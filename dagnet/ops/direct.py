@@ -197,27 +197,29 @@ def planes_size(x_shape, w_shape, stride, pad) -> int:
     return geometry(tuple(x_shape), tuple(w_shape), tuple(stride), tuple(pad), 8).size
 
 
-def direct_forward(x, w, b, stride, pad, out=None, workspace=None):
+def direct_forward(x, w, b, stride, pad, out=None, workspace=None, keep=True):
     """conv2d by shifted planes.  x: (N, C, H, W), w: (F, C, kh, kw), b: (F,), stride and pad
-    (height, width) pairs -> (out (N, F, Ho, Wo), DirectCache). out: an array to write into;
-    workspace: a byte array to build the planes in (the memory plan's buffer)."""
+    (height, width) pairs -> (out (N, F, Ho, Wo), DirectCache, or None if not keep). out: an
+    array to write into; workspace: a byte array to build the planes in (the memory plan's
+    buffer); keep=False: no backward, each thread's planes reused in cache (an input gradient
+    as a forward: ops/conv_planes.py)."""
     x = np.ascontiguousarray(x)
     dtype = x.dtype
     n, f = x.shape[0], w.shape[0]
     geo = geometry(x.shape[1:], w.shape, stride, pad, _ext.lanes(ISA, dtype == np.float64))
-    shape = (n, geo.size)
+    threads = max(1, min(kernels.NUM_THREADS, n))
+    shape = (n if keep else threads, geo.size)
     planes = np.empty(shape, dtype) if workspace is None else kernels.typed_view(workspace, shape, dtype)
     if out is None:
         out = np.empty((n, f, geo.ho, geo.wo), dtype=dtype)
-    threads = max(1, min(kernels.NUM_THREADS, n))
     if direct_oc1.uses_oc1(x.shape[1:], w.shape, stride, pad, ISA):
         direct_oc1.forward(x, w, b, pad, planes, out, geo, ISA, threads)
-        return out, DirectCache(planes, geo, w, x.shape, stride, pad)
+        return out, (DirectCache(planes, geo, w, x.shape, stride, pad) if keep else None)
     grid = np.empty((threads, f * geo.qr), dtype=dtype)
     wp, bp = packed(w, b, dtype)
     _ext.forward(x, planes, geo.slot, geo.off, wp, bp, grid, out, *stride, *pad, geo.hq, geo.wq,
                  geo.qr, ISA, threads)
-    return out, DirectCache(planes, geo, w, x.shape, stride, pad)
+    return out, (DirectCache(planes, geo, w, x.shape, stride, pad) if keep else None)
 
 
 def _phase_weights(w, geo, dtype) -> np.ndarray:

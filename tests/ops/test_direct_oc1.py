@@ -24,13 +24,13 @@ SHAPES = [  # (N, C, H, W), (F, C, kh, kw), pad
 ]
 
 
-def forward(x, w, b, pad, oc1=True):
+def forward(x, w, b, pad, oc1=True, keep=True):
     """direct_forward's output and cache with its products on direct_oc1.h (any shape, every
     variant) or on dc_gemm."""
     mp = pytest.MonkeyPatch()
     mp.setattr(direct_oc1, "uses_oc1", lambda *a: oc1)
     try:
-        return direct.direct_forward(x, w, b, (1, 1), pad)
+        return direct.direct_forward(x, w, b, (1, 1), pad, keep=keep)
     finally:
         mp.undo()
 
@@ -69,6 +69,19 @@ def test_bitwise_same_for_any_thread_count(x_shape, w_shape, pad, monkeypatch):
         results.append(forward(x, w, b, pad)[0])
     for other in results[1:]:
         np.testing.assert_array_equal(results[0], other)
+
+
+@pytest.mark.parametrize("oc1", [True, False])
+def test_planes_per_thread_same_as_kept(oc1, monkeypatch):
+    """keep=False (an input gradient as a forward: no backward) builds each sample's planes in
+    its thread's row: the same outputs as the batch's planes, for any thread count."""
+    x, w, b = data(*SHAPES[1][:2], np.float32)
+    want, cache = forward(x, w, b, SHAPES[1][2], oc1)
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(kernels, "NUM_THREADS", threads)
+        got, none = forward(x, w, b, SHAPES[1][2], oc1, keep=False)
+        assert none is None and cache is not None
+        np.testing.assert_array_equal(got, want)
 
 
 def test_conv2d_op_gradients_through_oc1(monkeypatch):

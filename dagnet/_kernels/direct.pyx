@@ -102,8 +102,9 @@ def dw_lanes(int isa, bint is_double):
 def set_rows(int mode):
     """Sets whether the forward may compute the output rows alone, skipping the grid's
     columns past Wo (direct.h dc_gemm_rows: 1; 2 also two of their 8-float vectors to an
-    AVX-512 register, dc_gemm_rows16; 0 neither: the same numbers each way, for A/B
-    measurements and the tests holding them together); returns the previous mode."""
+    AVX-512 register, dc_gemm_rows16; 3 also rows of whole 16-float vectors loaded as one,
+    the default; 0 none: the same numbers each way, for A/B measurements and the tests
+    holding them together); returns the previous mode."""
     global dc_rows_on
     was, dc_rows_on = dc_rows_on, mode
     return was

@@ -59,6 +59,11 @@
 #define DC_IN_REGISTER(v) ((void)0)
 #endif
 
+/* Whether dc_gemm_out may take the output rows alone (1), in pairs on AVX-512 too (2), rows
+   of whole 16-float vectors as one load each (3), or none (0) (direct.pyx set_rows: A/B
+   measurements and the tests holding them together). */
+static int dc_rows_on = 3;
+
 /* The body of DC_TILE and DC_TILEV: the tiles of DC_FR channels x NV vectors of positions,
    read from s at off[k] and written to out (rows ldo apart), vector v at AT (an expression
    of v); the caller declares tiles, ceil(M / DC_FR). */
@@ -218,7 +223,7 @@ ATTR static void NAME(ptrdiff_t M, ptrdiff_t K, ptrdiff_t Ho, ptrdiff_t Wo, ptrd
    vectors, its k loop), twice as many a multiply-add. Vectors q[2v], q[2v + 1] of NV pairs;
    two tiles of DC_FR filters at once (8 x NV accumulators of AVX-512's 32 registers: LeNet's
    conv2 per sample 32.0 us against 37.7 with one tile, single thread, best of 2,000). */
-#define DC_TILE16_CH(NAME, NV, CH)                                                          \
+#define DC_TILE16_CH(NAME, NV, CH, WHOLE)                                                   \
 DN_TARGET_AVX512 static inline void NAME(ptrdiff_t t, ptrdiff_t M, ptrdiff_t K,             \
                                               const int32_t* __restrict off,                \
                                               const float* __restrict wp,                   \
@@ -239,7 +244,8 @@ DN_TARGET_AVX512 static inline void NAME(ptrdiff_t t, ptrdiff_t M, ptrdiff_t K, 
         const float* __restrict sk = s + off[k];                                            \
         dn_f16 x[NV];                                                                       \
         for (int v = 0; v < NV; v++)                                                        \
-            x[v] = (dn_f16)_mm512_insertf64x4(                                              \
+            x[v] = WHOLE ? (dn_f16)_mm512_loadu_ps(sk + lo[v])                              \
+                         : (dn_f16)_mm512_insertf64x4(                                      \
                 _mm512_castpd256_pd512(_mm256_loadu_pd((const double*)(sk + lo[v]))),      \
                 _mm256_loadu_pd((const double*)(sk + hi[v])), 1);                           \
         for (int r = 0; r < CH; r++) {                                                      \
@@ -253,13 +259,17 @@ DN_TARGET_AVX512 static inline void NAME(ptrdiff_t t, ptrdiff_t M, ptrdiff_t K, 
         for (int v = 0; v < NV; v++) {                                                      \
             float* o = out + (t * DC_FR + r) * ldo;                                         \
             const __m512d a = (__m512d)acc[r][v];                                           \
+            if (WHOLE) {                                                                    \
+                _mm512_storeu_pd((double*)(o + lo[v]), a);                                  \
+                continue;                                                                   \
+            }                                                                               \
             _mm256_storeu_pd((double*)(o + lo[v]), _mm512_castpd512_pd256(a));              \
             _mm256_storeu_pd((double*)(o + hi[v]), _mm512_extractf64x4_pd(a, 1));           \
         }                                                                                   \
 }
-#define DC_TILE16(NAME, NV)                                                                 \
-DC_TILE16_CH(NAME##_8, NV, 2 * DC_FR)                                                       \
-DC_TILE16_CH(NAME##_4, NV, DC_FR)                                                           \
+#define DC_TILE16(NAME, NV, WHOLE)                                                          \
+DC_TILE16_CH(NAME##_8, NV, 2 * DC_FR, WHOLE)                                                \
+DC_TILE16_CH(NAME##_4, NV, DC_FR, WHOLE)                                                    \
 DN_TARGET_AVX512 static inline void NAME(ptrdiff_t M, ptrdiff_t K, const int32_t* __restrict off, \
                                          const float* __restrict wp,                       \
                                          const float* __restrict bias,                     \
@@ -277,9 +287,16 @@ DN_TARGET_AVX512 static inline void NAME(ptrdiff_t M, ptrdiff_t K, const int32_t
         NAME##_4(t, M, K, off, wp, bias, s, lo, hi, out, ldo);                              \
 }
 #define DC_NV16 3 /* dc_gemm_rows16: pairs of vectors per tile */
-DC_TILE16(dc_gemm_rows16_t3, DC_NV16)
-DC_TILE16(dc_gemm_rows16_t2, 2)
-DC_TILE16(dc_gemm_rows16_t1, 1)
+DC_TILE16(dc_gemm_rows16_t3, DC_NV16, 0)
+DC_TILE16(dc_gemm_rows16_t2, 2, 0)
+DC_TILE16(dc_gemm_rows16_t1, 1, 0)
+/* rows of whole 16-float vectors (Wo a multiple of 16: each pair lies in one row, its halves
+   adjacent): one 16-float load and store for the pair, no insert (dc_rows_on 3). Single
+   thread, CPU time, batch 64, alternating with the pairs, 2 x 21 rounds, load 6: resnet20's
+   16-channel 32 x 32 forward 1.07-1.09x, its stem (3 -> 16) 1.07-1.17x; the same bits */
+DC_TILE16(dc_gemm_rows16w_t3, DC_NV16, 1)
+DC_TILE16(dc_gemm_rows16w_t2, 2, 1)
+DC_TILE16(dc_gemm_rows16w_t1, 1, 1)
 
 /* dc_gemm_rows_f_avx2's product (its vectors of 8 positions, in the same order) in pairs. */
 DN_TARGET_AVX512 static void dc_gemm_rows16(ptrdiff_t M, ptrdiff_t K, ptrdiff_t Ho, ptrdiff_t Wo,
@@ -297,7 +314,14 @@ DN_TARGET_AVX512 static void dc_gemm_rows16(ptrdiff_t M, ptrdiff_t K, ptrdiff_t 
             const ptrdiff_t ow = j % per * 8;
             q[v] = j / per * Wq + (ow + 8 <= Wo ? ow : Wo - 8);
         }
-        if (n > 4)
+        if (Wo % 16 == 0 && dc_rows_on > 2) {
+            if (n > 4)
+                dc_gemm_rows16w_t3(M, K, off, wp, bias, src, q, out, ldo);
+            else if (n > 2)
+                dc_gemm_rows16w_t2(M, K, off, wp, bias, src, q, out, ldo);
+            else
+                dc_gemm_rows16w_t1(M, K, off, wp, bias, src, q, out, ldo);
+        } else if (n > 4)
             dc_gemm_rows16_t3(M, K, off, wp, bias, src, q, out, ldo);
         else if (n > 2)
             dc_gemm_rows16_t2(M, K, off, wp, bias, src, q, out, ldo);
@@ -699,9 +723,6 @@ static ptrdiff_t dc_wide_lanes(int isa, int is_double) {
 #endif
 #define DC_ROWS16_d(...)
 
-/* Whether dc_gemm_out may take the output rows alone (1), in pairs on AVX-512 too (2), or
-   neither (0) (direct.pyx set_rows: A/B measurements and the tests holding them together). */
-static int dc_rows_on = 2;
 
 #define DC_DISPATCH(T, SUF)                                                                 \
 static void dc_gemm_##SUF(int isa, ptrdiff_t M, ptrdiff_t K, ptrdiff_t Qr, const int32_t* off, \

@@ -88,7 +88,8 @@ def forward_wino(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[::
     if num_threads > N:
         num_threads = N
     with nogil:
-        for n in prange(N, schedule="static", num_threads=num_threads):
+        # dynamic: a late thread takes fewer samples (direct.pyx forward)
+        for n in prange(N, schedule="dynamic", num_threads=num_threads):
             t = threadid()
             row = &scratch[t, 0]
             vb = _at64(row + S)
@@ -174,7 +175,8 @@ def forward_wino4(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[:
     if num_threads > N:
         num_threads = N
     with nogil:
-        for n in prange(N, schedule="static", num_threads=num_threads):
+        # dynamic: a late thread takes fewer samples (direct.pyx forward)
+        for n in prange(N, schedule="dynamic", num_threads=num_threads):
             t = threadid()
             row = &scratch[t, 0]
             rb = row + S

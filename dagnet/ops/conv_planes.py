@@ -104,8 +104,10 @@ def direct_input_grad(dout, w, pad):
     """The input gradient (N, C, H, W) of the stride-1 conv of weights w (F, C, kh, kw) and
     (height, width) pad, the same on both sides, from its output gradient dout (N, F, Ho, Wo):
     the stride-1 conv of dout padded by k - 1 - p with the filters flipped and their channel
-    axes swapped, on the direct kernels (ops/direct.py)."""
+    axes swapped, on the direct kernels (ops/direct.py), each thread's planes of dout reused in
+    cache (keep=False: resnet20's 64-channel 8 x 8 dx 1.06-1.07x less CPU than writing the
+    batch's planes, which nothing reads again; one thread, 21 and 31 alternating rounds)."""
     wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
     kh, kw = w.shape[2:]
     return direct_forward(dout, wt, np.zeros(w.shape[1], dout.dtype), (1, 1),
-                          (kh - 1 - pad[0], kw - 1 - pad[1]))[0]
+                          (kh - 1 - pad[0], kw - 1 - pad[1]), keep=False)[0]

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from dagnet import kernels
+from dagnet.ops import direct_oc1
 
 try:
     from dagnet._kernels import direct as _ext
@@ -196,24 +197,29 @@ def planes_size(x_shape, w_shape, stride, pad) -> int:
     return geometry(tuple(x_shape), tuple(w_shape), tuple(stride), tuple(pad), 8).size
 
 
-def direct_forward(x, w, b, stride, pad, out=None, workspace=None):
+def direct_forward(x, w, b, stride, pad, out=None, workspace=None, keep=True):
     """conv2d by shifted planes.  x: (N, C, H, W), w: (F, C, kh, kw), b: (F,), stride and pad
-    (height, width) pairs -> (out (N, F, Ho, Wo), DirectCache). out: an array to write into;
-    workspace: a byte array to build the planes in (the memory plan's buffer)."""
+    (height, width) pairs -> (out (N, F, Ho, Wo), DirectCache, or None if not keep). out: an
+    array to write into; workspace: a byte array to build the planes in (the memory plan's
+    buffer); keep=False: no backward, each thread's planes reused in cache (an input gradient
+    as a forward: ops/conv_planes.py)."""
     x = np.ascontiguousarray(x)
     dtype = x.dtype
     n, f = x.shape[0], w.shape[0]
     geo = geometry(x.shape[1:], w.shape, stride, pad, _ext.lanes(ISA, dtype == np.float64))
-    shape = (n, geo.size)
+    threads = max(1, min(kernels.NUM_THREADS, n))
+    shape = (n if keep else threads, geo.size)
     planes = np.empty(shape, dtype) if workspace is None else kernels.typed_view(workspace, shape, dtype)
     if out is None:
         out = np.empty((n, f, geo.ho, geo.wo), dtype=dtype)
-    threads = max(1, min(kernels.NUM_THREADS, n))
+    if direct_oc1.uses_oc1(x.shape[1:], w.shape, stride, pad, ISA):
+        direct_oc1.forward(x, w, b, pad, planes, out, geo, ISA, threads)
+        return out, (DirectCache(planes, geo, w, x.shape, stride, pad) if keep else None)
     grid = np.empty((threads, f * geo.qr), dtype=dtype)
     wp, bp = packed(w, b, dtype)
     _ext.forward(x, planes, geo.slot, geo.off, wp, bp, grid, out, *stride, *pad, geo.hq, geo.wq,
                  geo.qr, ISA, threads)
-    return out, DirectCache(planes, geo, w, x.shape, stride, pad)
+    return out, (DirectCache(planes, geo, w, x.shape, stride, pad) if keep else None)
 
 
 def _phase_weights(w, geo, dtype) -> np.ndarray:
@@ -328,15 +334,7 @@ def oc_packed(w, b, dtype, isa: int = None) -> tuple:
     ISA): w (F, C, kh, kw) as tiles of nb*L filters, each K x nb*L (zeros past F), b (F,)
     padded to the tiles' Mp."""
     lanes = _ext.oc_lanes(ISA if isa is None else isa, np.dtype(dtype) == np.float64)
-    f = w.shape[0]
-    k = w[0].size
-    nb, rows = _oc_tiles(f, lanes)
-    nc = nb * lanes
-    wk = np.zeros((rows, k), dtype=dtype)
-    wk[:f] = w.reshape(f, k)
-    bq = np.zeros(rows, dtype=dtype)
-    bq[:f] = b
-    return np.ascontiguousarray(wk.reshape(rows // nc, nc, k).transpose(0, 2, 1)).ravel(), bq
+    return direct_oc1.channel_tiles(w, b, dtype, _oc_tiles(w.shape[0], lanes)[0] * lanes)
 
 
 def uses_oc(x_shape, w_shape, stride, pad) -> bool:

@@ -310,7 +310,10 @@ def test_direct_pooled_epilogue_matches_the_loop_reference(pool, residual, dtype
 #: vector's worth and a part: the last vector overlaps the one before)
 ROWS_SHAPES = [((3, 20, 12, 12), (50, 20, 5, 5), (1, 1), (0, 0)),
                ((2, 1, 28, 28), (20, 1, 5, 5), (1, 1), (0, 0)),
-               ((3, 3, 17, 21), (6, 3, 5, 7), (1, 1), (0, 0))]
+               ((3, 3, 17, 21), (6, 3, 5, 7), (1, 1), (0, 0)),
+               # rows of whole 16-float vectors (set_rows 3): tiles of 3, 2 and 1 such pairs
+               ((2, 3, 8, 32), (10, 3, 3, 3), (1, 1), (1, 1)),
+               ((2, 5, 5, 16), (12, 5, 3, 3), (1, 1), (1, 1))]
 
 
 @pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
@@ -330,21 +333,21 @@ def test_output_rows_alone_give_the_grids_numbers(x_shape, w_shape, stride, pad,
     got = {}
     was = direct._ext.set_rows(0)
     try:
-        for mode in (0, 1, 2):  # the grid, the rows alone, in pairs on AVX-512
+        for mode in (0, 1, 2, 3):  # the grid, the rows alone, in pairs on AVX-512, whole
             direct._ext.set_rows(mode)
             got[mode] = _epilogue(x, w, b, stride, pad, None, True, threads=threads, pool=pool,
                                   parts=parts)
     finally:
         direct._ext.set_rows(was)
-    np.testing.assert_array_equal(got[1], got[0])
-    np.testing.assert_array_equal(got[2], got[0])
-    got = got[2]
+    for mode in (1, 2, 3):
+        np.testing.assert_array_equal(got[mode], got[0])
+    got = got[3]
     want = _reference_epilogue(x, w, b, stride, pad, None, True, pool and pool[:4])
     assert np.abs(got - want).max() <= tol * max(1, np.abs(want).max())
 
 
 @pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
-@pytest.mark.parametrize("rows", [0, 1, 2])
+@pytest.mark.parametrize("rows", [0, 1, 2, 3])
 def test_output_rows_alone_leave_the_grids_extra_columns_unwritten(rows):
     """With rows alone, the grid's columns past Wo are never computed (the scratch keeps what
     it held there); the whole grid writes them."""

@@ -772,4 +772,60 @@ static void dc_pool_##SUF(int isa, T* g, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t m
 }
 DC_DISPATCH(float, f)
 DC_DISPATCH(double, d)
+
+/* dc_transpose_f: dst[p*Mp + m] = src[m*P + p] for m < M, p < P (dout transposed for dc_dwt),
+   on AVX-512 by 16 x 16 blocks in registers: 16 row loads, four stages of 16 two-vector
+   shuffles (stage b swaps bit b of the row and column indices), 16 row stores; the channels
+   and positions past the last whole block one by one. The scalar transpose (direct_backward.pxi)
+   took 0.18x dc_dwt's time on convnet_deep's 32-channel 28 x 28 conv. Returns 0 where no such
+   variant runs (the caller transposes). */
+#if DN_X86 && DC_SHUFFLE
+#define DC_TR_MASK(...) ((dc_i16){__VA_ARGS__})
+#define DC_TR_STAGE(r, bit, MA, MB)                                                         \
+    for (int i = 0; i < 16; i++)                                                            \
+        if (!(i & (bit))) {                                                                 \
+            const dn_f16 a = r[i], b = r[i | (bit)];                                        \
+            r[i] = __builtin_shuffle(a, b, MA);                                             \
+            r[i | (bit)] = __builtin_shuffle(a, b, MB);                                     \
+        }
+DN_TARGET_AVX512 static void dc_transpose_f_avx512(const float* __restrict src, ptrdiff_t M,
+                                                   ptrdiff_t P, float* __restrict dst,
+                                                   ptrdiff_t Mp) {
+    const ptrdiff_t M16 = M / 16 * 16, P16 = P / 16 * 16;
+    for (ptrdiff_t p0 = 0; p0 < P16; p0 += 16) {
+        for (ptrdiff_t m0 = 0; m0 < M16; m0 += 16) {
+            dn_f16 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = *(const dn_f16_u*)(src + (m0 + i) * P + p0);
+            DC_TR_STAGE(r, 1, DC_TR_MASK(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30),
+                        DC_TR_MASK(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31))
+            DC_TR_STAGE(r, 2, DC_TR_MASK(0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29),
+                        DC_TR_MASK(2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31))
+            DC_TR_STAGE(r, 4, DC_TR_MASK(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
+                        DC_TR_MASK(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31))
+            DC_TR_STAGE(r, 8, DC_TR_MASK(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+                        DC_TR_MASK(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31))
+            for (int i = 0; i < 16; i++)
+                *(dn_f16_u*)(dst + (p0 + i) * Mp + m0) = r[i];
+        }
+        for (ptrdiff_t m = M16; m < M; m++)
+            for (ptrdiff_t p = p0; p < p0 + 16; p++)
+                dst[p * Mp + m] = src[m * P + p];
+    }
+    for (ptrdiff_t p = P16; p < P; p++)
+        for (ptrdiff_t m = 0; m < M; m++)
+            dst[p * Mp + m] = src[m * P + p];
+}
+#endif
+static int dc_transpose_f(int isa, const float* src, ptrdiff_t M, ptrdiff_t P, float* dst,
+                          ptrdiff_t Mp) {
+#if DN_X86 && DC_SHUFFLE
+    if (isa >= DN_AVX512) {
+        dc_transpose_f_avx512(src, M, P, dst, Mp);
+        return 1;
+    }
+#endif
+    (void)src; (void)M; (void)P; (void)dst; (void)Mp; (void)isa;
+    return 0;
+}
 #endif

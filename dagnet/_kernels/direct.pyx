@@ -56,6 +56,8 @@ cdef extern from "direct.h" nogil:
     void dc_dwt_d(int isa, Py_ssize_t Mp, Py_ssize_t Kr, Py_ssize_t Ho, Py_ssize_t Wo,
                   Py_ssize_t Wq, const int32_t* off, const double* dT, const double* src,
                   double* part)
+    int dc_transpose_f(int isa, const float* src, Py_ssize_t M, Py_ssize_t P, float* dst,
+                       Py_ssize_t Mp)
     void dc_rows_f(int isa, const float* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t m0,
                    Py_ssize_t m1, Py_ssize_t Ho, Py_ssize_t Wo, const float* res, int relu,
                    float* out)

@@ -101,7 +101,8 @@ class ConvReLUPool(FusedOp):
       ceil_mode pool (the row kernel's windows are dense and symmetric): conv_forward's GEMM
       output pooled as it lies, the gradient routed straight into that layout for
       conv_backward's dense GEMMs. Also where the conv takes the direct kernels and
-      `direct_wins` (convnet_deep's 32-channel 28 x 28 conv: the step in 0.55-0.66x the time),
+      `direct_wins` (every 3x3 stride-1 conv: convnet_deep's 32-channel 28 x 28 conv, the step
+      in 0.55-0.66x the time; its 64-channel 14 x 14 one 0.77x the CPU time),
       and where conv_forward runs it on the direct kernels' planes (`on_planes`).
 
     ROWS_FROM is what was measured to pay with the vector instructions this CPU runs
@@ -113,8 +114,9 @@ class ConvReLUPool(FusedOp):
     inner_values = (0,)  # the conv output the pool reads
     saves = frozenset({"output"})
     ROWS_FROM = rows_from()
-    # direct_wins below this; fused step forward + backward at batch 64, direct / rows time
-    # (in-process A/B): 32ch 28x28 0.55-0.66 (K*F/(K+F) x extra = 29 x 1.19), 48ch 14x14 0.67
+    # direct_wins below this, for kernels other than 3x3 stride 1; fused step forward +
+    # backward at batch 64, direct / rows time (in-process A/B, before the 3x3 convs' dx ran
+    # on Winograd): 32ch 28x28 0.55-0.66 (K*F/(K+F) x extra = 29 x 1.19), 48ch 14x14 0.67
     # (43 x 1.39), 64ch 28x28 0.63 (58 x 1.19); 64ch 14x14 1.20-1.31 (58 x 1.39 = 80)
     DIRECT_BELOW = 75.0
 
@@ -142,11 +144,20 @@ class ConvReLUPool(FusedOp):
     def direct_wins(self, x_shape, w_shape, conv) -> bool:
         """Whether a conv the direct kernels take (ops/direct.py) runs faster by them, dense
         backward and all, than by the rows kernel whose backward visits only the pooled
-        winners: the larger K*F / (K + F) (the rows' saving) times the share of extra pixels
-        the direct input gradient computes (its grid's padding), the more the rows pay."""
+        winners. Every 3x3 stride-1 conv: its dense input gradient runs on Winograd (ops/
+        winograd.py uses_dx, 2.25x fewer products) and dw on dc_dwt, and the direct forward
+        beats im2row + GEMM (fused step forward + backward at batch 64, 2 x 2 pool, one thread,
+        CPU time, rows / direct, 5-15 alternating rounds: 48, 64, 96, 128, 256 channels at
+        14 x 14 1.32, 1.30, 1.21, 1.16, 1.20x; 64 at 28 x 28 1.84x). The rule reads the shape
+        alone, not winograd.DX_ENABLED: a plan's workspace is sized for the kernel chosen when
+        it was compiled. Other kernels: the larger K*F / (K + F) (the rows' saving) times the
+        share of extra pixels the direct input gradient computes (its grid's padding), the
+        more the rows pay."""
         if not takes_direct(x_shape, w_shape, conv["stride"], conv["pad"], conv["dilation"],
                             conv["groups"]):
             return False
+        if tuple(w_shape[2:]) == (3, 3) and tuple(conv["stride"]) == (1, 1):
+            return True
         f, k = w_shape[0], int(np.prod(w_shape[1:]))
         (sh, sw), geo = conv["stride"], geometry(tuple(x_shape), tuple(w_shape), conv["stride"],
                                                  conv["pad"][:2], 1)

@@ -70,6 +70,9 @@ def test_dw_wide_kernel_matches_reference(x_shape, w_shape, stride, pad, dtype, 
 DWT_SHAPES = SHAPES + [
     ((2, 3, 9, 8), (80, 3, 3, 3), (1, 1), (1, 1)),  # AVX-512: a tile of 4 vectors, then 2
     ((3, 32, 6, 6), (64, 32, 3, 3), (2, 2), (1, 1)),  # resnet20's 32 -> 64 stride 2, smaller
+    # dout's transpose (direct.h dc_transpose_f): 16 x 16 blocks, then 4 channels and 3
+    # positions (7 x 5) past them
+    ((2, 4, 7, 5), (20, 4, 3, 3), (1, 1), (1, 1)),
 ]
 
 

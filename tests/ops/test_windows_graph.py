@@ -98,7 +98,8 @@ def test_fused_conv_relu_pool_takes_rows_only_for_plain_windows(conv, pool, note
     # rows pay from K*F/(K + F) = 20 where AVX2 runs (here 144*32/176 = 26); on any CPU the
     # plain window takes them and the others keep the columns
     monkeypatch.setattr(ConvReLUPool, "ROWS_FROM", 20)
-    monkeypatch.setattr(ConvReLUPool, "DIRECT_BELOW", 0)  # the rows even where direct would win
+    # the rows even where direct would win (every 3x3 stride-1 conv the direct kernels take)
+    monkeypatch.setattr(ConvReLUPool, "direct_wins", lambda self, *a: False)
     # check=True runs the fused step against its unfused chain, outputs and gradients
     plan = dagnet.compile(conv_relu_pool(conv, pool, channels=16, filters=32), seed=0,
                           dtype="float64", check=True)
@@ -106,20 +107,29 @@ def test_fused_conv_relu_pool_takes_rows_only_for_plain_windows(conv, pool, note
     assert step.op.name == "conv2d+relu+max_pool2d" and plan.kernel_note(step).startswith(note)
 
 
+def _plain(stride=1, pad=1):
+    return {"stride": (stride, stride), "pad": (pad,) * 4, "dilation": (1, 1), "groups": 1}
+
+
 def test_fused_conv_relu_pool_takes_the_direct_kernels_where_they_beat_the_rows(monkeypatch):
-    # 144*32/176 = 26 per output times the direct dx grid's 14*15/144 = 1.46: below 75, the
-    # direct conv's dense backward beats the rows' sparse one; the numbers stay the chain's
+    # a 3x3 stride-1 conv the direct kernels take: their dense backward (dx on Winograd)
+    # beats the rows' sparse one; the numbers stay the chain's
     monkeypatch.setattr(ConvReLUPool, "ROWS_FROM", 20)
     g = conv_relu_pool({"pad": 1}, {}, channels=16, filters=32)
     plan = dagnet.compile(g, seed=0, dtype="float64", check=True)
     (step,) = plan.steps
     assert plan.kernel_note(step) == "direct: dense backward"
     op = step.op
-    assert op.direct_wins((16, 12, 12), (32, 16, 3, 3), {"stride": (1, 1), "pad": (1, 1, 1, 1),
-                                                        "dilation": (1, 1), "groups": 1})
-    # 64 channels at 14 x 14: 58 x 272/196 = 80, the rows' sparse backward wins
-    assert not op.direct_wins((64, 14, 14), (64, 64, 3, 3), {"stride": (1, 1),
-                                                            "pad": (1, 1, 1, 1),
-                                                            "dilation": (1, 1), "groups": 1})
+    assert op.direct_wins((16, 12, 12), (32, 16, 3, 3), _plain())
+    # convnet_deep's 64 channels at 14 x 14 (58 x 272/196 = 80 by the other kernels' rule) and
+    # 256 channels: 3x3 at stride 1, direct
+    assert op.direct_wins((64, 14, 14), (64, 64, 3, 3), _plain())
+    assert op.direct_wins((256, 14, 14), (256, 256, 3, 3), _plain())
+    # other kernels by K*F/(K + F) times the dx grid's extra: 5x5 at 28 x 28, 800*64/864 = 59
+    # x 1152/784 = 87; 3x3 stride 2, 128 channels: 115 x 960/784 = 141: the rows
+    assert not op.direct_wins((32, 28, 28), (64, 32, 5, 5), _plain(pad=2))
+    assert not op.direct_wins((128, 28, 28), (128, 128, 3, 3), _plain(stride=2))
+    # ... and 64 channels at stride 2: 58 x 1.22 = 70, direct
+    assert op.direct_wins((64, 28, 28), (64, 64, 3, 3), _plain(stride=2))
     monkeypatch.setattr(direct, "ENABLED", False)  # no direct kernels: the rows again
     assert plan.kernel_note(step) == "patch rows: sparse backward"

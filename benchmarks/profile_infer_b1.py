@@ -10,6 +10,7 @@ Prints one JSON object:
   session.run wall-clock median.
 
     python benchmarks/profile_infer_b1.py [--model resnet_small] [--calls 400] [--unchained]
+                                          [--no-ort] [--quick]
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ sys.path.insert(0, HERE)
 
 import dagnet  # noqa: E402
 
+import bench_infer  # noqa: E402
 from bench_infer import inputs, model_setup, ort_runner  # noqa: E402
 
 
@@ -117,11 +119,17 @@ def main(argv=None) -> dict:
     ap.add_argument("--calls", type=int, default=400)
     ap.add_argument("--unchained", action="store_true")
     ap.add_argument("--no-ort", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="3 calls: the script runs (tests)")
     args = ap.parse_args(argv)
-    out = {"load_average": os.getloadavg(), "dagnet": dagnet_rows(args.model, args.calls, True)}
+    if args.quick:
+        args.calls = 3
+    from dagnet import kernels
+
+    out = {"load_average": os.getloadavg(), "threads": kernels.NUM_THREADS,
+           "dagnet": dagnet_rows(args.model, args.calls, True)}
     if args.unchained:
         out["dagnet_unchained"] = dagnet_rows(args.model, args.calls, False)
-    if not args.no_ort:
+    if not args.no_ort and bench_infer.have_ort():
         out["ort"] = ort_rows(args.model, args.calls)
     print(json.dumps(out, indent=1))
     return out

@@ -201,6 +201,21 @@ def test_ab_flag_quick():
     assert out["resnet_small"]["on_ms"] > 0 and out["resnet_small"]["off_ms"] > 0
 
 
+def test_ab_infer_quick():
+    out = run("ab_infer.py", "dagnet.runtime.calls.HEAD", "--models", "resnet_small")
+    row = out["resnet_small"]
+    assert row["same_bits"] and row["on_us"] > 0 and row["cpu_speedup"] > 0
+
+
+def test_profile_infer_b1_quick():
+    out = run("profile_infer_b1.py", "--unchained")
+    one, each = out["dagnet"], out["dagnet_unchained"]
+    if out["threads"] >= 2:  # batch 1 < threads: split convs, chained
+        assert [r["kind"] for r in one["rows"]] == ["chain"]  # resnet_small's b1 forward: one call
+    assert [r["kind"] for r in each["rows"]].count("conv") == 10
+    assert all(r["us"] > 0 for r in one["rows"] + each["rows"])
+
+
 def test_bench_conv_parts_quick():
     from dagnet.ops import direct
     if direct._ext is None:

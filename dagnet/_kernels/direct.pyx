@@ -248,7 +248,7 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
                        <const void*>&bias[0], <void*>&grid[0, 0], <void*>&out[0, 0, 0, 0], res_p,
                        S, grid.shape[1], M * out.shape[2] * out.shape[3], M * Ho * Wo,
                        M, K, Qr, Wq, Ho, Wo, out.shape[2], out.shape[3], tiles, isa, relu,
-                       pkh, pkw, psh, psw, plain, real is double, NULL, NULL)
+                       pkh, pkw, psh, psw, plain, real is double, NULL, NULL, NULL, 0, 0)
         with nogil:
             for n in range(N):
                 _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph,
@@ -275,6 +275,7 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
 
 include "affine_split.pxi"
 include "direct_split.pxi"
+include "split_chain.pxi"
 include "direct_oc.pxi"
 include "direct_oc1.pxi"
 include "winograd.pxi"

@@ -7,6 +7,10 @@ cdef extern from "helpers.h" nogil:
     void dn_par_for(dn_task fn, void* ctx, Py_ssize_t n, int threads)
     long long dn_count[4]
 
+cdef extern from "gap.h" nogil:
+    void dn_means_f(const float* src, Py_ssize_t C, Py_ssize_t L, float* dst)
+    void dn_means_d(const double* src, Py_ssize_t C, Py_ssize_t L, double* dst)
+
 cdef struct _Fill:
     # a bound split conv's input copied into the interiors of its planes (their zero borders
     # and tail written once, at binding): one item per sample and channel
@@ -39,6 +43,11 @@ cdef struct _Split:
     # those convs need no fill loop of their own: one hand-over to the helpers fewer); else NULL
     _Fill* next_fill
     _Fill* next_fill2
+    # in a chain whose head averages this conv's output (a ResNet's global average pool):
+    # each item's channels averaged as soon as they are written (gap.h, the head's own
+    # function), into gap (sample n's row gap + n * gap_k, this conv's first column); else NULL
+    void* gap
+    Py_ssize_t gap_k, gap_l
 
 
 cdef void _split_task(void* ctx, Py_ssize_t item, int tid) noexcept nogil:
@@ -65,6 +74,11 @@ cdef inline void _split_one(_Split* c, real* kind, Py_ssize_t item, int tid) noe
         _epilogue(c.isa, g, c.Qr, c.Wq, m0, m1, c.Ho, c.Wo,
                   <const real*>c.res + n * c.res_n if c.res != NULL else NULL, c.relu,
                   c.kh, c.kw, c.sh, c.sw, c.Hp, c.Wp, out)
+    if c.gap != NULL:
+        if real is float:
+            dn_means_f(<float*>out + m0 * c.gap_l, m1 - m0, c.gap_l, <float*>c.gap + n * c.gap_k + m0)
+        else:
+            dn_means_d(<double*>out + m0 * c.gap_l, m1 - m0, c.gap_l, <double*>c.gap + n * c.gap_k + m0)
     if c.next_fill != NULL:
         for m in range(m0, m1):
             _fill_one(c.next_fill, kind, n * c.M + m)
@@ -243,7 +257,7 @@ cdef class SplitConv:
                             M * Ho * Wo, M, off.shape[0], Qr, Wq, Ho, Wo, out.shape[2],
                             out.shape[3], tiles, isa, relu, pkh, pkw, psh, psw,
                             not has_residual and not relu and pool is None,
-                            self.num == cnp.NPY_FLOAT64, NULL, NULL)
+                            self.num == cnp.NPY_FLOAT64, NULL, NULL, NULL, 0, 0)
 
     def __call__(self, x, residual=None):
         """out = the conv of x (N, C, H, W) (+ residual, relu, pool as bound)."""
@@ -277,76 +291,3 @@ cdef inline void _run_conv(_Fill* fill, _Split* split, Py_ssize_t fills, int fil
     """A bound split conv: its planes filled, then its filter tiles."""
     dn_par_for(_fill_task, fill, fills, fill_threads)
     dn_par_for(_split_task, split, jobs, threads)
-
-
-cdef struct _Bound:
-    # a SplitConv's parts, for a chain to run without the GIL
-    _Fill* fill
-    _Split* split
-    Py_ssize_t fills, jobs
-    int fill_threads, threads
-
-
-cdef class SplitChain:
-    """Bound split convs run one after the other in one call, the GIL released once: an
-    inference program's run of batch-1 convs each of which but the first reads outputs of
-    convs before it (arrays of the program's arena, fixed while the program keeps its
-    binding).
-
-        chain = SplitChain(convs, inputs)   # inputs[i]: (x, residual) of convs[i + 1]
-        chain(x, residual)                  # convs[0](x, residual), then convs[i + 1](*inputs[i])
-
-    Why: the Python between two convs (a closure, its look-ups, the checks of its arrays) took
-    ~1 us of each batch-1 conv's 8-35 us. The arrays of inputs are checked here, once, and
-    kept alive; the convs are this chain's alone (their input and residual pointers stay set).
-    The numbers are the convs' own: each runs as its call would."""
-    cdef object keep
-    cdef list convs
-    cdef _Bound* parts
-    cdef Py_ssize_t n
-
-    def __cinit__(self):
-        self.parts = NULL
-
-    def __init__(self, list convs, list inputs, bint link=True):
-        cdef SplitConv c, w
-        cdef Py_ssize_t i, k
-        if not convs or len(convs) != len(inputs) + 1:
-            raise ValueError("SplitChain: one (x, residual) for each conv after the first")
-        for i in range(1, len(convs)):
-            c = convs[i]
-            x, res = inputs[i - 1]
-            c._set(x, res)
-        self.parts = <_Bound*>malloc(len(convs) * sizeof(_Bound))
-        if self.parts == NULL:
-            raise MemoryError()
-        for i in range(len(convs)):
-            c = convs[i]
-            self.parts[i] = _Bound(&c.fill, &c.split, c.N * c.C, c.jobs, c.fill_threads,
-                                   c.threads)
-        for i in range(1, len(convs) if link else 0):  # a conv reading the output of one
-            c = convs[i]  # before it: its planes filled by that one's items
-            for k in range(i - 1, -1, -1):  # the last to write that buffer (the arena reuses
-                w = convs[k]  # buffers: an earlier conv may have written it with other values)
-                if c.fill.x != w.split.out:
-                    continue
-                if w.split.next_fill == NULL:
-                    w.split.next_fill = &c.fill
-                    self.parts[i].fills = 0
-                elif w.split.next_fill2 == NULL:
-                    w.split.next_fill2 = &c.fill
-                    self.parts[i].fills = 0
-                break
-        self.convs, self.keep, self.n = list(convs), list(inputs), len(convs)
-
-    def __dealloc__(self):
-        free(self.parts)
-
-    def __call__(self, x, residual=None):
-        """Every conv of the chain, the first on x (+ residual), checked as its call checks them."""
-        cdef Py_ssize_t i
-        (<SplitConv>self.convs[0])._set(x, residual)
-        with nogil:
-            for i in range(self.n):
-                _run_conv(self.parts[i].fill, self.parts[i].split, self.parts[i].fills,
-                          self.parts[i].fill_threads, self.parts[i].jobs, self.parts[i].threads)

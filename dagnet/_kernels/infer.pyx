@@ -12,6 +12,10 @@ from libc.string cimport memcmp
 
 cnp.import_array()
 
+cdef extern from "gap.h" nogil:
+    void dn_means_f(const float* src, Py_ssize_t C, Py_ssize_t L, float* dst)
+    void dn_means_d(const double* src, Py_ssize_t C, Py_ssize_t L, double* dst)
+
 
 def same_bytes(list now, list then):
     """Whether now[i] and then[i] hold the same bytes for every i (lists of C-contiguous
@@ -65,12 +69,11 @@ def gap_concat(list srcs, tuple pooled, cnp.ndarray out):
     """out (N, K) = the parts side by side: srcs[i] (N, C, H, W) averaged over H, W where
     pooled[i], else srcs[i] (N, C) as it is (global_avg_pool, then concat along axis 1).
     C-contiguous arrays of out's dtype (float32 or float64); each mean is a float64 sum of
-    the H*W values over H*W, rounded once (the build's -ffast-math may vectorise the sum:
-    its order is fixed per build, not per call; np.mean sums pairwise in the dtype: the two
-    differ by rounding)."""
-    cdef Py_ssize_t N, K, col = 0, C, L, n, c, i, j
+    the H*W values over H*W, rounded once (gap.h: 16 partial sums; the batch-1 chains'
+    convs average their channels with the same function, the same bits; np.mean sums
+    pairwise in the dtype: the two differ by rounding)."""
+    cdef Py_ssize_t N, K, col = 0, C, L, n, i
     cdef bint dbl
-    cdef double s
     cdef char* src
     cdef char* dst
     cdef object a
@@ -95,18 +98,10 @@ def gap_concat(list srcs, tuple pooled, cnp.ndarray out):
         src = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)
         with nogil:
             for n in range(N):
-                for c in range(C):
-                    # from the first value, not 0: a copied -0.0 keeps its sign
-                    if dbl:
-                        s = (<double*>src)[(n * C + c) * L]
-                        for j in range(1, L):
-                            s = s + (<double*>src)[(n * C + c) * L + j]
-                        (<double*>dst)[n * K + col + c] = s / L
-                    else:
-                        s = (<float*>src)[(n * C + c) * L]
-                        for j in range(1, L):
-                            s = s + (<float*>src)[(n * C + c) * L + j]
-                        (<float*>dst)[n * K + col + c] = <float>(s / L)
+                if dbl:
+                    dn_means_d(<double*>src + n * C * L, C, L, <double*>dst + n * K + col)
+                else:
+                    dn_means_f(<float*>src + n * C * L, C, L, <float*>dst + n * K + col)
         col += C
     if col != K:
         raise ValueError("gap_concat: the parts do not fill out's columns")

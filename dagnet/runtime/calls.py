@@ -31,6 +31,10 @@ CHAIN: bool = True
 #: that one's items (SplitChain link): one hand-over to the helper threads a conv fewer; False
 #: for A/B measurements
 LINK: bool = True
+#: such a run takes the head after it (a gap instruction of its convs' outputs and the affine
+#: reading it: a ResNet's global average pool and classifier) into its call; False for A/B
+#: measurements
+HEAD: bool = True
 
 try:
     from dagnet._kernels.infer import gap_concat
@@ -72,6 +76,8 @@ def affine_call(ins, out, program, small_below: int, threads: int):
         if relu:
             maximum(y, 0, out=y)
         env[name] = out
+    if small is not None:  # for chain_splits: affine_small's numbers in a chain's head
+        call.head = (x, (wn, bn), relu, y)
     return call
 
 
@@ -82,6 +88,7 @@ def gap_call(ins, out, env):
     def call():
         gap_concat([env[v] for v in srcs], pooled, y)
         env[name] = out
+    call.head = (srcs, pooled, y)  # for chain_splits
     return call
 
 
@@ -99,42 +106,97 @@ def op_call(ins, out, scratch, program):
     return call
 
 
-def chain_splits(code, calls, arrays, env) -> list:
+def chain_splits(code, calls, arrays, env, params=None) -> list:
     """[(call, its first instruction)]: the calls, with each run of consecutive split convs
     (program.py's batch-1 SplitConv calls, marked .split = (SplitConv, x, residual, out)) in
     which every conv after the first reads outputs of conv instructions (arena arrays, fixed
     while the calls are bound; env may hold others, a step's view) merged into one call
-    (direct_split.pxi SplitChain: no Python between them). Errors name the run's first step."""
+    (direct_split.pxi SplitChain: no Python between them), with the head after it (HEAD): a
+    gap instruction averaging convs of the run alone, and an affine instruction reading it on
+    affine_small (its params looked up in `params` on each call). Errors name the run's first
+    step, or the head's affine when its params changed dtype or shape."""
     out, run, convs = [], [], set()  # run: [(instruction, call)]; convs: conv values so far
+    steps = list(zip(code, calls))
 
-    def close():
-        if run:
-            out.append((run[0][1] if len(run) == 1 else _chain(run, arrays, env), run[0][0]))
+    def close(k):  # the run ends before steps[k]: it takes the head there; k: the next step
+        if not run:
+            return k
+        gap = affine = None
+        if HEAD and params is not None and k < len(steps) and _takes_gap(steps[k], run):
+            gap, k = steps[k], k + 1
+            if k < len(steps) and _takes_affine(steps[k], gap):
+                affine, k = steps[k], k + 1
+        one = len(run) == 1 and gap is None
+        out.append((run[0][1] if one else _chain(run, arrays, env, gap, affine, params), run[0][0]))
         run.clear()
-    for ins, call in zip(code, calls):
+        return k
+    k = 0
+    while k < len(steps):
+        ins, call = steps[k]
         split = getattr(call, "split", None) if CHAIN else None
         if split is None or split[1] not in convs or (split[2] and split[2] not in convs):
-            close()
+            k0 = k
+            k = close(k)
+            if k != k0:  # the head was taken: look at what follows it
+                continue
         if split is None:
             out.append((call, ins))
         else:
             run.append((ins, call))
         if ins.kind == "conv":
             convs.add(ins.name)
-    close()
+        k += 1
+    close(k)
     return out
 
 
-def _chain(run, arrays, env):
-    """One call running the split convs of run (chain_splits) in turn."""
+def _takes_gap(step, run) -> bool:
+    """Whether a chain of the split convs in run takes step as its head's means: a gap
+    instruction whose every part is the pooled output of one of them."""
+    ins, call = step
+    names = {i.name for i, _ in run}
+    return ins.kind == "gap" and hasattr(call, "head") and all(ins.pooled) and \
+        all(v in names for v in ins.reads) and len(set(ins.reads)) == len(ins.reads)
+
+
+def _takes_affine(step, gap) -> bool:
+    """Whether a chain's head takes step after its gap: an affine instruction on affine_small
+    reading the gap's value."""
+    ins, call = step
+    return ins.kind == "affine" and hasattr(call, "head") and ins.reads == (gap[0].name,)
+
+
+def _chain(run, arrays, env, gap, affine, params):
+    """One call running the split convs of run (chain_splits) in turn, then the head."""
     splits = [call.split for _, call in run]
     x, res = splits[0][1:3]
+    outs = [(ins.name, s[3]) for (ins, _), s in zip(run, splits)]
+    means, fc, keys = None, None, ()
+    if gap is not None:
+        srcs, _, y = gap[1].head
+        index = {ins.name: i for i, (ins, _) in enumerate(run)}
+        cols = [0]
+        for v in srcs:
+            cols.append(cols[-1] + splits[index[v]][3].shape[1])
+        means = (y, [(index[v], col) for v, col in zip(srcs, cols)])
+        outs.append((gap[0].name, arrays[gap[0].name]))
+    if affine is not None:
+        _, keys, relu, y = affine[1].head
+        fc = (gap[1].head[2], y, relu)
+        outs.append((affine[0].name, arrays[affine[0].name]))
     chain = direct._ext.SplitChain([s[0] for s in splits],
                                    [(arrays[s[1]], arrays[s[2]] if s[2] else None) for s in splits[1:]],
-                                   LINK)
-    outs = [(ins.name, s[3]) for (ins, _), s in zip(run, splits)]
+                                   LINK, means, fc)
+    get = params.get if params is not None else None
 
     def call():
-        chain(np.ascontiguousarray(env[x]), np.ascontiguousarray(env[res]) if res else None)
+        done = chain(np.ascontiguousarray(env[x]), np.ascontiguousarray(env[res]) if res else None,
+                     *[get(k) for k in keys])
         env.update(outs)
+        if not done:  # the affine's params changed dtype or shape: its own call, its errors
+            try:
+                affine[1]()
+            except Exception as e:
+                e.dagnet_step = affine[0].step
+                raise
     return call

@@ -173,7 +173,8 @@ class EvalProgram:
                 calls.append(op_call(ins, arrays[ins.name], scratch, self))
         if len(self.bound) >= 2:
             self.bound.pop(next(iter(self.bound)))
-        self.bound[batch] = calls = chain_splits(self.code, calls, arrays, self.env)
+        self.bound[batch] = calls = chain_splits(self.code, calls, arrays, self.env,
+                                                 self.plan.params)
         return calls
 
     # -- running ---------------------------------------------------------------------------
@@ -193,7 +194,7 @@ class EvalProgram:
                 call()
             return {v: np.array(env[v], copy=True) for v in self.wanted}
         except Exception as e:
-            e.dagnet_step = calls[k][1].step
+            e.dagnet_step = getattr(e, "dagnet_step", None) or calls[k][1].step  # a head's own
             raise
         finally:
             env.clear()  # hold no arrays between runs

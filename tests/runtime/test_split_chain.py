@@ -34,8 +34,9 @@ def test_resnet_small_chained_is_bitwise_the_convs_one_by_one(dtype, monkeypatch
     chained, alone, bound = _programs(plan, {"x": x}, outs, monkeypatch)
     for k in outs:
         np.testing.assert_array_equal(chained[k], alone[k])
-    # the ten convs in one call, then the head and the fully connected layer
-    assert [ins.kind for _, ins in bound] == ["conv", "gap", "affine"]
+    # the ten convs, the head (its means averaged by the convs' items) and the fully
+    # connected layer in one call
+    assert [ins.kind for _, ins in bound] == ["conv"]
     _close(*_both(plan, {"x": x}, outputs=outs), 1e-12 if dtype == "float64" else 2e-5)
     for _ in range(2):  # new inputs into the same binding
         x = np.random.default_rng(_ + 1).standard_normal((1, 1, 28, 28)).astype(dtype)
@@ -65,6 +66,39 @@ def test_a_chain_follows_params_changed_in_place(monkeypatch):
     got, want = _both(plan, {"x": x}, outputs=["scores"])
     _close(got, want, 1e-12)
     assert not np.allclose(got["scores"], first["scores"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_head_in_the_chain_is_bitwise_the_head_alone(dtype, monkeypatch):
+    # the means (gap.h) and affine_small's numbers in the chain's call, or in calls of their own
+    plan = _eval_plan(resnet_small(), dtype)
+    x = np.random.default_rng(4).standard_normal((1, 1, 28, 28)).astype(dtype)
+    outs = ["scores", "features"]
+    got = {}
+    for head in (False, True):
+        monkeypatch.setattr(calls, "HEAD", head)
+        got[head], _, bound = _programs(plan, {"x": x}, outs, monkeypatch)
+        assert [ins.kind for _, ins in bound] == (["conv"] if head else ["conv", "gap", "affine"])
+    for k in outs:
+        np.testing.assert_array_equal(got[True][k], got[False][k])
+
+
+def test_the_head_follows_its_params_and_names_them_in_errors(monkeypatch):
+    plan = _eval_plan(resnet_small())
+    x = np.random.default_rng(6).standard_normal((1, 1, 28, 28))
+    first, _, bound = _programs(plan, {"x": x}, ["scores"], monkeypatch)
+    assert len(bound) == 1
+    plan.params["scores.w"] *= -2.0  # in place: read on every call
+    plan.params["scores.b"] = plan.params["scores.b"] + 1.0  # replaced
+    got, want = _both(plan, {"x": x}, outputs=["scores"])
+    _close(got, want, 1e-12)
+    assert not np.allclose(got["scores"], first["scores"])
+    w = plan.params["scores.w"]
+    plan.params["scores.w"] = np.asfortranarray(w)  # not C order: the affine's own call
+    _close(*_both(plan, {"x": x}, outputs=["scores"]), 1e-12)
+    plan.params["scores.w"] = w[:-1]  # a wrong shape: the affine's error, naming its step
+    with pytest.raises(dagnet.DagnetError, match="scores"):
+        plan.forward({"x": x}, mode="eval", outputs=["scores"])
 
 
 def _broken():
@@ -113,3 +147,25 @@ def test_split_chain_checks_its_arrays():
         direct._ext.SplitChain([c1, c2], [(out1, None)])
     with pytest.raises(ValueError, match="SplitConv"):  # the first conv's input, checked
         chain(x[..., :5])
+    with pytest.raises(ValueError, match="means"):  # 3 channels from column 2 of 4
+        direct._ext.SplitChain([c1, c2], [(out1, x)], True, (np.empty((1, 4)), [(1, 2)]))
+    with pytest.raises(ValueError, match="affine"):
+        direct._ext.SplitChain([c1, c2], [(out1, x)], True, None, (np.empty((1, 3)), np.empty(3), False))
+
+
+def test_split_chain_head_means_and_affine():
+    rng = np.random.default_rng(7)
+    w, b = rng.standard_normal((3, 3, 3, 3)), rng.standard_normal(3)
+    fw, fb = rng.standard_normal((6, 4)), rng.standard_normal(4)
+    c1, out1 = _bound((1, 3, 6, 6), w, b, (1, 1), (1, 1), False, True, None)
+    c2, out2 = _bound((1, 3, 6, 6), w, b, (1, 1), (1, 1), True, True, None)
+    x = rng.standard_normal((1, 3, 6, 6))
+    feats, scores = np.empty((1, 6)), np.empty((1, 4))
+    chain = direct._ext.SplitChain([c1, c2], [(out1, x)], True, (feats, [(1, 0), (0, 3)]),
+                                   (feats, scores, True))
+    assert chain(x, None, fw, fb)
+    want = np.concatenate([out2.mean(axis=(2, 3)), out1.mean(axis=(2, 3))], axis=1)
+    np.testing.assert_allclose(feats, want, rtol=1e-14)
+    np.testing.assert_allclose(scores, np.maximum(feats @ fw + fb, 0), rtol=1e-13, atol=1e-15)
+    assert not chain(x, None, fw[:5], fb)  # params that do not fit: the affine is left undone
+    assert not chain(x, None, fw.astype(np.float32), fb)

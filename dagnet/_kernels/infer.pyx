@@ -10,6 +10,10 @@ gap_concat: a ResNet's head (global average pools, then their concat) in one pas
 cimport numpy as cnp
 from libc.string cimport memcmp
 
+cdef extern from "infer.h" nogil:
+    double gap_sum_f(const float* x, Py_ssize_t n)
+    double gap_sum_d(const double* x, Py_ssize_t n)
+
 cnp.import_array()
 
 
@@ -65,10 +69,9 @@ def gap_concat(list srcs, tuple pooled, cnp.ndarray out):
     """out (N, K) = the parts side by side: srcs[i] (N, C, H, W) averaged over H, W where
     pooled[i], else srcs[i] (N, C) as it is (global_avg_pool, then concat along axis 1).
     C-contiguous arrays of out's dtype (float32 or float64); each mean is a float64 sum of
-    the H*W values over H*W, rounded once (the build's -ffast-math may vectorise the sum:
-    its order is fixed per build, not per call; np.mean sums pairwise in the dtype: the two
-    differ by rounding)."""
-    cdef Py_ssize_t N, K, col = 0, C, L, n, c, i, j
+    the H*W values over H*W, rounded once; the sum in infer.h's 32 lanes (its order fixed
+    by H*W alone; np.mean sums pairwise in the dtype: the two differ by rounding)."""
+    cdef Py_ssize_t N, K, col = 0, C, L, n, c, i
     cdef bint dbl
     cdef double s
     cdef char* src
@@ -96,16 +99,12 @@ def gap_concat(list srcs, tuple pooled, cnp.ndarray out):
         with nogil:
             for n in range(N):
                 for c in range(C):
-                    # from the first value, not 0: a copied -0.0 keeps its sign
+                    # infer.h's lanes (a copied -0.0 keeps its sign)
                     if dbl:
-                        s = (<double*>src)[(n * C + c) * L]
-                        for j in range(1, L):
-                            s = s + (<double*>src)[(n * C + c) * L + j]
+                        s = gap_sum_d(<double*>src + (n * C + c) * L, L)
                         (<double*>dst)[n * K + col + c] = s / L
                     else:
-                        s = (<float*>src)[(n * C + c) * L]
-                        for j in range(1, L):
-                            s = s + (<float*>src)[(n * C + c) * L + j]
+                        s = gap_sum_f(<float*>src + (n * C + c) * L, L)
                         (<float*>dst)[n * K + col + c] = <float>(s / L)
         col += C
     if col != K:

@@ -263,3 +263,12 @@ def test_profile_step_quick():
     out = run("profile_step.py", "torch", "--model", "resnet_small")
     assert out["contender"] == "torch" and any(k.startswith("Optimizer.step") for k in out["ms"])
     assert any(k.startswith("bwd ConvolutionBackward0") for k in out["ms"])
+
+
+def test_profile_infer_quick():
+    out = run("profile_infer.py")
+    ms = out["ms"]["dagnet"]
+    assert out["batch"] == 2 and "affine scores" in ms and all(v > 0 for v in ms.values())
+    assert any(k.startswith("conv") and k.endswith("stem.conv+stem.bn+stem.relu") for k in ms)
+    if "onnxruntime" in ms:  # its nodes by its own names
+        assert any(k.endswith("(Conv)") for k in ms["onnxruntime"])

@@ -14,12 +14,25 @@ cdef extern from "direct_oc.h" nogil:
                   Py_ssize_t q0, Py_ssize_t q1, const float* res, int relu, float* out)
     void oc_out_d(int isa, const double* grid, Py_ssize_t Mp, Py_ssize_t M, Py_ssize_t Q,
                   Py_ssize_t q0, Py_ssize_t q1, const double* res, int relu, double* out)
+    int OC_TAPS_MAX
+    void oc_taps_f(int K, const int32_t* off, const float* wp, const float* bias, Py_ssize_t M,
+                   Py_ssize_t nc, const float* xp, Py_ssize_t Wp, Py_ssize_t Ho, Py_ssize_t Wo,
+                   const float* res, int relu, float* out)
+    void oc_taps_d(int K, const int32_t* off, const double* wp, const double* bias,
+                   Py_ssize_t M, Py_ssize_t nc, const double* xp, Py_ssize_t Wp, Py_ssize_t Ho,
+                   Py_ssize_t Wo, const double* res, int relu, double* out)
 
 
 def oc_lanes(int isa, bint is_double):
     """Values per vector of variant isa's output-channel tiles (16 floats with AVX-512, else
     the direct kernels' lanes): oc_geometry's and oc_packed's lanes."""
     return dc_wide_lanes(isa, is_double)
+
+
+def oc_taps_max():
+    """The most taps (C*kh*kw) of a stride-1 conv forward_oc runs on direct_oc.h's few-tap
+    kernel (AVX-512): ops/direct.py uses_taps."""
+    return OC_TAPS_MAX
 
 
 cdef void _pad_one(const real* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph,
@@ -42,8 +55,8 @@ def forward_oc(const real[:, :, :, ::1] x, real[:, ::1] scratch, const int32_t[:
                int sw, int ph, int pw, int isa, int num_threads,
                const real[:, :, :, ::1] residual=None, bint relu=False):
     """out (N, M, Ho, Wo) = the conv of x (N, C, H, W) (+ residual (N, M, Ho, Wo) if given,
-    max(., 0) if relu: NaN stays NaN) by direct_oc.h's kernels, samples split over OpenMP
-    threads. off (K,): tap (c, i, j) at (c*Hp + i)*Wp + j of the padded sample (Hp = H + 2ph,
+    max(., 0) if relu: NaN stays NaN) by direct_oc.h's kernels (stride 1 and at most
+    OC_TAPS_MAX taps with AVX-512: the few-tap kernel), samples split over OpenMP threads. off (K,): tap (c, i, j) at (c*Hp + i)*Wp + j of the padded sample (Hp = H + 2ph,
     Wp = W + 2pw); wq: tiles of nb*L channels of K x nb*L weights, bq: their Mp biases
     (ops/direct.py oc_packed); scratch: one row per thread, the padded sample (none without
     padding) then the (Ho*Wo, Mp) grid."""
@@ -52,7 +65,7 @@ def forward_oc(const real[:, :, :, ::1] x, real[:, ::1] scratch, const int32_t[:
     cdef Py_ssize_t Hp = H + 2 * ph, Wp = W + 2 * pw, Mp = bq.shape[0], n, t, i
     cdef Py_ssize_t L = dc_wide_lanes(isa, real is double), reach
     cdef Py_ssize_t xs = C * Hp * Wp if ph or pw else 0
-    cdef bint has_res = residual is not None
+    cdef bint has_res = residual is not None, taps
     cdef const real* xn
     cdef real* xp
     cdef real* g
@@ -73,6 +86,7 @@ def forward_oc(const real[:, :, :, ::1] x, real[:, ::1] scratch, const int32_t[:
         return
     if num_threads > N:
         num_threads = N
+    taps = sh == 1 and sw == 1 and K <= OC_TAPS_MAX and isa >= 2  # AVX-512: the few-tap kernel
     with nogil:
         for n in prange(N, schedule="static", num_threads=num_threads):
             t = threadid()
@@ -82,7 +96,14 @@ def forward_oc(const real[:, :, :, ::1] x, real[:, ::1] scratch, const int32_t[:
             if xs:
                 _pad_one(xn, C, H, W, ph, pw, xp)
                 xn = xp
-            if real is float:
+            if taps:
+                if real is float:
+                    oc_taps_f(K, &off[0], &wq[0], &bq[0], M, nb * L, xn, Wp, Ho, Wo,
+                              &residual[n, 0, 0, 0] if has_res else NULL, relu, &out[n, 0, 0, 0])
+                else:
+                    oc_taps_d(K, &off[0], &wq[0], &bq[0], M, nb * L, xn, Wp, Ho, Wo,
+                              &residual[n, 0, 0, 0] if has_res else NULL, relu, &out[n, 0, 0, 0])
+            elif real is float:
                 oc_rows_f(isa, nb, K, &off[0], &wq[0], &bq[0], Mp, xn, Wp, sh, sw, 0, Ho, Wo, g)
                 oc_out_f(isa, g, Mp, M, Ho * Wo, 0, Ho * Wo,
                          &residual[n, 0, 0, 0] if has_res else NULL, relu, &out[n, 0, 0, 0])

@@ -351,7 +351,26 @@ def uses_oc(x_shape, w_shape, stride, pad) -> bool:
     (9 taps: the tile's bias loads and grid stores as large as its products) 0.86x."""
     return (_ext is not None and ENABLED and OC_ENABLED and max(stride) > 1
             and (w_shape[2] * w_shape[3] > 1 or ISA >= AVX512)
-            and x_shape[0] * w_shape[2] * w_shape[3] >= MIN_OC_TAPS)
+            and x_shape[0] * w_shape[2] * w_shape[3] >= MIN_OC_TAPS) or uses_taps(x_shape, w_shape, stride)
+
+
+def uses_taps(x_shape, w_shape, stride) -> bool:
+    """Whether forward_oc runs an inference conv on direct_oc.h's few-tap kernel (AVX-512):
+    stride 1, wider than 1x1, at most oc_taps_max() taps (C * kh * kw; a 1-channel stem):
+    resnet_small's stem 1.6x faster than on the planes kernel (profile_infer.py's program)."""
+    return (_ext is not None and ENABLED and OC_ENABLED and TAPS_ENABLED and ISA >= AVX512
+            and tuple(stride) == (1, 1) and w_shape[2] * w_shape[3] > 1
+            and x_shape[0] * w_shape[2] * w_shape[3] <= _ext.oc_taps_max())
+
+
+#: False leaves the few-tap convs on the planes kernel (A/B measurements)
+TAPS_ENABLED = True
+
+
+def packs_oc(x_shape, w_shape, stride) -> bool:
+    """Whether an inference conv's fast kernel takes oc_packed's weights (strided, or few
+    taps), not Winograd's: by the shapes alone (weights refolded after a switch keep theirs)."""
+    return max(stride) > 1 or x_shape[0] * w_shape[2] * w_shape[3] <= _ext.oc_taps_max()
 
 
 #: see uses_oc

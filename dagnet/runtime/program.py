@@ -233,27 +233,27 @@ def _direct(ins, w_shape) -> bool:
 
 def _fast_kernel(ins, w_shape) -> str | None:
     """The kernel a direct conv runs on at batches of a sample a thread or more, if not the
-    planes kernel: "oc" (direct_oc.h) for a strided conv ops/direct.py's uses_oc takes, "wino"
-    (winograd.h) for a stride-1 one without a fused pool that ops/winograd.py's uses_wino takes."""
+    planes kernel (which alone pools): "oc" (direct_oc.h) for a conv ops/direct.py's uses_oc
+    takes, "wino" (winograd.h) for a stride-1 one that ops/winograd.py's uses_wino takes."""
     pair = as_pair(ins.conv["stride"]), as_pads(ins.conv["pad"])[:2]
-    if direct.uses_oc(ins.x_shape, w_shape, *pair):
-        return "oc"
-    if ins.pool is None and winograd.uses_wino(ins.x_shape, w_shape, *pair):
-        return "wino"
-    return None
+    if ins.pool is not None:
+        return None
+    return "oc" if direct.uses_oc(ins.x_shape, w_shape, *pair) else \
+        "wino" if winograd.uses_wino(ins.x_shape, w_shape, *pair) else None
 
 
 def _packed(ins, w, b, dtype, extra=None) -> tuple:
     """A conv's weights packed for the direct kernels that may run it: the planes kernel's,
-    then, if extra (None: if _fast_kernel names one), direct_oc.h's for a strided conv,
-    Winograd's transformed filters for a stride-1 one; none for conv_forward."""
+    then, if extra (None: if _fast_kernel names one), direct_oc.h's (direct.packs_oc), else
+    Winograd's transformed filters; none for conv_forward."""
     if not _direct(ins, w.shape):
         return ()
     if extra is None:
         extra = _fast_kernel(ins, w.shape) is not None
     pads = as_pads(ins.conv["pad"])[:2]
-    extra = () if not extra else winograd.packed(w, b, dtype, winograd.tile(ins.x_shape, pads)) \
-        if as_pair(ins.conv["stride"]) == (1, 1) else direct.oc_packed(w, b, dtype)
+    extra = () if not extra else direct.oc_packed(w, b, dtype) if direct.packs_oc(
+        ins.x_shape, w.shape, as_pair(ins.conv["stride"])) else \
+        winograd.packed(w, b, dtype, winograd.tile(ins.x_shape, pads))
     return (*direct.packed(w, b, dtype), *extra)
 
 

@@ -25,6 +25,10 @@ SHAPES = [  # (N, C, H, W), (F, C, kh, kw), stride, pad
     ((2, 3, 7, 7), (4, 3, 3, 3), (3, 3), (1, 1)),  # stride larger than the kernel's reach
     ((1, 2, 4, 5), (17, 2, 3, 3), (1, 1), (1, 1)),  # rows of 1 .. 5 positions
     ((2, 3, 3, 1), (8, 3, 3, 1), (1, 1), (1, 0)),  # one position a row
+    # stride 1, at most 16 taps: the few-tap kernel with AVX-512 (uses_taps)
+    ((3, 1, 9, 37), (16, 1, 3, 3), (1, 1), (1, 1)),  # the stem's: rows of two vectors + 5
+    ((2, 2, 5, 6), (20, 2, 2, 2), (1, 1), (0, 0)),  # 20 filters: a partial pass of 8
+    ((2, 1, 6, 16), (3, 1, 4, 4), (1, 1), (2, 1)),  # 16 taps, rows of one whole vector
 ]
 
 
@@ -105,6 +109,22 @@ def test_rule(monkeypatch):
     assert not direct.uses_oc((16, 28, 28), (32, 16, 3, 3), (2, 2), (1, 1))
 
 
+def test_taps_rule(monkeypatch):
+    """Stride-1 convs of at most 16 taps wider than 1x1 run on the few-tap kernel, with
+    AVX-512 alone (forward_oc picks it by the same terms)."""
+    for isa in range(direct.AVX512 + 1):
+        monkeypatch.setattr(direct, "ISA", isa)
+        on = isa == direct.AVX512
+        assert direct.uses_taps((1, 28, 28), (16, 1, 3, 3), (1, 1)) == on  # the stem
+        assert direct.uses_oc((1, 28, 28), (16, 1, 3, 3), (1, 1), (1, 1)) == on
+        assert direct.uses_taps((4, 8, 8), (8, 4, 2, 2), (1, 1)) == on  # 16 taps
+        assert not direct.uses_taps((2, 8, 8), (8, 2, 3, 3), (1, 1))  # 18
+        assert not direct.uses_taps((16, 8, 8), (8, 16, 1, 1), (1, 1))  # 1x1
+        assert not direct.uses_taps((1, 28, 28), (16, 1, 3, 3), (2, 2))
+    monkeypatch.setattr(direct, "TAPS_ENABLED", False)
+    assert not direct.uses_oc((1, 28, 28), (16, 1, 3, 3), (1, 1), (1, 1))
+
+
 def test_bad_buffers_refused():
     x, w, b = data((2, 3, 6, 6), (5, 3, 3, 3), np.float32)
     geo = direct.oc_geometry((3, 6, 6), w.shape, (1, 1), (1, 1), direct._ext.oc_lanes(direct.ISA, False))
@@ -125,17 +145,22 @@ def test_bad_buffers_refused():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_eval_program_runs_strided_convs_here_bitwise_as_the_planes_kernel(dtype, monkeypatch):
     """resnet_small's eval program at a batch of a sample a thread or more: its 3x3 stride-2
-    conv on these kernels (and its 1x1 projection with AVX-512), the scores bitwise those of
-    the planes kernel, and following its weights changed in place (refolded, repacked)."""
+    conv on these kernels (and with AVX-512 its 1x1 projection and its 1-channel stem, on the
+    few-tap kernel), the scores bitwise those of the planes kernel, and following its weights
+    changed in place (refolded, repacked)."""
     x, calls, plans, scores = nets.resnet_small_eval_both_ways(
         monkeypatch, dtype, (direct._ext, "forward_oc"), (direct, "OC_ENABLED"))
-    n = 2 if direct.ISA >= direct.AVX512 else 1
-    assert [a[0].shape[1:] + a[5].shape[1:] for a in calls] == [(16, 28, 28, 32, 14, 14)] * n
+    want = [(16, 28, 28, 32, 14, 14)]
+    if direct.ISA >= direct.AVX512:
+        want = [(1, 28, 28, 16, 28, 28)] + want * 2
+    assert [a[0].shape[1:] + a[5].shape[1:] for a in calls] == want
     np.testing.assert_array_equal(scores[True], scores[False])
     for p in plans.values():
         p.params["block3.conv1.w"] *= 1.5
         p.params["block3.skip.w"] *= -1
+        p.params["stem.conv.w"] *= 0.5
     again = {on: p.forward({"x": x}, mode="eval", outputs=["scores"])["scores"]
              for on, p in plans.items()}
-    assert len(calls) == 2 * n and not np.allclose(again[True], scores[True])
+    assert len(calls) == 2 * len(want) and not np.allclose(again[True], scores[True])
+    np.testing.assert_array_equal(again[True], again[False])
     np.testing.assert_array_equal(again[True], again[False])

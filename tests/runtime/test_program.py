@@ -528,6 +528,23 @@ def test_gap_concat_matches_the_loop_reference(dtype, tol):
         calls.gap_concat([srcs[0].astype(np.float16), *srcs[1:]], pooled, out)
 
 
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-14), (np.float32, 1e-6)])
+def test_gap_concat_sums_in_lanes_fixed_by_the_size(dtype, tol):
+    """Pools of 28 x 28 and 14 x 14 (resnet_small's head) and 33 values (a lane's tail):
+    gap.h's 16 lanes against the loop reference, a sample's means the same bits at any
+    batch size and position in the batch (the order depends on H*W alone)."""
+    rng = np.random.default_rng(1)
+    srcs = [rng.standard_normal(s).astype(dtype) + 3 for s in ((4, 3, 28, 28), (4, 2, 14, 14),
+                                                               (4, 2, 3, 11))]
+    out = np.empty((4, 7), dtype)
+    calls.gap_concat(srcs, (True, True, True), out)
+    want = _reference_gap_concat(srcs, (True, True, True))
+    assert np.abs(out - want).max() <= tol * np.abs(want).max()
+    one = np.empty((1, 7), dtype)
+    calls.gap_concat([np.ascontiguousarray(a[2:3]) for a in srcs], (True, True, True), one)
+    np.testing.assert_array_equal(one[0], out[2])
+
+
 def test_a_wanted_pool_is_kept_and_copied_into_the_concat():
     plan = _eval_plan(resnet_small())
     outs = ["gap1", "scores"]

@@ -33,8 +33,6 @@ import threading
 import numpy as np
 
 from dagnet import blocks, kernels
-from dagnet.runtime import program
-from dagnet.runtime.calls import affine_call
 from dagnet.runtime.program import EvalProgram, _direct
 
 #: False runs every batch whole (for A/B measurements)
@@ -105,10 +103,9 @@ class ChunkedProgram(EvalProgram):
         forward raises the executor's error)."""
         calls = self.tails.get(batch)
         if calls is None:  # bound as the whole program binds them (the same kernel: the same bits)
-            small = program.SMALL_AFFINE if program.SPLIT_FILTERS else 0
-            threads = max(1, kernels.NUM_THREADS)
+            threads = self.threads or max(1, kernels.NUM_THREADS)
             self.tails = {batch: (calls := [
-                (affine_call(i, np.empty((batch, *i.shape), self.dtype), self, small, threads), i)
+                (self._affine(i, np.empty((batch, *i.shape), self.dtype), threads), i)
                 for i in self.tail])}
         self.state, self.rng = state, rng
         env = self.env

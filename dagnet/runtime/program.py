@@ -155,6 +155,9 @@ class EvalProgram:
                             free.append(held.pop(r)[0])
         return arrays
 
+    def _affine(self, ins, out, threads: int):  # ChunkedProgram's tail binds the same (same bits)
+        return affine_call(ins, out, self, SMALL_AFFINE if SPLIT_FILTERS else 0, threads)
+
     def _bind(self, batch: int) -> list:
         arrays = self._arena(batch)
         threads = self.threads or max(1, kernels.NUM_THREADS)
@@ -165,8 +168,7 @@ class EvalProgram:
                 w = self.weights[self.convs.index(ins)]
                 calls.append(_conv_call(ins, w, arrays[ins.name], scratch, self.env, batch, threads))
             elif ins.kind == "affine":
-                calls.append(affine_call(ins, arrays[ins.name], self,
-                                         SMALL_AFFINE if SPLIT_FILTERS else 0, threads))
+                calls.append(self._affine(ins, arrays[ins.name], threads))
             elif ins.kind == "gap":
                 calls.append(gap_call(ins, arrays[ins.name], self.env))
             else:
@@ -212,7 +214,6 @@ def _take(free: list, size: int) -> np.ndarray:
 #: it runs convs whose grid is at most this much wider (no input gradient to weigh as
 #: ops/direct.py's training rule does), 1x1 convs too (no im2col copy, no BLAS call)
 DIRECT_WASTE = 1.5
-
 
 #: batches below this run an affine instruction on direct.pyx's affine_small (its columns
 #: split among the threads; a batch-1 GEMV streams its weights at the rate of the cores that

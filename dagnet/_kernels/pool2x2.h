@@ -84,6 +84,31 @@ static inline int dn_max2x2_f(const float* x, float* out, uint8_t* arg, ptrdiff_
     return sbad | (_mm_movemask_ps(bad) != 0);
 }
 
+/* dn_max2x2_f's numbers where no window holds a NaN, else those of pool.pyx's _max_plane,
+   the loop that propagates it (the last NaN in a window wins, as in PyTorch): for callers
+   outside pool.pyx (direct.pyx's read-out pools its grid with it). */
+static inline void dn_pool2x2_f(const float* x, float* out, uint8_t* arg, ptrdiff_t W,
+                                ptrdiff_t ho, ptrdiff_t wo) {
+    if (!dn_max2x2_f(x, out, arg, W, ho, wo))
+        return;
+    for (ptrdiff_t oh = 0; oh < ho; oh++)
+        for (ptrdiff_t ow = 0; ow < wo; ow++) {
+            const float* r = x + 2 * oh * W + 2 * ow;
+            float m = r[0];
+            int k = 0;
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 2; j++) {
+                    float v = r[i * W + j];
+                    if ((v > m) | (v != v)) {
+                        m = v;
+                        k = 2 * i + j;
+                    }
+                }
+            out[oh * wo + ow] = m;
+            arg[oh * wo + ow] = (uint8_t)k;
+        }
+}
+
 /* one dx row's cells 2 ow .. 2 ow + 7 from windows ow .. ow + 3 (left, right: the indices
    of the row's two cells in a window) */
 static inline void dn_unpool2x2_4(const float* g, const uint8_t* k, float* row, ptrdiff_t ow,
@@ -138,6 +163,8 @@ static inline void dn_unpool2x2_f(const float* dout, const uint8_t* arg, float* 
 }
 #else
 #define DN_POOL2X2 0
+static inline void dn_pool2x2_f(const float* x, float* out, uint8_t* arg, ptrdiff_t W,
+                                ptrdiff_t ho, ptrdiff_t wo) {}
 static inline int dn_max2x2_f(const float* x, float* out, uint8_t* arg, ptrdiff_t W,
                               ptrdiff_t ho, ptrdiff_t wo) { return 0; }
 static inline void dn_unpool2x2_f(const float* dout, const uint8_t* arg, float* dx, ptrdiff_t H,

@@ -19,11 +19,22 @@ batch size, not the thread count), and the caller sums the slices in order: bitw
 result for any thread count.
 """
 from cython.parallel import prange, threadid
-from libc.stdint cimport int32_t, uintptr_t
+from libc.stdint cimport int32_t, uint8_t, uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from dagnet._kernels.types cimport real
+
+cdef extern from "pool2x2.h" nogil:
+    int DN_POOL2X2
+    void dn_pool2x2_f(const float* x, float* out, uint8_t* arg, Py_ssize_t W, Py_ssize_t ho,
+                      Py_ssize_t wo)
+
+
+def pools_argmax():
+    """Whether forward can pool 2 x 2 windows with their argmax in its read-out (argmax=)."""
+    return DN_POOL2X2 != 0
+
 
 cdef extern from "direct.h" nogil:
     int dn_best_isa()
@@ -182,7 +193,7 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
             const int32_t[::1] off, const real[::1] wp, const real[::1] bias,
             real[:, ::1] grid, real[:, :, :, ::1] out, int sh, int sw, int ph, int pw, int Hq,
             int Wq, int Qr, int isa, int num_threads, const real[:, :, :, ::1] residual=None,
-            bint relu=False, pool=None, int parts=1):
+            bint relu=False, pool=None, int parts=1, argmax=None):
     """out (N, M, Ho, Wo) = the conv of x (N, C, H, W), whose planes it writes into planes
     (N, S) (kept for backward), or, for inference, into one row per thread of planes
     (num_threads, S) (fewer rows than N: each thread's row is reused while it is in cache,
@@ -198,7 +209,12 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
     tiles of DC_FR, run by this thread and num_threads - 1 spinning helpers (helpers.h: for
     batches smaller than the thread count, where an OpenMP team's wake-up costs more than
     the arithmetic; the planes are then the batch's, N rows); every value is computed alike
-    for any parts and thread count."""
+    for any parts and thread count.
+
+    argmax (N, M, Hp, Wp) uint8 (training's conv + relu + 2 x 2 max-pool, float, pool =
+    (ho, wo, 2, 2, 2, 2), no residual or relu, parts 1): out is the pooled maxima and argmax
+    each window's index, pool.pyx's maxpool_forward's numbers bit for bit, pooled from the
+    grid while it is in cache: the (N, M, ho, wo) conv output is never written."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t M = out.shape[1], Ho = out.shape[2], Wo = out.shape[3], K = off.shape[0]
     cdef Py_ssize_t S = planes.shape[1], nph = 0, n, t, i, jobs
@@ -215,6 +231,16 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
                 or (Ho - pkh) // psh + 1 != out.shape[2] or (Wo - pkw) // psw + 1 != out.shape[3]):
             raise ValueError("direct.forward: the pool's window and the output disagree")
     plain = not has_res and not relu and pkh == 0
+    cdef bint with_arg = argmax is not None
+    cdef uint8_t[:, :, :, ::1] am
+    if with_arg:
+        if (real is not float or not DN_POOL2X2 or has_res or relu or parts != 1
+                or (pkh, pkw, psh, psw) != (2, 2, 2, 2)):
+            raise ValueError("direct.forward: argmax is for a float 2 x 2 stride-2 pool alone")
+        am = argmax
+        if (am.shape[0] != out.shape[0] or am.shape[1] != out.shape[1]
+                or am.shape[2] != out.shape[2] or am.shape[3] != out.shape[3]):
+            raise ValueError("direct.forward: argmax and out must have the same shape")
     for i in range(slot.shape[0]):
         nph += slot[i] >= 0
     jobs = N if parts == 1 else N * tiles
@@ -265,7 +291,10 @@ def forward(const real[:, :, :, ::1] x, real[:, ::1] planes, const int32_t[::1] 
             pl = &planes[n if kept else t, 0]
             _planes_one(&x[n, 0, 0, 0], C, H, W, sh, sw, ph, pw, Hq, Wq, &slot[0], nph, pl, S, isa)
             _gemm(isa, M, K, Qr, &off[0], &wp[0], &bias[0], pl, g, Qr, Ho, Wo, Wq)
-            if plain:
+            if with_arg:
+                _pool_arg(g, Qr, Wq, M, out.shape[2], out.shape[3], &out[n, 0, 0, 0],
+                          &am[n, 0, 0, 0])
+            elif plain:
                 _copy_out(isa, g, Qr, Wq, 0, M, Ho, Wo, &out[n, 0, 0, 0])
             else:
                 _epilogue(isa, g, Qr, Wq, 0, M, Ho, Wo,
@@ -279,6 +308,16 @@ include "split_chain.pxi"
 include "direct_oc.pxi"
 include "direct_oc1.pxi"
 include "winograd.pxi"
+
+
+cdef inline void _pool_arg(const real* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t M,
+                           Py_ssize_t hp, Py_ssize_t wp, real* out, uint8_t* arg) noexcept nogil:
+    """out, arg (M, hp, wp) of one sample: each grid's 2 x 2 window maxima and their index
+    (pool2x2.h, float only: forward checks)."""
+    cdef Py_ssize_t m
+    if real is float:
+        for m in range(M):
+            dn_pool2x2_f(g + m * Qr, out + m * hp * wp, arg + m * hp * wp, Wq, hp, wp)
 
 
 cdef inline void _copy_out(int isa, const real* g, Py_ssize_t Qr, Py_ssize_t Wq, Py_ssize_t m0,

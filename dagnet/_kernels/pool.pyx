@@ -19,11 +19,32 @@ fixed order: bitwise deterministic.
 """
 from cython.parallel import prange
 from libc.math cimport INFINITY
+from libc.stdint cimport uint8_t
 from libc.string cimport memset
 
 from dagnet._kernels.branchless cimport keep as _keep
 from dagnet._kernels.types cimport index_t, real
 from dagnet._kernels.window cimport end_tap, first_tap
+
+
+cdef extern from "pool2x2.h":
+    int DN_POOL2X2
+    int dn_max2x2_f(const float* x, float* out, uint8_t* arg, Py_ssize_t W, Py_ssize_t ho,
+                    Py_ssize_t wo) nogil
+    void dn_unpool2x2_f(const float* dout, const uint8_t* arg, float* dx, Py_ssize_t H,
+                        Py_ssize_t W, Py_ssize_t ho, Py_ssize_t wo) nogil
+
+#: float 2x2 stride-2 planes on pool2x2.h's SSE2 loops (bitwise the scalar loops' numbers);
+#: False for A/B runs and the tests' comparison with the scalar loops (set_vector)
+cdef bint _VECTOR = DN_POOL2X2 != 0
+
+
+def set_vector(bint on):
+    """Turn pool2x2.h's loops on or off (where built: DN_POOL2X2); returns the old setting."""
+    global _VECTOR
+    old = _VECTOR
+    _VECTOR = on and DN_POOL2X2 != 0
+    return old
 
 
 cdef inline int _beats(real v, real m) noexcept nogil:
@@ -245,6 +266,7 @@ def maxpool_forward(const real[:, :, :, :] x, real[:, :, :, ::1] out,
     cdef bint fast = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
                       and 2 * ho <= H and 2 * wo <= W)
     cdef bint dilated = dh != 1 or dw != 1
+    cdef bint vector = _VECTOR
     _check_planes("maxpool_forward", H, x.strides[2], W, x.strides[3], sizeof(real))
     if (out.shape[0] != N or out.shape[1] != C or argmax.shape[0] != N or argmax.shape[1] != C
             or argmax.shape[2] != ho or argmax.shape[3] != wo):
@@ -255,7 +277,11 @@ def maxpool_forward(const real[:, :, :, :] x, real[:, :, :, ::1] out,
         for m in prange(N * C, schedule="static", num_threads=num_threads):
             n = m // C
             c = m % C
-            if fast and not _has_nan(&x[n, c, 0, 0], H * W):
+            if real is float and index_t is uint8_t and fast and vector:
+                if dn_max2x2_f(&x[n, c, 0, 0], &out[n, c, 0, 0], &argmax[n, c, 0, 0], W, ho, wo):
+                    _max_plane(&x[n, c, 0, 0], &out[n, c, 0, 0], &argmax[n, c, 0, 0], H, W,
+                               kh, kw, sh, sw, ph, pw, ho, wo)
+            elif fast and not _has_nan(&x[n, c, 0, 0], H * W):
                 _max_2x2_plane(&x[n, c, 0, 0], &out[n, c, 0, 0], &argmax[n, c, 0, 0], W, ho, wo)
             elif dilated:
                 _max_plane_dilated(&x[n, c, 0, 0], &out[n, c, 0, 0], &argmax[n, c, 0, 0], H, W,
@@ -277,6 +303,7 @@ def maxpool_backward(const real[:, :, :, ::1] dout, const index_t[:, :, :, ::1] 
     cdef bint tiled = (kh == sh and kw == sw and ph == 0 and pw == 0 and not dilated
                        and ho * kh <= H and wo * kw <= W)
     cdef bint fast = tiled and kh == 2 and kw == 2
+    cdef bint vector = _VECTOR
     _check_planes("maxpool_backward", H, dx.strides[2], W, dx.strides[3], sizeof(real))
     if (dout.shape[0] != N or dout.shape[1] != C or argmax.shape[0] != N or argmax.shape[1] != C
             or argmax.shape[2] != ho or argmax.shape[3] != wo):
@@ -287,7 +314,10 @@ def maxpool_backward(const real[:, :, :, ::1] dout, const index_t[:, :, :, ::1] 
         for m in prange(N * C, schedule="static", num_threads=num_threads):
             n = m // C
             c = m % C
-            if fast:
+            if real is float and index_t is uint8_t and fast and vector:
+                dn_unpool2x2_f(&dout[n, c, 0, 0], &argmax[n, c, 0, 0], &dx[n, c, 0, 0], H, W,
+                               ho, wo)
+            elif fast:
                 _unpool_2x2_plane(&dout[n, c, 0, 0], &argmax[n, c, 0, 0], &dx[n, c, 0, 0], H, W,
                                   ho, wo)
             elif tiled:

@@ -22,6 +22,7 @@ from dagnet.ops.conv_planes import fwd_by_direct
 from dagnet.ops.convpool import conv_relu_pool_backward, conv_relu_pool_forward, rows_from
 from dagnet.ops.dense import affine_backward, affine_forward
 from dagnet.ops.direct import geometry
+from dagnet.ops.direct_pool import readout_forward, readout_kind
 from dagnet.ops.fusion import FusedOp
 from dagnet.ops.merge import Add
 from dagnet.ops.norm import batchnorm_backward, batchnorm_forward
@@ -199,6 +200,11 @@ class ConvReLUPool(FusedOp):
                                               pool["size"], pool["stride"], pool["pad"][:2],
                                               out=out, workspace=workspace)
             return p, ("rows", cache)
+        kind = readout_kind(x.shape[1:], w.shape, conv, pool, x.dtype)
+        if kind is not None:  # the direct kernels pool their grid as they read it out
+            p, pcache, ccache = readout_forward(x, w, b, conv, kind, out, workspace)
+            np.maximum(p, 0, out=p)
+            return p, ("columns", (ccache, pcache, p))
         y, ccache = conv_forward(x, w, b, **conv, contiguous=False, workspace=workspace)
         p, pcache = maxpool_forward(y, **pool, out=out)
         np.maximum(p, 0, out=p)

@@ -312,3 +312,45 @@ def test_batchnorm_kernels_match_their_numpy_versions(dtype, tol, relu, skip, mo
     np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2, 3)), rtol=1e-5)
     if relu:
         assert (fast[2] >= 0).all()
+
+
+@pytest.mark.skipif(not kernels.HAVE_CYTHON, reason="the compiled kernels are not built")
+@pytest.mark.parametrize("hw", [(2, 2), (3, 5), (8, 8), (7, 9), (14, 14), (9, 17), (28, 28),
+                                (6, 23)])
+def test_maxpool_2x2_vector_loops_are_the_scalar_loops_bitwise(hw):
+    """pool2x2.h's SSE2 loops (four windows a step, the row's last four again where the width
+    is not a multiple of four) give the scalar loops' bits: maxima, argmax (ties to the first,
+    -0.0 against +0.0 included), NaN planes redone, and every dx cell written (+0.0 where no
+    window routes), and both agree with the numpy version."""
+    from dagnet._kernels import pool as pool_ext
+
+    rng = np.random.default_rng(hw[0] * 31 + hw[1])
+    shape = (2, 3, *hw)
+    out_size = (hw[0] // 2, hw[1] // 2)
+    xs = [rng.standard_normal(shape).astype(np.float32),
+          rng.integers(-1, 2, shape).astype(np.float32),                    # many ties
+          (rng.integers(0, 2, shape) * 2 - 1).astype(np.float32) * np.float32(0.0)]  # +-0.0
+    nan = rng.standard_normal(shape).astype(np.float32)
+    nan[0, 1, rng.integers(hw[0]), rng.integers(hw[1])] = np.nan
+    xs.append(nan)
+    dout = rng.standard_normal((*shape[:2], *out_size)).astype(np.float32)
+    dout[..., 0] = -0.0
+    old = pool_ext.set_vector(True)
+    try:
+        for x in xs:
+            got = []
+            for on in (True, False):
+                pool_ext.set_vector(on)
+                out, arg = kernels.maxpool_forward(x, (2, 2), (2, 2), (0, 0), out_size)
+                dx = np.full(shape, np.nan, np.float32)
+                kernels.maxpool_backward(dout, arg, shape, (2, 2), (2, 2), (0, 0), dx=dx)
+                got.append((out, arg, dx))
+            for a, b in zip(*got):
+                assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+            out_np, arg_np = kernels.maxpool_forward_numpy(x, (2, 2), (2, 2), (0, 0), out_size)
+            np.testing.assert_array_equal(got[0][0], out_np)
+            np.testing.assert_array_equal(got[0][1], arg_np)
+            np.testing.assert_array_equal(got[0][2], kernels.maxpool_backward_numpy(
+                dout, arg_np, shape, (2, 2), (2, 2), (0, 0)))
+    finally:
+        pool_ext.set_vector(old)

@@ -2,13 +2,14 @@
 builder builds, a compiled plan through them passes the plan gradient check in float64, and the
 fused conv + relu + max-pool takes the row kernel only for plain windows while fusing the
 others on the column path with the same numbers as the unfused chain."""
+import numpy as np
 import pytest
 
 import dagnet
 from dagnet import Graph
 from dagnet.compiler.feeds import random_feeds
 from dagnet.gradcheck import gradcheck_plan
-from dagnet.ops import direct
+from dagnet.ops import direct, direct_pool
 from dagnet.ops.fused import ConvReLUPool
 from dagnet.spec import graph_from_spec
 
@@ -133,3 +134,43 @@ def test_fused_conv_relu_pool_takes_the_direct_kernels_where_they_beat_the_rows(
     assert op.direct_wins((64, 28, 28), (64, 64, 3, 3), _plain(stride=2))
     monkeypatch.setattr(direct, "ENABLED", False)  # no direct kernels: the rows again
     assert plan.kernel_note(step) == "patch rows: sparse backward"
+
+
+@pytest.mark.parametrize("channels,size,filters,k,pad,stride", [
+    (16, 28, 32, 3, 1, 1),   # convnet_deep's kind: direct, 3x3 stride 1
+    (1, 28, 20, 5, 0, 1),    # LeNet's conv1: direct
+    (3, 32, 32, 7, 3, 1),    # the three-layer convnet's kind: the direct kernels' planes
+    (8, 15, 16, 3, 1, 1),    # an odd output: the floored pool leaves the last row, column
+    (8, 21, 16, 3, 1, 2),    # direct at stride 2 (11 x 11 conv output)
+])
+def test_direct_readout_pool_is_the_pool_pass_bitwise(channels, size, filters, k, pad, stride,
+                                                      monkeypatch):
+    """A float conv + relu + 2x2 pool on the direct kernels pools each grid in the read-out
+    (ops/direct_pool.py): maxima, argmax, and so every gradient, bit for bit those of
+    the conv output written whole and pooled by pool.pyx; NaN windows too; and the compiled
+    step agrees with its member chain (check=True)."""
+    g = Graph("crp")
+    x = g.input("x", (channels, size, size))
+    h = g.relu(g.conv2d(x, filters, k, pad=pad, stride=stride, name="conv"), name="relu")
+    g.outputs = [g.max_pool2d(h, 2, floor=True, name="pool")]
+    plan = dagnet.compile(g, seed=0, check=True)  # float32: the read-out's path
+    (step,) = plan.steps
+    assert step.op.name == "conv2d+relu+max_pool2d"
+    rng = np.random.default_rng(size)
+    xs = rng.standard_normal((5, channels, size, size)).astype(np.float32)
+    xs[2, 0, size // 2, size // 3] = np.nan
+    w = (rng.standard_normal((filters, channels, k, k)) / k).astype(np.float32)
+    b = rng.standard_normal(filters).astype(np.float32)
+    conv = {"stride": (stride, stride), "pad": (pad,) * 4, "dilation": (1, 1), "groups": 1}
+    pool = {"size": (2, 2), "stride": (2, 2), "pad": (0, 0, 0, 0), "dilation": (1, 1),
+            "ceil_mode": False}
+    assert direct_pool.readout_kind(xs.shape[1:], w.shape, conv, pool, xs.dtype) is not None
+    got = []
+    for on in (True, False):
+        monkeypatch.setattr(direct_pool, "POOL_READOUT", on)
+        p, cache = step.op.forward([xs, w, b], step.attrs)
+        dout = rng.standard_normal(p.shape).astype(np.float32) if on else got[0][-1]
+        got.append([p, *step.op.backward(dout, cache, step.attrs), dout])
+    assert np.isnan(got[0][0][2]).any()
+    for a, c in zip(*got):
+        assert a.dtype == c.dtype and a.tobytes() == c.tobytes()

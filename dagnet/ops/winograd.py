@@ -194,9 +194,10 @@ KRON_G = np.kron(G, G)
 def packed_dx(w, dtype) -> np.ndarray:
     """packed's u (m = 2) of the input gradient's filters, w (F, C, 3, 3) flipped with its two
     channel axes swapped, from w itself: its taps gathered flipped to (9, ceil(C / r), F, r),
-    then one matmul by KRON_G. Why: packed's einsum on the flipped copy took 1.5 ms of
-    resnet20's 64-channel 8 x 8 input gradient each step (~2 ms in all); this takes 6-7x less
-    (0.16 ms; one thread, CPU time, medians of 7 alternating rounds).
+    then one matmul by KRON_G. Why: packed's einsum on the flipped copy took 0.43 ms of each
+    of resnet20's 32-channel 16 x 16 input gradients (~2.8 ms each at batch 64), 1.0-1.15 ms at
+    64 channels; this takes 6-7x less (0.07 and 0.16 ms; one thread, CPU time, medians of 7
+    alternating rounds): those input gradients 1.13-1.14x faster.
     Bitwise packed's for float32 weights: G x G's coefficients are 0 and powers of two, so
     each product is exact and the sums of 9 (float64) too, unless a filter's taps span more
     than 2^29 (then both round the same sum, differently ordered, to float32)."""

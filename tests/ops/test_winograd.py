@@ -366,6 +366,23 @@ def test_input_grad_matches_reference(x_shape, f, pad, dtype, isa, monkeypatch):
                         m=winograd.tile(dout.shape[1:], back))
 
 
+@pytest.mark.parametrize("f,c", [(16, 16), (64, 64), (5, 7), (33, 6)])
+def test_packed_dx_is_packed_of_the_flipped_filters(f, c):
+    """packed_dx (the input gradient's filters transformed from w itself) against packed of the
+    flipped and swapped copy: bitwise for float32 weights, as its docstring argues; float64's
+    differ at most by their sums' order."""
+    for dtype in (np.float32, np.float64):
+        w = np.random.default_rng(f * c).standard_normal((f, c, 3, 3)).astype(dtype)
+        wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+        want = winograd.packed(wt, np.zeros(c, dtype), dtype)[0]
+        got = winograd.packed_dx(w, dtype)
+        assert got.dtype == dtype and got.shape == want.shape
+        if dtype == np.float32:
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-15, atol=1e-15)
+
+
 def test_uses_dx_rule(monkeypatch):
     assert winograd.uses_dx((16, 32, 32), (16, 16, 3, 3), (1, 1), (1, 1))  # F(4x4)
     assert winograd.uses_dx((32, 16, 16), (32, 32, 3, 3), (1, 1), (1, 1))  # F(2x2)

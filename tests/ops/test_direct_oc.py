@@ -29,7 +29,13 @@ SHAPES = [  # (N, C, H, W), (F, C, kh, kw), stride, pad
     ((3, 1, 9, 37), (16, 1, 3, 3), (1, 1), (1, 1)),  # the stem's: rows of two vectors + 5
     ((2, 2, 5, 6), (20, 2, 2, 2), (1, 1), (0, 0)),  # 20 filters: a partial pass of 8
     ((2, 1, 6, 16), (3, 1, 4, 4), (1, 1), (2, 1)),  # 16 taps, rows of one whole vector
+    # column stride 2, at most 16 taps: direct_taps2.h's kernel with AVX-512
+    ((2, 5, 9, 37), (20, 5, 1, 1), (2, 2), (0, 0)),  # rows of 19: a vector + 3; 20 filters
+    ((2, 3, 7, 11), (9, 3, 2, 2), (3, 2), (1, 1)),  # 12 taps, padded, row stride 3
+    ((1, 16, 5, 33), (8, 16, 1, 1), (1, 2), (0, 0)),  # rows of 17: the last reads column 32
 ]
+#: the shapes on direct_taps2.h's kernel (AVX-512)
+TAPS2 = [s for s in SHAPES if s[2][1] == 2 and s[0][1] * s[1][2] * s[1][3] <= 16]
 
 
 def data(x_shape, w_shape, dtype, seed=0):
@@ -71,6 +77,28 @@ def test_bitwise_same_as_planes_kernel(x_shape, w_shape, stride, pad, isa, monke
     x, w, b = data(x_shape, w_shape, np.float32, seed=2)
     planes, _ = direct.direct_forward(x, w, b, stride, pad)
     np.testing.assert_array_equal(direct.oc_forward(x, w, b, stride, pad, isa=isa), planes)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", TAPS2 + [SHAPES[1], SHAPES[5]])
+def test_taps2_and_fast_pad_change_no_bit(x_shape, w_shape, stride, pad, dtype, monkeypatch):
+    """direct_taps2.h's kernel (column stride 2, few taps) and oc_pad give the grid kernel's
+    and _pad_one's values bit for bit, with the epilogue, NaN and infinities included."""
+    x, w, b = data(x_shape, w_shape, dtype, seed=3)
+    x.flat[::7] = 0.0
+    x.flat[2] = np.nan  # row 0, column 2: read at every stride and pad here
+    x.flat[11] = -np.inf
+    res = np.random.default_rng(4).standard_normal(
+        direct.oc_forward(x, w, b, stride, pad).shape).astype(dtype)
+    got = {}
+    for on in (False, True):
+        monkeypatch.setattr(direct, "TAPS2_ENABLED", on)
+        monkeypatch.setattr(direct, "FAST_PAD", on)
+        got[on] = [direct.oc_forward(x, w, b, stride, pad, r, relu)
+                   for r, relu in ((None, False), (res, True), (None, True))]
+    for a, z in zip(got[False], got[True]):
+        np.testing.assert_array_equal(a, z)
+    assert np.isnan(got[True][0]).any()
 
 
 @pytest.mark.parametrize("isa", ISAS)

@@ -34,6 +34,7 @@ from dagnet.ops.pool import maxpool_forward
 from dagnet.ops.window import as_pads, is_symmetric
 from dagnet.runtime.calls import affine_call, chain_splits, gap_call, op_call
 from dagnet.runtime.lower import fold, instructions
+from dagnet.runtime.pairs import pair_convs
 
 #: False runs eval plans step by step on the executor (for A/B measurements and debugging)
 ENABLED: bool = True
@@ -173,8 +174,8 @@ class EvalProgram:
                 calls.append(op_call(ins, arrays[ins.name], scratch, self))
         if len(self.bound) >= 2:
             self.bound.pop(next(iter(self.bound)))
-        self.bound[batch] = calls = chain_splits(self.code, calls, arrays, self.env,
-                                                 self.plan.params)
+        calls = pair_convs(self, calls, arrays, scratch, batch, threads)  # pairs.py
+        self.bound[batch] = calls = chain_splits(self.code, calls, arrays, self.env, self.plan.params)
         return calls
 
     # -- running ---------------------------------------------------------------------------

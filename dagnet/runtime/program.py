@@ -34,6 +34,7 @@ from dagnet.ops.pool import maxpool_forward
 from dagnet.ops.window import as_pads, is_symmetric
 from dagnet.runtime.calls import affine_call, chain_splits, gap_call, op_call
 from dagnet.runtime.lower import fold, instructions
+from dagnet.runtime.pairs import pair_convs
 
 #: False runs eval plans step by step on the executor (for A/B measurements and debugging)
 ENABLED: bool = True
@@ -175,8 +176,8 @@ class EvalProgram:
                 calls.append(op_call(ins, arrays[ins.name], scratch, self))
         if len(self.bound) >= 2:
             self.bound.pop(next(iter(self.bound)))
-        self.bound[batch] = calls = chain_splits(self.code, calls, arrays, self.env,
-                                                 self.plan.params)
+        calls = pair_convs(self, calls, arrays, scratch, batch, threads)  # pairs.py
+        self.bound[batch] = calls = chain_splits(self.code, calls, arrays, self.env, self.plan.params)
         return calls
 
     # -- running ---------------------------------------------------------------------------
@@ -300,8 +301,7 @@ def _scratch(ins, batch: int, program, threads: int) -> int:
 
 
 def _planes_rows(batch: int, threads: int) -> int:
-    """Rows of a direct conv's planes: one per thread, reused (inference keeps none for a
-    backward), or one per sample when the batch is smaller (its filters split among threads)."""
+    """Rows of a direct conv's planes: one per thread, or per sample in a smaller batch (split)."""
     return min(batch, threads)
 
 
@@ -368,8 +368,8 @@ def _oc_call(ins, weights, out, scratch, env, threads):
     geo = direct.oc_geometry(tuple(ins.x_shape), w.shape, stride, pads,
                              direct._ext.oc_lanes(direct.ISA, out.dtype == np.float64))
     rows = kernels.typed_view(scratch, (threads, geo.size), out.dtype)
-    return _kernel_call(ins, out, env, direct._ext.forward_oc,
-                        (rows, geo.off, *weights[4:], out, geo.nb, *stride, *pads, direct.ISA, threads))
+    args = (rows, geo.off, *weights[4:], out, geo.nb, *stride, *pads, direct.ISA, threads)
+    return _kernel_call(ins, out, env, direct._ext.forward_oc, args, (direct.TAPS2_ENABLED, direct.FAST_PAD))
 
 
 def _wino_call(ins, weights, out, scratch, env, threads):

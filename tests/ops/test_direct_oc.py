@@ -29,7 +29,13 @@ SHAPES = [  # (N, C, H, W), (F, C, kh, kw), stride, pad
     ((3, 1, 9, 37), (16, 1, 3, 3), (1, 1), (1, 1)),  # the stem's: rows of two vectors + 5
     ((2, 2, 5, 6), (20, 2, 2, 2), (1, 1), (0, 0)),  # 20 filters: a partial pass of 8
     ((2, 1, 6, 16), (3, 1, 4, 4), (1, 1), (2, 1)),  # 16 taps, rows of one whole vector
+    # column stride 2, at most 16 taps: direct_taps2.h's kernel with AVX-512
+    ((2, 5, 9, 37), (20, 5, 1, 1), (2, 2), (0, 0)),  # rows of 19: a vector + 3; 20 filters
+    ((2, 3, 7, 11), (9, 3, 2, 2), (3, 2), (1, 1)),  # 12 taps, padded, row stride 3
+    ((1, 16, 5, 33), (8, 16, 1, 1), (1, 2), (0, 0)),  # rows of 17: the last reads column 32
 ]
+#: the shapes on direct_taps2.h's kernel (AVX-512)
+TAPS2 = [s for s in SHAPES if s[2][1] == 2 and s[0][1] * s[1][2] * s[1][3] <= 16]
 
 
 def data(x_shape, w_shape, dtype, seed=0):
@@ -71,6 +77,28 @@ def test_bitwise_same_as_planes_kernel(x_shape, w_shape, stride, pad, isa, monke
     x, w, b = data(x_shape, w_shape, np.float32, seed=2)
     planes, _ = direct.direct_forward(x, w, b, stride, pad)
     np.testing.assert_array_equal(direct.oc_forward(x, w, b, stride, pad, isa=isa), planes)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", TAPS2 + [SHAPES[1], SHAPES[5]])
+def test_taps2_and_fast_pad_change_no_bit(x_shape, w_shape, stride, pad, dtype, monkeypatch):
+    """direct_taps2.h's kernel (column stride 2, few taps) and oc_pad give the grid kernel's
+    and _pad_one's values bit for bit, with the epilogue, NaN and infinities included."""
+    x, w, b = data(x_shape, w_shape, dtype, seed=3)
+    x.flat[::7] = 0.0
+    x.flat[2] = np.nan  # row 0, column 2: read at every stride and pad here
+    x.flat[11] = -np.inf
+    res = np.random.default_rng(4).standard_normal(
+        direct.oc_forward(x, w, b, stride, pad).shape).astype(dtype)
+    got = {}
+    for on in (False, True):
+        monkeypatch.setattr(direct, "TAPS2_ENABLED", on)
+        monkeypatch.setattr(direct, "FAST_PAD", on)
+        got[on] = [direct.oc_forward(x, w, b, stride, pad, r, relu)
+                   for r, relu in ((None, False), (res, True), (None, True))]
+    for a, z in zip(got[False], got[True]):
+        np.testing.assert_array_equal(a, z)
+    assert np.isnan(got[True][0]).any()
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -145,15 +173,17 @@ def test_bad_buffers_refused():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_eval_program_runs_strided_convs_here_bitwise_as_the_planes_kernel(dtype, monkeypatch):
     """resnet_small's eval program at a batch of a sample a thread or more: its 3x3 stride-2
-    conv on these kernels (and with AVX-512 its 1x1 projection and its 1-channel stem, on the
-    few-tap kernel), the scores bitwise those of the planes kernel, and following its weights
-    changed in place (refolded, repacked)."""
+    conv on these kernels (and with AVX-512 its 1x1 projection, in the same call as the
+    second conv of runtime/pairs.py, and its 1-channel stem, on the few-tap kernel), the
+    scores bitwise those of the planes kernel, and following its weights changed in place
+    (refolded, repacked)."""
     x, calls, plans, scores = nets.resnet_small_eval_both_ways(
         monkeypatch, dtype, (direct._ext, "forward_oc"), (direct, "OC_ENABLED"))
     want = [(16, 28, 28, 32, 14, 14)]
     if direct.ISA >= direct.AVX512:
-        want = [(1, 28, 28, 16, 28, 28)] + want * 2
-    assert [a[0].shape[1:] + a[5].shape[1:] for a in calls] == want
+        want = [(1, 28, 28, 16, 28, 28), (16, 28, 28, 32, 14, 14, 32, 14, 14)]
+    assert [a[0].shape[1:] + a[5].shape[1:] + (a[20].shape[1:] if len(a) > 20 else ())
+            for a in calls] == want
     np.testing.assert_array_equal(scores[True], scores[False])
     for p in plans.values():
         p.params["block3.conv1.w"] *= 1.5

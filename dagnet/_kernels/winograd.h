@@ -41,6 +41,16 @@
 #include "direct.h"
 
 #define WG_FR 4 /* output channels per tile of the products */
+
+/* Where a grid block that reads its outputs out itself writes them (winograd4.h's
+   wg4_grid_out: the conv's output with its epilogue); NULL for the blocks that write the
+   output phase grid y. */
+typedef struct {
+    void* out;       /* (M, Ho, Wo) of the sample */
+    const void* res; /* the skip added to it, or NULL */
+    int relu;
+    ptrdiff_t M, Ho, Wo;
+} wg_epi;
 #define WG_NV 3 /* vectors of positions per block (the grid's tail: 2 or 1) */
 
 /* The transformed products of one block, for either tile size: for each of the POINTS
@@ -83,9 +93,11 @@
 ATTR static inline void NAME(ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq,          \
                              ptrdiff_t Qr, ptrdiff_t q0, const T* __restrict src,           \
                              const T* __restrict u, const T* __restrict bias,               \
-                             T* __restrict vb, T* __restrict mb, T* __restrict y) {         \
+                             T* __restrict vb, T* __restrict mb, T* __restrict y,           \
+                             const wg_epi* ep) {                                            \
     enum { B = NV * L };                                                                    \
     const ptrdiff_t tiles = (M + WG_FR - 1) / WG_FR;                                        \
+    (void)ep;                                                                               \
     for (ptrdiff_t c = 0; c < C; c++) {                                                     \
         const T* __restrict s = src + c * 4 * HW + q0;                                      \
         for (int v = 0; v < NV; v++) {                                                      \
@@ -142,14 +154,14 @@ BLOCK(NAME##_b1, ATTR, T, V, VU, L, 1)                                          
 ATTR static void NAME(ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq, ptrdiff_t Qr,   \
                       const T* __restrict src, const T* __restrict u,                       \
                       const T* __restrict bias, T* __restrict vb, T* __restrict mb,         \
-                      T* __restrict y) {                                                    \
+                      T* __restrict y, const wg_epi* ep) {                                  \
     ptrdiff_t q0 = 0, n = Qr / L;                                                           \
     for (; BIG(n); n -= NB, q0 += NB * L)                                                   \
-        NAME##_bn(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
+        NAME##_bn(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y, ep);                       \
     for (; n >= 2; n -= 2, q0 += 2 * L)                                                     \
-        NAME##_b2(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
+        NAME##_b2(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y, ep);                       \
     if (n)                                                                                  \
-        NAME##_b1(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
+        NAME##_b1(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y, ep);                       \
 }
 
 /* y (tiles*WG_FR, 4, Qr) of one sample: blocks of WG_NV vectors, then one of 2 or 1. */
@@ -337,7 +349,7 @@ static ptrdiff_t wg_block(int isa, int is_double) {
 static void wg_grid_##SUF(int isa, ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq,    \
                           ptrdiff_t Qr, const T* src, const T* u, const T* bias, T* vb,     \
                           T* mb, T* y) {                                                    \
-    DC_PICK512(wg_grid_##SUF, (M, C, HW, Wq, Qr, src, u, bias, vb, mb, y))                     \
+    DC_PICK512(wg_grid_##SUF, (M, C, HW, Wq, Qr, src, u, bias, vb, mb, y, NULL))               \
 }                                                                                           \
 static void wg_out_##SUF(int isa, const T* y, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t M,       \
                          ptrdiff_t Ho, ptrdiff_t Wo, const T* res, int relu, T* out) {      \

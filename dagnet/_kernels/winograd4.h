@@ -24,7 +24,7 @@
    [C x NV*L] in NV*WG_FR accumulators into mb, then the inverse transform into the output
    phase grid y[m][a*4 + b][p]; wg4_out reads y out into the conv's output (4 phases of a row
    interleaved by shuffles) with + skip and relu (a bit mask: NaN stays NaN), or the blocks
-   do it themselves where wg4_fuses (wg4_grid_out). Every output is
+   do it themselves where wg_fuses (wg4_grid_out). Every output is
    the same sums in the same order whatever the batch, its split or the thread count.
 
    Rounding: the transforms' coefficients reach 8 (A^T) and 5 (B^T) and G's 1/6, 1/24 are
@@ -256,16 +256,12 @@ WG_GRID16(wg4_grid_f_avx512, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16, WG4_
 WG_GRID16(wg4_grid_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, WG4_BLOCK)
 
 /* The read-out fused into the grid's blocks (wg4_grid_out; float, AVX-512, grids of Wq = 8:
-   a vector of 16 positions is two whole tile rows, resnet_small's 28 x 28 outputs): the
-   4 phase vectors of a phase row a interleaved by wg4_out's two rounds of shuffles into
-   4 vectors of 16 outputs (rows 4 th + a and 4 (th + 1) + a, columns 0-15 and 16-31), + skip,
-   relu, stored under a mask of the row's columns: the output phase grid y is never written
-   or read back (wg4_out's pass: 0.11 of the 16-channel conv's 0.51 ms a chunk of 16;
+   winograd.h's wg_grid_out has the why): the 4 phase vectors of a phase row a interleaved
+   by wg4_out's two rounds of shuffles into 4 vectors of 16 outputs (rows 4 th + a and
+   4 (th + 1) + a, columns 0-15 and 16-31), + skip, relu, stored under a mask of the row's
+   columns (wg4_out's pass: 0.11 of the 16-channel 28 x 28 conv's 0.51 ms a chunk of 16;
    fused, the conv 1.04-1.09x faster, resnet_small's eval program at batch 256 1.05x less
-   CPU). wg4_out's operations, but the compiler schedules the block's transforms and products
-   anew (-ffast-math): outputs 1-2 ulps off the unfused path's, within the same bound. */
-#define WG4_I01 ((dc_i16){0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23})
-#define WG4_I23 ((dc_i16){8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31})
+   CPU). */
 #define WG4_P0 ((dc_i16){0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23})
 #define WG4_P1 ((dc_i16){8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31})
 #define WG4_STORE_OUT16(T, V, VU, L, o, b0, a, yo, Qr, v, m, q0, Wq, ep)                    \
@@ -274,8 +270,8 @@ WG_GRID16(wg4_grid_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, WG4_BL
         if ((m) < (ep)->M) {                                                                \
             const V o0_ = (o)[0] + (b0), o1_ = (o)[1] + (b0);                               \
             const V o2_ = (o)[2] + (b0), o3_ = (o)[3] + (b0);                               \
-            const V lo01_ = DC_SHUF(o0_, o1_, WG4_I01), hi01_ = DC_SHUF(o0_, o1_, WG4_I23); \
-            const V lo23_ = DC_SHUF(o2_, o3_, WG4_I01), hi23_ = DC_SHUF(o2_, o3_, WG4_I23); \
+            const V lo01_ = DC_SHUF(o0_, o1_, WG_I01), hi01_ = DC_SHUF(o0_, o1_, WG_I23); \
+            const V lo23_ = DC_SHUF(o2_, o3_, WG_I01), hi23_ = DC_SHUF(o2_, o3_, WG_I23); \
             const V q_[4] = {DC_SHUF(lo01_, lo23_, WG4_P0), DC_SHUF(lo01_, lo23_, WG4_P1),   \
                              DC_SHUF(hi01_, hi23_, WG4_P0), DC_SHUF(hi01_, hi23_, WG4_P1)};  \
             const ptrdiff_t th_ = ((q0) + (v) * (L)) / (Wq), Ho_ = (ep)->Ho, Wo_ = (ep)->Wo; \
@@ -286,12 +282,7 @@ WG_GRID16(wg4_grid_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, WG4_BL
                 const ptrdiff_t at_ = ((m) * Ho_ + oh_) * Wo_ + col_;                       \
                 const __mmask16 km_ = (__mmask16)(Wo_ - col_ >= (L) ? 0xFFFFu                \
                                                   : (1u << (Wo_ - col_)) - 1);              \
-                V x_ = q_[k_];                                                              \
-                if ((ep)->res)                                                              \
-                    x_ = x_ + (V)_mm512_maskz_loadu_ps(km_, (const float*)(ep)->res + at_); \
-                if ((ep)->relu)                                                             \
-                    x_ = DC_RELUV(V, dc_i16, x_);                                           \
-                _mm512_mask_storeu_ps((float*)(ep)->out + at_, km_, (__m512)x_);            \
+                WG_PUT16(V, q_[k_], at_, km_, ep);                                          \
             }                                                                               \
         }                                                                                   \
     } while (0)
@@ -300,13 +291,8 @@ WG_GRID16(wg4_grid_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, WG4_BL
 WG_GRID16(wg4_grid_out_f_avx512, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16, WG4_BLOCK_OUT)
 #endif
 
-/* Whether wg4_grid_out runs a grid (else wg4_grid, then wg4_out). */
-static int wg4_fuses(int isa, int is_double, ptrdiff_t Wq) {
-    return DN_X86 && isa >= DN_AVX512 && !is_double && 2 * Wq == 16;
-}
-
 /* The grid of one sample with its read-out (+ res if res, relu) into out (M, Ho, Wo), where
-   wg4_fuses. */
+   wg_fuses (winograd.h). */
 static void wg4_grid_out_f(int isa, ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq,
                            ptrdiff_t Qr, const float* src, const float* u, const float* bias,
                            float* vb, float* mb, float* y, ptrdiff_t Ho, ptrdiff_t Wo,

@@ -42,9 +42,9 @@
 
 #define WG_FR 4 /* output channels per tile of the products */
 
-/* Where a grid block that reads its outputs out itself writes them (winograd4.h's
-   wg4_grid_out: the conv's output with its epilogue); NULL for the blocks that write the
-   output phase grid y. */
+/* Where a grid block that reads its outputs out itself writes them (wg_grid_out,
+   winograd4.h's wg4_grid_out: the conv's output with its epilogue); NULL for the blocks
+   that write the output phase grid y. */
 typedef struct {
     void* out;       /* (M, Ho, Wo) of the sample */
     const void* res; /* the skip added to it, or NULL */

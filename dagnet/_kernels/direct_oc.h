@@ -21,6 +21,28 @@
 #define DAGNET_DIRECT_OC_H
 #include "direct.h" /* DC_RELU1, DC_PICK, dc_lanes */
 
+/* acc[r][v] += sum over taps k0 <= k < k1 of w[k] * x[off[k] + r*sw], in k order, one
+   multiply-add each, for R positions and NB vectors of L channels (w: the tile's weights
+   from tap k0, NB*L a tap; acc: V[R][NB]). The inner loop of both kernels vectorised along
+   output channels: OC_TILE here (all taps, a stride, UNROLL a pragma or nothing) and
+   direct_oc1.h's O1_TILE (a block of taps resumed from partial sums, stride 1). */
+#define OC_TAP_SUMS(T, V, VU, L, R, NB, UNROLL, acc, k0, k1, off, w, x, sw)                     \
+    do {                                                                                    \
+        const T* __restrict w_ = (w);                                                       \
+        UNROLL                                                                              \
+        for (ptrdiff_t k_ = (k0); k_ < (k1); k_++, w_ += (NB) * (L)) {                      \
+            const T* __restrict xk_ = (x) + (off)[k_];                                      \
+            V wv_[NB];                                                                      \
+            for (int v_ = 0; v_ < (NB); v_++)                                               \
+                wv_[v_] = *(const VU*)(w_ + v_ * (L));                                      \
+            for (int r_ = 0; r_ < (R); r_++) {                                              \
+                const V b_ = (V){0} + xk_[r_ * (sw)];                                       \
+                for (int v_ = 0; v_ < (NB); v_++)                                           \
+                    (acc)[r_][v_] += b_ * wv_[v_];                                          \
+            }                                                                               \
+        }                                                                                   \
+    } while (0)
+
 /* grid[r][v*L ..] (rows ldg apart) = bias + sum_k w[k] * x[off[k] + r*sw], for R positions
    and NB vectors of L channels. */
 #define OC_TILE(NAME, ATTR, T, V, VU, L, R, NB, UNROLL)                                     \
@@ -34,18 +56,7 @@ ATTR static inline void NAME(ptrdiff_t K, const int32_t* __restrict off,        
         for (int r = 0; r < R; r++)                                                         \
             acc[r][v] = b;                                                                  \
     }                                                                                       \
-    UNROLL                                                                                  \
-    for (ptrdiff_t k = 0; k < K; k++, w += NB * L) {                                        \
-        const T* __restrict xk = x + off[k];                                                \
-        V wv[NB];                                                                           \
-        for (int v = 0; v < NB; v++)                                                        \
-            wv[v] = *(const VU*)(w + v * L);                                                \
-        for (int r = 0; r < R; r++) {                                                       \
-            const V b = (V){0} + xk[r * sw];                                                \
-            for (int v = 0; v < NB; v++)                                                    \
-                acc[r][v] += b * wv[v];                                                     \
-        }                                                                                   \
-    }                                                                                       \
+    OC_TAP_SUMS(T, V, VU, L, R, NB, UNROLL, acc, 0, K, off, w, x, sw);                          \
     for (int r = 0; r < R; r++)                                                             \
         for (int v = 0; v < NB; v++)                                                        \
             *(VU*)(grid + r * ldg + v * L) = acc[r][v];                                     \

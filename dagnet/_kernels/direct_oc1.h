@@ -24,7 +24,8 @@
 
 /* grid[r*ldg + v*L] for r < R positions along a row, v < NB vectors of channels: the taps
    k0 <= k < k1 (w: this tile's weights from tap k0, NB*L a tap) added to bias (k0 == 0) or
-   to the grid's partial sums (the earlier blocks'), x read at off[k] + r. */
+   to the grid's partial sums (the earlier blocks'), x read at off[k] + r (direct_oc.h's
+   OC_TAP_SUMS, stride 1, no unroll pragma). */
 #define O1_TILE(NAME, ATTR, T, V, VU, L, R, NB)                                             \
 ATTR static inline void NAME(ptrdiff_t k0, ptrdiff_t k1, const int32_t* __restrict off,    \
                              const T* __restrict w, const T* __restrict bias,              \
@@ -41,17 +42,7 @@ ATTR static inline void NAME(ptrdiff_t k0, ptrdiff_t k1, const int32_t* __restri
             for (int v = 0; v < NB; v++)                                                    \
                 acc[r][v] = *(const VU*)(grid + r * ldg + v * L);                           \
     }                                                                                       \
-    for (ptrdiff_t k = k0; k < k1; k++, w += NB * L) {                                      \
-        const T* __restrict xk = x + off[k];                                                \
-        V wv[NB];                                                                           \
-        for (int v = 0; v < NB; v++)                                                        \
-            wv[v] = *(const VU*)(w + v * L);                                                \
-        for (int r = 0; r < R; r++) {                                                       \
-            const V b = (V){0} + xk[r];                                                     \
-            for (int v = 0; v < NB; v++)                                                    \
-                acc[r][v] += b * wv[v];                                                     \
-        }                                                                                   \
-    }                                                                                       \
+    OC_TAP_SUMS(T, V, VU, L, R, NB, , acc, k0, k1, off, w, x, 1);                               \
     for (int r = 0; r < R; r++)                                                             \
         for (int v = 0; v < NB; v++)                                                        \
             *(VU*)(grid + r * ldg + v * L) = acc[r][v];                                     \

@@ -41,6 +41,16 @@
 #include "direct.h"
 
 #define WG_FR 4 /* output channels per tile of the products */
+
+/* Where a grid block that reads its outputs out itself writes them (wg_grid_out,
+   winograd4.h's wg4_grid_out: the conv's output with its epilogue); NULL for the blocks
+   that write the output phase grid y. */
+typedef struct {
+    void* out;       /* (M, Ho, Wo) of the sample */
+    const void* res; /* the skip added to it, or NULL */
+    int relu;
+    ptrdiff_t M, Ho, Wo;
+} wg_epi;
 #define WG_NV 3 /* vectors of positions per block (the grid's tail: 2 or 1) */
 
 /* The transformed products of one block, for either tile size: for each of the POINTS
@@ -79,13 +89,15 @@
    (C channels of 4 planes, HW values each, rows Wq apart), u the transformed filters
    (16 x tiles x C x WG_FR), bias tiles*WG_FR values; vb (16*C*NV*L), mb (16*WG_FR*NV*L)
    scratch; y: (tiles*WG_FR, 4, Qr) output phase grid. */
-#define WG_BLOCK(NAME, ATTR, T, V, VU, L, NV)                                               \
+#define WG_BLOCK_E(NAME, ATTR, T, V, VU, L, NV, STORE)                                      \
 ATTR static inline void NAME(ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq,          \
                              ptrdiff_t Qr, ptrdiff_t q0, const T* __restrict src,           \
                              const T* __restrict u, const T* __restrict bias,               \
-                             T* __restrict vb, T* __restrict mb, T* __restrict y) {         \
+                             T* __restrict vb, T* __restrict mb, T* __restrict y,           \
+                             const wg_epi* ep) {                                            \
     enum { B = NV * L };                                                                    \
     const ptrdiff_t tiles = (M + WG_FR - 1) / WG_FR;                                        \
+    (void)ep;                                                                               \
     for (ptrdiff_t c = 0; c < C; c++) {                                                     \
         const T* __restrict s = src + c * 4 * HW + q0;                                      \
         for (int v = 0; v < NV; v++) {                                                      \
@@ -122,14 +134,20 @@ ATTR static inline void NAME(ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t W
                     s0[j] = (m[j] + m[4 + j]) + m[8 + j];                                   \
                     s1[j] = (m[4 + j] - m[8 + j]) - m[12 + j];                              \
                 }                                                                           \
-                *(VU*)(yo + v * L) = ((s0[0] + s0[1]) + s0[2]) + b0;                        \
-                *(VU*)(yo + Qr + v * L) = ((s0[1] - s0[2]) - s0[3]) + b0;                   \
-                *(VU*)(yo + 2 * Qr + v * L) = ((s1[0] + s1[1]) + s1[2]) + b0;               \
-                *(VU*)(yo + 3 * Qr + v * L) = ((s1[1] - s1[2]) - s1[3]) + b0;               \
+                const V p[4] = {((s0[0] + s0[1]) + s0[2]) + b0, ((s0[1] - s0[2]) - s0[3]) + b0, \
+                                ((s1[0] + s1[1]) + s1[2]) + b0, ((s1[1] - s1[2]) - s1[3]) + b0}; \
+                STORE(T, V, VU, L, p, yo, Qr, v, tl * WG_FR + r, q0, Wq, ep);               \
             }                                                                               \
         }                                                                                   \
     }                                                                                       \
 }
+
+/* A block's 4 output phases p (row phase * 2 + column phase) into the output phase grid y
+   (wg_out reads it out) */
+#define WG_STORE_Y(T, V, VU, L, p, yo, Qr, v, m, q0, Wq, ep)                                \
+    for (int i_ = 0; i_ < 4; i_++)                                                          \
+        *(VU*)((yo) + i_ * (Qr) + (v) * (L)) = (p)[i_]
+#define WG_BLOCK(NAME, ATTR, T, V, VU, L, NV) WG_BLOCK_E(NAME, ATTR, T, V, VU, L, NV, WG_STORE_Y)
 
 /* The grid drivers of either tile size (BLOCK: WG_BLOCK or winograd4.h's WG4_BLOCK): y of one
    sample, the grid's Qr / L vectors of positions in blocks of NB vectors while BIG(n) holds of
@@ -142,14 +160,14 @@ BLOCK(NAME##_b1, ATTR, T, V, VU, L, 1)                                          
 ATTR static void NAME(ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq, ptrdiff_t Qr,   \
                       const T* __restrict src, const T* __restrict u,                       \
                       const T* __restrict bias, T* __restrict vb, T* __restrict mb,         \
-                      T* __restrict y) {                                                    \
+                      T* __restrict y, const wg_epi* ep) {                                  \
     ptrdiff_t q0 = 0, n = Qr / L;                                                           \
     for (; BIG(n); n -= NB, q0 += NB * L)                                                   \
-        NAME##_bn(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
+        NAME##_bn(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y, ep);                       \
     for (; n >= 2; n -= 2, q0 += 2 * L)                                                     \
-        NAME##_b2(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
+        NAME##_b2(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y, ep);                       \
     if (n)                                                                                  \
-        NAME##_b1(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y);                           \
+        NAME##_b1(M, C, HW, Wq, Qr, q0, src, u, bias, vb, mb, y, ep);                       \
 }
 
 /* y (tiles*WG_FR, 4, Qr) of one sample: blocks of WG_NV vectors, then one of 2 or 1. */
@@ -326,7 +344,68 @@ WG_PLANES(wg_planes_d_avx2, DN_TARGET_AVX2, double, dn_d4, dn_d4_u, 4, ((dc_l4){
     WG_DRIVE(NAME, ATTR, T, V, VU, L, BLOCK, WG_NV16, WG_WHOLE16)
 WG_GRID16(wg_grid_f_avx512, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16, WG_BLOCK)
 WG_GRID16(wg_grid_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, WG_BLOCK)
+
+/* The read-out fused into the grid's blocks (wg_grid_out, winograd4.h's wg4_grid_out; float,
+   AVX-512, grids of Wq = 8: a vector of 16 positions is two whole tile rows, resnet_small's
+   14 x 14 and 28 x 28 outputs): a row phase's 2 column phases interleaved (WG_I01: tile
+   row th, WG_I23: th + 1) into the output rows, + skip, relu, stored under a mask of the
+   row's columns; the output phase grid y is never written or read back. wg_out's
+   operations, but the compiler schedules the block's transforms and products anew
+   (-ffast-math): outputs 1-2 ulps off the unfused path's, within the same bound. */
+#define WG_I01 ((dc_i16){0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23})
+#define WG_I23 ((dc_i16){8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31})
+/* x (V of 16 floats) + skip, relu, into the row of out at `at` under mask km */
+#define WG_PUT16(V, x, at, km, ep)                                                          \
+    do {                                                                                    \
+        V x_ = (x);                                                                         \
+        if ((ep)->res)                                                                      \
+            x_ = x_ + (V)_mm512_maskz_loadu_ps(km, (const float*)(ep)->res + (at));         \
+        if ((ep)->relu)                                                                     \
+            x_ = DC_RELUV(V, dc_i16, x_);                                                   \
+        _mm512_mask_storeu_ps((float*)(ep)->out + (at), km, (__m512)x_);                   \
+    } while (0)
+#define WG_STORE_OUT16(T, V, VU, L, p, yo, Qr, v, m, q0, Wq, ep)                            \
+    do {                                                                                    \
+        (void)(yo);                                                                         \
+        if ((m) < (ep)->M) {                                                                \
+            const ptrdiff_t th_ = ((q0) + (v) * (L)) / (Wq), Ho_ = (ep)->Ho, Wo_ = (ep)->Wo; \
+            const __mmask16 km_ = (__mmask16)((1u << Wo_) - 1); /* Wo_ <= 16 */            \
+            for (int a_ = 0; a_ < 2; a_++) {                                                \
+                const V lo_ = DC_SHUF((p)[2 * a_], (p)[2 * a_ + 1], WG_I01);                \
+                const V hi_ = DC_SHUF((p)[2 * a_], (p)[2 * a_ + 1], WG_I23);                \
+                if (2 * th_ + a_ < Ho_)                                                     \
+                    WG_PUT16(V, lo_, ((m) * Ho_ + 2 * th_ + a_) * Wo_, km_, ep);            \
+                if (2 * th_ + 2 + a_ < Ho_)                                                 \
+                    WG_PUT16(V, hi_, ((m) * Ho_ + 2 * th_ + 2 + a_) * Wo_, km_, ep);        \
+            }                                                                               \
+        }                                                                                   \
+    } while (0)
+#define WG_BLOCK_OUT(NAME, ATTR, T, V, VU, L, NV) \
+    WG_BLOCK_E(NAME, ATTR, T, V, VU, L, NV, WG_STORE_OUT16)
+WG_GRID16(wg_grid_out_f_avx512, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16, WG_BLOCK_OUT)
 #endif
+
+/* Whether wg_grid_out (wg4_grid_out) runs a grid of Wq positions a row, else wg_grid then
+   wg_out (wg4_grid, wg4_out). */
+static int wg_fuses(int isa, int is_double, ptrdiff_t Wq) {
+    return DN_X86 && isa >= DN_AVX512 && !is_double && 2 * Wq == 16;
+}
+
+/* The grid of one sample with its read-out (+ res if res, relu) into out (M, Ho, Wo), where
+   wg_fuses. */
+static void wg_grid_out_f(int isa, ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq,
+                          ptrdiff_t Qr, const float* src, const float* u, const float* bias,
+                          float* vb, float* mb, float* y, ptrdiff_t Ho, ptrdiff_t Wo,
+                          const float* res, int relu, float* out) {
+    const wg_epi e = {out, res, relu, M, Ho, Wo};
+    (void)isa;
+#if DN_X86
+    wg_grid_out_f_avx512(M, C, HW, Wq, Qr, src, u, bias, vb, mb, y, &e);
+#else
+    (void)e, (void)M, (void)C, (void)HW, (void)Wq, (void)Qr, (void)src, (void)u, (void)bias;
+    (void)vb, (void)mb, (void)y;
+#endif
+}
 
 /* Positions of the grid's largest block (the block buffers' vb and mb width). */
 static ptrdiff_t wg_block(int isa, int is_double) {
@@ -337,7 +416,7 @@ static ptrdiff_t wg_block(int isa, int is_double) {
 static void wg_grid_##SUF(int isa, ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq,    \
                           ptrdiff_t Qr, const T* src, const T* u, const T* bias, T* vb,     \
                           T* mb, T* y) {                                                    \
-    DC_PICK512(wg_grid_##SUF, (M, C, HW, Wq, Qr, src, u, bias, vb, mb, y))                     \
+    DC_PICK512(wg_grid_##SUF, (M, C, HW, Wq, Qr, src, u, bias, vb, mb, y, NULL))               \
 }                                                                                           \
 static void wg_out_##SUF(int isa, const T* y, ptrdiff_t Qr, ptrdiff_t Wq, ptrdiff_t M,       \
                          ptrdiff_t Ho, ptrdiff_t Wo, const T* res, int relu, T* out) {      \

@@ -19,6 +19,11 @@ cdef extern from "winograd.h" nogil:
                      Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Hq, Py_ssize_t Wq, double* src,
                      Py_ssize_t S)
     Py_ssize_t wg_block(int isa, int is_double)
+    bint wg_fuses(int isa, int is_double, Py_ssize_t Wq)
+    void wg_grid_out_f(int isa, Py_ssize_t M, Py_ssize_t C, Py_ssize_t HW, Py_ssize_t Wq,
+                       Py_ssize_t Qr, const float* src, const float* u, const float* bias,
+                       float* vb, float* mb, float* y, Py_ssize_t Ho, Py_ssize_t Wo,
+                       const float* res, int relu, float* out)
     enum:
         WG_FR
 
@@ -53,14 +58,15 @@ def wino_scratch(Py_ssize_t C, Py_ssize_t M, Py_ssize_t S, Py_ssize_t Qr, int is
 def forward_wino(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[::1] u,
                  const real[::1] bias, real[:, :, :, ::1] out, int ph, int pw, int Hq, int Wq,
                  int Qr, int S, int isa, int num_threads, const real[:, :, :, ::1] residual=None,
-                 bint relu=False):
+                 bint relu=False, bint fused=True):
     """out (N, M, Ho, Wo) = the 3x3 stride-1 conv of x (N, C, H, W) padded by (ph, pw) (+
     residual (N, M, Ho, Wo) if given, max(., 0) if relu: NaN stays NaN) by Winograd
     F(2x2, 3x3) (winograd.h), samples split over OpenMP threads. u: the transformed filters
     (16, ceil(M / WG_FR), C, WG_FR), bias padded like them (ops/winograd.py packed); Hq, Wq:
     the stride-2 planes' size, Qr: the tile grid's positions ceil(Ho / 2) * Wq rounded up to
     whole vectors, S: a sample's planes with their zero tail; scratch: one row per thread of
-    wino_scratch values."""
+    wino_scratch values. fused: the read-out in the grid's blocks where wg_fuses (float on
+    AVX-512, Wq = 8), outputs 1-2 ulps off the pass's (False: for A/B measurements)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t M = out.shape[1], Ho = out.shape[2], Wo = out.shape[3], n, t
     cdef Py_ssize_t L = dc_wide_lanes(isa, real is double), B = wg_block(isa, real is double)
@@ -87,6 +93,7 @@ def forward_wino(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[::
         return
     if num_threads > N:
         num_threads = N
+    fused = fused and wg_fuses(isa, is_double, Wq)
     with nogil:
         # dynamic: a late thread takes fewer samples (direct.pyx forward)
         for n in prange(N, schedule="dynamic", num_threads=num_threads):
@@ -97,9 +104,14 @@ def forward_wino(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[::
             y = _at64(mb + 16 * WG_FR * B)
             if real is float:
                 wg_planes_f(isa, &x[n, 0, 0, 0], C, H, W, ph, pw, Hq, Wq, row, S)
-                wg_grid_f(isa, M, C, HW, Wq, Qr, row, &u[0], &bias[0], vb, mb, y)
-                wg_out_f(isa, y, Qr, Wq, M, Ho, Wo, &residual[n, 0, 0, 0] if has_res else NULL,
-                         relu, &out[n, 0, 0, 0])
+                if fused:
+                    wg_grid_out_f(isa, M, C, HW, Wq, Qr, row, &u[0], &bias[0], vb, mb, y, Ho,
+                                  Wo, &residual[n, 0, 0, 0] if has_res else NULL, relu,
+                                  &out[n, 0, 0, 0])
+                else:
+                    wg_grid_f(isa, M, C, HW, Wq, Qr, row, &u[0], &bias[0], vb, mb, y)
+                    wg_out_f(isa, y, Qr, Wq, M, Ho, Wo,
+                             &residual[n, 0, 0, 0] if has_res else NULL, relu, &out[n, 0, 0, 0])
             else:
                 wg_planes_d(isa, &x[n, 0, 0, 0], C, H, W, ph, pw, Hq, Wq, row, S)
                 wg_grid_d(isa, M, C, HW, Wq, Qr, row, &u[0], &bias[0], vb, mb, y)
@@ -125,6 +137,10 @@ cdef extern from "winograd4.h" nogil:
     void wg4_planes_d(int isa, const double* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                       Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Hq, Py_ssize_t Wq, double* src,
                       Py_ssize_t S, double* pad)
+    void wg4_grid_out_f(int isa, Py_ssize_t M, Py_ssize_t C, Py_ssize_t HW, Py_ssize_t Wq,
+                        Py_ssize_t Qr, const float* src, const float* u, const float* bias,
+                        float* vb, float* mb, float* y, Py_ssize_t Ho, Py_ssize_t Wo,
+                        const float* res, int relu, float* out)
 
 
 def wino4_scratch(Py_ssize_t C, Py_ssize_t M, Py_ssize_t S, Py_ssize_t Hq, Py_ssize_t Wq,
@@ -141,12 +157,13 @@ def wino4_scratch(Py_ssize_t C, Py_ssize_t M, Py_ssize_t S, Py_ssize_t Hq, Py_ss
 def forward_wino4(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[::1] u,
                   const real[::1] bias, real[:, :, :, ::1] out, int ph, int pw, int Hq, int Wq,
                   int Qr, int S, int isa, int num_threads, const real[:, :, :, ::1] residual=None,
-                  bint relu=False):
+                  bint relu=False, bint fused=True):
     """forward_wino by F(4x4, 3x3) (winograd4.h): u the transformed filters (36,
     ceil(M / WG_FR), C, WG_FR) (ops/winograd.py packed with tile 4); Hq = ceil(Ho / 4) + 1,
     Wq = ceil(Wo / 4) + 1: the stride-4 planes' size; Qr: ceil(Ho / 4) * Wq rounded up to
     whole vectors; S: a sample's 16 planes a channel with their zero tail; scratch: one row
-    per thread of wino4_scratch values."""
+    per thread of wino4_scratch values. fused: the read-out in the grid's blocks where
+    wg_fuses (float on AVX-512, Wq = 8), the same bits (False: for A/B measurements)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t M = out.shape[1], Ho = out.shape[2], Wo = out.shape[3], n, t
     cdef Py_ssize_t L = dc_wide_lanes(isa, real is double), B = wg_block(isa, real is double)
@@ -174,6 +191,7 @@ def forward_wino4(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[:
         return
     if num_threads > N:
         num_threads = N
+    fused = fused and wg_fuses(isa, is_double, Wq)
     with nogil:
         # dynamic: a late thread takes fewer samples (direct.pyx forward)
         for n in prange(N, schedule="dynamic", num_threads=num_threads):
@@ -185,9 +203,14 @@ def forward_wino4(const real[:, :, :, ::1] x, real[:, ::1] scratch, const real[:
             y = _at64(mb + 36 * WG_FR * B)
             if real is float:
                 wg4_planes_f(isa, &x[n, 0, 0, 0], C, H, W, ph, pw, Hq, Wq, row, S, rb)
-                wg4_grid_f(isa, M, C, HW, Wq, Qr, row, &u[0], &bias[0], vb, mb, y)
-                wg4_out_f(isa, y, Qr, Wq, M, Ho, Wo, &residual[n, 0, 0, 0] if has_res else NULL,
-                          relu, &out[n, 0, 0, 0])
+                if fused:
+                    wg4_grid_out_f(isa, M, C, HW, Wq, Qr, row, &u[0], &bias[0], vb, mb, y, Ho,
+                                   Wo, &residual[n, 0, 0, 0] if has_res else NULL, relu,
+                                   &out[n, 0, 0, 0])
+                else:
+                    wg4_grid_f(isa, M, C, HW, Wq, Qr, row, &u[0], &bias[0], vb, mb, y)
+                    wg4_out_f(isa, y, Qr, Wq, M, Ho, Wo,
+                              &residual[n, 0, 0, 0] if has_res else NULL, relu, &out[n, 0, 0, 0])
             else:
                 wg4_planes_d(isa, &x[n, 0, 0, 0], C, H, W, ph, pw, Hq, Wq, row, S, rb)
                 wg4_grid_d(isa, M, C, HW, Wq, Qr, row, &u[0], &bias[0], vb, mb, y)

@@ -48,6 +48,11 @@ MIN_CHANNELS4 = 16
 F4_PRODUCTS = 0.7
 #: outputs narrower than this stay off F(4x4, 3x3): see tile
 MIN_WIDTH4 = 28
+#: False keeps the read-out a pass of its own after the grid (winograd.h wg_grid_out,
+#: winograd4.h wg4_grid_out: fused into the grid's blocks where the grid is 8 positions
+#: wide, float on AVX-512), for A/B measurements; programs read it when they bind a batch
+#: size's calls
+FUSED_OUT: bool = True
 
 #: F(2x2, 3x3)'s filter transform (4 x 3)
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -112,7 +117,8 @@ def tile(x_shape, pad) -> int:
 
 def kernel(geo: WinoGeometry):
     """The direct extension's forward of geo's F(m x m, 3x3)."""
-    return _ext.forward_wino if geo.m == 2 else _ext.forward_wino4
+    fn = _ext.forward_wino if geo.m == 2 else _ext.forward_wino4
+    return fn if FUSED_OUT else functools.partial(fn, fused=False)
 
 
 def packed(w, b, dtype, m: int = 2) -> tuple:

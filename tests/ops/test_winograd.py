@@ -41,6 +41,10 @@ SHAPES = [  # (N, C, H, W), F, pad
     ((1, 8, 3, 7), 3, (1, 1)),  # past the row at 8 (or 4) lanes: split value by value
     ((1, 3, 9, 250), 2, (1, 1)),  # a channel past winograd.h's padded buffer (WG_PAD): split
     # from the input's rows
+    ((1, 8, 27, 27), 6, (0, 0)),  # grids 8 wide (float, AVX-512: wg_grid_out / wg4_grid_out,
+    ((2, 9, 26, 28), 5, (1, 1)),  # the read-out in the blocks): F(4x4)'s rows of 25 and 28,
+    ((2, 8, 13, 14), 6, (1, 1)),  # F(2x2)'s of 14 and 13, a tile row half outside, filters
+    ((1, 8, 15, 15), 5, (0, 0)),  # that fill no tile of 4
 ]
 
 
@@ -116,6 +120,29 @@ def test_matches_reference(x_shape, f, pad, dtype, isa, m):
         assert got.dtype == dtype and got.shape == want.shape
         # |max(a, 0) - max(z, 0)| <= |a - z|: relu keeps the bound of the sum under it
         assert_within_bound(got, np.maximum(z, 0) if relu else z, x, w, b, pad, r, m)
+
+
+@pytest.mark.parametrize("m,x_shape,f,pad", [(4, (2, 16, 28, 28), 16, (1, 1)),
+                                             (4, (1, 8, 27, 27), 6, (0, 0)),
+                                             (2, (2, 32, 14, 14), 32, (1, 1)),
+                                             (2, (1, 8, 15, 15), 5, (0, 0))])
+def test_fused_read_out_and_its_own_pass_agree(m, x_shape, f, pad):
+    """The read-out fused into the grid's blocks (wg_grid_out, wg4_grid_out, where
+    wg_fuses) and as a pass of its own (fused=False) both within the bound, with the skip and
+    relu: the same sums; their bits may differ (the compiler schedules each block's
+    arithmetic on its own, -ffast-math: measured 1-2 ulps of the sums)."""
+    x, w, b = data(x_shape, f, np.float32)
+    want = ref.conv_forward(x.astype(float), w.astype(float), b.astype(float), 1, pad)
+    res = np.random.default_rng(1).standard_normal(want.shape).astype(np.float32)
+    geo = winograd.geometry(x.shape[1:], w.shape, pad, direct.ISA, False, m)
+    u, bp = winograd.packed(w, b, np.float32, m)
+    assert geo.wq == 8  # the fused grids' width
+    for fused in (True, False):
+        out = np.full(want.shape, np.nan, np.float32)
+        scratch = np.empty((1, geo.scratch), np.float32)
+        winograd.kernel(geo)(x, scratch, u, bp, out, *pad, geo.hq, geo.wq, geo.qr, geo.size,
+                             direct.ISA, 1, res, True, fused=fused)
+        assert_within_bound(out, np.maximum(want + res, 0), x, w, b, pad, res, m)
 
 
 @pytest.mark.parametrize("m", [2, 4])

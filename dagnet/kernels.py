@@ -367,6 +367,22 @@ def bn_normalize(x, mean, inv_std, gamma, beta, relu=False, out=None, skip=None)
     return out
 
 
+def bn_stats_normalize(x, gamma, beta, eps, relu=False, out=None, skip=None):
+    """bn_stats, then bn_normalize with the batch's statistics, one channel at a time (the
+    channel still in L2 when it is normalised): -> (out, mean, var, inv_std), each (C,) in
+    x's dtype: bn_stats's mean and var cast to it, inv_std = 1 / sqrt(var + eps) as numpy
+    computes it from them; the same numbers as the two calls."""
+    c, dtype = x.shape[1], x.dtype
+    out = np.empty(x.shape, dtype=dtype) if out is None else out
+    mean, var = np.empty(c), np.empty(c)
+    mean_r, inv_std = np.empty(c, dtype), np.empty(c, dtype)
+    x3 = _planes(x)
+    _norm_ext.stats_normalize(x3, mean, var, dtype.type(eps), mean_r, inv_std, gamma, beta,
+                              _planes(out, True), relu, NUM_THREADS,
+                              x3 if skip is None else _planes(skip), skip is not None)
+    return out, mean_r, var.astype(dtype), inv_std
+
+
 def bn_backward(dout, x, mean, gamma, inv_std, relu_out=None, need_dx=True, dx=None,
                 masked=None):
     """Train-mode gradients of bn_normalize (with statistics of the batch) from its input x,
@@ -387,14 +403,13 @@ def bn_backward(dout, x, mean, gamma, inv_std, relu_out=None, need_dx=True, dx=N
     # a writable stand-in when g is not wanted (dout itself may be read-only)
     g3 = np.empty((1, 1, 1), dtype) if masked is None else _planes(masked, True)
     dbeta64, dgamma64 = np.empty(c), np.empty(c)
-    _norm_ext.backward_sums(d3, x3, mean, inv_std, mask, dbeta64, dgamma64, relu, NUM_THREADS,
-                            g3, masked is not None)
+    if need_dx:
+        dx = np.empty(dout.shape, dtype=dtype) if dx is None else dx
+    dx3 = _planes(dx, True) if need_dx else g3  # (not touched without need_dx)
+    # sums and dx one channel at a time (the channel's data still in L2 for dx)
+    _norm_ext.backward(d3, x3, mean, inv_std, mask, (gamma * inv_std) / m, dbeta64, dgamma64, m,
+                       dx3, need_dx, relu, NUM_THREADS, g3, masked is not None)
     dbeta, dgamma = dbeta64.astype(dtype), dgamma64.astype(dtype)
     if not need_dx:
         return None, dgamma, dbeta
-    if masked is not None:  # g is written: dx reads it, the mask no more
-        d3, relu = g3, False
-    dx = np.empty(dout.shape, dtype=dtype) if dx is None else dx
-    _norm_ext.backward_dx(d3, x3, mean, inv_std, mask, (gamma * inv_std) / m, dbeta, dgamma, m,
-                          _planes(dx, True), relu, NUM_THREADS)
     return dx, dgamma, dbeta

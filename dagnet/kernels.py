@@ -345,10 +345,8 @@ def _planes(a, writable=False):
 
 def bn_stats(x):
     """Per-channel mean and biased variance of x (N, C, H, W) over N, H, W, summed in float64:
-    (mean, var), each (C,) float64.
-
-    The bn_* functions need the compiled kernels: batchnorm_forward / batchnorm_backward
-    (ops/norm.py) hold the same formulas in numpy and choose."""
+    (mean, var), each (C,) float64. The bn_* functions need the compiled kernels:
+    batchnorm_forward / batchnorm_backward (ops/norm.py) hold their formulas in numpy."""
     c = x.shape[1]
     mean, var = np.empty(c), np.empty(c)
     _norm_ext.channel_stats(_planes(x), mean, var, NUM_THREADS)
@@ -367,34 +365,36 @@ def bn_normalize(x, mean, inv_std, gamma, beta, relu=False, out=None, skip=None)
     return out
 
 
+def bn_stats_normalize(x, gamma, beta, eps, relu=False, out=None, skip=None):
+    """bn_stats, then bn_normalize with the batch's statistics, one channel at a time (it is
+    still in L2 when normalised): -> (out, mean, var, inv_std), each (C,) in x's dtype, and
+    inv_std = 1 / sqrt(var + eps) as numpy computes it: the two calls' numbers."""
+    c, dtype, x3 = x.shape[1], x.dtype, _planes(x)
+    out = np.empty(x.shape, dtype=dtype) if out is None else out
+    stats, mean_std = np.empty((2, c)), np.empty((2, c), dtype)  # (mean, var), (mean, inv_std)
+    _norm_ext.stats_normalize(x3, stats[0], stats[1], dtype.type(eps), mean_std[0], mean_std[1],
+                              gamma, beta, _planes(out, True), relu, NUM_THREADS,
+                              x3 if skip is None else _planes(skip), skip is not None)
+    return out, mean_std[0], stats[1].astype(dtype), mean_std[1]
+
+
 def bn_backward(dout, x, mean, gamma, inv_std, relu_out=None, need_dx=True, dx=None,
                 masked=None):
     """Train-mode gradients of bn_normalize (with statistics of the batch) from its input x,
     the relu's mask from its output relu_out when given: -> (dx or None, dgamma, dbeta).
     dx: an array like dout with contiguous (H, W) planes to write into (a conv's GEMM-layout
-    gradient buffer); masked: one like dout that gets g (the skip's gradient at a residual
-    join).
-
+    gradient buffer); masked: one like dout that gets g (the skip's gradient at a residual join).
         g = dout (* (relu_out > 0));  xhat = (x - mean) * inv_std (as forward computed it);
-        dbeta = sum g, dgamma = sum g * xhat per channel;
-        dx = gamma * inv_std / m * (m * g - dbeta - xhat * dgamma),  m = N*H*W
-    """
-    c, dtype = dout.shape[1], dout.dtype
+        dbeta = sum g, dgamma = sum g * xhat per channel (then dx, a channel at a time: L2);
+        dx = gamma * inv_std / m * (m * g - dbeta - xhat * dgamma),  m = N*H*W"""
+    c, dtype, d3, x3 = dout.shape[1], dout.dtype, _planes(dout), _planes(x)
     m = dtype.type(dout.size // c)
-    d3, x3 = _planes(dout), _planes(x)
-    relu = relu_out is not None
     mask = x3 if relu_out is None else _planes(relu_out)  # not read without relu
     # a writable stand-in when g is not wanted (dout itself may be read-only)
     g3 = np.empty((1, 1, 1), dtype) if masked is None else _planes(masked, True)
     dbeta64, dgamma64 = np.empty(c), np.empty(c)
-    _norm_ext.backward_sums(d3, x3, mean, inv_std, mask, dbeta64, dgamma64, relu, NUM_THREADS,
-                            g3, masked is not None)
-    dbeta, dgamma = dbeta64.astype(dtype), dgamma64.astype(dtype)
-    if not need_dx:
-        return None, dgamma, dbeta
-    if masked is not None:  # g is written: dx reads it, the mask no more
-        d3, relu = g3, False
-    dx = np.empty(dout.shape, dtype=dtype) if dx is None else dx
-    _norm_ext.backward_dx(d3, x3, mean, inv_std, mask, (gamma * inv_std) / m, dbeta, dgamma, m,
-                          _planes(dx, True), relu, NUM_THREADS)
-    return dx, dgamma, dbeta
+    dx = (np.empty(dout.shape, dtype=dtype) if dx is None else dx) if need_dx else None
+    _norm_ext.backward(d3, x3, mean, inv_std, mask, (gamma * inv_std) / m, dbeta64, dgamma64, m,
+                       g3 if dx is None else _planes(dx, True), need_dx, relu_out is not None,
+                       NUM_THREADS, g3, masked is not None)
+    return dx, dgamma64.astype(dtype), dbeta64.astype(dtype)

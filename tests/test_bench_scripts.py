@@ -248,6 +248,25 @@ def test_dist_timeline_quick():
         assert out[kind]["exposed_ms_median"] >= 0
 
 
+def test_dist_contention_quick():
+    """Two workers, alone and in pairs: every plan step timed in both kinds of window, the
+    table sorted by the CPU time lost in pairs, the step's own row apart."""
+    out = run("dist_contention.py")
+    import dagnet
+    from dagnet.models import resnet_small
+    plan = dagnet.compile(resnet_small())
+    ms = out["ms"]
+    assert {s.name + " fwd" for s in plan.steps} <= set(ms)
+    assert "block1.bn2+block1.add+block1.relu2 bwd | batchnorm_backward" in ms
+    assert "update (sgd_momentum)" in ms and out["step"]["alone_ms"] > 0
+    # 2 rounds of one step a window: each worker alone once and in two pairs a round
+    assert out["steps"]["alone"] == 4 and out["steps"]["pair"] == 8
+    lost = [v["lost_ms"] for v in ms.values()]
+    assert lost == sorted(lost, reverse=True)
+    assert all(v["pair_ms"] - v["alone_ms"] == pytest.approx(v["lost_ms"], abs=2e-3)
+               for v in ms.values())
+
+
 def test_profile_step_quick():
     out = run("profile_step.py", "dagnet", "--model", "resnet_small")
     import dagnet

@@ -66,15 +66,20 @@ def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=None, relu
     the result into. skip: an array like x added before the relu (a ResNet block's residual
     join, the fused batchnorm+add+relu). relu: apply max(., 0) in the same pass (the fused
     conv+batchnorm+relu).
-    (N, C, H, W) inputs run on the compiled kernels (kernels.bn_*), one pass per step; the
+    (N, C, H, W) inputs run on the compiled kernels (kernels.bn_*; in train mode without
+    synchronised statistics, statistics and normalisation one channel at a time); the
     numpy code here is the same formulas, for 2-D inputs and for a build without them.
     """
     compiled = x.ndim == 4 and kernels.HAVE_CYTHON and (out is None or out.flags.c_contiguous)
     axes = _AXES[x.ndim]
     sync = None
+    fused_pass = None  # train mode's statistics and normalisation, one channel at a time
     if mode == "train":
         count = x.size // x.shape[1]
-        if compiled:
+        if compiled and _sync is None and count >= 2:
+            fused_pass = kernels.bn_stats_normalize(x, gamma, beta, eps, relu, out, skip)
+            out, mean, var, inv_std = fused_pass
+        elif compiled:
             mean, var = (v.astype(x.dtype) for v in kernels.bn_stats(x))
         else:
             mean = x.mean(axis=axes)
@@ -102,10 +107,11 @@ def batchnorm_forward(x, gamma, beta, mode, state, eps, momentum, out=None, relu
         var = state["running_var"].astype(x.dtype, copy=False)
     else:
         raise AttrError(f"batchnorm: mode must be 'train' or 'eval', got {mode!r}")
-    inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
-    if compiled:
+    if fused_pass is None:
+        inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
+    if fused_pass is None and compiled:
         out = kernels.bn_normalize(x, mean, inv_std, gamma, beta, relu, out, skip)
-    else:
+    elif fused_pass is None:
         out = np.multiply(_per_channel(gamma, x.ndim), _xhat(x, mean, inv_std), out=out)
         out += _per_channel(beta, x.ndim)
         if skip is not None:

@@ -259,6 +259,37 @@ def test_batchnorm_kernels_match_the_loop_reference(dtype, tol, shape, offset, r
         np.testing.assert_array_equal(rows(masked), g)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(6, 3, 5, 7), (2, 4, 1, 3), (16, 2, 14, 14)])
+@pytest.mark.parametrize("relu,skip", [(False, False), (True, False), (True, True)],
+                         ids=["bn", "bn+relu", "bn+add+relu"])
+def test_batchnorm_forward_channel_by_channel_is_the_two_passes_bitwise(dtype, shape, relu,
+                                                                        skip, monkeypatch,
+                                                                        norm_build):
+    """Training's forward (bn_stats_normalize: a channel's statistics, then its
+    normalisation, while it is in L2) gives bitwise the statistics, inv_std and output of
+    bn_stats, numpy's 1 / sqrt(var + eps) and bn_normalize over the whole batch, for channels
+    of variances from 1e-12 to 1e8, at any thread count."""
+    if not kernels.HAVE_CYTHON:
+        pytest.skip("kernels not built")
+    rng = np.random.default_rng(11)
+    c = shape[1]
+    scale = np.exp(rng.uniform(-14, 9, c)).reshape(1, c, 1, 1)
+    x = (rng.standard_normal(shape) * scale + rng.standard_normal((1, c, 1, 1))).astype(dtype)
+    gamma, beta = (rng.standard_normal(c).astype(dtype) for _ in range(2))
+    res = rng.standard_normal(shape).astype(dtype) if skip else None
+    mean, var = (v.astype(dtype) for v in kernels.bn_stats(x))
+    inv_std = 1 / np.sqrt(var + dtype(1e-5))
+    want = (kernels.bn_normalize(x, mean, inv_std, gamma, beta, relu, skip=res), mean, var,
+            inv_std)
+    for threads in (1, 3):
+        monkeypatch.setattr(kernels, "NUM_THREADS", threads)
+        got = kernels.bn_stats_normalize(x, gamma, beta, 1e-5, relu, skip=res)
+        for a, b in zip(got, want):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 @pytest.mark.parametrize("relu,skip", [(False, False), (True, False), (True, True)],
                          ids=["bn", "bn+relu", "bn+add+relu"])

@@ -54,6 +54,21 @@ cdef inline void _moments(const real* x0, Py_ssize_t step, Py_ssize_t N, Py_ssiz
     var[0] = max(sb / count - (sa / count) * (sa / count), 0.0)
 
 
+cdef inline void _normalize_plane(const real* xr, const real* sr, real* orow, Py_ssize_t P,
+                                  real mu, real s, real g, real b, bint relu) noexcept nogil:
+    """orow = g * ((xr - mu) * s) + b, + sr if sr is not NULL, max(., 0) if relu (a NaN stays
+    NaN): one plane (normalize and stats_normalize, the same bits)."""
+    cdef Py_ssize_t p
+    cdef real y
+    for p in range(P):
+        y = g * ((xr[p] - mu) * s) + b
+        if sr != NULL:
+            y = y + sr[p]
+        if relu:
+            y = 0 if y < 0 else y
+        orow[p] = y
+
+
 def _check(name, arrays):
     """Every array is (N, C, P) like the first, with contiguous planes."""
     shape = tuple(arrays[0].shape[:3])
@@ -87,11 +102,8 @@ def normalize(const real[:, :, :] x, const real[::1] mean, const real[::1] inv_s
     """out = gamma * xhat + beta per channel, xhat = (x - mean) * inv_std, plus skip (like x)
     if add_skip (a ResNet block's residual join; skip is not read otherwise), then
     max(out, 0) if relu (a NaN stays NaN, as in np.maximum)."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], P = x.shape[2], m, n, c, p
-    cdef real mu, s, g, b, y
-    cdef const real* xr
-    cdef const real* sr = NULL
-    cdef real* orow
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], P = x.shape[2], m, n, c
+    cdef real mu, s, g, b
     _check("normalize", [x, out] + ([skip] if add_skip else []))
     _check_channels("normalize", C, [mean, inv_std, gamma, beta])
     if N == 0 or P == 0:
@@ -104,17 +116,8 @@ def normalize(const real[:, :, :] x, const real[::1] mean, const real[::1] inv_s
         s = inv_std[c]
         g = gamma[c]
         b = beta[c]
-        xr = &x[n, c, 0]
-        orow = &out[n, c, 0]
-        if add_skip:
-            sr = &skip[n, c, 0]
-        for p in range(P):
-            y = g * ((xr[p] - mu) * s) + b
-            if add_skip:
-                y = y + sr[p]
-            if relu:
-                y = 0 if y < 0 else y
-            orow[p] = y
+        _normalize_plane(&x[n, c, 0], &skip[n, c, 0] if add_skip else NULL, &out[n, c, 0], P,
+                         mu, s, g, b, relu)
 
 
 def backward(const real[:, :, :] dout, const real[:, :, :] x, const real[::1] mean,
@@ -196,11 +199,8 @@ def stats_normalize(const real[:, :, :] x, double[::1] mean, double[::1] var, re
     -fno-finite-math-only, under which gcc uses no approximate reciprocals); the same sums
     and formula as the two kernels: bitwise their numbers (batchnorm's forward 1.10x less
     CPU in resnet_small's step)."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], P = x.shape[2], n, c, p
-    cdef real mu, s, g, b, y, v
-    cdef const real* row
-    cdef const real* sr = NULL
-    cdef real* orow
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], P = x.shape[2], n, c
+    cdef real mu, s, g, b, v
     _check("stats_normalize", [x, out] + ([skip] if add_skip else []))
     _check_channels("stats_normalize", C, [mean, var, mean_r, inv_std, gamma, beta])
     if N == 0 or P == 0:
@@ -216,14 +216,5 @@ def stats_normalize(const real[:, :, :] x, double[::1] mean, double[::1] var, re
         g = gamma[c]
         b = beta[c]
         for n in range(N):
-            row = &x[n, c, 0]
-            orow = &out[n, c, 0]
-            if add_skip:
-                sr = &skip[n, c, 0]
-            for p in range(P):
-                y = g * ((row[p] - mu) * s) + b
-                if add_skip:
-                    y = y + sr[p]
-                if relu:
-                    y = 0 if y < 0 else y
-                orow[p] = y
+            _normalize_plane(&x[n, c, 0], &skip[n, c, 0] if add_skip else NULL, &out[n, c, 0],
+                             P, mu, s, g, b, relu)

@@ -118,12 +118,7 @@ def worker(me, args, barrier, out):
         one_step()
     records = []  # (round, kind, {key: seconds})
     for r in range(args.rounds):
-        alone_first = (me + r) % 2  # worker 0 alone first in even rounds
-        kinds = ["alone" if alone_first == 0 else "idle", "pair", "pair",
-                 "idle" if alone_first == 0 else "alone"]
-        if me == 1:
-            kinds = ["idle" if k == "alone" else "alone" if k == "idle" else k for k in kinds]
-        for kind in kinds:
+        for kind in windows(me, r):
             barrier.wait()
             if kind == "idle":
                 continue
@@ -133,6 +128,17 @@ def worker(me, args, barrier, out):
                 records.append((r, kind, dict(now)))
     barrier.wait()
     out.put((me, records))
+
+
+def windows(me: int, r: int) -> list:
+    """Worker `me`'s four windows in round r: worker 0 alone first in even rounds, worker 1 in
+    odd ones; worker 1's are worker 0's with alone and idle swapped, so that while one is
+    alone the other sleeps."""
+    first = r % 2 == 0
+    kinds = ["alone" if first else "idle", "pair", "pair", "idle" if first else "alone"]
+    if me == 1:
+        kinds = ["idle" if k == "alone" else "alone" if k == "idle" else k for k in kinds]
+    return kinds
 
 
 QUIET = 0.8  # a step ran alone on a quiet machine: the cores idle >= 0.8 of a core meanwhile

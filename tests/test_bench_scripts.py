@@ -248,6 +248,21 @@ def test_dist_timeline_quick():
         assert out[kind]["exposed_ms_median"] >= 0
 
 
+def test_dist_contention_pairs_an_alone_window_with_a_sleeping_one():
+    """In every window one worker is alone only while the other sleeps (an earlier schedule
+    had both 'alone' at once, so its alone steps ran in pairs)."""
+    spec = importlib.util.spec_from_file_location("dist_contention",
+                                                  ROOT / "benchmarks" / "dist_contention.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    windows = module.windows
+
+    for r in range(4):
+        for a, b in zip(windows(0, r), windows(1, r)):
+            assert (a, b) in {("alone", "idle"), ("idle", "alone"), ("pair", "pair")}
+        assert windows(0, r).count("alone") == windows(1, r).count("alone") == 1
+
+
 def test_dist_contention_quick():
     """Two workers, alone and in pairs: every plan step timed in both kinds of window, the
     table sorted by the CPU time lost in pairs, the step's own row apart."""

@@ -3,9 +3,10 @@
 Images/s of a training step (float32, SGD momentum, each rank one thread) for LeNet and
 resnet_small: 1 rank x 1 thread (a plain plan, no MPI) against 2 ranks x 1 thread, each rank
 with the same batch of 64 (weak scaling, as Horovod reports it), in alternating windows of one
-mpiexec job (rank 1 sleeps during the 1-rank windows): each set-up in ABBA blocks (1 rank, it,
-it, 1 rank; windows of 5 LeNet or 2 resnet_small steps), so that a drift of the machine's speed
-that is linear over a block cancels; each ratio is the median over the rounds of the block's
+mpiexec job (the other rank sleeps during a 1-rank window): each set-up in ABBA blocks (1 rank,
+it, it, 1 rank; windows of 5 LeNet or 2 resnet_small steps), so that a drift of the machine's
+speed that is linear over a block cancels, the block's two 1-rank windows run by different
+ranks (so on both cores: `core_speed_ratio` says how far apart the cores' speeds were); each ratio is the median over the rounds of the block's
 ratio, with its quartiles. The same ratios with each window's time net of the run delay (the
 time a rank waited, runnable, for a core that other jobs held; /proc/thread-self/schedstat)
 say what the code and lockstep cost apart from the other jobs' share of the cores. A third window
@@ -129,8 +130,9 @@ def train_steps(model, plan, X, y, rng, batch, steps, after=None, phases=None) -
 def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
     """Under mpiexec -n 2: per round, for each set-up but `single` in rotating order, an ABBA
     block of windows of `steps` steps (single, it, it, single), so that each set-up's ratio
-    to `single` comes from windows moments apart: `single` (rank 0 alone on a plan of its own, no MPI;
-    rank 1 sleeps), `independent` (both ranks train their own plan at `batch`, no
+    to `single` comes from windows moments apart: `single` (one rank alone on a plan of its
+    own, no MPI, the other asleep; rank 0 in the block's first such window in even rounds,
+    rank 1 in odd ones, the other rank in its last), `independent` (both ranks train their own plan at `batch`, no
     communication: the machine's ceiling for two processes) and `dual` (both ranks
     data-parallel at `batch` per rank, the buckets summed in shared memory; `dual_mpi`: by
     MPI; `dual_spin`: in shared memory, the wait spinning even when the rank was preempted).
@@ -161,11 +163,12 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
             phases.wrap(obj, m, {"_wait_all": "wait", "_sum_chunk": "sum"}.get(m, m))
     sums = np.zeros(sum(f.size for f in dp.buckets.flat), plan.dtype)
 
-    def window(r: int, kind: str) -> tuple:
+    def window(r: int, kind: str, solo_rank: int = 0) -> tuple:
         """One window of `steps` steps of `kind`: (images/s, CPU s per step of the main
-        thread, of the others), over both ranks (rank 0's alone for `single`)."""
+        thread, of the others, images/s net of run delay, run delay share, the core it ran
+        on), over both ranks (rank `solo_rank`'s alone for `single`)."""
         comm.all_arrive(600)
-        runs = kind != "single" or comm.is_root
+        runs = kind != "single" or comm.rank == solo_rank
         phases.window = (r, kind) if r >= 0 and kind in ("independent", "dual", "dual_spin") \
             else None
         delay = run_delay()
@@ -182,8 +185,8 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
             idle()  # rank 1 during rank 0's window: asleep, not polling
         wall, c = time.perf_counter() - wall, time.thread_time() - c
         p, delay = time.process_time() - p, run_delay() - delay
-        if kind == "single" and comm.is_root:
-            comm.all_arrive(600)  # wakes rank 1 (idle)
+        if kind == "single" and runs:
+            comm.all_arrive(600)  # wakes the other rank (idle)
         if phases.window is not None:
             at = phases.seconds.setdefault(phases.window, {})
             at["step"] = at.get("step", 0.0) + c
@@ -191,9 +194,9 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
         every = comm.allgather(np.array([batch * steps / wall if runs else 0.0, c / steps,
                                          (p - c) / steps,
                                          batch * steps / max(wall - delay, 1e-9) if runs else 0.0,
-                                         delay / wall]), "gathering the window's rates")
+                                         delay / wall, core()]), "gathering the window's rates")
         if kind == "single":
-            return tuple(float(v) for v in every[0])
+            return tuple(float(v) for v in every[solo_rank])
         return (float(every[:, 0].sum()), float(every[:, 1].mean()), float(every[:, 2].mean()),
                 float(every[:, 3].sum()), float(every[:, 4].mean()))
 
@@ -210,15 +213,24 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
     paired = {k: [] for k in kinds[1:]}  # per round: the kind's ABBA ratio to `single`
     paired_net = {k: [] for k in kinds[1:]}  # the same, each window net of its run delay
     delays = {k: [] for k in kinds}  # per window: the share of it a rank waited for a core
+    core_speed = []  # per block: the faster core's 1-rank images/s over the slower one's
     for r in range(-1, rounds):  # round -1 warms them up
         for kind in kinds[1:][r % (len(kinds) - 1):] + kinds[1:][:r % (len(kinds) - 1)]:
             got = {}
             # ABBA: single, kind, kind, single, the windows moments apart; the two means'
-            # ratio cancels a drift of the machine's speed that is linear over the block
+            # ratio cancels a drift of the machine's speed that is linear over the block. The
+            # two 1-rank windows run on different ranks, so on both cores: this VM's two
+            # cores differ in speed by up to a third for seconds at a time (which one is
+            # faster changes), and a 1-rank baseline from one core only would make the ratio
+            # depend on where rank 0 happened to run (docs/distributed.md)
+            first = r % 2  # the rank of the block's first 1-rank window
             for at, k in enumerate(("single", kind, kind, "single")):
-                got[at] = window(r, k)
+                got[at] = window(r, k, first if at == 0 else 1 - first)
             if r >= 0:
                 single = got[0][0] + got[3][0]
+                if got[0][5] != got[3][5]:  # the two 1-rank windows ran on different cores
+                    fast, slow = sorted((got[0][0], got[3][0]), reverse=True)
+                    core_speed.append(fast / slow)
                 paired[kind].append((got[1][0] + got[2][0]) / single)
                 paired_net[kind].append((got[1][3] + got[2][3]) / (got[0][3] + got[3][3]))
                 for at, k in enumerate(("single", kind, kind, "single")):
@@ -249,6 +261,7 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
     if not comm.is_root:
         return {}
     return {"rates": rates, "paired": paired, "paired_net": paired_net, "delays": delays,
+            "core_speed": core_speed,
             "cpu_s_per_step": cpu,
             "other_threads_cpu_s_per_step": others, "comm": report, "comm_mpi": report_mpi,
             "cpu_phases": split}
@@ -263,6 +276,15 @@ def run_delay() -> float:
             return int(f.read().split()[1]) * 1e-9
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def core() -> int:
+    """The core this thread last ran on (/proc/thread-self/stat's 39th field); -1 if unknown."""
+    try:
+        with open("/proc/thread-self/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[36])
+    except (OSError, IndexError, ValueError):
+        return -1
 
 
 def exact(model: str, batch: int, steps: int) -> dict:
@@ -350,6 +372,13 @@ def throughput(model: str, rounds: int, batch: int, steps: int) -> dict:
             "scaling_efficiency_quartiles": [round(float(q), 3)
                                              for q in np.percentile(ratios, [25, 75])],
             "scaling_efficiency_rounds": [round(x, 3) for x in ratios],
+            # per block whose two 1-rank windows ran on different cores: the faster core's
+            # images/s over the slower one's. Lockstep runs at the slower core's pace, so 2 /
+            # (1 + this) bounds the efficiency below the ceiling (median, quartiles, blocks)
+            "core_speed_ratio": median(r["core_speed"]) if r["core_speed"] else None,
+            "core_speed_ratio_quartiles": [round(float(q), 3) for q in
+                                           np.percentile(r["core_speed"] or [1.0], [25, 75])],
+            "core_speed_blocks": len(r["core_speed"]),
             # the same with each window's time net of the run delay (the time a rank waited,
             # runnable, for a core other jobs held): what is left is the code's own cost and
             # lockstep's (a rank idle while the other is held up stays in); on a quiet machine

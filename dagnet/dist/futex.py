@@ -5,6 +5,7 @@ whether this thread is competing for its core.
     bell.wait(expected, seconds)         # returns when the word != expected, woken, or timed out
     bell.wake()                          # wake every process sleeping on the word
     futex.preemptions()                  # this thread's involuntary context switches so far
+    futex.run_delay()                    # seconds this thread has waited, runnable, for a core
 
 Why: the shared-memory buckets' wait spins (dagnet/dist/shm.py), which costs nothing on a quiet
 machine but, when other jobs want the cores, spends the rank's share of the CPU: the
@@ -67,3 +68,18 @@ class Word:
 def preemptions() -> int:
     """This thread's involuntary context switches so far (the scheduler took its core)."""
     return resource.getrusage(_RUSAGE).ru_nivcsw
+
+
+def run_delay() -> float | None:
+    """Seconds this thread has waited so far, runnable, while other tasks held its core (the
+    scheduler's run delay: /proc/thread-self/schedstat's second field); None where the kernel
+    does not say. Unlike a count of preemptions it tells a kernel thread's brief turn (tens
+    of microseconds) from other jobs sharing the core (milliseconds a step)."""
+    try:
+        fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        try:
+            return int(os.read(fd, 128).split()[1]) * 1e-9
+        finally:
+            os.close(fd)
+    except (OSError, IndexError, ValueError):
+        return None

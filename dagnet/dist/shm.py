@@ -20,8 +20,8 @@ i.e. after every rank applied step s's update (which read the sums), and a rank 
 s+1 only after every rank has left step s's sums (`passed`). Every wait is bounded
 (comm.timeout). Across machines the buckets go through MPI (buckets.py).
 
-The wait spins while this rank has its core to itself; when the scheduler took the core
-away during the last step (other jobs want it), the wait sleeps on a futex after 0.1 ms
+The wait spins while this rank has its core to itself; when other tasks held the core for
+more than 1% of the last step (other jobs want it), the wait sleeps on a futex after 0.1 ms
 instead, woken by the next flag any rank publishes (futex.py says why).
 
 Segment: [ready (buckets, ranks) | done (buckets, chunks) | passed (ranks), int64 step
@@ -45,6 +45,10 @@ _ALIGN = 64
 # a contended rank spins this long before it sleeps: the ranks often finish within it, and a
 # futex wake-up took 0.06-0.17 ms at load 5 (benchmarks/dist_wakeup.py)
 _NAP = 1e-4
+# a step is contended when the rank waited, runnable, for its core more than this share of
+# it: a quiet machine's kernel threads take ~0.1% (and preempt the rank in a third of its
+# steps, which the rule before this one took for contention), other jobs 5-50%
+_CONTENDED = 0.01
 
 
 def one_machine(comm, nbytes: int) -> bool:
@@ -103,12 +107,12 @@ class SharedBuckets(GradientBuckets):
         self.passed = flag[2 * nb * n:(2 * nb + 1) * n]
         self.bell = flag[(2 * nb + 1) * n:].view(np.int32)[:1]  # bumped by every publish
         self._bell = futex.Word(self.bell) if futex.AVAILABLE else None
-        # sleep in the wait when the scheduler preempted this rank in the last step (False:
+        # sleep in the wait when other tasks held this rank's core in the last step (False:
         # always spin); every rank rings the bell whatever its own choice
         self.nap = futex.AVAILABLE
         self._contended = False
-        self.contended_steps = 0  # steps whose wait slept (this rank was preempted the step before)
-        self._preempted = futex.preemptions() if self.nap else 0
+        self.contended_steps = 0  # steps whose wait slept (the step before was contended)
+        self._delay, self._since = self._contention(), time.perf_counter()
         self.slots, self.sums, self.chunks = [], [], []
         at = flags
         for s, p in zip(sizes, per):
@@ -237,10 +241,18 @@ class SharedBuckets(GradientBuckets):
         self._spin_until(self._sum_ready)
         self.passed[self.comm.rank] = self.step
         self._ring()
-        if self.nap:  # was the core taken from this rank during the step? then sleep next time
-            now = futex.preemptions()
-            self._contended, self._preempted = now > self._preempted, now
+        if self.nap:  # did other tasks hold this rank's core in the step? then sleep next time
+            delay, now = self._contention(), time.perf_counter()
+            self._contended = delay - self._delay > _CONTENDED * (now - self._since)
+            self._delay, self._since = delay, now
             self.contended_steps += self._contended
+
+    @staticmethod
+    def _contention() -> float:
+        """The run delay so far (seconds); where the kernel keeps none, each preemption
+        counts as a whole step's worth (any preemption then makes the step contended)."""
+        delay = futex.run_delay()
+        return 1e9 * futex.preemptions() if delay is None else delay
 
     def _ring(self) -> None:
         """After publishing a flag: bump the bell and wake the ranks sleeping on it. The
@@ -253,8 +265,8 @@ class SharedBuckets(GradientBuckets):
 
     def _spin_until(self, done) -> None:
         """Call done() until it is true: polling flat out, then yielding the core, then
-        sleeping between calls (as Comm.wait), or, when this rank was preempted in its last
-        step, sleeping on the bell after _NAP; PeerLostError after comm.timeout seconds."""
+        sleeping between calls (as Comm.wait), or, when other tasks held this rank's core in
+        its last step, sleeping on the bell after _NAP; PeerLostError after comm.timeout seconds."""
         start = time.monotonic()
         nap = _NAP if self.nap and self._contended else None
         while True:

@@ -83,3 +83,29 @@ def test_the_wakeup_benchmark_prints_every_way():
         assert set(by_delay) == {"0.2ms", "1ms", "3ms"}
         assert all(v["latency_us_median"] >= 0 and v["waiter_cpu_share"] >= 0
                    for v in by_delay.values())
+
+
+def test_run_delay_counts_a_core_shared_with_a_busy_process():
+    """Two processes spinning on one core: this one waits, runnable, for about half the time
+    (the shared-memory wait naps when that share of a step is over 1%)."""
+    if futex.run_delay() is None:
+        pytest.skip("this kernel keeps no run delay (/proc/thread-self/schedstat)")
+    cpus = os.sched_getaffinity(0)
+    core = {min(cpus)}
+    pid = os.fork()
+    if pid == 0:
+        os.sched_setaffinity(0, core)
+        end = time.monotonic() + 0.6
+        while time.monotonic() < end:
+            pass
+        os._exit(0)
+    try:
+        os.sched_setaffinity(0, core)
+        before, start = futex.run_delay(), time.monotonic()
+        while time.monotonic() < start + 0.4:
+            pass
+        waited = futex.run_delay() - before
+        assert 0.05 < waited < 0.4, waited
+    finally:
+        os.sched_setaffinity(0, cpus)
+        os.waitpid(pid, 0)

@@ -59,11 +59,11 @@ def main(name: str, sync: bool, out: str, transport: str | None = None) -> int:
         comm = Comm(timeout=30)
         rank = comm.rank
         shared = None if transport is None else transport in ("shm", "nap")
-        if transport == "nap":  # as if preempted in every step: every wait sleeps after 0.1 ms
-            from dagnet.dist import futex
+        if transport == "nap":  # as if other jobs held the core a whole second every step:
+            from dagnet.dist import futex  # every wait sleeps after 0.1 ms
 
             count = iter(range(1 << 62))
-            futex.preemptions = lambda: next(count)
+            futex.run_delay = lambda: float(next(count))
             sleep = futex.Word.wait
 
             def wait(self, *args):

@@ -116,6 +116,11 @@ def test_bench_dist_quick():
     assert lenet["nap_over_spin"] > 0 and 0 <= lenet["contended_share"] <= 1
     assert set(lenet["cpu_ms_per_step_phases"]) == {"2_independent", "2_ranks", "2_ranks_spin"}
     assert 0 <= lenet["overlap_fraction"] <= 1 and lenet["communication_ms"] > 0
+    # the 1-rank baseline from both ranks: a block whose two 1-rank windows ran on different
+    # cores gives the cores' speed ratio (the faster over the slower: at least 1)
+    assert 0 <= lenet["core_speed_blocks"] <= 5  # one round of five blocks
+    if lenet["core_speed_blocks"]:
+        assert lenet["core_speed_ratio"] >= 1.0
     # a non-negative fit: on a quick, noisy run the per-byte cost may come out as 0
     assert out["cost_model"]["alpha_s"] > 0 and out["cost_model"]["beta_s_per_byte"] >= 0
     assert set(out["cost_model"]["efficiency"]["lenet"]) == {"2", "8", "64", "512"}

@@ -1,5 +1,6 @@
 """The futex the shared-memory buckets' wait sleeps on: across processes, woken at once by a
 wake, at once when the word already changed, and by its timeout otherwise."""
+import contextlib
 import mmap
 import os
 import time
@@ -44,27 +45,38 @@ def test_the_word_must_be_an_aligned_int32():
         futex.Word(np.zeros(1, dtype=np.int64))
 
 
-def test_preemptions_count_a_core_shared_with_a_busy_process():
-    """Two processes spinning on one core: the scheduler takes it from this one."""
+@contextlib.contextmanager
+def sharing_a_core(seconds: float):
+    """This process and a child spinning for `seconds`, both on one core."""
     cpus = os.sched_getaffinity(0)
     core = {min(cpus)}
     pid = os.fork()
     if pid == 0:
         os.sched_setaffinity(0, core)
-        end = time.monotonic() + 0.6
+        end = time.monotonic() + seconds
         while time.monotonic() < end:
             pass
         os._exit(0)
     try:
         os.sched_setaffinity(0, core)
-        before = futex.preemptions()
-        end = time.monotonic() + 0.5
-        while time.monotonic() < end:
-            pass
-        assert futex.preemptions() > before
+        yield
     finally:
         os.sched_setaffinity(0, cpus)
         os.waitpid(pid, 0)
+
+
+def spin(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def test_preemptions_count_a_core_shared_with_a_busy_process():
+    """Two processes spinning on one core: the scheduler takes it from this one."""
+    with sharing_a_core(0.6):
+        before = futex.preemptions()
+        spin(0.5)
+        assert futex.preemptions() > before
 
 
 def test_the_wakeup_benchmark_prints_every_way():
@@ -90,22 +102,8 @@ def test_run_delay_counts_a_core_shared_with_a_busy_process():
     (the shared-memory wait naps when that share of a step is over 1%)."""
     if futex.run_delay() is None:
         pytest.skip("this kernel keeps no run delay (/proc/thread-self/schedstat)")
-    cpus = os.sched_getaffinity(0)
-    core = {min(cpus)}
-    pid = os.fork()
-    if pid == 0:
-        os.sched_setaffinity(0, core)
-        end = time.monotonic() + 0.6
-        while time.monotonic() < end:
-            pass
-        os._exit(0)
-    try:
-        os.sched_setaffinity(0, core)
-        before, start = futex.run_delay(), time.monotonic()
-        while time.monotonic() < start + 0.4:
-            pass
+    with sharing_a_core(0.6):
+        before = futex.run_delay()
+        spin(0.4)
         waited = futex.run_delay() - before
         assert 0.05 < waited < 0.4, waited
-    finally:
-        os.sched_setaffinity(0, cpus)
-        os.waitpid(pid, 0)

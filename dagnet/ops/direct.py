@@ -366,8 +366,8 @@ def uses_taps(x_shape, w_shape, stride) -> bool:
 #: False leaves the few-tap convs on the planes kernel (A/B measurements)
 TAPS_ENABLED = True
 #: False: column-stride-2 convs of few taps on the grid kernel, not direct_taps2.h's (resnet_small's
-#: 1x1 skip 1.2x faster there); pads by _pad_one, not oc_pad (A/B measurements; the same bits)
-TAPS2_ENABLED = FAST_PAD = True
+#: 1x1 skip 1.2x faster there; A/B measurements, the same bits)
+TAPS2_ENABLED = True
 
 
 def packs_oc(x_shape, w_shape, stride) -> bool:
@@ -395,5 +395,5 @@ def oc_forward(x, w, b, stride, pad, residual=None, relu=False, isa: int = None,
     scratch = np.empty((threads, geo.size), x.dtype)
     res = None if residual is None else np.ascontiguousarray(residual, x.dtype)
     _ext.forward_oc(x, scratch, geo.off, wq, bq, out, geo.nb, *stride, *pad, isa, threads,
-                    res, relu, TAPS2_ENABLED, FAST_PAD)
+                    res, relu, TAPS2_ENABLED)
     return out

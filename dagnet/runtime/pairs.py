@@ -90,7 +90,7 @@ def _pair_call(program, a, b, arrays, scratch, threads) -> tuple:
     out_a, out_b, env, x = arrays[a.name], arrays[b.name], program.env, a.reads[0]
     rows = kernels.typed_view(scratch, (threads, geo.size), out_a.dtype)
     args = (rows, geo.off, wa[4], wa[5], out_a, geo.nb, *stride, *pa, direct.ISA, threads, None,
-            a.relu, direct.TAPS2_ENABLED, direct.FAST_PAD, off2, wb[4], wb[5], out_b, nb2, b.relu)
+            a.relu, direct.TAPS2_ENABLED, off2, wb[4], wb[5], out_b, nb2, b.relu)
     fn = direct._ext.forward_oc
 
     def both():  # a step's view is copied to the C order the kernel reads

@@ -369,7 +369,7 @@ def _oc_call(ins, weights, out, scratch, env, threads):
                              direct._ext.oc_lanes(direct.ISA, out.dtype == np.float64))
     rows = kernels.typed_view(scratch, (threads, geo.size), out.dtype)
     args = (rows, geo.off, *weights[4:], out, geo.nb, *stride, *pads, direct.ISA, threads)
-    return _kernel_call(ins, out, env, direct._ext.forward_oc, args, (direct.TAPS2_ENABLED, direct.FAST_PAD))
+    return _kernel_call(ins, out, env, direct._ext.forward_oc, args, (direct.TAPS2_ENABLED,))
 
 
 def _wino_call(ins, weights, out, scratch, env, threads):

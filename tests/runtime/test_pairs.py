@@ -46,7 +46,7 @@ def test_second_conv_in_the_pass_gives_its_own_calls_bits(case, taps2, dtype):
     for threads in (1, 2):
         out1, out2 = np.empty_like(want1), np.empty_like(want2)
         direct._ext.forward_oc(x, np.empty((threads, g1.size), dtype), g1.off, wq1, bq1, out1, g1.nb,
-                               *stride, *pad1, direct.ISA, threads, res, True, taps2, True, off2,
+                               *stride, *pad1, direct.ISA, threads, res, True, taps2, off2,
                                wq2, bq2, out2, g2.nb, True)
         np.testing.assert_array_equal(out1, want1)
         np.testing.assert_array_equal(out2, want2)
@@ -71,7 +71,7 @@ def test_bad_second_conv_refused():
     off2 = pairs.offsets_in((16, 12, 12), (32, 16, 1, 1), (0, 0), (1, 1))
     wq2, bq2 = direct.oc_packed(w1[:, :, :1, :1], b1, np.float32)
     args = (x, np.empty((1, g1.size), np.float32), g1.off, wq1, bq1, out1, g1.nb, 2, 2, 1, 1,
-            direct.ISA, 1, None, True, True, True)
+            direct.ISA, 1, None, True, True)
     with pytest.raises(ValueError, match="second conv"):  # output rows of another extent
         direct._ext.forward_oc(*args, off2, wq2, bq2, np.empty((3, 32, 6, 5), np.float32), 2)
     with pytest.raises(ValueError, match="reads past"):
@@ -86,7 +86,7 @@ def test_resnet_small_program_pairs_its_projection_bitwise(dtype, monkeypatch):
     convs run as one call; the scores are bitwise the two calls', after a refold too."""
     x, calls, plans, scores = nets.resnet_small_eval_both_ways(
         monkeypatch, dtype, (direct._ext, "forward_oc"), (pairs, "ENABLED"))
-    paired = [a for a in calls if len(a) > 17 and a[17] is not None]
+    paired = [a for a in calls if len(a) > 16 and a[16] is not None]
     assert len(paired) == (1 if direct.ISA >= direct.AVX512 else 0)
     np.testing.assert_array_equal(scores[True], scores[False])
     for p in plans.values():

@@ -39,7 +39,7 @@ def oc_lanes(int isa, bint is_double):
 
 def oc_taps_max():
     """The most taps (C*kh*kw) of a stride-1 conv forward_oc runs on direct_oc.h's few-tap
-    kernel (AVX-512): ops/direct.py uses_taps."""
+    kernel (AVX-512): ops/direct_oc.py uses_taps."""
     return OC_TAPS_MAX
 
 
@@ -94,7 +94,7 @@ def forward_oc(const real[:, :, :, ::1] x, real[:, ::1] scratch, const int32_t[:
     AVX-512: the few-tap kernel for stride 1, direct_taps2.h's for column stride 2), samples
     split over OpenMP threads. off (K,): tap (c, i, j) at (c*Hp + i)*Wp + j of the padded sample (Hp = H + 2ph,
     Wp = W + 2pw); wq: tiles of nb*L channels of K x nb*L weights, bq: their Mp biases
-    (ops/direct.py oc_packed); scratch: one row per thread, the padded sample (none without
+    (ops/direct_oc.py oc_packed); scratch: one row per thread, the padded sample (none without
     padding) then the (Ho*Wo, Mp) grid. taps2 False keeps column-stride-2 convs on the grid
     kernel (A/B measurements).
     With out2 (N, M2, Ho, Wo), a second conv of the same input and stride (a ResNet's 1x1

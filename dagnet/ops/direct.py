@@ -197,12 +197,14 @@ def planes_size(x_shape, w_shape, stride, pad) -> int:
     return geometry(tuple(x_shape), tuple(w_shape), tuple(stride), tuple(pad), 8).size
 
 
-def direct_forward(x, w, b, stride, pad, out=None, workspace=None, keep=True):
+def direct_forward(x, w, b, stride, pad, out=None, workspace=None, keep=True, pool=False):
     """conv2d by shifted planes.  x: (N, C, H, W), w: (F, C, kh, kw), b: (F,), stride and pad
     (height, width) pairs -> (out (N, F, Ho, Wo), DirectCache, or None if not keep). out: an
     array to write into; workspace: a byte array to build the planes in (the memory plan's
     buffer); keep=False: no backward, each thread's planes reused in cache (an input gradient
-    as a forward: ops/conv_planes.py)."""
+    as a forward: ops/conv_planes.py). pool=True: out is the conv's 2 x 2 stride-2 max pool
+    (floored), taken as each sample's grid is read out (ops/direct_pool.py), and its argmax
+    (uint8, out's shape) comes third; not for direct_oc1.py's convs (they write no grid)."""
     x = np.ascontiguousarray(x)
     dtype = x.dtype
     n, f = x.shape[0], w.shape[0]
@@ -210,16 +212,20 @@ def direct_forward(x, w, b, stride, pad, out=None, workspace=None, keep=True):
     threads = max(1, min(kernels.NUM_THREADS, n))
     shape = (n if keep else threads, geo.size)
     planes = np.empty(shape, dtype) if workspace is None else kernels.typed_view(workspace, shape, dtype)
+    shape = (n, f, geo.ho // 2, geo.wo // 2) if pool else (n, f, geo.ho, geo.wo)
     if out is None:
-        out = np.empty((n, f, geo.ho, geo.wo), dtype=dtype)
-    if direct_oc1.uses_oc1(x.shape[1:], w.shape, stride, pad, ISA):
+        out = np.empty(shape, dtype=dtype)
+    cache = DirectCache(planes, geo, w, x.shape, stride, pad) if keep else None
+    if not pool and direct_oc1.uses_oc1(x.shape[1:], w.shape, stride, pad, ISA):
         direct_oc1.forward(x, w, b, pad, planes, out, geo, ISA, threads)
-        return out, (DirectCache(planes, geo, w, x.shape, stride, pad) if keep else None)
+        return out, cache
     grid = np.empty((threads, f * geo.qr), dtype=dtype)
     wp, bp = packed(w, b, dtype)
+    argmax = np.empty(shape, np.uint8) if pool else None
     _ext.forward(x, planes, geo.slot, geo.off, wp, bp, grid, out, *stride, *pad, geo.hq, geo.wq,
-                 geo.qr, ISA, threads)
-    return out, (DirectCache(planes, geo, w, x.shape, stride, pad) if keep else None)
+                 geo.qr, ISA, threads, pool=(geo.ho, geo.wo, 2, 2, 2, 2) if pool else None,
+                 argmax=argmax)
+    return (out, cache, argmax) if pool else (out, cache)
 
 
 def _phase_weights(w, geo, dtype) -> np.ndarray:

@@ -27,7 +27,7 @@ import time
 import dagnet  # noqa: F401  (before numpy: it tunes OpenBLAS's threads, dagnet/procenv.py)
 import numpy as np
 
-from dagnet.ops import direct, winograd
+from dagnet.ops import direct, direct_oc, winograd
 
 SHAPES = {  # name -> per-example input (C, H, W), weights (F, C, kh, kw), stride, pad, epilogue
     "resnet_small.stem": ((1, 28, 28), (16, 1, 3, 3), (1, 1), (1, 1), "relu"),
@@ -64,8 +64,8 @@ def conv_runner(x_shape, w_shape, stride, pad, epilogue, batch):
                     geo.wq, geo.qr, direct.ISA, 1, res, relu, pool, 1)
     run_oc = None
     if pool is None:
-        oc = direct.oc_geometry(x_shape, w_shape, stride, pad, ext.oc_lanes(direct.ISA, False))
-        wq, bq = direct.oc_packed(w, b, np.float32)
+        oc = direct_oc.oc_geometry_for(x_shape, w_shape, stride, pad, np.float32)
+        wq, bq = direct_oc.oc_packed(w, b, np.float32)
         scratch = np.empty((1, oc.size), np.float32)
 
         def run_oc():

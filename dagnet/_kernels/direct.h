@@ -31,7 +31,7 @@
    vector) while q runs over the sample's grid.
    Every sum runs in a fixed order, the same for any thread count. Inference's strided convs
    run direct_oc.h's kernels instead (vectorised along output channels: no phase planes, no
-   grid columns past Wo; the same sums in the same order), ops/direct.py uses_oc says which. */
+   grid columns past Wo; the same sums in the same order), ops/direct_oc.py uses_oc says which. */
 #ifndef DAGNET_DIRECT_H
 #define DAGNET_DIRECT_H
 #include <string.h>

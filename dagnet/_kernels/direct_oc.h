@@ -315,39 +315,6 @@ OC_TAPS_STUB(f, float)
 OC_TAPS_STUB(d, double)
 #endif
 
-/* xp (C, H + 2ph, W + 2pw) = x (C, H, W) with ph rows and pw columns of zeros around, on
-   AVX-512: each padded row as masked vector moves, its pad lanes masked off the load (zeros),
-   no library call (a memset and memcpy a row of 28 took 18% of resnet_small's 16 -> 32
-   stride-2 conv: the calls, not the bytes). Other variants: direct_oc.pxi's _pad_one. */
-#if DN_X86
-#define OC_PAD(SUF, T, V, MASK, L, S)                                                       \
-DN_TARGET_AVX512 static void oc_pad_##SUF(const T* __restrict x, ptrdiff_t C, ptrdiff_t H,  \
-                                          ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw,          \
-                                          T* __restrict xp) {                               \
-    const ptrdiff_t Wp = W + 2 * pw, Hp = H + 2 * ph;                                       \
-    for (ptrdiff_t c = 0; c < C; c++)                                                       \
-        for (ptrdiff_t a = 0; a < Hp; a++) {                                                \
-            T* __restrict row = xp + (c * Hp + a) * Wp;                                     \
-            const ptrdiff_t h = a - ph, src = (c * H + h) * W - pw; /* padded column 0 */   \
-            for (ptrdiff_t j = 0; j < Wp; j += L) {                                         \
-                const ptrdiff_t lo = pw - j > 0 ? pw - j : 0, end = pw + W - j;             \
-                const ptrdiff_t hi = end < L ? end : L, top = Wp - j < L ? Wp - j : L;      \
-                const MASK in = (MASK)(h < 0 || h >= H || hi <= lo ? 0 :                    \
-                                       ((1ull << hi) - 1) & ~((1ull << lo) - 1));           \
-                const V v = _mm512_maskz_loadu_##S(in, x + src + j); /* no fault off in */  \
-                _mm512_mask_storeu_##S(row + j, (MASK)((1ull << top) - 1), v);              \
-            }                                                                               \
-        }                                                                                   \
-}
-OC_PAD(f, float, __m512, __mmask16, 16, ps)
-OC_PAD(d, double, __m512d, __mmask8, 8, pd)
-#else /* never called: the caller takes it for AVX-512 alone */
-static void oc_pad_f(const float* x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph,
-                     ptrdiff_t pw, float* xp) {}
-static void oc_pad_d(const double* x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph,
-                     ptrdiff_t pw, double* xp) {}
-#endif
-
 #define OC_DISPATCH(T, SUF)                                                                 \
 static void oc_rows_##SUF(int isa, int nb, ptrdiff_t K, const int32_t* off, const T* wp,    \
                           const T* bias, ptrdiff_t Mp, const T* xp, ptrdiff_t Wp,           \

@@ -15,10 +15,6 @@ cdef extern from "direct_oc.h" nogil:
     void oc_out_d(int isa, const double* grid, Py_ssize_t Mp, Py_ssize_t M, Py_ssize_t Q,
                   Py_ssize_t q0, Py_ssize_t q1, const double* res, int relu, double* out)
     int OC_TAPS_MAX
-    void oc_pad_f(const float* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph,
-                  Py_ssize_t pw, float* xp)
-    void oc_pad_d(const double* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph,
-                  Py_ssize_t pw, double* xp)
     void oc_taps_f(int K, const int32_t* off, const float* wp, const float* bias, Py_ssize_t M,
                    Py_ssize_t nc, const float* xp, Py_ssize_t Wp, Py_ssize_t Ho, Py_ssize_t Wo,
                    const float* res, int relu, float* out)
@@ -43,7 +39,7 @@ def oc_lanes(int isa, bint is_double):
 
 def oc_taps_max():
     """The most taps (C*kh*kw) of a stride-1 conv forward_oc runs on direct_oc.h's few-tap
-    kernel (AVX-512): ops/direct.py uses_taps."""
+    kernel (AVX-512): ops/direct_oc.py uses_taps."""
     return OC_TAPS_MAX
 
 
@@ -91,17 +87,16 @@ def forward_oc(const real[:, :, :, ::1] x, real[:, ::1] scratch, const int32_t[:
                const real[::1] wq, const real[::1] bq, real[:, :, :, ::1] out, int nb, int sh,
                int sw, int ph, int pw, int isa, int num_threads,
                const real[:, :, :, ::1] residual=None, bint relu=False, bint taps2=True,
-               bint fast_pad=True, const int32_t[::1] off2=None, const real[::1] wq2=None,
-               const real[::1] bq2=None, real[:, :, :, ::1] out2=None, int nb2=2,
-               bint relu2=False):
+               const int32_t[::1] off2=None, const real[::1] wq2=None, const real[::1] bq2=None,
+               real[:, :, :, ::1] out2=None, int nb2=2, bint relu2=False):
     """out (N, M, Ho, Wo) = the conv of x (N, C, H, W) (+ residual (N, M, Ho, Wo) if given,
     max(., 0) if relu: NaN stays NaN) by direct_oc.h's kernels (at most OC_TAPS_MAX taps with
     AVX-512: the few-tap kernel for stride 1, direct_taps2.h's for column stride 2), samples
     split over OpenMP threads. off (K,): tap (c, i, j) at (c*Hp + i)*Wp + j of the padded sample (Hp = H + 2ph,
     Wp = W + 2pw); wq: tiles of nb*L channels of K x nb*L weights, bq: their Mp biases
-    (ops/direct.py oc_packed); scratch: one row per thread, the padded sample (none without
+    (ops/direct_oc.py oc_packed); scratch: one row per thread, the padded sample (none without
     padding) then the (Ho*Wo, Mp) grid. taps2 False keeps column-stride-2 convs on the grid
-    kernel, fast_pad False pads on _pad_one with AVX-512 too (A/B measurements).
+    kernel (A/B measurements).
     With out2 (N, M2, Ho, Wo), a second conv of the same input and stride (a ResNet's 1x1
     projection beside its block's strided conv) runs in the same pass, each sample right after
     the first conv's while it is in cache: taps off2 in the same padded sample, weights wq2,
@@ -154,12 +149,7 @@ def forward_oc(const real[:, :, :, ::1] x, real[:, ::1] scratch, const int32_t[:
             xp = &scratch[t, 0]
             g = xp + xs
             if xs:
-                if isa < 2 or not fast_pad:
-                    _pad_one(xn, C, H, W, ph, pw, xp)
-                elif real is float:
-                    oc_pad_f(xn, C, H, W, ph, pw, xp)
-                else:
-                    oc_pad_d(xn, C, H, W, ph, pw, xp)
+                _pad_one(xn, C, H, W, ph, pw, xp)
                 xn = xp
             if M:
                 _oc_conv(isa, taps, taps2, K, &off[0], &wq[0], &bq[0], M, Mp, nb, L, xn, Wp, sh,

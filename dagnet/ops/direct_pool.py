@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagnet import kernels
 from dagnet.ops import direct, direct_oc1
 from dagnet.ops.base import as_pair
 from dagnet.ops.conv import takes_direct
 from dagnet.ops.conv_planes import PlanesCache, fwd_by_direct
-from dagnet.ops.direct import DirectCache, geometry, packed
+from dagnet.ops.direct import DirectCache
 from dagnet.ops.window import as_pads
 
 #: False: the conv output written whole, then pooled (A/B runs; read at run time)
@@ -53,23 +52,8 @@ def readout_forward(x, w, b, conv: dict, kind, out=None, workspace=None):
     (pooled (N, F, Ho // 2, Wo // 2), the pool's cache as maxpool_forward's (argmax uint8,
     the conv output's shape, windows), the conv's cache: `kind`, from readout_kind). out: an
     array to write the maxima into; workspace: a byte array to build the planes in."""
-    x = np.ascontiguousarray(x)
-    dtype = x.dtype
     stride = as_pair(conv["stride"]) if kind is DirectCache else (1, 1)
-    pad = as_pads(conv["pad"])[:2]
-    n, f = x.shape[0], w.shape[0]
-    geo = geometry(x.shape[1:], w.shape, stride, pad, direct._ext.lanes(direct.ISA, False))
-    threads = max(1, min(kernels.NUM_THREADS, n))
-    shape = (n, geo.size)
-    planes = np.empty(shape, dtype) if workspace is None else kernels.typed_view(workspace, shape, dtype)
-    pooled = (n, f, geo.ho // 2, geo.wo // 2)
-    if out is None:
-        out = np.empty(pooled, dtype=dtype)
-    argmax = np.empty(pooled, dtype=np.uint8)
-    grid = np.empty((threads, f * geo.qr), dtype=dtype)
-    wp, bp = packed(w, b, dtype)
-    direct._ext.forward(x, planes, geo.slot, geo.off, wp, bp, grid, out, *stride, *pad, geo.hq,
-                        geo.wq, geo.qr, direct.ISA, threads, pool=(geo.ho, geo.wo, 2, 2, 2, 2),
-                        argmax=argmax)
-    return (out, (argmax, (n, f, geo.ho, geo.wo), *_WINDOWS),
-            kind(planes, geo, w, x.shape, stride, pad))
+    out, cache, argmax = direct.direct_forward(x, w, b, stride, as_pads(conv["pad"])[:2], out,
+                                               workspace, pool=True)
+    conv_shape = (x.shape[0], w.shape[0], cache.geo.ho, cache.geo.wo)
+    return out, (argmax, conv_shape, *_WINDOWS), kind(*cache)

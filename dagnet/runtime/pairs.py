@@ -9,7 +9,7 @@ of 16 in the program, 0.05 ms alone). In one pass each sample's (padded) copy, m
 first conv, serves the second while it is in cache, and one call's overhead goes.
 
 Which: two consecutive conv instructions that both run on direct_oc.h's kernels (strided,
-ops/direct.py uses_oc), read the same value with the same stride and output extent, with
+ops/direct_oc.py uses_oc), read the same value with the same stride and output extent, with
 no skip, no pool, the second's pad no larger than the first's (its taps lie in the first's
 padded sample) and its grid no wider (it reuses the first's). The first's call then writes
 both values; the second's call only names its value. Its array is an arena buffer that no
@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet import kernels
-from dagnet.ops import direct
+from dagnet.ops import direct, direct_oc
 from dagnet.ops.base import as_pair
 from dagnet.ops.window import as_pads
 
@@ -54,14 +54,13 @@ def _conv(program, ins):
         return None
     w = program.weights[program.convs.index(ins)]
     stride, pads = as_pair(ins.conv["stride"]), as_pads(ins.conv["pad"])[:2]
-    if len(w) != 6 or max(stride) < 2 or not direct.uses_oc(ins.x_shape, w[0].shape, stride, pads):
+    if len(w) != 6 or max(stride) < 2 or not direct_oc.uses_oc(ins.x_shape, w[0].shape, stride, pads):
         return None
     return w, stride, pads
 
 
 def _geometry(program, ins, w, stride, pads):
-    lanes = direct._ext.oc_lanes(direct.ISA, program.dtype == np.float64)
-    return direct.oc_geometry(tuple(ins.x_shape), w[0].shape, stride, pads, lanes)
+    return direct_oc.oc_geometry_for(ins.x_shape, w[0].shape, stride, pads, program.dtype)
 
 
 def _pairs(program, a, b) -> bool:
@@ -90,7 +89,7 @@ def _pair_call(program, a, b, arrays, scratch, threads) -> tuple:
     out_a, out_b, env, x = arrays[a.name], arrays[b.name], program.env, a.reads[0]
     rows = kernels.typed_view(scratch, (threads, geo.size), out_a.dtype)
     args = (rows, geo.off, wa[4], wa[5], out_a, geo.nb, *stride, *pa, direct.ISA, threads, None,
-            a.relu, direct.TAPS2_ENABLED, direct.FAST_PAD, off2, wb[4], wb[5], out_b, nb2, b.relu)
+            a.relu, direct_oc.TAPS2_ENABLED, off2, wb[4], wb[5], out_b, nb2, b.relu)
     fn = direct._ext.forward_oc
 
     def both():  # a step's view is copied to the C order the kernel reads

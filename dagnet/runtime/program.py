@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from dagnet import kernels
-from dagnet.ops import direct, winograd
+from dagnet.ops import direct, direct_oc, winograd
 from dagnet.ops.base import as_pair
 from dagnet.ops.conv import columns_size, conv_forward, conv_geometry
 from dagnet.ops.pool import maxpool_forward
@@ -235,25 +235,25 @@ def _direct(ins, w_shape) -> bool:
 
 def _fast_kernel(ins, w_shape) -> str | None:
     """The kernel a direct conv runs on at batches of a sample a thread or more, if not the
-    planes kernel (which alone pools): "oc" (direct_oc.h) for a conv ops/direct.py's uses_oc
+    planes kernel (which alone pools): "oc" (direct_oc.h) for a conv ops/direct_oc.py's uses_oc
     takes, "wino" (winograd.h) for a stride-1 one that ops/winograd.py's uses_wino takes."""
     pair = as_pair(ins.conv["stride"]), as_pads(ins.conv["pad"])[:2]
     if ins.pool is not None:
         return None
-    return "oc" if direct.uses_oc(ins.x_shape, w_shape, *pair) else \
+    return "oc" if direct_oc.uses_oc(ins.x_shape, w_shape, *pair) else \
         "wino" if winograd.uses_wino(ins.x_shape, w_shape, *pair) else None
 
 
 def _packed(ins, w, b, dtype, extra=None) -> tuple:
     """A conv's weights packed for the direct kernels that may run it: the planes kernel's,
-    then, if extra (None: if _fast_kernel names one), direct_oc.h's (direct.packs_oc), else
+    then, if extra (None: if _fast_kernel names one), direct_oc.h's (direct_oc.packs_oc), else
     Winograd's transformed filters; none for conv_forward."""
     if not _direct(ins, w.shape):
         return ()
     if extra is None:
         extra = _fast_kernel(ins, w.shape) is not None
     pads = as_pads(ins.conv["pad"])[:2]
-    extra = () if not extra else direct.oc_packed(w, b, dtype) if direct.packs_oc(
+    extra = () if not extra else direct_oc.oc_packed(w, b, dtype) if direct_oc.packs_oc(
         ins.x_shape, w.shape, as_pair(ins.conv["stride"])) else \
         winograd.packed(w, b, dtype, winograd.tile(ins.x_shape, pads))
     return (*direct.packed(w, b, dtype), *extra)
@@ -287,7 +287,7 @@ def _scratch(ins, batch: int, program, threads: int) -> int:
             pair = as_pair(c["stride"]), as_pads(c["pad"])[:2]
             shapes, is_double = (tuple(ins.x_shape), tuple(w_shape)), program.dtype == np.float64
             fast = _fast_kernel(ins, w_shape)
-            row = direct.oc_geometry(*shapes, *pair, direct._ext.oc_lanes(direct.ISA, is_double)).size \
+            row = direct_oc.oc_geometry_for(*shapes, *pair, program.dtype).size \
                 if fast == "oc" else winograd.geometry(*shapes, pair[1], direct.ISA, is_double).scratch \
                 if fast == "wino" else 0
             return max(row * threads,
@@ -365,11 +365,10 @@ def _oc_call(ins, weights, out, scratch, env, threads):
     """A direct conv on direct_oc.h's kernels (batches of at least one sample a thread)."""
     c, w = ins.conv, weights[0]
     stride, pads = as_pair(c["stride"]), as_pads(c["pad"])[:2]
-    geo = direct.oc_geometry(tuple(ins.x_shape), w.shape, stride, pads,
-                             direct._ext.oc_lanes(direct.ISA, out.dtype == np.float64))
+    geo = direct_oc.oc_geometry_for(ins.x_shape, w.shape, stride, pads, out.dtype)
     rows = kernels.typed_view(scratch, (threads, geo.size), out.dtype)
     args = (rows, geo.off, *weights[4:], out, geo.nb, *stride, *pads, direct.ISA, threads)
-    return _kernel_call(ins, out, env, direct._ext.forward_oc, args, (direct.TAPS2_ENABLED, direct.FAST_PAD))
+    return _kernel_call(ins, out, env, direct._ext.forward_oc, args, (direct_oc.TAPS2_ENABLED,))
 
 
 def _wino_call(ins, weights, out, scratch, env, threads):

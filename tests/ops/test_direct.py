@@ -10,6 +10,7 @@ from dagnet import reference as ref
 from dagnet.gradcheck import norm_error
 from dagnet.models import resnet_small
 from dagnet.ops import direct
+from dagnet.ops.pool import maxpool_forward
 from tests.ops.harness import check_op
 
 pytestmark = pytest.mark.skipif(direct._ext is None, reason="direct kernels not built")
@@ -280,3 +281,21 @@ def test_pooled_output_pass_matches_numpy(pool, dtype, isa, monkeypatch):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         ok = ~np.isnan(want)
         assert norm_error(got[ok], want[ok]) < (1e-6 if dtype == np.float32 else 1e-13)
+
+
+@pytest.mark.skipif(direct._ext is None or not direct._ext.pools_argmax(), reason="no argmax pool")
+@pytest.mark.parametrize("x_shape,w_shape", [((3, 13, 13), (8, 3, 3, 3)),
+                                             ((32, 14, 14), (32, 32, 3, 3))])  # direct_oc1.py's
+def test_pool_option_is_the_pool_of_the_output(x_shape, w_shape):
+    """direct_forward(pool=True) (ops/direct_pool.py's read-out): the 2 x 2 stride-2 maxima and
+    argmax of direct_forward's output by pool.pyx, bit for bit, NaN included; on dc_gemm also
+    for a conv that direct_oc1.py takes without the pool."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, *x_shape)).astype(np.float32)
+    x[1, 0, 5, 6] = np.nan
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    want, cache = maxpool_forward(direct.direct_forward(x, w, b, (1, 1), (1, 1))[0], 2, 2, 0)
+    got, _, argmax = direct.direct_forward(x, w, b, (1, 1), (1, 1), pool=True)
+    assert np.isnan(want).any() and got.tobytes() == want.tobytes()
+    np.testing.assert_array_equal(argmax, cache[0])

@@ -5,7 +5,7 @@ the buffers disagree."""
 import numpy as np
 import pytest
 
-from dagnet.ops import direct
+from dagnet.ops import direct, direct_oc
 from dagnet.runtime import chunks, pairs
 from tests.compiler import nets
 
@@ -33,20 +33,19 @@ def test_second_conv_in_the_pass_gives_its_own_calls_bits(case, taps2, dtype):
     x, w1, b1 = _data(x_shape, w1_shape, dtype, 0)
     _, w2, b2 = _data(x_shape, w2_shape, dtype, 1)
     x[1, 0, 2, 2] = np.nan
-    lanes = direct._ext.oc_lanes(direct.ISA, dtype == np.float64)
-    g1 = direct.oc_geometry(x_shape, w1_shape, stride, pad1, lanes)
-    g2 = direct.oc_geometry(x_shape, w2_shape, stride, pad2, lanes)
+    g1 = direct_oc.oc_geometry_for(x_shape, w1_shape, stride, pad1, dtype)
+    g2 = direct_oc.oc_geometry_for(x_shape, w2_shape, stride, pad2, dtype)
     assert (g1.ho, g1.wo) == (g2.ho, g2.wo) and g2.rows <= g1.rows
-    wq1, bq1 = direct.oc_packed(w1, b1, dtype)
-    wq2, bq2 = direct.oc_packed(w2, b2, dtype)
+    wq1, bq1 = direct_oc.oc_packed(w1, b1, dtype)
+    wq2, bq2 = direct_oc.oc_packed(w2, b2, dtype)
     res = np.random.default_rng(2).standard_normal((3, w1_shape[0], g1.ho, g1.wo)).astype(dtype)
-    want1 = direct.oc_forward(x, w1, b1, stride, pad1, res, True)
-    want2 = direct.oc_forward(x, w2, b2, stride, pad2, None, True)
+    want1 = direct_oc.oc_forward(x, w1, b1, stride, pad1, res, True)
+    want2 = direct_oc.oc_forward(x, w2, b2, stride, pad2, None, True)
     off2 = pairs.offsets_in(x_shape, w2_shape, pad2, pad1)
     for threads in (1, 2):
         out1, out2 = np.empty_like(want1), np.empty_like(want2)
         direct._ext.forward_oc(x, np.empty((threads, g1.size), dtype), g1.off, wq1, bq1, out1, g1.nb,
-                               *stride, *pad1, direct.ISA, threads, res, True, taps2, True, off2,
+                               *stride, *pad1, direct.ISA, threads, res, True, taps2, off2,
                                wq2, bq2, out2, g2.nb, True)
         np.testing.assert_array_equal(out1, want1)
         np.testing.assert_array_equal(out2, want2)
@@ -59,19 +58,18 @@ def test_offsets_in_the_first_convs_frame():
     assert off.tolist() == [(c * 30 + 1) * 30 + 1 for c in range(16)]
     np.testing.assert_array_equal(  # in its own frame: its own geometry's offsets
         pairs.offsets_in((3, 9, 9), (4, 3, 3, 3), (1, 1), (1, 1)),
-        direct.oc_geometry((3, 9, 9), (4, 3, 3, 3), (2, 2), (1, 1), 8).off)
+        direct_oc.oc_geometry((3, 9, 9), (4, 3, 3, 3), (2, 2), (1, 1), 8).off)
 
 
 def test_bad_second_conv_refused():
     x, w1, b1 = _data((16, 12, 12), (32, 16, 3, 3), np.float32, 0)
-    lanes = direct._ext.oc_lanes(direct.ISA, False)
-    g1 = direct.oc_geometry((16, 12, 12), w1.shape, (2, 2), (1, 1), lanes)
-    wq1, bq1 = direct.oc_packed(w1, b1, np.float32)
+    g1 = direct_oc.oc_geometry_for((16, 12, 12), w1.shape, (2, 2), (1, 1), np.float32)
+    wq1, bq1 = direct_oc.oc_packed(w1, b1, np.float32)
     out1 = np.empty((3, 32, 6, 6), np.float32)
     off2 = pairs.offsets_in((16, 12, 12), (32, 16, 1, 1), (0, 0), (1, 1))
-    wq2, bq2 = direct.oc_packed(w1[:, :, :1, :1], b1, np.float32)
+    wq2, bq2 = direct_oc.oc_packed(w1[:, :, :1, :1], b1, np.float32)
     args = (x, np.empty((1, g1.size), np.float32), g1.off, wq1, bq1, out1, g1.nb, 2, 2, 1, 1,
-            direct.ISA, 1, None, True, True, True)
+            direct.ISA, 1, None, True, True)
     with pytest.raises(ValueError, match="second conv"):  # output rows of another extent
         direct._ext.forward_oc(*args, off2, wq2, bq2, np.empty((3, 32, 6, 5), np.float32), 2)
     with pytest.raises(ValueError, match="reads past"):
@@ -86,7 +84,7 @@ def test_resnet_small_program_pairs_its_projection_bitwise(dtype, monkeypatch):
     convs run as one call; the scores are bitwise the two calls', after a refold too."""
     x, calls, plans, scores = nets.resnet_small_eval_both_ways(
         monkeypatch, dtype, (direct._ext, "forward_oc"), (pairs, "ENABLED"))
-    paired = [a for a in calls if len(a) > 17 and a[17] is not None]
+    paired = [a for a in calls if len(a) > 16 and a[16] is not None]
     assert len(paired) == (1 if direct.ISA >= direct.AVX512 else 0)
     np.testing.assert_array_equal(scores[True], scores[False])
     for p in plans.values():

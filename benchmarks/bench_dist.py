@@ -6,7 +6,9 @@ with the same batch of 64 (weak scaling, as Horovod reports it), in alternating 
 mpiexec job (the other rank sleeps during a 1-rank window): each set-up in ABBA blocks (1 rank,
 it, it, 1 rank; windows of 5 LeNet or 2 resnet_small steps), so that a drift of the machine's
 speed that is linear over a block cancels, the block's two 1-rank windows run by different
-ranks (so on both cores: `core_speed_ratio` says how far apart the cores' speeds were); each ratio is the median over the rounds of the block's
+ranks (so on both cores: `core_speed_ratio` says how far apart the cores' speeds were), and
+every window after one untimed step (a rank that slept through the window before starts
+cold); each ratio is the median over the rounds of the block's
 ratio, with its quartiles. The same ratios with each window's time net of the run delay (the
 time a rank waited, runnable, for a core that other jobs held; /proc/thread-self/schedstat)
 say what the code and lockstep cost apart from the other jobs' share of the cores. A third window
@@ -52,9 +54,9 @@ import numpy as np  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MODELS = ("lenet", "resnet_small")
-# rounds per model: a round is five ABBA blocks (one per set-up against 1 rank), 20 windows:
-# ~1.5 s for LeNet on a quiet machine (its windows' ratios spread more, so it gets more
-# rounds: ~1 min), ~5 s for resnet_small (~1.5 min)
+# rounds per model: a round is five ABBA blocks (one per set-up against 1 rank), 20 windows
+# (each after an untimed step): ~2 s for LeNet on a quiet machine (its windows' ratios spread
+# more, so it gets more rounds: ~1.3 min), ~8 s for resnet_small (~2.5 min)
 ROUNDS = {"lenet": 40, "resnet_small": 20}
 # steps per window: short windows, so that each ABBA block (1 rank, 2 ranks, 2 ranks, 1 rank)
 # spans ~0.3 s (LeNet) to ~1 s (resnet_small) on a quiet machine, less than this VM's drifts
@@ -169,20 +171,21 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
         on), over both ranks (rank `solo_rank`'s alone for `single`)."""
         comm.all_arrive(600)
         runs = kind != "single" or comm.rank == solo_rank
+        # one step first, not timed: a rank that slept through the window before starts on
+        # cold caches (LeNet's first step after 0.2 s asleep took 7% longer than the next),
+        # which would charge whichever set-up follows a 1-rank window
+        phases.window = None
+        if runs:
+            go(kind, 1)
+        comm.all_arrive(600)
         phases.window = (r, kind) if r >= 0 and kind in ("independent", "dual", "dual_spin") \
             else None
         delay = run_delay()
         wall, c, p = time.perf_counter(), time.thread_time(), time.process_time()
-        if kind in ("dual", "dual_spin", "dual_mpi"):
-            train_steps({"dual": dp, "dual_spin": dp_spin, "dual_mpi": dp_mpi}[kind], plan, X,
-                        y, rng, 2 * batch, steps, phases=phases)
-        elif kind == "naive":
-            train_steps(solo, solo, X, y, rng, batch, steps,
-                        after=lambda: comm.allreduce(sums, "the naive control's allreduce"))
-        elif runs:
-            train_steps(solo, solo, X, y, rng, batch, steps, phases=phases)
+        if runs:
+            go(kind, steps)
         else:
-            idle()  # rank 1 during rank 0's window: asleep, not polling
+            idle()  # the other rank during a 1-rank window: asleep, not polling
         wall, c = time.perf_counter() - wall, time.thread_time() - c
         p, delay = time.process_time() - p, run_delay() - delay
         if kind == "single" and runs:
@@ -199,6 +202,17 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
             return tuple(float(v) for v in every[solo_rank])
         return (float(every[:, 0].sum()), float(every[:, 1].mean()), float(every[:, 2].mean()),
                 float(every[:, 3].sum()), float(every[:, 4].mean()))
+
+    def go(kind: str, n: int) -> None:
+        """n steps of `kind` on this rank."""
+        if kind in ("dual", "dual_spin", "dual_mpi"):
+            train_steps({"dual": dp, "dual_spin": dp_spin, "dual_mpi": dp_mpi}[kind], plan, X,
+                        y, rng, 2 * batch, n, phases=phases)
+        elif kind == "naive":
+            train_steps(solo, solo, X, y, rng, batch, n,
+                        after=lambda: comm.allreduce(sums, "the naive control's allreduce"))
+        else:
+            train_steps(solo, solo, X, y, rng, batch, n, phases=phases)
 
     def idle() -> None:
         """Sleep (0.2 ms naps) until rank 0 ends its window: a polling rank 1 would take CPU

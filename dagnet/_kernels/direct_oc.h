@@ -229,88 +229,116 @@ DN_TARGET_AVX2 static void oc_out_f_avx2(const float* __restrict grid, ptrdiff_t
 }
 #endif
 
-/* A stride-1 conv of few taps (K = C*kh*kw <= OC_TAPS_MAX: a 1-channel stem), AVX-512
-   alone: vectorised along output positions again, each output row in vectors of L, the
-   tail masked. A row block's K input vectors are loaded once into registers and serve every
-   filter, OC_TAPS_FR filters a pass (independent chains of K broadcast weights' multiply-
-   adds), then each filter's skip, relu and a store straight into the NCHW output (no grid, no read-out pass, no zero filters: the tiles of
-   oc_rows pad 16 filters to 32 with AVX-512). The weights are read from oc_packed's tiles
-   (filter m, tap k at (m / nc)*K*nc + k*nc + m % nc). Each output is bias + the taps'
-   products in k order, multiply-adds as dc_gemm's: the same bits as both kernels. */
+/* A conv of few taps (K = C*kh*kw <= OC_TAPS_MAX), AVX-512 alone, at column stride 1 (a
+   1-channel stem) or 2 (a ResNet's 1x1 stride-2 projection, resnet_small's 16 -> 32 skip):
+   vectorised along output positions again, each output row in vectors of L, the tail
+   masked. The tiles above write a grid that oc_out reads out: for a 1x1 conv of 16 taps that
+   read-out took as long as the products, and they pad 16 filters to 32 with AVX-512. Here a
+   row block's K input vectors are loaded once into registers and serve every filter,
+   OC_TAPS_FR filters a pass (independent chains of K broadcast weights' multiply-adds), then
+   each filter's skip, relu and a masked store straight into the NCHW output: no grid, no
+   read-out, no zero filters. The weights are oc_packed's tiles (filter m, tap k at
+   (m / nc)*K*nc + k*nc + m % nc). Each output is bias + the taps' products in k order,
+   multiply-adds as dc_gemm's: the same bits as both kernels. */
 #define OC_TAPS_MAX 16
-#define OC_TAPS_FR 8 /* filters a pass: 8 chains; oc_packed's Mp (tiles of 32 or 64) a multiple */
+#define OC_TAPS_FR 8 /* filters a pass: 8 chains (16 spilled: 0.83x the speed at stride 2);
+                        oc_packed's Mp (tiles of 32 or 64) a multiple */
 #if DN_X86
-#define OC_TAPS_BODY(T, V, MASK, L, SET1, LOADZ, FMA, ADD, CMPMASK, MOVZ, STOREM, SETZERO)    \
+/* Columns cs apart (a constant: 1, or 2 with rows sh apart). At cs 2 a tap's L inputs, every
+   second column, are two masked loads and a permute that keeps the even lanes (EVEN); the
+   loads read the columns up to the last position's tap, 2 * (n - 1) past the first, no
+   further (the row's end). Lanes past n (< L) are loaded as zeros and never stored. */
+#define OC_TAPS(SUF, T, V, MASK, L, S, EVEN)                                                \
+DN_TARGET_AVX512 static inline __attribute__((always_inline)) void oc_taps_##SUF##_k(       \
+        const int cs, const int K, const int32_t* __restrict off, const T* __restrict wp,   \
+        const T* __restrict bias, ptrdiff_t M, ptrdiff_t nc, const T* __restrict xp,        \
+        ptrdiff_t Wp, ptrdiff_t sh, ptrdiff_t Ho, ptrdiff_t Wo, const T* __restrict res,    \
+        int relu, T* __restrict out) {                                                      \
     const ptrdiff_t Q = Ho * Wo;                                                            \
-    const V zero = SETZERO();                                                               \
+    const V zero = _mm512_setzero_##S();                                                    \
+    const __m512i even = EVEN;                                                              \
     for (ptrdiff_t oh = 0; oh < Ho; oh++)                                                   \
         for (ptrdiff_t j0 = 0; j0 < Wo; j0 += L) {                                          \
-            const MASK mk = (MASK)(Wo - j0 >= L ? ~0ull : (1ull << (Wo - j0)) - 1);         \
-            const T* __restrict xr = xp + oh * Wp + j0;                                     \
+            const ptrdiff_t n = Wo - j0 >= L ? L : Wo - j0, e = 2 * n - 1; /* cs 2 reads e */ \
+            const MASK mk = (MASK)(n == L ? ~0ull : (1ull << n) - 1);                       \
+            const MASK lo = (MASK)(e >= L ? ~0ull : (1ull << e) - 1);                       \
+            const MASK hi = (MASK)(e >= 2 * L ? ~0ull : e > L ? (1ull << (e - L)) - 1 : 0); \
+            /* each stride's own form: one for both compiled to other code (-fwrapv) */     \
+            const T* __restrict xr =                                                        \
+                cs == 1 ? xp + oh * Wp + j0 : xp + oh * sh * Wp + 2 * j0;                   \
             V xv[OC_TAPS_MAX];                                                              \
             _Pragma("GCC unroll 16")                                                        \
             for (int k = 0; k < K; k++)                                                     \
-                xv[k] = LOADZ(mk, xr + off[k]);                                             \
+                xv[k] = cs == 1 ? _mm512_maskz_loadu_##S(mk, xr + off[k])                   \
+                    : _mm512_permutex2var_##S(_mm512_maskz_loadu_##S(lo, xr + off[k]), even, \
+                                              _mm512_maskz_loadu_##S(hi, xr + off[k] + L)); \
             const ptrdiff_t o = oh * Wo + j0;                                               \
             for (ptrdiff_t m0 = 0; m0 < M; m0 += OC_TAPS_FR) {                              \
                 V acc[OC_TAPS_FR]; /* independent chains: one alone waits out each latency */ \
                 const T* __restrict wt = wp + m0 / nc * K * nc + m0 % nc; /* one tile's */  \
                 for (int r = 0; r < OC_TAPS_FR; r++)                                        \
-                    acc[r] = SET1(bias[m0 + r]);                                            \
+                    acc[r] = _mm512_set1_##S(bias[m0 + r]);                                 \
                 _Pragma("GCC unroll 16")                                                    \
                 for (int k = 0; k < K; k++, wt += nc) /* tap k's weights: nc apart */       \
                     for (int r = 0; r < OC_TAPS_FR; r++)                                    \
-                        acc[r] = FMA(SET1(wt[r]), xv[k], acc[r]);                           \
-                for (int r = 0; r < OC_TAPS_FR; r++) /* all chains done here: GCC sank */  \
+                        acc[r] = _mm512_fmadd_##S(_mm512_set1_##S(wt[r]), xv[k], acc[r]);   \
+                for (int r = 0; r < OC_TAPS_FR; r++) /* all chains done here: GCC sank */   \
                     __asm__("" : "+v"(acc[r])); /* each into the stores below, one by one */ \
                 for (int r = 0; r < OC_TAPS_FR && m0 + r < M; r++) {                        \
                     V v = acc[r];                                                           \
                     T* __restrict dst = out + (m0 + r) * Q + o;                             \
                     if (res)                                                                \
-                        v = ADD(v, LOADZ(mk, res + (m0 + r) * Q + o));                      \
+                        v = _mm512_add_##S(v, _mm512_maskz_loadu_##S(mk, res + (m0 + r) * Q + o)); \
                     if (relu) /* zero where < 0: NaN and -0.0 kept, as DC_RELU1 */          \
-                        v = MOVZ(CMPMASK(v, zero, _CMP_NLT_UQ), v);                         \
-                    STOREM(dst, mk, v);                                                     \
+                        v = _mm512_maskz_mov_##S(_mm512_cmp_##S##_mask(v, zero, _CMP_NLT_UQ), v); \
+                    _mm512_mask_storeu_##S(dst, mk, v);                                     \
                 }                                                                           \
             }                                                                               \
-        }
-
-#define OC_TAPS(SUF, T, V, MASK, L, S)                                                      \
-DN_TARGET_AVX512 static inline __attribute__((always_inline)) void oc_taps_##SUF##_k(       \
-        const int K, const int32_t* __restrict off, const T* __restrict wp,                 \
-        const T* __restrict bias, ptrdiff_t M, ptrdiff_t nc, const T* __restrict xp,        \
-        ptrdiff_t Wp, ptrdiff_t Ho, ptrdiff_t Wo, const T* __restrict res, int relu,        \
-        T* __restrict out) {                                                                \
-    OC_TAPS_BODY(T, V, MASK, L, _mm512_set1_##S, _mm512_maskz_loadu_##S, _mm512_fmadd_##S,  \
-                 _mm512_add_##S, _mm512_cmp_##S##_mask, _mm512_maskz_mov_##S,               \
-                 _mm512_mask_storeu_##S, _mm512_setzero_##S)                                \
+        }                                                                                   \
 }                                                                                           \
-DN_TARGET_AVX512 static void oc_taps_##SUF(int K, const int32_t* off, const T* wp,         \
+DN_TARGET_AVX512 static void oc_taps_##SUF(int K, const int32_t* off, const T* wp,          \
         const T* bias, ptrdiff_t M, ptrdiff_t nc, const T* xp, ptrdiff_t Wp, ptrdiff_t Ho,  \
         ptrdiff_t Wo, const T* res, int relu, T* out) {                                     \
     switch (K) { /* each count its own unrolled loops: the K vectors stay in registers */   \
-    case 1: oc_taps_##SUF##_k(1, off, wp, bias, M, nc, xp, Wp, Ho, Wo, res, relu, out); break; \
-    case 2: oc_taps_##SUF##_k(2, off, wp, bias, M, nc, xp, Wp, Ho, Wo, res, relu, out); break; \
-    case 3: oc_taps_##SUF##_k(3, off, wp, bias, M, nc, xp, Wp, Ho, Wo, res, relu, out); break; \
-    case 4: oc_taps_##SUF##_k(4, off, wp, bias, M, nc, xp, Wp, Ho, Wo, res, relu, out); break; \
-    case 6: oc_taps_##SUF##_k(6, off, wp, bias, M, nc, xp, Wp, Ho, Wo, res, relu, out); break; \
-    case 8: oc_taps_##SUF##_k(8, off, wp, bias, M, nc, xp, Wp, Ho, Wo, res, relu, out); break; \
-    case 9: oc_taps_##SUF##_k(9, off, wp, bias, M, nc, xp, Wp, Ho, Wo, res, relu, out); break; \
-    case 12: oc_taps_##SUF##_k(12, off, wp, bias, M, nc, xp, Wp, Ho, Wo, res, relu, out); break; \
-    case 16: oc_taps_##SUF##_k(16, off, wp, bias, M, nc, xp, Wp, Ho, Wo, res, relu, out); break; \
-    default: oc_taps_##SUF##_k(K, off, wp, bias, M, nc, xp, Wp, Ho, Wo, res, relu, out); break; \
+    case 1: OC_TAPS_K(SUF, 1, 1, 1);                                                        \
+    case 2: OC_TAPS_K(SUF, 1, 1, 2);                                                        \
+    case 3: OC_TAPS_K(SUF, 1, 1, 3);                                                        \
+    case 4: OC_TAPS_K(SUF, 1, 1, 4);                                                        \
+    case 6: OC_TAPS_K(SUF, 1, 1, 6);                                                        \
+    case 8: OC_TAPS_K(SUF, 1, 1, 8);                                                        \
+    case 9: OC_TAPS_K(SUF, 1, 1, 9);                                                        \
+    case 12: OC_TAPS_K(SUF, 1, 1, 12);                                                      \
+    case 16: OC_TAPS_K(SUF, 1, 1, 16);                                                      \
+    default: OC_TAPS_K(SUF, 1, 1, K);                                                       \
+    }                                                                                       \
+}                                                                                           \
+DN_TARGET_AVX512 static void oc_taps2_##SUF(int K, const int32_t* off, const T* wp,         \
+        const T* bias, ptrdiff_t M, ptrdiff_t nc, const T* xp, ptrdiff_t Wp, ptrdiff_t sh,  \
+        ptrdiff_t Ho, ptrdiff_t Wo, const T* res, int relu, T* out) {                       \
+    switch (K) {                                                                            \
+    case 16: OC_TAPS_K(SUF, 2, sh, 16);                                                     \
+    case 8: OC_TAPS_K(SUF, 2, sh, 8);                                                       \
+    case 4: OC_TAPS_K(SUF, 2, sh, 4);                                                       \
+    default: OC_TAPS_K(SUF, 2, sh, K);                                                      \
     }                                                                                       \
 }
+#define OC_TAPS_K(SUF, CS, SH, K)                                                           \
+    oc_taps_##SUF##_k(CS, K, off, wp, bias, M, nc, xp, Wp, SH, Ho, Wo, res, relu, out); break
 #pragma GCC diagnostic push /* xv[k] for k >= K is never read; GCC cannot tell */
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-OC_TAPS(f, float, __m512, __mmask16, 16, ps)
-OC_TAPS(d, double, __m512d, __mmask8, 8, pd)
+OC_TAPS(f, float, __m512, __mmask16, 16, ps,
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30))
+OC_TAPS(d, double, __m512d, __mmask8, 8, pd, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14))
 #pragma GCC diagnostic pop
 #else /* never called: the caller takes them for AVX-512 alone */
 #define OC_TAPS_STUB(SUF, T)                                                                \
 static void oc_taps_##SUF(int K, const int32_t* off, const T* wp, const T* bias, ptrdiff_t M, \
                           ptrdiff_t nc, const T* xp, ptrdiff_t Wp, ptrdiff_t Ho, ptrdiff_t Wo, \
-                          const T* res, int relu, T* out) {}
+                          const T* res, int relu, T* out) {}                                \
+static void oc_taps2_##SUF(int K, const int32_t* off, const T* wp, const T* bias,           \
+                           ptrdiff_t M, ptrdiff_t nc, const T* xp, ptrdiff_t Wp,            \
+                           ptrdiff_t sh, ptrdiff_t Ho, ptrdiff_t Wo, const T* res, int relu, \
+                           T* out) {}
 OC_TAPS_STUB(f, float)
 OC_TAPS_STUB(d, double)
 #endif

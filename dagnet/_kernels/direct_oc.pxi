@@ -21,8 +21,6 @@ cdef extern from "direct_oc.h" nogil:
     void oc_taps_d(int K, const int32_t* off, const double* wp, const double* bias,
                    Py_ssize_t M, Py_ssize_t nc, const double* xp, Py_ssize_t Wp, Py_ssize_t Ho,
                    Py_ssize_t Wo, const double* res, int relu, double* out)
-
-cdef extern from "direct_taps2.h" nogil:
     void oc_taps2_f(int K, const int32_t* off, const float* wp, const float* bias, Py_ssize_t M,
                     Py_ssize_t nc, const float* xp, Py_ssize_t Wp, Py_ssize_t sh, Py_ssize_t Ho,
                     Py_ssize_t Wo, const float* res, int relu, float* out)
@@ -91,7 +89,7 @@ def forward_oc(const real[:, :, :, ::1] x, real[:, ::1] scratch, const int32_t[:
                real[:, :, :, ::1] out2=None, int nb2=2, bint relu2=False):
     """out (N, M, Ho, Wo) = the conv of x (N, C, H, W) (+ residual (N, M, Ho, Wo) if given,
     max(., 0) if relu: NaN stays NaN) by direct_oc.h's kernels (at most OC_TAPS_MAX taps with
-    AVX-512: the few-tap kernel for stride 1, direct_taps2.h's for column stride 2), samples
+    AVX-512: the few-tap kernels, oc_taps for stride 1, oc_taps2 for column stride 2), samples
     split over OpenMP threads. off (K,): tap (c, i, j) at (c*Hp + i)*Wp + j of the padded sample (Hp = H + 2ph,
     Wp = W + 2pw); wq: tiles of nb*L channels of K x nb*L weights, bq: their Mp biases
     (ops/direct_oc.py oc_packed); scratch: one row per thread, the padded sample (none without

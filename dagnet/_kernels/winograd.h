@@ -391,21 +391,22 @@ static int wg_fuses(int isa, int is_double, ptrdiff_t Wq) {
     return DN_X86 && isa >= DN_AVX512 && !is_double && 2 * Wq == 16;
 }
 
-/* The grid of one sample with its read-out (+ res if res, relu) into out (M, Ho, Wo), where
-   wg_fuses. */
-static void wg_grid_out_f(int isa, ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq,
-                          ptrdiff_t Qr, const float* src, const float* u, const float* bias,
-                          float* vb, float* mb, float* y, ptrdiff_t Ho, ptrdiff_t Wo,
-                          const float* res, int relu, float* out) {
-    const wg_epi e = {out, res, relu, M, Ho, Wo};
-    (void)isa;
+/* NAME: the grid of one sample with its read-out (+ res if res, relu) into out (M, Ho, Wo),
+   where wg_fuses, on NAME_avx512's blocks (wg_grid_out_f, winograd4.h's wg4_grid_out_f) */
 #if DN_X86
-    wg_grid_out_f_avx512(M, C, HW, Wq, Qr, src, u, bias, vb, mb, y, &e);
+#define WG_X86_ONLY(call) call
 #else
-    (void)e, (void)M, (void)C, (void)HW, (void)Wq, (void)Qr, (void)src, (void)u, (void)bias;
-    (void)vb, (void)mb, (void)y;
+#define WG_X86_ONLY(call) /* never called: wg_fuses is false */
 #endif
+#define WG_GRID_OUT(NAME)                                                                   \
+static void NAME(int isa, ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq,             \
+                 ptrdiff_t Qr, const float* src, const float* u, const float* bias,         \
+                 float* vb, float* mb, float* y, ptrdiff_t Ho, ptrdiff_t Wo,                \
+                 const float* res, int relu, float* out) {                                  \
+    WG_X86_ONLY(NAME##_avx512(M, C, HW, Wq, Qr, src, u, bias, vb, mb, y,                    \
+                              &(const wg_epi){out, res, relu, M, Ho, Wo}));                 \
 }
+WG_GRID_OUT(wg_grid_out_f)
 
 /* Positions of the grid's largest block (the block buffers' vb and mb width). */
 static ptrdiff_t wg_block(int isa, int is_double) {

@@ -291,21 +291,7 @@ WG_GRID16(wg4_grid_d_avx512, DN_TARGET_AVX512, double, dn_d8, dn_d8_u, 8, WG4_BL
 WG_GRID16(wg4_grid_out_f_avx512, DN_TARGET_AVX512, float, dn_f16, dn_f16_u, 16, WG4_BLOCK_OUT)
 #endif
 
-/* The grid of one sample with its read-out (+ res if res, relu) into out (M, Ho, Wo), where
-   wg_fuses (winograd.h). */
-static void wg4_grid_out_f(int isa, ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq,
-                           ptrdiff_t Qr, const float* src, const float* u, const float* bias,
-                           float* vb, float* mb, float* y, ptrdiff_t Ho, ptrdiff_t Wo,
-                           const float* res, int relu, float* out) {
-    const wg_epi e = {out, res, relu, M, Ho, Wo};
-    (void)isa;
-#if DN_X86
-    wg4_grid_out_f_avx512(M, C, HW, Wq, Qr, src, u, bias, vb, mb, y, &e);
-#else
-    (void)e, (void)M, (void)C, (void)HW, (void)Wq, (void)Qr, (void)src, (void)u, (void)bias;
-    (void)vb, (void)mb, (void)y;
-#endif
-}
+WG_GRID_OUT(wg4_grid_out_f) /* winograd.h */
 
 #define WG4_DISPATCH(T, SUF)                                                                \
 static void wg4_grid_##SUF(int isa, ptrdiff_t M, ptrdiff_t C, ptrdiff_t HW, ptrdiff_t Wq,   \

@@ -21,8 +21,8 @@ from dagnet.ops.direct import _ext, _round
 OC_ENABLED: bool = True
 #: False leaves the few-tap convs on the planes kernel (A/B measurements)
 TAPS_ENABLED = True
-#: False: column-stride-2 convs of few taps on the grid kernel, not direct_taps2.h's (resnet_small's
-#: 1x1 skip 1.2x faster there; A/B measurements, the same bits)
+#: False: column-stride-2 convs of few taps on the grid kernel, not direct_oc.h's oc_taps2
+#: (resnet_small's 1x1 skip 1.2x faster there; A/B measurements, the same bits)
 TAPS2_ENABLED = True
 #: see uses_oc
 MIN_OC_TAPS = 16

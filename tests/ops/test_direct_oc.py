@@ -29,12 +29,12 @@ SHAPES = [  # (N, C, H, W), (F, C, kh, kw), stride, pad
     ((3, 1, 9, 37), (16, 1, 3, 3), (1, 1), (1, 1)),  # the stem's: rows of two vectors + 5
     ((2, 2, 5, 6), (20, 2, 2, 2), (1, 1), (0, 0)),  # 20 filters: a partial pass of 8
     ((2, 1, 6, 16), (3, 1, 4, 4), (1, 1), (2, 1)),  # 16 taps, rows of one whole vector
-    # column stride 2, at most 16 taps: direct_taps2.h's kernel with AVX-512
+    # column stride 2, at most 16 taps: direct_oc.h's oc_taps2 with AVX-512
     ((2, 5, 9, 37), (20, 5, 1, 1), (2, 2), (0, 0)),  # rows of 19: a vector + 3; 20 filters
     ((2, 3, 7, 11), (9, 3, 2, 2), (3, 2), (1, 1)),  # 12 taps, padded, row stride 3
     ((1, 16, 5, 33), (8, 16, 1, 1), (1, 2), (0, 0)),  # rows of 17: the last reads column 32
 ]
-#: the shapes on direct_taps2.h's kernel (AVX-512)
+#: the shapes on direct_oc.h's oc_taps2 (AVX-512)
 TAPS2 = [s for s in SHAPES if s[2][1] == 2 and s[0][1] * s[1][2] * s[1][3] <= 16]
 
 
@@ -82,7 +82,7 @@ def test_bitwise_same_as_planes_kernel(x_shape, w_shape, stride, pad, isa, monke
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape,w_shape,stride,pad", TAPS2 + [SHAPES[1], SHAPES[5]])
 def test_taps2_changes_no_bit(x_shape, w_shape, stride, pad, dtype, monkeypatch):
-    """direct_taps2.h's kernel (column stride 2, few taps) gives the grid kernel's values bit
+    """direct_oc.h's oc_taps2 (column stride 2, few taps) gives the grid kernel's values bit
     for bit, with the epilogue, NaN and infinities included."""
     x, w, b = data(x_shape, w_shape, dtype, seed=3)
     x.flat[::7] = 0.0

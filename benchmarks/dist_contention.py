@@ -49,48 +49,17 @@ def worker(me, args, barrier, out):
 
     import bench_train
     import profile_step
-    from dagnet.ops import fused
-    from dagnet.runtime.executor import Executor
     from dagnet.train.optim import sgd_momentum
 
     graph, shape = bench_train.MODELS[args.model]()
     plan = dagnet.compile(graph, seed=0)
     now = collections.Counter()  # CPU seconds by key within the step; "wall " + key: wall
-    current = []
 
-    def add(key, t, c):
-        now[key] += time.thread_time() - c
-        now["wall " + key] += time.perf_counter() - t
+    def add(key, wall, cpu):
+        now[key] += cpu
+        now["wall " + key] += wall
 
-    class Timed(Executor):
-        def step_forward(self, step, ins, mode, out=None, workspace=None):
-            current.append(step.name + " fwd")
-            t, c = time.perf_counter(), time.thread_time()
-            try:
-                return super().step_forward(step, ins, mode, out, workspace)
-            finally:
-                add(current.pop(), t, c)
-
-        def step_backward(self, step, dout, cache):
-            current.append(step.name + " bwd")
-            t, c = time.perf_counter(), time.thread_time()
-            try:
-                return super().step_backward(step, dout, cache)
-            finally:
-                add(current.pop(), t, c)
-
-    for name in profile_step.KERNELS:  # the kernels inside the fused steps
-        fn = getattr(fused, name)
-
-        def inner(*a, _fn=fn, _name=name, **k):
-            t, c = time.perf_counter(), time.thread_time()
-            try:
-                return _fn(*a, **k)
-            finally:
-                if current:
-                    add(f"{current[-1]} | {_name}", t, c)
-        setattr(fused, name, inner)
-    plan.executor = Timed(plan)
+    profile_step.time_steps(plan, add, time.thread_time)
     rng = np.random.default_rng(me)
     X = rng.standard_normal((args.batch * 4,) + shape).astype(np.float32)
     Y = rng.integers(0, 10, args.batch * 4)
@@ -104,8 +73,9 @@ def worker(me, args, barrier, out):
         t1, c1 = time.perf_counter(), time.thread_time()
         for p, w in plan.params.items():
             w[...], configs[p] = sgd_momentum(w, grads[p], configs[p])
-        add("update (sgd_momentum)", t1, c1)
-        add("step", t, c)
+        t2, c2 = time.perf_counter(), time.thread_time()
+        add("update (sgd_momentum)", t2 - t1, c2 - c1)
+        add("step", t2 - t, c2 - c)
         # the cores' idle time over the step, in cores: near 1 when this worker ran alone on
         # an otherwise idle machine, near 0 when another process held the other core
         now["idle cores"] = (idle_seconds() - idle) / (time.perf_counter() - t)

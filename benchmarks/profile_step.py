@@ -60,41 +60,47 @@ class Clock:
         return {k: 1e3 * statistics.median(s.get(k, 0.0) for s in self.steps) for k in keys}
 
 
-def dagnet_table(graph, x, y, steps):
-    plan = dagnet.compile(graph, seed=0)
-    clock = Clock()
+def time_steps(plan, add, cpu=time.process_time) -> None:
+    """Time `plan`'s executor hooks and, inside the fused steps, the kernels they call (this
+    process's dagnet.ops.fused patched): add(key, wall s, cpu s) per call, key "<step> fwd"
+    or "<step> bwd", a kernel's "<step> fwd | <kernel>"; cpu: the CPU clock to read."""
     current = []  # the step the kernels run in
 
     class Timed(Executor):
         def step_forward(self, step, ins, mode, out=None, workspace=None):
             current.append(step.name + " fwd")
-            t, c = time.perf_counter(), time.process_time()
+            t, c = time.perf_counter(), cpu()
             try:
                 return super().step_forward(step, ins, mode, out, workspace)
             finally:
-                clock.add(current.pop(), time.perf_counter() - t, time.process_time() - c)
+                add(current.pop(), time.perf_counter() - t, cpu() - c)
 
         def step_backward(self, step, dout, cache):
             current.append(step.name + " bwd")
-            t, c = time.perf_counter(), time.process_time()
+            t, c = time.perf_counter(), cpu()
             try:
                 return super().step_backward(step, dout, cache)
             finally:
-                clock.add(current.pop(), time.perf_counter() - t, time.process_time() - c)
+                add(current.pop(), time.perf_counter() - t, cpu() - c)
 
     for name in KERNELS:  # the kernels the fused steps call, by the step they run in
         fn = getattr(fused, name)
 
         def inner(*a, _fn=fn, _name=name, **k):
-            t, c = time.perf_counter(), time.process_time()
+            t, c = time.perf_counter(), cpu()
             try:
                 return _fn(*a, **k)
             finally:
                 if current:
-                    clock.add(f"{current[-1]} | {_name}", time.perf_counter() - t,
-                              time.process_time() - c)
+                    add(f"{current[-1]} | {_name}", time.perf_counter() - t, cpu() - c)
         setattr(fused, name, inner)
     plan.executor = Timed(plan)
+
+
+def dagnet_table(graph, x, y, steps):
+    plan = dagnet.compile(graph, seed=0)
+    clock = Clock()
+    time_steps(plan, clock.add)
     configs = {p: {"learning_rate": 1e-3} for p in plan.params}
     totals = []
     feeds = plan.feeds_for(x, y)

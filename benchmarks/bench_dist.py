@@ -282,14 +282,11 @@ def ab(model: str, batch: int, steps: int, rounds: int) -> dict:
 
 
 def run_delay() -> float:
-    """Seconds this thread has waited, runnable, for a core (the scheduler's run delay,
-    /proc/thread-self/schedstat's second field): the time other jobs took from it; 0.0 where
-    the kernel does not say."""
-    try:
-        with open("/proc/thread-self/schedstat") as f:
-            return int(f.read().split()[1]) * 1e-9
-    except (OSError, IndexError, ValueError):
-        return 0.0
+    """Seconds this thread has waited, runnable, for a core (futex.run_delay: the time other
+    jobs took from it); 0.0 where the kernel does not say."""
+    from dagnet.dist import futex
+
+    return futex.run_delay() or 0.0
 
 
 def core() -> int:
